@@ -1,2 +1,41 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""`llm-gateway` console script: one entry, one module per subcommand.
+
+Each subcommand lives in its own module so that importing the CLI stays cheap and so that the
+people working on fakes, the local server or the planner never edit the same file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("sandbox.local_server", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
+    "invoke": ("sandbox.invoke", "run a Lambda handler on an API Gateway event file, like `sam local invoke`"),
+    "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
+    "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
+    "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: llm-gateway <command> [options]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
