@@ -1,0 +1,114 @@
+"""Errors the gateway returns to callers, always in OpenAI's error shape.
+
+Clients built on the OpenAI SDK map `status` + `error.type` to their exception classes, so every
+failure (ours or a provider's) is rendered through `GatewayError.body()` and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class GatewayError(Exception):
+    """An error with an HTTP status that is safe to show the caller as it is."""
+
+    status: int = 500
+    error_type: str = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        if status is not None:
+            self.status = status
+        if error_type is not None:
+            self.error_type = error_type
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+        }
+        error.update(self.extra)
+        return {"error": error}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str = "Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.") -> None:
+        super().__init__(message, code="invalid_api_key")
+
+
+class NotFound(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+
+
+class ModelNotFound(GatewayError):
+    """Raised for a `model` nobody configured serves; OpenAI answers 404 `model_not_found` too."""
+
+    status = 404
+    error_type = "invalid_request_error"
+
+    def __init__(self, model: str, hint: str = "") -> None:
+        message = f"The model '{model}' does not exist or no configured provider serves it."
+        super().__init__(message + (f" {hint}" if hint else ""), param="model", code="model_not_found")
+
+
+class AllProvidersFailed(GatewayError):
+    """Every attempt failed; the body lists them without secrets or raw provider bodies."""
+
+    error_type = "server_error"
+
+
+def _loc_to_param(loc: tuple[Any, ...]) -> str:
+    """`('messages', 0, 'user', 'content')` → `messages[0].content` (union tags dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"system", "developer", "user", "assistant", "tool", "str", "list"} or "[" in str(part):
+            continue  # discriminator tags and union branch names carry no meaning for the caller
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def from_validation_error(exc: ValidationError) -> InvalidRequest:
+    """Turn pydantic's report into one OpenAI-style 400 that names the first offending field."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    param = _loc_to_param(tuple(first.get("loc", ())))
+    message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InvalidRequest(message, param=param, code="invalid_value")

@@ -1,0 +1,169 @@
+"""The seam between the gateway and every provider: normalized types and the adapter protocol.
+
+Adapters are pure translators (data in, data out) so they can be tested against recorded
+payloads without sockets; `engine.py` is the only code that does HTTP. Everything a provider can
+do wrong becomes a `ProviderError` here, so retry and routing never see httpx or a raw body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+
+# Transport-level failures carry one of these in `ProviderError.transport`.
+TRANSPORT_TIMEOUT = "timeout"
+TRANSPORT_CONNECTION = "connection"
+TRANSPORT_MALFORMED = "malformed"
+TRANSPORT_STREAM_CUT = "stream_cut"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a provider told us about its limits, in seconds and counts (None = not said).
+
+    `requests_window_s` exists because providers disagree on what the request headers count:
+    OpenAI's are per minute, Groq's are per day.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+    requests_window_s: int = 60
+    tokens_window_s: int = 60
+
+    @property
+    def is_empty(self) -> bool:
+        return all(
+            value is None
+            for value in (
+                self.limit_requests,
+                self.remaining_requests,
+                self.reset_requests_s,
+                self.limit_tokens,
+                self.remaining_tokens,
+                self.reset_tokens_s,
+                self.retry_after_s,
+            )
+        )
+
+    def cooldown_s(self) -> float | None:
+        """How long to leave this model alone after a 429: the longest hint given."""
+        hints = [self.retry_after_s]
+        if self.remaining_requests == 0:
+            hints.append(self.reset_requests_s)
+        if self.remaining_tokens == 0:
+            hints.append(self.reset_tokens_s)
+        known = [hint for hint in hints if hint is not None and hint > 0]
+        return max(known) if known else None
+
+
+class ProviderError(Exception):
+    """Any failure of a provider call, normalized.
+
+    `code` is the provider's own error code (e.g. `rate_limit_exceeded`, `RESOURCE_EXHAUSTED`,
+    `context_length_exceeded`); `transport` is set instead of `status` for failures below HTTP.
+    The message is ours and never holds a key or a raw provider body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        transport: str | None = None,
+        rate_limit: RateLimitInfo | None = None,
+        provider_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.code = code
+        self.transport = transport
+        self.rate_limit = rate_limit
+        self.provider_message = provider_message
+
+    @property
+    def retry_after_s(self) -> float | None:
+        return self.rate_limit.cooldown_s() if self.rate_limit else None
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(provider={self.provider!r}, model={self.model!r}, status={self.status}, "
+            f"code={self.code!r}, transport={self.transport!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequestSpec:
+    """One HTTP call, fully described, so the engine needs no provider knowledge."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    json: Any = None
+    params: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    data: str
+    event: str | None = None
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Per-stream scratch space for adapters whose chunks depend on earlier ones."""
+
+    model: str
+    response_id: str
+    created: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One configured provider instance: a kind (adapter), its endpoint, key and models."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key: str = field(repr=False)
+    models: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChatAdapter(Protocol):
+    """A provider's wire mapping. Pure: no I/O, no clock, no globals."""
+
+    config: ProviderConfig
+
+    @property
+    def name(self) -> str: ...
+
+    def build_request(self, request: ChatCompletionRequest, model: str, *, stream: bool) -> HttpRequestSpec: ...
+
+    def parse_response(self, body: Any, model: str) -> ChatCompletion: ...
+
+    def parse_stream_event(self, event: SSEEvent, state: StreamState) -> list[ChatCompletionChunk]: ...
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes, model: str | None) -> ProviderError: ...
+
+    def parse_rate_limits(self, headers: Mapping[str, str]) -> RateLimitInfo | None: ...
+
+    def models_request(self) -> HttpRequestSpec: ...
+
+    def parse_models(self, body: Any) -> list[str]: ...

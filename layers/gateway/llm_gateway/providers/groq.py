@@ -1,0 +1,32 @@
+"""Groq: OpenAI's dialect under `/openai/v1`, usage in `x_groq`, request headers counted per day.
+
+Base URL is the root (`https://api.groq.com`), as the official `groq` SDK takes it.
+"""
+
+from __future__ import annotations
+
+from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+from llm_gateway.providers.openai import Dialect, OpenAIAdapter
+from llm_gateway.providers.registry import ProviderSpec
+
+GROQ_DIALECT = Dialect(
+    chat_path="/openai/v1/chat/completions",
+    models_path="/openai/v1/models",
+    max_tokens_field="max_completion_tokens",
+    drop_params=frozenset({"stream_options"}),
+    stream_usage="x_groq",
+    requests_window_s=86_400,
+)
+
+
+def make_adapter(config: ProviderConfig) -> ChatAdapter:
+    return OpenAIAdapter(config, GROQ_DIALECT)
+
+
+SPEC = ProviderSpec(
+    kind="groq",
+    default_base_url="https://api.groq.com",
+    key_env="GROQ_API_KEY",
+    make_adapter=make_adapter,
+    default_models=("llama-3.1-8b-instant", "llama-3.3-70b-versatile", "openai/gpt-oss-120b", "qwen/qwen3-32b"),
+)

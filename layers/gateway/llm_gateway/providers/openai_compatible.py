@@ -1,0 +1,35 @@
+"""Any endpoint that speaks OpenAI's format: Together, DeepSeek, OpenRouter, vLLM, Ollama, ...
+
+Configured instances are declared by operators (name, base_url, key, models); see `factory.py`.
+Options in `ProviderConfig.options` adjust the dialect without code: `max_tokens_field`,
+`drop_params`, `stream_usage`, `chat_path`, `models_path`.
+"""
+
+from __future__ import annotations
+
+from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+from llm_gateway.providers.openai import Dialect, OpenAIAdapter
+from llm_gateway.providers.registry import ProviderSpec
+
+
+def dialect_from_options(options: dict[str, object] | None) -> Dialect:
+    opts = dict(options or {})
+    return Dialect(
+        chat_path=str(opts.get("chat_path", "/chat/completions")),
+        models_path=str(opts.get("models_path", "/models")),
+        max_tokens_field=str(opts.get("max_tokens_field", "max_tokens")),
+        drop_params=frozenset(str(p) for p in opts.get("drop_params", []) or []),  # type: ignore[union-attr]
+        stream_usage=str(opts.get("stream_usage", "stream_options")),
+    )
+
+
+def make_adapter(config: ProviderConfig) -> ChatAdapter:
+    return OpenAIAdapter(config, dialect_from_options(dict(config.options)))
+
+
+SPEC = ProviderSpec(
+    kind="openai_compatible",
+    default_base_url="http://127.0.0.1:8000/v1",
+    key_env="OPENAI_COMPATIBLE_API_KEY",
+    make_adapter=make_adapter,
+)

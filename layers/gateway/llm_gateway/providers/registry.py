@@ -1,0 +1,58 @@
+"""Which provider kinds exist. Adding a provider = its module + one line in `PROVIDER_MODULES`.
+
+Each module exposes `SPEC: ProviderSpec`. Nothing else in the gateway branches on a provider's
+name: the factory, router and selector only ever see specs, configs and adapters.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+
+PROVIDER_MODULES: tuple[str, ...] = (
+    "llm_gateway.providers.groq",
+    "llm_gateway.providers.gemini",
+    "llm_gateway.providers.cohere",
+    "llm_gateway.providers.mistral",
+    "llm_gateway.providers.openai",
+    "llm_gateway.providers.openai_compatible",
+)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A provider kind: how to find its key and endpoint, and how to build its adapter.
+
+    `default_base_url` is in the form the provider's official SDK takes as its base URL, which
+    is also what `<KIND>_BASE_URL` and `llm-gateway fakes --json` use.
+    """
+
+    kind: str
+    default_base_url: str
+    key_env: str
+    make_adapter: Callable[[ProviderConfig], ChatAdapter]
+    default_models: tuple[str, ...] = ()
+
+    @property
+    def base_url_env(self) -> str:
+        return f"{self.kind.upper()}_BASE_URL"
+
+
+@cache
+def provider_specs() -> dict[str, ProviderSpec]:
+    """Kind → spec, for every registered module that imports (a missing one is a bug, so raise)."""
+    specs: dict[str, ProviderSpec] = {}
+    for module_name in PROVIDER_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # provider not written yet in this checkout
+            raise
+        spec: ProviderSpec = module.SPEC
+        specs[spec.kind] = spec
+    return specs
