@@ -74,9 +74,13 @@ class PayloadTooLarge(GatewayError):
 
 
 class ModelNotFound(GatewayError):
-    """Raised for a `model` nobody configured serves; OpenAI answers 404 `model_not_found` too."""
+    """Raised for a `model` nobody configured serves.
 
-    status = 404
+    A 400 (not OpenAI's 404) because the request itself is what is wrong here, and SDK users
+    expect `BadRequestError` for a request they must change before retrying.
+    """
+
+    status = 400
     error_type = "invalid_request_error"
 
     def __init__(self, model: str, hint: str = "") -> None:

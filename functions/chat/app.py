@@ -1,0 +1,107 @@
+"""Chat Lambda: HTTP in and out, nothing else. All logic lives in the `llm_gateway` layer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from llm_gateway.api.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    from_validation_error,
+)
+from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.config import load_settings
+from llm_gateway.gateway import ChatOutcome, build_gateway
+from pydantic import ValidationError
+
+gateway = build_gateway(load_settings())
+logger = gateway.logger
+app = APIGatewayRestResolver()
+
+
+def _request_id() -> str:
+    return str(app.current_event.request_context.request_id or "")
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
+        headers={"x-request-id": _request_id(), **(headers or {})},
+    )
+
+
+def _parse_body() -> dict[str, Any]:
+    raw = app.current_event.decoded_body or ""
+    if len(raw.encode()) > gateway.settings.max_body_bytes:
+        raise PayloadTooLarge(f"Request body exceeds {gateway.settings.max_body_bytes} bytes.", code="body_too_large")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _outcome(outcome: ChatOutcome) -> Response:
+    if outcome.sse_body is not None:
+        return Response(
+            status_code=outcome.status, content_type="text/event-stream", body=outcome.sse_body,
+            headers={"cache-control": "no-cache", **outcome.headers},
+        )
+    return _json(outcome.status, outcome.json_body or {}, outcome.headers)
+
+
+@app.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    caller = gateway.authenticate(app.current_event.headers.get("authorization"))
+    request = ChatCompletionRequest.model_validate(_parse_body())
+    return _outcome(gateway.chat(request, caller, _request_id()))
+
+
+@app.get("/v1/models")
+def list_models() -> Response:
+    gateway.authenticate(app.current_event.headers.get("authorization"))
+    return _json(200, gateway.list_models().model_dump())
+
+
+@app.get("/v1/status")
+def status() -> Response:
+    gateway.authenticate(app.current_event.headers.get("authorization"))
+    return _json(200, gateway.status())
+
+
+@app.exception_handler(GatewayError)
+def handle_gateway_error(exc: GatewayError) -> Response:
+    return _json(exc.status, exc.body(), exc.headers)
+
+
+@app.exception_handler(ValidationError)
+def handle_validation_error(exc: ValidationError) -> Response:
+    error = from_validation_error(exc)
+    return _json(error.status, error.body())
+
+
+@app.not_found
+def handle_not_found(exc: Exception) -> Response:
+    path = app.current_event.path
+    error = NotFound(f"Unknown route: {app.current_event.http_method} {path}", code="unknown_url")
+    return _json(error.status, error.body())
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
+    return _json(error.status, error.body())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

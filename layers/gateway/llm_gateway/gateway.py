@@ -1,0 +1,170 @@
+"""The façade the Lambda handlers call: authenticate, route, shape the answer and its headers.
+
+`build_gateway` is the composition root run once per container at cold start; everything it
+builds (settings, pooled HTTP client, adapters, router, logger, metrics) is passed in, so tests
+can assemble a Gateway from in-memory parts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_gateway.api.errors import GatewayError, Unauthorized
+from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from llm_gateway.config import Settings
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.logging import build_logger, redact
+from llm_gateway.observability.metrics import EmfMetrics, Metrics
+from llm_gateway.providers.base import ChatAdapter, ProviderError
+from llm_gateway.providers.engine import ProviderEngine, build_http_client
+from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.sse import encode_sse
+from llm_gateway.routing.router import AUTO_ALIASES, RoutedCompletion, RoutedStream, Router
+
+
+@dataclass
+class ChatOutcome:
+    """What the handler sends back: a JSON body or a whole SSE body, plus gateway headers."""
+
+    status: int
+    headers: dict[str, str]
+    json_body: dict[str, Any] | None = None
+    sse_body: str | None = None
+
+
+@dataclass
+class Caller:
+    key_id: str
+    user: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Mapping[str, ChatAdapter],
+        router: Router,
+        metrics: Metrics,
+        logger: Any,
+        status_provider: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.adapters = dict(adapters)
+        self.router = router
+        self.metrics = metrics
+        self.logger = logger
+        self.status_provider = status_provider
+
+    # --- auth -------------------------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Caller:
+        """Constant-time comparison against every configured client key; no key configured = no access."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized()
+        for index, key in enumerate(sorted(self.settings.api_keys)):
+            if hmac.compare_digest(token.encode(), key.encode()):
+                return Caller(key_id=f"key{index}")
+        raise Unauthorized("Invalid API key.")
+
+    # --- routes -----------------------------------------------------------------------------------
+    def list_models(self) -> ModelList:
+        cards = [ModelCard(id=alias, owned_by="llm-gateway") for alias in AUTO_ALIASES]
+        for name, adapter in self.adapters.items():
+            cards += [ModelCard(id=f"{name}/{model}", owned_by=name) for model in adapter.config.models]
+        return ModelList(data=cards)
+
+    def status(self) -> dict[str, Any]:
+        if self.status_provider is not None:
+            return self.status_provider()
+        return {"providers": {name: {"models": list(a.config.models)} for name, a in self.adapters.items()}}
+
+    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
+        deadline = time.monotonic() + self.settings.deadline_s
+        self.metrics.count(m.REQUESTS)
+        try:
+            if request.stream:
+                return self._chat_stream(request, deadline, request_id)
+            routed = self.router.complete(request, deadline)
+        except GatewayError as exc:
+            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
+            raise
+        body = routed.completion.model_dump(exclude_none=True)
+        body.setdefault("usage", {})
+        body["usage"]["cost_usd"] = routed.cost_usd
+        self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+        return ChatOutcome(200, self._headers(routed, request_id), json_body=body)
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def _chat_stream(self, request: ChatCompletionRequest, deadline: float, request_id: str) -> ChatOutcome:
+        routed = self.router.stream(request, deadline)
+        body = "".join(self._sse_events(routed, request))
+        self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+        return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
+
+    def _sse_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Iterator[str]:
+        """Render chunks; a failure after the first chunk ends the stream with an error event."""
+        want_usage = request.wants_usage_in_stream
+        try:
+            for chunk in routed.chunks:
+                yield from _render_chunk(chunk, want_usage, routed)
+        except ProviderError as exc:
+            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
+            error = GatewayError(
+                "The provider failed mid-stream; the answer above is incomplete.",
+                code="stream_interrupted", status=502,
+            )
+            yield encode_sse(json.dumps(error.body()))
+        yield encode_sse("[DONE]")
+
+    def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str) -> dict[str, str]:
+        return {
+            "x-gateway-provider": routed.provider,
+            "x-gateway-model": routed.model,
+            "x-gateway-attempts": str(len(routed.attempts)),
+            "x-gateway-cost-usd": f"{routed.cost_usd:.8f}",
+            "x-request-id": request_id,
+        }
+
+    def _account(self, provider: str, model: str, free: bool, cost: float) -> None:
+        self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
+        if cost:
+            self.metrics.count(m.COST_USD, cost, provider=provider)
+
+    def safe(self, text: str) -> str:
+        return redact(text, self.settings.secrets)
+
+
+def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
+    if chunk.usage is not None and not want_usage:
+        if not chunk.choices:
+            return
+        chunk = chunk.model_copy(update={"usage": None})
+    if chunk.usage is not None and not chunk.choices:
+        payload = chunk.model_dump(exclude_none=True)
+        payload["usage"]["cost_usd"] = routed.cost_usd
+        yield encode_sse(json.dumps(payload))
+        return
+    yield encode_sse(chunk.model_dump_json(exclude_none=True))
+
+
+def build_adapters(settings: Settings) -> dict[str, ChatAdapter]:
+    specs = provider_specs()
+    return {p.name: specs[p.kind].make_adapter(p) for p in settings.providers if p.kind in specs}
+
+
+def build_gateway(settings: Settings, metrics: Metrics | None = None) -> Gateway:
+    """Cold-start composition: one HTTP pool, one adapter per configured provider, one router."""
+    adapters = build_adapters(settings)
+    engine = ProviderEngine(build_http_client())
+    router = Router(adapters, engine, max_attempts=settings.max_attempts, attempt_timeout_s=settings.attempt_timeout_s)
+    logger = build_logger(settings.secrets)
+    return Gateway(settings, adapters, router, metrics or EmfMetrics(), logger)

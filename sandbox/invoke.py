@@ -1,0 +1,29 @@
+"""`llm-gateway invoke FUNCTION EVENT.json`: run a handler on an event file, like `sam local invoke`,
+without Docker. Prints the handler's response (the Lambda proxy result) as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sandbox.apigw import LocalContext, load_handler_module
+from sandbox.local_env import prepare_local_env
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="llm-gateway invoke")
+    parser.add_argument("function", help="folder under functions/, e.g. chat")
+    parser.add_argument("event", type=Path, help="API Gateway event JSON file, e.g. events/chat.json")
+    parser.add_argument("--state", choices=["dynamodb", "memory"], default="memory")
+    args = parser.parse_args(argv)
+    event = json.loads(args.event.read_text())
+    local = prepare_local_env(state=args.state)
+    try:
+        module = load_handler_module(args.function)
+        result = module.lambda_handler(event, LocalContext(function_name=args.function))
+    finally:
+        local.stop()
+    print(json.dumps(result, indent=2))
+    status = result.get("statusCode", 200) if isinstance(result, dict) else 200
+    return 0 if int(status) < 500 else 1
