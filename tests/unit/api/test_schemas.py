@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+from llm_gateway.api.errors import ModelNotFound, from_validation_error
+from llm_gateway.api.schemas import MAX_MESSAGES, ChatCompletionRequest, ResponseFormatJsonSchema
+from pydantic import ValidationError
+
+
+def _req(**kw):
+    return ChatCompletionRequest.model_validate({"model": "auto", "messages": [{"role": "user", "content": "hi"}], **kw})
+
+
+def _param_of(payload) -> str:
+    with pytest.raises(ValidationError) as info:
+        ChatCompletionRequest.model_validate(payload)
+    return from_validation_error(info.value).param
+
+
+def test_all_roles_and_content_parts_parse():
+    req = ChatCompletionRequest.model_validate({
+        "model": "auto",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "developer", "content": [{"type": "text", "text": "dev"}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+            ]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        "temperature": 0.2, "top_p": 0.9, "max_completion_tokens": 50, "stop": ["\n"], "seed": 1, "user": "u",
+        "stream": True, "stream_options": {"include_usage": True},
+    })
+    assert len(req.messages) == 5
+    assert req.output_limit == 50
+    assert req.wants_usage_in_stream
+    assert isinstance(req.response_format, ResponseFormatJsonSchema)
+    assert req.response_format.json_schema.schema_ == {"type": "object"}
+
+
+def test_max_tokens_alias_and_stop_string():
+    req = _req(max_tokens=7, stop="END")
+    assert req.output_limit == 7
+    assert req.stop_list == ["END"]
+
+
+def test_unknown_fields_are_ignored_not_refused():
+    assert _req(logit_bias={"1": 2}, metadata={"a": "b"}).model == "auto"
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"model": "auto", "messages": []}, "messages"),
+        ({"model": "auto"}, "messages"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+        ({"model": "auto", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"model": "auto", "messages": [{"role": "robot", "content": "x"}]}, "messages[0]"),
+        ({"model": "auto", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        ({"model": "auto", "messages": [{"role": "assistant"}]}, "messages[0]"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, "temperature"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "body"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}],
+          "response_format": {"type": "yaml"}}, "response_format"),
+    ],
+)
+def test_validation_errors_name_the_field(payload, param):
+    assert _param_of(payload) == param
+
+
+def test_message_count_limit():
+    messages = [{"role": "user", "content": "x"}] * (MAX_MESSAGES + 1)
+    assert _param_of({"model": "auto", "messages": messages}) == "messages"
+
+
+def test_error_body_shape():
+    body = ModelNotFound("nope").body()
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["code"] == "model_not_found"
+    assert ModelNotFound("nope").status == 400
