@@ -1,0 +1,380 @@
+"""template.yaml holds the properties the design depends on (canary, layer, state table, alarms).
+
+Pure file checks plus an offline SAM translation (aws-sam-translator comes with cfn-lint); no AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+cfn_yaml = pytest.importorskip("cfnlint.decode.cfn_yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+EVENTS_DIR = ROOT / "events"
+
+REQUIRED_ENV = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "LLM_GATEWAY_STATE_TABLE",
+    "LLM_GATEWAY_PROVIDER_SECRET",
+    "LLM_GATEWAY_DEADLINE_S",
+    "LLM_GATEWAY_MAX_ATTEMPTS",
+}
+EXPECTED_ROUTES = {
+    ("/v1/chat/completions", "post"),
+    ("/v1/models", "get"),
+    ("/v1/status", "get"),
+    ("/{proxy+}", "any"),
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn_yaml.loads(TEMPLATE_PATH.read_text(encoding="utf-8"), str(TEMPLATE_PATH))
+
+
+def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
+
+
+def function_props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A function's properties as SAM sees them: Globals.Function merged under its own."""
+    merged = dict(template.get("Globals", {}).get("Function", {}))
+    merged.update(template["Resources"][name]["Properties"])
+    return merged
+
+
+def ref_name(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def test_transform_and_parameters(template):
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    params = template["Parameters"]
+    assert params["Stage"]["Default"] == "prod"
+    assert int(params["DeadlineSeconds"]["Default"]) == 25
+    assert int(params["MaxAttempts"]["Default"]) == 3
+    assert params["DeploymentType"]["Default"] == "Canary10Percent5Minutes"
+    for name in ("ProviderSecretName", "LogLevel", "AlarmEmail"):
+        assert name in params
+
+
+def test_globals(template):
+    fn = template["Globals"]["Function"]
+    assert fn["Runtime"] == "python3.13"
+    assert fn["Architectures"] == ["x86_64"]
+    assert fn["MemorySize"] == 512
+    assert fn["Timeout"] == 29
+    assert fn["Tracing"] == "Active"
+    env = fn["Environment"]["Variables"]
+    assert set(env) >= REQUIRED_ENV
+    assert env["POWERTOOLS_SERVICE_NAME"] == "llm-gateway"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LlmGateway"
+    assert ref_name(env["LLM_GATEWAY_STATE_TABLE"]) == "StateTable"
+
+
+def test_layer_is_makefile_built_and_publishes_function_versions(template):
+    layer = template["Resources"]["GatewayLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    props = layer["Properties"]
+    assert props["ContentUri"].rstrip("/") == "layers/gateway"
+    assert props["CompatibleRuntimes"] == ["python3.13"]
+    assert props["PublishLambdaVersion"] is True
+
+
+@pytest.mark.parametrize("name", ["ChatFunction", "HealthFunction"])
+def test_functions_publish_live_alias_on_any_change(template, name):
+    props = function_props(template, name)
+    assert template["Resources"][name]["Metadata"]["BuildMethod"] == "makefile"
+    assert props["Handler"] == "app.lambda_handler"
+    assert props["AutoPublishAlias"] == "live"
+    assert props["AutoPublishAliasAllProperties"] is True
+    assert {"Ref": "GatewayLayer"} in props["Layers"]
+
+
+def test_chat_function_canary_with_existing_rollback_alarms(template):
+    props = function_props(template, "ChatFunction")
+    pref = props["DeploymentPreference"]
+    assert ref_name(pref["Type"]) == "DeploymentType"
+    alarm_names = [ref_name(a) for a in pref["Alarms"]]
+    assert len(alarm_names) >= 3
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    for name in alarm_names:
+        assert name in alarms, f"DeploymentPreference alarm {name} is not defined"
+        assert alarms[name]["Properties"]["TreatMissingData"] == "notBreaching"
+
+
+def test_every_api_function_has_a_deployment_preference(template):
+    for name, res in resources(template, "AWS::Serverless::Function").items():
+        events = res["Properties"].get("Events", {})
+        if any(e["Type"] == "Api" for e in events.values()):
+            assert function_props(template, name).get("DeploymentPreference", {}).get("Alarms"), name
+
+
+def test_chat_routes(template):
+    events = template["Resources"]["ChatFunction"]["Properties"]["Events"]
+    routes = set()
+    for event in events.values():
+        assert event["Type"] == "Api"
+        assert ref_name(event["Properties"]["RestApiId"]) == "GatewayApi"
+        routes.add((event["Properties"]["Path"], event["Properties"]["Method"].lower()))
+    assert routes >= EXPECTED_ROUTES
+
+
+def test_health_function_runs_every_five_minutes(template):
+    events = template["Resources"]["HealthFunction"]["Properties"]["Events"]
+    schedules = [e["Properties"]["Schedule"] for e in events.values() if e["Type"] == "Schedule"]
+    assert schedules == ["rate(5 minutes)"]
+
+
+def test_api_accepts_multipart_uploads(template):
+    api = template["Resources"]["GatewayApi"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    props = api["Properties"]
+    assert "multipart~1form-data" in props["BinaryMediaTypes"]
+    settings = props["MethodSettings"][0]
+    assert settings["MetricsEnabled"] is True
+    assert "ThrottlingRateLimit" in settings and "ThrottlingBurstLimit" in settings
+
+
+def test_state_table(template):
+    table = template["Resources"]["StateTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_functions_can_read_state_and_secret(template):
+    for name in ("ChatFunction", "HealthFunction"):
+        policies = template["Resources"][name]["Properties"]["Policies"]
+        kinds = {next(iter(p)) for p in policies if isinstance(p, dict)}
+        assert {"DynamoDBCrudPolicy", "AWSSecretsManagerGetSecretValuePolicy"} <= kinds, name
+
+
+def test_provider_secret_is_optional(template):
+    secret = template["Resources"]["ProviderSecret"]
+    assert secret["Condition"] == "CreateProviderSecret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    placeholder = json.loads(generated["SecretStringTemplate"])
+    assert all(value == "" for value in placeholder.values())
+    assert "GROQ_API_KEY" in placeholder
+
+
+def test_metric_math_alarms_return_exactly_one_series(template):
+    for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        metrics = alarm["Properties"].get("Metrics")
+        if metrics:
+            assert sum(1 for m in metrics if m.get("ReturnData") is True) == 1, name
+            ids = {m["Id"] for m in metrics}
+            for m in metrics:
+                for token in re.findall(r"\b[a-z][A-Za-z0-9_]*\b", m.get("Expression", "")):
+                    if token not in {"IF", "FILL"} and not token.isupper():
+                        assert token in ids, f"{name}: expression uses unknown id {token}"
+
+
+def test_error_rate_alarm_reads_gateway_metrics(template):
+    props = template["Resources"]["ChatErrorRateAlarm"]["Properties"]
+    names = {
+        m["MetricStat"]["Metric"]["MetricName"]
+        for m in props["Metrics"]
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["Namespace"] == "LlmGateway"
+    }
+    assert names == {"UserVisibleErrors", "Requests"}
+
+
+def test_latency_alarm_watches_live_alias_p95(template):
+    props = template["Resources"]["ChatLatencyP95Alarm"]["Properties"]
+    assert props["Namespace"] == "AWS/Lambda" and props["MetricName"] == "Duration"
+    assert props["ExtendedStatistic"] == "p95"
+    resource_dim = next(d for d in props["Dimensions"] if d["Name"] == "Resource")
+    assert resource_dim["Value"] == {"Fn::Sub": "${ChatFunction}:live"}
+
+
+def _substitute_placeholders(body: str) -> str:
+    return re.sub(r"\$\{[^}]+\}", "dummy", body)
+
+
+def test_dashboard_body_is_json_with_expected_widgets(template):
+    dashboard = template["Resources"]["GatewayDashboard"]
+    sub = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(_substitute_placeholders(sub if isinstance(sub, str) else sub[0]))
+    titles = " | ".join(w["properties"].get("title", "") for w in body["widgets"]).lower()
+    for words in (
+        "requests per provider",
+        "free vs paid",
+        "per request",
+        "by provider",
+        "near miss",
+        "failovers",
+        "selection",
+        "state latency",
+    ):
+        assert words in titles, words
+    metric_names = json.dumps(body)
+    for name in (
+        "FreeTierRequests",
+        "PaidRequests",
+        "CostUSD",
+        "ProviderErrors",
+        "RateLimitNearMiss",
+        "Failovers",
+        "SelectionLatencyMs",
+        "StateLatencyMs",
+        "UserVisibleErrors",
+    ):
+        assert name in metric_names, name
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${GatewayApi}.execute-api.${AWS::Region}.amazonaws.com/${Stage}/v1"
+    }
+    for name in ("StateTableName", "ProviderSecretArn", "DashboardName"):
+        assert name in outputs
+
+
+def test_every_makefile_build_has_its_target(template):
+    for name, res in template["Resources"].items():
+        if res.get("Metadata", {}).get("BuildMethod") != "makefile":
+            continue
+        props = res["Properties"]
+        code_dir = ROOT / (props.get("CodeUri") or props["ContentUri"])
+        makefile = (code_dir / "Makefile").read_text(encoding="utf-8")
+        assert re.search(rf"^build-{name}:", makefile, re.M), f"{code_dir}/Makefile lacks build-{name}"
+
+
+# ------------------------------------------------------------------ events
+
+REST_EVENT_KEYS = {
+    "resource",
+    "path",
+    "httpMethod",
+    "headers",
+    "multiValueHeaders",
+    "queryStringParameters",
+    "pathParameters",
+    "requestContext",
+    "body",
+    "isBase64Encoded",
+}
+API_EVENTS = [
+    "chat.json",
+    "chat_stream.json",
+    "chat_tools.json",
+    "chat_bad.json",
+    "models.json",
+    "status.json",
+]
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+def test_all_event_files_are_json():
+    files = sorted(EVENTS_DIR.glob("*.json"))
+    assert {f.name for f in files} >= set(API_EVENTS) | {"health_schedule.json"}
+    for f in files:
+        assert isinstance(json.loads(f.read_text(encoding="utf-8")), dict), f.name
+
+
+@pytest.mark.parametrize("name", [*API_EVENTS, "not_found.json"])
+def test_rest_proxy_events_are_well_formed(name):
+    event = load_event(name)
+    assert set(event) >= REST_EVENT_KEYS
+    assert event["isBase64Encoded"] is False
+    ctx = event["requestContext"]
+    assert ctx["requestId"] and ctx["stage"] and ctx["identity"]["sourceIp"]
+    assert ctx["httpMethod"] == event["httpMethod"]
+    assert ctx["resourcePath"] == event["resource"]
+    assert ctx["path"] == f"/{ctx['stage']}{event['path']}"
+    assert event["headers"]["Authorization"] == "Bearer local-dev-key"
+    assert {k: [v] for k, v in event["headers"].items()} == event["multiValueHeaders"]
+    if event["httpMethod"] == "POST":
+        assert isinstance(json.loads(event["body"]), dict)
+    else:
+        assert event["body"] is None
+
+
+def test_event_bodies_exercise_their_cases():
+    routes_in_template = {path for path, _ in EXPECTED_ROUTES}
+    for name in API_EVENTS:
+        assert load_event(name)["resource"] in routes_in_template, name
+    chat = json.loads(load_event("chat.json")["body"])
+    assert chat["model"] == "auto" and len(chat["messages"]) == 2 and not chat.get("stream")
+    assert json.loads(load_event("chat_stream.json")["body"])["stream"] is True
+    tools = json.loads(load_event("chat_tools.json")["body"])
+    assert tools["tools"] and tools["tool_choice"] == "required"
+    assert json.loads(load_event("chat_bad.json")["body"])["messages"] == []
+    assert load_event("models.json")["path"] == "/v1/models"
+    assert load_event("status.json")["path"] == "/v1/status"
+
+
+def test_schedule_event_is_eventbridge_shaped():
+    event = load_event("health_schedule.json")
+    assert event["source"] == "aws.events"
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["resources"] and "time" in event
+
+
+# ------------------------------------------------------------------ SAM translation (offline)
+
+
+def translate(template: dict[str, Any], layer_uri: str = "s3://bucket/layer-v1.zip") -> dict[str, Any]:
+    translator_mod = pytest.importorskip("samtranslator.translator.translator")
+    parser_mod = pytest.importorskip("samtranslator.parser.parser")
+    doc = copy.deepcopy(template)
+    for res in doc["Resources"].values():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Serverless::Function":
+            props["CodeUri"] = f"s3://bucket/{props['CodeUri'].strip('/').replace('/', '-')}.zip"
+        elif res["Type"] == "AWS::Serverless::LayerVersion":
+            props["ContentUri"] = layer_uri
+    translator = translator_mod.Translator(managed_policy_map={}, sam_parser=parser_mod.Parser())
+    return translator.translate(sam_template=doc, parameter_values={}, passthrough_metadata=True)
+
+
+def version_ids(cfn: dict[str, Any], prefix: str) -> set[str]:
+    return {
+        k for k, v in cfn["Resources"].items() if v["Type"] == "AWS::Lambda::Version" and k.startswith(prefix)
+    }
+
+
+def test_translation_wires_canary_to_alias(template, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cfn = translate(template)
+    res = cfn["Resources"]
+    assert res["ChatFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
+    assert res["HealthFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
+    group = res["ChatFunctionDeploymentGroup"]["Properties"]
+    alarm_refs = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
+    assert set(alarm_refs) == {"ChatErrorRateAlarm", "ChatLatencyP95Alarm", "ChatAliasErrorsAlarm"}
+    permissions = [v["Properties"] for v in res.values() if v["Type"] == "AWS::Lambda::Permission"]
+    chat_perms = [p for p in permissions if "Chat" in json.dumps(p["FunctionName"])]
+    assert chat_perms and all(p["FunctionName"] == {"Ref": "ChatFunctionAliaslive"} for p in chat_perms)
+
+
+def test_layer_only_change_publishes_new_function_versions(template, monkeypatch):
+    """The reason for PublishLambdaVersion + AutoPublishAliasAllProperties (aws.md section 1)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    v1 = translate(template, "s3://bucket/layer-v1.zip")
+    v2 = translate(template, "s3://bucket/layer-v2.zip")
+    for fn in ("ChatFunctionVersion", "HealthFunctionVersion"):
+        before, after = version_ids(v1, fn), version_ids(v2, fn)
+        assert len(before) == 1 and len(after) == 1
+        assert before != after, f"{fn}: a layer-only change would not run the canary"
