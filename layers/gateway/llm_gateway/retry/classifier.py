@@ -1,0 +1,224 @@
+"""One taxonomy for every provider failure, and what the router does about each.
+
+Adapters already turned every failure into a `ProviderError` (HTTP status, the provider's own
+`code`, or a `transport` kind). This module is the single place that decides, from those values
+alone, whether to retry the same model, move on to another model, or hand the error back to the
+caller, and whether the failure says something about the provider's health (counts against a
+circuit breaker) or only about this request (never counts). Pure: no clock, no I/O.
+
+Provider-specific spellings (OpenAI/Groq codes, Gemini `google.rpc` status strings, Mistral's
+numeric codes, Cohere's message-only bodies) are data in the tables below, not `if provider`
+branches: see reference/providers.md §3.5, §4.5, §5.5, §6.5, §7.5.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from llm_gateway.providers.base import (
+    TRANSPORT_CONNECTION,
+    TRANSPORT_MALFORMED,
+    TRANSPORT_STREAM_CUT,
+    TRANSPORT_TIMEOUT,
+    ProviderError,
+)
+
+
+class ErrorClass(str, Enum):
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_FILTER = "content_filter"
+    MODEL_NOT_FOUND = "model_not_found"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Action(str, Enum):
+    RETRY_SAME = "retry_same"
+    NEXT_MODEL = "next_model"
+    RETURN = "return"
+
+
+class Scope(str, Enum):
+    PROVIDER = "provider"
+    MODEL = "model"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    error_class: ErrorClass
+    action: Action
+    counts_for_circuit: bool
+    circuit_scope: Scope
+
+    @property
+    def affects_provider(self) -> bool:
+        """True when other models of the same provider are likely to fail the same way now."""
+        return self.error_class in _PROVIDER_WIDE
+
+
+# Per class: (action, counts against a breaker, breaker scope). Why each:
+# - rate limits and exhausted quotas are capacity, not health: cool the model down instead;
+# - 5xx, overload, timeouts and broken streams say the model is unhealthy right now;
+# - a dropped connection or a rejected key concerns the whole provider;
+# - the caller's own mistakes (bad request, content filter) would fail anywhere: return them;
+# - a context overflow or unknown model may succeed on another model: move on, no penalty
+#   for context (the request caused it), a penalty for a model the catalog wrongly lists.
+_POLICY: dict[ErrorClass, tuple[Action, bool, Scope]] = {
+    ErrorClass.RATE_LIMITED: (Action.NEXT_MODEL, False, Scope.MODEL),
+    ErrorClass.QUOTA_EXHAUSTED: (Action.NEXT_MODEL, False, Scope.MODEL),
+    ErrorClass.OVERLOADED: (Action.NEXT_MODEL, True, Scope.MODEL),
+    ErrorClass.SERVER_ERROR: (Action.NEXT_MODEL, True, Scope.MODEL),
+    ErrorClass.TIMEOUT: (Action.NEXT_MODEL, True, Scope.MODEL),
+    ErrorClass.CONNECTION: (Action.RETRY_SAME, True, Scope.PROVIDER),
+    ErrorClass.AUTH: (Action.NEXT_MODEL, True, Scope.PROVIDER),
+    ErrorClass.BAD_REQUEST: (Action.RETURN, False, Scope.MODEL),
+    ErrorClass.CONTEXT_LENGTH: (Action.NEXT_MODEL, False, Scope.MODEL),
+    ErrorClass.CONTENT_FILTER: (Action.RETURN, False, Scope.MODEL),
+    ErrorClass.MODEL_NOT_FOUND: (Action.NEXT_MODEL, True, Scope.MODEL),
+}
+
+_PROVIDER_WIDE = frozenset(
+    {ErrorClass.CONNECTION, ErrorClass.AUTH, ErrorClass.SERVER_ERROR, ErrorClass.OVERLOADED, ErrorClass.TIMEOUT}
+)
+
+# Provider codes (lower-cased) → class. OpenAI/Groq/Mistral `code`/`type`, Gemini `status`,
+# Mistral numeric codes. Checked before the HTTP status because they are more specific.
+_CODES: dict[str, ErrorClass] = {
+    "rate_limit_exceeded": ErrorClass.RATE_LIMITED,
+    "rate_limited": ErrorClass.RATE_LIMITED,
+    "requests": ErrorClass.RATE_LIMITED,
+    "tokens": ErrorClass.RATE_LIMITED,
+    "1300": ErrorClass.RATE_LIMITED,
+    "resource_exhausted": ErrorClass.RATE_LIMITED,
+    "insufficient_quota": ErrorClass.QUOTA_EXHAUSTED,
+    "billing_hard_limit_reached": ErrorClass.QUOTA_EXHAUSTED,
+    "capacity_exceeded": ErrorClass.OVERLOADED,
+    "service_tier_capacity_exceeded": ErrorClass.OVERLOADED,
+    "3505": ErrorClass.OVERLOADED,
+    "overloaded": ErrorClass.OVERLOADED,
+    "overloaded_error": ErrorClass.OVERLOADED,
+    "unavailable": ErrorClass.OVERLOADED,
+    "server_error": ErrorClass.SERVER_ERROR,
+    "internal": ErrorClass.SERVER_ERROR,
+    "internal_error": ErrorClass.SERVER_ERROR,
+    "deadline_exceeded": ErrorClass.TIMEOUT,
+    "invalid_api_key": ErrorClass.AUTH,
+    "api_key_invalid": ErrorClass.AUTH,
+    "unauthenticated": ErrorClass.AUTH,
+    "permission_denied": ErrorClass.AUTH,
+    "failed_precondition": ErrorClass.AUTH,
+    "authentication_error": ErrorClass.AUTH,
+    "context_length_exceeded": ErrorClass.CONTEXT_LENGTH,
+    "string_above_max_length": ErrorClass.CONTEXT_LENGTH,
+    "request_too_large": ErrorClass.CONTEXT_LENGTH,
+    "content_filter": ErrorClass.CONTENT_FILTER,
+    "content_policy_violation": ErrorClass.CONTENT_FILTER,
+    "safety": ErrorClass.CONTENT_FILTER,
+    "model_not_found": ErrorClass.MODEL_NOT_FOUND,
+    "invalid_model": ErrorClass.MODEL_NOT_FOUND,
+    "model_decommissioned": ErrorClass.MODEL_NOT_FOUND,
+    "1500": ErrorClass.MODEL_NOT_FOUND,
+    "not_found": ErrorClass.MODEL_NOT_FOUND,
+    "invalid_argument": ErrorClass.BAD_REQUEST,
+    "invalid_request_error": ErrorClass.BAD_REQUEST,
+}
+
+_STATUS: dict[int, ErrorClass] = {
+    400: ErrorClass.BAD_REQUEST,
+    401: ErrorClass.AUTH,
+    402: ErrorClass.QUOTA_EXHAUSTED,
+    403: ErrorClass.AUTH,
+    404: ErrorClass.MODEL_NOT_FOUND,
+    408: ErrorClass.TIMEOUT,
+    409: ErrorClass.OVERLOADED,
+    413: ErrorClass.CONTEXT_LENGTH,
+    422: ErrorClass.BAD_REQUEST,
+    424: ErrorClass.SERVER_ERROR,
+    429: ErrorClass.RATE_LIMITED,
+    498: ErrorClass.AUTH,  # Cohere: invalid token; Groq sends `capacity_exceeded` (a code) instead
+    499: ErrorClass.SERVER_ERROR,
+    500: ErrorClass.SERVER_ERROR,
+    502: ErrorClass.SERVER_ERROR,
+    503: ErrorClass.OVERLOADED,
+    504: ErrorClass.TIMEOUT,
+    529: ErrorClass.OVERLOADED,
+}
+
+_TRANSPORT: dict[str, ErrorClass] = {
+    TRANSPORT_TIMEOUT: ErrorClass.TIMEOUT,
+    TRANSPORT_CONNECTION: ErrorClass.CONNECTION,
+    TRANSPORT_MALFORMED: ErrorClass.SERVER_ERROR,
+    TRANSPORT_STREAM_CUT: ErrorClass.SERVER_ERROR,
+}
+
+# Message hints for providers that send no code (Cohere) or a generic one (Gemini 400/429).
+_MESSAGE_HINTS: tuple[tuple[re.Pattern[str], ErrorClass], ...] = (
+    (re.compile(r"api[_ ]key[_ ](not valid|invalid)|invalid api key|invalid token", re.I), ErrorClass.AUTH),
+    (re.compile(r"per ?day|daily|exceeded your current quota|billing", re.I), ErrorClass.QUOTA_EXHAUSTED),
+    (re.compile(r"context length|context window|too many tokens|maximum context|too long", re.I),
+     ErrorClass.CONTEXT_LENGTH),
+    (re.compile(r"safety|content (policy|filter)|blocked", re.I), ErrorClass.CONTENT_FILTER),
+)
+
+# Codes too generic to stand on their own: the message may refine them.
+_REFINABLE = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.RATE_LIMITED, ErrorClass.AUTH})
+
+
+def _base_class(error: ProviderError) -> ErrorClass:
+    if error.transport in _TRANSPORT and error.status is None:
+        return _TRANSPORT[error.transport]
+    code = (error.code or "").strip().lower()
+    if code in _CODES:
+        return _CODES[code]
+    if error.transport in _TRANSPORT:
+        return _TRANSPORT[error.transport]
+    status = error.status
+    if status is None:
+        return ErrorClass.SERVER_ERROR
+    if status in _STATUS:
+        return _STATUS[status]
+    return ErrorClass.SERVER_ERROR if status >= 500 else ErrorClass.BAD_REQUEST
+
+
+def _refine(error_class: ErrorClass, error: ProviderError) -> ErrorClass:
+    """Use the provider's message only to sharpen a generic class (never to soften a 5xx)."""
+    if error_class not in _REFINABLE or not error.provider_message:
+        return error_class
+    for pattern, refined in _MESSAGE_HINTS:
+        if not pattern.search(error.provider_message):
+            continue
+        if error_class is ErrorClass.RATE_LIMITED and refined is not ErrorClass.QUOTA_EXHAUSTED:
+            continue  # a 429 stays about capacity; only "per day" / "quota" makes it terminal
+        if error_class is ErrorClass.AUTH and refined is not ErrorClass.AUTH:
+            continue
+        return refined
+    return error_class
+
+
+def classify_class(error: ProviderError) -> ErrorClass:
+    """The error class alone (for metrics, status and the aggregated error body)."""
+    return _refine(_base_class(error), error)
+
+
+def classify(error: ProviderError) -> Decision:
+    """Decide what a failure means for this request and for the provider's circuit."""
+    error_class = classify_class(error)
+    action, counts, scope = _POLICY[error_class]
+    return Decision(error_class, action, counts, scope)
+
+
+def decision_for(error_class: ErrorClass) -> Decision:
+    """The policy row for a class, e.g. for a failure the gateway detects itself."""
+    action, counts, scope = _POLICY[error_class]
+    return Decision(error_class, action, counts, scope)

@@ -1,0 +1,129 @@
+"""The attempt loop: at most N attempts, all inside one deadline, on tenacity.
+
+API Gateway cuts a request at 29 s, so a request gets a budget below that (`deadline_s`), and
+every attempt gets `min(attempt_timeout_s, remaining - safety_margin_s)`. An attempt that could
+not get at least `min_attempt_s` is never started: a call doomed to be cut off only burns a
+provider's quota and the caller's patience. Waiting (backoff) happens only when the attempt
+function asks to retry the same model; switching models goes straight to the next attempt.
+
+The attempt function owns the "which model next" logic (the router's plan cursor); this module
+only knows attempts, waits and time. Clock and sleep are injected so tests run instantly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from llm_gateway.retry.backoff import BackoffPolicy
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """Retry tunables (from `config.Settings`: deadline_s, max_attempts, attempt_timeout_s)."""
+
+    max_attempts: int = 3
+    deadline_s: float = 25.0
+    attempt_timeout_s: float = 20.0
+    safety_margin_s: float = 0.25  # kept back to reconcile state and write the response
+    min_attempt_s: float = 0.5  # an attempt with less time than this is not started
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+class Deadline:
+    """An absolute point on an injected monotonic clock."""
+
+    def __init__(self, budget_s: float, clock: Clock) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.at = self.started + max(0.0, budget_s)
+
+    def remaining(self) -> float:
+        return self.at - self._clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptContext:
+    number: int  # 1-based
+    timeout_s: float
+    deadline: Deadline
+
+
+class AttemptFailed(Exception):
+    """Raised by an attempt function: `retry` says whether another attempt makes sense at all,
+    `wait_s` how long to wait first (non-zero only when retrying the same model)."""
+
+    def __init__(self, cause: BaseException, *, retry: bool, wait_s: float = 0.0) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.retry = retry
+        self.wait_s = max(0.0, wait_s)
+
+
+class DeadlineExhausted(Exception):
+    """Not enough of the deadline is left to start another attempt."""
+
+
+class RetryHandler:
+    def __init__(self, settings: RetrySettings, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._sleep = sleep
+
+    def deadline(self, budget_s: float | None = None) -> Deadline:
+        return Deadline(self.settings.deadline_s if budget_s is None else budget_s, self.clock)
+
+    def attempt_timeout(self, deadline: Deadline) -> float | None:
+        """The timeout for an attempt starting now, or None if one should not start."""
+        usable = deadline.remaining() - self.settings.safety_margin_s
+        if usable < self.settings.min_attempt_s:
+            return None
+        return min(self.settings.attempt_timeout_s, usable)
+
+    def wait_budget(self, deadline: Deadline) -> float:
+        """How much of the deadline a backoff wait may use and still leave room for the retry."""
+        return deadline.remaining() - self.settings.safety_margin_s - self.settings.min_attempt_s
+
+    def run(self, attempt_fn: Callable[[AttemptContext], T], deadline: Deadline) -> T:
+        """Call `attempt_fn` until it returns, asks not to retry, or attempts/time run out.
+
+        Raises the last `AttemptFailed` when giving up, or `DeadlineExhausted` when no attempt
+        at all could start.
+        """
+        retrying = Retrying(
+            stop=lambda state: self._should_stop(state, deadline),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: isinstance(exc, AttemptFailed) and exc.retry),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                timeout = self.attempt_timeout(deadline)
+                if timeout is None:
+                    raise DeadlineExhausted("no time left for another attempt")
+                context = AttemptContext(attempt.retry_state.attempt_number, timeout, deadline)
+                return attempt_fn(context)
+        raise DeadlineExhausted("retry loop ended without an attempt")  # pragma: no cover
+
+    @staticmethod
+    def _wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return exc.wait_s if isinstance(exc, AttemptFailed) else 0.0
+
+    def _should_stop(self, state: RetryCallState, deadline: Deadline) -> bool:
+        if state.attempt_number >= self.settings.max_attempts:
+            return True
+        after_wait = deadline.remaining() - (state.upcoming_sleep or 0.0) - self.settings.safety_margin_s
+        return after_wait < self.settings.min_attempt_s
