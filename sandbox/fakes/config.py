@@ -1,0 +1,65 @@
+"""Configuration of the fake providers: the embedded `default.yaml`, or a file/dict replacing it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+PROVIDER_NAMES = ("openai", "groq", "gemini", "cohere", "mistral")
+DEFAULT_LIMITS = {"rpm": 1000, "tpm": 2_000_000}
+
+
+@dataclass
+class ProviderConfig:
+    models: list[str]
+    limits: dict[str, dict[str, int]] = field(default_factory=lambda: {"default": dict(DEFAULT_LIMITS)})
+    latency_ms: float = 0.0
+    chunk_delay_ms: float = 0.0
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    seed: int = 1234
+
+
+def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+    """The config as a dict: None → embedded default; str/Path → that YAML file; dict → itself."""
+    if config is None:
+        config = DEFAULT_CONFIG
+    if isinstance(config, dict):
+        return config
+    data = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{config}: expected a mapping at the top level")
+    return data
+
+
+def provider_configs(
+    raw: dict[str, Any], default_models: Callable[[str], list[str]]
+) -> dict[str, ProviderConfig]:
+    """One ProviderConfig per provider named under `providers:` (missing fields take defaults)."""
+    seed = int(raw.get("seed", 1234))
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        raise ValueError("config needs a `providers:` mapping")
+    out: dict[str, ProviderConfig] = {}
+    for name, conf in providers.items():
+        if name not in PROVIDER_NAMES:
+            raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(PROVIDER_NAMES)}")
+        conf = conf or {}
+        limits = {
+            str(k): {kk: int(vv) for kk, vv in (v or {}).items()}
+            for k, v in (conf.get("limits") or {}).items()
+        }
+        limits.setdefault("default", dict(DEFAULT_LIMITS))
+        out[name] = ProviderConfig(
+            models=[str(m) for m in conf.get("models") or default_models(name)],
+            limits=limits,
+            latency_ms=float(conf.get("latency_ms", 0)),
+            chunk_delay_ms=float(conf.get("chunk_delay_ms", 0)),
+            faults=list(conf.get("faults") or []),
+            seed=int(conf.get("seed", seed)),
+        )
+    return out

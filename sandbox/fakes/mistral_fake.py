@@ -1,0 +1,128 @@
+"""Fake Mistral (La Plateforme): OpenAI-like chat completions with Mistral's differences.
+
+SDK base URL: `Mistral(api_key=..., server_url="http://127.0.0.1:P")` — mistralai (3.x,
+`mistralai/client/chat.py`) requests `path="/v1/chat/completions"` (streams too, with
+`Accept: text/event-stream`) and `/v1/models`, `/v1/models/{model_id}` (`models_.py`) relative to
+`server_url`, so the server URL has no `/v1`. An OpenAI client would use `base_url=".../v1"`.
+
+Differences from OpenAI: tool_choice also accepts `"any"`; tool-call ids are 9 alphanumerics;
+streamed tool calls arrive whole in the final chunk; usage rides on the final chunk (the one with
+`finish_reason`) with no request flag; errors are `{"object":"error","message","type","param",
+"code"}` with numeric-string codes; an unknown model is a **400** `invalid_model` (code 1500);
+401 is the gateway's `{"message":"Unauthorized","request_id"}`. Rate-limit headers (observed):
+`x-ratelimit-{limit,remaining}-req-minute`, `x-ratelimit-{limit,remaining}-tokens-minute`,
+`x-ratelimit-tokens-query-cost`; no reset header and no retry-after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.openai_fake import OpenAIWire
+from sandbox.fakes.state import LimitSnapshot
+from sandbox.fakes.wire import Ctx, ErrorInfo
+
+
+class MistralWire(OpenAIWire):
+    name = "mistral"
+    default_models = ["mistral-small-latest", "mistral-large-latest", "ministral-8b-latest"]
+    prefix = "/v1"
+    base_path = ""
+    whole_tool_calls = True
+
+    def call_id(self, ctx: Ctx, name: str, index: int) -> str:
+        return ctx.alnum_id(f"tool{index}", 9)
+
+    def usage(self, reply: Reply) -> dict[str, Any]:
+        return {"prompt_tokens": reply.prompt_tokens, "total_tokens": reply.total_tokens,
+                "completion_tokens": reply.completion_tokens}  # fmt: skip
+
+    def message(self, reply: Reply) -> dict[str, Any]:
+        calls = [{**c, "index": i} for i, c in enumerate(self.tool_calls(reply))] or None
+        return {"role": "assistant", "tool_calls": calls, "content": reply.text or ""}
+
+    def completion(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> dict[str, Any]:
+        return {
+            "id": ctx.hex_id(length=32),
+            "object": "chat.completion",
+            "created": ctx.created,
+            "model": ctx.model,
+            "choices": [{"index": 0, "message": self.message(reply), "finish_reason": reply.finish,
+                         "logprobs": None}],
+            "usage": self.usage(reply),
+        }  # fmt: skip
+
+    def chunk(self, req: ChatRequest, ctx: Ctx, delta: dict[str, Any], finish: str | None = None) -> dict:
+        return {
+            "id": ctx.hex_id(length=32),
+            "object": "chat.completion.chunk",
+            "created": ctx.created,
+            "model": ctx.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+
+    def first_delta(self) -> dict[str, Any]:
+        return {"role": "assistant", "content": ""}
+
+    def final_chunk(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> dict[str, Any]:
+        delta: dict[str, Any] = {"content": ""}
+        if reply.tool_calls:
+            delta["tool_calls"] = self.message(reply)["tool_calls"]
+        chunk = self.chunk(req, ctx, delta, reply.finish)
+        chunk["usage"] = self.usage(reply)
+        return chunk
+
+    def stream(self, req: ChatRequest, reply: Reply, ctx: Ctx):  # type: ignore[override]
+        req.include_usage = False  # Mistral has no stream_options; usage is always on the final chunk
+        return super().stream(req, reply, ctx)
+
+    def parse_chat(self, body: dict[str, Any], route: Any) -> ChatRequest:
+        req = super().parse_chat(body, route)
+        req.max_tokens = int(body["max_tokens"]) if body.get("max_tokens") is not None else None
+        return req
+
+    def error_body(self, message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+        return {"object": "error", "message": message, "type": type_, "param": param, "code": code}
+
+    def error(self, info: ErrorInfo, ctx: Ctx) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if info.kind in ("auth_invalid", "auth_fault", "auth_missing"):
+            return 401, {"message": "Unauthorized", "request_id": ctx.hex_id("auth", 32)}, {}
+        if info.kind == "rate_limited":
+            body = self.error_body("Rate limit exceeded", "rate_limited", "1300")
+            body["raw_status_code"] = 429
+            headers = self.limit_headers(info.snap) if info.snap is not None else {}
+            return 429, body, headers
+        table: dict[str, tuple[int, str, str, str]] = {
+            "model_not_found": (400, f"Invalid model: {info.model}", "invalid_model", "1500"),
+            "bad_request": (400, info.message, "invalid_request_error", "3000"),
+            "path_not_found": (404, "Not Found", "not_found", "1000"),
+            "server_500": (500, "Internal server error", "internal_server_error", "1000"),
+            "server_503": (503, "Service unavailable, please retry later.", "service_unavailable", "1000"),
+        }
+        status, message, type_, code = table.get(info.kind, table["server_500"])
+        return status, self.error_body(message, type_, code), {}
+
+    def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-req-minute": str(snap.rpm[0]),
+            "x-ratelimit-remaining-req-minute": str(snap.rpm[1]),
+            "x-ratelimit-limit-tokens-minute": str(snap.tpm[0]),
+            "x-ratelimit-remaining-tokens-minute": str(snap.tpm[1]),
+            "x-ratelimit-tokens-query-cost": str(snap.cost),
+        }
+
+    def response_headers(self, ctx: Ctx) -> dict[str, str]:
+        return {"mistral-correlation-id": ctx.hex_id("corr", 32), "x-kong-request-id": ctx.hex_id("kong", 24)}
+
+    def model_body(self, model: str, ctx: Ctx) -> dict[str, Any]:
+        return {
+            "id": model, "object": "model", "created": 1700000000, "owned_by": "mistralai",
+            "capabilities": {"completion_chat": True, "completion_fim": False, "function_calling": True,
+                             "fine_tuning": False, "vision": False, "classification": False},
+            "name": model, "description": f"Fake {model}", "max_context_length": 131072, "aliases": [],
+            "deprecation": None, "default_model_temperature": 0.3, "type": "base",
+        }  # fmt: skip
+
+
+WIRE = MistralWire()

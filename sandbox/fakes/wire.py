@@ -1,0 +1,143 @@
+"""The contract between the engine and a provider module, plus small framing helpers.
+
+A provider module subclasses `Wire` and declares only its wire format: which paths it serves, how
+to read a request into a `ChatRequest`, and how to shape responses, stream events, errors and
+headers. The engine (`engine.py`) does all HTTP, auth, faults, limits and statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.state import LimitSnapshot
+
+Event = tuple[bytes, bool]  # (framed SSE bytes, carries content?)
+
+
+@dataclass
+class Route:
+    kind: str  # "chat" | "models" | "model"
+    model: str | None = None
+    stream: bool | None = None  # decided by the path (Gemini) or None (decided by the body)
+    api_version: str = ""
+
+
+@dataclass
+class Ctx:
+    """Per-request values shared by the response, its stream events and its headers."""
+
+    provider: str
+    seq: int
+    created: int
+    model: str
+    route: Route
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def hex_id(self, salt: str = "", length: int = 24) -> str:
+        return hashlib.sha1(f"{self.provider}:{self.seq}:{salt}".encode()).hexdigest()[:length]
+
+    def alnum_id(self, salt: str, length: int) -> str:
+        digest = hashlib.sha256(f"{self.provider}:{self.seq}:{salt}".encode()).digest()
+        alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+@dataclass
+class ErrorInfo:
+    """What went wrong, for `Wire.error` to phrase in the provider's own words."""
+
+    kind: str  # auth_missing | auth_invalid | auth_fault | model_not_found | path_not_found
+    #            | bad_request | rate_limited | server_500 | server_503
+    message: str = ""
+    model: str | None = None
+    snap: LimitSnapshot | None = None
+    retry_after: float | None = None
+
+
+class BadRequest(ValueError):
+    """Raised by `parse_chat` for a body the real provider would reject with 400."""
+
+
+class Wire:
+    name = "base"
+    default_models: list[str] = []
+    sentinel: bytes | None = None  # e.g. b"data: [DONE]\n\n"
+    base_path = ""  # appended to the root URL to form the SDK's base URL
+
+    def match(self, method: str, path: str) -> Route | None:
+        raise NotImplementedError
+
+    def api_key(self, headers: dict[str, str], query: dict[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        return auth[7:].strip() or None if auth.lower().startswith("bearer ") else None
+
+    def model_of(self, route: Route, body: dict[str, Any]) -> str | None:
+        return route.model or (str(body["model"]) if body.get("model") is not None else None)
+
+    def parse_chat(self, body: dict[str, Any], route: Route) -> ChatRequest:
+        raise NotImplementedError
+
+    def call_id(self, ctx: Ctx, name: str, index: int) -> str:
+        return f"call_{ctx.alnum_id(f'tool{index}', 24)}"
+
+    def completion(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def broken_event(self, ctx: Ctx) -> bytes:
+        return b'data: {"id": "' + ctx.hex_id().encode() + b'", "choices": [{"delta": {"content": "br\n\n'
+
+    def error(self, info: ErrorInfo, ctx: Ctx) -> tuple[int, dict[str, Any], dict[str, str]]:
+        raise NotImplementedError
+
+    def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
+        return {}
+
+    def response_headers(self, ctx: Ctx) -> dict[str, str]:
+        return {}
+
+    def models_body(self, models: list[str], ctx: Ctx) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def model_body(self, model: str, ctx: Ctx) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def sse_data(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def sse_event(name: str, obj: Any) -> bytes:
+    return f"event: {name}\n".encode() + sse_data(obj)
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration formatting as used in x-ratelimit-reset-*: 12ms, 1s, 7.66s, 6m0s."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    sec_text = f"{secs:.2f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{sec_text}s"
+    if minutes:
+        return f"{int(minutes)}m{sec_text}s"
+    return f"{sec_text}s"
+
+
+def match_path(pattern: str, path: str) -> dict[str, str] | None:
+    found = re.fullmatch(pattern, path)
+    return found.groupdict() if found else None
