@@ -7,9 +7,10 @@ import logging
 import pytest
 from llm_gateway.api.errors import Unauthorized
 from llm_gateway.config import DEFAULT_DEV_KEY, load_settings
-from llm_gateway.gateway import Gateway, build_adapters
+from llm_gateway.gateway import Gateway
 from llm_gateway.observability.logging import REDACTED, build_logger
 from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.providers.factory import build_adapters
 
 
 def test_providers_come_from_keys_and_base_urls():
@@ -75,3 +76,17 @@ def test_logger_redacts_every_configured_secret_everywhere():
     output = stream.getvalue()
     assert secret not in output and "client-key-1" not in output
     assert output.count(REDACTED) >= 4
+
+
+def test_provider_keys_from_secrets_manager(monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+            Name="llm-gateway/providers", SecretString=json.dumps({"GROQ_API_KEY": "gk-from-secret", "LLM_GATEWAY_API_KEYS": "c1,c2"})
+        )
+        settings = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "llm-gateway/providers"})
+    assert [(p.name, p.api_key) for p in settings.providers] == [("groq", "gk-from-secret")]
+    assert settings.api_keys == frozenset({"c1", "c2"})

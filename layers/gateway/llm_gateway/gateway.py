@@ -22,7 +22,7 @@ from llm_gateway.observability.logging import build_logger, redact
 from llm_gateway.observability.metrics import EmfMetrics, Metrics
 from llm_gateway.providers.base import ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.factory import build_adapters
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.routing.router import AUTO_ALIASES, RoutedCompletion, RoutedStream, Router
 
@@ -154,11 +154,6 @@ def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedSt
         yield encode_sse(json.dumps(payload))
         return
     yield encode_sse(chunk.model_dump_json(exclude_none=True))
-
-
-def build_adapters(settings: Settings) -> dict[str, ChatAdapter]:
-    specs = provider_specs()
-    return {p.name: specs[p.kind].make_adapter(p) for p in settings.providers if p.kind in specs}
 
 
 def build_gateway(settings: Settings, metrics: Metrics | None = None) -> Gateway:
