@@ -15,6 +15,7 @@ import itertools
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,15 @@ from sandbox.fakes.state import Fault, FaultBook, LimitSnapshot, RateLimiter, St
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route, Wire
 
 _ERROR_FAULTS = {"429": "rate_limited", "500": "server_500", "503": "server_503", "401": "auth_fault"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients dropping idle keep-alive connections is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class FakeProvider:
@@ -46,8 +56,7 @@ class FakeProvider:
         self._seq_lock = threading.Lock()
         for fault in config.faults:
             self._faults.add(fault)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.fake = self  # type: ignore[attr-defined]
         self.port: int = self.httpd.server_address[1]
         self.root_url = f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,50 @@
+"""`llm-gateway fakes`: start the fake providers, print their URLs, serve until SIGINT/SIGTERM.
+
+    llm-gateway fakes --json [--config FILE] [--providers openai,groq]
+
+With `--json` exactly one line of JSON (`FakeFleet.describe()`) is printed and flushed, so a parent
+process can read it from the pipe; without it a human-readable table is printed instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from types import FrameType
+
+from sandbox.fakes import start_fakes
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-gateway fakes", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON line describing the fakes")
+    parser.add_argument("--config", metavar="FILE", help="YAML config replacing the embedded default")
+    parser.add_argument("--providers", metavar="A,B", help="comma-separated subset of providers to start")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    fleet = start_fakes(args.config, providers)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        if args.json:
+            print(json.dumps(fleet.describe()), flush=True)
+        else:
+            for name, info in fleet.describe().items():
+                print(f"{name:<8} {info['base_url']:<32} {', '.join(info['models'])}", flush=True)
+            print("fake providers running; Ctrl-C to stop", flush=True)
+        while not done.wait(0.5):
+            pass
+    finally:
+        fleet.stop()
+    return 0
