@@ -181,6 +181,9 @@ def test_metric_math_alarms_return_exactly_one_series(template):
             assert sum(1 for m in metrics if m.get("ReturnData") is True) == 1, name
             ids = {m["Id"] for m in metrics}
             for m in metrics:
+                if m.get("Expression", "").startswith("SELECT"):  # Metrics Insights: one query only
+                    assert len(metrics) == 1 and m.get("Period"), name
+                    continue
                 for token in re.findall(r"\b[a-z][A-Za-z0-9_]*\b", m.get("Expression", "")):
                     if token not in {"IF", "FILL"} and not token.isupper():
                         assert token in ids, f"{name}: expression uses unknown id {token}"
@@ -194,6 +197,31 @@ def test_error_rate_alarm_reads_gateway_metrics(template):
         if "MetricStat" in m and m["MetricStat"]["Metric"]["Namespace"] == "LlmGateway"
     }
     assert names == {"UserVisibleErrors", "Requests"}
+
+
+def test_alarms_read_fixed_dimension_series_only_for_gateway_totals(template):
+    """Only Requests/UserVisibleErrors are emitted with exactly {service}; the rest may carry
+    provider/model dimensions, so alarms must aggregate them with Metrics Insights."""
+    for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        if props.get("Namespace"):
+            stats.append(props)
+        for metric in stats:
+            if metric["Namespace"] == "LlmGateway":
+                assert metric["MetricName"] in {"Requests", "UserVisibleErrors"}, name
+                assert metric["Dimensions"] == [{"Name": "service", "Value": "llm-gateway"}], name
+
+
+def test_operational_alarms_exist(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    for name, metric in (
+        ("PaidRequestsSpikeAlarm", "PaidRequests"),
+        ("HourlyCostAlarm", "CostUSD"),
+        ("RateLimitedAlarm", "RateLimited"),
+    ):
+        expressions = " ".join(m.get("Expression", "") for m in alarms[name]["Properties"]["Metrics"])
+        assert f"SUM({metric})" in expressions, name
 
 
 def test_latency_alarm_watches_live_alias_p95(template):
