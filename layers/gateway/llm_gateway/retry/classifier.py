@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from llm_gateway.providers.base import (
     TRANSPORT_CONNECTION,
@@ -26,7 +26,7 @@ from llm_gateway.providers.base import (
 )
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     RATE_LIMITED = "rate_limited"
     QUOTA_EXHAUSTED = "quota_exhausted"
     OVERLOADED = "overloaded"
@@ -43,13 +43,13 @@ class ErrorClass(str, Enum):
         return self.value
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     RETRY_SAME = "retry_same"
     NEXT_MODEL = "next_model"
     RETURN = "return"
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     PROVIDER = "provider"
     MODEL = "model"
 

@@ -105,7 +105,7 @@ class RetryHandler:
             stop=lambda state: self._should_stop(state, deadline),
             wait=self._wait,
             retry=retry_if_exception(lambda exc: isinstance(exc, AttemptFailed) and exc.retry),
-            sleep=self._sleep,
+            sleep=self._pause,
             reraise=True,
         )
         for attempt in retrying:
@@ -116,6 +116,10 @@ class RetryHandler:
                 context = AttemptContext(attempt.retry_state.attempt_number, timeout, deadline)
                 return attempt_fn(context)
         raise DeadlineExhausted("retry loop ended without an attempt")  # pragma: no cover
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:  # tenacity sleeps 0 between model switches; skip the syscall
+            self._sleep(seconds)
 
     @staticmethod
     def _wait(state: RetryCallState) -> float:

@@ -1,0 +1,106 @@
+"""The classifier's decisions: a table of every provider's spellings plus properties over all inputs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify
+
+
+def err(status=None, code=None, transport=None, message=None, retry_after=None) -> ProviderError:
+    limits = RateLimitInfo(retry_after_s=retry_after) if retry_after else None
+    return ProviderError("x", provider="p", model="m", status=status, code=code, transport=transport,
+                         provider_message=message, rate_limit=limits)
+
+
+CASES = [
+    # OpenAI / Groq
+    (err(429, "rate_limit_exceeded"), ErrorClass.RATE_LIMITED),
+    (err(429, "insufficient_quota"), ErrorClass.QUOTA_EXHAUSTED),
+    (err(401, "invalid_api_key"), ErrorClass.AUTH),
+    (err(400, "context_length_exceeded"), ErrorClass.CONTEXT_LENGTH),
+    (err(400, "invalid_request_error", message="Please reduce the length; maximum context length is 8192"),
+     ErrorClass.CONTEXT_LENGTH),
+    (err(400, "content_policy_violation"), ErrorClass.CONTENT_FILTER),
+    (err(404, "model_not_found"), ErrorClass.MODEL_NOT_FOUND),
+    (err(500, "server_error"), ErrorClass.SERVER_ERROR),
+    (err(503), ErrorClass.OVERLOADED),
+    (err(498, "capacity_exceeded"), ErrorClass.OVERLOADED),
+    (err(400, "tool_use_failed"), ErrorClass.BAD_REQUEST),
+    # Gemini status strings
+    (err(429, "RESOURCE_EXHAUSTED", message="quota GenerateRequestsPerMinutePerProjectPerModel"), ErrorClass.RATE_LIMITED),
+    (err(429, "RESOURCE_EXHAUSTED", message="GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
+     ErrorClass.QUOTA_EXHAUSTED),
+    (err(503, "UNAVAILABLE"), ErrorClass.OVERLOADED),
+    (err(400, "INVALID_ARGUMENT"), ErrorClass.BAD_REQUEST),
+    (err(400, "INVALID_ARGUMENT", message="API key not valid. Please pass a valid API key."), ErrorClass.AUTH),
+    (err(403, "PERMISSION_DENIED"), ErrorClass.AUTH),
+    (err(404, "NOT_FOUND"), ErrorClass.MODEL_NOT_FOUND),
+    (err(504, "DEADLINE_EXCEEDED"), ErrorClass.TIMEOUT),
+    (err(500, "INTERNAL"), ErrorClass.SERVER_ERROR),
+    # Mistral
+    (err(429, "1300"), ErrorClass.RATE_LIMITED),
+    (err(429, "3505"), ErrorClass.OVERLOADED),
+    (err(400, "1500"), ErrorClass.MODEL_NOT_FOUND),
+    (err(422, "invalid_request_error"), ErrorClass.BAD_REQUEST),
+    # Cohere (message only)
+    (err(429, message="You are past the per minute request limit"), ErrorClass.RATE_LIMITED),
+    (err(498, message="invalid api token"), ErrorClass.AUTH),
+    (err(402, message="billing limit reached"), ErrorClass.QUOTA_EXHAUSTED),
+    (err(400, message="too many tokens: size limit exceeded"), ErrorClass.CONTEXT_LENGTH),
+    # transport
+    (err(transport="timeout"), ErrorClass.TIMEOUT),
+    (err(transport="connection"), ErrorClass.CONNECTION),
+    (err(200, transport="malformed"), ErrorClass.SERVER_ERROR),
+    (err(transport="stream_cut"), ErrorClass.SERVER_ERROR),
+    (err(code="rate_limit_exceeded"), ErrorClass.RATE_LIMITED),  # mid-stream error event, no status
+]
+
+
+@pytest.mark.parametrize(("error", "expected"), CASES)
+def test_known_provider_errors(error: ProviderError, expected: ErrorClass) -> None:
+    assert classify(error).error_class is expected
+
+
+def test_policy_examples() -> None:
+    assert classify(err(429, "rate_limit_exceeded")).action is Action.NEXT_MODEL
+    assert not classify(err(429, "rate_limit_exceeded")).counts_for_circuit
+    assert classify(err(400, "invalid_request_error")).action is Action.RETURN
+    assert classify(err(transport="connection")).action is Action.RETRY_SAME
+    assert classify(err(401)).circuit_scope is Scope.PROVIDER
+    assert classify(err(500)).circuit_scope is Scope.MODEL
+
+
+statuses = st.one_of(st.none(), st.integers(min_value=100, max_value=599))
+codes = st.one_of(st.none(), st.sampled_from(
+    ["rate_limit_exceeded", "insufficient_quota", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "INVALID_ARGUMENT",
+     "PERMISSION_DENIED", "NOT_FOUND", "DEADLINE_EXCEEDED", "1300", "3505", "server_error"]), st.text(max_size=12))
+transports = st.one_of(st.none(), st.sampled_from(["timeout", "connection", "malformed", "stream_cut"]))
+messages = st.one_of(st.none(), st.text(max_size=60))
+
+
+@given(statuses, codes, transports, messages)
+def test_every_error_gets_a_consistent_decision(status, code, transport, message) -> None:
+    decision = classify(err(status, code, transport, message))
+    # capacity problems never trip a breaker; the caller's own mistakes never do either
+    if decision.error_class in {ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED, ErrorClass.BAD_REQUEST,
+                                ErrorClass.CONTENT_FILTER, ErrorClass.CONTEXT_LENGTH}:
+        assert not decision.counts_for_circuit
+    # only the request's own fault goes back to the caller
+    if decision.action is Action.RETURN:
+        assert decision.error_class in {ErrorClass.BAD_REQUEST, ErrorClass.CONTENT_FILTER}
+    # a 5xx is never the caller's fault, whatever the body says
+    if status is not None and status >= 500 and transport is None:
+        assert decision.action is not Action.RETURN
+    # transport failures without an HTTP status are always retried elsewhere or again
+    if transport is not None and status is None:
+        assert decision.action is not Action.RETURN and decision.counts_for_circuit
+
+
+@given(st.integers(min_value=400, max_value=599), messages)
+def test_429_is_never_a_health_problem(_status, message) -> None:
+    decision = classify(err(429, None, None, message))
+    assert decision.error_class in {ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED}
+    assert not decision.counts_for_circuit and decision.action is Action.NEXT_MODEL
