@@ -1,0 +1,146 @@
+"""Request classification: which kind of model a request needs, decided by fixed, documented rules.
+
+Deterministic on purpose: the same request always lands in the same category, so operators can
+explain a routing decision (`llm-gateway plan`) and tests need no model. The rules, in order;
+the first that matches decides the category:
+
+1. **Alias.** `model: "auto:small" | "auto:large" | "auto:reasoning"` sets the category outright.
+2. **Reasoning cue.** The last user message contains a reasoning cue (whole words, case-insensitive):
+   "step by step", "step-by-step", "prove", "proof", "derive", "derivation", "theorem", "lemma",
+   "reason through", "think carefully", "think hard", "chain of thought", "logic puzzle",
+   "solve for" → `reasoning`.
+3. **Size and structure.** `large` when any of: the prompt has at least 4,000 tokens
+   (`LARGE_PROMPT_TOKENS`); the caller allows at least 4,000 output tokens (`LARGE_OUTPUT_TOKENS`);
+   the request declares 3 or more tools; it asks for a JSON schema; the conversation has 12 or more
+   messages (`LARGE_CONVERSATION`).
+4. Otherwise `small`.
+
+Needs (hard requirements; a model lacking one is never chosen):
+- **tools**: the request declares tools (and `tool_choice` is not `"none"`), or its history
+  holds tool calls or tool results (providers reject those on models without tool support).
+- **vision**: any user message carries an `image_url` part.
+- **json**: `response_format` is `json_object` or `json_schema`.
+
+`auto` (or any non-alias model name) goes through rules 2-4; for a pinned model the category is
+informational only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from llm_gateway.api.schemas import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ImagePart,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+)
+
+AUTO = "auto"
+ALIASES: dict[str, str] = {"auto:small": "small", "auto:large": "large", "auto:reasoning": "reasoning"}
+LARGE_PROMPT_TOKENS = 4_000
+LARGE_OUTPUT_TOKENS = 4_000
+LARGE_TOOL_COUNT = 3
+LARGE_CONVERSATION = 12
+REASONING_CUES: tuple[str, ...] = (
+    "step by step",
+    "step-by-step",
+    "prove",
+    "proof",
+    "derive",
+    "derivation",
+    "theorem",
+    "lemma",
+    "reason through",
+    "think carefully",
+    "think hard",
+    "chain of thought",
+    "logic puzzle",
+    "solve for",
+)
+_CUE_RE = re.compile(r"\b(" + "|".join(re.escape(cue) for cue in REASONING_CUES) + r")\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    category: str
+    needs_tools: bool
+    needs_vision: bool
+    needs_json: bool
+    rule: str  # which rule decided the category, for `llm-gateway plan`
+    alias: str | None = None  # "auto" / "auto:small" ... when the model field was an alias
+
+
+def is_alias(model: str) -> bool:
+    return model == AUTO or model in ALIASES
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.text for part in content if isinstance(part, TextPart))
+    return ""
+
+
+def _needs_tools(request: ChatCompletionRequest) -> bool:
+    if request.tools and request.tool_choice != "none":
+        return True
+    for message in request.messages:
+        if isinstance(message, ToolMessage):
+            return True
+        if isinstance(message, AssistantMessage) and message.tool_calls:
+            return True
+    return False
+
+
+def _needs_vision(request: ChatCompletionRequest) -> bool:
+    for message in request.messages:
+        content = message.content if isinstance(message, UserMessage) else None
+        if isinstance(content, list) and any(isinstance(part, ImagePart) for part in content):
+            return True
+    return False
+
+
+def _last_user_text(request: ChatCompletionRequest) -> str:
+    for message in reversed(request.messages):
+        if isinstance(message, UserMessage):
+            return _text_of(message.content)
+    return ""
+
+
+def _category(request: ChatCompletionRequest, prompt_tokens: int) -> tuple[str, str]:
+    """Rules 2-4 of the module docstring; returns (category, rule that decided)."""
+    cue = _CUE_RE.search(_last_user_text(request))
+    if cue:
+        return "reasoning", f"reasoning cue {cue.group(1).lower()!r}"
+    if prompt_tokens >= LARGE_PROMPT_TOKENS:
+        return "large", f"prompt of {prompt_tokens} tokens >= {LARGE_PROMPT_TOKENS}"
+    output = request.output_limit or 0
+    if output >= LARGE_OUTPUT_TOKENS:
+        return "large", f"max output {output} >= {LARGE_OUTPUT_TOKENS}"
+    if request.tools and len(request.tools) >= LARGE_TOOL_COUNT:
+        return "large", f"{len(request.tools)} tools >= {LARGE_TOOL_COUNT}"
+    if request.response_format is not None and request.response_format.type == "json_schema":
+        return "large", "json_schema response format"
+    if len(request.messages) >= LARGE_CONVERSATION:
+        return "large", f"{len(request.messages)} messages >= {LARGE_CONVERSATION}"
+    return "small", "short, simple request"
+
+
+def analyze(request: ChatCompletionRequest, prompt_tokens: int) -> Analysis:
+    """Classify a request; `prompt_tokens` is the estimate from `tokens.py` (cl100k)."""
+    fmt = request.response_format.type if request.response_format is not None else None
+    needs = {
+        "needs_tools": _needs_tools(request),
+        "needs_vision": _needs_vision(request),
+        "needs_json": fmt in ("json_object", "json_schema"),
+    }
+    model = request.model
+    if model in ALIASES:
+        return Analysis(ALIASES[model], rule=f"alias {model}", alias=model, **needs)
+    category, rule = _category(request, prompt_tokens)
+    return Analysis(category, rule=rule, alias=AUTO if model == AUTO else None, **needs)

@@ -1,0 +1,242 @@
+"""The model catalog: what each model can do, its free-tier limits and its prices.
+
+The figures live in one data file, `catalog.json`, reviewed like code: every provider block says
+where its numbers came from and when. Operators change them without a release through
+`LLM_GATEWAY_CATALOG_OVERRIDES`, a path to a JSON file or inline JSON, merged over the built-in
+catalog:
+
+    {"providers": {"gemini": {"token_factor": 1.05}},
+     "models": [{"provider": "gemini", "model": "gemini-2.5-flash", "free_tier": {"rpd": 250}},
+                {"provider": "together", "model": "llama-3.3-70b", "category": "large", ...}],
+     "disable": ["groq/llama-3.3-70b-versatile"]}
+
+A model entry in `models` that matches an existing (provider, model) is deep-merged into it (a
+`null` value removes a field, e.g. `"free_tier": null` turns a model paid-only); any other entry
+must be complete and is added. `"enabled": false` or `disable` hides a model from selection.
+The result is validated with pydantic once, at cold start, so a bad override fails loudly there
+instead of misrouting traffic later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Iterable, Mapping
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llm_gateway.state.store import ModelKey, WindowLimit
+
+OVERRIDES_ENV = "LLM_GATEWAY_CATALOG_OVERRIDES"
+BUILTIN_PATH = Path(__file__).with_name("catalog.json")
+Category = Literal["small", "large", "reasoning"]
+CATEGORIES: tuple[Category, ...] = ("small", "large", "reasoning")
+MINUTE, DAY = 60, 86_400
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Capabilities(_Frozen):
+    tools: bool = False
+    vision: bool = False
+    json_mode: bool = Field(default=False, alias="json")
+    streaming: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FreeTier(_Frozen):
+    """Published free-tier limits; None = not published (not enforced by us)."""
+
+    rps: int | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=0)
+    rpd: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    tpd: int | None = Field(default=None, ge=0)
+
+    def windows(self) -> tuple[WindowLimit, ...]:
+        """One WindowLimit per window length, so requests and tokens of a window share one item."""
+        spec = ((1, self.rps, None), (MINUTE, self.rpm, self.tpm), (DAY, self.rpd, self.tpd))
+        return tuple(
+            WindowLimit(seconds, max_requests=req, max_tokens=tok)
+            for seconds, req, tok in spec
+            if req is not None or tok is not None
+        )
+
+
+class Pricing(_Frozen):
+    """USD per 1M tokens. `reasoning_output` defaults to the output price (how providers bill)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    reasoning_output: float | None = Field(default=None, ge=0)
+
+
+class ProviderInfo(_Frozen):
+    as_of: str
+    source: str
+    token_factor: float = Field(default=1.0, gt=0.2, lt=5)
+    tokenizer: str | None = None
+
+
+class ModelEntry(_Frozen):
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    category: Category
+    context_window: int = Field(gt=0)
+    max_output: int = Field(gt=0)
+    capabilities: Capabilities
+    free_tier: FreeTier | None = None
+    paid_limits: FreeTier | None = None  # known paid-plan limits, enforced when not free
+    price: Pricing | None = None
+    token_factor: float | None = Field(default=None, gt=0.2, lt=5)
+    enabled: bool = True
+    notes: str | None = None
+
+    @cached_property
+    def key(self) -> ModelKey:
+        return ModelKey(self.provider, self.model)
+
+    @property
+    def is_free(self) -> bool:
+        return self.free_tier is not None
+
+    @cached_property
+    def _windows(self) -> tuple[WindowLimit, ...]:
+        source = self.free_tier if self.free_tier is not None else self.paid_limits
+        return source.windows() if source is not None else ()
+
+    def windows(self) -> tuple[WindowLimit, ...]:
+        """The limits we count against: the free tier's, or the paid plan's when known."""
+        return self._windows
+
+
+class CatalogData(_Frozen):
+    version: str
+    about: str | None = None
+    providers: dict[str, ProviderInfo]
+    models: tuple[ModelEntry, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogData:
+        seen: set[tuple[str, str]] = set()
+        for entry in self.models:
+            ident = (entry.provider, entry.model)
+            if ident in seen:
+                raise ValueError(f"duplicate model {entry.provider}/{entry.model}")
+            seen.add(ident)
+            if entry.provider not in self.providers:
+                raise ValueError(f"model {entry.provider}/{entry.model} names an unknown provider")
+            if entry.free_tier is None and entry.price is None:
+                raise ValueError(f"model {entry.provider}/{entry.model} is neither free nor priced")
+        return self
+
+
+class Catalog:
+    """Read-only lookups over the enabled models (built once per container)."""
+
+    def __init__(self, data: CatalogData) -> None:
+        self.data = data
+        self.entries: tuple[ModelEntry, ...] = tuple(e for e in data.models if e.enabled)
+        self._by_key = {e.key: e for e in self.entries}
+        self._by_id: dict[str, list[ModelEntry]] = {}
+        for entry in self.entries:
+            self._by_id.setdefault(entry.model, []).append(entry)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: ModelKey) -> ModelEntry | None:
+        return self._by_key.get(key)
+
+    def by_model_id(self, model: str) -> tuple[ModelEntry, ...]:
+        return tuple(self._by_id.get(model, ()))
+
+    def by_category(self, category: str) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.category == category)
+
+    def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.provider in providers)
+
+    def keys(self) -> tuple[ModelKey, ...]:
+        return tuple(self._by_key)
+
+    def providers(self) -> tuple[str, ...]:
+        return tuple(sorted({e.provider for e in self.entries}))
+
+    def token_factor(self, entry: ModelEntry) -> float:
+        """Model factor, else provider factor: cl100k counts times this ≈ the provider's count."""
+        if entry.token_factor is not None:
+            return entry.token_factor
+        info = self.data.providers.get(entry.provider)
+        return info.token_factor if info is not None else 1.0
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[ModelEntry], providers: Mapping[str, ProviderInfo]) -> Catalog:
+        """For tests and benchmarks that build synthetic catalogs."""
+        data = CatalogData(version="synthetic", providers=dict(providers), models=tuple(entries))
+        return cls(data)
+
+
+def _deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for name, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(out.get(name), dict):
+            out[name] = _deep_merge(out[name], value)
+        else:
+            out[name] = value
+    return out
+
+
+def merge_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply an operator's overrides to the raw catalog dict (see module docstring)."""
+    merged = dict(raw)
+    providers = dict(raw.get("providers", {}))
+    for name, patch in overrides.get("providers", {}).items():
+        providers[name] = _deep_merge(providers.get(name, {}), patch)
+    merged["providers"] = providers
+    models = [dict(m) for m in raw.get("models", [])]
+    index = {(m["provider"], m["model"]): i for i, m in enumerate(models)}
+    for patch in overrides.get("models", []):
+        ident = (patch.get("provider"), patch.get("model"))
+        if ident in index:
+            models[index[ident]] = _deep_merge(models[index[ident]], patch)
+        else:
+            index[ident] = len(models)
+            models.append(dict(patch))
+    disabled = set(overrides.get("disable", []))
+    for model in models:
+        if f"{model['provider']}/{model['model']}" in disabled:
+            model["enabled"] = False
+    merged["models"] = models
+    return merged
+
+
+def read_overrides(value: str | None) -> dict[str, Any]:
+    """The env value is inline JSON when it starts with `{`, else a file path."""
+    if not value or not value.strip():
+        return {}
+    text = value if value.lstrip().startswith("{") else Path(value).read_text(encoding="utf-8")
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{OVERRIDES_ENV} must hold a JSON object")
+    return loaded
+
+
+def load_catalog(overrides: str | None = None, builtin: Path = BUILTIN_PATH) -> Catalog:
+    """Built-in catalog plus overrides (path or inline JSON), validated."""
+    raw = json.loads(builtin.read_text(encoding="utf-8"))
+    merged = merge_overrides(raw, read_overrides(overrides))
+    return Catalog(CatalogData.model_validate(merged))
+
+
+@cache
+def default_catalog() -> Catalog:
+    """The container's catalog: built-in + `LLM_GATEWAY_CATALOG_OVERRIDES`, read once at cold start."""
+    return load_catalog(os.environ.get(OVERRIDES_ENV))

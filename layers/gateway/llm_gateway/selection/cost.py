@@ -1,0 +1,73 @@
+"""Per-request cost from actual usage and catalog prices.
+
+Why here and pure: the same function prices buffered and streamed responses (a stream's usage
+comes from its final event), so both cost exactly the same. When a provider reports no usage,
+the caller passes its own estimate and the result says `estimated=True`.
+
+Pricing rules (USD per 1M tokens from the catalog):
+- A request served by a free tier costs 0 (`free=True`), whatever its size.
+- Cached prompt tokens (`prompt_tokens_details.cached_tokens`) are billed at `cached_input`
+  when the catalog knows it, otherwise at the input price.
+- Reasoning tokens are part of `completion_tokens` (OpenAI; the Gemini adapter adds thoughts to
+  completion); they are billed at `reasoning_output` when set, otherwise at the output price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llm_gateway.api.schemas import Usage
+from llm_gateway.selection.catalog import Pricing
+
+PER_TOKEN = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    usd: float
+    free: bool
+    estimated: bool
+
+
+def usage_cost(price: Pricing, usage: Usage) -> float:
+    """USD for one usage record at the given prices (no rounding: aggregation happens later)."""
+    cached = (usage.prompt_tokens_details.cached_tokens or 0) if usage.prompt_tokens_details else 0
+    cached = min(max(cached, 0), usage.prompt_tokens)
+    reasoning = (
+        (usage.completion_tokens_details.reasoning_tokens or 0) if usage.completion_tokens_details else 0
+    )
+    reasoning = min(max(reasoning, 0), usage.completion_tokens)
+    cached_rate = price.cached_input if price.cached_input is not None else price.input
+    reasoning_rate = price.reasoning_output if price.reasoning_output is not None else price.output
+    micro = (
+        (usage.prompt_tokens - cached) * price.input
+        + cached * cached_rate
+        + (usage.completion_tokens - reasoning) * price.output
+        + reasoning * reasoning_rate
+    )
+    return micro / PER_TOKEN
+
+
+def request_cost(
+    price: Pricing | None,
+    usage: Usage | None,
+    *,
+    free: bool,
+    estimate: Usage | None = None,
+) -> Cost:
+    """Cost of one served request.
+
+    `free` is the plan step's flag (a free tier served it). `estimate` is used, and the result
+    marked estimated, when the provider reported no usage.
+    """
+    record, estimated = (usage, False) if usage is not None else (estimate, True)
+    if free:
+        return Cost(usd=0.0, free=True, estimated=estimated)
+    if price is None or record is None:
+        return Cost(usd=0.0, free=False, estimated=True)
+    return Cost(usd=usage_cost(price, record), free=False, estimated=estimated)
+
+
+def format_usd(cost: Cost) -> str:
+    """The `x-gateway-cost-usd` header value: fixed precision, no exponent."""
+    return f"{cost.usd:.8f}"
