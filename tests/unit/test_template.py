@@ -406,3 +406,15 @@ def test_layer_only_change_publishes_new_function_versions(template, monkeypatch
         before, after = version_ids(v1, fn), version_ids(v2, fn)
         assert len(before) == 1 and len(after) == 1
         assert before != after, f"{fn}: a layer-only change would not run the canary"
+
+
+def test_samconfig_defaults():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]
+    deploy = config["deploy"]["parameters"]
+    assert deploy["stack_name"] == "llm-gateway"
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True
+    assert deploy["region"]
+    build = config["build"]["parameters"]
+    assert build["cached"] is True and build["parallel"] is True
