@@ -43,8 +43,9 @@ from llm_gateway.providers.headers import parse_duration, parse_retry_after
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
 from llm_gateway.providers.registry import ProviderSpec
 
-_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE"}
+_FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")
+_SPECIAL_FINISH = {"MAX_TOKENS": "length", **dict.fromkeys(_FILTERED, "content_filter")}
 _CONTEXT_LENGTH = re.compile(r"token count|maximum number of tokens|input (is )?too long|context (length|window)", re.I)
 _RETRY_IN_MESSAGE = re.compile(r"retry in (\d+(?:\.\d+)?(?:ms|s))", re.I)
 _TOOL_CHOICE = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
@@ -54,11 +55,7 @@ def finish_reason(raw: str | None, has_tool_calls: bool) -> str | None:
     """Gemini `finishReason` → OpenAI, per providers.md §9.1 (STOP + functionCall = tool_calls)."""
     if raw is None:
         return None
-    if raw in _FILTERED:
-        return "content_filter"
-    if raw == "MAX_TOKENS":
-        return "length"
-    return "tool_calls" if has_tool_calls else "stop"
+    return _SPECIAL_FINISH.get(raw) or ("tool_calls" if has_tool_calls else "stop")
 
 
 def tool_call_id(name: str, index: int, args: Any) -> str:
@@ -218,6 +215,9 @@ class GeminiAdapter:
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
         message = str(error.get("message")) if error.get("message") is not None else None
         code = error.get("status") or None
+        for detail in error.get("details") or []:  # a bad key is 400 INVALID_ARGUMENT + ErrorInfo.reason
+            if isinstance(detail, dict) and str(detail.get("reason", "")).startswith("API_KEY_"):
+                code = detail["reason"]
         if status is None and isinstance(error.get("code"), int):
             status = error["code"]
         if code == "INVALID_ARGUMENT" and message and _CONTEXT_LENGTH.search(message):

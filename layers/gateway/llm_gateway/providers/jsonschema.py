@@ -126,6 +126,9 @@ def _copy_enum(node: dict[str, Any], out: dict[str, Any]) -> None:
     values = node.get("enum")
     if not isinstance(values, list) or not values:
         return
+    if None in values:  # `enum: ["c", "f", null]` is how nullable enums often arrive
+        out["nullable"] = True
+        values = [v for v in values if v is not None]
     if out.get("type", "STRING") == "STRING" and all(isinstance(v, str) for v in values):
         out["type"] = "STRING"
         out["enum"] = list(values)
