@@ -1,0 +1,67 @@
+"""JSON Schema → Gemini Schema translation: the shapes pydantic and zod really emit."""
+
+from __future__ import annotations
+
+from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
+
+
+def test_drops_unsupported_keys_and_uppercases_types() -> None:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "strict": True,
+              "additionalProperties": False, "properties": {"n": {"type": "integer", "format": "int32", "minimum": 1}}}
+    assert to_gemini_schema(schema) == {"type": "OBJECT", "properties": {"n": {"type": "INTEGER", "format": "int32",
+                                                                               "minimum": 1}}}
+
+
+def test_type_list_with_null_becomes_nullable() -> None:
+    assert to_gemini_schema({"type": ["string", "null"]}) == {"type": "STRING", "nullable": True}
+
+
+def test_pydantic_optional_anyof_null() -> None:
+    schema = {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None, "title": "Age"}
+    assert to_gemini_schema(schema) == {"type": "INTEGER", "nullable": True, "title": "Age", "default": None}
+
+
+def test_defs_and_refs_are_inlined() -> None:
+    schema = {"type": "object", "properties": {"pet": {"$ref": "#/$defs/Pet"},
+                                               "owner": {"anyOf": [{"$ref": "#/definitions/Person"}, {"type": "null"}]}},
+              "$defs": {"Pet": {"type": "object", "properties": {"kind": {"enum": ["cat", "dog"]}}, "required": ["kind"]}},
+              "definitions": {"Person": {"type": "object", "properties": {"name": {"type": "string"}}}}}
+    out = to_gemini_schema(schema)
+    assert out["properties"]["pet"] == {"type": "OBJECT", "properties": {"kind": {"type": "STRING", "enum": ["cat", "dog"]}},
+                                        "required": ["kind"]}
+    assert out["properties"]["owner"] == {"type": "OBJECT", "nullable": True,
+                                          "properties": {"name": {"type": "STRING"}}}
+    assert "$defs" not in out and "definitions" not in out
+
+
+def test_recursive_ref_stops() -> None:
+    schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+        "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}
+    out = to_gemini_schema(schema)
+    assert out["properties"]["children"]["items"]["type"] == "OBJECT"
+    assert "properties" not in out["properties"]["children"]["items"]
+
+
+def test_non_string_enum_becomes_description_hint() -> None:
+    out = to_gemini_schema({"type": "integer", "enum": [1, 2, 3], "description": "Level"})
+    assert out == {"type": "INTEGER", "description": "Level (Allowed values: 1, 2, 3)"}
+
+
+def test_const_oneof_allof_and_unsupported_format() -> None:
+    assert to_gemini_schema({"const": "x"}) == {"type": "STRING", "enum": ["x"]}
+    assert to_gemini_schema({"oneOf": [{"type": "string"}, {"type": "number"}]}) == {
+        "anyOf": [{"type": "STRING"}, {"type": "NUMBER"}]}
+    assert to_gemini_schema({"allOf": [{"type": "string", "format": "email"}], "description": "mail"}) == {
+        "type": "STRING", "description": "mail"}
+
+
+def test_arrays_get_items_and_required_is_filtered() -> None:
+    assert to_gemini_schema({"type": "array"}) == {"type": "ARRAY", "items": {"type": "STRING"}}
+    out = to_gemini_schema({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "ghost"]})
+    assert out["required"] == ["a"]
+
+
+def test_empty_object_detection() -> None:
+    assert is_empty_object(None)
+    assert is_empty_object(to_gemini_schema({"type": "object", "properties": {}}))
+    assert not is_empty_object(to_gemini_schema({"type": "object", "properties": {"a": {"type": "string"}}}))
