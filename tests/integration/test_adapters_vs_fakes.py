@@ -48,6 +48,16 @@ def engine() -> Iterator[ProviderEngine]:
     client.close()
 
 
+@pytest.fixture
+def fresh_engine() -> Iterator[ProviderEngine]:
+    """Fault tests get their own pool: after a malformed/cut response the fakes close the keep-alive
+    connection without `Connection: close`, so a pooled client's next request can race the close
+    ("Server disconnected without sending a response") and fail for a reason the test is not about."""
+    client = build_http_client()
+    yield ProviderEngine(client)
+    client.close()
+
+
 def adapter_for(fleet: FakeFleet, provider: str, api_key: str = "test-key") -> ChatAdapter:
     spec = provider_specs()[provider]
     base_url = fleet.providers[provider].base_url
@@ -162,18 +172,18 @@ def test_list_models(provider: str, fakes: FakeFleet, engine: ProviderEngine) ->
 
 # --- faults ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_unknown_model(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_unknown_model(provider: str, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     with pytest.raises(ProviderError) as info:
-        engine.complete(adapter_for(fakes, provider), request("plain"), "no-such-model-9", TIMEOUT_S)
+        fresh_engine.complete(adapter_for(fakes, provider), request("plain"), "no-such-model-9", TIMEOUT_S)
     assert info.value.status in (400, 404)
     assert info.value.transport is None
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streaming", [False, True])
-def test_fault_429(provider: str, streaming: bool, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_429(provider: str, streaming: bool, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault="429", retry_after=7)
-    error = _call_expecting_error(engine, adapter_for(fakes, provider), provider, streaming)
+    error = _call_expecting_error(fresh_engine, adapter_for(fakes, provider), provider, streaming)
     assert error.status == 429
     assert error.transport is None
     if provider in ("openai", "groq", "gemini"):  # Retry-After header / RetryInfo.retryDelay
@@ -185,18 +195,18 @@ def test_fault_429(provider: str, streaming: bool, fakes: FakeFleet, engine: Pro
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("status", [500, 503, 401])
-def test_fault_http_status(provider: str, status: int, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_http_status(provider: str, status: int, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault=str(status))
-    error = _call_expecting_error(engine, adapter_for(fakes, provider), provider, streaming=False)
+    error = _call_expecting_error(fresh_engine, adapter_for(fakes, provider), provider, streaming=False)
     assert error.status == status
     assert error.transport is None
     assert error.provider == provider
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_invalid_key(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_invalid_key(provider: str, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     with pytest.raises(ProviderError) as info:
-        engine.complete(adapter_for(fakes, provider, api_key="invalid-key"), request("plain"), MODELS[provider], TIMEOUT_S)
+        fresh_engine.complete(adapter_for(fakes, provider, api_key="invalid-key"), request("plain"), MODELS[provider], TIMEOUT_S)
     assert info.value.status in (400, 401)  # Gemini: 400 INVALID_ARGUMENT + API_KEY_INVALID
     if info.value.status == 400:
         assert info.value.code == "API_KEY_INVALID"
@@ -204,24 +214,24 @@ def test_invalid_key(provider: str, fakes: FakeFleet, engine: ProviderEngine) ->
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streaming", [False, True])
-def test_fault_timeout(provider: str, streaming: bool, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_timeout(provider: str, streaming: bool, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault="timeout", hang_seconds=1.5)
-    error = _call_expecting_error(engine, adapter_for(fakes, provider), provider, streaming, timeout_s=0.3)
+    error = _call_expecting_error(fresh_engine, adapter_for(fakes, provider), provider, streaming, timeout_s=0.3)
     assert error.transport == TRANSPORT_TIMEOUT
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_fault_reset(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_reset(provider: str, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault="reset")
-    error = _call_expecting_error(engine, adapter_for(fakes, provider), provider, streaming=False)
+    error = _call_expecting_error(fresh_engine, adapter_for(fakes, provider), provider, streaming=False)
     assert error.transport == TRANSPORT_CONNECTION
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streaming", [False, True])
-def test_fault_malformed(provider: str, streaming: bool, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_malformed(provider: str, streaming: bool, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault="malformed")
-    error = _call_expecting_error(engine, adapter_for(fakes, provider), provider, streaming)
+    error = _call_expecting_error(fresh_engine, adapter_for(fakes, provider), provider, streaming)
     # a truncated JSON body is "malformed" once read; httpx may see the short body as a protocol error first
     assert error.transport in (TRANSPORT_MALFORMED, TRANSPORT_CONNECTION)
     if streaming:
@@ -230,11 +240,11 @@ def test_fault_malformed(provider: str, streaming: bool, fakes: FakeFleet, engin
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("after_chunks", [0, 1])
-def test_fault_cut_stream(provider: str, after_chunks: int, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+def test_fault_cut_stream(provider: str, after_chunks: int, fakes: FakeFleet, fresh_engine: ProviderEngine) -> None:  # noqa: F811
     fakes.providers[provider].add_fault(fault="cut_stream", after_chunks=after_chunks)
     folded = Folded()
     with pytest.raises(ProviderError) as info:
-        stream(engine, adapter_for(fakes, provider), request("plain"), MODELS[provider], folded=folded)
+        stream(fresh_engine, adapter_for(fakes, provider), request("plain"), MODELS[provider], folded=folded)
     # the fake drops the connection inside a chunked body, which httpx reports as a protocol error
     assert info.value.transport in (TRANSPORT_STREAM_CUT, TRANSPORT_CONNECTION)
     assert folded.finish_reason is None

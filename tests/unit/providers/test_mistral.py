@@ -146,7 +146,7 @@ def test_stream_error_finish_raises() -> None:
 @pytest.mark.parametrize(("case", "status", "code"), [
     ("bad_request", 400, "invalid_function_call"),
     ("validation", 422, "invalid_request_error"),
-    ("unauthorized", 401, None),
+    ("unauthorized", 401, "unauthorized"),
     ("model_not_found", 400, "invalid_model"),
     ("rate_limited", 429, "rate_limited"),
     ("rate_limited_old", 429, "rate_limited"),

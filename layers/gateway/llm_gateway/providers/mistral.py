@@ -42,6 +42,7 @@ _ID_OK = re.compile(r"^[a-zA-Z0-9]{9}$")
 _ALPHABET = string.ascii_letters + string.digits
 _CONTEXT_LENGTH = re.compile(r"too large for model|maximum context length|context (length|window)|too many tokens", re.I)
 _MONTH_S = 30 * 86_400
+_STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
 
 
 def mistral_tool_call_id(original: str) -> str:
@@ -104,8 +105,7 @@ class MistralAdapter(OpenAIAdapter):
             message = json.dumps(payload["message"])[:500]  # 422: {"detail": [...]} nested in message
         if status in (400, 422) and message and _CONTEXT_LENGTH.search(message):
             code = "context_length_exceeded"
-        if code is None and status == 429:
-            code = "rate_limited"
+        code = code or _STATUS_CODES.get(status)  # bare `{"message": ...}` bodies carry no type
         return ProviderError(
             f"{self.name} returned HTTP {status}" + (f" ({code})" if code else ""),
             provider=self.name, model=model, status=status, code=code,
