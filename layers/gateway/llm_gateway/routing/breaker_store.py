@@ -1,0 +1,158 @@
+"""Where breaker state lives: Powertools' circuit-breaker persistence, extended for the gateway.
+
+Two extensions, both through Powertools' persistence layer (docs/circuit-breaker.md says why):
+- the DynamoDB layer is pointed at the gateway's one state table (`pk`, TTL `expires_at`) and
+  can be *primed* with the raw breaker items the per-request state load already fetched in its
+  BatchGetItem, so a breaker check costs no extra read and a circuit opened by another
+  container is seen on the very next request instead of after the local cache expires;
+- an in-memory layer (Powertools ships none) for tests and local runs, storing the very same
+  item shape, so `blocked_from` and the status page read both alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
+    CircuitBreakerExistingLockError,
+    CircuitBreakerPersistenceLayer,
+)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.dynamodb import (
+    CircuitBreakerDynamoDBPersistence,
+)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
+from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
+from boto3.dynamodb.types import TypeDeserializer
+
+KEY_ATTR = "pk"
+EXPIRY_ATTR = "expires_at"
+_ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
+_DESERIALIZER = TypeDeserializer()
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept an item as DynamoDB AttributeValues (`{"S": ...}`) or already deserialized."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
+            out[name] = _DESERIALIZER.deserialize(dict(value))
+        else:
+            out[name] = value
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def record_from_item(item: Mapping[str, Any]) -> CircuitStateRecord | None:
+    """A Powertools record from a raw breaker item; None if it is not one."""
+    data = plain_item(item)
+    try:
+        state = CircuitState(str(data["state"]))
+        name = str(data[KEY_ATTR])
+    except (KeyError, ValueError):
+        return None
+    return CircuitStateRecord(
+        name=name,
+        state=state,
+        failure_count=int(data.get("failure_count") or 0),
+        opened_at=_int_or_none(data.get("opened_at")),
+        half_open_owner=data.get("half_open_owner"),
+        probe_lease_expiry=_int_or_none(data.get("probe_lease_expiry")),
+        expiry_timestamp=_int_or_none(data.get(EXPIRY_ATTR)),
+    )
+
+
+def item_from_record(record: CircuitStateRecord) -> dict[str, Any]:
+    """The plain (deserialized) item shape both layers expose."""
+    item: dict[str, Any] = {KEY_ATTR: record.name, "state": str(record.state), "failure_count": record.failure_count}
+    for attr, value in (
+        ("opened_at", record.opened_at),
+        ("half_open_owner", record.half_open_owner),
+        ("probe_lease_expiry", record.probe_lease_expiry),
+        (EXPIRY_ATTR, record.expiry_timestamp),
+    ):
+        if value is not None:
+            item[attr] = value
+    return item
+
+
+class _Priming:
+    """Mixin: feed records read elsewhere into Powertools' local cache."""
+
+    def prime(self: Any, items: Iterable[Mapping[str, Any]]) -> None:
+        for item in items:
+            record = record_from_item(item)
+            if record is not None:
+                self._save_to_cache(record)
+
+
+class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
+    """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""
+
+    shares_state_table = True
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        super().__init__(table_name=table_name, key_attr=KEY_ATTR, expiry_attr=EXPIRY_ATTR, boto3_client=client)
+
+    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Direct reads for the status page (the request path uses the state load instead)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in names:
+            record = self._get_record(name)
+            if record is not None:
+                out[name] = item_from_record(record)
+        return out
+
+
+class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
+    """Breaker records in a dict: one instance stands for one shared table."""
+
+    shares_state_table = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: dict[str, CircuitStateRecord] = {}
+        self._store_lock = threading.Lock()
+
+    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        with self._store_lock:
+            return {name: item_from_record(self._items[name]) for name in names if name in self._items}
+
+    def _get_record(self, name: str) -> CircuitStateRecord | None:
+        with self._store_lock:
+            record = self._items.get(name)
+            return None if record is None else CircuitStateRecord(**vars(record))
+
+    def _put_record(
+        self, record: CircuitStateRecord, condition: str | None = None, expected_opened_at: int | None = None
+    ) -> None:
+        with self._store_lock:
+            if condition == "half_open" and not self._may_probe(self._items.get(record.name), expected_opened_at):
+                raise CircuitBreakerExistingLockError
+            self._items[record.name] = CircuitStateRecord(**vars(record))
+
+    @staticmethod
+    def _may_probe(current: CircuitStateRecord | None, expected_opened_at: int | None) -> bool:
+        """The same condition as the DynamoDB layer's conditional put."""
+        if current is None:
+            return False
+        if current.state == CircuitState.OPEN and current.half_open_owner is None:
+            return expected_opened_at is None or current.opened_at == expected_opened_at
+        if current.state == CircuitState.HALF_OPEN and current.probe_lease_expiry is not None:
+            return current.probe_lease_expiry <= int(dt.datetime.now().timestamp())
+        return False
+
+    def _update_record(self, record: CircuitStateRecord) -> None:
+        with self._store_lock:
+            current = self._items.get(record.name)
+            updated = CircuitStateRecord(**vars(record))
+            if current is not None and record.opened_at is None and record.state != CircuitState.CLOSED:
+                updated.opened_at = current.opened_at
+            updated.half_open_owner = None
+            updated.probe_lease_expiry = None
+            self._items[record.name] = updated

@@ -1,0 +1,261 @@
+"""Circuit breakers per provider and per model, shared by every container, on Powertools.
+
+The state machine, the single-prober election (a conditional write with a lease) and the
+local state cache are Powertools' `utilities.circuit_breaker`; this module only decides
+*what* to protect and *which* failures count:
+
+- each call runs through two nested Powertools breakers, `cb#{provider}` outside and
+  `cb#{provider}#{model}` inside;
+- the classifier decides whether a failure counts and at which scope; the call raises a
+  scope-tagged exception that only the matching breaker is configured to handle
+  (`handled_exceptions`), so a 429 or a bad request never trips anything;
+- `blocked_from` reads the raw breaker items returned by the per-request state load, so the
+  selector skips open circuits without calling them (and without a second read);
+- `record_failure` replays a failure that happened after the call returned (a stream cut
+  after its first chunk) through the same machinery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from aws_lambda_powertools.utilities.circuit_breaker import (
+    CircuitBreakerConfig,
+    CircuitBreakerOpenError,
+    CircuitState,
+    CircuitTransition,
+    circuit_breaker,
+)
+from aws_lambda_powertools.utilities.circuit_breaker import base as _powertools_base
+
+from llm_gateway.observability.metrics import BREAKER_TRANSITIONS, Metrics
+from llm_gateway.providers.base import ProviderError
+from llm_gateway.retry.classifier import Decision, Scope, classify
+from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, plain_item
+from llm_gateway.state.store import ModelKey
+
+T = TypeVar("T")
+PREFIX = "cb#"
+
+
+def provider_circuit(provider: str) -> str:
+    return f"{PREFIX}{provider}"
+
+
+def model_circuit(key: ModelKey) -> str:
+    return f"{PREFIX}{key.provider}#{key.model}"
+
+
+def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
+    """The breaker item ids the state load should fetch for these candidates."""
+    ids: dict[str, None] = {}
+    for key in keys:
+        ids[provider_circuit(key.provider)] = None
+        ids[model_circuit(key)] = None
+    return list(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    failure_threshold: int = 3  # consecutive counted failures (per container, see docs)
+    recovery_timeout_s: int = 30  # open → one probe after this long
+    local_cache_max_age_s: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerView:
+    """What the selector and the status page need to know about one circuit."""
+
+    circuit: str
+    state: str
+    blocked: bool
+    until: float | None  # when it becomes probe-eligible (open) or the probe lease lapses
+    opened_at: float | None
+
+
+def view_of(item: Mapping[str, Any], now: float, recovery_timeout_s: float) -> BreakerView | None:
+    """Interpret one raw breaker item at `now`; None if it is missing, expired or closed."""
+    data = plain_item(item)
+    expires = data.get(EXPIRY_ATTR)
+    if expires is not None and float(expires) <= now:
+        return None  # DynamoDB TTL is lazy: an expired item is no item
+    state = str(data.get("state", CircuitState.CLOSED.value))
+    opened_at = data.get("opened_at")
+    opened = float(opened_at) if opened_at is not None else None
+    name = str(data.get(KEY_ATTR, ""))
+    if state == CircuitState.OPEN.value:
+        until = (opened if opened is not None else now) + recovery_timeout_s
+        return BreakerView(name, state, now < until, until, opened)
+    if state == CircuitState.HALF_OPEN.value:
+        lease = data.get("probe_lease_expiry")
+        until = float(lease) if lease is not None else None
+        return BreakerView(name, state, until is None or now < until, until, opened)
+    return None
+
+
+def blocked_from(
+    items: Mapping[str, Mapping[str, Any]], now: float, recovery_timeout_s: float = BreakerSettings.recovery_timeout_s
+) -> dict[str, str]:
+    """Circuit id → reason, for every circuit that must not be called at `now`.
+
+    An open circuit whose cooldown has passed is *not* blocked: the next request may become
+    the single probe (Powertools elects it when the call is made).
+    """
+    blocked: dict[str, str] = {}
+    for circuit, item in items.items():
+        view = view_of({KEY_ATTR: circuit, **plain_item(item)}, now, recovery_timeout_s)
+        if view is not None and view.blocked:
+            what = "open" if view.state == CircuitState.OPEN.value else "half-open, probe in flight"
+            blocked[circuit] = f"breaker {what} until {view.until:.0f}" if view.until else f"breaker {what}"
+    return blocked
+
+
+def blocked_keys(
+    keys: Iterable[ModelKey], items: Mapping[str, Mapping[str, Any]], now: float, recovery_timeout_s: float
+) -> dict[ModelKey, str]:
+    """The selector's `blocked` map: a model is blocked by its own or its provider's circuit."""
+    circuits = blocked_from(items, now, recovery_timeout_s)
+    out: dict[ModelKey, str] = {}
+    for key in keys:
+        reason = circuits.get(provider_circuit(key.provider)) or circuits.get(model_circuit(key))
+        if reason:
+            out[key] = reason
+    return out
+
+
+class BreakerPersistence(Protocol):
+    """What this module needs from a persistence layer (see breaker_store.py)."""
+
+    shares_state_table: bool
+
+    def prime(self, items: Iterable[Mapping[str, Any]]) -> None: ...
+
+    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+
+class CountedFailure(Exception):
+    """A provider failure the classifier says counts against a circuit at `scope`."""
+
+    def __init__(self, error: ProviderError, decision: Decision) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.decision = decision
+
+
+class ProviderScopedFailure(CountedFailure):
+    pass
+
+
+class ModelScopedFailure(CountedFailure):
+    pass
+
+
+class BreakerOpen(Exception):
+    """The call was not made: a circuit rejected it (open, or another container is probing)."""
+
+    def __init__(self, circuit: str) -> None:
+        super().__init__(f"circuit {circuit} is open")
+        self.circuit = circuit
+
+
+class CircuitBreakers:
+    """Provider and model breakers over one shared persistence layer."""
+
+    def __init__(
+        self,
+        persistence: Any,
+        settings: BreakerSettings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        classifier: Callable[[ProviderError], Decision] = classify,
+    ) -> None:
+        self.persistence = persistence
+        self.settings = settings or BreakerSettings()
+        self._metrics = metrics
+        self._classify = classifier
+        common = {
+            "failure_threshold": self.settings.failure_threshold,
+            "recovery_timeout": self.settings.recovery_timeout_s,
+            "success_threshold": 1,  # one good probe closes: exactly one probe per recovery
+            "local_cache_max_age": self.settings.local_cache_max_age_s,
+        }
+        self._provider_config = CircuitBreakerConfig(handled_exceptions=ProviderScopedFailure, **common)
+        self._model_config = CircuitBreakerConfig(handled_exceptions=ModelScopedFailure, **common)
+
+    # --- reading ----------------------------------------------------------------------------------
+    def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """Breaker items for these candidates: from the state load when it read our table
+        (and then primed into Powertools' cache), else straight from the persistence layer."""
+        ids = circuit_ids(keys)
+        if getattr(self.persistence, "shares_state_table", False):
+            found = {cid: dict(loaded[cid]) for cid in ids if cid in loaded}
+            self.persistence.prime({KEY_ATTR: cid, **plain_item(item)} for cid, item in found.items())
+            return found
+        return self.persistence.read_items(ids)
+
+    def blocked(self, keys: Iterable[ModelKey], items: Mapping[str, Mapping[str, Any]], now: float) -> dict[ModelKey, str]:
+        return blocked_keys(keys, items, now, self.settings.recovery_timeout_s)
+
+    # --- calling ----------------------------------------------------------------------------------
+    def call(self, key: ModelKey, fn: Callable[[], T]) -> T:
+        """Run `fn` through the provider then the model breaker.
+
+        Raises `BreakerOpen` if either rejects the call, or the original `ProviderError`.
+        """
+
+        def innermost() -> T:
+            try:
+                return fn()
+            except ProviderError as error:
+                decision = self._classify(error)
+                if not decision.counts_for_circuit:
+                    raise
+                scoped = ProviderScopedFailure if decision.circuit_scope is Scope.PROVIDER else ModelScopedFailure
+                raise scoped(error, decision) from error
+
+        def model_level() -> T:
+            return self._guard(model_circuit(key), innermost, self._model_config)
+
+        try:
+            return self._guard(provider_circuit(key.provider), model_level, self._provider_config)
+        except CountedFailure as failure:
+            raise failure.error from failure.error.__cause__
+        except CircuitBreakerOpenError as rejected:
+            circuit = rejected.circuit.name if rejected.circuit else provider_circuit(key.provider)
+            raise BreakerOpen(circuit) from None
+
+    def record_failure(self, key: ModelKey, error: ProviderError) -> None:
+        """Count a failure seen after `call` returned (a stream that broke mid-way)."""
+
+        def replay() -> None:
+            raise error
+
+        with contextlib.suppress(ProviderError, BreakerOpen):
+            self.call(key, replay)
+
+    def _guard(self, name: str, fn: Callable[[], T], config: CircuitBreakerConfig) -> T:
+        protected = circuit_breaker(
+            name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
+        )(fn)
+        return protected()
+
+    def _on_transition(self, transition: CircuitTransition) -> None:
+        if self._metrics is not None:
+            self._metrics.count(
+                BREAKER_TRANSITIONS, circuit=transition.circuit_name, to_state=str(transition.to_state)
+            )
+
+
+def reset_local_counters() -> None:
+    """Forget Powertools' per-process failure/success streaks (tests simulate fresh containers).
+
+    Powertools keeps them in module-level dicts keyed by circuit name, so two breaker objects in
+    one process share them; a real Lambda container is one process, so production never needs this.
+    """
+    with _powertools_base._COUNTERS_LOCK:
+        _powertools_base._LOCAL_FAILURES.clear()
+        _powertools_base._LOCAL_SUCCESSES.clear()
+        _powertools_base._LAST_OBSERVED_STATE.clear()

@@ -1,0 +1,138 @@
+"""Two "containers" (separate boto3 clients and breaker objects) share breaker state in one
+DynamoDB table (moto), through Powertools' real DynamoDB persistence."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from llm_gateway.providers.base import ProviderError
+from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence
+from llm_gateway.routing.circuit_breaker import (
+    BreakerOpen,
+    BreakerSettings,
+    CircuitBreakers,
+    circuit_ids,
+    reset_local_counters,
+)
+from llm_gateway.state.store import ModelKey
+from moto import mock_aws
+
+TABLE = "llm-gateway-state"
+KEY = ModelKey("groq", "llama")
+
+
+@pytest.fixture
+def atomic_moto_writes(monkeypatch):
+    """DynamoDB evaluates a condition and writes an item atomically; moto does neither under
+    threads (no lock around check-and-write), so serialize its writes like the service does."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.fixture
+def table(atomic_moto_writes):
+    reset_local_counters()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        client.update_time_to_live(
+            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        yield
+    reset_local_counters()
+
+
+def container(recovery: int = 1) -> CircuitBreakers:
+    client = boto3.client("dynamodb", region_name="us-east-1")  # one client per container
+    settings = BreakerSettings(failure_threshold=3, recovery_timeout_s=recovery, local_cache_max_age_s=5)
+    return CircuitBreakers(DynamoDBBreakerPersistence(TABLE, client), settings)
+
+
+def state_load(keys: list[ModelKey]) -> dict[str, dict]:
+    """What the DynamoDB StateStore's BatchGetItem returns for the breaker ids (raw items)."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    ids = circuit_ids(keys)
+    response = client.batch_get_item(RequestItems={TABLE: {"Keys": [{"pk": {"S": i}} for i in ids]}})
+    return {item["pk"]["S"]: item for item in response["Responses"][TABLE]}
+
+
+def fail() -> None:
+    raise ProviderError("x", provider="groq", model="llama", status=503)
+
+
+def open_it(breakers: CircuitBreakers) -> None:
+    for _ in range(3):
+        with pytest.raises(ProviderError):
+            breakers.call(KEY, fail)
+
+
+def test_one_container_opens_the_other_stops_sending(table) -> None:
+    a, b = container(recovery=30), container(recovery=30)
+    assert b.call(KEY, lambda: "warm") == "warm"  # b has CLOSED in its local cache now
+    open_it(a)
+    items = b.current_items([KEY], state_load([KEY]))  # b's next request: one state load
+    assert set(b.blocked([KEY], items, time.time())) == {KEY}
+    sent = []
+    with pytest.raises(BreakerOpen):
+        b.call(KEY, lambda: sent.append(1))  # even if the selector had not skipped it
+    assert sent == []
+    raw = state_load([KEY])["cb#groq#llama"]
+    assert raw["state"] == {"S": "OPEN"} and "expires_at" in raw
+
+
+def test_after_cooldown_exactly_one_probe_in_total(table) -> None:
+    # Powertools' probe lease lasts recovery_timeout (whole seconds): it must outlive the probe.
+    a, b = container(recovery=2), container(recovery=2)
+    open_it(a)
+    b.current_items([KEY], state_load([KEY]))
+    time.sleep(2.1)
+    probes: list[str] = []
+    rejected: list[str] = []
+    release = threading.Event()
+    lock = threading.Lock()
+
+    def probe() -> str:
+        with lock:
+            probes.append(threading.current_thread().name)
+        release.wait(5)
+        return "ok"
+
+    def request(breakers: CircuitBreakers) -> str:
+        try:
+            return breakers.call(KEY, probe)
+        except BreakerOpen:
+            with lock:
+                rejected.append("x")
+            return "rejected"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        futures = [pool.submit(request, a if i % 2 else b) for i in range(12)]
+        deadline = time.monotonic() + 5
+        while len(rejected) < 11 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release.set()
+        results = [f.result() for f in futures]
+    assert len(probes) == 1, probes
+    assert results.count("ok") == 1 and results.count("rejected") == 11
+    # the successful probe closed the circuit for everyone
+    items = b.current_items([KEY], state_load([KEY]))
+    assert b.blocked([KEY], items, time.time()) == {}
+    a.current_items([KEY], state_load([KEY]))  # a's next request loads state (and primes its cache)
+    assert a.call(KEY, lambda: "closed") == "closed"
