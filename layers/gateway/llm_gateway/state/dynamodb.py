@@ -35,6 +35,7 @@ from llm_gateway.state.store import (
     ModelState,
     Reservation,
     StateSnapshot,
+    StateUnavailable,
     WindowLimit,
     WindowUsage,
 )
@@ -123,7 +124,7 @@ class DynamoStateStore:
                 if not request:
                     break
                 if attempt == UNPROCESSED_RETRIES:
-                    raise RuntimeError(f"DynamoDB left {len(request[self.table]['Keys'])} keys unprocessed")
+                    raise StateUnavailable(f"DynamoDB left {len(request[self.table]['Keys'])} keys unprocessed")
                 time.sleep(0.01 * 2**attempt)
         return found
 

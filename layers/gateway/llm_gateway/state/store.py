@@ -18,6 +18,10 @@ from typing import Any, Protocol
 from llm_gateway.providers.base import RateLimitInfo
 
 
+class StateUnavailable(Exception):
+    """The shared store could not answer (beyond SDK errors); `resilient.py` falls back on it."""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class ModelKey:
     provider: str
