@@ -1,0 +1,218 @@
+"""Provider health: passive (every outcome, per container) and active (a scheduled models list).
+
+- Passive: the router records each attempt's outcome here; the status page shows the last
+  error class per model, and nothing else needs it (the breakers already act on failures).
+- Active: `run_active_checks` (the scheduled `functions/health` Lambda) calls each provider's
+  cheapest endpoint, its models list. A 401/403 (or anything the classifier calls `auth`) marks
+  the provider unavailable in the shared table (`health#{provider}`) until its configuration
+  changes: the record carries a fingerprint of the config (a hash; never the key itself), and a
+  rotated key or changed endpoint no longer matches it, so the provider is tried again at once.
+  Other failures (timeouts, 5xx) are left to the breakers: they are transient, a bad key is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from llm_gateway.providers.base import ChatAdapter, ProviderError
+from llm_gateway.retry.classifier import ErrorClass, classify
+from llm_gateway.state.store import ModelKey
+
+PREFIX = "health#"
+RECORD_TTL_S = 7 * 86_400
+CHECK_TIMEOUT_S = 5.0
+
+
+def key_fingerprint(adapter: ChatAdapter) -> str:
+    """Identifies a provider's configuration (kind, endpoint, key) without revealing the key."""
+    config = adapter.config
+    material = f"{config.kind}|{config.base_url}|{config.api_key}".encode()
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    provider: str
+    available: bool
+    reason: str
+    fingerprint: str
+    checked_at: float
+    error_class: str | None = None
+
+
+class HealthStore(Protocol):
+    def get_many(self, providers: Iterable[str]) -> dict[str, HealthRecord]: ...
+
+    def put(self, record: HealthRecord) -> None: ...
+
+
+class MemoryHealthStore:
+    def __init__(self) -> None:
+        self._records: dict[str, HealthRecord] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, providers: Iterable[str]) -> dict[str, HealthRecord]:
+        with self._lock:
+            return {p: self._records[p] for p in providers if p in self._records}
+
+    def put(self, record: HealthRecord) -> None:
+        with self._lock:
+            self._records[record.provider] = record
+
+
+class DynamoHealthStore:
+    """`health#{provider}` items in the gateway's state table (pk `pk`, TTL `expires_at`)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def get_many(self, providers: Iterable[str]) -> dict[str, HealthRecord]:
+        keys = [{"pk": {"S": PREFIX + p}} for p in dict.fromkeys(providers)]
+        if not keys:
+            return {}
+        response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
+        now = time.time()
+        out: dict[str, HealthRecord] = {}
+        for item in response.get("Responses", {}).get(self.table, []):
+            if float(item.get("expires_at", {}).get("N", "inf")) <= now:
+                continue
+            record = HealthRecord(
+                provider=item["provider"]["S"], available=item["available"]["BOOL"], reason=item["reason"]["S"],
+                fingerprint=item["fingerprint"]["S"], checked_at=float(item["checked_at"]["N"]),
+                error_class=item.get("error_class", {}).get("S"),
+            )
+            out[record.provider] = record
+        return out
+
+    def put(self, record: HealthRecord) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": PREFIX + record.provider}, "provider": {"S": record.provider},
+            "available": {"BOOL": record.available}, "reason": {"S": record.reason},
+            "fingerprint": {"S": record.fingerprint}, "checked_at": {"N": str(record.checked_at)},
+            "expires_at": {"N": str(int(record.checked_at + RECORD_TTL_S))},
+        }
+        if record.error_class:
+            item["error_class"] = {"S": record.error_class}
+        self.client.put_item(TableName=self.table, Item=item)
+
+
+def unavailable(records: Mapping[str, HealthRecord], adapters: Mapping[str, ChatAdapter]) -> dict[str, str]:
+    """Provider → reason for providers an active check found unusable with their *current* config."""
+    out: dict[str, str] = {}
+    for name, record in records.items():
+        adapter = adapters.get(name)
+        if adapter is not None and not record.available and record.fingerprint == key_fingerprint(adapter):
+            out[name] = f"unavailable: {record.reason}"
+    return out
+
+
+class HealthView:
+    """The request path's view of active-check results, cached per container for `max_age_s`."""
+
+    def __init__(self, store: HealthStore, adapters: Mapping[str, ChatAdapter], max_age_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._adapters = dict(adapters)
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._cached: tuple[float, dict[str, str]] | None = None
+        self._lock = threading.Lock()
+
+    def unavailable(self) -> dict[str, str]:
+        with self._lock:
+            if self._cached is not None and self._clock() - self._cached[0] < self._max_age_s:
+                return self._cached[1]
+        try:
+            value = unavailable(self.store.get_many(self._adapters), self._adapters)
+        except Exception:  # a health read must never fail a request
+            value = {}
+        with self._lock:
+            self._cached = (self._clock(), value)
+        return value
+
+
+@dataclass
+class PassiveStats:
+    last_error_class: str | None = None
+    last_error_at: float | None = None
+    last_success_at: float | None = None
+    consecutive_failures: int = 0
+    successes: int = 0
+    failures: int = 0
+
+
+class PassiveHealth:
+    """Outcome of every attempt, per model, in this container."""
+
+    def __init__(self) -> None:
+        self._stats: dict[ModelKey, PassiveStats] = {}
+        self._lock = threading.Lock()
+
+    def record(self, key: ModelKey, error_class: str | None, now: float) -> None:
+        with self._lock:
+            stats = self._stats.setdefault(key, PassiveStats())
+            if error_class is None:
+                stats.last_success_at, stats.consecutive_failures = now, 0
+                stats.successes += 1
+            else:
+                stats.last_error_class, stats.last_error_at = error_class, now
+                stats.consecutive_failures += 1
+                stats.failures += 1
+
+    def snapshot(self) -> dict[ModelKey, dict[str, Any]]:
+        with self._lock:
+            return {key: asdict(stats) for key, stats in self._stats.items()}
+
+
+def check_provider(engine: Any, adapter: ChatAdapter, now: float, timeout_s: float = CHECK_TIMEOUT_S) -> HealthRecord:
+    """One active check: list the provider's models; only an auth failure makes it unavailable."""
+    fingerprint = key_fingerprint(adapter)
+    try:
+        models = engine.list_models(adapter, timeout_s)
+    except ProviderError as error:
+        error_class = classify(error).error_class
+        bad_key = error.status in (401, 403) or error_class is ErrorClass.AUTH
+        reason = f"models list answered {error.status or error.transport} ({error_class})"
+        return HealthRecord(adapter.name, not bad_key, reason, fingerprint, now, str(error_class))
+    return HealthRecord(adapter.name, True, f"models list ok ({len(models)} models)", fingerprint, now)
+
+
+def run_active_checks(
+    adapters: Mapping[str, ChatAdapter] | None = None,
+    engine: Any = None,
+    store: HealthStore | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check every configured provider; built from settings when called by the scheduled Lambda."""
+    if adapters is None or engine is None or store is None:
+        adapters, engine, store = _from_settings(adapters, engine, store)
+    moment = time.time() if now is None else now
+    results: dict[str, Any] = {}
+    for name, adapter in adapters.items():
+        record = check_provider(engine, adapter, moment)
+        store.put(record)
+        results[name] = {"available": record.available, "reason": record.reason}
+    return {"checked": len(results), "providers": results}
+
+
+def _from_settings(adapters: Any, engine: Any, store: Any) -> tuple[Any, Any, Any]:
+    """Cold-start composition for the scheduled Lambda (imports kept local: the router never needs them)."""
+    import boto3
+
+    from llm_gateway.config import load_settings
+    from llm_gateway.providers.engine import ProviderEngine, build_http_client
+    from llm_gateway.providers.factory import build_adapters
+
+    settings = load_settings()
+    adapters = adapters if adapters is not None else build_adapters(settings)
+    engine = engine if engine is not None else ProviderEngine(build_http_client())
+    if store is None:
+        table = settings.state_table
+        store = DynamoHealthStore(boto3.client("dynamodb"), table) if table else MemoryHealthStore()
+    return adapters, engine, store
