@@ -1,35 +1,56 @@
-"""Routes one request to a provider and model (walking-skeleton version).
+"""Routes one request across providers so that failures stay invisible while anything can serve.
 
-Picks the first configured provider that serves the requested model and tries the next one on
-a provider failure. Selection on shared state, breakers and deadline-aware retries replace the
-internals in their own issues; the public shapes here (`Router.complete`, `Router.stream`,
-`RoutedCompletion`, `RoutedStream`, `AttemptRecord`) are the seam the gateway relies on.
+prepare (selector, no I/O) → one state load (windows, cooldowns, headers and breaker items in
+one BatchGetItem) → blocked = open breakers + providers with rejected keys → plan (balancer as
+the tie-breaker) → for each step, within `max_attempts` and the deadline: reserve (skip the step
+if it would overflow a limit) → call through the breakers with a per-attempt timeout shrunk to
+what is left → reconcile usage, keep rate-limit headers, cool down on 429 → next step or return.
+
+Streaming: a failure before the first chunk fails over like any other; after it, the chunk
+iterator raises `ProviderError` and the gateway ends the SSE body with an error event (text
+already sent is never repeated by another model).
+
+Every collaborator is injected (`RouterDeps`), so tests build a router from fake providers, a
+MemoryStore or a moto-backed store, and a catalog, without HTTP handlers.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from llm_gateway.api.errors import AllProvidersFailed, GatewayError, InvalidRequest, ModelNotFound
+from llm_gateway.api.errors import GatewayError, InvalidRequest
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
-from llm_gateway.providers.base import ChatAdapter, ProviderError
+from llm_gateway.observability.metrics import Metrics, RecordingMetrics
+from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.retry.aggregate import aggregate_error
+from llm_gateway.retry.backoff import retry_delay, retry_hint_s
+from llm_gateway.retry.classifier import Action, Scope, classify
+from llm_gateway.retry.handler import (
+    AttemptContext,
+    AttemptFailed,
+    DeadlineExhausted,
+    RetryHandler,
+    RetrySettings,
+)
+from llm_gateway.routing.balancer import CapacityBalancer
+from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
+from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers, circuit_ids
+from llm_gateway.routing.health import HealthView, MemoryHealthStore, PassiveHealth
+from llm_gateway.routing.outcomes import Outcomes
+from llm_gateway.routing.run import AttemptRecord, RequestRun
+from llm_gateway.selection.catalog import Catalog, default_catalog
+from llm_gateway.selection.cost import request_cost
+from llm_gateway.selection.selector import Plan, PlanStep, Selector
+from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.store import ModelKey, Reservation, StateSnapshot, StateStore
 
 AUTO_ALIASES = ("auto", "auto:small", "auto:large", "auto:reasoning")
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    provider: str
-    model: str
-    error_class: str | None = None
-    status: int | None = None
-    latency_ms: float = 0.0
-
-    def public(self) -> dict[str, object]:
-        return {"provider": self.provider, "model": self.model, "error": self.error_class, "status": self.status}
+__all__ = ["AUTO_ALIASES", "AttemptRecord", "RoutedCompletion", "RoutedStream", "Router", "RouterDeps"]
 
 
 @dataclass
@@ -45,10 +66,7 @@ class RoutedCompletion:
 
 @dataclass
 class RoutedStream:
-    """A stream that has produced its first chunk; the rest arrives as the caller iterates.
-
-    `usage`, `cost_usd` and `free` are final only once `chunks` is exhausted.
-    """
+    """A stream that has produced its first chunk; `usage`/`cost_usd` are final once drained."""
 
     provider: str
     model: str
@@ -61,16 +79,34 @@ class RoutedStream:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def split_pinned(model: str, providers: Mapping[str, object]) -> tuple[str | None, str]:
-    """`groq/llama-3.1-8b-instant` → ("groq", "llama-3.1-8b-instant"); a bare id → (None, id).
+@dataclass
+class RouterDeps:
+    """Collaborators; anything left None gets an in-memory default (local runs, tests)."""
 
-    Only a configured provider name counts as a prefix, because model ids contain slashes too
-    (`openai/gpt-oss-120b` on Groq).
-    """
-    prefix, sep, rest = model.partition("/")
-    if sep and prefix in providers and rest:
-        return prefix, rest
-    return None, model
+    catalog: Catalog | None = None
+    store: StateStore | None = None
+    breakers: CircuitBreakers | None = None
+    health: HealthView | None = None
+    passive: PassiveHealth | None = None
+    metrics: Metrics | None = None
+    retry: RetrySettings | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+
+
+class _NoStepLeft(Exception):
+    pass
+
+
+@dataclass
+class _Call:
+    """One request being routed: the plan run plus what every attempt needs."""
+
+    request: ChatCompletionRequest
+    run: RequestRun
+    stream: bool
 
 
 class Router:
@@ -81,102 +117,195 @@ class Router:
         *,
         max_attempts: int = 3,
         attempt_timeout_s: float = 20.0,
+        deadline_s: float = 25.0,
+        deps: RouterDeps | None = None,
     ) -> None:
-        self._adapters = dict(adapters)
-        self._engine = engine
-        self._max_attempts = max_attempts
-        self._attempt_timeout_s = attempt_timeout_s
+        deps = deps or RouterDeps()
+        self.adapters = dict(adapters)
+        self.engine = engine
+        self.catalog = deps.catalog or default_catalog()
+        self.selector = Selector(self.catalog)
+        self.store: StateStore = deps.store or MemoryStore()
+        self.metrics = deps.metrics or RecordingMetrics()
+        self.breakers = deps.breakers or CircuitBreakers(MemoryBreakerPersistence(), metrics=self.metrics)
+        self.health = deps.health or HealthView(MemoryHealthStore(), self.adapters)
+        self.passive = deps.passive or PassiveHealth()
+        retry = deps.retry or RetrySettings(max_attempts=max_attempts, attempt_timeout_s=attempt_timeout_s,
+                                            deadline_s=deadline_s)
+        self.retry = RetryHandler(retry, clock=deps.clock, sleep=deps.sleep)
+        self.balancer = CapacityBalancer()
+        self.outcomes = Outcomes(self.store, self.metrics, self.passive, retry.backoff)
+        self._wall = deps.wall
+        self._rand = deps.rand
 
-    def candidates(self, model: str) -> list[tuple[str, str]]:
-        pinned, name = split_pinned(model, self._adapters)
-        if pinned is not None:
-            return [(pinned, name)]
-        if model in AUTO_ALIASES:
-            return [(p, a.config.models[0]) for p, a in self._adapters.items() if a.config.models]
-        found = [(p, name) for p, a in self._adapters.items() if name in a.config.models]
-        if not found:
-            raise ModelNotFound(model, "Use 'auto', a listed model id, or 'provider/model'.")
-        return found
+    # --- public -----------------------------------------------------------------------------------
+    def available(self) -> set[ModelKey]:
+        """Catalog models whose provider is configured (and lists the model, when it lists any)."""
+        out = set()
+        for entry in self.catalog.entries:
+            adapter = self.adapters.get(entry.provider)
+            if adapter is not None and (not adapter.config.models or entry.model in adapter.config.models):
+                out.add(entry.key)
+        return out
 
-    def _timeout(self, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0.05:
-            raise AllProvidersFailed("The request ran out of time before a provider answered.", status=504)
-        return min(self._attempt_timeout_s, left)
+    def complete(self, request: ChatCompletionRequest, deadline: float | None = None) -> RoutedCompletion:
+        call = self._begin(request, stream=False)
+        reply, step = self._run(call, deadline)
+        run = call.run
+        usage = reply.completion.usage
+        cost = request_cost(step.entry.price, usage, free=step.free)
+        return RoutedCompletion(reply.completion, step.key.provider, step.key.model, run.attempts,
+                                cost.usd, cost.free, cost.estimated)
 
-    def complete(self, request: ChatCompletionRequest, deadline: float) -> RoutedCompletion:
-        attempts: list[AttemptRecord] = []
-        for provider, model in self.candidates(request.model)[: self._max_attempts]:
-            started = time.monotonic()
+    def stream(self, request: ChatCompletionRequest, deadline: float | None = None) -> RoutedStream:
+        call = self._begin(request, stream=True)
+        (opened, rest, first, reservation, started), step = self._run(call, deadline)
+        routed = RoutedStream(step.key.provider, step.key.model, call.run.attempts, iter(()), free=step.free)
+        routed.chunks = self._drain(call, step, reservation, opened, first, rest, routed, started)
+        return routed
+
+    def plan(self, request: ChatCompletionRequest) -> tuple[Plan, StateSnapshot]:
+        """The plan this request would follow now (for `llm-gateway plan` and tests)."""
+        now = self._wall()
+        prep = self.selector.prepare(request, self.available())
+        keys = list(prep.limits)
+        snapshot = self.store.load(prep.limits, now, circuit_ids(keys))
+        items = self.breakers.current_items(keys, snapshot.breakers)
+        blocked = self.breakers.blocked(keys, items, now)
+        for provider, why in self.health.unavailable().items():
+            blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
+        plan = self.selector.plan(prep, snapshot, now, blocked=blocked, tie_breaker=self.balancer)
+        return plan, snapshot
+
+    # --- flow -------------------------------------------------------------------------------------
+    def _begin(self, request: ChatCompletionRequest, *, stream: bool) -> _Call:
+        plan, snapshot = self.plan(request)
+        run = RequestRun(list(plan.steps))
+        if not plan.steps:
+            raise self._nothing_to_try(plan, snapshot)
+        return _Call(request, run, stream)
+
+    def _run(self, call: _Call, deadline: float | None) -> tuple[Any, PlanStep]:
+        budget = None if deadline is None else deadline - self.retry.clock()
+        limit = self.retry.deadline(budget)
+        try:
+            return self.retry.run(lambda ctx: self._attempt(call, ctx), limit)
+        except AttemptFailed as failed:
+            cause = failed.cause
+            if isinstance(cause, ProviderError) and classify(cause).action is Action.RETURN:
+                raise InvalidRequest(
+                    f"The provider rejected the request ({classify(cause).error_class}).",
+                    code=cause.code or "invalid_request",
+                ) from cause
+            raise self._aggregate(call.run, timed_out=False) from None
+        except DeadlineExhausted:
+            raise self._aggregate(call.run, timed_out=True) from None
+
+    def _attempt(self, call: _Call, ctx: AttemptContext) -> tuple[Any, PlanStep]:
+        """Find the next step that can be called and call it; skipping a step costs no attempt."""
+        run = call.run
+        while True:
+            step = run.next_step()
+            if step is None:
+                raise AttemptFailed(_NoStepLeft("no plan step left"), retry=False)
+            reservation = self.store.reserve(step.key, step.limits, step.reserve_tokens, self._wall())
+            if reservation is None:
+                run.skipped.append(f"{step.key}: no capacity left at reserve time")
+                continue
+            self.outcomes.failover(run, step)
+            started = self.retry.clock()
+            timeout = min(ctx.timeout_s, max(0.05, ctx.deadline.remaining() - self.retry.settings.safety_margin_s))
             try:
-                reply = self._engine.complete(self._adapters[provider], request, model, self._timeout(deadline))
-            except ProviderError as exc:
-                attempts.append(_failed(provider, model, exc, started))
-                _raise_if_callers_fault(exc)
+                result = self.breakers.call(step.key, lambda s=step, t=timeout: self._call(call, s, t))
+            except BreakerOpen as rejected:
+                self.outcomes._safe("reconcile", self.store.reconcile, reservation, 0, self._wall())
+                run.skipped.append(f"{step.key}: {rejected}")
                 continue
-            attempts.append(AttemptRecord(provider, model, latency_ms=(time.monotonic() - started) * 1000))
-            return RoutedCompletion(reply.completion, provider, model, attempts)
-        raise _aggregate(attempts)
+            except ProviderError as error:
+                self._failed(call, step, reservation, error, started, ctx)
+            return self._succeeded(call, step, reservation, result, started), step
 
-    def stream(self, request: ChatCompletionRequest, deadline: float) -> RoutedStream:
-        attempts: list[AttemptRecord] = []
-        for provider, model in self.candidates(request.model)[: self._max_attempts]:
-            started = time.monotonic()
-            try:
-                opened = self._engine.open_stream(self._adapters[provider], request, model, self._timeout(deadline))
-                chunks = iter(opened)
-                first = next(chunks)
-            except StopIteration:
-                attempts.append(AttemptRecord(provider, model, "empty_stream", None))
-                continue
-            except ProviderError as exc:
-                attempts.append(_failed(provider, model, exc, started))
-                _raise_if_callers_fault(exc)
-                continue
-            attempts.append(AttemptRecord(provider, model, latency_ms=(time.monotonic() - started) * 1000))
-            routed = RoutedStream(provider, model, attempts, iter(()))
-            routed.chunks = _tracking_usage(first, chunks, routed, opened)
-            return routed
-        raise _aggregate(attempts)
+    def _call(self, call: _Call, step: PlanStep, timeout: float) -> Any:
+        adapter = self.adapters[step.key.provider]
+        if not call.stream:
+            return self.engine.complete(adapter, call.request, step.key.model, timeout)
+        opened = self.engine.open_stream(adapter, call.request, step.key.model, timeout)
+        try:
+            rest = iter(opened)
+            first = next(rest)
+        except StopIteration:
+            opened.close()
+            raise ProviderError(f"{step.key.provider} ended the stream before any chunk",
+                                provider=step.key.provider, model=step.key.model,
+                                transport=TRANSPORT_STREAM_CUT) from None
+        except BaseException:
+            opened.close()
+            raise
+        return opened, rest, first
 
+    def _succeeded(self, call: _Call, step: PlanStep, reservation: Reservation, result: Any, started: float) -> Any:
+        latency = self.retry.clock() - started
+        now = self._wall()
+        if call.stream:
+            opened, rest, first = result
+            self.outcomes.headers(step, opened.rate_limits, now)
+            return opened, rest, first, reservation, started
+        self.outcomes.success(call.run, step, reservation, result.completion.usage, result.rate_limits, latency, now)
+        return result
 
-def _tracking_usage(
-    first: ChatCompletionChunk, rest: Iterator[ChatCompletionChunk], routed: RoutedStream, opened: object
-) -> Iterator[ChatCompletionChunk]:
-    try:
-        for chunk in _chain(first, rest):
-            if chunk.usage is not None:
-                routed.usage = chunk.usage
-            yield chunk
-    finally:
-        close = getattr(opened, "close", None)
-        if close is not None:
-            close()
+    def _failed(
+        self, call: _Call, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
+        ctx: AttemptContext,
+    ) -> None:
+        run = call.run
+        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall())
+        if decision.action is Action.RETURN:
+            raise AttemptFailed(error, retry=False)
+        if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
+            wait = retry_delay(0, policy=self.retry.settings.backoff, remaining_s=self.retry.wait_budget(ctx.deadline),
+                               hint_s=retry_hint_s(error), rand=self._rand)
+            if wait is not None:
+                run.retry_same(step)
+                raise AttemptFailed(error, retry=True, wait_s=wait)
+        if decision.affects_provider:
+            (run.shun if decision.circuit_scope is Scope.PROVIDER else run.demote)(step.key.provider)
+        raise AttemptFailed(error, retry=True)
 
+    def _drain(
+        self, call: _Call, step: PlanStep, reservation: Reservation, opened: Any, first: ChatCompletionChunk,
+        rest: Iterator[ChatCompletionChunk], routed: RoutedStream, started: float,
+    ) -> Iterator[ChatCompletionChunk]:
+        """Yield the stream; settle usage, cost and health when it ends, however it ends."""
+        try:
+            yield first
+            routed.usage = first.usage or routed.usage
+            for chunk in rest:
+                if chunk.usage is not None:
+                    routed.usage = chunk.usage
+                yield chunk
+        except ProviderError as error:
+            self.outcomes.failure(call.run, step, reservation, error, self.retry.clock() - started, self._wall())
+            self.breakers.record_failure(step.key, error)
+            raise
+        finally:
+            opened.close()
+        cost = request_cost(step.entry.price, routed.usage, free=step.free)
+        routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
+        self.outcomes.success(call.run, step, reservation, routed.usage, None, self.retry.clock() - started,
+                              self._wall())
 
-def _chain(first: ChatCompletionChunk, rest: Iterator[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
-    yield first
-    yield from rest
+    # --- errors -----------------------------------------------------------------------------------
+    def _aggregate(self, run: RequestRun, *, timed_out: bool) -> GatewayError:
+        hints = [a.retry_after_s for a in run.failed if a.retry_after_s]
+        return aggregate_error(run.failed, retry_after_s=min(hints) if hints else None, timed_out=timed_out)
 
-
-def _failed(provider: str, model: str, exc: ProviderError, started: float) -> AttemptRecord:
-    kind = exc.transport or (exc.code or f"http_{exc.status}")
-    return AttemptRecord(provider, model, kind, exc.status, (time.monotonic() - started) * 1000)
-
-
-def _raise_if_callers_fault(exc: ProviderError) -> None:
-    if exc.status in (400, 413, 422):
-        raise InvalidRequest(
-            f"The provider rejected the request ({exc.code or exc.status}).", code=exc.code or "invalid_request"
-        ) from exc
-
-
-def _aggregate(attempts: list[AttemptRecord]) -> GatewayError:
-    rate_limited = bool(attempts) and all(a.status == 429 for a in attempts)
-    return AllProvidersFailed(
-        "Every provider attempt failed." if attempts else "No provider could take the request.",
-        status=429 if rate_limited else 503,
-        error_type="rate_limit_error" if rate_limited else "server_error",
-        code="all_providers_failed",
-        extra={"attempts": [a.public() for a in attempts]},
-    )
+    def _nothing_to_try(self, plan: Plan, snapshot: StateSnapshot) -> GatewayError:
+        """Every candidate was dropped: 429 if only capacity stopped them, else 503."""
+        now = self._wall()
+        reasons = [why for _, why in plan.dropped]
+        capacity_only = bool(reasons) and all(not why.startswith("blocked") for why in reasons)
+        waits = [s.cooldown.until - now for s in snapshot.models.values() if s.cooling(now) and s.cooldown]
+        error = aggregate_error([], retry_after_s=min(waits) if waits else None,
+                                skipped_for_rate_limits=capacity_only)
+        error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
+        return error

@@ -1,0 +1,93 @@
+"""What the router writes down after each attempt: usage, headers, cooldowns, health, metrics.
+
+One place so streamed and buffered responses, successes and failures, all keep the shared
+state in step: the reservation is reconciled with what was really used, the provider's own
+rate-limit figures are kept for the selector, a 429 cools the model down (for every container,
+until its reset), and the passive health and metrics see every outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from llm_gateway.api.schemas import Usage
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.metrics import Metrics
+from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
+from llm_gateway.retry.classifier import Decision, ErrorClass, classify
+from llm_gateway.routing.health import PassiveHealth
+from llm_gateway.routing.run import AttemptRecord, RequestRun
+from llm_gateway.selection.selector import PlanStep
+from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss
+from llm_gateway.state.store import Reservation, StateStore
+
+LOG = logging.getLogger("llm_gateway.routing")
+_RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
+
+
+@dataclass
+class Outcomes:
+    store: StateStore
+    metrics: Metrics
+    passive: PassiveHealth
+    policy: BackoffPolicy
+
+    def _safe(self, what: str, fn: object, *args: object) -> None:
+        """State writes after a call must never turn a served request into an error."""
+        try:
+            fn(*args)  # type: ignore[operator]
+        except Exception:
+            LOG.warning("state write failed: %s", what, exc_info=True)
+
+    def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float) -> None:
+        if info is None or info.is_empty:
+            return
+        self._safe("record_headers", self.store.record_headers, step.key, info, now)
+        if near_miss(info):
+            self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
+        exhausted = cooldown_from_headers(info, now)
+        if exhausted is not None:
+            self._safe("cool_down", self.store.cool_down, step.key, exhausted.until, exhausted.reason, now)
+
+    def success(
+        self, run: RequestRun, step: PlanStep, reservation: Reservation, usage: Usage | None,
+        info: RateLimitInfo | None, latency_s: float, now: float,
+    ) -> None:
+        tokens = usage.total_tokens if usage is not None else reservation.tokens
+        self._safe("reconcile", self.store.reconcile, reservation, tokens, now)
+        self.headers(step, info, now)
+        self.passive.record(step.key, None, now)
+        self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
+        run.attempts.append(AttemptRecord(step.key.provider, step.key.model, latency_ms=latency_s * 1000))
+
+    def failure(
+        self, run: RequestRun, step: PlanStep, reservation: Reservation | None, error: ProviderError,
+        latency_s: float, now: float,
+    ) -> Decision:
+        decision = classify(error)
+        error_class = decision.error_class
+        if reservation is not None:
+            self._safe("reconcile", self.store.reconcile, reservation, 0, now)
+        self.headers(step, error.rate_limit, now)
+        wait = cooldown_s(error, error_class, self.policy)
+        if wait is not None:
+            reason = f"{error_class} ({error.status or error.code or 'no status'})"
+            self._safe("cool_down", self.store.cool_down, step.key, now + wait, reason, now)
+            run.retry_after.append(wait)
+        self.passive.record(step.key, str(error_class), now)
+        dims = {"provider": step.key.provider, "model": step.key.model}
+        self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), **dims)
+        if error_class in _RATE:
+            self.metrics.count(m.RATE_LIMITED, **dims)
+        run.attempts.append(
+            AttemptRecord(step.key.provider, step.key.model, str(error_class), error.status, latency_s * 1000, wait)
+        )
+        return decision
+
+    def failover(self, run: RequestRun, step: PlanStep) -> None:
+        """Count a move to another model after a failure (what the user never sees)."""
+        previous = run.previous_failure()
+        if previous is not None and (previous.provider, previous.model) != (step.key.provider, step.key.model):
+            self.metrics.count(m.FAILOVERS, provider=previous.provider, to_provider=step.key.provider)
