@@ -283,11 +283,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str], ctx: Ctx) -> None:
         data = json.dumps(body).encode()
+        self.fake.stats_book.responded(ctx.model or None, status)
         self._send_head(
             status, {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}
         )
         self.wfile.write(data)
-        self.fake.stats_book.responded(ctx.model or None, status)
 
     def _error(self, info: ErrorInfo, ctx: Ctx) -> None:
         status, body, headers = self.fake.wire.error(info, ctx)
@@ -300,9 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         half = data[: max(1, len(data) // 2)]
         length = len(half) if fault.fault == "malformed" else len(data)
+        self.fake.stats_book.responded(ctx.model or None, 200)
         self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(length), **headers})
         self.wfile.write(half)
-        self.fake.stats_book.responded(ctx.model or None, 200)
         self.close_connection = True
 
     def _write_chunk(self, data: bytes) -> None:
@@ -314,8 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         head = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                 "Transfer-Encoding": "chunked", **headers}  # fmt: skip
-        self._send_head(200, head)
         fake.stats_book.responded(ctx.model or None, 200)
+        self._send_head(200, head)
         kind = fault.fault if fault is not None else None
         sent = 0
         try:
