@@ -148,3 +148,21 @@ def test_startup_faults_and_unknown_config() -> None:
         start_fakes({"providers": {"nope": {}}})
     with pytest.raises(ValueError):
         start_fakes(config, providers=["openai"])
+
+
+def test_gemini_accepts_key_query_and_snake_case_body(fakes: FakeFleet) -> None:
+    fake = fakes["gemini"]
+    body = {
+        "system_instruction": {"parts": [{"text": "be terse"}]},
+        "contents": [{"role": "user", "parts": [{"text": "use lookup please"}]}],
+        "tools": [{"function_declarations": [{"name": "lookup", "parameters": {"type": "OBJECT",
+                   "properties": {"q": {"type": "STRING"}}, "required": ["q"]}}]}],
+        "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["lookup"]}},
+    }  # fmt: skip
+    url = fake.root_url + "/v1beta/models/gemini-2.5-flash:generateContent?key=abc"
+    resp = httpx.post(url, json=body, timeout=5)
+    assert resp.status_code == 200
+    part = resp.json()["candidates"][0]["content"]["parts"][0]
+    assert part["functionCall"]["name"] == "lookup" and isinstance(part["functionCall"]["args"]["q"], str)
+    listed = httpx.get(fake.root_url + "/v1beta/models?key=abc", timeout=5).json()["models"]
+    assert listed[0]["name"] == f"models/{fake.models[0]}"
