@@ -180,7 +180,10 @@ def _base_class(error: ProviderError) -> ErrorClass:
         return _TRANSPORT[error.transport]
     code = (error.code or "").strip().lower()
     if code in _CODES:
-        return _CODES[code]
+        by_code = _CODES[code]
+        # a 5xx is the provider's failure whatever its body claims: never blame the request
+        if not (error.status is not None and error.status >= 500 and _POLICY[by_code][0] is Action.RETURN):
+            return by_code
     if error.transport in _TRANSPORT:
         return _TRANSPORT[error.transport]
     status = error.status
