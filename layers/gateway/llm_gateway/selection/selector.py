@@ -65,7 +65,7 @@ class Preparation:
     dropped: tuple[Dropped, ...]
     reserve_tokens: Mapping[ModelKey, int] = field(default_factory=dict)
     analysis: Analysis | None = None
-    ranked: tuple[tuple[Rank, ModelEntry, int], ...] = ()  # (static rank, entry, reserve), best first
+    ranked: tuple[tuple[Rank, ModelEntry, int, str], ...] = ()  # (rank, entry, reserve, reason head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +169,11 @@ class Selector:
             reasons = "; ".join(f"{key}: {why}" for key, why in dropped[:5])
             raise InvalidRequest(f"No model can serve this request ({reasons}).", param="messages",
                                  code="no_model_fits")
-        ranked = sorted(
-            (self._rank(analysis.category, cap, entry, reserve[entry.key]), entry, reserve[entry.key])
-            for entry in kept
-        )
+        ranked = []
+        for entry in kept:
+            rank = self._rank(analysis.category, cap, entry, reserve[entry.key])
+            ranked.append((rank, entry, reserve[entry.key], _reason_head(analysis.category, pinned, entry, rank)))
+        ranked.sort(key=lambda row: row[0])
         return Preparation(
             category=analysis.category,
             needs=needs,
@@ -197,24 +198,6 @@ class Selector:
         cost = _est_cost(entry, reserve - output, output)
         return (0 if entry.is_free else 1, distance, cost, entry.provider, entry.model)
 
-    @staticmethod
-    def _step(prep: Preparation, entry: ModelEntry, rank: Rank, reserve: int, left: str) -> PlanStep:
-        tier = "free tier with capacity" if entry.is_free else "paid fallback"
-        if prep.pinned is not None:
-            tier = f"pinned, {'free tier' if entry.is_free else 'paid'}"
-        match = "category match" if rank[1] == 0 else f"category {entry.category} (wanted {prep.category})"
-        reason = f"{tier}; {match}; est. ${rank[2]:.6f}; {left}"
-        return PlanStep(
-            key=entry.key,
-            free=entry.is_free,
-            context_window=entry.context_window,
-            reason=reason,
-            limits=entry.windows(),
-            reserve_tokens=reserve,
-            entry=entry,
-            est_cost_usd=rank[2],
-        )
-
     def plan(
         self,
         prep: Preparation,
@@ -229,7 +212,7 @@ class Selector:
         dropped = list(prep.dropped)
         ranked: list[tuple[Rank, PlanStep]] = []
         models = snapshot.models
-        for rank, entry, reserve in prep.ranked:
+        for rank, entry, reserve, head in prep.ranked:
             key = entry.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
@@ -238,8 +221,17 @@ class Selector:
             if not cap.ok:
                 dropped.append((key, cap.reason))
                 continue
-            left = _describe_left(cap.remaining_requests, cap.remaining_tokens)
-            ranked.append((rank, self._step(prep, entry, rank, reserve, left)))
+            step = PlanStep(
+                key=key,
+                free=entry.is_free,
+                context_window=entry.context_window,
+                reason=head + _describe_left(cap.remaining_requests, cap.remaining_tokens),
+                limits=entry.windows(),
+                reserve_tokens=reserve,
+                entry=entry,
+                est_cost_usd=rank[2],
+            )
+            ranked.append((rank, step))
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         return Plan(prep.category, prep.prompt_tokens, tuple(steps), tuple(dropped), prep.pinned)
 
@@ -263,6 +255,15 @@ class Selector:
                     group = group[offset:] + group[:offset]
             steps.extend(group)
         return steps
+
+
+def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, rank: Rank) -> str:
+    """The static part of a step's reason, built once in `prepare`."""
+    tier = "free tier with capacity" if entry.is_free else "paid fallback"
+    if pinned is not None:
+        tier = f"pinned, {'free tier' if entry.is_free else 'paid'}"
+    match = "category match" if rank[1] == 0 else f"category {entry.category} (wanted {category})"
+    return f"{tier}; {match}; est. ${rank[2]:.6f}; "
 
 
 def _describe_left(requests: int | None, tokens: int | None) -> str:

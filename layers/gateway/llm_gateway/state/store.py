@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from llm_gateway.providers.base import RateLimitInfo
 
@@ -22,8 +22,10 @@ class StateUnavailable(Exception):
     """The shared store could not answer (beyond SDK errors); `resilient.py` falls back on it."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ModelKey:
+class ModelKey(NamedTuple):
+    """`provider/model`. A NamedTuple (immutable, ordered) because it is hashed several times per
+    candidate per request, and tuple hashing is done in C (a frozen dataclass hashes in Python)."""
+
     provider: str
     model: str
 

@@ -1,0 +1,60 @@
+"""An embedded DynamoDB for `make dev`: moto's server on loopback with the state table created.
+
+The local path should be the real one: the same DynamoStateStore, the same conditional writes,
+over real HTTP, just against moto instead of AWS. Fake credentials are set only if none exist,
+so nothing here can reach a real account by accident (the endpoint is loopback anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from llm_gateway.state.dynamodb import DynamoStateStore, client_config, create_table
+from moto.server import ThreadedMotoServer
+
+DEFAULT_TABLE = "llm-gateway-state"
+REGION = "us-east-1"
+
+
+@dataclass
+class LocalDynamo:
+    endpoint_url: str
+    table_name: str
+    server: ThreadedMotoServer
+
+    def client(self) -> Any:
+        return boto3.client(
+            "dynamodb", region_name=REGION, endpoint_url=self.endpoint_url, config=client_config(),
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def store(self) -> DynamoStateStore:
+        return DynamoStateStore(self.client(), self.table_name)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_local_dynamodb(port: int = 0, table_name: str = DEFAULT_TABLE) -> LocalDynamo:
+    """Start moto on 127.0.0.1 (port 0 = any free port) and create the state table."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    local = LocalDynamo(endpoint_url=f"http://{host}:{bound}", table_name=table_name, server=server)
+    try:
+        create_table(local.client(), table_name)
+    except ClientError as exc:
+        # moto keeps one backend per process: a second server in the same process sees the table
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            server.stop()
+            raise
+    except Exception:
+        server.stop()
+        raise
+    return local
