@@ -48,3 +48,9 @@ def main(argv: list[str]) -> int:
     finally:
         fleet.stop()
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
