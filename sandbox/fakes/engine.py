@@ -75,8 +75,12 @@ class FakeProvider:
         return self
 
     def stop(self) -> None:
+        """Stop serving (idempotent); requests hanging in a `timeout` fault are released."""
+        if self.stop_event.is_set():
+            return
         self.stop_event.set()
-        self.httpd.shutdown()
+        if self._thread.is_alive():
+            self.httpd.shutdown()
         self.httpd.server_close()
 
     def add_fault(self, **fault: Any) -> dict[str, Any]:

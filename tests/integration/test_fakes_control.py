@@ -166,3 +166,21 @@ def test_gemini_accepts_key_query_and_snake_case_body(fakes: FakeFleet) -> None:
     assert part["functionCall"]["name"] == "lookup" and isinstance(part["functionCall"]["args"]["q"], str)
     listed = httpx.get(fake.root_url + "/v1beta/models?key=abc", timeout=5).json()["models"]
     assert listed[0]["name"] == f"models/{fake.models[0]}"
+
+
+def test_max_tokens_truncates_with_each_providers_finish_reason(fakes: FakeFleet) -> None:
+    base = {"messages": [{"role": "user", "content": "Hi there, how are you today?"}], "max_tokens": 3}
+    auth = {"Authorization": "Bearer k"}
+    openai = httpx.post(
+        fakes["openai"].base_url + "/chat/completions", json={**base, "model": "gpt-4o"}, headers=auth
+    )
+    assert openai.json()["choices"][0]["finish_reason"] == "length"
+    assert openai.json()["usage"]["completion_tokens"] == 3
+    cohere = httpx.post(
+        fakes["cohere"].root_url + "/v2/chat", json={**base, "model": "command-a-03-2025"}, headers=auth
+    )
+    assert cohere.json()["finish_reason"] == "MAX_TOKENS"
+    body = {"contents": [{"parts": [{"text": "hello"}]}], "generationConfig": {"maxOutputTokens": 2}}
+    url = fakes["gemini"].root_url + "/v1beta/models/gemini-2.5-flash:generateContent"
+    gemini = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
+    assert gemini.json()["candidates"][0]["finishReason"] == "MAX_TOKENS"
