@@ -107,6 +107,7 @@ class _Call:
     request: ChatCompletionRequest
     run: RequestRun
     stream: bool
+    buffered: bool = False
 
 
 class Router:
@@ -157,8 +158,19 @@ class Router:
         return RoutedCompletion(reply.completion, step.key.provider, step.key.model, run.attempts,
                                 cost.usd, cost.free, cost.estimated)
 
-    def stream(self, request: ChatCompletionRequest, deadline: float | None = None) -> RoutedStream:
+    def stream(
+        self, request: ChatCompletionRequest, deadline: float | None = None, *, buffered: bool = False
+    ) -> RoutedStream:
+        """Open a stream that has produced its first chunk.
+
+        `buffered=True` is for callers that send the SSE body whole (API Gateway REST + Python):
+        nothing reaches the user before the provider's stream ends, so the whole stream is read
+        inside the attempt and a cut at any point fails over transparently. Live callers
+        (`buffered=False`) get chunks as they come; a failure after the first one raises
+        `ProviderError` from the iterator and the caller ends the stream with an error event.
+        """
         call = self._begin(request, stream=True)
+        call.buffered = buffered
         (opened, rest, first, reservation, started), step = self._run(call, deadline)
         routed = RoutedStream(step.key.provider, step.key.model, call.run.attempts, iter(()), free=step.free)
         routed.chunks = self._drain(call, step, reservation, opened, first, rest, routed, started)
@@ -233,6 +245,10 @@ class Router:
         try:
             rest = iter(opened)
             first = next(rest)
+            if call.buffered:
+                collected = list(rest)  # a cut here is a failure of this attempt: fail over
+                opened.close()
+                rest = iter(collected)
         except StopIteration:
             opened.close()
             raise ProviderError(f"{step.key.provider} ended the stream before any chunk",
@@ -267,8 +283,12 @@ class Router:
             if wait is not None:
                 run.retry_same(step)
                 raise AttemptFailed(error, retry=True, wait_s=wait)
-        if decision.affects_provider:
-            (run.shun if decision.circuit_scope is Scope.PROVIDER else run.demote)(step.key.provider)
+        # Fail over to another provider first: a provider that just failed one model (even with a
+        # 429: limits are often per organization) is the likeliest to fail the next one too.
+        if decision.affects_provider and decision.circuit_scope is Scope.PROVIDER:
+            run.shun(step.key.provider)
+        else:
+            run.demote(step.key.provider)
         raise AttemptFailed(error, retry=True)
 
     def _drain(
