@@ -189,6 +189,12 @@ class Router:
         plan = self.selector.plan(prep, snapshot, now, blocked=blocked, tie_breaker=self.balancer)
         return plan, snapshot
 
+    def status(self) -> dict[str, Any]:
+        """Breakers, cooldowns, window capacity and last errors per provider and model."""
+        from llm_gateway.routing.status import build_status
+
+        return build_status(self)
+
     # --- flow -------------------------------------------------------------------------------------
     def _begin(self, request: ChatCompletionRequest, *, stream: bool) -> _Call:
         plan, snapshot = self.plan(request)

@@ -1,0 +1,81 @@
+"""`llm-gateway status`: print breaker, cooldown and capacity state from a running gateway.
+
+Reads `GET /v1/status` (same auth as the API) and prints one row per provider and model, or the
+raw JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+
+
+def _until(value: float | None, now: float) -> str:
+    return "-" if value is None else f"{max(0.0, value - now):.0f}s"
+
+
+def _capacity(windows: list[dict[str, Any]]) -> str:
+    parts = []
+    for w in windows:
+        span = {1: "s", 60: "min", 86_400: "day"}.get(w["seconds"], f"{w['seconds']}s")
+        if w.get("max_requests") is not None:
+            parts.append(f"{w['remaining_requests']}/{w['max_requests']} req/{span}")
+        if w.get("max_tokens") is not None:
+            parts.append(f"{w['remaining_tokens']}/{w['max_tokens']} tok/{span}")
+    return ", ".join(parts) or "no known limit"
+
+
+def _breaker(b: dict[str, Any], now: float) -> str:
+    return b["state"] if b["state"] == "CLOSED" else f"{b['state']} ({_until(b.get('until'), now)})"
+
+
+def rows(status: dict[str, Any], now: float) -> list[list[str]]:
+    """One row per model: provider, model, breaker, cooldown, capacity, last error."""
+    out = []
+    for provider, info in status.get("providers", {}).items():
+        provider_note = "" if info.get("available", True) else f" [{info.get('health')}]"
+        provider_breaker = info.get("breaker", {"state": "CLOSED"})
+        for model, m in info.get("models", {}).items():
+            breaker = _breaker(m["breaker"], now)
+            if provider_breaker["state"] != "CLOSED":
+                breaker = f"provider {_breaker(provider_breaker, now)}"
+            cooldown = m.get("cooldown")
+            cool = "-" if not cooldown else f"{_until(cooldown['until'], now)} ({cooldown['reason']})"
+            out.append([provider + provider_note, model, breaker, cool, _capacity(m.get("windows", [])),
+                        m.get("last_error_class") or "-"])
+    return out
+
+
+def render(status: dict[str, Any], now: float | None = None) -> str:
+    header = ["PROVIDER", "MODEL", "BREAKER", "COOLDOWN", "CAPACITY LEFT", "LAST ERROR"]
+    table = [header, *rows(status, time.time() if now is None else now)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
+    if status.get("state_degraded"):
+        lines.append("(shared state unavailable: showing this container's conservative local state)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="llm-gateway status", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:3000", help="gateway base URL (without /v1)")
+    parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    args = parser.parse_args(argv)
+    url = args.url.rstrip("/") + "/v1/status"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {args.key}"}, timeout=10, trust_env=False)
+    except httpx.HTTPError as exc:
+        print(f"could not reach {url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"{url} answered HTTP {response.status_code}: {response.text[:300]}", file=sys.stderr)
+        return 1
+    status = response.json()
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0
