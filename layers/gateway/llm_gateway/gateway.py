@@ -24,6 +24,7 @@ from llm_gateway.providers.base import ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.factory import build_adapters
 from llm_gateway.providers.sse import encode_sse
+from llm_gateway.routing.compose import build_router
 from llm_gateway.routing.router import AUTO_ALIASES, RoutedCompletion, RoutedStream, Router
 
 
@@ -104,7 +105,7 @@ class Gateway:
 
     # --- helpers ----------------------------------------------------------------------------------
     def _chat_stream(self, request: ChatCompletionRequest, deadline: float, request_id: str) -> ChatOutcome:
-        routed = self.router.stream(request, deadline)
+        routed = self.router.stream(request, deadline, buffered=True)  # the SSE body is sent whole
         body = "".join(self._sse_events(routed, request))
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
         return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
@@ -160,6 +161,7 @@ def build_gateway(settings: Settings, metrics: Metrics | None = None) -> Gateway
     """Cold-start composition: one HTTP pool, one adapter per configured provider, one router."""
     adapters = build_adapters(settings)
     engine = ProviderEngine(build_http_client())
-    router = Router(adapters, engine, max_attempts=settings.max_attempts, attempt_timeout_s=settings.attempt_timeout_s)
+    metrics = metrics or EmfMetrics()
+    router = build_router(settings, adapters, engine, metrics)
     logger = build_logger(settings.secrets)
-    return Gateway(settings, adapters, router, metrics or EmfMetrics(), logger)
+    return Gateway(settings, adapters, router, metrics, logger, status_provider=router.status)
