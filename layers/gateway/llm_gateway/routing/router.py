@@ -33,6 +33,7 @@ from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import (
     AttemptContext,
     AttemptFailed,
+    Deadline,
     DeadlineExhausted,
     RetryHandler,
     RetrySettings,
@@ -150,8 +151,9 @@ class Router:
         return out
 
     def complete(self, request: ChatCompletionRequest, deadline: float | None = None) -> RoutedCompletion:
+        limit = self._deadline(deadline)  # planning and the state load count against it too
         call = self._begin(request, stream=False)
-        reply, step = self._run(call, deadline)
+        reply, step = self._run(call, limit)
         run = call.run
         usage = reply.completion.usage
         cost = request_cost(step.entry.price, usage, free=step.free)
@@ -169,9 +171,10 @@ class Router:
         (`buffered=False`) get chunks as they come; a failure after the first one raises
         `ProviderError` from the iterator and the caller ends the stream with an error event.
         """
+        limit = self._deadline(deadline)
         call = self._begin(request, stream=True)
         call.buffered = buffered
-        (opened, rest, first, reservation, started), step = self._run(call, deadline)
+        (opened, rest, first, reservation, started), step = self._run(call, limit)
         routed = RoutedStream(step.key.provider, step.key.model, call.run.attempts, iter(()), free=step.free)
         routed.chunks = self._drain(call, step, reservation, opened, first, rest, routed, started)
         return routed
@@ -203,9 +206,11 @@ class Router:
             raise self._nothing_to_try(plan, snapshot)
         return _Call(request, run, stream)
 
-    def _run(self, call: _Call, deadline: float | None) -> tuple[Any, PlanStep]:
-        budget = None if deadline is None else deadline - self.retry.clock()
-        limit = self.retry.deadline(budget)
+    def _deadline(self, deadline: float | None) -> Deadline:
+        """The caller's absolute deadline (same clock), or our own budget from now."""
+        return self.retry.deadline(None if deadline is None else deadline - self.retry.clock())
+
+    def _run(self, call: _Call, limit: Deadline) -> tuple[Any, PlanStep]:
         try:
             return self.retry.run(lambda ctx: self._attempt(call, ctx), limit)
         except AttemptFailed as failed:
