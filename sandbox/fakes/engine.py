@@ -304,8 +304,11 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(body).encode()
         half = data[: max(1, len(data) // 2)]
         length = len(half) if fault.fault == "malformed" else len(data)
+        # A complete (if broken) response announces that the connection closes after it, so a
+        # pooled client does not send its next request into a socket that is going away.
+        closing = {"Connection": "close"} if fault.fault == "malformed" else {}
         self.fake.stats_book.responded(ctx.model or None, 200)
-        self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(length), **headers})
+        self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(length), **closing, **headers})
         self.wfile.write(half)
         self.close_connection = True
 

@@ -94,12 +94,17 @@ class Gateway:
                 return self._chat_stream(request, deadline, request_id)
             routed = self.router.complete(request, deadline)
         except GatewayError as exc:
-            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            # Only failures the gateway owes the caller count: a bad request is not a bad deploy,
+            # and this metric drives the canary rollback alarm.
+            if exc.status >= 500 or exc.status == 429:
+                self.metrics.count(m.USER_VISIBLE_ERRORS)
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
             raise
         body = routed.completion.model_dump(exclude_none=True)
         body.setdefault("usage", {})
         body["usage"]["cost_usd"] = routed.cost_usd
+        if routed.cost_estimated:
+            body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
         return ChatOutcome(200, self._headers(routed, request_id), json_body=body)
 
@@ -127,7 +132,9 @@ class Gateway:
         yield encode_sse("[DONE]")
 
     def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str) -> dict[str, str]:
+        estimated = {"x-gateway-cost-estimated": "true"} if routed.cost_estimated else {}
         return {
+            **estimated,
             "x-gateway-provider": routed.provider,
             "x-gateway-model": routed.model,
             "x-gateway-attempts": str(len(routed.attempts)),

@@ -104,3 +104,17 @@ def test_429_is_never_a_health_problem(_status, message) -> None:
     decision = classify(err(429, None, None, message))
     assert decision.error_class in {ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED}
     assert not decision.counts_for_circuit and decision.action is Action.NEXT_MODEL
+
+
+def test_gemini_per_minute_429_with_quota_wording_is_a_rate_limit_not_a_spent_quota():
+    from llm_gateway.providers.base import ProviderError, RateLimitInfo
+    from llm_gateway.retry.classifier import ErrorClass, classify_class
+
+    message = "You exceeded your current quota, please check your plan and billing details."
+    per_minute = ProviderError("x", provider="gemini", status=429, code="RESOURCE_EXHAUSTED",
+                               rate_limit=RateLimitInfo(retry_after_s=34.0), provider_message=message)
+    assert classify_class(per_minute) is ErrorClass.RATE_LIMITED
+    per_day = ProviderError("x", provider="gemini", status=429, code="RESOURCE_EXHAUSTED",
+                            rate_limit=RateLimitInfo(limit_requests=250, requests_window_s=86_400),
+                            provider_message=message)
+    assert classify_class(per_day) is ErrorClass.QUOTA_EXHAUSTED

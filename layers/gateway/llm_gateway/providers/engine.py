@@ -141,7 +141,8 @@ class ProviderStream:
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         name, model = self.adapter.name, self.model
-        with _translated(name, model):
+        # A connection that dies once the body has started is a cut stream, not a failed connect.
+        with _translated(name, model, broken=TRANSPORT_STREAM_CUT):
             for event in iter_sse(self._response.iter_lines()):
                 if time.monotonic() > self._deadline:
                     raise ProviderError(
@@ -180,9 +181,10 @@ def _json_body(content: bytes, provider: str, model: str | None, rate_limits: Ra
 class _translated:
     """Context manager mapping httpx transport exceptions to `ProviderError`."""
 
-    def __init__(self, provider: str, model: str | None) -> None:
+    def __init__(self, provider: str, model: str | None, broken: str = TRANSPORT_CONNECTION) -> None:
         self.provider = provider
         self.model = model
+        self.broken = broken
 
     def __enter__(self) -> None:
         return None
@@ -193,7 +195,7 @@ class _translated:
         if isinstance(exc, httpx.TimeoutException):
             kind, what = TRANSPORT_TIMEOUT, "timed out"
         elif isinstance(exc, httpx.TransportError | httpx.StreamError):
-            kind, what = TRANSPORT_CONNECTION, "connection failed"
+            kind, what = self.broken, "connection failed" if self.broken == TRANSPORT_CONNECTION else "stream was cut"
         else:
             return
         raise ProviderError(

@@ -203,10 +203,24 @@ def _refine(error_class: ErrorClass, error: ProviderError) -> ErrorClass:
             continue
         if error_class is ErrorClass.RATE_LIMITED and refined is not ErrorClass.QUOTA_EXHAUSTED:
             continue  # a 429 stays about capacity; only "per day" / "quota" makes it terminal
+        if error_class is ErrorClass.RATE_LIMITED and _short_wait(error):
+            continue  # Gemini says "exceeded your current quota" for per-minute limits too
         if error_class is ErrorClass.AUTH and refined is not ErrorClass.AUTH:
             continue
         return refined
     return error_class
+
+
+def _short_wait(error: ProviderError) -> bool:
+    """The provider's own hint says this limit frees up within the hour: a rate limit, not a quota."""
+    info = error.rate_limit
+    if info is None:
+        return False
+    if info.retry_after_s is not None and 0 < info.retry_after_s <= 3600:
+        return True
+    return (info.limit_requests is not None and info.requests_window_s <= 3600) or (
+        info.limit_tokens is not None and info.tokens_window_s <= 3600
+    )
 
 
 def classify_class(error: ProviderError) -> ErrorClass:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llm_gateway.config import Settings
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ChatAdapter
 from llm_gateway.providers.engine import ProviderEngine
@@ -19,18 +20,18 @@ from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHeal
 from llm_gateway.routing.router import Router, RouterDeps
 
 
-def build_router(settings: Any, adapters: Mapping[str, ChatAdapter], engine: ProviderEngine, metrics: Metrics) -> Router:
+def build_router(settings: Settings, adapters: Mapping[str, ChatAdapter], engine: ProviderEngine, metrics: Metrics) -> Router:
     # The probe lease Powertools grants lasts recovery_timeout: it must outlive one attempt.
     breaker_settings = BreakerSettings(recovery_timeout_s=max(30, int(settings.attempt_timeout_s) + 5))
     deps = RouterDeps(metrics=metrics)
-    table = getattr(settings, "state_table", None)
+    table = settings.state_table
     if table:
         import boto3
 
         from llm_gateway.state.dynamodb import DynamoStateStore, client_config
         from llm_gateway.state.resilient import ResilientStore
 
-        client = boto3.client("dynamodb", config=client_config())
+        client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
         deps.store = ResilientStore(DynamoStateStore(client, table))
         persistence: Any = DynamoDBBreakerPersistence(table, client)
         deps.health = HealthView(DynamoHealthStore(client, table), adapters)

@@ -16,6 +16,7 @@ MemoryStore or a moto-backed store, and a catalog, without HTTP handlers.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -109,6 +110,7 @@ class _Call:
     run: RequestRun
     stream: bool
     buffered: bool = False
+    prompt_tokens: int = 0
 
 
 class Router:
@@ -156,7 +158,8 @@ class Router:
         reply, step = self._run(call, limit)
         run = call.run
         usage = reply.completion.usage
-        cost = request_cost(step.entry.price, usage, free=step.free)
+        texts = [c.message.content or "" for c in reply.completion.choices]
+        cost = request_cost(step.entry.price, usage, free=step.free, estimate=self._estimate(call, texts))
         return RoutedCompletion(reply.completion, step.key.provider, step.key.model, run.attempts,
                                 cost.usd, cost.free, cost.estimated)
 
@@ -204,7 +207,7 @@ class Router:
         run = RequestRun(list(plan.steps))
         if not plan.steps:
             raise self._nothing_to_try(plan, snapshot)
-        return _Call(request, run, stream)
+        return _Call(request, run, stream, prompt_tokens=plan.prompt_tokens)
 
     def _deadline(self, deadline: float | None) -> Deadline:
         """The caller's absolute deadline (same clock), or our own budget from now."""
@@ -307,12 +310,12 @@ class Router:
         rest: Iterator[ChatCompletionChunk], routed: RoutedStream, started: float,
     ) -> Iterator[ChatCompletionChunk]:
         """Yield the stream; settle usage, cost and health when it ends, however it ends."""
+        texts: list[str] = []
         try:
-            yield first
-            routed.usage = first.usage or routed.usage
-            for chunk in rest:
+            for chunk in itertools.chain((first,), rest):
                 if chunk.usage is not None:
                     routed.usage = chunk.usage
+                texts += [c.delta.content for c in chunk.choices if c.delta.content]
                 yield chunk
         except ProviderError as error:
             self.outcomes.failure(call.run, step, reservation, error, self.retry.clock() - started, self._wall())
@@ -320,10 +323,14 @@ class Router:
             raise
         finally:
             opened.close()
-        cost = request_cost(step.entry.price, routed.usage, free=step.free)
+        cost = request_cost(step.entry.price, routed.usage, free=step.free, estimate=self._estimate(call, texts))
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
         self.outcomes.success(call.run, step, reservation, routed.usage, None, self.retry.clock() - started,
                               self._wall())
+
+    def _estimate(self, call: _Call, texts: list[str]) -> Usage:
+        """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
+        return Usage.of(call.prompt_tokens, self.selector.tokens.count_text("".join(texts)))
 
     # --- errors -----------------------------------------------------------------------------------
     def _aggregate(self, run: RequestRun, *, timed_out: bool) -> GatewayError:
