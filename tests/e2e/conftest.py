@@ -36,3 +36,12 @@ def client(gateway_url: str):
     from openai import OpenAI
 
     return OpenAI(base_url=f"{gateway_url}/v1", api_key=DEV_KEY, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def patient_client(gateway_url: str):
+    """A client that honours Retry-After, as SDK users' clients do: pinned free models such as
+    Mistral's (1 request per second) answer 429 with Retry-After when called back to back."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{gateway_url}/v1", api_key=DEV_KEY, max_retries=4, timeout=30)

@@ -57,7 +57,9 @@ def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
         if not key or kind == "openai_compatible":
             continue
         base_url = env.get(spec.base_url_env, "").strip() or spec.default_base_url
-        configs.append(ProviderConfig(name=kind, kind=kind, base_url=base_url, api_key=key, models=spec.default_models))
+        # No list = every catalog model of this provider; `<KIND>_MODELS` narrows it.
+        models = tuple(m.strip() for m in env.get(spec.models_env, "").split(",") if m.strip())
+        configs.append(ProviderConfig(name=kind, kind=kind, base_url=base_url, api_key=key, models=models))
     configs.extend(_compatible_endpoints(env))
     return configs
 

@@ -53,14 +53,12 @@ class Gateway:
         router: Router,
         metrics: Metrics,
         logger: Any,
-        status_provider: Any = None,
     ) -> None:
         self.settings = settings
         self.adapters = dict(adapters)
         self.router = router
         self.metrics = metrics
         self.logger = logger
-        self.status_provider = status_provider
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
@@ -76,15 +74,13 @@ class Gateway:
 
     # --- routes -----------------------------------------------------------------------------------
     def list_models(self) -> ModelList:
+        """The aliases, then every catalog model a configured provider serves, as `provider/model`."""
         cards = [ModelCard(id=alias, owned_by="llm-gateway") for alias in AUTO_ALIASES]
-        for name, adapter in self.adapters.items():
-            cards += [ModelCard(id=f"{name}/{model}", owned_by=name) for model in adapter.config.models]
+        cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.router.available())]
         return ModelList(data=cards)
 
     def status(self) -> dict[str, Any]:
-        if self.status_provider is not None:
-            return self.status_provider()
-        return {"providers": {name: {"models": list(a.config.models)} for name, a in self.adapters.items()}}
+        return self.router.status()
 
     def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
         deadline = time.monotonic() + self.settings.deadline_s
@@ -171,4 +167,4 @@ def build_gateway(settings: Settings, metrics: Metrics | None = None) -> Gateway
     metrics = metrics or EmfMetrics()
     router = build_router(settings, adapters, engine, metrics)
     logger = build_logger(settings.secrets)
-    return Gateway(settings, adapters, router, metrics, logger, status_provider=router.status)
+    return Gateway(settings, adapters, router, metrics, logger)

@@ -278,5 +278,4 @@ SPEC = ProviderSpec(
     default_base_url="https://api.cohere.com",
     key_env="COHERE_API_KEY",
     make_adapter=make_adapter,
-    default_models=("command-r7b-12-2024", "command-r-08-2024", "command-a-03-2025"),
 )

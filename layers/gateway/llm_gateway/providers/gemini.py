@@ -394,5 +394,4 @@ SPEC = ProviderSpec(
     default_base_url="https://generativelanguage.googleapis.com",
     key_env="GEMINI_API_KEY",
     make_adapter=make_adapter,
-    default_models=("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro"),
 )

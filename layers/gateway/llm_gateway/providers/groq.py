@@ -28,5 +28,4 @@ SPEC = ProviderSpec(
     default_base_url="https://api.groq.com",
     key_env="GROQ_API_KEY",
     make_adapter=make_adapter,
-    default_models=("llama-3.1-8b-instant", "llama-3.3-70b-versatile", "openai/gpt-oss-120b", "qwen/qwen3-32b"),
 )

@@ -198,5 +198,4 @@ SPEC = ProviderSpec(
     default_base_url="https://api.mistral.ai",
     key_env="MISTRAL_API_KEY",
     make_adapter=make_adapter,
-    default_models=("mistral-small-latest", "ministral-8b-latest", "mistral-large-latest", "open-mistral-nemo"),
 )

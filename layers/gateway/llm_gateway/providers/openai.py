@@ -239,5 +239,4 @@ SPEC = ProviderSpec(
     default_base_url="https://api.openai.com/v1",
     key_env="OPENAI_API_KEY",
     make_adapter=make_adapter,
-    default_models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini"),
 )

@@ -35,11 +35,14 @@ class ProviderSpec:
     default_base_url: str
     key_env: str
     make_adapter: Callable[[ProviderConfig], ChatAdapter]
-    default_models: tuple[str, ...] = ()
 
     @property
     def base_url_env(self) -> str:
         return f"{self.kind.upper()}_BASE_URL"
+
+    @property
+    def models_env(self) -> str:
+        return f"{self.kind.upper()}_MODELS"
 
 
 @cache

@@ -49,7 +49,7 @@ from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.selector import Plan, PlanStep, Selector
 from llm_gateway.state.memory import MemoryStore
-from llm_gateway.state.store import ModelKey, Reservation, StateSnapshot, StateStore
+from llm_gateway.state.store import ModelKey, ModelState, Reservation, StateSnapshot, StateStore
 
 AUTO_ALIASES = ("auto", "auto:small", "auto:large", "auto:reasoning")
 __all__ = ["AUTO_ALIASES", "AttemptRecord", "RoutedCompletion", "RoutedStream", "Router", "RouterDeps"]
@@ -342,8 +342,17 @@ class Router:
         now = self._wall()
         reasons = [why for _, why in plan.dropped]
         capacity_only = bool(reasons) and all(not why.startswith("blocked") for why in reasons)
-        waits = [s.cooldown.until - now for s in snapshot.models.values() if s.cooling(now) and s.cooldown]
+        waits = [wait for state in snapshot.models.values() if (wait := _free_again_in(state, now)) is not None]
         error = aggregate_error([], retry_after_s=min(waits) if waits else None,
                                 skipped_for_rate_limits=capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error
+
+
+def _free_again_in(state: ModelState, now: float) -> float | None:
+    """Seconds until this model can take a request again: its cooldown and every full window."""
+    blocked_until = [state.cooldown.until] if state.cooldown is not None and state.cooldown.until > now else []
+    for usage in state.windows:
+        if usage.remaining_requests() == 0 or usage.remaining_tokens() == 0:
+            blocked_until.append(usage.start + usage.limit.seconds)
+    return max(blocked_until) - now if blocked_until else None
