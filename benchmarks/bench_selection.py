@@ -86,8 +86,9 @@ def dynamodb_calls() -> list[tuple[str, dict[str, int]]]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     import boto3
-    from llm_gateway.state.dynamodb import DynamoStateStore, create_table
     from moto import mock_aws
+
+    from llm_gateway.state.dynamodb import DynamoStateStore, create_table
 
     rows: list[tuple[str, dict[str, int]]] = []
     with mock_aws():

@@ -13,8 +13,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from llm_gateway.state.dynamodb import DynamoStateStore, client_config, create_table
 from moto.server import ThreadedMotoServer
+
+from llm_gateway.state.dynamodb import DynamoStateStore, client_config, create_table
 
 DEFAULT_TABLE = "llm-gateway-state"
 REGION = "us-east-1"

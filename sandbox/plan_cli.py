@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from llm_gateway.api.errors import GatewayError, from_validation_error
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.catalog import default_catalog
 from llm_gateway.selection.selector import Plan, Selector
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.store import StateStore
-from pydantic import ValidationError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def _store(args: argparse.Namespace) -> StateStore:
     if not args.state_table:
         return MemoryStore()
     import boto3
+
     from llm_gateway.state.dynamodb import DynamoStateStore, client_config
 
     client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=args.region, config=client_config())

@@ -8,6 +8,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from llm_gateway.api.errors import (
     GatewayError,
     InvalidRequest,
@@ -18,7 +20,6 @@ from llm_gateway.api.errors import (
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
-from pydantic import ValidationError
 
 gateway = build_gateway(load_settings())
 logger = gateway.logger

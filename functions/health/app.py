@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+
 from llm_gateway.routing.health import run_active_checks
 
 logger = Logger()

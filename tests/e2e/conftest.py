@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from llm_gateway.providers.registry import provider_specs
 
+from llm_gateway.providers.registry import provider_specs
 from sandbox.local_env import FAKE_PROVIDER_KEY, prepare_local_env
 from sandbox.local_server import start_server
 

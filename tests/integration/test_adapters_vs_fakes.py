@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+
 from llm_gateway.api.schemas import ChatCompletionRequest, Usage
 from llm_gateway.providers.base import (
     TRANSPORT_CONNECTION,
@@ -25,7 +26,6 @@ from llm_gateway.providers.base import (
 )
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.registry import provider_specs
-
 from sandbox.fakes import FakeFleet
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
 from tests.unit.providers.helpers import request

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence
 from llm_gateway.routing.circuit_breaker import (
@@ -19,7 +21,6 @@ from llm_gateway.routing.circuit_breaker import (
     reset_local_counters,
 )
 from llm_gateway.state.store import ModelKey
-from moto import mock_aws
 
 TABLE = "llm-gateway-state"
 KEY = ModelKey("groq", "llama")

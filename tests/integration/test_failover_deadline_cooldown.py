@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from llm_gateway.api.errors import AllProvidersFailed
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.store import ModelKey
-
 from sandbox.fakes import FakeFleet
 from tests.integration.test_failover_matrix import PROVIDERS, RETRY, build_router, run_many
 
@@ -56,8 +56,9 @@ def shared_store(request):
         yield MemoryStore()
         return
     import boto3
-    from llm_gateway.state.dynamodb import DynamoStateStore, create_table
     from moto import mock_aws
+
+    from llm_gateway.state.dynamodb import DynamoStateStore, create_table
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

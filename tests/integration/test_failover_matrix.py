@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from llm_gateway.api.errors import AllProvidersFailed, GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.observability import metrics as m
@@ -26,7 +27,6 @@ from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
 from llm_gateway.routing.router import Router, RouterDeps
 from llm_gateway.selection.catalog import Catalog, FreeTier, default_catalog
 from llm_gateway.state.memory import MemoryStore
-
 from sandbox.fakes import FakeFleet
 
 PROVIDERS = ("groq", "gemini", "mistral")

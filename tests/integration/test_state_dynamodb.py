@@ -15,11 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, cooldown_pk, create_table, window_pk
 from llm_gateway.state.store import ModelKey, WindowLimit
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 KEY = ModelKey("groq", "llama-3.1-8b-instant")
 NOW = 1_700_000_040.0

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_gateway.state.store import ModelKey, WindowLimit
 
+from llm_gateway.state.store import ModelKey, WindowLimit
 from sandbox import plan_cli
 from sandbox.local_dynamodb import LocalDynamo, start_local_dynamodb
 

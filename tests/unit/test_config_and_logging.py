@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+
 from llm_gateway.api.errors import Unauthorized
 from llm_gateway.config import DEFAULT_DEV_KEY, load_settings
 from llm_gateway.gateway import Gateway

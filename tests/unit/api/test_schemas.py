@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from llm_gateway.api.errors import ModelNotFound, from_validation_error
 from llm_gateway.api.schemas import MAX_MESSAGES, ChatCompletionRequest, ResponseFormatJsonSchema
-from pydantic import ValidationError
 
 
 def _req(**kw):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from llm_gateway.providers.base import ProviderError, SSEEvent, StreamState
 
+from llm_gateway.providers.base import ProviderError, SSEEvent, StreamState
 from tests.unit.providers.helpers import (
     PNG_DATA_URL,
     TOOL_CALL_ID,

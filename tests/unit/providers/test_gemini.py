@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from llm_gateway.providers.base import SSEEvent, StreamState
 from llm_gateway.providers.gemini import tool_call_id
-
 from tests.unit.providers.helpers import PNG_DATA_URL, adapter, load_json, parse_error, replay, request
 
 P = "gemini"

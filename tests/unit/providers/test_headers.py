@@ -7,6 +7,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+
 from llm_gateway.providers.headers import header, header_int, parse_duration, parse_retry_after
 
 

@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
+
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.mistral import mistral_tool_call_id
-
 from tests.unit.providers.helpers import (
     PNG_DATA_URL,
     TOOL_CALL_ID,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s, full_jitter, retry_delay, retry_hint_s
 from llm_gateway.retry.classifier import ErrorClass

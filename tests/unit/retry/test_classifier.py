@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify
 

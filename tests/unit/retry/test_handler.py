@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llm_gateway.api.errors import AllProvidersFailed
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.handler import AttemptFailed, DeadlineExhausted, RetryHandler, RetrySettings

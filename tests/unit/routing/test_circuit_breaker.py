@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from llm_gateway.observability.metrics import BREAKER_TRANSITIONS, RecordingMetrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence

@@ -9,7 +9,6 @@ from llm_gateway.selection.catalog import default_catalog
 from llm_gateway.selection.selector import PlanStep
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.store import ModelKey, StateSnapshot, WindowLimit
-
 from sandbox.status_cli import render
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.analyzer import LARGE_PROMPT_TOKENS, analyze
 

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from llm_gateway.selection.catalog import BUILTIN_PATH, DAY, MINUTE, load_catalog, merge_overrides
 from llm_gateway.state.store import ModelKey, WindowLimit
-from pydantic import ValidationError
 
 
 def test_builtin_catalog_is_complete() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.api.schemas import Usage
 from llm_gateway.selection.catalog import Pricing
 from llm_gateway.selection.cost import Cost, format_usd, request_cost

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.selection.catalog import FreeTier, load_catalog

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from llm_gateway.selection.catalog import FreeTier, ModelEntry
 from llm_gateway.selection.selector import DEFAULT_EXPECTED_OUTPUT, Selector
 from llm_gateway.state.rate_limits import capacity

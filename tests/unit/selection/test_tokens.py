@@ -13,6 +13,7 @@ import pytest
 import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.tokens import (
     CL100K_SHA256,

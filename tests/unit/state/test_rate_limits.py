@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.rate_limits import (
     capacity,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.resilient import ResilientStore

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llm_gateway.config import Settings
-from llm_gateway.observability.metrics import Metrics
+from llm_gateway.observability.metrics import STATE_DEGRADED, Metrics
 from llm_gateway.providers.base import ChatAdapter
 from llm_gateway.providers.engine import ProviderEngine
 from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence, MemoryBreakerPersistence
@@ -32,7 +32,10 @@ def build_router(settings: Settings, adapters: Mapping[str, ChatAdapter], engine
         from llm_gateway.state.resilient import ResilientStore
 
         client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
-        deps.store = ResilientStore(DynamoStateStore(client, table))
+        deps.store = ResilientStore(
+            DynamoStateStore(client, table),
+            on_degraded=lambda operation, _error: metrics.count(STATE_DEGRADED, operation=operation),
+        )
         persistence: Any = DynamoDBBreakerPersistence(table, client)
         deps.health = HealthView(DynamoHealthStore(client, table), adapters)
     else:
