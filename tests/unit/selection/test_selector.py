@@ -134,3 +134,31 @@ def test_real_catalog_smoke() -> None:
     plan = sel.plan(prep, EMPTY, NOW)
     assert plan.steps[0].free and plan.steps[0].entry.category == "small"
     assert len(plan.steps) == len(prep.candidates)
+
+
+def test_a_large_catalog_loads_state_for_a_bounded_set_that_keeps_paid_fallbacks():
+    from llm_gateway.selection.selector import MAX_LOADED_CANDIDATES, MIN_LOADED_PAID
+
+    entries = [entry(f"p{i % 4}", f"free-{i}", free=FREE) for i in range(40)]
+    entries += [entry(f"p{i % 4}", f"paid-{i}", price=(0.1 * (i + 1), 0.1)) for i in range(10)]
+    selector = Selector(catalog(entries))
+    prep = selector.prepare(request(), {e.key for e in entries})
+    loaded = list(prep.limits)
+    assert len(loaded) == MAX_LOADED_CANDIDATES
+    paid = [key for key in loaded if key.model.startswith("paid-")]
+    assert len(paid) == MIN_LOADED_PAID
+    assert {key.model for key in paid} == {f"paid-{i}" for i in range(MIN_LOADED_PAID)}  # the cheapest ones
+    assert sum(1 for _, why in prep.dropped if why.startswith("not loaded")) == 50 - MAX_LOADED_CANDIDATES
+    # every free model used up: the plan still has the paid fallbacks, cheapest first
+    full = StateSnapshot(models={
+        key: ModelState(key, windows=(WindowUsage(WindowLimit(60, max_requests=10), int(NOW) - int(NOW) % 60, 10),))
+        for key in loaded if key.model.startswith("free-")
+    })
+    plan = selector.plan(prep, full, NOW)
+    assert [step.key.model for step in plan.steps] == [f"paid-{i}" for i in range(MIN_LOADED_PAID)]
+
+
+def test_small_catalogs_load_every_candidate():
+    selector = make()
+    prep = selector.prepare(request(), {e.key for e in selector.catalog.entries})
+    assert not any(why.startswith("not loaded") for _, why in prep.dropped)

@@ -140,17 +140,21 @@ class Router:
         self.balancer = CapacityBalancer()
         self.outcomes = Outcomes(self.store, self.metrics, self.passive, retry.backoff)
         self._wall = deps.wall
+        self._available: frozenset[ModelKey] | None = None
         self._rand = deps.rand
 
     # --- public -----------------------------------------------------------------------------------
-    def available(self) -> set[ModelKey]:
-        """Catalog models whose provider is configured (and lists the model, when it lists any)."""
-        out = set()
-        for entry in self.catalog.entries:
-            adapter = self.adapters.get(entry.provider)
-            if adapter is not None and (not adapter.config.models or entry.model in adapter.config.models):
-                out.add(entry.key)
-        return out
+    def available(self) -> frozenset[ModelKey]:
+        """Catalog models whose provider is configured (and lists the model, when it lists any).
+
+        Adapters and catalog are fixed for the container's life, so this is computed once."""
+        if self._available is None:
+            self._available = frozenset(
+                entry.key for entry in self.catalog.entries
+                if (adapter := self.adapters.get(entry.provider)) is not None
+                and (not adapter.config.models or entry.model in adapter.config.models)
+            )
+        return self._available
 
     def complete(self, request: ChatCompletionRequest, deadline: float | None = None) -> RoutedCompletion:
         limit = self._deadline(deadline)  # planning and the state load count against it too

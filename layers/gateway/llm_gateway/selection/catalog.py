@@ -103,7 +103,7 @@ class ModelEntry(_Frozen):
     def key(self) -> ModelKey:
         return ModelKey(self.provider, self.model)
 
-    @property
+    @cached_property
     def is_free(self) -> bool:
         return self.free_tier is not None
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.api.schemas import ChatCompletionRequest
@@ -36,6 +37,11 @@ from llm_gateway.state.rate_limits import capacity
 from llm_gateway.state.store import ModelKey, StateSnapshot, WindowLimit
 
 DEFAULT_EXPECTED_OUTPUT = 1024  # output tokens assumed when the caller sets no max_tokens
+# State is loaded for at most this many candidates, so one BatchGetItem (100 keys, ~4 per model)
+# covers a request however large the catalog grows. A request never calls more than a few
+# models, and the best ones by static rank are the ones it would call.
+MAX_LOADED_CANDIDATES = 22
+MIN_LOADED_PAID = 6  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
 CATEGORY_FALLBACK: dict[str, tuple[str, ...]] = {
     "small": ("small", "large", "reasoning"),
     "large": ("large", "reasoning", "small"),
@@ -65,7 +71,7 @@ class Preparation:
     dropped: tuple[Dropped, ...]
     reserve_tokens: Mapping[ModelKey, int] = field(default_factory=dict)
     analysis: Analysis | None = None
-    ranked: tuple[tuple[Rank, ModelEntry, int, str], ...] = ()  # (rank, entry, reserve, reason head)
+    ranked: tuple[tuple[Rank, ModelEntry, int], ...] = ()  # (rank, entry, reserve tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +101,14 @@ TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
 def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) -> str | None:
     """Why this model can never serve the request (None = it could)."""
     caps = entry.capabilities
-    for wanted, has, label in (
-        (needs.tools, caps.tools, "tools"),
-        (needs.vision, caps.vision, "vision"),
-        (needs.json, caps.json_mode, "JSON mode"),
-        (needs.streaming, caps.streaming, "streaming"),
-    ):
-        if wanted and not has:
-            return f"no {label} support"
+    if needs.tools and not caps.tools:
+        return "no tools support"
+    if needs.vision and not caps.vision:
+        return "no vision support"
+    if needs.json and not caps.json_mode:
+        return "no JSON mode support"
+    if needs.streaming and not caps.streaming:
+        return "no streaming support"
     if cap is not None and cap > entry.max_output:
         return f"max_tokens {cap} > max output {entry.max_output}"
     output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.max_output)
@@ -124,6 +130,7 @@ class Selector:
         self.catalog = catalog
         self.tokens = tokens or TokenEstimator()
         self._turn = itertools.count()
+        self._factor = {entry.key: catalog.token_factor(entry) for entry in catalog.entries}
 
     # --- prepare ---------------------------------------------------------------------------------
     def _resolve(self, model: str, available: set[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
@@ -158,7 +165,7 @@ class Selector:
         dropped: list[Dropped] = []
         reserve: dict[ModelKey, int] = {}
         for entry in pool:
-            prompt = scaled(base, self.catalog.token_factor(entry))
+            prompt = scaled(base, self._factor[entry.key])
             why = _static_drop(entry, needs, prompt, cap)
             if why is not None:
                 dropped.append((entry.key, why))
@@ -172,8 +179,11 @@ class Selector:
         ranked = []
         for entry in kept:
             rank = self._rank(analysis.category, cap, entry, reserve[entry.key])
-            ranked.append((rank, entry, reserve[entry.key], _reason_head(analysis.category, pinned, entry, rank)))
+            ranked.append((rank, entry, reserve[entry.key]))
         ranked.sort(key=lambda row: row[0])
+        ranked, beyond = _bounded(ranked)
+        dropped += [(row[1].key, "not loaded: ranked below the best candidates") for row in beyond]
+        kept = [row[1] for row in ranked]
         return Preparation(
             category=analysis.category,
             needs=needs,
@@ -212,7 +222,7 @@ class Selector:
         dropped = list(prep.dropped)
         ranked: list[tuple[Rank, PlanStep]] = []
         models = snapshot.models
-        for rank, entry, reserve, head in prep.ranked:
+        for rank, entry, reserve in prep.ranked:
             key = entry.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
@@ -225,7 +235,8 @@ class Selector:
                 key=key,
                 free=entry.is_free,
                 context_window=entry.context_window,
-                reason=head + _describe_left(cap.remaining_requests, cap.remaining_tokens),
+                reason=_reason_head(prep.category, prep.pinned, entry, rank)
+                + _describe_left(cap.remaining_requests, cap.remaining_tokens),
                 limits=entry.windows(),
                 reserve_tokens=reserve,
                 entry=entry,
@@ -255,6 +266,17 @@ class Selector:
                     group = group[offset:] + group[:offset]
             steps.extend(group)
         return steps
+
+
+def _bounded(ranked: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The best `MAX_LOADED_CANDIDATES` rows in rank order, keeping room for paid fallbacks."""
+    if len(ranked) <= MAX_LOADED_CANDIDATES:
+        return ranked, []
+    free = [row for row in ranked if row[1].is_free]
+    paid = [row for row in ranked if not row[1].is_free]
+    paid_room = max(MIN_LOADED_PAID, MAX_LOADED_CANDIDATES - len(free))
+    chosen = {id(row) for row in free[: MAX_LOADED_CANDIDATES - min(paid_room, len(paid))] + paid[:paid_room]}
+    return [row for row in ranked if id(row) in chosen], [row for row in ranked if id(row) not in chosen]
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, rank: Rank) -> str:
