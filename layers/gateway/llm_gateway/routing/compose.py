@@ -18,12 +18,13 @@ from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence, Memory
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
 from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHealthStore
 from llm_gateway.routing.router import Router, RouterDeps
+from llm_gateway.selection.catalog import load_catalog
 
 
 def build_router(settings: Settings, adapters: Mapping[str, ChatAdapter], engine: ProviderEngine, metrics: Metrics) -> Router:
     # The probe lease Powertools grants lasts recovery_timeout: it must outlive one attempt.
     breaker_settings = BreakerSettings(recovery_timeout_s=max(30, int(settings.attempt_timeout_s) + 5))
-    deps = RouterDeps(metrics=metrics)
+    deps = RouterDeps(metrics=metrics, catalog=load_catalog(settings.catalog_overrides))
     table = settings.state_table
     if table:
         import boto3
