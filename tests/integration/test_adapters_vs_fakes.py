@@ -28,7 +28,7 @@ from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.registry import provider_specs
 from sandbox.fakes import FakeFleet
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
-from tests.unit.providers.helpers import request
+from tests.unit.providers.helpers import fold_chunk, request
 
 MODELS = {
     "openai": "gpt-4o-mini",
@@ -80,16 +80,7 @@ def stream(engine: ProviderEngine, ad: ChatAdapter, req: ChatCompletionRequest, 
     with engine.open_stream(ad, req, model, timeout_s) as provider_stream:
         for chunk in provider_stream:
             out.chunks += 1
-            out.usage = chunk.usage or out.usage
-            for choice in chunk.choices:
-                out.content += choice.delta.content or ""
-                out.finish_reason = choice.finish_reason or out.finish_reason
-                for delta in choice.delta.tool_calls or []:
-                    call = out.tool_calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-                    call["id"] = delta.id or call["id"]
-                    if delta.function:
-                        call["name"] = delta.function.name or call["name"]
-                        call["arguments"] += delta.function.arguments or ""
+            fold_chunk(out, chunk)
     return out
 
 

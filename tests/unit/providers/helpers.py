@@ -126,14 +126,19 @@ def replay(provider: str, name: str, model: str = "m") -> Replayed:
             continue
         out.chunks.extend(ad.parse_stream_event(event, state))
     for chunk in out.chunks:
-        out.usage = chunk.usage or out.usage
-        for choice in chunk.choices:
-            out.content += choice.delta.content or ""
-            out.finish_reason = choice.finish_reason or out.finish_reason
-            for delta in choice.delta.tool_calls or []:
-                call = out.tool_calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] = delta.id or call["id"]
-                if delta.function:
-                    call["name"] = delta.function.name or call["name"]
-                    call["arguments"] += delta.function.arguments or ""
+        fold_chunk(out, chunk)
     return out
+
+
+def fold_chunk(out: Any, chunk: ChatCompletionChunk) -> None:
+    """Accumulate one chunk into `out` (content, tool_calls by index, finish_reason, usage)."""
+    out.usage = chunk.usage or out.usage
+    for choice in chunk.choices:
+        out.content += choice.delta.content or ""
+        out.finish_reason = choice.finish_reason or out.finish_reason
+        for delta in choice.delta.tool_calls or []:
+            call = out.tool_calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            if delta.function:
+                call["name"] = delta.function.name or call["name"]
+                call["arguments"] += delta.function.arguments or ""

@@ -269,13 +269,10 @@ def _tool_call_delta(payload: Mapping[str, Any], message: Mapping[str, Any], kin
     return out
 
 
-def make_adapter(config: ProviderConfig) -> CohereAdapter:
-    return CohereAdapter(config)
-
 
 SPEC = ProviderSpec(
     kind="cohere",
     default_base_url="https://api.cohere.com",
     key_env="COHERE_API_KEY",
-    make_adapter=make_adapter,
+    make_adapter=CohereAdapter,
 )

@@ -385,13 +385,10 @@ def _limits_from_details(details: list[Any], message: str | None, headers: Mappi
     return None if info.is_empty else info
 
 
-def make_adapter(config: ProviderConfig) -> GeminiAdapter:
-    return GeminiAdapter(config)
-
 
 SPEC = ProviderSpec(
     kind="gemini",
     default_base_url="https://generativelanguage.googleapis.com",
     key_env="GEMINI_API_KEY",
-    make_adapter=make_adapter,
+    make_adapter=GeminiAdapter,
 )

@@ -230,13 +230,10 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     return (str(code) if code is not None else None), (str(message) if message is not None else None)
 
 
-def make_adapter(config: ProviderConfig) -> OpenAIAdapter:
-    return OpenAIAdapter(config)
-
 
 SPEC = ProviderSpec(
     kind="openai",
     default_base_url="https://api.openai.com/v1",
     key_env="OPENAI_API_KEY",
-    make_adapter=make_adapter,
+    make_adapter=OpenAIAdapter,
 )
