@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from sandbox.apigw import LocalContext, load_handler_module
@@ -19,9 +21,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     event = json.loads(args.event.read_text())
     local = prepare_local_env(state=args.state)
+    for note in local.notes:
+        print(note, file=sys.stderr)
+    # Like `sam local invoke`: the function's own output (JSON logs, EMF metric lines) goes to
+    # stderr, so stdout carries only the handler's result and can be piped to `jq`.
     try:
-        module = load_handler_module(args.function)
-        result = module.lambda_handler(event, LocalContext(function_name=args.function))
+        with redirect_stdout(sys.stderr):
+            module = load_handler_module(args.function)
+            result = module.lambda_handler(event, LocalContext(function_name=args.function))
     finally:
         local.stop()
     print(json.dumps(result, indent=2))

@@ -1,0 +1,45 @@
+"""The operator commands as a person runs them: `llm-gateway invoke` and `llm-gateway plan`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "sandbox.cli"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(("event", "status"), [("chat.json", 200), ("chat_stream.json", 200), ("chat_bad.json", 400)])
+def test_invoke_runs_the_chat_handler_on_an_event_file(event, status):
+    done = _run("invoke", "chat", f"events/{event}")
+    result = json.loads(done.stdout)  # stdout holds only the handler's result
+    assert result["statusCode"] == status, done.stderr[-2000:]
+    assert result["multiValueHeaders"]["x-request-id"]
+    if status == 200:
+        assert result["multiValueHeaders"]["x-gateway-provider"]
+    else:
+        assert json.loads(result["body"])["error"]["param"] == "messages"
+    assert "FAKE providers" in done.stderr  # never mistaken for real ones
+
+
+def test_plan_json_explains_every_candidate(tmp_path):
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}],
+                                   "tools": [{"type": "function", "function": {"name": "f"}}]}))
+    done = _run("plan", str(request), "--json")
+    plan = json.loads(done.stdout)
+    assert set(plan) >= {"category", "prompt_tokens", "plan", "dropped"}
+    assert plan["plan"] and all({"provider", "model", "free", "context_window", "reason"} <= set(s) for s in plan["plan"])
+    assert all({"provider", "model", "reason"} <= set(d) for d in plan["dropped"])
+    frees = [step["free"] for step in plan["plan"]]
+    assert frees == sorted(frees, reverse=True)  # free ones first
