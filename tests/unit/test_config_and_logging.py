@@ -91,3 +91,15 @@ def test_provider_keys_from_secrets_manager(monkeypatch):
         settings = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "llm-gateway/providers"})
     assert [(p.name, p.api_key) for p in settings.providers] == [("groq", "gk-from-secret")]
     assert settings.api_keys == frozenset({"c1", "c2"})
+
+
+def test_a_second_logger_of_the_same_service_still_redacts_its_own_keys():
+    first = build_logger(["first-secret-key"], service="test-two-loggers")
+    second = build_logger(["second-secret-key"], service="test-two-loggers")
+    stream = io.StringIO()
+    for handler in second.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    second.info("second-secret-key and first-secret-key")
+    first.info("first-secret-key")
+    assert "secret-key" not in stream.getvalue()
+    assert stream.getvalue().count(REDACTED) == 3

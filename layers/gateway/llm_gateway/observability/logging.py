@@ -26,13 +26,31 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 class RedactingFormatter(LambdaPowertoolsFormatter):
     def __init__(self, secrets: Iterable[str], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._secrets: tuple[str, ...] = ()
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
         # Longest first, so a key that contains another key is removed whole.
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        merged = set(self._secrets) | {s for s in secrets if s}
+        self._secrets = tuple(sorted(merged, key=len, reverse=True))
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self._secrets)
 
 
 def build_logger(secrets: Iterable[str], service: str = SERVICE_NAME) -> Logger:
-    """One Logger per container; `secrets` are the provider and client keys from Settings."""
-    return Logger(service=service, logger_formatter=RedactingFormatter(secrets))
+    """One Logger per container; `secrets` are the provider and client keys from Settings.
+
+    Powertools Loggers of one service share one stdlib handler, and a second Logger keeps the
+    first one's formatter. So the secrets are added to whatever redacting formatter the handler
+    already has (a union: every key any gateway in this process holds stays redacted).
+    """
+    secrets = tuple(secrets)
+    logger = Logger(service=service, logger_formatter=RedactingFormatter(secrets))
+    for handler in logger.handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, RedactingFormatter):
+            formatter.add_secrets(secrets)
+        else:
+            handler.setFormatter(RedactingFormatter(secrets))
+    return logger
