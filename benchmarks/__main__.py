@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("benchmarks.bench_selection",)
+MODULES = ("benchmarks.bench_selection", "benchmarks.bench_overhead")
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ so nothing here can reach a real account by accident (the endpoint is loopback a
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,38 @@ class LocalDynamo:
         self.server.stop()
 
 
+_WRITE_LOCK = threading.RLock()
+_WRITES = ("update_item", "put_item", "delete_item", "transact_write_items")
+
+
+def make_moto_atomic() -> None:
+    """Give moto the per-item atomicity real DynamoDB has (idempotent, process-wide).
+
+    moto 5.2 evaluates a ConditionExpression and applies the write without any lock (read,
+    check, write), and `transact_write_items` restores a deep copy of the table when a
+    transaction is cancelled, erasing concurrent writes. Under concurrent containers both
+    over-admit, which DynamoDB never does. So the embedded DynamoDB (and every test that drives
+    moto from several threads) serializes moto's writes; what stays real is our part: the
+    condition expressions and the one-call shapes.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_serialized", False):
+            continue
+
+        def serialized(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return _original(self, *args, **kwargs)
+
+        serialized._serialized = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialized)
+
+
 def start_local_dynamodb(port: int = 0, table_name: str = DEFAULT_TABLE) -> LocalDynamo:
     """Start moto on 127.0.0.1 (port 0 = any free port) and create the state table."""
+    make_moto_atomic()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

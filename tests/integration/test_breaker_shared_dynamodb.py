@@ -21,26 +21,16 @@ from llm_gateway.routing.circuit_breaker import (
     reset_local_counters,
 )
 from llm_gateway.state.store import ModelKey
+from sandbox.local_dynamodb import make_moto_atomic
 
 TABLE = "llm-gateway-state"
 KEY = ModelKey("groq", "llama")
 
 
 @pytest.fixture
-def atomic_moto_writes(monkeypatch):
-    """DynamoDB evaluates a condition and writes an item atomically; moto does neither under
-    threads (no lock around check-and-write), so serialize its writes like the service does."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    for name in ("put_item", "update_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self, *args, _original=original, **kwargs):
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+def atomic_moto_writes():
+    """DynamoDB's conditional writes are atomic per item; moto's are not under threads."""
+    make_moto_atomic()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, cooldown_pk, create_table, window_pk
 from llm_gateway.state.store import ModelKey, WindowLimit
+from sandbox.local_dynamodb import make_moto_atomic
 
 KEY = ModelKey("groq", "llama-3.1-8b-instant")
 NOW = 1_700_000_040.0
@@ -43,28 +44,9 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto the per-item atomicity real DynamoDB has.
-
-    moto 5.2 evaluates a ConditionExpression and applies the update without any lock (the
-    backend reads the item, checks, then writes), and `transact_write_items` deep-copies the
-    table and restores that copy when a transaction is cancelled, erasing concurrent writes.
-    Under 100 threads both over-admit regardless of the client. DynamoDB guarantees that a
-    conditional write is atomic, so we serialize moto's write operations (both the in-process
-    mock and the in-process ThreadedMotoServer use the same backend class); what remains under
-    test is exactly our part: the conditions and the single-call shape.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("update_item", "put_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+def atomic_moto() -> None:
+    """DynamoDB's conditional writes are atomic per item; moto's are not under threads."""
+    make_moto_atomic()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from llm_gateway.api.errors import GatewayError, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 from llm_gateway.config import Settings
@@ -160,10 +162,15 @@ def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedSt
     yield encode_sse(chunk.model_dump_json(exclude_none=True))
 
 
-def build_gateway(settings: Settings, metrics: Metrics | None = None) -> Gateway:
-    """Cold-start composition: one HTTP pool, one adapter per configured provider, one router."""
+def build_gateway(
+    settings: Settings, metrics: Metrics | None = None, http_client: httpx.Client | None = None
+) -> Gateway:
+    """Cold-start composition: one HTTP pool, one adapter per configured provider, one router.
+
+    `http_client` lets benchmarks and tests put an `httpx.MockTransport` under the real code.
+    """
     adapters = build_adapters(settings)
-    engine = ProviderEngine(build_http_client())
+    engine = ProviderEngine(http_client or build_http_client())
     metrics = metrics or EmfMetrics()
     router = build_router(settings, adapters, engine, metrics)
     logger = build_logger(settings.secrets)

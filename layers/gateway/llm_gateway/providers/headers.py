@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
+import httpx
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -53,7 +55,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive lookup that works on plain dicts as well as httpx.Headers."""
     value = headers.get(name)
-    if value is not None:
+    if value is not None or isinstance(headers, httpx.Headers):  # httpx.Headers is case-insensitive
         return value
     lowered = name.lower()
     for key, val in headers.items():
