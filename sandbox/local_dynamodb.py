@@ -7,6 +7,7 @@ so nothing here can reach a real account by accident (the endpoint is loopback a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ def make_moto_atomic() -> None:
 def start_local_dynamodb(port: int = 0, table_name: str = DEFAULT_TABLE) -> LocalDynamo:
     """Start moto on 127.0.0.1 (port 0 = any free port) and create the state table."""
     make_moto_atomic()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
