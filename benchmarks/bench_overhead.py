@@ -103,7 +103,7 @@ def request_overhead() -> None:
         print(f"{name:<44}{_pct(values, .5):8.3f}{_pct(values, .95):8.3f}{_pct(values, .99):8.3f}")
     base = rows[0][1]
     for name, values in rows[1:]:
-        print(f"{'added by the gateway, ' + name.split(', ')[1]:<44}"
+        print(f"{'gateway overhead, ' + name.split(', ')[1]:<44}"
               + "".join(f"{_pct(values, q) - _pct(base, q):8.3f}" for q in (.5, .95, .99)))
 
 
