@@ -62,6 +62,11 @@ def make_event(
     params = dict(parse_qsl(query, keep_blank_values=True)) if query else None
     content_type = headers.get("content-type", headers.get("Content-Type", ""))
     is_text = not body or any(content_type.startswith(t) for t in TEXT_TYPES)
+    if is_text and body:
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            is_text = False  # not text whatever it claims: pass it on base64-encoded, untouched
     request_id = str(uuid.uuid4())
     return {
         "resource": "/{proxy+}",

@@ -38,7 +38,10 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _parse_body() -> dict[str, Any]:
-    raw = app.current_event.decoded_body or ""
+    try:
+        raw = app.current_event.decoded_body or ""
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The request body is not UTF-8 JSON.", code="invalid_json") from exc
     if len(raw.encode()) > gateway.settings.max_body_bytes:
         raise PayloadTooLarge(f"Request body exceeds {gateway.settings.max_body_bytes} bytes.", code="body_too_large")
     try:
