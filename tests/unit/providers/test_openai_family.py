@@ -182,3 +182,13 @@ def test_groq_429_headers_count_requests_per_day() -> None:
 @both
 def test_no_headers_no_limits(p: str) -> None:
     assert adapter(p).parse_rate_limits({"content-type": "application/json"}) is None
+
+
+def test_groq_error_inside_a_chunk_fails_the_stream():
+    groq = adapter("groq")
+    state = StreamState(model="llama-3.1-8b-instant", response_id="x", created=1)
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+             "x_groq": {"id": "req_1", "error": {"message": "model overloaded", "type": "server_error", "code": "overloaded"}}}
+    with pytest.raises(ProviderError) as info:
+        groq.parse_stream_event(SSEEvent(data=json.dumps(chunk)), state)
+    assert info.value.code == "overloaded"

@@ -158,6 +158,9 @@ class OpenAIAdapter:
         payload = json.loads(data)
         if isinstance(payload, dict) and "error" in payload:
             raise self._stream_error(payload, state.model)
+        groq_error = (payload.get("x_groq") or {}).get("error")
+        if groq_error:  # Groq reports a failure inside an otherwise normal chunk
+            raise self._stream_error({"error": groq_error}, state.model)
         usage = payload.get("usage") or (payload.get("x_groq") or {}).get("usage")
         choices = [
             {**choice, "finish_reason": normalize_finish_reason(choice.get("finish_reason"))}
