@@ -112,7 +112,7 @@ def dynamodb_calls() -> list[tuple[str, dict[str, int]]]:
             reservation = store.reserve(step.key, step.limits, step.reserve_tokens, now)
             if reservation is not None:
                 store.reconcile(reservation, step.reserve_tokens - 100, now)
-            keys = sum(len(v) + 2 for v in prep.limits.values()) + 1
+            keys = sum(2 * len(v) + 2 for v in prep.limits.values()) + 1  # windows now and before, hdr, cd
             rows.append((f"{label}: {keys} keys, first step {step.key} ({len(step.limits)} windows)", dict(counts)))
     return rows
 

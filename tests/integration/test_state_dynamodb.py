@@ -190,13 +190,13 @@ def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None
                                            "failures": {"N": "3"}, "expires_at": {"N": str(int(NOW) + 60)}})
     store = DynamoStateStore(client, table)
     calls = count_calls(client)
-    keys = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(20)}  # 80 keys + breakers
+    keys = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(16)}  # 96 keys (current + previous windows) + breakers
     snapshot = store.load(keys, NOW, breaker_ids=["cb#groq", "cb#none"])
     assert calls == {"BatchGetItem": 1}
     assert snapshot.breakers == {"cb#groq": {"pk": "cb#groq", "state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
     store.reserve(KEY, [MINUTE], 1, NOW)
     store.reserve(KEY, [MINUTE, DAY], 1, NOW)
     assert calls == {"BatchGetItem": 1, "UpdateItem": 1, "TransactWriteItems": 1}
-    many = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(40)}  # 160 keys: two calls
+    many = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(30)}  # 180 keys: two calls
     store.load(many, NOW)
     assert calls["BatchGetItem"] == 3

@@ -137,22 +137,26 @@ def test_real_catalog_smoke() -> None:
 
 
 def test_a_large_catalog_loads_state_for_a_bounded_set_that_keeps_paid_fallbacks():
-    from llm_gateway.selection.selector import MAX_LOADED_CANDIDATES, MIN_LOADED_PAID
+    from llm_gateway.selection.selector import MIN_LOADED_PAID
+    from llm_gateway.state.store import LOAD_ITEM_BUDGET, PROVIDER_ITEMS_RESERVE, items_per_model
 
     entries = [entry(f"p{i % 4}", f"free-{i}", free=FREE) for i in range(40)]
     entries += [entry(f"p{i % 4}", f"paid-{i}", price=(0.1 * (i + 1), 0.1)) for i in range(10)]
     selector = Selector(catalog(entries))
     prep = selector.prepare(request(), {e.key for e in entries})
     loaded = list(prep.limits)
-    assert len(loaded) == MAX_LOADED_CANDIDATES
+    items = sum(items_per_model(limits) for limits in prep.limits.values())
+    assert items <= LOAD_ITEM_BUDGET - PROVIDER_ITEMS_RESERVE  # one BatchGetItem, with the breakers
+    assert items + items_per_model(entries[0].windows()) > LOAD_ITEM_BUDGET - PROVIDER_ITEMS_RESERVE  # and full
     paid = [key for key in loaded if key.model.startswith("paid-")]
-    assert len(paid) == MIN_LOADED_PAID
     assert {key.model for key in paid} == {f"paid-{i}" for i in range(MIN_LOADED_PAID)}  # the cheapest ones
-    assert sum(1 for _, why in prep.dropped if why.startswith("not loaded")) == 50 - MAX_LOADED_CANDIDATES
+    free = [key for key in loaded if key.model.startswith("free-")]
+    assert len(free) + len(paid) == len(loaded) and free
+    assert sum(1 for _, why in prep.dropped if why.startswith("not loaded")) == 50 - len(loaded)
     # every free model used up: the plan still has the paid fallbacks, cheapest first
     full = StateSnapshot(models={
         key: ModelState(key, windows=(WindowUsage(WindowLimit(60, max_requests=10), int(NOW) - int(NOW) % 60, 10),))
-        for key in loaded if key.model.startswith("free-")
+        for key in free
     })
     plan = selector.plan(prep, full, NOW)
     assert [step.key.model for step in plan.steps] == [f"paid-{i}" for i in range(MIN_LOADED_PAID)]

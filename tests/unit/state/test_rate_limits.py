@@ -84,3 +84,61 @@ def test_store_supplied_limit_wins() -> None:
 def test_near_miss() -> None:
     assert near_miss(RateLimitInfo(limit_requests=100, remaining_requests=5))
     assert not near_miss(RateLimitInfo(limit_requests=100, remaining_requests=50))
+
+
+def test_previous_window_carries_over_by_its_remaining_overlap() -> None:
+    from llm_gateway.state.rate_limits import carried_over, effective_limits
+
+    minute = WindowLimit(60, max_requests=30, max_tokens=6000)
+    start = 1_200  # an epoch-aligned minute
+    previous = WindowUsage(minute, start - 60, requests=30, tokens=6000)
+    state = ModelState(ModelKey("groq", "m"), windows=(WindowUsage(minute, start, 0, 0),), previous=(previous,))
+    assert carried_over(state, minute, start) == (30, 6000)  # right at the boundary: all of it
+    assert carried_over(state, minute, start + 30) == (15, 3000)  # half-way: half
+    assert carried_over(state, minute, start + 59.9) == (1, 10)
+    assert carried_over(None, minute, start) == (0, 0)
+    assert effective_limits([minute], state, start + 30) == (WindowLimit(60, 15, 3000),)
+    # a full previous window leaves nothing right after the boundary: no 2x burst across it
+    refused = capacity([minute], state, 1, start + 1)
+    assert not refused.ok and "used up" in refused.reason
+    assert capacity([minute], state, 1, start + 45).remaining_requests == 22  # 30 - ceil(30 * 0.25)
+
+
+def test_a_store_refuses_a_burst_across_a_window_boundary() -> None:
+    from llm_gateway.selection.catalog import FreeTier
+    from llm_gateway.selection.selector import Selector
+    from llm_gateway.state.memory import MemoryStore
+    from tests.unit.selection.builders import catalog, entry, request
+
+    model = entry("p0", "m", free=FreeTier(rpm=10))
+    selector, store = Selector(catalog([model])), MemoryStore()
+    start = 6_000
+    admitted_before = 0
+    for second in (50, 55, 59):  # 10 requests in the last seconds of one minute
+        for _ in range(4):
+            prep = selector.prepare(request(), {model.key})
+            plan = selector.plan(prep, store.load(prep.limits, start + second), start + second)
+            if plan.steps and store.reserve(model.key, plan.steps[0].limits, 1, start + second):
+                admitted_before += 1
+    assert admitted_before == 10
+    prep = selector.prepare(request(), {model.key})
+    now = start + 61  # the next minute: a fixed window alone would admit 10 more at once
+    plan = selector.plan(prep, store.load(prep.limits, now), now)
+    assert not plan.steps
+
+
+def test_next_admission_follows_the_decaying_carry() -> None:
+    from llm_gateway.state.rate_limits import next_admission_at
+
+    second = WindowLimit(1, max_requests=1)
+    minute = WindowLimit(60, max_requests=30)
+    start = 1_200
+    # 1 rps: the last second used its request; this second is free only once the carry decays
+    state = ModelState(KEY, windows=(WindowUsage(second, start, 0),), previous=(WindowUsage(second, start - 1, 1),))
+    assert next_admission_at(state, state.windows[0], start + 0.2) == pytest.approx(start + 1.0)
+    # 30 rpm with 30 last minute and 10 now: 19 more fit once 30 * (1 - f) <= 19, at f = 11/30
+    state = ModelState(KEY, windows=(WindowUsage(minute, start, 10),), previous=(WindowUsage(minute, start - 60, 30),))
+    assert next_admission_at(state, state.windows[0], start + 5) == pytest.approx(start + 60 * (1 - 19 / 30))
+    assert next_admission_at(state, state.windows[0], start + 40) is None  # decayed enough already
+    full = ModelState(KEY, windows=(WindowUsage(minute, start, 30),))
+    assert next_admission_at(full, full.windows[0], start + 5) == start + 60

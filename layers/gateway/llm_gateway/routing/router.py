@@ -49,6 +49,7 @@ from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.selector import Plan, PlanStep, Selector
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.rate_limits import next_admission_at
 from llm_gateway.state.store import ModelKey, ModelState, Reservation, StateSnapshot, StateStore
 
 AUTO_ALIASES = ("auto", "auto:small", "auto:large", "auto:reasoning")
@@ -357,6 +358,7 @@ def _free_again_in(state: ModelState, now: float) -> float | None:
     """Seconds until this model can take a request again: its cooldown and every full window."""
     blocked_until = [state.cooldown.until] if state.cooldown is not None and state.cooldown.until > now else []
     for usage in state.windows:
-        if usage.remaining_requests() == 0 or usage.remaining_tokens() == 0:
-            blocked_until.append(usage.start + usage.limit.seconds)
+        at = next_admission_at(state, usage, now)
+        if at is not None:
+            blocked_until.append(at)
     return max(blocked_until) - now if blocked_until else None

@@ -33,15 +33,21 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.selection.tokens import TokenEstimator, scaled
-from llm_gateway.state.rate_limits import capacity
-from llm_gateway.state.store import ModelKey, StateSnapshot, WindowLimit
+from llm_gateway.state.rate_limits import capacity, effective_limits
+from llm_gateway.state.store import (
+    LOAD_ITEM_BUDGET,
+    PROVIDER_ITEMS_RESERVE,
+    ModelKey,
+    StateSnapshot,
+    WindowLimit,
+    items_per_model,
+)
 
 DEFAULT_EXPECTED_OUTPUT = 1024  # output tokens assumed when the caller sets no max_tokens
-# State is loaded for at most this many candidates, so one BatchGetItem (100 keys, ~4 per model)
-# covers a request however large the catalog grows. A request never calls more than a few
-# models, and the best ones by static rank are the ones it would call.
-MAX_LOADED_CANDIDATES = 22
-MIN_LOADED_PAID = 6  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
+# State is loaded only for as many of the best candidates as one BatchGetItem can read, so one
+# round trip covers a request however large the catalog grows. A request never calls more than a
+# few models, and the best ones by static rank are the ones it would call.
+MIN_LOADED_PAID = 4  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
 CATEGORY_FALLBACK: dict[str, tuple[str, ...]] = {
     "small": ("small", "large", "reasoning"),
     "large": ("large", "reasoning", "small"),
@@ -237,7 +243,7 @@ class Selector:
                 context_window=entry.context_window,
                 reason=_reason_head(prep.category, prep.pinned, entry, rank)
                 + _describe_left(cap.remaining_requests, cap.remaining_tokens),
-                limits=entry.windows(),
+                limits=effective_limits(entry.windows(), models.get(key), now),  # sliding estimate
                 reserve_tokens=reserve,
                 entry=entry,
                 est_cost_usd=rank[2],
@@ -269,13 +275,15 @@ class Selector:
 
 
 def _bounded(ranked: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The best `MAX_LOADED_CANDIDATES` rows in rank order, keeping room for paid fallbacks."""
-    if len(ranked) <= MAX_LOADED_CANDIDATES:
-        return ranked, []
-    free = [row for row in ranked if row[1].is_free]
-    paid = [row for row in ranked if not row[1].is_free]
-    paid_room = max(MIN_LOADED_PAID, MAX_LOADED_CANDIDATES - len(free))
-    chosen = {id(row) for row in free[: MAX_LOADED_CANDIDATES - min(paid_room, len(paid))] + paid[:paid_room]}
+    """The best rows, in rank order, whose state fits one read; the cheapest paid ones always fit."""
+    budget = LOAD_ITEM_BUDGET - PROVIDER_ITEMS_RESERVE
+    chosen: set[int] = set()
+    paid_first = [row for row in ranked if not row[1].is_free][:MIN_LOADED_PAID]
+    for row in paid_first + ranked:
+        cost = items_per_model(row[1].windows())
+        if id(row) not in chosen and cost <= budget:
+            chosen.add(id(row))
+            budget -= cost
     return [row for row in ranked if id(row) in chosen], [row for row in ranked if id(row) not in chosen]
 
 

@@ -136,6 +136,7 @@ class DynamoStateStore:
         for key, lims in limits.items():
             for lim in lims:
                 pks[window_pk(key, lim, lim.start(now))] = None
+                pks[window_pk(key, lim, lim.start(now) - lim.seconds)] = None  # for the sliding estimate
             pks[header_pk(key)] = None
             pks[cooldown_pk(key)] = None
         for bid in breaker_ids:
@@ -155,11 +156,12 @@ class DynamoStateStore:
     def _model_state(
         key: ModelKey, lims: Sequence[WindowLimit], items: Mapping[str, Mapping[str, Any]], now: float
     ) -> ModelState:
-        windows = []
-        for lim in lims:
-            start = lim.start(now)
+        def usage(lim: WindowLimit, start: int) -> WindowUsage:
             item = items.get(window_pk(key, lim, start), {})
-            windows.append(WindowUsage(lim, start, int(_num(item, "requests") or 0), int(_num(item, "tokens") or 0)))
+            return WindowUsage(lim, start, int(_num(item, "requests") or 0), int(_num(item, "tokens") or 0))
+
+        windows = tuple(usage(lim, lim.start(now)) for lim in lims)
+        previous = tuple(usage(lim, lim.start(now) - lim.seconds) for lim in lims)
         cooldown = None
         cd = items.get(cooldown_pk(key))
         if cd is not None and (_num(cd, "until") or 0) > now:
@@ -173,7 +175,7 @@ class DynamoStateStore:
             for name in ("requests_window_s", "tokens_window_s"):
                 fields[name] = int(fields[name] or 60)
             headers = HeaderSnapshot(RateLimitInfo(**fields), observed_at=_num(hdr, "observed_at") or now)
-        return ModelState(key, windows=tuple(windows), cooldown=cooldown, headers=headers)
+        return ModelState(key, windows=windows, cooldown=cooldown, headers=headers, previous=previous)
 
     # --- reserve / reconcile -----------------------------------------------------------------------
     def _window_update(self, key: ModelKey, lim: WindowLimit, start: int, tokens: int) -> dict[str, Any]:
@@ -182,7 +184,7 @@ class DynamoStateStore:
         values: dict[str, Any] = {
             ":one": {"N": "1"},
             ":tok": {"N": str(tokens)},
-            ":exp": {"N": str(start + lim.seconds + WINDOW_MARGIN_S)},
+            ":exp": {"N": str(lim.expires_at(start))},
         }
         if lim.max_requests is not None:
             conditions.append("(attribute_not_exists(#r) OR #r <= :rmax)")
@@ -254,7 +256,7 @@ class DynamoStateStore:
                 "ExpressionAttributeNames": {"#t": "tokens", "#e": "expires_at"},
                 "ExpressionAttributeValues": {
                     ":d": {"N": str(delta)},
-                    ":exp": {"N": str(start + lim.seconds + WINDOW_MARGIN_S)},
+                    ":exp": {"N": str(lim.expires_at(start))},
                 },
             }
             for lim, start in zip(reservation.limits, reservation.starts, strict=True)

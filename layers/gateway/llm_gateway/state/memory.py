@@ -25,7 +25,6 @@ from llm_gateway.state.store import (
     WindowUsage,
 )
 
-WINDOW_MARGIN_S = 60  # keep a window a little past its end so late reconciles still land
 PURGE_EVERY = 512
 
 
@@ -41,8 +40,8 @@ class MemoryStore:
         self._writes = 0
 
     # --- reads -------------------------------------------------------------------------------------
-    def _usage(self, key: ModelKey, limit: WindowLimit, now: float) -> WindowUsage:
-        start = limit.start(now)
+    def _usage(self, key: ModelKey, limit: WindowLimit, now: float, start: int | None = None) -> WindowUsage:
+        start = limit.start(now) if start is None else start
         row = self._windows.get((key, limit.seconds, start))
         if row is None or row[2] <= now:
             return WindowUsage(limit=limit, start=start)
@@ -60,7 +59,8 @@ class MemoryStore:
                 hdr = self._headers.get(key)
                 headers = hdr[0] if hdr is not None and hdr[1] > now else None
                 windows = tuple(self._usage(key, lim, now) for lim in lims)
-                models[key] = ModelState(key, windows=windows, cooldown=cooldown, headers=headers)
+                previous = tuple(self._usage(key, lim, now, lim.start(now) - lim.seconds) for lim in lims)
+                models[key] = ModelState(key, windows=windows, cooldown=cooldown, headers=headers, previous=previous)
             breakers = {
                 bid: dict(attrs)
                 for bid in breaker_ids
@@ -95,7 +95,7 @@ class MemoryStore:
         ident = (key, lim.seconds, start)
         row = self._windows.get(ident)
         if row is None or row[2] <= now:
-            row = [0, 0, start + lim.seconds + WINDOW_MARGIN_S]
+            row = [0, 0, lim.expires_at(start)]
             self._windows[ident] = row
         return row
 

@@ -9,6 +9,7 @@ always passed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,67 @@ def current_usage(state: ModelState | None, limit: WindowLimit, now: float) -> W
             if usage.limit.seconds == limit.seconds and usage.start == start:
                 return usage
     return WindowUsage(limit=limit, start=start)
+
+
+def carried_over(state: ModelState | None, limit: WindowLimit, now: float) -> tuple[int, int]:
+    """(requests, tokens) of the previous window still counted against the current one.
+
+    Providers enforce sliding windows or token buckets, not our epoch-aligned fixed windows: a
+    full window just before a boundary and another just after it would be twice the limit in a
+    few seconds, and the provider would answer 429. So the previous window's usage is carried
+    into the current one, weighted by how much of it still overlaps the sliding window ending
+    now (the classic two-bucket estimate): at the boundary all of it, half-way through half.
+    """
+    if state is None:
+        return 0, 0
+    previous = limit.start(now) - limit.seconds
+    for usage in state.previous:
+        if usage.limit.seconds == limit.seconds and usage.start == previous:
+            overlap = 1.0 - (now - limit.start(now)) / limit.seconds
+            return math.ceil(usage.requests * overlap), math.ceil(usage.tokens * overlap)
+    return 0, 0
+
+
+def next_admission_at(state: ModelState, usage: WindowUsage, now: float) -> float | None:
+    """When this window, with the previous one's carry-over, takes one more request (None = now).
+
+    The carry decays linearly through the window, so a request fits again once
+    `previous * (1 - elapsed/length) <= limit - used - 1`; a window whose own count is full
+    only frees at its end.
+    """
+    limit, closes = usage.limit, usage.start + usage.limit.seconds
+    if closes <= now:
+        return None
+    carry_requests, carry_tokens = carried_over(state, limit, now)
+    tokens_left = usage.remaining_tokens()
+    if tokens_left is not None and tokens_left - carry_tokens <= 0:
+        return closes
+    if limit.max_requests is None:
+        return None
+    room = limit.max_requests - usage.requests - 1
+    if room < 0:
+        return closes
+    if room >= carry_requests:
+        return None
+    previous = next(u.requests for u in state.previous if u.limit.seconds == limit.seconds)
+    return min(closes, usage.start + limit.seconds * (1 - room / previous))
+
+
+def effective_limits(limits: Sequence[WindowLimit], state: ModelState | None, now: float) -> tuple[WindowLimit, ...]:
+    """What the current fixed windows may still take, after the previous windows' carry-over.
+
+    These are the limits a reservation is conditioned on, so the conditional write enforces the
+    sliding estimate too, with no extra read.
+    """
+    out = []
+    for limit in limits:
+        carry_requests, carry_tokens = carried_over(state, limit, now)
+        out.append(WindowLimit(
+            limit.seconds,
+            None if limit.max_requests is None else max(0, limit.max_requests - carry_requests),
+            None if limit.max_tokens is None else max(0, limit.max_tokens - carry_tokens),
+        ))
+    return tuple(out)
 
 
 def header_snapshot(info: RateLimitInfo, now: float) -> HeaderSnapshot:
@@ -98,7 +160,10 @@ def capacity(
         eff = usage.limit
         if eff.max_tokens is not None and tokens > eff.max_tokens:
             return Capacity(False, f"needs {tokens} tokens > {eff.max_tokens} per {eff.seconds}s window")
+        carry_requests, carry_tokens = carried_over(state, eff, now)
         r_left, t_left = usage.remaining_requests(), usage.remaining_tokens()
+        r_left = None if r_left is None else max(0, r_left - carry_requests)
+        t_left = None if t_left is None else max(0, t_left - carry_tokens)
         if r_left is not None and r_left < 1:
             return Capacity(False, f"{eff.max_requests} requests per {eff.seconds}s used up", 0, t_left)
         if t_left is not None and t_left < tokens:

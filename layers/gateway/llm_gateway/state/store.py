@@ -45,6 +45,21 @@ class WindowLimit:
         """Fixed windows aligned to the epoch, so every container agrees on the bucket."""
         return int(now) - int(now) % self.seconds
 
+    def expires_at(self, start: int) -> int:
+        """A window's count is kept one whole window past its end (plus a minute for late
+        reconciles): the next window's sliding estimate reads it (`rate_limits.carried_over`)."""
+        return start + 2 * self.seconds + 60
+
+
+# One BatchGetItem reads at most 100 items. A model's state takes its current and previous
+# window items, a header snapshot, a cooldown and a model breaker; each provider adds a breaker.
+LOAD_ITEM_BUDGET = 100
+PROVIDER_ITEMS_RESERVE = 8
+
+
+def items_per_model(limits: tuple[WindowLimit, ...]) -> int:
+    return 2 * len(limits) + 3
+
 
 @dataclass(frozen=True, slots=True)
 class WindowUsage:
@@ -80,6 +95,7 @@ class ModelState:
     windows: tuple[WindowUsage, ...] = ()
     cooldown: Cooldown | None = None
     headers: HeaderSnapshot | None = None
+    previous: tuple[WindowUsage, ...] = ()  # the window before each current one (sliding estimate)
 
     def cooling(self, now: float) -> bool:
         return self.cooldown is not None and self.cooldown.until > now
