@@ -194,3 +194,20 @@ def test_rate_limit_state_lands_in_the_embedded_dynamodb(client):
     dynamodb = boto3.client("dynamodb", endpoint_url=os.environ["LLM_GATEWAY_DYNAMODB_ENDPOINT"], region_name="us-east-1")
     items = dynamodb.scan(TableName=os.environ["LLM_GATEWAY_STATE_TABLE"])["Items"]
     assert any(item["pk"]["S"].startswith("rl#groq#llama-3.1-8b-instant#") for item in items)
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "gemini/gemini-2.5-pro"])
+def test_a_streamed_request_costs_what_the_buffered_one_costs(patient_client, model):
+    messages = [{"role": "user", "content": "Price this exact request twice"}]
+    buffered = patient_client.chat.completions.with_raw_response.create(model=model, messages=messages)
+    streamed = patient_client.chat.completions.with_raw_response.create(
+        model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(streamed.parse())
+    usage = next(c.usage for c in chunks if c.usage)
+    assert usage.model_dump()["completion_tokens"] == buffered.parse().usage.completion_tokens
+    cost = float(buffered.headers["x-gateway-cost-usd"])
+    assert cost > 0  # paid models
+    assert float(streamed.headers["x-gateway-cost-usd"]) == pytest.approx(cost, rel=1e-9)
+    assert usage.model_extra["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    assert "x-gateway-cost-estimated" not in streamed.headers

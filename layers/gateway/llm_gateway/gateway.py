@@ -114,14 +114,21 @@ class Gateway:
         return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
 
     def _sse_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Iterator[str]:
-        """Render chunks; a failure after the first chunk ends the stream with an error event."""
-        want_usage = request.wants_usage_in_stream
+        """Render the whole stream once it has ended (the body is sent whole anyway), so the
+        usage chunk can carry the final cost; a failure after the first chunk keeps what arrived
+        and ends the stream with an error event."""
+        chunks: list[ChatCompletionChunk] = []
+        failed = False
         try:
-            for chunk in routed.chunks:
-                yield from _render_chunk(chunk, want_usage, routed)
+            chunks.extend(routed.chunks)
         except ProviderError as exc:
+            failed = True
             self.metrics.count(m.USER_VISIBLE_ERRORS)
             self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
+        want_usage = request.wants_usage_in_stream
+        for chunk in chunks:
+            yield from _render_chunk(chunk, want_usage, routed)
+        if failed:
             error = GatewayError(
                 "The provider failed mid-stream; the answer above is incomplete.",
                 code="stream_interrupted", status=502,
@@ -150,16 +157,19 @@ class Gateway:
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
-    if chunk.usage is not None and not want_usage:
-        if not chunk.choices:
-            return
-        chunk = chunk.model_copy(update={"usage": None})
-    if chunk.usage is not None and not chunk.choices:
-        payload = chunk.model_dump(exclude_none=True)
-        payload["usage"]["cost_usd"] = routed.cost_usd
-        yield encode_sse(json.dumps(payload))
+    """One SSE event; usage only when the caller asked for it (as OpenAI does), with its cost."""
+    if chunk.usage is None:
+        yield encode_sse(chunk.model_dump_json(exclude_none=True))
         return
-    yield encode_sse(chunk.model_dump_json(exclude_none=True))
+    if not want_usage:
+        if chunk.choices:
+            yield encode_sse(chunk.model_copy(update={"usage": None}).model_dump_json(exclude_none=True))
+        return
+    payload = chunk.model_dump(exclude_none=True)
+    payload["usage"]["cost_usd"] = routed.cost_usd
+    if routed.cost_estimated:
+        payload["usage"]["cost_estimated"] = True
+    yield encode_sse(json.dumps(payload))
 
 
 def build_gateway(
