@@ -119,3 +119,28 @@ def test_no_network_and_no_cache_write(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) == 3 + 1 + 2 + 3  # message + role + "hello world" + priming
     assert list(cache_dir.iterdir()) == []
+
+
+# Other providers: text counted with cl100k stays within this fraction of the provider's own count
+# of the same text, and a request estimate (message overhead and the catalog's factor included)
+# never falls below the reported prompt tokens, erring high by at most this much plus the
+# per-message overhead of OpenAI's recipe (3 per message + 3 reply priming).
+OTHER_TEXT_TOLERANCE = 0.15
+OTHER_OVERHEAD_TOKENS = 6
+
+
+def _other_cases() -> list[dict]:
+    return json.loads(RECORDED.read_text())["other_providers"]["cases"]
+
+
+@pytest.mark.parametrize("case", _other_cases(), ids=lambda c: f"{c['provider']}-{c['model']}")
+def test_recorded_other_provider_usage(estimator: TokenEstimator, case: dict) -> None:
+    from llm_gateway.selection.catalog import default_catalog
+
+    text = estimator.count_text(case["text"])
+    assert abs(text - case["count_tokens"]) <= case["count_tokens"] * OTHER_TEXT_TOLERANCE
+    request = ChatCompletionRequest.model_validate({"model": "auto", "messages": [{"role": "user", "content": case["text"]}]})
+    factor = default_catalog().data.providers[case["provider"]].token_factor
+    estimate = scaled(estimator.estimate(request), factor)
+    reported = case["prompt_token_count"]
+    assert reported <= estimate <= reported * factor + OTHER_OVERHEAD_TOKENS * factor + 1
