@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 3000
 
-.PHONY: dev test lint cfn-lint bench fakes clean
+.PHONY: dev test lint cfn-lint bench bench-litellm fakes clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +53,8 @@ sam-validate: $(SAM)
 # The layer Makefile runs pip from $(PYTHON) to fetch manylinux/cp313 wheels.
 sam-build: $(SAM)
 	SAM_CLI_TELEMETRY=0 PYTHON="$(abspath $(PY))" $(SAM) build
+
+# LiteLLM in its own venv, never in ours: a head-to-head in one command.
+bench-litellm: $(STAMP)
+	test -x .venv-litellm/bin/python || ($(PYTHON) -m venv .venv-litellm && .venv-litellm/bin/pip install --quiet litellm)
+	LITELLM_PYTHON=.venv-litellm/bin/python $(PY) -m benchmarks.litellm_compare

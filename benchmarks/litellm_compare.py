@@ -1,0 +1,84 @@
+"""Head-to-head with LiteLLM's Router in one command (`make bench-litellm`).
+
+LiteLLM runs in its own venv (`.venv-litellm`, made by the make target) so it never enters ours.
+Its router is timed with `mock_response`, which skips HTTP entirely; ours is timed through the
+whole gateway on an in-process recorded response, so our figure includes request building,
+httpx and parsing that LiteLLM's does not: the comparison is tilted against us. Import time is
+each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import litellm` +
+`Router(...)`; ours: imports + `build_gateway`), with LiteLLM's remote cost-map fetch disabled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+
+from benchmarks.bench_overhead import BODY, _pct, _recorded_transport, _samples
+from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.config import load_settings
+from llm_gateway.gateway import build_gateway
+from llm_gateway.observability.metrics import RecordingMetrics
+
+RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
+
+LITELLM_SCRIPT = """
+import json, time
+t0 = time.perf_counter()
+from litellm import Router
+router = Router(model_list=[{"model_name": "auto", "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "x"}}])
+ready = time.perf_counter() - t0
+messages = [{"role": "user", "content": "Say hello in five words."}]
+call = lambda: router.completion(model="auto", messages=messages, mock_response="hi there")
+for _ in range(20):
+    call()
+samples = []
+for _ in range(RUNS):
+    t = time.perf_counter(); call(); samples.append((time.perf_counter() - t) * 1000)
+samples.sort()
+print(json.dumps({"ready_s": ready, "p50": samples[len(samples) // 2], "p95": samples[int(len(samples) * .95)]}))
+"""
+
+OURS_READY = (
+    "import os, time; t = time.perf_counter();"
+    "os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'k'});"
+    "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
+    "from llm_gateway.observability.metrics import RecordingMetrics;"
+    "build_gateway(load_settings(), RecordingMetrics()); print(time.perf_counter() - t)"
+)
+
+
+def ours() -> dict[str, float]:
+    client = httpx.Client(transport=_recorded_transport())
+    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": "k"}
+    gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
+    caller = gateway.authenticate("Bearer k")
+    body = {**BODY, "model": "auto"}
+    samples = _samples(lambda: gateway.chat(ChatCompletionRequest.model_validate(body), caller, "b"), RUNS)
+    ready = subprocess.run([sys.executable, "-c", OURS_READY], capture_output=True, text=True, check=True)
+    return {"ready_s": float(ready.stdout), "p50": _pct(samples, .5), "p95": _pct(samples, .95)}
+
+
+def litellm(python: str) -> dict[str, float]:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    done = subprocess.run([python, "-c", f"RUNS = {RUNS}\n{LITELLM_SCRIPT}"], capture_output=True, text=True,
+                          env=env, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    python = os.environ.get("LITELLM_PYTHON", ".venv-litellm/bin/python")
+    theirs, mine = litellm(python), ours()
+    print(f"\nLiteLLM Router (mock_response, no HTTP) vs this gateway (full path, in-process HTTP), {RUNS} runs")
+    print(f"{'':<34}{'per request p50':>16}{'p95':>10}{'ready to route':>16}")
+    for name, row in (("LiteLLM Router", theirs), ("this gateway", mine)):
+        print(f"{name:<34}{row['p50']:13.2f} ms{row['p95']:7.2f} ms{row['ready_s'] * 1000:13.0f} ms")
+    print(f"{'ratio LiteLLM / ours':<34}{theirs['p50'] / mine['p50']:15.1f}x{theirs['p95'] / mine['p95']:9.1f}x"
+          f"{theirs['ready_s'] / mine['ready_s']:15.1f}x")
+
+
+if __name__ == "__main__":
+    main()
