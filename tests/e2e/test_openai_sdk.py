@@ -211,3 +211,19 @@ def test_a_streamed_request_costs_what_the_buffered_one_costs(patient_client, mo
     assert float(streamed.headers["x-gateway-cost-usd"]) == pytest.approx(cost, rel=1e-9)
     assert usage.model_extra["cost_usd"] == pytest.approx(cost, rel=1e-9)
     assert "x-gateway-cost-estimated" not in streamed.headers
+
+
+def test_status_command_against_the_running_gateway(gateway_url, client, fake_fleet, capsys):
+    """`llm-gateway status` shows the cooldown a provider's 429 caused, as an operator sees it."""
+    from sandbox import status_cli
+
+    fake_fleet.providers["groq"].add_fault(fault="429", model="qwen/qwen3-32b", count=1, retry_after=30)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="groq/qwen/qwen3-32b", messages=[{"role": "user", "content": "x"}])
+    assert status_cli.main(["--url", gateway_url, "--key", "local-dev-key"]) == 0
+    table = capsys.readouterr().out
+    assert "PROVIDER" in table and "BREAKER" in table
+    row = next(line for line in table.splitlines() if line.startswith("groq") and "qwen/qwen3-32b" in line)
+    assert "rate_limited" in row and ("30s" in row or "29s" in row)  # last error, cooldown until Retry-After
+    assert status_cli.main(["--url", gateway_url, "--key", "wrong"]) == 1
+    assert "401" in capsys.readouterr().err

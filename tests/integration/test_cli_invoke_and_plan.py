@@ -43,3 +43,10 @@ def test_plan_json_explains_every_candidate(tmp_path):
     assert all({"provider", "model", "reason"} <= set(d) for d in plan["dropped"])
     frees = [step["free"] for step in plan["plan"]]
     assert frees == sorted(frees, reverse=True)  # free ones first
+
+
+def test_invoke_runs_the_scheduled_health_check():
+    done = _run("invoke", "health", "events/health_schedule.json")
+    result = json.loads(done.stdout)
+    assert result["checked"] == 5, done.stderr[-2000:]
+    assert all(p["available"] for p in result["providers"].values())
