@@ -142,3 +142,14 @@ def test_next_admission_follows_the_decaying_carry() -> None:
     assert next_admission_at(state, state.windows[0], start + 40) is None  # decayed enough already
     full = ModelState(KEY, windows=(WindowUsage(minute, start, 30),))
     assert next_admission_at(full, full.windows[0], start + 5) == start + 60
+
+
+def test_only_header_snapshots_that_could_bind_are_written() -> None:
+    from llm_gateway.state.rate_limits import worth_recording
+
+    plenty = RateLimitInfo(limit_requests=100, remaining_requests=90, limit_tokens=10_000, remaining_tokens=9_000)
+    assert not worth_recording(plenty)
+    assert worth_recording(RateLimitInfo(limit_requests=100, remaining_requests=40))
+    assert worth_recording(RateLimitInfo(limit_tokens=10_000, remaining_tokens=100, limit_requests=100, remaining_requests=99))
+    assert worth_recording(RateLimitInfo(remaining_requests=5))  # no limit given: cannot judge, keep it
+    assert worth_recording(RateLimitInfo(retry_after_s=3.0))

@@ -20,7 +20,7 @@ from llm_gateway.retry.classifier import Decision, ErrorClass, classify
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.selector import PlanStep
-from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss
+from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, worth_recording
 from llm_gateway.state.store import Reservation, StateStore
 
 LOG = logging.getLogger("llm_gateway.routing")
@@ -44,7 +44,8 @@ class Outcomes:
     def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float) -> None:
         if info is None or info.is_empty:
             return
-        self._safe("record_headers", self.store.record_headers, step.key, info, now)
+        if worth_recording(info):
+            self._safe("record_headers", self.store.record_headers, step.key, info, now)
         if near_miss(info):
             self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
         exhausted = cooldown_from_headers(info, now)

@@ -218,3 +218,15 @@ def near_miss(info: RateLimitInfo, fraction: float = 0.1) -> bool:
     """Remaining below `fraction` of the limit (feeds the RateLimitNearMiss metric)."""
     pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
     return any(rem is not None and lim and rem < lim * fraction for rem, lim in pairs)
+
+
+def worth_recording(info: RateLimitInfo, fraction: float = 0.5) -> bool:
+    """Whether a header snapshot could ever bind: below `fraction` of a limit, or no limit given.
+
+    Capacity is the lower of our counts and the provider's; while the provider says more than
+    half is left our own windows decide, so writing the snapshot would be a DynamoDB write per
+    request for nothing.
+    """
+    pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
+    known = [(rem, lim) for rem, lim in pairs if rem is not None]
+    return bool(info.retry_after_s) or any(not lim or rem < lim * fraction for rem, lim in known)
