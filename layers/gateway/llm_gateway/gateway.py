@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from llm_gateway.api.errors import GatewayError, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
-from llm_gateway.observability.logging import build_logger, redact
+from llm_gateway.observability.logging import build_logger
 from llm_gateway.observability.metrics import EmfMetrics, Metrics
 from llm_gateway.providers.base import ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
@@ -40,11 +40,11 @@ class ChatOutcome:
     sse_body: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Caller:
+    """Who is calling: an index into the configured keys, never the key itself."""
+
     key_id: str
-    user: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Gateway:
@@ -151,9 +151,6 @@ class Gateway:
         self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
         if cost:
             self.metrics.count(m.COST_USD, cost, provider=provider)
-
-    def safe(self, text: str) -> str:
-        return redact(text, self.settings.secrets)
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:

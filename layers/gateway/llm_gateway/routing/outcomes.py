@@ -34,7 +34,7 @@ class Outcomes:
     passive: PassiveHealth
     policy: BackoffPolicy
 
-    def _safe(self, what: str, fn: object, *args: object) -> None:
+    def guarded(self, what: str, fn: object, *args: object) -> None:
         """State writes after a call must never turn a served request into an error."""
         try:
             fn(*args)  # type: ignore[operator]
@@ -45,19 +45,19 @@ class Outcomes:
         if info is None or info.is_empty:
             return
         if worth_recording(info):
-            self._safe("record_headers", self.store.record_headers, step.key, info, now)
+            self.guarded("record_headers", self.store.record_headers, step.key, info, now)
         if near_miss(info):
             self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
         exhausted = cooldown_from_headers(info, now)
         if exhausted is not None:
-            self._safe("cool_down", self.store.cool_down, step.key, exhausted.until, exhausted.reason, now)
+            self.guarded("cool_down", self.store.cool_down, step.key, exhausted.until, exhausted.reason, now)
 
     def success(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, usage: Usage | None,
         info: RateLimitInfo | None, latency_s: float, now: float,
     ) -> None:
         tokens = usage.total_tokens if usage is not None else reservation.tokens
-        self._safe("reconcile", self.store.reconcile, reservation, tokens, now)
+        self.guarded("reconcile", self.store.reconcile, reservation, tokens, now)
         self.headers(step, info, now)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
@@ -70,12 +70,12 @@ class Outcomes:
         decision = classify(error)
         error_class = decision.error_class
         if reservation is not None:
-            self._safe("reconcile", self.store.reconcile, reservation, 0, now)
+            self.guarded("reconcile", self.store.reconcile, reservation, 0, now)
         self.headers(step, error.rate_limit, now)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:
             reason = f"{error_class} ({error.status or error.code or 'no status'})"
-            self._safe("cool_down", self.store.cool_down, step.key, now + wait, reason, now)
+            self.guarded("cool_down", self.store.cool_down, step.key, now + wait, reason, now)
             run.retry_after.append(wait)
         self.passive.record(step.key, str(error_class), now)
         dims = {"provider": step.key.provider, "model": step.key.model}

@@ -249,7 +249,7 @@ class Router:
             try:
                 result = self.breakers.call(step.key, lambda s=step, t=timeout: self._call(call, s, t))
             except BreakerOpen as rejected:
-                self.outcomes._safe("reconcile", self.store.reconcile, reservation, 0, self._wall())
+                self.outcomes.guarded("reconcile", self.store.reconcile, reservation, 0, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
                 continue
             except ProviderError as error:
