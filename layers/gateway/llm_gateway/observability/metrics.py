@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 NAMESPACE = "LlmGateway"
 
 REQUESTS = "Requests"
@@ -76,8 +78,6 @@ class EmfMetrics:
         self._service = service
 
     def _emit(self, name: str, value: float, unit: str, dimensions: dict[str, str]) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
         with single_metric(
             name=name, unit=MetricUnit(unit), value=value, namespace=self._namespace,
             default_dimensions={"service": self._service},
