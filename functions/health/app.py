@@ -11,12 +11,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from llm_gateway.routing.health import run_active_checks
+from llm_gateway.routing.health import health_dependencies, run_active_checks
 
 logger = Logger()
+adapters, engine, store = health_dependencies()  # once per container, like the chat handler
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = run_active_checks()
+    result = run_active_checks(adapters, engine, store)
     logger.info("active health checks done", extra={"result": result})
     return result

@@ -191,7 +191,7 @@ def run_active_checks(
 ) -> dict[str, Any]:
     """Check every configured provider; built from settings when called by the scheduled Lambda."""
     if adapters is None or engine is None or store is None:
-        adapters, engine, store = _from_settings(adapters, engine, store)
+        adapters, engine, store = health_dependencies(adapters, engine, store)
     moment = time.time() if now is None else now
     results: dict[str, Any] = {}
     for name, adapter in adapters.items():
@@ -201,18 +201,25 @@ def run_active_checks(
     return {"checked": len(results), "providers": results}
 
 
-def _from_settings(adapters: Any, engine: Any, store: Any) -> tuple[Any, Any, Any]:
-    """Cold-start composition for the scheduled Lambda (imports kept local: the router never needs them)."""
+def health_dependencies(
+    adapters: Any = None, engine: Any = None, store: Any = None
+) -> tuple[Any, Any, Any]:
+    """Cold-start composition for the scheduled Lambda: build once per container, pass to every run.
+
+    Imports stay local: the request path never needs them.
+    """
     import boto3
 
     from llm_gateway.config import load_settings
     from llm_gateway.providers.engine import ProviderEngine, build_http_client
     from llm_gateway.providers.factory import build_adapters
+    from llm_gateway.state.dynamodb import client_config
 
     settings = load_settings()
     adapters = adapters if adapters is not None else build_adapters(settings)
     engine = engine if engine is not None else ProviderEngine(build_http_client())
     if store is None:
         table = settings.state_table
-        store = DynamoHealthStore(boto3.client("dynamodb"), table) if table else MemoryHealthStore()
+        client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
+        store = DynamoHealthStore(client, table) if table else MemoryHealthStore()
     return adapters, engine, store
