@@ -27,3 +27,50 @@ def fake_fleet() -> Iterator[FakeFleet]:
 def fakes(fake_fleet: FakeFleet) -> FakeFleet:
     fake_fleet.reset()
     return fake_fleet
+
+
+class RemoteFake:
+    """A fake provider running in another process, driven over its `/_sandbox` HTTP API."""
+
+    def __init__(self, name: str, base_url: str, models: list[str]) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.models = models
+        self.root_url = "/".join(base_url.split("/")[:3])
+
+    def add_fault(self, **fault: object) -> None:
+        import httpx
+
+        httpx.post(f"{self.root_url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        import httpx
+
+        httpx.delete(f"{self.root_url}/_sandbox/faults", timeout=5).raise_for_status()
+
+
+class RemoteFleet:
+    def __init__(self, providers: dict[str, RemoteFake]) -> None:
+        self.providers = providers
+
+
+@pytest.fixture(scope="module")
+def remote_fake_fleet() -> Iterator[RemoteFleet]:
+    """The fakes in their own process (`llm-gateway fakes --json`), as real providers are.
+
+    Timing tests use it: fake servers sharing the test's interpreter compete with the gateway's
+    threads for the GIL, which would measure our test rig, not the gateway.
+    """
+    import json
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "fakes", "--json"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        described = json.loads(line)
+        yield RemoteFleet({name: RemoteFake(name, d["base_url"], d["models"]) for name, d in described.items()})
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
