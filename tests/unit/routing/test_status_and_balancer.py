@@ -49,3 +49,16 @@ def test_status_table_rendering() -> None:
                   "last_error_class": "rate_limited"}}}}}
     text = render(status, now)
     assert "OPEN (25s)" in text and "9s (429)" in text and "3/30 req/min" in text and "rate_limited" in text
+
+
+def test_status_shows_the_capacity_the_selector_sees_carry_over_included():
+    from llm_gateway.routing.status import _windows
+    from llm_gateway.state.store import ModelKey, ModelState, WindowLimit, WindowUsage
+
+    minute = WindowLimit(60, max_requests=30)
+    start = 1_200
+    state = ModelState(ModelKey("groq", "m"), windows=(WindowUsage(minute, start, 5),),
+                       previous=(WindowUsage(minute, start - 60, 30),))
+    [window] = _windows(state, (minute,), start + 30)
+    assert window["requests_used"] == 5
+    assert window["remaining_requests"] == 30 - 5 - 15  # half of last minute's 30 still counts

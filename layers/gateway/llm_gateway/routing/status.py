@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from llm_gateway.routing.circuit_breaker import circuit_ids, model_circuit, provider_circuit, view_of
-from llm_gateway.state.rate_limits import current_usage
+from llm_gateway.state.rate_limits import current_usage, remaining_now
 from llm_gateway.state.store import ModelKey, ModelState
 
 
@@ -28,12 +28,13 @@ def _windows(state: ModelState | None, limits: tuple[Any, ...], now: float) -> l
     out = []
     for limit in limits:
         usage = current_usage(state, limit, now)
+        remaining_requests, remaining_tokens = remaining_now(state, usage, now)  # what the selector sees
         out.append({
             "seconds": limit.seconds, "resets_at": usage.start + limit.seconds,
             "requests_used": usage.requests, "max_requests": usage.limit.max_requests,
-            "remaining_requests": usage.remaining_requests(),
+            "remaining_requests": remaining_requests,
             "tokens_used": usage.tokens, "max_tokens": usage.limit.max_tokens,
-            "remaining_tokens": usage.remaining_tokens(),
+            "remaining_tokens": remaining_tokens,
         })
     return out
 

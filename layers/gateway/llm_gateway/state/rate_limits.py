@@ -93,6 +93,14 @@ def next_admission_at(state: ModelState, usage: WindowUsage, now: float) -> floa
     return min(closes, usage.start + limit.seconds * (1 - room / previous))
 
 
+def remaining_now(state: ModelState | None, usage: WindowUsage, now: float) -> tuple[int | None, int | None]:
+    """(requests, tokens) this window can still take now: its own room less the carry-over."""
+    carry_requests, carry_tokens = carried_over(state, usage.limit, now)
+    r_left, t_left = usage.remaining_requests(), usage.remaining_tokens()
+    return (None if r_left is None else max(0, r_left - carry_requests),
+            None if t_left is None else max(0, t_left - carry_tokens))
+
+
 def effective_limits(limits: Sequence[WindowLimit], state: ModelState | None, now: float) -> tuple[WindowLimit, ...]:
     """What the current fixed windows may still take, after the previous windows' carry-over.
 
@@ -160,10 +168,7 @@ def capacity(
         eff = usage.limit
         if eff.max_tokens is not None and tokens > eff.max_tokens:
             return Capacity(False, f"needs {tokens} tokens > {eff.max_tokens} per {eff.seconds}s window")
-        carry_requests, carry_tokens = carried_over(state, eff, now)
-        r_left, t_left = usage.remaining_requests(), usage.remaining_tokens()
-        r_left = None if r_left is None else max(0, r_left - carry_requests)
-        t_left = None if t_left is None else max(0, t_left - carry_tokens)
+        r_left, t_left = remaining_now(state, usage, now)
         if r_left is not None and r_left < 1:
             return Capacity(False, f"{eff.max_requests} requests per {eff.seconds}s used up", 0, t_left)
         if t_left is not None and t_left < tokens:
