@@ -24,7 +24,7 @@ class LocalEnvironment:
 
 
 def has_provider_keys(env: MutableMapping[str, str]) -> bool:
-    keys = [spec.key_env for spec in provider_specs().values()]
+    keys = [spec.key_env for spec in provider_specs().values() if spec.key_env]
     return any(env.get(k) for k in keys) or bool(env.get("LLM_GATEWAY_OPENAI_COMPATIBLE"))
 
 
@@ -50,7 +50,7 @@ def _start_fakes(env: MutableMapping[str, str], local: LocalEnvironment) -> None
     specs = provider_specs()
     for name, fake in fleet.providers.items():
         spec = specs.get(name)
-        if spec is None:
+        if spec is None or spec.key_env is None:
             continue
         env[spec.key_env] = FAKE_PROVIDER_KEY
         env[spec.base_url_env] = fake.base_url

@@ -53,8 +53,8 @@ def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
     """One config per provider kind whose key is set, plus every declared OpenAI-compatible endpoint."""
     configs: list[ProviderConfig] = []
     for kind, spec in provider_specs().items():
-        key = env.get(spec.key_env, "").strip()
-        if not key or kind == "openai_compatible":
+        key = env.get(spec.key_env, "").strip() if spec.key_env else ""
+        if not key:
             continue
         base_url = env.get(spec.base_url_env, "").strip() or spec.default_base_url
         # No list = every catalog model of this provider; `<KIND>_MODELS` narrows it.

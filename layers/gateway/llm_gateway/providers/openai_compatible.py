@@ -30,6 +30,6 @@ def make_adapter(config: ProviderConfig) -> ChatAdapter:
 SPEC = ProviderSpec(
     kind="openai_compatible",
     default_base_url="http://127.0.0.1:8000/v1",
-    key_env="OPENAI_COMPATIBLE_API_KEY",
+    key_env=None,  # declared in LLM_GATEWAY_OPENAI_COMPATIBLE, any number of them
     make_adapter=make_adapter,
 )

@@ -33,7 +33,7 @@ class ProviderSpec:
 
     kind: str
     default_base_url: str
-    key_env: str
+    key_env: str | None  # None: instances are declared in config (many per kind), not by one key
     make_adapter: Callable[[ProviderConfig], ChatAdapter]
 
     @property

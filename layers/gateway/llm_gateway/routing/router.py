@@ -180,8 +180,7 @@ class Router:
         `ProviderError` from the iterator and the caller ends the stream with an error event.
         """
         limit = self._deadline(deadline)
-        call = self._begin(request, stream=True)
-        call.buffered = buffered
+        call = self._begin(request, stream=True, buffered=buffered)
         (opened, rest, first, reservation, started), step = self._run(call, limit)
         routed = RoutedStream(step.key.provider, step.key.model, call.run.attempts, iter(()), free=step.free)
         routed.chunks = self._drain(call, step, reservation, opened, first, rest, routed, started)
@@ -207,12 +206,12 @@ class Router:
         return build_status(self)
 
     # --- flow -------------------------------------------------------------------------------------
-    def _begin(self, request: ChatCompletionRequest, *, stream: bool) -> _Call:
+    def _begin(self, request: ChatCompletionRequest, *, stream: bool, buffered: bool = False) -> _Call:
         plan, snapshot = self.plan(request)
         run = RequestRun(list(plan.steps))
         if not plan.steps:
             raise self._nothing_to_try(plan, snapshot)
-        return _Call(request, run, stream, prompt_tokens=plan.prompt_tokens)
+        return _Call(request, run, stream, buffered, plan.prompt_tokens)
 
     def _deadline(self, deadline: float | None) -> Deadline:
         """The caller's absolute deadline (same clock), or our own budget from now."""
