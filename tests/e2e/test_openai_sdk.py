@@ -162,8 +162,11 @@ def test_json_output_through_each_provider(patient_client, provider):
 def test_status_lists_providers_and_models(gateway_url):
     response = httpx.get(f"{gateway_url}/v1/status", headers={"Authorization": "Bearer local-dev-key"})
     assert response.status_code == 200
-    text = json.dumps(response.json())
-    assert all(f"{provider}/{model}" in text or provider in text for provider, model in PINNED.items())
+    providers = response.json()["providers"]
+    for provider, model in PINNED.items():
+        row = providers[provider]["models"][model]
+        assert row["breaker"]["state"] in {"CLOSED", "OPEN", "HALF_OPEN"}
+        assert isinstance(row["windows"], list)
 
 
 def test_cost_header_matches_usage_cost(client):

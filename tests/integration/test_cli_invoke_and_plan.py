@@ -50,3 +50,36 @@ def test_invoke_runs_the_scheduled_health_check():
     result = json.loads(done.stdout)
     assert result["checked"] == 5, done.stderr[-2000:]
     assert all(p["available"] for p in result["providers"].values())
+
+
+def test_serve_is_what_make_dev_runs_and_it_answers(tmp_path):
+    """`llm-gateway serve` as a subprocess, on its own fakes and embedded DynamoDB, with no keys."""
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        for _ in range(100):
+            try:
+                response = httpx.get(f"{url}/models", headers={"Authorization": "Bearer local-dev-key"}, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert response.status_code == 200
+        answer = httpx.post(f"{url}/chat/completions", headers={"Authorization": "Bearer local-dev-key"},
+                            json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+        assert answer.status_code == 200 and answer.headers["x-gateway-provider"]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
+    announced = (tmp_path / "serve.log").read_text()
+    assert "FAKE providers" in announced and "embedded DynamoDB" in announced and "local-dev-key" in announced
