@@ -24,7 +24,7 @@ several configured providers serve is not pinned; ranking runs among those provi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +139,7 @@ class Selector:
         self._factor = {entry.key: catalog.token_factor(entry) for entry in catalog.entries}
 
     # --- prepare ---------------------------------------------------------------------------------
-    def _resolve(self, model: str, available: set[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
+    def _resolve(self, model: str, available: Set[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
         """(pinned key or None, entries to consider) for the request's `model` field."""
         if is_alias(model):
             pool = [e for e in self.catalog.entries if e.key in available]
@@ -165,7 +165,8 @@ class Selector:
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream)
-        pinned, pool = self._resolve(request.model, set(available))
+        # the router passes a frozenset computed once per container: no per-request copy
+        pinned, pool = self._resolve(request.model, available if isinstance(available, Set) else set(available))
         cap = request.output_limit
         kept: list[ModelEntry] = []
         dropped: list[Dropped] = []
