@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_gateway.api.errors import GatewayError, InvalidRequest
+from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
 from llm_gateway.observability.metrics import Metrics, RecordingMetrics
 from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
+from llm_gateway.retry.caller_error import caller_error
 from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import (
     AttemptContext,
@@ -222,11 +223,8 @@ class Router:
             return self.retry.run(lambda ctx: self._attempt(call, ctx), limit)
         except AttemptFailed as failed:
             cause = failed.cause
-            if isinstance(cause, ProviderError) and classify(cause).action is Action.RETURN:
-                raise InvalidRequest(
-                    f"The provider rejected the request ({classify(cause).error_class}).",
-                    code=cause.code or "invalid_request",
-                ) from cause
+            if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
+                raise caller_error(cause, decision.error_class) from cause
             raise self._aggregate(call.run, timed_out=False) from None
         except DeadlineExhausted:
             raise self._aggregate(call.run, timed_out=True) from None
