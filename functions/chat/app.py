@@ -10,11 +10,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from llm_gateway.api.body import parse_json_body
 from llm_gateway.api.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
-    PayloadTooLarge,
     from_validation_error,
 )
 from llm_gateway.api.schemas import ChatCompletionRequest
@@ -42,15 +42,7 @@ def _parse_body() -> dict[str, Any]:
         raw = app.current_event.decoded_body or ""
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("The request body is not UTF-8 JSON.", code="invalid_json") from exc
-    if len(raw.encode()) > gateway.settings.max_body_bytes:
-        raise PayloadTooLarge(f"Request body exceeds {gateway.settings.max_body_bytes} bytes.", code="body_too_large")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
+    return parse_json_body(raw, gateway.settings.max_body_bytes)
 
 
 def _outcome(outcome: ChatOutcome) -> Response:
