@@ -9,6 +9,7 @@ Gateway REST events, on the session's fake providers and in-memory state.
 from __future__ import annotations
 
 import json
+import time
 from types import ModuleType
 from typing import Any
 
@@ -113,6 +114,31 @@ def test_max_tokens_above_every_model_is_a_400_naming_the_reason(chat):
     assert "max_tokens 50000000" in error["message"]
     status, body = call(chat, json.dumps(chat_body(model="groq/llama-3.1-8b-instant", max_tokens=50_000_000)))
     assert assert_clean_400(status, body)["code"] == "no_model_fits"
+
+
+def _schema_bomb(levels: int = 20) -> dict[str, Any]:
+    """~2 KB of JSON that a naive $ref inliner expands to 2**levels nodes."""
+    defs = {f"L{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"},
+                                                       "b": {"$ref": f"#/$defs/L{i + 1}"}}}
+            for i in range(levels)}
+    defs[f"L{levels}"] = {"type": "string"}
+    return {"type": "object", "properties": {"root": {"$ref": "#/$defs/L0"}}, "$defs": defs}
+
+
+@pytest.mark.parametrize("where", ["tools", "response_format"])
+def test_a_schema_bomb_is_a_fast_400(chat, where):
+    schema = _schema_bomb()
+    assert len(json.dumps(schema)) < 3000
+    if where == "tools":
+        body = chat_body(model="gemini/gemini-2.5-flash",
+                         tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}])
+    else:
+        body = chat_body(model="gemini/gemini-2.5-flash",
+                         response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    started = time.monotonic()
+    error = assert_clean_400(*call(chat, json.dumps(body)))
+    assert time.monotonic() - started < 2.0
+    assert error["code"] == "schema_too_large"
 
 
 def test_refused_media_reference_is_a_400(chat):

@@ -119,4 +119,9 @@ def from_validation_error(exc: ValidationError) -> InvalidRequest:
     message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InvalidRequest(message, param=param, code="invalid_value")
+    code = str(first.get("type")) if first.get("type") in _OWN_ERROR_TYPES else "invalid_value"
+    return InvalidRequest(message, param=param, code=code)
+
+
+# Error types our own validators raise (PydanticCustomError), passed on as the error `code`.
+_OWN_ERROR_TYPES = frozenset({"schema_too_large"})

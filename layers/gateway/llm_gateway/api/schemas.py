@@ -11,8 +11,10 @@ import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from llm_gateway.api.media import check_file_data, check_image_url
+from llm_gateway.providers.jsonschema import SchemaTooLarge, check_schema
 
 MAX_MESSAGES = 2048
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -147,11 +149,23 @@ Message = Annotated[
 
 
 # --- tools and output format ----------------------------------------------------------------------
+def _bounded_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A schema the gateway can translate within its caps (`providers/jsonschema.py`), else a 400."""
+    if schema is None:
+        return None
+    try:
+        return check_schema(schema)
+    except SchemaTooLarge as exc:
+        raise PydanticCustomError("schema_too_large", "schema too large: {why}", {"why": str(exc)}) from None
+
+
 class FunctionDef(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+
+    _parameters_bounded = field_validator("parameters")(_bounded_schema)
 
 
 class Tool(_Strict):
@@ -178,6 +192,8 @@ class JsonSchemaFormat(_Strict):
     strict: bool | None = None
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    _schema_bounded = field_validator("schema_")(_bounded_schema)
 
 
 class ResponseFormatText(_Strict):
