@@ -20,6 +20,7 @@ from llm_gateway.api.errors import (
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
+from llm_gateway.observability import metrics
 
 gateway = build_gateway(load_settings())
 logger = gateway.logger
@@ -93,6 +94,9 @@ def handle_not_found(exc: Exception) -> Response:
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
+    """The last resort: a bug. Counted with exactly the {service} dimension, because that is the
+    series the canary's rollback alarm (ChatErrorRateAlarm) reads."""
+    gateway.metrics.count(metrics.USER_VISIBLE_ERRORS)
     logger.exception("unhandled error")
     error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
     return _json(error.status, error.body())

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.providers.registry import provider_specs
 from sandbox.apigw import LocalContext, load_handler_module, make_event
@@ -147,3 +148,15 @@ def test_refused_media_reference_is_a_400(chat):
                      messages=[{"role": "user", "content": [{"type": "text", "text": "x"}, part]}])
     error = assert_clean_400(*call(chat, json.dumps(body)))
     assert error["param"] == "messages[0].content[1].image_url.url"
+
+
+def test_an_unexpected_exception_is_a_counted_500(chat, monkeypatch):
+    def explode(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug the tests did not foresee")
+
+    monkeypatch.setattr(chat.gateway, "chat", explode)
+    status, body = call(chat, json.dumps(chat_body()))
+    assert status == 500 and body["error"]["code"] == "internal_error"
+    assert "foresee" not in json.dumps(body)
+    recorded = [r for r in chat.gateway.metrics.records if r.name == m.USER_VISIBLE_ERRORS]
+    assert [r.dimensions for r in recorded] == [()]  # exactly {service}: what ChatErrorRateAlarm reads

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,33 @@ def test_samconfig_defaults():
     assert deploy["region"]
     build = config["build"]["parameters"]
     assert build["cached"] is True and build["parallel"] is True
+
+
+class _Datapoint(float):
+    """A metric value: dividing by a zero datapoint gives no value (NaN) instead of raising, as in
+    metric math, so both branches of IF can be computed eagerly."""
+
+    def __rtruediv__(self, other: float) -> float:
+        return math.nan if self == 0 else float(other) / float(self)
+
+
+def _eval_metric_math(expression: str, **series: float | None) -> float:
+    """Evaluate the IF/FILL subset of CloudWatch metric math used by the error-rate alarm."""
+    code = expression.replace("IF(", "_if(").replace("FILL(", "_fill(")
+    helpers = {
+        "_if": lambda cond, a, b: a if cond else b,
+        "_fill": lambda value, default: _Datapoint(default if value is None else value),
+    }
+    return float(eval(code, {"__builtins__": {}}, {**helpers, **series}))  # only our own template's text
+
+
+@pytest.mark.parametrize(("errors", "requests", "breaching"), [
+    (0, 100, False), (5, 100, True), (1, 1000, False),
+    (3, None, True),   # a crash before the request was counted: errors without Requests
+    (None, 50, False), (0, 0, False),
+])
+def test_error_rate_alarm_counts_errors_even_without_requests(template, errors, requests, breaching):
+    props = template["Resources"]["ChatErrorRateAlarm"]["Properties"]
+    expression = next(m["Expression"] for m in props["Metrics"] if m.get("ReturnData"))
+    threshold = float(template["Parameters"]["ErrorRateThresholdPercent"]["Default"])
+    assert (_eval_metric_math(expression, errors=errors, requests=requests) > threshold) is breaching
