@@ -169,10 +169,36 @@ def test_functions_can_read_state_and_secret(template):
 def test_provider_secret_is_optional(template):
     secret = template["Resources"]["ProviderSecret"]
     assert secret["Condition"] == "CreateProviderSecret"
-    generated = secret["Properties"]["GenerateSecretString"]
-    placeholder = json.loads(generated["SecretStringTemplate"])
+    props = secret["Properties"]
+    placeholder = json.loads(props.get("SecretString") or props["GenerateSecretString"]["SecretStringTemplate"])
     assert all(value == "" for value in placeholder.values())
     assert "GROQ_API_KEY" in placeholder
+    assert "LLM_GATEWAY_API_KEYS" not in placeholder  # client keys live in their own secret
+
+
+def test_client_keys_have_their_own_secret_with_a_long_generated_key(template):
+    secret = template["Resources"]["ClientKeySecret"]
+    assert secret["Condition"] == "CreateClientKeySecret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "LLM_GATEWAY_API_KEYS"
+    assert generated["PasswordLength"] >= 32  # config refuses shorter client keys
+    assert json.loads(generated["SecretStringTemplate"]) == {"LLM_GATEWAY_ADMIN_KEYS": ""}
+    env = template["Resources"]["ChatFunction"]["Properties"]["Environment"]["Variables"]
+    assert "LLM_GATEWAY_CLIENT_KEY_SECRET" in env
+    assert "LLM_GATEWAY_CLIENT_KEY_SECRET" not in json.dumps(template["Globals"])
+
+
+def test_the_health_function_cannot_read_client_keys(template, monkeypatch):
+    """Its role (after SAM translation) grants nothing on the client-key secret, and its
+    environment does not name it."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cfn = translate(template)
+    role = json.dumps(cfn["Resources"]["HealthFunctionRole"]["Properties"])
+    assert "ClientKeySecret" not in role and "ProviderSecret" in role
+    health_env = json.dumps(function_props(template, "HealthFunction").get("Environment", {}))
+    assert "CLIENT_KEY_SECRET" not in health_env
+    chat_role = json.dumps(cfn["Resources"]["ChatFunctionRole"]["Properties"])
+    assert "ClientKeySecret" in chat_role and "ProviderSecret" in chat_role
 
 
 def test_metric_math_alarms_return_exactly_one_series(template):
