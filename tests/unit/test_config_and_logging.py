@@ -169,3 +169,64 @@ def test_admin_keys_and_the_dev_key_in_local_mode():
     assert settings.admin_keys == frozenset({admin}) and admin in settings.secrets
     local = load_settings({"LLM_GATEWAY_LOCAL": "1"})
     assert DEFAULT_DEV_KEY in local.admin_keys and DEFAULT_DEV_KEY in local.api_keys
+
+
+# --- redaction: every logger, every escaped form ----------------------------------------------------
+ODD_KEY = 'sk-live+key/with=odd"chars\\é-' + "q" * 16
+
+
+def _escaped_forms(secret: str) -> list[str]:
+    from urllib.parse import quote, quote_plus
+
+    return [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""),
+            quote_plus(secret), quote(secret)]
+
+
+def test_escaped_forms_of_a_key_are_redacted():
+    logger = build_logger([ODD_KEY], service="test-escaped")
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    for form in _escaped_forms(ODD_KEY):
+        logger.info("form: " + form)
+    logger.info("as a field", extra={"body": json.dumps({"key": ODD_KEY})})
+    output = stream.getvalue()
+    for form in _escaped_forms(ODD_KEY):
+        assert form not in output, form
+    assert "q" * 16 not in output
+
+
+def test_library_loggers_are_redacted_too():
+    """botocore, httpx and anything else log through the root logger's handler (Lambda's), not
+    through our Powertools logger: the redaction must sit there as well."""
+    secret = "sk-library-" + "w" * 24
+    stream = io.StringIO()
+    root_handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(root_handler)  # what the Lambda runtime installs before our code
+    try:
+        build_logger([secret], service="test-libraries")
+        for name in ("botocore.endpoint", "httpx", "urllib3.connectionpool", "some.library"):
+            logging.getLogger(name).warning("sending Authorization: Bearer %s to %s", secret, name)
+        try:
+            raise RuntimeError(f"failed with key={secret}")
+        except RuntimeError:
+            logging.getLogger("httpx").exception("request failed")
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    output = stream.getvalue()
+    assert output.count("sending Authorization") == 4
+    assert secret not in output and "w" * 24 not in output
+
+
+def test_the_health_function_redacts_its_keys(monkeypatch, capsys):
+    from sandbox.apigw import load_handler_module
+
+    secret = "gk-health-" + "h" * 24
+    monkeypatch.setenv("GROQ_API_KEY", secret)
+    monkeypatch.setenv("GROQ_BASE_URL", "http://127.0.0.1:9")
+    module = load_handler_module("health", instance="redaction")
+    module.logger.info(f"checking with {secret}", extra={"key": secret})
+    logging.getLogger("botocore").warning("key %s", secret)
+    output = capsys.readouterr()
+    assert secret not in output.out + output.err
+    assert REDACTED in output.out
