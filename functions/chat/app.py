@@ -10,7 +10,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from llm_gateway.api.admin import require_admin
 from llm_gateway.api.body import parse_json_body
+from llm_gateway.api.cache import TtlValue
 from llm_gateway.api.errors import (
     GatewayError,
     InvalidRequest,
@@ -25,6 +27,7 @@ from llm_gateway.observability import metrics
 gateway = build_gateway(load_settings())
 logger = gateway.logger
 app = APIGatewayRestResolver()
+status_cache: TtlValue[dict[str, Any]] = TtlValue(ttl_s=gateway.settings.status_cache_s)
 
 
 def _request_id() -> str:
@@ -70,8 +73,9 @@ def list_models() -> Response:
 
 @app.get("/v1/status")
 def status() -> Response:
-    gateway.authenticate(app.current_event.headers.get("authorization"))
-    return _json(200, gateway.status())
+    """Operators only (admin keys), and cached: see api/admin.py and api/cache.py."""
+    require_admin(gateway.settings, app.current_event.headers.get("authorization"))
+    return _json(200, status_cache.get(gateway.status))
 
 
 @app.exception_handler(GatewayError)

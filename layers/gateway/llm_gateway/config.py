@@ -40,6 +40,7 @@ class Settings:
     catalog_overrides: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     local_mode: bool = False
+    status_cache_s: float = 5.0  # GET /v1/status answers at most this stale
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -199,4 +200,5 @@ def load_settings(
         catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
         max_body_bytes=int(_float(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
         local_mode=local_mode,
+        status_cache_s=max(0.0, _float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0)),
     )

@@ -63,6 +63,13 @@ class Unauthorized(GatewayError):
         super().__init__(message, code="invalid_api_key")
 
 
+class PermissionDenied(GatewayError):
+    """A known key that may not use this route (SDKs raise `PermissionDeniedError`)."""
+
+    status = 403
+    error_type = "permission_error"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
