@@ -23,6 +23,7 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
 from llm_gateway.observability import metrics
+from llm_gateway.observability.logging import redact
 
 gateway = build_gateway(load_settings())
 logger = gateway.logger
@@ -35,8 +36,11 @@ def _request_id() -> str:
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    text = json.dumps(body)
+    if status >= 400:  # error text can quote what others sent us; no configured key leaves in it
+        text = redact(text)
     return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=text,
         headers={"x-request-id": _request_id(), **(headers or {})},
     )
 

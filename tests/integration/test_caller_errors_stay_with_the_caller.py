@@ -82,3 +82,25 @@ def test_an_echoed_word_never_cools_down_or_breaks_the_model(gateway, tool):
     assert gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
     status = json.dumps(gateway.status())
     assert "quota_exhausted" not in status and "OPEN" not in status.upper().replace("OPENAI", "")
+
+
+def test_a_provider_reason_that_echoes_our_key_never_reaches_the_caller():
+    """The provider's reason is passed on, but a provider that quotes our own key back (plainly or
+    URL-encoded) must not hand it to the caller."""
+    provider_key = "sk-openai-echoed+key/" + "e" * 24
+    from urllib.parse import quote
+
+    def echoing(_request: httpx.Request) -> httpx.Response:
+        message = f"Invalid header value 'Bearer {provider_key}' (also {quote(provider_key, safe='')})."
+        return httpx.Response(400, json={"error": {"message": message, "type": "invalid_request_error", "code": None}})
+
+    client = httpx.Client(transport=httpx.MockTransport(echoing))
+    settings = load_settings({"OPENAI_API_KEY": provider_key, "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    gateway = build_gateway(settings, metrics=RecordingMetrics(), http_client=client)
+    with pytest.raises(GatewayError) as info:
+        gateway.chat(_request(), gateway.authenticate(f"Bearer {CLIENT_KEY}"), "req-echo")
+    rendered = json.dumps(info.value.body())
+    assert info.value.status == 400 and "Invalid header value" in rendered
+    assert provider_key not in rendered and quote(provider_key, safe="") not in rendered
+    assert "e" * 24 not in rendered
+    client.close()

@@ -4,12 +4,14 @@ A caller who sent something a provider rejects needs the provider's reason to fi
 nothing else: the same request would fail on any other model, so it is returned at once (as a
 400, whatever 4xx the provider used) and touches no shared state. The reason is the provider's
 text about the caller's own request; it is shortened so a provider echoing a huge request
-cannot inflate the answer (keys are removed from every error body by the handler).
+cannot inflate the answer, and every configured key (in any escaped form) is removed from it, in
+case a provider quotes our own credentials back.
 """
 
 from __future__ import annotations
 
 from llm_gateway.api.errors import InvalidRequest
+from llm_gateway.observability.logging import redact
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.retry.classifier import ErrorClass
 
@@ -18,7 +20,7 @@ MAX_REASON_CHARS = 1000
 
 def provider_reason(error: ProviderError) -> str | None:
     """The provider's message, on one line and at most `MAX_REASON_CHARS` long (None if it sent none)."""
-    text = " ".join((error.provider_message or "").split())
+    text = redact(" ".join((error.provider_message or "").split()))
     if not text:
         return None
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
