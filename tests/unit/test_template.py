@@ -163,7 +163,90 @@ def test_functions_can_read_state_and_secret(template):
     for name in ("ChatFunction", "HealthFunction"):
         policies = template["Resources"][name]["Properties"]["Policies"]
         kinds = {next(iter(p)) for p in policies if isinstance(p, dict)}
-        assert {"DynamoDBCrudPolicy", "AWSSecretsManagerGetSecretValuePolicy"} <= kinds, name
+        assert "AWSSecretsManagerGetSecretValuePolicy" in kinds, name
+        assert _dynamodb_actions(template, name), name
+
+
+# ------------------------------------------------------------------ least privilege and the edge
+
+LAYER = ROOT / "layers" / "gateway" / "llm_gateway"
+LOCAL_ONLY_CALLS = {"create_table", "update_time_to_live", "get_waiter"}  # state/dynamodb.ensure_table: local runs
+HEALTH_MODULES = ("routing/health.py",)  # what the scheduled function writes with (DynamoHealthStore.put)
+
+
+def _calls_in(paths: list[Path]) -> set[str]:
+    """DynamoDB client operations called in these sources (`client.batch_get_item(...)` etc.)."""
+    ops = set()
+    for path in paths:
+        ops |= set(re.findall(r"\bclient\.([a-z_]+)\(", path.read_text(encoding="utf-8")))
+    return ops - LOCAL_ONLY_CALLS
+
+
+def _iam_action(op: str) -> str:
+    return "dynamodb:" + "".join(part.capitalize() for part in op.split("_"))
+
+
+def _dynamodb_actions(template: dict[str, Any], function: str) -> set[str]:
+    actions: set[str] = set()
+    for policy in template["Resources"][function]["Properties"]["Policies"]:
+        assert not (isinstance(policy, dict) and "DynamoDBCrudPolicy" in policy), f"{function}: CRUD is too broad"
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions |= {a for a in listed if a.startswith("dynamodb:")}
+    return actions
+
+
+def test_iam_grants_only_the_dynamodb_actions_the_code_calls(template):
+    """The chat role's DynamoDB actions are exactly the operations the layer (and Powertools'
+    breaker persistence it uses) calls; TransactWriteItems is authorised per item (UpdateItem)."""
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence import dynamodb as powertools_dynamodb
+
+    chat_ops = _calls_in([*LAYER.rglob("*.py"), Path(powertools_dynamodb.__file__)]) - {"transact_write_items"}
+    assert {"batch_get_item", "update_item", "put_item", "get_item"} <= chat_ops  # the scan found the calls
+    assert _dynamodb_actions(template, "ChatFunction") == {_iam_action(op) for op in chat_ops}
+    health_ops = {op for op in _calls_in([LAYER / m for m in HEALTH_MODULES]) if op != "batch_get_item"}
+    assert _dynamodb_actions(template, "HealthFunction") == {_iam_action(op) for op in health_ops} == {"dynamodb:PutItem"}
+    for function in ("ChatFunction", "HealthFunction"):
+        assert not {"dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Query"} & (
+            _dynamodb_actions(template, function))
+
+
+def test_dynamodb_statements_name_only_the_state_table(template):
+    for function in ("ChatFunction", "HealthFunction"):
+        for policy in template["Resources"][function]["Properties"]["Policies"]:
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                assert statement["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}, function
+
+
+def test_chat_function_reserved_concurrency_is_a_parameter(template):
+    param = template["Parameters"]["ChatReservedConcurrency"]
+    assert param["Type"] == "Number" and int(param["Default"]) > 0 and int(param["MinValue"]) == 0
+    reserved = template["Resources"]["ChatFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["HasChatReservedConcurrency", {"Ref": "ChatReservedConcurrency"},
+                                   {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["HasChatReservedConcurrency"]  # 0 = no reservation (not "throttle all")
+
+
+def test_optional_waf_with_a_per_ip_rate_rule(template, monkeypatch):
+    params = template["Parameters"]
+    assert params["EnableWaf"]["Default"] == "false" and params["EnableWaf"]["AllowedValues"] == ["true", "false"]
+    assert int(params["WafRequestsPer5MinPerIp"]["MinValue"]) >= 10
+    acl = template["Resources"]["GatewayWebAcl"]
+    assert acl["Type"] == "AWS::WAFv2::WebACL" and acl["Condition"] == "WafEnabled"
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and "Allow" in props["DefaultAction"]
+    rule = next(r for r in props["Rules"] if "RateBasedStatement" in r["Statement"])
+    assert rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert rule["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "WafRequestsPer5MinPerIp"}
+    assert "Block" in rule["Action"]
+    association = template["Resources"]["GatewayWebAclAssociation"]
+    assert association["Type"] == "AWS::WAFv2::WebACLAssociation" and association["Condition"] == "WafEnabled"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["GatewayWebAcl", "Arn"]}
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cfn = translate(template)
+    arn = json.dumps(cfn["Resources"]["GatewayWebAclAssociation"]["Properties"]["ResourceArn"])
+    stage = next(k for k, v in cfn["Resources"].items() if v["Type"] == "AWS::ApiGateway::Stage")
+    assert "/restapis/" in arn and stage in arn  # the association points at the deployed stage
 
 
 def test_provider_secret_is_optional(template):
