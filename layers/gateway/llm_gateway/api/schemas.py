@@ -8,9 +8,17 @@ built by our own code and so are declared loosely enough to carry provider extra
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from llm_gateway.api.media import check_file_data, check_image_url
@@ -283,6 +291,26 @@ class _Loose(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _KeepsRequiredNulls(_Loose):
+    """A response object with fields OpenAI's schema requires even when null.
+
+    Responses are dumped with `exclude_none` (providers' absent extras must not turn into nulls),
+    but strict clients validate against OpenAI's OpenAPI document, which requires e.g.
+    `choices[].logprobs`, `message.content` and `message.refusal` to be present as null. The fields
+    named in `_required_nulls` are put back after the exclusion, whatever dumps the model.
+    """
+
+    _required_nulls: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _keep_required_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in self._required_nulls:
+            if name not in data:
+                data[name] = getattr(self, name)
+        return data
+
+
 class CompletionTokensDetails(_Loose):
     reasoning_tokens: int | None = None
 
@@ -311,7 +339,9 @@ class Usage(_Loose):
         )
 
 
-class ResponseMessage(_Loose):
+class ResponseMessage(_KeepsRequiredNulls):
+    _required_nulls = ("content", "refusal")
+
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
@@ -321,7 +351,9 @@ class ResponseMessage(_Loose):
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
-class Choice(_Loose):
+class Choice(_KeepsRequiredNulls):
+    _required_nulls = ("logprobs",)
+
     index: int = 0
     message: ResponseMessage
     finish_reason: FinishReason | None = "stop"
@@ -357,7 +389,9 @@ class Delta(_Loose):
     refusal: str | None = None
 
 
-class ChunkChoice(_Loose):
+class ChunkChoice(_KeepsRequiredNulls):
+    _required_nulls = ("finish_reason", "logprobs")  # finish_reason is required (null until the end)
+
     index: int = 0
     delta: Delta
     finish_reason: FinishReason | None = None
