@@ -45,7 +45,8 @@ _STATUS_CODES = {
     500: "internal_server_error", 501: "not_implemented", 502: "bad_gateway", 503: "service_unavailable",
     504: "gateway_timeout",
 }
-_CONTEXT_LENGTH = re.compile(r"too many tokens|context (length|window)|prompt is too long|exceeds? the model", re.I)
+# Anchored at the start: only Cohere's own sentence, never a phrase echoed from the request.
+_CONTEXT_LENGTH = re.compile(r"^too many tokens:", re.I)
 
 
 def usage_of(usage: Mapping[str, Any] | None) -> Usage | None:

@@ -46,7 +46,8 @@ from llm_gateway.providers.registry import ProviderSpec
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")
 _SPECIAL_FINISH = {"MAX_TOKENS": "length", **dict.fromkeys(_FILTERED, "content_filter")}
-_CONTEXT_LENGTH = re.compile(r"token count|maximum number of tokens|input (is )?too long|context (length|window)", re.I)
+# Anchored at the start: only Gemini's own sentence, never a phrase echoed from the request.
+_CONTEXT_LENGTH = re.compile(r"^The input token count\b.*\bexceeds the maximum number of tokens allowed", re.I)
 _RETRY_IN_MESSAGE = re.compile(r"retry in (\d+(?:\.\d+)?(?:ms|s))", re.I)
 _TOOL_CHOICE = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 

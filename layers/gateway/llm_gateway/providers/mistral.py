@@ -40,7 +40,8 @@ MISTRAL_DIALECT = Dialect(
 )
 _ID_OK = re.compile(r"^[a-zA-Z0-9]{9}$")
 _ALPHABET = string.ascii_letters + string.digits
-_CONTEXT_LENGTH = re.compile(r"too large for model|maximum context length|context (length|window)|too many tokens", re.I)
+# Anchored at the start: only Mistral's own sentence, never a phrase echoed from the request.
+_CONTEXT_LENGTH = re.compile(r"^Prompt contains \d+ tokens\b.*\btoo large for model\b", re.I)
 _MONTH_S = 30 * 86_400
 _STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
 
