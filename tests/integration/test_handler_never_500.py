@@ -160,3 +160,29 @@ def test_an_unexpected_exception_is_a_counted_500(chat, monkeypatch):
     assert "foresee" not in json.dumps(body)
     recorded = [r for r in chat.gateway.metrics.records if r.name == m.USER_VISIBLE_ERRORS]
     assert [r.dimensions for r in recorded] == [()]  # exactly {service}: what ChatErrorRateAlarm reads
+
+
+def test_a_provider_body_with_an_infinite_number_is_a_provider_failure_not_a_crash():
+    """`1e999` in a provider's usage parses as inf and int(inf) raises OverflowError: that is an
+    unreadable provider response (fail over, count against the provider), not a gateway crash."""
+    import httpx
+
+    from llm_gateway.api.errors import GatewayError
+    from llm_gateway.api.schemas import ChatCompletionRequest
+    from llm_gateway.config import load_settings
+    from llm_gateway.gateway import build_gateway
+
+    body = ('{"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "choices": [{"index": 0,'
+            ' "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],'
+            ' "usage": {"prompt_tokens": 1e999, "completion_tokens": 1, "total_tokens": 2}}')
+    client = httpx.Client(transport=httpx.MockTransport(lambda _r: httpx.Response(200, content=body.encode())))
+    key = "client-" + "k" * 40
+    gateway = build_gateway(load_settings({"OPENAI_API_KEY": "sk-test-" + "o" * 20, "LLM_GATEWAY_API_KEYS": key}),
+                            metrics=RecordingMetrics(), http_client=client)
+    request = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    with pytest.raises(GatewayError) as info:
+        gateway.chat(request, gateway.authenticate(f"Bearer {key}"), "r")
+    assert info.value.status == 503
+    assert info.value.body()["error"]["attempts"][0]["error_class"] == "server_error"
+    client.close()

@@ -78,7 +78,7 @@ class ProviderEngine:
         body = _json_body(response.content, adapter.name, model, rate_limits)
         try:
             completion = adapter.parse_response(body, model)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ProviderError(
                 f"{adapter.name} returned a response the gateway could not read",
                 provider=adapter.name, model=model, status=response.status_code,
@@ -153,7 +153,7 @@ class ProviderStream:
                     chunks = self.adapter.parse_stream_event(event, self.state)
                 except ProviderError:
                     raise
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
                     raise ProviderError(
                         f"{name} sent a stream event the gateway could not read", provider=name,
                         model=model, transport=TRANSPORT_MALFORMED,
