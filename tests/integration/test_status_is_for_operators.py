@@ -24,6 +24,9 @@ def _load(fakes, monkeypatch, **env: str) -> ModuleType:
         if name in specs:
             monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
             monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
+    # the e2e session (same xdist worker) leaves local mode and a 0 s status cache in os.environ
+    for ambient in ("LLM_GATEWAY_LOCAL", "LLM_GATEWAY_STATUS_CACHE_S", "LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS"):
+        monkeypatch.delenv(ambient, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return load_handler_module("chat", instance=f"status_{next(_instances)}")
