@@ -1,7 +1,9 @@
 """Settings, read once per container at cold start and passed in (never a mutable global).
 
 Provider keys come from the environment locally and from one Secrets Manager secret in AWS
-(a JSON object of the same names, fetched through Powertools Parameters with its cache).
+(a JSON object of the same names). The secret is re-read on a short TTL while containers are
+warm (`keys.KeySource`), so `Settings` holds what the environment said and the secret's values
+as of cold start.
 Every variable is listed in README.md's configuration table; keep the two in step.
 """
 
@@ -31,6 +33,10 @@ class Settings:
     catalog_overrides: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     local_mode: bool = False
+    max_wait_s: float = 2.0
+    provider_secret: str | None = None
+    secret_ttl_s: int = 120
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -94,20 +100,36 @@ def _client_keys(env: Mapping[str, str], local_mode: bool) -> frozenset[str]:
     return frozenset(keys)
 
 
-def fetch_secret_values(secret_name: str) -> dict[str, str]:
-    """The provider-key secret as a flat mapping (Powertools caches it for 5 minutes)."""
+def fetch_secret_values(secret_name: str, max_age_s: int = 120) -> dict[str, str]:
+    """The provider-key secret as a flat mapping; Powertools caches it for `max_age_s`."""
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_name, transform="json")
+    value = parameters.get_secret(secret_name, transform="json", max_age=max_age_s)
     return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
+
+
+def provider_configs(env: Mapping[str, str], secret_values: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
+    """Provider configs from the secret's values with the environment over them."""
+    return tuple(_providers(_merged(env, secret_values)))
+
+
+def client_keys(env: Mapping[str, str], secret_values: Mapping[str, str]) -> frozenset[str]:
+    merged = _merged(env, secret_values)
+    return _client_keys(merged, merged.get("LLM_GATEWAY_LOCAL", "") in {"1", "true", "yes"})
+
+
+def _merged(env: Mapping[str, str], secret_values: Mapping[str, str]) -> dict[str, str]:
+    return {**secret_values, **{k: v for k, v in env.items() if v != ""}}
 
 
 def load_settings(env: Mapping[str, str] | None = None, secret_values: Mapping[str, str] | None = None) -> Settings:
     """Build settings from the environment, with the provider secret's values underneath it."""
     env = dict(os.environ if env is None else env)
-    if secret_values is None and env.get("LLM_GATEWAY_PROVIDER_SECRET"):
-        secret_values = fetch_secret_values(env["LLM_GATEWAY_PROVIDER_SECRET"])
-    merged = {**(secret_values or {}), **{k: v for k, v in env.items() if v != ""}}
+    secret_name = env.get("LLM_GATEWAY_PROVIDER_SECRET") or None
+    ttl = int(_float(env, "LLM_GATEWAY_SECRET_TTL_S", 120))
+    if secret_values is None and secret_name:
+        secret_values = fetch_secret_values(secret_name, ttl)
+    merged = _merged(env, secret_values or {})
     local_mode = merged.get("LLM_GATEWAY_LOCAL", "") in {"1", "true", "yes"}
     return Settings(
         providers=tuple(_providers(merged)),
@@ -120,4 +142,8 @@ def load_settings(env: Mapping[str, str] | None = None, secret_values: Mapping[s
         catalog_overrides=merged.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
         max_body_bytes=int(_float(merged, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
         local_mode=local_mode,
+        max_wait_s=_float(merged, "LLM_GATEWAY_MAX_WAIT_S", 2.0),
+        provider_secret=secret_name,
+        secret_ttl_s=ttl,
+        environment=env,
     )
