@@ -48,6 +48,13 @@ class RemoteFake:
 
         httpx.delete(f"{self.root_url}/_sandbox/faults", timeout=5).raise_for_status()
 
+    def stats(self) -> dict[str, object]:
+        import httpx
+
+        response = httpx.get(f"{self.root_url}/_sandbox/stats", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
 
 class RemoteFleet:
     def __init__(self, providers: dict[str, RemoteFake]) -> None:

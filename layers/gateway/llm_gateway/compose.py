@@ -81,34 +81,37 @@ def build_core(
     store: StateStore | None = None,
     dynamodb_client: Any = None,
     clocks: Clocks | None = None,
+    catalog: Catalog | None = None,
+    retry: RetrySettings | None = None,
+    breakers: CircuitBreakers | None = None,
 ) -> Core:
     """Everything the capabilities share. The keyword arguments let tests and benchmarks put an
-    `httpx.MockTransport`, a recording metrics sink, a given store or a fake clock under the
-    real code; production passes none of them."""
+    `httpx.MockTransport`, a recording metrics sink, a given store, catalog, retry tunables,
+    breakers or a fake clock under the real code; production passes none of them."""
     clocks = clocks or Clocks()
     metrics = metrics or EmfMetrics()
     logger = build_logger(settings.secrets)
     keys = KeySource(settings, fetch_secret_values, on_new_secrets=_redact_into(logger))
-    catalog = load_catalog(settings.catalog_overrides)
+    catalog = catalog or load_catalog(settings.catalog_overrides)
     chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
     state_store, breaker_persistence, health_store = _stores(settings, metrics, store, dynamodb_client)
     shared = SharedState(state_store, fold_reconcile=not isinstance(state_store, MemoryStore))
     # The probe lease Powertools grants lasts recovery_timeout: it must outlive one attempt.
-    breakers = CircuitBreakers(
+    breakers = breakers or CircuitBreakers(
         breaker_persistence, BreakerSettings(recovery_timeout_s=max(30, int(settings.attempt_timeout_s) + 5)),
         metrics=metrics,
     )
     health = HealthView(health_store, lambda: chat_adapters.current().adapters, HEALTH_CACHE_S, clocks.monotonic)
     passive, failures = PassiveHealth(), FailureMemory()
-    retry = RetryHandler(
-        RetrySettings(max_attempts=settings.max_attempts, attempt_timeout_s=settings.attempt_timeout_s,
-                      deadline_s=settings.deadline_s),
+    retry_handler = RetryHandler(
+        retry or RetrySettings(max_attempts=settings.max_attempts, attempt_timeout_s=settings.attempt_timeout_s,
+                               deadline_s=settings.deadline_s),
         clock=clocks.monotonic, sleep=clocks.sleep,
     )
     runner = FailoverRunner(
         state=shared, planner=Planner(), breakers=breakers, health=health, balancer=CapacityBalancer(),
-        outcomes=Outcomes(shared, metrics, passive, failures, retry.settings.backoff), failures=failures,
-        timeouts=AdaptiveTimeouts(), retry=retry, metrics=metrics,
+        outcomes=Outcomes(shared, metrics, passive, failures, retry_handler.settings.backoff), failures=failures,
+        timeouts=AdaptiveTimeouts(), retry=retry_handler, metrics=metrics,
         settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
         rand=clocks.rand,
     )

@@ -85,7 +85,8 @@ class ChatRouter:
         """The plan this request would follow now (for `llm-gateway plan`)."""
         return self.runner.plan(self.preparer.prepare(request, self.available()))[0]
 
-    def complete(self, request: ChatCompletionRequest, deadline: Deadline) -> RoutedCompletion:
+    def complete(self, request: ChatCompletionRequest, deadline: Deadline | None = None) -> RoutedCompletion:
+        deadline = deadline or self.runner.retry.deadline()
         view = self.adapters.current()
         prep = self.preparer.prepare(request, view.available)
 
@@ -101,8 +102,10 @@ class ChatRouter:
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated)
 
-    def stream(self, request: ChatCompletionRequest, deadline: Deadline, *, buffered: bool) -> RoutedStream:
+    def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
+               buffered: bool) -> RoutedStream:
         """Open a stream that has produced its first chunk (see the module docstring)."""
+        deadline = deadline or self.runner.retry.deadline()
         view = self.adapters.current()
         prep = self.preparer.prepare(request, view.available)
 

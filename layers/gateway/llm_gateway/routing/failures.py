@@ -4,6 +4,9 @@
 provider without a recent failure, immediately for every request in this container (the plan
 cursor asks before each attempt) and, through a `fail#{provider}` item in the state load, after
 one read in every other container. This acts long before a breaker's threshold is reached.
+Once a request has failed, its next attempt also prefers a provider that has just *answered*
+over one not heard from lately: a provider that hangs has no failure on record until its
+timeout, and a request should not spend its last attempt finding that out.
 
 `AdaptiveTimeouts`: the timeout of an attempt follows the provider's observed latency, as TCP's
 retransmission timer does (RFC 6298: smoothed latency plus four deviations), between a floor and
@@ -34,7 +37,18 @@ class FailureMemory:
     def __init__(self, memory_s: float = FAILURE_MEMORY_S) -> None:
         self.memory_s = memory_s
         self._marks: dict[str, FailureMark] = {}
+        self._answered: dict[str, float] = {}  # provider → last success, this container
         self._lock = threading.Lock()
+
+    def succeeded(self, provider: str, now: float) -> None:
+        self._answered[provider] = now  # a plain dict store: atomic under the GIL, no lock needed
+
+    def standing(self, provider: str, now: float) -> int:
+        """0: answered lately and not failed since; 1: not heard from lately; 2: failed lately."""
+        if self.recent(provider, now):
+            return 2
+        answered = self._answered.get(provider)
+        return 0 if answered is not None and now - answered < self.memory_s else 1
 
     def record(self, provider: str, kind: str, now: float) -> bool:
         """Remember a failure; True when it is news worth sharing with other containers."""

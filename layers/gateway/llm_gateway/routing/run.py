@@ -1,9 +1,9 @@
 """Per-request routing state: the plan cursor, what was tried, and which step comes next.
 
 Kept apart from the runner so the failover policy (which step comes next) is plain data and
-logic: no I/O, no clock (the caller passes `is_failing`, which reads the container's live
-failure memory, so a provider that fails during this request, in this request or any other,
-is tried after every provider that has not).
+logic: no I/O, no clock (the caller passes `standing`, which reads the container's live failure
+memory: a provider that fails during this request, in this request or any other, is tried after
+every provider that has not, and after a failure a provider that has just answered goes first).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class RequestRun:
     """Mutable state of one routed request."""
 
     steps: list[PlanStep]
-    is_failing: Callable[[str], bool] = lambda _provider: False
+    standing: Callable[[str], int] = lambda _provider: 1  # 0 answered lately, 1 unknown, 2 failed lately
     attempts: list[AttemptRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "provider/model: why" for steps never called
     _tried: set[ModelKey] = field(default_factory=set)
@@ -51,12 +51,15 @@ class RequestRun:
     _shunned: set[str] = field(default_factory=set)
 
     def next_step(self) -> PlanStep | None:
-        """The same step again if a retry was asked for; else the best untried, unshunned step,
-        preferring providers without a recent failure (in plan order within each group)."""
+        """The same step again if a retry was asked for; else the best untried, unshunned step:
+        in plan order, providers that failed lately last; after a failure in this request, those
+        that answered lately first."""
         if self._again is not None:
             step, self._again = self._again, None
             return step
-        fallback: PlanStep | None = None
+        best: PlanStep | None = None
+        best_rank = 3
+        failing_over = self.previous_failure() is not None
         for step in self.steps:
             if step.key in self._tried:
                 continue
@@ -64,14 +67,16 @@ class RequestRun:
                 self._tried.add(step.key)
                 self.skipped.append(f"{step.key}: provider failed earlier in this request")
                 continue
-            if not self.is_failing(step.key.provider):
-                self._tried.add(step.key)
-                return step
-            if fallback is None:
-                fallback = step
-        if fallback is not None:
-            self._tried.add(fallback.key)
-        return fallback
+            rank = self.standing(step.key.provider)
+            if not failing_over:
+                rank = max(rank, 1)  # first attempt: plan order among all that have not failed
+            if rank < best_rank:
+                best, best_rank = step, rank
+                if rank <= (0 if failing_over else 1):
+                    break
+        if best is not None:
+            self._tried.add(best.key)
+        return best
 
     def may_retry_same(self, step: PlanStep) -> bool:
         return step.key not in self._retried

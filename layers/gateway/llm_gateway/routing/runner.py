@@ -146,8 +146,7 @@ class FailoverRunner:
         plan = self._plan_or_wait(prep, deadline)
         if not plan.steps:
             raise self._nothing_to_try(plan)
-        now_failing = lambda provider: self.failures.recent(provider, self._wall())  # noqa: E731
-        run = RequestRun(list(plan.steps), is_failing=now_failing)
+        run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
         try:
             return self.retry.run(lambda ctx: self._attempt(run, ctx, call), deadline)
         except AttemptFailed as failed:
@@ -184,6 +183,7 @@ class FailoverRunner:
                 self._failed(run, step, reservation, error, started, ctx)
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency)
+            self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
             if result.actual is not None:
                 self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now)

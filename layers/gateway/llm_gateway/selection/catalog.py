@@ -147,6 +147,12 @@ class ModelEntry(_Frozen):
             raise ValueError(f"chat model {self.provider}/{self.model} needs context_window and max_output")
         return self
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelEntry:
+        """A validated copy. Pydantic's copies the instance dict, and with it the cached
+        properties below, so a copy with other limits would keep the original's."""
+        data = {**self.model_dump(by_alias=True), **(update or {})}
+        return type(self).model_validate(data)
+
     @cached_property
     def key(self) -> ModelKey:
         return ModelKey(self.provider, self.model)
