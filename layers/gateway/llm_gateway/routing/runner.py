@@ -126,39 +126,46 @@ class FailoverRunner:
         self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
         return plan, snapshot
 
-    def _plan_or_wait(self, prep: Preparation, deadline: Deadline) -> Plan:
-        """Plan; when only capacity stops every candidate and one frees within `max_wait_s`
-        (and the deadline still leaves an attempt after it), wait for it and plan again."""
+    def _plan_or_wait(self, prep: Preparation, deadline: Deadline, waited: float) -> tuple[Plan, float]:
+        """Plan; when only capacity stops every candidate and one frees within what is left of
+        `max_wait_s` (and the deadline still leaves an attempt after it), wait and plan again.
+        Returns the plan and the total waited so far."""
         for _ in range(MAX_WAIT_ROUNDS):
             plan, _snapshot = self.plan(prep)
             wait = plan.free_again_in_s
             if plan.steps or not plan.capacity_only or wait is None:
-                return plan
+                return plan, waited
             wait += WAIT_MARGIN_S
-            if wait > self.settings.max_wait_s or wait > self.retry.wait_budget(deadline):
-                return plan
+            if waited + wait > self.settings.max_wait_s or wait > self.retry.wait_budget(deadline):
+                return plan, waited
             self.metrics.count(m.CAPACITY_WAITS)
             self._sleep(wait)
-        return self.plan(prep)[0]
+            waited += wait
+        return self.plan(prep)[0], waited
 
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline) -> Served[T]:
-        plan = self._plan_or_wait(prep, deadline)
-        if not plan.steps:
-            raise self._nothing_to_try(plan)
-        run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
-        try:
-            return self.retry.run(lambda ctx: self._attempt(run, ctx, call), deadline)
-        except AttemptFailed as failed:
-            cause = failed.cause
-            if isinstance(cause, ProviderError) and classify(cause).action is Action.RETURN:
-                raise InvalidRequest(
-                    f"The provider rejected the request ({classify(cause).error_class}).",
-                    code=cause.code or "invalid_request",
-                ) from cause
-            raise self._aggregate(run, timed_out=False) from None
-        except DeadlineExhausted:
-            raise self._aggregate(run, timed_out=True) from None
+        waited = 0.0
+        for _ in range(MAX_WAIT_ROUNDS):
+            plan, waited = self._plan_or_wait(prep, deadline, waited)
+            if not plan.steps:
+                raise self._nothing_to_try(plan)
+            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
+            try:
+                return self.retry.run(lambda ctx, r=run: self._attempt(r, ctx, call), deadline)  # type: ignore[misc]
+            except AttemptFailed as failed:
+                if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
+                    continue  # others took the capacity between plan and reserve: plan (and wait) again
+                cause = failed.cause
+                if isinstance(cause, ProviderError) and classify(cause).action is Action.RETURN:
+                    raise InvalidRequest(
+                        f"The provider rejected the request ({classify(cause).error_class}).",
+                        code=cause.code or "invalid_request",
+                    ) from cause
+                raise self._aggregate(run, timed_out=False) from None
+            except DeadlineExhausted:
+                raise self._aggregate(run, timed_out=True) from None
+        raise self._nothing_to_try(self.plan(prep)[0])
 
     def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]]) -> Served[T]:
         """Find the next step that can be called and call it; skipping a step costs no attempt."""
