@@ -42,7 +42,7 @@ COLD_START = _MEASURE.format(body=(
     "import os; os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'k'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
-    "build_gateway(load_settings(), RecordingMetrics());"
+    "build_gateway(load_settings(), metrics=RecordingMetrics());"
 ))
 DEPENDENCIES = _MEASURE.format(body="import boto3, httpx, pydantic, aws_lambda_powertools.event_handler;")
 BARE = _MEASURE.format(body="")
@@ -87,7 +87,7 @@ def request_overhead() -> None:
     env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": "k"}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
     caller = gateway.authenticate("Bearer k")
-    adapter = gateway.adapters["openai"]
+    adapter = gateway.router.adapters.current().adapters["openai"]  # the gateway's own chat adapter
     engine = ProviderEngine(client)
     request = ChatCompletionRequest.model_validate(BODY)
     rows = [

@@ -47,7 +47,7 @@ OURS_READY = (
     "os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'k'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
-    "build_gateway(load_settings(), RecordingMetrics()); print(time.perf_counter() - t)"
+    "build_gateway(load_settings(), metrics=RecordingMetrics()); print(time.perf_counter() - t)"
 )
 
 

@@ -61,7 +61,7 @@ def fresh_engine() -> Iterator[ProviderEngine]:
 def adapter_for(fleet: FakeFleet, provider: str, api_key: str = "test-key") -> ChatAdapter:
     spec = provider_specs()[provider]
     base_url = fleet.providers[provider].base_url
-    return spec.make_adapter(ProviderConfig(name=provider, kind=provider, base_url=base_url, api_key=api_key))
+    return spec.adapters["chat"](ProviderConfig(name=provider, kind=provider, base_url=base_url, api_key=api_key))
 
 
 @dataclass
@@ -92,10 +92,10 @@ def usage_ok(usage: Usage | None) -> bool:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_plain(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request("system"), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.message.content
     assert choice.finish_reason in ("stop", "length")
-    assert usage_ok(reply.completion.usage)
+    assert usage_ok(reply.value.usage)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -109,14 +109,14 @@ def test_plain_stream(provider: str, fakes: FakeFleet, engine: ProviderEngine) -
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_tools_required(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request("tools"), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls
     for call in choice.message.tool_calls:
         assert call.id
         assert call.function.name in ("get_weather", "get_time")
         assert isinstance(json.loads(call.function.arguments), dict)
-    assert usage_ok(reply.completion.usage)
+    assert usage_ok(reply.value.usage)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -132,7 +132,7 @@ def test_tools_required_stream(provider: str, fakes: FakeFleet, engine: Provider
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     ad = adapter_for(fakes, provider)
-    first = engine.complete(ad, request("tools"), MODELS[provider], TIMEOUT_S).completion.choices[0].message
+    first = engine.complete(ad, request("tools"), MODELS[provider], TIMEOUT_S).value.choices[0].message
     call = first.tool_calls[0]
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
@@ -140,7 +140,7 @@ def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: Provider
         {"role": "tool", "tool_call_id": call.id, "content": "{\"temp_c\": 21}"},
     ]
     reply = engine.complete(ad, request("tool_result", messages=messages), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.message.content
     assert choice.finish_reason == "stop"
     assert not choice.message.tool_calls
@@ -150,7 +150,7 @@ def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: Provider
 @pytest.mark.parametrize("kind", ["json_object", "json_schema"])
 def test_json_output(provider: str, kind: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request(kind), MODELS[provider], TIMEOUT_S)
-    parsed = json.loads(reply.completion.choices[0].message.content)
+    parsed = json.loads(reply.value.choices[0].message.content)
     assert isinstance(parsed, dict)
     if kind == "json_schema":
         assert isinstance(parsed.get("city"), str)

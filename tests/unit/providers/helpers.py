@@ -81,7 +81,7 @@ def request(name: str, **overrides: Any) -> ChatCompletionRequest:
 
 def adapter(kind: str, base_url: str | None = None) -> ChatAdapter:
     spec = provider_specs()[kind]
-    return spec.make_adapter(ProviderConfig(name=kind, kind=kind, base_url=base_url or spec.default_base_url,
+    return spec.adapters["chat"](ProviderConfig(name=kind, kind=kind, base_url=base_url or spec.default_base_url,
                                             api_key="test-key"))
 
 
