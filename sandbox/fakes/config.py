@@ -22,6 +22,7 @@ class ProviderConfig:
     chunk_delay_ms: float = 0.0
     faults: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 1234
+    strict: bool = True  # reject what the real provider rejects (Wire.check_strict)
 
 
 def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def provider_configs(
 ) -> dict[str, ProviderConfig]:
     """One ProviderConfig per provider named under `providers:` (missing fields take defaults)."""
     seed = int(raw.get("seed", 1234))
+    strict = _flag(raw.get("strict", True), "strict")
     providers = raw.get("providers")
     if not isinstance(providers, dict):
         raise ValueError("config needs a `providers:` mapping")
@@ -61,5 +63,13 @@ def provider_configs(
             chunk_delay_ms=float(conf.get("chunk_delay_ms", 0)),
             faults=list(conf.get("faults") or []),
             seed=int(conf.get("seed", seed)),
+            strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
         )
     return out
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A YAML boolean; anything else is a config mistake worth failing on, not a truthy guess."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    return value

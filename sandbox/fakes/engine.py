@@ -2,8 +2,8 @@
 
 `FakeProvider` owns a `ThreadingHTTPServer` on 127.0.0.1 (random free port, daemon threads) and a
 `Wire` (the provider's format). The request handler does, in order: route → read body → stats →
-auth → injected fault → models listing or chat (unknown model, rate limits, latency, reply,
-JSON or SSE). The `/_sandbox/*` control endpoints (faults, stats, reset) need no auth.
+auth → injected fault → models listing or chat (strict request checks, unknown model, rate
+limits, latency, reply, JSON or SSE). The `/_sandbox/*` control endpoints (faults, stats, reset) need no auth.
 
 HTTP/1.1 with keep-alive: JSON bodies carry Content-Length, streams use chunked encoding, so a
 cut stream surfaces in clients as an incomplete chunked body, as it does with real providers.
@@ -207,9 +207,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, route: Route, body: dict[str, Any], ctx: Ctx, fault: Fault | None) -> None:
         fake = self.fake
         try:
+            if fake.config.strict:
+                fake.wire.check_strict(body, route)
             req = fake.wire.parse_chat(body, route)
         except BadRequest as exc:
-            self._error(ErrorInfo("bad_request", message=str(exc), model=ctx.model), ctx)
+            self._error(ErrorInfo(exc.kind, message=str(exc), model=ctx.model, detail=exc.detail), ctx)
             return
         if req.model not in fake.models:
             self._error(ErrorInfo("model_not_found", model=req.model), ctx)

@@ -12,7 +12,9 @@ Served: `POST /{ver}/models/{model}:generateContent`, `POST /{ver}/models/{model
 `GET /{ver}/models/{model}`. Auth: `x-goog-api-key` header or `?key=`. Requests are accepted in
 lowerCamelCase and snake_case. Errors are google.rpc.Status bodies; as in the real API a missing
 key is 403 PERMISSION_DENIED and an invalid key is **400** INVALID_ARGUMENT with
-ErrorInfo `API_KEY_INVALID` (the injected "401" fault gives 401 UNAUTHENTICATED). No rate-limit
+ErrorInfo `API_KEY_INVALID` (the injected "401" fault gives 401 UNAUTHENTICATED). Strict mode
+(`gemini_strict.py`) answers 400 INVALID_ARGUMENT, as the real API does, to broken turn order
+(function calls/responses) and to OBJECT schemas without properties in function parameters. No rate-limit
 headers; 429 is RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo (`retryDelay: "34s"`).
 """
 
@@ -23,7 +25,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from sandbox.fakes import gemini_strict
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
+from sandbox.fakes.gemini_strict import proto_field as _get
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Event, Route, Wire, match_path, sse_data
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
@@ -42,14 +46,6 @@ _QUOTA = {
         "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
     ),
 }
-
-
-def _get(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
-    """Read a field in lowerCamelCase or its snake_case proto name."""
-    if camel in obj:
-        return obj[camel]
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
-    return obj.get(snake, default)
 
 
 class GeminiWire(Wire):
@@ -75,6 +71,15 @@ class GeminiWire(Wire):
 
     def api_key(self, headers: dict[str, str], query: dict[str, str]) -> str | None:
         return headers.get("x-goog-api-key") or query.get("key") or None
+
+    def check_strict(self, body: dict[str, Any], route: Route) -> None:
+        empty = gemini_strict.empty_object_paths(_get(body, "tools") or [])
+        if empty:
+            raise BadRequest("".join(f"* {path}: should be non-empty for OBJECT type\n" for path in empty))
+        contents = _get(body, "contents")
+        problem = gemini_strict.turn_order_error(contents) if isinstance(contents, list) else None
+        if problem:
+            raise BadRequest(problem)
 
     def parse_chat(self, body: dict[str, Any], route: Route) -> ChatRequest:
         contents = _get(body, "contents")

@@ -9,7 +9,10 @@ Differences from OpenAI: tool_choice also accepts `"any"`; tool-call ids are 9 a
 streamed tool calls arrive whole in the final chunk; usage rides on the final chunk (the one with
 `finish_reason`) with no request flag; errors are `{"object":"error","message","type","param",
 "code"}` with numeric-string codes; an unknown model is a **400** `invalid_model` (code 1500);
-401 is the gateway's `{"message":"Unauthorized","request_id"}`. Rate-limit headers (observed):
+401 is the gateway's `{"message":"Unauthorized","request_id"}`. Strict mode (`mistral_strict.py`):
+unknown top-level fields → 422 `{"object":"error","message":{"detail":[...extra_forbidden...]},
+"type":"invalid_request_error","param":null,"code":null}`; replayed tool-call ids that are not
+nine alphanumerics → 400 `invalid_function_call` (code 3280). Rate-limit headers (observed):
 `x-ratelimit-{limit,remaining}-req-minute`, `x-ratelimit-{limit,remaining}-tokens-minute`,
 `x-ratelimit-tokens-query-cost`; no reset header and no retry-after.
 """
@@ -18,10 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.fakes import mistral_strict
 from sandbox.fakes.content import ChatRequest, Reply
 from sandbox.fakes.openai_fake import OpenAIWire
 from sandbox.fakes.state import LimitSnapshot
-from sandbox.fakes.wire import Ctx, ErrorInfo
+from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
 
 
 class MistralWire(OpenAIWire):
@@ -77,6 +81,17 @@ class MistralWire(OpenAIWire):
         req.include_usage = False  # Mistral has no stream_options; usage is always on the final chunk
         return super().stream(req, reply, ctx)
 
+    def check_strict(self, body: dict[str, Any], route: Route) -> None:
+        detail = mistral_strict.validation_errors(body)
+        if detail:
+            raise BadRequest("request body failed validation", kind="validation", detail=detail)
+        bad_id = mistral_strict.invalid_tool_call_id(body.get("messages"))
+        if bad_id is not None:
+            raise BadRequest(
+                f"Tool call id was {bad_id} but must be a-z, A-Z, 0-9, with a length of 9.",
+                kind="invalid_tool_call_id",
+            )
+
     def parse_chat(self, body: dict[str, Any], route: Any) -> ChatRequest:
         req = super().parse_chat(body, route)
         req.max_tokens = int(body["max_tokens"]) if body.get("max_tokens") is not None else None
@@ -93,9 +108,14 @@ class MistralWire(OpenAIWire):
             body["raw_status_code"] = 429
             headers = self.limit_headers(info.snap) if info.snap is not None else {}
             return 429, body, headers
+        if info.kind == "validation":
+            body = self.error_body("", "invalid_request_error", None)
+            body["message"] = {"detail": info.detail}
+            return 422, body, {}
         table: dict[str, tuple[int, str, str, str]] = {
             "model_not_found": (400, f"Invalid model: {info.model}", "invalid_model", "1500"),
             "bad_request": (400, info.message, "invalid_request_error", "3000"),
+            "invalid_tool_call_id": (400, info.message, "invalid_function_call", "3280"),
             "path_not_found": (404, "Not Found", "not_found", "1000"),
             "server_500": (500, "Internal server error", "internal_server_error", "1000"),
             "server_503": (503, "Service unavailable, please retry later.", "service_unavailable", "1000"),
