@@ -9,15 +9,17 @@ from typing import Any
 
 import yaml
 
+from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
+
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 PROVIDER_NAMES = ("openai", "groq", "gemini", "cohere", "mistral")
-DEFAULT_LIMITS = {"rpm": 1000, "tpm": 2_000_000}
 
 
 @dataclass
 class ProviderConfig:
     models: list[str]
     limits: dict[str, dict[str, int]] = field(default_factory=lambda: {"default": dict(DEFAULT_LIMITS)})
+    org_limits: dict[str, int] = field(default_factory=dict)  # the whole provider (organisation)
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0
     faults: list[dict[str, Any]] = field(default_factory=list)
@@ -51,14 +53,10 @@ def provider_configs(
         if name not in PROVIDER_NAMES:
             raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(PROVIDER_NAMES)}")
         conf = conf or {}
-        limits = {
-            str(k): {kk: int(vv) for kk, vv in (v or {}).items()}
-            for k, v in (conf.get("limits") or {}).items()
-        }
-        limits.setdefault("default", dict(DEFAULT_LIMITS))
         out[name] = ProviderConfig(
             models=[str(m) for m in conf.get("models") or default_models(name)],
-            limits=limits,
+            limits=parse_model_limits(conf.get("limits"), f"providers.{name}.limits"),
+            org_limits=parse_dimensions(conf.get("org_limits"), f"providers.{name}.org_limits"),
             latency_ms=float(conf.get("latency_ms", 0)),
             chunk_delay_ms=float(conf.get("chunk_delay_ms", 0)),
             faults=list(conf.get("faults") or []),

@@ -28,24 +28,23 @@ from typing import Any
 from sandbox.fakes import gemini_strict
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
 from sandbox.fakes.gemini_strict import proto_field as _get
+from sandbox.fakes.limits import MODEL
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Event, Route, Wire, match_path, sse_data
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 _RPC = "type.googleapis.com/google.rpc."
-_QUOTA = {
-    "requests": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-    ),
-    "tokens": (
-        "generate_content_free_tier_input_token_count",
-        "GenerateContentInputTokensPerModelPerMinute-FreeTier",
-    ),
-    "requests_day": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-    ),
-}
+_METRICS = {"requests": "generate_content_free_tier_requests",
+            "tokens": "generate_content_free_tier_input_token_count"}  # fmt: skip
+
+
+def quota_id(unit: str, period: str, per_model: bool) -> str:
+    """The QuotaFailure `quotaId` Gemini reports, e.g. GenerateRequestsPerMinutePerProjectPerModel-FreeTier
+    or GenerateContentInputTokensPerModelPerMinute-FreeTier (providers.md §5.5); without `PerModel`
+    for a project-wide limit."""
+    period = period.capitalize()
+    if unit == "tokens":
+        return f"GenerateContentInputTokens{'PerModel' if per_model else ''}Per{period}-FreeTier"
+    return f"GenerateRequestsPer{period}PerProject{'PerModel' if per_model else ''}-FreeTier"
 
 
 class GeminiWire(Wire):
@@ -210,13 +209,14 @@ class GeminiWire(Wire):
         return code, self.status_body(code, status, message), {}
 
     def _quota_body(self, info: ErrorInfo, ctx: Ctx) -> dict[str, Any]:
-        snap = info.snap
-        kind = (snap.exceeded if snap else None) or "requests"
-        wait = info.retry_after if info.retry_after is not None else (snap.retry_after if snap else 34.0)
-        metric, quota_id = _QUOTA.get(kind, _QUOTA["requests"])
-        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
-                     "quotaDimensions": {"location": "global", "model": ctx.model},
-                     "quotaValue": str(snap.limit if snap else 0)}  # fmt: skip
+        over = info.snap.exceeded if info.snap else None
+        wait = info.retry_after if info.retry_after is not None else (over.retry_after if over else 34.0)
+        unit, period = (over.dimension.unit, over.dimension.period) if over else ("requests", "minute")
+        per_model = over is None or over.scope == MODEL
+        dimensions = {"location": "global", **({"model": ctx.model} if per_model else {})}
+        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{_METRICS[unit]}",
+                     "quotaId": quota_id(unit, period, per_model), "quotaDimensions": dimensions,
+                     "quotaValue": str(over.limit if over else 0)}  # fmt: skip
         details = [
             {"@type": _RPC + "QuotaFailure", "violations": [violation]},
             {"@type": _RPC + "Help", "links": [{"description": "Learn more about Gemini API quotas",

@@ -14,7 +14,9 @@ unknown top-level fields → 422 `{"object":"error","message":{"detail":[...extr
 "type":"invalid_request_error","param":null,"code":null}`; replayed tool-call ids that are not
 nine alphanumerics → 400 `invalid_function_call` (code 3280). Rate-limit headers (observed):
 `x-ratelimit-{limit,remaining}-req-minute`, `x-ratelimit-{limit,remaining}-tokens-minute`,
-`x-ratelimit-tokens-query-cost`; no reset header and no retry-after.
+`x-ratelimit-tokens-query-cost`, and `x-ratelimit-{limit,remaining}-tokens-month` when a monthly
+token limit is set; no reset header and no retry-after. Limits are per organisation at Mistral
+(the free tier: 1 request per second for all models): `org_limits: {rps: 1}`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 
 from sandbox.fakes import mistral_strict
 from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.openai_fake import OpenAIWire
-from sandbox.fakes.state import LimitSnapshot
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
 
 
@@ -124,13 +126,14 @@ class MistralWire(OpenAIWire):
         return status, self.error_body(message, type_, code), {}
 
     def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
-        return {
-            "x-ratelimit-limit-req-minute": str(snap.rpm[0]),
-            "x-ratelimit-remaining-req-minute": str(snap.rpm[1]),
-            "x-ratelimit-limit-tokens-minute": str(snap.tpm[0]),
-            "x-ratelimit-remaining-tokens-minute": str(snap.tpm[1]),
-            "x-ratelimit-tokens-query-cost": str(snap.cost),
-        }
+        headers: dict[str, str] = {}
+        for key, name in (("rpm", "req-minute"), ("tpm", "tokens-minute"), ("tpmonth", "tokens-month")):
+            state = snap.get(key)
+            if state is not None:
+                headers[f"x-ratelimit-limit-{name}"] = str(state.limit)
+                headers[f"x-ratelimit-remaining-{name}"] = str(state.remaining)
+        headers["x-ratelimit-tokens-query-cost"] = str(snap.cost)
+        return headers
 
     def response_headers(self, ctx: Ctx) -> dict[str, str]:
         return {"mistral-correlation-id": ctx.hex_id("corr", 32), "x-kong-request-id": ctx.hex_id("kong", 24)}

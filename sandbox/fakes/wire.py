@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.fakes.content import ChatRequest, Reply
-from sandbox.fakes.state import LimitSnapshot
+from sandbox.fakes.limits import LimitSnapshot
 
 Event = tuple[bytes, bool]  # (framed SSE bytes, carries content?)
 
