@@ -41,7 +41,6 @@ def _uuid(ctx: Ctx, salt: str = "") -> str:
 
 class CohereWire(Wire):
     name = "cohere"
-    default_models = ["command-a-03-2025", "command-r-08-2024", "command-r7b-12-2024"]
     sentinel = None
 
     def match(self, method: str, path: str) -> Route | None:

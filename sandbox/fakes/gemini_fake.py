@@ -49,7 +49,6 @@ def quota_id(unit: str, period: str, per_model: bool) -> str:
 
 class GeminiWire(Wire):
     name = "gemini"
-    default_models = ["gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro"]
     sentinel = None
 
     def match(self, method: str, path: str) -> Route | None:

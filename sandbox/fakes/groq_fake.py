@@ -25,7 +25,6 @@ from sandbox.fakes.wire import Ctx, ErrorInfo
 
 class GroqWire(OpenAIWire):
     name = "groq"
-    default_models = ["llama-3.1-8b-instant", "llama-3.3-70b-versatile", "openai/gpt-oss-20b"]
     prefix = "/openai/v1"
     base_path = ""
     docs_url = "https://console.groq.com/docs/rate-limits"

@@ -32,7 +32,6 @@ from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
 
 class MistralWire(OpenAIWire):
     name = "mistral"
-    default_models = ["mistral-small-latest", "mistral-large-latest", "ministral-8b-latest"]
     prefix = "/v1"
     base_path = ""
     whole_tool_calls = True

@@ -41,7 +41,6 @@ _LIMIT_WORDS = {  # as in OpenAI's and Groq's 429 messages; `type` is the dimens
 
 class OpenAIWire(Wire):
     name = "openai"
-    default_models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini"]
     sentinel = b"data: [DONE]\n\n"
     prefix = "/v1"
     base_path = "/v1"

@@ -73,7 +73,6 @@ class BadRequest(ValueError):
 
 class Wire:
     name = "base"
-    default_models: list[str] = []
     sentinel: bytes | None = None  # e.g. b"data: [DONE]\n\n"
     base_path = ""  # appended to the root URL to form the SDK's base URL
 
