@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
 
 
@@ -93,3 +95,37 @@ def test_empty_object_detection() -> None:
     assert is_empty_object(None)
     assert is_empty_object(to_gemini_schema({"type": "object", "properties": {}}))
     assert not is_empty_object(to_gemini_schema({"type": "object", "properties": {"a": {"type": "string"}}}))
+
+
+# --- bounded work: $ref inlining cannot be turned into a CPU and memory bomb ----------------------
+def _bomb(levels: int, description: str = "") -> dict:
+    defs = {f"L{i}": {"type": "object", "description": description,
+                      "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"}, "b": {"$ref": f"#/$defs/L{i + 1}"}}}
+            for i in range(levels)}
+    defs[f"L{levels}"] = {"type": "string"}
+    return {"type": "object", "properties": {"root": {"$ref": "#/$defs/L0"}}, "$defs": defs}
+
+
+def test_a_reference_bomb_stops_at_the_node_cap_quickly() -> None:
+    import time
+
+    from llm_gateway.providers.jsonschema import SchemaTooLarge, to_gemini_schema
+
+    started = time.monotonic()
+    with pytest.raises(SchemaTooLarge, match="nodes"):
+        to_gemini_schema(_bomb(20))
+    assert time.monotonic() - started < 0.5
+
+
+def test_copied_text_is_capped_in_bytes() -> None:
+    from llm_gateway.providers.jsonschema import SchemaTooLarge, to_gemini_schema
+
+    with pytest.raises(SchemaTooLarge, match="bytes"):
+        to_gemini_schema(_bomb(9, description="d" * 2_000))  # 1,023 copies of 2 KB, few nodes
+
+
+def test_ordinary_shared_definitions_still_translate() -> None:
+    from llm_gateway.providers.jsonschema import to_gemini_schema
+
+    out = to_gemini_schema(_bomb(6, description="a level"))
+    assert out["properties"]["root"]["properties"]["a"]["description"] == "a level"

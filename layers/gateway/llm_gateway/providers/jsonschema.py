@@ -9,6 +9,12 @@ should be non-empty for OBJECT type"), so an open object (`dict[str, Any]`, `z.r
 recursive `$ref` cut short) cannot be described at all: such a property, array item or `anyOf`
 branch is left out — the model is not offered that argument — rather than failing every call.
 Pure functions over plain dicts; nothing here knows about HTTP or a provider.
+
+Inlining `$defs` copies a definition at every reference, so a 2 KB schema with two references
+per level and 20 levels would expand to a million nodes (seconds of CPU and hundreds of MB). The
+work is bounded: every translation counts the nodes it produces and the bytes of the values it
+copies, and stops with `SchemaTooLarge` past `MAX_SCHEMA_NODES` / `MAX_SCHEMA_BYTES`. Requests
+run the same bounded translation at validation (`check_schema`), so the caller gets a 400.
 """
 
 from __future__ import annotations
@@ -16,6 +22,32 @@ from __future__ import annotations
 from typing import Any
 
 MAX_DEPTH = 24
+MAX_SCHEMA_NODES = 5_000  # translated nodes, $refs expanded; real tool schemas stay in the hundreds
+MAX_SCHEMA_BYTES = 512 * 1024  # bytes of names and values copied into the translation
+
+
+class SchemaTooLarge(ValueError):
+    """The schema would expand past the caps once its `$ref`s are inlined."""
+
+
+class _Budget:
+    """Counts what one translation produces; raises as soon as a cap is passed."""
+
+    __slots__ = ("bytes", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.bytes = 0
+
+    def node(self) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_SCHEMA_NODES:
+            raise SchemaTooLarge(f"the schema expands to more than {MAX_SCHEMA_NODES} nodes once its $refs are inlined")
+
+    def copied(self, value: Any) -> None:
+        self.bytes += len(value) if isinstance(value, str) else 8
+        if self.bytes > MAX_SCHEMA_BYTES:
+            raise SchemaTooLarge(f"the schema expands to more than {MAX_SCHEMA_BYTES} bytes once its $refs are inlined")
 
 # Keys Gemini's Schema accepts whose values copy through unchanged.
 _SCALAR_KEYS = (
@@ -28,9 +60,17 @@ _TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
 
 
 def to_gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Translate one JSON Schema document (with its own `$defs`) into a Gemini `Schema`."""
+    """Translate one JSON Schema document (with its own `$defs`) into a Gemini `Schema`.
+
+    Raises `SchemaTooLarge` when the expansion would pass the caps."""
     defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    return _translate(schema, defs, depth=0, seen=())
+    return _translate(schema, defs, depth=0, seen=(), budget=_Budget())
+
+
+def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Validation-time check: the schema can be translated within the caps (else SchemaTooLarge)."""
+    to_gemini_schema(schema)
+    return schema
 
 
 def is_empty_object(schema: dict[str, Any] | None) -> bool:
@@ -53,7 +93,10 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any], seen: tuple[str, ...]) 
     return merged, (*seen, ref)
 
 
-def _translate(node: Any, defs: dict[str, Any], depth: int, seen: tuple[str, ...]) -> dict[str, Any]:
+def _translate(
+    node: Any, defs: dict[str, Any], depth: int, seen: tuple[str, ...], budget: _Budget
+) -> dict[str, Any]:
+    budget.node()
     if not isinstance(node, dict) or depth > MAX_DEPTH:
         return {"type": "STRING"} if depth > MAX_DEPTH else {}
     node, seen = _resolve(node, defs, seen)
@@ -68,9 +111,12 @@ def _translate(node: Any, defs: dict[str, Any], depth: int, seen: tuple[str, ...
     for key in _SCALAR_KEYS:
         if key in node:
             out[key] = node[key]
+            budget.copied(node[key] if isinstance(node[key], str) else key)
     _copy_format(node, out)
     _copy_enum(node, out)
-    _copy_children(node, out, defs, depth, seen)
+    for value in out.get("enum") or ():
+        budget.copied(value)
+    _copy_children(node, out, defs, depth, seen, budget)
     return out
 
 
@@ -142,11 +188,15 @@ def _copy_enum(node: dict[str, Any], out: dict[str, Any]) -> None:
 
 
 def _copy_children(
-    node: dict[str, Any], out: dict[str, Any], defs: dict[str, Any], depth: int, seen: tuple[str, ...]
+    node: dict[str, Any], out: dict[str, Any], defs: dict[str, Any], depth: int, seen: tuple[str, ...],
+    budget: _Budget,
 ) -> None:
     props = node.get("properties")
     if isinstance(props, dict) and props:
-        translated = {name: _translate(sub, defs, depth + 1, seen) for name, sub in props.items()}
+        translated = {}
+        for name, sub in props.items():
+            budget.copied(name)
+            translated[name] = _translate(sub, defs, depth + 1, seen, budget)
         kept = {name: sub for name, sub in translated.items() if not _indescribable(sub)}
         if kept:
             out["properties"] = kept
@@ -155,14 +205,14 @@ def _copy_children(
             out["required"] = required
     items = node.get("items")
     if isinstance(items, dict):
-        out["items"] = _translate(items, defs, depth + 1, seen)
+        out["items"] = _translate(items, defs, depth + 1, seen, budget)
     elif isinstance(items, list) and items:  # tuple form: Gemini has no tuples, use the first shape
-        out["items"] = _translate(items[0], defs, depth + 1, seen)
+        out["items"] = _translate(items[0], defs, depth + 1, seen, budget)
     elif out.get("type") == "ARRAY":
         out["items"] = {"type": "STRING"}
     any_of = node.get("anyOf")
     if isinstance(any_of, list) and any_of:
-        branches = [_translate(branch, defs, depth + 1, seen) for branch in any_of]
+        branches = [_translate(branch, defs, depth + 1, seen, budget) for branch in any_of]
         out["anyOf"] = [branch for branch in branches if not _indescribable(branch)]
 
 
