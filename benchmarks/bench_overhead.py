@@ -30,6 +30,7 @@ from llm_gateway.providers.engine import ProviderEngine
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "providers"
 
 RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
+CLIENT_KEY = "bench-client-key-" + "0" * 20  # client keys must be at least 32 characters
 IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in five words."}]}
 
@@ -39,7 +40,7 @@ _MEASURE = (
     "print(time.perf_counter() - t, hwm)"
 )
 COLD_START = _MEASURE.format(body=(
-    "import os; os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'k'});"
+    "import os; os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'bench-client-key-00000000000000000000'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
     "build_gateway(load_settings(), metrics=RecordingMetrics());"
@@ -84,9 +85,9 @@ def _recorded_transport() -> httpx.MockTransport:
 def request_overhead() -> None:
     """Gateway vs bare adapter call on the same in-process transport: the difference is ours."""
     client = httpx.Client(transport=_recorded_transport())
-    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": "k"}
+    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
-    caller = gateway.authenticate("Bearer k")
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
     adapter = gateway.router.adapters.current().adapters["openai"]  # the gateway's own chat adapter
     engine = ProviderEngine(client)
     request = ChatCompletionRequest.model_validate(BODY)

@@ -24,6 +24,7 @@ from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
 
 RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
+CLIENT_KEY = "bench-client-key-" + "0" * 20  # client keys must be at least 32 characters
 
 LITELLM_SCRIPT = """
 import json, time
@@ -44,7 +45,7 @@ print(json.dumps({"ready_s": ready, "p50": samples[len(samples) // 2], "p95": sa
 
 OURS_READY = (
     "import os, time; t = time.perf_counter();"
-    "os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'k'});"
+    "os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'bench-client-key-00000000000000000000'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
     "build_gateway(load_settings(), metrics=RecordingMetrics()); print(time.perf_counter() - t)"
@@ -53,9 +54,9 @@ OURS_READY = (
 
 def ours() -> dict[str, float]:
     client = httpx.Client(transport=_recorded_transport())
-    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": "k"}
+    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
-    caller = gateway.authenticate("Bearer k")
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
     body = {**BODY, "model": "auto"}
     samples = _samples(lambda: gateway.chat(ChatCompletionRequest.model_validate(body), caller, "b"), RUNS)
     ready = subprocess.run([sys.executable, "-c", OURS_READY], capture_output=True, text=True, check=True)

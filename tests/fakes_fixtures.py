@@ -1,6 +1,7 @@
 """pytest fixtures for the fake providers (loaded by tests/conftest.py via `pytest_plugins`).
 
-- `fake_fleet` (session): all five fakes, started once with the embedded default config.
+- `fake_fleet` (session): every fake of the registry (`sandbox.fakes.FAKES`), started once with
+  the embedded default config.
 - `fakes` (function): the same fleet, with every provider `reset()` (stats, rate-limit counters,
   faults) before the test, so each test starts clean.
 """

@@ -10,20 +10,24 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from llm_gateway.api.admin import require_admin
+from llm_gateway.api.body import parse_json_body
+from llm_gateway.api.cache import TtlValue
 from llm_gateway.api.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
-    PayloadTooLarge,
     from_validation_error,
 )
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
+from llm_gateway.observability import metrics
 
 gateway = build_gateway(load_settings())
 logger = gateway.logger
 app = APIGatewayRestResolver()
+status_cache: TtlValue[dict[str, Any]] = TtlValue(ttl_s=gateway.settings.status_cache_s)
 
 
 def _request_id() -> str:
@@ -42,15 +46,7 @@ def _parse_body() -> dict[str, Any]:
         raw = app.current_event.decoded_body or ""
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("The request body is not UTF-8 JSON.", code="invalid_json") from exc
-    if len(raw.encode()) > gateway.settings.max_body_bytes:
-        raise PayloadTooLarge(f"Request body exceeds {gateway.settings.max_body_bytes} bytes.", code="body_too_large")
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
+    return parse_json_body(raw, gateway.settings.max_body_bytes)
 
 
 def _outcome(outcome: ChatOutcome) -> Response:
@@ -77,8 +73,9 @@ def list_models() -> Response:
 
 @app.get("/v1/status")
 def status() -> Response:
-    gateway.authenticate(app.current_event.headers.get("authorization"))
-    return _json(200, gateway.status())
+    """Operators only (admin keys), and cached: see api/admin.py and api/cache.py."""
+    require_admin(gateway.settings, app.current_event.headers.get("authorization"))
+    return _json(200, status_cache.get(gateway.status))
 
 
 @app.exception_handler(GatewayError)
@@ -101,6 +98,9 @@ def handle_not_found(exc: Exception) -> Response:
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
+    """The last resort: a bug. Counted with exactly the {service} dimension, because that is the
+    series the canary's rollback alarm (ChatErrorRateAlarm) reads."""
+    gateway.metrics.count(metrics.USER_VISIBLE_ERRORS)
     logger.exception("unhandled error")
     error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
     return _json(error.status, error.body())

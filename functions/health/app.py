@@ -2,19 +2,21 @@
 
 All logic lives in the layer (`llm_gateway.routing.health`): each provider's models list is
 called, and a provider whose key is rejected is marked unavailable in the state table until its
-configuration changes.
+configuration changes. The logger redacts the provider keys this function holds, from its own
+lines and from every library's (see `observability/logging.py`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from llm_gateway.config import load_settings
+from llm_gateway.observability.logging import build_logger
 from llm_gateway.routing.health import health_dependencies, run_active_checks
 
-logger = Logger()
-adapters, engine, store = health_dependencies()  # once per container, like the chat handler
+settings = load_settings()  # provider keys only: this function's role cannot read client keys
+logger = build_logger(settings.secrets)
+adapters, engine, store = health_dependencies(settings=settings)  # once per container, like the chat handler
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

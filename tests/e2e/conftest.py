@@ -22,6 +22,8 @@ def gateway_url(fake_fleet) -> Iterator[str]:
         if name in specs:
             os.environ[specs[name].key_env] = FAKE_PROVIDER_KEY
             os.environ[specs[name].base_url_env] = fake.base_url
+    # status is cached 5 s by default; these tests read it right after causing the state it shows
+    os.environ["LLM_GATEWAY_STATUS_CACHE_S"] = "0"
     local = prepare_local_env(os.environ, state=os.environ.get("E2E_STATE", "dynamodb"))
     server, _thread = start_server(0, containers=2)
     yield server.url

@@ -28,7 +28,7 @@ from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.registry import provider_specs
 from sandbox.fakes import FakeFleet
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
-from tests.unit.providers.helpers import fold_chunk, request
+from tests.unit.providers.helpers import WEATHER_TOOL, fold_chunk, request
 
 MODELS = {
     "openai": "gpt-4o-mini",
@@ -144,6 +144,46 @@ def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: Provider
     assert choice.message.content
     assert choice.finish_reason == "stop"
     assert not choice.message.tool_calls
+
+
+# --- what strict fakes reject (as the real providers do) -------------------------------------------------
+OPEN_OBJECT_TOOL = {"type": "function", "function": {"name": "run_op", "parameters": {
+    "type": "object", "required": ["op", "params"], "properties": {
+        "op": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}}}}}
+OPENAI_IDS = ["call_0fypS1hVXq2cYhLm8hnk3aZq", "call_Yx2pL0vMdbE9QwZk7RtU4sNc"]
+PARALLEL_RESULTS = [
+    {"role": "user", "content": "Weather and time in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": OPENAI_IDS[0], "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"id": OPENAI_IDS[1], "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}]},
+    {"role": "tool", "tool_call_id": OPENAI_IDS[0], "content": "{\"temp_c\": 21}"},
+    {"role": "tool", "tool_call_id": OPENAI_IDS[1], "content": "12:00"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("streaming", [False, True])
+def test_open_object_argument_is_accepted(provider: str, streaming: bool, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+    """A `dict[str, Any]`-style argument: Gemini refuses an OBJECT without properties at any depth."""
+    req = request("plain", tools=[OPEN_OBJECT_TOOL, WEATHER_TOOL], tool_choice="required")
+    ad = adapter_for(fakes, provider)
+    if streaming:
+        assert stream(engine, ad, req, MODELS[provider]).finish_reason == "tool_calls"
+    else:
+        assert engine.complete(ad, req, MODELS[provider], TIMEOUT_S).completion.choices[0].message.tool_calls
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_parallel_tool_results_with_openai_ids_and_openai_only_params(
+    provider: str, fakes: FakeFleet, engine: ProviderEngine  # noqa: F811
+) -> None:
+    """OpenAI-style ids (Mistral wants 9 alphanumerics), one result per call (Gemini wants them in one
+    turn) and parameters some providers do not know (Mistral: 422 extra_forbidden)."""
+    req = request("tools", messages=PARALLEL_RESULTS, tool_choice="auto", user="u1", seed=3, parallel_tool_calls=True)
+    ad = adapter_for(fakes, provider)
+    choice = engine.complete(ad, req, MODELS[provider], TIMEOUT_S).completion.choices[0]
+    assert "The tool returned" in (choice.message.content or "")
+    assert stream(engine, ad, req, MODELS[provider]).finish_reason == "stop"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

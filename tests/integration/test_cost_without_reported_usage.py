@@ -12,6 +12,8 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
 
+CLIENT_KEY = "test-client-key-" + "0" * 20  # client keys must be at least 32 characters
+
 
 def _stream_without_usage(_request: httpx.Request) -> httpx.Response:
     chunks = [
@@ -26,12 +28,12 @@ def _stream_without_usage(_request: httpx.Request) -> httpx.Response:
 
 def test_stream_without_usage_is_priced_from_an_estimate_and_says_so():
     client = httpx.Client(transport=httpx.MockTransport(_stream_without_usage))
-    settings = load_settings({"OPENAI_API_KEY": "k-openai", "LLM_GATEWAY_API_KEYS": "k"})
+    settings = load_settings({"OPENAI_API_KEY": "k-openai", "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
     gateway = build_gateway(settings, metrics=RecordingMetrics(), http_client=client)
     request = ChatCompletionRequest.model_validate(
         {"model": "openai/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "count to four"}]}
     )
-    outcome = gateway.chat(request, gateway.authenticate("Bearer k"), "r")
+    outcome = gateway.chat(request, gateway.authenticate(f"Bearer {CLIENT_KEY}"), "r")
     assert outcome.headers["x-gateway-cost-estimated"] == "true"
     assert float(outcome.headers["x-gateway-cost-usd"]) > 0
     assert "one two three four" in outcome.sse_body

@@ -17,7 +17,7 @@ from llm_gateway.observability.metrics import STATE_DEGRADED, USER_VISIBLE_ERROR
 from llm_gateway.providers.registry import provider_specs
 
 SECRET = "sk-test-secret-" + "k" * 24
-CLIENT_KEY = "client-key-for-tests"
+CLIENT_KEY = "client-key-for-tests-" + "0" * 16
 
 
 def _closed_port() -> int:

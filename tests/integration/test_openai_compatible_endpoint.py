@@ -11,6 +11,8 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
 
+CLIENT_KEY = "test-client-key-" + "0" * 20  # client keys must be at least 32 characters
+
 
 def test_declared_endpoint_serves_pinned_and_auto_requests(fakes):
     endpoint = {"name": "vllm", "base_url": fakes.providers["openai"].base_url, "api_key": "local-vllm-key",
@@ -22,12 +24,12 @@ def test_declared_endpoint_serves_pinned_and_auto_requests(fakes):
                     "free_tier": {"rpm": 100}}],
     }
     settings = load_settings({
-        "LLM_GATEWAY_API_KEYS": "k", "LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([endpoint]),
+        "LLM_GATEWAY_API_KEYS": CLIENT_KEY, "LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([endpoint]),
         "LLM_GATEWAY_CATALOG_OVERRIDES": json.dumps(overrides),
     })
     gateway = build_gateway(settings, metrics=RecordingMetrics())
     assert "vllm/gpt-4.1-nano" in {card.id for card in gateway.list_models().data}
-    caller = gateway.authenticate("Bearer k")
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
     for model in ("vllm/gpt-4.1-nano", "auto"):
         request = ChatCompletionRequest.model_validate({"model": model, "messages": [{"role": "user", "content": "hi"}]})
         outcome = gateway.chat(request, caller, "r")

@@ -31,6 +31,8 @@ from sandbox.fakes import config as fake_config
 from sandbox.fakes import start_fakes
 from sandbox.local_dynamodb import start_local_dynamodb
 
+CLIENT_KEY = "test-client-key-" + "0" * 20  # client keys must be at least 32 characters
+
 pytestmark = pytest.mark.load
 
 CONTAINERS = 4
@@ -50,7 +52,7 @@ def fleet():
 @pytest.fixture(scope="module")
 def containers(fleet):
     dynamo = start_local_dynamodb(table_name="load-test-state")
-    env = {"LLM_GATEWAY_API_KEYS": "k", "LLM_GATEWAY_STATE_TABLE": dynamo.table_name,
+    env = {"LLM_GATEWAY_API_KEYS": CLIENT_KEY, "LLM_GATEWAY_STATE_TABLE": dynamo.table_name,
            "LLM_GATEWAY_DYNAMODB_ENDPOINT": dynamo.endpoint_url}
     for name, fake in fleet.providers.items():
         env[provider_specs()[name].key_env] = "load-test-key"
@@ -74,7 +76,7 @@ def test_concurrent_requests_stay_free_spread_out_and_within_every_limit(fleet, 
     idle: queue.Queue[Gateway] = queue.Queue()
     for gateway in gateways:
         idle.put(gateway)
-    caller = gateways[0].authenticate("Bearer k")
+    caller = gateways[0].authenticate(f"Bearer {CLIENT_KEY}")
 
     def one(i: int) -> int:
         gateway = idle.get()  # a container serves one request at a time, as Lambda does

@@ -79,18 +79,27 @@ def test_logger_redacts_every_configured_secret_everywhere():
     assert output.count(REDACTED) >= 4
 
 
-def test_provider_keys_from_secrets_manager(monkeypatch):
+C1, C2 = "c1-" + "a" * 40, "c2-" + "b" * 40
+
+
+def test_provider_and_client_keys_from_their_own_secrets(monkeypatch):
+    """Provider keys and client keys live in two secrets, so the health function (which needs
+    only provider keys) is given no way to read the client keys."""
     import boto3
     from moto import mock_aws
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-            Name="llm-gateway/providers", SecretString=json.dumps({"GROQ_API_KEY": "gk-from-secret", "LLM_GATEWAY_API_KEYS": "c1,c2"})
-        )
-        settings = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "llm-gateway/providers"})
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(Name="llm-gateway/providers", SecretString=json.dumps({"GROQ_API_KEY": "gk-from-secret"}))
+        client.create_secret(Name="llm-gateway/clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": f"{C1},{C2}"}))
+        settings = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "llm-gateway/providers",
+                                  "LLM_GATEWAY_CLIENT_KEY_SECRET": "llm-gateway/clients"})
+        health_view = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "llm-gateway/providers"})
     assert [(p.name, p.api_key) for p in settings.providers] == [("groq", "gk-from-secret")]
-    assert settings.api_keys == frozenset({"c1", "c2"})
+    assert settings.api_keys == frozenset({C1, C2})
+    assert [(p.name, p.api_key) for p in health_view.providers] == [("groq", "gk-from-secret")]
+    assert health_view.api_keys == frozenset()
 
 
 def test_a_second_logger_of_the_same_service_still_redacts_its_own_keys():
@@ -103,3 +112,130 @@ def test_a_second_logger_of_the_same_service_still_redacts_its_own_keys():
     first.info("first-secret-key")
     assert "secret-key" not in stream.getvalue()
     assert stream.getvalue().count(REDACTED) == 3
+
+
+# --- configuration that cannot be turned against the deployment -----------------------------------
+def test_local_mode_is_refused_inside_lambda():
+    with pytest.raises(ValueError, match=r"LLM_GATEWAY_LOCAL.*Lambda"):
+        load_settings({"LLM_GATEWAY_LOCAL": "1", "AWS_LAMBDA_FUNCTION_NAME": "llm-gateway-chat"})
+    assert not load_settings({"AWS_LAMBDA_FUNCTION_NAME": "llm-gateway-chat", "LLM_GATEWAY_LOCAL": ""}).local_mode
+
+
+def test_local_mode_and_the_dev_key_never_come_from_a_secret():
+    planted = {"LLM_GATEWAY_LOCAL": "1", "LLM_GATEWAY_DEV_KEY": "d" * 40}
+    settings = load_settings({}, secret_values=planted, client_secret_values=planted)
+    assert not settings.local_mode
+    assert settings.api_keys == frozenset() and settings.admin_keys == frozenset()
+
+
+def test_secrets_supply_only_keys_and_everything_else_comes_from_the_environment():
+    planted = {
+        "GROQ_API_KEY": "gk-secret-value", "GROQ_BASE_URL": "https://attacker.example/v1", "GROQ_MODELS": "x",
+        "LLM_GATEWAY_STATE_TABLE": "other-table", "LLM_GATEWAY_DEADLINE_S": "1", "LLM_GATEWAY_MAX_BODY_BYTES": "1",
+        "LLM_GATEWAY_CATALOG_OVERRIDES": '{"disable": ["groq/llama-3.1-8b-instant"]}',
+        "LLM_GATEWAY_DYNAMODB_ENDPOINT": "http://attacker.example",
+        "LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([{"name": "evil", "base_url": "https://attacker.example", "api_key": "x"}]),
+        "TOGETHER_KEY": "tk-from-secret",
+    }
+    env = {"LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([
+        {"name": "together", "base_url": "http://127.0.0.1:1/v1", "api_key_env": "TOGETHER_KEY", "models": ["m1"]}])}
+    settings = load_settings(env, secret_values=planted)
+    assert {p.name: (p.base_url, p.api_key, p.models) for p in settings.providers} == {
+        "groq": ("https://api.groq.com", "gk-secret-value", ()),           # key from the secret, URL from code
+        "together": ("http://127.0.0.1:1/v1", "tk-from-secret", ("m1",)),  # a declared endpoint's key may come from it
+    }
+    assert (settings.state_table, settings.deadline_s, settings.max_body_bytes) == (None, 25.0, 4 * 1024 * 1024)
+    assert settings.catalog_overrides is None and settings.dynamodb_endpoint is None
+
+
+def test_client_keys_do_not_belong_in_the_provider_secret():
+    with pytest.raises(ValueError, match=r"LLM_GATEWAY_API_KEYS.*client-key secret"):
+        load_settings({}, secret_values={"GROQ_API_KEY": "gk-1", "LLM_GATEWAY_API_KEYS": C1})
+    settings = load_settings({}, client_secret_values={"LLM_GATEWAY_API_KEYS": C1, "GROQ_API_KEY": "gk-planted"})
+    assert settings.api_keys == frozenset({C1}) and settings.providers == ()
+
+
+@pytest.mark.parametrize("name", ["LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS"])
+def test_short_client_keys_are_refused_at_load_without_echoing_them(name):
+    with pytest.raises(ValueError, match="at least 32 characters") as info:
+        load_settings({name: f"{C1},tiny-key-123"})
+    assert "tiny-key-123" not in str(info.value)
+    assert "2nd" in str(info.value)
+
+
+def test_admin_keys_and_the_dev_key_in_local_mode():
+    admin = "adm-" + "z" * 40
+    settings = load_settings({"LLM_GATEWAY_API_KEYS": C1, "LLM_GATEWAY_ADMIN_KEYS": admin})
+    assert settings.admin_keys == frozenset({admin}) and admin in settings.secrets
+    local = load_settings({"LLM_GATEWAY_LOCAL": "1"})
+    assert DEFAULT_DEV_KEY in local.admin_keys and DEFAULT_DEV_KEY in local.api_keys
+
+
+# --- redaction: every logger, every escaped form ----------------------------------------------------
+ODD_KEY = 'sk-live+key/with=odd"chars\\é-' + "q" * 16
+
+
+def _escaped_forms(secret: str) -> list[str]:
+    from urllib.parse import quote, quote_plus
+
+    return [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""),
+            quote_plus(secret), quote(secret)]
+
+
+def test_escaped_forms_of_a_key_are_redacted():
+    logger = build_logger([ODD_KEY], service="test-escaped")
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    for form in _escaped_forms(ODD_KEY):
+        logger.info("form: " + form)
+    logger.info("as a field", extra={"body": json.dumps({"key": ODD_KEY})})
+    output = stream.getvalue()
+    for form in _escaped_forms(ODD_KEY):
+        assert form not in output, form
+    assert "q" * 16 not in output
+
+
+def test_library_loggers_are_redacted_too():
+    """botocore, httpx and anything else log through the root logger's handler (Lambda's), not
+    through our Powertools logger: the redaction must sit there as well."""
+    secret = "sk-library-" + "w" * 24
+    stream = io.StringIO()
+    root_handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(root_handler)  # what the Lambda runtime installs before our code
+    try:
+        build_logger([secret], service="test-libraries")
+        for name in ("botocore.endpoint", "httpx", "urllib3.connectionpool", "some.library"):
+            logging.getLogger(name).warning("sending Authorization: Bearer %s to %s", secret, name)
+        try:
+            raise RuntimeError(f"failed with key={secret}")
+        except RuntimeError:
+            logging.getLogger("httpx").exception("request failed")
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    output = stream.getvalue()
+    assert output.count("sending Authorization") == 4
+    assert secret not in output and "w" * 24 not in output
+
+
+def test_the_health_function_redacts_its_keys(monkeypatch):
+    from sandbox.apigw import load_handler_module
+
+    secret = "gk-health-" + "h" * 24
+    monkeypatch.setenv("GROQ_API_KEY", secret)
+    monkeypatch.setenv("GROQ_BASE_URL", "http://127.0.0.1:9")
+    stream = io.StringIO()
+    root_handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(root_handler)  # Lambda's handler exists before the module loads
+    try:
+        module = load_handler_module("health", instance="redaction")
+        for handler in module.logger.handlers:
+            handler.stream = stream  # type: ignore[attr-defined]
+        module.logger.info(f"checking with {secret}", extra={"key": secret})
+        logging.getLogger("botocore").warning("key %s", secret)
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    output = stream.getvalue()
+    assert "checking with" in output and "key " in output
+    assert secret not in output
+    assert output.count(REDACTED) >= 3

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -168,10 +169,36 @@ def test_functions_can_read_state_and_secret(template):
 def test_provider_secret_is_optional(template):
     secret = template["Resources"]["ProviderSecret"]
     assert secret["Condition"] == "CreateProviderSecret"
-    generated = secret["Properties"]["GenerateSecretString"]
-    placeholder = json.loads(generated["SecretStringTemplate"])
+    props = secret["Properties"]
+    placeholder = json.loads(props.get("SecretString") or props["GenerateSecretString"]["SecretStringTemplate"])
     assert all(value == "" for value in placeholder.values())
     assert "GROQ_API_KEY" in placeholder
+    assert "LLM_GATEWAY_API_KEYS" not in placeholder  # client keys live in their own secret
+
+
+def test_client_keys_have_their_own_secret_with_a_long_generated_key(template):
+    secret = template["Resources"]["ClientKeySecret"]
+    assert secret["Condition"] == "CreateClientKeySecret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "LLM_GATEWAY_API_KEYS"
+    assert generated["PasswordLength"] >= 32  # config refuses shorter client keys
+    assert json.loads(generated["SecretStringTemplate"]) == {"LLM_GATEWAY_ADMIN_KEYS": ""}
+    env = template["Resources"]["ChatFunction"]["Properties"]["Environment"]["Variables"]
+    assert "LLM_GATEWAY_CLIENT_KEY_SECRET" in env
+    assert "LLM_GATEWAY_CLIENT_KEY_SECRET" not in json.dumps(template["Globals"])
+
+
+def test_the_health_function_cannot_read_client_keys(template, monkeypatch):
+    """Its role (after SAM translation) grants nothing on the client-key secret, and its
+    environment does not name it."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cfn = translate(template)
+    role = json.dumps(cfn["Resources"]["HealthFunctionRole"]["Properties"])
+    assert "ClientKeySecret" not in role and "ProviderSecret" in role
+    health_env = json.dumps(function_props(template, "HealthFunction").get("Environment", {}))
+    assert "CLIENT_KEY_SECRET" not in health_env
+    chat_role = json.dumps(cfn["Resources"]["ChatFunctionRole"]["Properties"])
+    assert "ClientKeySecret" in chat_role and "ProviderSecret" in chat_role
 
 
 def test_metric_math_alarms_return_exactly_one_series(template):
@@ -418,3 +445,33 @@ def test_samconfig_defaults():
     assert deploy["region"]
     build = config["build"]["parameters"]
     assert build["cached"] is True and build["parallel"] is True
+
+
+class _Datapoint(float):
+    """A metric value: dividing by a zero datapoint gives no value (NaN) instead of raising, as in
+    metric math, so both branches of IF can be computed eagerly."""
+
+    def __rtruediv__(self, other: float) -> float:
+        return math.nan if self == 0 else float(other) / float(self)
+
+
+def _eval_metric_math(expression: str, **series: float | None) -> float:
+    """Evaluate the IF/FILL subset of CloudWatch metric math used by the error-rate alarm."""
+    code = expression.replace("IF(", "_if(").replace("FILL(", "_fill(")
+    helpers = {
+        "_if": lambda cond, a, b: a if cond else b,
+        "_fill": lambda value, default: _Datapoint(default if value is None else value),
+    }
+    return float(eval(code, {"__builtins__": {}}, {**helpers, **series}))  # only our own template's text
+
+
+@pytest.mark.parametrize(("errors", "requests", "breaching"), [
+    (0, 100, False), (5, 100, True), (1, 1000, False),
+    (3, None, True),   # a crash before the request was counted: errors without Requests
+    (None, 50, False), (0, 0, False),
+])
+def test_error_rate_alarm_counts_errors_even_without_requests(template, errors, requests, breaching):
+    props = template["Resources"]["ChatErrorRateAlarm"]["Properties"]
+    expression = next(m["Expression"] for m in props["Metrics"] if m.get("ReturnData"))
+    threshold = float(template["Parameters"]["ErrorRateThresholdPercent"]["Default"])
+    assert (_eval_metric_math(expression, errors=errors, requests=requests) > threshold) is breaching

@@ -1,9 +1,10 @@
 """Settings, read once per container at cold start and passed in (never a mutable global).
 
-Provider keys come from the environment locally and from one Secrets Manager secret in AWS
-(a JSON object of the same names). The secret is re-read on a short TTL while containers are
-warm (`keys.KeySource`), so `Settings` holds what the environment said and the secret's values
-as of cold start.
+Keys come from the environment locally and from two Secrets Manager secrets in AWS (JSON objects
+of the same names, fetched through Powertools Parameters with its cache): the provider secret
+holds provider keys only, the client-key secret holds the keys callers and operators present.
+Only the chat function may read the second one. A secret supplies only those allow-listed
+names; every other setting (base URLs, tables, limits, local mode) comes from the environment.
 Every variable is listed in README.md's configuration table; keep the two in step.
 """
 
@@ -19,12 +20,18 @@ from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
 DEFAULT_DEV_KEY = "local-dev-key"
+PROVIDER_SECRET_ENV = "LLM_GATEWAY_PROVIDER_SECRET"
+CLIENT_KEY_SECRET_ENV = "LLM_GATEWAY_CLIENT_KEY_SECRET"
+CLIENT_KEY_NAMES = ("LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS")
+MIN_CLIENT_KEY_CHARS = 32
+_TRUE = {"1", "true", "yes"}
 
 
 @dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderConfig, ...] = ()
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    admin_keys: frozenset[str] = field(default=frozenset(), repr=False)  # may read /v1/status
     deadline_s: float = 25.0
     max_attempts: int = 3
     attempt_timeout_s: float = 20.0
@@ -33,15 +40,17 @@ class Settings:
     catalog_overrides: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     local_mode: bool = False
-    max_wait_s: float = 2.0
+    status_cache_s: float = 5.0  # GET /v1/status answers at most this stale
+    max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
     provider_secret: str | None = None
-    secret_ttl_s: int = 120
+    client_key_secret: str | None = None
+    secret_ttl_s: int = 120  # secrets are re-read this often in warm containers (keys.KeySource)
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every value that must never reach a log line, an error or a response."""
-        values = [p.api_key for p in self.providers] + list(self.api_keys)
+        values = [p.api_key for p in self.providers] + list(self.api_keys) + list(self.admin_keys)
         return tuple(sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True))
 
 
@@ -93,57 +102,126 @@ def _compatible_endpoints(env: Mapping[str, str]) -> list[ProviderConfig]:
     return configs
 
 
-def _client_keys(env: Mapping[str, str], local_mode: bool) -> frozenset[str]:
-    keys = {k.strip() for k in env.get("LLM_GATEWAY_API_KEYS", "").split(",") if k.strip()}
-    if local_mode:
-        keys.add(env.get("LLM_GATEWAY_DEV_KEY", "").strip() or DEFAULT_DEV_KEY)
+def _local_mode(env: Mapping[str, str]) -> bool:
+    """Local mode (the well-known dev key) comes from the environment only and never inside Lambda."""
+    if env.get("LLM_GATEWAY_LOCAL", "").strip().lower() not in _TRUE:
+        return False
+    if env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        raise ValueError(
+            "LLM_GATEWAY_LOCAL is set inside AWS Lambda (AWS_LAMBDA_FUNCTION_NAME is set): local mode accepts "
+            "a well-known dev key, so it is refused there. Remove LLM_GATEWAY_LOCAL from the function's environment."
+        )
+    return True
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _key_list(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """Comma-separated client keys, each at least MIN_CLIENT_KEY_CHARS long (the error never shows a key)."""
+    keys = [k.strip() for k in env.get(name, "").split(",") if k.strip()]
+    for position, key in enumerate(keys, start=1):
+        if len(key) < MIN_CLIENT_KEY_CHARS:
+            raise ValueError(
+                f"{name}: the {_ordinal(position)} key is {len(key)} characters; client keys must be at least "
+                f"{MIN_CLIENT_KEY_CHARS} characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
     return frozenset(keys)
 
 
+def _provider_key_names(env: Mapping[str, str]) -> frozenset[str]:
+    """The names a provider secret may supply: every provider's key variable, and the `api_key_env`
+    of each OpenAI-compatible endpoint the environment declares."""
+    names = {spec.key_env for spec in provider_specs().values() if spec.key_env}
+    try:
+        declared = json.loads(env.get("LLM_GATEWAY_OPENAI_COMPATIBLE", "").strip() or "[]")
+    except ValueError:
+        declared = []
+    for entry in declared if isinstance(declared, list) else []:
+        if isinstance(entry, dict) and entry.get("api_key_env"):
+            names.add(str(entry["api_key_env"]))
+    return frozenset(names)
+
+
+def _from_secrets(
+    env: Mapping[str, str], provider_values: Mapping[str, str] | None, client_values: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Only allow-listed values: provider keys from the provider secret, client and admin keys from
+    the client-key secret. URLs, tables, limits, modes: environment only, so whoever can write a
+    secret cannot redirect traffic, turn on local mode or change how the gateway behaves."""
+    provider_values = {k: v for k, v in (provider_values or {}).items() if v}
+    misplaced = sorted(set(provider_values) & set(CLIENT_KEY_NAMES))
+    if misplaced:
+        raise ValueError(
+            f"{', '.join(misplaced)} found in the provider secret: client keys belong in the client-key secret "
+            f"({CLIENT_KEY_SECRET_ENV}), which the health function cannot read. Move them there."
+        )
+    allowed = _provider_key_names(env)
+    values = {k: v for k, v in provider_values.items() if k in allowed}
+    values.update({k: v for k, v in (client_values or {}).items() if k in CLIENT_KEY_NAMES and v})
+    return values
+
+
 def fetch_secret_values(secret_name: str, max_age_s: int = 120) -> dict[str, str]:
-    """The provider-key secret as a flat mapping; Powertools caches it for `max_age_s`."""
+    """A secret holding a JSON object, as a flat mapping; Powertools caches it for `max_age_s`."""
     from aws_lambda_powertools.utilities import parameters
 
     value = parameters.get_secret(secret_name, transform="json", max_age=max_age_s)
     return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
 
 
-def provider_configs(env: Mapping[str, str], secret_values: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
-    """Provider configs from the secret's values with the environment over them."""
-    return tuple(_providers(_merged(env, secret_values)))
+def provider_configs(env: Mapping[str, str], provider_values: Mapping[str, str] | None) -> tuple[ProviderConfig, ...]:
+    """Provider configs from the provider secret's allow-listed keys with the environment over them."""
+    return tuple(_providers({**_from_secrets(env, provider_values, None), **env}))
 
 
-def client_keys(env: Mapping[str, str], secret_values: Mapping[str, str]) -> frozenset[str]:
-    merged = _merged(env, secret_values)
-    return _client_keys(merged, merged.get("LLM_GATEWAY_LOCAL", "") in {"1", "true", "yes"})
+def client_keys(env: Mapping[str, str], client_values: Mapping[str, str] | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(client keys, admin keys) from the client-key secret with the environment over them."""
+    merged = {**_from_secrets(env, None, client_values), **env}
+    api_keys, admin_keys = _key_list(merged, "LLM_GATEWAY_API_KEYS"), _key_list(merged, "LLM_GATEWAY_ADMIN_KEYS")
+    if _local_mode(env):  # the dev key is exempt from the length rule: it only ever works on a laptop
+        dev_key = env.get("LLM_GATEWAY_DEV_KEY", "").strip() or DEFAULT_DEV_KEY
+        api_keys, admin_keys = api_keys | {dev_key}, admin_keys | {dev_key}
+    return api_keys, admin_keys
 
 
-def _merged(env: Mapping[str, str], secret_values: Mapping[str, str]) -> dict[str, str]:
-    return {**secret_values, **{k: v for k, v in env.items() if v != ""}}
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+    client_secret_values: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from the environment, with the secrets' allow-listed keys underneath it.
 
-
-def load_settings(env: Mapping[str, str] | None = None, secret_values: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from the environment, with the provider secret's values underneath it."""
-    env = dict(os.environ if env is None else env)
-    secret_name = env.get("LLM_GATEWAY_PROVIDER_SECRET") or None
+    `secret_values` / `client_secret_values` stand for the provider secret and the client-key
+    secret; when None they are fetched if `LLM_GATEWAY_PROVIDER_SECRET` / `LLM_GATEWAY_CLIENT_KEY_SECRET`
+    name one.
+    """
+    env = {k: v for k, v in dict(os.environ if env is None else env).items() if v != ""}
     ttl = int(_float(env, "LLM_GATEWAY_SECRET_TTL_S", 120))
-    if secret_values is None and secret_name:
-        secret_values = fetch_secret_values(secret_name, ttl)
-    merged = _merged(env, secret_values or {})
-    local_mode = merged.get("LLM_GATEWAY_LOCAL", "") in {"1", "true", "yes"}
+    if secret_values is None and env.get(PROVIDER_SECRET_ENV):
+        secret_values = fetch_secret_values(env[PROVIDER_SECRET_ENV], ttl)
+    if client_secret_values is None and env.get(CLIENT_KEY_SECRET_ENV):
+        client_secret_values = fetch_secret_values(env[CLIENT_KEY_SECRET_ENV], ttl)
+    merged = {**_from_secrets(env, secret_values, client_secret_values), **env}
+    local_mode = _local_mode(env)
+    api_keys, admin_keys = client_keys(env, client_secret_values)
     return Settings(
         providers=tuple(_providers(merged)),
-        api_keys=_client_keys(merged, local_mode),
-        deadline_s=_float(merged, "LLM_GATEWAY_DEADLINE_S", 25.0),
-        max_attempts=max(1, int(_float(merged, "LLM_GATEWAY_MAX_ATTEMPTS", 3))),
-        attempt_timeout_s=_float(merged, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
-        state_table=merged.get("LLM_GATEWAY_STATE_TABLE") or None,
-        dynamodb_endpoint=merged.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
-        catalog_overrides=merged.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
-        max_body_bytes=int(_float(merged, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
+        api_keys=api_keys,
+        admin_keys=admin_keys,
+        deadline_s=_float(env, "LLM_GATEWAY_DEADLINE_S", 25.0),
+        max_attempts=max(1, int(_float(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3))),
+        attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
+        state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
+        dynamodb_endpoint=env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
+        catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
+        max_body_bytes=int(_float(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
         local_mode=local_mode,
-        max_wait_s=_float(merged, "LLM_GATEWAY_MAX_WAIT_S", 2.0),
-        provider_secret=secret_name,
+        status_cache_s=max(0.0, _float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0)),
+        max_wait_s=max(0.0, _float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0)),
+        provider_secret=env.get(PROVIDER_SECRET_ENV),
+        client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,
         environment=env,
     )

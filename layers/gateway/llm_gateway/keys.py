@@ -22,10 +22,11 @@ SecretFetch = Callable[[str, int], Mapping[str, str]]
 class Keys:
     providers: tuple[ProviderConfig, ...]
     clients: frozenset[str]
+    admins: frozenset[str] = frozenset()
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        values = [p.api_key for p in self.providers] + list(self.clients)
+        values = [p.api_key for p in self.providers] + list(self.clients) + list(self.admins)
         return tuple(sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True))
 
 
@@ -33,23 +34,31 @@ class KeySource:
     def __init__(self, settings: Settings, fetch: SecretFetch | None,
                  on_new_secrets: Callable[[tuple[str, ...]], None]) -> None:
         self._settings = settings
-        self._fetch = fetch if settings.provider_secret else None
+        self._fetch = fetch if (settings.provider_secret or settings.client_key_secret) else None
         self._on_new_secrets = on_new_secrets
-        self._values: Mapping[str, str] | None = None
-        self._keys = Keys(settings.providers, settings.api_keys)
+        self._values: tuple[Mapping[str, str] | None, Mapping[str, str] | None] | None = None
+        self._keys = Keys(settings.providers, settings.api_keys, settings.admin_keys)
         self._lock = threading.Lock()
 
+    def _read(self, name: str | None) -> Mapping[str, str] | None:
+        assert self._fetch is not None
+        return None if name is None else self._fetch(name, self._settings.secret_ttl_s)
+
     def current(self) -> Keys:
-        if self._fetch is None or self._settings.provider_secret is None:
+        if self._fetch is None:
             return self._keys
         try:
-            values = self._fetch(self._settings.provider_secret, self._settings.secret_ttl_s)
+            values = (self._read(self._settings.provider_secret), self._read(self._settings.client_key_secret))
         except Exception:  # a failed refresh keeps the keys we have; never fail a request on it
             return self._keys
-        if values is self._values or values == self._values:
+        if values == self._values:
             return self._keys
         env = self._settings.environment
-        keys = Keys(provider_configs(env, values), client_keys(env, values))
+        try:
+            clients, admins = client_keys(env, values[1])
+            keys = Keys(provider_configs(env, values[0]), clients, admins)
+        except ValueError:  # a bad value in a rotated secret keeps the keys we have (and is logged by the caller)
+            return self._keys
         self._on_new_secrets(keys.secrets)
         with self._lock:
             self._values, self._keys = values, keys

@@ -87,3 +87,40 @@ def test_error_body_shape():
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert body["error"]["code"] == "model_not_found"
     assert ModelNotFound("nope").status == 400
+
+
+# --- media the request refers to: inline data, or an https image a provider fetches --------------
+def _with_part(part: dict) -> dict:
+    return {"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, part]}]}
+
+
+@pytest.mark.parametrize("url", [
+    "data:image/png;base64,iVBORw0KGgo=", "data:image/jpeg;base64,/9j/4AAQ", "https://example.com/cat.jpg",
+    "https://x/y.png", "https://cdn.example.com:8443/a/b.webp?sig=abc",
+])
+def test_image_urls_that_can_be_served(url):
+    ChatCompletionRequest.model_validate(_with_part({"type": "image_url", "image_url": {"url": url}}))
+
+
+@pytest.mark.parametrize("url", [
+    "files/abc123",                                   # a Gemini Files API name: another key's file, or none
+    "gs://bucket/cat.png",                            # a cloud object no provider key can read
+    "http://example.com/cat.jpg",                     # cleartext
+    "file:///etc/passwd", "ftp://example.com/x.png", "javascript:alert(1)", "", "cat.png",
+    "https://", "https:///no-host.png", "https://user:pw@example.com/x.png",
+    "data:text/plain;base64,aGk=",                    # not an image
+    "data:image/png,rawbytes",                        # not base64
+    "https://example.com/" + "a" * 9000,              # longer than any provider accepts
+])
+def test_image_urls_no_provider_can_serve_are_refused_at_validation(url):
+    param = _param_of(_with_part({"type": "image_url", "image_url": {"url": url}}))
+    assert param == "messages[0].content[1].image_url.url"
+
+
+def test_files_are_accepted_only_inline():
+    ok = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
+    ChatCompletionRequest.model_validate(_with_part(ok))
+    for bad in ({"file_id": "file-abc123"}, {"file_data": "https://example.com/a.pdf"},
+                {"file_data": "files/abc"}, {"file_data": "JVBERi0="}, {}):
+        param = _param_of(_with_part({"type": "file", "file": bad}))
+        assert param.startswith("messages[0].content[1].file"), (bad, param)

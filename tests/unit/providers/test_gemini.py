@@ -1,4 +1,4 @@
-"""Gemini adapter against recorded generateContent payloads (providers.md §5, §9)."""
+"""Gemini adapter against synthesized generateContent payloads (providers.md §5, §9)."""
 
 from __future__ import annotations
 
@@ -255,3 +255,14 @@ def test_non_json_error_body() -> None:
 def test_no_rate_limit_headers_but_retry_after_is_honoured() -> None:
     assert adapter(P).parse_rate_limits({"content-type": "application/json"}) is None
     assert adapter(P).parse_rate_limits({"Retry-After": "3"}).retry_after_s == 3
+
+
+def test_a_file_the_request_named_is_the_callers_problem_not_a_rejected_key() -> None:
+    """Gemini answers a `fileData` URI its key cannot read with 403 PERMISSION_DENIED, the same
+    status as a rejected key: the wording says which, so one caller cannot trip the provider."""
+    from llm_gateway.retry.classifier import Action, ErrorClass, classify
+
+    file_error = classify(parse_error(P, "file_forbidden"))
+    assert file_error.error_class is ErrorClass.BAD_REQUEST and file_error.action is Action.RETURN
+    assert not file_error.counts_for_circuit
+    assert classify(parse_error(P, "forbidden")).error_class is ErrorClass.AUTH  # a real key problem stays one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -50,3 +51,54 @@ def test_header_lookup_is_case_insensitive_on_dicts_and_httpx() -> None:
     assert header_int({"a": "59.0"}, "a") == 59
     assert header_int({"a": "x"}, "a") is None
     assert header_int({}, "a") is None
+
+
+# --- numbers a provider (or anything between it and us) can send that are not numbers ------------
+NASTY = ["1e999", "-1e999", "inf", "-inf", "Infinity", "nan", "NaN", "9" * 400, "1e308", "-5", "1" * 30,
+         "99999999999999999999999h", "9" * 400 + "s", "1e999ms", "0x10", "٣", " 12 "]
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_non_finite_or_absurd_values_are_absent(value: str) -> None:
+    for parsed in (parse_duration(value), parse_retry_after({"retry-after": value}),
+                   parse_retry_after({"retry-after-ms": value}), header_int({"x": value}, "x")):
+        assert parsed is None or (math.isfinite(parsed) and 0 <= parsed <= 10**12), (value, parsed)
+
+
+@pytest.mark.parametrize("kind", ["openai", "groq", "mistral", "cohere", "gemini"])
+@pytest.mark.parametrize("value", NASTY)
+def test_no_adapter_stores_a_non_finite_limit(kind: str, value: str) -> None:
+    from tests.unit.providers.helpers import adapter
+
+    names = ["retry-after", "retry-after-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+             "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
+             "x-ratelimit-reset-tokens", "x-ratelimit-limit-req-minute", "x-ratelimit-remaining-req-minute",
+             "x-ratelimit-limit-tokens-minute", "x-ratelimit-remaining-tokens-minute",
+             "x-ratelimit-remaining-tokens-month", "x-ratelimit-limit-tokens-month",
+             "x-trial-endpoint-call-limit", "x-trial-endpoint-call-remaining"]
+    if not value.isascii():
+        return  # header values arrive as ASCII/latin-1 bytes; the parsers above cover the rest
+    info = adapter(kind).parse_rate_limits(httpx.Headers({name: value for name in names}))
+    if info is None:
+        return
+    for field in ("limit_requests", "remaining_requests", "reset_requests_s", "limit_tokens", "remaining_tokens",
+                  "reset_tokens_s", "retry_after_s"):
+        number = getattr(info, field)
+        assert number is None or (math.isfinite(number) and 0 <= number <= 10**12), (field, number)
+    hint = info.cooldown_s()
+    assert hint is None or math.isfinite(hint)
+
+
+def test_gemini_retry_delay_of_absurd_length_is_absent() -> None:
+    from tests.unit.providers.helpers import adapter
+
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Please retry in " + "9" * 400 + "s.",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9" * 400 + "s"},
+                                  {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                                   "violations": [{"quotaId": "GenerateRequestsPerDay", "quotaValue": "9" * 400}]}]}}
+    import json
+
+    error = adapter("gemini").parse_error(429, {}, json.dumps(body).encode(), "gemini-2.5-flash")
+    info = error.rate_limit
+    assert info is None or info.retry_after_s is None or math.isfinite(info.retry_after_s)
+    assert info is None or info.limit_requests is None or info.limit_requests <= 10**12

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
 
 
@@ -34,12 +36,40 @@ def test_defs_and_refs_are_inlined() -> None:
     assert "$defs" not in out and "definitions" not in out
 
 
-def test_recursive_ref_stops() -> None:
+def _object_without_properties(schema: object) -> bool:
+    """Whether Gemini would refuse `schema`: an OBJECT without properties at any depth."""
+    if isinstance(schema, list):
+        return any(_object_without_properties(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "OBJECT" and not schema.get("properties"):
+        return True
+    return any(_object_without_properties(value) for value in schema.values())
+
+
+def test_recursive_ref_stops_without_an_object_gemini_refuses() -> None:
     schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
-        "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}
+        "name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}
     out = to_gemini_schema(schema)
-    assert out["properties"]["children"]["items"]["type"] == "OBJECT"
-    assert "properties" not in out["properties"]["children"]["items"]
+    assert out == {"type": "OBJECT", "properties": {"name": {"type": "STRING"}}}  # children: a bare object
+    assert not _object_without_properties(out)
+
+
+def test_open_objects_are_left_out_because_gemini_refuses_them() -> None:
+    """Gemini answers 400 "should be non-empty for OBJECT type" to an OBJECT without properties at
+    any depth (a pydantic `dict[str, Any]` field, a zod `z.record()`): such arguments are not offered."""
+    schema = {"type": "object", "required": ["op", "params", "rows"], "properties": {
+        "op": {"type": "string"},
+        "params": {"type": "object", "additionalProperties": True},
+        "rows": {"type": "array", "items": {"type": "object"}},
+        "either": {"anyOf": [{"type": "string"}, {"type": "object"}, {"type": "integer"}]},
+        "nested": {"type": "object", "properties": {"inner": {"type": "object", "properties": {}}}},
+        "maps": {"anyOf": [{"type": "object"}, {"type": "object", "additionalProperties": {"type": "string"}}]},
+    }}  # fmt: skip
+    out = to_gemini_schema(schema)
+    assert out == {"type": "OBJECT", "required": ["op"], "properties": {
+        "op": {"type": "STRING"}, "either": {"anyOf": [{"type": "STRING"}, {"type": "INTEGER"}]}}}  # fmt: skip
+    assert not _object_without_properties(out)
 
 
 def test_non_string_enum_becomes_description_hint() -> None:
@@ -65,3 +95,37 @@ def test_empty_object_detection() -> None:
     assert is_empty_object(None)
     assert is_empty_object(to_gemini_schema({"type": "object", "properties": {}}))
     assert not is_empty_object(to_gemini_schema({"type": "object", "properties": {"a": {"type": "string"}}}))
+
+
+# --- bounded work: $ref inlining cannot be turned into a CPU and memory bomb ----------------------
+def _bomb(levels: int, description: str = "") -> dict:
+    defs = {f"L{i}": {"type": "object", "description": description,
+                      "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"}, "b": {"$ref": f"#/$defs/L{i + 1}"}}}
+            for i in range(levels)}
+    defs[f"L{levels}"] = {"type": "string"}
+    return {"type": "object", "properties": {"root": {"$ref": "#/$defs/L0"}}, "$defs": defs}
+
+
+def test_a_reference_bomb_stops_at_the_node_cap_quickly() -> None:
+    import time
+
+    from llm_gateway.providers.jsonschema import SchemaTooLarge, to_gemini_schema
+
+    started = time.monotonic()
+    with pytest.raises(SchemaTooLarge, match="nodes"):
+        to_gemini_schema(_bomb(20))
+    assert time.monotonic() - started < 0.5
+
+
+def test_copied_text_is_capped_in_bytes() -> None:
+    from llm_gateway.providers.jsonschema import SchemaTooLarge, to_gemini_schema
+
+    with pytest.raises(SchemaTooLarge, match="bytes"):
+        to_gemini_schema(_bomb(9, description="d" * 2_000))  # 1,023 copies of 2 KB, few nodes
+
+
+def test_ordinary_shared_definitions_still_translate() -> None:
+    from llm_gateway.providers.jsonschema import to_gemini_schema
+
+    out = to_gemini_schema(_bomb(6, description="a level"))
+    assert out["properties"]["root"]["properties"]["a"]["description"] == "a level"

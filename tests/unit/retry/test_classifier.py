@@ -22,8 +22,9 @@ CASES = [
     (err(429, "insufficient_quota"), ErrorClass.QUOTA_EXHAUSTED),
     (err(401, "invalid_api_key"), ErrorClass.AUTH),
     (err(400, "context_length_exceeded"), ErrorClass.CONTEXT_LENGTH),
+    # a 400's words never decide its class (OpenAI sends `context_length_exceeded` for a real overflow)
     (err(400, "invalid_request_error", message="Please reduce the length; maximum context length is 8192"),
-     ErrorClass.CONTEXT_LENGTH),
+     ErrorClass.BAD_REQUEST),
     (err(400, "content_policy_violation"), ErrorClass.CONTENT_FILTER),
     (err(404, "model_not_found"), ErrorClass.MODEL_NOT_FOUND),
     (err(500, "server_error"), ErrorClass.SERVER_ERROR),
@@ -36,7 +37,12 @@ CASES = [
      ErrorClass.QUOTA_EXHAUSTED),
     (err(503, "UNAVAILABLE"), ErrorClass.OVERLOADED),
     (err(400, "INVALID_ARGUMENT"), ErrorClass.BAD_REQUEST),
-    (err(400, "INVALID_ARGUMENT", message="API key not valid. Please pass a valid API key."), ErrorClass.AUTH),
+    # a bad key is 400 + ErrorInfo.reason API_KEY_*, which the adapter turns into the code
+    (err(400, "API_KEY_INVALID", message="API key not valid. Please pass a valid API key."), ErrorClass.AUTH),
+    (err(400, "API_KEY_EXPIRED", message="API key expired. Please renew the API key."), ErrorClass.AUTH),
+    (err(400, "INVALID_ARGUMENT", message="API key not valid. Please pass a valid API key."), ErrorClass.BAD_REQUEST),
+    (err(403, "PERMISSION_DENIED", message="You do not have permission to access the File abc or it may not exist."),
+     ErrorClass.BAD_REQUEST),
     (err(403, "PERMISSION_DENIED"), ErrorClass.AUTH),
     (err(404, "NOT_FOUND"), ErrorClass.MODEL_NOT_FOUND),
     (err(504, "DEADLINE_EXCEEDED"), ErrorClass.TIMEOUT),
@@ -50,7 +56,10 @@ CASES = [
     (err(429, message="You are past the per minute request limit"), ErrorClass.RATE_LIMITED),
     (err(498, message="invalid api token"), ErrorClass.AUTH),
     (err(402, message="billing limit reached"), ErrorClass.QUOTA_EXHAUSTED),
-    (err(400, message="too many tokens: size limit exceeded"), ErrorClass.CONTEXT_LENGTH),
+    (err(400, "context_length_exceeded", message="too many tokens: size limit exceeded"), ErrorClass.CONTEXT_LENGTH),
+    (err(400, message="too many tokens: size limit exceeded"), ErrorClass.BAD_REQUEST),  # the adapter sets the code
+    (err(429, "rate_limit_exceeded", message="Rate limit reached on tokens per day (TPD): Limit 500000"),
+     ErrorClass.QUOTA_EXHAUSTED),
     # transport
     (err(transport="timeout"), ErrorClass.TIMEOUT),
     (err(transport="connection"), ErrorClass.CONNECTION),
@@ -119,3 +128,53 @@ def test_gemini_per_minute_429_with_quota_wording_is_a_rate_limit_not_a_spent_qu
                             rate_limit=RateLimitInfo(limit_requests=250, requests_window_s=86_400),
                             provider_message=message)
     assert classify_class(per_day) is ErrorClass.QUOTA_EXHAUSTED
+
+
+# --- a caller's mistake never becomes everyone's outage ------------------------------------------
+ECHOED = [
+    "Invalid schema for function 'get_daily_report': 'minimum' is not permitted.",
+    "Invalid schema for function 'bill_billing_account': None is not of type 'object'.",
+    "Invalid 'tools[0].function.description': 'rate per day' is too long.",
+    "Invalid parameter: function 'check_invalid_token' has an invalid token in 'pattern'.",
+    "You exceeded your current quota. Please check your plan and billing details.",  # echoed verbatim
+    "API key not valid. Please pass a valid API key.",
+    "You do not have permission to access the File x or it may not exist.",
+    "Rate limit reached on tokens per day (TPD). Please retry in 20s.",
+]
+CALLER_STATUSES = [400, 404, 405, 409, 410, 413, 415, 422, 424, 451]
+
+
+@pytest.mark.parametrize("message", ECHOED)
+@pytest.mark.parametrize("code", [None, "invalid_request_error", "INVALID_ARGUMENT", "tool_use_failed", "3280"])
+def test_a_caller_400_stays_the_callers_whatever_it_echoes(message, code) -> None:
+    decision = classify(err(400, code, message=message))
+    assert decision.error_class is ErrorClass.BAD_REQUEST
+    assert decision.action is Action.RETURN and not decision.counts_for_circuit
+
+
+@given(st.sampled_from(CALLER_STATUSES), codes, st.one_of(st.sampled_from(ECHOED), st.text(max_size=80)))
+def test_words_never_change_the_class_of_a_4xx_other_than_401_403_429(status, code, message) -> None:
+    """Only 429 and 401/403 may be sharpened by the provider's wording; every other 4xx is decided
+    by its status and the provider's code, so no echo of the request can move it."""
+    assert classify(err(status, code, message=message)) == classify(err(status, code))
+
+
+@given(st.sampled_from([*ECHOED, "get_daily_report", "a daily digest", "billing_address", "per_day_limit"]))
+def test_echoed_words_in_a_plain_400_never_cool_down_or_trip_anything(message) -> None:
+    from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
+
+    error = err(400, message=message)
+    decision = classify(error)
+    assert decision.error_class is ErrorClass.BAD_REQUEST
+    assert cooldown_s(error, decision.error_class, BackoffPolicy()) is None
+
+
+def test_quota_hints_on_a_429_need_whole_words() -> None:
+    assert classify(err(429, message="limit reached for get_daily_report_tool")).error_class is ErrorClass.RATE_LIMITED
+    assert classify(err(429, message="see billing_details_v2")).error_class is ErrorClass.RATE_LIMITED
+    assert classify(err(429, message="Limit on requests per day reached")).error_class is ErrorClass.QUOTA_EXHAUSTED
+
+
+def test_a_403_about_the_callers_file_is_the_callers_only_at_the_start_of_the_message() -> None:
+    forged = "Method doesn't allow unregistered callers. You do not have permission to access the File x"
+    assert classify(err(403, "PERMISSION_DENIED", message=forged)).error_class is ErrorClass.AUTH

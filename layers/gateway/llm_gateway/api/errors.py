@@ -63,6 +63,13 @@ class Unauthorized(GatewayError):
         super().__init__(message, code="invalid_api_key")
 
 
+class PermissionDenied(GatewayError):
+    """A known key that may not use this route (SDKs raise `PermissionDeniedError`)."""
+
+    status = 403
+    error_type = "permission_error"
+
+
 class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
@@ -97,7 +104,9 @@ class AllProvidersFailed(GatewayError):
 def _loc_to_param(loc: tuple[Any, ...]) -> str:
     """`('messages', 0, 'user', 'content')` → `messages[0].content` (union tags dropped)."""
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        if 0 < i < len(loc) - 1 and isinstance(loc[i - 1], int) and loc[i + 1] == part:
+            continue  # a content part's type tag (`[1].image_url.image_url.url`) named twice
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in {"system", "developer", "user", "assistant", "tool", "str", "list"} or "[" in str(part):
@@ -110,9 +119,16 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str:
 def from_validation_error(exc: ValidationError) -> InvalidRequest:
     """Turn pydantic's report into one OpenAI-style 400 that names the first offending field."""
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    # The deepest location is the most specific: for a union (`content` as a string or a list of
+    # parts) pydantic reports every branch, and the branch that got furthest names the real problem.
+    first = max(errors, key=lambda e: len(e.get("loc", ()))) if errors else {"loc": (), "msg": "invalid request"}
     param = _loc_to_param(tuple(first.get("loc", ())))
     message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InvalidRequest(message, param=param, code="invalid_value")
+    code = str(first.get("type")) if first.get("type") in _OWN_ERROR_TYPES else "invalid_value"
+    return InvalidRequest(message, param=param, code=code)
+
+
+# Error types our own validators raise (PydanticCustomError), passed on as the error `code`.
+_OWN_ERROR_TYPES = frozenset({"schema_too_large"})

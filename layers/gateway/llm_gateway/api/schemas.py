@@ -11,6 +11,10 @@ import time
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from llm_gateway.api.media import check_file_data, check_image_url
+from llm_gateway.providers.jsonschema import SchemaTooLarge, check_schema
 
 MAX_MESSAGES = 2048
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -32,6 +36,11 @@ class ImageUrl(_Strict):
     url: str
     detail: Literal["auto", "low", "high"] | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _servable(cls, value: str) -> str:
+        return check_image_url(value)
+
 
 class ImagePart(_Strict):
     type: Literal["image_url"]
@@ -49,9 +58,30 @@ class AudioPart(_Strict):
 
 
 class FileRef(_Strict):
+    """A file sent inline. `file_id` (a file uploaded to one provider) cannot be served by the
+    others, so it is refused with a pointer to `file_data` (see `api/media.py`)."""
+
     file_id: str | None = None
     file_data: str | None = None
-    filename: str | None = None
+    filename: str | None = Field(default=None, max_length=256)
+
+    @field_validator("file_id")
+    @classmethod
+    def _no_provider_file(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError("file_id is not supported: send the file inline as file_data (a base64 data URL)")
+        return None
+
+    @field_validator("file_data")
+    @classmethod
+    def _inline(cls, value: str | None) -> str | None:
+        return None if value is None else check_file_data(value)
+
+    @model_validator(mode="after")
+    def _has_data(self) -> FileRef:
+        if self.file_data is None:
+            raise ValueError("a file part needs file_data (a base64 data URL)")
+        return self
 
 
 class FilePart(_Strict):
@@ -119,11 +149,23 @@ Message = Annotated[
 
 
 # --- tools and output format ----------------------------------------------------------------------
+def _bounded_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A schema the gateway can translate within its caps (`providers/jsonschema.py`), else a 400."""
+    if schema is None:
+        return None
+    try:
+        return check_schema(schema)
+    except SchemaTooLarge as exc:
+        raise PydanticCustomError("schema_too_large", "schema too large: {why}", {"why": str(exc)}) from None
+
+
 class FunctionDef(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+
+    _parameters_bounded = field_validator("parameters")(_bounded_schema)
 
 
 class Tool(_Strict):
@@ -150,6 +192,8 @@ class JsonSchemaFormat(_Strict):
     strict: bool | None = None
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    _schema_bounded = field_validator("schema_")(_bounded_schema)
 
 
 class ResponseFormatText(_Strict):

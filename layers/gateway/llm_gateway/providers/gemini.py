@@ -40,7 +40,7 @@ from llm_gateway.providers.base import (
     StreamState,
 )
 from llm_gateway.providers.content import parse_data_url, text_of
-from llm_gateway.providers.headers import parse_duration, parse_retry_after
+from llm_gateway.providers.headers import bounded_count, parse_duration, parse_retry_after
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
 from llm_gateway.providers.registry import ProviderSpec
 
@@ -370,7 +370,8 @@ def _limits_from_details(details: list[Any], message: str | None, headers: Mappi
         elif kind.endswith("QuotaFailure"):
             for violation in detail.get("violations") or []:
                 quota_id = str(violation.get("quotaId", ""))
-                value = int(violation["quotaValue"]) if str(violation.get("quotaValue", "")).isdigit() else None
+                raw_value = str(violation.get("quotaValue", ""))
+                value = bounded_count(int(raw_value)) if raw_value.isdigit() and len(raw_value) <= 13 else None
                 window = 86_400 if ("PerDay" in quota_id or "Daily" in quota_id) else 60
                 if "Token" in quota_id:
                     limit_tokens, remaining_tokens, window_tokens = value, 0, window

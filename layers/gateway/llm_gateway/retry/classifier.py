@@ -7,8 +7,13 @@ caller, and whether the failure says something about the provider's health (coun
 circuit breaker) or only about this request (never counts). Pure: no clock, no I/O.
 
 Provider-specific spellings (OpenAI/Groq codes, Gemini `google.rpc` status strings, Mistral's
-numeric codes, Cohere's message-only bodies) are data in the tables below, not `if provider`
-branches: see reference/providers.md §3.5, §4.5, §5.5, §6.5, §7.5.
+numeric codes, Cohere's statuses) are data in the tables below, not `if provider` branches: see
+reference/providers.md §3.5, §4.5, §5.5, §6.5, §7.5.
+
+The caller's mistakes stay the caller's: a 4xx other than 401/403/429 is classified by its status
+and the provider's documented code only (key, quota, context-length, model codes), never by its
+message, because providers echo the request's own text in those messages. Only a 429 or a
+401/403 may be sharpened by wording, on anchored patterns.
 """
 
 from __future__ import annotations
@@ -162,23 +167,30 @@ _TRANSPORT: dict[str, ErrorClass] = {
     TRANSPORT_STREAM_CUT: ErrorClass.SERVER_ERROR,
 }
 
-# Message hints for providers that send no code (Cohere) or a generic one (Gemini 400/429).
-_MESSAGE_HINTS: tuple[tuple[re.Pattern[str], ErrorClass], ...] = (
-    (re.compile(r"api[_ ]key[_ ](not valid|invalid)|invalid api key|invalid token", re.I), ErrorClass.AUTH),
-    (re.compile(r"per ?day|daily|exceeded your current quota|billing", re.I), ErrorClass.QUOTA_EXHAUSTED),
-    (re.compile(r"context length|context window|too many tokens|maximum context|too long", re.I),
-     ErrorClass.CONTEXT_LENGTH),
-    (re.compile(r"safety|content (policy|filter)|blocked", re.I), ErrorClass.CONTENT_FILTER),
+# Message hints. Providers echo request text in their errors ("Invalid schema for function
+# 'get_daily_report'"), so a hint may only sharpen a status that the request's text cannot
+# produce on its own, and only on anchored wording (whole words, fixed phrases, start of the
+# message): a 429 may become an exhausted quota, a 401/403 about a resource the request named
+# (a file or URL) becomes the caller's error. Every other 4xx is decided by status and code
+# alone: a caller's 400 is the caller's, whatever words it carries.
+_QUOTA_HINTS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"\b(?:per[ -]day|daily (?:limit|quota)|exceeded your current quota|billing details)\b", re.I),
+    re.compile(r"\((?:TPD|RPD)\)"),  # Groq/OpenAI: "on tokens per day (TPD)"
+    re.compile(r"\b[A-Za-z]*PerDay[A-Za-z]*\b"),  # Gemini quota ids: GenerateRequestsPerDayPerProjectPerModel
 )
-
-# Codes too generic to stand on their own: the message may refine them.
-_REFINABLE = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.RATE_LIMITED, ErrorClass.AUTH})
+_CALLER_RESOURCE_HINTS: tuple[re.Pattern[str], ...] = (
+    # Gemini, for a `fileData` URI the key cannot read (made up, expired, another project's)
+    re.compile(r"^You do not have permission to access (?:the )?File\b"),
+)
+_HINTED_STATUSES = frozenset({401, 403, 429})
 
 
 def _base_class(error: ProviderError) -> ErrorClass:
     if error.transport in _TRANSPORT and error.status is None:
         return _TRANSPORT[error.transport]
     code = (error.code or "").strip().lower()
+    if code.startswith("api_key_"):  # Gemini ErrorInfo reasons: API_KEY_INVALID, API_KEY_EXPIRED, ...
+        code = "api_key_invalid"
     if code in _CODES:
         by_code = _CODES[code]
         # a 5xx is the provider's failure whatever its body claims: never blame the request
@@ -195,19 +207,17 @@ def _base_class(error: ProviderError) -> ErrorClass:
 
 
 def _refine(error_class: ErrorClass, error: ProviderError) -> ErrorClass:
-    """Use the provider's message only to sharpen a generic class (never to soften a 5xx)."""
-    if error_class not in _REFINABLE or not error.provider_message:
+    """Sharpen a 429 (to a spent quota) or a 401/403 (to the caller's resource); nothing else."""
+    message = error.provider_message
+    if not message or (error.status is not None and error.status not in _HINTED_STATUSES):
         return error_class
-    for pattern, refined in _MESSAGE_HINTS:
-        if not pattern.search(error.provider_message):
-            continue
-        if error_class is ErrorClass.RATE_LIMITED and refined is not ErrorClass.QUOTA_EXHAUSTED:
-            continue  # a 429 stays about capacity; only "per day" / "quota" makes it terminal
-        if error_class is ErrorClass.RATE_LIMITED and _short_wait(error):
-            continue  # Gemini says "exceeded your current quota" for per-minute limits too
-        if error_class is ErrorClass.AUTH and refined is not ErrorClass.AUTH:
-            continue
-        return refined
+    if error_class is ErrorClass.RATE_LIMITED:
+        if any(p.search(message) for p in _QUOTA_HINTS) and not _short_wait(error):
+            return ErrorClass.QUOTA_EXHAUSTED  # Gemini says "exceeded your current quota" per minute too
+        return error_class
+    resource = any(p.search(message) for p in _CALLER_RESOURCE_HINTS)
+    if error_class is ErrorClass.AUTH and error.status in (401, 403) and resource:
+        return ErrorClass.BAD_REQUEST
     return error_class
 
 

@@ -203,7 +203,7 @@ def run_active_checks(
 
 
 def health_dependencies(
-    adapters: Any = None, engine: Any = None, store: Any = None
+    adapters: Any = None, engine: Any = None, store: Any = None, settings: Any = None
 ) -> tuple[Any, Any, Any]:
     """Cold-start composition for the scheduled Lambda: build once per container, pass to every run.
 
@@ -217,7 +217,7 @@ def health_dependencies(
     from llm_gateway.providers.factory import build_adapters
     from llm_gateway.state.dynamodb import client_config
 
-    settings = load_settings()
+    settings = settings if settings is not None else load_settings()
     adapters = adapters if adapters is not None else build_adapters(settings.providers, CHAT)
     engine = engine if engine is not None else ProviderEngine(build_http_client())
     if store is None:

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, NoReturn, TypeVar
 
-from llm_gateway.api.errors import GatewayError, InvalidRequest
+from llm_gateway.api.errors import GatewayError
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
+from llm_gateway.retry.caller_error import caller_error
 from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
@@ -157,11 +158,8 @@ class FailoverRunner:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
                 cause = failed.cause
-                if isinstance(cause, ProviderError) and classify(cause).action is Action.RETURN:
-                    raise InvalidRequest(
-                        f"The provider rejected the request ({classify(cause).error_class}).",
-                        code=cause.code or "invalid_request",
-                    ) from cause
+                if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
+                    raise caller_error(cause, decision.error_class) from cause
                 raise self._aggregate(run, timed_out=False) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None

@@ -1,0 +1,41 @@
+"""Who may read operator-only routes (`GET /v1/status`): admin keys, never client keys.
+
+The status answer lists every provider's breakers, cooldowns and remaining capacity: useful to
+an operator, and a map of when the gateway is weakest to anyone else. Admin keys come from
+`LLM_GATEWAY_ADMIN_KEYS` (in local mode the dev key is one). A valid client key gets a 403 (it
+is known, just not allowed here); anything else a 401. Every key is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+from llm_gateway.api.errors import PermissionDenied, Unauthorized
+from llm_gateway.config import Settings
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _matches(token: str, keys: Iterable[str]) -> bool:
+    found = False
+    for key in keys:  # no early exit: the time taken says nothing about which key matched
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found
+
+
+def require_admin(settings: Settings, authorization: str | None) -> None:
+    """Return when the request carries an admin key; raise the OpenAI-style 401/403 otherwise."""
+    token = _bearer(authorization)
+    if token is None:
+        raise Unauthorized()
+    if _matches(token, settings.admin_keys):
+        return
+    if _matches(token, settings.api_keys):
+        raise PermissionDenied("This endpoint is for operators: it needs an admin key (LLM_GATEWAY_ADMIN_KEYS).",
+                               code="admin_key_required")
+    raise Unauthorized("Invalid API key.")

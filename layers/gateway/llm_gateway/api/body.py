@@ -1,0 +1,92 @@
+"""The request body, from raw text to a JSON object the models can validate, refusing what would
+hurt later.
+
+`json.loads` accepts things that crash code far from the edge: a body nested 100,000 levels
+deep raises RecursionError (in the decoder, or later in whatever recurses over it), a lone
+surrogate escape ("\\ud800") becomes a `str` that no UTF-8 encoder accepts (the provider call
+fails with UnicodeEncodeError), and `NaN`, `Infinity` or `1e999` become floats that are not
+JSON at all. Each is the caller's error, so each is a 400 here, before validation, naming the
+place when there is one. The walk is iterative: checking depth must not itself recurse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from llm_gateway.api.errors import InvalidRequest, PayloadTooLarge
+
+MAX_JSON_DEPTH = 100  # a tool schema 45 objects deep still fits; nothing legitimate comes close
+
+
+def parse_json_body(raw: str, max_bytes: int) -> dict[str, Any]:
+    """A JSON object from the request body, or the OpenAI-style error that explains why not."""
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise PayloadTooLarge(f"Request body exceeds {max_bytes} bytes.", code="body_too_large")
+    try:
+        body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise _too_deep("body") from None
+    except _NotFinite as exc:
+        raise InvalidRequest(f"The request body holds a number JSON cannot carry ({exc}).",
+                             code="invalid_json") from None
+    except ValueError as exc:  # also: integers longer than Python's 4300-digit limit
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    check_tree(body)
+    return body
+
+
+def check_tree(value: Any, root: str = "") -> None:
+    """Depth at most `MAX_JSON_DEPTH`, and every string and key encodable as UTF-8."""
+    stack: list[tuple[Any, str, int]] = [(value, root, 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            _check_text(node, path)
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep(path or "body")
+        if isinstance(node, dict):
+            for key, child in node.items():
+                _check_text(key, path or "body")
+                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+        else:
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node))
+
+
+def _check_text(text: str, path: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            f"Invalid value for '{path}': a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.",
+            param=path or None, code="invalid_unicode",
+        ) from None
+
+
+def _too_deep(path: str) -> InvalidRequest:
+    return InvalidRequest(f"The request body is nested more than {MAX_JSON_DEPTH} levels deep (at '{path}').",
+                          param=path, code="too_deep")
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text if len(text) <= 20 else text[:20] + "…")
+    return value

@@ -1,0 +1,162 @@
+"""Nothing a caller sends crashes the chat handler: each hostile body is a 400 in OpenAI's shape,
+and an unexpected exception that still reaches the last-resort 500 is counted where the rollback
+alarm looks (UserVisibleErrors, dimension set {service}).
+
+The handler (functions/chat/app.py) runs as Lambda runs it: imported as a fresh module, fed API
+Gateway REST events, on the session's fake providers and in-memory state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.providers.registry import provider_specs
+from sandbox.apigw import LocalContext, load_handler_module, make_event
+
+DEV_KEY = "local-dev-key"
+_instances = iter(range(10**6))
+
+
+@pytest.fixture
+def chat(fakes, monkeypatch) -> ModuleType:
+    specs = provider_specs()
+    for name, fake in fakes.providers.items():
+        if name in specs:
+            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
+            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
+    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
+    module = load_handler_module("chat", instance=f"never500_{next(_instances)}")
+    module.gateway.metrics = RecordingMetrics()
+    return module
+
+
+def call(module: ModuleType, body: bytes | str, path: str = "/v1/chat/completions", method: str = "POST",
+         key: str = DEV_KEY) -> tuple[int, dict[str, Any]]:
+    raw = body.encode() if isinstance(body, str) else body
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    result = module.lambda_handler(make_event(method, path, headers, raw), LocalContext(function_name="chat"))
+    return int(result["statusCode"]), json.loads(result["body"]) if result.get("body") else {}
+
+
+def chat_body(**fields: Any) -> dict[str, Any]:
+    return {"model": "auto", "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+def assert_clean_400(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    assert status == 400, (status, body)
+    error = body["error"]
+    assert {"message", "type", "param", "code"} <= set(error)
+    assert error["type"] == "invalid_request_error"
+    return error
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "\\udfff", "a\\udbffb", "\\ud83d"])
+def test_a_lone_surrogate_is_a_400(chat, escaped):
+    raw = '{"model": "auto", "messages": [{"role": "user", "content": "x' + escaped + 'y"}]}'
+    error = assert_clean_400(*call(chat, raw))
+    assert error["param"] == "messages[0].content"
+
+
+def test_a_lone_surrogate_in_a_key_or_a_tool_schema_is_a_400(chat):
+    raw = json.dumps(chat_body(tools=[{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "properties": {"PLACEHOLDER": {"type": "string"}}}}}]))
+    assert_clean_400(*call(chat, raw.replace("PLACEHOLDER", "\\udc80")))
+
+
+def test_a_valid_surrogate_pair_is_just_an_emoji(chat):
+    raw = '{"model": "auto", "messages": [{"role": "user", "content": "smile \\ud83d\\ude00"}]}'
+    status, body = call(chat, raw)
+    assert status == 200, body
+
+
+@pytest.mark.parametrize("depth", [100_000, 5_000, 990, 200])
+def test_deep_nesting_is_a_400(chat, depth):
+    nested = "[" * depth + "]" * depth
+    raw = '{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "metadata": ' + nested + "}"
+    error = assert_clean_400(*call(chat, raw))
+    assert error["code"] == "too_deep"
+
+
+def test_deep_nesting_inside_a_tool_schema_is_a_400(chat):
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(150):
+        schema = {"type": "object", "properties": {"x": schema}}
+    body = chat_body(tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}])
+    assert_clean_400(*call(chat, json.dumps(body)))
+
+
+def test_nul_bytes_huge_and_non_finite_numbers_are_never_a_500(chat):
+    for raw in (
+        json.dumps(chat_body(messages=[{"role": "user", "content": "a\x00b"}])),
+        json.dumps(chat_body(max_tokens=10**400)),
+        json.dumps(chat_body(seed=-(10**30))),
+        json.dumps(chat_body(temperature=1e999)).replace("Infinity", "1e999"),
+        json.dumps(chat_body()).replace('"auto"', '"auto", "temperature": NaN'),
+        json.dumps(chat_body()).replace('"auto"', '"auto", "top_p": -Infinity'),
+        '{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1' + "0" * 5000 + "}",
+    ):
+        status, body = call(chat, raw)
+        assert status in (200, 400), (status, body, raw[:120])
+        if status == 400:
+            assert body["error"]["type"] == "invalid_request_error"
+
+
+def test_max_tokens_above_every_model_is_a_400_naming_the_reason(chat):
+    status, body = call(chat, json.dumps(chat_body(max_tokens=50_000_000)))
+    error = assert_clean_400(status, body)
+    assert error["code"] == "no_model_fits"
+    assert "max_tokens 50000000" in error["message"]
+    status, body = call(chat, json.dumps(chat_body(model="groq/llama-3.1-8b-instant", max_tokens=50_000_000)))
+    assert assert_clean_400(status, body)["code"] == "no_model_fits"
+
+
+def _schema_bomb(levels: int = 20) -> dict[str, Any]:
+    """~2 KB of JSON that a naive $ref inliner expands to 2**levels nodes."""
+    defs = {f"L{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"},
+                                                       "b": {"$ref": f"#/$defs/L{i + 1}"}}}
+            for i in range(levels)}
+    defs[f"L{levels}"] = {"type": "string"}
+    return {"type": "object", "properties": {"root": {"$ref": "#/$defs/L0"}}, "$defs": defs}
+
+
+@pytest.mark.parametrize("where", ["tools", "response_format"])
+def test_a_schema_bomb_is_a_fast_400(chat, where):
+    schema = _schema_bomb()
+    assert len(json.dumps(schema)) < 3000
+    if where == "tools":
+        body = chat_body(model="gemini/gemini-2.5-flash",
+                         tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}])
+    else:
+        body = chat_body(model="gemini/gemini-2.5-flash",
+                         response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    started = time.monotonic()
+    error = assert_clean_400(*call(chat, json.dumps(body)))
+    assert time.monotonic() - started < 2.0
+    assert error["code"] == "schema_too_large"
+
+
+def test_refused_media_reference_is_a_400(chat):
+    part = {"type": "image_url", "image_url": {"url": "files/made-up-file"}}
+    body = chat_body(model="gemini/gemini-2.5-flash",
+                     messages=[{"role": "user", "content": [{"type": "text", "text": "x"}, part]}])
+    error = assert_clean_400(*call(chat, json.dumps(body)))
+    assert error["param"] == "messages[0].content[1].image_url.url"
+
+
+def test_an_unexpected_exception_is_a_counted_500(chat, monkeypatch):
+    def explode(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug the tests did not foresee")
+
+    monkeypatch.setattr(chat.gateway, "chat", explode)
+    status, body = call(chat, json.dumps(chat_body()))
+    assert status == 500 and body["error"]["code"] == "internal_error"
+    assert "foresee" not in json.dumps(body)
+    recorded = [r for r in chat.gateway.metrics.records if r.name == m.USER_VISIBLE_ERRORS]
+    assert [r.dimensions for r in recorded] == [()]  # exactly {service}: what ChatErrorRateAlarm reads
