@@ -170,7 +170,7 @@ def test_open_object_argument_is_accepted(provider: str, streaming: bool, fakes:
     if streaming:
         assert stream(engine, ad, req, MODELS[provider]).finish_reason == "tool_calls"
     else:
-        assert engine.complete(ad, req, MODELS[provider], TIMEOUT_S).completion.choices[0].message.tool_calls
+        assert engine.complete(ad, req, MODELS[provider], TIMEOUT_S).value.choices[0].message.tool_calls
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -181,7 +181,7 @@ def test_parallel_tool_results_with_openai_ids_and_openai_only_params(
     turn) and parameters some providers do not know (Mistral: 422 extra_forbidden)."""
     req = request("tools", messages=PARALLEL_RESULTS, tool_choice="auto", user="u1", seed=3, parallel_tool_calls=True)
     ad = adapter_for(fakes, provider)
-    choice = engine.complete(ad, req, MODELS[provider], TIMEOUT_S).completion.choices[0]
+    choice = engine.complete(ad, req, MODELS[provider], TIMEOUT_S).value.choices[0]
     assert "The tool returned" in (choice.message.content or "")
     assert stream(engine, ad, req, MODELS[provider]).finish_reason == "stop"
 

@@ -40,7 +40,7 @@ def test_mistral_monthly_tokens_in_its_headers_and_read_by_the_adapter() -> None
         used = int(headers["x-ratelimit-tokens-query-cost"])
         assert int(headers["x-ratelimit-remaining-tokens-month"]) == 1_000_000_000 - used
         spec = provider_specs()["mistral"]
-        adapter = spec.make_adapter(ProviderConfig(name="mistral", kind="mistral", base_url="x", api_key="k"))
+        adapter = spec.adapters["chat"](ProviderConfig(name="mistral", kind="mistral", base_url="x", api_key="k"))
         info = adapter.parse_rate_limits({**headers, "x-ratelimit-remaining-tokens-month": "0"})
         assert info is not None and (info.limit_tokens, info.remaining_tokens) == (1_000_000_000, 0)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import json
 
 import pytest
