@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import io
-import logging
 import json
+import logging
 
 import pytest
 
