@@ -43,7 +43,7 @@ COLD_START = _MEASURE.format(body=(
     "import os; os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'bench-client-key-00000000000000000000'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
-    "build_gateway(load_settings(), RecordingMetrics());"
+    "build_gateway(load_settings(), metrics=RecordingMetrics());"
 ))
 DEPENDENCIES = _MEASURE.format(body="import boto3, httpx, pydantic, aws_lambda_powertools.event_handler;")
 BARE = _MEASURE.format(body="")
@@ -88,7 +88,7 @@ def request_overhead() -> None:
     env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
     caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
-    adapter = gateway.adapters["openai"]
+    adapter = gateway.router.adapters.current().adapters["openai"]  # the gateway's own chat adapter
     engine = ProviderEngine(client)
     request = ChatCompletionRequest.model_validate(BODY)
     rows = [

@@ -18,8 +18,10 @@ from typing import Any
 
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.catalog import Catalog, ModelEntry, default_catalog
-from llm_gateway.selection.selector import Selector
-from llm_gateway.state.store import StateSnapshot
+from llm_gateway.selection.planner import Planner
+from llm_gateway.selection.selector import ChatPreparer
+from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.state.items import StateSnapshot, pks_for
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3000"))
 REQUEST_BODY = {
@@ -61,11 +63,11 @@ def percentiles(fn: Callable[[], Any], runs: int = RUNS) -> dict[str, float]:
 
 def selection_figures() -> list[tuple[str, dict[str, float]]]:
     catalog = fifty_model_catalog()
-    selector = Selector(catalog)
+    preparer, planner = ChatPreparer(catalog, TokenEstimator()), Planner()
     request = ChatCompletionRequest.model_validate(REQUEST_BODY)
-    available = list(catalog.keys())
-    prep = selector.prepare(request, available)
-    empty = StateSnapshot(models={})
+    available = frozenset(catalog.keys())
+    prep = preparer.prepare(request, available)
+    empty = StateSnapshot()
     now = time.time()
 
     def noop() -> None:
@@ -74,46 +76,52 @@ def selection_figures() -> list[tuple[str, dict[str, float]]]:
     return [
         ("baseline: empty call", percentiles(noop)),
         ("baseline: json.dumps(request)", percentiles(lambda: json.dumps(REQUEST_BODY))),
-        ("token estimate (tiktoken cl100k)", percentiles(lambda: selector.tokens.estimate(request))),
-        ("prepare (incl. tokens, 50 models)", percentiles(lambda: selector.prepare(request, available))),
-        ("plan (50 models, empty state)", percentiles(lambda: selector.plan(prep, empty, now))),
-        ("prepare + plan", percentiles(lambda: selector.plan(selector.prepare(request, available), empty, now))),
+        ("token estimate (tiktoken cl100k)", percentiles(lambda: preparer.tokens.estimate(request))),
+        ("prepare (incl. tokens, 50 models)", percentiles(lambda: preparer.prepare(request, available))),
+        (f"plan ({len(prep.candidates)} loaded, empty state)", percentiles(lambda: planner.plan(prep, empty, now))),
+        ("prepare + plan", percentiles(lambda: planner.plan(preparer.prepare(request, available), empty, now))),
     ]
 
 
 def dynamodb_calls() -> list[tuple[str, dict[str, int]]]:
-    """Calls per request through the real DynamoStateStore on moto (in-process)."""
+    """Calls per request through the real DynamoStateStore on moto (in-process), driven as the
+    runner drives it: one load, then reserve and reconcile for one attempt (a reconcile folds
+    into the next reservation of the same window, so it costs no call of its own)."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     import boto3
     from moto import mock_aws
 
     from llm_gateway.state.dynamodb import DynamoStateStore, create_table
+    from llm_gateway.state.metering import TOKENS
+    from llm_gateway.state.shared import SharedState
 
     rows: list[tuple[str, dict[str, int]]] = []
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, "bench")
-        store = DynamoStateStore(client, "bench")
+        state = SharedState(DynamoStateStore(client, "bench"), fold_reconcile=True)
         counts: dict[str, int] = {}
         client.meta.events.register(
             "before-call.dynamodb.*", lambda model, **_: counts.__setitem__(model.name, counts.get(model.name, 0) + 1)
         )
-        default = Selector(default_catalog())
         request = ChatCompletionRequest.model_validate(REQUEST_BODY)
-        for label, selector in ((f"catalog ({len(default.catalog)} models)", default),
-                                ("50-model catalog", Selector(fifty_model_catalog()))):
-            prep = selector.prepare(request, list(selector.catalog.keys()))
+        planner = Planner()
+        default = default_catalog()
+        for label, catalog in ((f"catalog ({len(default)} models)", default), ("50-model catalog", fifty_model_catalog())):
+            preparer = ChatPreparer(catalog, TokenEstimator())
+            prep = preparer.prepare(request, frozenset(catalog.keys()))
             now = time.time()
             counts.clear()
-            snapshot = store.load(prep.limits, now, breaker_ids=["cb#groq"])
-            plan = selector.plan(prep, snapshot, now)
+            snapshot = state.load(prep.all_meters(), prep.keys, now)
+            plan = planner.plan(prep, snapshot, now)
             step = plan.steps[0]
-            reservation = store.reserve(step.key, step.limits, step.reserve_tokens, now)
+            reservation = state.reserve(step.usages, step.amounts, now)
             if reservation is not None:
-                store.reconcile(reservation, step.reserve_tokens - 100, now)
-            keys = sum(2 * len(v) + 2 for v in prep.limits.values()) + 1  # windows now and before, hdr, cd
-            rows.append((f"{label}: {keys} keys, first step {step.key} ({len(step.limits)} windows)", dict(counts)))
+                state.reconcile(reservation, {**step.amounts, TOKENS: step.amounts[TOKENS] - 100}, now)
+            items = len(pks_for(prep.all_meters(), prep.keys, now))
+            rows.append((f"{label}: {items} items for {len(prep.keys)} loaded candidates, first step {step.key} "
+                         f"({len(step.usages)} windows)", dict(counts)))
     return rows
 
 

@@ -48,7 +48,7 @@ OURS_READY = (
     "os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'bench-client-key-00000000000000000000'});"
     "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
     "from llm_gateway.observability.metrics import RecordingMetrics;"
-    "build_gateway(load_settings(), RecordingMetrics()); print(time.perf_counter() - t)"
+    "build_gateway(load_settings(), metrics=RecordingMetrics()); print(time.perf_counter() - t)"
 )
 
 

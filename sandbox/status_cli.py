@@ -21,12 +21,13 @@ def _until(value: float | None, now: float) -> str:
 
 def _capacity(windows: list[dict[str, Any]]) -> str:
     parts = []
+    short = {"requests": "req", "tokens": "tok", "audio_seconds": "audio s"}
     for w in windows:
-        span = {1: "s", 60: "min", 86_400: "day"}.get(w["seconds"], f"{w['seconds']}s")
-        if w.get("max_requests") is not None:
-            parts.append(f"{w['remaining_requests']}/{w['max_requests']} req/{span}")
-        if w.get("max_tokens") is not None:
-            parts.append(f"{w['remaining_tokens']}/{w['max_tokens']} tok/{span}")
+        span = {"1": "s", "60": "min", "3600": "h", "86400": "day", "month": "month"}.get(w["window"], f"{w['window']}s")
+        shared = " (organisation)" if w["counter"].endswith("#*") else ""
+        for unit, name in short.items():
+            if w.get(f"max_{unit}") is not None:
+                parts.append(f"{w[f'remaining_{unit}']}/{w[f'max_{unit}']} {name}/{span}{shared}")
     return ", ".join(parts) or "no known limit"
 
 

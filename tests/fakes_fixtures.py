@@ -1,6 +1,7 @@
 """pytest fixtures for the fake providers (loaded by tests/conftest.py via `pytest_plugins`).
 
-- `fake_fleet` (session): all five fakes, started once with the embedded default config.
+- `fake_fleet` (session): every fake of the registry (`sandbox.fakes.FAKES`), started once with
+  the embedded default config.
 - `fakes` (function): the same fleet, with every provider `reset()` (stats, rate-limit counters,
   faults) before the test, so each test starts clean.
 """
@@ -47,6 +48,13 @@ class RemoteFake:
         import httpx
 
         httpx.delete(f"{self.root_url}/_sandbox/faults", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, object]:
+        import httpx
+
+        response = httpx.get(f"{self.root_url}/_sandbox/stats", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
 
 
 class RemoteFleet:

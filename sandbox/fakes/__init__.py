@@ -5,38 +5,21 @@
         openai = fleet.providers["openai"]
         OpenAI(base_url=openai.base_url, api_key="sk-test")
 
-Base URLs (the form each official SDK takes):
-    openai   OpenAI(base_url="http://127.0.0.1:P/v1")
-    groq     Groq(base_url="http://127.0.0.1:P")              (SDK appends /openai/v1/...)
-    gemini   genai.Client(api_key=..., http_options={"base_url": "http://127.0.0.1:P"})
-    cohere   cohere.ClientV2(base_url="http://127.0.0.1:P")
-    mistral  Mistral(server_url="http://127.0.0.1:P")
-Any API key is accepted except a missing one or one starting with "invalid".
+Which fakes exist, with their default models and limits: `registry.FAKES`. The base URL each
+official SDK takes and everything the fakes do: README.md. Any API key is accepted except a
+missing one or one starting with "invalid".
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-from sandbox.fakes.config import PROVIDER_NAMES, load_raw, provider_configs
+from sandbox.fakes.config import load_raw, provider_configs
 from sandbox.fakes.engine import FakeProvider
-from sandbox.fakes.wire import Wire
+from sandbox.fakes.registry import FAKES, FakeSpec
 
-WIRE_MODULES = {
-    "openai": "sandbox.fakes.openai_fake",
-    "groq": "sandbox.fakes.groq_fake",
-    "gemini": "sandbox.fakes.gemini_fake",
-    "cohere": "sandbox.fakes.cohere_fake",
-    "mistral": "sandbox.fakes.mistral_fake",
-}
-
-__all__ = ["PROVIDER_NAMES", "FakeFleet", "FakeProvider", "load_wire", "start_fakes"]
-
-
-def load_wire(name: str) -> Wire:
-    return importlib.import_module(WIRE_MODULES[name]).WIRE
+__all__ = ["FAKES", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
 
 
 class FakeFleet:
@@ -71,8 +54,8 @@ class FakeFleet:
 def start_fakes(
     config: str | Path | dict[str, Any] | None = None, providers: list[str] | None = None
 ) -> FakeFleet:
-    """Start the fakes named in the config (default: all five), optionally only `providers`."""
-    configs = provider_configs(load_raw(config), lambda name: load_wire(name).default_models)
+    """Start the fakes named in the config (default: every registered one), optionally only `providers`."""
+    configs = provider_configs(load_raw(config))
     missing = [p for p in (providers or []) if p not in configs]
     if missing:
         raise ValueError(f"provider(s) {missing} not in the config; it has {list(configs)}")
@@ -80,7 +63,7 @@ def start_fakes(
     started: dict[str, FakeProvider] = {}
     try:
         for name in wanted:
-            started[name] = FakeProvider(load_wire(name), configs[name]).start()
+            started[name] = FakeProvider(FAKES[name].wire, configs[name]).start()
     except BaseException:
         FakeFleet(started).stop()
         raise

@@ -14,14 +14,15 @@ import signal
 import threading
 from types import FrameType
 
-from sandbox.fakes import start_fakes
+from sandbox.fakes import FAKES, start_fakes
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-gateway fakes", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line describing the fakes")
     parser.add_argument("--config", metavar="FILE", help="YAML config replacing the embedded default")
-    parser.add_argument("--providers", metavar="A,B", help="comma-separated subset of providers to start")
+    parser.add_argument("--providers", metavar="A,B",
+                        help=f"comma-separated subset of providers to start ({', '.join(FAKES)})")
     return parser
 
 

@@ -9,7 +9,10 @@ Auth `Authorization: Bearer`. Streams are SSE with `event: <type>` + `data: {"ty
 message-start, content-start/-delta/-end, or tool-plan-delta + tool-call-start/-delta/-end,
 then message-end with `finish_reason` and usage `{billed_units, tokens}`; no `[DONE]` (the SDK
 accepts either). Finish reasons COMPLETE, MAX_TOKENS, TOOL_CALL. Every error body is
-`{"id", "message"}`; no rate-limit headers and no retry-after.
+`{"id", "message"}`; never a retry-after. Production keys get no rate-limit headers. A trial key
+(1,000 API calls per calendar month; configured as `rpmonth`, usually in `org_limits`) gets the
+headers observed on trial keys (providers.md §6.5): `x-endpoint-monthly-call-limit`,
+`x-trial-endpoint-call-limit` and `x-trial-endpoint-call-remaining` (per minute).
 """
 
 from __future__ import annotations
@@ -19,10 +22,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
+from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Event, Route, Wire, match_path, sse_event
 
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL"}
 _TEMPLATE_TOKENS = 64  # `tokens.input_tokens` includes the prompt template; `billed_units` does not
+_TRIAL_MONTH = ("You are using a Trial key, which is limited to {limit} API calls / month. You can continue to "
+                "use the Trial key for free or upgrade to a Production key with higher rate limits at "
+                "'https://dashboard.cohere.com/api-keys'. Contact us on 'https://discord.gg/XW44jPfYJu' or "
+                "email us at support@cohere.com with any questions")  # fmt: skip
+_PER_MINUTE = "You are past the per minute request limit, please wait and try again later."
 
 
 def _uuid(ctx: Ctx, salt: str = "") -> str:
@@ -32,7 +41,6 @@ def _uuid(ctx: Ctx, salt: str = "") -> str:
 
 class CohereWire(Wire):
     name = "cohere"
-    default_models = ["command-a-03-2025", "command-r-08-2024", "command-r7b-12-2024"]
     sentinel = None
 
     def match(self, method: str, path: str) -> Route | None:
@@ -152,7 +160,9 @@ class CohereWire(Wire):
     # --- errors -------------------------------------------------------------------------------
 
     def error(self, info: ErrorInfo, ctx: Ctx) -> tuple[int, dict[str, Any], dict[str, str]]:
-        tokens = info.snap is not None and info.snap.exceeded == "tokens"
+        if info.kind == "rate_limited" and info.snap is not None:
+            body = {"id": _uuid(ctx, "error"), "message": self._limit_message(info.snap)}
+            return 429, body, self.limit_headers(info.snap)
         table: dict[str, tuple[int, str]] = {
             "auth_missing": (401, "no api key supplied"),
             "auth_invalid": (401, "invalid api token"),
@@ -161,14 +171,34 @@ class CohereWire(Wire):
                                 "and that you have access to the model."),
             "path_not_found": (404, info.message),
             "bad_request": (400, info.message),
-            "rate_limited": (429, f"trial token rate limit exceeded, limit is {info.snap.limit} tokens per minute"
-                             if tokens and info.snap else "You are past the per minute request limit, please "
-                             "wait and try again later."),
+            "rate_limited": (429, _PER_MINUTE),
             "server_500": (500, f"internal server error, this has been reported to our developers. id {_uuid(ctx, 'e')}"),
             "server_503": (503, "service unavailable, please try again later"),
         }  # fmt: skip
         status, message = table.get(info.kind, table["server_500"])
         return status, {"id": _uuid(ctx, "error"), "message": message}, {}
+
+    @staticmethod
+    def _limit_message(snap: LimitSnapshot) -> str:
+        over = snap.exceeded
+        if over is None:
+            return _PER_MINUTE
+        if over.dimension.key == "rpmonth":
+            return _TRIAL_MONTH.format(limit=over.limit)
+        if over.dimension.unit == "tokens":
+            return f"trial token rate limit exceeded, limit is {over.limit} tokens per {over.dimension.period}"
+        return _PER_MINUTE
+
+    def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
+        month = snap.get("rpmonth")
+        if month is None:  # a production key: no rate-limit headers at all
+            return {}
+        headers = {"x-endpoint-monthly-call-limit": str(month.limit)}
+        minute = snap.get("rpm")
+        if minute is not None:
+            headers["x-trial-endpoint-call-limit"] = str(minute.limit)
+            headers["x-trial-endpoint-call-remaining"] = str(minute.remaining)
+        return headers
 
     def response_headers(self, ctx: Ctx) -> dict[str, str]:
         return {"x-debug-trace-id": ctx.hex_id("trace", 32)}

@@ -2,8 +2,9 @@
 
 `FakeProvider` owns a `ThreadingHTTPServer` on 127.0.0.1 (random free port, daemon threads) and a
 `Wire` (the provider's format). The request handler does, in order: route → read body → stats →
-auth → injected fault → models listing or chat (unknown model, rate limits, latency, reply,
-JSON or SSE). The `/_sandbox/*` control endpoints (faults, stats, reset) need no auth.
+auth → injected fault → models listing or chat (strict request checks, unknown model, rate
+limits, latency, reply, JSON or SSE). The `/_sandbox/*` control endpoints (faults, limits,
+stats, reset) need no auth.
 
 HTTP/1.1 with keep-alive: JSON bodies carry Content-Length, streams use chunked encoding, so a
 cut stream surfaces in clients as an incomplete chunked body, as it does with real providers.
@@ -24,7 +25,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.fakes.config import ProviderConfig
 from sandbox.fakes.content import ChatRequest, Reply, make_reply
-from sandbox.fakes.state import Fault, FaultBook, LimitSnapshot, RateLimiter, Stats
+from sandbox.fakes.limits import RateLimiter, parse_dimensions, parse_model_limits
+from sandbox.fakes.state import Fault, FaultBook, Stats
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route, Wire
 
 _ERROR_FAULTS = {"429": "rate_limited", "500": "server_500", "503": "server_503", "401": "auth_fault"}
@@ -41,7 +43,7 @@ class _Server(ThreadingHTTPServer):
 
 class FakeProvider:
     """One fake provider server. Public API: name, base_url, root_url, models, add_fault,
-    clear_faults, faults, stats, reset, stop."""
+    clear_faults, faults, set_limits, limits, stats, reset, stop."""
 
     def __init__(self, wire: Wire, config: ProviderConfig) -> None:
         self.wire = wire
@@ -51,7 +53,7 @@ class FakeProvider:
         self.stop_event = threading.Event()
         self._faults = FaultBook(config.seed)
         self._stats = Stats()
-        self.limiter = RateLimiter(config.limits)
+        self.limiter = RateLimiter(config.limits, config.org_limits)
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
         for fault in config.faults:
@@ -92,13 +94,27 @@ class FakeProvider:
     def faults(self) -> list[dict[str, Any]]:
         return self._faults.list()
 
+    def set_limits(self, limits: Any = None, org_limits: Any = None) -> dict[str, Any]:
+        """Replace the per-model limits (`{"default": {...}, "<model>": {...}}`) and/or the
+        provider-wide ones (`{"rps": 1, "rpmonth": 1000}`); counting starts over. `reset()` goes
+        back to the configured limits."""
+        self.limiter.configure(
+            None if limits is None else parse_model_limits(limits),
+            None if org_limits is None else parse_dimensions(org_limits, "org_limits"),
+        )
+        return self.limits()
+
+    def limits(self) -> dict[str, Any]:
+        """Configured limits and what each model and the organisation has used."""
+        return self.limiter.describe()
+
     def stats(self) -> dict[str, Any]:
         return self._stats.snapshot()
 
     def reset(self) -> None:
-        """Clear statistics, rate-limit counters and all faults."""
+        """Clear statistics, rate-limit counters and all faults; limits back to the configured ones."""
         self._stats.clear()
-        self.limiter.clear()
+        self.limiter.reset()
         self._faults.clear()
         with self._seq_lock:
             self._seq = itertools.count(1)
@@ -207,9 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, route: Route, body: dict[str, Any], ctx: Ctx, fault: Fault | None) -> None:
         fake = self.fake
         try:
+            if fake.config.strict:
+                fake.wire.check_strict(body, route)
             req = fake.wire.parse_chat(body, route)
         except BadRequest as exc:
-            self._error(ErrorInfo("bad_request", message=str(exc), model=ctx.model), ctx)
+            self._error(ErrorInfo(exc.kind, message=str(exc), model=ctx.model, detail=exc.detail), ctx)
             return
         if req.model not in fake.models:
             self._error(ErrorInfo("model_not_found", model=req.model), ctx)
@@ -239,8 +257,9 @@ class _Handler(BaseHTTPRequestHandler):
                 _ERROR_FAULTS[fault.fault], model=ctx.model or None, retry_after=fault.retry_after
             )
             if fault.fault == "429":
-                info.snap = self._fault_snapshot(ctx.model, fault)
-                info.retry_after = info.snap.retry_after
+                info.snap = self.fake.limiter.exhausted(ctx.model or None, fault.retry_after)
+                assert info.snap.exceeded is not None
+                info.retry_after = info.snap.exceeded.retry_after
             self._error(info, ctx)
             return True
         if fault.fault == "timeout":
@@ -251,18 +270,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset_connection()
             return True
         return False
-
-    def _fault_snapshot(self, model: str, fault: Fault) -> LimitSnapshot:
-        snap = (
-            self.fake.limiter.peek(model) if model else LimitSnapshot((1000, 0, 1.0), (10**6, 0, 1.0), None)
-        )
-        wait = fault.retry_after if fault.retry_after is not None else max(1.0, snap.rpm[2])
-        snap.rpm = (snap.rpm[0], 0, wait)
-        if snap.rpd is not None:
-            snap.rpd = (snap.rpd[0], 0, wait)
-        snap.exceeded, snap.limit, snap.used, snap.requested = "requests", snap.rpm[0], snap.rpm[0], 1
-        snap.retry_after = wait
-        return snap
 
     def _reset_connection(self) -> None:
         """Close abruptly: SO_LINGER 0 makes the kernel send RST instead of FIN."""
@@ -360,6 +367,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_plain(200, {"faults": []}, ctx)
         elif path == "/_sandbox/faults" and method == "GET":
             self._send_plain(200, {"faults": fake.faults()}, ctx)
+        elif path == "/_sandbox/limits" and method == "GET":
+            self._send_plain(200, fake.limits(), ctx)
+        elif path == "/_sandbox/limits" and method == "POST":
+            try:
+                data = json.loads(raw or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("expected {\"limits\": {...}, \"org_limits\": {...}}")
+                described = fake.set_limits(data.get("limits"), data.get("org_limits"))
+            except ValueError as exc:
+                self._send_plain(400, {"error": str(exc)}, ctx)
+                return
+            self._send_plain(200, described, ctx)
         elif path == "/_sandbox/stats" and method == "GET":
             self._send_plain(200, fake.stats(), ctx)
         elif path == "/_sandbox/reset" and method == "POST":

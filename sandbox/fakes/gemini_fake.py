@@ -12,7 +12,9 @@ Served: `POST /{ver}/models/{model}:generateContent`, `POST /{ver}/models/{model
 `GET /{ver}/models/{model}`. Auth: `x-goog-api-key` header or `?key=`. Requests are accepted in
 lowerCamelCase and snake_case. Errors are google.rpc.Status bodies; as in the real API a missing
 key is 403 PERMISSION_DENIED and an invalid key is **400** INVALID_ARGUMENT with
-ErrorInfo `API_KEY_INVALID` (the injected "401" fault gives 401 UNAUTHENTICATED). No rate-limit
+ErrorInfo `API_KEY_INVALID` (the injected "401" fault gives 401 UNAUTHENTICATED). Strict mode
+(`gemini_strict.py`) answers 400 INVALID_ARGUMENT, as the real API does, to broken turn order
+(function calls/responses) and to OBJECT schemas without properties in function parameters. No rate-limit
 headers; 429 is RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo (`retryDelay: "34s"`).
 """
 
@@ -23,38 +25,30 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from sandbox.fakes import gemini_strict
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
+from sandbox.fakes.gemini_strict import proto_field as _get
+from sandbox.fakes.limits import MODEL
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Event, Route, Wire, match_path, sse_data
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 _RPC = "type.googleapis.com/google.rpc."
-_QUOTA = {
-    "requests": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-    ),
-    "tokens": (
-        "generate_content_free_tier_input_token_count",
-        "GenerateContentInputTokensPerModelPerMinute-FreeTier",
-    ),
-    "requests_day": (
-        "generate_content_free_tier_requests",
-        "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-    ),
-}
+_METRICS = {"requests": "generate_content_free_tier_requests",
+            "tokens": "generate_content_free_tier_input_token_count"}  # fmt: skip
 
 
-def _get(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
-    """Read a field in lowerCamelCase or its snake_case proto name."""
-    if camel in obj:
-        return obj[camel]
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
-    return obj.get(snake, default)
+def quota_id(unit: str, period: str, per_model: bool) -> str:
+    """The QuotaFailure `quotaId` Gemini reports, e.g. GenerateRequestsPerMinutePerProjectPerModel-FreeTier
+    or GenerateContentInputTokensPerModelPerMinute-FreeTier (providers.md §5.5); without `PerModel`
+    for a project-wide limit."""
+    period = period.capitalize()
+    if unit == "tokens":
+        return f"GenerateContentInputTokens{'PerModel' if per_model else ''}Per{period}-FreeTier"
+    return f"GenerateRequestsPer{period}PerProject{'PerModel' if per_model else ''}-FreeTier"
 
 
 class GeminiWire(Wire):
     name = "gemini"
-    default_models = ["gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro"]
     sentinel = None
 
     def match(self, method: str, path: str) -> Route | None:
@@ -75,6 +69,15 @@ class GeminiWire(Wire):
 
     def api_key(self, headers: dict[str, str], query: dict[str, str]) -> str | None:
         return headers.get("x-goog-api-key") or query.get("key") or None
+
+    def check_strict(self, body: dict[str, Any], route: Route) -> None:
+        empty = gemini_strict.empty_object_paths(_get(body, "tools") or [])
+        if empty:
+            raise BadRequest("".join(f"* {path}: should be non-empty for OBJECT type\n" for path in empty))
+        contents = _get(body, "contents")
+        problem = gemini_strict.turn_order_error(contents) if isinstance(contents, list) else None
+        if problem:
+            raise BadRequest(problem)
 
     def parse_chat(self, body: dict[str, Any], route: Route) -> ChatRequest:
         contents = _get(body, "contents")
@@ -205,13 +208,14 @@ class GeminiWire(Wire):
         return code, self.status_body(code, status, message), {}
 
     def _quota_body(self, info: ErrorInfo, ctx: Ctx) -> dict[str, Any]:
-        snap = info.snap
-        kind = (snap.exceeded if snap else None) or "requests"
-        wait = info.retry_after if info.retry_after is not None else (snap.retry_after if snap else 34.0)
-        metric, quota_id = _QUOTA.get(kind, _QUOTA["requests"])
-        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{metric}", "quotaId": quota_id,
-                     "quotaDimensions": {"location": "global", "model": ctx.model},
-                     "quotaValue": str(snap.limit if snap else 0)}  # fmt: skip
+        over = info.snap.exceeded if info.snap else None
+        wait = info.retry_after if info.retry_after is not None else (over.retry_after if over else 34.0)
+        unit, period = (over.dimension.unit, over.dimension.period) if over else ("requests", "minute")
+        per_model = over is None or over.scope == MODEL
+        dimensions = {"location": "global", **({"model": ctx.model} if per_model else {})}
+        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{_METRICS[unit]}",
+                     "quotaId": quota_id(unit, period, per_model), "quotaDimensions": dimensions,
+                     "quotaValue": str(over.limit if over else 0)}  # fmt: skip
         details = [
             {"@type": _RPC + "QuotaFailure", "violations": [violation]},
             {"@type": _RPC + "Help", "links": [{"description": "Learn more about Gemini API quotas",

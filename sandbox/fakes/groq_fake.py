@@ -18,14 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.openai_fake import OpenAIWire, _openai_style_headers
-from sandbox.fakes.state import LimitSnapshot
 from sandbox.fakes.wire import Ctx, ErrorInfo
 
 
 class GroqWire(OpenAIWire):
     name = "groq"
-    default_models = ["llama-3.1-8b-instant", "llama-3.3-70b-versatile", "openai/gpt-oss-20b"]
     prefix = "/openai/v1"
     base_path = ""
     docs_url = "https://console.groq.com/docs/rate-limits"
@@ -88,8 +87,7 @@ class GroqWire(OpenAIWire):
         return super().error(info, ctx)
 
     def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
-        requests = snap.rpd if snap.rpd is not None else snap.rpm
-        return _openai_style_headers(requests, snap.tpm)
+        return _openai_style_headers(snap.get("rpd") or snap.get("rpm"), snap.get("tpm"))
 
     def response_headers(self, ctx: Ctx) -> dict[str, str]:
         return {"x-request-id": self._req_id(ctx), "x-groq-region": "fake"}

@@ -9,24 +9,29 @@ Differences from OpenAI: tool_choice also accepts `"any"`; tool-call ids are 9 a
 streamed tool calls arrive whole in the final chunk; usage rides on the final chunk (the one with
 `finish_reason`) with no request flag; errors are `{"object":"error","message","type","param",
 "code"}` with numeric-string codes; an unknown model is a **400** `invalid_model` (code 1500);
-401 is the gateway's `{"message":"Unauthorized","request_id"}`. Rate-limit headers (observed):
+401 is the gateway's `{"message":"Unauthorized","request_id"}`. Strict mode (`mistral_strict.py`):
+unknown top-level fields → 422 `{"object":"error","message":{"detail":[...extra_forbidden...]},
+"type":"invalid_request_error","param":null,"code":null}`; replayed tool-call ids that are not
+nine alphanumerics → 400 `invalid_function_call` (code 3280). Rate-limit headers (observed):
 `x-ratelimit-{limit,remaining}-req-minute`, `x-ratelimit-{limit,remaining}-tokens-minute`,
-`x-ratelimit-tokens-query-cost`; no reset header and no retry-after.
+`x-ratelimit-tokens-query-cost`, and `x-ratelimit-{limit,remaining}-tokens-month` when a monthly
+token limit is set; no reset header and no retry-after. Limits are per organisation at Mistral
+(the free tier: 1 request per second for all models): `org_limits: {rps: 1}`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox.fakes import mistral_strict
 from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.openai_fake import OpenAIWire
-from sandbox.fakes.state import LimitSnapshot
-from sandbox.fakes.wire import Ctx, ErrorInfo
+from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
 
 
 class MistralWire(OpenAIWire):
     name = "mistral"
-    default_models = ["mistral-small-latest", "mistral-large-latest", "ministral-8b-latest"]
     prefix = "/v1"
     base_path = ""
     whole_tool_calls = True
@@ -77,6 +82,17 @@ class MistralWire(OpenAIWire):
         req.include_usage = False  # Mistral has no stream_options; usage is always on the final chunk
         return super().stream(req, reply, ctx)
 
+    def check_strict(self, body: dict[str, Any], route: Route) -> None:
+        detail = mistral_strict.validation_errors(body)
+        if detail:
+            raise BadRequest("request body failed validation", kind="validation", detail=detail)
+        bad_id = mistral_strict.invalid_tool_call_id(body.get("messages"))
+        if bad_id is not None:
+            raise BadRequest(
+                f"Tool call id was {bad_id} but must be a-z, A-Z, 0-9, with a length of 9.",
+                kind="invalid_tool_call_id",
+            )
+
     def parse_chat(self, body: dict[str, Any], route: Any) -> ChatRequest:
         req = super().parse_chat(body, route)
         req.max_tokens = int(body["max_tokens"]) if body.get("max_tokens") is not None else None
@@ -93,9 +109,14 @@ class MistralWire(OpenAIWire):
             body["raw_status_code"] = 429
             headers = self.limit_headers(info.snap) if info.snap is not None else {}
             return 429, body, headers
+        if info.kind == "validation":
+            body = self.error_body("", "invalid_request_error", None)
+            body["message"] = {"detail": info.detail}
+            return 422, body, {}
         table: dict[str, tuple[int, str, str, str]] = {
             "model_not_found": (400, f"Invalid model: {info.model}", "invalid_model", "1500"),
             "bad_request": (400, info.message, "invalid_request_error", "3000"),
+            "invalid_tool_call_id": (400, info.message, "invalid_function_call", "3280"),
             "path_not_found": (404, "Not Found", "not_found", "1000"),
             "server_500": (500, "Internal server error", "internal_server_error", "1000"),
             "server_503": (503, "Service unavailable, please retry later.", "service_unavailable", "1000"),
@@ -104,13 +125,14 @@ class MistralWire(OpenAIWire):
         return status, self.error_body(message, type_, code), {}
 
     def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
-        return {
-            "x-ratelimit-limit-req-minute": str(snap.rpm[0]),
-            "x-ratelimit-remaining-req-minute": str(snap.rpm[1]),
-            "x-ratelimit-limit-tokens-minute": str(snap.tpm[0]),
-            "x-ratelimit-remaining-tokens-minute": str(snap.tpm[1]),
-            "x-ratelimit-tokens-query-cost": str(snap.cost),
-        }
+        headers: dict[str, str] = {}
+        for key, name in (("rpm", "req-minute"), ("tpm", "tokens-minute"), ("tpmonth", "tokens-month")):
+            state = snap.get(key)
+            if state is not None:
+                headers[f"x-ratelimit-limit-{name}"] = str(state.limit)
+                headers[f"x-ratelimit-remaining-{name}"] = str(state.remaining)
+        headers["x-ratelimit-tokens-query-cost"] = str(snap.cost)
+        return headers
 
     def response_headers(self, ctx: Ctx) -> dict[str, str]:
         return {"mistral-correlation-id": ctx.hex_id("corr", 32), "x-kong-request-id": ctx.hex_id("kong", 24)}

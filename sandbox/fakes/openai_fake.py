@@ -7,8 +7,8 @@ SDK base URL: `OpenAI(base_url="http://127.0.0.1:P/v1")` — openai-python joins
 
 Auth `Authorization: Bearer <key>`. Streams are data-only SSE ending in `data: [DONE]`; a usage
 chunk (`choices: []`) is added only with `stream_options.include_usage`. Rate-limit headers
-`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (per minute, Go-duration resets) and
-`retry-after` (integer seconds) on 429.
+`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (per minute, Go-duration resets; the
+binding one of the model's and the organisation's limits) and `retry-after` (integer seconds) on 429.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
-from sandbox.fakes.state import LimitSnapshot
+from sandbox.fakes.limits import LimitSnapshot, WindowState
 from sandbox.fakes.wire import (
     BadRequest,
     Ctx,
@@ -32,16 +32,15 @@ from sandbox.fakes.wire import (
     sse_data,
 )
 
-_LIMIT_WORDS = {
-    "requests": ("requests per min (RPM)", "requests"),
-    "tokens": ("tokens per min (TPM)", "tokens"),
-    "requests_day": ("requests per day (RPD)", "requests"),
-}
+_LIMIT_WORDS = {  # as in OpenAI's and Groq's 429 messages; `type` is the dimension's unit
+    "rps": "requests per sec (RPS)", "rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
+    "rpmonth": "requests per month (RPMo)", "tpm": "tokens per min (TPM)", "tpd": "tokens per day (TPD)",
+    "tpmonth": "tokens per month (TPMo)",
+}  # fmt: skip
 
 
 class OpenAIWire(Wire):
     name = "openai"
-    default_models = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini"]
     sentinel = b"data: [DONE]\n\n"
     prefix = "/v1"
     base_path = "/v1"
@@ -225,20 +224,20 @@ class OpenAIWire(Wire):
 
     def rate_limited(self, info: ErrorInfo, ctx: Ctx) -> tuple[int, dict[str, Any], dict[str, str]]:
         snap = info.snap
-        assert snap is not None
-        words, type_ = _LIMIT_WORDS.get(snap.exceeded or "requests", _LIMIT_WORDS["requests"])
-        wait = info.retry_after if info.retry_after is not None else snap.retry_after
+        assert snap is not None and snap.exceeded is not None
+        over = snap.exceeded
+        wait = info.retry_after if info.retry_after is not None else over.retry_after
         message = (
-            f"Rate limit reached for {ctx.model} in organization org-fake on {words}: Limit {snap.limit}, "
-            f"Used {snap.used}, Requested {snap.requested}. Please try again in {go_duration(wait)}. "
-            f"Visit {self.docs_url} to learn more."
+            f"Rate limit reached for {ctx.model} in organization org-fake on {_LIMIT_WORDS[over.dimension.key]}: "
+            f"Limit {over.limit}, Used {over.used}, Requested {over.requested}. Please try again in "
+            f"{go_duration(wait)}. Visit {self.docs_url} to learn more."
         )
         headers = self.limit_headers(snap)
         headers["retry-after"] = str(max(1, math.ceil(wait)))
-        return 429, self.error_body(message, type_, "rate_limit_exceeded"), headers
+        return 429, self.error_body(message, over.dimension.unit, "rate_limit_exceeded"), headers
 
     def limit_headers(self, snap: LimitSnapshot) -> dict[str, str]:
-        return _openai_style_headers(snap.rpm, snap.tpm)
+        return _openai_style_headers(snap.get("rpm"), snap.get("tpm"))
 
     def response_headers(self, ctx: Ctx) -> dict[str, str]:
         return {"x-request-id": f"req_{ctx.hex_id('req', 32)}", "openai-version": "2020-10-01",
@@ -253,15 +252,14 @@ class OpenAIWire(Wire):
         return {"object": "list", "data": [self.model_body(m, ctx) for m in models]}
 
 
-def _openai_style_headers(requests: tuple[int, int, float], tokens: tuple[int, int, float]) -> dict[str, str]:
-    return {
-        "x-ratelimit-limit-requests": str(requests[0]),
-        "x-ratelimit-remaining-requests": str(requests[1]),
-        "x-ratelimit-reset-requests": go_duration(requests[2]),
-        "x-ratelimit-limit-tokens": str(tokens[0]),
-        "x-ratelimit-remaining-tokens": str(tokens[1]),
-        "x-ratelimit-reset-tokens": go_duration(tokens[2]),
-    }
+def _openai_style_headers(requests: WindowState | None, tokens: WindowState | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, state in (("requests", requests), ("tokens", tokens)):
+        if state is not None:
+            headers[f"x-ratelimit-limit-{name}"] = str(state.limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(state.remaining)
+            headers[f"x-ratelimit-reset-{name}"] = go_duration(state.reset_s)
+    return headers
 
 
 WIRE = OpenAIWire()

@@ -1,4 +1,5 @@
-"""Mutable per-provider state of a fake: injected faults, request statistics, rate-limit windows.
+"""Mutable per-provider state of a fake: injected faults and request statistics (rate limits:
+`limits.py`).
 
 Every class here is thread-safe (one lock each) because the HTTP server handles requests on
 many threads. Randomness (fault `rate`) comes from a seeded `random.Random`, so a test that
@@ -9,8 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream")
@@ -139,122 +139,3 @@ class Stats:
                 "by_model": {m: dict(v) for m, v in data["by_model"].items()},
                 "faults_fired": dict(data["faults_fired"]),
             }
-
-
-@dataclass
-class Window:
-    """A fixed window that opens at its first use and lasts `length` seconds."""
-
-    limit: int
-    length: float
-    used: int = 0
-    start: float = 0.0
-
-    def roll(self, now: float) -> None:
-        if now - self.start >= self.length:
-            self.start, self.used = now, 0
-
-    def remaining(self) -> int:
-        return max(0, self.limit - self.used)
-
-    def reset_in(self, now: float) -> float:
-        """Seconds until the window is back to full (0 when nothing is used)."""
-        return 0.0 if self.used == 0 else max(0.0, self.start + self.length - now)
-
-
-@dataclass
-class LimitSnapshot:
-    """Rate-limit state after (or instead of) one request, for the wire's headers."""
-
-    rpm: tuple[int, int, float]  # limit, remaining, reset seconds
-    tpm: tuple[int, int, float]
-    rpd: tuple[int, int, float] | None
-    cost: int = 0
-    exceeded: str | None = None  # "requests" | "tokens" | "requests_day"
-    requested: int = 0
-    used: int = 0
-    limit: int = 0
-    retry_after: float = 0.0
-
-
-@dataclass
-class _ModelWindows:
-    rpm: Window
-    tpm: Window
-    rpd: Window | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class RateLimiter:
-    """Per-model request and token counters for the configured rpm/tpm (and optional rpd)."""
-
-    def __init__(self, limits: dict[str, dict[str, int]], clock: Any = time.monotonic) -> None:
-        self._limits = limits
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._windows: dict[str, _ModelWindows] = {}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._windows.clear()
-
-    def _for(self, model: str) -> _ModelWindows:
-        if model not in self._windows:
-            conf = {**self._limits.get("default", {}), **self._limits.get(model, {})}
-            rpd = conf.get("rpd")
-            self._windows[model] = _ModelWindows(
-                rpm=Window(int(conf.get("rpm", 1000)), 60.0),
-                tpm=Window(int(conf.get("tpm", 1_000_000)), 60.0),
-                rpd=Window(int(rpd), 86_400.0) if rpd else None,
-            )
-        return self._windows[model]
-
-    def admit(self, model: str, prompt_tokens: int) -> LimitSnapshot:
-        """Count one request and its prompt tokens, or report which limit it would exceed."""
-        with self._lock:
-            now = self._clock()
-            win = self._for(model)
-            windows = [w for w in (win.rpm, win.tpm, win.rpd) if w is not None]
-            for w in windows:
-                w.roll(now)
-            exceeded = self._exceeded(win, prompt_tokens, now)
-            if exceeded is None:
-                for w in (win.rpm, win.rpd):
-                    if w is not None:
-                        w.used += 1
-                win.tpm.used += prompt_tokens
-            return self._snapshot(win, now, exceeded, prompt_tokens)
-
-    def _exceeded(self, win: _ModelWindows, tokens: int, now: float) -> LimitSnapshot | None:
-        checks = [("requests", win.rpm, 1), ("tokens", win.tpm, tokens)]
-        if win.rpd is not None:
-            checks.append(("requests_day", win.rpd, 1))
-        for kind, w, need in checks:
-            if w.used + need > w.limit:
-                wait = max(0.001, w.start + w.length - now)
-                return LimitSnapshot((0, 0, 0), (0, 0, 0), None, 0, kind, need, w.used, w.limit, wait)
-        return None
-
-    def add_tokens(self, model: str, tokens: int) -> LimitSnapshot:
-        with self._lock:
-            now = self._clock()
-            win = self._for(model)
-            win.tpm.roll(now)
-            win.tpm.used += tokens
-            return self._snapshot(win, now, None, tokens)
-
-    def peek(self, model: str) -> LimitSnapshot:
-        with self._lock:
-            now = self._clock()
-            return self._snapshot(self._for(model), now, None, 0)
-
-    @staticmethod
-    def _snapshot(win: _ModelWindows, now: float, exceeded: LimitSnapshot | None, cost: int) -> LimitSnapshot:
-        def triple(w: Window) -> tuple[int, int, float]:
-            return (w.limit, w.remaining(), w.reset_in(now))
-
-        snap = LimitSnapshot(triple(win.rpm), triple(win.tpm), triple(win.rpd) if win.rpd else None, cost)
-        if exceeded is not None:
-            snap.exceeded, snap.requested = exceeded.exceeded, exceeded.requested
-            snap.used, snap.limit, snap.retry_after = exceeded.used, exceeded.limit, exceeded.retry_after
-        return snap

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.fakes.content import ChatRequest, Reply
-from sandbox.fakes.state import LimitSnapshot
+from sandbox.fakes.limits import LimitSnapshot
 
 Event = tuple[bytes, bool]  # (framed SSE bytes, carries content?)
 
@@ -53,20 +53,26 @@ class ErrorInfo:
     """What went wrong, for `Wire.error` to phrase in the provider's own words."""
 
     kind: str  # auth_missing | auth_invalid | auth_fault | model_not_found | path_not_found
-    #            | bad_request | rate_limited | server_500 | server_503
+    #            | bad_request | rate_limited | server_500 | server_503 | a wire's own (BadRequest.kind)
     message: str = ""
     model: str | None = None
     snap: LimitSnapshot | None = None
     retry_after: float | None = None
+    detail: Any = None  # structured detail of a rejected request (e.g. Mistral's validation errors)
 
 
 class BadRequest(ValueError):
-    """Raised by `parse_chat` for a body the real provider would reject with 400."""
+    """A body the real provider would reject. `kind` names the rejection for `Wire.error` (the
+    default `bad_request` is each provider's plain 400); `detail` carries structured detail."""
+
+    def __init__(self, message: str, kind: str = "bad_request", detail: Any = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.detail = detail
 
 
 class Wire:
     name = "base"
-    default_models: list[str] = []
     sentinel: bytes | None = None  # e.g. b"data: [DONE]\n\n"
     base_path = ""  # appended to the root URL to form the SDK's base URL
 
@@ -82,6 +88,11 @@ class Wire:
 
     def parse_chat(self, body: dict[str, Any], route: Route) -> ChatRequest:
         raise NotImplementedError
+
+    def check_strict(self, body: dict[str, Any], route: Route) -> None:
+        """Raise `BadRequest` for what the real provider rejects although `parse_chat` could read it
+        (strict mode, the default). Lenient mode skips this, to test clients that are known to
+        send such bodies without failing on them."""
 
     def call_id(self, ctx: Ctx, name: str, index: int) -> str:
         return f"call_{ctx.alnum_id(f'tool{index}', 24)}"

@@ -28,7 +28,7 @@ from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.registry import provider_specs
 from sandbox.fakes import FakeFleet
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
-from tests.unit.providers.helpers import fold_chunk, request
+from tests.unit.providers.helpers import WEATHER_TOOL, fold_chunk, request
 
 MODELS = {
     "openai": "gpt-4o-mini",
@@ -61,7 +61,7 @@ def fresh_engine() -> Iterator[ProviderEngine]:
 def adapter_for(fleet: FakeFleet, provider: str, api_key: str = "test-key") -> ChatAdapter:
     spec = provider_specs()[provider]
     base_url = fleet.providers[provider].base_url
-    return spec.make_adapter(ProviderConfig(name=provider, kind=provider, base_url=base_url, api_key=api_key))
+    return spec.adapters["chat"](ProviderConfig(name=provider, kind=provider, base_url=base_url, api_key=api_key))
 
 
 @dataclass
@@ -92,10 +92,10 @@ def usage_ok(usage: Usage | None) -> bool:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_plain(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request("system"), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.message.content
     assert choice.finish_reason in ("stop", "length")
-    assert usage_ok(reply.completion.usage)
+    assert usage_ok(reply.value.usage)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -109,14 +109,14 @@ def test_plain_stream(provider: str, fakes: FakeFleet, engine: ProviderEngine) -
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_tools_required(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request("tools"), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.tool_calls
     for call in choice.message.tool_calls:
         assert call.id
         assert call.function.name in ("get_weather", "get_time")
         assert isinstance(json.loads(call.function.arguments), dict)
-    assert usage_ok(reply.completion.usage)
+    assert usage_ok(reply.value.usage)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -132,7 +132,7 @@ def test_tools_required_stream(provider: str, fakes: FakeFleet, engine: Provider
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     ad = adapter_for(fakes, provider)
-    first = engine.complete(ad, request("tools"), MODELS[provider], TIMEOUT_S).completion.choices[0].message
+    first = engine.complete(ad, request("tools"), MODELS[provider], TIMEOUT_S).value.choices[0].message
     call = first.tool_calls[0]
     messages = [
         {"role": "user", "content": "Weather in Paris?"},
@@ -140,17 +140,57 @@ def test_tool_result_follow_up(provider: str, fakes: FakeFleet, engine: Provider
         {"role": "tool", "tool_call_id": call.id, "content": "{\"temp_c\": 21}"},
     ]
     reply = engine.complete(ad, request("tool_result", messages=messages), MODELS[provider], TIMEOUT_S)
-    choice = reply.completion.choices[0]
+    choice = reply.value.choices[0]
     assert choice.message.content
     assert choice.finish_reason == "stop"
     assert not choice.message.tool_calls
+
+
+# --- what strict fakes reject (as the real providers do) -------------------------------------------------
+OPEN_OBJECT_TOOL = {"type": "function", "function": {"name": "run_op", "parameters": {
+    "type": "object", "required": ["op", "params"], "properties": {
+        "op": {"type": "string"}, "params": {"type": "object", "additionalProperties": True}}}}}
+OPENAI_IDS = ["call_0fypS1hVXq2cYhLm8hnk3aZq", "call_Yx2pL0vMdbE9QwZk7RtU4sNc"]
+PARALLEL_RESULTS = [
+    {"role": "user", "content": "Weather and time in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": OPENAI_IDS[0], "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"id": OPENAI_IDS[1], "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}]},
+    {"role": "tool", "tool_call_id": OPENAI_IDS[0], "content": "{\"temp_c\": 21}"},
+    {"role": "tool", "tool_call_id": OPENAI_IDS[1], "content": "12:00"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("streaming", [False, True])
+def test_open_object_argument_is_accepted(provider: str, streaming: bool, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+    """A `dict[str, Any]`-style argument: Gemini refuses an OBJECT without properties at any depth."""
+    req = request("plain", tools=[OPEN_OBJECT_TOOL, WEATHER_TOOL], tool_choice="required")
+    ad = adapter_for(fakes, provider)
+    if streaming:
+        assert stream(engine, ad, req, MODELS[provider]).finish_reason == "tool_calls"
+    else:
+        assert engine.complete(ad, req, MODELS[provider], TIMEOUT_S).value.choices[0].message.tool_calls
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_parallel_tool_results_with_openai_ids_and_openai_only_params(
+    provider: str, fakes: FakeFleet, engine: ProviderEngine  # noqa: F811
+) -> None:
+    """OpenAI-style ids (Mistral wants 9 alphanumerics), one result per call (Gemini wants them in one
+    turn) and parameters some providers do not know (Mistral: 422 extra_forbidden)."""
+    req = request("tools", messages=PARALLEL_RESULTS, tool_choice="auto", user="u1", seed=3, parallel_tool_calls=True)
+    ad = adapter_for(fakes, provider)
+    choice = engine.complete(ad, req, MODELS[provider], TIMEOUT_S).value.choices[0]
+    assert "The tool returned" in (choice.message.content or "")
+    assert stream(engine, ad, req, MODELS[provider]).finish_reason == "stop"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("kind", ["json_object", "json_schema"])
 def test_json_output(provider: str, kind: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request(kind), MODELS[provider], TIMEOUT_S)
-    parsed = json.loads(reply.completion.choices[0].message.content)
+    parsed = json.loads(reply.value.choices[0].message.content)
     assert isinstance(parsed, dict)
     if kind == "json_schema":
         assert isinstance(parsed.get("city"), str)

@@ -9,6 +9,7 @@ import pytest
 from llm_gateway.api.errors import AllProvidersFailed
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import ModelKey
 from sandbox.fakes import FakeFleet
 from tests.integration.test_failover_matrix import PROVIDERS, RETRY, build_router, run_many
@@ -86,7 +87,7 @@ def test_429_cools_the_model_for_every_container_until_reset(fleet: FakeFleet, s
         assert groq.stats()["received"] == received
         # a shorter cooldown written later (a stale container) does not shorten it
         now = time.time()
-        store.cool_down(GROQ, now + 0.1, "stale shorter hint", now)
+        SharedState(store, fold_reconcile=False).cool_down(GROQ, now + 0.1, "stale shorter hint", now)
         with pytest.raises(AllProvidersFailed):
             second.complete(pinned())
         assert groq.stats()["received"] == received
@@ -96,7 +97,7 @@ def test_429_cools_the_model_for_every_container_until_reset(fleet: FakeFleet, s
         groq.add_fault(fault="429", retry_after=4, model=GROQ.model, count=1)
         with pytest.raises(AllProvidersFailed):
             second.complete(pinned())
-        cooling = store.load({GROQ: ()}, time.time()).models[GROQ].cooldown
+        cooling = SharedState(store, fold_reconcile=False).load([], [GROQ], time.time()).models[GROQ].cooldown
         assert cooling is not None and cooling.until >= time.time() + 3.5
     finally:
         close_a()

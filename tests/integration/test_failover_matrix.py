@@ -1,4 +1,4 @@
-"""Fault matrix against the fake providers over HTTP, through a directly built Router.
+"""Fault matrix against the fake providers over HTTP, through the composition root's chat router.
 
 For every fault the fakes can inject: with at least one healthy provider left, 500 requests
 see no user-visible error; with none left, every request fails within its deadline with the
@@ -15,16 +15,18 @@ import pytest
 
 from llm_gateway.api.errors import AllProvidersFailed, GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.compose import build_chat, build_core
+from llm_gateway.config import load_settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import RecordingMetrics
-from llm_gateway.providers.base import ProviderConfig, ProviderError
-from llm_gateway.providers.engine import ProviderEngine, build_http_client
+from llm_gateway.providers.base import ProviderError
+from llm_gateway.providers.engine import build_http_client
 from llm_gateway.providers.registry import provider_specs
 from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
+from llm_gateway.routing.chat import ChatRouter as Router
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers, reset_local_counters
-from llm_gateway.routing.router import Router, RouterDeps
 from llm_gateway.selection.catalog import Catalog, FreeTier, default_catalog
 from llm_gateway.state.memory import MemoryStore
 from sandbox.fakes import FakeFleet
@@ -47,25 +49,34 @@ def roomy_catalog(fleet: FakeFleet) -> Catalog:
         for e in base.entries
         if e.provider in fleet.providers and e.model in fleet.providers[e.provider].models and e.is_free
     ]
-    return Catalog.from_entries(entries, base.data.providers)
+    providers = {name: info.model_copy(update={"free_tier": None}) for name, info in base.data.providers.items()}
+    return Catalog.from_entries(entries, providers)  # no organisation-wide limits either
+
+
+def fleet_env(fleet: FakeFleet, providers=PROVIDERS) -> dict[str, str]:
+    """The settings a container pointed at these fakes would read."""
+    env: dict[str, str] = {}
+    for name in providers:
+        spec = provider_specs()[name]
+        assert spec.key_env is not None
+        env[spec.key_env] = "test-key"
+        env[spec.base_url_env] = fleet.providers[name].base_url
+        env[spec.models_env] = ",".join(fleet.providers[name].models)
+    return env
 
 
 def build_router(fleet: FakeFleet, *, store=None, breakers=None, metrics=None, retry=RETRY,
-                 providers=PROVIDERS) -> tuple[Router, httpx_close]:
-    specs = provider_specs()
-    adapters = {
-        name: specs[name].make_adapter(ProviderConfig(
-            name=name, kind=name, base_url=fleet.providers[name].base_url, api_key="test-key",
-            models=tuple(fleet.providers[name].models)))
-        for name in providers
-    }
+                 providers=PROVIDERS, max_wait_s: float = 0.0) -> tuple[Router, httpx_close]:
+    """A chat router on these fakes. `max_wait_s` defaults to 0 (refuse at once rather than wait
+    for capacity) because these tests check what a refusal looks like."""
     client = build_http_client()
     metrics = metrics or RecordingMetrics()
     breakers = breakers or CircuitBreakers(
         MemoryBreakerPersistence(), BreakerSettings(failure_threshold=3, recovery_timeout_s=30), metrics=metrics)
-    deps = RouterDeps(catalog=roomy_catalog(fleet), store=store or MemoryStore(), breakers=breakers,
-                      metrics=metrics, retry=retry)
-    return Router(adapters, ProviderEngine(client), deps=deps), client.close
+    env = {**fleet_env(fleet, providers), "LLM_GATEWAY_MAX_WAIT_S": str(max_wait_s)}
+    core = build_core(load_settings(env), metrics=metrics, http_client=client,
+                      store=store or MemoryStore(), catalog=roomy_catalog(fleet), retry=retry, breakers=breakers)
+    return build_chat(core), client.close
 
 
 httpx_close = object  # type alias for readability only

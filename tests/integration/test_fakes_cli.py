@@ -12,6 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
+from sandbox.fakes import FAKES
 from sandbox.fakes.content import example_for
 from sandbox.fakes.wire import go_duration
 
@@ -48,8 +49,10 @@ def _run(args: list[str]) -> tuple[dict, int]:
 def test_cli_prints_one_json_line_and_serves_until_terminated() -> None:
     described, code = _run([])
     assert code == 0
-    assert set(described) == {"openai", "groq", "gemini", "cohere", "mistral"}
+    assert list(described) == list(FAKES)
     assert described["openai"]["base_url"].startswith("http://127.0.0.1:")
+    assert {name: info["models"] for name, info in described.items()} == {
+        name: list(spec.models) for name, spec in FAKES.items()}  # fmt: skip
 
 
 @pytest.mark.skipif(not CLI.exists(), reason="console script not installed in this environment")

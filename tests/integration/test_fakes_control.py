@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from sandbox.fakes import FakeFleet, start_fakes
+from sandbox.fakes import FAKES, FakeFleet, start_fakes
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
 from tests.integration.test_fakes_faults import send
 
@@ -127,7 +127,7 @@ def test_startup_is_fast_and_describe_lists_sdk_base_urls() -> None:
     try:
         assert time.monotonic() - started < 1.0
         described = fleet.describe()
-        assert set(described) == {"openai", "groq", "gemini", "cohere", "mistral"}
+        assert list(described) == list(FAKES)
         assert described["openai"]["base_url"].endswith("/v1")
         for name in ("groq", "gemini", "cohere", "mistral"):
             assert described[name]["base_url"] == fleet[name].root_url

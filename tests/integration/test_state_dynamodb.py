@@ -2,7 +2,9 @@
 
 What DESIGN.md promises: 100 concurrent reservations on a window of limit L admit exactly L; two
 gateway instances (separate clients) see each other's usage; state survives a restart; expired
-items are ignored; cooldowns only extend; one BatchGetItem per load, one write per reserve.
+items are ignored; cooldowns only extend; one BatchGetItem per load (per 100 items), one write
+per reserve, and no write of its own for a reconciliation (it rides on the next reservation).
+The store is driven through `SharedState`, as the runner drives it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,26 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.dynamodb import DynamoStateStore, cooldown_pk, create_table, window_pk
-from llm_gateway.state.store import ModelKey, WindowLimit
+from llm_gateway.state.dynamodb import DynamoStateStore, create_table
+from llm_gateway.state.items import cooldown_pk
+from llm_gateway.state.metering import (
+    REQUESTS,
+    TOKENS,
+    Meter,
+    WindowLimit,
+    WindowUsage,
+    model_counter,
+    usage_of,
+)
+from llm_gateway.state.shared import SharedState
+from llm_gateway.state.store import CounterAdd, ModelKey
 from sandbox.local_dynamodb import make_moto_atomic
 
 KEY = ModelKey("groq", "llama-3.1-8b-instant")
+COUNTER = model_counter(KEY.provider, KEY.model)
 NOW = 1_700_000_040.0
-MINUTE = WindowLimit(60, max_requests=37, max_tokens=None)
-DAY = WindowLimit(86_400, max_requests=40, max_tokens=10_000)
+MINUTE = Meter(COUNTER, WindowLimit.of(60, requests=37))
+DAY = Meter(COUNTER, WindowLimit.of(86_400, requests=40, tokens=10_000))
 
 ClientFactory = Callable[[], Any]
 
@@ -88,12 +102,30 @@ def count_calls(client: Any) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("limits", [[MINUTE], [MINUTE, DAY]], ids=["update_item", "transaction"])
+def shared(client: Any, table: str, *, fold: bool = True) -> SharedState:
+    """A container's state over the table (remote: corrections fold into the next reservation)."""
+    return SharedState(DynamoStateStore(client, table), fold_reconcile=fold)
+
+
+def windows(state: SharedState, meters: list[Meter], now: float = NOW) -> list[WindowUsage]:
+    counters = state.load(meters, [KEY], now).counters
+    return [usage_of(meter, counters, now) for meter in meters]
+
+
+def used(state: SharedState, meters: list[Meter], now: float = NOW) -> list[dict[str, int]]:
+    return [dict(u.used) for u in windows(state, meters, now)]
+
+
+def ask(tokens: int) -> dict[str, int]:
+    return {REQUESTS: 1, TOKENS: tokens}
+
+
+@pytest.mark.parametrize("meters", [[MINUTE], [MINUTE, DAY]], ids=["update_item", "transaction"])
 def test_100_concurrent_reservations_admit_exactly_the_limit(
-    new_client: ClientFactory, table: str, limits: list[WindowLimit]
+    new_client: ClientFactory, table: str, meters: list[Meter]
 ) -> None:
     """100 threads, limit 37: exactly 37 admitted and every window counts exactly 37."""
-    store = DynamoStateStore(new_client(), table)
+    state = shared(new_client(), table)
     admitted: list[bool] = []
     lock = threading.Lock()
     barrier = threading.Barrier(20)
@@ -101,7 +133,7 @@ def test_100_concurrent_reservations_admit_exactly_the_limit(
     def worker(n: int) -> None:
         if n < 20:
             barrier.wait()
-        ok = store.reserve(KEY, limits, 10, NOW) is not None
+        ok = state.reserve(windows(state, meters), ask(10), NOW) is not None
         with lock:
             admitted.append(ok)
 
@@ -111,92 +143,142 @@ def test_100_concurrent_reservations_admit_exactly_the_limit(
     for t in threads:
         t.join()
     assert sum(admitted) == 37
-    usage = store.load({KEY: limits}, NOW).models[KEY].windows
-    assert [w.requests for w in usage] == [37] * len(limits)
+    assert [u[REQUESTS] for u in used(state, meters)] == [37] * len(meters)
+    assert [u[TOKENS] for u in used(state, meters)] == [370] * len(meters)
 
 
 def test_two_instances_share_usage_and_state_survives_restart(new_client: ClientFactory, table: str) -> None:
-    first, second = DynamoStateStore(new_client(), table), DynamoStateStore(new_client(), table)
-    assert first.reserve(KEY, [MINUTE, DAY], 100, NOW) is not None
-    assert second.reserve(KEY, [MINUTE, DAY], 50, NOW) is not None
+    first, second = shared(new_client(), table), shared(new_client(), table)
+    assert first.reserve(windows(first, [MINUTE, DAY]), ask(100), NOW) is not None
+    assert second.reserve(windows(second, [MINUTE, DAY]), ask(50), NOW) is not None
     second.cool_down(KEY, NOW + 30, "429", NOW)
     first.record_headers(KEY, RateLimitInfo(remaining_requests=7, reset_requests_s=20, requests_window_s=86_400), NOW)
-    restarted = DynamoStateStore(new_client(), table)  # a new container, same table
-    for store in (first, second, restarted):
-        state = store.load({KEY: [MINUTE, DAY]}, NOW + 1).models[KEY]
-        assert [w.requests for w in state.windows] == [2, 2]
-        assert state.windows[1].tokens == 150
-        assert state.cooldown is not None and state.cooldown.until == NOW + 30
-        assert state.headers is not None and state.headers.info.remaining_requests == 7
-        assert state.headers.info.requests_window_s == 86_400
+    first.mark_failure("groq", "server_error", NOW)
+    restarted = shared(new_client(), table)  # a new container, same table
+    for state in (first, second, restarted):
+        assert used(state, [MINUTE, DAY], NOW + 1) == [{REQUESTS: 2, TOKENS: 150}] * 2
+        snapshot = state.load([MINUTE, DAY], [KEY], NOW + 1)
+        model = snapshot.models[KEY]
+        assert model.cooldown is not None and model.cooldown.until == NOW + 30
+        assert model.headers is not None and model.headers.info.remaining_requests == 7
+        assert model.headers.info.requests_window_s == 86_400 and model.headers.observed_at == NOW
+        assert snapshot.failures["groq"].kind == "server_error" and not snapshot.degraded
 
 
 def test_limit_enforced_across_instances(new_client: ClientFactory, table: str) -> None:
-    small = WindowLimit(60, max_requests=3, max_tokens=1000)
-    a, b = DynamoStateStore(new_client(), table), DynamoStateStore(new_client(), table)
-    assert a.reserve(KEY, [small], 600, NOW) is not None
-    assert b.reserve(KEY, [small], 600, NOW) is None  # tokens would pass 1000
-    assert b.reserve(KEY, [small], 400, NOW) is not None
-    assert a.reserve(KEY, [small], 0, NOW) is not None  # third request: fits by count, zero tokens
-    assert b.reserve(KEY, [small], 0, NOW) is None  # now 3 requests used
+    small = Meter(COUNTER, WindowLimit.of(60, requests=3, tokens=1000))
+    a, b = shared(new_client(), table), shared(new_client(), table)
+    assert a.reserve(windows(a, [small]), ask(600), NOW) is not None
+    assert b.reserve(windows(b, [small]), ask(600), NOW) is None  # tokens would pass 1000
+    assert b.reserve(windows(b, [small]), ask(400), NOW) is not None
+    assert a.reserve(windows(a, [small]), ask(0), NOW) is not None  # third request: fits by count, zero tokens
+    assert b.reserve(windows(b, [small]), ask(0), NOW) is None  # now 3 requests used
+
+
+def test_the_previous_windows_carry_is_enforced_by_the_write(new_client: ClientFactory, table: str) -> None:
+    """The condition includes the sliding estimate: a full minute leaves no burst at the boundary."""
+    small = Meter(COUNTER, WindowLimit.of(60, requests=3))
+    state = shared(new_client(), table)
+    assert all(state.reserve(windows(state, [small]), ask(0), NOW) for _ in range(3))
+    later = NOW + 60
+    assert state.reserve(windows(state, [small], later), ask(0), later) is None
+    later = NOW + 100  # a third of the previous minute still counts: 2 of 3 fit
+    assert [state.reserve(windows(state, [small], later), ask(0), later) is not None for _ in range(3)] == [True, True, False]
 
 
 def test_two_windows_move_together_or_not_at_all(new_client: ClientFactory, table: str) -> None:
-    store = DynamoStateStore(new_client(), table)
-    minute = WindowLimit(60, max_requests=2, max_tokens=None)
-    admitted = [store.reserve(KEY, [minute, DAY], 10, NOW + i) is not None for i in range(3)]
+    state = shared(new_client(), table)
+    minute = Meter(COUNTER, WindowLimit.of(60, requests=2))
+    admitted = [state.reserve(windows(state, [minute, DAY], NOW + i), ask(10), NOW + i) is not None for i in range(3)]
     assert admitted == [True, True, False]
-    state = store.load({KEY: [minute, DAY]}, NOW).models[KEY]
-    assert [w.requests for w in state.windows] == [2, 2]  # the refused attempt moved no window
-    assert store.reserve(KEY, [minute, DAY], 10_001, NOW + 60) is None  # over the day's tokens
-    assert store.reserve(KEY, [minute, DAY], 9_980, NOW + 60) is not None  # 20 used + 9,980 = 10,000
+    assert [u[REQUESTS] for u in used(state, [minute, DAY])] == [2, 2]  # the refused attempt moved no window
+    nxt = NOW + 120  # the minute and its carry are over; the day is not
+    assert state.reserve(windows(state, [minute, DAY], nxt), ask(10_001), nxt) is None  # over the day's tokens
+    assert state.reserve(windows(state, [minute, DAY], nxt), ask(9_980), nxt) is not None  # 20 used + 9,980 = 10,000
+
+
+def test_a_store_level_transaction_is_all_or_nothing(new_client: ClientFactory, table: str) -> None:
+    store = DynamoStateStore(new_client(), table)
+    a = CounterAdd("rl#a", {REQUESTS: 1}, int(NOW) + 60, {REQUESTS: 5})
+    full = CounterAdd("rl#b", {REQUESTS: 1}, int(NOW) + 60, {REQUESTS: 1})
+    assert store.add([a, full], NOW)
+    assert not store.add([a, full], NOW)
+    assert store.load(["rl#a", "rl#b"], NOW) == {"rl#a": {REQUESTS: 1, "expires_at": int(NOW) + 60},
+                                                 "rl#b": {REQUESTS: 1, "expires_at": int(NOW) + 60}}
 
 
 def test_reconcile_adjusts_tokens(new_client: ClientFactory, table: str) -> None:
-    store = DynamoStateStore(new_client(), table)
-    reservation = store.reserve(KEY, [MINUTE, DAY], 1000, NOW)
+    state = shared(new_client(), table, fold=False)
+    reservation = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert reservation is not None
-    store.reconcile(reservation, 12_000, NOW)  # over the day's 10k: real usage may exceed
-    state = store.load({KEY: [MINUTE, DAY]}, NOW).models[KEY]
-    assert state.windows[1].tokens == 12_000
-    assert store.reserve(KEY, [MINUTE, DAY], 1, NOW) is None  # no new reservation on top
+    state.reconcile(reservation, ask(12_000), NOW)  # over the day's 10k: real usage may exceed
+    assert used(state, [DAY]) == [{REQUESTS: 1, TOKENS: 12_000}]
+    assert state.reserve(windows(state, [MINUTE, DAY]), ask(1), NOW) is None  # no new reservation on top
+    never_called = shared(new_client(), table, fold=False)
+    held = never_called.reserve(windows(never_called, [MINUTE]), ask(5), NOW)
+    assert held is not None
+    never_called.release(held, NOW)  # gives back the request and the tokens
+    assert used(state, [MINUTE]) == [{REQUESTS: 1, TOKENS: 12_000}]
+
+
+def test_a_folded_reconcile_costs_no_call_and_lands_with_the_next_reservation(
+    new_client: ClientFactory, table: str
+) -> None:
+    client = new_client()
+    state = shared(client, table)
+    calls = count_calls(client)
+    first = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
+    assert first is not None
+    state.reconcile(first, ask(100), NOW)
+    assert calls == {"BatchGetItem": 1, "TransactWriteItems": 1}  # the reconcile made no call
+    second = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
+    assert second is not None
+    assert calls == {"BatchGetItem": 2, "TransactWriteItems": 2}
+    other = shared(new_client(), table)  # another container sees the true total
+    assert used(other, [MINUTE, DAY]) == [{REQUESTS: 2, TOKENS: 1100}] * 2
 
 
 def test_expired_items_are_ignored(new_client: ClientFactory, table: str) -> None:
     client = new_client()
-    store = DynamoStateStore(client, table)
-    start = MINUTE.start(NOW)
-    client.put_item(TableName=table, Item={"pk": {"S": window_pk(KEY, MINUTE, start)}, "requests": {"N": "37"},
+    state = shared(client, table)
+    start = MINUTE.limit.period.start(NOW)
+    client.put_item(TableName=table, Item={"pk": {"S": MINUTE.pk(start)}, "requests": {"N": "37"},
                                            "tokens": {"N": "0"}, "expires_at": {"N": str(int(NOW) - 1)}})
     client.put_item(TableName=table, Item={"pk": {"S": cooldown_pk(KEY)}, "until": {"N": str(NOW + 999)},
                                            "reason": {"S": "stale"}, "expires_at": {"N": str(int(NOW) - 1)}})
-    state = store.load({KEY: [MINUTE]}, NOW).models[KEY]
-    assert state.windows[0].requests == 0 and state.cooldown is None
+    snapshot = state.load([MINUTE], [KEY], NOW)
+    assert snapshot.counters == {} and KEY not in snapshot.models
+    assert usage_of(MINUTE, snapshot.counters, NOW).remaining(REQUESTS) == 37
 
 
 def test_cooldowns_only_extend(new_client: ClientFactory, table: str) -> None:
-    store = DynamoStateStore(new_client(), table)
-    store.cool_down(KEY, NOW + 60, "long", NOW)
-    store.cool_down(KEY, NOW + 5, "short", NOW)
-    state = store.load({KEY: []}, NOW).models[KEY]
-    assert state.cooldown is not None and (state.cooldown.until, state.cooldown.reason) == (NOW + 60, "long")
-    store.cool_down(KEY, NOW + 120, "longer", NOW)
-    assert store.load({KEY: []}, NOW).models[KEY].cooldown.reason == "longer"  # type: ignore[union-attr]
+    state = shared(new_client(), table)
+    state.cool_down(KEY, NOW + 60, "long", NOW)
+    state.cool_down(KEY, NOW + 5, "short", NOW)
+    cooldown = state.load([], [KEY], NOW).models[KEY].cooldown
+    assert cooldown is not None and (cooldown.until, cooldown.reason) == (NOW + 60, "long")
+    state.cool_down(KEY, NOW + 120, "longer", NOW)
+    assert state.load([], [KEY], NOW).models[KEY].cooldown.reason == "longer"  # type: ignore[union-attr]
 
 
 def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None:
     client = new_client()
-    client.put_item(TableName=table, Item={"pk": {"S": "cb#groq"}, "state": {"S": "open"},
+    client.put_item(TableName=table, Item={"pk": {"S": "cb#p"}, "state": {"S": "open"},
                                            "failures": {"N": "3"}, "expires_at": {"N": str(int(NOW) + 60)}})
-    store = DynamoStateStore(client, table)
+    state = shared(client, table)
     calls = count_calls(client)
-    keys = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(16)}  # 96 keys (current + previous windows) + breakers
-    snapshot = store.load(keys, NOW, breaker_ids=["cb#groq", "cb#none"])
+
+    def meters_of(n: int) -> tuple[list[Meter], list[ModelKey]]:
+        keys = [ModelKey("p", f"m{i}") for i in range(n)]
+        meters = [Meter(model_counter(k.provider, k.model), lim.limit) for k in keys for lim in (MINUTE, DAY)]
+        return meters, keys
+
+    # 12 models x (4 window items + header + cooldown + model breaker) + provider breaker + failure = 86 items
+    snapshot = state.load(*meters_of(12), NOW)
     assert calls == {"BatchGetItem": 1}
-    assert snapshot.breakers == {"cb#groq": {"pk": "cb#groq", "state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
-    store.reserve(KEY, [MINUTE], 1, NOW)
-    store.reserve(KEY, [MINUTE, DAY], 1, NOW)
-    assert calls == {"BatchGetItem": 1, "UpdateItem": 1, "TransactWriteItems": 1}
-    many = {ModelKey("p", f"m{i}"): [MINUTE, DAY] for i in range(30)}  # 180 keys: two calls
-    store.load(many, NOW)
-    assert calls["BatchGetItem"] == 3
+    assert snapshot.breakers == {"cb#p": {"state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
+    state.reserve(windows(state, [MINUTE]), ask(1), NOW)
+    state.reserve(windows(state, [MINUTE, DAY]), ask(1), NOW)
+    assert calls == {"BatchGetItem": 3, "UpdateItem": 1, "TransactWriteItems": 1}  # one write per reservation
+    state.load(*meters_of(30), NOW)  # 212 items: three calls of at most 100 keys
+    assert calls["BatchGetItem"] == 6

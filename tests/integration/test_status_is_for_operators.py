@@ -40,7 +40,9 @@ def _get(module: ModuleType, key: str | None, path: str = "/v1/status") -> tuple
 
 @pytest.fixture
 def chat(fakes, monkeypatch) -> ModuleType:
-    return _load(fakes, monkeypatch, LLM_GATEWAY_API_KEYS=CLIENT, LLM_GATEWAY_ADMIN_KEYS=ADMIN)
+    # the default cache age, set explicitly: another test in the same worker may leave it in os.environ
+    return _load(fakes, monkeypatch, LLM_GATEWAY_API_KEYS=CLIENT, LLM_GATEWAY_ADMIN_KEYS=ADMIN,
+                 LLM_GATEWAY_STATUS_CACHE_S="5")
 
 
 def test_only_admin_keys_read_status(chat):

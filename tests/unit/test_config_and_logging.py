@@ -8,9 +8,10 @@ import pytest
 
 from llm_gateway.api.errors import Unauthorized
 from llm_gateway.config import DEFAULT_DEV_KEY, load_settings
-from llm_gateway.gateway import Gateway
+from llm_gateway.gateway import Caller, build_gateway
 from llm_gateway.observability.logging import REDACTED, build_logger
 from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.providers.base import CHAT
 from llm_gateway.providers.factory import build_adapters
 
 
@@ -39,7 +40,7 @@ def test_openai_compatible_endpoints_are_declared_as_data():
         ]),
     })
     assert [(p.name, p.kind, p.models) for p in settings.providers] == [("together", "openai_compatible", ("m1",))]
-    assert "together" in build_adapters(settings)
+    assert "together" in build_adapters(settings.providers, CHAT)
 
 
 def test_bad_numbers_fail_loudly():
@@ -49,8 +50,8 @@ def test_bad_numbers_fail_loudly():
 
 def test_local_mode_accepts_dev_key_and_nothing_else():
     settings = load_settings({"LLM_GATEWAY_LOCAL": "1"})
-    gateway = Gateway(settings, {}, router=None, metrics=RecordingMetrics(), logger=logging.getLogger("t"))  # type: ignore[arg-type]
-    assert gateway.authenticate(f"Bearer {DEFAULT_DEV_KEY}").key_id
+    gateway = build_gateway(settings, metrics=RecordingMetrics())
+    assert isinstance(gateway.authenticate(f"Bearer {DEFAULT_DEV_KEY}"), Caller)  # no key id until users exist
     for header in (None, "", "Bearer", "Basic abc", "Bearer wrong"):
         with pytest.raises(Unauthorized):
             gateway.authenticate(header)
@@ -58,7 +59,7 @@ def test_local_mode_accepts_dev_key_and_nothing_else():
 
 def test_no_client_keys_means_no_access_outside_local_mode():
     settings = load_settings({})
-    gateway = Gateway(settings, {}, router=None, metrics=RecordingMetrics(), logger=logging.getLogger("t"))  # type: ignore[arg-type]
+    gateway = build_gateway(settings, metrics=RecordingMetrics())
     with pytest.raises(Unauthorized):
         gateway.authenticate(f"Bearer {DEFAULT_DEV_KEY}")
 

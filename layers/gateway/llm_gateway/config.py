@@ -41,6 +41,11 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     local_mode: bool = False
     status_cache_s: float = 5.0  # GET /v1/status answers at most this stale
+    max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
+    provider_secret: str | None = None
+    client_key_secret: str | None = None
+    secret_ttl_s: int = 120  # secrets are re-read this often in warm containers (keys.KeySource)
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -158,12 +163,27 @@ def _from_secrets(
     return values
 
 
-def fetch_secret_values(secret_name: str) -> dict[str, str]:
-    """A secret holding a JSON object, as a flat mapping (Powertools caches it for 5 minutes)."""
+def fetch_secret_values(secret_name: str, max_age_s: int = 120) -> dict[str, str]:
+    """A secret holding a JSON object, as a flat mapping; Powertools caches it for `max_age_s`."""
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_name, transform="json")
+    value = parameters.get_secret(secret_name, transform="json", max_age=max_age_s)
     return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
+
+
+def provider_configs(env: Mapping[str, str], provider_values: Mapping[str, str] | None) -> tuple[ProviderConfig, ...]:
+    """Provider configs from the provider secret's allow-listed keys with the environment over them."""
+    return tuple(_providers({**_from_secrets(env, provider_values, None), **env}))
+
+
+def client_keys(env: Mapping[str, str], client_values: Mapping[str, str] | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(client keys, admin keys) from the client-key secret with the environment over them."""
+    merged = {**_from_secrets(env, None, client_values), **env}
+    api_keys, admin_keys = _key_list(merged, "LLM_GATEWAY_API_KEYS"), _key_list(merged, "LLM_GATEWAY_ADMIN_KEYS")
+    if _local_mode(env):  # the dev key is exempt from the length rule: it only ever works on a laptop
+        dev_key = env.get("LLM_GATEWAY_DEV_KEY", "").strip() or DEFAULT_DEV_KEY
+        api_keys, admin_keys = api_keys | {dev_key}, admin_keys | {dev_key}
+    return api_keys, admin_keys
 
 
 def load_settings(
@@ -178,16 +198,14 @@ def load_settings(
     name one.
     """
     env = {k: v for k, v in dict(os.environ if env is None else env).items() if v != ""}
+    ttl = int(_float(env, "LLM_GATEWAY_SECRET_TTL_S", 120))
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
-        secret_values = fetch_secret_values(env[PROVIDER_SECRET_ENV])
+        secret_values = fetch_secret_values(env[PROVIDER_SECRET_ENV], ttl)
     if client_secret_values is None and env.get(CLIENT_KEY_SECRET_ENV):
-        client_secret_values = fetch_secret_values(env[CLIENT_KEY_SECRET_ENV])
+        client_secret_values = fetch_secret_values(env[CLIENT_KEY_SECRET_ENV], ttl)
     merged = {**_from_secrets(env, secret_values, client_secret_values), **env}
     local_mode = _local_mode(env)
-    api_keys, admin_keys = _key_list(merged, "LLM_GATEWAY_API_KEYS"), _key_list(merged, "LLM_GATEWAY_ADMIN_KEYS")
-    if local_mode:  # the dev key is exempt from the length rule: it only ever works on a laptop
-        dev_key = env.get("LLM_GATEWAY_DEV_KEY", "").strip() or DEFAULT_DEV_KEY
-        api_keys, admin_keys = api_keys | {dev_key}, admin_keys | {dev_key}
+    api_keys, admin_keys = client_keys(env, client_secret_values)
     return Settings(
         providers=tuple(_providers(merged)),
         api_keys=api_keys,
@@ -201,4 +219,9 @@ def load_settings(
         max_body_bytes=int(_float(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
         local_mode=local_mode,
         status_cache_s=max(0.0, _float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0)),
+        max_wait_s=max(0.0, _float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0)),
+        provider_secret=env.get(PROVIDER_SECRET_ENV),
+        client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
+        secret_ttl_s=ttl,
+        environment=env,
     )

@@ -1,33 +1,27 @@
 """The façade the Lambda handlers call: authenticate, route, shape the answer and its headers.
 
-`build_gateway` is the composition root run once per container at cold start; everything it
-builds (settings, pooled HTTP client, adapters, router, logger, metrics) is passed in, so tests
-can assemble a Gateway from in-memory parts.
+`build_gateway` runs the composition root (`compose.py`) once per container at cold start;
+everything the Gateway uses is passed in, so tests can assemble one from in-memory parts.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from llm_gateway.api.errors import GatewayError, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
-from llm_gateway.observability.logging import build_logger
-from llm_gateway.observability.metrics import EmfMetrics, Metrics
-from llm_gateway.providers.base import ChatAdapter, ProviderError
-from llm_gateway.providers.engine import ProviderEngine, build_http_client
-from llm_gateway.providers.factory import build_adapters
+from llm_gateway.observability.metrics import Metrics
+from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.sse import encode_sse
-from llm_gateway.routing.compose import build_router
-from llm_gateway.routing.router import AUTO_ALIASES, RoutedCompletion, RoutedStream, Router
+from llm_gateway.retry.handler import Deadline
+from llm_gateway.routing.chat import AUTO_ALIASES, ChatRouter, RoutedCompletion, RoutedStream
 
 
 @dataclass
@@ -42,36 +36,29 @@ class ChatOutcome:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: an index into the configured keys, never the key itself."""
-
-    key_id: str
+    """Who is calling (users and their key ids come with the users issue)."""
 
 
 class Gateway:
-    def __init__(
-        self,
-        settings: Settings,
-        adapters: Mapping[str, ChatAdapter],
-        router: Router,
-        metrics: Metrics,
-        logger: Any,
-    ) -> None:
-        self.settings = settings
-        self.adapters = dict(adapters)
+    def __init__(self, core: Core, router: ChatRouter) -> None:
+        self.core = core
+        self.settings = core.settings
         self.router = router
-        self.metrics = metrics
-        self.logger = logger
+        self.metrics: Metrics = core.metrics
+        self.logger = core.logger
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
-        """Constant-time comparison against every configured client key; no key configured = no access."""
+        """Constant-time comparison against every client key; no key configured = no access."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized()
-        for index, key in enumerate(sorted(self.settings.api_keys)):
-            if hmac.compare_digest(token.encode(), key.encode()):
-                return Caller(key_id=f"key{index}")
+        matched = False
+        for key in self.core.keys.current().clients:
+            matched |= hmac.compare_digest(token.encode(), key.encode())
+        if matched:
+            return Caller()
         raise Unauthorized("Invalid API key.")
 
     # --- routes -----------------------------------------------------------------------------------
@@ -82,10 +69,12 @@ class Gateway:
         return ModelList(data=cards)
 
     def status(self) -> dict[str, Any]:
-        return self.router.status()
+        from llm_gateway.routing.status import build_status
+
+        return build_status(self.core, self.router.available())
 
     def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
-        deadline = time.monotonic() + self.settings.deadline_s
+        deadline = self.core.runner.retry.deadline()
         self.metrics.count(m.REQUESTS)
         try:
             if request.stream:
@@ -107,7 +96,7 @@ class Gateway:
         return ChatOutcome(200, self._headers(routed, request_id), json_body=body)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _chat_stream(self, request: ChatCompletionRequest, deadline: float, request_id: str) -> ChatOutcome:
+    def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str) -> ChatOutcome:
         routed = self.router.stream(request, deadline, buffered=True)  # the SSE body is sent whole
         body = "".join(self._sse_events(routed, request))
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
@@ -169,16 +158,8 @@ def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedSt
     yield encode_sse(json.dumps(payload))
 
 
-def build_gateway(
-    settings: Settings, metrics: Metrics | None = None, http_client: httpx.Client | None = None
-) -> Gateway:
-    """Cold-start composition: one HTTP pool, one adapter per configured provider, one router.
-
-    `http_client` lets benchmarks and tests put an `httpx.MockTransport` under the real code.
-    """
-    adapters = build_adapters(settings)
-    engine = ProviderEngine(http_client or build_http_client())
-    metrics = metrics or EmfMetrics()
-    router = build_router(settings, adapters, engine, metrics)
-    logger = build_logger(settings.secrets)
-    return Gateway(settings, adapters, router, metrics, logger)
+def build_gateway(settings: Settings, **overrides: Any) -> Gateway:
+    """Cold-start composition of the chat gateway; `overrides` go to `compose.build_core`
+    (tests and benchmarks put an `httpx.MockTransport` or recording metrics under the real code)."""
+    core = build_core(settings, **overrides)
+    return Gateway(core, build_chat(core))

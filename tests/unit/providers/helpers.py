@@ -1,7 +1,8 @@
-"""Shared pieces of the adapter unit tests: recorded fixtures, canonical requests, stream replay.
+"""Shared pieces of the adapter unit tests: synthesized fixtures, canonical requests, stream replay.
 
 Every provider's tests feed the same OpenAI-shaped requests through its adapter and replay its
-recorded payloads, so differences between providers show up as differences in expectations only.
+synthesized payloads (sources in tests/fixtures/providers/README.md), so differences between
+providers show up as differences in expectations only.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def request(name: str, **overrides: Any) -> ChatCompletionRequest:
 
 def adapter(kind: str, base_url: str | None = None) -> ChatAdapter:
     spec = provider_specs()[kind]
-    return spec.make_adapter(ProviderConfig(name=kind, kind=kind, base_url=base_url or spec.default_base_url,
+    return spec.adapters["chat"](ProviderConfig(name=kind, kind=kind, base_url=base_url or spec.default_base_url,
                                             api_key="test-key"))
 
 
@@ -115,7 +116,7 @@ class Replayed:
 
 
 def replay(provider: str, name: str, model: str = "m") -> Replayed:
-    """Feed a recorded `.sse` file through `iter_sse` + the adapter, stopping where the engine stops."""
+    """Feed a synthesized `.sse` file through `iter_sse` + the adapter, stopping where the engine stops."""
     ad = adapter(provider)
     lines = (FIXTURES / provider / name).read_text().splitlines()
     state = StreamState(model=model, response_id="chatcmpl-test", created=1)

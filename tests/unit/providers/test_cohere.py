@@ -1,4 +1,4 @@
-"""Cohere v2 adapter against recorded /v2/chat payloads and event streams (providers.md §6, §9)."""
+"""Cohere v2 adapter against synthesized /v2/chat payloads and event streams (providers.md §6, §9)."""
 
 from __future__ import annotations
 

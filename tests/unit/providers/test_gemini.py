@@ -1,4 +1,4 @@
-"""Gemini adapter against recorded generateContent payloads (providers.md §5, §9)."""
+"""Gemini adapter against synthesized generateContent payloads (providers.md §5, §9)."""
 
 from __future__ import annotations
 

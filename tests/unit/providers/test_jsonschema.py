@@ -36,12 +36,40 @@ def test_defs_and_refs_are_inlined() -> None:
     assert "$defs" not in out and "definitions" not in out
 
 
-def test_recursive_ref_stops() -> None:
+def _object_without_properties(schema: object) -> bool:
+    """Whether Gemini would refuse `schema`: an OBJECT without properties at any depth."""
+    if isinstance(schema, list):
+        return any(_object_without_properties(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "OBJECT" and not schema.get("properties"):
+        return True
+    return any(_object_without_properties(value) for value in schema.values())
+
+
+def test_recursive_ref_stops_without_an_object_gemini_refuses() -> None:
     schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
-        "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}
+        "name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}}}
     out = to_gemini_schema(schema)
-    assert out["properties"]["children"]["items"]["type"] == "OBJECT"
-    assert "properties" not in out["properties"]["children"]["items"]
+    assert out == {"type": "OBJECT", "properties": {"name": {"type": "STRING"}}}  # children: a bare object
+    assert not _object_without_properties(out)
+
+
+def test_open_objects_are_left_out_because_gemini_refuses_them() -> None:
+    """Gemini answers 400 "should be non-empty for OBJECT type" to an OBJECT without properties at
+    any depth (a pydantic `dict[str, Any]` field, a zod `z.record()`): such arguments are not offered."""
+    schema = {"type": "object", "required": ["op", "params", "rows"], "properties": {
+        "op": {"type": "string"},
+        "params": {"type": "object", "additionalProperties": True},
+        "rows": {"type": "array", "items": {"type": "object"}},
+        "either": {"anyOf": [{"type": "string"}, {"type": "object"}, {"type": "integer"}]},
+        "nested": {"type": "object", "properties": {"inner": {"type": "object", "properties": {}}}},
+        "maps": {"anyOf": [{"type": "object"}, {"type": "object", "additionalProperties": {"type": "string"}}]},
+    }}  # fmt: skip
+    out = to_gemini_schema(schema)
+    assert out == {"type": "OBJECT", "required": ["op"], "properties": {
+        "op": {"type": "STRING"}, "either": {"anyOf": [{"type": "STRING"}, {"type": "INTEGER"}]}}}  # fmt: skip
+    assert not _object_without_properties(out)
 
 
 def test_non_string_enum_becomes_description_hint() -> None:

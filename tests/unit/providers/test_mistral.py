@@ -1,4 +1,4 @@
-"""Mistral adapter (OpenAI dialect + overrides) against recorded payloads (providers.md §7, §9)."""
+"""Mistral adapter (OpenAI dialect + overrides) against synthesized payloads (providers.md §7, §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI and Groq (the same adapter, two dialects) against recorded payloads (providers.md §3, §4)."""
+"""OpenAI and Groq (the same adapter, two dialects) against synthesized payloads (providers.md §3, §4)."""
 
 from __future__ import annotations
 

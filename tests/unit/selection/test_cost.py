@@ -1,4 +1,4 @@
-"""Cost: free is zero, cached and reasoning tokens are priced as documented."""
+"""Cost: free is zero, cached and reasoning tokens, per-request fees and audio are priced as documented."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from llm_gateway.api.schemas import Usage
 from llm_gateway.selection.catalog import Pricing
-from llm_gateway.selection.cost import Cost, format_usd, request_cost
+from llm_gateway.selection.cost import Cost, audio_cost, request_cost
 
 PRICE = Pricing(input=1.0, output=4.0, cached_input=0.25)
 
@@ -45,5 +45,30 @@ def test_nonsense_details_are_clamped() -> None:
     assert request_cost(PRICE, usage, free=False).usd == pytest.approx((100 * 0.25 + 100 * 4) / 1e6)
 
 
+def test_prices_a_model_does_not_state_cost_nothing_and_fees_are_added() -> None:
+    output_only = Pricing(output=4.0)
+    assert request_cost(output_only, Usage.of(1_000_000, 1_000_000), free=False).usd == pytest.approx(4.0)
+    fee = Pricing(input=1.0, output=4.0, request=0.002)
+    assert request_cost(fee, Usage.of(1_000_000, 0), free=False).usd == pytest.approx(1.002)
+    assert request_cost(fee, Usage.of(1_000_000, 0), free=True).usd == 0.0  # free tier: no fee either
+    assert request_cost(None, Usage.of(10, 10), free=False) == Cost(0.0, False, True)  # unknown price
+
+
+def test_audio_is_priced_per_minute() -> None:
+    assert audio_cost(Pricing(audio_minute=0.006), 90) == pytest.approx(0.009)
+    assert audio_cost(Pricing(audio_minute=0.006, request=0.001), 60) == pytest.approx(0.007)
+    assert audio_cost(Pricing(input=1.0), 60) == 0.0
+
+
 def test_header_format() -> None:
-    assert format_usd(Cost(0.000123, False, False)) == "0.00012300"
+    """`format_usd` is gone: the gateway formats `x-gateway-cost-usd` itself, fixed precision, no exponent."""
+    from llm_gateway.config import Settings
+    from llm_gateway.gateway import build_gateway
+    from llm_gateway.observability.metrics import RecordingMetrics
+    from llm_gateway.routing.chat import RoutedCompletion
+
+    gateway = build_gateway(Settings(), metrics=RecordingMetrics())
+    routed = RoutedCompletion(completion=None, provider="p", model="m", attempts=[], cost_usd=0.000123)  # type: ignore[arg-type]
+    assert gateway._headers(routed, "rid")["x-gateway-cost-usd"] == "0.00012300"
+    routed.cost_usd = 1.5e-9
+    assert gateway._headers(routed, "rid")["x-gateway-cost-usd"] == "0.00000000"

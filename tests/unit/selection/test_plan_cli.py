@@ -39,3 +39,18 @@ def test_unknown_model_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture
     body = {"model": "nope/nothing", "messages": [{"role": "user", "content": "x"}]}
     assert plan_cli.main([write(tmp_path, body)]) == 1
     assert "model_not_found" in capsys.readouterr().err
+
+
+def test_plan_counts_organisation_wide_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The router's own plan: Mistral's free tier is 1 request per second for the whole organisation."""
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    assert plan_cli.main([write(tmp_path, body), "--json", "--configured", "mistral"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["plan"] and {s["provider"] for s in out["plan"]} == {"mistral"}
+    assert all("1 request left" in s["reason"] for s in out["plan"])
+
+
+def test_unknown_configured_provider_serves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    assert plan_cli.main([write(tmp_path, body), "--configured", "nobody"]) == 1
+    assert "model_not_found" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Selector behaviour on hand-built catalogs: pinning, drops with reasons, ordering, ties."""
+"""Chat preparation and the planner on hand-built catalogs: pinning, drops with reasons, ordering,
+ties, recent failures, and the bound on what one state read covers."""
 
 from __future__ import annotations
 
@@ -7,22 +8,33 @@ import pytest
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.selection.catalog import FreeTier, load_catalog
-from llm_gateway.selection.selector import PlanStep, Selector
-from llm_gateway.state.store import (
-    Cooldown,
-    HeaderSnapshot,
-    ModelKey,
-    ModelState,
-    StateSnapshot,
-    WindowLimit,
-    WindowUsage,
-)
+from llm_gateway.selection.planner import LOAD_ITEM_BUDGET, MIN_LOADED_PAID, Planner, PlanStep, Preparation
+from llm_gateway.selection.selector import ChatDetail, ChatPreparer
+from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.state.items import Cooldown, FailureMark, HeaderSnapshot, ModelState, StateSnapshot, pks_for
+from llm_gateway.state.metering import REQUESTS, TOKENS
+from llm_gateway.state.store import ModelKey
 
 from .builders import catalog, entry, request
 
 NOW = 1_000_000.0
-EMPTY = StateSnapshot(models={})
+EMPTY = StateSnapshot()
 FREE = FreeTier(rpm=10, tpm=100_000)
+
+
+class Selector:
+    """Preparation and planning as the runner chains them (minus the state read)."""
+
+    def __init__(self, cat) -> None:
+        self.catalog = cat
+        self.preparer = ChatPreparer(cat, TokenEstimator())
+        self.planner = Planner()
+
+    def prepare(self, req, available) -> Preparation:
+        return self.preparer.prepare(req, available)
+
+    def plan(self, prep: Preparation, snapshot: StateSnapshot, now: float, **kwargs):
+        return self.planner.plan(prep, snapshot, now, **kwargs)
 
 
 def make() -> Selector:
@@ -42,6 +54,14 @@ def keys(sel: Selector) -> list[ModelKey]:
     return list(sel.catalog.keys())
 
 
+def full_minute(sel: Selector, key: ModelKey, requests: int = 10) -> dict[str, dict[str, int]]:
+    """Counters that use up `key`'s minute window."""
+    entry_ = sel.catalog.get(key)
+    assert entry_ is not None
+    [meter] = sel.catalog.meters(entry_)
+    return {meter.pk(meter.limit.period.start(NOW)): {REQUESTS: requests}}
+
+
 def test_free_first_then_category_then_cost() -> None:
     sel = make()
     plan = sel.plan(sel.prepare(request(), keys(sel)), EMPTY, NOW)
@@ -50,6 +70,23 @@ def test_free_first_then_category_then_cost() -> None:
     assert order[3:] == ["p2/paid-cheap", "p1/shared", "p2/shared", "p3/paid-dear", "p3/big-paid"] or \
         order[3:] == ["p2/paid-cheap", "p2/shared", "p1/shared", "p3/paid-dear", "p3/big-paid"]
     assert all(s.free for s in plan.steps[:3]) and not any(s.free for s in plan.steps[3:])
+    assert plan.label == "small" and plan.dropped == () and not plan.capacity_only
+    assert all(s.est_cost_usd == 0 for s in plan.steps[:3]) and plan.steps[3].est_cost_usd > 0
+    assert "free tier with capacity; category match" in plan.steps[0].reason
+    assert "category large (wanted small)" in plan.steps[-1].reason
+
+
+def test_what_a_call_would_consume() -> None:
+    sel = make()
+    prep = sel.prepare(request(max_tokens=100), keys(sel))
+    assert isinstance(prep.detail, ChatDetail) and prep.detail.prompt_tokens > 0
+    assert all(c.amounts == {REQUESTS: 1, TOKENS: prep.detail.prompt_tokens + 100} for c in prep.candidates)
+    plan = sel.plan(prep, EMPTY, NOW)
+    step = next(s for s in plan.steps if s.key == ModelKey("p0", "free-a"))
+    assert step.amounts == {REQUESTS: 1, TOKENS: prep.detail.prompt_tokens + 100}
+    assert [u.meter for u in step.usages] == list(sel.catalog.meters(step.entry))  # what a reservation writes
+    no_cap = sel.prepare(request(), keys(sel))
+    assert no_cap.candidates[0].amounts[TOKENS] == no_cap.detail.prompt_tokens + 1024  # expected output default
 
 
 def test_round_robin_rotates_equals() -> None:
@@ -74,11 +111,18 @@ def test_custom_tie_breaker_receives_groups() -> None:
 def test_context_and_capability_drops() -> None:
     sel = make()
     prep = sel.prepare(request("word " * 3000), keys(sel))
-    assert (ModelKey("p2", "tiny"), next(r for k, r in prep.dropped if k == ModelKey("p2", "tiny"))) in prep.dropped
+    reason = dict(prep.dropped)[ModelKey("p2", "tiny")]
+    assert reason.startswith("prompt ") and "> context window 2000" in reason
     image = [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]
     vision = sel.prepare(request(image), keys(sel))
-    assert [e.key for e in vision.candidates] == [ModelKey("p3", "big-paid")]
+    assert [c.key for c in vision.candidates] == [ModelKey("p3", "big-paid")]
     assert all(r == "no vision support" for _, r in vision.dropped)
+    short = Selector(catalog([entry("p0", "short", max_output=100), entry("p1", "long")]))
+    capped = short.prepare(request(max_tokens=200), keys(short))
+    assert capped.dropped == ((ModelKey("p0", "short"), "max_tokens 200 > max output 100"),)
+    no_tools = Selector(catalog([entry("p0", "plain", tools=False), entry("p1", "tools")]))
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert no_tools.prepare(request(tools=tools), keys(no_tools)).dropped == ((ModelKey("p0", "plain"), "no tools support"),)
 
 
 def test_nothing_fits_is_a_400() -> None:
@@ -91,6 +135,7 @@ def test_pinning_and_unknown_models() -> None:
     sel = make()
     prep = sel.prepare(request(model="p3/paid-dear"), keys(sel))
     assert prep.pinned == ModelKey("p3", "paid-dear") and len(prep.candidates) == 1
+    assert sel.plan(prep, EMPTY, NOW).pinned == ModelKey("p3", "paid-dear")
     bare = sel.prepare(request(model="free-a"), keys(sel))
     assert bare.pinned == ModelKey("p0", "free-a")
     ambiguous = sel.prepare(request(model="shared"), keys(sel))
@@ -108,24 +153,51 @@ def test_pinned_without_capacity_gives_an_empty_plan_with_reason() -> None:
     state = ModelState(key, cooldown=Cooldown(NOW + 30, "429"))
     plan = sel.plan(prep, StateSnapshot(models={key: state}), NOW)
     assert plan.steps == () and plan.dropped[0][0] == key and "cooling down" in plan.dropped[0][1]
+    assert plan.capacity_only and plan.free_again_in_s == pytest.approx(30)  # a 429 with Retry-After
 
 
 def test_state_drops_full_windows_headers_and_blocked() -> None:
     sel = make()
     prep = sel.prepare(request(), keys(sel))
-    limit = WindowLimit(60, 10, 100_000)
-    full = ModelState(ModelKey("p0", "free-a"), windows=(WindowUsage(limit, limit.start(NOW), requests=10),))
-    hdr = ModelState(ModelKey("p1", "free-b"), headers=HeaderSnapshot(RateLimitInfo(remaining_requests=0, reset_requests_s=30), NOW - 5))
-    snapshot = StateSnapshot(models={full.key: full, hdr.key: hdr})
+    full_key, hdr_key = ModelKey("p0", "free-a"), ModelKey("p1", "free-b")
+    hdr = ModelState(hdr_key, headers=HeaderSnapshot(RateLimitInfo(remaining_requests=0, reset_requests_s=30), NOW - 5))
+    snapshot = StateSnapshot(counters=full_minute(sel, full_key), models={hdr_key: hdr})
     plan = sel.plan(prep, snapshot, NOW, blocked={ModelKey("p2", "tiny"): "breaker open"})
     reasons = dict(plan.dropped)
-    assert "used up" in reasons[full.key]
-    assert "0 requests remaining" in reasons[hdr.key]
+    assert "0 of 10 requests per 60s left on p0#free-a" in reasons[full_key]
+    assert "0 requests remaining" in reasons[hdr_key]
     assert reasons[ModelKey("p2", "tiny")] == "blocked: breaker open"
     assert not any(s.free for s in plan.steps)
+    assert not plan.capacity_only  # paid steps remain, and a breaker is not a capacity refusal
     # the header snapshot stops counting once its reset has passed
     later = sel.plan(prep, snapshot, NOW + 60)
-    assert hdr.key in {s.key for s in later.steps}
+    assert hdr_key in {s.key for s in later.steps}
+
+
+def test_capacity_only_refusals_say_when_one_frees() -> None:
+    sel = Selector(catalog([entry("p0", "a", free=FREE), entry("p1", "b", free=FREE)]))
+    prep = sel.prepare(request(), keys(sel))
+    counters = {**full_minute(sel, ModelKey("p0", "a")), **full_minute(sel, ModelKey("p1", "b"))}
+    now = NOW + 10  # NOW is 40 s into its minute
+    plan = sel.plan(prep, StateSnapshot(counters=counters), now)
+    assert plan.steps == () and plan.capacity_only
+    assert plan.free_again_in_s == pytest.approx(10)  # the minute closes in 10 s
+    blocked = sel.plan(prep, StateSnapshot(counters=counters), now, blocked={ModelKey("p0", "a"): "bad key"})
+    assert blocked.steps == () and not blocked.capacity_only  # a 503, not a 429
+
+
+def test_recently_failed_providers_go_last() -> None:
+    sel = make()
+    prep = sel.prepare(request(), keys(sel))
+    failures = {"p0": FailureMark("p0", NOW - 5, "server_error"), "p1": FailureMark("p1", NOW - 300, "timeout")}
+    plan = sel.plan(prep, EMPTY, NOW, failures=failures)
+    order = [s.key for s in plan.steps]
+    assert order[-1] == ModelKey("p0", "free-a")  # behind every provider without a recent failure, paid ones too
+    assert "provider failed recently" in plan.steps[-1].reason
+    assert ModelKey("p1", "free-b") in order[:2]  # a failure long ago does not count
+    # the snapshot's shared failure marks are used when none are passed
+    shared = sel.plan(prep, StateSnapshot(failures=failures), NOW)
+    assert shared.steps[-1].key == ModelKey("p0", "free-a")
 
 
 def test_real_catalog_smoke() -> None:
@@ -136,33 +208,33 @@ def test_real_catalog_smoke() -> None:
     assert len(plan.steps) == len(prep.candidates)
 
 
-def test_a_large_catalog_loads_state_for_a_bounded_set_that_keeps_paid_fallbacks():
-    from llm_gateway.selection.selector import MIN_LOADED_PAID
-    from llm_gateway.state.store import LOAD_ITEM_BUDGET, PROVIDER_ITEMS_RESERVE, items_per_model
-
+def test_a_large_catalog_loads_state_for_a_bounded_set_that_keeps_paid_fallbacks() -> None:
     entries = [entry(f"p{i % 4}", f"free-{i}", free=FREE) for i in range(40)]
     entries += [entry(f"p{i % 4}", f"paid-{i}", price=(0.1 * (i + 1), 0.1)) for i in range(10)]
     selector = Selector(catalog(entries))
     prep = selector.prepare(request(), {e.key for e in entries})
-    loaded = list(prep.limits)
-    items = sum(items_per_model(limits) for limits in prep.limits.values())
-    assert items <= LOAD_ITEM_BUDGET - PROVIDER_ITEMS_RESERVE  # one BatchGetItem, with the breakers
-    assert items + items_per_model(entries[0].windows()) > LOAD_ITEM_BUDGET - PROVIDER_ITEMS_RESERVE  # and full
+    loaded = list(prep.keys)
+    read = set(pks_for(prep.all_meters(), loaded, NOW))
+    assert len(read) <= LOAD_ITEM_BUDGET  # one BatchGetItem: windows, headers, cooldowns, breakers, failures
+    not_loaded = [key for key, why in prep.dropped if why.startswith("not loaded")]
+    assert len(not_loaded) == 50 - len(loaded) and not_loaded
+    for key in not_loaded:  # and full: not one more candidate would fit
+        more = set(pks_for(selector.catalog.meters(selector.catalog.get(key)), [key], NOW)) - read  # type: ignore[arg-type]
+        assert len(read) + len(more) > LOAD_ITEM_BUDGET
     paid = [key for key in loaded if key.model.startswith("paid-")]
-    assert {key.model for key in paid} == {f"paid-{i}" for i in range(MIN_LOADED_PAID)}  # the cheapest ones
+    assert {key.model for key in paid} >= {f"paid-{i}" for i in range(MIN_LOADED_PAID)}  # the cheapest ones
     free = [key for key in loaded if key.model.startswith("free-")]
     assert len(free) + len(paid) == len(loaded) and free
-    assert sum(1 for _, why in prep.dropped if why.startswith("not loaded")) == 50 - len(loaded)
     # every free model used up: the plan still has the paid fallbacks, cheapest first
-    full = StateSnapshot(models={
-        key: ModelState(key, windows=(WindowUsage(WindowLimit(60, max_requests=10), int(NOW) - int(NOW) % 60, 10),))
-        for key in free
-    })
-    plan = selector.plan(prep, full, NOW)
-    assert [step.key.model for step in plan.steps] == [f"paid-{i}" for i in range(MIN_LOADED_PAID)]
+    counters: dict[str, dict[str, int]] = {}
+    for key in free:
+        counters.update(full_minute(selector, key))
+    plan = selector.plan(prep, StateSnapshot(counters=counters), NOW)
+    assert [step.key.model for step in plan.steps][:MIN_LOADED_PAID] == [f"paid-{i}" for i in range(MIN_LOADED_PAID)]
+    assert not any(step.free for step in plan.steps)
 
 
-def test_small_catalogs_load_every_candidate():
+def test_small_catalogs_load_every_candidate() -> None:
     selector = make()
     prep = selector.prepare(request(), {e.key for e in selector.catalog.entries})
     assert not any(why.startswith("not loaded") for _, why in prep.dropped)

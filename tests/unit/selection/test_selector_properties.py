@@ -1,7 +1,8 @@
-"""Selector properties over random catalogs and random state (hypothesis).
+"""Preparation + planning properties over random catalogs and random state (hypothesis).
 
 1. A model whose context window is too small for prompt + output is never chosen.
-2. A model without capacity is never chosen while one with capacity exists (in fact never).
+2. A model without capacity (its own windows, carry-over included, or its cooldown) is never
+   chosen while one with capacity exists (in fact never).
 3. The plan is a permutation of the eligible models, with every free model before every paid one.
 """
 
@@ -10,15 +11,20 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.selection.catalog import FreeTier, ModelEntry
-from llm_gateway.selection.selector import DEFAULT_EXPECTED_OUTPUT, Selector
+from llm_gateway.selection.catalog import Catalog, FreeTier, ModelEntry
+from llm_gateway.selection.planner import Planner, Preparation
+from llm_gateway.selection.selector import DEFAULT_EXPECTED_OUTPUT, ChatPreparer
+from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.state.items import Cooldown, ModelState, StateSnapshot
+from llm_gateway.state.metering import REQUESTS, TOKENS, usage_of
 from llm_gateway.state.rate_limits import capacity
-from llm_gateway.state.store import Cooldown, ModelKey, ModelState, StateSnapshot, WindowUsage
+from llm_gateway.state.store import ModelKey
 
 from .builders import PROVIDERS, catalog, entry, request
 
 NOW = 1_700_000_000.0
 WORDS = st.integers(min_value=1, max_value=400)
+Scenario = tuple[list[ModelEntry], StateSnapshot, int]
 
 
 @st.composite
@@ -43,60 +49,65 @@ def model_entries(draw: st.DrawFn, index: int) -> ModelEntry:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[ModelEntry], StateSnapshot, int]:
+def scenarios(draw: st.DrawFn) -> Scenario:
     count = draw(st.integers(1, 12))
     entries = [draw(model_entries(i)) for i in range(count)]
+    cat = catalog(entries)
+    counters: dict[str, dict[str, int]] = {}
     models: dict[ModelKey, ModelState] = {}
     for e in entries:
-        windows = tuple(
-            WindowUsage(lim, lim.start(NOW), requests=draw(st.integers(0, 6)), tokens=draw(st.integers(0, 6000)))
-            for lim in e.windows()
-            if draw(st.booleans())
-        )
-        cooldown = Cooldown(NOW + draw(st.integers(-30, 30)), "429") if draw(st.booleans()) else None
-        models[e.key] = ModelState(e.key, windows=windows, cooldown=cooldown)
-    return entries, StateSnapshot(models=models), draw(WORDS)
+        for meter in cat.meters(e):
+            period = meter.limit.period
+            for start in (period.start(NOW), period.previous_start(NOW)):  # this window and the carry
+                if draw(st.booleans()):
+                    counters[meter.pk(start)] = {REQUESTS: draw(st.integers(0, 6)), TOKENS: draw(st.integers(0, 6000))}
+        if draw(st.booleans()):
+            models[e.key] = ModelState(e.key, cooldown=Cooldown(NOW + draw(st.integers(-30, 30)), "429"))
+    return entries, StateSnapshot(counters=counters, models=models), draw(WORDS)
 
 
-def _prepare(entries: list[ModelEntry], words: int, max_tokens: int | None):
-    sel = Selector(catalog(entries))
+def _prepare(entries: list[ModelEntry], words: int, max_tokens: int | None) -> tuple[Catalog, Preparation | None]:
+    cat = catalog(entries)
     extra = {"max_tokens": max_tokens} if max_tokens else {}
     try:
-        return sel, sel.prepare(request("word " * words, **extra), [e.key for e in entries])
+        return cat, ChatPreparer(cat, TokenEstimator()).prepare(request("word " * words, **extra), [e.key for e in entries])
     except Exception as exc:  # InvalidRequest: nothing could ever fit; that is allowed
         assert getattr(exc, "status", None) == 400
-        return sel, None
+        return cat, None
+
+
+def has_capacity(cat: Catalog, e: ModelEntry, snapshot: StateSnapshot, amounts: dict[str, int]) -> bool:
+    """Worked out independently of the plan: every meter of the model, from the raw counters."""
+    usages = [usage_of(meter, snapshot.counters, NOW) for meter in cat.meters(e)]
+    return capacity(usages, snapshot.models.get(e.key), amounts, NOW).ok
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.one_of(st.none(), st.integers(1, 3000)))
-def test_plan_properties(scenario: tuple[list[ModelEntry], StateSnapshot, int], max_tokens: int | None) -> None:
+def test_plan_properties(scenario: Scenario, max_tokens: int | None) -> None:
     entries, snapshot, words = scenario
-    sel, prep = _prepare(entries, words, max_tokens)
+    cat, prep = _prepare(entries, words, max_tokens)
     if prep is None:
         return
-    plan = sel.plan(prep, snapshot, NOW)
+    plan = Planner().plan(prep, snapshot, NOW)
     chosen = [step.key for step in plan.steps]
     by_key = {e.key: e for e in entries}
 
     # 1. context: prompt (provider-scaled) + output fits every chosen model
     for step in plan.steps:
         e = by_key[step.key]
-        output = max_tokens if max_tokens else min(DEFAULT_EXPECTED_OUTPUT, e.max_output)
-        prompt = step.reserve_tokens - output
-        assert prompt >= prep.prompt_tokens
-        assert prompt + output <= e.context_window
+        output = max_tokens if max_tokens else min(DEFAULT_EXPECTED_OUTPUT, e.output_cap)
+        prompt = step.amounts[TOKENS] - output
+        assert prompt >= prep.detail.prompt_tokens
+        assert prompt + output <= e.window
+        assert step.amounts[REQUESTS] == 1
 
     # 2. capacity: nothing without capacity is ever chosen
-    for key in chosen:
-        ok = capacity(by_key[key].windows(), snapshot.models.get(key), prep.reserve_tokens[key], NOW)
-        assert ok.ok
+    for step in plan.steps:
+        assert has_capacity(cat, by_key[step.key], snapshot, dict(step.amounts))
 
     # 3. permutation of the eligible models, free first
-    eligible = {
-        e.key for e in prep.candidates
-        if capacity(e.windows(), snapshot.models.get(e.key), prep.reserve_tokens[e.key], NOW).ok
-    }
+    eligible = {c.key for c in prep.candidates if has_capacity(cat, c.entry, snapshot, dict(c.amounts))}
     assert sorted(chosen) == sorted(eligible) and len(chosen) == len(set(chosen))
     flags = [step.free for step in plan.steps]
     assert flags == sorted(flags, reverse=True)
@@ -107,14 +118,15 @@ def test_plan_properties(scenario: tuple[list[ModelEntry], StateSnapshot, int], 
 
 @settings(max_examples=100, deadline=None)
 @given(scenarios())
-def test_without_capacity_never_chosen_while_one_has_it(scenario: tuple[list[ModelEntry], StateSnapshot, int]) -> None:
+def test_without_capacity_never_chosen_while_one_has_it(scenario: Scenario) -> None:
     entries, snapshot, words = scenario
-    sel, prep = _prepare(entries, words, None)
+    cat, prep = _prepare(entries, words, None)
     if prep is None:
         return
-    plan = sel.plan(prep, snapshot, NOW)
-    has = [e.key for e in prep.candidates if capacity(e.windows(), snapshot.models.get(e.key), prep.reserve_tokens[e.key], NOW).ok]
+    plan = Planner().plan(prep, snapshot, NOW)
+    has = [c.key for c in prep.candidates if has_capacity(cat, c.entry, snapshot, dict(c.amounts))]
     if has:
         assert plan.steps and plan.steps[0].key in has
     else:
         assert plan.steps == ()
+        assert plan.capacity_only  # nothing but capacity stopped them: a 429, not a 503

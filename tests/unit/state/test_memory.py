@@ -1,75 +1,177 @@
-"""MemoryStore: all-or-nothing reservations, expiry, extend-only cooldowns, thread safety."""
+"""MemoryStore (items: all-or-nothing conditional adds, expiry, extend-only writes, thread safety),
+and SharedState on top of it (reservations, reconciliation, cooldowns, headers, breakers)."""
 
 from __future__ import annotations
 
 import threading
 
 from llm_gateway.providers.base import RateLimitInfo
+from llm_gateway.state import memory
+from llm_gateway.state.items import FAILURE_MEMORY_S
 from llm_gateway.state.memory import MemoryStore
-from llm_gateway.state.store import ModelKey, WindowLimit
+from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit, model_counter, usage_of
+from llm_gateway.state.shared import SharedState
+from llm_gateway.state.store import CounterAdd, ModelKey
 
 KEY = ModelKey("groq", "m")
-MINUTE = WindowLimit(60, max_requests=3, max_tokens=1000)
-DAY = WindowLimit(86_400, max_requests=5, max_tokens=None)
-NOW = 1_700_000_040.0
+MINUTE = Meter(model_counter("groq", "m"), WindowLimit.of(60, requests=3, tokens=1000))
+DAY = Meter(model_counter("groq", "m"), WindowLimit.of(86_400, requests=5))
+NOW = 1_700_000_040.0  # a minute's first second
 
 
-def test_reserve_until_full_then_none() -> None:
+def shared() -> SharedState:
+    return SharedState(MemoryStore(), fold_reconcile=False)
+
+
+def usages(state: SharedState, meters: list[Meter], now: float) -> list:
+    snapshot = state.load(meters, [KEY], now)
+    return [usage_of(meter, snapshot.counters, now) for meter in meters]
+
+
+def used(state: SharedState, meter: Meter, now: float) -> dict[str, int]:
+    return dict(usages(state, [meter], now)[0].used)
+
+
+def ask(tokens: int) -> dict[str, int]:
+    return {REQUESTS: 1, TOKENS: tokens}
+
+
+# --- the store's items -------------------------------------------------------------------------------
+def test_conditional_adds_are_all_or_nothing() -> None:
     store = MemoryStore()
-    assert all(store.reserve(KEY, [MINUTE], 100, NOW) for _ in range(3))
-    assert store.reserve(KEY, [MINUTE], 100, NOW) is None
-    usage = store.load({KEY: [MINUTE]}, NOW).models[KEY].windows[0]
-    assert (usage.requests, usage.tokens) == (3, 300)
-    assert store.reserve(KEY, [MINUTE], 100, NOW + 60) is not None  # next window
+    a = CounterAdd("rl#a", {REQUESTS: 1, TOKENS: 10}, expires_at=int(NOW) + 60, ceilings={REQUESTS: 2})
+    b = CounterAdd("rl#b", {REQUESTS: 1}, expires_at=int(NOW) + 60, ceilings={REQUESTS: 1})
+    assert store.add([a, b], NOW)
+    assert not store.add([a, b], NOW)  # b is full: neither moves
+    assert store.load(["rl#a", "rl#b", "rl#none"], NOW) == {"rl#a": {REQUESTS: 1, TOKENS: 10}, "rl#b": {REQUESTS: 1}}
+    assert store.add([a], NOW) and not store.add([a], NOW)  # a alone: up to its ceiling of 2
+    unguarded = CounterAdd("rl#a", {TOKENS: -5, REQUESTS: 7}, expires_at=int(NOW) + 60)
+    assert store.add([unguarded], NOW)  # no ceiling: reconciliation may pass the limit
+    assert store.load(["rl#a"], NOW)["rl#a"] == {REQUESTS: 9, TOKENS: 15}
+
+
+def test_expired_items_are_invisible_and_do_not_count() -> None:
+    store = MemoryStore()
+    add = CounterAdd("rl#a", {REQUESTS: 1}, expires_at=int(NOW) + 10, ceilings={REQUESTS: 1})
+    assert store.add([add], NOW) and not store.add([add], NOW)
+    assert store.load(["rl#a"], NOW + 10) == {}
+    renewed = CounterAdd("rl#a", {REQUESTS: 1}, expires_at=int(NOW) + 70, ceilings={REQUESTS: 1})
+    assert store.add([renewed], NOW + 10)  # the dead count is not added to
+    assert store.load(["rl#a"], NOW + 10) == {"rl#a": {REQUESTS: 1}}
+    store.put("cb#groq", {"state": "open"}, int(NOW) + 5, NOW)
+    assert store.load(["cb#groq"], NOW + 4) == {"cb#groq": {"state": "open"}}
+    assert store.load(["cb#groq"], NOW + 5) == {}
+
+
+def test_extend_only_lengthens() -> None:
+    store = MemoryStore()
+    store.extend("cd#x", {"reason": "a"}, NOW + 30, int(NOW) + 90, NOW)
+    store.extend("cd#x", {"reason": "shorter"}, NOW + 10, int(NOW) + 70, NOW)
+    assert store.load(["cd#x"], NOW)["cd#x"] == {"reason": "a", "until": NOW + 30}
+    store.extend("cd#x", {"reason": "longer"}, NOW + 60, int(NOW) + 120, NOW)
+    assert store.load(["cd#x"], NOW)["cd#x"]["reason"] == "longer"
+
+
+def test_loaded_items_are_copies() -> None:
+    store = MemoryStore()
+    store.put("hdr#x", {"observed_at": NOW}, int(NOW) + 60, NOW)
+    store.load(["hdr#x"], NOW)["hdr#x"]["observed_at"] = 0  # type: ignore[index]
+    assert store.load(["hdr#x"], NOW)["hdr#x"] == {"observed_at": NOW}
+
+
+def test_dead_counters_are_purged_now_and_then() -> None:
+    store = MemoryStore()
+    for n in range(memory.PURGE_EVERY - 1):
+        assert store.add([CounterAdd(f"rl#{n}", {REQUESTS: 1}, expires_at=int(NOW) + 1)], NOW)
+    assert len(store._items) == memory.PURGE_EVERY - 1
+    assert store.add([CounterAdd("rl#last", {REQUESTS: 1}, expires_at=int(NOW) + 100)], NOW + 50)
+    assert list(store._items) == ["rl#last"]  # a long-lived container does not grow without bound
+
+
+# --- reservations through SharedState ---------------------------------------------------------------
+def test_reserve_until_full_then_none() -> None:
+    state = shared()
+    assert all(state.reserve(usages(state, [MINUTE], NOW), ask(100), NOW) for _ in range(3))
+    assert state.reserve(usages(state, [MINUTE], NOW), ask(100), NOW) is None
+    assert used(state, MINUTE, NOW) == {REQUESTS: 3, TOKENS: 300}
+    # right after the boundary the full previous minute still counts (sliding estimate) ...
+    assert state.reserve(usages(state, [MINUTE], NOW + 60), ask(100), NOW + 60) is None
+    # ... two thirds into the next minute a third of it does: 2 of 3 requests fit
+    later = NOW + 100
+    assert [state.reserve(usages(state, [MINUTE], later), ask(1), later) is not None for _ in range(3)] == [True, True, False]
+    assert state.reserve(usages(state, [MINUTE], NOW + 120), ask(100), NOW + 120) is not None  # wholly new
 
 
 def test_tokens_limit_and_all_or_nothing() -> None:
-    store = MemoryStore()
-    assert store.reserve(KEY, [MINUTE, DAY], 900, NOW) is not None
-    assert store.reserve(KEY, [MINUTE, DAY], 200, NOW) is None
-    snap = store.load({KEY: [MINUTE, DAY]}, NOW).models[KEY]
-    assert [w.requests for w in snap.windows] == [1, 1]  # the failed attempt moved neither window
+    state = shared()
+    assert state.reserve(usages(state, [MINUTE, DAY], NOW), ask(900), NOW) is not None
+    assert state.reserve(usages(state, [MINUTE, DAY], NOW), ask(200), NOW) is None
+    assert used(state, MINUTE, NOW)[REQUESTS] == used(state, DAY, NOW)[REQUESTS] == 1  # the refusal moved neither
+    assert state.reserve(usages(state, [MINUTE], NOW), ask(1001), NOW) is None  # above the limit itself
 
 
-def test_reconcile_moves_tokens_by_delta() -> None:
-    store = MemoryStore()
-    reservation = store.reserve(KEY, [MINUTE], 500, NOW)
+def test_reconcile_moves_counters_by_the_difference() -> None:
+    state = shared()
+    reservation = state.reserve(usages(state, [MINUTE], NOW), ask(500), NOW)
     assert reservation is not None
-    store.reconcile(reservation, 1200, NOW)  # actual usage may exceed the limit
-    usage = store.load({KEY: [MINUTE]}, NOW).models[KEY].windows[0]
-    assert usage.tokens == 1200
-    assert store.reserve(KEY, [MINUTE], 1, NOW) is None  # but no new reservation then fits
+    state.reconcile(reservation, ask(1200), NOW)  # actual usage may exceed the limit
+    assert used(state, MINUTE, NOW) == {REQUESTS: 1, TOKENS: 1200}
+    assert state.reserve(usages(state, [MINUTE], NOW), ask(1), NOW) is None  # but no new reservation then fits
+
+
+def test_release_gives_everything_back() -> None:
+    state = shared()
+    reservation = state.reserve(usages(state, [MINUTE, DAY], NOW), ask(500), NOW)
+    assert reservation is not None and len(reservation.pks) == 2
+    state.release(reservation, NOW)
+    assert used(state, MINUTE, NOW) == {REQUESTS: 0, TOKENS: 0} and used(state, DAY, NOW)[REQUESTS] == 0
+
+
+def test_no_meter_means_no_write() -> None:
+    state = shared()
+    reservation = state.reserve([], ask(10**9), NOW)
+    assert reservation is not None and reservation.pks == ()
+    state.reconcile(reservation, ask(1), NOW)  # nothing to move
 
 
 def test_cooldowns_only_extend_and_expire() -> None:
-    store = MemoryStore()
-    store.cool_down(KEY, NOW + 30, "a", NOW)
-    store.cool_down(KEY, NOW + 10, "shorter", NOW)
-    state = store.load({KEY: []}, NOW).models[KEY]
-    assert state.cooldown is not None and state.cooldown.reason == "a"
-    store.cool_down(KEY, NOW + 60, "longer", NOW)
-    assert store.load({KEY: []}, NOW).models[KEY].cooldown.reason == "longer"  # type: ignore[union-attr]
-    assert store.load({KEY: []}, NOW + 61).models[KEY].cooldown is None
+    state = shared()
+    state.cool_down(KEY, NOW + 30, "a", NOW)
+    state.cool_down(KEY, NOW + 10, "shorter", NOW)
+    cooldown = state.load([], [KEY], NOW).models[KEY].cooldown
+    assert cooldown is not None and (cooldown.until, cooldown.reason) == (NOW + 30, "a")
+    state.cool_down(KEY, NOW + 60, "longer", NOW)
+    assert state.load([], [KEY], NOW).models[KEY].cooldown.reason == "longer"  # type: ignore[union-attr]
+    assert KEY not in state.load([], [KEY], NOW + 61).models
 
 
-def test_headers_expire_and_breakers_are_returned() -> None:
-    store = MemoryStore()
-    store.record_headers(KEY, RateLimitInfo(remaining_requests=0, reset_requests_s=20), NOW)
-    assert store.load({KEY: []}, NOW + 5).models[KEY].headers is not None
-    assert store.load({KEY: []}, NOW + 25).models[KEY].headers is None
-    store.put_breaker("cb#groq", {"state": "open"}, expires_at=NOW + 10)
-    assert store.load({}, NOW, ["cb#groq", "cb#x"]).breakers == {"cb#groq": {"state": "open"}}
-    assert store.load({}, NOW + 11, ["cb#groq"]).breakers == {}
+def test_headers_expire_and_breakers_and_failures_are_returned() -> None:
+    state = shared()
+    state.record_headers(KEY, RateLimitInfo(remaining_requests=0, reset_requests_s=20, requests_window_s=86_400), NOW)
+    headers = state.load([], [KEY], NOW + 5).models[KEY].headers
+    assert headers is not None and headers.info.remaining_requests == 0 and headers.observed_at == NOW
+    assert headers.info.requests_window_s == 86_400
+    assert KEY not in state.load([], [KEY], NOW + 25).models
+    state.store.put("cb#groq", {"state": "open"}, int(NOW) + 10, NOW)
+    state.store.put("cb#other", {"state": "open"}, int(NOW) + 10, NOW)
+    assert state.load([], [KEY], NOW).breakers == {"cb#groq": {"state": "open"}}  # only this request's circuits
+    assert state.load([], [KEY], NOW + 11).breakers == {}
+    state.mark_failure("groq", "server_error", NOW)
+    mark = state.load([], [KEY], NOW + 1).failures["groq"]
+    assert (mark.provider, mark.at, mark.kind) == ("groq", NOW, "server_error")
+    assert state.load([], [KEY], NOW + FAILURE_MEMORY_S + 2).failures == {}
+    assert not state.load([], [KEY], NOW).degraded
 
 
 def test_threads_admit_exactly_the_limit() -> None:
-    store = MemoryStore()
-    limit = WindowLimit(60, max_requests=37)
+    state = shared()
+    meter = Meter(model_counter("groq", "m"), WindowLimit.of(60, requests=37))
+    window = [usage_of(meter, {}, NOW)]
     results: list[bool] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        ok = store.reserve(KEY, [limit], 1, NOW) is not None
+        ok = state.reserve(window, {REQUESTS: 1}, NOW) is not None
         with lock:
             results.append(ok)
 
@@ -79,3 +181,4 @@ def test_threads_admit_exactly_the_limit() -> None:
     for t in threads:
         t.join()
     assert sum(results) == 37
+    assert used(state, meter, NOW) == {REQUESTS: 37}

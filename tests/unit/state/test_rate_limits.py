@@ -1,33 +1,65 @@
-"""Pure rate-limit arithmetic."""
+"""Pure rate-limit arithmetic: capacity (windows, cooldowns, headers), cooldowns, header snapshots."""
 
 from __future__ import annotations
 
 import pytest
 
-from llm_gateway.providers.base import RateLimitInfo
+from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
+from llm_gateway.retry.classifier import ErrorClass
+from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
+from llm_gateway.state.metering import (
+    REQUESTS,
+    TOKENS,
+    Meter,
+    WindowLimit,
+    WindowUsage,
+    model_counter,
+    usage_of,
+)
 from llm_gateway.state.rate_limits import (
     capacity,
-    cooldown_for_429,
     cooldown_from_headers,
+    free_again_in,
     header_remaining,
-    header_snapshot,
     near_miss,
-    scale_limits,
     snapshot_expiry,
+    worth_recording,
 )
-from llm_gateway.state.store import Cooldown, ModelKey, ModelState, WindowLimit, WindowUsage
+from llm_gateway.state.store import ModelKey
 
 KEY = ModelKey("groq", "m")
 NOW = 1_700_000_000.0
-LIM = WindowLimit(60, max_requests=10, max_tokens=1000)
+LIM = WindowLimit.of(60, requests=10, tokens=1000)
+METER = Meter(model_counter("groq", "m"), LIM)
+START = LIM.period.start(NOW)
+
+
+def usage(requests: int = 0, tokens: int = 0, start: int = START) -> WindowUsage:
+    return WindowUsage(METER, start, {REQUESTS: requests, TOKENS: tokens})
+
+
+def ask(tokens: int) -> dict[str, int]:
+    return {REQUESTS: 1, TOKENS: tokens}
+
+
+def snapshot(info: RateLimitInfo, at: float = NOW) -> HeaderSnapshot:
+    return HeaderSnapshot(info, at)
 
 
 def test_429_cooldown_uses_longest_hint_or_default() -> None:
-    info = RateLimitInfo(retry_after_s=2, remaining_tokens=0, reset_tokens_s=7.5)
-    assert cooldown_for_429(info, NOW).until == NOW + 7.5
-    assert cooldown_for_429(None, NOW).until == NOW + 60
+    """After a 429 (`retry.backoff.cooldown_s`, what the runner's outcomes use): the provider's
+    longest hint, including the reset of an exhausted limit, else the policy's default."""
+    policy = BackoffPolicy(default_rate_limit_cooldown_s=60)
+
+    def after_429(info: RateLimitInfo | None) -> float | None:
+        return cooldown_s(ProviderError("429", provider="groq", status=429, rate_limit=info), ErrorClass.RATE_LIMITED, policy)
+
+    assert after_429(RateLimitInfo(retry_after_s=2, remaining_tokens=0, reset_tokens_s=7.5)) == 7.5
+    assert after_429(None) == 60
     groq_daily = RateLimitInfo(remaining_requests=0, reset_requests_s=3 * 3600, requests_window_s=86_400)
-    assert cooldown_for_429(groq_daily, NOW).until == NOW + 3 * 3600
+    assert after_429(groq_daily) == 3 * 3600
+    assert after_429(RateLimitInfo(retry_after_s=10 * 86_400)) == policy.max_cooldown_s
 
 
 def test_cooldown_from_successful_headers() -> None:
@@ -37,48 +69,71 @@ def test_cooldown_from_successful_headers() -> None:
 
 
 def test_header_remaining_resets() -> None:
-    snap = header_snapshot(RateLimitInfo(remaining_requests=3, reset_requests_s=10, remaining_tokens=50), NOW)
+    snap = snapshot(RateLimitInfo(remaining_requests=3, reset_requests_s=10, remaining_tokens=50))
     assert header_remaining(snap, NOW + 1) == (3, 50)
     assert header_remaining(snap, NOW + 11) == (None, 50)
     assert header_remaining(snap, NOW + 61) == (None, None)  # tokens: no reset given, one window
+    assert header_remaining(None, NOW) == (None, None)
     assert snapshot_expiry(snap.info, NOW) == NOW + 10
+    assert snapshot_expiry(RateLimitInfo(remaining_requests=3, requests_window_s=86_400), NOW) == NOW + 60
+    assert snapshot_expiry(RateLimitInfo(retry_after_s=10 * 86_400), NOW) == NOW + 86_400  # capped
 
 
 def test_capacity_lower_of_windows_and_headers() -> None:
-    usage = WindowUsage(LIM, LIM.start(NOW), requests=4, tokens=100)
-    hdr = header_snapshot(RateLimitInfo(remaining_requests=2, remaining_tokens=5000, reset_requests_s=30), NOW)
-    state = ModelState(KEY, windows=(usage,), headers=hdr)
-    cap = capacity([LIM], state, 200, NOW)
+    hdr = snapshot(RateLimitInfo(remaining_requests=2, remaining_tokens=5000, reset_requests_s=30))
+    cap = capacity([usage(4, 100)], ModelState(KEY, headers=hdr), ask(200), NOW)
     assert cap.ok and cap.remaining_requests == 2 and cap.remaining_tokens == 900
+    plain = capacity([usage(4, 100)], None, ask(200), NOW)
+    assert plain.ok and (plain.remaining_requests, plain.remaining_tokens) == (6, 900)
+    unlimited = capacity([], None, ask(10**9), NOW)
+    assert unlimited.ok and (unlimited.remaining_requests, unlimited.remaining_tokens) == (None, None)
 
 
 @pytest.mark.parametrize(
-    ("state", "tokens", "fragment"),
+    ("state", "windows", "tokens", "fragment"),
     [
-        (ModelState(KEY, cooldown=Cooldown(NOW + 5, "429")), 1, "cooling down"),
-        (ModelState(KEY, windows=(WindowUsage(LIM, LIM.start(NOW), requests=10),)), 1, "used up"),
-        (ModelState(KEY, windows=(WindowUsage(LIM, LIM.start(NOW), tokens=950),)), 100, "tokens per 60s left"),
-        (None, 1001, "needs 1001 tokens"),
-        (ModelState(KEY, headers=header_snapshot(RateLimitInfo(remaining_tokens=10, reset_tokens_s=5), NOW)), 11,
-         "provider headers"),
+        (ModelState(KEY, cooldown=Cooldown(NOW + 5, "429")), [], 1, "cooling down for 5s (429)"),
+        (None, [usage(requests=10)], 1, "0 of 10 requests per 60s left on groq#m, needs 1"),
+        (None, [usage(tokens=950)], 100, "50 of 1000 tokens per 60s left"),
+        (None, [usage()], 1001, "needs 1001 tokens > 1000 per 60s window"),
+        (ModelState(KEY, headers=snapshot(RateLimitInfo(remaining_tokens=10, reset_tokens_s=5))), [], 11,
+         "provider headers: 10 tokens remaining"),
+        (ModelState(KEY, headers=snapshot(RateLimitInfo(remaining_requests=0, reset_requests_s=5))), [], 1,
+         "provider headers: 0 requests remaining"),
     ],
 )
-def test_capacity_refusals(state: ModelState | None, tokens: int, fragment: str) -> None:
-    cap = capacity([LIM], state, tokens, NOW)
+def test_capacity_refusals(state: ModelState | None, windows: list[WindowUsage], tokens: int, fragment: str) -> None:
+    cap = capacity(windows, state, ask(tokens), NOW)
     assert not cap.ok and fragment in cap.reason
 
 
+def test_an_expired_cooldown_or_header_does_not_refuse() -> None:
+    state = ModelState(KEY, cooldown=Cooldown(NOW - 1, "429"),
+                       headers=snapshot(RateLimitInfo(remaining_requests=0, reset_requests_s=5), NOW - 10))
+    assert capacity([usage()], state, ask(1), NOW).ok
+
+
 def test_old_window_usage_does_not_count() -> None:
-    stale = WindowUsage(LIM, LIM.start(NOW) - 60, requests=10)
-    assert capacity([LIM], ModelState(KEY, windows=(stale,)), 1, NOW).ok
+    """Only the current window and the carry of the one before it count; older counts do not."""
+    counters = {METER.pk(START - 120): {REQUESTS: 10}}
+    assert capacity([usage_of(METER, counters, NOW)], None, ask(1), NOW).ok
 
 
-def test_store_supplied_limit_wins() -> None:
-    """Degraded mode hands back scaled limits in the usage; capacity must honour them."""
-    scaled = scale_limits([LIM], 0.5)[0]
-    usage = WindowUsage(scaled, LIM.start(NOW), requests=5)
-    assert not capacity([LIM], ModelState(KEY, windows=(usage,)), 1, NOW).ok
-    assert scale_limits([WindowLimit(1, 1, None)], 0.5) == (WindowLimit(1, 1, None),)
+def test_every_window_must_fit_model_and_provider_alike() -> None:
+    """A model's own window with room does not help when its provider's shared window is full."""
+    provider = Meter("groq#*", WindowLimit.of(1, requests=1))
+    shared_full = WindowUsage(provider, int(NOW), {REQUESTS: 1})
+    cap = capacity([usage(), shared_full], None, ask(1), NOW)
+    assert not cap.ok and "left on groq#*" in cap.reason
+
+
+def test_free_again_in_is_the_latest_of_cooldown_and_windows() -> None:
+    full = usage(requests=10)
+    assert free_again_in([full], None, ask(1), NOW) == pytest.approx(START + 60 - NOW)
+    cooling = ModelState(KEY, cooldown=Cooldown(NOW + 300, "429"))
+    assert free_again_in([full], cooling, ask(1), NOW) == pytest.approx(300)
+    assert free_again_in([usage()], None, ask(1), NOW) == 0.0
+    assert free_again_in([usage()], None, ask(1001), NOW) is None  # never fits this window
 
 
 def test_near_miss() -> None:
@@ -86,67 +141,39 @@ def test_near_miss() -> None:
     assert not near_miss(RateLimitInfo(limit_requests=100, remaining_requests=50))
 
 
-def test_previous_window_carries_over_by_its_remaining_overlap() -> None:
-    from llm_gateway.state.rate_limits import carried_over, effective_limits
-
-    minute = WindowLimit(60, max_requests=30, max_tokens=6000)
-    start = 1_200  # an epoch-aligned minute
-    previous = WindowUsage(minute, start - 60, requests=30, tokens=6000)
-    state = ModelState(ModelKey("groq", "m"), windows=(WindowUsage(minute, start, 0, 0),), previous=(previous,))
-    assert carried_over(state, minute, start) == (30, 6000)  # right at the boundary: all of it
-    assert carried_over(state, minute, start + 30) == (15, 3000)  # half-way: half
-    assert carried_over(state, minute, start + 59.9) == (1, 10)
-    assert carried_over(None, minute, start) == (0, 0)
-    assert effective_limits([minute], state, start + 30) == (WindowLimit(60, 15, 3000),)
-    # a full previous window leaves nothing right after the boundary: no 2x burst across it
-    refused = capacity([minute], state, 1, start + 1)
-    assert not refused.ok and "used up" in refused.reason
-    assert capacity([minute], state, 1, start + 45).remaining_requests == 22  # 30 - ceil(30 * 0.25)
-
-
 def test_a_store_refuses_a_burst_across_a_window_boundary() -> None:
+    """The real planner and reservation path: 10 rpm spent in a minute's last seconds leaves no
+    room at the start of the next minute (the two-bucket carry-over), so no 2x burst."""
     from llm_gateway.selection.catalog import FreeTier
-    from llm_gateway.selection.selector import Selector
+    from llm_gateway.selection.planner import Planner
+    from llm_gateway.selection.selector import ChatPreparer
+    from llm_gateway.selection.tokens import TokenEstimator
     from llm_gateway.state.memory import MemoryStore
+    from llm_gateway.state.shared import SharedState
     from tests.unit.selection.builders import catalog, entry, request
 
     model = entry("p0", "m", free=FreeTier(rpm=10))
-    selector, store = Selector(catalog([model])), MemoryStore()
+    preparer, planner = ChatPreparer(catalog([model]), TokenEstimator()), Planner()
+    state = SharedState(MemoryStore(), fold_reconcile=False)
     start = 6_000
+
+    def plan_at(now: float):
+        prep = preparer.prepare(request(), {model.key})
+        return planner.plan(prep, state.load(prep.all_meters(), prep.keys, now), now)
+
     admitted_before = 0
-    for second in (50, 55, 59):  # 10 requests in the last seconds of one minute
+    for second in (50, 55, 59):  # 12 attempts in the last seconds of one minute
         for _ in range(4):
-            prep = selector.prepare(request(), {model.key})
-            plan = selector.plan(prep, store.load(prep.limits, start + second), start + second)
-            if plan.steps and store.reserve(model.key, plan.steps[0].limits, 1, start + second):
+            plan = plan_at(start + second)
+            if plan.steps and state.reserve(plan.steps[0].usages, plan.steps[0].amounts, start + second):
                 admitted_before += 1
     assert admitted_before == 10
-    prep = selector.prepare(request(), {model.key})
-    now = start + 61  # the next minute: a fixed window alone would admit 10 more at once
-    plan = selector.plan(prep, store.load(prep.limits, now), now)
-    assert not plan.steps
-
-
-def test_next_admission_follows_the_decaying_carry() -> None:
-    from llm_gateway.state.rate_limits import next_admission_at
-
-    second = WindowLimit(1, max_requests=1)
-    minute = WindowLimit(60, max_requests=30)
-    start = 1_200
-    # 1 rps: the last second used its request; this second is free only once the carry decays
-    state = ModelState(KEY, windows=(WindowUsage(second, start, 0),), previous=(WindowUsage(second, start - 1, 1),))
-    assert next_admission_at(state, state.windows[0], start + 0.2) == pytest.approx(start + 1.0)
-    # 30 rpm with 30 last minute and 10 now: 19 more fit once 30 * (1 - f) <= 19, at f = 11/30
-    state = ModelState(KEY, windows=(WindowUsage(minute, start, 10),), previous=(WindowUsage(minute, start - 60, 30),))
-    assert next_admission_at(state, state.windows[0], start + 5) == pytest.approx(start + 60 * (1 - 19 / 30))
-    assert next_admission_at(state, state.windows[0], start + 40) is None  # decayed enough already
-    full = ModelState(KEY, windows=(WindowUsage(minute, start, 30),))
-    assert next_admission_at(full, full.windows[0], start + 5) == start + 60
+    later = plan_at(start + 61)  # the next minute: a fixed window alone would admit 10 more at once
+    assert not later.steps and later.capacity_only and later.free_again_in_s is not None
+    assert "0 of 10 requests per 60s left on p0#m" in later.dropped[0][1]
 
 
 def test_only_header_snapshots_that_could_bind_are_written() -> None:
-    from llm_gateway.state.rate_limits import worth_recording
-
     plenty = RateLimitInfo(limit_requests=100, remaining_requests=90, limit_tokens=10_000, remaining_tokens=9_000)
     assert not worth_recording(plenty)
     assert worth_recording(RateLimitInfo(limit_requests=100, remaining_requests=40))

@@ -28,6 +28,7 @@ STATE_DEGRADED = "StateDegraded"
 SELECTION_LATENCY_MS = "SelectionLatencyMs"
 STATE_LATENCY_MS = "StateLatencyMs"
 PROVIDER_LATENCY_MS = "ProviderLatencyMs"
+CAPACITY_WAITS = "CapacityWaits"
 
 
 class Metrics(Protocol):

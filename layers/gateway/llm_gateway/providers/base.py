@@ -105,15 +105,29 @@ class ProviderError(Exception):
         )
 
 
+# What a provider can serve; each provider module declares one adapter per capability.
+CHAT = "chat"
+TRANSCRIPTION = "transcription"
+
+MultipartFile = tuple[str, bytes, str]  # (filename, bytes, content type)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequestSpec:
-    """One HTTP call, fully described, so the engine needs no provider knowledge."""
+    """One HTTP call, fully described, so the engine needs no provider knowledge.
+
+    The body is one of: `json`; multipart form data (`data` fields plus `files`); or raw
+    `content` bytes.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str]
     json: Any = None
     params: Mapping[str, str] | None = None
+    data: Mapping[str, str | list[str]] | None = None
+    files: Mapping[str, MultipartFile] | None = None
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,24 +159,29 @@ class ProviderConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class ChatAdapter(Protocol):
-    """A provider's wire mapping. Pure: no I/O, no clock, no globals."""
+class WireAdapter(Protocol):
+    """What every adapter of every capability shares: who it is, and how its provider says no.
+    Pure: no I/O, no clock, no globals."""
 
     config: ProviderConfig
 
     @property
     def name(self) -> str: ...
 
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes, model: str | None) -> ProviderError: ...
+
+    def parse_rate_limits(self, headers: Mapping[str, str]) -> RateLimitInfo | None: ...
+
+
+@runtime_checkable
+class ChatAdapter(WireAdapter, Protocol):
+    """A provider's chat wire mapping."""
+
     def build_request(self, request: ChatCompletionRequest, model: str, *, stream: bool) -> HttpRequestSpec: ...
 
     def parse_response(self, body: Any, model: str) -> ChatCompletion: ...
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> list[ChatCompletionChunk]: ...
-
-    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes, model: str | None) -> ProviderError: ...
-
-    def parse_rate_limits(self, headers: Mapping[str, str]) -> RateLimitInfo | None: ...
 
     def models_request(self) -> HttpRequestSpec: ...
 

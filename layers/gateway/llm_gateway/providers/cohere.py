@@ -26,6 +26,7 @@ from llm_gateway.api.schemas import (
     Usage,
 )
 from llm_gateway.providers.base import (
+    CHAT,
     HttpRequestSpec,
     ProviderConfig,
     ProviderError,
@@ -275,5 +276,5 @@ SPEC = ProviderSpec(
     kind="cohere",
     default_base_url="https://api.cohere.com",
     key_env="COHERE_API_KEY",
-    make_adapter=CohereAdapter,
+    adapters={CHAT: CohereAdapter},
 )

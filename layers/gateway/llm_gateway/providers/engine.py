@@ -1,7 +1,9 @@
 """The one place that talks HTTP to providers, on one pooled httpx client per container.
 
-Adapters describe requests and parse bodies; the engine sends, times, and turns every transport
-or protocol failure into a `ProviderError` raised `from` the original exception.
+Adapters describe requests (`HttpRequestSpec`: JSON, multipart form data or raw bytes) and
+parse bodies; the engine sends, and turns every transport or protocol failure into a
+`ProviderError` raised `from` the original exception. `call` is the one path every capability
+uses for a request/response exchange; `open_stream` adds chat's server-sent events.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -26,6 +28,7 @@ from llm_gateway.providers.base import (
     ProviderError,
     RateLimitInfo,
     StreamState,
+    WireAdapter,
 )
 from llm_gateway.providers.sse import iter_sse
 
@@ -42,11 +45,14 @@ def build_http_client() -> httpx.Client:
     )
 
 
+T = TypeVar("T")
+BodyParser = Callable[[bytes, Mapping[str, str]], T]  # (body, response headers) → value
+
+
 @dataclass(frozen=True, slots=True)
-class ProviderReply:
-    completion: ChatCompletion
+class ProviderReply(Generic[T]):
+    value: T
     rate_limits: RateLimitInfo | None
-    latency_s: float
 
 
 def _timeout(seconds: float) -> httpx.Timeout:
@@ -61,30 +67,34 @@ class ProviderEngine:
     def _send(self, spec: HttpRequestSpec, timeout_s: float, *, stream: bool) -> httpx.Response:
         request = self._client.build_request(
             spec.method, spec.url, headers=dict(spec.headers), json=spec.json, params=spec.params,
-            timeout=_timeout(timeout_s),
+            data=spec.data, files=spec.files, content=spec.content, timeout=_timeout(timeout_s),
         )
         return self._client.send(request, stream=stream)
 
-    def complete(
-        self, adapter: ChatAdapter, request: ChatCompletionRequest, model: str, timeout_s: float
-    ) -> ProviderReply:
-        spec = adapter.build_request(request, model, stream=False)
-        started = time.monotonic()
+    def call(
+        self, adapter: WireAdapter, spec: HttpRequestSpec, model: str, timeout_s: float, parse: BodyParser[T]
+    ) -> ProviderReply[T]:
+        """Send one request and parse its answer; every failure becomes a `ProviderError`."""
         with _translated(adapter.name, model):
             response = self._send(spec, timeout_s, stream=False)
         rate_limits = adapter.parse_rate_limits(response.headers)
         if response.status_code >= 400:
             raise adapter.parse_error(response.status_code, response.headers, response.content, model)
-        body = _json_body(response.content, adapter.name, model, rate_limits)
         try:
-            completion = adapter.parse_response(body, model)
+            value = parse(response.content, response.headers)
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ProviderError(
                 f"{adapter.name} returned a response the gateway could not read",
                 provider=adapter.name, model=model, status=response.status_code,
                 transport=TRANSPORT_MALFORMED, rate_limit=rate_limits,
             ) from exc
-        return ProviderReply(completion, rate_limits, time.monotonic() - started)
+        return ProviderReply(value, rate_limits)
+
+    def complete(
+        self, adapter: ChatAdapter, request: ChatCompletionRequest, model: str, timeout_s: float
+    ) -> ProviderReply[ChatCompletion]:
+        spec = adapter.build_request(request, model, stream=False)
+        return self.call(adapter, spec, model, timeout_s, lambda body, _: adapter.parse_response(json.loads(body), model))
 
     def open_stream(
         self, adapter: ChatAdapter, request: ChatCompletionRequest, model: str, timeout_s: float
@@ -104,12 +114,8 @@ class ProviderEngine:
         return ProviderStream(adapter, model, response, rate_limits, deadline)
 
     def list_models(self, adapter: ChatAdapter, timeout_s: float = 5.0) -> list[str]:
-        spec = adapter.models_request()
-        with _translated(adapter.name, None):
-            response = self._send(spec, timeout_s, stream=False)
-        if response.status_code >= 400:
-            raise adapter.parse_error(response.status_code, response.headers, response.content, None)
-        return adapter.parse_models(_json_body(response.content, adapter.name, None, None))
+        return self.call(adapter, adapter.models_request(), "", timeout_s,
+                         lambda body, _: adapter.parse_models(json.loads(body))).value
 
 
 class ProviderStream:
@@ -166,16 +172,6 @@ class ProviderStream:
                 f"{name} closed the stream before it finished", provider=name, model=model,
                 transport=TRANSPORT_STREAM_CUT,
             )
-
-
-def _json_body(content: bytes, provider: str, model: str | None, rate_limits: RateLimitInfo | None) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError as exc:
-        raise ProviderError(
-            f"{provider} returned a body that is not JSON", provider=provider, model=model,
-            transport=TRANSPORT_MALFORMED, rate_limit=rate_limits,
-        ) from exc
 
 
 class _translated:

@@ -6,11 +6,20 @@ Keys reach `Settings` from the environment locally and from the provider secret 
 
 from __future__ import annotations
 
-from llm_gateway.config import Settings
-from llm_gateway.providers.base import ChatAdapter
+from collections.abc import Iterable
+from typing import Any
+
+from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
 
-def build_adapters(settings: Settings) -> dict[str, ChatAdapter]:
+def build_adapters(providers: Iterable[ProviderConfig], capability: str) -> dict[str, Any]:
+    """Provider name → its adapter for `capability`, for every configured provider serving it."""
     specs = provider_specs()
-    return {p.name: specs[p.kind].make_adapter(p) for p in settings.providers if p.kind in specs}
+    out: dict[str, Any] = {}
+    for config in providers:
+        spec = specs.get(config.kind)
+        make = spec.adapters.get(capability) if spec is not None else None
+        if make is not None:
+            out[config.name] = make(config)
+    return out

@@ -31,6 +31,7 @@ from llm_gateway.api.schemas import (
     UserMessage,
 )
 from llm_gateway.providers.base import (
+    CHAT,
     HttpRequestSpec,
     ProviderConfig,
     ProviderError,
@@ -392,5 +393,5 @@ SPEC = ProviderSpec(
     kind="gemini",
     default_base_url="https://generativelanguage.googleapis.com",
     key_env="GEMINI_API_KEY",
-    make_adapter=GeminiAdapter,
+    adapters={CHAT: GeminiAdapter},
 )

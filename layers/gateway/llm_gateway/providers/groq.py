@@ -5,7 +5,7 @@ Base URL is the root (`https://api.groq.com`), as the official `groq` SDK takes 
 
 from __future__ import annotations
 
-from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+from llm_gateway.providers.base import CHAT, ChatAdapter, ProviderConfig
 from llm_gateway.providers.openai import Dialect, OpenAIAdapter
 from llm_gateway.providers.registry import ProviderSpec
 
@@ -19,7 +19,7 @@ GROQ_DIALECT = Dialect(
 )
 
 
-def make_adapter(config: ProviderConfig) -> ChatAdapter:
+def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:
     return OpenAIAdapter(config, GROQ_DIALECT)
 
 
@@ -27,5 +27,5 @@ SPEC = ProviderSpec(
     kind="groq",
     default_base_url="https://api.groq.com",
     key_env="GROQ_API_KEY",
-    make_adapter=make_adapter,
+    adapters={CHAT: make_chat_adapter},
 )

@@ -20,6 +20,7 @@ from typing import Any
 
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.providers.base import (
+    CHAT,
     ChatAdapter,
     ProviderConfig,
     ProviderError,
@@ -190,7 +191,7 @@ def _fix_stream_payload(event: SSEEvent, state: StreamState, adapter: MistralAda
     return SSEEvent(data=json.dumps(payload), event=event.event)
 
 
-def make_adapter(config: ProviderConfig) -> ChatAdapter:
+def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:
     return MistralAdapter(config)
 
 
@@ -198,5 +199,5 @@ SPEC = ProviderSpec(
     kind="mistral",
     default_base_url="https://api.mistral.ai",
     key_env="MISTRAL_API_KEY",
-    make_adapter=make_adapter,
+    adapters={CHAT: make_chat_adapter},
 )

@@ -19,6 +19,7 @@ from llm_gateway.api.schemas import (
     Usage,
 )
 from llm_gateway.providers.base import (
+    CHAT,
     HttpRequestSpec,
     ProviderConfig,
     ProviderError,
@@ -238,5 +239,5 @@ SPEC = ProviderSpec(
     kind="openai",
     default_base_url="https://api.openai.com/v1",
     key_env="OPENAI_API_KEY",
-    make_adapter=OpenAIAdapter,
+    adapters={CHAT: OpenAIAdapter},
 )

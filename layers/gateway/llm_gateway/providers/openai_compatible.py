@@ -7,7 +7,7 @@ Options in `ProviderConfig.options` adjust the dialect without code: `max_tokens
 
 from __future__ import annotations
 
-from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+from llm_gateway.providers.base import CHAT, ChatAdapter, ProviderConfig
 from llm_gateway.providers.openai import Dialect, OpenAIAdapter
 from llm_gateway.providers.registry import ProviderSpec
 
@@ -23,7 +23,7 @@ def dialect_from_options(options: dict[str, object] | None) -> Dialect:
     )
 
 
-def make_adapter(config: ProviderConfig) -> ChatAdapter:
+def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:
     return OpenAIAdapter(config, dialect_from_options(dict(config.options)))
 
 
@@ -31,5 +31,5 @@ SPEC = ProviderSpec(
     kind="openai_compatible",
     default_base_url="http://127.0.0.1:8000/v1",
     key_env=None,  # declared in LLM_GATEWAY_OPENAI_COMPATIBLE, any number of them
-    make_adapter=make_adapter,
+    adapters={CHAT: make_chat_adapter},
 )

@@ -1,17 +1,19 @@
 """Which provider kinds exist. Adding a provider = its module + one line in `PROVIDER_MODULES`.
 
-Each module exposes `SPEC: ProviderSpec`. Nothing else in the gateway branches on a provider's
-name: the factory, router and selector only ever see specs, configs and adapters.
+Each module exposes `SPEC: ProviderSpec`, which declares one adapter per capability the provider
+serves (chat, transcription), in the spirit of Portkey's per-endpoint provider configs. Nothing
+else in the gateway branches on a provider's name: the factory, routers and planner only ever
+see specs, configs and adapters.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from llm_gateway.providers.base import ChatAdapter, ProviderConfig
+from llm_gateway.providers.base import ProviderConfig, WireAdapter
 
 PROVIDER_MODULES: tuple[str, ...] = (
     "llm_gateway.providers.groq",
@@ -25,7 +27,7 @@ PROVIDER_MODULES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    """A provider kind: how to find its key and endpoint, and how to build its adapter.
+    """A provider kind: how to find its key and endpoint, and its adapter per capability.
 
     `default_base_url` is in the form the provider's official SDK takes as its base URL, which
     is also what `<KIND>_BASE_URL` and `llm-gateway fakes --json` use.
@@ -34,7 +36,7 @@ class ProviderSpec:
     kind: str
     default_base_url: str
     key_env: str | None  # None: instances are declared in config (many per kind), not by one key
-    make_adapter: Callable[[ProviderConfig], ChatAdapter]
+    adapters: Mapping[str, Callable[[ProviderConfig], WireAdapter]]  # capability → adapter factory
 
     @property
     def base_url_env(self) -> str:

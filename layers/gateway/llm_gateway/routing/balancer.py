@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from llm_gateway.selection.selector import PlanStep
-from llm_gateway.state.rate_limits import capacity, current_usage
-from llm_gateway.state.store import ModelKey, StateSnapshot
+from llm_gateway.selection.planner import PlanStep
+from llm_gateway.state.items import StateSnapshot
+from llm_gateway.state.rate_limits import capacity
+from llm_gateway.state.store import ModelKey
 
 MIN_WEIGHT = 0.02  # a nearly drained model still gets an occasional turn (its windows may reset)
 
@@ -26,21 +27,19 @@ MIN_WEIGHT = 0.02  # a nearly drained model still gets an occasional turn (its w
 def remaining_fraction(step: PlanStep, snapshot: StateSnapshot, now: float) -> float:
     """Fraction (0..1] of the step's tightest known limit still available; 1 when unknown."""
     state = snapshot.models.get(step.key)
+    if not capacity(step.usages, state, step.amounts, now).ok:
+        return 0.0
     fractions: list[float] = []
-    for limit in step.limits:
-        usage = current_usage(state, limit, now)
-        eff = usage.limit
-        if eff.max_requests:
-            fractions.append((usage.remaining_requests() or 0) / eff.max_requests)
-        if eff.max_tokens:
-            fractions.append((usage.remaining_tokens() or 0) / eff.max_tokens)
+    for usage in step.usages:
+        for unit, ceiling in usage.meter.limit.maxima.items():
+            left = usage.remaining(unit)
+            if ceiling and left is not None:
+                fractions.append(left / ceiling)
     if state is not None and state.headers is not None:
         info = state.headers.info
         for left, limit in ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens)):
             if left is not None and limit:
                 fractions.append(left / limit)
-    if not capacity(step.limits, state, step.reserve_tokens, now).ok:
-        return 0.0
     return max(0.0, min(fractions)) if fractions else 1.0
 
 

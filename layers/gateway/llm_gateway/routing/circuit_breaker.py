@@ -35,27 +35,10 @@ from llm_gateway.observability.metrics import BREAKER_TRANSITIONS, Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.retry.classifier import Decision, Scope, classify
 from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, plain_item
+from llm_gateway.state.items import circuit_ids, model_circuit, provider_circuit
 from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
-PREFIX = "cb#"
-
-
-def provider_circuit(provider: str) -> str:
-    return f"{PREFIX}{provider}"
-
-
-def model_circuit(key: ModelKey) -> str:
-    return f"{PREFIX}{key.provider}#{key.model}"
-
-
-def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
-    """The breaker item ids the state load should fetch for these candidates."""
-    ids: dict[str, None] = {}
-    for key in keys:
-        ids[provider_circuit(key.provider)] = None
-        ids[model_circuit(key)] = None
-    return list(ids)
 
 
 @dataclass(frozen=True, slots=True)

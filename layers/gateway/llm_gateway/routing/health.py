@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 from llm_gateway.providers.base import ChatAdapter, ProviderError
 from llm_gateway.retry.classifier import ErrorClass, classify
+from llm_gateway.state.items import health_pk
 from llm_gateway.state.store import ModelKey
 
-PREFIX = "health#"
 RECORD_TTL_S = 7 * 86_400
 CHECK_TIMEOUT_S = 5.0
 
@@ -73,7 +73,7 @@ class DynamoHealthStore:
         self.table = table
 
     def get_many(self, providers: Iterable[str]) -> dict[str, HealthRecord]:
-        keys = [{"pk": {"S": PREFIX + p}} for p in dict.fromkeys(providers)]
+        keys = [{"pk": {"S": health_pk(p)}} for p in dict.fromkeys(providers)]
         if not keys:
             return {}
         response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
@@ -92,7 +92,7 @@ class DynamoHealthStore:
 
     def put(self, record: HealthRecord) -> None:
         item: dict[str, Any] = {
-            "pk": {"S": PREFIX + record.provider}, "provider": {"S": record.provider},
+            "pk": {"S": health_pk(record.provider)}, "provider": {"S": record.provider},
             "available": {"BOOL": record.available}, "reason": {"S": record.reason},
             "fingerprint": {"S": record.fingerprint}, "checked_at": {"N": str(record.checked_at)},
             "expires_at": {"N": str(int(record.checked_at + RECORD_TTL_S))},
@@ -115,10 +115,10 @@ def unavailable(records: Mapping[str, HealthRecord], adapters: Mapping[str, Chat
 class HealthView:
     """The request path's view of active-check results, cached per container for `max_age_s`."""
 
-    def __init__(self, store: HealthStore, adapters: Mapping[str, ChatAdapter], max_age_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: HealthStore, adapters: Callable[[], Mapping[str, ChatAdapter]], max_age_s: float,
+                 clock: Callable[[], float]) -> None:
         self.store = store
-        self._adapters = dict(adapters)
+        self._adapters = adapters  # the providers configured now (keys may rotate)
         self._max_age_s = max_age_s
         self._clock = clock
         self._cached: tuple[float, dict[str, str]] | None = None
@@ -128,8 +128,9 @@ class HealthView:
         with self._lock:
             if self._cached is not None and self._clock() - self._cached[0] < self._max_age_s:
                 return self._cached[1]
+        adapters = self._adapters()
         try:
-            value = unavailable(self.store.get_many(self._adapters), self._adapters)
+            value = unavailable(self.store.get_many(adapters), adapters)
         except Exception:  # a health read must never fail a request
             value = {}
         with self._lock:
@@ -211,12 +212,13 @@ def health_dependencies(
     import boto3
 
     from llm_gateway.config import load_settings
+    from llm_gateway.providers.base import CHAT
     from llm_gateway.providers.engine import ProviderEngine, build_http_client
     from llm_gateway.providers.factory import build_adapters
     from llm_gateway.state.dynamodb import client_config
 
     settings = settings if settings is not None else load_settings()
-    adapters = adapters if adapters is not None else build_adapters(settings)
+    adapters = adapters if adapters is not None else build_adapters(settings.providers, CHAT)
     engine = engine if engine is not None else ProviderEngine(build_http_client())
     if store is None:
         table = settings.state_table

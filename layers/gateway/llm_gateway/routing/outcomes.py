@@ -1,27 +1,30 @@
-"""What the router writes down after each attempt: usage, headers, cooldowns, health, metrics.
+"""What the runner writes down after each attempt: usage, headers, cooldowns, failures, metrics.
 
-One place so streamed and buffered responses, successes and failures, all keep the shared
-state in step: the reservation is reconciled with what was really used, the provider's own
-rate-limit figures are kept for the selector, a 429 cools the model down (for every container,
-until its reset), and the passive health and metrics see every outcome.
+One place so every capability, streamed and buffered responses, successes and failures, keep the
+shared state in step: the reservation is reconciled with what was really used, the provider's own
+rate-limit figures are kept for the planner, a 429 cools the model down (for every container,
+until its reset), a failure marks the provider as just failed, and passive health and metrics see
+every outcome.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_gateway.api.schemas import Usage
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
 from llm_gateway.retry.classifier import Decision, ErrorClass, classify
+from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
-from llm_gateway.selection.selector import PlanStep
+from llm_gateway.selection.planner import PlanStep
+from llm_gateway.state.metering import Amounts
 from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, worth_recording
-from llm_gateway.state.store import Reservation, StateStore
+from llm_gateway.state.shared import Reservation, SharedState
 
 LOG = logging.getLogger("llm_gateway.routing")
 _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
@@ -29,15 +32,16 @@ _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
 
 @dataclass
 class Outcomes:
-    store: StateStore
+    state: SharedState
     metrics: Metrics
     passive: PassiveHealth
+    failures: FailureMemory
     policy: BackoffPolicy
 
-    def guarded(self, what: str, fn: object, *args: object) -> None:
+    def guarded(self, what: str, fn: Callable[..., object], *args: object) -> None:
         """State writes after a call must never turn a served request into an error."""
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except Exception:
             LOG.warning("state write failed: %s", what, exc_info=True)
 
@@ -45,19 +49,19 @@ class Outcomes:
         if info is None or info.is_empty:
             return
         if worth_recording(info):
-            self.guarded("record_headers", self.store.record_headers, step.key, info, now)
+            self.guarded("record_headers", self.state.record_headers, step.key, info, now)
         if near_miss(info):
             self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
         exhausted = cooldown_from_headers(info, now)
         if exhausted is not None:
-            self.guarded("cool_down", self.store.cool_down, step.key, exhausted.until, exhausted.reason, now)
+            self.guarded("cool_down", self.state.cool_down, step.key, exhausted.until, exhausted.reason, now)
 
     def success(
-        self, run: RequestRun, step: PlanStep, reservation: Reservation, usage: Usage | None,
+        self, run: RequestRun, step: PlanStep, reservation: Reservation, actual: Amounts | None,
         info: RateLimitInfo | None, latency_s: float, now: float,
     ) -> None:
-        tokens = usage.total_tokens if usage is not None else reservation.tokens
-        self.guarded("reconcile", self.store.reconcile, reservation, tokens, now)
+        if actual is not None:
+            self.guarded("reconcile", self.state.reconcile, reservation, actual, now)
         self.headers(step, info, now)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
@@ -70,13 +74,14 @@ class Outcomes:
         decision = classify(error)
         error_class = decision.error_class
         if reservation is not None:
-            self.guarded("reconcile", self.store.reconcile, reservation, 0, now)
+            self.guarded("release", self.state.release, reservation, now)
         self.headers(step, error.rate_limit, now)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:
             reason = f"{error_class} ({error.status or error.code or 'no status'})"
-            self.guarded("cool_down", self.store.cool_down, step.key, now + wait, reason, now)
-            run.retry_after.append(wait)
+            self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
+        if error_class in FAILURE_CLASSES and self.failures.record(step.key.provider, str(error_class), now):
+            self.guarded("mark_failure", self.state.mark_failure, step.key.provider, str(error_class), now)
         self.passive.record(step.key, str(error_class), now)
         dims = {"provider": step.key.provider, "model": step.key.model}
         self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), **dims)

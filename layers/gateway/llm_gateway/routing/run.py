@@ -1,15 +1,19 @@
-"""Per-request routing state: the plan cursor, what was tried, and what the next attempt is.
+"""Per-request routing state: the plan cursor, what was tried, and which step comes next.
 
-Kept apart from the router so the failover policy (which step comes next) is plain data and
-logic: no I/O, no clock.
+Kept apart from the runner so the failover policy (which step comes next) is plain data and
+logic: no I/O, no clock (the caller passes `standing`, which reads the container's live failure
+memory: a provider that fails during this request, in this request or any other, is tried after
+every provider that has not, and after a failure a provider that has just answered goes first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_gateway.selection.selector import PlanStep
+from llm_gateway.selection.planner import PlanStep
+from llm_gateway.state.store import ModelKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,26 +42,41 @@ class RequestRun:
     """Mutable state of one routed request."""
 
     steps: list[PlanStep]
+    standing: Callable[[str], int] = lambda _provider: 1  # 0 answered lately, 1 unknown, 2 failed lately
     attempts: list[AttemptRecord] = field(default_factory=list)
-    retry_after: list[float] = field(default_factory=list)  # seconds until a tried model frees up
     skipped: list[str] = field(default_factory=list)  # "provider/model: why" for steps never called
-    _cursor: int = 0
+    _tried: set[ModelKey] = field(default_factory=set)
     _again: PlanStep | None = None
-    _retried: set[Any] = field(default_factory=set)
+    _retried: set[ModelKey] = field(default_factory=set)
     _shunned: set[str] = field(default_factory=set)
 
     def next_step(self) -> PlanStep | None:
-        """The same step again if a retry was asked for, else the next untried, unshunned one."""
+        """The same step again if a retry was asked for; else the best untried, unshunned step:
+        in plan order, providers that failed lately last; after a failure in this request, those
+        that answered lately first."""
         if self._again is not None:
             step, self._again = self._again, None
             return step
-        while self._cursor < len(self.steps):
-            step = self.steps[self._cursor]
-            self._cursor += 1
-            if step.key.provider not in self._shunned:
-                return step
-            self.skipped.append(f"{step.key}: provider failed earlier in this request")
-        return None
+        best: PlanStep | None = None
+        best_rank = 3
+        failing_over = self.previous_failure() is not None
+        for step in self.steps:
+            if step.key in self._tried:
+                continue
+            if step.key.provider in self._shunned:
+                self._tried.add(step.key)
+                self.skipped.append(f"{step.key}: provider failed earlier in this request")
+                continue
+            rank = self.standing(step.key.provider)
+            if not failing_over:
+                rank = max(rank, 1)  # first attempt: plan order among all that have not failed
+            if rank < best_rank:
+                best, best_rank = step, rank
+                if rank <= (0 if failing_over else 1):
+                    break
+        if best is not None:
+            self._tried.add(best.key)
+        return best
 
     def may_retry_same(self, step: PlanStep) -> bool:
         return step.key not in self._retried
@@ -69,14 +88,6 @@ class RequestRun:
     def shun(self, provider: str) -> None:
         """Skip the provider's remaining steps (its key or connection failed: all models would)."""
         self._shunned.add(provider)
-
-    def demote(self, provider: str) -> None:
-        """Try other providers' remaining steps first (stable), then this provider's."""
-        head = self.steps[: self._cursor]
-        rest = self.steps[self._cursor :]
-        others = [s for s in rest if s.key.provider != provider]
-        same = [s for s in rest if s.key.provider == provider]
-        self.steps = head + others + same
 
     def previous_failure(self) -> AttemptRecord | None:
         return self.attempts[-1] if self.attempts and self.attempts[-1].error_class else None

@@ -1,19 +1,22 @@
-"""`GET /v1/status` and `llm-gateway status`: what the router knows, per provider and model.
+"""`GET /v1/status` and `llm-gateway status`: what the gateway knows, per provider and model.
 
 Operators ask the same questions every time a request fails over: is a breaker open and until
-when, which model is cooling down and why, how much of each window is left, and what went wrong
-last. This builds that answer as plain JSON-ready data from the router's collaborators (one
-state load, direct breaker reads, the health view and this container's passive health).
+when, which model is cooling down and why, how much of each window (the model's own and its
+provider's) is left, and what went wrong last. This builds that answer as plain JSON-ready data
+from the core's collaborators (one state load, direct breaker reads, the health view and this
+container's passive health).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
-from llm_gateway.routing.circuit_breaker import circuit_ids, model_circuit, provider_circuit, view_of
-from llm_gateway.state.rate_limits import current_usage, remaining_now
-from llm_gateway.state.store import ModelKey, ModelState
+from llm_gateway.routing.circuit_breaker import view_of
+from llm_gateway.state.items import circuit_ids, model_circuit, provider_circuit
+from llm_gateway.state.metering import Meter, usage_of
+from llm_gateway.state.store import ModelKey
 
 
 def _breaker(items: dict[str, Any], circuit: str, now: float, recovery_s: float) -> dict[str, Any]:
@@ -24,60 +27,59 @@ def _breaker(items: dict[str, Any], circuit: str, now: float, recovery_s: float)
     return {"state": view.state, "blocking": view.blocked, "until": view.until, "opened_at": view.opened_at}
 
 
-def _windows(state: ModelState | None, limits: tuple[Any, ...], now: float) -> list[dict[str, Any]]:
+def _windows(meters: tuple[Meter, ...], counters: Any, now: float) -> list[dict[str, Any]]:
     out = []
-    for limit in limits:
-        usage = current_usage(state, limit, now)
-        remaining_requests, remaining_tokens = remaining_now(state, usage, now)  # what the selector sees
+    for meter in meters:
+        usage = usage_of(meter, counters, now)  # what the planner sees, carry-over included
+        limit = meter.limit
         out.append({
-            "seconds": limit.seconds, "resets_at": usage.start + limit.seconds,
-            "requests_used": usage.requests, "max_requests": usage.limit.max_requests,
-            "remaining_requests": remaining_requests,
-            "tokens_used": usage.tokens, "max_tokens": usage.limit.max_tokens,
-            "remaining_tokens": remaining_tokens,
+            "counter": meter.counter, "window": limit.period.name, "resets_at": limit.period.end(usage.start),
+            **{f"{unit}_used": usage.used.get(unit, 0) for unit in limit.maxima},
+            **{f"max_{unit}": n for unit, n in limit.maxima.items()},
+            **{f"remaining_{unit}": usage.remaining(unit) for unit in limit.maxima},
         })
     return out
 
 
-def _model(router: Any, key: ModelKey, snapshot: Any, items: dict[str, Any], passive: dict, now: float) -> dict:
-    entry = router.catalog.get(key)
-    state = snapshot.models.get(key)
-    cooldown = state.cooldown if state is not None and state.cooling(now) else None
-    headers = state.headers.info if state is not None and state.headers is not None else None
-    stats = passive.get(key, {})
-    return {
-        "free": bool(entry and entry.is_free),
-        "breaker": _breaker(items, model_circuit(key), now, router.breakers.settings.recovery_timeout_s),
-        "cooldown": {"until": cooldown.until, "reason": cooldown.reason} if cooldown else None,
-        "windows": _windows(state, entry.windows() if entry else (), now),
-        "provider_headers": None if headers is None else {
-            "remaining_requests": headers.remaining_requests, "remaining_tokens": headers.remaining_tokens,
-            "reset_requests_s": headers.reset_requests_s, "reset_tokens_s": headers.reset_tokens_s,
-        },
-        "last_error_class": stats.get("last_error_class"),
-        "last_error_at": stats.get("last_error_at"),
-        "last_success_at": stats.get("last_success_at"),
-    }
-
-
-def build_status(router: Any, now: float | None = None) -> dict[str, Any]:
+def build_status(core: Any, available: Collection[ModelKey], now: float | None = None) -> dict[str, Any]:
     """Status of every configured provider and catalog model it serves."""
     moment = time.time() if now is None else now
-    keys = sorted(router.available())
-    limits = {key: router.catalog.get(key).windows() for key in keys}
-    snapshot = router.store.load(limits, moment, circuit_ids(keys))
-    items = router.breakers.persistence.read_items(circuit_ids(keys))
-    unavailable = router.health.unavailable()
-    passive = router.passive.snapshot()
-    recovery = router.breakers.settings.recovery_timeout_s
+    keys = sorted(available)
+    meters = {key: core.catalog.meters(core.catalog.get(key)) for key in keys}
+    snapshot = core.state.load([m for ms in meters.values() for m in ms], keys, moment)
+    items = core.breakers.persistence.read_items(circuit_ids(keys))
+    unavailable = core.health.unavailable()
+    passive = core.passive.snapshot()
+    recovery = core.breakers.settings.recovery_timeout_s
+    failures = core.failures.merged(snapshot.failures)
     providers: dict[str, Any] = {}
-    for name in sorted(router.adapters):
+    for name in sorted({key.provider for key in keys}):
+        mark = failures.get(name)
         providers[name] = {
             "available": name not in unavailable,
             "health": unavailable.get(name),
             "breaker": _breaker(items, provider_circuit(name), moment, recovery),
-            "models": {key.model: _model(router, key, snapshot, items, passive, moment)
-                       for key in keys if key.provider == name},
+            "last_failure": None if mark is None else {"at": mark.at, "kind": mark.kind},
+            "models": {},
+        }
+    for key in keys:
+        entry = core.catalog.get(key)
+        state = snapshot.models.get(key)
+        cooldown = state.cooldown if state is not None and state.cooling(moment) else None
+        headers = state.headers.info if state is not None and state.headers is not None else None
+        stats = passive.get(key, {})
+        providers[key.provider]["models"][key.model] = {
+            "free": bool(entry and entry.is_free),
+            "breaker": _breaker(items, model_circuit(key), moment, recovery),
+            "cooldown": {"until": cooldown.until, "reason": cooldown.reason} if cooldown else None,
+            "windows": _windows(meters[key], snapshot.counters, moment),
+            "provider_headers": None if headers is None else {
+                "remaining_requests": headers.remaining_requests, "remaining_tokens": headers.remaining_tokens,
+                "reset_requests_s": headers.reset_requests_s, "reset_tokens_s": headers.reset_tokens_s,
+            },
+            "last_error_class": stats.get("last_error_class"),
+            "last_error_at": stats.get("last_error_at"),
+            "last_success_at": stats.get("last_success_at"),
         }
     return {"object": "gateway.status", "generated_at": moment, "state_degraded": snapshot.degraded,
             "providers": providers}

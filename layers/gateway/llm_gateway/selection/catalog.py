@@ -20,7 +20,6 @@ instead of misrouting traffic later.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Collection, Iterable, Mapping
 from functools import cache, cached_property
 from pathlib import Path
@@ -28,13 +27,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llm_gateway.state.store import ModelKey, WindowLimit
+from llm_gateway.state.metering import (
+    AUDIO_SECONDS,
+    CALENDAR_MONTH,
+    DAY,
+    HOUR,
+    MINUTE,
+    REQUESTS,
+    SECOND,
+    TOKENS,
+    Meter,
+    Period,
+    WindowLimit,
+    model_counter,
+    provider_counter,
+)
+from llm_gateway.state.store import ModelKey
 
 OVERRIDES_ENV = "LLM_GATEWAY_CATALOG_OVERRIDES"
 BUILTIN_PATH = Path(__file__).with_name("catalog.json")
 Category = Literal["small", "large", "reasoning"]
 CATEGORIES: tuple[Category, ...] = ("small", "large", "reasoning")
-MINUTE, DAY = 60, 86_400
+Capability = Literal["chat", "transcription"]
+CHAT: Capability = "chat"
+TRANSCRIPTION: Capability = "transcription"
+# Shorthand of the catalog's limit blocks: field → (unit, window). The names follow the
+# providers' own (RPM, TPD, Groq's ASH/ASD for audio seconds per hour/day).
+LIMIT_FIELDS: dict[str, tuple[str, Period]] = {
+    "rps": (REQUESTS, SECOND), "rpm": (REQUESTS, MINUTE), "rph": (REQUESTS, HOUR), "rpd": (REQUESTS, DAY),
+    "rpmonth": (REQUESTS, CALENDAR_MONTH),
+    "tpm": (TOKENS, MINUTE), "tph": (TOKENS, HOUR), "tpd": (TOKENS, DAY), "tpmonth": (TOKENS, CALENDAR_MONTH),
+    "ash": (AUDIO_SECONDS, HOUR), "asd": (AUDIO_SECONDS, DAY),
+}
 
 
 class _Frozen(BaseModel):
@@ -42,6 +66,8 @@ class _Frozen(BaseModel):
 
 
 class Capabilities(_Frozen):
+    """Chat traits a request may need."""
+
     tools: bool = False
     vision: bool = False
     json_mode: bool = Field(default=False, alias="json")
@@ -50,32 +76,44 @@ class Capabilities(_Frozen):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class FreeTier(_Frozen):
-    """Published free-tier limits; None = not published (not enforced by us)."""
+class Limits(_Frozen):
+    """Published limits per window (None = not published, not enforced by us)."""
 
     rps: int | None = Field(default=None, ge=0)
     rpm: int | None = Field(default=None, ge=0)
+    rph: int | None = Field(default=None, ge=0)
     rpd: int | None = Field(default=None, ge=0)
+    rpmonth: int | None = Field(default=None, ge=0)
     tpm: int | None = Field(default=None, ge=0)
+    tph: int | None = Field(default=None, ge=0)
     tpd: int | None = Field(default=None, ge=0)
+    tpmonth: int | None = Field(default=None, ge=0)
+    ash: int | None = Field(default=None, ge=0)
+    asd: int | None = Field(default=None, ge=0)
 
     def windows(self) -> tuple[WindowLimit, ...]:
-        """One WindowLimit per window length, so requests and tokens of a window share one item."""
-        spec = ((1, self.rps, None), (MINUTE, self.rpm, self.tpm), (DAY, self.rpd, self.tpd))
-        return tuple(
-            WindowLimit(seconds, max_requests=req, max_tokens=tok)
-            for seconds, req, tok in spec
-            if req is not None or tok is not None
-        )
+        """One WindowLimit per window length, so every unit of a window shares one item."""
+        by_period: dict[Period, dict[str, int]] = {}
+        for name, (unit, period) in LIMIT_FIELDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                by_period.setdefault(period, {})[unit] = value
+        return tuple(WindowLimit(period, maxima) for period, maxima in by_period.items())
+
+
+FreeTier = Limits  # the catalog's historical name for the block
 
 
 class Pricing(_Frozen):
-    """USD per 1M tokens. `reasoning_output` defaults to the output price (how providers bill)."""
+    """Prices in USD per unit kind: per 1M tokens (`input`, `output`, …), per audio minute,
+    per request. A model states the ones it is billed in."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
     cached_input: float | None = Field(default=None, ge=0)
     reasoning_output: float | None = Field(default=None, ge=0)
+    audio_minute: float | None = Field(default=None, ge=0)
+    request: float | None = Field(default=None, ge=0)
 
 
 class ProviderInfo(_Frozen):
@@ -83,21 +121,37 @@ class ProviderInfo(_Frozen):
     source: str
     token_factor: float = Field(default=1.0, gt=0.2, lt=5)
     tokenizer: str | None = None
+    # Limits of the whole organisation/key, shared by all its free-tier (or paid) models.
+    free_tier: Limits | None = None
+    paid_limits: Limits | None = None
 
 
 class ModelEntry(_Frozen):
     provider: str = Field(min_length=1)
     model: str = Field(min_length=1)
-    category: Category
-    context_window: int = Field(gt=0)
-    max_output: int = Field(gt=0)
-    capabilities: Capabilities
-    free_tier: FreeTier | None = None
-    paid_limits: FreeTier | None = None  # known paid-plan limits, enforced when not free
+    capability: Capability = CHAT
+    category: Category = "small"
+    context_window: int | None = Field(default=None, gt=0)
+    max_output: int | None = Field(default=None, gt=0)
+    capabilities: Capabilities = Capabilities()
+    free_tier: Limits | None = None
+    paid_limits: Limits | None = None  # known paid-plan limits, enforced when not free
     price: Pricing | None = None
     token_factor: float | None = Field(default=None, gt=0.2, lt=5)
     enabled: bool = True
     notes: str | None = None
+
+    @model_validator(mode="after")
+    def _chat_traits(self) -> ModelEntry:
+        if self.capability == CHAT and (self.context_window is None or self.max_output is None):
+            raise ValueError(f"chat model {self.provider}/{self.model} needs context_window and max_output")
+        return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelEntry:
+        """A validated copy. Pydantic's copies the instance dict, and with it the cached
+        properties below, so a copy with other limits would keep the original's."""
+        data = {**self.model_dump(by_alias=True), **(update or {})}
+        return type(self).model_validate(data)
 
     @cached_property
     def key(self) -> ModelKey:
@@ -108,12 +162,23 @@ class ModelEntry(_Frozen):
         return self.free_tier is not None
 
     @cached_property
+    def window(self) -> int:
+        """Context window (chat models only; validated present)."""
+        assert self.context_window is not None
+        return self.context_window
+
+    @cached_property
+    def output_cap(self) -> int:
+        assert self.max_output is not None
+        return self.max_output
+
+    @cached_property
     def _windows(self) -> tuple[WindowLimit, ...]:
         source = self.free_tier if self.free_tier is not None else self.paid_limits
         return source.windows() if source is not None else ()
 
     def windows(self) -> tuple[WindowLimit, ...]:
-        """The limits we count against: the free tier's, or the paid plan's when known."""
+        """The model's own limits: the free tier's, or the paid plan's when known."""
         return self._windows
 
 
@@ -148,6 +213,29 @@ class Catalog:
         self._by_id: dict[str, list[ModelEntry]] = {}
         for entry in self.entries:
             self._by_id.setdefault(entry.model, []).append(entry)
+        self._meters = {entry.key: self._build_meters(entry) for entry in self.entries}
+
+    def _build_meters(self, entry: ModelEntry) -> tuple[Meter, ...]:
+        own = tuple(Meter(model_counter(entry.provider, entry.model), limit) for limit in entry.windows())
+        info = self.data.providers[entry.provider]
+        shared = info.free_tier if entry.is_free else info.paid_limits
+        if shared is None:
+            return own
+        return own + tuple(Meter(provider_counter(entry.provider), limit) for limit in shared.windows())
+
+    def meters(self, entry: ModelEntry) -> tuple[Meter, ...]:
+        """Every counter a call to this model is metered on: its own windows, then the
+        provider's organisation-wide ones (Mistral's 1 request/s, Cohere's calls per month)."""
+        return self._meters[entry.key]
+
+    def for_capability(self, capability: str) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.capability == capability)
+
+    def by_category(self, category: str) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.category == category)
+
+    def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.provider in providers)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -157,12 +245,6 @@ class Catalog:
 
     def by_model_id(self, model: str) -> tuple[ModelEntry, ...]:
         return tuple(self._by_id.get(model, ()))
-
-    def by_category(self, category: str) -> tuple[ModelEntry, ...]:
-        return tuple(e for e in self.entries if e.category == category)
-
-    def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
-        return tuple(e for e in self.entries if e.provider in providers)
 
     def keys(self) -> tuple[ModelKey, ...]:
         return tuple(self._by_key)
@@ -238,5 +320,6 @@ def load_catalog(overrides: str | None = None, builtin: Path = BUILTIN_PATH) -> 
 
 @cache
 def default_catalog() -> Catalog:
-    """The container's catalog: built-in + `LLM_GATEWAY_CATALOG_OVERRIDES`, read once at cold start."""
-    return load_catalog(os.environ.get(OVERRIDES_ENV))
+    """The built-in catalog without overrides, for tools and tests; the gateway loads its own
+    with the operator's overrides from settings."""
+    return load_catalog(None)

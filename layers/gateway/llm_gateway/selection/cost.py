@@ -4,7 +4,7 @@ Why here and pure: the same function prices buffered and streamed responses (a s
 comes from its final event), so both cost exactly the same. When a provider reports no usage,
 the caller passes its own estimate and the result says `estimated=True`.
 
-Pricing rules (USD per 1M tokens from the catalog):
+Pricing rules (USD per 1M tokens from the catalog, plus a per-request fee where one is set):
 - A request served by a free tier costs 0 (`free=True`), whatever its size.
 - Cached prompt tokens (`prompt_tokens_details.cached_tokens`) are billed at `cached_input`
   when the catalog knows it, otherwise at the input price.
@@ -37,15 +37,21 @@ def usage_cost(price: Pricing, usage: Usage) -> float:
         (usage.completion_tokens_details.reasoning_tokens or 0) if usage.completion_tokens_details else 0
     )
     reasoning = min(max(reasoning, 0), usage.completion_tokens)
-    cached_rate = price.cached_input if price.cached_input is not None else price.input
-    reasoning_rate = price.reasoning_output if price.reasoning_output is not None else price.output
+    rate_in, rate_out = price.input or 0.0, price.output or 0.0
+    cached_rate = price.cached_input if price.cached_input is not None else rate_in
+    reasoning_rate = price.reasoning_output if price.reasoning_output is not None else rate_out
     micro = (
-        (usage.prompt_tokens - cached) * price.input
+        (usage.prompt_tokens - cached) * rate_in
         + cached * cached_rate
-        + (usage.completion_tokens - reasoning) * price.output
+        + (usage.completion_tokens - reasoning) * rate_out
         + reasoning * reasoning_rate
     )
-    return micro / PER_TOKEN
+    return micro / PER_TOKEN + (price.request or 0.0)
+
+
+def audio_cost(price: Pricing, seconds: float) -> float:
+    """USD for `seconds` of audio at the model's per-minute price (plus any per-request fee)."""
+    return (price.audio_minute or 0.0) * seconds / 60.0 + (price.request or 0.0)
 
 
 def request_cost(
@@ -67,7 +73,3 @@ def request_cost(
         return Cost(usd=0.0, free=False, estimated=True)
     return Cost(usd=usage_cost(price, record), free=False, estimated=estimated)
 
-
-def format_usd(cost: Cost) -> str:
-    """The `x-gateway-cost-usd` header value: fixed precision, no exponent."""
-    return f"{cost.usd:.8f}"

@@ -9,20 +9,19 @@ always passed in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.store import Cooldown, HeaderSnapshot, ModelState, WindowLimit, WindowUsage
+from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
+from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts, WindowUsage
 
-DEFAULT_429_COOLDOWN_S = 60.0
 MAX_COOLDOWN_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """Whether one more request of `tokens` fits now, and why not when it does not."""
+    """Whether one more request of `amounts` fits now, and why not when it does not."""
 
     ok: bool
     reason: str
@@ -30,96 +29,47 @@ class Capacity:
     remaining_tokens: int | None = None
 
 
-def scale_limits(limits: Sequence[WindowLimit], fraction: float) -> tuple[WindowLimit, ...]:
-    """Conservative limits for degraded mode (other containers share the real ones unseen)."""
-
-    def part(value: int | None) -> int | None:
-        return None if value is None else max(1, int(value * fraction)) if value > 0 else 0
-
-    return tuple(WindowLimit(lim.seconds, part(lim.max_requests), part(lim.max_tokens)) for lim in limits)
+def _lower(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
-def current_usage(state: ModelState | None, limit: WindowLimit, now: float) -> WindowUsage:
-    """Usage of the window that contains `now`; the store's limit wins (it may be scaled down)."""
-    start = limit.start(now)
-    if state is not None:
-        for usage in state.windows:
-            if usage.limit.seconds == limit.seconds and usage.start == start:
-                return usage
-    return WindowUsage(limit=limit, start=start)
+def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
+    """Can one more request asking `amounts` start now?"""
+    if state is not None and state.cooling(now):
+        assert state.cooldown is not None
+        return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
+    left_requests: int | None = None
+    left_tokens: int | None = None
+    for usage in usages:
+        why = usage.fits(amounts)
+        if why is not None:
+            return Capacity(False, why, usage.remaining(REQUESTS), usage.remaining(TOKENS))
+        left_requests = _lower(left_requests, usage.remaining(REQUESTS))
+        left_tokens = _lower(left_tokens, usage.remaining(TOKENS))
+    hdr_requests, hdr_tokens = header_remaining(state.headers if state is not None else None, now)
+    tokens = amounts.get(TOKENS, 0)
+    if hdr_requests is not None and hdr_requests < 1:
+        return Capacity(False, "provider headers: 0 requests remaining before reset", 0, hdr_tokens)
+    if hdr_tokens is not None and hdr_tokens < tokens:
+        return Capacity(False, f"provider headers: {hdr_tokens} tokens remaining, needs {tokens}")
+    return Capacity(True, "has capacity", _lower(left_requests, hdr_requests), _lower(left_tokens, hdr_tokens))
 
 
-def carried_over(state: ModelState | None, limit: WindowLimit, now: float) -> tuple[int, int]:
-    """(requests, tokens) of the previous window still counted against the current one.
-
-    Providers enforce sliding windows or token buckets, not our epoch-aligned fixed windows: a
-    full window just before a boundary and another just after it would be twice the limit in a
-    few seconds, and the provider would answer 429. So the previous window's usage is carried
-    into the current one, weighted by how much of it still overlaps the sliding window ending
-    now (the classic two-bucket estimate): at the boundary all of it, half-way through half.
-    """
-    if state is None:
-        return 0, 0
-    previous = limit.start(now) - limit.seconds
-    for usage in state.previous:
-        if usage.limit.seconds == limit.seconds and usage.start == previous:
-            overlap = 1.0 - (now - limit.start(now)) / limit.seconds
-            return math.ceil(usage.requests * overlap), math.ceil(usage.tokens * overlap)
-    return 0, 0
-
-
-def next_admission_at(state: ModelState, usage: WindowUsage, now: float) -> float | None:
-    """When this window, with the previous one's carry-over, takes one more request (None = now).
-
-    The carry decays linearly through the window, so a request fits again once
-    `previous * (1 - elapsed/length) <= limit - used - 1`; a window whose own count is full
-    only frees at its end.
-    """
-    limit, closes = usage.limit, usage.start + usage.limit.seconds
-    if closes <= now:
-        return None
-    carry_requests, carry_tokens = carried_over(state, limit, now)
-    tokens_left = usage.remaining_tokens()
-    if tokens_left is not None and tokens_left - carry_tokens <= 0:
-        return closes
-    if limit.max_requests is None:
-        return None
-    room = limit.max_requests - usage.requests - 1
-    if room < 0:
-        return closes
-    if room >= carry_requests:
-        return None
-    previous = next(u.requests for u in state.previous if u.limit.seconds == limit.seconds)
-    return min(closes, usage.start + limit.seconds * (1 - room / previous))
-
-
-def remaining_now(state: ModelState | None, usage: WindowUsage, now: float) -> tuple[int | None, int | None]:
-    """(requests, tokens) this window can still take now: its own room less the carry-over."""
-    carry_requests, carry_tokens = carried_over(state, usage.limit, now)
-    r_left, t_left = usage.remaining_requests(), usage.remaining_tokens()
-    return (None if r_left is None else max(0, r_left - carry_requests),
-            None if t_left is None else max(0, t_left - carry_tokens))
-
-
-def effective_limits(limits: Sequence[WindowLimit], state: ModelState | None, now: float) -> tuple[WindowLimit, ...]:
-    """What the current fixed windows may still take, after the previous windows' carry-over.
-
-    These are the limits a reservation is conditioned on, so the conditional write enforces the
-    sliding estimate too, with no extra read.
-    """
-    out = []
-    for limit in limits:
-        carry_requests, carry_tokens = carried_over(state, limit, now)
-        out.append(WindowLimit(
-            limit.seconds,
-            None if limit.max_requests is None else max(0, limit.max_requests - carry_requests),
-            None if limit.max_tokens is None else max(0, limit.max_tokens - carry_tokens),
-        ))
-    return tuple(out)
-
-
-def header_snapshot(info: RateLimitInfo, now: float) -> HeaderSnapshot:
-    return HeaderSnapshot(info=info, observed_at=now)
+def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> float | None:
+    """Seconds until a request asking `amounts` fits again (None: never, as far as we know)."""
+    waits = [0.0]
+    if state is not None and state.cooldown is not None and state.cooldown.until > now:
+        waits.append(state.cooldown.until - now)
+    for usage in usages:
+        if usage.fits(amounts) is None:
+            continue
+        at = usage.free_again_at(amounts, now)
+        if at is None:
+            return None
+        waits.append(at - now)
+    return max(waits)
 
 
 def snapshot_expiry(info: RateLimitInfo, now: float) -> float:
@@ -144,66 +94,6 @@ def header_remaining(snapshot: HeaderSnapshot | None, now: float) -> tuple[int |
     if tokens is not None and age >= reset_t:
         tokens = None
     return requests, tokens
-
-
-def _lower(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
-
-
-def capacity(
-    limits: Sequence[WindowLimit], state: ModelState | None, tokens: int, now: float
-) -> Capacity:
-    """Can one more request of `tokens` (prompt + expected output) start now?"""
-    if state is None:
-        return _capacity_fresh(limits, tokens)
-    if state.cooling(now):
-        assert state.cooldown is not None
-        return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
-    left_requests: int | None = None
-    left_tokens: int | None = None
-    for limit in limits:
-        usage = current_usage(state, limit, now)
-        eff = usage.limit
-        if eff.max_tokens is not None and tokens > eff.max_tokens:
-            return Capacity(False, f"needs {tokens} tokens > {eff.max_tokens} per {eff.seconds}s window")
-        r_left, t_left = remaining_now(state, usage, now)
-        if r_left is not None and r_left < 1:
-            return Capacity(False, f"{eff.max_requests} requests per {eff.seconds}s used up", 0, t_left)
-        if t_left is not None and t_left < tokens:
-            return Capacity(False, f"{t_left} of {eff.max_tokens} tokens per {eff.seconds}s left, needs {tokens}")
-        left_requests, left_tokens = _lower(left_requests, r_left), _lower(left_tokens, t_left)
-    hdr_requests, hdr_tokens = header_remaining(state.headers, now)
-    if hdr_requests is not None and hdr_requests < 1:
-        return Capacity(False, "provider headers: 0 requests remaining before reset", 0, hdr_tokens)
-    if hdr_tokens is not None and hdr_tokens < tokens:
-        return Capacity(False, f"provider headers: {hdr_tokens} tokens remaining, needs {tokens}")
-    left_requests, left_tokens = _lower(left_requests, hdr_requests), _lower(left_tokens, hdr_tokens)
-    return Capacity(True, "has capacity", left_requests, left_tokens)
-
-
-def _capacity_fresh(limits: Sequence[WindowLimit], tokens: int) -> Capacity:
-    """Fast path for a model with no recorded state: only the window sizes can say no."""
-    left_requests: int | None = None
-    left_tokens: int | None = None
-    for lim in limits:
-        if lim.max_tokens is not None and tokens > lim.max_tokens:
-            return Capacity(False, f"needs {tokens} tokens > {lim.max_tokens} per {lim.seconds}s window")
-        if lim.max_requests is not None and lim.max_requests < 1:
-            return Capacity(False, f"{lim.max_requests} requests per {lim.seconds}s used up", 0)
-        left_requests, left_tokens = _lower(left_requests, lim.max_requests), _lower(left_tokens, lim.max_tokens)
-    return Capacity(True, "has capacity", left_requests, left_tokens)
-
-
-def cooldown_for_429(
-    info: RateLimitInfo | None, now: float, *, default_s: float = DEFAULT_429_COOLDOWN_S
-) -> Cooldown:
-    """After a 429: the provider's longest hint (retry-after, or the reset of an exhausted limit)."""
-    hint = info.cooldown_s() if info is not None else None
-    seconds = min(hint if hint is not None else default_s, MAX_COOLDOWN_S)
-    source = "provider hint" if hint is not None else "default"
-    return Cooldown(until=now + seconds, reason=f"429, {source} {seconds:.1f}s")
 
 
 def cooldown_from_headers(info: RateLimitInfo, now: float) -> Cooldown | None:

@@ -1,0 +1,157 @@
+"""The one composition root: a core every capability shares, and a builder per capability.
+
+Settings, keys, catalog, state store, breakers, health, failure memory, timeouts, metrics, the
+HTTP engine and the failover runner are built here, once per container at cold start, and passed
+in; nothing below this module builds a collaborator of its own or reads the environment. Each
+Lambda builds only the capability it serves (`build_chat`; transcription adds its own builder).
+
+With a state table configured, rate-limit state, breakers and health all live in that one
+DynamoDB table (behind the degraded-mode wrapper); without one, everything is in memory.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from llm_gateway.config import Settings, fetch_secret_values
+from llm_gateway.keys import KeySource
+from llm_gateway.observability.logging import build_logger
+from llm_gateway.observability.metrics import STATE_DEGRADED, EmfMetrics, Metrics
+from llm_gateway.providers.base import CHAT, ChatAdapter
+from llm_gateway.providers.engine import ProviderEngine, build_http_client
+from llm_gateway.providers.pool import AdapterPool
+from llm_gateway.retry.handler import RetryHandler, RetrySettings
+from llm_gateway.routing.balancer import CapacityBalancer
+from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence, MemoryBreakerPersistence
+from llm_gateway.routing.chat import ChatRouter
+from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
+from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
+from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHealthStore, PassiveHealth
+from llm_gateway.routing.outcomes import Outcomes
+from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
+from llm_gateway.selection.catalog import Catalog, load_catalog
+from llm_gateway.selection.planner import Planner
+from llm_gateway.selection.selector import ChatPreparer
+from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.shared import SharedState
+from llm_gateway.state.store import StateStore
+
+HEALTH_CACHE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """Time and chance, injected so routers and runners can be tested on a fake clock."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+
+
+@dataclass(frozen=True)
+class Core:
+    settings: Settings
+    keys: KeySource
+    catalog: Catalog
+    metrics: Metrics
+    logger: Any
+    engine: ProviderEngine
+    state: SharedState
+    breakers: CircuitBreakers
+    passive: PassiveHealth
+    failures: FailureMemory
+    chat_adapters: AdapterPool[ChatAdapter]
+    health: HealthView
+    runner: FailoverRunner
+
+
+def build_core(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    http_client: httpx.Client | None = None,
+    store: StateStore | None = None,
+    dynamodb_client: Any = None,
+    clocks: Clocks | None = None,
+    catalog: Catalog | None = None,
+    retry: RetrySettings | None = None,
+    breakers: CircuitBreakers | None = None,
+) -> Core:
+    """Everything the capabilities share. The keyword arguments let tests and benchmarks put an
+    `httpx.MockTransport`, a recording metrics sink, a given store, catalog, retry tunables,
+    breakers or a fake clock under the real code; production passes none of them."""
+    clocks = clocks or Clocks()
+    metrics = metrics or EmfMetrics()
+    logger = build_logger(settings.secrets)
+    keys = KeySource(settings, fetch_secret_values, on_new_secrets=_redact_into(logger))
+    catalog = catalog or load_catalog(settings.catalog_overrides)
+    chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
+    state_store, breaker_persistence, health_store = _stores(settings, metrics, store, dynamodb_client)
+    shared = SharedState(state_store, fold_reconcile=not isinstance(state_store, MemoryStore))
+    # The probe lease Powertools grants lasts recovery_timeout: it must outlive one attempt.
+    breakers = breakers or CircuitBreakers(
+        breaker_persistence, BreakerSettings(recovery_timeout_s=max(30, int(settings.attempt_timeout_s) + 5)),
+        metrics=metrics,
+    )
+    health = HealthView(health_store, lambda: chat_adapters.current().adapters, HEALTH_CACHE_S, clocks.monotonic)
+    passive, failures = PassiveHealth(), FailureMemory()
+    retry_handler = RetryHandler(
+        retry or RetrySettings(max_attempts=settings.max_attempts, attempt_timeout_s=settings.attempt_timeout_s,
+                               deadline_s=settings.deadline_s),
+        clock=clocks.monotonic, sleep=clocks.sleep,
+    )
+    runner = FailoverRunner(
+        state=shared, planner=Planner(), breakers=breakers, health=health, balancer=CapacityBalancer(),
+        outcomes=Outcomes(shared, metrics, passive, failures, retry_handler.settings.backoff), failures=failures,
+        timeouts=AdaptiveTimeouts(), retry=retry_handler, metrics=metrics,
+        settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
+        rand=clocks.rand,
+    )
+    engine = ProviderEngine(http_client or build_http_client())
+    return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,
+                chat_adapters, health, runner)
+
+
+def build_chat(core: Core) -> ChatRouter:
+    preparer = ChatPreparer(core.catalog, TokenEstimator())
+    return ChatRouter(preparer=preparer, runner=core.runner, engine=core.engine, adapters=core.chat_adapters)
+
+
+def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, client: Any) -> tuple[StateStore, Any, Any]:
+    """(state store, breaker persistence, health store): DynamoDB when a table is configured."""
+    table = settings.state_table
+    if not table:
+        return store or MemoryStore(), MemoryBreakerPersistence(), MemoryHealthStore()
+    if client is None:
+        import boto3
+
+        from llm_gateway.state.dynamodb import client_config
+
+        client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
+    if store is None:
+        from llm_gateway.state.dynamodb import DynamoStateStore
+        from llm_gateway.state.resilient import ResilientStore
+
+        store = ResilientStore(
+            DynamoStateStore(client, table), MemoryStore(),
+            on_degraded=lambda operation, _error: metrics.count(STATE_DEGRADED, operation=operation),
+        )
+    return store, DynamoDBBreakerPersistence(table, client), DynamoHealthStore(client, table)
+
+
+def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:
+    def add(secrets: tuple[str, ...]) -> None:
+        for handler in logger.handlers:
+            adder = getattr(handler.formatter, "add_secrets", None)
+            if adder is not None:
+                adder(secrets)
+
+    return add

@@ -1,0 +1,166 @@
+"""Chat routing: chat preparation, the shared failover runner, and streaming on top.
+
+Everything that is not chat-specific (planning, reservations, breakers, failover, deadlines,
+aggregated errors) is the runner's; this module says how to call a chat adapter, what a
+completion consumed, and how a stream is opened, drained and settled.
+
+Streaming: a failure before the first chunk fails over like any other; after it, the chunk
+iterator raises `ProviderError` and the gateway ends the SSE body with an error event (text
+already sent is never repeated by another model). `buffered=True` is for callers that send the
+SSE body whole (API Gateway REST + Python): nothing reaches the user before the provider's
+stream ends, so the whole stream is read inside the attempt and a cut at any point fails over.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
+from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, ChatAdapter, ProviderError
+from llm_gateway.providers.engine import ProviderEngine, ProviderStream
+from llm_gateway.providers.pool import AdapterPool
+from llm_gateway.retry.handler import Deadline
+from llm_gateway.routing.run import AttemptRecord
+from llm_gateway.routing.runner import CallResult, FailoverRunner, Served
+from llm_gateway.selection.analyzer import ALIASES, AUTO
+from llm_gateway.selection.cost import request_cost
+from llm_gateway.selection.planner import Plan, PlanStep
+from llm_gateway.selection.selector import ChatDetail, ChatPreparer
+from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts
+from llm_gateway.state.store import ModelKey
+
+AUTO_ALIASES = (AUTO, *ALIASES)
+
+
+@dataclass
+class RoutedCompletion:
+    completion: ChatCompletion
+    provider: str
+    model: str
+    attempts: list[AttemptRecord]
+    cost_usd: float = 0.0
+    free: bool = False
+    cost_estimated: bool = False
+
+
+@dataclass
+class RoutedStream:
+    """A stream that has produced its first chunk; `usage`/`cost_usd` are final once drained."""
+
+    provider: str
+    model: str
+    attempts: list[AttemptRecord]
+    chunks: Iterator[ChatCompletionChunk]
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+    free: bool = False
+    cost_estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    stream: ProviderStream
+    first: ChatCompletionChunk
+    rest: Iterator[ChatCompletionChunk]
+
+
+def consumed(usage: Usage | None) -> Amounts | None:
+    return None if usage is None else {REQUESTS: 1, TOKENS: usage.total_tokens}
+
+
+class ChatRouter:
+    def __init__(self, *, preparer: ChatPreparer, runner: FailoverRunner, engine: ProviderEngine,
+                 adapters: AdapterPool[ChatAdapter]) -> None:
+        self.preparer = preparer
+        self.runner = runner
+        self.engine = engine
+        self.adapters = adapters
+
+    def available(self) -> frozenset[ModelKey]:
+        return self.adapters.current().available
+
+    def plan(self, request: ChatCompletionRequest) -> Plan:
+        """The plan this request would follow now (for `llm-gateway plan`)."""
+        return self.runner.plan(self.preparer.prepare(request, self.available()))[0]
+
+    def complete(self, request: ChatCompletionRequest, deadline: Deadline | None = None) -> RoutedCompletion:
+        deadline = deadline or self.runner.retry.deadline()
+        view = self.adapters.current()
+        prep = self.preparer.prepare(request, view.available)
+
+        def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
+            reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
+            return CallResult(reply.value, reply.rate_limits, consumed(reply.value.usage))
+
+        served = self.runner.run(prep, call, deadline)
+        completion = served.value
+        texts = [c.message.content or "" for c in completion.choices]
+        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free,
+                            estimate=self._estimate(prep.detail, texts))
+        return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
+                                cost.usd, cost.free, cost.estimated)
+
+    def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
+               buffered: bool) -> RoutedStream:
+        """Open a stream that has produced its first chunk (see the module docstring)."""
+        deadline = deadline or self.runner.retry.deadline()
+        view = self.adapters.current()
+        prep = self.preparer.prepare(request, view.available)
+
+        def call(step: PlanStep, timeout: float) -> CallResult[_Opened]:
+            opened = self.engine.open_stream(view.adapters[step.key.provider], request, step.key.model, timeout)
+            return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
+
+        served = self.runner.run(prep, call, deadline)
+        step = served.step
+        routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, iter(()), free=step.free)
+        routed.chunks = self._drain(served, routed, prep.detail)
+        return routed
+
+    def _drain(self, served: Served[_Opened], routed: RoutedStream, detail: ChatDetail) -> Iterator[ChatCompletionChunk]:
+        """Yield the stream; settle usage, cost and health when it ends, however it ends."""
+        clock = self.runner.retry.clock
+        opened = served.value
+        texts: list[str] = []
+        try:
+            for chunk in itertools.chain((opened.first,), opened.rest):
+                if chunk.usage is not None:
+                    routed.usage = chunk.usage
+                texts += [c.delta.content for c in chunk.choices if c.delta.content]
+                yield chunk
+        except ProviderError as error:
+            self.runner.fail_late(served, error, clock() - served.started)
+            raise
+        finally:
+            opened.stream.close()
+        estimate = self._estimate(detail, texts)
+        cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
+        routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
+        self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)
+
+    def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
+        """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
+        return Usage.of(detail.prompt_tokens, self.preparer.tokens.count_text("".join(texts)))
+
+
+def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Opened:
+    try:
+        rest = iter(opened)
+        first = next(rest)
+        if buffered:
+            collected = list(rest)  # a cut here is a failure of this attempt: fail over
+            opened.close()
+            rest = iter(collected)
+    except StopIteration:
+        opened.close()
+        raise ProviderError(f"{step.key.provider} ended the stream before any chunk", provider=step.key.provider,
+                            model=step.key.model, transport=TRANSPORT_STREAM_CUT) from None
+    except BaseException:
+        opened.close()
+        raise
+    return _Opened(opened, first, rest)
+
+
+__all__ = ["AUTO_ALIASES", "ChatRouter", "RoutedCompletion", "RoutedStream"]

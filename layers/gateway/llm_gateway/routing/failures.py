@@ -1,0 +1,118 @@
+"""Learning from failures at once: recent provider failures, and timeouts that fit the provider.
+
+`FailureMemory`: a provider that just failed (5xx, timeout, reset, 429) is ranked behind every
+provider without a recent failure, immediately for every request in this container (the plan
+cursor asks before each attempt) and, through a `fail#{provider}` item in the state load, after
+one read in every other container. This acts long before a breaker's threshold is reached.
+Once a request has failed, its next attempt also prefers a provider that has just *answered*
+over one not heard from lately: a provider that hangs has no failure on record until its
+timeout, and a request should not spend its last attempt finding that out.
+
+`AdaptiveTimeouts`: the timeout of an attempt follows the provider's observed latency, as TCP's
+retransmission timer does (RFC 6298: smoothed latency plus four deviations), between a floor and
+the configured attempt timeout. A provider never seen yet borrows the estimate of all providers,
+so one hanging provider costs a few seconds, not the whole attempt budget, before failover.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from llm_gateway.retry.classifier import ErrorClass
+from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark
+
+# What counts as "the provider just failed": capacity and health failures, not the caller's.
+FAILURE_CLASSES = frozenset({
+    ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED, ErrorClass.OVERLOADED, ErrorClass.SERVER_ERROR,
+    ErrorClass.TIMEOUT, ErrorClass.CONNECTION,
+})
+SHARE_EVERY_S = 5.0  # one shared write per provider per this many seconds is enough
+
+
+class FailureMemory:
+    """This container's recent failures per provider, merged with what other containers saw."""
+
+    def __init__(self, memory_s: float = FAILURE_MEMORY_S) -> None:
+        self.memory_s = memory_s
+        self._marks: dict[str, FailureMark] = {}
+        self._answered: dict[str, float] = {}  # provider → last success, this container
+        self._lock = threading.Lock()
+
+    def succeeded(self, provider: str, now: float) -> None:
+        self._answered[provider] = now  # a plain dict store: atomic under the GIL, no lock needed
+
+    def standing(self, provider: str, now: float) -> int:
+        """0: answered lately and not failed since; 1: not heard from lately; 2: failed lately."""
+        if self.recent(provider, now):
+            return 2
+        answered = self._answered.get(provider)
+        return 0 if answered is not None and now - answered < self.memory_s else 1
+
+    def record(self, provider: str, kind: str, now: float) -> bool:
+        """Remember a failure; True when it is news worth sharing with other containers."""
+        with self._lock:
+            previous = self._marks.get(provider)
+            self._marks[provider] = FailureMark(provider, now, kind)
+        return previous is None or now - previous.at >= SHARE_EVERY_S
+
+    def merged(self, shared: Mapping[str, FailureMark]) -> dict[str, FailureMark]:
+        """The latest mark per provider, ours or another container's."""
+        with self._lock:
+            out = dict(self._marks)
+        for provider, mark in shared.items():
+            if provider not in out or mark.at > out[provider].at:
+                out[provider] = mark
+        return out
+
+    def recent(self, provider: str, now: float) -> bool:
+        mark = self._marks.get(provider)
+        return mark is not None and now - mark.at < self.memory_s
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    floor_s: float = 2.0  # below this, a slow but healthy answer would be cut off
+    deviations: float = 4.0
+    gain: float = 0.125  # RFC 6298's alpha; beta is twice it
+
+
+@dataclass(slots=True)
+class _Estimate:
+    smoothed: float
+    deviation: float
+
+    def update(self, sample: float, gain: float) -> None:
+        self.deviation += 2 * gain * (abs(self.smoothed - sample) - self.deviation)
+        self.smoothed += gain * (sample - self.smoothed)
+
+
+class AdaptiveTimeouts:
+    def __init__(self, policy: TimeoutPolicy | None = None) -> None:
+        self.policy = policy or TimeoutPolicy()
+        self._per_provider: dict[str, _Estimate] = {}
+        self._overall: _Estimate | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, provider: str, seconds: float) -> None:
+        """A successful attempt's duration."""
+        with self._lock:
+            for estimate, store in ((self._per_provider.get(provider), provider), (self._overall, None)):
+                if estimate is None:
+                    fresh = _Estimate(seconds, seconds / 2)
+                    if store is None:
+                        self._overall = fresh
+                    else:
+                        self._per_provider[store] = fresh
+                else:
+                    estimate.update(seconds, self.policy.gain)
+
+    def timeout_for(self, provider: str, budget_s: float) -> float:
+        """The attempt's timeout: the provider's (or everyone's) estimate, within [floor, budget]."""
+        with self._lock:
+            estimate = self._per_provider.get(provider) or self._overall
+        if estimate is None:
+            return budget_s
+        wanted = estimate.smoothed + self.policy.deviations * estimate.deviation
+        return min(budget_s, max(self.policy.floor_s, wanted))

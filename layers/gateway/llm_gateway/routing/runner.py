@@ -1,0 +1,236 @@
+"""The failover runner: one capability-agnostic loop from a prepared request to a served answer.
+
+plan: one state load (windows, cooldowns, headers, breakers, recent failures in one BatchGetItem)
+→ blocked = open breakers + providers with rejected keys → rank (planner, balancer as the
+tie-breaker) → when nothing has capacity now but something will within `max_wait_s` (and inside
+the deadline), wait and plan again rather than refuse.
+
+run: for each step, within `max_attempts` and the deadline: reserve (one conditional write; a
+step that would overflow a limit is skipped) → call through the breakers with a timeout that
+fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metrics) → the next
+step, preferring providers without a recent failure → or the aggregated error.
+
+A capability supplies only `call(step, timeout_s) -> CallResult`; chat adds streaming on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, NoReturn, TypeVar
+
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.metrics import Metrics
+from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.retry.aggregate import aggregate_error
+from llm_gateway.retry.backoff import retry_delay, retry_hint_s
+from llm_gateway.retry.caller_error import caller_error
+from llm_gateway.retry.classifier import Action, Scope, classify
+from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
+from llm_gateway.routing.balancer import CapacityBalancer
+from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
+from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
+from llm_gateway.routing.health import HealthView
+from llm_gateway.routing.outcomes import Outcomes
+from llm_gateway.routing.run import RequestRun
+from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
+from llm_gateway.state.items import StateSnapshot
+from llm_gateway.state.metering import Amounts
+from llm_gateway.state.shared import Reservation, SharedState
+
+T = TypeVar("T")
+WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really moved on
+MAX_WAIT_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult(Generic[T]):
+    """What a capability's call returns: the value, the provider's rate-limit headers, and what
+    was really used (`actual`; None while unknown, e.g. a stream still running)."""
+
+    value: T
+    rate_limits: RateLimitInfo | None
+    actual: Amounts | None
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[T]):
+    """A successful attempt, with what a caller needs to settle it later (streams)."""
+
+    value: T
+    step: PlanStep
+    reservation: Reservation
+    run: RequestRun
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
+
+
+class _NoStepLeft(Exception):
+    pass
+
+
+class FailoverRunner:
+    def __init__(
+        self,
+        *,
+        state: SharedState,
+        planner: Planner,
+        breakers: CircuitBreakers,
+        health: HealthView,
+        balancer: CapacityBalancer,
+        outcomes: Outcomes,
+        failures: FailureMemory,
+        timeouts: AdaptiveTimeouts,
+        retry: RetryHandler,
+        metrics: Metrics,
+        settings: RunnerSettings,
+        wall: Callable[[], float],
+        sleep: Callable[[float], None],
+        rand: Callable[[], float],
+    ) -> None:
+        self.state = state
+        self.planner = planner
+        self.breakers = breakers
+        self.health = health
+        self.balancer = balancer
+        self.outcomes = outcomes
+        self.failures = failures
+        self.timeouts = timeouts
+        self.retry = retry
+        self.metrics = metrics
+        self.settings = settings
+        self._wall = wall
+        self._sleep = sleep
+        self._rand = rand
+
+    # --- planning ------------------------------------------------------------------------------------
+    def plan(self, prep: Preparation) -> tuple[Plan, StateSnapshot]:
+        """The plan this request would follow now (the router and `llm-gateway plan` alike)."""
+        clock = self.retry.clock
+        started = clock()
+        now = self._wall()
+        keys = prep.keys
+        snapshot = self.state.load(prep.all_meters(), keys, now)
+        loaded = clock()
+        self.metrics.timing(m.STATE_LATENCY_MS, (loaded - started) * 1000)
+        items = self.breakers.current_items(keys, snapshot.breakers)
+        blocked = self.breakers.blocked(keys, items, now)
+        for provider, why in self.health.unavailable().items():
+            blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
+        plan = self.planner.plan(prep, snapshot, now, blocked=blocked, failures=self.failures.merged(snapshot.failures),
+                                 tie_breaker=self.balancer)
+        self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
+        return plan, snapshot
+
+    def _plan_or_wait(self, prep: Preparation, deadline: Deadline, waited: float) -> tuple[Plan, float]:
+        """Plan; when only capacity stops every candidate and one frees within what is left of
+        `max_wait_s` (and the deadline still leaves an attempt after it), wait and plan again.
+        Returns the plan and the total waited so far."""
+        for _ in range(MAX_WAIT_ROUNDS):
+            plan, _snapshot = self.plan(prep)
+            wait = plan.free_again_in_s
+            if plan.steps or not plan.capacity_only or wait is None:
+                return plan, waited
+            wait += WAIT_MARGIN_S
+            if waited + wait > self.settings.max_wait_s or wait > self.retry.wait_budget(deadline):
+                return plan, waited
+            self.metrics.count(m.CAPACITY_WAITS)
+            self._sleep(wait)
+            waited += wait
+        return self.plan(prep)[0], waited
+
+    # --- running -------------------------------------------------------------------------------------
+    def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline) -> Served[T]:
+        waited = 0.0
+        for _ in range(MAX_WAIT_ROUNDS):
+            plan, waited = self._plan_or_wait(prep, deadline, waited)
+            if not plan.steps:
+                raise self._nothing_to_try(plan)
+            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
+            try:
+                return self.retry.run(lambda ctx, r=run: self._attempt(r, ctx, call), deadline)  # type: ignore[misc]
+            except AttemptFailed as failed:
+                if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
+                    continue  # others took the capacity between plan and reserve: plan (and wait) again
+                cause = failed.cause
+                if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
+                    raise caller_error(cause, decision.error_class) from cause
+                raise self._aggregate(run, timed_out=False) from None
+            except DeadlineExhausted:
+                raise self._aggregate(run, timed_out=True) from None
+        raise self._nothing_to_try(self.plan(prep)[0])
+
+    def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]]) -> Served[T]:
+        """Find the next step that can be called and call it; skipping a step costs no attempt."""
+        while True:
+            step = run.next_step()
+            if step is None:
+                raise AttemptFailed(_NoStepLeft("no plan step left"), retry=False)
+            reservation = self.state.reserve(step.usages, step.amounts, self._wall())
+            if reservation is None:
+                run.skipped.append(f"{step.key}: no capacity left at reserve time")
+                continue
+            self.outcomes.failover(run, step)
+            timeout = self.timeouts.timeout_for(step.key.provider, ctx.timeout_s)
+            started = self.retry.clock()
+            try:
+                result = self.breakers.call(step.key, lambda s=step, t=timeout: call(s, t))  # type: ignore[misc]
+            except BreakerOpen as rejected:
+                self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+                run.skipped.append(f"{step.key}: {rejected}")
+                continue
+            except ProviderError as error:
+                self._failed(run, step, reservation, error, started, ctx)
+            latency = self.retry.clock() - started
+            self.timeouts.observe(step.key.provider, latency)
+            self.failures.succeeded(step.key.provider, self._wall())
+            now = self._wall()
+            if result.actual is not None:
+                self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now)
+            else:
+                self.outcomes.headers(step, result.rate_limits, now)
+            return Served(result.value, step, reservation, run, started)
+
+    def _failed(
+        self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
+        ctx: AttemptContext,
+    ) -> NoReturn:
+        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall())
+        if decision.action is Action.RETURN:
+            raise AttemptFailed(error, retry=False)
+        if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
+            wait = retry_delay(ctx.number - 1, policy=self.retry.settings.backoff,
+                               remaining_s=self.retry.wait_budget(ctx.deadline), hint_s=retry_hint_s(error),
+                               rand=self._rand)
+            if wait is not None:
+                run.retry_same(step)
+                raise AttemptFailed(error, retry=True, wait_s=wait)
+        if decision.counts_for_circuit and decision.circuit_scope is Scope.PROVIDER:
+            run.shun(step.key.provider)  # its key or connection failed: every model of it would
+        raise AttemptFailed(error, retry=True)
+
+    # --- settling what ends after the call returned (streams) ----------------------------------------
+    def settle(self, served: Served[T], actual: Amounts | None, latency_s: float) -> None:
+        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall())
+
+    def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
+        """A failure after the first byte reached the caller: count it, release nothing more."""
+        self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall())
+        self.breakers.record_failure(served.step.key, error)
+
+    # --- errors -------------------------------------------------------------------------------------
+    def _aggregate(self, run: RequestRun, *, timed_out: bool) -> GatewayError:
+        hints = [a.retry_after_s for a in run.failed if a.retry_after_s]
+        return aggregate_error(run.failed, retry_after_s=min(hints) if hints else None, timed_out=timed_out)
+
+    @staticmethod
+    def _nothing_to_try(plan: Plan) -> GatewayError:
+        """Every candidate was dropped: 429 if only capacity stopped them, else 503."""
+        error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
+        error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
+        return error

@@ -1,0 +1,231 @@
+"""Capability-agnostic planning: an ordered plan (primary + fallbacks) for one request. Pure.
+
+Two phases because one DynamoDB read sits between them. A capability's *preparation* (chat:
+`selector.ChatPreparer`; transcription: its own) works from the request and the catalog alone:
+it resolves `model`, drops models that could never serve the request (with reasons), and says
+what a call would consume (`amounts`: requests, tokens, audio seconds) and how each candidate
+ranks statically. `Planner.plan` then ranks what is left against the loaded state.
+
+Ranking, in order:
+1. **No recent failure** first: a provider that just failed (5xx, timeout, reset, 429) in any
+   container goes behind every provider that did not, until `FAILURE_MEMORY_S` has passed.
+2. **Free tier with capacity** before any paid model (paid models follow as fallbacks).
+3. The capability's own static order (chat: category distance), then estimated cost.
+4. **Balance among equals**: each group of equal rank is reordered by the tie-breaker (the
+   router's capacity-weighted balancer) or rotated by a counter.
+
+Dropped with a reason (never chosen): blocked by the router (breaker, bad key), cooling down, a
+window (the model's own or its provider's) or the provider's headers out of capacity.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llm_gateway.api.errors import InvalidRequest, ModelNotFound
+from llm_gateway.selection.catalog import Catalog, ModelEntry
+from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark, StateSnapshot, pks_for
+from llm_gateway.state.metering import Amounts, Meter, WindowUsage, usage_of
+from llm_gateway.state.rate_limits import capacity, free_again_in
+from llm_gateway.state.store import ModelKey
+
+# State is loaded only for as many of the best candidates as one BatchGetItem can read, so one
+# round trip covers a request however large the catalog grows. A request never calls more than a
+# few models, and the best ones by static rank are the ones it would call.
+LOAD_ITEM_BUDGET = 100
+MIN_LOADED_PAID = 4  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
+Dropped = tuple[ModelKey, str]
+StaticRank = tuple[Any, ...]  # the capability's own order, then cost; ends with (provider, model)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model that could serve the request, and what a call to it would consume."""
+
+    entry: ModelEntry
+    amounts: Amounts
+    rank: StaticRank
+    est_cost_usd: float
+    reason: str  # the static part of the plan step's reason
+
+    @property
+    def key(self) -> ModelKey:
+        return self.entry.key
+
+
+@dataclass(frozen=True, slots=True)
+class Preparation:
+    """Everything decidable before state is loaded."""
+
+    label: str  # what the capability calls the request's kind (chat: its category)
+    candidates: tuple[Candidate, ...]  # in static rank order, bounded to one state read
+    dropped: tuple[Dropped, ...]
+    meters: Mapping[ModelKey, tuple[Meter, ...]]
+    pinned: ModelKey | None = None
+    detail: Any = None  # the capability's own analysis (chat: `Analysis`, prompt tokens)
+
+    @property
+    def keys(self) -> tuple[ModelKey, ...]:
+        return tuple(c.key for c in self.candidates)
+
+    def all_meters(self) -> list[Meter]:
+        return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    key: ModelKey
+    free: bool
+    entry: ModelEntry
+    amounts: Amounts
+    usages: tuple[WindowUsage, ...]  # the windows a reservation writes, with their ceilings
+    reason: str
+    est_cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    label: str
+    steps: tuple[PlanStep, ...]
+    dropped: tuple[Dropped, ...]
+    pinned: ModelKey | None = None
+    free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
+    capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
+
+
+TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
+
+
+def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available: Collection[ModelKey],
+            is_alias: Callable[[str], bool]) -> tuple[ModelKey | None, list[ModelEntry]]:
+    """(pinned key or None, entries to consider) for the request's `model` field.
+
+    Pinned models are `provider/model`, or a bare id exactly one configured provider serves; a
+    bare id several serve ranks among those providers.
+    """
+    if is_alias(model):
+        entries = [e for e in pool if e.key in available]
+        if not entries:
+            raise ModelNotFound(model, "No configured provider serves any catalog model.")
+        return None, entries
+    capability = pool[0].capability if pool else None
+    if "/" in model:
+        provider, name = model.split("/", 1)
+        entry = catalog.get(ModelKey(provider, name))
+        if entry is not None and entry.capability == capability:
+            if entry.key not in available:
+                raise ModelNotFound(model, f"Provider '{provider}' is not configured.")
+            return entry.key, [entry]
+    matches = [e for e in catalog.by_model_id(model) if e.key in available and e.capability == capability]
+    if not matches:
+        raise ModelNotFound(model, "Use 'auto' or 'provider/model' (GET /v1/models lists them).")
+    return (matches[0].key if len(matches) == 1 else None), matches
+
+
+def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]]) -> tuple[list[Candidate], list[Candidate]]:
+    """The best candidates, in rank order, whose state fits one read; the cheapest paid ones always fit."""
+    chosen: list[Candidate] = []
+    pks: set[str] = set()
+    paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]
+    for candidate in paid_first + [c for c in ranked if c not in paid_first]:
+        more = set(pks_for(meters[candidate.key], (candidate.key,), 0.0)) - pks
+        if len(pks) + len(more) <= LOAD_ITEM_BUDGET:
+            chosen.append(candidate)
+            pks |= more
+    keep = {id(c) for c in chosen}
+    return [c for c in ranked if id(c) in keep], [c for c in ranked if id(c) not in keep]
+
+
+def nothing_fits(dropped: Sequence[Dropped]) -> InvalidRequest:
+    reasons = "; ".join(f"{key}: {why}" for key, why in dropped[:5])
+    return InvalidRequest(f"No model can serve this request ({reasons}).", param="model", code="no_model_fits")
+
+
+def recently_failed(provider: str, failures: Mapping[str, FailureMark], now: float) -> bool:
+    mark = failures.get(provider)
+    return mark is not None and now - mark.at < FAILURE_MEMORY_S
+
+
+class Planner:
+    """Holds the round-robin counter (per container); everything else is passed in."""
+
+    def __init__(self) -> None:
+        self._turn = itertools.count()
+
+    def plan(
+        self,
+        prep: Preparation,
+        snapshot: StateSnapshot,
+        now: float,
+        *,
+        blocked: Mapping[ModelKey, str] | None = None,
+        failures: Mapping[str, FailureMark] | None = None,
+        tie_breaker: TieBreaker | None = None,
+    ) -> Plan:
+        """Order the prepared candidates that can serve now; the rest are dropped with reasons."""
+        blocked = blocked or {}
+        failures = failures if failures is not None else snapshot.failures
+        dropped = list(prep.dropped)
+        ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
+        waits: list[float] = []
+        capacity_only = True
+        for candidate in prep.candidates:
+            key = candidate.key
+            if key in blocked:
+                dropped.append((key, f"blocked: {blocked[key]}"))
+                capacity_only = False
+                continue
+            usages = tuple(usage_of(m, snapshot.counters, now) for m in prep.meters[key])
+            state = snapshot.models.get(key)
+            room = capacity(usages, state, candidate.amounts, now)
+            if not room.ok:
+                dropped.append((key, room.reason))
+                wait = free_again_in(usages, state, candidate.amounts, now)
+                if wait is not None:
+                    waits.append(wait)
+                continue
+            failed = recently_failed(key.provider, failures, now)
+            step = PlanStep(
+                key=key, free=candidate.entry.is_free, entry=candidate.entry, amounts=candidate.amounts,
+                usages=usages, est_cost_usd=candidate.est_cost_usd,
+                reason=candidate.reason + _describe_left(room.remaining_requests, room.remaining_tokens)
+                + ("; provider failed recently" if failed else ""),
+            )
+            ranked.append(((failed, not candidate.entry.is_free, *candidate.rank), step))
+        ranked.sort(key=lambda pair: pair[0])
+        steps = self._break_ties(ranked, snapshot, now, tie_breaker)
+        return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
+                    min(waits) if waits else None, capacity_only and not steps)
+
+    def _break_ties(
+        self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
+        tie_breaker: TieBreaker | None,
+    ) -> list[PlanStep]:
+        """Reorder each group of equal rank (tie_breaker or rotation); groups keep their order."""
+        turn = next(self._turn)
+        steps: list[PlanStep] = []
+        for _, group_iter in itertools.groupby(ranked, key=lambda pair: pair[0][:-2]):  # all but provider/model
+            group = [step for _, step in group_iter]
+            if len(group) > 1:
+                if tie_breaker is not None:
+                    group = list(tie_breaker(group, snapshot, now))
+                else:
+                    offset = turn % len(group)
+                    group = group[offset:] + group[:offset]
+            steps.extend(group)
+        return steps
+
+
+def _describe_left(requests: int | None, tokens: int | None) -> str:
+    if requests is None and tokens is None:
+        return "no known limit"
+    parts = []
+    if requests is not None:
+        parts.append(f"{requests} request{'' if requests == 1 else 's'} left")
+    if tokens is not None:
+        parts.append(f"{tokens} token{'' if tokens == 1 else 's'} left")
+    return ", ".join(parts)
+

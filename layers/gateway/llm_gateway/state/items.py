@@ -1,0 +1,186 @@
+"""Every item kind of the state table: its key, what it holds, how it is encoded and decoded.
+
+One owner, so a new kind (user windows, usage, jobs) is added here and nowhere else knows a
+key format. Items travel as plain Python values (`store.Item`); the DynamoDB store converts at
+its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode_snapshot`.
+
+| pk | holds | expires |
+|---|---|---|
+| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit | a window past its end |
+| `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
+| `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
+| `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
+| `cb#{provider}` / `cb#{provider}#{model}` | Powertools circuit-breaker records | Powertools' |
+| `health#{provider}` | the scheduled check's verdict (`routing/health.py`) | a week |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_gateway.providers.base import RateLimitInfo
+from llm_gateway.state.metering import UNITS, Amounts, Meter, counter_pks
+from llm_gateway.state.store import Item, ModelKey
+
+EXPIRES = "expires_at"
+FAILURE_MEMORY_S = 30.0  # how long a provider that just failed ranks behind the others
+_HDR_FIELDS = ("limit_requests", "remaining_requests", "reset_requests_s", "limit_tokens",
+               "remaining_tokens", "reset_tokens_s", "retry_after_s", "requests_window_s", "tokens_window_s")
+_HDR_INTS = frozenset({"limit_requests", "remaining_requests", "limit_tokens", "remaining_tokens",
+                       "requests_window_s", "tokens_window_s"})
+
+
+# --- keys ----------------------------------------------------------------------------------------
+def header_pk(key: ModelKey) -> str:
+    return f"hdr#{key.provider}#{key.model}"
+
+
+def cooldown_pk(key: ModelKey) -> str:
+    return f"cd#{key.provider}#{key.model}"
+
+
+def failure_pk(provider: str) -> str:
+    return f"fail#{provider}"
+
+
+def provider_circuit(provider: str) -> str:
+    return f"cb#{provider}"
+
+
+def model_circuit(key: ModelKey) -> str:
+    return f"cb#{key.provider}#{key.model}"
+
+
+def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
+    ids: dict[str, None] = {}
+    for key in keys:
+        ids[provider_circuit(key.provider)] = None
+        ids[model_circuit(key)] = None
+    return list(ids)
+
+
+def health_pk(provider: str) -> str:
+    return f"health#{provider}"
+
+
+# --- typed values ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSnapshot:
+    info: RateLimitInfo
+    observed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailureMark:
+    """A provider's latest failure (5xx, timeout, reset, 429), shared by every container."""
+
+    provider: str
+    at: float
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    """What is known about one candidate model besides its counters."""
+
+    key: ModelKey
+    cooldown: Cooldown | None = None
+    headers: HeaderSnapshot | None = None
+
+    def cooling(self, now: float) -> bool:
+        return self.cooldown is not None and self.cooldown.until > now
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """One load, decoded: window counters by pk, model states, breaker records and failures."""
+
+    counters: Mapping[str, Amounts] = field(default_factory=dict)
+    models: Mapping[ModelKey, ModelState] = field(default_factory=dict)
+    breakers: Mapping[str, Item] = field(default_factory=dict)
+    failures: Mapping[str, FailureMark] = field(default_factory=dict)
+    degraded: bool = False  # True when the shared store failed and in-container state answered
+
+
+# --- what to read ------------------------------------------------------------------------------------
+def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float) -> list[str]:
+    """Every item one request consults, in one list for one BatchGetItem."""
+    pks: dict[str, None] = {}
+    for meter in meters:
+        for pk in counter_pks(meter, now):
+            pks[pk] = None
+    for key in keys:
+        pks[header_pk(key)] = None
+        pks[cooldown_pk(key)] = None
+    for circuit in circuit_ids(keys):
+        pks[circuit] = None
+    for provider in {key.provider for key in keys}:
+        pks[failure_pk(provider)] = None
+    return list(pks)
+
+
+# --- decoding ----------------------------------------------------------------------------------------
+def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float,
+                    *, degraded: bool = False) -> StateSnapshot:
+    """Turn a load's raw items into typed state, once per request."""
+    counters: dict[str, Amounts] = {}
+    breakers: dict[str, Item] = {}
+    failures: dict[str, FailureMark] = {}
+    for pk, item in items.items():
+        if pk.startswith("rl#"):
+            counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
+        elif pk.startswith("cb#"):
+            breakers[pk] = item
+        elif pk.startswith("fail#"):
+            failures[pk[5:]] = FailureMark(pk[5:], float(item["at"]), str(item.get("kind", "")))
+    models = {}
+    for key in keys:
+        cooldown = decode_cooldown(items.get(cooldown_pk(key)), now)
+        headers = decode_headers(items.get(header_pk(key)), now)
+        if cooldown is not None or headers is not None:
+            models[key] = ModelState(key, cooldown, headers)
+    return StateSnapshot(counters, models, breakers, failures, degraded)
+
+
+def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:
+    if item is None or float(item.get("until", 0)) <= now:
+        return None
+    return Cooldown(float(item["until"]), str(item.get("reason", "")))
+
+
+def decode_headers(item: Item | None, now: float) -> HeaderSnapshot | None:
+    if item is None:
+        return None
+    fields: dict[str, Any] = {}
+    for name in _HDR_FIELDS:
+        value = item.get(name)
+        if value is not None:
+            fields[name] = int(value) if name in _HDR_INTS else float(value)
+    return HeaderSnapshot(RateLimitInfo(**fields), float(item.get("observed_at", now)))
+
+
+# --- encoding ----------------------------------------------------------------------------------------
+def cooldown_item(until: float, reason: str) -> dict[str, Any]:
+    return {"until": float(until), "reason": reason[:500]}
+
+
+def header_item(info: RateLimitInfo, now: float) -> dict[str, Any]:
+    item: dict[str, Any] = {"observed_at": float(now)}
+    for name in _HDR_FIELDS:
+        value = getattr(info, name)
+        if value is not None and math.isfinite(value):
+            item[name] = value
+    return item
+
+
+def failure_item(at: float, kind: str) -> dict[str, Any]:
+    return {"at": float(at), "kind": kind}

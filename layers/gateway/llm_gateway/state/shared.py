@@ -1,0 +1,127 @@
+"""The request path's view of shared state, in domain terms: load, reserve, reconcile, remember.
+
+Built on a `StateStore` (items) with `items.py` (what each item means) and `metering.py` (the
+arithmetic of windows). Every attempt costs one conditional write before its provider call; the
+load is one read per request.
+
+Reconciliation adds no round trip the caller waits for. When the store is remote, the difference
+between what a reservation asked for and what the provider really used is kept in this container
+and *folded into the next reservation of the same window item* (one UpdateItem carries both the
+new ask and the correction, with the condition adjusted to match). A correction whose window
+closes before this container reserves on it again is dropped: such a window is over, and what is
+lost is one request's estimate error per container and window (an over-count when the estimate
+was high, the usual case because output is estimated at its cap). Within a memory store the
+correction is applied at once, since it costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from llm_gateway.providers.base import RateLimitInfo
+from llm_gateway.state import items
+from llm_gateway.state.metering import Amounts, Meter, WindowUsage
+from llm_gateway.state.rate_limits import snapshot_expiry
+from llm_gateway.state.store import CounterAdd, ModelKey, StateStore
+
+COOLDOWN_MARGIN_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Capacity held for one attempt: what was asked of which window items."""
+
+    adds: tuple[CounterAdd, ...]
+    amounts: Amounts
+
+    @property
+    def pks(self) -> tuple[str, ...]:
+        return tuple(add.pk for add in self.adds)
+
+
+class SharedState:
+    def __init__(self, store: StateStore, *, fold_reconcile: bool) -> None:
+        self.store = store
+        self._fold = fold_reconcile
+        self._pending: dict[str, dict[str, int]] = {}  # pk → unit → correction not yet written
+        self._lock = threading.Lock()
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float) -> items.StateSnapshot:
+        raw = self.store.load(items.pks_for(meters, keys, now), now)
+        return items.decode_snapshot(raw, keys, now, degraded=_degraded(self.store, now))
+
+    # --- counters ------------------------------------------------------------------------------------
+    def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
+        """Take `amounts` in every window or none (None: a window would pass its limit)."""
+        adds = tuple(
+            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings())
+            for u in usages
+        )
+        reservation = Reservation(adds, dict(amounts))
+        for add in adds:
+            for unit, ask in amounts.items():
+                ceiling = add.ceilings.get(unit)
+                if ceiling is not None and ask > ceiling:
+                    return None  # can never fit: do not spend a write finding out
+        if not adds:
+            return reservation
+        with self._lock:
+            folded = {add.pk: self._pending.pop(add.pk) for add in adds if add.pk in self._pending}
+        writes = [_with_correction(add, folded.get(add.pk)) for add in adds]
+        if self.store.add(writes, now):
+            return reservation
+        with self._lock:  # nothing was written: keep the corrections for the next reservation
+            for pk, correction in folded.items():
+                _merge(self._pending.setdefault(pk, {}), correction)
+        return None
+
+    def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
+        """Replace the estimate with what was really used (see the module docstring for when)."""
+        delta = {unit: actual.get(unit, 0) - asked for unit, asked in reservation.amounts.items()}
+        delta = {unit: n for unit, n in delta.items() if n}
+        if not delta:
+            return
+        if not self._fold:
+            self.store.add([CounterAdd(add.pk, delta, add.expires_at) for add in reservation.adds], now)
+            return
+        with self._lock:
+            for add in reservation.adds:
+                _merge(self._pending.setdefault(add.pk, {}), delta)
+
+    def release(self, reservation: Reservation, now: float) -> None:
+        """The call was never made: give back everything the reservation took."""
+        self.reconcile(reservation, {}, now)
+
+    # --- what the selector should know -----------------------------------------------------------------
+    def cool_down(self, key: ModelKey, until: float, reason: str, now: float) -> None:
+        self.store.extend(items.cooldown_pk(key), items.cooldown_item(until, reason), until,
+                          int(until) + COOLDOWN_MARGIN_S, now)
+
+    def record_headers(self, key: ModelKey, info: RateLimitInfo, now: float) -> None:
+        self.store.put(items.header_pk(key), items.header_item(info, now), int(snapshot_expiry(info, now)) + 1, now)
+
+    def mark_failure(self, provider: str, kind: str, now: float) -> None:
+        self.store.put(items.failure_pk(provider), items.failure_item(now, kind),
+                       int(now + items.FAILURE_MEMORY_S) + 1, now)
+
+
+def _merge(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for unit, n in more.items():
+        into[unit] = into.get(unit, 0) + n
+
+
+def _with_correction(add: CounterAdd, correction: Mapping[str, int] | None) -> CounterAdd:
+    """One write for the new ask and an earlier correction: the condition checks the sum."""
+    if not correction:
+        return add
+    amounts = dict(add.amounts)
+    _merge(amounts, correction)
+    return replace(add, amounts=amounts)
+
+
+def _degraded(store: StateStore, now: float) -> bool:
+    probe = getattr(store, "degraded", None)
+    return bool(probe(now)) if callable(probe) else False
