@@ -53,6 +53,9 @@ class ContainerPool:
 class LocalGatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Python's default listen backlog is 5: a burst of clients overflowed the accept queue and
+    # was dropped or reset. The kernel caps this at net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 1024
 
     def __init__(self, port: int, containers: int = 4) -> None:
         self.pools: dict[str, ContainerPool] = {}
