@@ -3,20 +3,28 @@
 Provider keys come from the environment locally and from one Secrets Manager secret in AWS
 (a JSON object of the same names, fetched through Powertools Parameters with its cache).
 Every variable is listed in README.md's configuration table; keep the two in step.
+
+Loading also validates: a setting that cannot work (a number that is not one, a malformed or
+misspelt catalog override, a model list naming nothing) raises `ConfigError` with one line
+naming the variable, so a Lambda's init or `make dev` stops at once instead of failing every
+request later.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from llm_gateway.config_check import COMPATIBLE_ENV, ConfigError, check_catalog
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
 DEFAULT_DEV_KEY = "local-dev-key"
+ENDPOINT_FIELDS = ("name", "base_url", "api_key", "api_key_env", "models", "options")
+__all__ = ["ConfigError", "Settings", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,33 @@ class Settings:
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds (or the default when unset)."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 (or the default when unset)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if not value.is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return int(value)
 
 
 def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
@@ -65,18 +93,23 @@ def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
 
 
 def _compatible_endpoints(env: Mapping[str, str]) -> list[ProviderConfig]:
-    """`LLM_GATEWAY_OPENAI_COMPATIBLE`: a JSON list of {name, base_url, api_key | api_key_env, models, options}."""
-    raw = env.get("LLM_GATEWAY_OPENAI_COMPATIBLE", "").strip()
+    """`LLM_GATEWAY_OPENAI_COMPATIBLE`: a JSON list of {name, base_url, api_key | api_key_env, models, options}.
+
+    An endpoint whose key is not set is absent, as a built-in provider without its key is."""
+    raw = env.get(COMPATIBLE_ENV, "").strip()
     if not raw:
         return []
     try:
-        entries: list[dict[str, Any]] = json.loads(raw)
+        entries = json.loads(raw)
     except ValueError as exc:
-        raise ValueError("LLM_GATEWAY_OPENAI_COMPATIBLE must be a JSON list") from exc
+        raise ConfigError(f"{COMPATIBLE_ENV} is not valid JSON: {exc}") from exc
+    if not isinstance(entries, list):
+        raise ConfigError(f"{COMPATIBLE_ENV} must be a JSON list of endpoints, got {type(entries).__name__}")
     configs = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        _check_endpoint(index, entry)
         key = entry.get("api_key") or env.get(str(entry.get("api_key_env", "")), "")
-        if not key or not entry.get("name") or not entry.get("base_url"):
+        if not key:
             continue
         configs.append(
             ProviderConfig(
@@ -85,6 +118,25 @@ def _compatible_endpoints(env: Mapping[str, str]) -> list[ProviderConfig]:
             )
         )
     return configs
+
+
+def _check_endpoint(index: int, entry: object) -> None:
+    where = f"{COMPATIBLE_ENV}[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with {', '.join(ENDPOINT_FIELDS)}")
+    unknown = sorted(set(entry) - set(ENDPOINT_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(ENDPOINT_FIELDS)}")
+    for required in ("name", "base_url"):
+        if not isinstance(entry.get(required), str) or not entry[required].strip():
+            raise ConfigError(f"{where} needs a {required!r} (a non-empty string)")
+    if entry["name"] in provider_specs():
+        raise ConfigError(f"{where} is named {entry['name']!r}, a built-in provider; choose another name")
+    models = entry.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"{where}.models must be a list of model ids")
+    if not isinstance(entry.get("options", {}), dict):
+        raise ConfigError(f"{where}.options must be an object")
 
 
 def _client_keys(env: Mapping[str, str], local_mode: bool) -> frozenset[str]:
@@ -109,15 +161,17 @@ def load_settings(env: Mapping[str, str] | None = None, secret_values: Mapping[s
         secret_values = fetch_secret_values(env["LLM_GATEWAY_PROVIDER_SECRET"])
     merged = {**(secret_values or {}), **{k: v for k, v in env.items() if v != ""}}
     local_mode = merged.get("LLM_GATEWAY_LOCAL", "") in {"1", "true", "yes"}
-    return Settings(
+    settings = Settings(
         providers=tuple(_providers(merged)),
         api_keys=_client_keys(merged, local_mode),
         deadline_s=_float(merged, "LLM_GATEWAY_DEADLINE_S", 25.0),
-        max_attempts=max(1, int(_float(merged, "LLM_GATEWAY_MAX_ATTEMPTS", 3))),
+        max_attempts=_int(merged, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
         attempt_timeout_s=_float(merged, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=merged.get("LLM_GATEWAY_STATE_TABLE") or None,
         dynamodb_endpoint=merged.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
         catalog_overrides=merged.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
-        max_body_bytes=int(_float(merged, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
+        max_body_bytes=_int(merged, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         local_mode=local_mode,
     )
+    check_catalog(settings.catalog_overrides, settings.providers)
+    return settings
