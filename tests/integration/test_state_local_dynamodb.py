@@ -44,3 +44,24 @@ def test_plan_reads_shared_state(local: LocalDynamo, tmp_path: Path, capsys: pyt
     out = json.loads(capsys.readouterr().out)
     assert out["plan"] == []
     assert out["dropped"][0]["model"] == "llama-3.1-8b-instant" and "cooling down" in out["dropped"][0]["reason"]
+
+
+def test_local_dynamodb_serves_many_calls_on_one_connection(local: LocalDynamo) -> None:
+    """moto's own server closed the connection after every call: each DynamoDB call of every local
+    container paid for a new connection and a new server thread."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(local.endpoint_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    headers = {"X-Amz-Target": "DynamoDB_20120810.DescribeTable", "Content-Type": "application/x-amz-json-1.0",
+               "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+    for _ in range(3):
+        connection.request("POST", "/", body=json.dumps({"TableName": local.table_name}), headers=headers)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 200 and body["Table"]["TableName"] == local.table_name
+        assert (response.getheader("connection") or "").lower() != "close"
+    assert connection.sock is not None  # still the first connection
+    connection.close()
