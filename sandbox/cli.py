@@ -10,11 +10,12 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("sandbox.local_server", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
+    "serve": ("sandbox.serve_cli", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
     "invoke": ("sandbox.invoke", "run a Lambda handler on an API Gateway event file, like `sam local invoke`"),
     "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
     "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
     "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
+    "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
 }
 
 

@@ -1,0 +1,158 @@
+"""`llm-gateway serve` (what `make dev` runs) as a person meets it, each run as a subprocess.
+
+- the fake providers, the embedded DynamoDB and the handler containers run in processes of their
+  own (in one process they took turns on one GIL), and stopping serve stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "sandbox.cli"]
+AUTH = {"Authorization": "Bearer local-dev-key"}
+SLOW_MS = 2500
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    return {**env, **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve_once(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
+    began = time.monotonic()
+    done = subprocess.run([*CLI, "serve", *args], cwd=REPO, env=env or _env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done, time.monotonic() - began
+
+
+class Served:
+    """A running `llm-gateway serve` in its own session (so SIGINT reaches it alone, as a
+    terminal's Ctrl-C would reach the foreground command), with its output collected."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [threading.Thread(target=self._pump, args=(process.stdout, self.stdout), daemon=True),
+                         threading.Thread(target=self._pump, args=(process.stderr, self.stderr), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _pump(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout_s: float = 60) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.stdout):
+                if re.search(pattern, line):
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r}; stdout={self.stdout[-20:]}, stderr={self.stderr[-20:]}")
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.url}/_sandbox/stats", timeout=5).json()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[Served]:
+    """Four containers over two worker processes, on fakes that take SLOW_MS to answer."""
+    config = tmp_path_factory.mktemp("fakes") / "slow.json"  # JSON is YAML
+    config.write_text(json.dumps({"providers": {p: {"latency_ms": SLOW_MS} for p in
+                                                ("openai", "groq", "gemini", "cohere", "mistral")}}))
+    port = _free_port()
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--containers", "4", "--workers", "2",
+                                "--fakes-config", str(config)], cwd=REPO, env=_env(PYTHONUNBUFFERED="1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    server = Served(process, f"http://127.0.0.1:{port}")
+    try:
+        server.wait_for_line(r"listening on")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Pid -> command line of the processes whose parent is `pid` (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _proc_stat(int(entry.name))[1:2] == [str(pid)]:
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+    return found
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """State, parent pid, ... of a process; [] once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def test_fakes_dynamodb_and_containers_each_run_in_their_own_processes(served):
+    children = list(_children(served.process.pid).values())
+    assert sum("sandbox.container_host" in c for c in children) == 2, children
+    assert sum("sandbox.stand_ins" in c and " fakes" in c for c in children) == 1, children
+    assert sum("sandbox.stand_ins" in c and " dynamodb" in c for c in children) == 1, children
+    stats = served.stats()
+    assert (stats["hosts"], stats["containers"]) == (2, 4)
+    assert set(stats["fakes"]) == {"openai", "groq", "gemini", "cohere", "mistral"} and stats["dynamodb"]["endpoint_url"]
+
+
+def test_requests_are_answered_by_containers_in_the_worker_processes(served):
+    answers = []
+
+    def ask() -> None:
+        answers.append(httpx.post(f"{served.url}/v1/chat/completions", headers=AUTH, timeout=30,
+                                  json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]}))
+
+    clients = [threading.Thread(target=ask) for _ in range(6)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(30)
+    assert [a.status_code for a in answers] == [200] * 6
+    assert served.stats()["executing"]["peak"] == 4  # every container of both hosts busy at once
+
+
+def test_stopping_serve_stops_everything_it_started(served):
+    """Runs last in this module: it stops the server."""
+    children = _children(served.process.pid)
+    assert len(children) == 4, children
+    os.killpg(served.process.pid, signal.SIGINT)
+    assert served.process.wait(30) == 0
+    deadline = time.monotonic() + 15
+    while any(_proc_stat(pid)[:1] not in ([], ["Z"]) for pid in children):
+        assert time.monotonic() < deadline, "a child process outlived serve"
+        time.sleep(0.1)
+
