@@ -5,7 +5,9 @@
 
 Processes: this one is the HTTP front (API Gateway's part); the fake providers (when no keys are
 set) and the embedded DynamoDB each run in their own; the handler containers run in `--workers`
-container hosts.
+container hosts. Before anything starts, the configuration is validated, so a bad setting ends
+the command at once with one line (it used to start, then answer every request with an empty
+reply and a traceback).
 Ctrl-C (or SIGTERM) stops it and everything it started.
 """
 
@@ -18,9 +20,10 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from llm_gateway.config import ConfigError, load_settings
 from sandbox.child import ChildFailed, ChildProcess
 from sandbox.dispatch import ProcessDispatcher
-from sandbox.local_env import LocalEnvironment, prepare_local_env
+from sandbox.local_env import LocalEnvironment, configured_env, plan_local_env, prepare_local_env
 from sandbox.local_server import LocalGatewayServer
 
 PROG = "llm-gateway serve"
@@ -72,6 +75,12 @@ def main(argv: list[str]) -> int:
         _say("--containers and --workers must be at least 1")
         return 2
     workers = min(args.containers, args.workers or os.cpu_count() or 1)
+    plan = plan_local_env(os.environ, args.state)
+    try:
+        load_settings(configured_env(os.environ, plan, args.fakes_config))
+    except ConfigError as exc:
+        _say(f"invalid configuration: {exc}")
+        return 2
     dispatcher = ProcessDispatcher()
     server = LocalGatewayServer(args.port, dispatcher)
     local = LocalEnvironment()

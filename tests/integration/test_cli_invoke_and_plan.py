@@ -32,6 +32,18 @@ def test_invoke_runs_the_chat_handler_on_an_event_file(event, status):
     assert "FAKE providers" in done.stderr  # never mistaken for real ones
 
 
+def test_invoke_with_invalid_configuration_says_so_in_one_line():
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env["LLM_GATEWAY_CATALOG_OVERRIDES"] = '{"disable": ["groq/llama-3.1-8b-instnt"]}'
+    done = subprocess.run([*CLI, "invoke", "chat", "events/chat.json"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "llm-gateway invoke: invalid configuration: LLM_GATEWAY_CATALOG_OVERRIDES: disable entry "
+        "'groq/llama-3.1-8b-instnt' matches no catalog model (did you mean groq/llama-3.1-8b-instant?)"
+    ]
+
+
 def test_plan_json_explains_every_candidate(tmp_path):
     request = tmp_path / "request.json"
     request.write_text(json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}],

@@ -1,7 +1,8 @@
 """`llm-gateway serve` (what `make dev` runs) as a person meets it, each run as a subprocess.
 
 - the fake providers, the embedded DynamoDB and the handler containers run in processes of their
-  own (in one process they took turns on one GIL), and stopping serve stops them all.
+  own (in one process they took turns on one GIL), and stopping serve stops them all;
+- a bad setting ends it at once with one line, not a traceback per request.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def _serve_once(*args: str, env: dict[str, str] | None = None) -> tuple[subproce
     done = subprocess.run([*CLI, "serve", *args], cwd=REPO, env=env or _env(), capture_output=True, text=True,
                           timeout=60, check=False)
     return done, time.monotonic() - began
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("LLM_GATEWAY_DEADLINE_S", "abc", "LLM_GATEWAY_DEADLINE_S"),
+    ("LLM_GATEWAY_CATALOG_OVERRIDES", '{"models": [{"provider": "groq", "model": "llama-3.1-8b-instnt", "free_tier": {"rpm": 5}}]}',
+     "groq/llama-3.1-8b-instant"),
+    ("GROQ_MODELS", "llama-3.1-8b-instnt", "GROQ_MODELS"),
+])
+def test_invalid_configuration_stops_serve_at_once_with_one_line(variable, value, named):
+    done, elapsed = _serve_once("--port", str(_free_port()), env=_env(**{variable: value}))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid configuration" in lines[0] and named in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""  # nothing started, nothing announced
+    assert elapsed < 20
 
 
 class Served:
