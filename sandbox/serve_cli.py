@@ -5,15 +5,16 @@
 
 Processes: this one is the HTTP front (API Gateway's part); the fake providers (when no keys are
 set) and the embedded DynamoDB each run in their own; the handler containers run in `--workers`
-container hosts. Before anything starts, the configuration is validated, so a bad setting ends
-the command at once with one line (it used to start, then answer every request with an empty
-reply and a traceback).
+container hosts. Before anything starts, the configuration is validated and the port is bound,
+so either mistake ends the command at once with one line (a bad setting used to start, then
+answer every request with an empty reply and a traceback; a busy port, a traceback).
 Ctrl-C (or SIGTERM) stops it and everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -44,6 +45,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _bind(port: int, dispatcher: ProcessDispatcher) -> LocalGatewayServer | None:
+    try:
+        return LocalGatewayServer(port, dispatcher)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _say(f"port {port} is already in use; stop what holds it or pick another port: "
+                 f"PORT={port + 1} make dev (or {PROG} --port {port + 1})")
+        elif exc.errno == errno.EACCES:
+            _say(f"port {port} needs privileges; pick a port above 1023: PORT=3000 make dev (or {PROG} --port 3000)")
+        else:
+            _say(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; pick another port with PORT=")
+        return None
 
 
 def _start_hosts(workers: int, containers: int) -> list[ChildProcess]:
@@ -82,7 +97,9 @@ def main(argv: list[str]) -> int:
         _say(f"invalid configuration: {exc}")
         return 2
     dispatcher = ProcessDispatcher()
-    server = LocalGatewayServer(args.port, dispatcher)
+    server = _bind(args.port, dispatcher)
+    if server is None:
+        return 1
     local = LocalEnvironment()
     hosts: list[ChildProcess] = []
     try:

@@ -2,7 +2,7 @@
 
 - the fake providers, the embedded DynamoDB and the handler containers run in processes of their
   own (in one process they took turns on one GIL), and stopping serve stops them all;
-- a bad setting ends it at once with one line, not a traceback per request.
+- a bad setting or a busy port ends it at once with one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -59,6 +59,18 @@ def test_invalid_configuration_stops_serve_at_once_with_one_line(variable, value
     assert len(lines) == 1 and "invalid configuration" in lines[0] and named in lines[0], done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""  # nothing started, nothing announced
     assert elapsed < 20
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_how_to_move():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done, _ = _serve_once("--port", str(port))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port} is already in use" in lines[0] and "PORT=" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
 
 
 class Served:
