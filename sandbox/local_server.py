@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sandbox.apigw import make_event, response_body, response_headers
 from sandbox.dispatch import Dispatcher, InProcessDispatcher, InvokeFailed
 from sandbox.gauge import Gauge
+from sandbox.request_log import request_line
 
 ROUTES = {"/v1/chat/completions": "chat", "/v1/models": "chat", "/v1/status": "chat"}
 STATS_PATH = "/_sandbox/stats"
@@ -31,9 +34,12 @@ class LocalGatewayServer(ThreadingHTTPServer):
     # was dropped or reset. The kernel caps this at net.core.somaxconn (4096 on current Linux).
     request_queue_size = 1024
 
-    def __init__(self, port: int, dispatcher: Dispatcher, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, dispatcher: Dispatcher, log: Callable[[str], None] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.dispatcher = dispatcher
+        self.log = log
         self.in_flight = Gauge()
+        self.draining = False
         self.extras: dict[str, Any] = {}
         super().__init__((host, port), _Handler)
 
@@ -44,6 +50,15 @@ class LocalGatewayServer(ThreadingHTTPServer):
     def stats(self) -> dict[str, Any]:
         return {"in_flight": self.in_flight.snapshot(), "executing": self.dispatcher.executing.snapshot(),
                 **self.dispatcher.describe(), **self.extras}
+
+    def drain(self, timeout_s: float) -> bool:
+        """Stop accepting, let every request in flight finish; False if some were still open at timeout.
+
+        Call from a thread other than the one running `serve_forever`."""
+        self.draining = True
+        self.shutdown()
+        self.socket.close()  # new connections are refused from here on
+        return self.in_flight.wait_idle(timeout_s)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,8 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             with self.server.in_flight.track():
                 self._serve(path, body)
+        if self.server.draining:
+            self.close_connection = True
 
     def _serve(self, path: str, body: bytes) -> None:
+        began = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, self.path, headers, body, self.client_address[0])
         function = ROUTES.get(path.rstrip("/"), "chat")
@@ -74,6 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, out_headers = failed.status, {"content-type": "application/json"}
             payload = json.dumps({"message": failed.message}).encode()
         self._send(status, out_headers, payload)
+        if self.server.log is not None:
+            request_id = event["requestContext"]["requestId"]
+            self.server.log(request_line(self.command, path, status, out_headers, time.monotonic() - began, request_id))
 
     def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.send_response(status)
@@ -81,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
             if key.lower() not in {"content-length", "connection", "transfer-encoding"}:
                 self.send_header(key, value)
         self.send_header("content-length", str(len(payload)))
+        if self.server.draining:
+            self.send_header("connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 

@@ -6,9 +6,8 @@
 Processes: this one is the HTTP front (API Gateway's part); the fake providers (when no keys are
 set) and the embedded DynamoDB each run in their own; the handler containers run in `--workers`
 container hosts. Before anything starts, the configuration is validated and the port is bound,
-so either mistake ends the command at once with one line (a bad setting used to start, then
-answer every request with an empty reply and a traceback; a busy port, a traceback).
-Ctrl-C (or SIGTERM) stops it and everything it started.
+so either mistake ends the command at once with one line. Ctrl-C (or SIGTERM) stops accepting,
+lets the requests in flight finish, then stops everything; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -20,15 +19,19 @@ import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
 
 from llm_gateway.config import ConfigError, load_settings
 from sandbox.child import ChildFailed, ChildProcess
 from sandbox.dispatch import ProcessDispatcher
 from sandbox.local_env import LocalEnvironment, configured_env, plan_local_env, prepare_local_env
 from sandbox.local_server import LocalGatewayServer
+from sandbox.request_log import print_line
+from sandbox.served import describe_served, served_models
 
 PROG = "llm-gateway serve"
 DEFAULT_CONTAINERS = 32
+DRAIN_GRACE_S = 5.0  # beyond the gateway's own deadline
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +52,7 @@ def _say(message: str) -> None:
 
 def _bind(port: int, dispatcher: ProcessDispatcher) -> LocalGatewayServer | None:
     try:
-        return LocalGatewayServer(port, dispatcher)
+        return LocalGatewayServer(port, dispatcher, log=print_line)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             _say(f"port {port} is already in use; stop what holds it or pick another port: "
@@ -112,7 +115,7 @@ def main(argv: list[str]) -> int:
         dispatcher.add_hosts([(h.announced["url"], int(h.announced["containers"])) for h in hosts])
         server.extras = dict(local.described)
         _banner(local, server, args.containers, len(hosts))
-        return _serve(server, hosts)
+        return _serve(server, hosts, load_settings().deadline_s + DRAIN_GRACE_S)
     finally:
         for host in hosts:
             host.stop()
@@ -123,23 +126,39 @@ def main(argv: list[str]) -> int:
 def _banner(local: LocalEnvironment, server: LocalGatewayServer, containers: int, hosts: int) -> None:
     for note in local.notes[:-1]:
         print(note, flush=True)
+    print(f"Providers: {describe_served(served_models(load_settings()))}", flush=True)
     print(f"Containers: {containers} in {hosts} worker process{'' if hosts == 1 else 'es'}", flush=True)
     print(local.notes[-1], flush=True)  # the API key
     print(f"LLM gateway listening on {server.url}/v1 (Ctrl-C to stop)", flush=True)
 
 
-def _serve(server: LocalGatewayServer, hosts: list[ChildProcess]) -> int:
+def _serve(server: LocalGatewayServer, hosts: list[ChildProcess], drain_s: float) -> int:
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signals = {"count": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     while not stop.wait(0.5):
         dead = [h for h in hosts if not h.alive()]
         if dead:
             _say(f"{dead[0].name} exited with code {dead[0].process.returncode}; stopping")
-            server.shutdown()
+            server.drain(0)
             return 1
-    server.shutdown()
-    print("stopped", file=sys.stderr, flush=True)
+    try:
+        open_now = server.in_flight.current
+        if open_now:
+            print(f"stopping: letting {open_now} request{'' if open_now == 1 else 's'} in flight finish "
+                  "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        drained = server.drain(drain_s)
+    except KeyboardInterrupt:
+        drained = False
+    print("stopped" if drained else "stopped (requests still in flight were cut)", file=sys.stderr, flush=True)
     return 0

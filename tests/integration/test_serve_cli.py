@@ -2,7 +2,9 @@
 
 - the fake providers, the embedded DynamoDB and the handler containers run in processes of their
   own (in one process they took turns on one GIL), and stopping serve stops them all;
-- a bad setting or a busy port ends it at once with one line, not a traceback.
+- a bad setting or a busy port ends it at once with one line, not a traceback;
+- the banner says which providers serve how many models; each request is one readable line;
+- Ctrl-C lets a request in flight finish before the server exits.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from llm_gateway.selection.catalog import load_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
@@ -173,14 +177,60 @@ def test_requests_are_answered_by_containers_in_the_worker_processes(served):
     assert served.stats()["executing"]["peak"] == 4  # every container of both hosts busy at once
 
 
-def test_stopping_serve_stops_everything_it_started(served):
+def test_the_banner_lists_each_provider_with_its_model_count(served):
+    catalog = load_catalog()
+    expected = {p: len([e for e in catalog.entries if e.provider == p]) for p in ("groq", "gemini", "cohere", "mistral", "openai")}
+    line = served.wait_for_line(r"^Providers: ")
+    for provider, count in expected.items():
+        assert f"{provider} {count} models" in line, line
+    served.wait_for_line(r"^Containers: 4 in 2 worker processes$")
+    served.wait_for_line(r"FAKE providers")
+    served.wait_for_line(r"embedded DynamoDB")
+
+
+def test_each_request_is_one_readable_line(served):
+    answer = httpx.post(f"{served.url}/v1/chat/completions", headers=AUTH, timeout=30,
+                        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200
+    rid, provider, model = answer.headers["x-request-id"], answer.headers["x-gateway-provider"], answer.headers["x-gateway-model"]
+    line = served.wait_for_line(re.escape(f"id={rid}"), timeout_s=10)
+    assert re.match(rf"^\d\d:\d\d:\d\d POST /v1/chat/completions 200 {re.escape(provider)}/{re.escape(model)} "
+                    rf"attempts=1 \d+ms id={re.escape(rid)}$", line), line
+    missing = httpx.get(f"{served.url}/v1/nope", headers=AUTH, timeout=30)
+    line = served.wait_for_line(re.escape(f"id={missing.headers['x-request-id']}"), timeout_s=10)
+    assert " GET /v1/nope 404 - attempts=- " in line, line
+
+
+def test_ctrl_c_lets_a_request_in_flight_finish(served):
     """Runs last in this module: it stops the server."""
+    result: dict[str, object] = {}
+
+    def slow_request() -> None:
+        try:
+            response = httpx.post(f"{served.url}/v1/chat/completions", headers=AUTH, timeout=30,
+                                  json={"model": "auto", "messages": [{"role": "user", "content": "take your time"}]})
+            result["status"] = response.status_code
+        except httpx.HTTPError as exc:
+            result["error"] = repr(exc)
+
     children = _children(served.process.pid)
     assert len(children) == 4, children
+    client = threading.Thread(target=slow_request)
+    client.start()
+    deadline = time.monotonic() + 10
+    while served.stats()["in_flight"]["current"] < 1:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.05)
+    sent_at = time.monotonic()
     os.killpg(served.process.pid, signal.SIGINT)
+    client.join(30)
+    assert result == {"status": 200}
+    assert time.monotonic() - sent_at > SLOW_MS / 1000 / 2  # it was really in flight, not yet answered
     assert served.process.wait(30) == 0
+    assert any("letting 1 request in flight finish" in line for line in served.stderr), served.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{served.url}/v1/models", headers=AUTH, timeout=5)
     deadline = time.monotonic() + 15
     while any(_proc_stat(pid)[:1] not in ([], ["Z"]) for pid in children):
         assert time.monotonic() < deadline, "a child process outlived serve"
         time.sleep(0.1)
-
