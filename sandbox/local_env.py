@@ -77,6 +77,9 @@ def prepare_local_env(env: MutableMapping[str, str] | None = None, *, state: str
     plan = plan_local_env(env, state)
     local = LocalEnvironment()
     env["LLM_GATEWAY_LOCAL"] = "1"
+    # Local runs have no AWS region; boto3 needs one even for clients it never calls (the health
+    # handler builds a DynamoDB client whatever the state backend).
+    env.setdefault("AWS_DEFAULT_REGION", LOCAL_REGION)
     env.setdefault("POWERTOOLS_SERVICE_NAME", "llm-gateway")
     env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LlmGateway")
     try:

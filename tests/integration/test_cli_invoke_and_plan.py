@@ -19,6 +19,38 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+def _bare_shell_env() -> dict[str, str]:
+    """What a new user's shell has: no provider keys, no gateway settings, no AWS region or credentials."""
+    return {k: v for k, v in os.environ.items()
+            if not k.endswith("_API_KEY") and not k.startswith(("LLM_GATEWAY_", "AWS_"))}
+
+
+# Every file in events/ and what `invoke` must answer for it (a new event file needs a line here).
+EVENT_RESULTS = {
+    "chat.json": ("chat", 200), "chat_stream.json": ("chat", 200), "chat_tools.json": ("chat", 200),
+    "chat_bad.json": ("chat", 400), "models.json": ("chat", 200), "status.json": ("chat", 200),
+    "not_found.json": ("chat", 404), "health_schedule.json": ("health", None),
+}
+
+
+def test_every_event_file_has_an_expected_result():
+    assert sorted(p.name for p in (REPO / "events").glob("*.json")) == sorted(EVENT_RESULTS)
+
+
+@pytest.mark.parametrize("event", sorted(EVENT_RESULTS))
+def test_every_event_file_runs_with_invoke_in_a_bare_shell(event):
+    """`invoke health` used to crash with NoRegionError when the shell had no AWS region."""
+    function, status = EVENT_RESULTS[event]
+    done = subprocess.run([*CLI, "invoke", function, f"events/{event}"], cwd=REPO, env=_bare_shell_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    if status is None:
+        assert result["checked"] == 5 and all(p["available"] for p in result["providers"].values())
+    else:
+        assert result["statusCode"] == status
+
+
 @pytest.mark.parametrize(("event", "status"), [("chat.json", 200), ("chat_stream.json", 200), ("chat_bad.json", 400)])
 def test_invoke_runs_the_chat_handler_on_an_event_file(event, status):
     done = _run("invoke", "chat", f"events/{event}")
@@ -95,3 +127,4 @@ def test_serve_is_what_make_dev_runs_and_it_answers(tmp_path):
         log.close()
     announced = (tmp_path / "serve.log").read_text()
     assert "FAKE providers" in announced and "embedded DynamoDB" in announced and "local-dev-key" in announced
+
