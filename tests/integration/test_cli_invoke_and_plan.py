@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
-    return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([*CLI, *args], cwd=REPO, env={**env, **extra_env}, capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 def _bare_shell_env() -> dict[str, str]:
@@ -128,3 +130,62 @@ def test_serve_is_what_make_dev_runs_and_it_answers(tmp_path):
     announced = (tmp_path / "serve.log").read_text()
     assert "FAKE providers" in announced and "embedded DynamoDB" in announced and "local-dev-key" in announced
 
+
+def _plan_json(*args: str, **env: str) -> tuple[dict, str]:
+    done = _run("plan", *args, "--json", **env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def test_plan_takes_an_api_gateway_event_file_as_well_as_a_request_body(tmp_path):
+    event = json.loads((REPO / "events/chat_tools.json").read_text())
+    body = tmp_path / "body.json"
+    body.write_text(event["body"])
+    from_event, _ = _plan_json("events/chat_tools.json")
+    from_body, _ = _plan_json(str(body))
+    assert from_event == from_body and from_event["plan"]
+
+
+def test_plan_refuses_an_event_that_is_not_a_chat_request():
+    done = _run("plan", "events/models.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "GET /v1/models" in done.stderr
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (REPO / "sandbox/requests").glob("*.json")))
+def test_plan_runs_on_every_shipped_example_request(example):
+    plan, _ = _plan_json(f"sandbox/requests/{example}")
+    assert plan["plan"], plan
+
+
+def test_the_shipped_examples_cover_the_request_kinds():
+    names = {p.stem for p in (REPO / "sandbox/requests").glob("*.json")}
+    assert {"hello", "tools", "vision", "json_schema", "reasoning", "pinned"} <= names
+
+
+def test_plan_defaults_to_the_fake_providers_make_dev_would_run_when_no_key_is_set():
+    plan, said = _plan_json("sandbox/requests/hello.json")
+    providers = {step["provider"] for step in plan["plan"]} | {d["provider"] for d in plan["dropped"]}
+    assert providers == {"openai", "groq", "gemini", "cohere", "mistral"}
+    assert "no provider keys" in said and "fake providers" in said and "make dev" in said
+
+
+def test_plan_defaults_to_the_providers_configured_in_the_environment():
+    plan, said = _plan_json("sandbox/requests/hello.json", GROQ_API_KEY="gk-test", GROQ_MODELS="llama-3.1-8b-instant")
+    assert [(s["provider"], s["model"]) for s in plan["plan"]] == [("groq", "llama-3.1-8b-instant")]
+    assert plan["dropped"] == []
+    assert "configured in the environment" in said and "groq 1 model" in said
+
+
+def test_plan_for_providers_given_on_the_command_line():
+    plan, said = _plan_json("sandbox/requests/hello.json", "--configured", "gemini,cohere")
+    assert {s["provider"] for s in plan["plan"]} == {"gemini", "cohere"}
+    assert "--configured" in said
+
+
+def test_plan_text_says_its_assumption_and_has_no_plural_slips():
+    done = _run("plan", "sandbox/requests/hello.json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("providers: ")
+    assert "mistral" in done.stdout  # mistral's free tier is 1 request per second: "1 request left"
+    assert not re.search(r"\b1 (requests|tokens|models|candidates)\b", done.stdout), done.stdout
