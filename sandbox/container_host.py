@@ -23,6 +23,7 @@ from typing import Any
 
 from sandbox.child import announce, child_parser, hold_until_parent_stops
 from sandbox.containers import ContainerPool
+from sandbox.line_stdout import LineAtomicWriter
 
 FUNCTIONS = ("chat", "health")
 
@@ -81,7 +82,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--containers", type=int, required=True, help="containers per function in this host")
     parser.add_argument("--name", default="w1", help="prefix of this host's container names")
     args = parser.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # whole lines, not 8 KiB blocks
+    sys.stdout = LineAtomicWriter(sys.stdout)  # whole lines, at once, whichever container prints
     pools = {f: ContainerPool(f, args.containers, prefix=f"{args.name}_") for f in FUNCTIONS}
     try:
         pools["chat"].prewarm(1)  # a handler that cannot start fails here, before any request
