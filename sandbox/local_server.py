@@ -12,6 +12,7 @@ invocations executing now and at their peak, and where the stand-ins run.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,11 @@ class LocalGatewayServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up before its answer was written is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
     def stats(self) -> dict[str, Any]:
         return {"in_flight": self.in_flight.snapshot(), "executing": self.dispatcher.executing.snapshot(),
