@@ -85,7 +85,10 @@ def main(argv: list[str]) -> int:
     sys.stdout = LineAtomicWriter(sys.stdout)  # whole lines, at once, whichever container prints
     pools = {f: ContainerPool(f, args.containers, prefix=f"{args.name}_") for f in FUNCTIONS}
     try:
-        pools["chat"].prewarm(1)  # a handler that cannot start fails here, before any request
+        # Every chat container starts now: a handler that cannot start fails here, before any
+        # request, and a burst does not pay its cold starts on the CPU the fakes and the embedded
+        # DynamoDB need at that moment (on AWS they do not share it).
+        pools["chat"].prewarm(args.containers)
     except Exception as exc:
         print(f"{args.name}: the chat handler failed to start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1

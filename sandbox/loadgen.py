@@ -79,8 +79,11 @@ async def _one(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Res
 
 
 async def run(url: str, key: str, requests: int, concurrency: int, body: dict[str, Any] | None = None,
-              timeout_s: float = 60.0) -> Report:
-    """Send `requests` chat requests, at most `concurrency` open at once, each on its own connection."""
+              timeout_s: float = 60.0, ramp_s: float = 0.0) -> Report:
+    """Send `requests` chat requests, at most `concurrency` open at once, each on its own connection.
+
+    With `ramp_s`, request i is not sent before i * ramp_s / requests seconds: arrivals at a steady
+    rate, as traffic ramps up, instead of one instant in which every request hits the same state."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
     endpoint = url.rstrip("/") + "/v1/chat/completions"
@@ -88,6 +91,8 @@ async def run(url: str, key: str, requests: int, concurrency: int, body: dict[st
                                  timeout=timeout_s, trust_env=False) as client:
 
         async def gated(i: int) -> Result:
+            if ramp_s:
+                await asyncio.sleep(i * ramp_s / requests)
             async with gate:
                 return await _one(client, endpoint, body or DEFAULT_BODY)
 
@@ -102,11 +107,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--ramp", type=float, default=0.0, metavar="SECONDS",
+                        help="spread the requests' starts over this many seconds (default: all at once)")
     parser.add_argument("--body", help="request body JSON file (default: a short 'auto' chat)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     body = json.loads(Path(args.body).read_text(encoding="utf-8")) if args.body else None
-    report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body))
+    report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body, ramp_s=args.ramp))
     if args.json:
         print(json.dumps({"requests": len(report.results), "elapsed_s": round(report.elapsed_s, 3),
                           "throughput_rps": round(report.throughput, 1), "p50_ms": round(report.latency_ms(0.5)),

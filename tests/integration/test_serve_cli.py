@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from llm_gateway.selection.catalog import load_catalog
+from sandbox.fakes import config as fake_config
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
@@ -115,8 +116,10 @@ class Served:
 def served(tmp_path_factory) -> Iterator[Served]:
     """Four containers over two worker processes, on fakes that take SLOW_MS to answer."""
     config = tmp_path_factory.mktemp("fakes") / "slow.json"  # JSON is YAML
-    config.write_text(json.dumps({"providers": {p: {"latency_ms": SLOW_MS} for p in
-                                                ("openai", "groq", "gemini", "cohere", "mistral")}}))
+    raw = fake_config.load_raw(None)  # the default fakes (every catalog model), only slower
+    for provider in raw["providers"].values():
+        provider["latency_ms"] = SLOW_MS
+    config.write_text(json.dumps(raw))
     port = _free_port()
     process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--containers", "4", "--workers", "2",
                                 "--fakes-config", str(config)], cwd=REPO, env=_env(PYTHONUNBUFFERED="1"),
