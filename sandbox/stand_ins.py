@@ -30,9 +30,16 @@ def _fakes(config: str | None) -> tuple[dict[str, Any], Callable[[], None]]:
 
 def _dynamodb() -> tuple[dict[str, Any], Callable[[], None]]:
     from sandbox.local_dynamodb import start_local_dynamodb
+    from sandbox.ttl_sweeper import TtlSweeper
 
     dynamo = start_local_dynamodb()
-    return {"endpoint_url": dynamo.endpoint_url, "table_name": dynamo.table_name}, dynamo.stop
+    sweeper = TtlSweeper(dynamo.client(), dynamo.table_name).start()
+
+    def stop() -> None:
+        sweeper.stop()
+        dynamo.stop()
+
+    return {"endpoint_url": dynamo.endpoint_url, "table_name": dynamo.table_name}, stop
 
 
 def main(argv: list[str]) -> int:
