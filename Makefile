@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 3000
+# Handler copies serving at once (one request each, like Lambda containers), spread over WORKERS
+# processes (empty = one per CPU).
+CONTAINERS ?= 32
+WORKERS ?=
 
 .PHONY: dev test lint cfn-lint bench bench-litellm fakes clean
 
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(VENV)/bin/llm-gateway serve --port $(PORT)
+	$(VENV)/bin/llm-gateway serve --port $(PORT) --containers $(CONTAINERS) $(if $(WORKERS),--workers $(WORKERS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

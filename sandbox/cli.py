@@ -7,14 +7,16 @@ people working on fakes, the local server or the planner never edit the same fil
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("sandbox.local_server", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
+    "serve": ("sandbox.serve_cli", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
     "invoke": ("sandbox.invoke", "run a Lambda handler on an API Gateway event file, like `sam local invoke`"),
     "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
     "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
     "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
+    "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
 }
 
 
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except BrokenPipeError:  # `llm-gateway plan r.json | head`: the reader left, not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

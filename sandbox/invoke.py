@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from llm_gateway.config import ConfigError, load_settings
 from sandbox.apigw import LocalContext, load_handler_module
-from sandbox.local_env import prepare_local_env
+from sandbox.local_env import configured_env, plan_local_env, prepare_local_env
 
 
 def main(argv: list[str]) -> int:
@@ -20,6 +22,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--state", choices=["dynamodb", "memory"], default="memory")
     args = parser.parse_args(argv)
     event = json.loads(args.event.read_text())
+    try:
+        load_settings(configured_env(os.environ, plan_local_env(os.environ, args.state)))
+    except ConfigError as exc:
+        print(f"llm-gateway invoke: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     local = prepare_local_env(state=args.state)
     for note in local.notes:
         print(note, file=sys.stderr)

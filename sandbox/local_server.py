@@ -1,94 +1,115 @@
-"""`llm-gateway serve`: the Lambda handler behind a local HTTP server, as API Gateway would call it.
+"""The local API: the Lambda handler behind an HTTP server, as API Gateway would call it.
 
-Each request becomes a REST proxy event and is handled by one of N independently imported
-copies of `functions/chat/app.py`. Like Lambda containers, each copy serves one request at a
-time and keeps its own in-container caches, while all of them share the state store.
+Each request becomes a REST proxy event (`sandbox.apigw.make_event`) and is handed to a
+container through a dispatcher: in this process (`start_server`, what tests use) or in container
+host processes (`llm-gateway serve`, see `sandbox.serve_cli`). The server answers with the
+handler's result, or with API Gateway's own 502/504 when there is none.
+
+Besides the API it serves `GET /_sandbox/stats`: requests open now and at their peak, handler
+invocations executing now and at their peak, and where the stand-ins run.
 """
 
 from __future__ import annotations
 
-import argparse
-import queue
-import signal
+import json
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import ModuleType
 from typing import Any
 
-from sandbox.apigw import LocalContext, load_handler_module, make_event, response_body, response_headers
-from sandbox.local_env import prepare_local_env
+from sandbox.apigw import make_event, response_body, response_headers
+from sandbox.dispatch import Dispatcher, InProcessDispatcher, InvokeFailed
+from sandbox.gauge import Gauge
+from sandbox.request_log import request_line
 
 ROUTES = {"/v1/chat/completions": "chat", "/v1/models": "chat", "/v1/status": "chat"}
-
-
-class ContainerPool:
-    """Imports a handler module per 'container' on first need; at most `size` at once."""
-
-    def __init__(self, function: str, size: int) -> None:
-        self._function = function
-        self._idle: queue.LifoQueue[ModuleType] = queue.LifoQueue()
-        self._slots = threading.Semaphore(size)
-        self._created = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        with self._slots:
-            module = self._take()
-            try:
-                return module.lambda_handler(event, LocalContext(function_name=self._function))
-            finally:
-                self._idle.put(module)
-
-    def _take(self) -> ModuleType:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                self._created += 1
-                instance = str(self._created)
-            return load_handler_module(self._function, instance)
+STATS_PATH = "/_sandbox/stats"
 
 
 class LocalGatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Python's default listen backlog is 5: a burst of clients overflowed the accept queue and
+    # was dropped or reset. The kernel caps this at net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 1024
 
-    def __init__(self, port: int, containers: int = 4) -> None:
-        self.pools: dict[str, ContainerPool] = {}
-        self.containers = containers
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def pool(self, function: str) -> ContainerPool:
-        if function not in self.pools:
-            self.pools[function] = ContainerPool(function, self.containers)
-        return self.pools[function]
+    def __init__(self, port: int, dispatcher: Dispatcher, log: Callable[[str], None] | None = None,
+                 host: str = "127.0.0.1") -> None:
+        self.dispatcher = dispatcher
+        self.log = log
+        self.in_flight = Gauge()
+        self.draining = False
+        self.extras: dict[str, Any] = {}
+        super().__init__((host, port), _Handler)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up before its answer was written is normal; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+    def stats(self) -> dict[str, Any]:
+        return {"in_flight": self.in_flight.snapshot(), "executing": self.dispatcher.executing.snapshot(),
+                **self.dispatcher.describe(), **self.extras}
+
+    def drain(self, timeout_s: float) -> bool:
+        """Stop accepting, let every request in flight finish; False if some were still open at timeout.
+
+        Call from a thread other than the one running `serve_forever`."""
+        self.draining = True
+        self.shutdown()
+        self.socket.close()  # new connections are refused from here on
+        return self.in_flight.wait_idle(timeout_s)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: LocalGatewayServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # the handler logs as JSON already
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request is written below
         return
 
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        path = self.path.partition("?")[0]
+        if path == STATS_PATH and self.command == "GET":  # about the API; not one of its requests
+            self._send(200, {"content-type": "application/json"}, json.dumps(self.server.stats()).encode())
+        else:
+            with self.server.in_flight.track():
+                self._serve(path, body)
+        if self.server.draining:
+            self.close_connection = True
+
+    def _serve(self, path: str, body: bytes) -> None:
+        began = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, self.path, headers, body, self.client_address[0])
-        function = ROUTES.get(self.path.partition("?")[0].rstrip("/"), "chat")
-        response = self.server.pool(function).invoke(event)
-        payload = response_body(response)
-        self.send_response(int(response.get("statusCode", 500)))
-        for key, value in response_headers(response).items():
+        function = ROUTES.get(path.rstrip("/"), "chat")
+        try:
+            response = self.server.dispatcher.invoke(function, event)
+            status, out_headers, payload = int(response.get("statusCode", 500)), response_headers(response), response_body(response)
+        except InvokeFailed as failed:  # no handler result: what API Gateway answers then
+            status, out_headers = failed.status, {"content-type": "application/json"}
+            payload = json.dumps({"message": failed.message}).encode()
+        self._send(status, out_headers, payload)
+        if self.server.log is not None:
+            request_id = event["requestContext"]["requestId"]
+            self.server.log(request_line(self.command, path, status, out_headers, time.monotonic() - began, request_id))
+
+    def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
             if key.lower() not in {"content-length", "connection", "transfer-encoding"}:
                 self.send_header(key, value)
         self.send_header("content-length", str(len(payload)))
+        if self.server.draining:
+            self.send_header("connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -96,33 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_server(port: int = 0, containers: int = 4) -> tuple[LocalGatewayServer, threading.Thread]:
-    server = LocalGatewayServer(port, containers)
+    """The local API in this process, its containers too (for tests: nothing else to start)."""
+    server = LocalGatewayServer(port, InProcessDispatcher(containers))
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     return server, thread
 
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="llm-gateway serve")
-    parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--containers", type=int, default=4, help="handler copies serving in parallel")
-    parser.add_argument("--state", choices=["dynamodb", "memory"], default="dynamodb")
-    args = parser.parse_args(argv)
-    local = prepare_local_env(state=args.state)
-    server = LocalGatewayServer(args.port, args.containers)
-    for note in local.notes:
-        print(note, flush=True)
-    print(f"LLM gateway listening on {server.url}/v1 (Ctrl-C to stop)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        local.stop()
-    print("stopped", file=sys.stderr)
-    return 0

@@ -2,10 +2,14 @@
 
 Builds the gateway's own core and chat router (`llm_gateway.compose`) and asks the router for
 the plan it would follow now (`ChatRouter.plan`: the same preparation, state read, breakers,
-health and planner as a real request). The catalog is the built-in one plus
-`LLM_GATEWAY_CATALOG_OVERRIDES`; every catalog provider counts as configured unless
-`--configured` says otherwise (no key is needed: nothing is called). State is empty and in
-memory, or the shared DynamoDB table (`--state-table`, `--endpoint-url` for moto/local).
+health and planner as a real request). The catalog is the one the gateway would load (built-in
+plus `LLM_GATEWAY_CATALOG_OVERRIDES`), for the providers the gateway would have: those configured
+in this environment (`<PROVIDER>_API_KEY`, narrowed by `<PROVIDER>_MODELS`), or, with no key set,
+the fake providers `make dev` would start; `--configured a,b` overrides that (no key is needed:
+nothing is called). State is empty (in memory) unless `--state-table` reads the shared DynamoDB
+table (`--endpoint-url` for the local one). The input is a request body (see `sandbox/requests/`),
+an API Gateway event file (see `events/`), or `-` for stdin. The first line of output says which
+providers were assumed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,43 +25,66 @@ from pydantic import ValidationError
 from llm_gateway.api.errors import GatewayError, from_validation_error
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.compose import build_chat, build_core
-from llm_gateway.config import Settings
+from llm_gateway.config import ConfigError, Settings, load_settings
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 from llm_gateway.routing.chat import ChatRouter
-from llm_gateway.selection.catalog import OVERRIDES_ENV, load_catalog
+from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Plan
 from llm_gateway.selection.selector import ChatDetail
+from sandbox.local_env import configured_env, plan_local_env
+from sandbox.request_input import RequestInputError, read_request
+from sandbox.served import describe_served, served_models
 
+PROG = "llm-gateway plan"
 PLAN_ONLY_KEY = "plan-only"  # never sent anywhere: the plan makes no provider call
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-gateway plan", description=__doc__.splitlines()[0])
-    parser.add_argument("request", help="chat completion request body (JSON file, or - for stdin)")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument("--configured", help="comma-separated providers to treat as configured")
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("request", help="request body or API Gateway event (JSON file), or - for stdin")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON (the assumption goes to stderr)")
+    parser.add_argument("--configured", help="comma-separated providers to plan for, instead of the environment's")
     parser.add_argument("--state-table", help="read rate-limit state from this DynamoDB table")
     parser.add_argument("--endpoint-url", help="DynamoDB endpoint (e.g. the local moto server)")
     parser.add_argument("--region", default=None, help="AWS region for --state-table")
     return parser
 
 
-def _provider(name: str) -> ProviderConfig:
-    """A config for `name` as if its key were set (an unknown name is an OpenAI-compatible endpoint)."""
+def providers_to_plan_for(configured: str | None) -> tuple[Catalog, dict[str, list[str]], str]:
+    """The catalog, provider -> models to plan with, and a sentence saying where that came from."""
+    env = dict(os.environ)
+    local = plan_local_env(env, state="memory")
+    settings = load_settings(configured_env(env, local))
+    catalog = load_catalog(settings.catalog_overrides)
+    if configured:
+        names = [p.strip() for p in configured.split(",") if p.strip()]
+        unknown = sorted(set(names) - set(catalog.providers()))
+        if unknown:
+            raise ConfigError(f"--configured names unknown provider(s) {', '.join(unknown)}; "
+                              f"the catalog has {', '.join(catalog.providers())}")
+        served = {name: [e.model for e in catalog.served_by({name})] for name in names}
+        return catalog, served, f"providers: {describe_served(served)} (as given by --configured)"
+    served = served_models(settings, catalog)
+    if local.fakes:
+        why = "no provider keys set, so the sandbox's fake providers, as make dev would start them"
+    else:
+        why = "the providers configured in the environment"
+    return catalog, served, f"providers: {describe_served(served)} ({why})"
+
+
+def _provider(name: str, models: list[str]) -> ProviderConfig:
+    """A config for `name` as if its key were set (an unknown kind is an OpenAI-compatible endpoint)."""
     specs = provider_specs()
     spec = specs.get(name) or specs["openai_compatible"]
     return ProviderConfig(name=name, kind=spec.kind, base_url=spec.default_base_url or "http://plan.invalid/v1",
-                          api_key=PLAN_ONLY_KEY)
+                          api_key=PLAN_ONLY_KEY, models=tuple(models))
 
 
-def build_router(args: argparse.Namespace) -> ChatRouter:
-    """The gateway's composition root, with the providers and state table the operator named."""
-    overrides = os.environ.get(OVERRIDES_ENV) or None
-    catalog = load_catalog(overrides)
-    names = [n.strip() for n in args.configured.split(",") if n.strip()] if args.configured else catalog.providers()
-    settings = Settings(providers=tuple(_provider(n) for n in names), catalog_overrides=overrides,
+def build_router(args: argparse.Namespace, catalog: Catalog, served: dict[str, list[str]]) -> ChatRouter:
+    """The gateway's composition root, with the providers and state table to plan for."""
+    settings = Settings(providers=tuple(_provider(n, models) for n, models in served.items()),
                         state_table=args.state_table, dynamodb_endpoint=args.endpoint_url)
     extra: dict[str, Any] = {}
     if args.state_table:
@@ -89,7 +115,8 @@ def plan_as_json(plan: Plan, detail: ChatDetail) -> dict[str, Any]:
     }
 
 
-def _print_text(plan: Plan, detail: ChatDetail) -> None:
+def _print_text(plan: Plan, detail: ChatDetail, assumption: str) -> None:
+    print(assumption)
     rule = detail.analysis.rule
     print(f"category: {plan.label}" + (f" ({rule})" if rule else ""))
     print(f"prompt tokens (cl100k estimate): {detail.prompt_tokens}")
@@ -108,10 +135,15 @@ def _print_text(plan: Plan, detail: ChatDetail) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    text = sys.stdin.read() if args.request == "-" else Path(args.request).read_text(encoding="utf-8")
     try:
-        request = ChatCompletionRequest.model_validate(json.loads(text))
-        router = build_router(args)
+        body = read_request(args.request)
+        catalog, served, assumption = providers_to_plan_for(args.configured)
+    except (RequestInputError, ConfigError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        request = ChatCompletionRequest.model_validate(body)
+        router = build_router(args, catalog, served)
         # What preparation learnt about the request (category rule, prompt tokens); the plan
         # itself is the router's, exactly as a request would get it.
         detail: ChatDetail = router.preparer.prepare(request, router.available()).detail
@@ -123,7 +155,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(exc.body()), file=sys.stderr)
         return 1
     if args.json:
+        print(assumption, file=sys.stderr)
         print(json.dumps(plan_as_json(plan, detail), indent=2))
     else:
-        _print_text(plan, detail)
+        _print_text(plan, detail, assumption)
     return 0

@@ -49,3 +49,47 @@ def test_plan_reads_shared_state(local: LocalDynamo, tmp_path: Path, capsys: pyt
     out = json.loads(capsys.readouterr().out)
     assert out["plan"] == []
     assert out["dropped"][0]["model"] == "llama-3.1-8b-instant" and "cooling down" in out["dropped"][0]["reason"]
+
+
+def test_local_dynamodb_serves_many_calls_on_one_connection(local: LocalDynamo) -> None:
+    """moto's own server closed the connection after every call: each DynamoDB call of every local
+    container paid for a new connection and a new server thread."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(local.endpoint_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    headers = {"X-Amz-Target": "DynamoDB_20120810.DescribeTable", "Content-Type": "application/x-amz-json-1.0",
+               "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+    for _ in range(3):
+        connection.request("POST", "/", body=json.dumps({"TableName": local.table_name}), headers=headers)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 200 and body["Table"]["TableName"] == local.table_name
+        assert (response.getheader("connection") or "").lower() != "close"
+    assert connection.sock is not None  # still the first connection
+    connection.close()
+
+
+def test_expired_items_are_swept_as_dynamodb_ttl_would(local: LocalDynamo) -> None:
+    """moto never deletes expired items; the table grew for as long as make dev ran."""
+    from sandbox.ttl_sweeper import TtlSweeper, sweep_expired
+
+    client, now = local.client(), time.time()
+    for pk, expires in (("rl#old", now - 10), ("rl#live", now + 600), ("cfg#no-ttl", None)):
+        item = {"pk": {"S": pk}} | ({"expires_at": {"N": str(int(expires))}} if expires else {})
+        client.put_item(TableName=local.table_name, Item=item)
+    sweep_expired(client, local.table_name, now)  # (moto keeps one table per process: other tests' items too)
+    left = {i["pk"]["S"] for i in client.scan(TableName=local.table_name)["Items"]}
+    assert {"rl#live", "cfg#no-ttl"} <= left and "rl#old" not in left
+
+    client.put_item(TableName=local.table_name, Item={"pk": {"S": "rl#soon"}, "expires_at": {"N": str(int(now))}})
+    sweeper = TtlSweeper(client, local.table_name, every_s=0.2).start()
+    try:
+        deadline = time.monotonic() + 10
+        while "rl#soon" in {i["pk"]["S"] for i in client.scan(TableName=local.table_name)["Items"]}:
+            assert time.monotonic() < deadline, "the sweeper never deleted the expired item"
+            time.sleep(0.1)
+    finally:
+        sweeper.stop()

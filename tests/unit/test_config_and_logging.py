@@ -32,12 +32,17 @@ def test_secret_values_sit_under_env():
 
 
 def test_openai_compatible_endpoints_are_declared_as_data():
+    # Each model of an endpoint needs its catalog entry (config validation rejects one that has none).
+    m1 = {"provider": "together", "model": "m1", "category": "small", "context_window": 8192, "max_output": 1024,
+          "capabilities": {}, "free_tier": {"rpm": 10}}
     settings = load_settings({
         "TOGETHER_KEY": "tk-1234",
         "LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([
             {"name": "together", "base_url": "http://127.0.0.1:1/v1", "api_key_env": "TOGETHER_KEY", "models": ["m1"]},
             {"name": "nokey", "base_url": "http://x/v1", "models": ["m"]},
         ]),
+        "LLM_GATEWAY_CATALOG_OVERRIDES": json.dumps(
+            {"providers": {"together": {"as_of": "2026-11-25", "source": "test"}}, "models": [m1]}),
     })
     assert [(p.name, p.kind, p.models) for p in settings.providers] == [("together", "openai_compatible", ("m1",))]
     assert "together" in build_adapters(settings.providers, CHAT)

@@ -6,16 +6,22 @@ holds provider keys only, the client-key secret holds the keys callers and opera
 Only the chat function may read the second one. A secret supplies only those allow-listed
 names; every other setting (base URLs, tables, limits, local mode) comes from the environment.
 Every variable is listed in README.md's configuration table; keep the two in step.
+
+Loading also validates: a setting that cannot work (a number that is not one, a malformed or
+misspelt catalog override, a model list naming nothing) raises `ConfigError` with one line
+naming the variable, so a Lambda's init or `make dev` stops at once instead of failing every
+request later.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from llm_gateway.config_check import COMPATIBLE_ENV, ConfigError, check_catalog
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
@@ -25,6 +31,7 @@ CLIENT_KEY_SECRET_ENV = "LLM_GATEWAY_CLIENT_KEY_SECRET"
 CLIENT_KEY_NAMES = ("LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS")
 MIN_CLIENT_KEY_CHARS = 32
 _TRUE = {"1", "true", "yes"}
+ENDPOINT_FIELDS = ("name", "base_url", "api_key", "api_key_env", "models", "options")
 
 
 @dataclass(frozen=True)
@@ -55,13 +62,47 @@ class Settings:
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds (or the default when unset)."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds where 0 means "off" (a status cache, the wait for capacity)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 (or the default when unset)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if not value.is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return int(value)
 
 
 def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
@@ -80,18 +121,23 @@ def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
 
 
 def _compatible_endpoints(env: Mapping[str, str]) -> list[ProviderConfig]:
-    """`LLM_GATEWAY_OPENAI_COMPATIBLE`: a JSON list of {name, base_url, api_key | api_key_env, models, options}."""
-    raw = env.get("LLM_GATEWAY_OPENAI_COMPATIBLE", "").strip()
+    """`LLM_GATEWAY_OPENAI_COMPATIBLE`: a JSON list of {name, base_url, api_key | api_key_env, models, options}.
+
+    An endpoint whose key is not set is absent, as a built-in provider without its key is."""
+    raw = env.get(COMPATIBLE_ENV, "").strip()
     if not raw:
         return []
     try:
-        entries: list[dict[str, Any]] = json.loads(raw)
+        entries = json.loads(raw)
     except ValueError as exc:
-        raise ValueError("LLM_GATEWAY_OPENAI_COMPATIBLE must be a JSON list") from exc
+        raise ConfigError(f"{COMPATIBLE_ENV} is not valid JSON: {exc}") from exc
+    if not isinstance(entries, list):
+        raise ConfigError(f"{COMPATIBLE_ENV} must be a JSON list of endpoints, got {type(entries).__name__}")
     configs = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        _check_endpoint(index, entry)
         key = entry.get("api_key") or env.get(str(entry.get("api_key_env", "")), "")
-        if not key or not entry.get("name") or not entry.get("base_url"):
+        if not key:
             continue
         configs.append(
             ProviderConfig(
@@ -102,12 +148,31 @@ def _compatible_endpoints(env: Mapping[str, str]) -> list[ProviderConfig]:
     return configs
 
 
+def _check_endpoint(index: int, entry: object) -> None:
+    where = f"{COMPATIBLE_ENV}[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with {', '.join(ENDPOINT_FIELDS)}")
+    unknown = sorted(set(entry) - set(ENDPOINT_FIELDS))
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(ENDPOINT_FIELDS)}")
+    for required in ("name", "base_url"):
+        if not isinstance(entry.get(required), str) or not entry[required].strip():
+            raise ConfigError(f"{where} needs a {required!r} (a non-empty string)")
+    if entry["name"] in provider_specs():
+        raise ConfigError(f"{where} is named {entry['name']!r}, a built-in provider; choose another name")
+    models = entry.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"{where}.models must be a list of model ids")
+    if not isinstance(entry.get("options", {}), dict):
+        raise ConfigError(f"{where}.options must be an object")
+
+
 def _local_mode(env: Mapping[str, str]) -> bool:
     """Local mode (the well-known dev key) comes from the environment only and never inside Lambda."""
     if env.get("LLM_GATEWAY_LOCAL", "").strip().lower() not in _TRUE:
         return False
     if env.get("AWS_LAMBDA_FUNCTION_NAME"):
-        raise ValueError(
+        raise ConfigError(
             "LLM_GATEWAY_LOCAL is set inside AWS Lambda (AWS_LAMBDA_FUNCTION_NAME is set): local mode accepts "
             "a well-known dev key, so it is refused there. Remove LLM_GATEWAY_LOCAL from the function's environment."
         )
@@ -123,7 +188,7 @@ def _key_list(env: Mapping[str, str], name: str) -> frozenset[str]:
     keys = [k.strip() for k in env.get(name, "").split(",") if k.strip()]
     for position, key in enumerate(keys, start=1):
         if len(key) < MIN_CLIENT_KEY_CHARS:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: the {_ordinal(position)} key is {len(key)} characters; client keys must be at least "
                 f"{MIN_CLIENT_KEY_CHARS} characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
             )
@@ -153,7 +218,7 @@ def _from_secrets(
     provider_values = {k: v for k, v in (provider_values or {}).items() if v}
     misplaced = sorted(set(provider_values) & set(CLIENT_KEY_NAMES))
     if misplaced:
-        raise ValueError(
+        raise ConfigError(
             f"{', '.join(misplaced)} found in the provider secret: client keys belong in the client-key secret "
             f"({CLIENT_KEY_SECRET_ENV}), which the health function cannot read. Move them there."
         )
@@ -198,7 +263,7 @@ def load_settings(
     name one.
     """
     env = {k: v for k, v in dict(os.environ if env is None else env).items() if v != ""}
-    ttl = int(_float(env, "LLM_GATEWAY_SECRET_TTL_S", 120))
+    ttl = _int(env, "LLM_GATEWAY_SECRET_TTL_S", 120)
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
         secret_values = fetch_secret_values(env[PROVIDER_SECRET_ENV], ttl)
     if client_secret_values is None and env.get(CLIENT_KEY_SECRET_ENV):
@@ -206,22 +271,24 @@ def load_settings(
     merged = {**_from_secrets(env, secret_values, client_secret_values), **env}
     local_mode = _local_mode(env)
     api_keys, admin_keys = client_keys(env, client_secret_values)
-    return Settings(
+    settings = Settings(
         providers=tuple(_providers(merged)),
         api_keys=api_keys,
         admin_keys=admin_keys,
         deadline_s=_float(env, "LLM_GATEWAY_DEADLINE_S", 25.0),
-        max_attempts=max(1, int(_float(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3))),
+        max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
         attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
         dynamodb_endpoint=env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
         catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
-        max_body_bytes=int(_float(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024)),
+        max_body_bytes=_int(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         local_mode=local_mode,
-        status_cache_s=max(0.0, _float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0)),
-        max_wait_s=max(0.0, _float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0)),
+        status_cache_s=_non_negative(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0),
+        max_wait_s=_non_negative(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0),
         provider_secret=env.get(PROVIDER_SECRET_ENV),
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,
         environment=env,
     )
+    check_catalog(settings.catalog_overrides, settings.providers)
+    return settings

@@ -1,0 +1,191 @@
+"""Cold-start checks of the catalog as configured: overrides, and each provider's model list.
+
+The catalog's own validation (pydantic, in `selection/catalog.py`) proves the merged result is
+well-formed. It cannot tell an operator's typo from an intent: a misspelt model id in the
+overrides becomes an incomplete *new* model, a `disable` entry naming nothing does nothing, and a
+`GROQ_MODELS` naming no catalog model leaves Groq with nothing to serve. Each of those used to
+surface as failing requests; here each becomes one line naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llm_gateway.providers.base import ProviderConfig
+from llm_gateway.providers.registry import provider_specs
+from llm_gateway.selection.catalog import (
+    BUILTIN_PATH,
+    OVERRIDES_ENV,
+    Catalog,
+    CatalogData,
+    ModelEntry,
+    merge_overrides,
+)
+
+OVERRIDE_KEYS = ("providers", "models", "disable")
+NEW_MODEL_NEEDS = ("category", "context_window", "max_output", "capabilities")
+COMPATIBLE_ENV = "LLM_GATEWAY_OPENAI_COMPATIBLE"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work. The message is one line: the variable, what is wrong, the fix."""
+
+
+def check_catalog(overrides: str | None, providers: Sequence[ProviderConfig], builtin: Path = BUILTIN_PATH) -> Catalog:
+    """The catalog the gateway will route on, or ConfigError naming what is wrong with it."""
+    raw = json.loads(builtin.read_text(encoding="utf-8"))
+    patch = _read(overrides)
+    _check_shape(patch)
+    known = {(m["provider"], m["model"]) for m in raw["models"]}
+    for index, model in enumerate(patch.get("models", [])):
+        _check_model_patch(index, model, known)
+    merged = merge_overrides(raw, patch)
+    for index, model in enumerate(patch.get("models", [])):
+        if model["provider"] not in merged["providers"]:
+            raise ConfigError(
+                f"{OVERRIDES_ENV}: models[{index}] ({model['provider']}/{model['model']}) names provider "
+                f"{model['provider']!r}, which has no entry under providers; add "
+                f'"providers": {{"{model["provider"]}": {{"as_of": "<date>", "source": "<where the figures come from>"}}}}'
+            )
+    _check_disable(patch.get("disable", []), {(m["provider"], m["model"]) for m in merged["models"]})
+    try:
+        catalog = Catalog(CatalogData.model_validate(merged))
+    except ValidationError as exc:
+        raise ConfigError(f"{OVERRIDES_ENV}: {_first_error(exc, merged)}") from exc
+    for config in providers:
+        _check_served(config, catalog)
+    return catalog
+
+
+def _read(value: str | None) -> dict[str, Any]:
+    """Inline JSON when the value starts with `{`, else a file path (as `read_overrides` reads it)."""
+    if not value or not value.strip():
+        return {}
+    if value.lstrip().startswith("["):
+        raise ConfigError(f"{OVERRIDES_ENV} must hold a JSON object with {', '.join(OVERRIDE_KEYS)}, not a list")
+    if value.lstrip().startswith("{"):
+        text, source = value, "is not valid JSON"
+    else:
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"{OVERRIDES_ENV}: cannot read file {value!r} ({exc.strerror or exc}); give a path or inline JSON "
+                "starting with {"
+            ) from exc
+        source = f"file {value!r} is not valid JSON"
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{OVERRIDES_ENV} {source}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{OVERRIDES_ENV} must hold a JSON object with {', '.join(OVERRIDE_KEYS)}")
+    return loaded
+
+
+def _check_shape(patch: Mapping[str, Any]) -> None:
+    unknown = sorted(set(patch) - set(OVERRIDE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{OVERRIDES_ENV} has unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(OVERRIDE_KEYS)}"
+        )
+    providers = patch.get("providers", {})
+    if not isinstance(providers, dict) or not all(isinstance(v, dict) for v in providers.values()):
+        raise ConfigError(f"{OVERRIDES_ENV}: providers must be an object of provider name -> object")
+    if not isinstance(patch.get("models", []), list):
+        raise ConfigError(f"{OVERRIDES_ENV}: models must be a list of model objects")
+    disable = patch.get("disable", [])
+    if not isinstance(disable, list) or not all(isinstance(d, str) for d in disable):
+        raise ConfigError(f"{OVERRIDES_ENV}: disable must be a list of \"provider/model\" strings")
+
+
+def _check_model_patch(index: int, model: object, known: set[tuple[str, str]]) -> None:
+    where = f"{OVERRIDES_ENV}: models[{index}]"
+    if not isinstance(model, dict):
+        raise ConfigError(f"{where} must be an object")
+    provider, name = model.get("provider"), model.get("model")
+    if not isinstance(provider, str) or not provider or not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} needs \"provider\" and \"model\" (non-empty strings) to say which model it changes")
+    ident = f"{provider}/{name}"
+    fields = _entry_keys()
+    unknown = sorted(set(model) - fields)
+    if unknown:
+        raise ConfigError(
+            f"{where} ({ident}) has unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(fields))}"
+        )
+    if (provider, name) in known:
+        return
+    missing = [f for f in NEW_MODEL_NEEDS if f not in model]
+    if model.get("free_tier") is None and model.get("price") is None:
+        missing.append("free_tier or price")
+    if missing:
+        raise ConfigError(
+            f"{where} ({ident}) matches no catalog model{_did_you_mean(ident, known)}; to add it as a new model, "
+            f"give {', '.join(missing)}"
+        )
+
+
+def _check_disable(disable: Iterable[str], models: set[tuple[str, str]]) -> None:
+    for item in disable:
+        provider, _, name = item.partition("/")
+        if not provider or not name:
+            raise ConfigError(f"{OVERRIDES_ENV}: disable entry {item!r} must be \"provider/model\"")
+        if (provider, name) not in models:
+            raise ConfigError(
+                f"{OVERRIDES_ENV}: disable entry {item!r} matches no catalog model{_did_you_mean(item, models)}"
+            )
+
+
+def _check_served(config: ProviderConfig, catalog: Catalog) -> None:
+    """Every id a provider's model list names is a catalog model of it, and something is left to serve."""
+    spec = provider_specs().get(config.kind)
+    source = spec.models_env if spec is not None and spec.key_env else f"{COMPATIBLE_ENV} endpoint {config.name!r}"
+    ours = {m.model: m for m in catalog.data.models if m.provider == config.name}
+    for model in config.models:
+        if model in ours:
+            continue
+        if spec is None or not spec.key_env:
+            raise ConfigError(
+                f"{source}: model {config.name}/{model} has no catalog entry; add one to {OVERRIDES_ENV} "
+                f"(provider {config.name!r} under providers, the model under models)"
+            )
+        raise ConfigError(
+            f"{source}: {model!r} is not a {config.name} model in the catalog{_did_you_mean(model, set(ours))}"
+        )
+    enabled = [m for m in ours.values() if m.enabled and (not config.models or m.model in config.models)]
+    if not enabled:
+        listed = f" (it lists {', '.join(config.models)}: disabled)" if config.models else " (all disabled)"
+        raise ConfigError(f"{source}: leaves {config.name} with no model to serve{listed}")
+
+
+def _did_you_mean(value: str, candidates: Iterable[object]) -> str:
+    names = [c if isinstance(c, str) else "/".join(c) for c in candidates]  # type: ignore[arg-type]
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _entry_keys() -> set[str]:
+    keys: set[str] = set()
+    for name, field in ModelEntry.model_fields.items():
+        keys.add(field.alias or name)
+    return keys
+
+
+def _first_error(exc: ValidationError, merged: Mapping[str, Any]) -> str:
+    """pydantic's first error as one line, with `models.3` shown as the model it is."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = list(first["loc"])
+    where = ".".join(str(part) for part in loc)
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int) and loc[1] < len(merged["models"]):
+        model = merged["models"][loc[1]]
+        rest = ".".join(str(part) for part in loc[2:])
+        where = f"models[{model.get('provider')}/{model.get('model')}]" + (f".{rest}" if rest else "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where + ': ' if where else ''}{first['msg']}{more}"

@@ -1,0 +1,123 @@
+"""How the local server's front reaches a container: in this process, or in container hosts.
+
+`InProcessDispatcher` keeps the containers in the server's own process (tests use it: one
+process, nothing to start). `ProcessDispatcher` sends each event to a container host process
+(`sandbox.container_host`) with a free container, over keep-alive HTTP on loopback; that is
+what `llm-gateway serve` runs, so handlers stop taking turns on one GIL.
+
+Both queue an event until a container is free, as the Lambda service would if its concurrency
+were this small, and both count the invocations executing at once (`executing`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from sandbox.containers import ContainerPool
+from sandbox.gauge import Gauge
+
+INVOKE_TIMEOUT_S = 30.0  # API Gateway gives up after 29 s
+
+
+class InvokeFailed(Exception):
+    """No handler result: the status and body API Gateway answers with in that case."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Dispatcher(Protocol):
+    executing: Gauge
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class InProcessDispatcher:
+    """`containers` copies of each handler module, imported into this process."""
+
+    def __init__(self, containers: int) -> None:
+        self.containers = containers
+        self.executing = Gauge()
+        self._pools: dict[str, ContainerPool] = {}
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        pool = self._pools.get(function)
+        if pool is None:
+            pool = self._pools.setdefault(function, ContainerPool(function, self.containers, executing=self.executing))
+        try:
+            return pool.invoke(event)
+        except Exception as exc:
+            raise InvokeFailed(502, "Internal server error") from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {"containers": self.containers, "hosts": 0}
+
+
+class _Host:
+    """One container host: its address and a pool of keep-alive connections to it."""
+
+    def __init__(self, url: str, containers: int) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.containers = containers
+        self._connections: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+
+    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            connection = self._connections.get_nowait()
+        except queue.Empty:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=INVOKE_TIMEOUT_S)
+        data = json.dumps(payload).encode()
+        try:
+            connection.request("POST", path, body=data, headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            body = response.read()
+        except TimeoutError as exc:
+            connection.close()
+            raise InvokeFailed(504, "Endpoint request timed out") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise InvokeFailed(502, "Internal server error") from exc
+        self._connections.put(connection)
+        if response.status != 200:
+            raise InvokeFailed(502, "Internal server error")
+        return json.loads(body)
+
+
+class ProcessDispatcher:
+    """Sends each event to a host with a free container. Hosts are added once they have started;
+    until then events wait, as they would for any busy container."""
+
+    def __init__(self) -> None:
+        self.executing = Gauge()
+        self._hosts: list[_Host] = []
+        self._free: queue.Queue[_Host] = queue.Queue()
+
+    def add_hosts(self, hosts: list[tuple[str, int]]) -> None:
+        """(url, containers) pairs. One free slot per container, hosts interleaved, so that a
+        light load spreads over all of them."""
+        added = [_Host(url, containers) for url, containers in hosts]
+        self._hosts.extend(added)
+        for slot in range(max((h.containers for h in added), default=0)):
+            for host in added:
+                if slot < host.containers:
+                    self._free.put(host)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        host = self._free.get()
+        try:
+            with self.executing.track():
+                return host.post(f"/invoke/{function}", event)
+        finally:
+            self._free.put(host)
+
+    def describe(self) -> dict[str, Any]:
+        return {"containers": sum(h.containers for h in self._hosts), "hosts": len(self._hosts)}
