@@ -239,3 +239,16 @@ def test_small_catalogs_load_every_candidate() -> None:
     selector = make()
     prep = selector.prepare(request(), {e.key for e in selector.catalog.entries})
     assert not any(why.startswith("not loaded") for _, why in prep.dropped)
+
+
+def test_degraded_state_plans_against_this_containers_share_of_each_limit() -> None:
+    """With the shared table unreachable a container may use half of each limit: past that, the
+    plan refuses for capacity (a 429 with Retry-After), not with a 503 at reserve time."""
+    sel = Selector(catalog([entry("p0", "a", free=FREE)]))
+    prep = sel.prepare(request(), keys(sel))
+    half_used = full_minute(sel, ModelKey("p0", "a"), requests=5)  # 5 of 10: the local half is gone
+    healthy = sel.plan(prep, StateSnapshot(counters=half_used), NOW)
+    assert [s.key for s in healthy.steps] == [ModelKey("p0", "a")]
+    degraded = sel.plan(prep, StateSnapshot(counters=half_used, degraded=True, limit_scale=0.5), NOW)
+    assert degraded.steps == () and degraded.capacity_only and degraded.free_again_in_s is not None
+    assert "0 of 5 requests" in dict(degraded.dropped)[ModelKey("p0", "a")]

@@ -53,7 +53,9 @@ class SharedState:
     # --- reads ---------------------------------------------------------------------------------------
     def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float) -> items.StateSnapshot:
         raw = self.store.load(items.pks_for(meters, keys, now), now)
-        return items.decode_snapshot(raw, keys, now, degraded=_degraded(self.store, now))
+        degraded = _degraded(self.store, now)
+        scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
+        return items.decode_snapshot(raw, keys, now, degraded=degraded, limit_scale=scale)
 
     # --- counters ------------------------------------------------------------------------------------
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
