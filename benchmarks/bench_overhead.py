@@ -1,20 +1,16 @@
-"""What the gateway adds to a provider call: per-request latency, cold-start import, memory.
+"""What the gateway adds to a provider call, per request.
 
 Per-request overhead is measured as the difference between runs in the same process on the same
 in-process provider (an `httpx.MockTransport` answering a recorded OpenAI response, so no
 network noise): the bare adapter call through our HTTP engine (the baseline: request building,
 httpx, parsing), and the same request through the whole gateway (auth, validation, token estimate, selection, state reads and writes in
-the in-memory store, reservation, reconciliation, cost, response shaping). Import time and
-memory are measured in fresh interpreters against a bare `python -c pass`, so the figures are
-what a Lambda cold start pays for our code, not for Python itself.
+the in-memory store, reservation, reconciliation, cost, response shaping). Cold start is
+`bench_cold_start.py`.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,23 +27,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "prov
 
 RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
 CLIENT_KEY = "bench-client-key-" + "0" * 20  # client keys must be at least 32 characters
-IMPORT_RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
 BODY = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in five words."}]}
-
-_MEASURE = (
-    "import re, time; t = time.perf_counter();{body}"
-    "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
-    "print(time.perf_counter() - t, hwm)"
-)
-COLD_START = _MEASURE.format(body=(
-    "import os; os.environ.update({'OPENAI_API_KEY': 'x', 'LLM_GATEWAY_API_KEYS': 'bench-client-key-00000000000000000000'});"
-    "from llm_gateway.config import load_settings; from llm_gateway.gateway import build_gateway;"
-    "from llm_gateway.observability.metrics import RecordingMetrics;"
-    "build_gateway(load_settings(), metrics=RecordingMetrics());"
-))
-DEPENDENCIES = _MEASURE.format(body="import boto3, httpx, pydantic, aws_lambda_powertools.event_handler;")
-BARE = _MEASURE.format(body="")
-
 
 def _samples(fn: Callable[[], object], runs: int) -> list[float]:
     for _ in range(20):  # warm the pool, caches and branch predictors alike for both runs
@@ -62,16 +42,6 @@ def _samples(fn: Callable[[], object], runs: int) -> list[float]:
 
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def _fresh_interpreter(code: str) -> tuple[float, float]:
-    """(seconds, max RSS MiB) of `code` in a new interpreter, median of IMPORT_RUNS."""
-    runs = []
-    for _ in range(IMPORT_RUNS):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        seconds, rss_kib = out.stdout.split()
-        runs.append((float(seconds), int(rss_kib) / 1024))
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def _recorded_transport() -> httpx.MockTransport:
@@ -108,20 +78,8 @@ def request_overhead() -> None:
               + "".join(f"{_pct(values, q) - _pct(base, q):8.3f}" for q in (.5, .95, .99)))
 
 
-def cold_start() -> None:
-    rows = [("bare interpreter", *_fresh_interpreter(BARE)),
-            ("import boto3, httpx, pydantic, powertools", *_fresh_interpreter(DEPENDENCIES)),
-            ("import + build_gateway (all of ours)", *_fresh_interpreter(COLD_START))]
-    print(f"\nCold start in a fresh interpreter (median of {IMPORT_RUNS}; peak RSS from /proc VmHWM)")
-    for name, seconds, mib in rows:
-        print(f"  {name:<44}{seconds * 1000:7.0f} ms {mib:7.1f} MiB")
-    (_, dep_s, dep_mib), (_, our_s, our_mib) = rows[1], rows[2]
-    print(f"  {'ours beyond the dependencies':<44}{(our_s - dep_s) * 1000:7.0f} ms {our_mib - dep_mib:+7.1f} MiB")
-
-
 def main() -> None:
     request_overhead()
-    cold_start()
 
 
 if __name__ == "__main__":
