@@ -7,30 +7,65 @@ Two extensions, both through Powertools' persistence layer (docs/circuit-breaker
   container is seen on the very next request instead of after the local cache expires;
 - an in-memory layer (Powertools ships none) for tests and local runs, storing the very same
   item shape, so `blocked_from` and the status page read both alike.
+
+Nothing here imports boto3 unless the DynamoDB layer is used (`breaker_dynamodb.py`, loaded on
+the first lookup of `DynamoDBBreakerPersistence`): a container without a state table never
+needs it, and importing it costs a cold start about 100 ms (boto3 pulls in s3transfer).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
-    CircuitBreakerExistingLockError,
-    CircuitBreakerPersistenceLayer,
-)
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.dynamodb import (
-    CircuitBreakerDynamoDBPersistence,
-)
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
-from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
-from boto3.dynamodb.types import TypeDeserializer
-
 KEY_ATTR = "pk"
 EXPIRY_ATTR = "expires_at"
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
-_DESERIALIZER = TypeDeserializer()
+_PERSISTENCE = "aws_lambda_powertools.utilities.circuit_breaker.persistence"
+
+
+def _defer_package_init(name: str) -> None:
+    """Register package `name` without running its `__init__`, which runs on the first lookup
+    of a name on the package itself (PEP 562 `__getattr__`); its submodules import as usual.
+
+    Powertools' circuit-breaker `persistence/__init__.py` imports its DynamoDB layer, and with it
+    boto3, for anyone importing `persistence.base` (Python runs a package's `__init__` before
+    any submodule). The in-memory layer needs only `base`, `record` and `states`. Anything that
+    asks the package for a name (`from ...persistence import CircuitBreakerDynamoDBPersistence`)
+    gets the fully initialised package, as before. If the package is already imported, or
+    cannot be found this way, nothing changes.
+    """
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def complete(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        package.__dict__.pop("__getattr__", None)
+        loader.exec_module(package)
+        return getattr(package, attribute)
+
+    package.__getattr__ = complete  # type: ignore[method-assign]
+    sys.modules[name] = package
+
+
+_defer_package_init(_PERSISTENCE)
+
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  # noqa: E402
+    CircuitBreakerExistingLockError,
+    CircuitBreakerPersistenceLayer,
+)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord  # noqa: E402
+from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState  # noqa: E402
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,10 +73,23 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in item.items():
         if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
-            out[name] = _DESERIALIZER.deserialize(dict(value))
+            out[name] = _deserializer().deserialize(dict(value))
         else:
             out[name] = value
     return out
+
+
+def _deserializer() -> Any:
+    """boto3's TypeDeserializer; only items read from DynamoDB come in that form."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    global _DESERIALIZER
+    if _DESERIALIZER is None:
+        _DESERIALIZER = TypeDeserializer()
+    return _DESERIALIZER
+
+
+_DESERIALIZER: Any = None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -91,24 +139,6 @@ class _Priming:
                 self._save_to_cache(record)
 
 
-class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
-    """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""
-
-    shares_state_table = True
-
-    def __init__(self, table_name: str, client: Any) -> None:
-        super().__init__(table_name=table_name, key_attr=KEY_ATTR, expiry_attr=EXPIRY_ATTR, boto3_client=client)
-
-    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Direct reads for the status page (the request path uses the state load instead)."""
-        out: dict[str, dict[str, Any]] = {}
-        for name in names:
-            record = self._get_record(name)
-            if record is not None:
-                out[name] = item_from_record(record)
-        return out
-
-
 class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
     """Breaker records in a dict: one instance stands for one shared table."""
 
@@ -156,3 +186,12 @@ class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
             updated.half_open_owner = None
             updated.probe_lease_expiry = None
             self._items[record.name] = updated
+
+
+def __getattr__(name: str) -> Any:
+    """`DynamoDBBreakerPersistence` lives in `breaker_dynamodb.py`, imported on first use (boto3)."""
+    if name == "DynamoDBBreakerPersistence":
+        from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
+
+        return DynamoDBBreakerPersistence
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
