@@ -16,49 +16,20 @@ needs it, and importing it costs a cold start about 100 ms (boto3 pulls in s3tra
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from llm_gateway.lazy_packages import defer_package_init
+
 KEY_ATTR = "pk"
 EXPIRY_ATTR = "expires_at"
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
-_PERSISTENCE = "aws_lambda_powertools.utilities.circuit_breaker.persistence"
 
 
-def _defer_package_init(name: str) -> None:
-    """Register package `name` without running its `__init__`, which runs on the first lookup
-    of a name on the package itself (PEP 562 `__getattr__`); its submodules import as usual.
-
-    Powertools' circuit-breaker `persistence/__init__.py` imports its DynamoDB layer, and with it
-    boto3, for anyone importing `persistence.base` (Python runs a package's `__init__` before
-    any submodule). The in-memory layer needs only `base`, `record` and `states`. Anything that
-    asks the package for a name (`from ...persistence import CircuitBreakerDynamoDBPersistence`)
-    gets the fully initialised package, as before. If the package is already imported, or
-    cannot be found this way, nothing changes.
-    """
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-        return
-    package = importlib.util.module_from_spec(spec)
-    loader = spec.loader
-
-    def complete(attribute: str) -> Any:
-        if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        package.__dict__.pop("__getattr__", None)
-        loader.exec_module(package)
-        return getattr(package, attribute)
-
-    package.__getattr__ = complete  # type: ignore[method-assign]
-    sys.modules[name] = package
-
-
-_defer_package_init(_PERSISTENCE)
+# Powertools' `persistence/__init__.py` imports its DynamoDB layer (boto3); the memory layer
+# needs only `base`, `record` and `states` (see `lazy_packages.py`).
+defer_package_init("aws_lambda_powertools.utilities.circuit_breaker.persistence")
 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  # noqa: E402
     CircuitBreakerExistingLockError,
