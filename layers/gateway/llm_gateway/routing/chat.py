@@ -96,9 +96,10 @@ class ChatRouter:
 
         served = self.runner.run(prep, call, deadline)
         completion = served.value
-        texts = [c.message.content or "" for c in completion.choices]
-        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free,
-                            estimate=self._estimate(prep.detail, texts))
+        estimate = None
+        if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
+            estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
+        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated)
 
@@ -135,7 +136,7 @@ class ChatRouter:
             raise
         finally:
             opened.stream.close()
-        estimate = self._estimate(detail, texts)
+        estimate = self._estimate(detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
         self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)
