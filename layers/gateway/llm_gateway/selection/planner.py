@@ -193,13 +193,15 @@ class Planner:
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
         waits: list[float] = []
         capacity_only = True
+        windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         for candidate in prep.candidates:
             key = candidate.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = False
                 continue
-            usages = tuple(usage_of(m, snapshot.counters, now) for m in prep.meters[key])
+            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now))
+                           for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.

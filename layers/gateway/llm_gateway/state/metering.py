@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 REQUESTS = "requests"
 TOKENS = "tokens"
@@ -46,15 +47,12 @@ class Period:
 
     def start(self, now: float) -> int:
         if self.seconds == MONTH:
-            moment = time.gmtime(now)
-            return calendar.timegm((moment.tm_year, moment.tm_mon, 1, 0, 0, 0))
+            return _month_start(int(now) // 86_400)
         return int(now) - int(now) % self.seconds
 
     def end(self, start: int) -> int:
         if self.seconds == MONTH:
-            moment = time.gmtime(start)
-            days = calendar.monthrange(moment.tm_year, moment.tm_mon)[1]
-            return start + days * 86_400
+            return _month_end(start)
         return start + self.seconds
 
     def previous_start(self, now: float) -> int:
@@ -68,6 +66,20 @@ class Period:
         return end + (end - start) + 60
 
 
+@lru_cache(maxsize=64)
+def _month_start(day: int) -> int:
+    """Start of the UTC calendar month holding epoch day `day` (a month starts at a midnight,
+    so every instant of a day has the same month). Cached: it runs per metered model and request."""
+    moment = time.gmtime(day * 86_400)
+    return calendar.timegm((moment.tm_year, moment.tm_mon, 1, 0, 0, 0))
+
+
+@lru_cache(maxsize=64)
+def _month_end(start: int) -> int:
+    moment = time.gmtime(start)
+    return start + calendar.monthrange(moment.tm_year, moment.tm_mon)[1] * 86_400
+
+
 SECOND, MINUTE, HOUR, DAY = Period(1), Period(60), Period(3600), Period(86_400)
 CALENDAR_MONTH = Period(MONTH)
 
@@ -79,12 +91,17 @@ class WindowLimit:
 
     period: Period
     maxima: Mapping[str, int]
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Meters are hashed on every request (de-duplicated per state read): sort once, not per hash.
+        object.__setattr__(self, "_hash", hash((self.period, tuple(sorted(self.maxima.items())))))
 
     def max_of(self, unit: str) -> int | None:
         return self.maxima.get(unit)
 
     def __hash__(self) -> int:
-        return hash((self.period, tuple(sorted(self.maxima.items()))))
+        return self._hash
 
     @classmethod
     def of(cls, seconds: int, **maxima: int | None) -> WindowLimit:
@@ -98,9 +115,13 @@ class Meter:
 
     counter: str
     limit: WindowLimit
+    _prefix: str = field(init=False, repr=False, compare=False)  # "rl#{counter}#{period}#", built once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_prefix", f"rl#{self.counter}#{self.limit.period.name}#")
 
     def pk(self, start: int) -> str:
-        return f"rl#{self.counter}#{self.limit.period.name}#{start}"
+        return f"{self._prefix}{start}"
 
 
 def model_counter(provider: str, model: str) -> str:
@@ -180,10 +201,11 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float) -> Windo
     """The meter's window at `now` from the loaded counters (current and previous item)."""
     period = meter.limit.period
     start = period.start(now)
-    used = counters.get(meter.pk(start), {})
+    prefix = meter._prefix
+    used = counters.get(f"{prefix}{start}", {})
     carried: dict[str, int] = {}
-    if period.sliding:
-        before = counters.get(meter.pk(period.previous_start(now)))
+    if period.seconds != MONTH:  # sliding: the previous window carries over (its start, inlined)
+        before = counters.get(f"{prefix}{start - period.seconds}")
         if before:
             overlap = 1.0 - (now - start) / period.seconds
             carried = {unit: math.ceil(n * overlap) for unit, n in before.items() if n > 0}
@@ -193,7 +215,9 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float) -> Windo
 def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
     """The items a load must read for a meter: its current and previous window."""
     period = meter.limit.period
-    return meter.pk(period.start(now)), meter.pk(period.previous_start(now))
+    start = period.start(now)
+    previous = start - period.seconds if period.seconds != MONTH else period.start(start - 1)
+    return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
 
 
 def scale_limit(limit: WindowLimit, fraction: float) -> WindowLimit:
