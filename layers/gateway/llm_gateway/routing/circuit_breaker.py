@@ -167,6 +167,7 @@ class CircuitBreakers:
         }
         self._provider_config = CircuitBreakerConfig(handled_exceptions=ProviderScopedFailure, **common)
         self._model_config = CircuitBreakerConfig(handled_exceptions=ModelScopedFailure, **common)
+        self._protected: dict[tuple[str, int], Callable[[Callable[[], Any]], Any]] = {}
 
     # --- reading ----------------------------------------------------------------------------------
     def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -220,16 +221,26 @@ class CircuitBreakers:
             self.call(key, replay)
 
     def _guard(self, name: str, fn: Callable[[], T], config: CircuitBreakerConfig) -> T:
-        protected = circuit_breaker(
-            name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
-        )(fn)
-        return protected()
+        """`fn()` under Powertools' breaker `name`. The decorated callable is built once per
+        circuit and takes the call as its argument (decorating every call cost a `functools.wraps`
+        and two closures per breaker per attempt); Powertools still runs one handler per call."""
+        protected = self._protected.get((name, id(config)))
+        if protected is None:
+            protected = circuit_breaker(
+                name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
+            )(_call)
+            self._protected[(name, id(config))] = protected
+        return protected(fn)
 
     def _on_transition(self, transition: CircuitTransition) -> None:
         if self._metrics is not None:
             self._metrics.count(
                 BREAKER_TRANSITIONS, circuit=transition.circuit_name, to_state=str(transition.to_state)
             )
+
+
+def _call(fn: Callable[[], T]) -> T:
+    return fn()
 
 
 def reset_local_counters() -> None:
