@@ -116,9 +116,14 @@ class Meter:
     counter: str
     limit: WindowLimit
     _prefix: str = field(init=False, repr=False, compare=False)  # "rl#{counter}#{period}#", built once
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_prefix", f"rl#{self.counter}#{self.limit.period.name}#")
+        object.__setattr__(self, "_hash", hash((self.counter, self.limit)))
+
+    def __hash__(self) -> int:  # meters are de-duplicated per request: hash once, not per lookup
+        return self._hash
 
     def pk(self, start: int) -> str:
         return f"{self._prefix}{start}"
