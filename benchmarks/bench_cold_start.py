@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,12 +117,22 @@ def _scripts() -> tuple[str, str]:
     return baseline, gateway
 
 
+_PYCACHE = tempfile.mkdtemp(prefix="bench-cold-pycache-")
+
+
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The chat function's environment: one provider key, one client key, nothing else of ours."""
+    """The chat function's environment: one provider key, one client key, nothing else of ours.
+
+    Every child reads and writes compiled bytecode in one private cache (`PYTHONPYCACHEPREFIX`),
+    warmed by a discarded first run: otherwise a module without a usable `.pyc` (our editable
+    sources, or any module when `PYTHONDONTWRITEBYTECODE` is set) is compiled on every run and
+    the comparison would measure the compiler for one side only. Lambda is another matter: the
+    layer ships no `.pyc` (see README), so there both sides compile.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_GATEWAY_", "POWERTOOLS_"))
-           and not k.endswith(("_API_KEY", "_BASE_URL", "_MODELS"))}
+           and not k.endswith(("_API_KEY", "_BASE_URL", "_MODELS")) and k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "OPENAI_API_KEY": "bench-provider-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
-            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway", **extra}
+            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway", "PYTHONPYCACHEPREFIX": _PYCACHE, **extra}
 
 
 def _run(code: str, env: dict[str, str]) -> Run:
@@ -148,6 +159,9 @@ def measure(runs: int = RUNS, *, with_table: bool = True) -> dict[str, list[Run]
         }
     results: dict[str, list[Run]] = {"baseline": [], **{name: [] for name in variants}}
     try:
+        _run(baseline, _child_env({}))  # warm the bytecode cache (see _child_env)
+        for extra in variants.values():
+            _run(gateway, _child_env(extra))
         for _ in range(runs):
             results["baseline"].append(_run(baseline, _child_env({})))
             for name, extra in variants.items():
