@@ -62,7 +62,7 @@ LIMIT_FIELDS: dict[str, tuple[str, Period]] = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Capabilities(_Frozen):
@@ -73,7 +73,7 @@ class Capabilities(_Frozen):
     json_mode: bool = Field(default=False, alias="json")
     streaming: bool = True
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Limits(_Frozen):
