@@ -109,6 +109,15 @@ class _Priming:
             if record is not None:
                 self._save_to_cache(record)
 
+    def prime_absent(self: Any, names: Iterable[str]) -> None:
+        """Circuits the state load looked for and did not find have no record: cache them as
+        CLOSED, exactly what Powertools caches after its own read finds nothing, but without
+        that GetItem on the request's critical path. Only where nothing is cached yet, so a
+        state this container knows (say, an open it failed to write) is never overwritten."""
+        for name in names:
+            if self._retrieve_from_cache(name) is None:
+                self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
+
 
 class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
     """Breaker records in a dict: one instance stands for one shared table."""

@@ -116,6 +116,8 @@ class BreakerPersistence(Protocol):
 
     def prime(self, items: Iterable[Mapping[str, Any]]) -> None: ...
 
+    def prime_absent(self, names: Iterable[str]) -> None: ...
+
     def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
 
@@ -170,13 +172,19 @@ class CircuitBreakers:
         self._protected: dict[tuple[str, int], Callable[[Callable[[], Any]], Any]] = {}
 
     # --- reading ----------------------------------------------------------------------------------
-    def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]], *,
+                      complete: bool = False) -> dict[str, Any]:
         """Breaker items for these candidates: from the state load when it read our table
-        (and then primed into Powertools' cache), else straight from the persistence layer."""
+        (and then primed into Powertools' cache), else straight from the persistence layer.
+
+        `complete`: the load read every one of these circuits from the table (not a degraded
+        fallback), so a circuit it did not find has no record and needs no read of its own."""
         ids = circuit_ids(keys)
         if getattr(self.persistence, "shares_state_table", False):
             found = {cid: dict(loaded[cid]) for cid in ids if cid in loaded}
             self.persistence.prime({KEY_ATTR: cid, **plain_item(item)} for cid, item in found.items())
+            if complete:
+                self.persistence.prime_absent(cid for cid in ids if cid not in found)
             return found
         return self.persistence.read_items(ids)
 
