@@ -47,6 +47,14 @@ def test_submodules_import_without_the_init(package: str) -> None:
     assert _trace().init_runs == 0 and _trace().heavy_runs == 0  # type: ignore[attr-defined]
 
 
+def test_a_reexported_name_loads_only_its_module(package: str) -> None:
+    defer_package_init(package)
+    from deferred_pkg import HEAVY  # type: ignore[import-not-found]  # `from deferred_pkg.heavy import HEAVY`
+
+    assert HEAVY == "heavy"
+    assert _trace().heavy_runs == 1 and _trace().init_runs == 0  # type: ignore[attr-defined]
+
+
 def test_a_name_of_the_package_runs_the_init_once(package: str) -> None:
     defer_package_init(package)
     from deferred_pkg import EXPORTED, HEAVY  # type: ignore[import-not-found]
