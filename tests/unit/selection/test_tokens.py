@@ -25,6 +25,7 @@ from llm_gateway.selection.tokens import (
     bundled_cl100k_path,
     cl100k_ranks,
     count_in_python,
+    parse_bundled_ranks,
     scaled,
 )
 
@@ -63,13 +64,29 @@ def test_any_text_matches_tiktoken(text: str) -> None:
     assert TokenEstimator().count_text(text) == len(ref.encode_ordinary(text))
 
 
+def test_packed_ranks_are_the_bundled_files(tmp_path: Path) -> None:
+    """The stored dict is exactly what parsing the hash-checked tiktoken file gives, byte for byte
+    (rebuild it with `write_packed_ranks()` and update PACKED_RANKS_SHA256 if this fails)."""
+    from llm_gateway.selection.tokens import (
+        PACKED_RANKS_PATH,
+        PACKED_RANKS_SHA256,
+        parse_bundled_ranks,
+        write_packed_ranks,
+    )
+
+    rebuilt = tmp_path / "ranks.marshal"
+    assert write_packed_ranks(rebuilt) == PACKED_RANKS_SHA256
+    assert rebuilt.read_bytes() == PACKED_RANKS_PATH.read_bytes()
+    assert cl100k_ranks() == parse_bundled_ranks()
+
+
 def test_rank_dict_is_the_files_line_by_line() -> None:
     """The fast loader takes ranks from line numbers: every line must say exactly that."""
     import base64
 
     lines = Path(bundled_cl100k_path()).read_bytes().splitlines()
     slow = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in lines if line)}
-    assert cl100k_ranks() == slow
+    assert parse_bundled_ranks() == slow
     assert len(slow) == 100_256
 
 
