@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, NoReturn, TypeVar
 
 from llm_gateway.api.errors import GatewayError
@@ -153,7 +154,7 @@ class FailoverRunner:
                 raise self._nothing_to_try(plan)
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
             try:
-                return self.retry.run(lambda ctx, r=run: self._attempt(r, ctx, call), deadline)  # type: ignore[misc]
+                return self.retry.run(partial(self._attempt, run, call=call), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
@@ -179,7 +180,7 @@ class FailoverRunner:
             timeout = self.timeouts.timeout_for(step.key.provider, ctx.timeout_s)
             started = self.retry.clock()
             try:
-                result = self.breakers.call(step.key, lambda s=step, t=timeout: call(s, t))  # type: ignore[misc]
+                result = self.breakers.call(step.key, partial(call, step, timeout))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
