@@ -161,7 +161,9 @@ class FailoverRunner:
                 cause = failed.cause
                 if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
                     raise caller_error(cause, decision.error_class) from cause
-                raise self._aggregate(run, timed_out=False) from None
+                # tenacity stops on the deadline as well as on the attempt cap: say which it was
+                out_of_time = failed.retry and self.retry.attempt_timeout(deadline) is None
+                raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0])
