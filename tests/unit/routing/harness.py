@@ -29,9 +29,10 @@ from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import CircuitBreakers
-from llm_gateway.selection.catalog import Capabilities, Catalog, Limits, ModelEntry, ProviderInfo
+from llm_gateway.selection.catalog import Capabilities, Catalog, Limits, ModelEntry, Pricing, ProviderInfo
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import counter_pks
+from llm_gateway.state.store import StateStore
 
 EPOCH = 1_700_000_000.0  # wall time at fake t=0: a whole second, so 1-second windows start there
 HOSTS = {"api.groq.com": "groq", "api.openai.com": "openai", "api.mistral.ai": "mistral"}
@@ -41,6 +42,7 @@ ORDER = ("groq", "openai", "mistral")  # the plan order of an `auto` request (se
 KEYS = {"groq": "gsk_groq-secret-key-0123456789", "openai": "sk-openai-secret-key-0123456789",
         "mistral": "mistral-secret-key-0123456789"}
 ROOMY = Limits(rpm=1_000_000, tpm=10**10)
+PRICE = Pricing(input=1.0, output=2.0)  # USD per 1M tokens
 
 
 class FakeClock:
@@ -122,13 +124,13 @@ def completion_body(model: str, text: str = "hello") -> dict[str, Any]:
     }
 
 
-def answer(after_s: float = 0.0, text: str = "hello") -> Behaviour:
-    """A 200 after `after_s` fake seconds."""
+def answer(after_s: float = 0.0, text: str = "hello", headers: dict[str, str] | None = None) -> Behaviour:
+    """A 200 after `after_s` fake seconds, with these response headers (rate-limit figures)."""
 
     def behaviour(request: httpx.Request, fleet: Fleet) -> httpx.Response:
         fleet.clock.advance(after_s)
         model = json.loads(request.content)["model"]
-        return httpx.Response(200, json=completion_body(model, text))
+        return httpx.Response(200, headers=headers, json=completion_body(model, text))
 
     return behaviour
 
@@ -163,12 +165,14 @@ def refuse() -> Behaviour:
 
 
 # --- the gateway under test ---------------------------------------------------------------------------
-def catalog(*, mistral_rps: int | None = None) -> Catalog:
+def catalog(*, mistral_rps: int | None = None, paid: tuple[str, ...] = ()) -> Catalog:
     """One free model per provider (see the module docstring); `mistral_rps` adds Mistral's
-    organisation-wide requests-per-second limit, shared by all its models as in the real catalog."""
+    organisation-wide requests-per-second limit, shared by all its models as in the real catalog;
+    the providers in `paid` serve a priced model instead (ranked after every free one)."""
     entries = [
         ModelEntry(provider=p, model=MODELS[p], category=CATEGORIES[p], context_window=128_000,  # type: ignore[arg-type]
-                   max_output=8192, capabilities=Capabilities(tools=True, json_mode=True), free_tier=ROOMY)
+                   max_output=8192, capabilities=Capabilities(tools=True, json_mode=True),
+                   free_tier=None if p in paid else ROOMY, price=PRICE if p in paid else None)
         for p in ORDER
     ]
     providers = {p: ProviderInfo(as_of="test", source="test") for p in ORDER}
@@ -187,7 +191,7 @@ class Rig:
     core: Core
     clock: FakeClock
     fleet: Fleet
-    store: MemoryStore
+    store: StateStore
     metrics: RecordingMetrics
 
     def counters(self, provider: str) -> dict[str, dict[str, Any]]:
@@ -199,21 +203,24 @@ class Rig:
 
 
 def rig(*, providers: tuple[str, ...] = ORDER, retry: RetrySettings = FAST_RETRY, max_wait_s: float = 2.0,
-        mistral_rps: int | None = None, breakers: CircuitBreakers | None = None, store: MemoryStore | None = None,
-        clock: FakeClock | None = None, **env: str) -> Rig:
+        mistral_rps: int | None = None, paid: tuple[str, ...] = (), breakers: CircuitBreakers | None = None,
+        store: MemoryStore | None = None, clock: FakeClock | None = None, dynamodb_client: Any = None,
+        **env: str) -> Rig:
     """A chat router through `compose.build_core` on the fakes above. Pass another rig's `store`
-    and `clock` to stand for a second container sharing the state table."""
+    and `clock` to stand for a second container sharing the state table; a `dynamodb_client`
+    (with LLM_GATEWAY_STATE_TABLE in `env`) gets the production store stack built on it instead."""
     clock = clock or FakeClock()
     fleet = Fleet(clock)
-    store = store if store is not None else MemoryStore()
+    if dynamodb_client is None and store is None:
+        store = MemoryStore()
     metrics = RecordingMetrics()
     environment = {f"{p.upper()}_API_KEY": KEYS[p] for p in providers}
     environment |= {"LLM_GATEWAY_MAX_WAIT_S": str(max_wait_s), **env}
     client = httpx.Client(transport=httpx.MockTransport(fleet.handle))
     core = build_core(load_settings(environment), metrics=metrics, http_client=client, store=store,
-                      clocks=clock.clocks(), catalog=catalog(mistral_rps=mistral_rps), retry=retry,
-                      breakers=breakers)
-    return Rig(build_chat(core), core, clock, fleet, store, metrics)
+                      clocks=clock.clocks(), catalog=catalog(mistral_rps=mistral_rps, paid=paid), retry=retry,
+                      breakers=breakers, dynamodb_client=dynamodb_client)
+    return Rig(build_chat(core), core, clock, fleet, core.state.store, metrics)
 
 
 def chat(model: str = "auto", text: str = "hi") -> ChatCompletionRequest:
