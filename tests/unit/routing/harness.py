@@ -29,15 +29,23 @@ from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import CircuitBreakers
-from llm_gateway.selection.catalog import Capabilities, Catalog, Limits, ModelEntry, Pricing, ProviderInfo
+from llm_gateway.selection.catalog import (
+    Capabilities,
+    Catalog,
+    Category,
+    Limits,
+    ModelEntry,
+    Pricing,
+    ProviderInfo,
+)
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import counter_pks
-from llm_gateway.state.store import StateStore
+from llm_gateway.state.store import Item, StateStore
 
 EPOCH = 1_700_000_000.0  # wall time at fake t=0: a whole second, so 1-second windows start there
 HOSTS = {"api.groq.com": "groq", "api.openai.com": "openai", "api.mistral.ai": "mistral"}
 MODELS = {"groq": "llama-3.1-8b-instant", "openai": "gpt-4o-mini", "mistral": "mistral-small-latest"}
-CATEGORIES = {"groq": "small", "openai": "large", "mistral": "reasoning"}
+CATEGORIES: dict[str, Category] = {"groq": "small", "openai": "large", "mistral": "reasoning"}
 ORDER = ("groq", "openai", "mistral")  # the plan order of an `auto` request (see the docstring)
 KEYS = {"groq": "gsk_groq-secret-key-0123456789", "openai": "sk-openai-secret-key-0123456789",
         "mistral": "mistral-secret-key-0123456789"}
@@ -170,8 +178,8 @@ def catalog(*, mistral_rps: int | None = None, paid: tuple[str, ...] = ()) -> Ca
     organisation-wide requests-per-second limit, shared by all its models as in the real catalog;
     the providers in `paid` serve a priced model instead (ranked after every free one)."""
     entries = [
-        ModelEntry(provider=p, model=MODELS[p], category=CATEGORIES[p], context_window=128_000,  # type: ignore[arg-type]
-                   max_output=8192, capabilities=Capabilities(tools=True, json_mode=True),
+        ModelEntry(provider=p, model=MODELS[p], category=CATEGORIES[p], context_window=128_000,
+                   max_output=8192, capabilities=Capabilities(tools=True, json=True),
                    free_tier=None if p in paid else ROOMY, price=PRICE if p in paid else None)
         for p in ORDER
     ]
@@ -194,7 +202,7 @@ class Rig:
     store: StateStore
     metrics: RecordingMetrics
 
-    def counters(self, provider: str) -> dict[str, dict[str, Any]]:
+    def counters(self, provider: str) -> dict[str, Item]:
         """Every rate-limit counter item a call to this provider's model writes (its own window
         and the organisation's), as the store holds them now: pk → {unit: count}."""
         entry = next(e for e in self.core.catalog.entries if e.provider == provider)
