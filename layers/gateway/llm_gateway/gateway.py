@@ -21,7 +21,8 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline
-from llm_gateway.routing.chat import AUTO_ALIASES, ChatRouter, RoutedCompletion, RoutedStream
+from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
+from llm_gateway.selection.analyzer import AUTO_ALIASES
 
 
 @dataclass

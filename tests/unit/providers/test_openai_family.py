@@ -192,3 +192,12 @@ def test_groq_error_inside_a_chunk_fails_the_stream():
     with pytest.raises(ProviderError) as info:
         groq.parse_stream_event(SSEEvent(data=json.dumps(chunk)), state)
     assert info.value.code == "overloaded"
+
+
+def test_openai_compatible_drop_params_from_json_options() -> None:
+    """A list of names, or one name as a string: never split into its letters."""
+    from llm_gateway.providers.openai_compatible import dialect_from_options
+
+    assert dialect_from_options({"drop_params": ["user", "seed"]}).drop_params == {"user", "seed"}
+    assert dialect_from_options({"drop_params": "user"}).drop_params == {"user"}
+    assert dialect_from_options({}).drop_params == frozenset()

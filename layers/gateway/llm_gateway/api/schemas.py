@@ -304,7 +304,7 @@ class _KeepsRequiredNulls(_Loose):
 
     @model_serializer(mode="wrap")
     def _keep_required_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for name in self._required_nulls:
             if name not in data:
                 data[name] = getattr(self, name)

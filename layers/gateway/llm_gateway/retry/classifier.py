@@ -66,11 +66,6 @@ class Decision:
     counts_for_circuit: bool
     circuit_scope: Scope
 
-    @property
-    def affects_provider(self) -> bool:
-        """True when other models of the same provider are likely to fail the same way now."""
-        return self.error_class in _PROVIDER_WIDE
-
 
 # Per class: (action, counts against a breaker, breaker scope). Why each:
 # - rate limits and exhausted quotas are capacity, not health: cool the model down instead;
@@ -92,10 +87,6 @@ _POLICY: dict[ErrorClass, tuple[Action, bool, Scope]] = {
     ErrorClass.CONTENT_FILTER: (Action.RETURN, False, Scope.MODEL),
     ErrorClass.MODEL_NOT_FOUND: (Action.NEXT_MODEL, True, Scope.MODEL),
 }
-
-_PROVIDER_WIDE = frozenset(
-    {ErrorClass.CONNECTION, ErrorClass.AUTH, ErrorClass.SERVER_ERROR, ErrorClass.OVERLOADED, ErrorClass.TIMEOUT}
-)
 
 # Provider codes (lower-cased) → class. OpenAI/Groq/Mistral `code`/`type`, Gemini `status`,
 # Mistral numeric codes. Checked before the HTTP status because they are more specific.
@@ -244,8 +235,3 @@ def classify(error: ProviderError) -> Decision:
     action, counts, scope = _POLICY[error_class]
     return Decision(error_class, action, counts, scope)
 
-
-def decision_for(error_class: ErrorClass) -> Decision:
-    """The policy row for a class, e.g. for a failure the gateway detects itself."""
-    action, counts, scope = _POLICY[error_class]
-    return Decision(error_class, action, counts, scope)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
     CircuitBreakerExistingLockError,
@@ -27,6 +28,9 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import C
 from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
 from boto3.dynamodb.types import TypeDeserializer
 
+if TYPE_CHECKING:  # boto3-stubs (dev extra): the shape `TypeDeserializer.deserialize` takes
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
 KEY_ATTR = "pk"
 EXPIRY_ATTR = "expires_at"
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
@@ -38,7 +42,7 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in item.items():
         if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
-            out[name] = _DESERIALIZER.deserialize(dict(value))
+            out[name] = _DESERIALIZER.deserialize(cast("AttributeValueTypeDef", dict(value)))
         else:
             out[name] = value
     return out
@@ -81,17 +85,25 @@ def item_from_record(record: CircuitStateRecord) -> dict[str, Any]:
     return item
 
 
-class _Priming:
-    """Mixin: feed records read elsewhere into Powertools' local cache."""
+class BreakerStore(CircuitBreakerPersistenceLayer):
+    """A Powertools persistence layer the gateway can also prime and read directly (one type,
+    so `CircuitBreakers` hands it to Powertools and calls these without an `Any`)."""
 
-    def prime(self: Any, items: Iterable[Mapping[str, Any]]) -> None:
+    shares_state_table: bool = False  # True: the per-request state load reads its items too
+
+    def prime(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Feed records read elsewhere (the state load) into Powertools' local cache."""
         for item in items:
             record = record_from_item(item)
             if record is not None:
                 self._save_to_cache(record)
 
+    @abstractmethod
+    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Raw items of these circuits, for when the state load did not read them."""
 
-class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
+
+class DynamoDBBreakerPersistence(BreakerStore, CircuitBreakerDynamoDBPersistence):
     """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""
 
     shares_state_table = True
@@ -109,7 +121,7 @@ class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
         return out
 
 
-class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
+class MemoryBreakerPersistence(BreakerStore):
     """Breaker records in a dict: one instance stands for one shared table."""
 
     shares_state_table = False

@@ -24,14 +24,11 @@ from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
 from llm_gateway.routing.runner import CallResult, FailoverRunner, Served
-from llm_gateway.selection.analyzer import ALIASES, AUTO
 from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.planner import Plan, PlanStep
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
 from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts
 from llm_gateway.state.store import ModelKey
-
-AUTO_ALIASES = (AUTO, *ALIASES)
 
 
 @dataclass
@@ -163,4 +160,4 @@ def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Ope
     return _Opened(opened, first, rest)
 
 
-__all__ = ["AUTO_ALIASES", "ChatRouter", "RoutedCompletion", "RoutedStream"]
+__all__ = ["ChatRouter", "RoutedCompletion", "RoutedStream"]

@@ -83,10 +83,10 @@ class Outcomes:
         if error_class in FAILURE_CLASSES and self.failures.record(step.key.provider, str(error_class), now):
             self.guarded("mark_failure", self.state.mark_failure, step.key.provider, str(error_class), now)
         self.passive.record(step.key, str(error_class), now)
-        dims = {"provider": step.key.provider, "model": step.key.model}
-        self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), **dims)
+        provider, model = step.key
+        self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)
         if error_class in _RATE:
-            self.metrics.count(m.RATE_LIMITED, **dims)
+            self.metrics.count(m.RATE_LIMITED, provider=provider, model=model)
         run.attempts.append(
             AttemptRecord(step.key.provider, step.key.model, str(error_class), error.status, latency_s * 1000, wait)
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, NoReturn, TypeVar
 
 from llm_gateway.api.errors import GatewayError
@@ -153,14 +154,16 @@ class FailoverRunner:
                 raise self._nothing_to_try(plan)
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
             try:
-                return self.retry.run(lambda ctx, r=run: self._attempt(r, ctx, call), deadline)  # type: ignore[misc]
+                return self.retry.run(partial(self._attempt, run, call=call), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
                 cause = failed.cause
                 if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
                     raise caller_error(cause, decision.error_class) from cause
-                raise self._aggregate(run, timed_out=False) from None
+                # tenacity stops on the deadline as well as on the attempt cap: say which it was
+                out_of_time = failed.retry and self.retry.attempt_timeout(deadline) is None
+                raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0])
@@ -179,7 +182,7 @@ class FailoverRunner:
             timeout = self.timeouts.timeout_for(step.key.provider, ctx.timeout_s)
             started = self.retry.clock()
             try:
-                result = self.breakers.call(step.key, lambda s=step, t=timeout: call(s, t))  # type: ignore[misc]
+                result = self.breakers.call(step.key, partial(call, step, timeout))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")

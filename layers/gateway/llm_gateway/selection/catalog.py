@@ -231,9 +231,6 @@ class Catalog:
     def for_capability(self, capability: str) -> tuple[ModelEntry, ...]:
         return tuple(e for e in self.entries if e.capability == capability)
 
-    def by_category(self, category: str) -> tuple[ModelEntry, ...]:
-        return tuple(e for e in self.entries if e.category == category)
-
     def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
         return tuple(e for e in self.entries if e.provider in providers)
 
