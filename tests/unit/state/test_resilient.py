@@ -160,4 +160,4 @@ def test_a_local_reservation_reconciled_after_recovery_moves_the_primary_by_the_
     state.reconcile(reservation, {REQUESTS: 1, TOKENS: 9}, NOW + 31)
     pk = METER.pk(int(NOW))
     assert primary.load([pk], NOW + 31) == {pk: {TOKENS: 4}}  # +4 tokens, no request
-    assert state.store.fallback.load([pk], NOW + 31) == {pk: {REQUESTS: 1, TOKENS: 5}}  # type: ignore[attr-defined]
+    assert state.store.fallback.load([pk], NOW + 31) == {pk: {REQUESTS: 1, TOKENS: 5, "last_at": NOW}}  # type: ignore[attr-defined]

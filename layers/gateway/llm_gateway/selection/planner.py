@@ -178,12 +178,12 @@ class Planner:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = False
                 continue
-            usages = tuple(usage_of(m, snapshot.counters, now) for m in prep.meters[key])
+            usages = tuple(usage_of(m, snapshot.counters, now, snapshot.stamps) for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now)
+                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now, snapshot.stamps)
                 for m in prep.meters[key])
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:

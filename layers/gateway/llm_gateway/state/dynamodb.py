@@ -115,10 +115,15 @@ class DynamoStateStore:
             if ceiling is not None:
                 values[f":c{index}"] = {"N": str(ceiling - amount)}
                 conditions.append(f"(attribute_not_exists(#u{index}) OR #u{index} <= :c{index})")
+        sets = "SET #e = :exp"
+        if add.stamp is not None:  # last writer wins: containers' clocks disagree by more anyway
+            names["#l"] = "last_at"
+            values[":last"] = {"N": repr(float(add.stamp))}
+            sets += ", #l = :last"
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"pk": {"S": add.pk}},
-            "UpdateExpression": "SET #e = :exp" + (" ADD " + ", ".join(adds) if adds else ""),
+            "UpdateExpression": sets + (" ADD " + ", ".join(adds) if adds else ""),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }

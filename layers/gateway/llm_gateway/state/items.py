@@ -105,6 +105,7 @@ class StateSnapshot:
     """One load, decoded: window counters by pk, model states, breaker records and failures."""
 
     counters: Mapping[str, Amounts] = field(default_factory=dict)
+    stamps: Mapping[str, float] = field(default_factory=dict)  # window pk → its latest reservation time
     models: Mapping[ModelKey, ModelState] = field(default_factory=dict)
     breakers: Mapping[str, Item] = field(default_factory=dict)
     failures: Mapping[str, FailureMark] = field(default_factory=dict)
@@ -134,11 +135,14 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
                     *, degraded: bool = False, limit_scale: float = 1.0) -> StateSnapshot:
     """Turn a load's raw items into typed state, once per request."""
     counters: dict[str, Amounts] = {}
+    stamps: dict[str, float] = {}
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
             counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
+            if "last_at" in item:
+                stamps[pk] = float(item["last_at"])
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
@@ -149,7 +153,8 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         headers = decode_headers(items.get(header_pk(key)), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
-    return StateSnapshot(counters, models, breakers, failures, degraded, limit_scale)
+    return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
+                         degraded=degraded, limit_scale=limit_scale)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

@@ -47,6 +47,8 @@ class MemoryStore:
                 expires = max(add.expires_at, self._items[add.pk][1] if add.pk in self._items else 0)
                 for unit, amount in add.amounts.items():
                     item[unit] = item.get(unit, 0) + amount
+                if add.stamp is not None:
+                    item["last_at"] = max(float(item.get("last_at", 0.0)), add.stamp)
                 self._items[add.pk] = (item, expires)
             self._after_write(now)
         return True

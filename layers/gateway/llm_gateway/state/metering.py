@@ -27,6 +27,9 @@ TOKENS = "tokens"
 AUDIO_SECONDS = "audio_seconds"
 UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS)
 MONTH = 0  # `Period.seconds` of a calendar month
+# A stamp is taken when the reservation is written, a little before the provider counts the
+# request: its window is taken to end this fraction of a length later than stamp + length.
+STAMP_SLACK = 0.05
 Amounts = Mapping[str, int]
 
 
@@ -119,6 +122,8 @@ class WindowUsage:
     start: int
     used: Amounts = field(default_factory=dict)
     carried: Amounts = field(default_factory=dict)
+    carried_until: float | None = None  # the previous window's last request + one length: no carry after
+    last_at: float | None = None  # this window's latest reservation, when the store stamped it
 
     def remaining(self, unit: str) -> int | None:
         """What the window can still take now (its own room less the carry-over)."""
@@ -167,27 +172,47 @@ class WindowUsage:
             if room < 0:  # full on its own count: it frees after it closes, once its carry into
                 # the next window has decayed to what that window can take
                 used = self.used.get(unit, 0)
-                decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
-                at = max(at, closes + decay)
+                if period.sliding and self.last_at is not None:
+                    at = max(at, closes, self.last_at + period.seconds * (1 + STAMP_SLACK))  # all gone by then
+                else:
+                    decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
+                    at = max(at, closes + decay)
             elif room < carried:
                 elapsed = (now - self.start) / period.seconds
                 previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count
-                at = max(at, min(closes, self.start + period.seconds * (1 - room / previous)))
+                decayed = self.start + period.seconds * (1 - room / previous)
+                if self.carried_until is not None:
+                    decayed = min(decayed, self.carried_until)
+                at = max(at, min(closes, decayed))
         return at
 
 
-def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float) -> WindowUsage:
-    """The meter's window at `now` from the loaded counters (current and previous item)."""
+def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
+             stamps: Mapping[str, float] | None = None) -> WindowUsage:
+    """The meter's window at `now` from the loaded counters (current and previous item).
+
+    `stamps` holds each window item's latest reservation time. Every request of the previous
+    window happened at or before its stamp, so once `now` is one window length past it nothing of
+    that window is left in the provider's sliding window: the estimate stops carrying it. Without
+    this a 1 request/s limit would admit one request every two seconds, since the estimate
+    rounds a lone previous request up to a whole one for the entire next window.
+    """
     period = meter.limit.period
     start = period.start(now)
     used = counters.get(meter.pk(start), {})
     carried: dict[str, int] = {}
+    carried_until: float | None = None
     if period.sliding:
-        before = counters.get(meter.pk(period.previous_start(now)))
-        if before:
+        previous_pk = meter.pk(period.previous_start(now))
+        before = counters.get(previous_pk)
+        stamp = stamps.get(previous_pk) if stamps else None
+        if stamp is not None:
+            carried_until = stamp + period.seconds * (1 + STAMP_SLACK)
+        if before and (carried_until is None or now < carried_until):
             overlap = 1.0 - (now - start) / period.seconds
             carried = {unit: math.ceil(n * overlap) for unit, n in before.items() if n > 0}
-    return WindowUsage(meter, start, used, carried)
+    last_at = stamps.get(meter.pk(start)) if stamps else None
+    return WindowUsage(meter, start, used, carried, carried_until, last_at)
 
 
 def counter_pks(meter: Meter, now: float) -> tuple[str, str]:

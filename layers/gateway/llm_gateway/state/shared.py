@@ -61,7 +61,8 @@ class SharedState:
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
         """Take `amounts` in every window or none (None: a window would pass its limit)."""
         adds = tuple(
-            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings())
+            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings(),
+                       stamp=now)
             for u in usages
         )
         reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages))
