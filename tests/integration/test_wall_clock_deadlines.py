@@ -95,3 +95,31 @@ def test_an_unbuffered_stream_that_trickles_is_cut_at_its_deadline(remote_fleet:
     elapsed = time.monotonic() - started
     assert cut.value.transport == TRANSPORT_TIMEOUT
     assert elapsed <= RETRY.attempt_timeout_s + MARGIN_S, elapsed
+
+
+def test_the_handler_gives_a_request_only_what_the_lambda_has_left(fakes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An invocation with less time left than the margin starts no attempt: the answer is an
+    error in OpenAI's shape, not a provider call Lambda would kill halfway."""
+    import json
+
+    from llm_gateway.providers.registry import provider_specs
+    from llm_gateway.retry.handler import LAMBDA_MARGIN_S
+    from sandbox.apigw import LocalContext, load_handler_module, make_event
+
+    specs = provider_specs()
+    for name, fake in fakes.providers.items():
+        if name in specs:
+            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
+            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
+    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
+    module = load_handler_module("chat", instance="lambda_budget")
+    body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    headers = {"authorization": "Bearer local-dev-key", "content-type": "application/json"}
+    event = make_event("POST", "/v1/chat/completions", headers, body)
+    short = LocalContext(function_name="chat", timeout_ms=int(LAMBDA_MARGIN_S * 1000) + 100)
+    result = module.lambda_handler(event, short)
+    assert int(result["statusCode"]) in (503, 504), result
+    assert "error" in json.loads(result["body"])
+    assert sum(int(fake.stats()["received"]) for fake in fakes.providers.values()) == 0
+    ok = module.lambda_handler(event, LocalContext(function_name="chat"))  # the same request with 29 s
+    assert int(ok["statusCode"]) == 200, ok

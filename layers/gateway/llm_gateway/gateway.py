@@ -20,7 +20,7 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.sse import encode_sse
-from llm_gateway.retry.handler import Deadline
+from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import AUTO_ALIASES, ChatRouter, RoutedCompletion, RoutedStream
 
 
@@ -73,8 +73,12 @@ class Gateway:
 
         return build_status(self.core, self.router.available())
 
-    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
-        deadline = self.core.runner.retry.deadline()
+    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
+             remaining_s: float | None = None) -> ChatOutcome:
+        """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the request's
+        deadline is the configured one cut to that less a margin, so no attempt outlives Lambda."""
+        retry = self.core.runner.retry
+        deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
         self.metrics.count(m.REQUESTS)
         try:
             if request.stream:
