@@ -23,6 +23,12 @@ from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import AUTO_ALIASES, ChatRouter, RoutedCompletion, RoutedStream
 
+# Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
+# 502/500. The buffered SSE body is capped well below, counted as Lambda counts it (the body as a
+# JSON string: quotes and non-ASCII escaped), leaving room for the headers and the envelope.
+MAX_BUFFERED_SSE_BYTES = 5_000_000
+_CLOSING_ROOM = 1024  # the error event and [DONE] always fit after the last kept chunk
+
 
 @dataclass
 class ChatOutcome:
@@ -119,8 +125,22 @@ class Gateway:
             self.metrics.count(m.USER_VISIBLE_ERRORS)
             self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
         want_usage = request.wants_usage_in_stream
+        size = 0
         for chunk in chunks:
-            yield from _render_chunk(chunk, want_usage, routed)
+            for event in _render_chunk(chunk, want_usage, routed):
+                size += _payload_bytes(event)
+                if size > MAX_BUFFERED_SSE_BYTES - _CLOSING_ROOM:
+                    self.logger.warning("buffered stream cut at the response size limit",
+                                        extra={"provider": routed.provider, "limit": MAX_BUFFERED_SSE_BYTES})
+                    too_long = GatewayError(
+                        "The answer was too long for a buffered stream (the response size limit); the "
+                        "answer above is incomplete. Ask for a shorter answer (max_tokens) or use stream=false.",
+                        code="response_too_long", status=502,
+                    )
+                    yield encode_sse(json.dumps(too_long.body()))
+                    yield encode_sse("[DONE]")
+                    return
+                yield event
         if failed:
             error = GatewayError(
                 "The provider failed mid-stream; the answer above is incomplete.",
@@ -144,6 +164,11 @@ class Gateway:
         self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
         if cost:
             self.metrics.count(m.COST_USD, cost, provider=provider)
+
+
+def _payload_bytes(event: str) -> int:
+    """The bytes `event` adds to Lambda's response payload: its length as a JSON string."""
+    return len(json.dumps(event)) - 2
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
