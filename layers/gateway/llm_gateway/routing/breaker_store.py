@@ -90,6 +90,14 @@ class _Priming:
             if record is not None:
                 self._save_to_cache(record)
 
+    def prime_closed(self: Any, names: Iterable[str], *, keep_known: bool) -> None:
+        """Cache these circuits as closed (no record: Powertools' own reading of a missing item);
+        with `keep_known`, only those the cache holds nothing fresh for."""
+        for name in names:
+            if keep_known and self._retrieve_from_cache(name) is not None:
+                continue
+            self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
+
 
 class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
     """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""

@@ -120,7 +120,7 @@ class FailoverRunner:
         snapshot = self.state.load(prep.all_meters(), keys, now)
         loaded = clock()
         self.metrics.timing(m.STATE_LATENCY_MS, (loaded - started) * 1000)
-        items = self.breakers.current_items(keys, snapshot.breakers)
+        items = self.breakers.current_items(keys, snapshot.breakers, degraded=snapshot.degraded)
         blocked = self.breakers.blocked(keys, items, now)
         for provider, why in self.health.unavailable().items():
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
