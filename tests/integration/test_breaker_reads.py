@@ -9,13 +9,13 @@ on it either. DynamoDB calls are counted with botocore's event hooks during N re
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import httpx
 import pytest
-from moto import mock_aws
 
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.compose import build_chat, build_core
@@ -24,10 +24,11 @@ from llm_gateway.providers.registry import provider_specs
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.selection.catalog import default_catalog
 from llm_gateway.state.dynamodb import create_table
+from sandbox.local_dynamodb import DynamoDBServer, make_moto_atomic
 from tests.integration.test_state_dynamodb import fake_aws  # noqa: F401
 
 MODEL = "llama-3.1-8b-instant"
-TABLE = "llm-gateway-state"
+TABLE = f"state-{uuid.uuid4().hex[:8]}"
 N = 8
 ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": MODEL,
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
@@ -66,11 +67,19 @@ def _fresh_counters() -> Iterator[None]:
 
 
 def test_a_closed_circuit_costs_no_get_item() -> None:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
+    """On moto's DynamoDB app over loopback, not `mock_aws`, whose exit resets moto's backends for
+    the whole process (and so the tables of local-mode handlers in the same pytest worker)."""
+    make_moto_atomic()
+    server = DynamoDBServer()
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
         create_table(client, TABLE)
         calls = count_calls(client)
         run_requests(client)
+    finally:
+        server.stop()
     assert calls.get("GetItem", 0) == 0, calls
     assert calls.get("BatchGetItem", 0) >= N  # the state load of each request read them instead
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +18,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from llm_gateway.state.dynamodb import create_table
 from llm_gateway.state.metering import REQUESTS, Meter, WindowLimit
-from sandbox.local_dynamodb import make_moto_atomic
+from sandbox.local_dynamodb import DynamoDBServer, make_moto_atomic
 from tests.integration.test_state_dynamodb import COUNTER, NOW, ask, fake_aws, shared, used, windows  # noqa: F401
 
 LATENCY_S = 0.005
@@ -35,8 +36,9 @@ class ConflictingClient:
     item another write is changing at that moment is cancelled (TransactionConflict), and a
     single-item write meeting a transaction in flight gets TransactionConflictException."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, table: str) -> None:
         self._inner = inner
+        self.table = table  # a fresh one per test
         self._lock = threading.Lock()
         self._in_transaction: Counter[str] = Counter()
         self._in_write: Counter[str] = Counter()
@@ -80,13 +82,26 @@ class ConflictingClient:
                 self._in_write[pk] -= 1
 
 
-@pytest.fixture
-def client() -> Iterator[ConflictingClient]:
+@pytest.fixture(scope="module")
+def dynamodb_url() -> Iterator[str]:
+    """moto's DynamoDB app on loopback, not `mock_aws`: leaving `mock_aws` resets moto's backends
+    for the whole process, which would wipe the tables of local-mode handlers other tests run
+    in the same pytest worker."""
     make_moto_atomic()
-    with mock_aws():
-        raw = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(raw, "state")
-        yield ConflictingClient(raw)
+    server = DynamoDBServer()
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def client(dynamodb_url: str) -> ConflictingClient:
+    raw = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_url,
+                       config=Config(max_pool_connections=THREADS * 2))
+    wrapped = ConflictingClient(raw, f"state-{uuid.uuid4().hex[:8]}")
+    create_table(raw, wrapped.table)
+    return wrapped
 
 
 def _race(client: ConflictingClient, meters: list[Meter]) -> tuple[int, list[BaseException]]:
@@ -94,7 +109,7 @@ def _race(client: ConflictingClient, meters: list[Meter]) -> tuple[int, list[Bas
     start = threading.Barrier(THREADS)
 
     def container(_: int) -> tuple[int, list[BaseException]]:
-        state = shared(client, "state")
+        state = shared(client, client.table)
         start.wait()
         admitted, errors = 0, []
         for _ in range(REQUESTS_EACH):
@@ -116,7 +131,7 @@ def test_concurrent_reservations_on_a_shared_day_window_never_fail_while_capacit
     admitted, errors = _race(client, meters)
     assert errors == []
     assert admitted == THREADS * REQUESTS_EACH
-    assert [u[REQUESTS] for u in used(shared(client, "state"), meters)] == [admitted, admitted]
+    assert [u[REQUESTS] for u in used(shared(client, client.table), meters)] == [admitted, admitted]
 
 
 def test_under_the_same_contention_the_limits_still_hold_exactly(client: ConflictingClient) -> None:
@@ -126,4 +141,4 @@ def test_under_the_same_contention_the_limits_still_hold_exactly(client: Conflic
     admitted, errors = _race(client, meters)
     assert errors == []
     assert admitted == 25
-    assert [u[REQUESTS] for u in used(shared(client, "state"), meters)] == [25, 25]
+    assert [u[REQUESTS] for u in used(shared(client, client.table), meters)] == [25, 25]
