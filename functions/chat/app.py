@@ -66,7 +66,8 @@ def _outcome(outcome: ChatOutcome) -> Response:
 def chat_completions() -> Response:
     caller = gateway.authenticate(app.current_event.headers.get("authorization"))
     request = ChatCompletionRequest.model_validate(_parse_body())
-    return _outcome(gateway.chat(request, caller, _request_id()))
+    remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
+    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s))
 
 
 @app.get("/v1/models")

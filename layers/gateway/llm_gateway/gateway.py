@@ -20,9 +20,15 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.sse import encode_sse
-from llm_gateway.retry.handler import Deadline
+from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
 from llm_gateway.selection.analyzer import AUTO_ALIASES
+
+# Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
+# 502/500. The buffered SSE body is capped well below, counted as Lambda counts it (the body as a
+# JSON string: quotes and non-ASCII escaped), leaving room for the headers and the envelope.
+MAX_BUFFERED_SSE_BYTES = 5_000_000
+_CLOSING_ROOM = 1024  # the error event and [DONE] always fit after the last kept chunk
 
 
 @dataclass
@@ -70,8 +76,12 @@ class Gateway:
 
         return build_status(self.core, self.router.available())
 
-    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
-        deadline = self.core.runner.retry.deadline()
+    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
+             remaining_s: float | None = None) -> ChatOutcome:
+        """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the request's
+        deadline is the configured one cut to that less a margin, so no attempt outlives Lambda."""
+        retry = self.core.runner.retry
+        deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
         self.metrics.count(m.REQUESTS)
         try:
             if request.stream:
@@ -112,8 +122,22 @@ class Gateway:
             self.metrics.count(m.USER_VISIBLE_ERRORS)
             self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
         want_usage = request.wants_usage_in_stream
+        size = 0
         for chunk in chunks:
-            yield from _render_chunk(chunk, want_usage, routed)
+            for event in _render_chunk(chunk, want_usage, routed):
+                size += _payload_bytes(event)
+                if size > MAX_BUFFERED_SSE_BYTES - _CLOSING_ROOM:
+                    self.logger.warning("buffered stream cut at the response size limit",
+                                        extra={"provider": routed.provider, "limit": MAX_BUFFERED_SSE_BYTES})
+                    too_long = GatewayError(
+                        "The answer was too long for a buffered stream (the response size limit); the "
+                        "answer above is incomplete. Ask for a shorter answer (max_tokens) or use stream=false.",
+                        code="response_too_long", status=502,
+                    )
+                    yield encode_sse(json.dumps(too_long.body()))
+                    yield encode_sse("[DONE]")
+                    return
+                yield event
         if failed:
             error = GatewayError(
                 "The provider failed mid-stream; the answer above is incomplete.",
@@ -137,6 +161,11 @@ class Gateway:
         self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
         if cost:
             self.metrics.count(m.COST_USD, cost, provider=provider)
+
+
+def _payload_bytes(event: str) -> int:
+    """The bytes `event` adds to Lambda's response payload: its length as a JSON string."""
+    return len(json.dumps(event)) - 2
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:

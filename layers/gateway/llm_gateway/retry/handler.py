@@ -25,6 +25,19 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
+# Kept back from the Lambda's remaining time: writing the response, and the state writes after the
+# last attempt (each bounded by the DynamoDB client's 1 s timeouts; after one failure the store
+# degrades and the rest are local). Lambda ends an invocation at its timeout, whatever it is doing.
+LAMBDA_MARGIN_S = 2.0
+
+
+def request_budget(deadline_s: float, remaining_s: float | None, margin_s: float = LAMBDA_MARGIN_S) -> float:
+    """The request's budget: the configured deadline, cut to what the Lambda has left less a
+    margin (a cold start, or a function timeout shorter than the setting, leaves less)."""
+    if remaining_s is None:
+        return deadline_s
+    return max(0.0, min(deadline_s, remaining_s - margin_s))
+
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:

@@ -102,6 +102,15 @@ class BreakerStore(CircuitBreakerPersistenceLayer):
     def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Raw items of these circuits, for when the state load did not read them."""
 
+    def prime_closed(self, names: Iterable[str], *, keep_known: bool) -> None:
+        """Cache these circuits as closed (no record: Powertools' own reading of a missing item);
+        with `keep_known`, only those the cache holds nothing fresh for."""
+        for name in names:
+            if keep_known and self._retrieve_from_cache(name) is not None:
+                continue
+            self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
+
+
 
 class DynamoDBBreakerPersistence(BreakerStore, CircuitBreakerDynamoDBPersistence):
     """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""

@@ -164,13 +164,23 @@ class CircuitBreakers:
         )
 
     # --- reading ----------------------------------------------------------------------------------
-    def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]], *,
+                      degraded: bool = False) -> dict[str, Any]:
         """Breaker items for these candidates: from the state load when it read our table
-        (and then primed into Powertools' cache), else straight from the persistence layer."""
+        (and then primed into Powertools' cache), else straight from the persistence layer.
+
+        The load read every candidate's circuit, so a circuit it did not find is closed: it is
+        primed as closed too, or Powertools would GetItem it (a missing record is a cache miss)
+        on the next attempt. While the store is `degraded` the load came from in-container state,
+        which holds no breaker items: what Powertools already knows is kept, and the rest is
+        primed closed (Powertools' own fail-open), so no attempt waits on a read of a store
+        that is down."""
         ids = circuit_ids(keys)
         if getattr(self.persistence, "shares_state_table", False):
             found = {cid: dict(loaded[cid]) for cid in ids if cid in loaded}
             self.persistence.prime({KEY_ATTR: cid, **plain_item(item)} for cid, item in found.items())
+            absent = [cid for cid in ids if cid not in found]
+            self.persistence.prime_closed(absent, keep_known=degraded)
             return found
         return self.persistence.read_items(ids)
 

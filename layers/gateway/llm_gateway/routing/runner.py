@@ -23,7 +23,7 @@ from typing import Generic, NoReturn, TypeVar
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLimitInfo
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
 from llm_gateway.retry.caller_error import caller_error
@@ -64,6 +64,8 @@ class Served(Generic[T]):
     reservation: Reservation
     run: RequestRun
     started: float
+    deadline: Deadline | None = None
+    cut_short: bool = False  # the request deadline, not the provider's timeout, bounds this call
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class FailoverRunner:
         snapshot = self.state.load(prep.all_meters(), keys, now)
         loaded = clock()
         self.metrics.timing(m.STATE_LATENCY_MS, (loaded - started) * 1000)
-        items = self.breakers.current_items(keys, snapshot.breakers)
+        items = self.breakers.current_items(keys, snapshot.breakers, degraded=snapshot.degraded)
         blocked = self.breakers.blocked(keys, items, now)
         for provider, why in self.health.unavailable().items():
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
@@ -178,11 +180,19 @@ class FailoverRunner:
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
+            # What is left *now*, after the reservation write: the call's budget counts from here.
+            budget = self.retry.attempt_timeout(ctx.deadline)
+            if budget is None:
+                self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+                raise DeadlineExhausted("the reservation used up the time left for an attempt")
+            own = self.timeouts.timeout_for(step.key.provider, self.retry.settings.attempt_timeout_s)
+            budget = min(budget, ctx.timeout_s)
+            timeout = min(own, budget)
+            cut_short = budget < own
             self.outcomes.failover(run, step)
-            timeout = self.timeouts.timeout_for(step.key.provider, ctx.timeout_s)
             started = self.retry.clock()
             try:
-                result = self.breakers.call(step.key, partial(call, step, timeout))
+                result = self.breakers.call(step.key, partial(_marked, call, step, timeout, cut_short))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
@@ -194,16 +204,18 @@ class FailoverRunner:
             self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
             if result.actual is not None:
-                self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now)
+                self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now,
+                                      deadline=ctx.deadline)
             else:
-                self.outcomes.headers(step, result.rate_limits, now)
-            return Served(result.value, step, reservation, run, started)
+                self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
+            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
         ctx: AttemptContext,
     ) -> NoReturn:
-        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall())
+        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall(),
+                                         deadline=ctx.deadline)
         if decision.action is Action.RETURN:
             raise AttemptFailed(error, retry=False)
         if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
@@ -219,11 +231,14 @@ class FailoverRunner:
 
     # --- settling what ends after the call returned (streams) ----------------------------------------
     def settle(self, served: Served[T], actual: Amounts | None, latency_s: float) -> None:
-        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall())
+        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall(),
+                              deadline=served.deadline)
 
     def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
         """A failure after the first byte reached the caller: count it, release nothing more."""
-        self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall())
+        if served.cut_short and error.transport == TRANSPORT_TIMEOUT:
+            error.deadline_cut = True
+        self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall(), deadline=served.deadline)
         self.breakers.record_failure(served.step.key, error)
 
     # --- errors -------------------------------------------------------------------------------------
@@ -237,3 +252,14 @@ class FailoverRunner:
         error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error
+
+
+def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool) -> CallResult[T]:
+    """Call; a timeout of a call whose budget the request deadline cut short is marked
+    `deadline_cut` *before* the breakers classify it, so it counts against neither."""
+    try:
+        return call(step, timeout)
+    except ProviderError as error:
+        if cut_short and error.transport == TRANSPORT_TIMEOUT:
+            error.deadline_cut = True
+        raise
