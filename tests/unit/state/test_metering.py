@@ -82,7 +82,8 @@ def test_limits_and_meter_keys() -> None:
 
 def test_scaled_limits_for_degraded_mode() -> None:
     assert scale_limit(WindowLimit.of(60, requests=10, tokens=1001), 0.5) == WindowLimit.of(60, requests=5, tokens=500)
-    assert scale_limit(WindowLimit.of(1, requests=1), 0.5) == WindowLimit.of(1, requests=1)  # never below 1
+    # rounded down, even to 0: two containers with half of 1 request/s each would admit 2
+    assert scale_limit(WindowLimit.of(1, requests=1), 0.5) == WindowLimit.of(1, requests=0)
     assert scale_limit(WindowLimit.of(60, requests=0), 0.5) == WindowLimit.of(60, requests=0)  # 0 stays 0
 
 

@@ -221,6 +221,14 @@ def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
     return meter.pk(period.start(now)), meter.pk(period.previous_start(now))
 
 
+def share_of(amount: int, fraction: float) -> int:
+    """One container's share of a limit while it cannot see the others (degraded mode), rounded
+    down: N containers with a share of 1/N each never admit more than the limit together, and a
+    limit too small to share (1 request/s across 20 containers) is not used at all until the
+    shared table answers again."""
+    return max(0, int(amount * fraction))
+
+
 def scale_limit(limit: WindowLimit, fraction: float) -> WindowLimit:
-    """Conservative limits for degraded mode (other containers share the real ones unseen)."""
-    return WindowLimit(limit.period, {u: (max(1, int(n * fraction)) if n > 0 else 0) for u, n in limit.maxima.items()})
+    """A container's share of every maximum of a limit (see `share_of`)."""
+    return WindowLimit(limit.period, {u: share_of(n, fraction) for u, n in limit.maxima.items()})
