@@ -337,3 +337,20 @@ def test_the_aggregated_error_lists_every_attempt_and_no_secret() -> None:
     everything = json.dumps(body) + error.message + json.dumps(error.headers)
     for secret in (*KEYS.values(), prompt, "Incorrect API key", "over its limit", "internal error"):
         assert secret not in everything, secret
+
+
+def test_an_unexpected_error_during_the_call_releases_the_reservation() -> None:
+    """A bug below the runner (here the transport raises something no layer translates) reaches
+    the handler's last resort, but never leaks the capacity it had reserved."""
+    r = rig()
+
+    def broken(request: Any, fleet: Any) -> Any:
+        raise RuntimeError("a bug, not a provider failure")
+
+    r.fleet.set("groq", broken)
+    with pytest.raises(RuntimeError):
+        r.router.complete(pinned("groq"))
+    groq = r.counters("groq")
+    assert groq, "nothing was reserved: the test would prove nothing"
+    for pk, item in groq.items():
+        assert item[REQUESTS] == 0 and item[TOKENS] == 0, (pk, item)

@@ -199,6 +199,9 @@ class FailoverRunner:
                 continue
             except ProviderError as error:
                 self._failed(run, step, reservation, error, started, ctx)
+            except BaseException:  # a bug (or an interrupt): the reservation must not leak with it
+                self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+                raise
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency)
             self.failures.succeeded(step.key.provider, self._wall())
