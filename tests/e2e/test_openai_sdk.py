@@ -29,6 +29,45 @@ def test_models_list_has_auto_aliases_and_pinned_ids(client):
     assert any(i.startswith("openai/") for i in ids)
 
 
+@pytest.mark.parametrize(
+    "model", ["auto", "auto:reasoning", "openai/gpt-4o-mini", "groq/llama-3.1-8b-instant", "groq/openai/gpt-oss-20b"]
+)
+def test_models_retrieve_answers_ids_with_and_without_slashes(client, model):
+    """`client.models.retrieve` percent-encodes the id as one path segment (`groq%2Fopenai%2F…`)."""
+    card = client.models.retrieve(model)
+    assert (card.id, card.object) == (model, "model")
+    assert card.owned_by == ("llm-gateway" if model.startswith("auto") else model.split("/", 1)[0])
+
+
+def test_every_listed_model_can_be_retrieved(client):
+    for listed in client.models.list():
+        assert client.models.retrieve(listed.id) == listed
+
+
+def test_models_retrieve_with_raw_slashes_as_older_sdks_send_them(gateway_url):
+    """openai-python before its path encoding (and curl users) send the id's slashes as they are."""
+    headers = {"Authorization": "Bearer local-dev-key"}
+    response = httpx.get(f"{gateway_url}/v1/models/groq/openai/gpt-oss-20b", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": "groq/openai/gpt-oss-20b", "object": "model", "created": 0, "owned_by": "groq"}
+
+
+@pytest.mark.parametrize("model", ["no-such-model", "groq/no-such-model", "nobody/llama-3.1-8b-instant"])
+def test_models_retrieve_of_an_unknown_id_is_openais_404(client, model):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve(model)
+    assert info.value.status_code == 404
+    error = info.value.body
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "model_not_found", "model")
+    assert model in error["message"]
+
+
+def test_models_retrieve_needs_a_key(gateway_url):
+    bad = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="not-the-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.retrieve("auto")
+
+
 def test_chat_auto_answers_with_gateway_headers(client):
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "Say hello"}]
