@@ -164,13 +164,12 @@ class Gateway:
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
-    """One SSE event; usage only when the caller asked for it (as OpenAI does), with its cost."""
+    """One SSE event. The router sends usage only in the stream's final, choice-less chunk
+    (OpenAI's shape); it goes out only when the caller asked for it, as OpenAI does, with its cost."""
     if chunk.usage is None:
         yield encode_sse(chunk.model_dump_json(exclude_none=True))
         return
     if not want_usage:
-        if chunk.choices:
-            yield encode_sse(chunk.model_copy(update={"usage": None}).model_dump_json(exclude_none=True))
         return
     payload = chunk.model_dump(exclude_none=True)
     payload["usage"]["cost_usd"] = routed.cost_usd

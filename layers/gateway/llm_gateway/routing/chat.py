@@ -120,14 +120,28 @@ class ChatRouter:
         return routed
 
     def _drain(self, served: Served[_Opened], routed: RoutedStream, detail: ChatDetail) -> Iterator[ChatCompletionChunk]:
-        """Yield the stream; settle usage, cost and health when it ends, however it ends."""
+        """Yield the stream in OpenAI's shape; settle usage, cost and health when it ends, however
+        it ends.
+
+        Providers put usage in different places (OpenAI: an extra chunk with `choices: []`; Groq,
+        Mistral, Cohere: the `finish_reason` chunk; Gemini: every chunk, complete on the last).
+        Usage is taken off every chunk and sent once, in a final chunk with no choices, as OpenAI
+        does, because clients written against OpenAI read `chunk.choices[0]` whenever usage is
+        absent. That chunk comes even when the provider reported none (our estimate, which the
+        cost then says it is); whether the caller sees it is the caller's `include_usage`.
+        """
         clock = self.runner.retry.clock
         opened = served.value
         texts: list[str] = []
+        last = opened.first
         try:
             for chunk in itertools.chain((opened.first,), opened.rest):
                 if chunk.usage is not None:
                     routed.usage = chunk.usage
+                    chunk = chunk.model_copy(update={"usage": None})
+                if not chunk.choices:
+                    continue  # a provider's own usage-only chunk: its usage goes out once, at the end
+                last = chunk
                 texts += [c.delta.content for c in chunk.choices if c.delta.content]
                 yield chunk
         except ProviderError as error:
@@ -139,6 +153,9 @@ class ChatRouter:
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
         self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)
+        yield ChatCompletionChunk(id=last.id, created=last.created, model=last.model,
+                                  system_fingerprint=last.system_fingerprint, choices=[],
+                                  usage=routed.usage or estimate)
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
