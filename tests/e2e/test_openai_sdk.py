@@ -146,6 +146,43 @@ def test_bad_requests_are_clean_400s(client, kwargs, param):
     assert error["message"]
 
 
+def test_logprobs_go_to_a_model_that_returns_them(client):
+    """`logprobs` is a hard need: `auto` goes to a model whose provider returns them (OpenAI's
+    non-reasoning models), and they come back in OpenAI's shape."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Say hello"}], logprobs=True, top_logprobs=2,
+    )
+    assert raw.headers["x-gateway-provider"] == "openai"
+    assert raw.headers["x-gateway-model"] in {"gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini"}
+    logprobs = raw.parse().choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert all(len(token.top_logprobs) == 2 for token in logprobs.content)
+
+
+def test_a_pinned_model_that_cannot_honour_a_parameter_says_so(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="groq/llama-3.1-8b-instant", logprobs=True,
+                                       messages=[{"role": "user", "content": "hi"}])
+    assert info.value.body["code"] == "no_model_fits"
+    assert "does not support logprobs" in info.value.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param", "code"),
+    [
+        ({"prediction": {"type": "content", "content": "hello"}}, "prediction", "unsupported_parameter"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio",
+         "unsupported_parameter"),
+        ({"store": True}, "store", "unsupported_parameter"),
+        ({"extra_body": {"reasoning_format": "parsed"}}, "reasoning_format", "unknown_parameter"),
+    ],
+)
+def test_parameters_no_model_can_honour_are_refused_not_dropped(client, kwargs, param, code):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], **kwargs)
+    assert (info.value.body["param"], info.value.body["code"]) in {(param, code), ("modalities", code)}
+
+
 def test_wrong_key_is_401(gateway_url):
     bad = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="not-the-key", max_retries=0)
     with pytest.raises(openai.AuthenticationError):

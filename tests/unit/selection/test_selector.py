@@ -238,3 +238,48 @@ def test_small_catalogs_load_every_candidate() -> None:
     selector = make()
     prep = selector.prepare(request(), {e.key for e in selector.catalog.entries})
     assert not any(why.startswith("not loaded") for _, why in prep.dropped)
+
+
+# --- optional request parameters: honoured where a model lists them, else that model is dropped ---
+def _params_catalog() -> Selector:
+    return Selector(catalog([
+        entry("p0", "plain", free=FREE),
+        entry("p1", "logprobs", free=FREE, params=("logprobs", "logit_bias", "parallel_tool_calls")),
+        entry("p2", "reasoner", category="reasoning", price=(0.1, 0.2), params=("reasoning_effort",)),
+    ]))
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept", "why"),
+    [
+        ({"logprobs": True, "top_logprobs": 2}, {"p1/logprobs"}, "does not support logprobs"),
+        ({"logit_bias": {"42": -100}}, {"p1/logprobs"}, "does not support logit_bias"),
+        ({"reasoning_effort": "high"}, {"p2/reasoner"}, "does not support reasoning_effort"),
+        ({"parallel_tool_calls": False, "tools": [{"type": "function", "function": {"name": "f"}}]},
+         {"p1/logprobs"}, "does not support parallel_tool_calls=false"),
+    ],
+)
+def test_a_parameter_is_a_hard_need_and_models_without_it_are_dropped_with_the_reason(fields, kept, why):
+    sel = _params_catalog()
+    prep = sel.prepare(request(**fields), keys(sel))
+    assert {str(c.key) for c in prep.candidates} == kept
+    reasons = dict(prep.dropped)
+    assert reasons and all(why in reasons[key] for key in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"logprobs": False}, {"parallel_tool_calls": True, "tools": [{"type": "function", "function": {"name": "f"}}]},
+     {"parallel_tool_calls": False}],  # without tools there are no tool calls to serialise
+)
+def test_default_values_need_nothing(fields):
+    sel = _params_catalog()
+    prep = sel.prepare(request(**fields), keys(sel))
+    assert len(prep.candidates) == 3, prep.dropped
+
+
+def test_a_pinned_model_that_cannot_honour_a_parameter_is_a_400_naming_it():
+    sel = _params_catalog()
+    with pytest.raises(InvalidRequest) as info:
+        sel.prepare(request(model="p0/plain", logprobs=True), keys(sel))
+    assert info.value.code == "no_model_fits" and "logprobs" in info.value.message

@@ -4,7 +4,8 @@ The capability-specific half of selection (`planner.py` is the shared half). Fro
 and the catalog alone: classify it (`analyzer`), count its prompt tokens (`tokens`), resolve
 `model` (aliases `auto`, `auto:small|large|reasoning`; `provider/model` or a bare id to pin),
 and drop models that could never serve it, with the reason:
-missing capability (tools, vision, JSON, streaming), context too small, `max_tokens` above the
+missing capability (tools, vision, JSON, streaming, an optional parameter such as `logprobs`
+the model does not list), context too small, `max_tokens` above the
 model's max output. What a call consumes is one request plus prompt tokens (scaled by the
 provider's tokenizer factor) plus expected output (the caller's `max_tokens`, else
 `DEFAULT_EXPECTED_OUTPUT`). Static rank: category distance (`CATEGORY_FALLBACK`), then cost.
@@ -37,6 +38,30 @@ class Needs:
     vision: bool = False
     json: bool = False
     streaming: bool = False
+    params: frozenset[str] = frozenset()  # optional parameters the request sets (catalog `params`)
+
+
+def requested_params(request: ChatCompletionRequest) -> frozenset[str]:
+    """The optional parameters this request sets to something only some models honour.
+
+    A value that asks for the default is no need: `logprobs: false`, `parallel_tool_calls: true`
+    (every model may call several tools), or `parallel_tool_calls: false` without tools.
+    `top_logprobs` comes with `logprobs` (the schema requires it).
+    """
+    params = set()
+    if request.logprobs:
+        params.add("logprobs")
+    if request.logit_bias:
+        params.add("logit_bias")
+    if request.reasoning_effort is not None:
+        params.add("reasoning_effort")
+    if request.parallel_tool_calls is False and request.tools:
+        params.add("parallel_tool_calls")
+    return frozenset(params)
+
+
+def _describe_param(param: str) -> str:
+    return "parallel_tool_calls=false" if param == "parallel_tool_calls" else param
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +84,9 @@ def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) 
         return "no JSON mode support"
     if needs.streaming and not caps.streaming:
         return "no streaming support"
+    missing = needs.params.difference(caps.params)
+    if missing:
+        return "does not support " + ", ".join(_describe_param(p) for p in sorted(missing))
     if cap is not None and cap > entry.output_cap:
         return f"max_tokens {cap} > max output {entry.output_cap}"
     output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap)
@@ -86,7 +114,8 @@ class ChatPreparer:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
-        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream)
+        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
+                      requested_params(request))
         pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias)
         cap = request.output_limit
         kept: list[Candidate] = []
