@@ -62,3 +62,14 @@ def _no_real_credentials() -> Iterator[None]:
     })
     yield
     os.environ.update(saved)
+
+
+@pytest.fixture
+def clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No gateway setting from elsewhere in the process: the e2e session keeps its local server's
+    environment (state table, dev keys, fakes) in os.environ for as long as the session runs, and
+    a test that loads a handler module of its own must not inherit it."""
+    for name in list(os.environ):
+        if name.startswith("LLM_GATEWAY_") or name.endswith(("_API_KEY", "_BASE_URL", "_MODELS")):
+            monkeypatch.delenv(name)
+    return monkeypatch

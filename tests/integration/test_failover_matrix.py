@@ -61,7 +61,8 @@ def fleet_env(fleet: FakeFleet, providers=PROVIDERS) -> dict[str, str]:
         assert spec.key_env is not None
         env[spec.key_env] = "test-key"
         env[spec.base_url_env] = fleet.providers[name].base_url
-        env[spec.models_env] = ",".join(fleet.providers[name].models)
+        catalog_models = {e.model for e in default_catalog().entries if e.provider == name}
+        env[spec.models_env] = ",".join(m for m in fleet.providers[name].models if m in catalog_models)
     return env
 
 

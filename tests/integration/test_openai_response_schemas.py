@@ -73,7 +73,8 @@ def validate(openapi: dict[str, Any], component: str, instance: Any) -> None:
 
 
 @pytest.fixture
-def chat(fakes, monkeypatch) -> ModuleType:
+def chat(fakes, clean_gateway_env) -> ModuleType:
+    monkeypatch = clean_gateway_env
     specs = provider_specs()
     for name, fake in fakes.providers.items():
         if name in specs:

@@ -144,14 +144,19 @@ def test_secrets_supply_only_keys_and_everything_else_comes_from_the_environment
         "TOGETHER_KEY": "tk-from-secret",
     }
     env = {"LLM_GATEWAY_OPENAI_COMPATIBLE": json.dumps([
-        {"name": "together", "base_url": "http://127.0.0.1:1/v1", "api_key_env": "TOGETHER_KEY", "models": ["m1"]}])}
+        {"name": "together", "base_url": "http://127.0.0.1:1/v1", "api_key_env": "TOGETHER_KEY", "models": ["m1"]}]),
+        "LLM_GATEWAY_CATALOG_OVERRIDES": json.dumps({  # an endpoint's model needs its catalog entry
+            "providers": {"together": {"as_of": "2026-11-29", "source": "test"}},
+            "models": [{"provider": "together", "model": "m1", "category": "small", "context_window": 8192,
+                        "max_output": 1024, "capabilities": {}, "price": {"input": 0.1, "output": 0.1}}]})}
     settings = load_settings(env, secret_values=planted)
     assert {p.name: (p.base_url, p.api_key, p.models) for p in settings.providers} == {
         "groq": ("https://api.groq.com", "gk-secret-value", ()),           # key from the secret, URL from code
         "together": ("http://127.0.0.1:1/v1", "tk-from-secret", ("m1",)),  # a declared endpoint's key may come from it
     }
     assert (settings.state_table, settings.deadline_s, settings.max_body_bytes) == (None, 25.0, 4 * 1024 * 1024)
-    assert settings.catalog_overrides is None and settings.dynamodb_endpoint is None
+    assert settings.catalog_overrides == env["LLM_GATEWAY_CATALOG_OVERRIDES"]  # the environment's, not the secret's
+    assert settings.dynamodb_endpoint is None
 
 
 def test_client_keys_do_not_belong_in_the_provider_secret():

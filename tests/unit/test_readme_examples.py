@@ -43,7 +43,7 @@ def test_the_openai_compatible_endpoint_example_loads_exactly_as_written():
     assert block is not None
     env = _exports(block.group(1))
     assert set(env) == {"VLLM_API_KEY", "LLM_GATEWAY_OPENAI_COMPATIBLE", "LLM_GATEWAY_CATALOG_OVERRIDES"}
-    settings = load_settings({**env, "LLM_GATEWAY_API_KEYS": "k"})
+    settings = load_settings({**env, "LLM_GATEWAY_API_KEYS": "k" * 32})
     assert [(p.name, p.kind, p.models) for p in settings.providers] == [("vllm", "openai_compatible", ("llama3.1:8b",))]
     gateway = build_gateway(settings, metrics=RecordingMetrics())
     assert {card.id for card in gateway.list_models().data} >= {"vllm/llama3.1:8b", "auto"}

@@ -61,8 +61,8 @@ class Settings:
         return tuple(sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True))
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive number of seconds (or the default when unset)."""
+def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
+    """A finite number of seconds, above 0 (or 0 too where 0 means "off"), or the default when unset."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -70,22 +70,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
-    return value
-
-
-def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds where 0 means "off" (a status cache, the wait for capacity)."""
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} must be 0 or more, got {raw!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{name} must be {'0 or more' if zero_ok else 'greater than 0'}, got {raw!r}")
     return value
 
 
@@ -283,8 +269,8 @@ def load_settings(
         catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
         max_body_bytes=_int(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         local_mode=local_mode,
-        status_cache_s=_non_negative(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0),
-        max_wait_s=_non_negative(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0),
+        status_cache_s=_float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0, zero_ok=True),
+        max_wait_s=_float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0, zero_ok=True),
         provider_secret=env.get(PROVIDER_SECRET_ENV),
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,

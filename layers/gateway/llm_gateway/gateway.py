@@ -6,12 +6,12 @@ everything the Gateway uses is passed in, so tests can assemble one from in-memo
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from llm_gateway.api.admin import bearer, matches
 from llm_gateway.api.errors import GatewayError, NotFound, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 from llm_gateway.compose import Core, build_chat, build_core
@@ -51,14 +51,10 @@ class Gateway:
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
         """Constant-time comparison against every client key; no key configured = no access."""
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer(authorization)
+        if token is None:
             raise Unauthorized()
-        matched = False
-        for key in self.core.keys.current().clients:
-            matched |= hmac.compare_digest(token.encode(), key.encode())
-        if matched:
+        if matches(token, self.core.keys.current().clients):
             return Caller()
         raise Unauthorized("Invalid API key.")
 

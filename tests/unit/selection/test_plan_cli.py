@@ -50,7 +50,8 @@ def test_plan_counts_organisation_wide_limits(tmp_path: Path, capsys: pytest.Cap
     assert all("1 request left" in s["reason"] for s in out["plan"])
 
 
-def test_unknown_configured_provider_serves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_configured_provider_is_a_clear_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
-    assert plan_cli.main([write(tmp_path, body), "--configured", "nobody"]) == 1
-    assert "model_not_found" in capsys.readouterr().err
+    assert plan_cli.main([write(tmp_path, body), "--configured", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown provider(s) nobody" in err and "groq" in err  # names the mistake and what exists

@@ -181,7 +181,8 @@ def test_capacity_only_refusals_say_when_one_frees() -> None:
     now = NOW + 10  # NOW is 40 s into its minute
     plan = sel.plan(prep, StateSnapshot(counters=counters), now)
     assert plan.steps == () and plan.capacity_only
-    assert plan.free_again_in_s == pytest.approx(10)  # the minute closes in 10 s
+    # the minute closes in 10 s; its 10 requests then carry into the next one until 6 s in
+    assert plan.free_again_in_s == pytest.approx(16)
     blocked = sel.plan(prep, StateSnapshot(counters=counters), now, blocked={ModelKey("p0", "a"): "bad key"})
     assert blocked.steps == () and not blocked.capacity_only  # a 503, not a 429
 
@@ -283,3 +284,16 @@ def test_a_pinned_model_that_cannot_honour_a_parameter_is_a_400_naming_it():
     with pytest.raises(InvalidRequest) as info:
         sel.prepare(request(model="p0/plain", logprobs=True), keys(sel))
     assert info.value.code == "no_model_fits" and "logprobs" in info.value.message
+
+
+def test_degraded_state_plans_against_this_containers_share_of_each_limit() -> None:
+    """With the shared table unreachable a container may use half of each limit: past that, the
+    plan refuses for capacity (a 429 with Retry-After), not with a 503 at reserve time."""
+    sel = Selector(catalog([entry("p0", "a", free=FREE)]))
+    prep = sel.prepare(request(), keys(sel))
+    half_used = full_minute(sel, ModelKey("p0", "a"), requests=5)  # 5 of 10: the local half is gone
+    healthy = sel.plan(prep, StateSnapshot(counters=half_used), NOW)
+    assert [s.key for s in healthy.steps] == [ModelKey("p0", "a")]
+    degraded = sel.plan(prep, StateSnapshot(counters=half_used, degraded=True, limit_scale=0.5), NOW)
+    assert degraded.steps == () and degraded.capacity_only and degraded.free_again_in_s is not None
+    assert "0 of 5 requests" in dict(degraded.dropped)[ModelKey("p0", "a")]

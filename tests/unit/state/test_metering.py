@@ -147,8 +147,6 @@ def test_free_again_follows_the_decaying_carry() -> None:
     assert used_up.free_again_at({REQUESTS: 1}, december + 5) == utc(2027, 1, 1)  # no carry: at the boundary
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG metering.py:166: a full sliding window is said "
-                   "to free when it closes, but its count then carries into the next window and still refuses")
 def test_a_full_sliding_window_frees_when_its_carry_has_decayed() -> None:
     counters = {METER.pk(START): {REQUESTS: 30}}
     now = START + 5

@@ -12,30 +12,30 @@ import hmac
 from collections.abc import Iterable
 
 from llm_gateway.api.errors import PermissionDenied, Unauthorized
-from llm_gateway.config import Settings
+from llm_gateway.keys import Keys
 
 
-def _bearer(authorization: str | None) -> str | None:
+def bearer(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _matches(token: str, keys: Iterable[str]) -> bool:
+def matches(token: str, keys: Iterable[str]) -> bool:
     found = False
     for key in keys:  # no early exit: the time taken says nothing about which key matched
         found |= hmac.compare_digest(token.encode(), key.encode())
     return found
 
 
-def require_admin(settings: Settings, authorization: str | None) -> None:
+def require_admin(keys: Keys, authorization: str | None) -> None:
     """Return when the request carries an admin key; raise the OpenAI-style 401/403 otherwise."""
-    token = _bearer(authorization)
+    token = bearer(authorization)
     if token is None:
         raise Unauthorized()
-    if _matches(token, settings.admin_keys):
+    if matches(token, keys.admins):
         return
-    if _matches(token, settings.api_keys):
+    if matches(token, keys.clients):
         raise PermissionDenied("This endpoint is for operators: it needs an admin key (LLM_GATEWAY_ADMIN_KEYS).",
                                code="admin_key_required")
     raise Unauthorized("Invalid API key.")

@@ -1,6 +1,6 @@
 """The seam between the gateway and every provider: normalized types and the adapter protocol.
 
-Adapters are pure translators (data in, data out) so they can be tested against recorded
+Adapters are pure translators (data in, data out) so they can be tested against synthesized
 payloads without sockets; `engine.py` is the only code that does HTTP. Everything a provider can
 do wrong becomes a `ProviderError` here, so retry and routing never see httpx or a raw body.
 """

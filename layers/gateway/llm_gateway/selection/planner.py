@@ -28,7 +28,7 @@ from typing import Any
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark, StateSnapshot, pks_for
-from llm_gateway.state.metering import Amounts, Meter, WindowUsage, usage_of
+from llm_gateway.state.metering import Amounts, Meter, WindowUsage, scale_limit, usage_of
 from llm_gateway.state.rate_limits import capacity, free_again_in
 from llm_gateway.state.store import ModelKey
 
@@ -180,10 +180,15 @@ class Planner:
                 continue
             usages = tuple(usage_of(m, snapshot.counters, now) for m in prep.meters[key])
             state = snapshot.models.get(key)
-            room = capacity(usages, state, candidate.amounts, now)
+            # While degraded, this container may use only its share of each limit; the write
+            # scales its ceilings itself, so the step keeps the unscaled usages.
+            checked = usages if snapshot.limit_scale >= 1.0 else tuple(
+                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now)
+                for m in prep.meters[key])
+            room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
                 dropped.append((key, room.reason))
-                wait = free_again_in(usages, state, candidate.amounts, now)
+                wait = free_again_in(checked, state, candidate.amounts, now)
                 if wait is not None:
                     waits.append(wait)
                 continue

@@ -109,6 +109,7 @@ class StateSnapshot:
     breakers: Mapping[str, Item] = field(default_factory=dict)
     failures: Mapping[str, FailureMark] = field(default_factory=dict)
     degraded: bool = False  # True when the shared store failed and in-container state answered
+    limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
 
 
 # --- what to read ------------------------------------------------------------------------------------
@@ -130,7 +131,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float) -> 
 
 # --- decoding ----------------------------------------------------------------------------------------
 def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float,
-                    *, degraded: bool = False) -> StateSnapshot:
+                    *, degraded: bool = False, limit_scale: float = 1.0) -> StateSnapshot:
     """Turn a load's raw items into typed state, once per request."""
     counters: dict[str, Amounts] = {}
     breakers: dict[str, Item] = {}
@@ -148,7 +149,7 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         headers = decode_headers(items.get(header_pk(key)), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
-    return StateSnapshot(counters, models, breakers, failures, degraded)
+    return StateSnapshot(counters, models, breakers, failures, degraded, limit_scale)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

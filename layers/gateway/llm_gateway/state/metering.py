@@ -149,8 +149,9 @@ class WindowUsage:
     def free_again_at(self, amounts: Amounts, now: float) -> float | None:
         """When this window takes `amounts` (None: never, the ask is above the limit itself).
 
-        A window whose own count is full frees when it closes; one held back only by the
-        previous window's carry-over frees as that carry decays, linearly through the window.
+        A window whose own count is full frees after it closes, when its own carry into the next
+        window has decayed enough (a calendar month carries nothing: at its close); one held back
+        only by the previous window's carry-over frees as that carry decays, linearly.
         """
         period = self.meter.limit.period
         closes = float(period.end(self.start))
@@ -163,8 +164,11 @@ class WindowUsage:
                 return None
             room = ceiling - self.used.get(unit, 0) - ask
             carried = self.carried.get(unit, 0)
-            if room < 0:
-                at = max(at, closes)
+            if room < 0:  # full on its own count: it frees after it closes, once its carry into
+                # the next window has decayed to what that window can take
+                used = self.used.get(unit, 0)
+                decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
+                at = max(at, closes + decay)
             elif room < carried:
                 elapsed = (now - self.start) / period.seconds
                 previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count

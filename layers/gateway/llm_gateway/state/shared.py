@@ -4,14 +4,15 @@ Built on a `StateStore` (items) with `items.py` (what each item means) and `mete
 arithmetic of windows). Every attempt costs one conditional write before its provider call; the
 load is one read per request.
 
-Reconciliation adds no round trip the caller waits for. When the store is remote, the difference
-between what a reservation asked for and what the provider really used is kept in this container
-and *folded into the next reservation of the same window item* (one UpdateItem carries both the
-new ask and the correction, with the condition adjusted to match). A correction whose window
-closes before this container reserves on it again is dropped: such a window is over, and what is
-lost is one request's estimate error per container and window (an over-count when the estimate
-was high, the usual case because output is estimated at its cap). Within a memory store the
-correction is applied at once, since it costs nothing.
+Reconciliation adds no round trip the caller waits for in the usual case. When the store is
+remote, an *over*-estimate (the usual case: output is estimated at its cap) is kept in this
+container and folded into the next reservation of the same window item (one UpdateItem carries
+both the new ask and the correction, with the condition adjusted to match). A correction whose
+window closes before this container reserves on it again is dropped: what is lost is an
+over-count, capacity left unused, never a limit passed. An *under*-estimate (the model wrote more
+than expected) is written at once, unconditionally, so other containers see the true count: one
+write, only when the estimate was too low. Within a memory store every correction is applied at
+once, since it costs nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Reservation:
 
     adds: tuple[CounterAdd, ...]
     amounts: Amounts
+    closes: tuple[int, ...] = ()  # when each window closes: no reservation writes to it after that
 
     @property
     def pks(self) -> tuple[str, ...]:
@@ -45,13 +47,15 @@ class SharedState:
     def __init__(self, store: StateStore, *, fold_reconcile: bool) -> None:
         self.store = store
         self._fold = fold_reconcile
-        self._pending: dict[str, dict[str, int]] = {}  # pk → unit → correction not yet written
+        self._pending: dict[str, tuple[dict[str, int], int]] = {}  # pk → (unit → correction, window close)
         self._lock = threading.Lock()
 
     # --- reads ---------------------------------------------------------------------------------------
     def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float) -> items.StateSnapshot:
         raw = self.store.load(items.pks_for(meters, keys, now), now)
-        return items.decode_snapshot(raw, keys, now, degraded=_degraded(self.store, now))
+        degraded = _degraded(self.store, now)
+        scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
+        return items.decode_snapshot(raw, keys, now, degraded=degraded, limit_scale=scale)
 
     # --- counters ------------------------------------------------------------------------------------
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
@@ -60,7 +64,7 @@ class SharedState:
             CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings())
             for u in usages
         )
-        reservation = Reservation(adds, dict(amounts))
+        reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages))
         for add in adds:
             for unit, ask in amounts.items():
                 ceiling = add.ceilings.get(unit)
@@ -69,14 +73,18 @@ class SharedState:
         if not adds:
             return reservation
         with self._lock:
+            self._prune(now)
             folded = {add.pk: self._pending.pop(add.pk) for add in adds if add.pk in self._pending}
-        writes = [_with_correction(add, folded.get(add.pk)) for add in adds]
-        if self.store.add(writes, now):
-            return reservation
-        with self._lock:  # nothing was written: keep the corrections for the next reservation
-            for pk, correction in folded.items():
-                _merge(self._pending.setdefault(pk, {}), correction)
-        return None
+        writes = [_with_correction(add, folded[add.pk][0] if add.pk in folded else None) for add in adds]
+        written = False
+        try:
+            written = self.store.add(writes, now)
+        finally:
+            if not written:  # nothing was written: keep the corrections for the next reservation
+                with self._lock:
+                    for pk, (correction, expires) in folded.items():
+                        self._keep(pk, correction, expires)
+        return reservation if written else None
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
         """Replace the estimate with what was really used (see the module docstring for when)."""
@@ -84,12 +92,25 @@ class SharedState:
         delta = {unit: n for unit, n in delta.items() if n}
         if not delta:
             return
-        if not self._fold:
-            self.store.add([CounterAdd(add.pk, delta, add.expires_at) for add in reservation.adds], now)
-            return
-        with self._lock:
-            for add in reservation.adds:
-                _merge(self._pending.setdefault(add.pk, {}), delta)
+        more = {unit: n for unit, n in delta.items() if n > 0}
+        less = {unit: n for unit, n in delta.items() if n < 0}
+        if more or (less and not self._fold):
+            now_written = delta if not self._fold else more
+            self.store.add([CounterAdd(add.pk, now_written, add.expires_at) for add in reservation.adds], now)
+        if less and self._fold:
+            with self._lock:
+                for add, closes in zip(reservation.adds, reservation.closes, strict=True):
+                    self._keep(add.pk, less, closes)
+
+    def _keep(self, pk: str, correction: Mapping[str, int], closes: int) -> None:
+        held, _ = self._pending.get(pk, ({}, closes))
+        _merge(held, correction)
+        self._pending[pk] = (held, closes)
+
+    def _prune(self, now: float) -> None:
+        """Forget corrections of windows that have closed: no reservation will carry them."""
+        for pk in [pk for pk, (_, closes) in self._pending.items() if closes <= now]:
+            del self._pending[pk]
 
     def release(self, reservation: Reservation, now: float) -> None:
         """The call was never made: give back everything the reservation took."""
