@@ -125,6 +125,27 @@ def test_tool_call_then_follow_up_with_result(client):
     assert "18 degrees and sunny" in (second.choices[0].message.content or "")
 
 
+def test_a_tool_calls_follow_up_stays_on_the_model_that_made_the_call(client):
+    """Conversation affinity through the local server (two containers, the embedded DynamoDB):
+    the follow-up of a tool call goes to the model that made the call, whichever container
+    serves it and however the balancer would rotate. Spaced by a second, so that even Mistral's
+    1 request/s free tier keeps the capacity affinity needs (without it the gateway moves on)."""
+    import time
+
+    messages = [{"role": "user", "content": "What is the weather in Lyon?"}]
+    first = client.chat.completions.with_raw_response.create(
+        model="auto", messages=messages, tools=[WEATHER_TOOL], tool_choice="required")
+    made_the_call = (first.headers["x-gateway-provider"], first.headers["x-gateway-model"])
+    call = first.parse().choices[0].message
+    messages += [call.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.tool_calls[0].id, "content": "21 degrees"}]
+    for _ in range(3):
+        time.sleep(1.1)
+        again = client.chat.completions.with_raw_response.create(model="auto", messages=messages, tools=[WEATHER_TOOL])
+        assert (again.headers["x-gateway-provider"], again.headers["x-gateway-model"]) == made_the_call
+        assert "21 degrees" in (again.parse().choices[0].message.content or "")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [

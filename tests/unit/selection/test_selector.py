@@ -297,3 +297,61 @@ def test_degraded_state_plans_against_this_containers_share_of_each_limit() -> N
     degraded = sel.plan(prep, StateSnapshot(counters=half_used, degraded=True, limit_scale=0.5), NOW)
     assert degraded.steps == () and degraded.capacity_only and degraded.free_again_in_s is not None
     assert "0 of 5 requests" in dict(degraded.dropped)[ModelKey("p0", "a")]
+
+
+# --- conversation affinity: the model that served the previous turn, while it can serve ---------
+def conversation(model: str = "auto"):
+    """A second turn: the prefix (user, assistant) names a conversation under way."""
+    from llm_gateway.api.schemas import ChatCompletionRequest
+
+    return ChatCompletionRequest.model_validate({"model": model, "messages": [
+        {"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "and again"}]})
+
+
+def test_only_a_conversation_under_way_and_not_pinned_reads_an_affinity_item() -> None:
+    sel = make()
+    assert sel.prepare(request(), keys(sel)).prefer is None  # a first turn
+    assert sel.prepare(conversation("p0/free-a"), keys(sel)).prefer is None  # pinned: nothing to prefer
+    prep = sel.prepare(conversation(), keys(sel))
+    assert prep.prefer is not None and prep.prefer.startswith("aff#")
+    assert prep.state_pks == (prep.prefer,)
+
+
+def test_the_model_that_served_the_conversation_goes_first_while_the_balancer_rotates_the_rest() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    assert len({sel.plan(prep, EMPTY, NOW).steps[0].key for _ in range(3)}) == 3  # without: rotation
+    snapshot = StateSnapshot(affinities={prep.prefer: ModelKey("p1", "free-b")})
+    plans = [sel.plan(prep, snapshot, NOW) for _ in range(5)]
+    assert {plan.steps[0].key for plan in plans} == {ModelKey("p1", "free-b")}
+    assert "served this conversation's previous turn" in plans[0].steps[0].reason
+    assert len({plan.steps[1].key for plan in plans}) > 1  # the others still balance behind it
+
+
+def test_affinity_ranks_above_category_but_never_puts_paid_before_free() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    paid = ModelKey("p3", "big-paid")  # a large (wrong category) paid model
+    plan = sel.plan(prep, StateSnapshot(affinities={prep.prefer: paid}), NOW)
+    assert all(step.free for step in plan.steps[:3]) and plan.steps[3].key == paid  # first of the paid ones
+
+
+def test_a_preferred_model_cooling_down_or_failing_falls_back_normally() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    preferred = ModelKey("p1", "free-b")
+    cooling = StateSnapshot(affinities={prep.prefer: preferred},
+                            models={preferred: ModelState(preferred, Cooldown(NOW + 30, "rate_limited"))})
+    plan = sel.plan(prep, cooling, NOW)
+    assert preferred not in [step.key for step in plan.steps] and plan.steps[0].free
+    failed = StateSnapshot(affinities={prep.prefer: preferred}, failures={"p1": FailureMark("p1", NOW - 1, "server_error")})
+    assert sel.plan(prep, failed, NOW).steps[0].key != preferred
+
+
+def test_the_affinity_item_still_fits_the_one_state_read() -> None:
+    entries = [entry(f"p{i % 4}", f"free-{i}", free=FREE) for i in range(40)]
+    selector = Selector(catalog(entries))
+    prep = selector.prepare(conversation(), {e.key for e in entries})
+    read = set(pks_for(prep.all_meters(), prep.keys, NOW, prep.state_pks))
+    assert prep.prefer in read and len(read) <= LOAD_ITEM_BUDGET

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import CHAT, Catalog, ModelEntry
+from llm_gateway.selection.conversation import turn_key
 from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
 from llm_gateway.selection.tokens import TokenEstimator, scaled
+from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import ModelKey
 
@@ -139,13 +141,23 @@ class ChatPreparer:
             raise nothing_fits(dropped)
         kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))
         meters = {c.key: self.catalog.meters(c.entry) for c in kept}
-        loaded, beyond = bounded(kept, meters)
+        prefer = _affinity(request, pinned)
+        loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
         return Preparation(
             label=analysis.category, candidates=tuple(loaded), dropped=tuple(dropped),
             meters={c.key: meters[c.key] for c in loaded}, pinned=pinned,
-            detail=ChatDetail(analysis, needs, base),
+            detail=ChatDetail(analysis, needs, base), prefer=prefer,
         )
+
+
+def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | None:
+    """The affinity item of the conversation this request continues (`selection/conversation.py`),
+    unless a model is pinned (nothing to prefer then) or it continues none."""
+    if pinned is not None:
+        return None
+    key = turn_key(request.messages)
+    return affinity_pk(key) if key is not None else None
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
