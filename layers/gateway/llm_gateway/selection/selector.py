@@ -50,7 +50,7 @@ def requested_params(request: ChatCompletionRequest) -> frozenset[str]:
     (every model may call several tools), or `parallel_tool_calls: false` without tools.
     `top_logprobs` comes with `logprobs` (the schema requires it).
     """
-    params = set()
+    params: set[str] = set()
     if request.logprobs:
         params.add("logprobs")
     if request.logit_bias:
