@@ -35,7 +35,8 @@ _instances = iter(range(10**6))
 
 
 @pytest.fixture
-def chat(fakes, monkeypatch) -> ModuleType:
+def chat(fakes, clean_gateway_env) -> ModuleType:
+    monkeypatch = clean_gateway_env  # not the e2e session's environment (its state table, its fakes)
     specs = provider_specs()
     for name, fake in fakes.providers.items():
         if name in specs:
