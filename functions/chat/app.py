@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -74,6 +75,21 @@ def chat_completions() -> Response:
 def list_models() -> Response:
     gateway.authenticate(app.current_event.headers.get("authorization"))
     return _json(200, gateway.list_models().model_dump())
+
+
+MODEL_PATH = "/v1/models/"
+
+
+# A regex rule, not `/v1/models/<model>`: Powertools' <param> matches one path segment, and model
+# ids hold slashes (`groq/openai/gpt-oss-20b`). Current openai-python sends them percent-encoded
+# as one segment (`groq%2Fopenai%2Fgpt-oss-20b`), older SDKs and curl users raw; API Gateway's
+# greedy `/v1/models/{model+}` takes both, and the id is decoded here once.
+@app.get(MODEL_PATH + ".+")
+def retrieve_model() -> Response:
+    gateway.authenticate(app.current_event.headers.get("authorization"))
+    path = app.current_event.path
+    model_id = unquote(path[path.index(MODEL_PATH) + len(MODEL_PATH):].rstrip("/"))
+    return _json(200, gateway.retrieve_model(model_id).model_dump())
 
 
 @app.get("/v1/status")

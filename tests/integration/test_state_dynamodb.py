@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import cooldown_pk
+from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk
 from llm_gateway.state.metering import (
     REQUESTS,
     TOKENS,
@@ -284,3 +284,19 @@ def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None
     assert calls == {"BatchGetItem": 3, "UpdateItem": 3}
     state.load(*meters_of(30), NOW)  # 212 items: three calls of at most 100 keys
     assert calls["BatchGetItem"] == 6
+
+
+def test_a_conversation_affinity_rides_in_the_same_batch_get_and_expires(new_client: ClientFactory, table: str) -> None:
+    """The model that served a conversation's turn is one small item, written once after the
+    answer and read in the request's one BatchGetItem with everything else, for 15 minutes."""
+    client = new_client()
+    state = shared(client, table)
+    calls = count_calls(client)
+    pk = affinity_pk("ab" * 32)
+    state.remember_affinity(pk, KEY, NOW)
+    assert calls == {"PutItem": 1}
+    snapshot = state.load([MINUTE, DAY], [KEY], NOW + 60, extra_pks=(pk,))
+    assert snapshot.affinities == {pk: KEY}
+    assert calls == {"PutItem": 1, "BatchGetItem": 1}
+    assert state.load([MINUTE], [KEY], NOW + AFFINITY_TTL_S + 1, extra_pks=(pk,)).affinities == {}
+    assert shared(new_client(), table).load([MINUTE], [KEY], NOW + 60, extra_pks=(pk,)).affinities == {pk: KEY}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.api.admin import bearer, matches
-from llm_gateway.api.errors import GatewayError, Unauthorized
+from llm_gateway.api.errors import GatewayError, NotFound, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
@@ -23,6 +23,7 @@ from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
 from llm_gateway.selection.analyzer import AUTO_ALIASES
+from llm_gateway.state.store import ModelKey
 
 # Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
 # 502/500. The buffered SSE body is capped well below, counted as Lambda counts it (the body as a
@@ -70,6 +71,26 @@ class Gateway:
         cards = [ModelCard(id=alias, owned_by="llm-gateway") for alias in AUTO_ALIASES]
         cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.router.available())]
         return ModelList(data=cards)
+
+    def retrieve_model(self, model_id: str) -> ModelCard:
+        """`GET /v1/models/{id}`: the card of any id `/v1/models` lists, or of a bare model id a
+        configured provider serves (the chat endpoint accepts those too); else OpenAI's 404.
+
+        A 404 here and a 400 for the same id in a chat request (`ModelNotFound`) are both
+        OpenAI's behaviour: retrieving a missing resource is not found, sending a request that
+        names one is a bad request.
+        """
+        if model_id in AUTO_ALIASES:
+            return ModelCard(id=model_id, owned_by="llm-gateway")
+        available = self.router.available()
+        provider, _, name = model_id.partition("/")
+        if name and ModelKey(provider, name) in available:
+            return ModelCard(id=model_id, owned_by=provider)
+        owners = sorted({e.provider for e in self.core.catalog.by_model_id(model_id) if e.key in available})
+        if owners:
+            return ModelCard(id=model_id, owned_by=owners[0] if len(owners) == 1 else "llm-gateway")
+        raise NotFound(f"The model '{model_id}' does not exist or no configured provider serves it.",
+                       param="model", code="model_not_found")
 
     def status(self) -> dict[str, Any]:
         from llm_gateway.routing.status import build_status
@@ -169,13 +190,12 @@ def _payload_bytes(event: str) -> int:
 
 
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
-    """One SSE event; usage only when the caller asked for it (as OpenAI does), with its cost."""
+    """One SSE event. The router sends usage only in the stream's final, choice-less chunk
+    (OpenAI's shape); it goes out only when the caller asked for it, as OpenAI does, with its cost."""
     if chunk.usage is None:
         yield encode_sse(chunk.model_dump_json(exclude_none=True))
         return
     if not want_usage:
-        if chunk.choices:
-            yield encode_sse(chunk.model_copy(update={"usage": None}).model_dump_json(exclude_none=True))
         return
     payload = chunk.model_dump(exclude_none=True)
     payload["usage"]["cost_usd"] = routed.cost_usd

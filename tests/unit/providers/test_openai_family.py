@@ -49,6 +49,15 @@ def test_system_prompt_and_params(p: str) -> None:
 
 
 @both
+def test_parameters_some_models_honour_are_passed_on(p: str) -> None:
+    """Selection sends these only to models whose catalog entry lists them; the adapter passes them."""
+    body = body_of(p, "plain", logprobs=True, top_logprobs=2, logit_bias={"42": -100}, reasoning_effort="low")
+    assert (body["logprobs"], body["top_logprobs"], body["logit_bias"], body["reasoning_effort"]) == (
+        True, 2, {"42": -100}, "low")
+    assert not {"logprobs", "top_logprobs", "logit_bias", "reasoning_effort"} & set(body_of(p, "plain"))
+
+
+@both
 def test_multi_turn(p: str) -> None:
     assert [m["role"] for m in body_of(p, "multi_turn")["messages"]] == ["system", "user", "assistant", "user"]
 

@@ -39,6 +39,7 @@ from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
 from llm_gateway.state.metering import Amounts
 from llm_gateway.state.shared import Reservation, SharedState
+from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
 WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really moved on
@@ -118,7 +119,7 @@ class FailoverRunner:
         started = clock()
         now = self._wall()
         keys = prep.keys
-        snapshot = self.state.load(prep.all_meters(), keys, now)
+        snapshot = self.state.load(prep.all_meters(), keys, now, prep.state_pks)
         loaded = clock()
         self.metrics.timing(m.STATE_LATENCY_MS, (loaded - started) * 1000)
         items = self.breakers.current_items(keys, snapshot.breakers, degraded=snapshot.degraded)
@@ -236,6 +237,11 @@ class FailoverRunner:
     def settle(self, served: Served[T], actual: Amounts | None, latency_s: float) -> None:
         self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall(),
                               deadline=served.deadline)
+
+    def prefer_next(self, pk: str, key: ModelKey) -> None:
+        """Name `key` in the state item `pk`, for a later request whose preparation prefers `pk`
+        (chat: the next turn of this conversation). Guarded: it never fails a served request."""
+        self.outcomes.guarded("remember_affinity", self.state.remember_affinity, pk, key, self._wall())
 
     def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
         """A failure after the first byte reached the caller: count it, release nothing more."""

@@ -55,7 +55,8 @@ class MemoryStore:
 
     def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
         with self._lock:
-            self._items[pk] = (dict(item), float(expires_at))  # a few per model: never purged
+            self._items[pk] = (dict(item), float(expires_at))
+            self._after_write(now)  # affinity items are one per conversation turn: purge them too
 
     def extend(self, pk: str, item: Item, until: float, expires_at: int, now: float) -> None:
         with self._lock:
