@@ -10,7 +10,7 @@ PORT ?= 3000
 CONTAINERS ?= 32
 WORKERS ?=
 
-.PHONY: dev test lint cfn-lint bench bench-litellm fakes clean
+.PHONY: dev test lint typecheck cfn-lint bench bench-litellm fakes clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: $(STAMP)
 cfn-lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
-test: $(STAMP) lint cfn-lint
+# Strict on selection, state, retry, routing and providers ([tool.mypy] in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint cfn-lint typecheck
 	$(PY) -m pytest -n 2 tests
 
 bench: $(STAMP)
@@ -37,7 +41,7 @@ fakes: $(STAMP)
 	$(VENV)/bin/llm-gateway fakes --json
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
 
 # ---- SAM (BuildMethod: makefile for every resource, so no Docker and no local python3.13) ----
 .PHONY: sam-validate sam-build

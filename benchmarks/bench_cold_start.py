@@ -10,9 +10,9 @@ either figure:
 - baseline: `import boto3, httpx, pydantic, aws_lambda_powertools, tenacity`, then one
   `httpx.Client(...).post(...)` of a chat body and `response.json()`;
 - gateway: what Lambda does at a cold start: import `functions/chat/app.py` (the module builds
-  its gateway), then call `lambda_handler` with `events/chat.json`. Nothing is built before
-  the import: the only preparation is that httpx's default transport is replaced by the same
-  MockTransport, so the gateway's own client setup runs unchanged.
+  its gateway), then call `lambda_handler` with `events/chat.json`. The only preparation, timed
+  like the rest: the engine's `build_http_client` is replaced by one returning a client on the
+  same MockTransport (so neither side builds a real transport: no TLS context, no pool).
 
 `wall` is elapsed time, `cpu` the child's user+system time (less sensitive to other processes
 on a shared machine), `peak RSS` the child's VmHWM. The memory-state row is the target's
@@ -70,11 +70,8 @@ _extra = {}
 GATEWAY = _PRELUDE + """
 import httpx
 """ + _RECORDED + """
-class _Recorded(httpx.MockTransport):  # what the gateway's own client would get from httpx
-    def __init__(self, *args, **kwargs):
-        super().__init__(_answer)
-import httpx._client
-httpx._client.HTTPTransport = _Recorded
+import llm_gateway.providers.engine as _engine  # the gateway's client, on the recorded answer
+_engine.build_http_client = lambda: httpx.Client(transport=httpx.MockTransport(_answer), trust_env=False)
 import sys as _sys
 _sys.path.insert(0, @FUNCTIONS@)
 import app

@@ -15,6 +15,7 @@ gc.disable()
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from llm_gateway.lazy_packages import defer_package_init
 
@@ -90,13 +91,29 @@ def _outcome(outcome: ChatOutcome) -> Response:
 def chat_completions() -> Response:
     caller = gateway.authenticate(app.current_event.headers.get("authorization"))
     request = ChatCompletionRequest.model_validate(_parse_body())
-    return _outcome(gateway.chat(request, caller, _request_id()))
+    remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
+    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s))
 
 
 @app.get("/v1/models")
 def list_models() -> Response:
     gateway.authenticate(app.current_event.headers.get("authorization"))
     return _json(200, gateway.list_models().model_dump())
+
+
+MODEL_PATH = "/v1/models/"
+
+
+# A regex rule, not `/v1/models/<model>`: Powertools' <param> matches one path segment, and model
+# ids hold slashes (`groq/openai/gpt-oss-20b`). Current openai-python sends them percent-encoded
+# as one segment (`groq%2Fopenai%2Fgpt-oss-20b`), older SDKs and curl users raw; API Gateway's
+# greedy `/v1/models/{model+}` takes both, and the id is decoded here once.
+@app.get(MODEL_PATH + ".+")
+def retrieve_model() -> Response:
+    gateway.authenticate(app.current_event.headers.get("authorization"))
+    path = app.current_event.path
+    model_id = unquote(path[path.index(MODEL_PATH) + len(MODEL_PATH):].rstrip("/"))
+    return _json(200, gateway.retrieve_model(model_id).model_dump())
 
 
 @app.get("/v1/status")

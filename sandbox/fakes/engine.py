@@ -305,6 +305,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, body, {**self.fake.wire.response_headers(ctx), **headers}, ctx)
 
     def _ok_json(self, body: Any, ctx: Ctx, fault: Fault | None, headers: dict[str, str]) -> None:
+        if fault is not None and fault.fault == "trickle":
+            data = json.dumps(body).encode()
+            self.fake.stats_book.responded(ctx.model or None, 200)
+            self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers})
+            self._trickle(data, fault, chunked=False)
+            return
         if fault is None or fault.fault not in ("malformed", "cut_stream"):
             self._send_json(200, body, headers, ctx)
             return
@@ -318,6 +324,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(length), **closing, **headers})
         self.wfile.write(half)
         self.close_connection = True
+
+    def _trickle(self, data: bytes, fault: Fault, *, chunked: bool) -> bool:
+        """Send `data` one byte at a time, `byte_delay_s` apart: every read the client makes gets
+        a byte well within any per-read timeout, so only a wall-clock deadline stops it. False
+        when the client went away (or the fake is stopping)."""
+        try:
+            for index in range(len(data)):
+                byte = data[index : index + 1]
+                if chunked:
+                    self._write_chunk(byte)
+                else:
+                    self.wfile.write(byte)
+                    self.wfile.flush()
+                if self.fake.stop_event.wait(fault.byte_delay_s):
+                    self.close_connection = True
+                    return False
+        except OSError:  # the client gave up
+            self.close_connection = True
+            return False
+        return True
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
@@ -337,7 +363,11 @@ class _Handler(BaseHTTPRequestHandler):
                 if kind == "cut_stream" and is_content and fault is not None and sent >= fault.after_chunks:
                     self.close_connection = True
                     return
-                self._write_chunk(data)
+                if kind == "trickle" and fault is not None:
+                    if not self._trickle(data, fault, chunked=True):
+                        return
+                else:
+                    self._write_chunk(data)
                 sent += int(is_content)
                 if kind == "malformed" and sent == 1 and is_content:
                     self._write_chunk(fake.wire.broken_event(ctx))

@@ -25,6 +25,7 @@ from sandbox.fakes.wire import Ctx, ErrorInfo
 
 class GroqWire(OpenAIWire):
     name = "groq"
+    returns_logprobs = False  # Groq documents logprobs as not yet supported by any model
     prefix = "/openai/v1"
     base_path = ""
     docs_url = "https://console.groq.com/docs/rate-limits"

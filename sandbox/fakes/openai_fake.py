@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,7 @@ class OpenAIWire(Wire):
     base_path = "/v1"
     docs_url = "https://platform.openai.com/account/rate-limits"
     whole_tool_calls = False  # OpenAI streams tool-call arguments in fragments
+    returns_logprobs = True  # `logprobs: true` gets `choices[].logprobs` (buffered replies)
 
     # --- routing and request ------------------------------------------------------------------
 
@@ -144,13 +146,31 @@ class OpenAIWire(Wire):
             "created": ctx.created,
             "model": ctx.model,
             "choices": [
-                {"index": 0, "message": self.message(reply), "logprobs": None,
+                {"index": 0, "message": self.message(reply), "logprobs": self.logprobs(req, reply),
                  "finish_reason": self.finish_reason(reply)}
             ],
             "usage": self.usage(reply),
             "service_tier": "default",
             "system_fingerprint": "fp_fake0001",
         }  # fmt: skip
+
+    def logprobs(self, req: ChatRequest, reply: Reply) -> dict[str, Any] | None:
+        """OpenAI's `ChatCompletionTokenLogprob` list when asked: one entry per word of the text,
+        with `top_logprobs` alternatives (the token itself first); fixed values, as the fake model
+        is deterministic."""
+        if not (self.returns_logprobs and req.raw.get("logprobs") is True and reply.text):
+            return None
+        top = int(req.raw.get("top_logprobs") or 0)
+
+        def entry(token: str, logprob: float) -> dict[str, Any]:
+            return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+        content = [
+            {**entry(token, -0.01),
+             "top_logprobs": [entry(token, -0.01), *(entry(f" alt{i}", -5.0 - i) for i in range(1, top))][:top]}
+            for token in re.findall(r"\s*\S+", reply.text)
+        ]  # fmt: skip
+        return {"content": content, "refusal": None}
 
     # --- streaming ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream")
+FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream", "trickle")
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Fault:
     after_chunks: int = 1
     retry_after: float | None = None
     hang_seconds: float = 30.0
+    byte_delay_s: float = 0.05  # `trickle`: the pause after each byte of the body
     fired: int = 0
 
     @classmethod
@@ -44,6 +45,7 @@ class Fault:
             after_chunks=int(data.get("after_chunks", 1)),
             retry_after=None if data.get("retry_after") is None else float(data["retry_after"]),
             hang_seconds=float(data.get("hang_seconds", 30.0)),
+            byte_delay_s=float(data.get("byte_delay_s", 0.05)),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,6 +29,45 @@ def test_models_list_has_auto_aliases_and_pinned_ids(client):
     assert any(i.startswith("openai/") for i in ids)
 
 
+@pytest.mark.parametrize(
+    "model", ["auto", "auto:reasoning", "openai/gpt-4o-mini", "groq/llama-3.1-8b-instant", "groq/openai/gpt-oss-20b"]
+)
+def test_models_retrieve_answers_ids_with_and_without_slashes(client, model):
+    """`client.models.retrieve` percent-encodes the id as one path segment (`groq%2Fopenai%2F…`)."""
+    card = client.models.retrieve(model)
+    assert (card.id, card.object) == (model, "model")
+    assert card.owned_by == ("llm-gateway" if model.startswith("auto") else model.split("/", 1)[0])
+
+
+def test_every_listed_model_can_be_retrieved(client):
+    for listed in client.models.list():
+        assert client.models.retrieve(listed.id) == listed
+
+
+def test_models_retrieve_with_raw_slashes_as_older_sdks_send_them(gateway_url):
+    """openai-python before its path encoding (and curl users) send the id's slashes as they are."""
+    headers = {"Authorization": "Bearer local-dev-key"}
+    response = httpx.get(f"{gateway_url}/v1/models/groq/openai/gpt-oss-20b", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": "groq/openai/gpt-oss-20b", "object": "model", "created": 0, "owned_by": "groq"}
+
+
+@pytest.mark.parametrize("model", ["no-such-model", "groq/no-such-model", "nobody/llama-3.1-8b-instant"])
+def test_models_retrieve_of_an_unknown_id_is_openais_404(client, model):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.models.retrieve(model)
+    assert info.value.status_code == 404
+    error = info.value.body
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "model_not_found", "model")
+    assert model in error["message"]
+
+
+def test_models_retrieve_needs_a_key(gateway_url):
+    bad = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="not-the-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.retrieve("auto")
+
+
 def test_chat_auto_answers_with_gateway_headers(client):
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "Say hello"}]
@@ -86,6 +125,27 @@ def test_tool_call_then_follow_up_with_result(client):
     assert "18 degrees and sunny" in (second.choices[0].message.content or "")
 
 
+def test_a_tool_calls_follow_up_stays_on_the_model_that_made_the_call(client):
+    """Conversation affinity through the local server (two containers, the embedded DynamoDB):
+    the follow-up of a tool call goes to the model that made the call, whichever container
+    serves it and however the balancer would rotate. Spaced by a second, so that even Mistral's
+    1 request/s free tier keeps the capacity affinity needs (without it the gateway moves on)."""
+    import time
+
+    messages = [{"role": "user", "content": "What is the weather in Lyon?"}]
+    first = client.chat.completions.with_raw_response.create(
+        model="auto", messages=messages, tools=[WEATHER_TOOL], tool_choice="required")
+    made_the_call = (first.headers["x-gateway-provider"], first.headers["x-gateway-model"])
+    call = first.parse().choices[0].message
+    messages += [call.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.tool_calls[0].id, "content": "21 degrees"}]
+    for _ in range(3):
+        time.sleep(1.1)
+        again = client.chat.completions.with_raw_response.create(model="auto", messages=messages, tools=[WEATHER_TOOL])
+        assert (again.headers["x-gateway-provider"], again.headers["x-gateway-model"]) == made_the_call
+        assert "21 degrees" in (again.parse().choices[0].message.content or "")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [
@@ -105,6 +165,43 @@ def test_bad_requests_are_clean_400s(client, kwargs, param):
     assert error["param"].startswith(param)
     assert error["type"] == "invalid_request_error"
     assert error["message"]
+
+
+def test_logprobs_go_to_a_model_that_returns_them(client):
+    """`logprobs` is a hard need: `auto` goes to a model whose provider returns them (OpenAI's
+    non-reasoning models), and they come back in OpenAI's shape."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Say hello"}], logprobs=True, top_logprobs=2,
+    )
+    assert raw.headers["x-gateway-provider"] == "openai"
+    assert raw.headers["x-gateway-model"] in {"gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini"}
+    logprobs = raw.parse().choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert all(len(token.top_logprobs) == 2 for token in logprobs.content)
+
+
+def test_a_pinned_model_that_cannot_honour_a_parameter_says_so(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="groq/llama-3.1-8b-instant", logprobs=True,
+                                       messages=[{"role": "user", "content": "hi"}])
+    assert info.value.body["code"] == "no_model_fits"
+    assert "does not support logprobs" in info.value.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param", "code"),
+    [
+        ({"prediction": {"type": "content", "content": "hello"}}, "prediction", "unsupported_parameter"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "audio",
+         "unsupported_parameter"),
+        ({"store": True}, "store", "unsupported_parameter"),
+        ({"extra_body": {"reasoning_format": "parsed"}}, "reasoning_format", "unknown_parameter"),
+    ],
+)
+def test_parameters_no_model_can_honour_are_refused_not_dropped(client, kwargs, param, code):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], **kwargs)
+    assert (info.value.body["param"], info.value.body["code"]) in {(param, code), ("modalities", code)}
 
 
 def test_wrong_key_is_401(gateway_url):

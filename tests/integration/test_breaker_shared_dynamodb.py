@@ -127,17 +127,3 @@ def test_after_cooldown_exactly_one_probe_in_total(table) -> None:
     assert b.blocked([KEY], items, time.time()) == {}
     a.current_items([KEY], state_load([KEY]))  # a's next request loads state (and primes its cache)
     assert a.call(KEY, lambda: "closed") == "closed"
-
-
-def test_a_state_load_that_found_no_record_saves_the_breakers_own_read(table) -> None:
-    """No GetItem per circuit on the request path: the load already looked for the record."""
-    b = container(recovery=30)
-    calls: list[str] = []
-    b.persistence.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
-    b.current_items([KEY], state_load([KEY]), complete=True)  # nothing open anywhere: no records
-    assert b.call(KEY, lambda: "ok") == "ok"
-    assert calls == []
-    open_it(container(recovery=30))  # another container opens it
-    b.current_items([KEY], state_load([KEY]), complete=True)  # found now: primed as open
-    with pytest.raises(BreakerOpen):
-        b.call(KEY, lambda: "never")

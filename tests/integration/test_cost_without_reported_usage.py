@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
@@ -37,3 +38,21 @@ def test_stream_without_usage_is_priced_from_an_estimate_and_says_so():
     assert outcome.headers["x-gateway-cost-estimated"] == "true"
     assert float(outcome.headers["x-gateway-cost-usd"]) > 0
     assert "one two three four" in outcome.sse_body
+
+
+def test_include_usage_still_gets_a_usage_chunk_with_the_estimate_marked_as_such():
+    """OpenAI always sends the usage chunk when asked; so does the gateway, saying it estimated."""
+    client = httpx.Client(transport=httpx.MockTransport(_stream_without_usage))
+    settings = load_settings({"OPENAI_API_KEY": "k-openai", "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    gateway = build_gateway(settings, metrics=RecordingMetrics(), http_client=client)
+    request = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True},
+         "messages": [{"role": "user", "content": "count to four"}]}
+    )
+    outcome = gateway.chat(request, gateway.authenticate(f"Bearer {CLIENT_KEY}"), "r")
+    assert outcome.sse_body is not None
+    events = [line[6:] for line in outcome.sse_body.splitlines() if line.startswith("data: ")]
+    last = json.loads(events[-2])
+    assert events[-1] == "[DONE]" and last["choices"] == []
+    assert last["usage"]["completion_tokens"] > 0 and last["usage"]["cost_estimated"] is True
+    assert last["usage"]["cost_usd"] == pytest.approx(float(outcome.headers["x-gateway-cost-usd"]), abs=1e-8)

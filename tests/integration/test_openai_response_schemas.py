@@ -145,6 +145,15 @@ def test_models_list(chat, openapi):
     validate(openapi, "ListModelsResponse", json.loads(result["body"]))
 
 
+@pytest.mark.parametrize("path", ["/v1/models/groq%2Fopenai%2Fgpt-oss-20b", "/v1/models/groq/openai/gpt-oss-20b"])
+def test_model_retrieve_encoded_or_decoded_as_api_gateway_may_pass_it(chat, openapi, path):
+    result = call(chat, "GET", path)
+    assert result["statusCode"] == 200, result["body"]
+    card = json.loads(result["body"])
+    validate(openapi, "Model", card)
+    assert card["id"] == "groq/openai/gpt-oss-20b"
+
+
 def test_every_error_shape(chat, openapi, fakes):
     errors = {
         "bad request": call(chat, "POST", "/v1/chat/completions", {"model": "auto", "messages": []}),
@@ -153,6 +162,7 @@ def test_every_error_shape(chat, openapi, fakes):
                               {"model": "nope/nope", "messages": [{"role": "user", "content": "x"}]}),
         "no key": call(chat, "GET", "/v1/models", key=None),
         "unknown route": call(chat, "GET", "/v1/nowhere"),
+        "unknown model card": call(chat, "GET", "/v1/models/nope%2Fnope"),
         "too large": call(chat, "POST", "/v1/chat/completions", b"{" + b" " * (5 * 1024 * 1024) + b"}"),
     }
     fakes.providers["groq"].add_fault(fault="429", model="llama-3.1-8b-instant", count=1, retry_after=30)
@@ -163,7 +173,7 @@ def test_every_error_shape(chat, openapi, fakes):
         "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     statuses = {name: result["statusCode"] for name, result in errors.items()}
     assert statuses == {"bad request": 400, "bad json": 400, "unknown model": 400, "no key": 401,
-                        "unknown route": 404, "too large": 413, "all rate limited": 429, "provider failed": 503}
+                        "unknown route": 404, "unknown model card": 404, "too large": 413, "all rate limited": 429, "provider failed": 503}
     for name, result in errors.items():
         body = json.loads(result["body"])
         validate(openapi, "ErrorResponse", body)

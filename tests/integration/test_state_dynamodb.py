@@ -3,7 +3,8 @@
 What DESIGN.md promises: 100 concurrent reservations on a window of limit L admit exactly L; two
 gateway instances (separate clients) see each other's usage; state survives a restart; expired
 items are ignored; cooldowns only extend; one BatchGetItem per load (per 100 items), one write
-per reserve, and no write of its own for a reconciliation (it rides on the next reservation).
+per window item of a reservation, and no write of its own for a reconciliation (it rides on the
+next reservation).
 The store is driven through `SharedState`, as the runner drives it.
 """
 
@@ -22,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import cooldown_pk
+from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk
 from llm_gateway.state.metering import (
     REQUESTS,
     TOKENS,
@@ -230,10 +231,10 @@ def test_a_folded_reconcile_costs_no_call_and_lands_with_the_next_reservation(
     first = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert first is not None
     state.reconcile(first, ask(100), NOW)
-    assert calls == {"BatchGetItem": 1, "TransactWriteItems": 1}  # the reconcile made no call
+    assert calls == {"BatchGetItem": 1, "UpdateItem": 2}  # the reconcile made no call
     second = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert second is not None
-    assert calls == {"BatchGetItem": 2, "TransactWriteItems": 2}
+    assert calls == {"BatchGetItem": 2, "UpdateItem": 4}
     other = shared(new_client(), table)  # another container sees the true total
     assert used(other, [MINUTE, DAY]) == [{REQUESTS: 2, TOKENS: 1100}] * 2
 
@@ -279,6 +280,23 @@ def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None
     assert snapshot.breakers == {"cb#p": {"state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
     state.reserve(windows(state, [MINUTE]), ask(1), NOW)
     state.reserve(windows(state, [MINUTE, DAY]), ask(1), NOW)
-    assert calls == {"BatchGetItem": 3, "UpdateItem": 1, "TransactWriteItems": 1}  # one write per reservation
+    # one conditional write per window item (no transaction: see test_state_under_stress.py)
+    assert calls == {"BatchGetItem": 3, "UpdateItem": 3}
     state.load(*meters_of(30), NOW)  # 212 items: three calls of at most 100 keys
     assert calls["BatchGetItem"] == 6
+
+
+def test_a_conversation_affinity_rides_in_the_same_batch_get_and_expires(new_client: ClientFactory, table: str) -> None:
+    """The model that served a conversation's turn is one small item, written once after the
+    answer and read in the request's one BatchGetItem with everything else, for 15 minutes."""
+    client = new_client()
+    state = shared(client, table)
+    calls = count_calls(client)
+    pk = affinity_pk("ab" * 32)
+    state.remember_affinity(pk, KEY, NOW)
+    assert calls == {"PutItem": 1}
+    snapshot = state.load([MINUTE, DAY], [KEY], NOW + 60, extra_pks=(pk,))
+    assert snapshot.affinities == {pk: KEY}
+    assert calls == {"PutItem": 1, "BatchGetItem": 1}
+    assert state.load([MINUTE], [KEY], NOW + AFFINITY_TTL_S + 1, extra_pks=(pk,)).affinities == {}
+    assert shared(new_client(), table).load([MINUTE], [KEY], NOW + 60, extra_pks=(pk,)).affinities == {pk: KEY}

@@ -19,12 +19,11 @@ KEY = "cold-start-test-key-" + "0" * 20
 
 SERVE_FIRST_REQUEST = f"""
 import json, sys
-import httpx, httpx._client
+import httpx
 body = open({str(ROOT / "tests/fixtures/providers/openai/chat_text.json")!r}, "rb").read()
-class Recorded(httpx.MockTransport):
-    def __init__(self, *args, **kwargs):
-        super().__init__(lambda request: httpx.Response(200, content=body, headers={{"content-type": "application/json"}}))
-httpx._client.HTTPTransport = Recorded
+answer = lambda request: httpx.Response(200, content=body, headers={{"content-type": "application/json"}})
+import llm_gateway.providers.engine as engine
+engine.build_http_client = lambda: httpx.Client(transport=httpx.MockTransport(answer), trust_env=False)
 sys.path.insert(0, {str(ROOT / "functions/chat")!r})
 import app
 event = json.load(open({str(ROOT / "events/chat.json")!r}))

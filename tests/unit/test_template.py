@@ -32,6 +32,7 @@ REQUIRED_ENV = {
 EXPECTED_ROUTES = {
     ("/v1/chat/completions", "post"),
     ("/v1/models", "get"),
+    ("/v1/models/{model+}", "get"),
     ("/v1/status", "get"),
     ("/{proxy+}", "any"),
 }

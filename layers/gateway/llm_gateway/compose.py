@@ -147,6 +147,7 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, clie
         store = ResilientStore(
             DynamoStateStore(client, table), MemoryStore(),
             on_degraded=lambda operation, _error: metrics.count(STATE_DEGRADED, operation=operation),
+            fraction=1.0 / settings.max_containers,
         )
     return store, DynamoDBBreakerPersistence(table, client), DynamoHealthStore(client, table)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.api.admin import bearer, matches
-from llm_gateway.api.errors import GatewayError, Unauthorized
+from llm_gateway.api.errors import GatewayError, NotFound, Unauthorized
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
 from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
@@ -20,8 +20,16 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.providers.sse import encode_sse
-from llm_gateway.retry.handler import Deadline
-from llm_gateway.routing.chat import AUTO_ALIASES, ChatRouter, RoutedCompletion, RoutedStream
+from llm_gateway.retry.handler import Deadline, request_budget
+from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
+from llm_gateway.selection.analyzer import AUTO_ALIASES
+from llm_gateway.state.store import ModelKey
+
+# Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
+# 502/500. The buffered SSE body is capped well below, counted as Lambda counts it (the body as a
+# JSON string: quotes and non-ASCII escaped), leaving room for the headers and the envelope.
+MAX_BUFFERED_SSE_BYTES = 5_000_000
+_CLOSING_ROOM = 1024  # the error event and [DONE] always fit after the last kept chunk
 
 
 @dataclass
@@ -64,13 +72,37 @@ class Gateway:
         cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.router.available())]
         return ModelList(data=cards)
 
+    def retrieve_model(self, model_id: str) -> ModelCard:
+        """`GET /v1/models/{id}`: the card of any id `/v1/models` lists, or of a bare model id a
+        configured provider serves (the chat endpoint accepts those too); else OpenAI's 404.
+
+        A 404 here and a 400 for the same id in a chat request (`ModelNotFound`) are both
+        OpenAI's behaviour: retrieving a missing resource is not found, sending a request that
+        names one is a bad request.
+        """
+        if model_id in AUTO_ALIASES:
+            return ModelCard(id=model_id, owned_by="llm-gateway")
+        available = self.router.available()
+        provider, _, name = model_id.partition("/")
+        if name and ModelKey(provider, name) in available:
+            return ModelCard(id=model_id, owned_by=provider)
+        owners = sorted({e.provider for e in self.core.catalog.by_model_id(model_id) if e.key in available})
+        if owners:
+            return ModelCard(id=model_id, owned_by=owners[0] if len(owners) == 1 else "llm-gateway")
+        raise NotFound(f"The model '{model_id}' does not exist or no configured provider serves it.",
+                       param="model", code="model_not_found")
+
     def status(self) -> dict[str, Any]:
         from llm_gateway.routing.status import build_status
 
         return build_status(self.core, self.router.available())
 
-    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str) -> ChatOutcome:
-        deadline = self.core.runner.retry.deadline()
+    def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
+             remaining_s: float | None = None) -> ChatOutcome:
+        """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the request's
+        deadline is the configured one cut to that less a margin, so no attempt outlives Lambda."""
+        retry = self.core.runner.retry
+        deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
         self.metrics.count(m.REQUESTS)
         try:
             if request.stream:
@@ -111,8 +143,22 @@ class Gateway:
             self.metrics.count(m.USER_VISIBLE_ERRORS)
             self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
         want_usage = request.wants_usage_in_stream
+        size = 0
         for chunk in chunks:
-            yield from _render_chunk(chunk, want_usage, routed)
+            for event in _render_chunk(chunk, want_usage, routed):
+                size += _payload_bytes(event)
+                if size > MAX_BUFFERED_SSE_BYTES - _CLOSING_ROOM:
+                    self.logger.warning("buffered stream cut at the response size limit",
+                                        extra={"provider": routed.provider, "limit": MAX_BUFFERED_SSE_BYTES})
+                    too_long = GatewayError(
+                        "The answer was too long for a buffered stream (the response size limit); the "
+                        "answer above is incomplete. Ask for a shorter answer (max_tokens) or use stream=false.",
+                        code="response_too_long", status=502,
+                    )
+                    yield encode_sse(json.dumps(too_long.body()))
+                    yield encode_sse("[DONE]")
+                    return
+                yield event
         if failed:
             error = GatewayError(
                 "The provider failed mid-stream; the answer above is incomplete.",
@@ -138,14 +184,18 @@ class Gateway:
             self.metrics.count(m.COST_USD, cost, provider=provider)
 
 
+def _payload_bytes(event: str) -> int:
+    """The bytes `event` adds to Lambda's response payload: its length as a JSON string."""
+    return len(json.dumps(event)) - 2
+
+
 def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedStream) -> Iterator[str]:
-    """One SSE event; usage only when the caller asked for it (as OpenAI does), with its cost."""
+    """One SSE event. The router sends usage only in the stream's final, choice-less chunk
+    (OpenAI's shape); it goes out only when the caller asked for it, as OpenAI does, with its cost."""
     if chunk.usage is None:
         yield encode_sse(chunk.model_dump_json(exclude_none=True))
         return
     if not want_usage:
-        if chunk.choices:
-            yield encode_sse(chunk.model_copy(update={"usage": None}).model_dump_json(exclude_none=True))
         return
     payload = chunk.model_dump(exclude_none=True)
     payload["usage"]["cost_usd"] = routed.cost_usd

@@ -50,8 +50,74 @@ def test_max_tokens_alias_and_stop_string():
     assert req.stop_list == ["END"]
 
 
-def test_unknown_fields_are_ignored_not_refused():
-    assert _req(logit_bias={"1": 2}, metadata={"a": "b"}).model == "auto"
+def _error_of(payload):
+    with pytest.raises(ValidationError) as info:
+        ChatCompletionRequest.model_validate(payload)
+    return from_validation_error(info.value)
+
+
+BASE = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_an_unknown_field_is_refused_naming_it_as_openai_does():
+    """Never silently dropped: a field the gateway does not know is a 400, not ignored."""
+    error = _error_of({**BASE, "reasoning_format": "parsed"})
+    assert (error.param, error.code) == ("reasoning_format", "unknown_parameter")
+    assert error.message == "Unrecognized request argument supplied: reasoning_format"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("prediction", {"type": "content", "content": "x"}),
+        ("audio", {"voice": "alloy", "format": "wav"}),
+        ("modalities", ["text", "audio"]),
+        ("web_search_options", {}),
+        ("functions", [{"name": "f"}]),
+        ("function_call", "auto"),
+        ("store", True),
+        ("metadata", {"a": "b"}),
+        ("service_tier", "flex"),
+        ("verbosity", "low"),
+        ("safety_identifier", "user-1"),
+        ("prompt_cache_key", "k"),
+        ("prompt_cache_retention", "24h"),
+    ],
+)
+def test_openai_parameters_no_route_honours_are_refused_naming_them(name, value):
+    error = _error_of({**BASE, name: value})
+    assert (error.param, error.code, error.status) == (name, "unsupported_parameter", 400)
+    assert error.message.startswith(f"Unsupported parameter '{name}': ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("modalities", ["text"]), ("store", False), ("service_tier", "auto"), ("logprobs", False),
+     ("parallel_tool_calls", True), ("n", 1), ("prediction", None), ("metadata", None), ("audio", None)],
+)
+def test_values_that_ask_for_nothing_beyond_the_default_are_accepted(name, value):
+    assert _req(**{name: value}).model == "auto"
+
+
+def test_parameters_some_models_honour_parse():
+    req = _req(logprobs=True, top_logprobs=3, logit_bias={"1734": -100, "50256": 5.5}, reasoning_effort="low",
+               parallel_tool_calls=False)
+    assert (req.logprobs, req.top_logprobs, req.reasoning_effort, req.parallel_tool_calls) == (True, 3, "low", False)
+    assert req.logit_bias == {"1734": -100, "50256": 5.5}
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"top_logprobs": 2}, "top_logprobs"),  # OpenAI: top_logprobs needs logprobs: true
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ({"logit_bias": {"not-a-token": 1}}, "logit_bias"),
+        ({"logit_bias": {"42": 101}}, "logit_bias"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+    ],
+)
+def test_bad_values_of_honoured_parameters_name_them(fields, param):
+    assert _error_of({**BASE, **fields}).param.startswith(param)
 
 
 @pytest.mark.parametrize(

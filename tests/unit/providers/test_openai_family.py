@@ -49,6 +49,15 @@ def test_system_prompt_and_params(p: str) -> None:
 
 
 @both
+def test_parameters_some_models_honour_are_passed_on(p: str) -> None:
+    """Selection sends these only to models whose catalog entry lists them; the adapter passes them."""
+    body = body_of(p, "plain", logprobs=True, top_logprobs=2, logit_bias={"42": -100}, reasoning_effort="low")
+    assert (body["logprobs"], body["top_logprobs"], body["logit_bias"], body["reasoning_effort"]) == (
+        True, 2, {"42": -100}, "low")
+    assert not {"logprobs", "top_logprobs", "logit_bias", "reasoning_effort"} & set(body_of(p, "plain"))
+
+
+@both
 def test_multi_turn(p: str) -> None:
     assert [m["role"] for m in body_of(p, "multi_turn")["messages"]] == ["system", "user", "assistant", "user"]
 
@@ -192,3 +201,12 @@ def test_groq_error_inside_a_chunk_fails_the_stream():
     with pytest.raises(ProviderError) as info:
         groq.parse_stream_event(SSEEvent(data=json.dumps(chunk)), state)
     assert info.value.code == "overloaded"
+
+
+def test_openai_compatible_drop_params_from_json_options() -> None:
+    """A list of names, or one name as a string: never split into its letters."""
+    from llm_gateway.providers.openai_compatible import dialect_from_options
+
+    assert dialect_from_options({"drop_params": ["user", "seed"]}).drop_params == {"user", "seed"}
+    assert dialect_from_options({"drop_params": "user"}).drop_params == {"user"}
+    assert dialect_from_options({}).drop_params == frozenset()

@@ -128,3 +128,11 @@ def test_blocked_from_ignores_expired_and_closed_items() -> None:
         "cb#e": {"state": "OPEN", "opened_at": now - 60, "expires_at": now + 100},
     }
     assert set(blocked_from(items, now, 30)) == {"cb#a", "cb#d"}
+
+
+def test_blocked_from_default_recovery_is_thirty_seconds() -> None:
+    """The default used to be `BreakerSettings.recovery_timeout_s`, which on a slots dataclass is
+    the slot's descriptor, not 30: a call without the argument raised TypeError (mypy found it)."""
+    now = 1_000_000.0
+    items = {"cb#a": {"state": "OPEN", "opened_at": now - 29}, "cb#b": {"state": "OPEN", "opened_at": now - 31}}
+    assert set(blocked_from(items, now)) == {"cb#a"}

@@ -21,6 +21,7 @@ def entry(
     price: tuple[float, float] | None = (1.0, 2.0),
     tools: bool = True,
     vision: bool = False,
+    params: tuple[str, ...] = (),
 ) -> ModelEntry:
     return ModelEntry(
         provider=provider,
@@ -28,7 +29,7 @@ def entry(
         category=category,  # type: ignore[arg-type]
         context_window=context,
         max_output=max_output,
-        capabilities=Capabilities(tools=tools, vision=vision, json_mode=True),
+        capabilities=Capabilities(tools=tools, vision=vision, json_mode=True, params=params),
         free_tier=free,
         price=Pricing(input=price[0], output=price[1]) if price else None,
     )

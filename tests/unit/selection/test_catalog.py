@@ -14,6 +14,7 @@ from llm_gateway.selection.catalog import (
     DAY,
     MINUTE,
     OVERRIDES_ENV,
+    Capabilities,
     Catalog,
     Limits,
     ModelEntry,
@@ -48,7 +49,6 @@ def test_lookups() -> None:
     own = "groq#llama-3.1-8b-instant"
     assert catalog.meters(entry) == (Meter(own, entry.windows()[0]), Meter(own, entry.windows()[1]))  # no org limit
     assert catalog.by_model_id("llama-3.1-8b-instant") == (entry,)
-    assert all(e.category == "reasoning" for e in catalog.by_category("reasoning"))
     assert {e.provider for e in catalog.served_by({"groq", "openai"})} == {"groq", "openai"}
     assert catalog.token_factor(entry) == catalog.data.providers["groq"].token_factor
 
@@ -106,6 +106,24 @@ def test_capabilities_and_what_each_requires() -> None:
     assert catalog.for_capability("transcription") == (whisper,) and catalog.for_capability("chat") == (chat,)
     assert Pricing().input is None and Pricing(audio_minute=0.006).audio_minute == 0.006  # every price optional
     assert all(e.capability == "chat" for e in load_catalog().entries)  # the built-in catalog today
+
+
+def test_optional_parameters_are_listed_where_the_providers_document_them() -> None:
+    """The README's parameter table, as data: logprobs and logit_bias only on OpenAI's
+    non-reasoning models, reasoning_effort on the reasoning models that take low/medium/high,
+    parallel_tool_calls=false wherever the provider has the switch (not Gemini, not Cohere)."""
+    def having(param: str) -> set[str]:
+        return {str(e.key) for e in load_catalog().entries if param in e.capabilities.params}
+
+    assert having("logprobs") == having("logit_bias") == {
+        "openai/gpt-4o-mini", "openai/gpt-4.1-nano", "openai/gpt-4.1-mini"}
+    assert having("reasoning_effort") == {
+        "openai/gpt-5-nano", "openai/gpt-5-mini", "groq/openai/gpt-oss-20b", "groq/openai/gpt-oss-120b"}
+    switchable = {str(e.key) for e in load_catalog().entries
+                  if e.provider in {"openai", "groq", "mistral"} and e.capabilities.tools}
+    assert having("parallel_tool_calls") == switchable
+    with pytest.raises(ValidationError):
+        Capabilities(params=("logprobs", "telepathy"))  # only parameters the gateway knows how to pass
 
 
 def test_default_catalog_is_the_builtin_one_without_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -241,6 +241,51 @@ def test_small_catalogs_load_every_candidate() -> None:
     assert not any(why.startswith("not loaded") for _, why in prep.dropped)
 
 
+# --- optional request parameters: honoured where a model lists them, else that model is dropped ---
+def _params_catalog() -> Selector:
+    return Selector(catalog([
+        entry("p0", "plain", free=FREE),
+        entry("p1", "logprobs", free=FREE, params=("logprobs", "logit_bias", "parallel_tool_calls")),
+        entry("p2", "reasoner", category="reasoning", price=(0.1, 0.2), params=("reasoning_effort",)),
+    ]))
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept", "why"),
+    [
+        ({"logprobs": True, "top_logprobs": 2}, {"p1/logprobs"}, "does not support logprobs"),
+        ({"logit_bias": {"42": -100}}, {"p1/logprobs"}, "does not support logit_bias"),
+        ({"reasoning_effort": "high"}, {"p2/reasoner"}, "does not support reasoning_effort"),
+        ({"parallel_tool_calls": False, "tools": [{"type": "function", "function": {"name": "f"}}]},
+         {"p1/logprobs"}, "does not support parallel_tool_calls=false"),
+    ],
+)
+def test_a_parameter_is_a_hard_need_and_models_without_it_are_dropped_with_the_reason(fields, kept, why):
+    sel = _params_catalog()
+    prep = sel.prepare(request(**fields), keys(sel))
+    assert {str(c.key) for c in prep.candidates} == kept
+    reasons = dict(prep.dropped)
+    assert reasons and all(why in reasons[key] for key in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"logprobs": False}, {"parallel_tool_calls": True, "tools": [{"type": "function", "function": {"name": "f"}}]},
+     {"parallel_tool_calls": False}],  # without tools there are no tool calls to serialise
+)
+def test_default_values_need_nothing(fields):
+    sel = _params_catalog()
+    prep = sel.prepare(request(**fields), keys(sel))
+    assert len(prep.candidates) == 3, prep.dropped
+
+
+def test_a_pinned_model_that_cannot_honour_a_parameter_is_a_400_naming_it():
+    sel = _params_catalog()
+    with pytest.raises(InvalidRequest) as info:
+        sel.prepare(request(model="p0/plain", logprobs=True), keys(sel))
+    assert info.value.code == "no_model_fits" and "logprobs" in info.value.message
+
+
 def test_degraded_state_plans_against_this_containers_share_of_each_limit() -> None:
     """With the shared table unreachable a container may use half of each limit: past that, the
     plan refuses for capacity (a 429 with Retry-After), not with a 503 at reserve time."""
@@ -252,3 +297,61 @@ def test_degraded_state_plans_against_this_containers_share_of_each_limit() -> N
     degraded = sel.plan(prep, StateSnapshot(counters=half_used, degraded=True, limit_scale=0.5), NOW)
     assert degraded.steps == () and degraded.capacity_only and degraded.free_again_in_s is not None
     assert "0 of 5 requests" in dict(degraded.dropped)[ModelKey("p0", "a")]
+
+
+# --- conversation affinity: the model that served the previous turn, while it can serve ---------
+def conversation(model: str = "auto"):
+    """A second turn: the prefix (user, assistant) names a conversation under way."""
+    from llm_gateway.api.schemas import ChatCompletionRequest
+
+    return ChatCompletionRequest.model_validate({"model": model, "messages": [
+        {"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "and again"}]})
+
+
+def test_only_a_conversation_under_way_and_not_pinned_reads_an_affinity_item() -> None:
+    sel = make()
+    assert sel.prepare(request(), keys(sel)).prefer is None  # a first turn
+    assert sel.prepare(conversation("p0/free-a"), keys(sel)).prefer is None  # pinned: nothing to prefer
+    prep = sel.prepare(conversation(), keys(sel))
+    assert prep.prefer is not None and prep.prefer.startswith("aff#")
+    assert prep.state_pks == (prep.prefer,)
+
+
+def test_the_model_that_served_the_conversation_goes_first_while_the_balancer_rotates_the_rest() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    assert len({sel.plan(prep, EMPTY, NOW).steps[0].key for _ in range(3)}) == 3  # without: rotation
+    snapshot = StateSnapshot(affinities={prep.prefer: ModelKey("p1", "free-b")})
+    plans = [sel.plan(prep, snapshot, NOW) for _ in range(5)]
+    assert {plan.steps[0].key for plan in plans} == {ModelKey("p1", "free-b")}
+    assert "served this conversation's previous turn" in plans[0].steps[0].reason
+    assert len({plan.steps[1].key for plan in plans}) > 1  # the others still balance behind it
+
+
+def test_affinity_ranks_above_category_but_never_puts_paid_before_free() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    paid = ModelKey("p3", "big-paid")  # a large (wrong category) paid model
+    plan = sel.plan(prep, StateSnapshot(affinities={prep.prefer: paid}), NOW)
+    assert all(step.free for step in plan.steps[:3]) and plan.steps[3].key == paid  # first of the paid ones
+
+
+def test_a_preferred_model_cooling_down_or_failing_falls_back_normally() -> None:
+    sel = make()
+    prep = sel.prepare(conversation(), keys(sel))
+    preferred = ModelKey("p1", "free-b")
+    cooling = StateSnapshot(affinities={prep.prefer: preferred},
+                            models={preferred: ModelState(preferred, Cooldown(NOW + 30, "rate_limited"))})
+    plan = sel.plan(prep, cooling, NOW)
+    assert preferred not in [step.key for step in plan.steps] and plan.steps[0].free
+    failed = StateSnapshot(affinities={prep.prefer: preferred}, failures={"p1": FailureMark("p1", NOW - 1, "server_error")})
+    assert sel.plan(prep, failed, NOW).steps[0].key != preferred
+
+
+def test_the_affinity_item_still_fits_the_one_state_read() -> None:
+    entries = [entry(f"p{i % 4}", f"free-{i}", free=FREE) for i in range(40)]
+    selector = Selector(catalog(entries))
+    prep = selector.prepare(conversation(), {e.key for e in entries})
+    read = set(pks_for(prep.all_meters(), prep.keys, NOW, prep.state_pks))
+    assert prep.prefer in read and len(read) <= LOAD_ITEM_BUDGET

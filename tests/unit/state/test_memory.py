@@ -182,3 +182,13 @@ def test_threads_admit_exactly_the_limit() -> None:
         t.join()
     assert sum(results) == 37
     assert used(state, meter, NOW) == {REQUESTS: 37}
+
+
+def test_dead_put_items_are_purged_too() -> None:
+    """One affinity item per conversation turn is put: unlike headers and failure marks (a few per
+    model), their number grows with traffic, so expired ones must go like dead counters."""
+    store = MemoryStore()
+    for n in range(memory.PURGE_EVERY - 1):
+        store.put(f"aff#{n}", {"provider": "p", "model": "m"}, expires_at=10, now=0.0)
+    store.put("aff#last", {"provider": "p", "model": "m"}, expires_at=1000, now=100.0)
+    assert list(store._items) == ["aff#last"]

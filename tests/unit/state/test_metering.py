@@ -82,7 +82,8 @@ def test_limits_and_meter_keys() -> None:
 
 def test_scaled_limits_for_degraded_mode() -> None:
     assert scale_limit(WindowLimit.of(60, requests=10, tokens=1001), 0.5) == WindowLimit.of(60, requests=5, tokens=500)
-    assert scale_limit(WindowLimit.of(1, requests=1), 0.5) == WindowLimit.of(1, requests=1)  # never below 1
+    # rounded down, even to 0: two containers with half of 1 request/s each would admit 2
+    assert scale_limit(WindowLimit.of(1, requests=1), 0.5) == WindowLimit.of(1, requests=0)
     assert scale_limit(WindowLimit.of(60, requests=0), 0.5) == WindowLimit.of(60, requests=0)  # 0 stays 0
 
 
@@ -156,3 +157,18 @@ def test_a_full_sliding_window_frees_when_its_carry_has_decayed() -> None:
     one_rps = Meter(provider_counter("mistral"), WindowLimit.of(1, requests=1))
     counters = {one_rps.pk(START): {REQUESTS: 1}}
     assert usage_of(one_rps, counters, START + 0.5).free_again_at({REQUESTS: 1}, START + 0.5) == START + 2
+
+
+def test_a_stamped_previous_window_stops_carrying_one_length_after_its_last_request() -> None:
+    """1 request/s: the previous second's lone request at .01 is out of the sliding window at the
+    next second's .01 (plus the stamp's slack, 5 % of a length), not at its end (the estimate alone
+    would hold it for the whole second)."""
+    one_rps = Meter(provider_counter("mistral"), WindowLimit.of(1, requests=1))
+    previous = one_rps.pk(START - 1)
+    counters, stamps = {previous: {REQUESTS: 1}}, {previous: START - 1 + 0.01}
+    assert usage_of(one_rps, counters, START + 0.005, stamps).fits({REQUESTS: 1}) is not None  # still inside
+    assert usage_of(one_rps, counters, START + 0.07, stamps).fits({REQUESTS: 1}) is None  # 1.05 s after it: free
+    held = usage_of(one_rps, counters, START + 0.005, stamps)
+    assert held.free_again_at({REQUESTS: 1}, START + 0.005) == pytest.approx(START + 0.06)
+    unstamped = usage_of(one_rps, counters, START + 0.5)
+    assert unstamped.fits({REQUESTS: 1}) is not None  # without a stamp the estimate stays conservative

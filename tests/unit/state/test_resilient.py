@@ -160,4 +160,27 @@ def test_a_local_reservation_reconciled_after_recovery_moves_the_primary_by_the_
     state.reconcile(reservation, {REQUESTS: 1, TOKENS: 9}, NOW + 31)
     pk = METER.pk(int(NOW))
     assert primary.load([pk], NOW + 31) == {pk: {TOKENS: 4}}  # +4 tokens, no request
-    assert state.store.fallback.load([pk], NOW + 31) == {pk: {REQUESTS: 1, TOKENS: 5}}  # type: ignore[attr-defined]
+    assert state.store.fallback.load([pk], NOW + 31) == {pk: {REQUESTS: 1, TOKENS: 5, "last_at": NOW}}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("containers", [2, 3, 4, 20])
+def test_n_degraded_containers_together_never_admit_more_than_the_limit(containers: int) -> None:
+    """Each container takes 1/N of every limit while it cannot see the others, rounded down."""
+    total = 0
+    for _ in range(containers):  # each its own process: its own fallback, the same dead table
+        state = SharedState(resilient(Broken(THROTTLED), fraction=1 / containers), fold_reconcile=True)
+        state.load([METER], [KEY], NOW)
+        total += sum(state.reserve(window(state), {REQUESTS: 1}, NOW) is not None for _ in range(10))
+    assert total <= 10
+    assert total == 10 // containers * containers  # and each uses its whole share
+
+
+def test_the_composition_root_gives_each_container_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_gateway.compose import build_core
+    from llm_gateway.config import load_settings
+    from llm_gateway.observability.metrics import RecordingMetrics
+
+    settings = load_settings({"LLM_GATEWAY_STATE_TABLE": "t", "LLM_GATEWAY_MAX_CONTAINERS": "20",
+                              "AWS_DEFAULT_REGION": "us-east-1"})
+    core = build_core(settings, metrics=RecordingMetrics(), dynamodb_client=object())
+    assert isinstance(core.state.store, ResilientStore) and core.state.store.fraction == pytest.approx(1 / 20)

@@ -54,7 +54,8 @@ class Recording:
 
     def counter(self, meter: Meter) -> dict[str, Any]:
         pk = meter.pk(meter.limit.period.start(NOW))
-        return dict(self.inner.load([pk], NOW).get(pk, {}))
+        item = self.inner.load([pk], NOW).get(pk, {})
+        return {name: value for name, value in item.items() if name != "last_at"}  # the counts alone
 
 
 def windows(state: SharedState, meters: list[Meter]) -> list:

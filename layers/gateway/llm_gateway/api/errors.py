@@ -123,12 +123,18 @@ def from_validation_error(exc: ValidationError) -> InvalidRequest:
     # parts) pydantic reports every branch, and the branch that got furthest names the real problem.
     first = max(errors, key=lambda e: len(e.get("loc", ()))) if errors else {"loc": (), "msg": "invalid request"}
     param = _loc_to_param(tuple(first.get("loc", ())))
-    message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}"
+    kind = str(first.get("type"))
+    template, code = _MESSAGES.get(kind, ("Invalid value for '{param}': {msg}", "invalid_value"))
+    message = template.format(param=param, msg=first.get("msg", "invalid"))
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    code = str(first.get("type")) if first.get("type") in _OWN_ERROR_TYPES else "invalid_value"
     return InvalidRequest(message, param=param, code=code)
 
 
-# Error types our own validators raise (PydanticCustomError), passed on as the error `code`.
-_OWN_ERROR_TYPES = frozenset({"schema_too_large"})
+# Error types with their own wording and `code`: our validators' (PydanticCustomError), and an
+# unknown top-level field, worded as OpenAI words it.
+_MESSAGES: dict[str, tuple[str, str]] = {
+    "schema_too_large": ("Invalid value for '{param}': {msg}", "schema_too_large"),
+    "unsupported_parameter": ("Unsupported parameter '{param}': {msg}", "unsupported_parameter"),
+    "extra_forbidden": ("Unrecognized request argument supplied: {param}", "unknown_parameter"),
+}

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -231,13 +232,44 @@ class StreamOptions(_Strict):
     include_usage: bool | None = None
 
 
+# --- request parameters no route honours -------------------------------------------------------------
+# OpenAI request parameters that no model the gateway routes to can honour (providers.md), each
+# with why; README "Request parameters" is the same table. Sending one is a 400 naming it rather
+# than a request answered as if it had not been sent. A value that asks for nothing beyond the
+# default (null, `modalities: ["text"]`, `store: false`, `service_tier: "auto"`) is accepted.
+REFUSED_PARAMETERS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "audio": ("audio output needs OpenAI's audio models, which the gateway does not route to", ()),
+    "modalities": ("only text output is served; omit it or send [\"text\"]", (["text"],)),
+    "prediction": ("Predicted Outputs exist only on some OpenAI and Mistral models, not confirmed per model", ()),
+    "web_search_options": ("web search exists only on OpenAI's search models, which the gateway does not route to", ()),
+    "functions": ("deprecated by OpenAI: send `tools`", ()),
+    "function_call": ("deprecated by OpenAI: send `tool_choice`", ()),
+    "store": ("the gateway stores no completions (and only OpenAI could)", (False,)),
+    "metadata": ("it tags stored completions, and nothing is stored", ()),
+    "service_tier": ("processing tiers are OpenAI's and Groq's own, with different values; omit it", ("auto",)),
+    "verbosity": ("only OpenAI's GPT-5 models have it", ()),
+    "safety_identifier": ("only OpenAI has it; send `user`, which the gateway passes where a provider has it", ()),
+    "prompt_cache_key": ("only OpenAI has it", ()),
+    "prompt_cache_retention": ("only OpenAI has it", ()),
+}
+TOKEN_ID = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]
+BIAS = Annotated[float, Field(ge=-100, le=100)]
+
+
 # --- the request ---------------------------------------------------------------------------------
 class ChatCompletionRequest(_Strict):
     """What a client may send to `POST /v1/chat/completions`.
 
-    Unknown top-level fields are ignored rather than refused, because SDKs add new optional
-    parameters faster than any gateway can follow; everything we do read is type-checked.
+    Every top-level field is accounted for, so nothing the caller asked for is silently dropped:
+    a field the gateway does not know is a 400 naming it (`unknown_parameter`, as OpenAI answers
+    an unrecognized argument), a parameter no routed model can honour is a 400 naming it
+    (`unsupported_parameter`, `REFUSED_PARAMETERS`), and a parameter only some models honour
+    (`logprobs`, `logit_bias`, `reasoning_effort`, `parallel_tool_calls: false`) is a hard need in
+    selection (`selection/selector.py`). Nested objects still ignore unknown keys: SDKs echo
+    response fields (`annotations`, `audio`) back inside assistant messages.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1, max_length=256)
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
@@ -257,6 +289,40 @@ class ChatCompletionRequest(_Strict):
     n: int | None = Field(default=None, ge=1, le=1)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    # Honoured by some models only: a hard need in selection (see the class docstring).
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    logit_bias: dict[TOKEN_ID, BIAS] | None = Field(default=None, max_length=1024)
+    reasoning_effort: Literal["low", "medium", "high"] | None = None  # the values every such model takes
+    # Refused unless they ask for nothing (REFUSED_PARAMETERS).
+    audio: Any = None
+    modalities: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    functions: Any = None
+    function_call: Any = None
+    store: Any = None
+    metadata: Any = None
+    service_tier: Any = None
+    verbosity: Any = None
+    safety_identifier: Any = None
+    prompt_cache_key: Any = None
+    prompt_cache_retention: Any = None
+
+    @field_validator(*REFUSED_PARAMETERS)
+    @classmethod
+    def _refused(cls, value: Any, info: ValidationInfo) -> None:
+        why, neutral = REFUSED_PARAMETERS[str(info.field_name)]
+        if value is None or any(value == ok and type(value) is type(ok) for ok in neutral):
+            return None
+        raise PydanticCustomError("unsupported_parameter", "{why}", {"why": why})
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_needs_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("logprobs") is not True:
+            raise ValueError("top_logprobs requires logprobs: true")
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -309,7 +375,7 @@ class _KeepsRequiredNulls(_Loose):
 
     @model_serializer(mode="wrap")
     def _keep_required_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for name in self._required_nulls:
             if name not in data:
                 data[name] = getattr(self, name)

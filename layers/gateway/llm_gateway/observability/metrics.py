@@ -1,7 +1,10 @@
 """CloudWatch metrics as EMF lines, behind a two-method protocol.
 
 The router and gateway only call `count`/`timing`; tests pass `RecordingMetrics` and assert on
-what was recorded. Names are the ones DESIGN.md lists and template.yaml's alarms read.
+what was recorded. The names below are the whole contract with template.yaml: every metric its
+alarms and dashboard read is emitted here, and every metric emitted here is on the dashboard or
+in an alarm, or listed in `NOT_ON_DASHBOARD` with the reason (tests/unit/test_metrics_contract.py
+checks both directions, and the dimensions alarms and panels rely on, by running requests).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ SELECTION_LATENCY_MS = "SelectionLatencyMs"
 STATE_LATENCY_MS = "StateLatencyMs"
 PROVIDER_LATENCY_MS = "ProviderLatencyMs"
 CAPACITY_WAITS = "CapacityWaits"
+
+# Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
+# today; a metric added for logs or ad-hoc queries only goes here, with its reason.
+NOT_ON_DASHBOARD: dict[str, str] = {}
 
 
 class Metrics(Protocol):

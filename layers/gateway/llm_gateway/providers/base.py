@@ -93,6 +93,9 @@ class ProviderError(Exception):
         self.transport = transport
         self.rate_limit = rate_limit
         self.provider_message = provider_message
+        # Set by the runner on a timeout whose budget the *request* deadline cut below the
+        # provider's own timeout: it says nothing about the provider (no breaker, no failure mark).
+        self.deadline_cut = False
 
     @property
     def retry_after_s(self) -> float | None:

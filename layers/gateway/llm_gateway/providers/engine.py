@@ -4,6 +4,13 @@ Adapters describe requests (`HttpRequestSpec`: JSON, multipart form data or raw 
 parse bodies; the engine sends, and turns every transport or protocol failure into a
 `ProviderError` raised `from` the original exception. `call` is the one path every capability
 uses for a request/response exchange; `open_stream` adds chat's server-sent events.
+
+A call's `timeout_s` is a wall-clock budget counted from the call's start, for the whole exchange
+(connect, send, headers, body) and for a stream until its last event: httpx's own timeouts are
+per operation, so a provider trickling bytes would outlive any of them. The exchange runs in a
+`deadline_scope` and the client from `build_http_client` cuts every socket operation at that
+deadline (`deadline_io.py`); streams also check the clock between events. A cut is a
+`ProviderError(transport=timeout)`.
 """
 
 from __future__ import annotations
@@ -30,15 +37,18 @@ from llm_gateway.providers.base import (
     StreamState,
     WireAdapter,
 )
+from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
 from llm_gateway.providers.sse import iter_sse
 
 CONNECT_TIMEOUT_S = 3.0
 
 
 def build_http_client() -> httpx.Client:
-    """Created once per container at cold start and reused by every request (keep-alive pool)."""
+    """Created once per container at cold start and reused by every request (keep-alive pool);
+    its transport enforces the engine's wall-clock deadlines (see `deadline_io.py`)."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60)
     return httpx.Client(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60),
+        transport=deadline_transport(limits),
         timeout=httpx.Timeout(30.0, connect=CONNECT_TIMEOUT_S),
         follow_redirects=False,
         trust_env=False,
@@ -74,8 +84,10 @@ class ProviderEngine:
     def call(
         self, adapter: WireAdapter, spec: HttpRequestSpec, model: str, timeout_s: float, parse: BodyParser[T]
     ) -> ProviderReply[T]:
-        """Send one request and parse its answer; every failure becomes a `ProviderError`."""
-        with _translated(adapter.name, model):
+        """Send one request and parse its answer, all within `timeout_s` of wall-clock time;
+        every failure becomes a `ProviderError`."""
+        at = time.monotonic() + max(0.0, timeout_s)
+        with _translated(adapter.name, model), deadline_scope(at):
             response = self._send(spec, timeout_s, stream=False)
         rate_limits = adapter.parse_rate_limits(response.headers)
         if response.status_code >= 400:
@@ -100,17 +112,17 @@ class ProviderEngine:
         self, adapter: ChatAdapter, request: ChatCompletionRequest, model: str, timeout_s: float
     ) -> ProviderStream:
         spec = adapter.build_request(request, model, stream=True)
-        with _translated(adapter.name, model):
+        deadline = time.monotonic() + max(0.0, timeout_s)  # the stream's too, counted from now
+        with _translated(adapter.name, model), deadline_scope(deadline):
             response = self._send(spec, timeout_s, stream=True)
         rate_limits = adapter.parse_rate_limits(response.headers)
         if response.status_code >= 400:
             try:
-                with _translated(adapter.name, model):
+                with _translated(adapter.name, model), deadline_scope(deadline):
                     body = response.read()
             finally:
                 response.close()
             raise adapter.parse_error(response.status_code, response.headers, body, model)
-        deadline = time.monotonic() + timeout_s
         return ProviderStream(adapter, model, response, rate_limits, deadline)
 
     def list_models(self, adapter: ChatAdapter, timeout_s: float = 5.0) -> list[str]:
@@ -145,11 +157,23 @@ class ProviderStream:
     def close(self) -> None:
         self._response.close()
 
+    def _lines(self) -> Iterator[str]:
+        """The body's lines, each pulled inside the stream's deadline scope (whichever thread
+        iterates), so a provider trickling bytes is cut at the deadline, not after it."""
+        lines = self._response.iter_lines()
+        while True:
+            with deadline_scope(self._deadline):
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    return
+            yield line
+
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         name, model = self.adapter.name, self.model
         # A connection that dies once the body has started is a cut stream, not a failed connect.
         with _translated(name, model, broken=TRANSPORT_STREAM_CUT):
-            for event in iter_sse(self._response.iter_lines()):
+            for event in iter_sse(self._lines()):
                 if time.monotonic() > self._deadline:
                     raise ProviderError(
                         f"{name} stream exceeded its time budget", provider=name, model=model,

@@ -214,7 +214,8 @@ class GeminiAdapter:
         self, payload: Mapping[str, Any], status: int | None, model: str | None, *,
         headers: Mapping[str, str] | None = None, mid_stream: bool = False,
     ) -> ProviderError:
-        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        raw_error = payload.get("error")
+        error: Mapping[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         message = str(error.get("message")) if error.get("message") is not None else None
         code = error.get("status") or None
         for detail in error.get("details") or []:  # a bad key is 400 INVALID_ARGUMENT + ErrorInfo.reason
@@ -343,7 +344,7 @@ def _generation_config(request: ChatCompletionRequest) -> dict[str, Any]:
 
 def _tool_calls(parts: list[Mapping[str, Any]], start: int) -> list[dict[str, Any]]:
     """`functionCall` parts → OpenAI tool calls; ids are Gemini's when it sends one, else synthesized."""
-    calls = []
+    calls: list[dict[str, Any]] = []
     for part in parts:
         call = part.get("functionCall")
         if not isinstance(call, dict):

@@ -99,7 +99,10 @@ class OpenAIAdapter:
             body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.response_format is not None:
             body["response_format"] = request.response_format.model_dump(exclude_none=True, by_alias=True)
-        for name in ("temperature", "top_p", "seed", "user", "presence_penalty", "frequency_penalty"):
+        # logprobs, top_logprobs, logit_bias, reasoning_effort: selection sends them only to models
+        # whose catalog entry lists them (`capabilities.params`).
+        for name in ("temperature", "top_p", "seed", "user", "presence_penalty", "frequency_penalty",
+                     "logprobs", "top_logprobs", "logit_bias", "reasoning_effort"):
             value = getattr(request, name)
             if value is not None:
                 body[name] = value

@@ -18,9 +18,18 @@ def dialect_from_options(options: dict[str, object] | None) -> Dialect:
         chat_path=str(opts.get("chat_path", "/chat/completions")),
         models_path=str(opts.get("models_path", "/models")),
         max_tokens_field=str(opts.get("max_tokens_field", "max_tokens")),
-        drop_params=frozenset(str(p) for p in opts.get("drop_params", []) or []),  # type: ignore[union-attr]
+        drop_params=_names(opts.get("drop_params")),
         stream_usage=str(opts.get("stream_usage", "stream_options")),
     )
+
+
+def _names(value: object) -> frozenset[str]:
+    """Parameter names from JSON: a list of names, or one name (not split into its letters)."""
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, list | tuple | set | frozenset):
+        return frozenset(str(name) for name in value)
+    return frozenset()
 
 
 def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:

@@ -19,10 +19,19 @@ _RATE_CLASSES = frozenset({"rate_limited", "quota_exhausted"})
 
 
 class AttemptLike(Protocol):
-    provider: str
-    model: str
-    error_class: str | None
-    status: int | None
+    """Read-only (properties), so frozen records such as `routing.run.AttemptRecord` match."""
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def error_class(self) -> str | None: ...
+
+    @property
+    def status(self) -> int | None: ...
 
     def public(self) -> dict[str, Any]: ...
 

@@ -39,7 +39,7 @@ class BackoffPolicy:
 def full_jitter(attempt: int, policy: BackoffPolicy, rand: Callable[[], float]) -> float:
     """`uniform(0, min(cap, base * 2**attempt))`; attempt counts from 0."""
     exponent = min(max(attempt, 0), 32)  # 2**32 * base is already far beyond any cap
-    ceiling = min(policy.cap_s, policy.base_s * (2**exponent))
+    ceiling = min(policy.cap_s, policy.base_s * (2.0**exponent))
     return max(0.0, min(ceiling, rand() * ceiling))
 
 

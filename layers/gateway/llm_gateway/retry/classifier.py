@@ -66,11 +66,6 @@ class Decision:
     counts_for_circuit: bool
     circuit_scope: Scope
 
-    @property
-    def affects_provider(self) -> bool:
-        """True when other models of the same provider are likely to fail the same way now."""
-        return self.error_class in _PROVIDER_WIDE
-
 
 # Per class: (action, counts against a breaker, breaker scope). Why each:
 # - rate limits and exhausted quotas are capacity, not health: cool the model down instead;
@@ -92,10 +87,6 @@ _POLICY: dict[ErrorClass, tuple[Action, bool, Scope]] = {
     ErrorClass.CONTENT_FILTER: (Action.RETURN, False, Scope.MODEL),
     ErrorClass.MODEL_NOT_FOUND: (Action.NEXT_MODEL, True, Scope.MODEL),
 }
-
-_PROVIDER_WIDE = frozenset(
-    {ErrorClass.CONNECTION, ErrorClass.AUTH, ErrorClass.SERVER_ERROR, ErrorClass.OVERLOADED, ErrorClass.TIMEOUT}
-)
 
 # Provider codes (lower-cased) → class. OpenAI/Groq/Mistral `code`/`type`, Gemini `status`,
 # Mistral numeric codes. Checked before the HTTP status because they are more specific.
@@ -242,10 +233,7 @@ def classify(error: ProviderError) -> Decision:
     """Decide what a failure means for this request and for the provider's circuit."""
     error_class = classify_class(error)
     action, counts, scope = _POLICY[error_class]
+    if error.deadline_cut and error_class is ErrorClass.TIMEOUT:
+        counts = False  # the request ran out of time, not the provider: see ProviderError.deadline_cut
     return Decision(error_class, action, counts, scope)
 
-
-def decision_for(error_class: ErrorClass) -> Decision:
-    """The policy row for a class, e.g. for a failure the gateway detects itself."""
-    action, counts, scope = _POLICY[error_class]
-    return Decision(error_class, action, counts, scope)

@@ -25,6 +25,19 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
+# Kept back from the Lambda's remaining time: writing the response, and the state writes after the
+# last attempt (each bounded by the DynamoDB client's 1 s timeouts; after one failure the store
+# degrades and the rest are local). Lambda ends an invocation at its timeout, whatever it is doing.
+LAMBDA_MARGIN_S = 2.0
+
+
+def request_budget(deadline_s: float, remaining_s: float | None, margin_s: float = LAMBDA_MARGIN_S) -> float:
+    """The request's budget: the configured deadline, cut to what the Lambda has left less a
+    margin (a cold start, or a function timeout shorter than the setting, leaves less)."""
+    if remaining_s is None:
+        return deadline_s
+    return max(0.0, min(deadline_s, remaining_s - margin_s))
+
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
@@ -43,14 +56,10 @@ class Deadline:
 
     def __init__(self, budget_s: float, clock: Clock) -> None:
         self._clock = clock
-        self.started = clock()
-        self.at = self.started + max(0.0, budget_s)
+        self.at = clock() + max(0.0, budget_s)
 
     def remaining(self) -> float:
         return self.at - self._clock()
-
-    def elapsed(self) -> float:
-        return self._clock() - self.started
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +93,21 @@ class RetryHandler:
     def deadline(self, budget_s: float | None = None) -> Deadline:
         return Deadline(self.settings.deadline_s if budget_s is None else budget_s, self.clock)
 
+    def _usable(self, deadline: Deadline) -> float:
+        """What is left of the deadline for calls: the rest is kept back to answer (the one
+        place the safety margin is subtracted)."""
+        return deadline.remaining() - self.settings.safety_margin_s
+
     def attempt_timeout(self, deadline: Deadline) -> float | None:
         """The timeout for an attempt starting now, or None if one should not start."""
-        usable = deadline.remaining() - self.settings.safety_margin_s
+        usable = self._usable(deadline)
         if usable < self.settings.min_attempt_s:
             return None
         return min(self.settings.attempt_timeout_s, usable)
 
     def wait_budget(self, deadline: Deadline) -> float:
-        """How much of the deadline a backoff wait may use and still leave room for the retry."""
-        return deadline.remaining() - self.settings.safety_margin_s - self.settings.min_attempt_s
+        """How much of the deadline a wait may use and still leave room for an attempt after it."""
+        return self._usable(deadline) - self.settings.min_attempt_s
 
     def run(self, attempt_fn: Callable[[AttemptContext], T], deadline: Deadline) -> T:
         """Call `attempt_fn` until it returns, asks not to retry, or attempts/time run out.
@@ -144,5 +158,4 @@ class RetryHandler:
     def _should_stop(self, state: RetryCallState, deadline: Deadline) -> bool:
         if state.attempt_number >= self.settings.max_attempts:
             return True
-        after_wait = deadline.remaining() - (state.upcoming_sleep or 0.0) - self.settings.safety_margin_s
-        return after_wait < self.settings.min_attempt_s
+        return (state.upcoming_sleep or 0.0) > self.wait_budget(deadline)

@@ -14,7 +14,6 @@ which still spreads load because every container's weights come from the shared 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from llm_gateway.selection.planner import PlanStep
 from llm_gateway.state.items import StateSnapshot
@@ -70,10 +69,3 @@ class CapacityBalancer:
             scores[best] -= total
         return best
 
-
-def spread(picks: Sequence[ModelKey]) -> dict[ModelKey, int]:
-    """How many times each model came first (for tests and the status page)."""
-    out: dict[ModelKey, int] = {}
-    for key in picks:
-        out[key] = out.get(key, 0) + 1
-    return out

@@ -13,10 +13,10 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.dynamodb import
     CircuitBreakerDynamoDBPersistence,
 )
 
-from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, _Priming, item_from_record
+from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, BreakerStore, item_from_record
 
 
-class DynamoDBBreakerPersistence(_Priming, CircuitBreakerDynamoDBPersistence):
+class DynamoDBBreakerPersistence(BreakerStore, CircuitBreakerDynamoDBPersistence):
     """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""
 
     shares_state_table = True

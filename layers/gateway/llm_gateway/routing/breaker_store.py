@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llm_gateway.lazy_packages import defer_package_init
 
-KEY_ATTR = "pk"
-EXPIRY_ATTR = "expires_at"
-_ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
+if TYPE_CHECKING:  # boto3-stubs (dev extra): the shape `TypeDeserializer.deserialize` takes
+    from boto3.dynamodb.types import TypeDeserializer
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
+    from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
 
 # Powertools' `persistence/__init__.py` imports its DynamoDB layer (boto3); the memory layer
 # needs only `base`, `record` and `states` (see `lazy_packages.py`).
@@ -38,29 +40,31 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord  # noqa: E402
 from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState  # noqa: E402
 
+KEY_ATTR = "pk"
+EXPIRY_ATTR = "expires_at"
+_ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
+_DESERIALIZER: TypeDeserializer | None = None
+
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """Accept an item as DynamoDB AttributeValues (`{"S": ...}`) or already deserialized."""
     out: dict[str, Any] = {}
     for name, value in item.items():
         if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
-            out[name] = _deserializer().deserialize(dict(value))
+            out[name] = _deserializer().deserialize(cast("AttributeValueTypeDef", dict(value)))
         else:
             out[name] = value
     return out
 
 
-def _deserializer() -> Any:
-    """boto3's TypeDeserializer; only items read from DynamoDB come in that form."""
-    from boto3.dynamodb.types import TypeDeserializer
-
+def _deserializer() -> TypeDeserializer:
+    """boto3's TypeDeserializer, made on first use: only items read from DynamoDB need it."""
     global _DESERIALIZER
     if _DESERIALIZER is None:
+        from boto3.dynamodb.types import TypeDeserializer
+
         _DESERIALIZER = TypeDeserializer()
     return _DESERIALIZER
-
-
-_DESERIALIZER: Any = None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -100,26 +104,33 @@ def item_from_record(record: CircuitStateRecord) -> dict[str, Any]:
     return item
 
 
-class _Priming:
-    """Mixin: feed records read elsewhere into Powertools' local cache."""
+class BreakerStore(CircuitBreakerPersistenceLayer):
+    """A Powertools persistence layer the gateway can also prime and read directly (one type,
+    so `CircuitBreakers` hands it to Powertools and calls these without an `Any`)."""
 
-    def prime(self: Any, items: Iterable[Mapping[str, Any]]) -> None:
+    shares_state_table: bool = False  # True: the per-request state load reads its items too
+
+    def prime(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Feed records read elsewhere (the state load) into Powertools' local cache."""
         for item in items:
             record = record_from_item(item)
             if record is not None:
                 self._save_to_cache(record)
 
-    def prime_absent(self: Any, names: Iterable[str]) -> None:
-        """Circuits the state load looked for and did not find have no record: cache them as
-        CLOSED, exactly what Powertools caches after its own read finds nothing, but without
-        that GetItem on the request's critical path. Only where nothing is cached yet, so a
-        state this container knows (say, an open it failed to write) is never overwritten."""
+    @abstractmethod
+    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Raw items of these circuits, for when the state load did not read them."""
+
+    def prime_closed(self, names: Iterable[str], *, keep_known: bool) -> None:
+        """Cache these circuits as closed (no record: Powertools' own reading of a missing item);
+        with `keep_known`, only those the cache holds nothing fresh for."""
         for name in names:
-            if self._retrieve_from_cache(name) is None:
-                self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
+            if keep_known and self._retrieve_from_cache(name) is not None:
+                continue
+            self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
 
 
-class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
+class MemoryBreakerPersistence(BreakerStore):
     """Breaker records in a dict: one instance stands for one shared table."""
 
     shares_state_table = False
@@ -168,7 +179,7 @@ class MemoryBreakerPersistence(_Priming, CircuitBreakerPersistenceLayer):
             self._items[record.name] = updated
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[DynamoDBBreakerPersistence]:
     """`DynamoDBBreakerPersistence` lives in `breaker_dynamodb.py`, imported on first use (boto3)."""
     if name == "DynamoDBBreakerPersistence":
         from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence

@@ -14,24 +14,30 @@ stream ends, so the whole stream is read inside the attempt and a cut at any poi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
+from llm_gateway.api.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    FunctionCall,
+    ToolCall,
+    Usage,
+)
 from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, ChatAdapter, ProviderError
 from llm_gateway.providers.engine import ProviderEngine, ProviderStream
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
 from llm_gateway.routing.runner import CallResult, FailoverRunner, Served
-from llm_gateway.selection.analyzer import ALIASES, AUTO
+from llm_gateway.selection.conversation import next_turn_key
 from llm_gateway.selection.cost import request_cost
-from llm_gateway.selection.planner import Plan, PlanStep
+from llm_gateway.selection.planner import Plan, PlanStep, Preparation
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
+from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts
 from llm_gateway.state.store import ModelKey
-
-AUTO_ALIASES = (AUTO, *ALIASES)
 
 
 @dataclass
@@ -96,6 +102,9 @@ class ChatRouter:
 
         served = self.runner.run(prep, call, deadline)
         completion = served.value
+        if completion.choices:
+            message = completion.choices[0].message
+            self._remember(prep, request, served.step.key, message.content, message.tool_calls)
         estimate = None
         if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
             estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
@@ -117,33 +126,75 @@ class ChatRouter:
         served = self.runner.run(prep, call, deadline)
         step = served.step
         routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, iter(()), free=step.free)
-        routed.chunks = self._drain(served, routed, prep.detail)
+        routed.chunks = self._drain(served, routed, prep, request)
         return routed
 
-    def _drain(self, served: Served[_Opened], routed: RoutedStream, detail: ChatDetail) -> Iterator[ChatCompletionChunk]:
-        """Yield the stream; settle usage, cost and health when it ends, however it ends."""
+    def _remember(self, prep: Preparation, request: ChatCompletionRequest, key: ModelKey, content: str | None,
+                  tool_calls: Sequence[ToolCall] | None) -> None:
+        """Conversation affinity: name the model that answered under the key the next turn of this
+        conversation will look up (`selection/conversation.py`). Not for pinned requests, which
+        prefer nothing; one small write after the answer, never failing it."""
+        if prep.pinned is None:
+            self.runner.prefer_next(affinity_pk(next_turn_key(request.messages, content, tool_calls)), key)
+
+    def _drain(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,
+               request: ChatCompletionRequest) -> Iterator[ChatCompletionChunk]:
+        """Yield the stream in OpenAI's shape; settle usage, cost and health when it ends, however
+        it ends.
+
+        Providers put usage in different places (OpenAI: an extra chunk with `choices: []`; Groq,
+        Mistral, Cohere: the `finish_reason` chunk; Gemini: every chunk, complete on the last).
+        Usage is taken off every chunk and sent once, in a final chunk with no choices, as OpenAI
+        does, because clients written against OpenAI read `chunk.choices[0]` whenever usage is
+        absent. That chunk comes even when the provider reported none (our estimate, which the
+        cost then says it is); whether the caller sees it is the caller's `include_usage`.
+        """
         clock = self.runner.retry.clock
         opened = served.value
         texts: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        last = opened.first
         try:
             for chunk in itertools.chain((opened.first,), opened.rest):
                 if chunk.usage is not None:
                     routed.usage = chunk.usage
+                    chunk = chunk.model_copy(update={"usage": None})
+                if not chunk.choices:
+                    continue  # a provider's own usage-only chunk: its usage goes out once, at the end
+                last = chunk
                 texts += [c.delta.content for c in chunk.choices if c.delta.content]
+                _add_call_deltas(calls, chunk)
                 yield chunk
         except ProviderError as error:
             self.runner.fail_late(served, error, clock() - served.started)
             raise
         finally:
             opened.stream.close()
-        estimate = self._estimate(detail, texts) if routed.usage is None else None  # used only without usage
+        estimate = self._estimate(prep.detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
         self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)
+        tool_calls = [ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
+                      for _, c in sorted(calls.items())]
+        self._remember(prep, request, served.step.key, "".join(texts) or None, tool_calls)
+        yield ChatCompletionChunk(id=last.id, created=last.created, model=last.model,
+                                  system_fingerprint=last.system_fingerprint, choices=[],
+                                  usage=routed.usage or estimate)
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
         return Usage.of(detail.prompt_tokens, self.preparer.tokens.count_text("".join(texts)))
+
+
+def _add_call_deltas(calls: dict[int, dict[str, str]], chunk: ChatCompletionChunk) -> None:
+    """Assemble the first choice's tool calls from their deltas, as OpenAI clients do (by index)."""
+    for choice in chunk.choices[:1]:
+        for delta in choice.delta.tool_calls or []:
+            call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = delta.id or call["id"]
+            if delta.function is not None:
+                call["name"] += delta.function.name or ""
+                call["arguments"] += delta.function.arguments or ""
 
 
 def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Opened:
@@ -164,4 +215,4 @@ def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Ope
     return _Opened(opened, first, rest)
 
 
-__all__ = ["AUTO_ALIASES", "ChatRouter", "RoutedCompletion", "RoutedStream"]
+__all__ = ["ChatRouter", "RoutedCompletion", "RoutedStream"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.circuit_breaker import (
     CircuitBreakerConfig,
@@ -34,17 +34,18 @@ from aws_lambda_powertools.utilities.circuit_breaker import base as _powertools_
 from llm_gateway.observability.metrics import BREAKER_TRANSITIONS, Metrics
 from llm_gateway.providers.base import ProviderError
 from llm_gateway.retry.classifier import Decision, Scope, classify
-from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, plain_item
+from llm_gateway.routing.breaker_store import EXPIRY_ATTR, KEY_ATTR, BreakerStore, plain_item
 from llm_gateway.state.items import circuit_ids, model_circuit, provider_circuit
 from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
+RECOVERY_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
     failure_threshold: int = 3  # consecutive counted failures (per container, see docs)
-    recovery_timeout_s: int = 30  # open → one probe after this long
+    recovery_timeout_s: int = RECOVERY_TIMEOUT_S  # open → one probe after this long
     local_cache_max_age_s: int = 5
 
 
@@ -74,13 +75,13 @@ def view_of(item: Mapping[str, Any], now: float, recovery_timeout_s: float) -> B
         return BreakerView(name, state, now < until, until, opened)
     if state == CircuitState.HALF_OPEN.value:
         lease = data.get("probe_lease_expiry")
-        until = float(lease) if lease is not None else None
-        return BreakerView(name, state, until is None or now < until, until, opened)
+        lease_until = float(lease) if lease is not None else None
+        return BreakerView(name, state, lease_until is None or now < lease_until, lease_until, opened)
     return None
 
 
 def blocked_from(
-    items: Mapping[str, Mapping[str, Any]], now: float, recovery_timeout_s: float = BreakerSettings.recovery_timeout_s
+    items: Mapping[str, Mapping[str, Any]], now: float, recovery_timeout_s: float = RECOVERY_TIMEOUT_S
 ) -> dict[str, str]:
     """Circuit id → reason, for every circuit that must not be called at `now`.
 
@@ -107,18 +108,6 @@ def blocked_keys(
         if reason:
             out[key] = reason
     return out
-
-
-class BreakerPersistence(Protocol):
-    """What this module needs from a persistence layer (see breaker_store.py)."""
-
-    shares_state_table: bool
-
-    def prime(self, items: Iterable[Mapping[str, Any]]) -> None: ...
-
-    def prime_absent(self, names: Iterable[str]) -> None: ...
-
-    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
 
 class CountedFailure(Exception):
@@ -151,7 +140,7 @@ class CircuitBreakers:
 
     def __init__(
         self,
-        persistence: Any,
+        persistence: BreakerStore,
         settings: BreakerSettings | None = None,
         *,
         metrics: Metrics | None = None,
@@ -161,30 +150,38 @@ class CircuitBreakers:
         self.settings = settings or BreakerSettings()
         self._metrics = metrics
         self._classify = classifier
-        common = {
-            "failure_threshold": self.settings.failure_threshold,
-            "recovery_timeout": self.settings.recovery_timeout_s,
-            "success_threshold": 1,  # one good probe closes: exactly one probe per recovery
-            "local_cache_max_age": self.settings.local_cache_max_age_s,
-        }
-        self._provider_config = CircuitBreakerConfig(handled_exceptions=ProviderScopedFailure, **common)
-        self._model_config = CircuitBreakerConfig(handled_exceptions=ModelScopedFailure, **common)
+        self._provider_config = self._config(ProviderScopedFailure)
+        self._model_config = self._config(ModelScopedFailure)
         self._protected: dict[tuple[str, int], Callable[[Callable[[], Any]], Any]] = {}
+
+    def _config(self, handled: type[CountedFailure]) -> CircuitBreakerConfig:
+        """A breaker that counts only failures of its own scope (see the module docstring)."""
+        return CircuitBreakerConfig(
+            handled_exceptions=handled,
+            failure_threshold=self.settings.failure_threshold,
+            recovery_timeout=self.settings.recovery_timeout_s,
+            success_threshold=1,  # one good probe closes: exactly one probe per recovery
+            local_cache_max_age=self.settings.local_cache_max_age_s,
+        )
 
     # --- reading ----------------------------------------------------------------------------------
     def current_items(self, keys: Iterable[ModelKey], loaded: Mapping[str, Mapping[str, Any]], *,
-                      complete: bool = False) -> dict[str, Any]:
+                      degraded: bool = False) -> dict[str, Any]:
         """Breaker items for these candidates: from the state load when it read our table
         (and then primed into Powertools' cache), else straight from the persistence layer.
 
-        `complete`: the load read every one of these circuits from the table (not a degraded
-        fallback), so a circuit it did not find has no record and needs no read of its own."""
+        The load read every candidate's circuit, so a circuit it did not find is closed: it is
+        primed as closed too, or Powertools would GetItem it (a missing record is a cache miss)
+        on the next attempt. While the store is `degraded` the load came from in-container state,
+        which holds no breaker items: what Powertools already knows is kept, and the rest is
+        primed closed (Powertools' own fail-open), so no attempt waits on a read of a store
+        that is down."""
         ids = circuit_ids(keys)
         if getattr(self.persistence, "shares_state_table", False):
             found = {cid: dict(loaded[cid]) for cid in ids if cid in loaded}
             self.persistence.prime({KEY_ATTR: cid, **plain_item(item)} for cid, item in found.items())
-            if complete:
-                self.persistence.prime_absent(cid for cid in ids if cid not in found)
+            absent = [cid for cid in ids if cid not in found]
+            self.persistence.prime_closed(absent, keep_known=degraded)
             return found
         return self.persistence.read_items(ids)
 
@@ -234,11 +231,12 @@ class CircuitBreakers:
         and two closures per breaker per attempt); Powertools still runs one handler per call."""
         protected = self._protected.get((name, id(config)))
         if protected is None:
-            protected = circuit_breaker(
+            protected = circuit_breaker(  # Powertools' decorator returns a bare Callable
                 name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
             )(_call)
             self._protected[(name, id(config))] = protected
-        return protected(fn)
+        result: T = protected(fn)
+        return result
 
     def _on_transition(self, transition: CircuitTransition) -> None:
         if self._metrics is not None:

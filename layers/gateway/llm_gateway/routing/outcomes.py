@@ -18,6 +18,7 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
 from llm_gateway.retry.classifier import Decision, ErrorClass, classify
+from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
@@ -39,16 +40,20 @@ class Outcomes:
     policy: BackoffPolicy
 
     def guarded(self, what: str, fn: Callable[..., object], *args: object) -> None:
-        """State writes after a call must never turn a served request into an error."""
+        """State writes after a call must never turn a served request into an error.
+
+        Each is bounded by the store (DynamoDB client: 1 s connect/read timeouts, 2 attempts; after
+        one outage the resilient store goes local for a while), and the handler keeps
+        `LAMBDA_MARGIN_S` of the Lambda's time past the request deadline for them."""
         try:
             fn(*args)
         except Exception:
             LOG.warning("state write failed: %s", what, exc_info=True)
 
-    def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float) -> None:
+    def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float, *, deadline: Deadline | None = None) -> None:
         if info is None or info.is_empty:
             return
-        if worth_recording(info):
+        if worth_recording(info) and not _gone(deadline, "record_headers"):
             self.guarded("record_headers", self.state.record_headers, step.key, info, now)
         if near_miss(info):
             self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
@@ -58,35 +63,40 @@ class Outcomes:
 
     def success(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, actual: Amounts | None,
-        info: RateLimitInfo | None, latency_s: float, now: float,
+        info: RateLimitInfo | None, latency_s: float, now: float, *, deadline: Deadline | None = None,
     ) -> None:
         if actual is not None:
             self.guarded("reconcile", self.state.reconcile, reservation, actual, now)
-        self.headers(step, info, now)
+        self.headers(step, info, now, deadline=deadline)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
         run.attempts.append(AttemptRecord(step.key.provider, step.key.model, latency_ms=latency_s * 1000))
 
     def failure(
         self, run: RequestRun, step: PlanStep, reservation: Reservation | None, error: ProviderError,
-        latency_s: float, now: float,
+        latency_s: float, now: float, *, deadline: Deadline | None = None,
     ) -> Decision:
         decision = classify(error)
         error_class = decision.error_class
         if reservation is not None:
             self.guarded("release", self.state.release, reservation, now)
-        self.headers(step, error.rate_limit, now)
+        self.headers(step, error.rate_limit, now, deadline=deadline)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:
             reason = f"{error_class} ({error.status or error.code or 'no status'})"
             self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
-        if error_class in FAILURE_CLASSES and self.failures.record(step.key.provider, str(error_class), now):
+        # A timeout the request deadline caused says nothing about the provider: no failure mark.
+        says_something = not error.deadline_cut
+        if (says_something and error_class in FAILURE_CLASSES
+                and self.failures.record(step.key.provider, str(error_class), now)
+                and not _gone(deadline, "mark_failure")):
             self.guarded("mark_failure", self.state.mark_failure, step.key.provider, str(error_class), now)
-        self.passive.record(step.key, str(error_class), now)
-        dims = {"provider": step.key.provider, "model": step.key.model}
-        self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), **dims)
+        if says_something:
+            self.passive.record(step.key, str(error_class), now)
+        provider, model = step.key
+        self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)
         if error_class in _RATE:
-            self.metrics.count(m.RATE_LIMITED, **dims)
+            self.metrics.count(m.RATE_LIMITED, provider=provider, model=model)
         run.attempts.append(
             AttemptRecord(step.key.provider, step.key.model, str(error_class), error.status, latency_s * 1000, wait)
         )
@@ -97,3 +107,14 @@ class Outcomes:
         previous = run.previous_failure()
         if previous is not None and (previous.provider, previous.model) != (step.key.provider, step.key.model):
             self.metrics.count(m.FAILOVERS, provider=previous.provider, to_provider=step.key.provider)
+
+
+def _gone(deadline: Deadline | None, what: str) -> bool:
+    """True (and logged) when the request's deadline has passed: a write that only informs later
+    requests (header snapshots, failure marks) is then not started, so it cannot hold a request
+    past its deadline. Writes that keep limits honest (reconcile, release, 429 cooldowns) still
+    run, bounded as `Outcomes.guarded` says."""
+    if deadline is None or deadline.remaining() > 0:
+        return False
+    LOG.info("state write skipped, the request deadline has passed: %s", what)
+    return True

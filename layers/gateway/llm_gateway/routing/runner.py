@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, NoReturn, TypeVar
 
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import ProviderError, RateLimitInfo
+from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLimitInfo
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
 from llm_gateway.retry.caller_error import caller_error
@@ -38,6 +39,7 @@ from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
 from llm_gateway.state.metering import Amounts
 from llm_gateway.state.shared import Reservation, SharedState
+from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
 WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really moved on
@@ -63,6 +65,8 @@ class Served(Generic[T]):
     reservation: Reservation
     run: RequestRun
     started: float
+    deadline: Deadline | None = None
+    cut_short: bool = False  # the request deadline, not the provider's timeout, bounds this call
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +119,10 @@ class FailoverRunner:
         started = clock()
         now = self._wall()
         keys = prep.keys
-        snapshot = self.state.load(prep.all_meters(), keys, now)
+        snapshot = self.state.load(prep.all_meters(), keys, now, prep.state_pks)
         loaded = clock()
         self.metrics.timing(m.STATE_LATENCY_MS, (loaded - started) * 1000)
-        items = self.breakers.current_items(keys, snapshot.breakers, complete=not snapshot.degraded)
+        items = self.breakers.current_items(keys, snapshot.breakers, degraded=snapshot.degraded)
         blocked = self.breakers.blocked(keys, items, now)
         for provider, why in self.health.unavailable().items():
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
@@ -153,14 +157,16 @@ class FailoverRunner:
                 raise self._nothing_to_try(plan)
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
             try:
-                return self.retry.run(lambda ctx, r=run: self._attempt(r, ctx, call), deadline)  # type: ignore[misc]
+                return self.retry.run(partial(self._attempt, run, call=call), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
                 cause = failed.cause
                 if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
                     raise caller_error(cause, decision.error_class) from cause
-                raise self._aggregate(run, timed_out=False) from None
+                # tenacity stops on the deadline as well as on the attempt cap: say which it was
+                out_of_time = failed.retry and self.retry.attempt_timeout(deadline) is None
+                raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0])
@@ -175,32 +181,45 @@ class FailoverRunner:
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
+            # What is left *now*, after the reservation write: the call's budget counts from here.
+            budget = self.retry.attempt_timeout(ctx.deadline)
+            if budget is None:
+                self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+                raise DeadlineExhausted("the reservation used up the time left for an attempt")
+            own = self.timeouts.timeout_for(step.key.provider, self.retry.settings.attempt_timeout_s)
+            budget = min(budget, ctx.timeout_s)
+            timeout = min(own, budget)
+            cut_short = budget < own
             self.outcomes.failover(run, step)
-            timeout = self.timeouts.timeout_for(step.key.provider, ctx.timeout_s)
             started = self.retry.clock()
             try:
-                result = self.breakers.call(step.key, lambda s=step, t=timeout: call(s, t))  # type: ignore[misc]
+                result = self.breakers.call(step.key, partial(_marked, call, step, timeout, cut_short))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
                 continue
             except ProviderError as error:
                 self._failed(run, step, reservation, error, started, ctx)
+            except BaseException:  # a bug (or an interrupt): the reservation must not leak with it
+                self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+                raise
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency)
             self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
             if result.actual is not None:
-                self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now)
+                self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now,
+                                      deadline=ctx.deadline)
             else:
-                self.outcomes.headers(step, result.rate_limits, now)
-            return Served(result.value, step, reservation, run, started)
+                self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
+            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
         ctx: AttemptContext,
     ) -> NoReturn:
-        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall())
+        decision = self.outcomes.failure(run, step, reservation, error, self.retry.clock() - started, self._wall(),
+                                         deadline=ctx.deadline)
         if decision.action is Action.RETURN:
             raise AttemptFailed(error, retry=False)
         if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
@@ -216,11 +235,19 @@ class FailoverRunner:
 
     # --- settling what ends after the call returned (streams) ----------------------------------------
     def settle(self, served: Served[T], actual: Amounts | None, latency_s: float) -> None:
-        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall())
+        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall(),
+                              deadline=served.deadline)
+
+    def prefer_next(self, pk: str, key: ModelKey) -> None:
+        """Name `key` in the state item `pk`, for a later request whose preparation prefers `pk`
+        (chat: the next turn of this conversation). Guarded: it never fails a served request."""
+        self.outcomes.guarded("remember_affinity", self.state.remember_affinity, pk, key, self._wall())
 
     def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
         """A failure after the first byte reached the caller: count it, release nothing more."""
-        self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall())
+        if served.cut_short and error.transport == TRANSPORT_TIMEOUT:
+            error.deadline_cut = True
+        self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall(), deadline=served.deadline)
         self.breakers.record_failure(served.step.key, error)
 
     # --- errors -------------------------------------------------------------------------------------
@@ -234,3 +261,14 @@ class FailoverRunner:
         error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error
+
+
+def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool) -> CallResult[T]:
+    """Call; a timeout of a call whose budget the request deadline cut short is marked
+    `deadline_cut` *before* the breakers classify it, so it counts against neither."""
+    try:
+        return call(step, timeout)
+    except ProviderError as error:
+        if cut_short and error.transport == TRANSPORT_TIMEOUT:
+            error.deadline_cut = True
+        raise

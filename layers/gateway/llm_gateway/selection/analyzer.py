@@ -41,6 +41,7 @@ from llm_gateway.api.schemas import (
 
 AUTO = "auto"
 ALIASES: dict[str, str] = {"auto:small": "small", "auto:large": "large", "auto:reasoning": "reasoning"}
+AUTO_ALIASES: tuple[str, ...] = (AUTO, *ALIASES)  # every model name that is not a pin (GET /v1/models lists them)
 LARGE_PROMPT_TOKENS = 4_000
 LARGE_OUTPUT_TOKENS = 4_000
 LARGE_TOOL_COUNT = 3
@@ -75,7 +76,7 @@ class Analysis:
 
 
 def is_alias(model: str) -> bool:
-    return model == AUTO or model in ALIASES
+    return model in AUTO_ALIASES
 
 
 def _text_of(content: object) -> str:

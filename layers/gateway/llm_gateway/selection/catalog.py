@@ -65,6 +65,11 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+# Request parameters only some models honour. A model lists the ones it does (README "Request
+# parameters"); a request that sets one goes only to models that list it.
+OptionalParam = Literal["logprobs", "logit_bias", "reasoning_effort", "parallel_tool_calls"]
+
+
 class Capabilities(_Frozen):
     """Chat traits a request may need."""
 
@@ -72,6 +77,7 @@ class Capabilities(_Frozen):
     vision: bool = False
     json_mode: bool = Field(default=False, alias="json")
     streaming: bool = True
+    params: tuple[OptionalParam, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
@@ -238,9 +244,6 @@ class Catalog:
 
     def for_capability(self, capability: str) -> tuple[ModelEntry, ...]:
         return tuple(e for e in self.entries if e.capability == capability)
-
-    def by_category(self, category: str) -> tuple[ModelEntry, ...]:
-        return tuple(e for e in self.entries if e.category == category)
 
     def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
         return tuple(e for e in self.entries if e.provider in providers)

@@ -10,8 +10,11 @@ Ranking, in order:
 1. **No recent failure** first: a provider that just failed (5xx, timeout, reset, 429) in any
    container goes behind every provider that did not, until `FAILURE_MEMORY_S` has passed.
 2. **Free tier with capacity** before any paid model (paid models follow as fallbacks).
-3. The capability's own static order (chat: category distance), then estimated cost.
-4. **Balance among equals**: each group of equal rank is reordered by the tie-breaker (the
+3. **The preferred model** the preparation names through a state item (chat: the model that
+   served the previous turn of the same conversation), so a conversation stays on one model
+   while it can serve; when it cannot (dropped below, or behind 1. and 2.) ranking goes on as usual.
+4. The capability's own static order (chat: category distance), then estimated cost.
+5. **Balance among equals**: each group of equal rank is reordered by the tie-breaker (the
    router's capacity-weighted balancer) or rotated by a counter.
 
 Dropped with a reason (never chosen): blocked by the router (breaker, bad key), cooling down, a
@@ -66,10 +69,18 @@ class Preparation:
     meters: Mapping[ModelKey, tuple[Meter, ...]]
     pinned: ModelKey | None = None
     detail: Any = None  # the capability's own analysis (chat: `Analysis`, prompt tokens)
+    # A state item naming a model to prefer, read in the same load (chat: the `aff#` item of the
+    # conversation this request continues). Ranked after "no recent failure" and "free first".
+    prefer: str | None = None
 
     @property
     def keys(self) -> tuple[ModelKey, ...]:
         return tuple(c.key for c in self.candidates)
+
+    @property
+    def state_pks(self) -> tuple[str, ...]:
+        """Items to read besides the candidates' own (one BatchGetItem holds them all)."""
+        return (self.prefer,) if self.prefer is not None else ()
 
     def all_meters(self) -> list[Meter]:
         return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
@@ -125,13 +136,14 @@ def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available:
     return (matches[0].key if len(matches) == 1 else None), matches
 
 
-def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]]) -> tuple[list[Candidate], list[Candidate]]:
-    """The best candidates, in rank order, whose state fits one read; the cheapest paid ones always fit.
-
-    Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
-    compares catalog entries field by field) and each model's item keys come from a cache."""
+def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]],
+            extra: Sequence[str] = ()) -> tuple[list[Candidate], list[Candidate]]:
+    """The best candidates, in rank order, whose state fits one read beside the `extra` items;
+    the cheapest paid ones always fit."""
+    # Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
+    # compares catalog entries field by field) and each model's item keys come from a cache.
     chosen: set[int] = set()
-    pks: set[str] = set()
+    pks: set[str] = set(extra)
     paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]
     first = {id(c) for c in paid_first}
     for candidate in paid_first + [c for c in ranked if id(c) not in first]:
@@ -193,6 +205,7 @@ class Planner:
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
         waits: list[float] = []
         capacity_only = True
+        preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         for candidate in prep.candidates:
             key = candidate.key
@@ -200,13 +213,13 @@ class Planner:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = False
                 continue
-            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now))
+            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now, snapshot.stamps))
                            for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now)
+                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now, snapshot.stamps)
                 for m in prep.meters[key])
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
@@ -216,13 +229,15 @@ class Planner:
                     waits.append(wait)
                 continue
             failed = recently_failed(key.provider, failures, now)
+            kept = key == preferred
             step = PlanStep(
                 key=key, free=candidate.entry.is_free, entry=candidate.entry, amounts=candidate.amounts,
                 usages=usages, est_cost_usd=candidate.est_cost_usd,
                 reason=candidate.reason + _describe_left(room.remaining_requests, room.remaining_tokens)
-                + ("; provider failed recently" if failed else ""),
+                + ("; provider failed recently" if failed else "")
+                + ("; served this conversation's previous turn" if kept else ""),
             )
-            ranked.append(((failed, not candidate.entry.is_free, *candidate.rank), step))
+            ranked.append(((failed, not candidate.entry.is_free, not kept, *candidate.rank), step))
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,

@@ -4,7 +4,8 @@ The capability-specific half of selection (`planner.py` is the shared half). Fro
 and the catalog alone: classify it (`analyzer`), count its prompt tokens (`tokens`), resolve
 `model` (aliases `auto`, `auto:small|large|reasoning`; `provider/model` or a bare id to pin),
 and drop models that could never serve it, with the reason:
-missing capability (tools, vision, JSON, streaming), context too small, `max_tokens` above the
+missing capability (tools, vision, JSON, streaming, an optional parameter such as `logprobs`
+the model does not list), context too small, `max_tokens` above the
 model's max output. What a call consumes is one request plus prompt tokens (scaled by the
 provider's tokenizer factor) plus expected output (the caller's `max_tokens`, else
 `DEFAULT_EXPECTED_OUTPUT`). Static rank: category distance (`CATEGORY_FALLBACK`), then cost.
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import CHAT, Catalog, ModelEntry
+from llm_gateway.selection.conversation import turn_key
 from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
 from llm_gateway.selection.tokens import TokenEstimator, scaled
+from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import ModelKey
 
@@ -37,6 +40,30 @@ class Needs:
     vision: bool = False
     json: bool = False
     streaming: bool = False
+    params: frozenset[str] = frozenset()  # optional parameters the request sets (catalog `params`)
+
+
+def requested_params(request: ChatCompletionRequest) -> frozenset[str]:
+    """The optional parameters this request sets to something only some models honour.
+
+    A value that asks for the default is no need: `logprobs: false`, `parallel_tool_calls: true`
+    (every model may call several tools), or `parallel_tool_calls: false` without tools.
+    `top_logprobs` comes with `logprobs` (the schema requires it).
+    """
+    params: set[str] = set()
+    if request.logprobs:
+        params.add("logprobs")
+    if request.logit_bias:
+        params.add("logit_bias")
+    if request.reasoning_effort is not None:
+        params.add("reasoning_effort")
+    if request.parallel_tool_calls is False and request.tools:
+        params.add("parallel_tool_calls")
+    return frozenset(params)
+
+
+def _describe_param(param: str) -> str:
+    return "parallel_tool_calls=false" if param == "parallel_tool_calls" else param
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +86,9 @@ def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) 
         return "no JSON mode support"
     if needs.streaming and not caps.streaming:
         return "no streaming support"
+    missing = needs.params.difference(caps.params)
+    if missing:
+        return "does not support " + ", ".join(_describe_param(p) for p in sorted(missing))
     if cap is not None and cap > entry.output_cap:
         return f"max_tokens {cap} > max output {entry.output_cap}"
     output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap)
@@ -86,7 +116,8 @@ class ChatPreparer:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
-        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream)
+        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
+                      requested_params(request))
         pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias)
         cap = request.output_limit
         kept: list[Candidate] = []
@@ -110,13 +141,23 @@ class ChatPreparer:
             raise nothing_fits(dropped)
         kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))
         meters = {c.key: self.catalog.meters(c.entry) for c in kept}
-        loaded, beyond = bounded(kept, meters)
+        prefer = _affinity(request, pinned)
+        loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
         return Preparation(
             label=analysis.category, candidates=tuple(loaded), dropped=tuple(dropped),
             meters={c.key: meters[c.key] for c in loaded}, pinned=pinned,
-            detail=ChatDetail(analysis, needs, base),
+            detail=ChatDetail(analysis, needs, base), prefer=prefer,
         )
+
+
+def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | None:
+    """The affinity item of the conversation this request continues (`selection/conversation.py`),
+    unless a model is pinned (nothing to prefer then) or it continues none."""
+    if pinned is not None:
+        return None
+    key = turn_key(request.messages)
+    return affinity_pk(key) if key is not None else None
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:

@@ -2,15 +2,23 @@
 
 One table, partition key `pk` (string), TTL attribute `expires_at` (epoch seconds); what each item
 holds is `items.py`'s business. Calls per request: `load` is one BatchGetItem (another only per
-100 keys, or to retry UnprocessedKeys); a reservation is one conditional UpdateItem for a single
-counter item, or one TransactWriteItems when several windows must move together. The condition
+100 keys, or to retry UnprocessedKeys); a reservation is one conditional UpdateItem per window
+item, in a fixed order, the ones already made undone when a later one is refused. The condition
 (`attribute_not_exists(n) OR n <= ceiling - ask`) is evaluated by DynamoDB atomically, so no
-number of concurrent containers can push a window past its limit. TTL deletion is lazy (up to
+number of concurrent containers can push a window past its limit.
+
+Not a TransactWriteItems: every request of a model writes the same day-window item, and DynamoDB
+cancels a transaction (TransactionConflict) whenever another one touches the same item at the
+same time, so under load reservations failed while capacity was left. Single-item UpdateItems on
+one item are serialized by DynamoDB and never conflict. The price is a moment in which a window
+holds an ask that the next one refuses: a concurrent request may then be refused for capacity
+that is given back an instant later, never admitted past a limit. TTL deletion is lazy (up to
 48 h), so every read checks `expires_at` itself.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -18,13 +26,13 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from llm_gateway.state.store import CounterAdd, Item, StateUnavailable
 
+LOG = logging.getLogger("llm_gateway.state")
 BATCH_LIMIT = 100
 UNPROCESSED_RETRIES = 4
-CONFLICT_RETRIES = 3
 _DESER = TypeDeserializer()
 _SER = TypeSerializer()
 
@@ -115,10 +123,15 @@ class DynamoStateStore:
             if ceiling is not None:
                 values[f":c{index}"] = {"N": str(ceiling - amount)}
                 conditions.append(f"(attribute_not_exists(#u{index}) OR #u{index} <= :c{index})")
+        sets = "SET #e = :exp"
+        if add.stamp is not None:  # last writer wins: containers' clocks disagree by more anyway
+            names["#l"] = "last_at"
+            values[":last"] = {"N": repr(float(add.stamp))}
+            sets += ", #l = :last"
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"pk": {"S": add.pk}},
-            "UpdateExpression": "SET #e = :exp" + (" ADD " + ", ".join(adds) if adds else ""),
+            "UpdateExpression": sets + (" ADD " + ", ".join(adds) if adds else ""),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
@@ -127,36 +140,35 @@ class DynamoStateStore:
         return update
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
-        """One conditional write: UpdateItem for one item, TransactWriteItems for several."""
-        updates = [self._update(add) for add in adds]
-        if not updates:
-            return True
-        if len(updates) == 1:
-            try:
-                self.client.update_item(**updates[0])
-            except ClientError as exc:
-                if _conditional_failed(exc):
-                    return False
-                raise
-            return True
-        return self._transact(updates)
+        """Conditional UpdateItems, one per item, sorted by pk; False (and every add already made
+        undone) when one is refused. The fixed order makes two requests racing for the last unit
+        of two windows meet at the same first item, so one of them gets both, not each one half."""
+        done: list[CounterAdd] = []
+        try:
+            for add in sorted(adds, key=lambda a: a.pk):
+                try:
+                    self.client.update_item(**self._update(add))
+                except ClientError as exc:
+                    if _conditional_failed(exc):
+                        self._undo(done)
+                        return False
+                    raise
+                done.append(add)
+        except Exception:
+            self._undo(done)
+            raise
+        return True
 
-    def _transact(self, updates: list[dict[str, Any]]) -> bool:
-        """False when a condition failed; retries only transaction conflicts (nothing was written)."""
-        for attempt in range(CONFLICT_RETRIES + 1):
+    def _undo(self, done: Sequence[CounterAdd]) -> None:
+        """Give back adds already made (unconditional). If that fails too, the window over-counts
+        one ask until it closes: capacity left unused, never a limit passed."""
+        for add in done:
+            undo = CounterAdd(add.pk, {unit: -n for unit, n in add.amounts.items()}, add.expires_at)
             try:
-                self.client.transact_write_items(TransactItems=[{"Update": u} for u in updates])
-                return True
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in codes:
-                    return False
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                time.sleep(0.005 * 2**attempt)
-        return False
+                self.client.update_item(**self._update(undo))
+            except (ClientError, BotoCoreError, OSError):
+                LOG.warning("could not give back a reservation on %s; it over-counts until the window closes",
+                            add.pk, exc_info=True)
 
     def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
         encoded = {name: _encode(value) for name, value in item.items()}

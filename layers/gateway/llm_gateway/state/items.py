@@ -12,6 +12,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
 | `cb#{provider}` / `cb#{provider}#{model}` | Powertools circuit-breaker records | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`) | a week |
+| `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from llm_gateway.state.store import Item, ModelKey
 
 EXPIRES = "expires_at"
 FAILURE_MEMORY_S = 30.0  # how long a provider that just failed ranks behind the others
+# How long a conversation's next turn prefers the model that answered it: long enough for a tool
+# to run or a user to type, short enough that the table holds only conversations in progress.
+AFFINITY_TTL_S = 900.0
 _HDR_FIELDS = ("limit_requests", "remaining_requests", "reset_requests_s", "limit_tokens",
                "remaining_tokens", "reset_tokens_s", "retry_after_s", "requests_window_s", "tokens_window_s")
 _HDR_INTS = frozenset({"limit_requests", "remaining_requests", "limit_tokens", "remaining_tokens",
@@ -64,6 +68,11 @@ def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
 
 def health_pk(provider: str) -> str:
     return f"health#{provider}"
+
+
+def affinity_pk(digest: str) -> str:
+    """The item of one conversation turn, keyed by its hash (`selection/conversation.py`)."""
+    return f"aff#{digest}"
 
 
 # --- typed values ----------------------------------------------------------------------------------
@@ -105,17 +114,20 @@ class StateSnapshot:
     """One load, decoded: window counters by pk, model states, breaker records and failures."""
 
     counters: Mapping[str, Amounts] = field(default_factory=dict)
+    stamps: Mapping[str, float] = field(default_factory=dict)  # window pk → its latest reservation time
     models: Mapping[ModelKey, ModelState] = field(default_factory=dict)
     breakers: Mapping[str, Item] = field(default_factory=dict)
     failures: Mapping[str, FailureMark] = field(default_factory=dict)
     degraded: bool = False  # True when the shared store failed and in-container state answered
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
+    affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
 
 
 # --- what to read ------------------------------------------------------------------------------------
-def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float) -> list[str]:
-    """Every item one request consults, in one list for one BatchGetItem."""
-    pks: dict[str, None] = {}
+def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, extra: Iterable[str] = ()) -> list[str]:
+    """Every item one request consults, in one list for one BatchGetItem; `extra` are items a
+    capability asks for besides (chat: the conversation's affinity item)."""
+    pks: dict[str, None] = dict.fromkeys(extra)
     for meter in meters:
         for pk in counter_pks(meter, now):
             pks[pk] = None
@@ -134,28 +146,42 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
                     *, degraded: bool = False, limit_scale: float = 1.0) -> StateSnapshot:
     """Turn a load's raw items into typed state, once per request."""
     counters: dict[str, Amounts] = {}
+    stamps: dict[str, float] = {}
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
+    affinities: dict[str, ModelKey] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
             counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
+            if "last_at" in item:
+                stamps[pk] = float(item["last_at"])
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
             failures[pk[5:]] = FailureMark(pk[5:], float(item["at"]), str(item.get("kind", "")))
+        elif pk.startswith("aff#") and (preferred := decode_affinity(item, now)) is not None:
+            affinities[pk] = preferred
     models = {}
     for key in keys:
         cooldown = decode_cooldown(items.get(cooldown_pk(key)), now)
         headers = decode_headers(items.get(header_pk(key)), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
-    return StateSnapshot(counters, models, breakers, failures, degraded, limit_scale)
+    return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
+                         degraded=degraded, limit_scale=limit_scale, affinities=affinities)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:
     if item is None or float(item.get("until", 0)) <= now:
         return None
     return Cooldown(float(item["until"]), str(item.get("reason", "")))
+
+
+def decode_affinity(item: Item, now: float) -> ModelKey | None:
+    """The model an affinity item names, while it is fresh (TTL deletion is lazy)."""
+    if float(item.get("at", 0)) + AFFINITY_TTL_S <= now or not item.get("provider") or not item.get("model"):
+        return None
+    return ModelKey(str(item["provider"]), str(item["model"]))
 
 
 def decode_headers(item: Item | None, now: float) -> HeaderSnapshot | None:
@@ -185,3 +211,7 @@ def header_item(info: RateLimitInfo, now: float) -> dict[str, Any]:
 
 def failure_item(at: float, kind: str) -> dict[str, Any]:
     return {"at": float(at), "kind": kind}
+
+
+def affinity_item(key: ModelKey, now: float) -> dict[str, Any]:
+    return {"provider": key.provider, "model": key.model, "at": float(now)}

@@ -47,13 +47,16 @@ class MemoryStore:
                 expires = max(add.expires_at, self._items[add.pk][1] if add.pk in self._items else 0)
                 for unit, amount in add.amounts.items():
                     item[unit] = item.get(unit, 0) + amount
+                if add.stamp is not None:
+                    item["last_at"] = max(float(item.get("last_at", 0.0)), add.stamp)
                 self._items[add.pk] = (item, expires)
             self._after_write(now)
         return True
 
     def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
         with self._lock:
-            self._items[pk] = (dict(item), float(expires_at))  # a few per model: never purged
+            self._items[pk] = (dict(item), float(expires_at))
+            self._after_write(now)  # affinity items are one per conversation turn: purge them too
 
     def extend(self, pk: str, item: Item, until: float, expires_at: int, now: float) -> None:
         with self._lock:

@@ -28,6 +28,9 @@ TOKENS = "tokens"
 AUDIO_SECONDS = "audio_seconds"
 UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS)
 MONTH = 0  # `Period.seconds` of a calendar month
+# A stamp is taken when the reservation is written, a little before the provider counts the
+# request: its window is taken to end this fraction of a length later than stamp + length.
+STAMP_SLACK = 0.05
 Amounts = Mapping[str, int]
 
 
@@ -145,6 +148,8 @@ class WindowUsage:
     start: int
     used: Amounts = field(default_factory=dict)
     carried: Amounts = field(default_factory=dict)
+    carried_until: float | None = None  # the previous window's last request + one length: no carry after
+    last_at: float | None = None  # this window's latest reservation, when the store stamped it
 
     def remaining(self, unit: str) -> int | None:
         """What the window can still take now (its own room less the carry-over)."""
@@ -193,28 +198,48 @@ class WindowUsage:
             if room < 0:  # full on its own count: it frees after it closes, once its carry into
                 # the next window has decayed to what that window can take
                 used = self.used.get(unit, 0)
-                decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
-                at = max(at, closes + decay)
+                if period.sliding and self.last_at is not None:
+                    at = max(at, closes, self.last_at + period.seconds * (1 + STAMP_SLACK))  # all gone by then
+                else:
+                    decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
+                    at = max(at, closes + decay)
             elif room < carried:
                 elapsed = (now - self.start) / period.seconds
                 previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count
-                at = max(at, min(closes, self.start + period.seconds * (1 - room / previous)))
+                decayed = self.start + period.seconds * (1 - room / previous)
+                if self.carried_until is not None:
+                    decayed = min(decayed, self.carried_until)
+                at = max(at, min(closes, decayed))
         return at
 
 
-def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float) -> WindowUsage:
-    """The meter's window at `now` from the loaded counters (current and previous item)."""
+def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
+             stamps: Mapping[str, float] | None = None) -> WindowUsage:
+    """The meter's window at `now` from the loaded counters (current and previous item).
+
+    `stamps` holds each window item's latest reservation time. Every request of the previous
+    window happened at or before its stamp, so once `now` is one window length past it nothing of
+    that window is left in the provider's sliding window: the estimate stops carrying it. Without
+    this a 1 request/s limit would admit one request every two seconds, since the estimate
+    rounds a lone previous request up to a whole one for the entire next window.
+    """
     period = meter.limit.period
     start = period.start(now)
     prefix = meter._prefix
     used = counters.get(f"{prefix}{start}", {})
     carried: dict[str, int] = {}
+    carried_until: float | None = None
     if period.seconds != MONTH:  # sliding: the previous window carries over (its start, inlined)
-        before = counters.get(f"{prefix}{start - period.seconds}")
-        if before:
+        previous_pk = f"{prefix}{start - period.seconds}"
+        before = counters.get(previous_pk)
+        stamp = stamps.get(previous_pk) if stamps else None
+        if stamp is not None:
+            carried_until = stamp + period.seconds * (1 + STAMP_SLACK)
+        if before and (carried_until is None or now < carried_until):
             overlap = 1.0 - (now - start) / period.seconds
             carried = {unit: math.ceil(n * overlap) for unit, n in before.items() if n > 0}
-    return WindowUsage(meter, start, used, carried)
+    last_at = stamps.get(f"{prefix}{start}") if stamps else None
+    return WindowUsage(meter, start, used, carried, carried_until, last_at)
 
 
 def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
@@ -225,6 +250,14 @@ def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
     return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
 
 
+def share_of(amount: int, fraction: float) -> int:
+    """One container's share of a limit while it cannot see the others (degraded mode), rounded
+    down: N containers with a share of 1/N each never admit more than the limit together, and a
+    limit too small to share (1 request/s across 20 containers) is not used at all until the
+    shared table answers again."""
+    return max(0, int(amount * fraction))
+
+
 def scale_limit(limit: WindowLimit, fraction: float) -> WindowLimit:
-    """Conservative limits for degraded mode (other containers share the real ones unseen)."""
-    return WindowLimit(limit.period, {u: (max(1, int(n * fraction)) if n > 0 else 0) for u, n in limit.maxima.items()})
+    """A container's share of every maximum of a limit (see `share_of`)."""
+    return WindowLimit(limit.period, {u: share_of(n, fraction) for u, n in limit.maxima.items()})

@@ -3,8 +3,9 @@
 The gateway never fails a request only because DynamoDB is throttled or unreachable. When the
 primary store is throttled or cannot be reached (throttling error codes, connection errors,
 timeouts, unprocessed keys), this wrapper answers from a per-container `MemoryStore` whose
-ceilings are scaled down by `fraction` (default 50 %), because other containers keep spending the
-same provider quota where we cannot see it. Any other error (a validation error is a bug, not an
+ceilings are scaled down to this container's share, `fraction` (the composition root passes
+1 / `LLM_GATEWAY_MAX_CONTAINERS`), because other containers keep spending the same provider quota
+where we cannot see it: together they never admit more than the limit. Any other error (a validation error is a bug, not an
 outage) is raised. Each fall-back logs a warning and calls `on_degraded(operation, error)` so the
 caller can publish a metric without this module depending on the metrics code.
 
@@ -26,6 +27,7 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.metering import share_of
 from llm_gateway.state.store import CounterAdd, Item, StateStore, StateUnavailable
 
 LOG = logging.getLogger("llm_gateway.state")
@@ -93,7 +95,7 @@ class ResilientStore:
         if ok:
             return bool(done)
         scaled = [
-            replace(add, ceilings={u: max(1, int(c * self.fraction)) if c > 0 else 0 for u, c in add.ceilings.items()})
+            replace(add, ceilings={u: share_of(c, self.fraction) for u, c in add.ceilings.items()})
             for add in adds
         ]
         return self.fallback.add(scaled, now)

@@ -51,8 +51,9 @@ class SharedState:
         self._lock = threading.Lock()
 
     # --- reads ---------------------------------------------------------------------------------------
-    def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float) -> items.StateSnapshot:
-        raw = self.store.load(items.pks_for(meters, keys, now), now)
+    def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float,
+             extra_pks: Collection[str] = ()) -> items.StateSnapshot:
+        raw = self.store.load(items.pks_for(meters, keys, now, extra_pks), now)
         degraded = _degraded(self.store, now)
         scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
         return items.decode_snapshot(raw, keys, now, degraded=degraded, limit_scale=scale)
@@ -61,7 +62,8 @@ class SharedState:
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
         """Take `amounts` in every window or none (None: a window would pass its limit)."""
         adds = tuple(
-            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings())
+            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings(),
+                       stamp=now)
             for u in usages
         )
         reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages))
@@ -123,6 +125,10 @@ class SharedState:
 
     def record_headers(self, key: ModelKey, info: RateLimitInfo, now: float) -> None:
         self.store.put(items.header_pk(key), items.header_item(info, now), int(snapshot_expiry(info, now)) + 1, now)
+
+    def remember_affinity(self, pk: str, key: ModelKey, now: float) -> None:
+        """The model that answered a conversation's turn, for its next turn (`items.affinity_pk`)."""
+        self.store.put(pk, items.affinity_item(key, now), int(now + items.AFFINITY_TTL_S) + 1, now)
 
     def mark_failure(self, provider: str, kind: str, now: float) -> None:
         self.store.put(items.failure_pk(provider), items.failure_item(now, kind),

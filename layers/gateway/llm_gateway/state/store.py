@@ -44,13 +44,15 @@ class CounterAdd:
     """Add `amounts` (unit → n) to the counters of item `pk`.
 
     `ceilings` (unit → max) make it conditional: the add happens only if, for each unit,
-    `current + amount <= ceiling`. `expires_at` is set on the item (TTL).
+    `current + amount <= ceiling`. `expires_at` is set on the item (TTL), and `stamp`, when given,
+    as its `last_at` (the latest reservation on the window).
     """
 
     pk: str
     amounts: Mapping[str, int]
     expires_at: int
     ceilings: Mapping[str, int] = field(default_factory=dict)
+    stamp: float | None = None  # the reservation's time, kept as the item's `last_at`
 
 
 class StateStore(Protocol):

@@ -1,0 +1,356 @@
+"""The failover core (ChatRouter over FailoverRunner) on a fake clock, without a socket.
+
+Every test builds the gateway through `compose.build_core` with an `httpx.MockTransport` in front
+of three fake providers (see `harness.py`): an `auto` request plans groq → openai → mistral, and
+time moves only when a fake provider takes time or the gateway sleeps (recorded). What each test
+pins down is in its docstring; each was checked to fail with the behaviour it guards broken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.observability import metrics as m
+from llm_gateway.retry.backoff import BackoffPolicy
+from llm_gateway.retry.handler import RetrySettings
+from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
+from llm_gateway.routing.circuit_breaker import (
+    BreakerOpen,
+    CircuitBreakers,
+    provider_circuit,
+    reset_local_counters,
+)
+from llm_gateway.routing.failures import AdaptiveTimeouts, TimeoutPolicy
+from llm_gateway.state.items import failure_pk
+from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.metering import REQUESTS, TOKENS
+from llm_gateway.state.store import Item, ModelKey
+from tests.unit.routing.harness import (
+    FAST_RETRY,
+    KEYS,
+    MODELS,
+    answer,
+    chat,
+    hang,
+    pinned,
+    refuse,
+    rig,
+    status,
+)
+
+T = TypeVar("T")
+FAST_BUDGET = FAST_RETRY.attempt_timeout_s  # the attempt timeout every rig uses unless told
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers() -> Iterator[None]:
+    """Powertools keeps failure streaks per circuit name in module globals: one test's failures
+    must not open another test's circuits."""
+    reset_local_counters()
+    yield
+    reset_local_counters()
+
+
+def failing(call: Callable[[], T]) -> GatewayError:
+    with pytest.raises(GatewayError) as caught:
+        call()
+    return caught.value
+
+
+# --- failover order ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("behaviour", "error_class"), [
+    (status(500), "server_error"),
+    (status(429), "rate_limited"),
+    (status(503), "overloaded"),
+    (hang(), "timeout"),
+], ids=["500", "429", "503", "read-timeout"])
+def test_a_failing_first_choice_fails_over_to_the_next_in_plan_order(behaviour, error_class) -> None:
+    """500, 429, 503 and a read timeout all move the request to the next planned model at once."""
+    r = rig()
+    r.fleet.set("groq", behaviour)
+    routed = r.router.complete(chat())
+    assert routed.provider == "openai"
+    assert r.fleet.providers_called() == ["groq", "openai"]
+    assert [(a.provider, a.error_class) for a in routed.attempts] == [("groq", error_class), ("openai", None)]
+    assert r.clock.sleeps == []  # switching models never waits
+    assert r.metrics.total(m.FAILOVERS, provider="groq", to_provider="openai") == 1
+
+
+def test_two_failures_then_the_third_provider_serves() -> None:
+    """500 then 429 then an answer: three attempts in plan order, each error class recorded."""
+    r = rig()
+    r.fleet.set("groq", status(500))
+    r.fleet.set("openai", status(429))
+    routed = r.router.complete(chat())
+    assert routed.provider == "mistral"
+    assert r.fleet.providers_called() == ["groq", "openai", "mistral"]
+    assert [(a.provider, a.error_class, a.status) for a in routed.attempts] == [
+        ("groq", "server_error", 500), ("openai", "rate_limited", 429), ("mistral", None, None)]
+
+
+# --- failure memory ---------------------------------------------------------------------------------
+def test_a_provider_that_failed_goes_last_for_the_very_next_request() -> None:
+    """After groq fails once, the next request plans it behind every other provider and does not
+    call it, although groq would now answer: this container learns at once, no breaker needed."""
+    r = rig()
+    r.fleet.then("groq", status(500))  # one failure, then healthy again
+    assert r.router.complete(chat()).provider == "openai"
+    assert [s.key.provider for s in r.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
+    before = len(r.fleet.calls)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.fleet.providers_called(before) == ["openai"]
+
+
+class UnsharedStore(MemoryStore):
+    """A state store whose shared failure marks never arrive (a throttled or failed write)."""
+
+    def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
+        if pk.startswith(failure_pk("")):
+            raise ConnectionError("the shared write did not happen")
+        super().put(pk, item, expires_at, now)
+
+
+def test_the_container_remembers_a_failure_even_when_the_shared_mark_is_not_written() -> None:
+    """Failure memory is first this container's own: with the shared write failing, the next
+    request still plans groq last and does not call it."""
+    r = rig(store=UnsharedStore())
+    r.fleet.then("groq", status(500))
+    r.router.complete(chat())
+    assert r.store.load([failure_pk("groq")], r.clock.wall()) == {}, "the shared mark was written"
+    before = len(r.fleet.calls)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.fleet.providers_called(before) == ["openai"]
+
+
+def test_another_container_ranks_the_failed_provider_last_after_one_read() -> None:
+    """The failure mark goes to the shared store: a second container (same store, own memory)
+    plans groq last on its next request."""
+    first = rig()
+    first.fleet.set("groq", status(500))
+    first.router.complete(chat())
+    second = rig(store=first.store, clock=first.clock)
+    assert [s.key.provider for s in second.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
+
+
+def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknown_one() -> None:
+    """Mistral (last in plan order) answered a moment ago; openai has not been heard from. When
+    groq fails, the request's next attempt goes to mistral, not to openai: a provider that is
+    hanging has no failure on record yet, and the second attempt should not find that out."""
+    r = rig()
+    assert r.router.complete(pinned("mistral")).provider == "mistral"
+    r.fleet.set("groq", status(500))
+    before = len(r.fleet.calls)
+    routed = r.router.complete(chat())
+    assert r.fleet.providers_called(before) == ["groq", "mistral"]
+    assert routed.provider == "mistral"
+
+
+# --- waiting briefly for capacity -------------------------------------------------------------------
+def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() -> None:
+    """Mistral allows 1 request/s for the whole organisation. Two back-to-back pinned requests
+    both succeed: the second sleeps once (on the fake clock, within LLM_GATEWAY_MAX_WAIT_S) and
+    reaches the provider no sooner than a second after the first; no real time passes."""
+    r = rig(mistral_rps=1, max_wait_s=2.0)
+    real = time.monotonic()
+    first = r.router.complete(pinned("mistral"))
+    second = r.router.complete(pinned("mistral"))
+    assert first.provider == second.provider == "mistral"
+    assert len(r.clock.sleeps) == 1 and 0 < r.clock.sleeps[0] <= 2.0
+    first_call, second_call = r.fleet.calls
+    assert second_call.at - first_call.at >= 1.0
+    assert r.metrics.total(m.CAPACITY_WAITS) == 1
+    assert time.monotonic() - real < 1.0
+
+
+def test_a_wait_longer_than_max_wait_answers_429_with_retry_after() -> None:
+    """With LLM_GATEWAY_MAX_WAIT_S below the time the window needs, the second request is refused
+    at once (no sleep, no provider call) with 429 and a Retry-After covering the wait."""
+    r = rig(mistral_rps=1, max_wait_s=0.5)
+    r.router.complete(pinned("mistral"))
+    error = failing(lambda: r.router.complete(pinned("mistral")))
+    assert error.status == 429
+    assert 1 <= int(error.headers["Retry-After"]) <= 2
+    assert r.clock.sleeps == []
+    assert len(r.fleet.calls) == 1
+
+
+def test_pinned_one_request_per_second_succeeds_whatever_the_phase_within_the_second() -> None:
+    r = rig(mistral_rps=1)  # the default LLM_GATEWAY_MAX_WAIT_S, 2 s
+    r.clock.now = 0.0  # the first request lands at the very start of a second
+    r.router.complete(pinned("mistral"))
+    assert r.router.complete(pinned("mistral")).provider == "mistral"
+
+
+# --- breakers and reservations ------------------------------------------------------------------------
+class RejectingBreakers(CircuitBreakers):
+    """Real breakers, except that one provider's circuit rejects at call time: the race where
+    another container opened it (or took its probe) after this request's plan was made."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(MemoryBreakerPersistence())
+        self.provider = provider
+        self.rejected = 0
+
+    def call(self, key: ModelKey, fn: Callable[[], T]) -> T:
+        if key.provider == self.provider:
+            self.rejected += 1
+            raise BreakerOpen(provider_circuit(key.provider))
+        return super().call(key, fn)
+
+
+def test_a_breaker_rejecting_an_attempt_releases_its_whole_reservation() -> None:
+    """The reservation for the rejected groq attempt was written (requests and tokens) before the
+    breaker said no; afterwards every groq counter is back to zero in both units, while openai,
+    which served, keeps what it really used (1 request, the 7 tokens the fake reported)."""
+    breakers = RejectingBreakers("groq")
+    r = rig(breakers=breakers)
+    routed = r.router.complete(chat())
+    assert routed.provider == "openai" and breakers.rejected == 1
+    assert r.fleet.providers_called() == ["openai"]
+    groq = r.counters("groq")
+    assert groq, "the groq attempt reserved nothing: the test would prove nothing"
+    for pk, item in groq.items():
+        assert {REQUESTS, TOKENS} <= set(item), pk
+        assert item[REQUESTS] == 0 and item[TOKENS] == 0, (pk, item)
+    openai = r.counters("openai")
+    assert [(item[REQUESTS], item[TOKENS]) for item in openai.values()] == [(1, 7)] * len(openai)
+
+
+# --- backoff ----------------------------------------------------------------------------------------
+def test_same_model_backoff_grows_with_the_attempt_number() -> None:
+    """A refused connection is retried once on the same model after a full-jitter wait whose
+    ceiling doubles per attempt (`base * 2**(attempt - 1)`); the fake clock records the sleeps.
+    groq fails on attempts 1 and 2 (then is shunned), openai on 3 and 4, mistral serves 5th."""
+    policy = BackoffPolicy(base_s=0.2, cap_s=2.0)
+    r = rig(retry=RetrySettings(max_attempts=5, deadline_s=25.0, attempt_timeout_s=20.0, backoff=policy))
+    r.fleet.set("groq", refuse())
+    r.fleet.set("openai", refuse())
+    routed = r.router.complete(chat())
+    assert routed.provider == "mistral"
+    assert r.fleet.providers_called() == ["groq", "groq", "openai", "openai", "mistral"]
+    jitter = r.clock.rand()
+    assert r.clock.sleeps == [pytest.approx(jitter * policy.base_s * 2**0), pytest.approx(jitter * policy.base_s * 2**2)]
+    assert r.clock.sleeps[1] > r.clock.sleeps[0]
+
+
+# --- the deadline -----------------------------------------------------------------------------------
+def test_no_attempt_starts_or_runs_past_the_deadline() -> None:
+    """Every provider hangs. Attempt 1 gets the full attempt timeout (4 s of a 5 s deadline),
+    attempt 2 only what is left (less the safety margin), and no attempt 3 starts: the request
+    ends with the aggregated error saying it ran out of time, still inside its deadline."""
+    retry = RetrySettings(max_attempts=5, deadline_s=5.0, attempt_timeout_s=4.0, safety_margin_s=0.25,
+                          min_attempt_s=0.5)
+    r = rig(retry=retry)
+    for provider in MODELS:
+        r.fleet.set(provider, hang())
+    started = r.clock.now
+    deadline = started + retry.deadline_s
+    error = failing(lambda: r.router.complete(chat()))
+    assert error.status == 503 and "ran out of time" in error.message
+    assert [c.provider for c in r.fleet.calls] == ["groq", "openai"]
+    assert [c.timeout_s for c in r.fleet.calls] == [4.0, pytest.approx(0.75)]
+    for call in r.fleet.calls:
+        assert call.at < deadline
+        assert call.at + call.timeout_s <= deadline - retry.safety_margin_s + 1e-9
+    assert r.clock.now <= deadline
+
+
+# --- adaptive timeouts ------------------------------------------------------------------------------
+def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> None:
+    """groq answered eight times in 0.5 s; when it hangs, its attempt times out after the floor
+    (2 s), not the 20 s attempt budget, and openai (never seen) borrows the overall estimate."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        r.router.complete(chat())
+    r.fleet.set("groq", hang())
+    before, started = len(r.fleet.calls), r.clock.now
+    routed = r.router.complete(chat())
+    hung, served = r.fleet.calls[before:]
+    floor = TimeoutPolicy().floor_s
+    assert routed.provider == "openai"
+    assert (hung.provider, hung.timeout_s) == ("groq", floor)
+    assert served.timeout_s == floor
+    assert r.clock.now - started == pytest.approx(floor)
+
+
+def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -> None:
+    """A provider answering in 3 s: its timeout starts at the budget (nothing known), then falls
+    with each answer toward 3 s plus a shrinking deviation, always within [floor, budget]."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=3.0))
+    for _ in range(12):
+        r.router.complete(chat())
+    timeouts = [c.timeout_s for c in r.fleet.calls]
+    assert timeouts[0] == FAST_BUDGET
+    assert all(a >= b for a, b in itertools.pairwise(timeouts)), timeouts
+    assert all(TimeoutPolicy().floor_s <= t <= FAST_BUDGET for t in timeouts)
+    assert timeouts[-1] < 4.0
+
+
+def test_a_slow_provider_gets_at_most_the_budget() -> None:
+    """Observed 15 s answers would ask for 45 s; the attempt budget (20 s) caps it."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=15.0))
+    r.router.complete(chat())
+    r.router.complete(chat())
+    assert [c.timeout_s for c in r.fleet.calls] == [FAST_BUDGET, FAST_BUDGET]
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=120.0), max_size=30),
+       st.floats(min_value=0.1, max_value=60.0))
+def test_adaptive_timeout_is_always_within_floor_and_budget(samples: list[float], budget: float) -> None:
+    timeouts = AdaptiveTimeouts()
+    for sample in samples:
+        timeouts.observe("p", sample)
+    got = timeouts.timeout_for("p", budget)
+    assert min(timeouts.policy.floor_s, budget) <= got <= budget
+    assert timeouts.timeout_for("never-seen", budget) == (got if samples else budget)  # borrows the overall
+
+
+# --- the aggregated error -----------------------------------------------------------------------------
+def test_the_aggregated_error_lists_every_attempt_and_no_secret() -> None:
+    """Providers echo keys and prompts in their errors; the caller's error lists provider, model,
+    error class and status per attempt, and nothing the providers said."""
+    prompt = "my confidential prompt text"
+    r = rig()
+    r.fleet.set("groq", status(401, message=f"Incorrect API key provided: {KEYS['groq']}"))
+    r.fleet.set("openai", status(500, message=f"internal error while reading '{prompt}'"))
+    r.fleet.set("mistral", status(429, message=f"key {KEYS['mistral']} is over its limit"))
+    error = failing(lambda: r.router.complete(chat(text=prompt)))
+    body: dict[str, Any] = error.body()
+    assert error.status == 503
+    attempts = body["error"]["attempts"]
+    assert [(a["provider"], a["model"], a["error_class"], a["status"]) for a in attempts] == [
+        ("groq", MODELS["groq"], "auth", 401), ("openai", MODELS["openai"], "server_error", 500),
+        ("mistral", MODELS["mistral"], "rate_limited", 429)]
+    assert all(set(a) <= {"provider", "model", "error_class", "status", "retry_after_s"} for a in attempts)
+    everything = json.dumps(body) + error.message + json.dumps(error.headers)
+    for secret in (*KEYS.values(), prompt, "Incorrect API key", "over its limit", "internal error"):
+        assert secret not in everything, secret
+
+
+def test_an_unexpected_error_during_the_call_releases_the_reservation() -> None:
+    """A bug below the runner (here the transport raises something no layer translates) reaches
+    the handler's last resort, but never leaks the capacity it had reserved."""
+    r = rig()
+
+    def broken(request: Any, fleet: Any) -> Any:
+        raise RuntimeError("a bug, not a provider failure")
+
+    r.fleet.set("groq", broken)
+    with pytest.raises(RuntimeError):
+        r.router.complete(pinned("groq"))
+    groq = r.counters("groq")
+    assert groq, "nothing was reserved: the test would prove nothing"
+    for pk, item in groq.items():
+        assert item[REQUESTS] == 0 and item[TOKENS] == 0, (pk, item)
