@@ -4,20 +4,22 @@ The gateway is built as Lambda builds it with a state table (the real `DynamoSta
 behind the degraded-mode wrapper, DynamoDB breakers and health store), on an in-process moto
 table (`mock_aws`), and serves N chat requests answered by an `httpx.MockTransport`. Every
 DynamoDB API call is counted with a botocore `before-parameter-build` hook, and provider attempts from the
-`x-gateway-attempts` header. The design's budget: one BatchGetItem per request (windows,
-cooldowns, header snapshots, breakers, failure marks in one read) and one conditional write per
-attempt (UpdateItem, or TransactWriteItems when several windows move together). A
-reconciliation that gives back (the provider used less than reserved, the usual case: output
-is reserved at its cap) is folded into the container's next reservation of the same window; one
-that takes more (the provider counted more than we estimated: Cohere's recorded answer bills
-503 prompt tokens for a 9-token prompt) is written at once, so other containers see it. The
-count tells the two apart.
+`x-gateway-attempts` header; each call is named by what it touches (the state load, a
+reservation or reconciliation of a window item `rl#…`, the conversation-affinity item `aff#…`, a
+failure mark, the health view's read of the scheduled checks, cached a minute per container).
+
+What the design budgets: one BatchGetItem per request for all the state a plan needs, and per
+attempt on a metered model one conditional UpdateItem per window item it counts on (a model's
+own minute and day windows, its provider's organisation-wide ones: no transactions, see
+`state/dynamodb.py`). A reconciliation that gives back (the provider used less than reserved,
+the usual case: output is reserved at its cap) is folded into the container's next reservation
+of the same window; one that takes more (the provider counted more than we estimated: Cohere's
+recorded answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
+containers see it. An unpinned answer also writes the conversation's affinity item.
 
 Two runs: every first attempt answers; and one where the provider planned first answers 503.
 Its first failure writes the provider's failure mark (one PutItem, shared with every container
 for `FAILURE_MEMORY_S`), after which plans put it last, so later requests need one attempt.
-The health view's read of the scheduled checks' verdicts (one BatchGetItem, cached per
-container for a minute) is counted apart.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ TABLE = "bench-state"
 HOSTS = {"api.groq.com": "groq", "generativelanguage.googleapis.com": "gemini", "api.cohere.com": "cohere",
          "api.mistral.ai": "mistral", "api.openai.com": "openai"}
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 64}
-WRITES = ("UpdateItem", "TransactWriteItems")
 
 
 def _transport(failing: set[str]) -> httpx.MockTransport:
@@ -77,39 +78,41 @@ def run(failing_first: bool) -> dict[str, Any]:
             first = gateway.router.plan(ChatCompletionRequest.model_validate(BODY)).steps[0].key.provider
             failing.add(first)
         counts: Counter[str] = Counter()
+        phase = ["request"]  # what the runner is doing when a call goes out
 
         def count(model: Any, params: dict[str, Any], **_: Any) -> None:
-            keys = params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])
-            health = keys and all(key["pk"]["S"].startswith("health#") for key in keys)
-            counts.update(["BatchGetItem (health)" if health else model.name])
+            """Each DynamoDB call, named by operation and by the item it touches."""
+            keys = [k["pk"]["S"] for k in params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])]
+            pk = str(params.get("Key", params.get("Item", {})).get("pk", {}).get("S", ""))
+            if model.name == "BatchGetItem":
+                what = "health read" if keys and all(k.startswith("health#") for k in keys) else "state load"
+            elif pk.startswith("rl#"):
+                what = "reconciliation" if phase[0] == "reconcile" else "reservation"
+            else:
+                what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot",
+                        "cd#": "cooldown", "cb#": "breaker"}.get(pk.split("#", 1)[0] + "#", "other")
+            counts[f"{model.name} ({what})"] += 1
 
         client.meta.events.register("before-parameter-build.dynamodb.*", count)
         state = gateway.core.state
-        reserve, reconcile, add = state.reserve, state.reconcile, state.store.add
+        reserve, reconcile = state.reserve, state.reconcile
         reservations: list[int] = []
-        writes = Counter[str]()
-        doing = ["reserve"]
 
         def counted_reserve(usages: Any, amounts: Any, now: float) -> Any:
-            """Attempts on a metered model reserve (one write); paid models without limits do not."""
-            doing[0] = "reserve"
+            """Attempts on a metered model reserve; paid models without limits write nothing."""
             reservation = reserve(usages, amounts, now)
             if reservation is not None and reservation.adds:
                 reservations.append(len(reservation.adds))
             return reservation
 
         def counted_reconcile(reservation: Any, actual: Any, now: float) -> None:
-            doing[0] = "reconcile"
+            phase[0] = "reconcile"
             try:
                 reconcile(reservation, actual, now)
             finally:
-                doing[0] = "reserve"
+                phase[0] = "request"
 
-        def counted_add(adds: Any, now: float) -> bool:
-            writes[doing[0]] += 1
-            return add(adds, now)
-
-        state.reserve, state.reconcile, state.store.add = counted_reserve, counted_reconcile, counted_add  # type: ignore[method-assign]
+        state.reserve, state.reconcile = counted_reserve, counted_reconcile  # type: ignore[method-assign]
         attempts = 0
         served: Counter[str] = Counter()
         for _ in range(REQUESTS):
@@ -117,8 +120,7 @@ def run(failing_first: bool) -> dict[str, Any]:
             attempts += int(outcome.headers["x-gateway-attempts"])
             served[outcome.headers["x-gateway-provider"]] += 1
     return {"counts": dict(counts), "requests": REQUESTS, "attempts": attempts, "failing": sorted(failing),
-            "reservations": len(reservations), "windows": sum(reservations), "served": dict(served),
-            "writes": dict(writes)}
+            "reservations": len(reservations), "windows": sum(reservations), "served": dict(served)}
 
 
 def main() -> None:
@@ -129,17 +131,19 @@ def main() -> None:
     for label, failing_first in (("every first attempt answers", False), ("first provider answers 503", True)):
         result = run(failing_first)
         counts, requests, attempts = result["counts"], result["requests"], result["attempts"]
-        reserved, kinds = result["reservations"], result["writes"]
-        reads = counts.get("BatchGetItem", 0)
-        others = {op: n for op, n in counts.items() if op not in (*WRITES, "BatchGetItem")}
+        reserved, windows = result["reservations"], result["windows"]
         failing = f" ({', '.join(result['failing'])} failing)" if result["failing"] else ""
-        print(f"  {label}{failing}: {requests} requests, {attempts} attempts, {reserved} reserved on metered "
-              f"models, served by {result['served']}")
-        print(f"    BatchGetItem {reads / requests:.2f} per request (the health view adds one per container-minute); "
-              f"conditional writes {kinds.get('reserve', 0) / max(reserved, 1):.2f} per metered attempt "
-              f"({', '.join(f'{op} {counts.get(op, 0)}' for op in WRITES)} in all); reconciliation writes "
-              f"{kinds.get('reconcile', 0)} (usage above the reservation is written at once, below it folds "
-              f"into the next reservation); other calls {others or 'none'}")
+        print(f"  {label}{failing}: {requests} requests, {attempts} attempts, {reserved} of them on metered "
+              f"models ({windows / max(reserved, 1):.2f} window items each), served by {result['served']}")
+        per = {"state load": requests, "reservation": reserved, "reconciliation": reserved, "affinity": requests}
+        for name, n in sorted(counts.items()):
+            what = name[name.index("(") + 1 : -1]
+            unit = {"state load": "request", "reservation": "metered attempt", "reconciliation": "metered attempt",
+                    "affinity": "request"}.get(what)
+            rate = f" = {n / max(per[what], 1):.2f} per {unit}" if unit else ""
+            print(f"    {name:<36}{n:5d}{rate}")
+        on_path = sum(n for name, n in counts.items() if "health read" not in name) / requests
+        print(f"    all calls but the health read: {on_path:.2f} per request")
 
 if __name__ == "__main__":
     main()
