@@ -10,9 +10,10 @@ either figure:
 - baseline: `import boto3, httpx, pydantic, aws_lambda_powertools, tenacity`, then one
   `httpx.Client(...).post(...)` of a chat body and `response.json()`;
 - gateway: what Lambda does at a cold start: import `functions/chat/app.py` (the module builds
-  its gateway), then call `lambda_handler` with `events/chat.json`. The only preparation, timed
-  like the rest: the engine's `build_http_client` is replaced by one returning a client on the
-  same MockTransport (so neither side builds a real transport: no TLS context, no pool).
+  its gateway), then call `lambda_handler` with `events/chat.json`. The only preparation: when
+  the handler's own imports load the engine, its `build_http_client` is replaced by one
+  returning a client on the same MockTransport (so neither side builds a real transport: no TLS
+  context, no pool), without changing what is imported when.
 
 `wall` is elapsed time, `cpu` the child's user+system time (less sensitive to other processes
 on a shared machine), `peak RSS` the child's VmHWM. The memory-state row is the target's
@@ -70,8 +71,25 @@ _extra = {}
 GATEWAY = _PRELUDE + """
 import httpx
 """ + _RECORDED + """
-import llm_gateway.providers.engine as _engine  # the gateway's client, on the recorded answer
-_engine.build_http_client = lambda: httpx.Client(transport=httpx.MockTransport(_answer), trust_env=False)
+import importlib.abc, importlib.util, sys as _sys
+# When the handler's imports reach the engine, its build_http_client is replaced right after the
+# module runs, so the handler imports everything in its own order (and with its GC paused).
+class _OnRecordedAnswer(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "llm_gateway.providers.engine":
+            return None
+        _sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        real = spec.loader
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return real.create_module(spec)
+            def exec_module(self, module):
+                real.exec_module(module)
+                module.build_http_client = lambda: httpx.Client(transport=httpx.MockTransport(_answer), trust_env=False)
+        spec.loader = _Loader()
+        return spec
+_sys.meta_path.insert(0, _OnRecordedAnswer())
 import sys as _sys
 _sys.path.insert(0, @FUNCTIONS@)
 import app

@@ -2,8 +2,8 @@
 
 Not timed (timings live in `benchmarks/bench_cold_start.py`); these pin the structural wins so
 a later import cannot quietly undo them: no boto3 without a state table (about 100 ms), no
-tiktoken `Encoding` for an ordinary request (about 60 ms and 20 MiB), and the first request
-still answers.
+tiktoken `Encoding` for an ordinary request (about 60 ms and 20 MiB), no `regex` module for
+an ASCII prompt, no tenacity until a request needs a retry, and the first request still answers.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 29_000
 status = app.lambda_handler(event, Context())["statusCode"]
-modules = sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "s3transfer", "tiktoken", "regex"))
+modules = sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "s3transfer", "tiktoken", "regex", "tenacity"))
 from llm_gateway.selection.tokens import cl100k_encoding
 print(json.dumps({{"status": status, "modules": modules, "encoding_built": cl100k_encoding.cache_info().currsize}}))
 """
@@ -57,6 +57,7 @@ def test_memory_state_container_serves_without_boto3_or_tiktoken_tables() -> Non
     assert not [m for m in seen["modules"] if m.startswith(("boto3", "s3transfer"))], seen["modules"]
     assert seen["encoding_built"] == 0
     assert not [m for m in seen["modules"] if m.startswith(("tiktoken", "regex"))], seen["modules"]  # ASCII prompt
+    assert not [m for m in seen["modules"] if m.startswith("tenacity")], seen["modules"]  # no retry was needed
 
 
 def test_deferred_powertools_package_still_offers_its_dynamodb_layer() -> None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from typing import TYPE_CHECKING, TypeVar
 
 from llm_gateway.retry.backoff import BackoffPolicy
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -128,6 +129,8 @@ class RetryHandler:
             if not failed.retry:
                 raise
             first = failed
+        from tenacity import Retrying, retry_if_exception  # imported by the first retry, not at cold start
+
         retrying = Retrying(
             stop=lambda state: self._should_stop(state, deadline),
             wait=self._wait,
