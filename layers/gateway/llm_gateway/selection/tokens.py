@@ -39,6 +39,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import importlib.util
+import itertools
 import json
 import marshal
 import os
@@ -170,7 +171,7 @@ def cl100k_encoding() -> tiktoken.Encoding:
     )
 
 
-_ASCII_SPLIT = re.compile(CL100K_ASCII_PAT_STR, re.ASCII)
+_ASCII_SPLIT_BYTES = re.compile(CL100K_ASCII_PAT_STR.encode("ascii"))  # bytes patterns are ASCII-only
 
 
 @cache
@@ -207,18 +208,18 @@ def merged_count(piece: bytes, ranks: dict[bytes, int]) -> int:
 
 def count_in_python(text: str, ranks: dict[bytes, int]) -> int | None:
     """cl100k tokens of `text` (as `encode_ordinary` counts them), or None for a piece too long."""
-    total = 0
-    for match in (_ASCII_SPLIT if text.isascii() else _split_pattern()).finditer(text):
+    if text.isascii():  # split the bytes themselves: no per-piece encoding, no match objects
+        pieces = _ASCII_SPLIT_BYTES.findall(text.encode("ascii"))
+    else:
         try:
-            piece = match.group().encode("utf-8")
+            pieces = [piece.encode("utf-8") for piece in _split_pattern().findall(text)]
         except UnicodeEncodeError:  # a lone surrogate: tiktoken replaces, so do the same
             return count_in_python(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"), ranks)
-        if piece in ranks:
-            total += 1
-        elif len(piece) > PY_MAX_PIECE_BYTES:
+    total = len(pieces)  # a piece that is a token counts 1; most are
+    for piece in itertools.filterfalse(ranks.__contains__, pieces):
+        if len(piece) > PY_MAX_PIECE_BYTES:
             return None
-        else:
-            total += merged_count(piece, ranks)
+        total += merged_count(piece, ranks) - 1
     return total
 
 
