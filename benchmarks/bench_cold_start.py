@@ -4,7 +4,7 @@ against a fresh interpreter that imports only the bare dependencies and makes th
 Both run as new interpreters, alternating (gateway, baseline, gateway, …) so load from other
 processes on the machine falls on both alike, and the figures are medians. Each child times
 itself from its first statement to the answer of its first provider call, which arrives from
-an `httpx.MockTransport` holding a recorded OpenAI response in both, so no network enters
+an `httpx.MockTransport` holding the OpenAI fixture response (synthesized) in both, so no network enters
 either figure:
 
 - baseline: `import boto3, httpx, pydantic, aws_lambda_powertools, tenacity`, then one
@@ -56,7 +56,7 @@ DYNAMODB_ROW = "gateway, DynamoDB state (moto server)"
 REAL_BASELINE_ROW = REAL_PREFIX + "bare deps + one httpx call"
 REAL_MEMORY_ROW = REAL_PREFIX + "gateway, memory state"
 
-# Shared by both children: the clock starts at the first statement; the recorded answer.
+# Shared by both children: the clock starts at the first statement; the fixture answer.
 _PRELUDE = """
 import time as _time, resource as _resource
 _t0, _c0 = _time.perf_counter(), _time.process_time()

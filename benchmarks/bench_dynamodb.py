@@ -14,7 +14,7 @@ own minute and day windows, its provider's organisation-wide ones: no transactio
 `state/dynamodb.py`). A reconciliation that gives back (the provider used less than reserved,
 the usual case: output is reserved at its cap) is folded into the container's next reservation
 of the same window; one that takes more (the provider counted more than we estimated: Cohere's
-recorded answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
+fixture answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
 containers see it. An unpinned answer also writes the conversation's affinity item.
 
 Two runs: every first attempt answers; and one where the provider planned first answers 503.
@@ -46,7 +46,7 @@ BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in 
 
 
 def _transport(failing: set[str]) -> httpx.MockTransport:
-    """Each host answers its provider's recorded response; providers in `failing` answer 503."""
+    """Each host answers its provider's fixture response; providers in `failing` answer 503."""
     bodies = {name: (FIXTURES / name / "chat_text.json").read_bytes() for name in set(HOSTS.values())}
 
     def answer(request: httpx.Request) -> httpx.Response:

@@ -1,12 +1,12 @@
 """What the gateway adds to a provider call, per request.
 
 Per-request overhead is measured as the difference between runs in the same process on the same
-in-process provider (an `httpx.MockTransport` answering a recorded OpenAI response, so no
+in-process provider (an `httpx.MockTransport` answering the OpenAI fixture response, so no
 network noise): the bare adapter call through our HTTP engine (the baseline: request building,
 httpx, parsing), and the same request through the whole gateway (auth, validation, token estimate, selection, state reads and writes in
 the in-memory store, reservation, reconciliation, cost, response shaping). Metrics go to an
 in-memory recorder in the first rows; the last row has the EMF lines Lambda writes (to
-/dev/null here). The five-provider row answers each provider from its own recorded response;
+/dev/null here). The five-provider row answers each provider from its own fixture response;
 its free tiers run out over the run, as under load, so it mostly plans past exhausted windows.
 Cold start is `bench_cold_start.py`.
 """
@@ -62,7 +62,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _recorded_transport() -> httpx.MockTransport:
-    """A provider that answers instantly with a recorded OpenAI response: no network noise."""
+    """A provider that answers instantly with the OpenAI fixture response: no network noise."""
     body = (FIXTURES / "openai" / "chat_text.json").read_bytes()
     headers = {"content-type": "application/json", "x-ratelimit-remaining-requests": "499",
                "x-ratelimit-limit-requests": "500", "x-ratelimit-reset-requests": "120ms"}
@@ -70,7 +70,7 @@ def _recorded_transport() -> httpx.MockTransport:
 
 
 def _five_provider_transport() -> httpx.MockTransport:
-    """Each provider's host answers with that provider's recorded chat response."""
+    """Each provider's host answers with that provider's fixture chat response."""
     bodies = {name: (FIXTURES / name / "chat_text.json").read_bytes() for name in PROVIDERS}
     return httpx.MockTransport(lambda request: httpx.Response(
         200, content=bodies[HOSTS[request.url.host]], headers={"content-type": "application/json"}))
@@ -100,7 +100,7 @@ def request_overhead() -> None:
             lambda: wide.chat(ChatCompletionRequest.model_validate({**BODY, "model": "auto"}), caller, "b"),
             lambda: emf.chat(ChatCompletionRequest.model_validate(BODY), caller, "b"),
         ], RUNS), strict=True))
-    print(f"\nPer-request cost, {RUNS} runs each, interleaved, provider = in-process recorded response (ms)")
+    print(f"\nPer-request cost, {RUNS} runs each, interleaved, provider = in-process fixture response (ms)")
     print(f"{'measurement':<52}{'p50':>8}{'p95':>8}{'p99':>8}{'p50 / baseline':>16}")
     base = rows[0][1]
     for name, values in rows:

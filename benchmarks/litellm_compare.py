@@ -2,7 +2,7 @@
 
 LiteLLM runs in its own venv (`.venv-litellm`, made by the make target) so it never enters ours.
 Its router is timed with `mock_response`, which skips HTTP entirely; ours is timed through the
-whole gateway on an in-process recorded response, so our figure includes request building,
+whole gateway on an in-process fixture response, so our figure includes request building,
 httpx and parsing that LiteLLM's does not: the comparison is tilted against us. A last row
 takes the bare adapter + engine call (timed in turns with the gateway) out of ours, for a like-
 for-like figure; both are printed. Import time is
