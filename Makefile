@@ -58,9 +58,10 @@ $(SAM): | $(STAMP)
 sam-validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --lint --region $(SAM_REGION)
 
-# The layer Makefile runs pip from $(PYTHON) to fetch manylinux/cp313 wheels.
+# The layer Makefile runs pip from $(PYTHON) to fetch manylinux/cp313 wheels, and byte-compiles the
+# layer with a Python 3.13 when one is found (`python3.13`, or LAMBDA_PYTHON=/path/to/python3.13).
 sam-build: $(SAM)
-	SAM_CLI_TELEMETRY=0 PYTHON="$(abspath $(PY))" $(SAM) build
+	SAM_CLI_TELEMETRY=0 PYTHON="$(abspath $(PY))" $(if $(LAMBDA_PYTHON),LAMBDA_PYTHON="$(LAMBDA_PYTHON)") $(SAM) build
 
 # LiteLLM in its own venv, never in ours: a head-to-head in one command.
 bench-litellm: $(STAMP)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("benchmarks.bench_selection", "benchmarks.bench_overhead")
+MODULES = (
+    "benchmarks.bench_selection", "benchmarks.bench_overhead", "benchmarks.bench_dynamodb", "benchmarks.bench_cold_start",
+)
 
 
 def main(argv: list[str]) -> int:

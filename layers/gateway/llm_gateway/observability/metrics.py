@@ -1,4 +1,4 @@
-"""CloudWatch metrics as EMF lines (Powertools), behind a two-method protocol.
+"""CloudWatch metrics as EMF lines, behind a two-method protocol.
 
 The router and gateway only call `count`/`timing`; tests pass `RecordingMetrics` and assert on
 what was recorded. The names below are the whole contract with template.yaml: every metric its
@@ -9,11 +9,12 @@ checks both directions, and the dimensions alarms and panels rely on, by running
 
 from __future__ import annotations
 
+import json
+import math
 import threading
+import time
 from dataclasses import dataclass
 from typing import Protocol
-
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 NAMESPACE = "LlmGateway"
 
@@ -75,23 +76,59 @@ class RecordingMetrics:
 
 
 class EmfMetrics:
-    """Each call writes one EMF line to stdout via Powertools' `single_metric`.
+    """Each call writes one EMF line to stdout: the very line Powertools' `single_metric` writes.
 
     One line per data point keeps per-metric dimensions (provider/model) exact; the request
-    path emits a handful, which CloudWatch ingests from the log stream at no API cost.
+    path emits a handful, which CloudWatch ingests from the log stream at no API cost. The line
+    is composed here rather than through `single_metric`, which cost about 90 µs per data point
+    (it rebuilds its unit and resolution tables on every call), half a millisecond per request;
+    the constant text around the timestamp is kept per (metric, unit, dimension names). A test
+    holds the output equal to Powertools', character for character.
     """
 
     def __init__(self, namespace: str = NAMESPACE, service: str = "llm-gateway") -> None:
         self._namespace = namespace
         self._service = service
+        self._heads: dict[tuple[str, str, tuple[str, ...]], tuple[str, str]] = {}
 
     def _emit(self, name: str, value: float, unit: str, dimensions: dict[str, str]) -> None:
-        with single_metric(
-            name=name, unit=MetricUnit(unit), value=value, namespace=self._namespace,
-            default_dimensions={"service": self._service},
-        ) as metric:
-            for key, dim_value in dimensions.items():
-                metric.add_dimension(name=key, value=str(dim_value))
+        value = float(value)
+        if "service" in dimensions or name in dimensions or name == "service" or not math.isfinite(value):
+            print(json.dumps(self._document(name, value, unit, dimensions), separators=(",", ":")))
+            return
+        keys = tuple(dimensions)
+        parts = self._heads.get((name, unit, keys))
+        if parts is None:
+            parts = self._heads[(name, unit, keys)] = self._template(name, unit, keys)
+        head, tail = parts
+        dims = "".join(f",{json.dumps(key)}:{json.dumps(v if isinstance(v, str) else str(v))}"
+                       for key, v in dimensions.items())
+        print(f"{head}{int(time.time() * 1000)}{tail}{dims},{json.dumps(name)}:[{value!r}]}}")
+
+    def _document(self, name: str, value: float, unit: str, dimensions: dict[str, str]) -> dict[str, object]:
+        """The EMF document `single_metric` builds (dimension values as strings, service first)."""
+        dims = {"service": self._service}
+        for key, dim_value in dimensions.items():
+            dims[key] = dim_value if isinstance(dim_value, str) else str(dim_value)
+        return {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {"Namespace": self._namespace, "Dimensions": [list(dims)], "Metrics": [{"Name": name, "Unit": unit}]}
+                ],
+            },
+            **dims,
+            name: [value],
+        }
+
+    def _template(self, name: str, unit: str, keys: tuple[str, ...]) -> tuple[str, str]:
+        """The constant text around the timestamp, composed as `json.dumps` composes `_document`:
+        (everything before the timestamp, everything after it up to the service dimension)."""
+        directive = [{"Namespace": self._namespace, "Dimensions": [["service", *keys]],
+                      "Metrics": [{"Name": name, "Unit": unit}]}]
+        compact = (",", ":")
+        return ('{"_aws":{"Timestamp":',
+                f',"CloudWatchMetrics":{json.dumps(directive, separators=compact)}}},"service":{json.dumps(self._service)}')
 
     def count(self, name: str, value: float = 1.0, **dimensions: str) -> None:
         self._emit(name, value, "Count", dimensions)

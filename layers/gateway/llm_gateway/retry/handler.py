@@ -15,11 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
-
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from typing import TYPE_CHECKING, TypeVar
 
 from llm_gateway.retry.backoff import BackoffPolicy
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -115,6 +116,21 @@ class RetryHandler:
         Raises the last `AttemptFailed` when giving up, or `DeadlineExhausted` when no attempt
         at all could start.
         """
+        # The first attempt runs without tenacity: most requests end there, and building the
+        # retry machinery cost a fifth of what the gateway adds to a request. If it asks to
+        # retry, tenacity takes over with that failure replayed as its first attempt, so
+        # attempt numbers, stop and wait decisions are exactly what they were.
+        timeout = self.attempt_timeout(deadline)
+        if timeout is None:
+            raise DeadlineExhausted("no time left for another attempt")
+        try:
+            return attempt_fn(AttemptContext(1, timeout, deadline))
+        except AttemptFailed as failed:
+            if not failed.retry:
+                raise
+            first = failed
+        from tenacity import Retrying, retry_if_exception  # imported by the first retry, not at cold start
+
         retrying = Retrying(
             stop=lambda state: self._should_stop(state, deadline),
             wait=self._wait,
@@ -124,6 +140,8 @@ class RetryHandler:
         )
         for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first
                 timeout = self.attempt_timeout(deadline)
                 if timeout is None:
                     raise DeadlineExhausted("no time left for another attempt")

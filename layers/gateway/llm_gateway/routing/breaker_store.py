@@ -7,6 +7,10 @@ Two extensions, both through Powertools' persistence layer (docs/circuit-breaker
   container is seen on the very next request instead of after the local cache expires;
 - an in-memory layer (Powertools ships none) for tests and local runs, storing the very same
   item shape, so `blocked_from` and the status page read both alike.
+
+Nothing here imports boto3 unless the DynamoDB layer is used (`breaker_dynamodb.py`, loaded on
+the first lookup of `DynamoDBBreakerPersistence`): a container without a state table never
+needs it, and importing it costs a cold start about 100 ms (boto3 pulls in s3transfer).
 """
 
 from __future__ import annotations
@@ -17,24 +21,29 @@ from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
+from llm_gateway.lazy_packages import defer_package_init
+
+if TYPE_CHECKING:  # boto3-stubs (dev extra): the shape `TypeDeserializer.deserialize` takes
+    from boto3.dynamodb.types import TypeDeserializer
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
+
+# Powertools' `persistence/__init__.py` imports its DynamoDB layer (boto3); the memory layer
+# needs only `base`, `record` and `states` (see `lazy_packages.py`).
+defer_package_init("aws_lambda_powertools.utilities.circuit_breaker.persistence")
+
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  # noqa: E402
     CircuitBreakerExistingLockError,
     CircuitBreakerPersistenceLayer,
 )
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.dynamodb import (
-    CircuitBreakerDynamoDBPersistence,
-)
-from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
-from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
-from boto3.dynamodb.types import TypeDeserializer
-
-if TYPE_CHECKING:  # boto3-stubs (dev extra): the shape `TypeDeserializer.deserialize` takes
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord  # noqa: E402
+from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState  # noqa: E402
 
 KEY_ATTR = "pk"
 EXPIRY_ATTR = "expires_at"
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
-_DESERIALIZER = TypeDeserializer()
+_DESERIALIZER: TypeDeserializer | None = None
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,10 +51,20 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in item.items():
         if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
-            out[name] = _DESERIALIZER.deserialize(cast("AttributeValueTypeDef", dict(value)))
+            out[name] = _deserializer().deserialize(cast("AttributeValueTypeDef", dict(value)))
         else:
             out[name] = value
     return out
+
+
+def _deserializer() -> TypeDeserializer:
+    """boto3's TypeDeserializer, made on first use: only items read from DynamoDB need it."""
+    global _DESERIALIZER
+    if _DESERIALIZER is None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        _DESERIALIZER = TypeDeserializer()
+    return _DESERIALIZER
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -111,25 +130,6 @@ class BreakerStore(CircuitBreakerPersistenceLayer):
             self._save_to_cache(CircuitStateRecord(name=name, state=CircuitState.CLOSED))
 
 
-
-class DynamoDBBreakerPersistence(BreakerStore, CircuitBreakerDynamoDBPersistence):
-    """Powertools' DynamoDB layer on the gateway's state table (pk `cb#...`, TTL `expires_at`)."""
-
-    shares_state_table = True
-
-    def __init__(self, table_name: str, client: Any) -> None:
-        super().__init__(table_name=table_name, key_attr=KEY_ATTR, expiry_attr=EXPIRY_ATTR, boto3_client=client)
-
-    def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Direct reads for the status page (the request path uses the state load instead)."""
-        out: dict[str, dict[str, Any]] = {}
-        for name in names:
-            record = self._get_record(name)
-            if record is not None:
-                out[name] = item_from_record(record)
-        return out
-
-
 class MemoryBreakerPersistence(BreakerStore):
     """Breaker records in a dict: one instance stands for one shared table."""
 
@@ -177,3 +177,12 @@ class MemoryBreakerPersistence(BreakerStore):
             updated.half_open_owner = None
             updated.probe_lease_expiry = None
             self._items[record.name] = updated
+
+
+def __getattr__(name: str) -> type[DynamoDBBreakerPersistence]:
+    """`DynamoDBBreakerPersistence` lives in `breaker_dynamodb.py`, imported on first use (boto3)."""
+    if name == "DynamoDBBreakerPersistence":
+        from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
+
+        return DynamoDBBreakerPersistence
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -105,9 +105,10 @@ class ChatRouter:
         if completion.choices:
             message = completion.choices[0].message
             self._remember(prep, request, served.step.key, message.content, message.tool_calls)
-        texts = [c.message.content or "" for c in completion.choices]
-        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free,
-                            estimate=self._estimate(prep.detail, texts))
+        estimate = None
+        if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
+            estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
+        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated)
 
@@ -175,7 +176,7 @@ class ChatRouter:
             raise
         finally:
             opened.stream.close()
-        estimate = self._estimate(prep.detail, texts)
+        estimate = self._estimate(prep.detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
         self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)

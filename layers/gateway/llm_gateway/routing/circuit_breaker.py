@@ -152,6 +152,7 @@ class CircuitBreakers:
         self._classify = classifier
         self._provider_config = self._config(ProviderScopedFailure)
         self._model_config = self._config(ModelScopedFailure)
+        self._protected: dict[tuple[str, int], Callable[[Callable[[], Any]], Any]] = {}
 
     def _config(self, handled: type[CountedFailure]) -> CircuitBreakerConfig:
         """A breaker that counts only failures of its own scope (see the module docstring)."""
@@ -225,16 +226,27 @@ class CircuitBreakers:
             self.call(key, replay)
 
     def _guard(self, name: str, fn: Callable[[], T], config: CircuitBreakerConfig) -> T:
-        protected: Callable[[], T] = circuit_breaker(  # Powertools' decorator returns a bare Callable
-            name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
-        )(fn)
-        return protected()
+        """`fn()` under Powertools' breaker `name`. The decorated callable is built once per
+        circuit and takes the call as its argument (decorating every call cost a `functools.wraps`
+        and two closures per breaker per attempt); Powertools still runs one handler per call."""
+        protected = self._protected.get((name, id(config)))
+        if protected is None:
+            protected = circuit_breaker(  # Powertools' decorator returns a bare Callable
+                name=name, persistence_store=self.persistence, config=config, on_transition=self._on_transition
+            )(_call)
+            self._protected[(name, id(config))] = protected
+        result: T = protected(fn)
+        return result
 
     def _on_transition(self, transition: CircuitTransition) -> None:
         if self._metrics is not None:
             self._metrics.count(
                 BREAKER_TRANSITIONS, circuit=transition.circuit_name, to_state=str(transition.to_state)
             )
+
+
+def _call(fn: Callable[[], T]) -> T:
+    return fn()
 
 
 def reset_local_counters() -> None:

@@ -62,7 +62,7 @@ LIMIT_FIELDS: dict[str, tuple[str, Period]] = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # Request parameters only some models honour. A model lists the ones it does (README "Request
@@ -79,7 +79,7 @@ class Capabilities(_Frozen):
     streaming: bool = True
     params: tuple[OptionalParam, ...] = ()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Limits(_Frozen):
@@ -219,15 +219,23 @@ class Catalog:
         self._by_id: dict[str, list[ModelEntry]] = {}
         for entry in self.entries:
             self._by_id.setdefault(entry.model, []).append(entry)
+        self._shared: dict[tuple[str, bool], tuple[Meter, ...]] = {}
         self._meters = {entry.key: self._build_meters(entry) for entry in self.entries}
 
     def _build_meters(self, entry: ModelEntry) -> tuple[Meter, ...]:
         own = tuple(Meter(model_counter(entry.provider, entry.model), limit) for limit in entry.windows())
-        info = self.data.providers[entry.provider]
-        shared = info.free_tier if entry.is_free else info.paid_limits
-        if shared is None:
-            return own
-        return own + tuple(Meter(provider_counter(entry.provider), limit) for limit in shared.windows())
+        return own + self._provider_meters(entry.provider, entry.is_free)
+
+    def _provider_meters(self, provider: str, free: bool) -> tuple[Meter, ...]:
+        """The organisation-wide meters, one set per provider and tier: every model of it holds
+        the very same objects, so a request's plan reads each shared window once."""
+        found = self._shared.get((provider, free))
+        if found is None:
+            info = self.data.providers[provider]
+            shared = info.free_tier if free else info.paid_limits
+            found = () if shared is None else tuple(Meter(provider_counter(provider), limit) for limit in shared.windows())
+            self._shared[(provider, free)] = found
+        return found
 
     def meters(self, entry: ModelEntry) -> tuple[Meter, ...]:
         """Every counter a call to this model is metered on: its own windows, then the

@@ -140,16 +140,36 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
             extra: Sequence[str] = ()) -> tuple[list[Candidate], list[Candidate]]:
     """The best candidates, in rank order, whose state fits one read beside the `extra` items;
     the cheapest paid ones always fit."""
-    chosen: list[Candidate] = []
+    # Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
+    # compares catalog entries field by field) and each model's item keys come from a cache.
+    chosen: set[int] = set()
     pks: set[str] = set(extra)
     paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]
-    for candidate in paid_first + [c for c in ranked if c not in paid_first]:
-        more = set(pks_for(meters[candidate.key], (candidate.key,), 0.0)) - pks
+    first = {id(c) for c in paid_first}
+    for candidate in paid_first + [c for c in ranked if id(c) not in first]:
+        more = _item_keys(candidate.key, meters[candidate.key]) - pks
         if len(pks) + len(more) <= LOAD_ITEM_BUDGET:
-            chosen.append(candidate)
+            chosen.add(id(candidate))
             pks |= more
-    keep = {id(c) for c in chosen}
-    return [c for c in ranked if id(c) in keep], [c for c in ranked if id(c) not in keep]
+    return [c for c in ranked if id(c) in chosen], [c for c in ranked if id(c) not in chosen]
+
+
+_ITEM_KEYS: dict[ModelKey, tuple[tuple[Meter, ...], frozenset[str]]] = {}
+_ITEM_KEYS_MAX = 4096
+
+
+def _item_keys(key: ModelKey, meters: tuple[Meter, ...]) -> frozenset[str]:
+    """Every item one candidate's state needs, as counted by `bounded` (at `now=0`, so the keys
+    never depend on time: only their number matters there). Cached per model for as long as it
+    is asked with the very same meters tuple (the catalog's, built once per container)."""
+    cached = _ITEM_KEYS.get(key)
+    if cached is not None and cached[0] is meters:
+        return cached[1]
+    keys = frozenset(pks_for(meters, (key,), 0.0))
+    if len(_ITEM_KEYS) >= _ITEM_KEYS_MAX:
+        _ITEM_KEYS.clear()
+    _ITEM_KEYS[key] = (meters, keys)
+    return keys
 
 
 def nothing_fits(dropped: Sequence[Dropped]) -> InvalidRequest:
@@ -186,13 +206,15 @@ class Planner:
         waits: list[float] = []
         capacity_only = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
+        windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         for candidate in prep.candidates:
             key = candidate.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = False
                 continue
-            usages = tuple(usage_of(m, snapshot.counters, now, snapshot.stamps) for m in prep.meters[key])
+            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now, snapshot.stamps))
+                           for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.

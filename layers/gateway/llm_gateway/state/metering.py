@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 REQUESTS = "requests"
 TOKENS = "tokens"
@@ -49,15 +50,12 @@ class Period:
 
     def start(self, now: float) -> int:
         if self.seconds == MONTH:
-            moment = time.gmtime(now)
-            return calendar.timegm((moment.tm_year, moment.tm_mon, 1, 0, 0, 0))
+            return _month_start(int(now) // 86_400)
         return int(now) - int(now) % self.seconds
 
     def end(self, start: int) -> int:
         if self.seconds == MONTH:
-            moment = time.gmtime(start)
-            days = calendar.monthrange(moment.tm_year, moment.tm_mon)[1]
-            return start + days * 86_400
+            return _month_end(start)
         return start + self.seconds
 
     def previous_start(self, now: float) -> int:
@@ -71,6 +69,20 @@ class Period:
         return end + (end - start) + 60
 
 
+@lru_cache(maxsize=64)
+def _month_start(day: int) -> int:
+    """Start of the UTC calendar month holding epoch day `day` (a month starts at a midnight,
+    so every instant of a day has the same month). Cached: it runs per metered model and request."""
+    moment = time.gmtime(day * 86_400)
+    return calendar.timegm((moment.tm_year, moment.tm_mon, 1, 0, 0, 0))
+
+
+@lru_cache(maxsize=64)
+def _month_end(start: int) -> int:
+    moment = time.gmtime(start)
+    return start + calendar.monthrange(moment.tm_year, moment.tm_mon)[1] * 86_400
+
+
 SECOND, MINUTE, HOUR, DAY = Period(1), Period(60), Period(3600), Period(86_400)
 CALENDAR_MONTH = Period(MONTH)
 
@@ -82,12 +94,17 @@ class WindowLimit:
 
     period: Period
     maxima: Mapping[str, int]
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Meters are hashed on every request (de-duplicated per state read): sort once, not per hash.
+        object.__setattr__(self, "_hash", hash((self.period, tuple(sorted(self.maxima.items())))))
 
     def max_of(self, unit: str) -> int | None:
         return self.maxima.get(unit)
 
     def __hash__(self) -> int:
-        return hash((self.period, tuple(sorted(self.maxima.items()))))
+        return self._hash
 
     @classmethod
     def of(cls, seconds: int, **maxima: int | None) -> WindowLimit:
@@ -101,9 +118,18 @@ class Meter:
 
     counter: str
     limit: WindowLimit
+    _prefix: str = field(init=False, repr=False, compare=False)  # "rl#{counter}#{period}#", built once
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_prefix", f"rl#{self.counter}#{self.limit.period.name}#")
+        object.__setattr__(self, "_hash", hash((self.counter, self.limit)))
+
+    def __hash__(self) -> int:  # meters are de-duplicated per request: hash once, not per lookup
+        return self._hash
 
     def pk(self, start: int) -> str:
-        return f"rl#{self.counter}#{self.limit.period.name}#{start}"
+        return f"{self._prefix}{start}"
 
 
 def model_counter(provider: str, model: str) -> str:
@@ -199,11 +225,12 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     """
     period = meter.limit.period
     start = period.start(now)
-    used = counters.get(meter.pk(start), {})
+    prefix = meter._prefix
+    used = counters.get(f"{prefix}{start}", {})
     carried: dict[str, int] = {}
     carried_until: float | None = None
-    if period.sliding:
-        previous_pk = meter.pk(period.previous_start(now))
+    if period.seconds != MONTH:  # sliding: the previous window carries over (its start, inlined)
+        previous_pk = f"{prefix}{start - period.seconds}"
         before = counters.get(previous_pk)
         stamp = stamps.get(previous_pk) if stamps else None
         if stamp is not None:
@@ -211,14 +238,16 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
         if before and (carried_until is None or now < carried_until):
             overlap = 1.0 - (now - start) / period.seconds
             carried = {unit: math.ceil(n * overlap) for unit, n in before.items() if n > 0}
-    last_at = stamps.get(meter.pk(start)) if stamps else None
+    last_at = stamps.get(f"{prefix}{start}") if stamps else None
     return WindowUsage(meter, start, used, carried, carried_until, last_at)
 
 
 def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
     """The items a load must read for a meter: its current and previous window."""
     period = meter.limit.period
-    return meter.pk(period.start(now)), meter.pk(period.previous_start(now))
+    start = period.start(now)
+    previous = start - period.seconds if period.seconds != MONTH else period.start(start - 1)
+    return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
 
 
 def share_of(amount: int, fraction: float) -> int:

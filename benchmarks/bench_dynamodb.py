@@ -1,0 +1,149 @@
+"""DynamoDB calls on the critical path, counted over whole requests through the gateway.
+
+The gateway is built as Lambda builds it with a state table (the real `DynamoStateStore`
+behind the degraded-mode wrapper, DynamoDB breakers and health store), on an in-process moto
+table (`mock_aws`), and serves N chat requests answered by an `httpx.MockTransport`. Every
+DynamoDB API call is counted with a botocore `before-parameter-build` hook, and provider attempts from the
+`x-gateway-attempts` header; each call is named by what it touches (the state load, a
+reservation or reconciliation of a window item `rl#…`, the conversation-affinity item `aff#…`, a
+failure mark, the health view's read of the scheduled checks, cached a minute per container).
+
+What the design budgets: one BatchGetItem per request for all the state a plan needs, and per
+attempt on a metered model one conditional UpdateItem per window item it counts on (a model's
+own minute and day windows, its provider's organisation-wide ones: no transactions, see
+`state/dynamodb.py`). A reconciliation that gives back (the provider used less than reserved,
+the usual case: output is reserved at its cap) is folded into the container's next reservation
+of the same window; one that takes more (the provider counted more than we estimated: Cohere's
+recorded answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
+containers see it. An unpinned answer also writes the conversation's affinity item.
+
+Two runs: every first attempt answers; and one where the provider planned first answers 503.
+Its first failure writes the provider's failure mark (one PutItem, shared with every container
+for `FAILURE_MEMORY_S`), after which plans put it last, so later requests need one attempt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.config import load_settings
+from llm_gateway.gateway import build_gateway
+from llm_gateway.observability.metrics import RecordingMetrics
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "providers"
+REQUESTS = int(os.environ.get("BENCH_DYNAMODB_REQUESTS", "40"))
+CLIENT_KEY = "bench-client-key-" + "0" * 20
+TABLE = "bench-state"
+HOSTS = {"api.groq.com": "groq", "generativelanguage.googleapis.com": "gemini", "api.cohere.com": "cohere",
+         "api.mistral.ai": "mistral", "api.openai.com": "openai"}
+BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 64}
+
+
+def _transport(failing: set[str]) -> httpx.MockTransport:
+    """Each host answers its provider's recorded response; providers in `failing` answer 503."""
+    bodies = {name: (FIXTURES / name / "chat_text.json").read_bytes() for name in set(HOSTS.values())}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        provider = HOSTS[request.url.host]
+        if provider in failing:
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        return httpx.Response(200, content=bodies[provider], headers={"content-type": "application/json"})
+
+    return httpx.MockTransport(answer)
+
+
+def run(failing_first: bool) -> dict[str, Any]:
+    """Serve REQUESTS requests on a fresh table; calls by operation, requests and attempts."""
+    import boto3
+    from moto import mock_aws
+
+    from llm_gateway.state.dynamodb import create_table
+
+    env = {**{f"{name.upper()}_API_KEY": "k" for name in set(HOSTS.values())}, "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
+           "LLM_GATEWAY_STATE_TABLE": TABLE}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        failing: set[str] = set()
+        gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), dynamodb_client=client,
+                                http_client=httpx.Client(transport=_transport(failing)))
+        caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+        if failing_first:  # whichever provider the plan puts first answers 503 from now on
+            first = gateway.router.plan(ChatCompletionRequest.model_validate(BODY)).steps[0].key.provider
+            failing.add(first)
+        counts: Counter[str] = Counter()
+        phase = ["request"]  # what the runner is doing when a call goes out
+
+        def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+            """Each DynamoDB call, named by operation and by the item it touches."""
+            keys = [k["pk"]["S"] for k in params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])]
+            pk = str(params.get("Key", params.get("Item", {})).get("pk", {}).get("S", ""))
+            if model.name == "BatchGetItem":
+                what = "health read" if keys and all(k.startswith("health#") for k in keys) else "state load"
+            elif pk.startswith("rl#"):
+                what = "reconciliation" if phase[0] == "reconcile" else "reservation"
+            else:
+                what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot",
+                        "cd#": "cooldown", "cb#": "breaker"}.get(pk.split("#", 1)[0] + "#", "other")
+            counts[f"{model.name} ({what})"] += 1
+
+        client.meta.events.register("before-parameter-build.dynamodb.*", count)
+        state = gateway.core.state
+        reserve, reconcile = state.reserve, state.reconcile
+        reservations: list[int] = []
+
+        def counted_reserve(usages: Any, amounts: Any, now: float) -> Any:
+            """Attempts on a metered model reserve; paid models without limits write nothing."""
+            reservation = reserve(usages, amounts, now)
+            if reservation is not None and reservation.adds:
+                reservations.append(len(reservation.adds))
+            return reservation
+
+        def counted_reconcile(reservation: Any, actual: Any, now: float) -> None:
+            phase[0] = "reconcile"
+            try:
+                reconcile(reservation, actual, now)
+            finally:
+                phase[0] = "request"
+
+        state.reserve, state.reconcile = counted_reserve, counted_reconcile  # type: ignore[method-assign]
+        attempts = 0
+        served: Counter[str] = Counter()
+        for _ in range(REQUESTS):
+            outcome = gateway.chat(ChatCompletionRequest.model_validate(BODY), caller, "bench")
+            attempts += int(outcome.headers["x-gateway-attempts"])
+            served[outcome.headers["x-gateway-provider"]] += 1
+    return {"counts": dict(counts), "requests": REQUESTS, "attempts": attempts, "failing": sorted(failing),
+            "reservations": len(reservations), "windows": sum(reservations), "served": dict(served)}
+
+
+def main() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    print(f"\nDynamoDB calls through the whole gateway (moto, {REQUESTS} requests each; "
+          f"{', '.join(sorted(set(HOSTS.values())))} configured)")
+    for label, failing_first in (("every first attempt answers", False), ("first provider answers 503", True)):
+        result = run(failing_first)
+        counts, requests, attempts = result["counts"], result["requests"], result["attempts"]
+        reserved, windows = result["reservations"], result["windows"]
+        failing = f" ({', '.join(result['failing'])} failing)" if result["failing"] else ""
+        print(f"  {label}{failing}: {requests} requests, {attempts} attempts, {reserved} of them on metered "
+              f"models ({windows / max(reserved, 1):.2f} window items each), served by {result['served']}")
+        per = {"state load": requests, "reservation": reserved, "reconciliation": reserved, "affinity": requests}
+        for name, n in sorted(counts.items()):
+            what = name[name.index("(") + 1 : -1]
+            unit = {"state load": "request", "reservation": "metered attempt", "reconciliation": "metered attempt",
+                    "affinity": "request"}.get(what)
+            rate = f" = {n / max(per[what], 1):.2f} per {unit}" if unit else ""
+            print(f"    {name:<36}{n:5d}{rate}")
+        on_path = sum(n for name, n in counts.items() if "health read" not in name) / requests
+        print(f"    all calls but the health read: {on_path:.2f} per request")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""EmfMetrics writes, for every data point, the EMF line Powertools' `single_metric` writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from llm_gateway.observability.metrics import NAMESPACE, EmfMetrics
+
+
+def _print_powertools_line(name: str, unit: str, value: float, dimensions: dict[str, str]) -> None:
+    """What the gateway wrote before: one `single_metric` per data point (its own code path)."""
+    with single_metric(name=name, unit=MetricUnit(unit), value=value, namespace=NAMESPACE,
+                       default_dimensions={"service": "llm-gateway"}) as metric:
+        for key, dim_value in dimensions.items():
+            metric.add_dimension(name=key, value=str(dim_value))
+
+
+@pytest.mark.parametrize(
+    ("call", "name", "unit", "value", "dimensions"),
+    [
+        ("count", "Requests", "Count", 1.0, {}),
+        ("count", "CostUSD", "Count", 5.1e-06, {"provider": "openai"}),
+        ("timing", "ProviderLatencyMs", "Milliseconds", 12.5, {"provider": "groq"}),
+        ("count", "ProviderErrors", "Count", 1, {"error_class": "rate_limited", "provider": "groq", "model": "m"}),
+        ("count", "StateDegraded", "Count", 2, {"operation": "load"}),
+        ("count", "Failovers", "Count", 1, {"provider": 'a"b\\c/ü', "to_provider": "日本"}),
+        ("timing", "SelectionLatencyMs", "Milliseconds", 1e16, {}),
+        ("count", "CostUSD", "Count", float("nan"), {"provider": "x"}),
+    ],
+)
+def test_same_line_as_powertools(capsys: pytest.CaptureFixture[str], call: str, name: str, unit: str,
+                                 value: float, dimensions: dict[str, str]) -> None:
+    _print_powertools_line(name, unit, value, dimensions)
+    theirs = capsys.readouterr().out
+    getattr(EmfMetrics(), call)(name, value, **dimensions)
+    ours = capsys.readouterr().out
+    assert ours.count("\n") == theirs.count("\n") == 1
+    mine, reference = json.loads(ours), json.loads(theirs)
+    assert abs(mine["_aws"].pop("Timestamp") - reference["_aws"].pop("Timestamp")) < 60_000
+    assert json.dumps(mine) == json.dumps(reference)  # NaN-safe equality
+    assert list(mine) == list(reference)  # key order too
+    timestamp = str(json.loads(theirs)["_aws"]["Timestamp"])
+    assert ours.replace(str(json.loads(ours)["_aws"]["Timestamp"]), timestamp, 1) == theirs  # the very same text
