@@ -115,3 +115,17 @@ def test_only_unpinned_answers_are_remembered_and_only_for_15_minutes(fakes):
         assert len([pk for pk in store.puts if pk.startswith("aff#")]) == 1  # the pinned turn wrote none
     finally:
         close()
+
+
+def test_a_one_shot_question_writes_nothing_and_a_continued_conversation_does(fakes):
+    """The affinity write is a round trip the caller waits for: only where a next turn is expected."""
+    store = PutRecorder()
+    router, close = build_router(fakes, store=store)
+    try:
+        _served, answer = ask(router, FIRST, tool_choice="none")  # a plain answer to a first question
+        assert "tool_calls" not in answer
+        assert [pk for pk in store.puts if pk.startswith("aff#")] == []
+        ask(router, [*FIRST, answer, {"role": "user", "content": "And in Rome?"}], tool_choice="none")
+        assert len([pk for pk in store.puts if pk.startswith("aff#")]) == 1  # a conversation: remembered
+    finally:
+        close()

@@ -115,9 +115,9 @@ def test_a_timeout_with_the_providers_own_budget_still_counts() -> None:
     assert core.failures.recent("groq", core.runner._wall())
 
 
-def test_the_classifier_never_counts_a_deadline_cut_timeout() -> None:
+def test_the_classifier_never_counts_a_request_caused_timeout() -> None:
     error = ProviderError("cut", provider="groq", model=MODEL, transport=TRANSPORT_TIMEOUT)
     assert classify(error).counts_for_circuit
-    error.deadline_cut = True
+    error.request_caused = True
     decision = classify(error)
     assert decision.error_class is ErrorClass.TIMEOUT and not decision.counts_for_circuit

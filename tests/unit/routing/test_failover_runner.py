@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.observability import metrics as m
 from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
@@ -354,3 +355,23 @@ def test_an_unexpected_error_during_the_call_releases_the_reservation() -> None:
     assert groq, "nothing was reserved: the test would prove nothing"
     for pk, item in groq.items():
         assert item[REQUESTS] == 0 and item[TOKENS] == 0, (pk, item)
+
+
+def test_a_very_long_answer_gets_the_whole_budget_and_its_timeout_is_nobodys_fault() -> None:
+    """A caller who allows 8,000 output tokens may wait long for a complete answer: the provider
+    that usually answers in 0.5 s gets the full attempt budget, not its 2 s adaptive timeout, and
+    a timeout of that call marks nothing (no failure memory, no breaker count)."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        r.router.complete(chat())
+    r.fleet.set("groq", hang())
+    long_answer = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 8000, "messages": [{"role": "user", "content": "x"}]})
+    before = len(r.fleet.calls)
+    with pytest.raises(GatewayError):
+        r.router.complete(long_answer)
+    hung = r.fleet.calls[before]
+    assert hung.timeout_s == FAST_BUDGET  # not the 2 s floor the short answers earned
+    assert not r.core.failures.recent("groq", r.clock.wall())  # the request caused it
+    assert failure_pk("groq") not in r.store.load([failure_pk("groq")], r.clock.wall())

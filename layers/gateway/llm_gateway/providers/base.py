@@ -93,9 +93,10 @@ class ProviderError(Exception):
         self.transport = transport
         self.rate_limit = rate_limit
         self.provider_message = provider_message
-        # Set by the runner on a timeout whose budget the *request* deadline cut below the
-        # provider's own timeout: it says nothing about the provider (no breaker, no failure mark).
-        self.deadline_cut = False
+        # Set by the runner on a timeout the *request* caused: its deadline cut the budget below
+        # the provider's own timeout, or it asked for a very long answer. It says nothing about
+        # the provider (no breaker, no failure mark).
+        self.request_caused = False
 
     @property
     def retry_after_s(self) -> float | None:

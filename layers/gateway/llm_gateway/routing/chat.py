@@ -133,8 +133,14 @@ class ChatRouter:
                   tool_calls: Sequence[ToolCall] | None) -> None:
         """Conversation affinity: name the model that answered under the key the next turn of this
         conversation will look up (`selection/conversation.py`). Not for pinned requests, which
-        prefer nothing; one small write after the answer, never failing it."""
-        if prep.pinned is None:
+        prefer nothing; one small write after the answer, never failing it.
+
+        The write is a round trip the caller waits for, so it is made only where a next turn is
+        expected: the answer calls tools (its results must follow), or the request already
+        continues a conversation (it has an assistant turn). A one-shot question, the common API
+        call, writes nothing."""
+        continues = any(message.role == "assistant" for message in request.messages)
+        if prep.pinned is None and (tool_calls or continues):
             self.runner.prefer_next(affinity_pk(next_turn_key(request.messages, content, tool_calls)), key)
 
     def _drain(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,

@@ -86,7 +86,7 @@ class Outcomes:
             reason = f"{error_class} ({error.status or error.code or 'no status'})"
             self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
         # A timeout the request deadline caused says nothing about the provider: no failure mark.
-        says_something = not error.deadline_cut
+        says_something = not error.request_caused
         if (says_something and error_class in FAILURE_CLASSES
                 and self.failures.record(step.key.provider, str(error_class), now)
                 and not _gone(deadline, "mark_failure")):

@@ -186,10 +186,13 @@ class FailoverRunner:
             if budget is None:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise DeadlineExhausted("the reservation used up the time left for an attempt")
-            own = self.timeouts.timeout_for(step.key.provider, self.retry.settings.attempt_timeout_s)
+            full = self.retry.settings.attempt_timeout_s
+            # A request that asked for a very long answer gets the whole budget (the provider's
+            # usual latency says nothing about it) and its timeout is not held against anyone.
+            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
-            cut_short = budget < own
+            cut_short = budget < own or step.slow_by_request
             self.outcomes.failover(run, step)
             started = self.retry.clock()
             try:
@@ -246,7 +249,7 @@ class FailoverRunner:
     def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
         """A failure after the first byte reached the caller: count it, release nothing more."""
         if served.cut_short and error.transport == TRANSPORT_TIMEOUT:
-            error.deadline_cut = True
+            error.request_caused = True
         self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall(), deadline=served.deadline)
         self.breakers.record_failure(served.step.key, error)
 
@@ -265,10 +268,10 @@ class FailoverRunner:
 
 def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool) -> CallResult[T]:
     """Call; a timeout of a call whose budget the request deadline cut short is marked
-    `deadline_cut` *before* the breakers classify it, so it counts against neither."""
+    `request_caused` *before* the breakers classify it, so it counts against neither."""
     try:
         return call(step, timeout)
     except ProviderError as error:
         if cut_short and error.transport == TRANSPORT_TIMEOUT:
-            error.deadline_cut = True
+            error.request_caused = True
         raise

@@ -53,6 +53,7 @@ class Candidate:
     rank: StaticRank
     est_cost_usd: float
     reason: str  # the static part of the plan step's reason
+    slow_by_request: bool = False  # the request itself may take long (a very long answer)
 
     @property
     def key(self) -> ModelKey:
@@ -95,6 +96,7 @@ class PlanStep:
     usages: tuple[WindowUsage, ...]  # the windows a reservation writes, with their ceilings
     reason: str
     est_cost_usd: float = 0.0
+    slow_by_request: bool = False  # a timeout is the request's doing: full budget, no penalty
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +234,7 @@ class Planner:
             kept = key == preferred
             step = PlanStep(
                 key=key, free=candidate.entry.is_free, entry=candidate.entry, amounts=candidate.amounts,
-                usages=usages, est_cost_usd=candidate.est_cost_usd,
+                usages=usages, est_cost_usd=candidate.est_cost_usd, slow_by_request=candidate.slow_by_request,
                 reason=candidate.reason + _describe_left(room.remaining_requests, room.remaining_tokens)
                 + ("; provider failed recently" if failed else "")
                 + ("; served this conversation's previous turn" if kept else ""),

@@ -27,6 +27,9 @@ from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import ModelKey
 
 DEFAULT_EXPECTED_OUTPUT = 1024  # output tokens assumed when the caller sets no max_tokens
+# A caller who allows this many output tokens may wait minutes for a complete answer: such a call
+# gets the whole attempt budget, and its timeout is its own doing, not the provider's.
+LONG_ANSWER_TOKENS = 4_000
 CATEGORY_FALLBACK: dict[str, tuple[str, ...]] = {
     "small": ("small", "large", "reasoning"),
     "large": ("large", "reasoning", "small"),
@@ -136,6 +139,7 @@ class ChatPreparer:
                 entry=entry, amounts={REQUESTS: 1, TOKENS: prompt + output},
                 rank=(distance, cost, entry.provider, entry.model), est_cost_usd=cost,
                 reason=_reason_head(analysis.category, pinned, entry, distance, cost),
+                slow_by_request=cap is not None and cap >= LONG_ANSWER_TOKENS,
             ))
         if not kept:
             raise nothing_fits(dropped)
