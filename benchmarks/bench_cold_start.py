@@ -30,8 +30,10 @@ configuration; the DynamoDB row points the same handler at a state table on moto
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,6 +161,7 @@ def _scripts() -> tuple[str, str]:
 
 
 _PYCACHE = tempfile.mkdtemp(prefix="bench-cold-pycache-")
+atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)  # the warmed bytecode goes with the run
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:

@@ -12,8 +12,10 @@ each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from llm_gateway.providers.engine import ProviderEngine
 
 RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
 _PYCACHE = tempfile.mkdtemp(prefix="bench-litellm-pycache-")
+atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)  # the warmed bytecode goes with the run
 CLIENT_KEY = "bench-client-key-" + "0" * 20  # client keys must be at least 32 characters
 
 LITELLM_SCRIPT = """
