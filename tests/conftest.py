@@ -6,6 +6,8 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,18 @@ def clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith("LLM_GATEWAY_") or name.endswith(("_API_KEY", "_BASE_URL", "_MODELS")):
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+def chat_handler_on_fakes(fakes: Any, monkeypatch: pytest.MonkeyPatch, instance: str) -> ModuleType:
+    """A fresh copy of the chat Lambda module (one "container") in local mode, its providers the
+    in-process fakes. Pass the `clean_gateway_env` monkeypatch so no other test's settings leak in."""
+    from llm_gateway.providers.registry import provider_specs
+    from sandbox.apigw import load_handler_module
+
+    specs = provider_specs()
+    for name, fake in fakes.providers.items():
+        if name in specs:
+            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
+            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
+    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
+    return load_handler_module("chat", instance=instance)

@@ -17,22 +17,17 @@ import pytest
 
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import RecordingMetrics
-from llm_gateway.providers.registry import provider_specs
-from sandbox.apigw import LocalContext, load_handler_module, make_event
+from sandbox.apigw import LocalContext, make_event
+from tests.conftest import chat_handler_on_fakes
 
 DEV_KEY = "local-dev-key"
 _instances = iter(range(10**6))
 
 
 @pytest.fixture
-def chat(fakes, monkeypatch) -> ModuleType:
-    specs = provider_specs()
-    for name, fake in fakes.providers.items():
-        if name in specs:
-            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
-            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
-    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
-    module = load_handler_module("chat", instance=f"never500_{next(_instances)}")
+def chat(fakes, clean_gateway_env) -> ModuleType:
+    monkeypatch = clean_gateway_env
+    module = chat_handler_on_fakes(fakes, monkeypatch, f"never500_{next(_instances)}")
     module.gateway.metrics = RecordingMetrics()
     return module
 

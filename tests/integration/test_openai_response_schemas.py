@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import chat_handler_on_fakes
+
 jsonschema = pytest.importorskip("jsonschema")
 
-from llm_gateway.providers.registry import provider_specs  # noqa: E402
-from sandbox.apigw import LocalContext, load_handler_module, make_event  # noqa: E402
+from sandbox.apigw import LocalContext, make_event  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT.parent / "shared" / "reference" / "openai-openapi-responses.json"
@@ -75,13 +76,7 @@ def validate(openapi: dict[str, Any], component: str, instance: Any) -> None:
 @pytest.fixture
 def chat(fakes, clean_gateway_env) -> ModuleType:
     monkeypatch = clean_gateway_env
-    specs = provider_specs()
-    for name, fake in fakes.providers.items():
-        if name in specs:
-            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
-            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
-    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
-    return load_handler_module("chat", instance=f"openapi_{next(_instances)}")
+    return chat_handler_on_fakes(fakes, monkeypatch, f"openapi_{next(_instances)}")
 
 
 def call(module: ModuleType, method: str, path: str, body: Any = None, key: str | None = "local-dev-key",

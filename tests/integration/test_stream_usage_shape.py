@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from llm_gateway.providers.registry import provider_specs
-from sandbox.apigw import LocalContext, load_handler_module, make_event, response_headers
+from sandbox.apigw import LocalContext, make_event, response_headers
+from tests.conftest import chat_handler_on_fakes
 
 PINNED = {
     "openai": "gpt-4o-mini",
@@ -37,13 +37,7 @@ _instances = iter(range(10**6))
 @pytest.fixture
 def chat(fakes, clean_gateway_env) -> ModuleType:
     monkeypatch = clean_gateway_env  # not the e2e session's environment (its state table, its fakes)
-    specs = provider_specs()
-    for name, fake in fakes.providers.items():
-        if name in specs:
-            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
-            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
-    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
-    return load_handler_module("chat", instance=f"stream_usage_{next(_instances)}")
+    return chat_handler_on_fakes(fakes, monkeypatch, f"stream_usage_{next(_instances)}")
 
 
 def stream(module: ModuleType, body: dict[str, Any]) -> tuple[dict[str, str], list[dict[str, Any]]]:

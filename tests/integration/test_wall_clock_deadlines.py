@@ -19,6 +19,7 @@ from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
+from tests.conftest import chat_handler_on_fakes
 from tests.fakes_fixtures import RemoteFleet
 from tests.integration.test_adapters_vs_fakes import MODELS, adapter_for
 from tests.integration.test_failover_matrix import PROVIDERS, build_router, run_many
@@ -97,22 +98,15 @@ def test_an_unbuffered_stream_that_trickles_is_cut_at_its_deadline(remote_fleet:
     assert elapsed <= RETRY.attempt_timeout_s + MARGIN_S, elapsed
 
 
-def test_the_handler_gives_a_request_only_what_the_lambda_has_left(fakes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_handler_gives_a_request_only_what_the_lambda_has_left(fakes, clean_gateway_env) -> None:  # type: ignore[no-untyped-def]
     """An invocation with less time left than the margin starts no attempt: the answer is an
     error in OpenAI's shape, not a provider call Lambda would kill halfway."""
     import json
 
-    from llm_gateway.providers.registry import provider_specs
     from llm_gateway.retry.handler import LAMBDA_MARGIN_S
-    from sandbox.apigw import LocalContext, load_handler_module, make_event
+    from sandbox.apigw import LocalContext, make_event
 
-    specs = provider_specs()
-    for name, fake in fakes.providers.items():
-        if name in specs:
-            monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
-            monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
-    monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
-    module = load_handler_module("chat", instance="lambda_budget")
+    module = chat_handler_on_fakes(fakes, clean_gateway_env, "lambda_budget")
     body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).encode()
     headers = {"authorization": "Bearer local-dev-key", "content-type": "application/json"}
     event = make_event("POST", "/v1/chat/completions", headers, body)
