@@ -355,3 +355,22 @@ def test_the_affinity_item_still_fits_the_one_state_read() -> None:
     prep = selector.prepare(conversation(), {e.key for e in entries})
     read = set(pks_for(prep.all_meters(), prep.keys, NOW, prep.state_pks))
     assert prep.prefer in read and len(read) <= LOAD_ITEM_BUDGET
+
+
+@pytest.mark.parametrize("field,value", [("temperature", 0.2), ("top_p", 0.5), ("presence_penalty", 0.5),
+                                         ("frequency_penalty", -0.3)])
+def test_sampling_controls_keep_a_request_off_models_that_refuse_them(field: str, value: float) -> None:
+    """OpenAI's reasoning models answer 400 to temperature, top_p or penalties off their defaults:
+    such a request is never routed there (pinned: a 400 naming why), a default value changes nothing."""
+    cat = load_catalog()
+    gpt5 = ModelKey("openai", "gpt-5-nano")
+    openai = [e.key for e in cat.entries if e.provider == "openai"]
+    preparer = ChatPreparer(cat, TokenEstimator())
+    prep = preparer.prepare(request(**{field: value}), openai)
+    assert gpt5 not in prep.keys
+    assert "does not accept temperature" in dict(prep.dropped)[gpt5]
+    assert ModelKey("openai", "gpt-4o-mini") in prep.keys
+    default = {"temperature": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0}[field]
+    assert gpt5 in preparer.prepare(request(**{field: default}), openai).keys
+    with pytest.raises(InvalidRequest, match="does not accept temperature"):
+        preparer.prepare(request(model="openai/gpt-5-nano", **{field: value}), openai)

@@ -77,6 +77,10 @@ class Capabilities(_Frozen):
     vision: bool = False
     json_mode: bool = Field(default=False, alias="json")
     streaming: bool = True
+    # Sampling controls (temperature, top_p, presence/frequency penalties) other than their
+    # defaults: OpenAI's reasoning models refuse them with a 400, so a request setting them must
+    # not be routed there.
+    sampling: bool = True
     params: tuple[OptionalParam, ...] = ()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)

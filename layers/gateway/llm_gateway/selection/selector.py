@@ -44,6 +44,13 @@ class Needs:
     json: bool = False
     streaming: bool = False
     params: frozenset[str] = frozenset()  # optional parameters the request sets (catalog `params`)
+    sampling: bool = False  # the request sets a sampling control to something but its default
+
+
+def sets_sampling(request: ChatCompletionRequest) -> bool:
+    """Whether the request moves temperature, top_p or a penalty off its default (1, 1, 0, 0)."""
+    return (request.temperature not in (None, 1) or request.top_p not in (None, 1)
+            or request.presence_penalty not in (None, 0) or request.frequency_penalty not in (None, 0))
 
 
 def requested_params(request: ChatCompletionRequest) -> frozenset[str]:
@@ -89,6 +96,8 @@ def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) 
         return "no JSON mode support"
     if needs.streaming and not caps.streaming:
         return "no streaming support"
+    if needs.sampling and not caps.sampling:
+        return "does not accept temperature, top_p or penalties other than their defaults"
     missing = needs.params.difference(caps.params)
     if missing:
         return "does not support " + ", ".join(_describe_param(p) for p in sorted(missing))
@@ -120,7 +129,7 @@ class ChatPreparer:
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
-                      requested_params(request))
+                      requested_params(request), sets_sampling(request))
         pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias)
         cap = request.output_limit
         kept: list[Candidate] = []
