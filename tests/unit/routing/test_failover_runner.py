@@ -375,3 +375,15 @@ def test_a_very_long_answer_gets_the_whole_budget_and_its_timeout_is_nobodys_fau
     assert hung.timeout_s == FAST_BUDGET  # not the 2 s floor the short answers earned
     assert not r.core.failures.recent("groq", r.clock.wall())  # the request caused it
     assert failure_pk("groq") not in r.store.load([failure_pk("groq")], r.clock.wall())
+
+
+def test_a_failed_call_keeps_its_request_counted_and_gives_back_its_tokens() -> None:
+    """The provider saw the request (its own limits count it) but produced nothing: the shared
+    window keeps the request and returns the reserved tokens at once."""
+    r = rig()
+    r.fleet.set("groq", status(500))
+    r.router.complete(chat())
+    groq = r.counters("groq")
+    assert groq, "the groq attempt reserved nothing: the test would prove nothing"
+    for pk, item in groq.items():
+        assert (item[REQUESTS], item[TOKENS]) == (1, 0), (pk, item)

@@ -92,11 +92,23 @@ def test_a_folded_correction_moves_every_window_of_the_reservation_in_one_write(
     state = SharedState(store, fold_reconcile=True)
     first = state.reserve(windows(state, [MINUTE, DAY]), ask(600), NOW)
     assert first is not None
-    state.release(first, NOW)  # never called: give it all back, later
+    state.reconcile(first, ask(100), NOW)  # used 500 fewer than held: given back later
     assert len(store.calls) == 1
     second = state.reserve(windows(state, [MINUTE, DAY]), ask(700), NOW)
-    assert second is not None and len(store.calls) == 2 and len(store.calls[1]) == 2  # one transaction
-    assert store.counter(MINUTE) == store.counter(DAY) == {REQUESTS: 1, TOKENS: 700}
+    assert second is not None and len(store.calls) == 2 and len(store.calls[1]) == 2  # one call, both windows
+    assert store.counter(MINUTE) == store.counter(DAY) == {REQUESTS: 2, TOKENS: 100 + 700}
+
+
+def test_a_release_reaches_every_container_at_once() -> None:
+    """A call that was never made gives everything back in the same moment: folded, it would keep a
+    small window (1 request/s) full for every other container until this one reserved again."""
+    store = Recording()
+    state = SharedState(store, fold_reconcile=True)
+    held = state.reserve(windows(state, [MINUTE, DAY]), ask(600), NOW)
+    assert held is not None
+    state.release(held, NOW)
+    assert len(store.calls) == 2
+    assert store.counter(MINUTE) == store.counter(DAY) == {REQUESTS: 0, TOKENS: 0}
 
 
 def test_a_refused_reservation_keeps_the_correction_for_the_next() -> None:

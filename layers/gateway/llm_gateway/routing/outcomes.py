@@ -23,7 +23,7 @@ from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.planner import PlanStep
-from llm_gateway.state.metering import Amounts
+from llm_gateway.state.metering import REQUESTS, Amounts
 from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, worth_recording
 from llm_gateway.state.shared import Reservation, SharedState
 
@@ -78,8 +78,9 @@ class Outcomes:
     ) -> Decision:
         decision = classify(error)
         error_class = decision.error_class
-        if reservation is not None:
-            self.guarded("release", self.state.release, reservation, now)
+        if reservation is not None:  # the provider saw the request (it counts it), but produced nothing
+            counted = {REQUESTS: reservation.amounts[REQUESTS]} if REQUESTS in reservation.amounts else {}
+            self.guarded("reconcile", self.state.reconcile, reservation, counted, now)
         self.headers(step, error.rate_limit, now, deadline=deadline)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:

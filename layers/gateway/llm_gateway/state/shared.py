@@ -115,8 +115,12 @@ class SharedState:
             del self._pending[pk]
 
     def release(self, reservation: Reservation, now: float) -> None:
-        """The call was never made: give back everything the reservation took."""
-        self.reconcile(reservation, {}, now)
+        """The call was never made: give back everything the reservation took, at once and to
+        every container (folding it would keep a small window full for the others until this
+        container reserves on it again)."""
+        give_back = {unit: -asked for unit, asked in reservation.amounts.items() if asked}
+        if give_back:
+            self.store.add([CounterAdd(add.pk, give_back, add.expires_at) for add in reservation.adds], now)
 
     # --- what the selector should know -----------------------------------------------------------------
     def cool_down(self, key: ModelKey, until: float, reason: str, now: float) -> None:
