@@ -38,10 +38,6 @@ class Reservation:
     amounts: Amounts
     closes: tuple[int, ...] = ()  # when each window closes: no reservation writes to it after that
 
-    @property
-    def pks(self) -> tuple[str, ...]:
-        return tuple(add.pk for add in self.adds)
-
 
 class SharedState:
     def __init__(self, store: StateStore, *, fold_reconcile: bool) -> None:
