@@ -1,7 +1,7 @@
 """The request path's view of shared state, in domain terms: load, reserve, reconcile, remember.
 
 Built on a `StateStore` (items) with `items.py` (what each item means) and `metering.py` (the
-arithmetic of windows). Every attempt costs one conditional write before its provider call; the
+arithmetic of windows). Every attempt costs one conditional write per window item before its provider call; the
 load is one read per request.
 
 Reconciliation adds no round trip the caller waits for in the usual case. When the store is
