@@ -22,6 +22,7 @@ PROVIDER_MODULES: tuple[str, ...] = (
     "llm_gateway.providers.mistral",
     "llm_gateway.providers.openai",
     "llm_gateway.providers.openai_compatible",
+    "llm_gateway.providers.replicate",
 )
 
 

@@ -1,0 +1,85 @@
+"""OpenAI audio request models (transcriptions, translations, uploads, jobs), validated at the edge.
+
+Transcription requests arrive as multipart form data: every field is a string (or repeated, for
+`timestamp_granularities[]`), so `TranscriptionRequest.from_form` maps the form onto the model and
+pydantic does the rest. Unknown fields (the SDK's `stream`, `include[]`, `chunking_strategy`) are
+ignored as OpenAI's own server tolerates them; `stream=true` is refused because no answer here
+streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+Granularity = Literal["word", "segment"]
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
+MAX_PROMPT_CHARS = 4_000
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # what `POST /v1/audio/uploads` may announce at most (1 GiB)
+
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+
+class TranscriptionRequest(_Edge):
+    """`POST /v1/audio/transcriptions` and `/v1/audio/translations` (without the audio itself)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$")
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    response_format: ResponseFormat = "json"
+    timestamp_granularities: tuple[Granularity, ...] = ()
+    file_id: str | None = Field(default=None, min_length=1, max_length=128)
+    user: str | None = Field(default=None, max_length=256)
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TranscriptionRequest:
+        if self.timestamp_granularities and self.response_format != "verbose_json":
+            raise ValueError("timestamp_granularities needs response_format=verbose_json")
+        if self.stream:
+            raise ValueError("stream=true is not supported for transcriptions; send stream=false")
+        return self
+
+    @property
+    def wants_words(self) -> bool:
+        return "word" in self.timestamp_granularities
+
+    @classmethod
+    def from_form(cls, fields: Mapping[str, Sequence[str]]) -> TranscriptionRequest:
+        """Validate form fields (each a list of the values sent under that name)."""
+        data: dict[str, Any] = {name: values[-1] for name, values in fields.items() if values}
+        granularities = [*fields.get("timestamp_granularities[]", ()), *fields.get("timestamp_granularities", ())]
+        data.pop("timestamp_granularities[]", None)
+        data["timestamp_granularities"] = tuple(dict.fromkeys(granularities))
+        return cls.model_validate(data)
+
+
+class UploadRequest(_Edge):
+    """`POST /v1/audio/uploads`: announce a file too large to send through API Gateway."""
+
+    filename: str = Field(min_length=1, max_length=255)
+    bytes: int = Field(gt=0, le=MAX_UPLOAD_BYTES)
+    content_type: str = Field(default="application/octet-stream", max_length=128)
+
+
+class TranscriptionJobRequest(_Edge):
+    """`POST /v1/audio/jobs`: transcribe an uploaded file in the background (long audio)."""
+
+    file_id: str = Field(min_length=1, max_length=128)
+    model: str = Field(default="auto", min_length=1, max_length=256)
+    response_format: ResponseFormat = "json"
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$")
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    timestamp_granularities: tuple[Granularity, ...] = ()
+    translate: bool = False
+
+    def transcription(self) -> TranscriptionRequest:
+        return TranscriptionRequest.model_validate(
+            self.model_dump(exclude={"translate"}))
