@@ -69,6 +69,7 @@ def test_a_live_stream_sends_each_event_and_ends_with_the_priced_usage_chunk_and
     outcome = gateway.chat(_request(), Caller(), "r1", live=True)
     assert outcome.sse_stream is not None and outcome.sse_body is None
     assert "x-gateway-cost-usd" not in outcome.headers and outcome.headers["x-gateway-provider"] == "groq"
+    assert outcome.headers["x-gateway-attempts"] == "1"
     first = next(outcome.sse_stream)
     assert body.sent < len(body.parts)  # the first event left before the provider's stream ended
     events = _events(first + b"".join(outcome.sse_stream))

@@ -150,6 +150,8 @@ class Gateway:
         self.metrics.timing(m.TIME_TO_FIRST_TOKEN_MS, (self.core.runner.retry.clock() - started) * 1000,
                             provider=routed.provider)
         headers = {k: v for k, v in self._headers(routed, request_id).items() if not k.startswith("x-gateway-cost")}
+        # the serving attempt is recorded when its stream is settled, at the end: count it now
+        headers["x-gateway-attempts"] = str(len(routed.attempts) + 1)
         return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request))
 
     def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Generator[bytes, None, None]:
