@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.api.admin import bearer, matches
-from llm_gateway.api.errors import GatewayError, NotFound, Unauthorized
+from llm_gateway.api.auth import Caller, authenticate
+from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from llm_gateway.api.served import count_failure, count_served, served_headers
 from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
@@ -42,11 +43,6 @@ class ChatOutcome:
     sse_body: str | None = None
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling (users and their key ids come with the users issue)."""
-
-
 class Gateway:
     def __init__(self, core: Core, router: ChatRouter) -> None:
         self.core = core
@@ -57,13 +53,7 @@ class Gateway:
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
-        """Constant-time comparison against every client key; no key configured = no access."""
-        token = bearer(authorization)
-        if token is None:
-            raise Unauthorized()
-        if matches(token, self.core.keys.current().clients):
-            return Caller()
-        raise Unauthorized("Invalid API key.")
+        return authenticate(self.core.keys.current(), authorization)
 
     # --- routes -----------------------------------------------------------------------------------
     def list_models(self) -> ModelList:
@@ -109,10 +99,7 @@ class Gateway:
                 return self._chat_stream(request, deadline, request_id)
             routed = self.router.complete(request, deadline)
         except GatewayError as exc:
-            # Only failures the gateway owes the caller count: a bad request is not a bad deploy,
-            # and this metric drives the canary rollback alarm.
-            if exc.status >= 500 or exc.status == 429:
-                self.metrics.count(m.USER_VISIBLE_ERRORS)
+            count_failure(self.metrics, exc.status)
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
             raise
         body = routed.completion.model_dump(exclude_none=True)
@@ -168,20 +155,11 @@ class Gateway:
         yield encode_sse("[DONE]")
 
     def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str) -> dict[str, str]:
-        estimated = {"x-gateway-cost-estimated": "true"} if routed.cost_estimated else {}
-        return {
-            **estimated,
-            "x-gateway-provider": routed.provider,
-            "x-gateway-model": routed.model,
-            "x-gateway-attempts": str(len(routed.attempts)),
-            "x-gateway-cost-usd": f"{routed.cost_usd:.8f}",
-            "x-request-id": request_id,
-        }
+        return served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
+                              routed.cost_estimated, request_id)
 
     def _account(self, provider: str, model: str, free: bool, cost: float) -> None:
-        self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
-        if cost:
-            self.metrics.count(m.COST_USD, cost, provider=provider)
+        count_served(self.metrics, provider, free, cost)
 
 
 def _payload_bytes(event: str) -> int:
