@@ -14,7 +14,8 @@ and vtt answers carry no usage): one request, the billed audio seconds (Groq bil
 10 s as 10 s), and for token-metered audio (Gemini: 32 tokens a second) the tokens.
 
 Static rank: dedicated speech models before general LLMs that transcribe by instruction, then
-list price. Free tiers come first anyway (the planner's rule), so `auto` tries Groq's free
+list price per audio minute (not of this clip: Groq's 10 s minimum must not push its free
+Whisper behind a model that is dearer per minute). Free tiers come first anyway (the planner's rule), so `auto` tries Groq's free
 Whisper before any paid model.
 """
 
@@ -116,12 +117,13 @@ class TranscriptionPreparer:
                 dropped.append((entry.key, why))
                 continue
             billed = billed_seconds(traits, audio.duration_s)
-            list_price = audio_cost(entry.price, billed, audio_tokens(traits, audio.duration_s)) if entry.price else 0.0
-            cost = 0.0 if entry.is_free else list_price
+            price = entry.price
+            cost = 0.0 if entry.is_free or price is None else audio_cost(price, billed, audio_tokens(traits, audio.duration_s))
+            per_minute = audio_cost(price, 60.0, audio_tokens(traits, 60.0)) if price is not None else 0.0
             tier = ("pinned, " if pinned else "") + ("free tier" if entry.is_free else "paid")
             kept.append(Candidate(
                 entry=entry, amounts=amounts_for(traits, audio.duration_s),
-                rank=(traits.timing == "none", round(list_price, 9), entry.provider, entry.model),
+                rank=(traits.tokens_per_second is not None, round(per_minute, 9), entry.provider, entry.model),
                 est_cost_usd=cost, reason=f"{tier}; {billed:.0f} audio s; est. ${cost:.6f}; ",
                 slow_by_request=audio.duration_s > 600,
             ))
