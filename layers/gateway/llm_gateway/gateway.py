@@ -7,7 +7,7 @@ everything the Gateway uses is passed in, so tests can assemble one from in-memo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import ProviderError
+from llm_gateway.providers.base import TRANSCRIPTION, ProviderError
+from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
@@ -44,10 +45,14 @@ class ChatOutcome:
 
 
 class Gateway:
-    def __init__(self, core: Core, router: ChatRouter) -> None:
+    """`listed`: every model a configured provider serves now, of every capability (chat and
+    speech-to-text), for `/v1/models`; this Lambda routes only chat."""
+
+    def __init__(self, core: Core, router: ChatRouter, listed: Callable[[], frozenset[ModelKey]]) -> None:
         self.core = core
         self.settings = core.settings
         self.router = router
+        self.listed = listed
         self.metrics: Metrics = core.metrics
         self.logger = core.logger
 
@@ -59,7 +64,7 @@ class Gateway:
     def list_models(self) -> ModelList:
         """The aliases, then every catalog model a configured provider serves, as `provider/model`."""
         cards = [ModelCard(id=alias, owned_by="llm-gateway") for alias in AUTO_ALIASES]
-        cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.router.available())]
+        cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.listed())]
         return ModelList(data=cards)
 
     def retrieve_model(self, model_id: str) -> ModelCard:
@@ -72,7 +77,7 @@ class Gateway:
         """
         if model_id in AUTO_ALIASES:
             return ModelCard(id=model_id, owned_by="llm-gateway")
-        available = self.router.available()
+        available = self.listed()
         provider, _, name = model_id.partition("/")
         if name and ModelKey(provider, name) in available:
             return ModelCard(id=model_id, owned_by=provider)
@@ -186,4 +191,6 @@ def build_gateway(settings: Settings, **overrides: Any) -> Gateway:
     """Cold-start composition of the chat gateway; `overrides` go to `compose.build_core`
     (tests and benchmarks put an `httpx.MockTransport` or recording metrics under the real code)."""
     core = build_core(settings, **overrides)
-    return Gateway(core, build_chat(core))
+    chat = build_chat(core)
+    speech: AdapterPool[object] = AdapterPool(TRANSCRIPTION, core.catalog, core.keys.providers)
+    return Gateway(core, chat, lambda: chat.available() | speech.current().available)
