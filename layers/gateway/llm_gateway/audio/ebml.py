@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from llm_gateway.audio.errors import corrupt
@@ -38,17 +39,27 @@ _TOP_LEVEL = frozenset({0x114D9B74, _INFO, _TRACKS, _CLUSTER, 0x1C53BB6B, 0x1043
                         0x1941A469, _SEGMENT, 0x1A45DFA3})
 _AUDIO_TRACK = 2
 _CODECS = {"A_OPUS": "opus", "A_VORBIS": "vorbis"}
+_MAX_HEADER_CHILDREN = 32  # the EBML header has 7 kinds of child
 _MAX_SMALL = 64  # payload bytes read for a number or a string
+# Elements read in one file. A real 25 MB WebM has some 300 000 (one block per 20 ms Opus frame);
+# a file of nothing but 2-byte Void elements would have millions and cost seconds to walk.
+MAX_ELEMENTS = 2_000_000
 
 
 class _Damaged(Exception):
     """Internal: the bytes break EBML's rules; turned into audio_corrupt by `read_webm`."""
 
 
+class _TooMany(Exception):
+    """Internal: more than MAX_ELEMENTS elements."""
+
+
 def _read_id(data: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
         raise _Damaged
     first = data[pos]
+    if first & 0x80:  # the common 1-byte ID, without slicing
+        return first, pos + 1
     length = 9 - first.bit_length() if first else 9
     if length > 4 or pos + length > end:
         raise _Damaged
@@ -60,6 +71,8 @@ def _read_size(data: bytes, pos: int, end: int) -> tuple[int | None, int]:
     if pos >= end:
         raise _Damaged
     first = data[pos]
+    if first & 0x80:  # the common 1-byte size
+        return (None if first == 0xFF else first & 0x7F), pos + 1
     length = 9 - first.bit_length() if first else 9
     if length > 8 or pos + length > end:
         raise _Damaged
@@ -83,7 +96,9 @@ def doc_type(data: bytes) -> str | None:
         if element_id != 0x1A45DFA3 or size is None:
             return None
         end = min(pos + size, len(data))
-        while pos < end:
+        for _ in range(_MAX_HEADER_CHILDREN):
+            if pos >= end:
+                break
             child, pos = _read_id(data, pos, end)
             child_size, pos = _read_size(data, pos, end)
             if child_size is None:
@@ -119,6 +134,12 @@ class _Walk:
     tracks_seen: bool = False
     first_ns: int | None = None
     end_ns: int = 0
+    elements: int = 0
+
+    def count(self) -> None:
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise _TooMany
 
 
 def read_webm(data: bytes) -> WebmAudio:
@@ -127,6 +148,8 @@ def read_webm(data: bytes) -> WebmAudio:
         return _read(data)
     except _Damaged:
         raise corrupt("webm", "its structure is damaged") from None
+    except _TooMany:
+        raise corrupt("webm", "it has far more elements than any real recording") from None
     except (IndexError, ValueError, struct.error, OverflowError):
         raise corrupt("webm", "its structure is damaged") from None
 
@@ -168,6 +191,7 @@ def _read(data: bytes) -> WebmAudio:
 def _segment(walk: _Walk, pos: int, end: int) -> None:
     data = walk.data
     while pos < end:
+        walk.count()
         element_id, body = _read_id(data, pos, end)
         size, body = _read_size(data, body, end)
         if element_id == _CLUSTER:
@@ -185,21 +209,21 @@ def _segment(walk: _Walk, pos: int, end: int) -> None:
         pos = body + size
 
 
-def _children(data: bytes, pos: int, end: int) -> list[tuple[int, int, int]]:
+def _children(walk: _Walk, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
     """(id, payload start, payload size) of each child of a known-size master element."""
-    out = []
+    data = walk.data
     while pos < end:
+        walk.count()
         element_id, body = _read_id(data, pos, end)
         size, body = _read_size(data, body, end)
         if size is None or body + size > end:
             raise _Damaged
-        out.append((element_id, body, size))
+        yield element_id, body, size
         pos = body + size
-    return out
 
 
 def _info(walk: _Walk, pos: int, end: int) -> None:
-    for element_id, body, size in _children(walk.data, pos, end):
+    for element_id, body, size in _children(walk, pos, end):
         payload = _payload(walk.data, body, size)
         if element_id == _TIMESTAMP_SCALE:
             walk.scale_ns = _uint(payload)
@@ -212,11 +236,11 @@ def _info(walk: _Walk, pos: int, end: int) -> None:
 
 
 def _tracks(walk: _Walk, pos: int, end: int) -> None:
-    for element_id, body, size in _children(walk.data, pos, end):
+    for element_id, body, size in _children(walk, pos, end):
         if element_id != _TRACK_ENTRY:
             continue
         track = _Track()
-        for child, child_body, child_size in _children(walk.data, body, body + size):
+        for child, child_body, child_size in _children(walk, body, body + size):
             payload = _payload(walk.data, child_body, child_size)
             if child == _TRACK_NUMBER:
                 track.number = _uint(payload)
@@ -237,6 +261,7 @@ def _cluster(walk: _Walk, pos: int, end: int, *, bounded: bool) -> int:
         raise corrupt("webm", "it ends inside a cluster, so it looks truncated")
     cluster_ticks = 0
     while pos < end:
+        walk.count()
         element_id, body = _read_id(data, pos, end)
         if not bounded and element_id in _TOP_LEVEL:
             return pos  # the next Cluster (or Cues, Tags, …) ends a cluster of unknown size
@@ -250,7 +275,7 @@ def _cluster(walk: _Walk, pos: int, end: int, *, bounded: bool) -> int:
         elif element_id == _BLOCK_GROUP:
             block: tuple[int, int] | None = None
             duration_ticks = None
-            for child, child_body, child_size in _children(data, body, body + size):
+            for child, child_body, child_size in _children(walk, body, body + size):
                 if child == _BLOCK:
                     block = (child_body, child_size)
                 elif child == _BLOCK_DURATION:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from llm_gateway.audio.errors import corrupt
 
-_MAX_BOXES = 10_000
+# Top-level boxes: a few in a plain file, two per fragment (moof, mdat) in a fragmented one.
+_MAX_BOXES = 500_000
 
 
 def check_boxes(data: bytes) -> None:
     """Raises InvalidAudio (audio_corrupt) when a top-level box runs past the end of the file
     (a truncated upload) or there is no `moov` box (nothing says what the media is)."""
     pos, end, moov = 0, len(data), False
-    for _ in range(_MAX_BOXES):
+    for boxes in range(_MAX_BOXES + 1):
         if pos >= end:
             break
+        if boxes == _MAX_BOXES:
+            raise corrupt("mp4", "it has far more boxes than any real file")
         if pos + 8 > end:
             raise corrupt("mp4", "it ends inside a box header, so it looks truncated")
         size, box = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]

@@ -27,6 +27,9 @@ _BITRATES = {
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 _TRAILERS = (b"TAG", b"APETAGEX", b"LYRICSBEGIN", b"ID3")  # tags allowed after the last frame
 MAX_JUNK_FRACTION = 0.1  # bytes between frames that are not frames; more means corrupt
+# Times the walk may lose sync and look for the next frame, beyond one per 10 frames read: a cap
+# so that bytes built to look like endless almost-frames (0xFF runs) cost no more than a real file.
+_MAX_RESYNCS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ def walk_frames(data: bytes, start: int) -> FrameWalk:
     if first is None:
         raise corrupt("mp3", "no MPEG audio frame where the audio should start")
     end = len(data)
-    pos, frames, samples, junk = start, 0, 0, 0
+    pos, frames, samples, junk, resyncs = start, 0, 0, 0, 0
     while pos < end:
         frame = frame_header(data, pos)
         if frame is not None and frame.same_stream(first):
@@ -111,6 +114,9 @@ def walk_frames(data: bytes, start: int) -> FrameWalk:
             continue
         if data.startswith(_TRAILERS, pos) and frames:
             break
+        resyncs += 1
+        if resyncs > _MAX_RESYNCS + frames // 10:
+            raise corrupt("mp3", "most of it is not MPEG audio frames")
         following = data.find(b"\xff", pos + 1)  # lost sync: look for the next frame
         following = end if following < 0 else following
         junk += following - pos
