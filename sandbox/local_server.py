@@ -28,6 +28,7 @@ from sandbox.request_log import request_line
 
 ROUTES = {"/v1/chat/completions": "chat", "/v1/models": "chat", "/v1/status": "chat"}
 STATS_PATH = "/_sandbox/stats"
+STREAMING_FUNCTIONS = {"chat"}  # template.yaml: ResponseTransferMode RESPONSE_STREAM on its events
 
 
 class LocalGatewayServer(ThreadingHTTPServer):
@@ -96,7 +97,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             # Every chat route goes through the streaming invocation, as API Gateway's STREAM
             # integration sends them on AWS (template.yaml); only an SSE body is sent as it comes.
-            live = self.server.dispatcher.invoke_stream(function, event)
+            # Other functions are invoked buffered, as their (default) integrations do.
+            if function in STREAMING_FUNCTIONS:
+                live = self.server.dispatcher.invoke_stream(function, event)
+            else:
+                live = LiveResponse.from_proxy(self.server.dispatcher.invoke(function, event), [])
             status, out_headers = live.status, live.headers
             if out_headers.get("content-type", out_headers.get("Content-Type", "")).startswith("text/event-stream"):
                 self._send_live(live)
