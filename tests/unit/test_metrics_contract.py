@@ -205,7 +205,7 @@ def representative_traffic() -> Iterator[Recorded]:
         # a stream sent as it is produced (a streaming invocation): time to first token
         streaming = rig()
         streaming.fleet.set("groq", _sse_answer)
-        outcome = Gateway(streaming.core, streaming.router).chat(
+        outcome = Gateway(streaming.core, streaming.router, streaming.router.available).chat(
             ChatCompletionRequest.model_validate({"model": "auto", "stream": True,
                                                   "messages": [{"role": "user", "content": "hi"}]}),
             Caller(), "req", live=True)
