@@ -78,7 +78,7 @@ def boundary_of(content_type: str | None) -> str:
     kind, options = parse_options_header(content_type)
     if kind != MULTIPART:
         raise InvalidRequest(f"Content-Type must be {MULTIPART}, got {kind[:100]!r}.", code="invalid_content_type")
-    boundary = options.get("boundary", "")
+    boundary = str(options.get("boundary", ""))
     if not boundary or len(boundary) > MAX_BOUNDARY or not boundary.isascii() or "\n" in boundary:
         raise InvalidRequest(f"The {MULTIPART} Content-Type has no usable boundary parameter.",
                              code="invalid_content_type")

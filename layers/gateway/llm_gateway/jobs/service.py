@@ -181,7 +181,9 @@ def _error_object(answer: TranscriptionOutcome) -> dict[str, Any]:
         body = json.loads(answer.body)
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
-            return error
+            return dict(error)
     except ValueError:
         pass
-    return GatewayError(answer.body[:500] or "The transcription failed.", status=answer.status).body()["error"]
+    fallback: dict[str, Any] = GatewayError(answer.body[:500] or "The transcription failed.",
+                                            status=answer.status).body()["error"]
+    return fallback
