@@ -446,3 +446,17 @@ def test_the_event_file_runs_through_the_handler(rig):
     audio = rig.fake.calls[-1]["audio"]
     assert audio.filename == "tone.wav" and audio.data.startswith(b"RIFF")
     assert base64.b64decode(event["body"]).count(audio.data) == 1
+
+
+def test_job_state_unavailable_is_a_503_not_a_500(rig):
+    import boto3
+    from botocore.config import Config
+
+    dead = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="x",
+                        config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"max_attempts": 1}))
+    rig.module.speech.jobs.store = DynamoJobStore(dead, "missing")
+    status, _, body = rig.call("GET", "/v1/audio/jobs/job-" + "E" * 32)
+    assert_error(status, body, 503, "state_unavailable")
+    status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": rig.upload(b"abc")})
+    assert_error(status, body, 503, "state_unavailable")

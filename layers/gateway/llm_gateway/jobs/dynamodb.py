@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from llm_gateway.jobs.store import Finish, Job, job_pk
+from llm_gateway.jobs.store import Finish, Job, JobStoreUnavailable, job_pk
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -62,16 +62,29 @@ def _decode(item: dict[str, Any]) -> Job:
     )
 
 
+def _unavailable(exc: Exception) -> JobStoreUnavailable:
+    code = exc.response.get("Error", {}).get("Code", "error") if isinstance(exc, ClientError) else type(exc).__name__
+    return JobStoreUnavailable(f"DynamoDB {code}")
+
+
 class DynamoJobStore:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
 
     def create(self, job: Job) -> None:
-        self.client.put_item(TableName=self.table, Item=_encode(job), ConditionExpression="attribute_not_exists(pk)")
+        try:
+            self.client.put_item(TableName=self.table, Item=_encode(job),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
 
     def get(self, job_id: str, now: float) -> Job | None:
-        response = self.client.get_item(TableName=self.table, Key={"pk": {"S": job_pk(job_id)}}, ConsistentRead=True)
+        try:
+            response = self.client.get_item(TableName=self.table, Key={"pk": {"S": job_pk(job_id)}},
+                                            ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
         item = response.get("Item")
         if not item or float(item.get("expires_at", {}).get("N", "inf")) <= now:
             return None
@@ -95,7 +108,9 @@ class DynamoJobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
                 return None
-            raise
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
         return _decode(response["Attributes"])
 
     def finish(self, job_id: str, runner: str, outcome: Finish, now: float, expires_at: int) -> bool:
@@ -135,5 +150,7 @@ class DynamoJobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
                 return False
-            raise
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
         return True

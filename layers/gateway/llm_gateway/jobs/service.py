@@ -20,7 +20,7 @@ from typing import Any
 from llm_gateway.api.audio_schemas import TranscriptionJobRequest
 from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.jobs.launcher import JobLauncher
-from llm_gateway.jobs.store import Finish, Job, JobStore
+from llm_gateway.jobs.store import Finish, Job, JobStore, JobStoreUnavailable
 from llm_gateway.transcription.gateway import TranscriptionOutcome
 from llm_gateway.uploads.desk import TranscriberLike
 from llm_gateway.uploads.ids import JOB_PREFIX, is_id, new_id
@@ -54,6 +54,18 @@ class JobService:
 
     # --- API ----------------------------------------------------------------------------------
     def submit(self, request: TranscriptionJobRequest, *, function: str | None) -> dict[str, Any]:
+        try:
+            return self._submit(request, function)
+        except JobStoreUnavailable as exc:
+            raise _store_unavailable() from exc
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        try:
+            return self._get(job_id)
+        except JobStoreUnavailable as exc:
+            raise _store_unavailable() from exc
+
+    def _submit(self, request: TranscriptionJobRequest, function: str | None) -> dict[str, Any]:
         self.uploads.check(request.file_id)
         now = self.wall()
         job = Job(id=new_id(JOB_PREFIX), status="queued", created_at=now, updated_at=now,
@@ -66,11 +78,12 @@ class JobService:
             LOG.warning("job launch failed", extra={"job_id": job.id, "error": type(exc).__name__})
             error = GatewayError("The job could not be started; submit it again.", code="job_launch_failed",
                                  status=503, headers={"retry-after": "2"})
+            # "now" = the end of its queue lease, so the expiry's condition (lease over) holds at once
             self.store.expire(job.id, error.body()["error"], job.lease_until, self._expiry(now))
             raise error from None
         return self.view(job)
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def _get(self, job_id: str) -> dict[str, Any]:
         if not is_id(job_id, JOB_PREFIX):
             raise job_not_found(job_id)
         now = self.wall()
@@ -103,13 +116,23 @@ class JobService:
         if not is_id(job_id, JOB_PREFIX):
             return "skipped"
         now = self.wall()
-        job = self.store.claim(job_id, runner, now, now + self.lease_s, self._expiry(now))
+        try:
+            job = self.store.claim(job_id, runner, now, now + self.lease_s, self._expiry(now))
+        except JobStoreUnavailable:
+            LOG.warning("job not claimed: job state unavailable (its lease will report it)", extra={"job_id": job_id})
+            return "skipped"
         if job is None:
             LOG.warning("job not claimable (already run, or its launch came too late)", extra={"job_id": job_id})
             return "skipped"
         outcome = self._transcribe(job, remaining_s)
-        if not self.store.finish(job_id, runner, outcome, self.wall(), self._expiry(self.wall())):
-            LOG.warning("job result not recorded: the job was no longer this runner's", extra={"job_id": job_id})
+        try:
+            recorded = self.store.finish(job_id, runner, outcome, self.wall(), self._expiry(self.wall()))
+        except JobStoreUnavailable:
+            recorded = False
+        if not recorded:
+            LOG.warning("job result not recorded (no longer this runner's, or state unavailable)",
+                        extra={"job_id": job_id})
+            return "unrecorded"
         if outcome.status == "succeeded":
             self.uploads.discard(job.request["file_id"])
         return outcome.status
@@ -166,6 +189,11 @@ class JobService:
 
     def _expiry(self, now: float) -> int:
         return int(now + self.ttl_s)
+
+
+def _store_unavailable() -> GatewayError:
+    return GatewayError("Job state is unavailable right now; try again shortly.", code="state_unavailable",
+                        status=503, headers={"retry-after": "2"})
 
 
 def _lost(job: Job) -> GatewayError:

@@ -26,6 +26,10 @@ def job_pk(job_id: str) -> str:
     return JOB_PK_PREFIX + job_id
 
 
+class JobStoreUnavailable(Exception):
+    """The job store could not be reached or refused the call (throttling, network)."""
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
