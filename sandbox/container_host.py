@@ -28,7 +28,7 @@ from sandbox.child import announce, child_parser, hold_until_parent_stops
 from sandbox.containers import ContainerPool
 from sandbox.line_stdout import LineAtomicWriter
 
-FUNCTIONS = ("chat", "health")
+FUNCTIONS = ("chat", "health", "transcribe")
 STREAM_PREFIX = "/invoke-stream/"  # a streaming invocation (InvokeWithResponseStream's part)
 
 

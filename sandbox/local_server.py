@@ -27,6 +27,15 @@ from sandbox.gauge import Gauge
 from sandbox.request_log import request_line
 
 ROUTES = {"/v1/chat/completions": "chat", "/v1/models": "chat", "/v1/status": "chat"}
+AUDIO_PREFIX = "/v1/audio/"  # transcriptions, translations, uploads, jobs: the transcribe function
+
+
+def function_for(path: str) -> str:
+    """Which function API Gateway would route `path` to (template.yaml's Events)."""
+    path = path.rstrip("/")
+    if path.startswith(AUDIO_PREFIX):
+        return "transcribe"
+    return ROUTES.get(path, "chat")
 STATS_PATH = "/_sandbox/stats"
 STREAMING_FUNCTIONS = {"chat"}  # template.yaml: ResponseTransferMode RESPONSE_STREAM on its events
 
@@ -93,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         began = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, self.path, headers, body, self.client_address[0])
-        function = ROUTES.get(path.rstrip("/"), "chat")
+        function = function_for(path)
         try:
             # Every chat route goes through the streaming invocation, as API Gateway's STREAM
             # integration sends them on AWS (template.yaml); only an SSE body is sent as it comes.

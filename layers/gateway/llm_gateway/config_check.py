@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,31 @@ def _first_error(exc: ValidationError, merged: Mapping[str, Any]) -> str:
         where = f"models[{model.get('provider')}/{model.get('model')}]" + (f".{rest}" if rest else "")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where + ': ' if where else ''}{first['msg']}{more}"
+
+
+# --- transcription (uploads and jobs) ------------------------------------------------------------
+_BUCKET = re.compile(r"^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned URL
+MAX_UPLOAD_CAP = 1024 * 1024 * 1024  # api/audio_schemas.MAX_UPLOAD_BYTES
+MAX_JOB_DEADLINE_S = 890.0  # Lambda's 900 s timeout, less the time to write the result
+
+
+def check_bucket_name(variable: str, name: str) -> None:
+    if not _BUCKET.match(name) or ".." in name:
+        raise ConfigError(f"{variable}={name!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+
+def check_transcription_limits(values: Mapping[str, Any]) -> None:
+    """The upload URL must be presignable, an upload announceable, a job finishable inside Lambda."""
+    if values["upload_url_ttl_s"] > MAX_PRESIGN_S:
+        raise ConfigError(f"LLM_GATEWAY_UPLOAD_URL_TTL_S must be at most {MAX_PRESIGN_S} (SigV4's limit), "
+                          f"got {values['upload_url_ttl_s']}")
+    if values["max_upload_bytes"] > MAX_UPLOAD_CAP:
+        raise ConfigError(f"LLM_GATEWAY_MAX_UPLOAD_BYTES must be at most {MAX_UPLOAD_CAP} (1 GiB), "
+                          f"got {values['max_upload_bytes']}")
+    if values["job_deadline_s"] > MAX_JOB_DEADLINE_S:
+        raise ConfigError(f"LLM_GATEWAY_JOB_DEADLINE_S must be at most {MAX_JOB_DEADLINE_S:g} (Lambda stops a "
+                          f"function at 900 s), got {values['job_deadline_s']:g}")
+    if values["job_attempt_timeout_s"] > values["job_deadline_s"]:
+        raise ConfigError("LLM_GATEWAY_JOB_ATTEMPT_TIMEOUT_S must not exceed LLM_GATEWAY_JOB_DEADLINE_S "
+                          f"({values['job_attempt_timeout_s']:g} > {values['job_deadline_s']:g})")
