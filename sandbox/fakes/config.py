@@ -29,6 +29,7 @@ class ProviderConfig:
     faults: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 1234
     strict: bool = True  # reject what the real provider rejects (Wire.check_strict)
+    job_seconds_per_audio_second: float = 0.0  # how long a job (a Replicate prediction) runs per audio second
 
 
 def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
             faults=list(conf.get("faults") or []),
             seed=int(conf.get("seed", seed)),
             strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
+            job_seconds_per_audio_second=float(conf.get("job_seconds_per_audio_second", 0.0)),
         )
     return out
 

@@ -214,6 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             model = fake.wire.model_of(route, body) if route.kind in ("chat", "custom") else None
         ctx.model = model or ""
+        ctx.extra["headers"] = {k.lower(): v for k, v in self.headers.items()}
         fake.stats_book.received(model)
         key = fake.wire.api_key({k.lower(): v for k, v in self.headers.items()}, query)
         if not key or key.startswith("invalid"):

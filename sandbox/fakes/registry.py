@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.fakes import cohere_fake, gemini_fake, groq_fake, mistral_fake, openai_fake
+from sandbox.fakes import cohere_fake, gemini_fake, groq_fake, mistral_fake, openai_fake, replicate_fake
 from sandbox.fakes.limits import DEFAULT_LIMITS
 from sandbox.fakes.wire import Wire
 
@@ -25,6 +25,7 @@ class FakeSpec:
     wire: Wire
     models: tuple[str, ...]  # served when the config lists none; the catalog's models must be among them
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: {"default": DEFAULT_LIMITS})
+    chat: bool = True  # serves chat completions (Replicate's fake serves only Whisper predictions)
 
     @property
     def name(self) -> str:
@@ -33,6 +34,11 @@ class FakeSpec:
     def settings(self) -> dict[str, Any]:
         """The defaults as a config section (`providers.<name>`), ready to be edited."""
         return {"models": list(self.models), "limits": {k: dict(v) for k, v in self.limits.items()}}
+
+
+def chat_fakes() -> list[str]:
+    """The registered fakes that serve chat (the ones chat tests and the chat catalog cover)."""
+    return [name for name, spec in FAKES.items() if spec.chat]
 
 
 FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
@@ -51,4 +57,5 @@ FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
     FakeSpec(mistral_fake.WIRE, ("mistral-small-latest", "mistral-large-latest", "ministral-8b-latest",
                                  "open-mistral-nemo", "mistral-medium-latest", "codestral-2508",
                                  "voxtral-mini-latest", "voxtral-mini-2507")),
+    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,), chat=False),  # predictions only, no chat
 )}  # fmt: skip
