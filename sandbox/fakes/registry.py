@@ -25,7 +25,6 @@ class FakeSpec:
     wire: Wire
     models: tuple[str, ...]  # served when the config lists none; the catalog's models must be among them
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: {"default": DEFAULT_LIMITS})
-    chat: bool = True  # serves chat completions (Replicate's fake serves only Whisper predictions)
 
     @property
     def name(self) -> str:
@@ -34,11 +33,6 @@ class FakeSpec:
     def settings(self) -> dict[str, Any]:
         """The defaults as a config section (`providers.<name>`), ready to be edited."""
         return {"models": list(self.models), "limits": {k: dict(v) for k, v in self.limits.items()}}
-
-
-def chat_fakes() -> list[str]:
-    """The registered fakes that serve chat (the ones chat tests and the chat catalog cover)."""
-    return [name for name, spec in FAKES.items() if spec.chat]
 
 
 FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
@@ -57,5 +51,17 @@ FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
     FakeSpec(mistral_fake.WIRE, ("mistral-small-latest", "mistral-large-latest", "ministral-8b-latest",
                                  "open-mistral-nemo", "mistral-medium-latest", "codestral-2508",
                                  "voxtral-mini-latest", "voxtral-mini-2507")),
-    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,), chat=False),  # predictions only, no chat
 )}  # fmt: skip
+
+OPT_IN: dict[str, FakeSpec] = {spec.name: spec for spec in (
+    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,)),
+)}  # fmt: skip
+"""Fakes that start only when named (a config's `providers:`, `start_fakes(providers=[...])`,
+`--providers`): Replicate's serves Whisper predictions only, and the gateway refuses a configured
+provider without catalog models (`config_check`), so a default fleet with it would break every
+gateway test until the catalog has Replicate entries. Then its spec moves up into FAKES."""
+
+
+def spec_of(name: str) -> FakeSpec:
+    """The spec of a registered fake, default or opt-in (KeyError otherwise)."""
+    return FAKES[name] if name in FAKES else OPT_IN[name]

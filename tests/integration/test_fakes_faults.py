@@ -11,11 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.fakes import FakeFleet, FakeProvider, start_fakes
-from sandbox.fakes.registry import chat_fakes
+from sandbox.fakes import FAKES, FakeFleet, FakeProvider, start_fakes
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
 
-PROVIDERS = chat_fakes()  # the chat-serving fakes (transcription faults: test_fakes_transcription*.py)
+PROVIDERS = list(FAKES)
 CLIENT = httpx.Client(timeout=5)  # one client: building an httpx.Client (SSL context) per call costs ~50 ms
 
 
