@@ -163,7 +163,7 @@ class ReplicateWire(Wire):
         if wait:
             fake.stop_event.wait(max(0.0, min(wait, prediction["ends"] - time.time())))
         view = self._view(fake, prediction)
-        if view["status"] not in TERMINAL:  # the wait ran out (or there was none): poll `urls.get`
+        if not wait or view["status"] not in TERMINAL:  # no wait, or it ran out: poll `urls.get`
             view.update(status="starting", output=None, completed_at=None, metrics={})
         return 201, view, {}
 

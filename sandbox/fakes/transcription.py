@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httpx
 
@@ -61,7 +61,13 @@ _DISPOSITION = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"|(\w+)=([^;\s]+)')
 
 
 def parse_multipart(content_type: str, raw: bytes) -> Form:
-    """Parse a multipart/form-data body; BadRequest when it is not one."""
+    """Parse a multipart/form-data body (or a urlencoded form: httpx sends one when there is no
+    file part, e.g. Groq's `url`; the real APIs accept both); BadRequest when it is neither."""
+    if (content_type or "").lower().startswith("application/x-www-form-urlencoded"):
+        form = Form()
+        for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+            form.fields.setdefault(name, []).append(value)
+        return form
     found = re.search(r'boundary="?([^";]+)"?', content_type or "")
     if not content_type.lower().startswith("multipart/form-data") or not found:
         raise BadRequest("Could not parse multipart form: expected Content-Type multipart/form-data with a boundary")
