@@ -56,7 +56,7 @@ def audio_server() -> Iterator[str]:
     files = {"/two.wav": WAV2, "/twelve.wav": WAV12}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             data = files.get(self.path)
             self.send_response(200 if data else 404)
             self.send_header("Content-Length", str(len(data or b"")))
