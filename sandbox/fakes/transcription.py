@@ -128,8 +128,10 @@ def fetch_audio(url: str, limit: int | None = None) -> bytes:
 
 
 def decode_base64(data: str) -> bytes:
+    """Standard or URL-safe base64, padded or not (google-genai sends URL-safe base64)."""
+    data = data.strip().replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(data, validate=False)
+        return base64.b64decode(data + "=" * (-len(data) % 4), validate=False)
     except ValueError as exc:
         raise BadRequest(f"Invalid value (base64 decoding failed): {exc}") from None
 
