@@ -165,7 +165,7 @@ class DynamoDown:
 
 def _serve(r: Rig, *requests: Any) -> None:
     """Each request through the Gateway façade (so its own metrics count too); errors are data."""
-    gateway = Gateway(r.core, r.router)
+    gateway = Gateway(r.core, r.router, r.router.available)
     for request in requests:
         with contextlib.suppress(GatewayError):
             gateway.chat(request, Caller(), "req")

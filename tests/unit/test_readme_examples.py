@@ -62,13 +62,17 @@ def test_the_catalog_overrides_example_loads():
 def test_the_model_counts_stated_match_the_catalog():
     text = " ".join(_section("**The catalog**").split())
     stated = re.search(r"(\d+) chat models \(([^)]*)\) plus one disabled example entry", text)
-    assert stated is not None, text[:300]
+    speech = re.search(r"(\d+) speech-to-text models \(([^)]*)\)", text)
+    assert stated is not None and speech is not None, text[:300]
     raw = json.loads(BUILTIN_PATH.read_text(encoding="utf-8"))
     enabled = [m for m in raw["models"] if m.get("enabled", True)]
-    assert int(stated.group(1)) == len(enabled)
-    names = {"groq": "Groq", "gemini": "Gemini", "mistral": "Mistral", "openai": "OpenAI", "cohere": "Cohere"}
-    per_provider = {f"{names[p]} {n}" for p, n in Counter(m["provider"] for m in enabled).items()}
-    assert per_provider == {part.strip() for part in stated.group(2).split(",")}
+    names = {"groq": "Groq", "gemini": "Gemini", "mistral": "Mistral", "openai": "OpenAI", "cohere": "Cohere",
+             "replicate": "Replicate"}
+    for found, capability in ((stated, "chat"), (speech, "transcription")):
+        models = [m for m in enabled if capability in m.get("serves", ["chat"])]
+        assert int(found.group(1)) == len(models)
+        per_provider = {f"{names[p]} {n}" for p, n in Counter(m["provider"] for m in models).items()}
+        assert per_provider == {part.strip() for part in found.group(2).split(",")}
     assert len(raw["models"]) - len(enabled) == 1
 
 

@@ -3,7 +3,7 @@
 Settings, keys, catalog, state store, breakers, health, failure memory, timeouts, metrics, the
 HTTP engine and the failover runner are built here, once per container at cold start, and passed
 in; nothing below this module builds a collaborator of its own or reads the environment. Each
-Lambda builds only the capability it serves (`build_chat`; transcription adds its own builder).
+Lambda builds only the capability it serves (`build_chat`, `build_transcription`).
 
 With a state table configured, rate-limit state, breakers and health all live in that one
 DynamoDB table (behind the degraded-mode wrapper); without one, everything is in memory.
@@ -23,7 +23,7 @@ from llm_gateway.config import Settings, fetch_secret_values
 from llm_gateway.keys import KeySource
 from llm_gateway.observability.logging import build_logger
 from llm_gateway.observability.metrics import STATE_DEGRADED, EmfMetrics, Metrics
-from llm_gateway.providers.base import CHAT, ChatAdapter
+from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, TranscriptionAdapter
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import RetryHandler, RetrySettings
@@ -35,10 +35,12 @@ from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
 from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHealthStore, PassiveHealth
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
+from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.selection.transcription import TranscriptionPreparer
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import StateStore
@@ -115,7 +117,7 @@ def build_core(
         settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
         rand=clocks.rand,
     )
-    engine = ProviderEngine(http_client or build_http_client())
+    engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)
     return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,
                 chat_adapters, health, runner)
 
@@ -123,6 +125,12 @@ def build_core(
 def build_chat(core: Core) -> ChatRouter:
     preparer = ChatPreparer(core.catalog, TokenEstimator())
     return ChatRouter(preparer=preparer, runner=core.runner, engine=core.engine, adapters=core.chat_adapters)
+
+
+def build_transcription(core: Core) -> TranscriptionRouter:
+    adapters: AdapterPool[TranscriptionAdapter] = AdapterPool(TRANSCRIPTION, core.catalog, core.keys.providers)
+    return TranscriptionRouter(preparer=TranscriptionPreparer(core.catalog), runner=core.runner, engine=core.engine,
+                               adapters=adapters)
 
 
 def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, client: Any) -> tuple[StateStore, Any, Any]:

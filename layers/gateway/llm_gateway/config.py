@@ -53,6 +53,7 @@ class Settings:
     provider_secret: str | None = None
     client_key_secret: str | None = None
     secret_ttl_s: int = 120  # secrets are re-read this often in warm containers (keys.KeySource)
+    max_audio_s: float = 7200.0  # longer audio is refused before any provider call
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
@@ -276,6 +277,7 @@ def load_settings(
         provider_secret=env.get(PROVIDER_SECRET_ENV),
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,
+        max_audio_s=_float(env, "LLM_GATEWAY_MAX_AUDIO_S", 7200.0),
         environment=env,
     )
     check_catalog(settings.catalog_overrides, settings.providers)

@@ -7,18 +7,20 @@ everything the Gateway uses is passed in, so tests can assemble one from in-memo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.api.admin import bearer, matches
-from llm_gateway.api.errors import GatewayError, NotFound, Unauthorized
+from llm_gateway.api.auth import Caller, authenticate
+from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
+from llm_gateway.api.served import count_failure, count_served, served_headers
 from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import ProviderError
+from llm_gateway.providers.base import TRANSCRIPTION, ProviderError
+from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
@@ -42,34 +44,27 @@ class ChatOutcome:
     sse_body: str | None = None
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling (users and their key ids come with the users issue)."""
-
-
 class Gateway:
-    def __init__(self, core: Core, router: ChatRouter) -> None:
+    """`listed`: every model a configured provider serves now, of every capability (chat and
+    speech-to-text), for `/v1/models`; this Lambda routes only chat."""
+
+    def __init__(self, core: Core, router: ChatRouter, listed: Callable[[], frozenset[ModelKey]]) -> None:
         self.core = core
         self.settings = core.settings
         self.router = router
+        self.listed = listed
         self.metrics: Metrics = core.metrics
         self.logger = core.logger
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
-        """Constant-time comparison against every client key; no key configured = no access."""
-        token = bearer(authorization)
-        if token is None:
-            raise Unauthorized()
-        if matches(token, self.core.keys.current().clients):
-            return Caller()
-        raise Unauthorized("Invalid API key.")
+        return authenticate(self.core.keys.current(), authorization)
 
     # --- routes -----------------------------------------------------------------------------------
     def list_models(self) -> ModelList:
         """The aliases, then every catalog model a configured provider serves, as `provider/model`."""
         cards = [ModelCard(id=alias, owned_by="llm-gateway") for alias in AUTO_ALIASES]
-        cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.router.available())]
+        cards += [ModelCard(id=str(key), owned_by=key.provider) for key in sorted(self.listed())]
         return ModelList(data=cards)
 
     def retrieve_model(self, model_id: str) -> ModelCard:
@@ -82,7 +77,7 @@ class Gateway:
         """
         if model_id in AUTO_ALIASES:
             return ModelCard(id=model_id, owned_by="llm-gateway")
-        available = self.router.available()
+        available = self.listed()
         provider, _, name = model_id.partition("/")
         if name and ModelKey(provider, name) in available:
             return ModelCard(id=model_id, owned_by=provider)
@@ -109,10 +104,7 @@ class Gateway:
                 return self._chat_stream(request, deadline, request_id)
             routed = self.router.complete(request, deadline)
         except GatewayError as exc:
-            # Only failures the gateway owes the caller count: a bad request is not a bad deploy,
-            # and this metric drives the canary rollback alarm.
-            if exc.status >= 500 or exc.status == 429:
-                self.metrics.count(m.USER_VISIBLE_ERRORS)
+            count_failure(self.metrics, exc.status)
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
             raise
         body = routed.completion.model_dump(exclude_none=True)
@@ -168,20 +160,11 @@ class Gateway:
         yield encode_sse("[DONE]")
 
     def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str) -> dict[str, str]:
-        estimated = {"x-gateway-cost-estimated": "true"} if routed.cost_estimated else {}
-        return {
-            **estimated,
-            "x-gateway-provider": routed.provider,
-            "x-gateway-model": routed.model,
-            "x-gateway-attempts": str(len(routed.attempts)),
-            "x-gateway-cost-usd": f"{routed.cost_usd:.8f}",
-            "x-request-id": request_id,
-        }
+        return served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
+                              routed.cost_estimated, request_id)
 
     def _account(self, provider: str, model: str, free: bool, cost: float) -> None:
-        self.metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
-        if cost:
-            self.metrics.count(m.COST_USD, cost, provider=provider)
+        count_served(self.metrics, provider, free, cost)
 
 
 def _payload_bytes(event: str) -> int:
@@ -208,4 +191,6 @@ def build_gateway(settings: Settings, **overrides: Any) -> Gateway:
     """Cold-start composition of the chat gateway; `overrides` go to `compose.build_core`
     (tests and benchmarks put an `httpx.MockTransport` or recording metrics under the real code)."""
     core = build_core(settings, **overrides)
-    return Gateway(core, build_chat(core))
+    chat = build_chat(core)
+    speech: AdapterPool[object] = AdapterPool(TRANSCRIPTION, core.catalog, core.keys.providers)
+    return Gateway(core, chat, lambda: chat.available() | speech.current().available)

@@ -44,7 +44,8 @@ def _gateway(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Gatewa
     core = build_core(load_settings(env), metrics=metrics, http_client=httpx.Client(transport=httpx.MockTransport(handler)),
                       clocks=Clocks(monotonic=lambda: frozen, sleep=lambda _s: None, rand=lambda: 0.5),
                       catalog=default_catalog(), breakers=breakers)
-    return Gateway(core, build_chat(core)), core, metrics
+    chat = build_chat(core)
+    return Gateway(core, chat, chat.available), core, metrics
 
 
 def _request() -> ChatCompletionRequest:

@@ -14,6 +14,7 @@ from llm_gateway.selection.catalog import (
     DAY,
     MINUTE,
     OVERRIDES_ENV,
+    AudioTraits,
     Capabilities,
     Catalog,
     Limits,
@@ -97,15 +98,20 @@ def test_limits_group_units_of_one_window_into_one_item() -> None:
 
 
 def test_capabilities_and_what_each_requires() -> None:
-    whisper = ModelEntry(provider="p", model="whisper", capability="transcription", free_tier=Limits(ash=7200))
+    audio = AudioTraits(formats=("wav",), max_upload_bytes=1000)
+    whisper = ModelEntry(provider="p", model="whisper", serves=("transcription",), audio=audio, free_tier=Limits(ash=7200))
     assert whisper.context_window is None  # not a chat model: no context window needed
+    with pytest.raises(ValidationError, match="needs an audio block"):
+        ModelEntry(provider="p", model="whisper", serves=("transcription",), free_tier=Limits(ash=7200))
     with pytest.raises(ValidationError, match="needs context_window and max_output"):
         ModelEntry(provider="p", model="chat", free_tier=Limits(rpm=1))
     chat = ModelEntry(provider="p", model="chat", context_window=10, max_output=5, price=Pricing(request=0.01))
     catalog = Catalog.from_entries([whisper, chat], {"p": ProviderInfo(as_of="t", source="t")})
     assert catalog.for_capability("transcription") == (whisper,) and catalog.for_capability("chat") == (chat,)
     assert Pricing().input is None and Pricing(audio_minute=0.006).audio_minute == 0.006  # every price optional
-    assert all(e.capability == "chat" for e in load_catalog().entries)  # the built-in catalog today
+    both = ModelEntry(provider="p", model="omni", serves=("chat", "transcription"), audio=audio, context_window=10,
+                      max_output=5, price=Pricing(input=1, audio_input=2))  # one model, one set of limits, two uses
+    assert Catalog.from_entries([both], {"p": ProviderInfo(as_of="t", source="t")}).for_capability("transcription") == (both,)
 
 
 def test_optional_parameters_are_listed_where_the_providers_document_them() -> None:
@@ -181,8 +187,8 @@ def test_file_override_adds_a_model_and_enables_the_example(tmp_path: Path) -> N
         {"models": [{"provider": "nobody", "model": "x", "category": "small", "context_window": 10,
                      "max_output": 5, "capabilities": {}, "price": {"input": 1, "output": 1}}]},
         {"models": [{"provider": "openai", "model": "gpt-4o-mini", "price": None}]},  # neither free nor priced
-        {"models": [{"provider": "groq", "model": "whisper-x", "capability": "transcription"}]},  # nor this
-        {"models": [{"provider": "groq", "model": "llama-3.1-8b-instant", "capability": "images"}]},
+        {"models": [{"provider": "groq", "model": "whisper-x", "serves": ["transcription"]}]},  # nor this
+        {"models": [{"provider": "groq", "model": "llama-3.1-8b-instant", "serves": ["images"]}]},
         {"providers": {"mistral": {"free_tier": {"rps": -1}}}},
     ],
 )

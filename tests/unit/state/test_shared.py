@@ -167,7 +167,7 @@ def test_an_organisation_wide_meter_is_shared_by_the_providers_models() -> None:
     preparer, planner = ChatPreparer(catalog, TokenEstimator()), Planner()
     from tests.unit.selection.builders import request
 
-    mistral = {e.key for e in catalog.served_by({"mistral"})}
+    mistral = {e.key for e in catalog.for_capability("chat") if e.provider == "mistral"}
     prep = preparer.prepare(request(), mistral)
     plan = planner.plan(prep, state.load(prep.all_meters(), prep.keys, NOW), NOW)
     assert plan.steps == () and plan.capacity_only and plan.free_again_in_s is not None

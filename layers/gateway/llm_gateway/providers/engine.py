@@ -32,13 +32,18 @@ from llm_gateway.providers.base import (
     TRANSPORT_TIMEOUT,
     ChatAdapter,
     HttpRequestSpec,
+    Poll,
     ProviderError,
     RateLimitInfo,
     StreamState,
+    TranscriptionAdapter,
+    TranscriptionCall,
     WireAdapter,
 )
 from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
 from llm_gateway.providers.sse import iter_sse
+from llm_gateway.selection.catalog import AudioTraits
+from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -71,8 +76,9 @@ def _timeout(seconds: float) -> httpx.Timeout:
 
 
 class ProviderEngine:
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
+        self._sleep = sleep
 
     def _send(self, spec: HttpRequestSpec, timeout_s: float, *, stream: bool) -> httpx.Response:
         request = self._client.build_request(
@@ -124,6 +130,26 @@ class ProviderEngine:
                 response.close()
             raise adapter.parse_error(response.status_code, response.headers, body, model)
         return ProviderStream(adapter, model, response, rate_limits, deadline)
+
+    def transcribe(
+        self, adapter: TranscriptionAdapter, call: TranscriptionCall, model: str, traits: AudioTraits,
+        timeout_s: float,
+    ) -> ProviderReply[Transcript]:
+        """One transcription within `timeout_s` of wall-clock time, polling while the provider
+        answers "not ready yet" (Replicate); a poll that would outlive the budget is a timeout."""
+        at = time.monotonic() + max(0.0, timeout_s)
+        spec = adapter.build_transcription(call, model, traits, timeout_s)
+        while True:
+            reply = self.call(adapter, spec, model, at - time.monotonic(),
+                              lambda body, headers: adapter.parse_transcription(body, headers, call, model))
+            value = reply.value
+            if not isinstance(value, Poll):
+                return ProviderReply(value, reply.rate_limits)
+            if time.monotonic() + value.after_s >= at:
+                raise ProviderError(f"{adapter.name} had not finished within the attempt's time budget",
+                                    provider=adapter.name, model=model, transport=TRANSPORT_TIMEOUT)
+            self._sleep(value.after_s)
+            spec = value.spec
 
     def list_models(self, adapter: ChatAdapter, timeout_s: float = 5.0) -> list[str]:
         return self.call(adapter, adapter.models_request(), "", timeout_s,

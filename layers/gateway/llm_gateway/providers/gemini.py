@@ -13,6 +13,7 @@ output uses `responseSchema` for the same reason.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import mimetypes
@@ -32,17 +33,22 @@ from llm_gateway.api.schemas import (
 )
 from llm_gateway.providers.base import (
     CHAT,
+    TRANSCRIPTION,
     HttpRequestSpec,
     ProviderConfig,
     ProviderError,
     RateLimitInfo,
     SSEEvent,
     StreamState,
+    TranscriptionCall,
 )
 from llm_gateway.providers.content import parse_data_url, text_of
 from llm_gateway.providers.headers import bounded_count, parse_duration, parse_retry_after
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
 from llm_gateway.providers.registry import ProviderSpec
+from llm_gateway.providers.transcripts import inline
+from llm_gateway.selection.catalog import AudioTraits
+from llm_gateway.transcription.transcript import Transcript
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")
@@ -389,10 +395,59 @@ def _limits_from_details(details: list[Any], message: str | None, headers: Mappi
     return None if info.is_empty else info
 
 
+# Gemini's documented audio MIME types, by container (webm and m4a are not among them).
+_AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "ogg": "audio/ogg"}
+TRANSCRIBE_INSTRUCTION = (
+    "Transcribe the speech in this audio verbatim. Answer with the transcript text only: no "
+    "preamble, no timestamps, no speaker labels, no commentary.")
+
+
+class GeminiTranscriptionAdapter(GeminiAdapter):
+    """Speech to text through `generateContent`: the audio as inline data (or a signed URL as
+    `fileData`) next to a transcription instruction. Text only (no timing); audio counts 32
+    tokens a second in the usage, which prices the call."""
+
+    def build_transcription(self, call: TranscriptionCall, model: str, traits: AudioTraits,
+                            budget_s: float) -> HttpRequestSpec:
+        mime = _AUDIO_MIME.get(call.container, call.mime_type)
+        if inline(call, traits.max_upload_bytes):
+            audio: dict[str, Any] = {"inlineData": {"mimeType": mime, "data": base64.b64encode(call.audio).decode()}}
+        else:
+            audio = {"fileData": {"mimeType": mime, "fileUri": call.url}}
+        instruction = TRANSCRIBE_INSTRUCTION
+        if call.translate:
+            instruction += " Translate the transcript into English."
+        elif call.language:
+            instruction += f" The speech is in the language with ISO code '{call.language}'."
+        if call.prompt:
+            instruction += f" Context that may help with spelling: {call.prompt}"
+        body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": instruction}, audio]}]}
+        if call.temperature is not None:
+            body["generationConfig"] = {"temperature": call.temperature}
+        resource = model if model.startswith("models/") else f"models/{model}"
+        return HttpRequestSpec("POST", self._url(f"{resource}:generateContent"), self._headers(), body)
+
+    def parse_transcription(self, body: bytes, headers: Mapping[str, str], call: TranscriptionCall,
+                            model: str) -> Transcript:
+        payload = json.loads(body)
+        candidates = payload.get("candidates") or []
+        if not candidates:
+            raise ProviderError(f"{self.name} returned no transcript (blocked or empty)", provider=self.name,
+                                model=model, status=502, code="no_candidates")
+        parts = (candidates[0].get("content") or {}).get("parts") or []
+        text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought")).strip()
+        usage = payload.get("usageMetadata") or {}
+        return Transcript(text=text, input_tokens=_count(usage.get("promptTokenCount")),
+                          output_tokens=_count(usage.get("candidatesTokenCount")))
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and value >= 0 else None
+
 
 SPEC = ProviderSpec(
     kind="gemini",
     default_base_url="https://generativelanguage.googleapis.com",
     key_env="GEMINI_API_KEY",
-    adapters={CHAT: GeminiAdapter},
+    adapters={CHAT: GeminiAdapter, TRANSCRIPTION: GeminiTranscriptionAdapter},
 )

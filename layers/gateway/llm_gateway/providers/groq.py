@@ -5,8 +5,8 @@ Base URL is the root (`https://api.groq.com`), as the official `groq` SDK takes 
 
 from __future__ import annotations
 
-from llm_gateway.providers.base import CHAT, ChatAdapter, ProviderConfig
-from llm_gateway.providers.openai import Dialect, OpenAIAdapter
+from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, ProviderConfig, TranscriptionAdapter
+from llm_gateway.providers.openai import AudioDialect, Dialect, OpenAIAdapter, OpenAITranscriptionAdapter
 from llm_gateway.providers.registry import ProviderSpec
 
 GROQ_DIALECT = Dialect(
@@ -18,14 +18,22 @@ GROQ_DIALECT = Dialect(
     requests_window_s=86_400,
 )
 
+# Groq fetches audio from `url` (up to 40 MB on the free tier, 25 MB as an upload).
+GROQ_AUDIO = AudioDialect(transcription_path="/openai/v1/audio/transcriptions",
+                          translation_path="/openai/v1/audio/translations", url_field="url")
+
 
 def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:
     return OpenAIAdapter(config, GROQ_DIALECT)
+
+
+def make_transcription_adapter(config: ProviderConfig) -> TranscriptionAdapter:
+    return OpenAITranscriptionAdapter(config, GROQ_DIALECT, GROQ_AUDIO)
 
 
 SPEC = ProviderSpec(
     kind="groq",
     default_base_url="https://api.groq.com",
     key_env="GROQ_API_KEY",
-    adapters={CHAT: make_chat_adapter},
+    adapters={CHAT: make_chat_adapter, TRANSCRIPTION: make_transcription_adapter},
 )

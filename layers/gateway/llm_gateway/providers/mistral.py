@@ -21,16 +21,24 @@ from typing import Any
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.providers.base import (
     CHAT,
+    TRANSCRIPTION,
     ChatAdapter,
+    HttpRequestSpec,
+    MultipartFile,
     ProviderConfig,
     ProviderError,
     RateLimitInfo,
     SSEEvent,
     StreamState,
+    TranscriptionAdapter,
+    TranscriptionCall,
 )
 from llm_gateway.providers.headers import header_int, parse_retry_after
 from llm_gateway.providers.openai import Dialect, OpenAIAdapter, _error_fields
 from llm_gateway.providers.registry import ProviderSpec
+from llm_gateway.providers.transcripts import inline, openai_transcript
+from llm_gateway.selection.catalog import AudioTraits
+from llm_gateway.transcription.transcript import Transcript
 
 MISTRAL_DIALECT = Dialect(
     chat_path="/v1/chat/completions",
@@ -191,13 +199,42 @@ def _fix_stream_payload(event: SSEEvent, state: StreamState, adapter: MistralAda
     return SSEEvent(data=json.dumps(payload), event=event.event)
 
 
+class MistralTranscriptionAdapter(MistralAdapter):
+    """Voxtral through `/v1/audio/transcriptions` (multipart): `file` or `file_url`, segment
+    timestamps only (asking for words is a 400), no `prompt`, no `response_format`; the answer
+    carries `usage.prompt_audio_seconds`. Unknown fields are refused, so only these are sent."""
+
+    def build_transcription(self, call: TranscriptionCall, model: str, traits: AudioTraits,
+                            budget_s: float) -> HttpRequestSpec:
+        fields: dict[str, str | list[str]] = {"model": model}
+        if call.language:
+            fields["language"] = call.language
+        if call.temperature is not None:
+            fields["temperature"] = repr(call.temperature)
+        if traits.timing != "none":
+            fields["timestamp_granularities"] = ["segment"]
+        files: dict[str, MultipartFile] = (
+            {"file": (call.filename, call.audio, call.mime_type)} if inline(call, traits.max_upload_bytes)
+            else {"file_url": (None, (call.url or "").encode())})
+        headers = {name: value for name, value in self._headers().items() if name != "Content-Type"}
+        return HttpRequestSpec("POST", self._url("/v1/audio/transcriptions"), headers, data=fields, files=files)
+
+    def parse_transcription(self, body: bytes, headers: Mapping[str, str], call: TranscriptionCall,
+                            model: str) -> Transcript:
+        return openai_transcript(json.loads(body))
+
+
 def make_chat_adapter(config: ProviderConfig) -> ChatAdapter:
     return MistralAdapter(config)
+
+
+def make_transcription_adapter(config: ProviderConfig) -> TranscriptionAdapter:
+    return MistralTranscriptionAdapter(config)
 
 
 SPEC = ProviderSpec(
     kind="mistral",
     default_base_url="https://api.mistral.ai",
     key_env="MISTRAL_API_KEY",
-    adapters={CHAT: make_chat_adapter},
+    adapters={CHAT: make_chat_adapter, TRANSCRIPTION: make_transcription_adapter},
 )

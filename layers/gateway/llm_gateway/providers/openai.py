@@ -20,15 +20,21 @@ from llm_gateway.api.schemas import (
 )
 from llm_gateway.providers.base import (
     CHAT,
+    TRANSCRIPTION,
     HttpRequestSpec,
+    MultipartFile,
     ProviderConfig,
     ProviderError,
     RateLimitInfo,
     SSEEvent,
     StreamState,
+    TranscriptionCall,
 )
 from llm_gateway.providers.headers import header, header_int, parse_duration, parse_retry_after
 from llm_gateway.providers.registry import ProviderSpec
+from llm_gateway.providers.transcripts import inline, openai_transcript
+from llm_gateway.selection.catalog import AudioTraits
+from llm_gateway.transcription.transcript import Transcript
 
 _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
 _FINISH_ALIASES = {"model_length": "length", "eos": "stop", "end_turn": "stop", "tool_use": "tool_calls"}
@@ -238,9 +244,62 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
 
 
 
+@dataclass(frozen=True)
+class AudioDialect:
+    """Where a provider speaking OpenAI's audio API differs: paths, and the form field that
+    takes a URL instead of the file (None: the file must be uploaded)."""
+
+    transcription_path: str = "/audio/transcriptions"
+    translation_path: str = "/audio/translations"
+    url_field: str | None = None
+
+
+class OpenAITranscriptionAdapter(OpenAIAdapter):
+    """OpenAI's `/audio/transcriptions` and `/audio/translations` (multipart).
+
+    Asks for `verbose_json` with segment (and, when wanted, word) timestamps from models that
+    have them, and plain `json` from those that do not (gpt-4o-*-transcribe): the gateway renders
+    the caller's format from the one answer, so srt/vtt are not tied to the one provider that
+    renders them itself."""
+
+    def __init__(self, config: ProviderConfig, dialect: Dialect | None = None,
+                 audio: AudioDialect | None = None) -> None:
+        super().__init__(config, dialect)
+        self.audio = audio or AudioDialect()
+
+    def build_transcription(self, call: TranscriptionCall, model: str, traits: AudioTraits,
+                            budget_s: float) -> HttpRequestSpec:
+        fields: dict[str, str | list[str]] = {"model": model}
+        if traits.timing != "none":
+            fields["response_format"] = "verbose_json"
+            fields["timestamp_granularities[]"] = (
+                ["segment", "word"] if call.words and traits.timing == "word" else ["segment"])
+        else:
+            fields["response_format"] = "json"
+        if call.language and not call.translate:
+            fields["language"] = call.language
+        if call.prompt and traits.prompt:
+            fields["prompt"] = call.prompt
+        if call.temperature is not None:
+            fields["temperature"] = repr(call.temperature)
+        files: dict[str, MultipartFile]
+        if inline(call, traits.max_upload_bytes) or self.audio.url_field is None:
+            files = {"file": (call.filename, call.audio, call.mime_type)}
+        else:
+            assert call.url is not None
+            files = {self.audio.url_field: (None, call.url.encode())}
+        path = self.audio.translation_path if call.translate else self.audio.transcription_path
+        headers = {name: value for name, value in self._headers().items() if name != "Content-Type"}
+        return HttpRequestSpec("POST", self._url(path), headers, data=fields, files=files)
+
+    def parse_transcription(self, body: bytes, headers: Mapping[str, str], call: TranscriptionCall,
+                            model: str) -> Transcript:
+        return openai_transcript(json.loads(body))
+
+
 SPEC = ProviderSpec(
     kind="openai",
     default_base_url="https://api.openai.com/v1",
     key_env="OPENAI_API_KEY",
-    adapters={CHAT: OpenAIAdapter},
+    adapters={CHAT: OpenAIAdapter, TRANSCRIPTION: OpenAITranscriptionAdapter},
 )

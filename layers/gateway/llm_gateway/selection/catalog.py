@@ -114,14 +114,36 @@ class Limits(_Frozen):
 FreeTier = Limits  # the catalog's historical name for the block
 
 
+Container = Literal["flac", "mp3", "mp4", "ogg", "wav", "webm"]
+Timing = Literal["none", "segment", "word"]
+
+
+class AudioTraits(_Frozen):
+    """What a transcription model accepts and returns, so a request goes only where it fits.
+
+    `timing`: the finest timestamps the adapter gets back (segments let the gateway render
+    srt, vtt and verbose_json itself; words serve `timestamp_granularities=word`)."""
+
+    formats: tuple[Container, ...]
+    max_upload_bytes: int = Field(gt=0)  # the audio sent in the request itself
+    max_url_bytes: int | None = Field(default=None, gt=0)  # fetched by the provider from a URL; None: no URL input
+    max_duration_s: float | None = Field(default=None, gt=0)
+    timing: Timing = "none"
+    translate: bool = False  # serves /v1/audio/translations (to English)
+    prompt: bool = True  # takes a vocabulary/style prompt
+    min_billed_s: float = Field(default=0, ge=0)  # Groq bills clips under 10 s as 10 s
+    tokens_per_second: float | None = Field(default=None, gt=0)  # token-metered audio (Gemini: 32)
+
+
 class Pricing(_Frozen):
-    """Prices in USD per unit kind: per 1M tokens (`input`, `output`, …), per audio minute,
-    per request. A model states the ones it is billed in."""
+    """Prices in USD per unit kind: per 1M tokens (`input`, `output`, `audio_input`, …), per
+    audio minute, per request. A model states the ones it is billed in."""
 
     input: float | None = Field(default=None, ge=0)
     output: float | None = Field(default=None, ge=0)
     cached_input: float | None = Field(default=None, ge=0)
     reasoning_output: float | None = Field(default=None, ge=0)
+    audio_input: float | None = Field(default=None, ge=0)  # per 1M audio tokens
     audio_minute: float | None = Field(default=None, ge=0)
     request: float | None = Field(default=None, ge=0)
 
@@ -139,11 +161,12 @@ class ProviderInfo(_Frozen):
 class ModelEntry(_Frozen):
     provider: str = Field(min_length=1)
     model: str = Field(min_length=1)
-    capability: Capability = CHAT
+    serves: tuple[Capability, ...] = Field(default=(CHAT,), min_length=1)
     category: Category = "small"
     context_window: int | None = Field(default=None, gt=0)
     max_output: int | None = Field(default=None, gt=0)
     capabilities: Capabilities = Capabilities()
+    audio: AudioTraits | None = None  # transcription models
     free_tier: Limits | None = None
     paid_limits: Limits | None = None  # known paid-plan limits, enforced when not free
     price: Pricing | None = None
@@ -152,9 +175,11 @@ class ModelEntry(_Frozen):
     notes: str | None = None
 
     @model_validator(mode="after")
-    def _chat_traits(self) -> ModelEntry:
-        if self.capability == CHAT and (self.context_window is None or self.max_output is None):
+    def _traits(self) -> ModelEntry:
+        if CHAT in self.serves and (self.context_window is None or self.max_output is None):
             raise ValueError(f"chat model {self.provider}/{self.model} needs context_window and max_output")
+        if TRANSCRIPTION in self.serves and self.audio is None:
+            raise ValueError(f"transcription model {self.provider}/{self.model} needs an audio block")
         return self
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelEntry:
@@ -247,7 +272,7 @@ class Catalog:
         return self._meters[entry.key]
 
     def for_capability(self, capability: str) -> tuple[ModelEntry, ...]:
-        return tuple(e for e in self.entries if e.capability == capability)
+        return tuple(e for e in self.entries if capability in e.serves)
 
     def served_by(self, providers: Collection[str]) -> tuple[ModelEntry, ...]:
         return tuple(e for e in self.entries if e.provider in providers)

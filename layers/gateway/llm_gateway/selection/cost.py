@@ -49,9 +49,15 @@ def usage_cost(price: Pricing, usage: Usage) -> float:
     return micro / PER_TOKEN + (price.request or 0.0)
 
 
-def audio_cost(price: Pricing, seconds: float) -> float:
-    """USD for `seconds` of audio at the model's per-minute price (plus any per-request fee)."""
-    return (price.audio_minute or 0.0) * seconds / 60.0 + (price.request or 0.0)
+def audio_cost(price: Pricing, seconds: float, tokens: tuple[int, int] | None = None) -> float:
+    """USD for one transcription: by (input, output) tokens when the model is billed in tokens
+    (Gemini, gpt-4o-transcribe) and they are known, else `seconds` of audio at the per-minute
+    price; plus any per-request fee."""
+    fee = price.request or 0.0
+    rate_in = price.audio_input if price.audio_input is not None else price.input
+    if tokens is not None and rate_in is not None:
+        return fee + (tokens[0] * rate_in + tokens[1] * (price.output or 0.0)) / PER_TOKEN
+    return fee + (price.audio_minute or 0.0) * seconds / 60.0
 
 
 def request_cost(

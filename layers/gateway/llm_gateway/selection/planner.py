@@ -113,7 +113,7 @@ TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
 
 
 def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available: Collection[ModelKey],
-            is_alias: Callable[[str], bool]) -> tuple[ModelKey | None, list[ModelEntry]]:
+            is_alias: Callable[[str], bool], capability: str) -> tuple[ModelKey | None, list[ModelEntry]]:
     """(pinned key or None, entries to consider) for the request's `model` field.
 
     Pinned models are `provider/model`, or a bare id exactly one configured provider serves; a
@@ -124,15 +124,14 @@ def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available:
         if not entries:
             raise ModelNotFound(model, "No configured provider serves any catalog model.")
         return None, entries
-    capability = pool[0].capability if pool else None
     if "/" in model:
         provider, name = model.split("/", 1)
         entry = catalog.get(ModelKey(provider, name))
-        if entry is not None and entry.capability == capability:
+        if entry is not None and capability in entry.serves:
             if entry.key not in available:
                 raise ModelNotFound(model, f"Provider '{provider}' is not configured.")
             return entry.key, [entry]
-    matches = [e for e in catalog.by_model_id(model) if e.key in available and e.capability == capability]
+    matches = [e for e in catalog.by_model_id(model) if e.key in available and capability in e.serves]
     if not matches:
         raise ModelNotFound(model, "Use 'auto' or 'provider/model' (GET /v1/models lists them).")
     return (matches[0].key if len(matches) == 1 else None), matches

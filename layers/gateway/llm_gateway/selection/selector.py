@@ -130,7 +130,7 @@ class ChatPreparer:
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
                       requested_params(request), sets_sampling(request))
-        pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias)
+        pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias, CHAT)
         cap = request.output_limit
         kept: list[Candidate] = []
         dropped = []

@@ -1,14 +1,29 @@
-"""The façade the transcribe Lambda calls: authenticate, route, render the answer and its headers.
+"""The façade the transcribe Lambda calls: authenticate, check the audio, route, render.
 
-Interface fixed first so the handler, uploads and jobs can be built against it; the routing
-behind `transcribe` is `routing/transcription.py`.
+The audio is checked before any provider sees it (`llm_gateway.audio`: container sniffed from
+the bytes, duration read from them; unknown, corrupt, empty or over-long audio is a 400), and
+its duration, not the provider's answer, drives the audio-second windows and the cost.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from llm_gateway.api.audio_schemas import TranscriptionRequest
+from llm_gateway.api.auth import Caller, authenticate
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.served import count_failure, count_served, served_headers
+from llm_gateway.audio import check_duration, probe
+from llm_gateway.compose import Core, build_core, build_transcription
+from llm_gateway.config import Settings
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.metrics import Metrics
+from llm_gateway.providers.base import TranscriptionCall
+from llm_gateway.retry.handler import request_budget
+from llm_gateway.routing.transcription import RoutedTranscript, TranscriptionRouter
+from llm_gateway.transcription.render import render
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +49,56 @@ class TranscriptionOutcome:
 
 
 class Transcriber:
-    """Stub until the router lands: `transcribe(request, audio, translate=, request_id=, remaining_s=)`."""
+    def __init__(self, core: Core, router: TranscriptionRouter) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.router = router
+        self.metrics: Metrics = core.metrics
+        self.logger = core.logger
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        return authenticate(self.core.keys.current(), authorization)
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
-                   remaining_s: float | None = None) -> TranscriptionOutcome:
-        raise NotImplementedError
+                   remaining_s: float | None = None, deadline_s: float | None = None) -> TranscriptionOutcome:
+        """`remaining_s`: what the Lambda invocation has left (None outside Lambda). `deadline_s`:
+        this request's own budget instead of the configured one (background jobs, which are not
+        bound by API Gateway's 29 s)."""
+        retry = self.core.runner.retry
+        deadline = retry.deadline(request_budget(deadline_s or retry.settings.deadline_s, remaining_s))
+        self.metrics.count(m.REQUESTS)
+        info = probe(audio.data)
+        check_duration(info, self.settings.max_audio_s)
+        call = TranscriptionCall(
+            audio=audio.data, filename=audio.filename, container=info.container, mime_type=info.mime_type,
+            duration_s=info.duration_s, url=audio.url, translate=translate, language=request.language,
+            prompt=request.prompt, temperature=request.temperature, words=request.wants_words,
+        )
+        try:
+            routed = self.router.transcribe(request, call, deadline)
+        except GatewayError as exc:
+            count_failure(self.metrics, exc.status)
+            self.logger.warning("transcription failed", extra={"status": exc.status, "code": exc.code})
+            raise
+        count_served(self.metrics, routed.provider, routed.free, routed.cost_usd)
+        body, content_type = render(routed.transcript, request.response_format, duration_s=info.duration_s,
+                                    usage=_usage(routed), task="translate" if translate else "transcribe",
+                                    words=request.wants_words)
+        headers = served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
+                                 routed.cost_estimated, request_id)
+        headers["x-gateway-audio-seconds"] = f"{routed.billed_s:.3f}"
+        return TranscriptionOutcome(200, headers, body, content_type)
+
+
+def _usage(routed: RoutedTranscript) -> dict[str, Any]:
+    """OpenAI's duration usage (whole seconds billed), with the cost as chat answers carry it."""
+    usage: dict[str, Any] = {"type": "duration", "seconds": math.ceil(routed.billed_s), "cost_usd": routed.cost_usd}
+    if routed.cost_estimated:
+        usage["cost_estimated"] = True
+    return usage
+
+
+def build_transcriber(settings: Settings, **overrides: Any) -> Transcriber:
+    """Cold-start composition of the transcription gateway; `overrides` go to `compose.build_core`."""
+    core = build_core(settings, **overrides)
+    return Transcriber(core, build_transcription(core))

@@ -1,0 +1,128 @@
+"""Hostile bytes: `probe` answers AudioInfo or InvalidAudio, and nothing else, quickly, and
+without allocating far beyond its input."""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llm_gateway.audio import MIME_TYPES, AudioInfo, InvalidAudio, probe
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "audio"
+SAMPLES = {p.name: p.read_bytes() for p in sorted(FIXTURES.iterdir())
+           if p.suffix not in (".py", ".json") and p.stat().st_size}
+EBML_WEBM = bytes.fromhex("1a45dfa3 9f 4286 81 01 42f7 81 01 42f2 81 04 42f3 81 08 4282 84") + b"webm" + bytes.fromhex(
+    "4287 81 04 4285 81 02")
+PREFIXES = [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"\xff\xfb\x90\x64", b"\xff\xf3\x40\xc4", b"fLaC\x00\x00\x00\x22",
+            b"OggS\x00\x02", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"\x00\x00\x00\x1cftypM4A ", EBML_WEBM,
+            EBML_WEBM + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"]
+FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check(data: bytes) -> None:
+    try:
+        info = probe(data)
+    except InvalidAudio as error:
+        assert error.code in {"audio_empty", "audio_format_unsupported", "audio_corrupt"}
+        assert error.status == 400 and error.param == "file"
+        return
+    assert isinstance(info, AudioInfo)
+    assert info.mime_type == MIME_TYPES[info.container]
+    assert math.isfinite(info.duration_s) and 0 < info.duration_s <= 24 * 3600
+    assert info.size_bytes == len(data)
+
+
+@FUZZ
+@given(st.binary(max_size=4096))
+def test_random_bytes(data):
+    _check(data)
+
+
+@FUZZ
+@given(st.sampled_from(PREFIXES), st.binary(max_size=4096))
+def test_random_bytes_after_a_magic_number(prefix, tail):
+    _check(prefix + tail)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SAMPLES)), st.floats(0, 1))
+def test_random_truncations_of_every_fixture(name, fraction):
+    data = SAMPLES[name]
+    _check(data[: int(len(data) * fraction)])
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SAMPLES)), st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
+                                                            st.integers(0, 255)), min_size=1, max_size=12))
+def test_random_byte_flips_of_every_fixture(name, flips):
+    data = bytearray(SAMPLES[name])
+    for where, value in flips:
+        data[int(where * len(data))] = value
+    _check(bytes(data))
+
+
+@FUZZ
+@given(st.sampled_from(sorted(SAMPLES)), st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=64))
+def test_random_insertions_into_every_fixture(name, where, inserted):
+    data = SAMPLES[name]
+    at = int(where * len(data))
+    _check(data[:at] + inserted + data[at:])
+
+
+def _mp3_frame() -> bytes:
+    mp3 = SAMPLES["tone.mp3"]
+    start = mp3.index(b"\xff", 10)
+    return mp3[start:start + 4]
+
+
+def _ogg_headers() -> bytes:
+    """The first two pages of tone.opus (OpusHead, OpusTags): what makes the rest get read."""
+    opus = SAMPLES["tone.opus"]
+    second = opus.index(b"OggS", 4)
+    return opus[: opus.index(b"OggS", second + 4)]
+
+
+MB = 1024 * 1024
+# MPEG-2.5 Layer III, 8 kbit/s, 8 kHz, mono: the smallest frame there is (72 bytes)
+SMALLEST_MPEG_FRAME = b"\xff\xe3\x18\xc4" + b"\0" * 68
+HOSTILE = {
+    "two megabytes of the smallest MPEG frames": SMALLEST_MPEG_FRAME * (2 * MB // 72),
+    "Ogg Opus headers, then empty pages": _ogg_headers() + (b"OggS\x00\x00" + b"\0" * 20 + b"\x00") * (2 * MB // 27),
+    "MP4 of empty boxes, then an empty moov": b"\x00\x00\x00\x10ftypM4A \x00\x00\x00\x00"
+    + b"\x00\x00\x00\x08free" * (2 * MB // 8) + b"\x00\x00\x00\x08moov",
+    "all 0xFF after one MPEG header": _mp3_frame() + b"\xff" * (2 * MB),
+    "MPEG headers, each followed by garbage": (_mp3_frame() + b"\x00" * 60) * (2 * MB // 64),
+    "ID3 tags claiming huge sizes": b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + b"\0" * (2 * MB),
+    "empty Ogg pages": (b"OggS\x00\x00" + b"\0" * 20 + b"\x00") * (2 * MB // 27),
+    "WebM of 2-byte Void elements": EBML_WEBM + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"
+    + b"\xec\x80" * MB,
+    "WebM Tracks of 2-byte children": EBML_WEBM + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"
+    + b"\x16\x54\xae\x6b\x01" + (2 * MB).to_bytes(7, "big") + b"\xec\x80" * MB,
+    "WAV of empty chunks": b"RIFF\xff\xff\xff\xffWAVE" + b"JUNK\x00\x00\x00\x00" * (2 * MB // 8),
+    "MP4 of empty boxes": b"\x00\x00\x00\x10ftypM4A \x00\x00\x00\x00" + b"\x00\x00\x00\x08free" * (2 * MB // 8),
+    "FLAC with a huge comment count": b"fLaC\x84\x00\x00\x08" + b"\0\0\0\0\xff\xff\xff\xff" + b"\0" * (2 * MB),
+    "random-looking bytes": bytes((i * 2654435761 >> 13) & 0xFF for i in range(2 * MB)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_megabytes_are_quick_and_small(name):
+    data = HOSTILE[name]
+    began = time.perf_counter()
+    _check(data)
+    elapsed = time.perf_counter() - began
+    tracemalloc.start()
+    try:
+        _check(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # generous for a shared 2-core machine; on an idle one each takes well under a second
+    assert elapsed < 5, f"{name}: {elapsed:.1f} s for {len(data) / MB:.0f} MiB"
+    assert peak < 2 * len(data) + 8 * MB, f"{name}: peak {peak / MB:.0f} MiB for {len(data) / MB:.0f} MiB"

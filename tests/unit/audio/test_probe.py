@@ -1,0 +1,185 @@
+"""Every committed fixture probes to its manifest entry, and the error cases say why."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from llm_gateway.api.errors import InvalidRequest
+from llm_gateway.audio import (
+    AUDIO_CORRUPT,
+    AUDIO_FORMAT_UNSUPPORTED,
+    AUDIO_TOO_LONG,
+    AudioInfo,
+    InvalidAudio,
+    check_duration,
+    probe,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "audio"
+MANIFEST: dict[str, dict] = json.loads((FIXTURES / "manifest.json").read_text())["files"]
+GOOD = sorted(name for name, entry in MANIFEST.items() if "error" not in entry)
+BAD = sorted(name for name, entry in MANIFEST.items() if "error" in entry)
+
+
+def _read(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def _error(data: bytes) -> InvalidAudio:
+    with pytest.raises(InvalidAudio) as caught:
+        probe(data)
+    return caught.value
+
+
+def test_manifest_lists_every_fixture_and_each_container():
+    on_disk = {p.name for p in FIXTURES.iterdir()} - {"manifest.json", "make_audio.py", "__pycache__"}
+    assert on_disk == set(MANIFEST)
+    assert {MANIFEST[n]["container"] for n in GOOD} == {"flac", "mp3", "mp4", "ogg", "wav", "webm"}
+    assert {MANIFEST["tone.ogg"]["codec"], MANIFEST["tone.opus"]["codec"]} == {"vorbis", "opus"}
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_fixture_probes_to_its_manifest_entry(name):
+    expected = MANIFEST[name]
+    data = _read(name)
+    info = probe(data)
+    assert (info.container, info.codec, info.mime_type) == (
+        expected["container"], expected["codec"], expected["mime_type"])
+    assert info.size_bytes == len(data)
+    tolerance = max(0.1, 0.03 * expected["duration_s"])
+    assert abs(info.duration_s - expected["duration_s"]) <= tolerance, info.duration_s
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_fixture_is_refused_with_its_code(name):
+    error = _error(_read(name))
+    assert error.code == MANIFEST[name]["error"]
+    assert isinstance(error, InvalidRequest) and error.status == 400 and error.param == "file"
+    assert error.body()["error"]["type"] == "invalid_request_error"
+
+
+def test_the_name_does_not_matter_only_the_bytes():
+    assert probe(_read("tone.mpga")) == probe(_read("tone.mp3"))  # the same bytes under another name
+    assert _error(_read("not_audio.txt")).code == AUDIO_FORMAT_UNSUPPORTED
+
+
+def test_unsupported_message_lists_the_accepted_formats():
+    message = _error(b"%PDF-1.7 not audio at all").message
+    for name in ("flac", "mp3", "mp4", "m4a", "mpeg", "mpga", "ogg", "wav", "webm"):
+        assert name in message
+
+
+def test_messages_never_echo_the_bytes():
+    secret = b"SECRET-PAYLOAD-0123456789"
+    for data in (secret, b"RIFF\xff\xff\xff\xffWAVE" + secret, _read("tone.mp3")[:300] + secret):
+        assert "SECRET" not in _error(data).message
+
+
+def test_duration_really_is_measured():
+    """A longer file gets a longer duration: the comparison above is not vacuous."""
+    assert probe(_read("speech_12s.flac")).duration_s == pytest.approx(12.0, abs=0.05)
+    assert probe(_read("tone.flac")).duration_s == pytest.approx(2.0, abs=0.05)
+
+
+def test_webm_without_duration_is_read_from_its_blocks():
+    with_header, without = probe(_read("tone.webm")), probe(_read("tone_noduration.webm"))
+    assert b"\x44\x89" in _read("tone.webm")[:300]
+    assert without.duration_s == pytest.approx(with_header.duration_s, abs=0.05)
+
+
+def test_matroska_is_refused_as_unsupported():
+    matroska = _read("tone.webm").replace(b"\x42\x82\x84webm", b"\x42\x82\x88matroska", 1)
+    # the header grew by 4 bytes: fix the EBML header's 1-byte size
+    size_at = 4
+    matroska = matroska[:size_at] + bytes([matroska[size_at] + 4]) + matroska[size_at + 1:]
+    error = _error(matroska)
+    assert error.code == AUDIO_FORMAT_UNSUPPORTED and "Matroska" in error.message
+
+
+def test_webm_with_an_absurd_duration_is_corrupt():
+    data = bytearray(_read("tone.webm"))
+    at = data.index(b"\x44\x89\x88")
+    data[at + 3:at + 11] = struct.pack(">d", float("nan"))
+    assert _error(bytes(data)).code == AUDIO_CORRUPT
+
+
+def test_a_header_that_claims_days_is_corrupt():
+    flac = bytearray(_read("tone.flac"))
+    # STREAMINFO follows "fLaC" and a 4-byte block header; total samples are its bytes 13.5-17
+    info = 8
+    flac[info + 13] |= 0x0F
+    flac[info + 14:info + 18] = b"\xff\xff\xff\xff"  # 2**36 - 1 samples at 16 kHz: about 50 days
+    error = _error(bytes(flac))
+    assert error.code == AUDIO_CORRUPT and "hours" in error.message
+
+
+def test_a_header_that_claims_a_blink_for_many_bytes_is_corrupt():
+    wav = bytearray(_read("tone.wav"))
+    rate_at = wav.index(b"fmt ") + 8 + 4
+    wav[rate_at:rate_at + 4] = b"\xff\xff\xff\xff"  # 32 KB of samples at 4.3 GHz: 7 µs
+    error = _error(bytes(wav))
+    assert error.code == AUDIO_CORRUPT and "too short for its size" in error.message
+
+
+def test_a_plausible_but_long_header_is_believed():
+    wav = bytearray(_read("tone.wav"))
+    rate_at = wav.index(b"fmt ") + 8 + 4
+    wav[rate_at:rate_at + 4] = (1).to_bytes(4, "little")  # 32000 one-byte samples at 1 Hz
+    assert probe(bytes(wav)).duration_s == pytest.approx(32_000)
+
+
+def test_streaming_wav_with_placeholder_sizes_uses_the_bytes_present():
+    wav = bytearray(_read("tone.wav"))
+    data_at = wav.index(b"data")
+    wav[4:8] = wav[data_at + 4:data_at + 8] = b"\xff\xff\xff\xff"
+    assert probe(bytes(wav)).duration_s == pytest.approx(2.0, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["tone.m4a", "tone.ogg", "tone.opus", "tone.webm", "tone_noduration.webm"])
+def test_cut_short_uploads_are_corrupt(name):
+    data = _read(name)
+    assert _error(data[: len(data) * 2 // 3]).code == AUDIO_CORRUPT
+
+
+def test_mp3_cut_on_a_frame_boundary_is_caught_by_its_info_header():
+    mp3 = _read("tone.mp3")
+    start = mp3.index(b"\xff", 10)  # the first frame, after the ID3 tag
+    header = mp3[start:start + 4]
+    # frames of this CBR file repeat the same header; cut just before one of them two thirds in
+    cut = mp3.index(header[:2], len(mp3) * 2 // 3)
+    assert _error(mp3[:cut]).code == AUDIO_CORRUPT
+
+
+def test_mp3_duration_counts_frames_not_the_header():
+    """Zeroing the Info header's frame count changes nothing: every frame is counted."""
+    mp3 = bytearray(_read("tone.mp3"))
+    at = mp3.index(b"Info")
+    mp3[at + 8:at + 12] = b"\0\0\0\1"
+    assert probe(bytes(mp3)).duration_s == pytest.approx(2.0, abs=0.1)
+
+
+def test_check_duration():
+    info = AudioInfo(container="wav", codec="pcm", mime_type="audio/wav", duration_s=12.0, size_bytes=1)
+    check_duration(info, 12.0)
+    check_duration(info, 600)
+    with pytest.raises(InvalidAudio) as caught:
+        check_duration(info, 10.0)
+    assert caught.value.code == AUDIO_TOO_LONG and caught.value.status == 400 and caught.value.param == "file"
+    assert "12.0 s" in caught.value.message and "10.0 s" in caught.value.message
+
+
+def test_check_duration_words_long_limits_in_minutes():
+    info = AudioInfo(container="mp3", codec="mp3", mime_type="audio/mpeg", duration_s=3725.0, size_bytes=1)
+    with pytest.raises(InvalidAudio) as caught:
+        check_duration(info, 1500)
+    assert "1 h 2 min" in caught.value.message and "25 min 0 s" in caught.value.message
+
+
+def test_audio_info_is_frozen():
+    info = probe(_read("tone.wav"))
+    with pytest.raises(AttributeError):
+        info.duration_s = 1.0  # type: ignore[misc]

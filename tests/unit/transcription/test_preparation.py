@@ -1,0 +1,114 @@
+"""Which speech models a request may go to, in what order, and what a call is counted as."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.api.audio_schemas import TranscriptionRequest
+from llm_gateway.api.errors import InvalidRequest, ModelNotFound
+from llm_gateway.selection.catalog import default_catalog
+from llm_gateway.selection.transcription import AudioFacts, TranscriptionPreparer
+from llm_gateway.state.metering import AUDIO_SECONDS, REQUESTS, TOKENS
+from llm_gateway.state.store import ModelKey
+
+CATALOG = default_catalog()
+ALL = frozenset(e.key for e in CATALOG.for_capability("transcription"))
+WAV_2S = AudioFacts("wav", 64_000, 2.0, has_url=False)
+
+
+def prepare(audio: AudioFacts = WAV_2S, available: frozenset[ModelKey] = ALL, translate: bool = False, **fields):
+    request = TranscriptionRequest.model_validate({"model": "auto", **fields})
+    return TranscriptionPreparer(CATALOG).prepare(request, audio, available, translate=translate)
+
+
+def keys(prep) -> list[str]:
+    return [str(c.key) for c in prep.candidates]
+
+
+def dropped(prep) -> dict[str, str]:
+    return {str(k): why for k, why in prep.dropped}
+
+
+def test_auto_tries_groqs_free_whisper_first_then_other_free_then_paid_by_price() -> None:
+    order = keys(prepare())
+    assert order[:2] == ["groq/whisper-large-v3-turbo", "groq/whisper-large-v3"]
+    free = [k for k in order if CATALOG.get(ModelKey(*k.split("/", 1))).is_free]
+    assert order[: len(free)] == free  # every free model before any paid one
+    assert order.index("mistral/voxtral-mini-latest") < order.index("gemini/gemini-2.5-flash-lite")  # speech models first
+    paid = order[len(free):]
+    assert paid[0] == "openai/gpt-4o-mini-transcribe" and "openai/whisper-1" in paid
+
+
+def test_clips_under_ten_seconds_count_as_ten_on_groq_and_as_themselves_elsewhere() -> None:
+    by_key = {str(c.key): c.amounts for c in prepare().candidates}
+    assert by_key["groq/whisper-large-v3-turbo"] == {REQUESTS: 1, AUDIO_SECONDS: 10}
+    assert by_key["openai/whisper-1"] == {REQUESTS: 1, AUDIO_SECONDS: 2}
+    gemini = by_key["gemini/gemini-2.5-flash-lite"]
+    assert gemini[TOKENS] >= 64 and gemini[AUDIO_SECONDS] == 2  # 32 tokens a second, plus the instruction
+
+
+def test_subtitles_go_only_to_models_that_return_timestamps() -> None:
+    prep = prepare(response_format="srt")
+    assert "groq/whisper-large-v3-turbo" in keys(prep)  # rendered by the gateway from Groq's segments
+    why = dropped(prep)
+    assert "timestamps" in why["openai/gpt-4o-transcribe"] and "timestamps" in why["gemini/gemini-2.5-flash"]
+
+
+def test_word_timestamps_only_where_words_come_back() -> None:
+    prep = prepare(response_format="verbose_json", timestamp_granularities=("word",))
+    assert set(keys(prep)) == {"groq/whisper-large-v3-turbo", "groq/whisper-large-v3", "openai/whisper-1"}
+    assert "word" in dropped(prep)["mistral/voxtral-mini-latest"]
+
+
+def test_translation_only_where_offered() -> None:
+    assert set(keys(prepare(translate=True))) == {"groq/whisper-large-v3", "openai/whisper-1", "replicate/openai/whisper"}
+
+
+def test_containers_a_model_does_not_take_are_dropped() -> None:
+    prep = prepare(AudioFacts("webm", 50_000, 3.0, has_url=False))
+    assert "does not accept webm" in dropped(prep)["gemini/gemini-2.5-flash"]
+    assert keys(prep)[0] == "groq/whisper-large-v3-turbo"
+
+
+def test_a_30_mb_file_never_goes_to_a_25_mb_upload_and_only_by_url_where_fetched() -> None:
+    direct = AudioFacts("mp3", 30_000_000, 1800.0, has_url=False)
+    with pytest.raises(InvalidRequest, match="upload it first"):
+        prepare(direct)
+    uploaded = prepare(AudioFacts("mp3", 30_000_000, 1800.0, has_url=True))
+    assert "openai/whisper-1" not in keys(uploaded)  # OpenAI takes no URL
+    assert {"groq/whisper-large-v3-turbo", "mistral/voxtral-mini-latest", "replicate/openai/whisper"} <= set(keys(uploaded))
+    too_big = prepare(AudioFacts("mp3", 50_000_000, 1800.0, has_url=True))
+    assert "over its 40 MB limit" in dropped(too_big)["groq/whisper-large-v3"]
+
+
+def test_replicate_takes_small_audio_inline_and_larger_only_by_url() -> None:
+    assert "replicate/openai/whisper" in dropped(prepare(AudioFacts("wav", 2_000_000, 60.0, has_url=False)))
+
+
+def test_pinning_and_unknown_models() -> None:
+    request = TranscriptionRequest(model="whisper-1")
+    prep = TranscriptionPreparer(CATALOG).prepare(request, WAV_2S, ALL, translate=False)
+    assert prep.pinned == ModelKey("openai", "whisper-1") and keys(prep) == ["openai/whisper-1"]
+    pinned = TranscriptionPreparer(CATALOG).prepare(TranscriptionRequest(model="replicate/openai/whisper"), WAV_2S, ALL,
+                                                    translate=False)
+    assert keys(pinned) == ["replicate/openai/whisper"]
+    with pytest.raises(ModelNotFound):
+        TranscriptionPreparer(CATALOG).prepare(TranscriptionRequest(model="gpt-4o-mini"), WAV_2S, ALL, translate=False)
+    with pytest.raises(ModelNotFound):  # a configured chat model is not a speech model
+        TranscriptionPreparer(CATALOG).prepare(TranscriptionRequest(model="groq/llama-3.1-8b-instant"), WAV_2S, ALL,
+                                               translate=False)
+
+
+def test_only_configured_providers_are_candidates() -> None:
+    groq_only = frozenset(k for k in ALL if k.provider == "groq")
+    assert {c.key.provider for c in prepare(available=groq_only).candidates} == {"groq"}
+
+
+def test_form_fields_map_onto_the_request() -> None:
+    request = TranscriptionRequest.from_form({"model": ["auto"], "response_format": ["verbose_json"],
+                                              "timestamp_granularities[]": ["word", "segment"], "temperature": ["0.2"]})
+    assert request.timestamp_granularities == ("word", "segment") and request.temperature == 0.2
+    with pytest.raises(ValueError, match="verbose_json"):
+        TranscriptionRequest.from_form({"model": ["auto"], "timestamp_granularities[]": ["word"]})
+    with pytest.raises(ValueError):
+        TranscriptionRequest.from_form({"model": ["auto"], "response_format": ["mp3"]})
