@@ -449,12 +449,14 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += int(is_content)
                 if kind == "malformed" and sent == 1 and is_content:
                     self._write_chunk(fake.wire.broken_event(ctx))
-                fake.sleep(fake.config.chunk_delay_ms)
+                self.wfile.flush()
+                fake.sleep(fault.delay_ms if kind == "slow_stream" and fault is not None else fake.config.chunk_delay_ms)
             if fake.wire.sentinel:
                 self._write_chunk(fake.wire.sentinel)
             self.wfile.write(b"0\r\n\r\n")
-        except OSError:  # the client went away mid-stream
+        except OSError:  # the client went away mid-stream: it stops here, as a provider would
             self.close_connection = True
+            fake.stats_book.abandoned()
 
     # --- /_sandbox control endpoints ----------------------------------------------------------
 

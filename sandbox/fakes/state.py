@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream", "trickle",
+FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream", "trickle", "slow_stream",
                "slow_job", "fail_job")  # fmt: skip
 JOB_FAULTS = ("slow_job", "fail_job")  # only consumed where a job starts (a Replicate prediction)
 
@@ -30,6 +30,7 @@ class Fault:
     byte_delay_s: float = 0.05  # `trickle`: the pause after each byte of the body
     job_seconds: float = 5.0  # `slow_job` / `fail_job`: how long the job runs before it ends
     message: str = "Prediction failed (fake fault)"  # `fail_job`: the job's error
+    delay_ms: float = 100.0  # `slow_stream`: the pause after each stream chunk
     fired: int = 0
 
     @classmethod
@@ -52,6 +53,7 @@ class Fault:
             byte_delay_s=float(data.get("byte_delay_s", 0.05)),
             job_seconds=float(data.get("job_seconds", 5.0 if kind == "slow_job" else 0.0)),
             message=str(data.get("message", "Prediction failed (fake fault)")),
+            delay_ms=float(data.get("delay_ms", 100.0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +113,7 @@ class Stats:
         self._data: dict[str, Any] = {
             "received": 0, "served": 0, "rejected": 0,
             "by_status": {}, "by_model": {}, "faults_fired": {},
+            "streams_abandoned": 0,  # streams whose client closed the connection before the end
         }  # fmt: skip
 
     def _model(self, model: str | None) -> dict[str, int] | None:
@@ -140,6 +143,10 @@ class Stats:
             fired = self._data["faults_fired"]
             fired[kind] = fired.get(kind, 0) + 1
 
+    def abandoned(self) -> None:
+        with self._lock:
+            self._data["streams_abandoned"] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             data = self._data
@@ -150,4 +157,5 @@ class Stats:
                 "by_status": dict(data["by_status"]),
                 "by_model": {m: dict(v) for m, v in data["by_model"].items()},
                 "faults_fired": dict(data["faults_fired"]),
+                "streams_abandoned": data["streams_abandoned"],
             }

@@ -48,9 +48,11 @@ def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]
 
 
 def function_props(template: dict[str, Any], name: str) -> dict[str, Any]:
-    """A function's properties as SAM sees them: Globals.Function merged under its own."""
+    """A function's properties as SAM sees them: Globals.Function merged under its own (lists,
+    such as Layers, are additive in SAM: the global entries first)."""
     merged = dict(template.get("Globals", {}).get("Function", {}))
-    merged.update(template["Resources"][name]["Properties"])
+    for key, value in template["Resources"][name]["Properties"].items():
+        merged[key] = merged[key] + value if isinstance(value, list) and isinstance(merged.get(key), list) else value
     return merged
 
 
@@ -97,7 +99,9 @@ def test_layer_is_makefile_built_and_publishes_function_versions(template):
 def test_functions_publish_live_alias_on_any_change(template, name):
     props = function_props(template, name)
     assert template["Resources"][name]["Metadata"]["BuildMethod"] == "makefile"
-    assert props["Handler"] == "app.lambda_handler"
+    # the chat function streams: its handler is the Lambda Web Adapter's startup command
+    # (tests/unit/test_template_streaming.py)
+    assert props["Handler"] == ("run.sh" if name == "ChatFunction" else "app.lambda_handler")
     assert props["AutoPublishAlias"] == "live"
     assert props["AutoPublishAliasAllProperties"] is True
     assert {"Ref": "GatewayLayer"} in props["Layers"]

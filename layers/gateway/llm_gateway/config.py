@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from llm_gateway.config_check import COMPATIBLE_ENV, ConfigError, check_catalog
+from llm_gateway.config_check import COMPATIBLE_ENV, ConfigError, check_catalog, check_stream_deadline
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
@@ -40,6 +40,10 @@ class Settings:
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     admin_keys: frozenset[str] = field(default=frozenset(), repr=False)  # may read /v1/status
     deadline_s: float = 25.0
+    # A `stream: true` request streamed as it is produced (the streaming invocation) ends by this
+    # many seconds; the first chunk must still come within the attempt timeouts (failover).
+    stream_deadline_s: float = 300.0
+    function_timeout_s: float | None = None  # the Lambda's Timeout (the template passes it) or unknown
     max_attempts: int = 3
     attempt_timeout_s: float = 20.0
     state_table: str | None = None
@@ -264,6 +268,8 @@ def load_settings(
         api_keys=api_keys,
         admin_keys=admin_keys,
         deadline_s=_float(env, "LLM_GATEWAY_DEADLINE_S", 25.0),
+        stream_deadline_s=_float(env, "LLM_GATEWAY_STREAM_DEADLINE_S", 300.0),
+        function_timeout_s=_float(env, "LLM_GATEWAY_FUNCTION_TIMEOUT_S", 0.0, zero_ok=True) or None,
         max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
         attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
@@ -281,4 +287,5 @@ def load_settings(
         environment=env,
     )
     check_catalog(settings.catalog_overrides, settings.providers)
+    check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)
     return settings

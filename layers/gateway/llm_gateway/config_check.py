@@ -37,6 +37,28 @@ class ConfigError(ValueError):
     """A setting that cannot work. The message is one line: the variable, what is wrong, the fix."""
 
 
+# API Gateway REST ends a streamed response after 15 minutes (aws.md §4, "API Gateway REST API
+# response streaming"), and Lambda's own maximum timeout is the same 900 s.
+STREAM_LIMIT_S = 900.0
+FUNCTION_MARGIN_S = 2.0  # retry.handler.LAMBDA_MARGIN_S: kept for the state writes after the answer
+
+
+def check_stream_deadline(stream_deadline_s: float, deadline_s: float, function_timeout_s: float | None) -> None:
+    """The streaming deadline must be longer than the buffered one (else streaming only loses),
+    within API Gateway's 15 minutes, and leave the function its margin before its own timeout."""
+    name = "LLM_GATEWAY_STREAM_DEADLINE_S"
+    if stream_deadline_s <= deadline_s:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) must be longer than LLM_GATEWAY_DEADLINE_S "
+                          f"({deadline_s:g}); raise it (default 300)")
+    if stream_deadline_s > STREAM_LIMIT_S:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) is past API Gateway's 15-minute streaming limit; "
+                          f"use at most {STREAM_LIMIT_S:g}")
+    if function_timeout_s is not None and stream_deadline_s + FUNCTION_MARGIN_S > function_timeout_s:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) leaves no {FUNCTION_MARGIN_S:g} s margin before the "
+                          f"function timeout (LLM_GATEWAY_FUNCTION_TIMEOUT_S={function_timeout_s:g}); lower it "
+                          "or raise the function's Timeout")
+
+
 def check_catalog(overrides: str | None, providers: Sequence[ProviderConfig], builtin: Path = BUILTIN_PATH) -> Catalog:
     """The catalog the gateway will route on, or ConfigError naming what is wrong with it."""
     raw = json.loads(builtin.read_text(encoding="utf-8"))
