@@ -17,9 +17,9 @@ from typing import Any
 
 from sandbox.fakes.config import load_raw, provider_configs
 from sandbox.fakes.engine import FakeProvider
-from sandbox.fakes.registry import FAKES, OPT_IN, FakeSpec, spec_of
+from sandbox.fakes.registry import FAKES, FakeSpec, spec_of
 
-__all__ = ["FAKES", "OPT_IN", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
+__all__ = ["FAKES", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
 
 
 class FakeFleet:
@@ -55,13 +55,9 @@ def start_fakes(
     config: str | Path | dict[str, Any] | None = None, providers: list[str] | None = None
 ) -> FakeFleet:
     """Start the fakes named in the config (default: every one in FAKES), optionally only
-    `providers`; an opt-in fake (`OPT_IN`, e.g. replicate) named in `providers` but not in the
-    config starts with its registry defaults."""
+    `providers`."""
     raw = load_raw(config)
     configs = provider_configs(raw)
-    for name in providers or []:
-        if name in OPT_IN and name not in configs:
-            configs[name] = provider_configs({**raw, "providers": {name: {}}})[name]
     missing = [p for p in (providers or []) if p not in configs]
     if missing:
         raise ValueError(f"provider(s) {missing} not in the config; it has {list(configs)}")

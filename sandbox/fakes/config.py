@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
-from sandbox.fakes.registry import FAKES, OPT_IN, spec_of
+from sandbox.fakes.registry import FAKES, spec_of
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -55,8 +55,8 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
         raise ValueError("`providers:` must map provider names to their settings")
     out: dict[str, ProviderConfig] = {}
     for name, conf in providers.items():
-        if name not in FAKES and name not in OPT_IN:
-            raise ValueError(f"unknown provider {name!r}; expected one of {', '.join([*FAKES, *OPT_IN])}")
+        if name not in FAKES:
+            raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(FAKES)}")
         conf = conf or {}
         defaults = spec_of(name).settings()
         out[name] = ProviderConfig(

@@ -51,17 +51,10 @@ FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
     FakeSpec(mistral_fake.WIRE, ("mistral-small-latest", "mistral-large-latest", "ministral-8b-latest",
                                  "open-mistral-nemo", "mistral-medium-latest", "codestral-2508",
                                  "voxtral-mini-latest", "voxtral-mini-2507")),
+    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,)),  # speech to text only
 )}  # fmt: skip
-
-OPT_IN: dict[str, FakeSpec] = {spec.name: spec for spec in (
-    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,)),
-)}  # fmt: skip
-"""Fakes that start only when named (a config's `providers:`, `start_fakes(providers=[...])`,
-`--providers`): Replicate's serves Whisper predictions only, and the gateway refuses a configured
-provider without catalog models (`config_check`), so a default fleet with it would break every
-gateway test until the catalog has Replicate entries. Then its spec moves up into FAKES."""
 
 
 def spec_of(name: str) -> FakeSpec:
-    """The spec of a registered fake, default or opt-in (KeyError otherwise)."""
-    return FAKES[name] if name in FAKES else OPT_IN[name]
+    """The spec of a registered fake (KeyError otherwise)."""
+    return FAKES[name]

@@ -162,7 +162,7 @@ def test_fakes_dynamodb_and_containers_each_run_in_their_own_processes(served):
     assert sum("sandbox.stand_ins" in c and c.rstrip().endswith(" s3") for c in children) == 1, children
     stats = served.stats()
     assert (stats["hosts"], stats["containers"]) == (2, 4)
-    assert set(stats["fakes"]) == {"openai", "groq", "gemini", "cohere", "mistral"} and stats["dynamodb"]["endpoint_url"]
+    assert set(stats["fakes"]) == {"openai", "groq", "gemini", "cohere", "mistral", "replicate"} and stats["dynamodb"]["endpoint_url"]
     assert stats["s3"]["bucket"] and stats["s3"]["endpoint_url"].startswith("http://127.0.0.1:")
 
 
