@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.gateway_env import is_gateway_setting
+
 pytest_plugins = ["tests.fakes_fixtures"]
 
 _real_connect = socket.socket.connect
@@ -53,7 +55,7 @@ def _loopback_only() -> Iterator[None]:
 @pytest.fixture(autouse=True, scope="session")
 def _no_real_credentials() -> Iterator[None]:
     """Real provider keys or AWS credentials in the developer's shell must never reach a test."""
-    saved = {k: v for k, v in os.environ.items() if k.endswith("_API_KEY") or k.startswith("AWS_") or k.startswith("LLM_GATEWAY_")}
+    saved = {k: v for k, v in os.environ.items() if is_gateway_setting(k) or k.startswith("AWS_")}
     for key in saved:
         del os.environ[key]
     os.environ.update({
@@ -72,7 +74,7 @@ def clean_gateway_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     environment (state table, dev keys, fakes) in os.environ for as long as the session runs, and
     a test that loads a handler module of its own must not inherit it."""
     for name in list(os.environ):
-        if name.startswith("LLM_GATEWAY_") or name.endswith(("_API_KEY", "_BASE_URL", "_MODELS")):
+        if is_gateway_setting(name):
             monkeypatch.delenv(name)
     return monkeypatch
 

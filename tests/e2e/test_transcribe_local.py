@@ -32,14 +32,18 @@ def upload(gateway_url: str, name: str) -> str:
 
 
 def test_json_transcription_with_the_sdk_names_who_served_it(client):
+    """Which free model serves depends on what earlier tests of the session did to the providers
+    (a recent failure sends a provider behind the others), so the answer is checked against the
+    model that says it served: Groq bills a 2 s clip as 10 s, the others as 2 s."""
     with (AUDIO / "tone.mp3").open("rb") as audio:
         raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
     transcript = raw.parse()
-    assert transcript.text.strip().startswith("Fake transcript of 2.0 seconds of mp3 audio")
-    assert raw.headers["x-gateway-provider"] == "groq" and raw.headers["x-gateway-attempts"] == "1"
-    assert raw.headers["x-gateway-audio-seconds"] == "10.000" and float(raw.headers["x-gateway-cost-usd"]) == 0.0
+    assert "Fake transcript of 2.0 seconds of mp3 audio" in transcript.text
+    billed = 10 if raw.headers["x-gateway-provider"] == "groq" else 2
+    assert raw.headers["x-gateway-attempts"] == "1" and float(raw.headers["x-gateway-cost-usd"]) == 0.0  # a free tier
+    assert raw.headers["x-gateway-audio-seconds"] == f"{billed}.000"
     usage = transcript.usage  # the SDK's own UsageDuration type, with our cost beside its fields
-    assert (usage.type, usage.seconds, usage.model_extra["cost_usd"]) == ("duration", 10, 0.0)
+    assert (usage.type, usage.seconds, usage.model_extra["cost_usd"]) == ("duration", billed, 0.0)
 
 
 @pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
@@ -68,16 +72,19 @@ def test_translation_goes_to_a_model_that_translates(client):
     assert raw.headers["x-gateway-model"] in {"whisper-large-v3", "whisper-1", "openai/whisper"}
 
 
-def test_a_429_from_groq_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
-    groq = fake_fleet.providers["groq"]
-    groq.add_fault(fault="429", model="whisper-large-v3-turbo", count=1, retry_after=1)
+def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
+    with (AUDIO / "tone.m4a").open("rb") as audio:
+        first = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
+    provider, model = first.headers["x-gateway-provider"], first.headers["x-gateway-model"]
+    fake = fake_fleet.providers[provider]
+    fake.add_fault(fault="429", model=model, count=1, retry_after=1)  # the model auto goes to now answers 429
     try:
         with (AUDIO / "tone.m4a").open("rb") as audio:
             raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
     finally:
-        groq.clear_faults()
+        fake.clear_faults()
     assert raw.headers["x-gateway-attempts"] == "2"
-    assert (raw.headers["x-gateway-provider"], raw.headers["x-gateway-model"]) != ("groq", "whisper-large-v3-turbo")
+    assert (raw.headers["x-gateway-provider"], raw.headers["x-gateway-model"]) != (provider, model)
     assert "Fake transcript" in raw.parse().text
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,20 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway_env import without_gateway_settings
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
 
 
 def _run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env = without_gateway_settings()
     return subprocess.run([*CLI, *args], cwd=REPO, env={**env, **extra_env}, capture_output=True, text=True,
                           timeout=120, check=False)
 
 
 def _bare_shell_env() -> dict[str, str]:
     """What a new user's shell has: no provider keys, no gateway settings, no AWS region or credentials."""
-    return {k: v for k, v in os.environ.items()
-            if not k.endswith("_API_KEY") and not k.startswith(("LLM_GATEWAY_", "AWS_"))}
+    return without_gateway_settings(drop_aws=True)
 
 
 # Every file in events/ and what `invoke` must answer for it (a new event file needs a line here).
@@ -73,7 +73,7 @@ def test_invoke_runs_the_chat_handler_on_an_event_file(event, status):
 
 
 def test_invoke_with_invalid_configuration_says_so_in_one_line():
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env = without_gateway_settings()
     env["LLM_GATEWAY_CATALOG_OVERRIDES"] = '{"disable": ["groq/llama-3.1-8b-instnt"]}'
     done = subprocess.run([*CLI, "invoke", "chat", "events/chat.json"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
@@ -114,7 +114,7 @@ def test_serve_is_what_make_dev_runs_and_it_answers(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env = without_gateway_settings()
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log)
     try:

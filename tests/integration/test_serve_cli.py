@@ -26,6 +26,7 @@ import pytest
 
 from llm_gateway.selection.catalog import load_catalog
 from sandbox.fakes import config as fake_config
+from tests.gateway_env import without_gateway_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
@@ -34,7 +35,7 @@ SLOW_MS = 2500
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env = without_gateway_settings()
     return {**env, **extra}
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from llm_gateway.selection.catalog import load_catalog
 from llm_gateway.state.store import ModelKey
 from sandbox.fakes import config as fake_config
 from sandbox.loadgen import Report, run
+from tests.gateway_env import without_gateway_settings
 
 pytestmark = pytest.mark.load
 
@@ -67,7 +67,7 @@ def gateway(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     for provider in raw["providers"].values():
         provider["latency_ms"] = LATENCY_MS
     config.write_text(json.dumps(raw))
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("LLM_GATEWAY_")}
+    env = without_gateway_settings()
     log = (tmp_path_factory.mktemp("load") / "serve.log").open("w")
     port = _free_port()
     process = subprocess.Popen(

@@ -9,10 +9,11 @@ an ASCII prompt, no tenacity until a request needs a retry, and the first reques
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.gateway_env import without_gateway_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "cold-start-test-key-" + "0" * 20
@@ -43,7 +44,7 @@ print(json.dumps({{"status": status, "modules": modules, "encoding_built": cl100
 
 
 def _serve(extra_env: dict[str, str]) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_GATEWAY_") and not k.endswith("_API_KEY")}
+    env = without_gateway_settings()
     env.update({"OPENAI_API_KEY": "test-provider-key", "LLM_GATEWAY_API_KEYS": KEY, **extra_env})
     done = subprocess.run([sys.executable, "-c", SERVE_FIRST_REQUEST], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
