@@ -33,6 +33,7 @@ SELECTION_LATENCY_MS = "SelectionLatencyMs"
 STATE_LATENCY_MS = "StateLatencyMs"
 PROVIDER_LATENCY_MS = "ProviderLatencyMs"
 CAPACITY_WAITS = "CapacityWaits"
+USER_LIMITED = "UserLimited"  # 429s a caller's own limit or budget answered (dimension: code)
 
 # Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
 # today; a metric added for logs or ad-hoc queries only goes here, with its reason.
