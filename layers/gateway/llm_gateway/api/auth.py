@@ -30,11 +30,14 @@ class Caller:
     admin: bool = False
 
 
-def authenticate(keys: Keys, authorization: str | None, directory: KeyDirectory | None = None) -> Caller:
+def authenticate(keys: Keys, authorization: str | None, directory: KeyDirectory | None = None, *,
+                 admins_too: bool = False) -> Caller:
+    """The caller a bearer key stands for (401 otherwise). Static admin keys are not client keys;
+    `admins_too` lets them in as callers of routes that serve both (`/v1/usage`)."""
     token = bearer(authorization)
     if token is None:
         raise Unauthorized()
-    if matches(token, keys.clients):
+    if matches(token, keys.clients) or (admins_too and matches(token, keys.admins)):
         return Caller(admin=matches(token, keys.admins))
     if directory is not None and looks_issued(token):
         try:
