@@ -156,6 +156,7 @@ def test_usage_shows_limits_and_what_is_left(chat) -> None:
     key = create(chat, user="gina", rpm=5, daily_budget_usd=2.5)["key"]
     ask(chat, key)
     status, usage, _ = call(chat, "GET", "/v1/usage", key)
+    assert status == 200
     limits = {(row["window"], row["unit"]): row for row in usage["limits"]}
     assert limits[("minute", "requests")]["remaining"] == 4
     assert limits[("day", "usd")]["limit"] == 2.5 and limits[("day", "usd")]["resets_at"].endswith("T00:00:00Z")
