@@ -75,7 +75,7 @@ def run_concurrently(n: int, gateways: list[Gateway], caller_of: Any, request: A
 
 def test_a_users_window_admits_exactly_its_limit_across_two_containers(aws) -> None:
     clock = FakeClock()
-    (ra, a), (rb, b) = container(clock), container(clock)
+    (_, a), (_, b) = container(clock), container(clock)
     made = a.core.tenancy.admin.create({"user": "alice", "rpm": 7})
     other = a.core.tenancy.admin.create({"user": "bob", "rpm": 7})
     callers = {id(g): g.authenticate(f"Bearer {made['key']}") for g in (a, b)}  # b reads the key a wrote
