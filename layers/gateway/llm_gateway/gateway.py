@@ -177,7 +177,7 @@ class Gateway:
         served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
                                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
         self.core.tenancy.record(served)
-        log_served(self.logger, caller, "chat", served, len(routed.attempts))
+        log_served(self.logger, caller, "chat", served, routed.attempts)
 
 
 def _payload_bytes(event: str) -> int:

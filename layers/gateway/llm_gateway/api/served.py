@@ -3,6 +3,7 @@ and the per-provider free/paid/cost metrics (one owner, so chat and transcriptio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llm_gateway.observability import metrics as m
@@ -43,12 +44,13 @@ def count_failure(metrics: Metrics, status: int, code: str | None = None) -> Non
         metrics.count(m.USER_VISIBLE_ERRORS)
 
 
-def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: int) -> None:
+def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: Sequence[Any]) -> None:
     """One structured summary line per served request (user, key id, capability, provider, model,
-    attempts, tokens or audio seconds, cost): never content, never a key. Logs Insights queries in
+    attempts, tokens or audio seconds, cost, the answering model's latency): never content, never a key. Logs Insights queries in
     template.yaml read it (`message = "request served"`)."""
     logger.info("request served", extra={
         "user": caller.user, "key_id": caller.key_id, "capability": capability, "provider": served.provider,
-        "model": served.model, "free": served.free, "attempts": attempts, "tokens_in": served.tokens_in,
+        "model": served.model, "free": served.free, "attempts": len(attempts),
+        "latency_ms": round(attempts[-1].latency_ms, 1) if attempts else None, "tokens_in": served.tokens_in,
         "tokens_out": served.tokens_out, "audio_seconds": served.audio_seconds, "cost_usd": served.cost_usd,
     })

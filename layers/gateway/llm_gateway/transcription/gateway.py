@@ -89,7 +89,7 @@ class Transcriber:
                                routed.transcript.input_tokens or 0, routed.transcript.output_tokens or 0,
                                routed.billed_s)
         self.core.tenancy.record(served)
-        log_served(self.logger, caller, "transcription", served, len(routed.attempts))
+        log_served(self.logger, caller, "transcription", served, routed.attempts)
         body, content_type = render(routed.transcript, request.response_format, duration_s=info.duration_s,
                                     usage=_usage(routed), task="translate" if translate else "transcribe",
                                     words=request.wants_words)
