@@ -144,3 +144,16 @@ def test_policy_parsing_refuses_nonsense_as_400s() -> None:
     assert (changed.rpm, changed.tpm, changed.models) == (None, 100, ("groq/*",))
     assert Policy.decode(changed.encode()) == changed
     assert EPOCH  # the harness's clock starts on a whole second
+
+
+def test_a_callers_own_429_is_not_a_user_visible_error() -> None:
+    from llm_gateway.api.served import count_failure
+    from llm_gateway.observability import metrics as m
+    from llm_gateway.observability.metrics import RecordingMetrics
+
+    recorded = RecordingMetrics()
+    count_failure(recorded, 429, "user_rate_limited")
+    count_failure(recorded, 429, "budget_exceeded")
+    assert [r.name for r in recorded.records] == [m.USER_LIMITED, m.USER_LIMITED]  # the canary never sees them
+    count_failure(recorded, 429, "all_providers_rate_limited")
+    assert recorded.records[-1].name == m.USER_VISIBLE_ERRORS
