@@ -17,9 +17,9 @@ from typing import Any
 
 from sandbox.fakes.config import load_raw, provider_configs
 from sandbox.fakes.engine import FakeProvider
-from sandbox.fakes.registry import FAKES, FakeSpec
+from sandbox.fakes.registry import FAKES, OPT_IN, FakeSpec, spec_of
 
-__all__ = ["FAKES", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
+__all__ = ["FAKES", "OPT_IN", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
 
 
 class FakeFleet:
@@ -54,8 +54,14 @@ class FakeFleet:
 def start_fakes(
     config: str | Path | dict[str, Any] | None = None, providers: list[str] | None = None
 ) -> FakeFleet:
-    """Start the fakes named in the config (default: every registered one), optionally only `providers`."""
-    configs = provider_configs(load_raw(config))
+    """Start the fakes named in the config (default: every one in FAKES), optionally only
+    `providers`; an opt-in fake (`OPT_IN`, e.g. replicate) named in `providers` but not in the
+    config starts with its registry defaults."""
+    raw = load_raw(config)
+    configs = provider_configs(raw)
+    for name in providers or []:
+        if name in OPT_IN and name not in configs:
+            configs[name] = provider_configs({**raw, "providers": {name: {}}})[name]
     missing = [p for p in (providers or []) if p not in configs]
     if missing:
         raise ValueError(f"provider(s) {missing} not in the config; it has {list(configs)}")
@@ -63,7 +69,7 @@ def start_fakes(
     started: dict[str, FakeProvider] = {}
     try:
         for name in wanted:
-            started[name] = FakeProvider(FAKES[name].wire, configs[name]).start()
+            started[name] = FakeProvider(spec_of(name).wire, configs[name]).start()
     except BaseException:
         FakeFleet(started).stop()
         raise

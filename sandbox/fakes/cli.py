@@ -14,7 +14,7 @@ import signal
 import threading
 from types import FrameType
 
-from sandbox.fakes import FAKES, start_fakes
+from sandbox.fakes import FAKES, OPT_IN, start_fakes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON line describing the fakes")
     parser.add_argument("--config", metavar="FILE", help="YAML config replacing the embedded default")
     parser.add_argument("--providers", metavar="A,B",
-                        help=f"comma-separated subset of providers to start ({', '.join(FAKES)})")
+                        help=f"comma-separated subset of providers to start ({', '.join(FAKES)}; opt-in: {', '.join(OPT_IN)})")
     return parser
 
 

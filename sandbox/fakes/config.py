@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
-from sandbox.fakes.registry import FAKES
+from sandbox.fakes.registry import FAKES, OPT_IN, spec_of
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -29,6 +29,7 @@ class ProviderConfig:
     faults: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 1234
     strict: bool = True  # reject what the real provider rejects (Wire.check_strict)
+    job_seconds_per_audio_second: float = 0.0  # how long a job (a Replicate prediction) runs per audio second
 
 
 def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -54,10 +55,10 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
         raise ValueError("`providers:` must map provider names to their settings")
     out: dict[str, ProviderConfig] = {}
     for name, conf in providers.items():
-        if name not in FAKES:
-            raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(FAKES)}")
+        if name not in FAKES and name not in OPT_IN:
+            raise ValueError(f"unknown provider {name!r}; expected one of {', '.join([*FAKES, *OPT_IN])}")
         conf = conf or {}
-        defaults = FAKES[name].settings()
+        defaults = spec_of(name).settings()
         out[name] = ProviderConfig(
             models=[str(m) for m in conf.get("models") or defaults["models"]],
             limits=parse_model_limits(conf.get("limits", defaults["limits"]), f"providers.{name}.limits"),
@@ -67,6 +68,7 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
             faults=list(conf.get("faults") or []),
             seed=int(conf.get("seed", seed)),
             strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
+            job_seconds_per_audio_second=float(conf.get("job_seconds_per_audio_second", 0.0)),
         )
     return out
 
