@@ -33,7 +33,7 @@ EVENT_RESULTS = {
     "chat_bad.json": ("chat", 400), "models.json": ("chat", 200), "status.json": ("chat", 200),
     "not_found.json": ("chat", 404), "health_schedule.json": ("health", None),
     # 501 from the stand-in façade until the transcription router lands (llm_gateway/speech.py)
-    "transcribe.json": ("transcribe", 501), "transcribe_translation.json": ("transcribe", 501),
+    "transcribe.json": ("transcribe", 200), "transcribe_translation.json": ("transcribe", 200),
     "transcribe_bad.json": ("transcribe", 400), "transcribe_upload.json": ("transcribe", 200),
     "transcribe_job_run.json": ("transcribe", "skipped"),  # a job runner event for a job that does not exist
 }
