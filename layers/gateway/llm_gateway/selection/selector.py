@@ -150,7 +150,7 @@ class ChatPreparer:
                 rank=(distance, cost, entry.provider, entry.model), est_cost_usd=cost,
                 reason=_reason_head(analysis.category, pinned, entry, distance, cost),
                 slow_by_request=cap is not None and cap >= LONG_ANSWER_TOKENS,
-                max_cost_usd=_est_cost(entry, prompt, ceiling),
+                max_cost_usd=_est_cost(entry, prompt, ceiling) + _fee(entry),
             ))
         if not kept:
             raise nothing_fits(dropped)
@@ -173,6 +173,11 @@ def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | 
         return None
     key = turn_key(request.messages)
     return affinity_pk(key) if key is not None else None
+
+
+def _fee(entry: ModelEntry) -> float:
+    """A paid model's per-request fee (part of what a budget must hold for the call)."""
+    return 0.0 if entry.is_free or entry.price is None else entry.price.request or 0.0
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
