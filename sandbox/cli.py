@@ -16,6 +16,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
     "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
     "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
+    "keys": ("sandbox.users_cli", "create, list, update and revoke gateway keys (admin key, or --table)"),
+    "usage": ("sandbox.usage_cli", "print a user's usage, limits and what is left (GET /v1/usage)"),
+    "report": ("sandbox.report_cli", "build the daily cost report (JSON, CSV, summary) from the state table"),
     "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
 }
 

@@ -60,9 +60,9 @@ class FakeTranscriber:
         return authenticate(self._keys.current(), authorization)
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
-                   remaining_s: float | None = None) -> TranscriptionOutcome:
+                   remaining_s: float | None = None, caller: Caller | None = None) -> TranscriptionOutcome:
         self.calls.append({"request": request, "audio": audio, "translate": translate, "request_id": request_id,
-                           "remaining_s": remaining_s})
+                           "remaining_s": remaining_s, "caller": caller})
         self.entered.set()
         if self.block is not None:
             self.block.wait(10)

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from llm_gateway.api import live
 from llm_gateway.api.admin import require_admin
+from llm_gateway.api.auth import authenticate
 from llm_gateway.api.body import parse_json_body
 from llm_gateway.api.cache import TtlValue
 from llm_gateway.api.errors import (
@@ -128,6 +129,52 @@ def status() -> Response:
     """Operators only (admin keys), and cached: see api/admin.py and api/cache.py."""
     require_admin(gateway.core.keys.current(), app.current_event.headers.get("authorization"))
     return _json(200, status_cache.get(gateway.status))
+
+
+# --- users: keys (admin keys only) and usage (any key; admins for other users) ------------------------
+def _admin() -> None:
+    require_admin(gateway.core.keys.current(), app.current_event.headers.get("authorization"),
+                  gateway.core.tenancy.directory)
+
+
+def _key_body() -> dict[str, Any]:
+    body = _parse_body()
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+@app.post("/v1/admin/keys")
+def create_key() -> Response:
+    _admin()
+    return _json(201, gateway.core.tenancy.admin.create(_key_body()))
+
+
+@app.get("/v1/admin/keys")
+def list_keys() -> Response:
+    _admin()
+    return _json(200, gateway.core.tenancy.admin.list(app.current_event.query_string_parameters.get("user")))
+
+
+@app.patch("/v1/admin/keys/<key_id>")
+def update_key(key_id: str) -> Response:
+    _admin()
+    return _json(200, gateway.core.tenancy.admin.update(key_id, _key_body()))
+
+
+@app.delete("/v1/admin/keys/<key_id>")
+def revoke_key(key_id: str) -> Response:
+    _admin()
+    return _json(200, gateway.core.tenancy.admin.revoke(key_id))
+
+
+@app.get("/v1/usage")
+def usage() -> Response:
+    caller = authenticate(gateway.core.keys.current(), app.current_event.headers.get("authorization"),
+                          gateway.core.tenancy.directory, admins_too=True)
+    query = dict(app.current_event.query_string_parameters or {})
+    return _json(200, gateway.core.tenancy.usage(user=caller.user, policy=caller.policy, admin=caller.admin,
+                                                 query=query))
 
 
 @app.exception_handler(GatewayError)

@@ -81,8 +81,9 @@ def _remaining_s() -> float:
     return app.lambda_context.get_remaining_time_in_millis() / 1000
 
 
-def _authenticate() -> None:
-    speech.authenticate(app.current_event.headers.get("authorization"))
+def _authenticate() -> Any:
+    """The caller (`api.auth.Caller`): its limits and budgets apply to what it asks for."""
+    return speech.authenticate(app.current_event.headers.get("authorization"))
 
 
 def _json_body() -> dict[str, Any]:
@@ -96,14 +97,14 @@ def _json_body() -> dict[str, Any]:
 
 
 def _transcribe(translate: bool) -> Response:
-    _authenticate()
+    caller = _authenticate()
     event = app.current_event
     max_bytes = speech.settings.max_body_bytes
     body = event_body(event.get("body"), bool(event.get("isBase64Encoded")), max_bytes)
     form = parse_form(body, header(event.get("headers"), "content-type"), max_bytes=max_bytes)
     request = TranscriptionRequest.from_form(form.fields)
     return _outcome(speech.desk.transcribe(request, form.file, translate=translate, request_id=_request_id(),
-                                           remaining_s=_remaining_s()))
+                                           remaining_s=_remaining_s(), caller=caller))
 
 
 @app.post("/v1/audio/transcriptions")

@@ -36,6 +36,7 @@ EVENT_RESULTS = {
     "transcribe.json": ("transcribe", 200), "transcribe_translation.json": ("transcribe", 200),
     "transcribe_bad.json": ("transcribe", 400), "transcribe_upload.json": ("transcribe", 200),
     "transcribe_job_run.json": ("transcribe", "skipped"),  # a job runner event for a job that does not exist
+    "cost_report_schedule.json": ("cost_report", "report"),  # the day before the event's time, of an empty ledger
 }
 
 
@@ -53,6 +54,8 @@ def test_every_event_file_runs_with_invoke_in_a_bare_shell(event):
     result = json.loads(done.stdout)
     if status is None:
         assert result["checked"] == 5 and all(p["available"] for p in result["providers"].values())
+    elif status == "report":
+        assert result["date"] == "2026-11-26" and "cost report for 2026-11-26" in result["summary"]
     elif isinstance(status, str):
         assert result["status"] == status
     else:

@@ -35,6 +35,7 @@ from llm_gateway.gateway import Caller, Gateway
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import EmfMetrics, Recorded
 from llm_gateway.routing.circuit_breaker import reset_local_counters
+from llm_gateway.tenancy.policy import Policy
 from tests.unit.routing.harness import Rig, answer, chat, pinned, rig, status
 from tests.unit.test_buffered_stream_cap import _sse
 
@@ -216,6 +217,13 @@ def representative_traffic() -> Iterator[Recorded]:
         degraded = rig(dynamodb_client=DynamoDown(), LLM_GATEWAY_STATE_TABLE="state")
         _serve(degraded, chat())
         yield from degraded.metrics.records
+        # a caller held to its own limit: counted apart, never as a user-visible error
+        limited = rig()
+        gateway = Gateway(limited.core, limited.router, limited.router.available)
+        for _ in range(2):
+            with contextlib.suppress(GatewayError):
+                gateway.chat(chat(), Caller(user="u", key_id="k", policy=Policy(rpm=1)), "req")
+        yield from limited.metrics.records
     finally:
         reset_local_counters()
 

@@ -44,6 +44,9 @@ from llm_gateway.selection.transcription import TranscriptionPreparer
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import StateStore
+from llm_gateway.tenancy.admin import KeyAdmin
+from llm_gateway.tenancy.service import Tenancy
+from llm_gateway.tenancy.usage import UsageLedger
 
 HEALTH_CACHE_S = 60.0
 
@@ -73,6 +76,7 @@ class Core:
     chat_adapters: AdapterPool[ChatAdapter]
     health: HealthView
     runner: FailoverRunner
+    tenancy: Tenancy
 
 
 def build_core(
@@ -96,7 +100,7 @@ def build_core(
     keys = KeySource(settings, fetch_secret_values, on_new_secrets=_redact_into(logger))
     catalog = catalog or load_catalog(settings.catalog_overrides)
     chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
-    state_store, breaker_persistence, health_store = _stores(settings, metrics, store, dynamodb_client)
+    state_store, breaker_persistence, health_store, dynamodb_client = _stores(settings, metrics, store, dynamodb_client)
     shared = SharedState(state_store, fold_reconcile=not isinstance(state_store, MemoryStore))
     # The probe lease Powertools grants lasts recovery_timeout: it must outlive one attempt.
     breakers = breakers or CircuitBreakers(
@@ -119,7 +123,20 @@ def build_core(
     )
     engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)
     return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,
-                chat_adapters, health, runner)
+                chat_adapters, health, runner, build_tenancy(settings, shared.store, dynamodb_client, clocks))
+
+
+def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Clocks) -> Tenancy:
+    """Users: issued keys (in the state table when there is one), their limits, the usage ledger."""
+    from llm_gateway.tenancy.keys import DynamoKeyStore, KeyDirectory, KeyStore, MemoryKeyStore
+
+    key_store: KeyStore = MemoryKeyStore()
+    if settings.state_table:
+        key_store = DynamoKeyStore(client or _dynamodb_client(settings), settings.state_table)
+    directory = KeyDirectory(key_store, ttl_s=settings.key_cache_s)
+    cap = settings.daily_spend_cap_usd
+    return Tenancy(key_store, directory, KeyAdmin(key_store, directory, clocks.wall), UsageLedger(store), store,
+                   cap_micros=None if cap is None else round(cap * 1_000_000), wall=clocks.wall)
 
 
 def build_chat(core: Core) -> ChatRouter:
@@ -133,21 +150,18 @@ def build_transcription(core: Core) -> TranscriptionRouter:
                                adapters=adapters)
 
 
-def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, client: Any) -> tuple[StateStore, Any, Any]:
-    """(state store, breaker persistence, health store): DynamoDB when a table is configured."""
+def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
+            client: Any) -> tuple[StateStore, Any, Any, Any]:
+    """(state store, breaker persistence, health store, DynamoDB client or None): DynamoDB when a
+    table is configured."""
     table = settings.state_table
     if not table:
-        return store or MemoryStore(), MemoryBreakerPersistence(), MemoryHealthStore()
+        return store or MemoryStore(), MemoryBreakerPersistence(), MemoryHealthStore(), None
     # boto3 and the DynamoDB layers are imported here, not at the top: without a table they are
     # never needed, and boto3 alone is about 100 ms of a cold start.
     from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
 
-    if client is None:
-        import boto3
-
-        from llm_gateway.state.dynamodb import client_config
-
-        client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
+    client = client or _dynamodb_client(settings)
     if store is None:
         from llm_gateway.state.dynamodb import DynamoStateStore
         from llm_gateway.state.resilient import ResilientStore
@@ -157,7 +171,15 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None, clie
             on_degraded=lambda operation, _error: metrics.count(STATE_DEGRADED, operation=operation),
             fraction=1.0 / settings.max_containers,
         )
-    return store, DynamoDBBreakerPersistence(table, client), DynamoHealthStore(client, table)
+    return store, DynamoDBBreakerPersistence(table, client), DynamoHealthStore(client, table), client
+
+
+def _dynamodb_client(settings: Settings) -> Any:
+    import boto3
+
+    from llm_gateway.state.dynamodb import client_config
+
+    return boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
 
 
 def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:

@@ -66,6 +66,8 @@ class Settings:
     client_key_secret: str | None = None
     secret_ttl_s: int = 120  # secrets are re-read this often in warm containers (keys.KeySource)
     max_audio_s: float = 7200.0  # longer audio is refused before any provider call
+    daily_spend_cap_usd: float | None = None  # gateway-wide: reached, every caller is free-tier-only until 00:00 UTC
+    key_cache_s: float = 5.0  # an issued key's record is cached this long per container (policy changes, revocations)
     # --- transcription: uploads (S3) and background jobs (the transcribe function only) ---
     audio_bucket: str | None = None  # uploads and large job results; None = uploads refused
     s3_endpoint: str | None = None  # local runs (the embedded S3); None = AWS
@@ -111,6 +113,21 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, got {raw!r}")
     return int(value)
+
+
+def _cap(env: Mapping[str, str]) -> float | None:
+    """`LLM_GATEWAY_DAILY_SPEND_CAP_USD`: unset = no cap; 0 = free tiers only."""
+    if env.get("LLM_GATEWAY_DAILY_SPEND_CAP_USD") in (None, ""):
+        return None
+    return _float(env, "LLM_GATEWAY_DAILY_SPEND_CAP_USD", 0.0, zero_ok=True)
+
+
+def _key_cache_s(env: Mapping[str, str]) -> float:
+    """`LLM_GATEWAY_KEY_CACHE_S`: at most 60 s, the bound on how long a revoked key keeps working."""
+    value = _float(env, "LLM_GATEWAY_KEY_CACHE_S", 5.0, zero_ok=True)
+    if value > 60:
+        raise ConfigError(f"LLM_GATEWAY_KEY_CACHE_S must be at most 60 (a revoked key works that long), got {value:g}")
+    return value
 
 
 def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
@@ -318,6 +335,8 @@ def load_settings(
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,
         max_audio_s=_float(env, "LLM_GATEWAY_MAX_AUDIO_S", 7200.0),
+        daily_spend_cap_usd=_cap(env),
+        key_cache_s=_key_cache_s(env),
         **_transcription(env),
         environment=env,
     )

@@ -13,8 +13,8 @@ from typing import Any
 
 from llm_gateway.api.auth import Caller, authenticate
 from llm_gateway.api.errors import GatewayError, NotFound
-from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList
-from llm_gateway.api.served import count_failure, count_served, served_headers
+from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList, Usage
+from llm_gateway.api.served import count_failure, count_served, log_served, served_headers
 from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
@@ -26,6 +26,8 @@ from llm_gateway.retry.handler import Deadline, request_budget
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
 from llm_gateway.selection.analyzer import AUTO_ALIASES
 from llm_gateway.state.store import ModelKey
+from llm_gateway.tenancy.limits import UserLimits
+from llm_gateway.tenancy.usage import ServedRequest
 
 # Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
 # 502/500. The buffered SSE body is capped well below, counted as Lambda counts it (the body as a
@@ -60,7 +62,7 @@ class Gateway:
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
-        return authenticate(self.core.keys.current(), authorization)
+        return authenticate(self.core.keys.current(), authorization, self.core.tenancy.directory)
 
     # --- routes -----------------------------------------------------------------------------------
     def list_models(self) -> ModelList:
@@ -108,14 +110,15 @@ class Gateway:
         budget = self.settings.stream_deadline_s if live_stream else retry.settings.deadline_s
         deadline = retry.deadline(request_budget(budget, remaining_s))
         self.metrics.count(m.REQUESTS)
+        limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
         try:
             if live_stream:
-                return self._chat_live(request, deadline, request_id, started)
+                return self._chat_live(request, deadline, request_id, started, caller, limits)
             if request.stream:
-                return self._chat_stream(request, deadline, request_id)
-            routed = self.router.complete(request, deadline)
+                return self._chat_stream(request, deadline, request_id, caller, limits)
+            routed = self.router.complete(request, deadline, limits=limits)
         except GatewayError as exc:
-            count_failure(self.metrics, exc.status)
+            count_failure(self.metrics, exc.status, exc.code)
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
             raise
         body = routed.completion.model_dump(exclude_none=True)
@@ -124,29 +127,33 @@ class Gateway:
         if routed.cost_estimated:
             body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+        self._record(caller, routed, routed.completion.usage)
         return ChatOutcome(200, self._headers(routed, request_id), json_body=body)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str) -> ChatOutcome:
-        routed = self.router.stream(request, deadline, buffered=True)  # the SSE body is sent whole
+    def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
+                     limits: UserLimits) -> ChatOutcome:
+        routed = self.router.stream(request, deadline, buffered=True, limits=limits)  # the SSE body is sent whole
         body = "".join(self._sse_events(routed, request))
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+        self._record(caller, routed, routed.usage)
         return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
 
     def _chat_live(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str,
-                   started: float) -> ChatOutcome:
+                   started: float, caller: Caller, limits: UserLimits) -> ChatOutcome:
         """The stream as it comes: the router returns once a model has sent its first chunk (all
         failover happens before); the cost is known only at the end, so it travels in the usage
         chunk (`include_usage`), not in a header."""
-        routed = self.router.stream(request, deadline, buffered=False)
+        routed = self.router.stream(request, deadline, buffered=False, limits=limits)
         self.metrics.timing(m.TIME_TO_FIRST_TOKEN_MS, (self.core.runner.retry.clock() - started) * 1000,
                             provider=routed.provider)
         headers = {k: v for k, v in self._headers(routed, request_id).items() if not k.startswith("x-gateway-cost")}
         # the serving attempt is recorded when its stream is settled, at the end: count it now
         headers["x-gateway-attempts"] = str(len(routed.attempts) + 1)
-        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request))
+        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request, caller))
 
-    def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Generator[bytes, None, None]:
+    def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest,
+                     caller: Caller) -> Generator[bytes, None, None]:
         """Each chunk as an SSE event as soon as it arrives. A failure after the first chunk ends
         the stream with an OpenAI-style error event and no `[DONE]` (the answer is incomplete;
         the SDKs raise on the error event). Closing this generator (the caller went away) closes
@@ -179,6 +186,7 @@ class Gateway:
         finally:
             routed.chunks.close()  # the caller's disconnect reaches the provider through here
             self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+            self._record(caller, routed, routed.usage)
         if ended:
             yield encode_sse("[DONE]").encode()
 
@@ -225,6 +233,13 @@ class Gateway:
 
     def _account(self, provider: str, model: str, free: bool, cost: float) -> None:
         count_served(self.metrics, provider, free, cost)
+
+    def _record(self, caller: Caller, routed: RoutedCompletion | RoutedStream, usage: Usage | None) -> None:
+        """The served request in the user's ledger, and its summary log line."""
+        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
+                               usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+        self.core.tenancy.record(served)
+        log_served(self.logger, caller, "chat", served, routed.attempts)
 
 
 def _payload_bytes(event: str) -> int:

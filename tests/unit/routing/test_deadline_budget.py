@@ -78,10 +78,10 @@ def test_gateway_chat_plans_within_the_remaining_lambda_time() -> None:
     seen: list[float] = []
     complete = gateway.router.complete
 
-    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None) -> object:
+    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
         assert deadline is not None
         seen.append(deadline.remaining())
-        return complete(request, deadline)
+        return complete(request, deadline, **kwargs)  # type: ignore[arg-type]
 
     gateway.router.complete = spy  # type: ignore[method-assign]
     with pytest.raises(GatewayError):

@@ -2,7 +2,8 @@
 
 The status answer lists every provider's breakers, cooldowns and remaining capacity: useful to
 an operator, and a map of when the gateway is weakest to anyone else. Admin keys come from
-`LLM_GATEWAY_ADMIN_KEYS` (in local mode the dev key is one). A valid client key gets a 403 (it
+`LLM_GATEWAY_ADMIN_KEYS` (in local mode the dev key is one), or are issued keys whose policy
+says `admin`. A valid client key gets a 403 (it
 is known, just not allowed here); anything else a 401. Every key is compared in constant time.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from llm_gateway.api.errors import PermissionDenied, Unauthorized
 from llm_gateway.keys import Keys
+from llm_gateway.tenancy.keys import KeyDirectory, looks_issued
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -28,13 +30,21 @@ def matches(token: str, keys: Iterable[str]) -> bool:
     return found
 
 
-def require_admin(keys: Keys, authorization: str | None) -> None:
-    """Return when the request carries an admin key; raise the OpenAI-style 401/403 otherwise."""
+def require_admin(keys: Keys, authorization: str | None, directory: KeyDirectory | None = None) -> None:
+    """Return when the request carries an admin key (a static one, or an issued key whose policy
+    says `admin`); raise the OpenAI-style 401/403 otherwise."""
     token = bearer(authorization)
     if token is None:
         raise Unauthorized()
     if matches(token, keys.admins):
         return
+    if directory is not None and looks_issued(token):
+        from llm_gateway.api.auth import authenticate
+
+        if authenticate(keys, authorization, directory).admin:
+            return
+        raise PermissionDenied("This endpoint is for operators: it needs a key whose policy says admin.",
+                               code="admin_key_required")
     if matches(token, keys.clients):
         raise PermissionDenied("This endpoint is for operators: it needs an admin key (LLM_GATEWAY_ADMIN_KEYS).",
                                code="admin_key_required")

@@ -95,6 +95,14 @@ class ModelNotFound(GatewayError):
         super().__init__(message + (f" {hint}" if hint else ""), param="model", code="model_not_found")
 
 
+class CallerLimited(GatewayError):
+    """The caller's own limit (`user_rate_limited`) or budget (`budget_exceeded`) refused the
+    request: a 429 that says so, distinct from the capacity 429s (`all_providers_rate_limited`)."""
+
+    status = 429
+    error_type = "rate_limit_error"
+
+
 class AllProvidersFailed(GatewayError):
     """Every attempt failed; the body lists them without secrets or raw provider bodies."""
 

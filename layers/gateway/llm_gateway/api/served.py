@@ -3,8 +3,12 @@ and the per-provider free/paid/cost metrics (one owner, so chat and transcriptio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
+from llm_gateway.tenancy.usage import ServedRequest
 
 
 def served_headers(provider: str, model: str, attempts: int, cost_usd: float, cost_estimated: bool,
@@ -26,8 +30,27 @@ def count_served(metrics: Metrics, provider: str, free: bool, cost_usd: float) -
         metrics.count(m.COST_USD, cost_usd, provider=provider)
 
 
-def count_failure(metrics: Metrics, status: int) -> None:
+CALLER_LIMIT_CODES = frozenset({"user_rate_limited", "budget_exceeded"})
+
+
+def count_failure(metrics: Metrics, status: int, code: str | None = None) -> None:
     """Only failures the gateway owes the caller count: a bad request is not a bad deploy, and
-    this metric drives the canary rollback alarm."""
+    this metric drives the canary rollback alarm. A caller held to its own limit or budget is
+    not the gateway's failure either: it is counted apart (`UserLimited`, by code)."""
+    if code in CALLER_LIMIT_CODES:
+        metrics.count(m.USER_LIMITED, code=str(code))
+        return
     if status >= 500 or status == 429:
         metrics.count(m.USER_VISIBLE_ERRORS)
+
+
+def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: Sequence[Any]) -> None:
+    """One structured summary line per served request (user, key id, capability, provider, model,
+    attempts, tokens or audio seconds, cost, the answering model's latency): never content, never a key. Logs Insights queries in
+    template.yaml read it (`message = "request served"`)."""
+    logger.info("request served", extra={
+        "user": caller.user, "key_id": caller.key_id, "capability": capability, "provider": served.provider,
+        "model": served.model, "free": served.free, "attempts": len(attempts),
+        "latency_ms": round(attempts[-1].latency_ms, 1) if attempts else None, "tokens_in": served.tokens_in,
+        "tokens_out": served.tokens_out, "audio_seconds": served.audio_seconds, "cost_usd": served.cost_usd,
+    })

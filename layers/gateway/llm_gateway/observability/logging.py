@@ -6,6 +6,7 @@ rendered, so no code path can route a key around it. It covers:
 - every logger, not only ours: botocore, httpx and any library log through the root logger's
   handler (on Lambda, the runtime's), so every handler that exists when a gateway starts gets a
   redacting formatter (`redact_all_handlers`), as does `logging.lastResort`;
+- keys the gateway issued (`sk-gw-…`), by their shape, though no process knows them all;
 - escaped forms of each key, as they appear once a key has passed through JSON (`\\"`, `\\\\`,
   `\\u00e9`) or a URL (`%2B`, `+`): a key quoted in a logged request body or URL is still a key.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -65,8 +67,16 @@ class _SecretSet:
 _SECRETS = _SecretSet()
 
 
+# Keys the gateway issues (`tenancy/keys.py`: `sk-gw-` + URL-safe base64, which no JSON or URL
+# escaping changes) are not known to the process until they are used: they are redacted by shape.
+_ISSUED_KEY = re.compile(r"sk-gw-[A-Za-z0-9_\-]{16,}")
+
+
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """`text` with every form of every registered secret (and of `secrets`) replaced."""
+    """`text` with every form of every registered secret (and of `secrets`) replaced, and every
+    gateway-issued key."""
+    if "sk-gw-" in text:
+        text = _ISSUED_KEY.sub(REDACTED, text)
     forms: Iterable[str] = _SECRETS.forms
     if secrets is not None:
         forms = sorted(set(forms).union(*(secret_forms(s) for s in secrets if s)), key=len, reverse=True)

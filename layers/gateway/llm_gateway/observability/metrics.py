@@ -33,6 +33,7 @@ SELECTION_LATENCY_MS = "SelectionLatencyMs"
 STATE_LATENCY_MS = "StateLatencyMs"
 PROVIDER_LATENCY_MS = "ProviderLatencyMs"
 CAPACITY_WAITS = "CapacityWaits"
+USER_LIMITED = "UserLimited"  # 429s a caller's own limit or budget answered (dimension: code)
 # A streamed answer: from the request reaching the gateway to its first chunk leaving it
 # (planning, reservations, failed attempts, the provider's own time to first token).
 TIME_TO_FIRST_TOKEN_MS = "TimeToFirstTokenMs"

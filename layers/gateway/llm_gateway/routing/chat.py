@@ -36,13 +36,13 @@ from llm_gateway.providers.engine import ProviderEngine, ProviderStream
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
-from llm_gateway.routing.runner import CallResult, FailoverRunner, Served
+from llm_gateway.routing.runner import CallerLimits, CallResult, FailoverRunner, Served
 from llm_gateway.selection.conversation import next_turn_key
 from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.planner import Plan, PlanStep, Preparation
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
 from llm_gateway.state.items import affinity_pk
-from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts
+from llm_gateway.state.metering import REQUESTS, TOKENS, USD_MICROS, Amounts, usd_micros
 from llm_gateway.state.store import ModelKey
 
 
@@ -78,8 +78,9 @@ class _Opened:
     rest: Iterator[ChatCompletionChunk]
 
 
-def consumed(usage: Usage | None) -> Amounts | None:
-    return None if usage is None else {REQUESTS: 1, TOKENS: usage.total_tokens}
+def consumed(usage: Usage | None, cost_usd: float = 0.0) -> Amounts | None:
+    """What a call used: one request, its tokens and its cost (which settles a budget's reservation)."""
+    return None if usage is None else {REQUESTS: 1, TOKENS: usage.total_tokens, USD_MICROS: usd_micros(cost_usd)}
 
 
 class ChatRouter:
@@ -97,16 +98,19 @@ class ChatRouter:
         """The plan this request would follow now (for `llm-gateway plan`)."""
         return self.runner.plan(self.preparer.prepare(request, self.available()))[0]
 
-    def complete(self, request: ChatCompletionRequest, deadline: Deadline | None = None) -> RoutedCompletion:
+    def complete(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
+                 limits: CallerLimits | None = None) -> RoutedCompletion:
         deadline = deadline or self.runner.retry.deadline()
         view = self.adapters.current()
         prep = self.preparer.prepare(request, view.available)
 
         def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
             reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
-            return CallResult(reply.value, reply.rate_limits, consumed(reply.value.usage))
+            usage = reply.value.usage
+            cost = request_cost(step.entry.price, usage, free=step.free).usd if usage is not None else 0.0
+            return CallResult(reply.value, reply.rate_limits, consumed(usage, cost))
 
-        served = self.runner.run(prep, call, deadline)
+        served = self.runner.run(prep, call, deadline, limits=limits)
         completion = served.value
         if completion.choices:
             message = completion.choices[0].message
@@ -119,7 +123,7 @@ class ChatRouter:
                                 cost.usd, cost.free, cost.estimated)
 
     def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
-               buffered: bool) -> RoutedStream:
+               buffered: bool, limits: CallerLimits | None = None) -> RoutedStream:
         """Open a stream that has produced its first chunk (see the module docstring)."""
         deadline = deadline or self.runner.retry.deadline()
         view = self.adapters.current()
@@ -136,7 +140,7 @@ class ChatRouter:
                 opened = self.engine.open_stream(adapter, request, step.key.model, max(timeout, deadline.remaining()))
                 return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
 
-        served = self.runner.run(prep, call, deadline)
+        served = self.runner.run(prep, call, deadline, limits=limits)
         step = served.step
         routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, _no_chunks(), free=step.free)
         routed.chunks = self._drain(served, routed, prep, request)
@@ -188,7 +192,9 @@ class ChatRouter:
             opened.stream.close()
             if error.transport == TRANSPORT_TIMEOUT and served.deadline is not None and served.deadline.remaining() <= 0:
                 error.request_caused = True  # the request's own (stream) deadline ended it, not the provider
-            self.runner.fail_late(served, error, clock() - served.started, consumed(self._estimate(prep.detail, texts)))
+            produced = self._estimate(prep.detail, texts)  # billed by the provider though cut: its cost stays spent
+            spent = request_cost(served.step.entry.price, produced, free=served.step.free).usd
+            self.runner.fail_late(served, error, clock() - served.started, consumed(produced, spent))
             raise
         except GeneratorExit:  # the caller stopped reading (disconnected): stop the provider too
             opened.stream.close()
@@ -199,7 +205,7 @@ class ChatRouter:
         estimate = self._estimate(prep.detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
-        self.runner.settle(served, consumed(routed.usage or estimate), clock() - served.started)
+        self.runner.settle(served, consumed(routed.usage or estimate, cost.usd), clock() - served.started)
         tool_calls = [ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
                       for _, c in sorted(calls.items())]
         self._remember(prep, request, served.step.key, "".join(texts) or None, tool_calls)
@@ -215,7 +221,7 @@ class ChatRouter:
         cost = request_cost(served.step.entry.price, estimate, free=served.step.free, estimate=estimate)
         routed.usage = None
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
-        self.runner.settle(served, consumed(estimate), self.runner.retry.clock() - served.started)
+        self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started)
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""

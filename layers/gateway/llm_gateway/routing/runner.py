@@ -11,6 +11,9 @@ fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metr
 step, preferring providers without a recent failure → or the aggregated error.
 
 A capability supplies only `call(step, timeout_s) -> CallResult`; chat adds streaming on top.
+Who is calling enters as `limits` (`CallerLimits`, built by `llm_gateway.tenancy`): one step
+between preparation and planning that narrows the candidates to what the caller may use and adds
+the caller's own windows and budgets as more meters, so every capability gets them unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Generic, NoReturn, TypeVar
+from typing import Generic, NoReturn, Protocol, TypeVar
 
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.observability import metrics as m
@@ -76,6 +79,19 @@ class RunnerSettings:
 
 class _NoStepLeft(Exception):
     pass
+
+
+class CallerLimits(Protocol):
+    """What the caller may use and is limited to (`llm_gateway.tenancy.limits.UserLimits`)."""
+
+    def apply(self, prep: Preparation) -> Preparation:
+        """The preparation narrowed to the models the caller may use, with the caller's meters
+        and budget amounts added; raises the caller's 403 when nothing it may use is left."""
+        ...
+
+    def refusal(self, plan: Plan) -> GatewayError | None:
+        """The caller's 429 when its own limits emptied the plan (None: they did not)."""
+        ...
 
 
 class FailoverRunner:
@@ -149,12 +165,15 @@ class FailoverRunner:
         return self.plan(prep)[0], waited
 
     # --- running -------------------------------------------------------------------------------------
-    def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline) -> Served[T]:
+    def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
+            *, limits: CallerLimits | None = None) -> Served[T]:
+        if limits is not None:
+            prep = limits.apply(prep)
         waited = 0.0
         for _ in range(MAX_WAIT_ROUNDS):
             plan, waited = self._plan_or_wait(prep, deadline, waited)
             if not plan.steps:
-                raise self._nothing_to_try(plan)
+                raise self._nothing_to_try(plan, limits)
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
             try:
                 return self.retry.run(partial(self._attempt, run, call=call), deadline)
@@ -169,7 +188,7 @@ class FailoverRunner:
                 raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None
-        raise self._nothing_to_try(self.plan(prep)[0])
+        raise self._nothing_to_try(self.plan(prep)[0], limits)
 
     def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]]) -> Served[T]:
         """Find the next step that can be called and call it; skipping a step costs no attempt."""
@@ -263,8 +282,12 @@ class FailoverRunner:
         return aggregate_error(run.failed, retry_after_s=min(hints) if hints else None, timed_out=timed_out)
 
     @staticmethod
-    def _nothing_to_try(plan: Plan) -> GatewayError:
-        """Every candidate was dropped: 429 if only capacity stopped them, else 503."""
+    def _nothing_to_try(plan: Plan, limits: CallerLimits | None = None) -> GatewayError:
+        """Every candidate was dropped: the caller's own 429 if its limits did it, else 429 if
+        only capacity stopped them, else 503."""
+        own = limits.refusal(plan) if limits is not None else None
+        if own is not None:
+            return own
         error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error

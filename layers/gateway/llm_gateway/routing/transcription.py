@@ -18,7 +18,7 @@ from llm_gateway.providers.engine import ProviderEngine
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
-from llm_gateway.routing.runner import CallResult, FailoverRunner
+from llm_gateway.routing.runner import CallerLimits, CallResult, FailoverRunner
 from llm_gateway.selection.catalog import AudioTraits, ModelEntry
 from llm_gateway.selection.cost import audio_cost
 from llm_gateway.selection.planner import Plan, PlanStep
@@ -28,7 +28,7 @@ from llm_gateway.selection.transcription import (
     audio_tokens,
     billed_seconds,
 )
-from llm_gateway.state.metering import AUDIO_SECONDS, REQUESTS, TOKENS, Amounts
+from llm_gateway.state.metering import AUDIO_SECONDS, REQUESTS, TOKENS, USD_MICROS, Amounts, usd_micros
 from llm_gateway.state.store import ModelKey
 from llm_gateway.transcription.transcript import Transcript
 
@@ -50,13 +50,27 @@ def _traits(entry: ModelEntry) -> AudioTraits:
     return entry.audio
 
 
-def consumed(traits: AudioTraits, duration_s: float, transcript: Transcript) -> Amounts:
-    used = {REQUESTS: 1, AUDIO_SECONDS: math.ceil(billed_seconds(traits, duration_s))}
+def consumed(traits: AudioTraits, duration_s: float, transcript: Transcript, cost_usd: float = 0.0) -> Amounts:
+    """What a call used: one request, its billed audio seconds, tokens where metered, and its cost
+    (which settles a budget's reservation)."""
+    used = {REQUESTS: 1, AUDIO_SECONDS: math.ceil(billed_seconds(traits, duration_s)), USD_MICROS: usd_micros(cost_usd)}
     if traits.tokens_per_second is not None:
         reported = (transcript.input_tokens, transcript.output_tokens)
         tokens = reported if None not in reported else audio_tokens(traits, duration_s)
         used[TOKENS] = sum(t or 0 for t in tokens or ())
     return used
+
+
+def transcript_cost(step: PlanStep, duration_s: float, transcript: Transcript) -> tuple[float, bool]:
+    """(USD, estimated): by tokens when the model is billed in tokens and they were reported, else
+    by billed seconds (estimated for a token-billed model that reported none)."""
+    if step.free or step.entry.price is None:
+        return 0.0, False
+    billed = billed_seconds(_traits(step.entry), duration_s)
+    reported = (transcript.input_tokens, transcript.output_tokens)
+    tokens = (reported[0] or 0, reported[1] or 0) if None not in reported else None
+    token_billed = step.entry.price.audio_input is not None
+    return audio_cost(step.entry.price, billed, tokens), token_billed and tokens is None
 
 
 def facts(call: TranscriptionCall) -> AudioFacts:
@@ -79,22 +93,20 @@ class TranscriptionRouter:
         prep = self.preparer.prepare(request, facts(call), self.available(), translate=call.translate)
         return self.runner.plan(prep)[0]
 
-    def transcribe(self, request: TranscriptionRequest, call: TranscriptionCall, deadline: Deadline) -> RoutedTranscript:
+    def transcribe(self, request: TranscriptionRequest, call: TranscriptionCall, deadline: Deadline, *,
+                   limits: CallerLimits | None = None) -> RoutedTranscript:
         view = self.adapters.current()
         prep = self.preparer.prepare(request, facts(call), view.available, translate=call.translate)
 
         def attempt(step: PlanStep, timeout: float) -> CallResult[Transcript]:
             traits = _traits(step.entry)
             reply = self.engine.transcribe(view.adapters[step.key.provider], call, step.key.model, traits, timeout)
-            return CallResult(reply.value, reply.rate_limits, consumed(traits, call.duration_s, reply.value))
+            cost, _ = transcript_cost(step, call.duration_s, reply.value)
+            return CallResult(reply.value, reply.rate_limits, consumed(traits, call.duration_s, reply.value, cost))
 
-        served = self.runner.run(prep, attempt, deadline)
+        served = self.runner.run(prep, attempt, deadline, limits=limits)
         step, transcript = served.step, served.value
-        traits = _traits(step.entry)
-        billed = billed_seconds(traits, call.duration_s)
-        reported = (transcript.input_tokens, transcript.output_tokens)
-        tokens = (reported[0] or 0, reported[1] or 0) if None not in reported else None
-        token_billed = step.entry.price is not None and step.entry.price.audio_input is not None
-        cost = 0.0 if step.free or step.entry.price is None else audio_cost(step.entry.price, billed, tokens)
+        billed = billed_seconds(_traits(step.entry), call.duration_s)
+        cost, estimated = transcript_cost(step, call.duration_s, transcript)
         return RoutedTranscript(transcript, step.key.provider, step.key.model, served.run.attempts, billed, cost,
-                                step.free, cost_estimated=not step.free and token_billed and tokens is None)
+                                step.free, cost_estimated=estimated)

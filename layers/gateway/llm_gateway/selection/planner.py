@@ -18,7 +18,9 @@ Ranking, in order:
    router's capacity-weighted balancer) or rotated by a counter.
 
 Dropped with a reason (never chosen): blocked by the router (breaker, bad key), cooling down, a
-window (the model's own or its provider's) or the provider's headers out of capacity.
+window (the model's own or its provider's) or the provider's headers out of capacity, or the
+caller's own limit or budget (a meter of `CALLER_SCOPE`: checked first, and recorded apart as a
+`CallerRefusal`, so that the caller is told "your limit" rather than "no capacity").
 """
 
 from __future__ import annotations
@@ -31,7 +33,15 @@ from typing import Any
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark, StateSnapshot, pks_for
-from llm_gateway.state.metering import Amounts, Meter, WindowUsage, scale_limit, usage_of
+from llm_gateway.state.metering import (
+    CALLER_SCOPE,
+    USD_MICROS,
+    Amounts,
+    Meter,
+    WindowUsage,
+    scale_limit,
+    usage_of,
+)
 from llm_gateway.state.rate_limits import capacity, free_again_in
 from llm_gateway.state.store import ModelKey
 
@@ -54,6 +64,9 @@ class Candidate:
     est_cost_usd: float
     reason: str  # the static part of the plan step's reason
     slow_by_request: bool = False  # the request itself may take long (a very long answer)
+    # The most the call can cost (chat: output at max_tokens or the model's output cap), reserved
+    # against a caller's budget before the call; None = `est_cost_usd` is already an upper bound.
+    max_cost_usd: float | None = None
 
     @property
     def key(self) -> ModelKey:
@@ -73,6 +86,9 @@ class Preparation:
     # A state item naming a model to prefer, read in the same load (chat: the `aff#` item of the
     # conversation this request continues). Ranked after "no recent failure" and "free first".
     prefer: str | None = None
+    # Candidates ranked below the ones one state read holds (listed in `dropped` as not loaded), so
+    # a later step that narrows `candidates` (a key's allow-list) can bound the rest again.
+    rest: tuple[Candidate, ...] = ()
 
     @property
     def keys(self) -> tuple[ModelKey, ...]:
@@ -99,6 +115,22 @@ class PlanStep:
     slow_by_request: bool = False  # a timeout is the request's doing: full budget, no penalty
 
 
+USER_RATE_LIMITED = "user_rate_limited"
+BUDGET_EXCEEDED = "budget_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRefusal:
+    """A candidate the caller's own limit stopped: `code` is `USER_RATE_LIMITED` (requests,
+    tokens, audio seconds) or `BUDGET_EXCEEDED` (a budget in `USD_MICROS`)."""
+
+    code: str
+    reason: str
+    counter: str
+    period: str  # the window's name: "60", "day", "month"
+    free_again_in_s: float | None  # None: never (one call costs more than the whole budget)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     label: str
@@ -107,6 +139,7 @@ class Plan:
     pinned: ModelKey | None = None
     free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
+    refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
 
 
 TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
@@ -208,6 +241,7 @@ class Planner:
         capacity_only = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
+        refused: list[CallerRefusal] = []
         for candidate in prep.candidates:
             key = candidate.key
             if key in blocked:
@@ -222,6 +256,13 @@ class Planner:
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
                 usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now, snapshot.stamps)
                 for m in prep.meters[key])
+            own = caller_refusal(checked, candidate.amounts, now)
+            if own is not None:
+                dropped.append((key, f"your limit: {own.reason}"))
+                refused.append(own)
+                if own.code != BUDGET_EXCEEDED:  # a budget stops paid models only: free tiers may still wait
+                    capacity_only = False
+                continue
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
                 dropped.append((key, room.reason))
@@ -242,7 +283,7 @@ class Planner:
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
-                    min(waits) if waits else None, capacity_only and not steps)
+                    min(waits) if waits else None, capacity_only and not steps, tuple(refused))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
@@ -261,6 +302,21 @@ class Planner:
                     group = group[offset:] + group[:offset]
             steps.extend(group)
         return steps
+
+
+def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> CallerRefusal | None:
+    """The first of the caller's own windows (`CALLER_SCOPE`) that `amounts` does not fit."""
+    for usage in usages:
+        if usage.meter.scope != CALLER_SCOPE:
+            continue
+        unit = usage.short_of(amounts)
+        if unit is None:
+            continue
+        at = usage.free_again_at(amounts, now)
+        code = BUDGET_EXCEEDED if unit == USD_MICROS else USER_RATE_LIMITED
+        return CallerRefusal(code, usage.fits(amounts) or f"{unit} limit reached", usage.meter.counter,
+                             usage.meter.limit.period.name, None if at is None else max(0.0, at - now))
+    return None
 
 
 def _describe_left(requests: int | None, tokens: int | None) -> str:

@@ -144,11 +144,13 @@ class ChatPreparer:
             output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap)
             distance = order.index(entry.category) if entry.category in order else len(order)
             cost = _est_cost(entry, prompt, output)
+            ceiling = cap if cap is not None else max(output, min(entry.output_cap, entry.window - prompt))
             kept.append(Candidate(
                 entry=entry, amounts={REQUESTS: 1, TOKENS: prompt + output},
                 rank=(distance, cost, entry.provider, entry.model), est_cost_usd=cost,
                 reason=_reason_head(analysis.category, pinned, entry, distance, cost),
                 slow_by_request=cap is not None and cap >= LONG_ANSWER_TOKENS,
+                max_cost_usd=_est_cost(entry, prompt, ceiling) + _fee(entry),
             ))
         if not kept:
             raise nothing_fits(dropped)
@@ -159,8 +161,8 @@ class ChatPreparer:
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
         return Preparation(
             label=analysis.category, candidates=tuple(loaded), dropped=tuple(dropped),
-            meters={c.key: meters[c.key] for c in loaded}, pinned=pinned,
-            detail=ChatDetail(analysis, needs, base), prefer=prefer,
+            meters=meters, pinned=pinned, detail=ChatDetail(analysis, needs, base), prefer=prefer,
+            rest=tuple(beyond),
         )
 
 
@@ -171,6 +173,11 @@ def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | 
         return None
     key = turn_key(request.messages)
     return affinity_pk(key) if key is not None else None
+
+
+def _fee(entry: ModelEntry) -> float:
+    """A paid model's per-request fee (part of what a budget must hold for the call)."""
+    return 0.0 if entry.is_free or entry.price is None else entry.price.request or 0.0
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:

@@ -134,8 +134,8 @@ class TranscriptionPreparer:
         loaded, beyond = bounded(kept, meters)
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
         return Preparation(label=label, candidates=tuple(loaded), dropped=tuple(dropped),
-                           meters={c.key: meters[c.key] for c in loaded}, pinned=pinned,
-                           detail=TranscriptionDetail(audio, translate))
+                           meters=meters, pinned=pinned, detail=TranscriptionDetail(audio, translate),
+                           rest=tuple(beyond))
 
 
 def _traits(entry: ModelEntry) -> AudioTraits:

@@ -13,6 +13,11 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `cb#{provider}` / `cb#{provider}#{model}` | Powertools circuit-breaker records | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`) | a week |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
+| `rl#user#{user}[#eu#{hash}]#{period}#{start}` | a user's (or end user's) window: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
+| `rl#gateway#spend#day#{start}` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
+| `key#{sha256}` | a gateway key: `id`, `user`, `name`, `policy` (JSON), `created_at`, `revoked_at` (never the key) | never |
+| `keys#index` | one attribute per key: its id → its sha256 (the admin list; no Scan) | never |
+| `usage#{user}#{YYYY-MM-DD}` | a user's day: totals and `{field}@{provider}/{model}` counters (`tenancy/usage.py`) | `USAGE_KEEP_S` |
 """
 
 from __future__ import annotations
@@ -68,6 +73,20 @@ def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
 
 def health_pk(provider: str) -> str:
     return f"health#{provider}"
+
+
+KEY_INDEX_PK = "keys#index"
+USAGE_KEEP_S = 400 * 86_400  # a user's daily usage is kept 400 days (this month against last year's)
+
+
+def key_pk(digest: str) -> str:
+    """The item of a gateway key, by the SHA-256 (hex) of the key: the key itself is never stored."""
+    return f"key#{digest}"
+
+
+def usage_pk(user: str, day: str) -> str:
+    """A user's usage on one UTC day (`YYYY-MM-DD`)."""
+    return f"usage#{user}#{day}"
 
 
 def affinity_pk(digest: str) -> str:

@@ -26,7 +26,8 @@ from functools import lru_cache
 REQUESTS = "requests"
 TOKENS = "tokens"
 AUDIO_SECONDS = "audio_seconds"
-UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS)
+USD_MICROS = "usd_micros"  # budgets: a call's cost in millionths of a dollar (0 on a free tier)
+UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_MICROS)
 MONTH = 0  # `Period.seconds` of a calendar month
 # A stamp is taken when the reservation is written, a little before the provider counts the
 # request: its window is taken to end this fraction of a length later than stamp + length.
@@ -34,19 +35,31 @@ STAMP_SLACK = 0.05
 Amounts = Mapping[str, int]
 
 
+def usd_micros(usd: float) -> int:
+    """A cost in whole micro-dollars (`USD_MICROS`), rounded up: a budget never under-counts."""
+    return max(0, math.ceil(usd * 1_000_000 - 1e-6))
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
-    """A window length in seconds, or a UTC calendar month (`seconds == MONTH`)."""
+    """A window length in seconds, or a UTC calendar month (`seconds == MONTH`).
+
+    `fixed`: the window resets at its boundary and carries nothing into the next one (a user's
+    per-day limits and budgets reset at UTC midnight, as a calendar month resets at its end);
+    otherwise the previous window is carried over by its overlap (providers' sliding windows)."""
 
     seconds: int
+    fixed: bool = False
 
     @property
     def name(self) -> str:
-        return "month" if self.seconds == MONTH else str(self.seconds)
+        if self.seconds == MONTH:
+            return "month"
+        return ("day" if self.seconds == 86_400 else f"{self.seconds}f") if self.fixed else str(self.seconds)
 
     @property
     def sliding(self) -> bool:
-        return self.seconds != MONTH
+        return self.seconds != MONTH and not self.fixed
 
     def start(self, now: float) -> int:
         if self.seconds == MONTH:
@@ -85,6 +98,7 @@ def _month_end(start: int) -> int:
 
 SECOND, MINUTE, HOUR, DAY = Period(1), Period(60), Period(3600), Period(86_400)
 CALENDAR_MONTH = Period(MONTH)
+CALENDAR_DAY = Period(86_400, fixed=True)  # a UTC day: resets at midnight, carries nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +126,25 @@ class WindowLimit:
         return cls(Period(seconds), {unit: n for unit, n in maxima.items() if n is not None})
 
 
+PROVIDER_SCOPE = "provider"  # a provider's limit: when it binds, the request waits or fails over
+CALLER_SCOPE = "caller"  # the caller's own limit or budget: when it binds, the caller is told so
+
+
 @dataclass(frozen=True, slots=True)
 class Meter:
-    """A limit counted on `counter` (the item key's owner part: `provider#model`, `provider#*`)."""
+    """A limit counted on `counter` (the item key's owner part: `provider#model`, `provider#*`,
+    `user#{id}`). `scope` says whose limit it is (`PROVIDER_SCOPE` or `CALLER_SCOPE`): the same
+    conditional write enforces both, but a refusal is answered differently."""
 
     counter: str
     limit: WindowLimit
+    scope: str = PROVIDER_SCOPE
     _prefix: str = field(init=False, repr=False, compare=False)  # "rl#{counter}#{period}#", built once
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_prefix", f"rl#{self.counter}#{self.limit.period.name}#")
-        object.__setattr__(self, "_hash", hash((self.counter, self.limit)))
+        object.__setattr__(self, "_hash", hash((self.counter, self.limit, self.scope)))
 
     def __hash__(self) -> int:  # meters are de-duplicated per request: hash once, not per lookup
         return self._hash
@@ -175,6 +196,14 @@ class WindowUsage:
             left = self.remaining(unit)
             if left is not None and left < ask:
                 return f"{left} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, needs {ask}"
+        return None
+
+    def short_of(self, amounts: Amounts) -> str | None:
+        """The first unit `amounts` does not fit in now (None = it fits)."""
+        for unit, ask in amounts.items():
+            left = self.remaining(unit)
+            if ask > 0 and left is not None and left < ask:
+                return unit
         return None
 
     def free_again_at(self, amounts: Amounts, now: float) -> float | None:
@@ -229,7 +258,7 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     used = counters.get(f"{prefix}{start}", {})
     carried: dict[str, int] = {}
     carried_until: float | None = None
-    if period.seconds != MONTH:  # sliding: the previous window carries over (its start, inlined)
+    if period.sliding:  # the previous window carries over (its start, inlined)
         previous_pk = f"{prefix}{start - period.seconds}"
         before = counters.get(previous_pk)
         stamp = stamps.get(previous_pk) if stamps else None
@@ -242,11 +271,14 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     return WindowUsage(meter, start, used, carried, carried_until, last_at)
 
 
-def counter_pks(meter: Meter, now: float) -> tuple[str, str]:
-    """The items a load must read for a meter: its current and previous window."""
+def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
+    """The items a load must read for a meter: its current window, and the previous one when
+    it carries over."""
     period = meter.limit.period
     start = period.start(now)
     previous = start - period.seconds if period.seconds != MONTH else period.start(start - 1)
+    if period.fixed:  # nothing carries over: the previous window is never read
+        return (f"{meter._prefix}{start}",)
     return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
 
 

@@ -12,7 +12,8 @@ window closes before this container reserves on it again is dropped: what is los
 over-count, capacity left unused, never a limit passed. An *under*-estimate (the model wrote more
 than expected) is written at once, unconditionally, so other containers see the true count: one
 write, only when the estimate was too low. Within a memory store every correction is applied at
-once, since it costs nothing.
+once, since it costs nothing. Budgets (`USD_MICROS`) are the exception: a paid call reserves its
+*maximum* cost, so the over-estimate is given back at once, in one write after a paid call.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from dataclasses import dataclass, replace
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
-from llm_gateway.state.metering import Amounts, Meter, WindowUsage
+from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage
 from llm_gateway.state.rate_limits import snapshot_expiry
 from llm_gateway.state.store import CounterAdd, ModelKey, StateStore
 
 COOLDOWN_MARGIN_S = 60
+SETTLED_AT_ONCE = frozenset({USD_MICROS})  # units whose over-estimates are never folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +92,13 @@ class SharedState:
         delta = {unit: n for unit, n in delta.items() if n}
         if not delta:
             return
-        more = {unit: n for unit, n in delta.items() if n > 0}
-        less = {unit: n for unit, n in delta.items() if n < 0}
-        if more or (less and not self._fold):
-            now_written = delta if not self._fold else more
+        # Money given back is written at once too: a budget's over-estimate is large (the call's
+        # maximum cost was reserved) and other containers must not refuse a user on it.
+        less = {unit: n for unit, n in delta.items() if n < 0 and self._fold and unit not in SETTLED_AT_ONCE}
+        now_written = {unit: n for unit, n in delta.items() if unit not in less}
+        if now_written:
             self.store.add([CounterAdd(add.pk, now_written, add.expires_at) for add in reservation.adds], now)
-        if less and self._fold:
+        if less:
             with self._lock:
                 for add, closes in zip(reservation.adds, reservation.closes, strict=True):
                     self._keep(add.pk, less, closes)

@@ -14,7 +14,7 @@ from typing import Any
 from llm_gateway.api.audio_schemas import TranscriptionRequest
 from llm_gateway.api.auth import Caller, authenticate
 from llm_gateway.api.errors import GatewayError
-from llm_gateway.api.served import count_failure, count_served, served_headers
+from llm_gateway.api.served import count_failure, count_served, log_served, served_headers
 from llm_gateway.audio import check_duration, probe
 from llm_gateway.compose import Core, build_core, build_transcription
 from llm_gateway.config import Settings
@@ -23,6 +23,7 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import TranscriptionCall
 from llm_gateway.retry.handler import request_budget
 from llm_gateway.routing.transcription import RoutedTranscript, TranscriptionRouter
+from llm_gateway.tenancy.usage import ServedRequest
 from llm_gateway.transcription.render import render
 
 
@@ -57,12 +58,13 @@ class Transcriber:
         self.logger = core.logger
 
     def authenticate(self, authorization: str | None) -> Caller:
-        return authenticate(self.core.keys.current(), authorization)
+        return authenticate(self.core.keys.current(), authorization, self.core.tenancy.directory)
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
-                   remaining_s: float | None = None) -> TranscriptionOutcome:
+                   remaining_s: float | None = None, caller: Caller | None = None) -> TranscriptionOutcome:
         """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the deadline
-        is the configured one cut to it (jobs build their façade with their own, longer one)."""
+        is the configured one cut to it (jobs build their façade with their own, longer one).
+        `caller`: who asked (their limits, budgets and usage ledger); None = a static key."""
         retry = self.core.runner.retry
         deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
         self.metrics.count(m.REQUESTS)
@@ -73,13 +75,20 @@ class Transcriber:
             duration_s=info.duration_s, url=audio.url, translate=translate, language=request.language,
             prompt=request.prompt, temperature=request.temperature, words=request.wants_words,
         )
+        caller = caller or Caller()
+        limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
         try:
-            routed = self.router.transcribe(request, call, deadline)
+            routed = self.router.transcribe(request, call, deadline, limits=limits)
         except GatewayError as exc:
-            count_failure(self.metrics, exc.status)
+            count_failure(self.metrics, exc.status, exc.code)
             self.logger.warning("transcription failed", extra={"status": exc.status, "code": exc.code})
             raise
         count_served(self.metrics, routed.provider, routed.free, routed.cost_usd)
+        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
+                               routed.transcript.input_tokens or 0, routed.transcript.output_tokens or 0,
+                               routed.billed_s)
+        self.core.tenancy.record(served)
+        log_served(self.logger, caller, "transcription", served, routed.attempts)
         body, content_type = render(routed.transcript, request.response_format, duration_s=info.duration_s,
                                     usage=_usage(routed), task="translate" if translate else "transcribe",
                                     words=request.wants_words)

@@ -27,7 +27,7 @@ class TranscriberLike(Protocol):
     def authenticate(self, authorization: str | None) -> Any: ...
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
-                   remaining_s: float | None = None) -> TranscriptionOutcome: ...
+                   remaining_s: float | None = None, caller: Any = None) -> TranscriptionOutcome: ...
 
 
 class TranscriptionDesk:
@@ -36,7 +36,7 @@ class TranscriptionDesk:
         self.uploads = uploads
 
     def transcribe(self, request: TranscriptionRequest, file: FilePart | None, *, translate: bool, request_id: str,
-                   remaining_s: float | None) -> TranscriptionOutcome:
+                   remaining_s: float | None, caller: Any = None) -> TranscriptionOutcome:
         if file is not None and request.file_id:
             raise InvalidRequest("Send either 'file' or 'file_id', not both.", param="file_id", code="invalid_value")
         if file is None and not request.file_id:
@@ -49,7 +49,7 @@ class TranscriptionDesk:
         else:
             audio = self.uploads.audio(str(request.file_id))
         outcome = self.transcriber.transcribe(request, audio, translate=translate, request_id=request_id,
-                                              remaining_s=remaining_s)
+                                              remaining_s=remaining_s, caller=caller)
         if request.file_id and outcome.status < 400:
             self.uploads.discard(request.file_id)
         return outcome

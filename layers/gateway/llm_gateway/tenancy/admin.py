@@ -1,0 +1,88 @@
+"""The admin API's logic (`/v1/admin/keys`), shared by the chat Lambda and `llm-gateway keys`.
+
+POST creates a key for a user with a policy and returns the key once; GET lists keys (never the
+key, never its hash); PATCH changes a policy or name; DELETE revokes (the record stays, listed as
+revoked, so usage and reports still name its user). Bad input is a 400 naming the field, an
+unknown id a 404.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from llm_gateway.api.errors import InvalidRequest, NotFound
+from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyStore, issue, revise
+from llm_gateway.tenancy.policy import parse_policy
+
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")
+KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
+RESERVED_USERS = frozenset({"static", "*"})
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool = False, pattern: re.Pattern[str] | None = None,
+          max_len: int = 200) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+        return None
+    if not isinstance(value, str) or len(value) > max_len or (pattern is not None and not pattern.match(value)):
+        hint = " (letters, digits and . _ @ + -, up to 128)" if pattern is USER_ID else ""
+        raise InvalidRequest(f"Invalid value for '{name}'{hint}.", param=name, code="invalid_value")
+    return value
+
+
+class KeyAdmin:
+    def __init__(self, store: KeyStore, directory: KeyDirectory | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.directory = directory
+        self._clock = clock
+
+    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        user = _text(body, "user", required=True, pattern=USER_ID)
+        assert user is not None
+        if user in RESERVED_USERS:
+            raise InvalidRequest(f"'{user}' is reserved: choose another user id.", param="user", code="invalid_value")
+        name = _text(body, "name") or ""
+        policy = parse_policy({k: v for k, v in body.items() if k not in {"user", "name"}})
+        key, record = issue(self.store, user, policy, name, self._clock())
+        return {**record.public(), "key": key}
+
+    def list(self, user: str | None = None) -> dict[str, Any]:
+        records = [r for r in self.store.list() if user is None or r.user == user]
+        return {"object": "list", "data": [r.public() for r in records]}
+
+    def get(self, key_id: str) -> KeyRecord:
+        record = self.store.find(key_id) if KEY_ID.match(key_id) else None
+        if record is None:
+            raise NotFound(f"No key with id '{key_id[:40]}'.", param="id", code="key_not_found")
+        return record
+
+    def update(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        record = self.get(key_id)
+        name = _text(body, "name")
+        if "user" in body:
+            raise InvalidRequest("A key's user cannot change: create a key for the other user.", param="user",
+                                 code="invalid_value")
+        policy = parse_policy({k: v for k, v in body.items() if k != "name"}, record.policy)
+        changed = revise(self.store, record, self._clock(), policy=policy, name=name)
+        self._forget(changed)
+        return changed.public()
+
+    def revoke(self, key_id: str) -> dict[str, Any]:
+        changed = revise(self.store, self.get(key_id), self._clock(), revoke=True)
+        self._forget(changed)
+        return changed.public()
+
+    def users(self) -> builtins.list[str]:
+        """Every user that holds or held a key (for usage across users and the daily report)."""
+        return sorted({r.user for r in self.store.list()})
+
+    def _forget(self, record: KeyRecord) -> None:
+        if self.directory is not None:
+            self.directory.forget(record.digest)

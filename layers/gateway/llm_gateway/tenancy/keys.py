@@ -1,0 +1,224 @@
+"""Gateway keys: generated here, shown once, stored only as their SHA-256 with a user and a policy.
+
+A key is `sk-gw-` + 32 random bytes (URL-safe base64): guessing one is hopeless, so a plain
+SHA-256 (no salt, no slow hash) is the right lookup key: it is what the request path computes
+to find the item `key#{sha256}` (`state/items.py`). The admin list reads one index item
+(`keys#index`: key id → hash) and then the key items in one BatchGetItem: no Scan, anywhere.
+
+`KeyDirectory` is the request path's view: a lookup per request, answered from an in-container
+cache for `ttl_s` (5 s by default), so a policy change or a revocation reaches every container
+within that long (the bound the README states is 60 s). If the table cannot be read, a cached
+record is used while it is under a minute old; an unknown key then gets a 503, never a pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from llm_gateway.state.items import KEY_INDEX_PK, key_pk
+from llm_gateway.tenancy.policy import Policy
+
+KEY_PREFIX = "sk-gw-"
+KEY_BYTES = 32
+STALE_OK_S = 60.0  # a cached record serves while the table is unreachable, this long at most
+MAX_CACHED = 10_000
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def looks_issued(token: str) -> bool:
+    return token.startswith(KEY_PREFIX) and 40 <= len(token) <= 100
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    user: str
+    policy: Policy
+    digest: str = field(repr=False)
+    name: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def public(self) -> dict[str, Any]:
+        """What the admin API shows: never the key, never its hash."""
+        return {
+            "id": self.id, "user": self.user, "name": self.name, "policy": self.policy.public(),
+            "created_at": _iso(self.created_at), "updated_at": _iso(self.updated_at),
+            "revoked": self.revoked, "revoked_at": _iso(self.revoked_at) if self.revoked_at is not None else None,
+        }
+
+    def item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"kind": "key", "id": self.id, "user": self.user, "name": self.name,
+                                "policy": self.policy.encode(), "created_at": float(self.created_at),
+                                "updated_at": float(self.updated_at)}
+        if self.revoked_at is not None:
+            item["revoked_at"] = float(self.revoked_at)
+        return item
+
+    @classmethod
+    def from_item(cls, key_digest: str, item: dict[str, Any]) -> KeyRecord:
+        revoked = item.get("revoked_at")
+        return cls(id=str(item["id"]), user=str(item["user"]), policy=Policy.decode(str(item.get("policy", ""))),
+                   digest=key_digest, name=str(item.get("name", "")), created_at=float(item.get("created_at", 0)),
+                   updated_at=float(item.get("updated_at", 0)), revoked_at=None if revoked is None else float(revoked))
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+class KeyStore(Protocol):
+    def get(self, key_digest: str) -> KeyRecord | None: ...
+
+    def save(self, record: KeyRecord) -> None:
+        """Write the key's item and its entry in the index."""
+        ...
+
+    def find(self, key_id: str) -> KeyRecord | None: ...
+
+    def list(self) -> list[KeyRecord]: ...
+
+
+class MemoryKeyStore:
+    """Keys in this process (tests and local runs without a table)."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[str, KeyRecord] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_digest: str) -> KeyRecord | None:
+        return self._by_digest.get(key_digest)
+
+    def save(self, record: KeyRecord) -> None:
+        with self._lock:
+            self._by_digest[record.digest] = record
+
+    def find(self, key_id: str) -> KeyRecord | None:
+        return next((r for r in self._by_digest.values() if r.id == key_id), None)
+
+    def list(self) -> list[KeyRecord]:
+        return sorted(self._by_digest.values(), key=lambda r: (r.created_at, r.id))
+
+
+class DynamoKeyStore:
+    """Keys in the state table: `key#{sha256}` items and the `keys#index` item (strongly
+    consistent reads: an admin's change is read back at once)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        from llm_gateway.state.dynamodb import DynamoStateStore
+
+        self.client = client
+        self.table = table
+        self._items = DynamoStateStore(client, table, consistent_read=True)
+
+    def _load(self, pks: Sequence[str]) -> dict[str, Any]:
+        return self._items.load(list(pks), time.time())
+
+    def get(self, key_digest: str) -> KeyRecord | None:
+        item = self._load([key_pk(key_digest)]).get(key_pk(key_digest))
+        return None if item is None else KeyRecord.from_item(key_digest, dict(item))
+
+    def save(self, record: KeyRecord) -> None:
+        from llm_gateway.state.dynamodb import _encode
+
+        encoded = {name: _encode(value) for name, value in record.item().items()}
+        self.client.put_item(TableName=self.table, Item={"pk": {"S": key_pk(record.digest)}, **encoded})
+        self.client.update_item(
+            TableName=self.table, Key={"pk": {"S": KEY_INDEX_PK}}, UpdateExpression="SET #id = :digest",
+            ExpressionAttributeNames={"#id": record.id}, ExpressionAttributeValues={":digest": {"S": record.digest}},
+        )
+
+    def _index(self) -> dict[str, str]:
+        item = self._load([KEY_INDEX_PK]).get(KEY_INDEX_PK) or {}
+        return {str(k): str(v) for k, v in item.items() if k.startswith("key_")}
+
+    def find(self, key_id: str) -> KeyRecord | None:
+        found = self._index().get(key_id)
+        return None if found is None else self.get(found)
+
+    def list(self) -> list[KeyRecord]:
+        index = self._index()
+        items = self._load([key_pk(d) for d in index.values()])
+        records = [KeyRecord.from_item(d, dict(items[key_pk(d)])) for d in index.values() if key_pk(d) in items]
+        return sorted(records, key=lambda r: (r.created_at, r.id))
+
+
+class KeyUnavailable(Exception):
+    """The key table could not be read and nothing fresh enough is cached."""
+
+
+class KeyDirectory:
+    """The request path's lookup: issued key → its record (None: unknown or revoked), cached."""
+
+    def __init__(self, store: KeyStore, *, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        key_digest = digest(key)
+        now = self._clock()
+        cached = self._cache.get(key_digest)
+        if cached is not None and now - cached[1] < self.ttl_s:
+            return _live(cached[0])
+        try:
+            record = self.store.get(key_digest)
+        except Exception as exc:
+            if cached is not None and now - cached[1] < STALE_OK_S:
+                return _live(cached[0])
+            raise KeyUnavailable("the key table could not be read") from exc
+        with self._lock:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[key_digest] = (record, now)
+        return _live(record)
+
+    def forget(self, key_digest: str) -> None:
+        """Drop a cached record (this container's own admin change applies at once)."""
+        with self._lock:
+            self._cache.pop(key_digest, None)
+
+
+def _live(record: KeyRecord | None) -> KeyRecord | None:
+    return None if record is None or record.revoked else record
+
+
+def issue(store: KeyStore, user: str, policy: Policy, name: str, now: float) -> tuple[str, KeyRecord]:
+    """A new key for `user`: (the key, shown once; its record, as stored)."""
+    key = new_key()
+    record = KeyRecord(id=new_key_id(), user=user, policy=policy, digest=digest(key), name=name,
+                       created_at=now, updated_at=now)
+    store.save(record)
+    return key, record
+
+
+def revise(store: KeyStore, record: KeyRecord, now: float, *, policy: Policy | None = None,
+           name: str | None = None, revoke: bool = False) -> KeyRecord:
+    changed = replace(record, policy=policy or record.policy, name=record.name if name is None else name,
+                      updated_at=now, revoked_at=(record.revoked_at or now) if revoke else record.revoked_at)
+    store.save(changed)
+    return changed

@@ -1,0 +1,106 @@
+"""The usage ledger: every served request, per user and UTC day, and what `/v1/usage` reads back.
+
+One item per user and day, `usage#{user}#{YYYY-MM-DD}` (`state/items.py`), holding totals and
+the same counters per model (`{field}@{provider}/{model}`). Recording a request is one
+unconditional UpdateItem (`ADD`), the one write a served request adds to the round trips the
+caller waits for; it is guarded (a failed write is logged, never fails the request) and, while
+the table is unreachable, lands in the container's memory only (those requests are missing from
+usage and reports, never counted twice).
+
+Cost is kept in units of 1e-8 USD, the precision of the `x-gateway-cost-usd` header, taken from
+the header's own digits: a user's usage total is exactly the sum of the headers they received.
+Reading a day range is one BatchGetItem (per 100 items).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llm_gateway.state.items import USAGE_KEEP_S, usage_pk
+from llm_gateway.state.store import CounterAdd, Item, StateStore
+
+LOG = logging.getLogger("llm_gateway.usage")
+FIELDS = ("requests", "free_requests", "paid_requests", "tokens_in", "tokens_out", "audio_ms", "cost_e8")
+COST_UNIT = 1e-8
+
+
+def day_of(now: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+def cost_e8(cost_usd: float) -> int:
+    """The cost as the `x-gateway-cost-usd` header writes it (8 decimals), in units of 1e-8 USD."""
+    return int(f"{max(0.0, cost_usd):.8f}".replace(".", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRequest:
+    """One served request, as the ledger counts it."""
+
+    user: str
+    provider: str
+    model: str
+    free: bool
+    cost_usd: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+    audio_seconds: float = 0.0
+
+    def amounts(self) -> dict[str, int]:
+        values = {
+            "requests": 1, "free_requests": int(self.free), "paid_requests": int(not self.free),
+            "tokens_in": max(0, self.tokens_in), "tokens_out": max(0, self.tokens_out),
+            "audio_ms": max(0, round(self.audio_seconds * 1000)), "cost_e8": cost_e8(self.cost_usd),
+        }
+        values = {name: n for name, n in values.items() if n}
+        model = f"{self.provider}/{self.model}"
+        return {**values, **{f"{name}@{model}": n for name, n in values.items()}}
+
+
+class UsageLedger:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def record(self, served: ServedRequest, now: float) -> None:
+        try:
+            add = CounterAdd(usage_pk(served.user, day_of(now)), served.amounts(), int(now) + USAGE_KEEP_S)
+            self.store.add([add], now)
+        except Exception:
+            LOG.warning("usage write failed (the request was served)", exc_info=True)
+
+    def read(self, users: Iterable[str], days: Sequence[str], now: float) -> dict[tuple[str, str], Item]:
+        """(user, day) → the day's item, for every pair that has one."""
+        pairs = {usage_pk(user, day): (user, day) for user in users for day in days}
+        found = self.store.load(list(pairs), now) if pairs else {}
+        return {pairs[pk]: item for pk, item in found.items()}
+
+
+def summarize(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals and by-model counters of one or more day items, in the units callers read."""
+    totals = dict.fromkeys(FIELDS, 0)
+    by_model: dict[str, dict[str, int]] = {}
+    for item in items:
+        for name, value in item.items():
+            field, _, model = name.partition("@")
+            if field not in totals:
+                continue
+            if model:
+                slot = by_model.setdefault(model, dict.fromkeys(FIELDS, 0))
+                slot[field] += int(value)
+            else:
+                totals[field] += int(value)
+    return {**_readable(totals), "by_model": {m: _readable(v) for m, v in sorted(by_model.items())}}
+
+
+def _readable(counts: Mapping[str, int]) -> dict[str, Any]:
+    requests = counts["requests"]
+    return {
+        "requests": requests, "free_requests": counts["free_requests"], "paid_requests": counts["paid_requests"],
+        "free_share": round(counts["free_requests"] / requests, 4) if requests else None,
+        "tokens_in": counts["tokens_in"], "tokens_out": counts["tokens_out"],
+        "audio_seconds": counts["audio_ms"] / 1000, "cost_usd": round(counts["cost_e8"] * COST_UNIT, 8),
+    }

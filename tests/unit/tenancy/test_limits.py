@@ -1,0 +1,159 @@
+"""A caller's limits and budgets on the runner's own machinery (fake clock, memory store).
+
+Windows are meters of the caller's scope: the planner tells a refusal by them apart from a
+provider's capacity, so the caller gets `user_rate_limited` / `budget_exceeded`, never a capacity
+429; a budget leaves free tiers serving; the allow-list narrows `auto` and refuses a pinned model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.api.errors import CallerLimited, PermissionDenied
+from llm_gateway.state.metering import CALENDAR_DAY, CALENDAR_MONTH, USD_MICROS, usd_micros
+from llm_gateway.tenancy.limits import GLOBAL_SPEND_COUNTER, UserLimits, user_counter
+from llm_gateway.tenancy.policy import Policy, parse_policy
+from tests.unit.routing.harness import EPOCH, MODELS, answer, chat, pinned, rig
+
+
+def limits(clock, **policy) -> UserLimits:
+    return UserLimits(Policy(**policy), user_counter("alice"), wall=clock.wall())
+
+
+def test_rpm_admits_exactly_the_limit_then_user_rate_limited_with_retry_after() -> None:
+    r = rig()
+    for _ in range(3):
+        r.router.complete(chat(), limits=limits(r.clock, rpm=3))
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(chat(), limits=limits(r.clock, rpm=3))
+    assert refused.value.status == 429 and refused.value.code == "user_rate_limited"
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 64  # a sliding minute, with its slack
+    assert len(r.fleet.calls) == 3  # the fourth never reached a provider
+    # another user's key is served meanwhile: the windows are per user
+    other = UserLimits(Policy(rpm=3), user_counter("bob"), wall=r.clock.wall())
+    assert r.router.complete(chat(), limits=other).provider == "groq"
+
+
+def test_a_key_without_limits_costs_nothing_more() -> None:
+    r = rig()
+    prep = r.router.preparer.prepare(chat(), r.router.available())
+    assert limits(r.clock).apply(prep) is prep
+
+
+def test_per_end_user_limits_count_each_end_user_apart() -> None:
+    r = rig()
+    a = UserLimits(Policy(rpm=1, per_end_user=True), user_counter("app", "end-1"))
+    b = UserLimits(Policy(rpm=1, per_end_user=True), user_counter("app", "end-2"))
+    r.router.complete(chat(), limits=a)
+    r.router.complete(chat(), limits=b)
+    with pytest.raises(CallerLimited):
+        r.router.complete(chat(), limits=a)
+    assert "end-1" not in user_counter("app", "end-1")  # the caller's free text never shapes a key
+
+
+def test_a_budget_leaves_free_tiers_serving_and_refuses_paid_with_reset_time() -> None:
+    r = rig(paid=("openai",))
+    poor = limits(r.clock, daily_budget_usd=0.0)
+    assert r.router.complete(chat(), limits=poor).provider == "groq"  # free tier: a budget never stops it
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(pinned("openai"), limits=poor)
+    error = refused.value
+    assert error.code == "budget_exceeded" and error.status == 429
+    day_end = CALENDAR_DAY.end(CALENDAR_DAY.start(r.clock.wall()))
+    assert int(error.headers["Retry-After"]) == pytest.approx(day_end - r.clock.wall(), abs=1)
+    assert error.extra["resets_at"].endswith("T00:00:00Z")
+    assert [c.provider for c in r.fleet.calls] == ["groq"]
+
+
+def test_budget_reserves_the_maximum_then_settles_the_real_cost() -> None:
+    r = rig(providers=("openai",), paid=("openai",))
+    rich = limits(r.clock, daily_budget_usd=5.0, monthly_budget_usd=50.0)
+    routed = r.router.complete(pinned("openai"), limits=rich)
+    assert routed.cost_usd > 0
+    now = r.clock.wall()
+    day = f"rl#user#alice#day#{CALENDAR_DAY.start(now)}"
+    month = f"rl#user#alice#month#{CALENDAR_MONTH.start(now)}"
+    items = r.store.load([day, month], now)
+    assert items[day][USD_MICROS] == usd_micros(routed.cost_usd)  # the maximum was given back at once
+    assert items[month][USD_MICROS] == usd_micros(routed.cost_usd)
+
+
+def test_a_budget_stops_paid_calls_at_the_limit() -> None:
+    # 5 prompt + 8192 max output tokens at $1/$2 per 1M: a call may cost up to ~$0.0164 and costs $0.000009
+    r = rig(providers=("openai",), paid=("openai",))
+    r.fleet.set("openai", answer())
+    tight = limits(r.clock, daily_budget_usd=0.05)
+    served = 0
+    with pytest.raises(CallerLimited) as refused:
+        for _ in range(10_000):
+            r.router.complete(pinned("openai"), limits=tight)
+            served += 1
+    assert refused.value.code == "budget_exceeded"
+    spent = served * 0.000009
+    assert spent <= 0.05 and spent > 0.05 - 0.0165  # stopped when the next maximum did not fit
+
+
+def test_global_spend_cap_makes_everyone_free_tier_only() -> None:
+    r = rig(paid=("openai",))
+    capped = UserLimits(Policy(), user_counter("alice"), cap_micros=0, wall=r.clock.wall())
+    assert r.router.complete(chat(), limits=capped).provider == "groq"
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(pinned("openai"), limits=capped)
+    assert refused.value.code == "budget_exceeded" and "spend cap" in refused.value.message
+    assert any(m.counter == GLOBAL_SPEND_COUNTER for m in capped.meters)
+
+
+def test_allow_list_narrows_auto_and_refuses_a_pinned_model() -> None:
+    r = rig()
+    only_mistral = limits(r.clock, models=("mistral/*",))
+    assert r.router.complete(chat(), limits=only_mistral).provider == "mistral"
+    assert r.router.complete(chat(), limits=limits(r.clock, models=(MODELS["openai"],))).provider == "openai"
+    with pytest.raises(PermissionDenied) as refused:
+        r.router.complete(pinned("groq"), limits=only_mistral)
+    assert refused.value.status == 403 and refused.value.code == "model_not_allowed"
+
+
+def test_free_only_refuses_a_paid_model() -> None:
+    r = rig(paid=("openai",))
+    with pytest.raises(PermissionDenied) as refused:
+        r.router.complete(pinned("openai"), limits=limits(r.clock, free_only=True))
+    assert refused.value.code == "model_not_allowed"
+    assert r.router.complete(chat(), limits=limits(r.clock, free_only=True)).provider == "groq"
+
+
+def test_capacity_429_is_still_a_capacity_429() -> None:
+    r = rig(providers=("groq",))
+    r.fleet.set("groq", lambda request, fleet: __import__("httpx").Response(429, json={"error": {"message": "x"}}))
+    with pytest.raises(Exception) as failed:
+        r.router.complete(chat(), limits=limits(r.clock, rpm=100))
+    assert getattr(failed.value, "code", None) == "all_providers_rate_limited"
+
+
+def test_policy_parsing_refuses_nonsense_as_400s() -> None:
+    with pytest.raises(Exception) as bad:
+        parse_policy({"rpm": -1})
+    assert getattr(bad.value, "status", None) == 400
+    with pytest.raises(Exception) as unknown:
+        parse_policy({"rpmm": 3})
+    assert getattr(unknown.value, "status", None) == 400
+    with pytest.raises(Exception) as inf:
+        parse_policy({"daily_budget_usd": float("inf")})
+    assert getattr(inf.value, "status", None) == 400
+    base = parse_policy({"rpm": 3, "models": ["groq/*"]})
+    changed = parse_policy({"rpm": None, "tpm": 100}, base)
+    assert (changed.rpm, changed.tpm, changed.models) == (None, 100, ("groq/*",))
+    assert Policy.decode(changed.encode()) == changed
+    assert EPOCH  # the harness's clock starts on a whole second
+
+
+def test_a_callers_own_429_is_not_a_user_visible_error() -> None:
+    from llm_gateway.api.served import count_failure
+    from llm_gateway.observability import metrics as m
+    from llm_gateway.observability.metrics import RecordingMetrics
+
+    recorded = RecordingMetrics()
+    count_failure(recorded, 429, "user_rate_limited")
+    count_failure(recorded, 429, "budget_exceeded")
+    assert [r.name for r in recorded.records] == [m.USER_LIMITED, m.USER_LIMITED]  # the canary never sees them
+    count_failure(recorded, 429, "all_providers_rate_limited")
+    assert recorded.records[-1].name == m.USER_VISIBLE_ERRORS
