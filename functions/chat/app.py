@@ -46,6 +46,7 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
 from llm_gateway.observability import metrics
 from llm_gateway.observability.logging import redact
+from llm_gateway.rollout.cohorts import GATEWAY
 
 try:
     gateway = build_gateway(load_settings())
@@ -99,8 +100,11 @@ def _outcome(outcome: ChatOutcome) -> Response:
 def chat_completions() -> Response:
     caller = gateway.authenticate(app.current_event.headers.get("authorization"))
     request = ChatCompletionRequest.model_validate(_parse_body())
+    cohort = gateway.cohort_for(caller, request)
+    app.append_context(cohort=cohort)  # for handle_unexpected: a bug past here is this cohort's error
     remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
-    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s, live=live.is_streaming()))
+    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s, live=live.is_streaming(),
+                                 cohort=cohort))
 
 
 @app.get("/v1/models")
@@ -197,9 +201,10 @@ def handle_not_found(exc: Exception) -> Response:
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
-    """The last resort: a bug. Counted with exactly the {service} dimension, because that is the
-    series the canary's rollback alarm (ChatErrorRateAlarm) reads."""
-    gateway.metrics.count(metrics.USER_VISIBLE_ERRORS)
+    """The last resort: a bug. Counted with the request's cohort, the series the rollback alarms
+    (ChatErrorRateAlarm, GatewayCohortErrorRateAlarm) read; a bug before the cohort is known
+    (body parsing, authentication) is held against the gateway cohort, the new code."""
+    gateway.metrics.count(metrics.USER_VISIBLE_ERRORS, cohort=app.context.get("cohort", GATEWAY))
     logger.exception("unhandled error")
     error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
     return _json(error.status, error.body())

@@ -1,6 +1,6 @@
 """Nothing a caller sends crashes the chat handler: each hostile body is a 400 in OpenAI's shape,
 and an unexpected exception that still reaches the last-resort 500 is counted where the rollback
-alarm looks (UserVisibleErrors, dimension set {service}).
+alarms look (UserVisibleErrors, dimensions {service, cohort}).
 
 The handler (functions/chat/app.py) runs as Lambda runs it: imported as a fresh module, fed API
 Gateway REST events, on the session's fake providers and in-memory state.
@@ -154,7 +154,8 @@ def test_an_unexpected_exception_is_a_counted_500(chat, monkeypatch):
     assert status == 500 and body["error"]["code"] == "internal_error"
     assert "foresee" not in json.dumps(body)
     recorded = [r for r in chat.gateway.metrics.records if r.name == m.USER_VISIBLE_ERRORS]
-    assert [r.dimensions for r in recorded] == [()]  # exactly {service}: what ChatErrorRateAlarm reads
+    # exactly {service, cohort}: what ChatErrorRateAlarm and the cohort's rollback alarm read
+    assert [r.dimensions for r in recorded] == [(("cohort", "gateway"),)]
 
 
 def test_a_provider_body_with_an_infinite_number_is_a_provider_failure_not_a_crash():

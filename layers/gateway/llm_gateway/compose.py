@@ -36,6 +36,8 @@ from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHeal
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
 from llm_gateway.routing.transcription import TranscriptionRouter
+from llm_gateway.rollout.flag import Rollout
+from llm_gateway.selection.catalog import CHAT as CHAT_CAPABILITY
 from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
@@ -43,7 +45,7 @@ from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.selection.transcription import TranscriptionPreparer
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
-from llm_gateway.state.store import StateStore
+from llm_gateway.state.store import ModelKey, StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
 from llm_gateway.tenancy.service import Tenancy
 from llm_gateway.tenancy.usage import UsageLedger
@@ -142,6 +144,26 @@ def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Cl
 def build_chat(core: Core) -> ChatRouter:
     preparer = ChatPreparer(core.catalog, TokenEstimator())
     return ChatRouter(preparer=preparer, runner=core.runner, engine=core.engine, adapters=core.chat_adapters)
+
+
+def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
+    """The rollout flag of the chat function (`rollout/flag.py`): AppConfig, a local file, or a
+    fixed percentage; each read of it is the `RolloutPercent` metric. A baseline model the
+    catalog does not know stops the start (every baseline request would fail)."""
+    from llm_gateway.config_check import ConfigError
+    from llm_gateway.observability.metrics import ROLLOUT_PERCENT
+    from llm_gateway.rollout.flag import build_rollout as build
+
+    settings = core.settings.rollout
+    baseline = settings.baseline_model
+    if baseline is not None:
+        provider, _, model = baseline.partition("/")
+        if ModelKey(provider, model) not in {entry.key for entry in core.catalog.for_capability(CHAT_CAPABILITY)}:
+            raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
+    else:
+        return Rollout(None, fallback=100.0)
+    return build(settings, cache_s=settings.cache_s, appconfig_client=appconfig_client, clock=core.runner.retry.clock,
+                 on_read=lambda percent: core.metrics.count(ROLLOUT_PERCENT, percent))
 
 
 def build_transcription(core: Core) -> TranscriptionRouter:

@@ -43,6 +43,24 @@ ENDPOINT_FIELDS = ("name", "base_url", "api_key", "api_key_env", "models", "opti
 
 
 @dataclass(frozen=True)
+class RolloutSettings:
+    """Safe rollout (llm_gateway.rollout): the baseline model and where the percentage lives.
+
+    `appconfig` (application, environment, profile) wins over `file`; with neither the percentage
+    is fixed at `percent`. Without a baseline model there is no rollout: everyone is routed."""
+
+    baseline_model: str | None = None
+    appconfig: tuple[str, str, str] | None = None
+    file: str | None = None
+    percent: float = 100.0
+    cache_s: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.baseline_model is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderConfig, ...] = ()
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
@@ -76,6 +94,7 @@ class Settings:
     job_ttl_s: int = 86_400  # a job and its result are kept this long after the last change
     job_deadline_s: float = 840.0  # all provider attempts of one job (the function's timeout is 900 s)
     job_attempt_timeout_s: float = 300.0  # one provider attempt inside a job
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
@@ -276,6 +295,36 @@ def client_keys(env: Mapping[str, str], client_values: Mapping[str, str] | None)
     return api_keys, admin_keys
 
 
+ROLLOUT_APPCONFIG_ENV = (
+    "LLM_GATEWAY_ROLLOUT_APPCONFIG_APPLICATION", "LLM_GATEWAY_ROLLOUT_APPCONFIG_ENVIRONMENT",
+    "LLM_GATEWAY_ROLLOUT_APPCONFIG_PROFILE",
+)
+
+
+def _rollout(env: Mapping[str, str]) -> RolloutSettings:
+    """`LLM_GATEWAY_BASELINE_MODEL` (`provider/model`) and the flag's store; a store named without
+    a baseline model, or half an AppConfig triple, stops the start with one line."""
+    baseline = env.get("LLM_GATEWAY_BASELINE_MODEL") or None
+    named = [name for name in ROLLOUT_APPCONFIG_ENV if env.get(name)]
+    if named and len(named) != len(ROLLOUT_APPCONFIG_ENV):
+        missing = ", ".join(n for n in ROLLOUT_APPCONFIG_ENV if n not in named)
+        raise ConfigError(f"the rollout flag in AppConfig needs all three identifiers; missing {missing}")
+    appconfig = tuple(env[n] for n in ROLLOUT_APPCONFIG_ENV) if named else None
+    file = env.get("LLM_GATEWAY_ROLLOUT_FILE") or None
+    percent = _float(env, "LLM_GATEWAY_ROLLOUT_PERCENT", 100.0, zero_ok=True)
+    if percent > 100:
+        raise ConfigError(f"LLM_GATEWAY_ROLLOUT_PERCENT must be from 0 to 100, got {percent:g}")
+    if baseline is not None and "/" not in baseline:
+        raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL must be provider/model (e.g. openai/gpt-4o-mini), got {baseline!r}")
+    if baseline is None and (appconfig or file or "LLM_GATEWAY_ROLLOUT_PERCENT" in env):
+        raise ConfigError("a rollout percentage is configured but LLM_GATEWAY_BASELINE_MODEL is not: "
+                          "name the model the baseline cohort is served by")
+    return RolloutSettings(
+        baseline_model=baseline, appconfig=appconfig,  # type: ignore[arg-type]
+        file=file, percent=percent, cache_s=_float(env, "LLM_GATEWAY_ROLLOUT_CACHE_S", 5.0, zero_ok=True),
+    )
+
+
 def _transcription(env: Mapping[str, str]) -> dict[str, Any]:
     """The transcribe function's settings: the upload bucket, URL lifetimes, the job path's time."""
     bucket = env.get("LLM_GATEWAY_AUDIO_BUCKET") or None
@@ -338,6 +387,7 @@ def load_settings(
         daily_spend_cap_usd=_cap(env),
         key_cache_s=_key_cache_s(env),
         **_transcription(env),
+        rollout=_rollout(env),
         environment=env,
     )
     check_catalog(settings.catalog_overrides, settings.providers)

@@ -11,11 +11,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llm_gateway.api.auth import Caller, authenticate
+from llm_gateway.api.auth import STATIC_USER, Caller, authenticate
 from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList, Usage
 from llm_gateway.api.served import count_failure, count_served, log_served, served_headers
-from llm_gateway.compose import Core, build_chat, build_core
+from llm_gateway.compose import Core, build_chat, build_core, build_rollout
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
@@ -23,6 +23,8 @@ from llm_gateway.providers.base import TRANSCRIPTION, TRANSPORT_TIMEOUT, Provide
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
+from llm_gateway.rollout.cohorts import BASELINE, GATEWAY, cohort_of, subject_of
+from llm_gateway.rollout.flag import Rollout
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
 from llm_gateway.selection.analyzer import AUTO_ALIASES
 from llm_gateway.state.store import ModelKey
@@ -52,13 +54,30 @@ class Gateway:
     """`listed`: every model a configured provider serves now, of every capability (chat and
     speech-to-text), for `/v1/models`; this Lambda routes only chat."""
 
-    def __init__(self, core: Core, router: ChatRouter, listed: Callable[[], frozenset[ModelKey]]) -> None:
+    def __init__(self, core: Core, router: ChatRouter, listed: Callable[[], frozenset[ModelKey]],
+                 rollout: Rollout | None = None) -> None:
         self.core = core
         self.settings = core.settings
         self.router = router
         self.listed = listed
         self.metrics: Metrics = core.metrics
         self.logger = core.logger
+        self.rollout = rollout or Rollout(None, fallback=100.0)
+        self.baseline_model = core.settings.rollout.baseline_model
+
+    # --- rollout ----------------------------------------------------------------------------------
+    def cohort_for(self, caller: Caller, request: ChatCompletionRequest) -> str:
+        """`gateway` (routed) or `baseline` (the old way: the one baseline model), by a stable hash
+        of the caller's user, or of its end user for keys serving many (`rollout/cohorts.py`)."""
+        if self.baseline_model is None:
+            return GATEWAY
+        many = caller.policy.per_end_user or caller.user == STATIC_USER
+        return cohort_of(subject_of(caller.user, request.user, many_users=many), self.rollout.percent())
+
+    def baseline(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
+        """The request as the old system served it: pinned to the baseline model, so its plan has
+        that one step (no free tier, no failover; a retry of the same model is the provider's own)."""
+        return request.model_copy(update={"model": self.baseline_model})
 
     # --- auth -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Caller:
@@ -97,63 +116,77 @@ class Gateway:
         return build_status(self.core, self.router.available())
 
     def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
-             remaining_s: float | None = None, *, live: bool = False) -> ChatOutcome:
+             remaining_s: float | None = None, *, live: bool = False, cohort: str | None = None) -> ChatOutcome:
         """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the request's
         deadline is the configured one cut to that less a margin, so no attempt outlives Lambda.
 
         `live`: the response is streamed (a streaming invocation), so a `stream: true` request
         gets its events as the provider sends them, within `stream_deadline_s`; otherwise the
-        SSE body is sent whole, within `deadline_s`."""
+        SSE body is sent whole, within `deadline_s`.
+
+        `cohort`: the request's rollout cohort when the handler already knows it (`cohort_for`);
+        a `baseline` request is served by the baseline model alone. Its answer says which
+        (`x-gateway-cohort`), and its metrics carry it (the rollback alarms compare the two)."""
+        cohort = cohort or self.cohort_for(caller, request)
+        if cohort == BASELINE:
+            request = self.baseline(request)
         retry = self.core.runner.retry
         started = retry.clock()
         live_stream = live and bool(request.stream)
         budget = self.settings.stream_deadline_s if live_stream else retry.settings.deadline_s
         deadline = retry.deadline(request_budget(budget, remaining_s))
-        self.metrics.count(m.REQUESTS)
+        self.metrics.count(m.REQUESTS, cohort=cohort)
         limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
         try:
             if live_stream:
-                return self._chat_live(request, deadline, request_id, started, caller, limits)
+                return self._chat_live(request, deadline, request_id, started, caller, limits, cohort)
             if request.stream:
-                return self._chat_stream(request, deadline, request_id, caller, limits)
+                outcome = self._chat_stream(request, deadline, request_id, caller, limits, cohort)
+                self._latency(started, cohort)
+                return outcome
             routed = self.router.complete(request, deadline, limits=limits)
         except GatewayError as exc:
-            count_failure(self.metrics, exc.status, exc.code)
-            self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code})
+            count_failure(self.metrics, exc.status, exc.code, cohort=cohort)
+            if not live_stream:
+                self._latency(started, cohort)
+            exc.headers = {**exc.headers, "x-gateway-cohort": cohort}
+            self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code, "cohort": cohort})
             raise
         body = routed.completion.model_dump(exclude_none=True)
         body.setdefault("usage", {})
         body["usage"]["cost_usd"] = routed.cost_usd
         if routed.cost_estimated:
             body["usage"]["cost_estimated"] = True
-        self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
-        self._record(caller, routed, routed.completion.usage)
-        return ChatOutcome(200, self._headers(routed, request_id), json_body=body)
+        self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
+        self._record(caller, routed, routed.completion.usage, cohort)
+        self._latency(started, cohort)
+        return ChatOutcome(200, self._headers(routed, request_id, cohort), json_body=body)
 
     # --- helpers ----------------------------------------------------------------------------------
     def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
-                     limits: UserLimits) -> ChatOutcome:
+                     limits: UserLimits, cohort: str) -> ChatOutcome:
         routed = self.router.stream(request, deadline, buffered=True, limits=limits)  # the SSE body is sent whole
-        body = "".join(self._sse_events(routed, request))
-        self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
-        self._record(caller, routed, routed.usage)
-        return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
+        body = "".join(self._sse_events(routed, request, cohort))
+        self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
+        self._record(caller, routed, routed.usage, cohort)
+        return ChatOutcome(200, self._headers(routed, request_id, cohort), sse_body=body)
 
     def _chat_live(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str,
-                   started: float, caller: Caller, limits: UserLimits) -> ChatOutcome:
+                   started: float, caller: Caller, limits: UserLimits, cohort: str) -> ChatOutcome:
         """The stream as it comes: the router returns once a model has sent its first chunk (all
         failover happens before); the cost is known only at the end, so it travels in the usage
         chunk (`include_usage`), not in a header."""
         routed = self.router.stream(request, deadline, buffered=False, limits=limits)
         self.metrics.timing(m.TIME_TO_FIRST_TOKEN_MS, (self.core.runner.retry.clock() - started) * 1000,
-                            provider=routed.provider)
-        headers = {k: v for k, v in self._headers(routed, request_id).items() if not k.startswith("x-gateway-cost")}
+                            cohort=cohort)
+        headers = {k: v for k, v in self._headers(routed, request_id, cohort).items()
+                   if not k.startswith("x-gateway-cost")}
         # the serving attempt is recorded when its stream is settled, at the end: count it now
         headers["x-gateway-attempts"] = str(len(routed.attempts) + 1)
-        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request, caller))
+        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request, caller, cohort))
 
     def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest,
-                     caller: Caller) -> Generator[bytes, None, None]:
+                     caller: Caller, cohort: str) -> Generator[bytes, None, None]:
         """Each chunk as an SSE event as soon as it arrives. A failure after the first chunk ends
         the stream with an OpenAI-style error event and no `[DONE]` (the answer is incomplete;
         the SDKs raise on the error event). Closing this generator (the caller went away) closes
@@ -166,7 +199,7 @@ class Gateway:
                     yield event.encode()
             ended = True
         except ProviderError as exc:
-            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.metrics.count(m.USER_VISIBLE_ERRORS, cohort=cohort)
             timed_out = exc.transport == TRANSPORT_TIMEOUT and exc.request_caused
             self.logger.warning("stream failed after first chunk",
                                 extra={"provider": exc.provider, "transport": exc.transport})
@@ -178,19 +211,19 @@ class Gateway:
             )
             yield encode_sse(json.dumps(error.body())).encode()
         except Exception:  # a bug mid-stream: the caller gets an error event, the log the traceback
-            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.metrics.count(m.USER_VISIBLE_ERRORS, cohort=cohort)
             self.logger.exception("stream failed: internal error")
             error = GatewayError("The gateway hit an internal error mid-stream. It has been logged.",
                                  code="internal_error")
             yield encode_sse(json.dumps(error.body())).encode()
         finally:
             routed.chunks.close()  # the caller's disconnect reaches the provider through here
-            self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
-            self._record(caller, routed, routed.usage)
+            self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
+            self._record(caller, routed, routed.usage, cohort)
         if ended:
             yield encode_sse("[DONE]").encode()
 
-    def _sse_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Iterator[str]:
+    def _sse_events(self, routed: RoutedStream, request: ChatCompletionRequest, cohort: str) -> Iterator[str]:
         """Render the whole stream once it has ended (the body is sent whole anyway), so the
         usage chunk can carry the final cost; a failure after the first chunk keeps what arrived
         and ends the stream with an error event."""
@@ -200,7 +233,7 @@ class Gateway:
             chunks.extend(routed.chunks)
         except ProviderError as exc:
             failed = True
-            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.metrics.count(m.USER_VISIBLE_ERRORS, cohort=cohort)
             self.logger.warning("stream failed after first chunk", extra={"provider": exc.provider})
         want_usage = request.wants_usage_in_stream
         size = 0
@@ -227,19 +260,26 @@ class Gateway:
             yield encode_sse(json.dumps(error.body()))
         yield encode_sse("[DONE]")
 
-    def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str) -> dict[str, str]:
+    def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str, cohort: str) -> dict[str, str]:
         return served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
-                              routed.cost_estimated, request_id)
+                              routed.cost_estimated, request_id, cohort)
 
-    def _account(self, provider: str, model: str, free: bool, cost: float) -> None:
+    def _account(self, provider: str, model: str, free: bool, cost: float, cohort: str) -> None:
         count_served(self.metrics, provider, free, cost)
+        self.metrics.count(m.REQUEST_COST_USD, cost, cohort=cohort)
 
-    def _record(self, caller: Caller, routed: RoutedCompletion | RoutedStream, usage: Usage | None) -> None:
+    def _latency(self, started: float, cohort: str) -> None:
+        """A chat answer sent whole (JSON, or a buffered SSE body), served or failed: the rollback
+        latency trigger's series (streams sent live count their time to first token instead)."""
+        self.metrics.timing(m.REQUEST_LATENCY_MS, (self.core.runner.retry.clock() - started) * 1000, cohort=cohort)
+
+    def _record(self, caller: Caller, routed: RoutedCompletion | RoutedStream, usage: Usage | None,
+                cohort: str) -> None:
         """The served request in the user's ledger, and its summary log line."""
         served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
                                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
         self.core.tenancy.record(served)
-        log_served(self.logger, caller, "chat", served, routed.attempts)
+        log_served(self.logger, caller, "chat", served, routed.attempts, cohort=cohort)
 
 
 def _payload_bytes(event: str) -> int:
@@ -268,4 +308,4 @@ def build_gateway(settings: Settings, **overrides: Any) -> Gateway:
     core = build_core(settings, **overrides)
     chat = build_chat(core)
     speech: AdapterPool[object] = AdapterPool(TRANSCRIPTION, core.catalog, core.keys.providers)
-    return Gateway(core, chat, lambda: chat.available() | speech.current().available)
+    return Gateway(core, chat, lambda: chat.available() | speech.current().available, build_rollout(core))

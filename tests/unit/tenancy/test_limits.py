@@ -156,4 +156,6 @@ def test_a_callers_own_429_is_not_a_user_visible_error() -> None:
     count_failure(recorded, 429, "budget_exceeded")
     assert [r.name for r in recorded.records] == [m.USER_LIMITED, m.USER_LIMITED]  # the canary never sees them
     count_failure(recorded, 429, "all_providers_rate_limited")
+    assert recorded.records[-1].name == m.CAPACITY_REJECTED  # capacity 429s: their own metric and alarm
+    count_failure(recorded, 503, "no_model_available")
     assert recorded.records[-1].name == m.USER_VISIBLE_ERRORS

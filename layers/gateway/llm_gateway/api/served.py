@@ -12,8 +12,10 @@ from llm_gateway.tenancy.usage import ServedRequest
 
 
 def served_headers(provider: str, model: str, attempts: int, cost_usd: float, cost_estimated: bool,
-                   request_id: str) -> dict[str, str]:
+                   request_id: str, cohort: str | None = None) -> dict[str, str]:
     estimated = {"x-gateway-cost-estimated": "true"} if cost_estimated else {}
+    if cohort is not None:
+        estimated["x-gateway-cohort"] = cohort
     return {
         **estimated,
         "x-gateway-provider": provider,
@@ -33,18 +35,23 @@ def count_served(metrics: Metrics, provider: str, free: bool, cost_usd: float) -
 CALLER_LIMIT_CODES = frozenset({"user_rate_limited", "budget_exceeded"})
 
 
-def count_failure(metrics: Metrics, status: int, code: str | None = None) -> None:
+def count_failure(metrics: Metrics, status: int, code: str | None = None, **dimensions: str) -> None:
     """Only failures the gateway owes the caller count: a bad request is not a bad deploy, and
-    this metric drives the canary rollback alarm. A caller held to its own limit or budget is
-    not the gateway's failure either: it is counted apart (`UserLimited`, by code)."""
+    this metric drives the rollback alarms. A caller held to its own limit or budget is not the
+    gateway's failure either: it is counted apart (`UserLimited`, by code). A 429 for want of
+    provider capacity is counted apart too (`CapacityRejected`, its own alarm at 0.1 %).
+    `dimensions`: chat's `cohort`."""
     if code in CALLER_LIMIT_CODES:
         metrics.count(m.USER_LIMITED, code=str(code))
         return
-    if status >= 500 or status == 429:
-        metrics.count(m.USER_VISIBLE_ERRORS)
+    if status == 429:
+        metrics.count(m.CAPACITY_REJECTED, **dimensions)
+    elif status >= 500:
+        metrics.count(m.USER_VISIBLE_ERRORS, **dimensions)
 
 
-def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: Sequence[Any]) -> None:
+def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: Sequence[Any],
+               **extra: str) -> None:
     """One structured summary line per served request (user, key id, capability, provider, model,
     attempts, tokens or audio seconds, cost, the answering model's latency): never content, never a key. Logs Insights queries in
     template.yaml read it (`message = "request served"`)."""
@@ -53,4 +60,5 @@ def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest,
         "model": served.model, "free": served.free, "attempts": len(attempts),
         "latency_ms": round(attempts[-1].latency_ms, 1) if attempts else None, "tokens_in": served.tokens_in,
         "tokens_out": served.tokens_out, "audio_seconds": served.audio_seconds, "cost_usd": served.cost_usd,
+        **extra,
     })

@@ -35,8 +35,19 @@ PROVIDER_LATENCY_MS = "ProviderLatencyMs"
 CAPACITY_WAITS = "CapacityWaits"
 USER_LIMITED = "UserLimited"  # 429s a caller's own limit or budget answered (dimension: code)
 # A streamed answer: from the request reaching the gateway to its first chunk leaving it
-# (planning, reservations, failed attempts, the provider's own time to first token).
+# (planning, reservations, failed attempts, the provider's own time to first token). Dimension:
+# cohort (the rollout's latency trigger compares the cohorts).
 TIME_TO_FIRST_TOKEN_MS = "TimeToFirstTokenMs"
+# --- the safe rollout (llm_gateway.rollout): chat metrics split by cohort (gateway | baseline) ---
+# Requests and UserVisibleErrors of chat carry `cohort` too. A 429 the gateway answered because no
+# model had capacity (not the caller's own limit: UserLimited) is counted here, not as an error.
+CAPACITY_REJECTED = "CapacityRejected"
+REQUEST_COST_USD = "RequestCostUSD"  # per served chat request, 0 included: its average is cost per request
+REQUEST_LATENCY_MS = "RequestLatencyMs"  # a chat answer sent whole (not streamed live), served or failed
+ROLLOUT_PERCENT = "RolloutPercent"  # the percentage a container read from the flag, at each read
+# Every provider call (dimensions provider, outcome: ok | failed | limited | refused), so a
+# provider's error rate is failed / (ok + failed): ProviderErrors says why, this says how often.
+PROVIDER_ATTEMPTS = "ProviderAttempts"
 
 # Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
 # today; a metric added for logs or ad-hoc queries only goes here, with its reason.

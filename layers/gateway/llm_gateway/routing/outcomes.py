@@ -29,6 +29,22 @@ from llm_gateway.state.shared import Reservation, SharedState
 
 LOG = logging.getLogger("llm_gateway.routing")
 _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
+# The provider's own failures (its error rate, the rollback trigger "a provider consistently
+# failing"): not its rate limits (`limited`), not what the request caused (`refused`).
+_PROVIDER_FAULT = frozenset({ErrorClass.OVERLOADED, ErrorClass.SERVER_ERROR, ErrorClass.TIMEOUT,
+                             ErrorClass.CONNECTION, ErrorClass.AUTH})
+OK, FAILED, LIMITED, REFUSED = "ok", "failed", "limited", "refused"
+
+
+def attempt_outcome(error_class: ErrorClass | None, request_caused: bool = False) -> str:
+    """The `outcome` dimension of `ProviderAttempts` for one provider call."""
+    if error_class is None:
+        return OK
+    if error_class in _RATE:
+        return LIMITED
+    if error_class in _PROVIDER_FAULT and not request_caused:
+        return FAILED
+    return REFUSED
 
 
 @dataclass
@@ -70,6 +86,7 @@ class Outcomes:
         self.headers(step, info, now, deadline=deadline)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
+        self.metrics.count(m.PROVIDER_ATTEMPTS, provider=step.key.provider, outcome=OK)
         run.attempts.append(AttemptRecord(step.key.provider, step.key.model, latency_ms=latency_s * 1000))
 
     def failure(
@@ -96,6 +113,8 @@ class Outcomes:
             self.passive.record(step.key, str(error_class), now)
         provider, model = step.key
         self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)
+        self.metrics.count(m.PROVIDER_ATTEMPTS, provider=provider,
+                           outcome=attempt_outcome(error_class, error.request_caused))
         if error_class in _RATE:
             self.metrics.count(m.RATE_LIMITED, provider=provider, model=model)
         run.attempts.append(
