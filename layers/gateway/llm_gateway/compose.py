@@ -27,6 +27,7 @@ from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, Transcr
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import RetryHandler, RetrySettings
+from llm_gateway.rollout.flag import Rollout
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.chat import ChatRouter
@@ -36,7 +37,6 @@ from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHeal
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
 from llm_gateway.routing.transcription import TranscriptionRouter
-from llm_gateway.rollout.flag import Rollout
 from llm_gateway.selection.catalog import CHAT as CHAT_CAPABILITY
 from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner

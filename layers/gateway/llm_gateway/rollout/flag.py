@@ -1,7 +1,7 @@
 """The rollout percentage: a Powertools Feature Flags value, read from AWS AppConfig or a local file.
 
 One flag, `rollout_percent`, a non-boolean feature flag (`"boolean_type": false`) whose default is
-the percentage of users the gateway routes (0–100); the rest are served the baseline way. The
+the percentage of users the gateway routes (0 to 100); the rest are served the baseline way. The
 same document works in both stores:
 
     {"rollout_percent": {"default": 25, "boolean_type": false}}
