@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("sandbox.users_cli", "create, list, update and revoke gateway keys (admin key, or --table)"),
     "usage": ("sandbox.usage_cli", "print a user's usage, limits and what is left (GET /v1/usage)"),
     "report": ("sandbox.report_cli", "build the daily cost report (JSON, CSV, summary) from the state table"),
+    "rollout": ("sandbox.rollout_cli", "show or change the safe rollout's percentage (make dev, or --stack: AppConfig)"),
     "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
 }
 

@@ -104,8 +104,40 @@ def prepare_local_env(env: MutableMapping[str, str] | None = None, *, state: str
     except BaseException:
         local.stop()
         raise
+    _local_rollout(env, local, plan)
     local.notes.append(f"API key for this gateway: {env.get('LLM_GATEWAY_DEV_KEY') or DEFAULT_DEV_KEY}")
     return local
+
+
+LOCAL_BASELINE_MODEL = "openai/gpt-4o-mini"
+
+
+def _local_rollout(env: MutableMapping[str, str], local: LocalEnvironment, plan: LocalPlan) -> None:
+    """The safe rollout, locally: a flag file of this run (`llm-gateway rollout set N` finds it
+    through GET /_sandbox/stats and rewrites it; every container re-reads it within its cache
+    time), starting at LLM_GATEWAY_ROLLOUT_PERCENT (100: everyone routed). The baseline model
+    is LLM_GATEWAY_BASELINE_MODEL, else OpenAI's gpt-4o-mini when OpenAI is served (the fakes
+    serve it); with neither, or with AppConfig named, nothing is set up here."""
+    if any(env.get(name) for name in ("LLM_GATEWAY_ROLLOUT_APPCONFIG_APPLICATION", "LLM_GATEWAY_ROLLOUT_FILE")):
+        return
+    if not env.get("LLM_GATEWAY_BASELINE_MODEL"):
+        if not (plan.fakes or env.get("OPENAI_API_KEY")):
+            return
+        env["LLM_GATEWAY_BASELINE_MODEL"] = LOCAL_BASELINE_MODEL
+    import shutil
+    import tempfile
+
+    from llm_gateway.rollout.flag import write_file
+
+    folder = tempfile.mkdtemp(prefix="llm-gateway-rollout-")
+    path = os.path.join(folder, "rollout.json")
+    write_file(path, float(env.get("LLM_GATEWAY_ROLLOUT_PERCENT") or 100))
+    env["LLM_GATEWAY_ROLLOUT_FILE"] = path
+    env.setdefault("LLM_GATEWAY_ROLLOUT_CACHE_S", "2")
+    local.stops.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    local.described["rollout"] = {"file": path, "baseline_model": env["LLM_GATEWAY_BASELINE_MODEL"]}
+    local.notes.append(f"Rollout: flag file {path} (baseline {env['LLM_GATEWAY_BASELINE_MODEL']}); "
+                       "change it with `llm-gateway rollout set N`.")
 
 
 def _start_fakes(env: MutableMapping[str, str], local: LocalEnvironment, processes: bool, config: str | None) -> None:

@@ -154,3 +154,22 @@ def build_rollout(env: Any, *, cache_s: float, on_read: Callable[[float], None] 
         return Rollout(FeatureFlags(store=FileStore(env.file)), fallback=env.percent, cache_s=cache_s, clock=clock,
                        on_read=on_read)
     return Rollout(None, fallback=env.percent, cache_s=cache_s, clock=clock, on_read=on_read)
+
+
+class LocalRollout:
+    """The local file as operators change it (`llm-gateway rollout` on `make dev`, the rollback
+    handler under `llm-gateway invoke`): the same `status`/`set` as `AppConfigRollout`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            percent: float | None = percent_in(FileStore(self.path).get_raw_configuration)
+        except (ConfigurationStoreError, ValueError):
+            percent = None
+        return {"percent": percent, "file": str(self.path), "deploying": None}
+
+    def set(self, percent: float, *, description: str = "", strategy: str | None = None) -> dict[str, Any]:
+        write_file(self.path, percent)
+        return {"percent": check_percent(percent), "file": str(self.path)}

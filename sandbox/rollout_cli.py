@@ -1,0 +1,89 @@
+"""`llm-gateway rollout status | set N | rollback`: the safe rollout's percentage.
+
+Where it lives:
+- a running `make dev` (default, `--url http://127.0.0.1:3000`): its flag file, found through
+  `GET /_sandbox/stats`; every container re-reads it within its cache time (2 s locally);
+- a flag file (`--file PATH`);
+- a deployed stack (`--stack NAME`): AWS AppConfig, through the stack's outputs (application,
+  environment, profile, immediate deployment strategy); `set` deploys a new version of the flag.
+
+`rollback` is `set 0`: every user is served the baseline way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
+from llm_gateway.rollout.flag import LocalRollout
+
+STACK_OUTPUTS = {"application": "RolloutApplicationId", "environment": "RolloutEnvironmentId",
+                 "profile": "RolloutProfileId", "strategy": "RolloutImmediateStrategyId"}
+
+
+def stack_target(outputs: dict[str, str], stack: str) -> AppConfigTarget:
+    missing = [name for name in STACK_OUTPUTS.values() if name not in outputs]
+    if missing:
+        raise SystemExit(f"llm-gateway rollout: stack {stack} has no output {', '.join(missing)} (deployed before the rollout?)")
+    return AppConfigTarget(**{field: outputs[name] for field, name in STACK_OUTPUTS.items()})
+
+
+def _stack_rollout(stack: str, region: str | None, session: Any = None) -> AppConfigRollout:
+    import boto3
+
+    session = session or boto3.session.Session(region_name=region)
+    described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack))
+
+
+def _local_rollout(url: str) -> LocalRollout:
+    import httpx
+
+    try:
+        stats = httpx.get(url.rstrip("/") + "/_sandbox/stats", timeout=5).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise SystemExit(f"llm-gateway rollout: no running `make dev` at {url} ({exc}); use --url, --file or --stack") from None
+    rollout = stats.get("rollout") if isinstance(stats, dict) else None  # the stand-ins it runs on
+    if not rollout or not rollout.get("file"):
+        raise SystemExit(f"llm-gateway rollout: the gateway at {url} runs without a local rollout "
+                         "(AppConfig named, or no baseline model)")
+    return LocalRollout(rollout["file"])
+
+
+def main(argv: list[str], *, session: Any = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-gateway rollout", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["status", "set", "rollback"])
+    parser.add_argument("percent", nargs="?", type=float, help="with set: 0 to 100")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default="http://127.0.0.1:3000", help="a running make dev (default)")
+    where.add_argument("--file", help="a local flag file")
+    where.add_argument("--stack", help="a deployed stack: AppConfig through its outputs")
+    parser.add_argument("--region", help="with --stack: the stack's region (default: the AWS configuration's)")
+    parser.add_argument("--reason", default="", help="recorded with the new AppConfig version")
+    args = parser.parse_args(argv)
+    if args.action == "set" and args.percent is None:
+        parser.error("set needs a percentage: llm-gateway rollout set 5")
+    if args.action != "set" and args.percent is not None:
+        parser.error(f"{args.action} takes no percentage")
+    if args.stack:
+        control: Any = _stack_rollout(args.stack, args.region, session)
+    elif args.file:
+        control = LocalRollout(args.file)
+    else:
+        control = _local_rollout(args.url)
+    if args.action == "status":
+        print(json.dumps(control.status(), indent=2))
+        return 0
+    percent = 0.0 if args.action == "rollback" else float(args.percent)
+    why = args.reason or ("manual rollback" if args.action == "rollback" else f"rollout to {percent:g}%")
+    try:
+        result = control.set(percent, description=f"llm-gateway rollout: {why}")
+    except ValueError as exc:
+        print(f"llm-gateway rollout: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,179 @@
+"""The rollout in AppConfig (operators' `--stack`, the rollback Lambda) against moto.
+
+moto serves AppConfig's applications, profiles and hosted configuration versions, SNS and
+CloudFormation, but not environments or deployments: `DeploymentsOnMoto` adds those three calls
+(ListDeployments, StopDeployment, StartDeployment) over the moto client, validating each call's
+parameters against botocore's AppConfig model as the real client would, and keeping the
+deployments so `status` reads back what was deployed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
+from llm_gateway.rollout.flag import LocalRollout, flag_document
+from llm_gateway.rollout.rollback import roll_back
+from sandbox import rollout_cli
+
+REPO = Path(__file__).resolve().parents[3]
+EVENT = json.loads((REPO / "events" / "rollback_alarm.json").read_text())
+
+
+class DeploymentsOnMoto:
+    """moto's AppConfig client plus the deployment calls moto lacks (see the module docstring)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.deployments: list[dict[str, Any]] = []
+        self.stopped: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def _check(self, operation: str, params: dict[str, Any]) -> None:
+        shape = self._client.meta.service_model.operation_model(operation).input_shape
+        report = ParamValidator().validate(params, shape)
+        assert not report.has_errors(), report.generate_report()
+
+    def list_deployments(self, **params: Any) -> dict[str, Any]:
+        self._check("ListDeployments", params)
+        return {"Items": [dict(d) for d in self.deployments]}
+
+    def stop_deployment(self, **params: Any) -> dict[str, Any]:
+        self._check("StopDeployment", params)
+        self.stopped.append(params["DeploymentNumber"])
+        for deployment in self.deployments:
+            if deployment["DeploymentNumber"] == params["DeploymentNumber"]:
+                deployment["State"] = "ROLLED_BACK"
+        return {}
+
+    def start_deployment(self, **params: Any) -> dict[str, Any]:
+        self._check("StartDeployment", params)
+        assert not any(d["State"] in {"DEPLOYING", "BAKING"} for d in self.deployments), "ConflictException"
+        number = len(self.deployments) + 1
+        self.deployments.append({"DeploymentNumber": number, "ConfigurationProfileId": params["ConfigurationProfileId"],
+                                 "ConfigurationVersion": params["ConfigurationVersion"],
+                                 "DeploymentStrategyId": params["DeploymentStrategyId"], "State": "COMPLETE"})
+        return {"DeploymentNumber": number, "State": "DEPLOYING"}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+def _flag(percent: float) -> tuple[AppConfigRollout, DeploymentsOnMoto]:
+    client = DeploymentsOnMoto(boto3.client("appconfig"))
+    app = client.create_application(Name="llm-gateway")["Id"]
+    profile = client.create_configuration_profile(ApplicationId=app, Name="rollout", LocationUri="hosted",
+                                                  Type="AWS.AppConfig.FeatureFlags")["Id"]
+    rollout = AppConfigRollout(client, AppConfigTarget(app, "env1234", profile, "strat12"))
+    rollout.set(percent, description="initial")
+    return rollout, client
+
+
+def test_set_deploys_a_new_version_and_status_reads_it_back(aws: Any) -> None:
+    rollout, client = _flag(5)
+    assert rollout.status()["percent"] == 5
+    started = rollout.set(25, description="week 2")
+    assert started["version"] == 2 and rollout.status() == {"percent": 25, "version": 2, "deploying": None}
+    stored = client.get_hosted_configuration_version(ApplicationId=rollout.target.application,
+                                                     ConfigurationProfileId=rollout.target.profile, VersionNumber=2)
+    assert json.loads(stored["Content"].read()) == flag_document(25)
+    assert client.deployments[-1]["DeploymentStrategyId"] == "strat12"
+
+
+def test_a_deployment_still_baking_is_stopped_so_the_rollback_never_waits(aws: Any) -> None:
+    rollout, client = _flag(5)
+    rollout.set(25, description="week 2")
+    client.deployments[-1]["State"] = "BAKING"
+    assert rollout.status()["deploying"] == {"deployment": 2, "state": "BAKING", "percent": 25}
+    rollout.set(0, description="rollback")
+    assert client.stopped == [2]
+    assert rollout.status()["percent"] == 0
+
+
+def test_the_rollback_lambda_sets_the_rollout_to_0_on_a_real_alarm_notification(aws: Any) -> None:
+    rollout, _ = _flag(25)
+    sns = boto3.client("sns")
+    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    result = roll_back(EVENT, rollout, sns=sns, topic_arn=topic)
+    assert result["rolled_back"] and result["previous"] == 25 and result["percent"] == 0
+    assert result["alarm"] == "llm-gateway-rollback"
+    assert rollout.status()["percent"] == 0
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert "rollout set to 0% (was 25" in json.loads(message["Body"])["Message"]
+
+
+def test_an_ok_notification_changes_nothing(aws: Any) -> None:
+    rollout, client = _flag(25)
+    event = json.loads(json.dumps(EVENT))
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["NewStateValue"] = "OK"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    assert roll_back(event, rollout) == {"rolled_back": False}
+    assert rollout.status()["percent"] == 25 and len(client.deployments) == 1
+
+
+def test_the_handler_reads_its_targets_from_the_template_environment(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollout, client = _flag(5)
+    target = rollout.target
+    for name, value in (("APPLICATION", target.application), ("ENVIRONMENT", target.environment),
+                        ("PROFILE", target.profile), ("STRATEGY", "immediate")):
+        monkeypatch.setenv(f"LLM_GATEWAY_ROLLOUT_APPCONFIG_{name}", value)
+    spec = importlib.util.spec_from_file_location("rollback_app", REPO / "functions" / "rollback" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module.boto3, "client", lambda service, **kw: client if service == "appconfig" else boto3.client(service, **kw))
+    assert module.lambda_handler(EVENT, None)["rolled_back"]
+    assert client.deployments[-1]["DeploymentStrategyId"] == "immediate"
+    assert rollout.status()["percent"] == 0
+
+
+def test_the_cli_finds_a_stack_through_its_outputs(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    rollout, client = _flag(5)
+    outputs = {"RolloutApplicationId": rollout.target.application, "RolloutEnvironmentId": "env1234",
+               "RolloutProfileId": rollout.target.profile, "RolloutImmediateStrategyId": "strat12"}
+
+    class Session:
+        def client(self, service: str) -> Any:
+            if service == "appconfig":
+                return client
+            assert service == "cloudformation"
+            return type("CF", (), {"describe_stacks": staticmethod(lambda StackName: {"Stacks": [{"Outputs": [
+                {"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]})})()
+
+    assert rollout_cli.main(["set", "25", "--stack", "gw"], session=Session()) == 0
+    assert rollout.status()["percent"] == 25
+    assert rollout_cli.main(["rollback", "--stack", "gw"], session=Session()) == 0
+    assert rollout.status()["percent"] == 0
+    capsys.readouterr()
+    assert rollout_cli.main(["status", "--stack", "gw"], session=Session()) == 0
+    assert json.loads(capsys.readouterr().out)["percent"] == 0
+    assert rollout_cli.main(["set", "120", "--stack", "gw"], session=Session()) == 2
+
+
+def test_the_cli_sets_a_local_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "rollout.json"
+    assert rollout_cli.main(["set", "5", "--file", str(path)]) == 0
+    assert LocalRollout(path).status()["percent"] == 5
+    assert rollout_cli.main(["rollback", "--file", str(path)]) == 0
+    assert LocalRollout(path).status()["percent"] == 0
