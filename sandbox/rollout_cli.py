@@ -31,13 +31,16 @@ def stack_target(outputs: dict[str, str], stack: str) -> AppConfigTarget:
     return AppConfigTarget(**{field: outputs[name] for field, name in STACK_OUTPUTS.items()})
 
 
-def _stack_rollout(stack: str, region: str | None, session: Any = None) -> AppConfigRollout:
+STEP_STRATEGY_OUTPUT = "RolloutStepStrategyId"  # steps forward bake 10 minutes under the rollback alarm
+
+
+def _stack_rollout(stack: str, region: str | None, session: Any = None) -> tuple[AppConfigRollout, str | None]:
     import boto3
 
     session = session or boto3.session.Session(region_name=region)
     described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack))
+    return AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack)), outputs.get(STEP_STRATEGY_OUTPUT)
 
 
 def _local_rollout(url: str) -> LocalRollout:
@@ -69,8 +72,9 @@ def main(argv: list[str], *, session: Any = None) -> int:
         parser.error("set needs a percentage: llm-gateway rollout set 5")
     if args.action != "set" and args.percent is not None:
         parser.error(f"{args.action} takes no percentage")
+    step_strategy = None
     if args.stack:
-        control: Any = _stack_rollout(args.stack, args.region, session)
+        control, step_strategy = _stack_rollout(args.stack, args.region, session)
     elif args.file:
         control = LocalRollout(args.file)
     else:
@@ -81,7 +85,9 @@ def main(argv: list[str], *, session: Any = None) -> int:
     percent = 0.0 if args.action == "rollback" else float(args.percent)
     why = args.reason or ("manual rollback" if args.action == "rollback" else f"rollout to {percent:g}%")
     try:
-        result = control.set(percent, description=f"llm-gateway rollout: {why}")
+        # forward steps bake under the rollback alarm (AppConfig reverts them itself); rollbacks are immediate
+        strategy = step_strategy if args.action == "set" and percent > 0 else None
+        result = control.set(percent, description=f"llm-gateway rollout: {why}", strategy=strategy)
     except ValueError as exc:
         print(f"llm-gateway rollout: {exc}", file=sys.stderr)
         return 2

@@ -217,6 +217,9 @@ def representative_traffic() -> Iterator[Recorded]:
         degraded = rig(dynamodb_client=DynamoDown(), LLM_GATEWAY_STATE_TABLE="state")
         _serve(degraded, chat())
         yield from degraded.metrics.records
+        # the baseline cohort (rollout at 0 %): served, streamed live, failed, refused for capacity;
+        # then the gateway cohort refused for capacity
+        yield from _cohort_traffic()
         # a caller held to its own limit: counted apart, never as a user-visible error
         limited = rig()
         gateway = Gateway(limited.core, limited.router, limited.router.available)
@@ -226,6 +229,42 @@ def representative_traffic() -> Iterator[Recorded]:
         yield from limited.metrics.records
     finally:
         reset_local_counters()
+
+
+def _cohort_traffic() -> Iterator[Recorded]:
+    import tempfile
+
+    from llm_gateway.compose import build_rollout
+    from llm_gateway.rollout.flag import write_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/rollout.json"
+        write_file(path, 0)
+        old = rig(paid=("openai",), LLM_GATEWAY_BASELINE_MODEL="openai/gpt-4o-mini", LLM_GATEWAY_ROLLOUT_FILE=path)
+        gateway = Gateway(old.core, old.router, old.router.available, build_rollout(old.core))
+        _serve_on(gateway, chat())
+        old.fleet.set("openai", _sse_answer)
+        outcome = gateway.chat(ChatCompletionRequest.model_validate(
+            {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hi"}]}), Caller(), "req", live=True)
+        assert outcome.sse_stream is not None and outcome.headers["x-gateway-cohort"] == "baseline"
+        b"".join(outcome.sse_stream)
+        old.fleet.set("openai", status(500))
+        _serve_on(gateway, chat())
+        old.clock.advance(60)
+        old.fleet.set("openai", status(429))
+        _serve_on(gateway, chat())
+        yield from old.metrics.records
+    busy = rig()
+    for provider in ("groq", "openai", "mistral"):
+        busy.fleet.set(provider, status(429))
+    _serve(busy, chat())
+    yield from busy.metrics.records
+
+
+def _serve_on(gateway: Gateway, *requests: Any) -> None:
+    for request in requests:
+        with contextlib.suppress(GatewayError):
+            gateway.chat(request, Caller(), "req")
 
 
 @pytest.fixture(scope="module")
@@ -273,10 +312,22 @@ def test_plain_references_match_the_dimension_sets_the_code_emits(
     references: list[Reference], emitted: Mapping[str, set[frozenset[tuple[str, str]]]],
 ) -> None:
     """A metric named with dimensions matches only data points with exactly those dimensions:
-    every emission of it must carry exactly that set, or the alarm or panel misses data."""
+    every emission of it must carry exactly those dimension names, or the alarm or panel misses
+    data; and the values it names are emitted (a cohort, an outcome), or for `provider` are a
+    provider the code serves (the traffic above runs on three of them)."""
+    from llm_gateway.providers.registry import provider_specs
+
     for ref in references:
-        if ref.exact_dims is not None and ref.metric in emitted:
-            assert emitted[ref.metric] == {ref.exact_dims}, (ref.where, ref.metric, emitted[ref.metric])
+        if ref.exact_dims is None or ref.metric not in emitted:
+            continue
+        names = {frozenset(name for name, _ in dims) for dims in emitted[ref.metric]}
+        assert names == {frozenset(name for name, _ in ref.exact_dims)}, (ref.where, ref.metric, names)
+        seen = {pair for dims in emitted[ref.metric] for pair in dims}
+        for name, value in ref.exact_dims:
+            if name == "provider":
+                assert value in provider_specs(), (ref.where, value)
+            else:
+                assert (name, value) in seen, (ref.where, ref.metric, name, value)
 
 
 def test_grouped_and_filtered_dimensions_are_emitted_with_the_metric(

@@ -67,7 +67,7 @@ def test_transform_and_parameters(template):
     assert params["Stage"]["Default"] == "prod"
     assert int(params["DeadlineSeconds"]["Default"]) == 25
     assert int(params["MaxAttempts"]["Default"]) == 3
-    assert params["DeploymentType"]["Default"] == "Canary10Percent5Minutes"
+    assert params["DeploymentType"]["Default"] == "Canary5PercentGateway"  # GatewayCanaryConfig (issue 12)
     for name in ("ProviderSecretName", "LogLevel", "AlarmEmail"):
         assert name in params
 
@@ -111,7 +111,7 @@ def test_functions_publish_live_alias_on_any_change(template, name):
 def test_chat_function_canary_with_existing_rollback_alarms(template):
     props = function_props(template, "ChatFunction")
     pref = props["DeploymentPreference"]
-    assert ref_name(pref["Type"]) == "DeploymentType"
+    assert pref["Type"] == {"Fn::If": ["GatewayCanary", {"Ref": "GatewayCanaryConfig"}, {"Ref": "DeploymentType"}]}
     alarm_names = [ref_name(a) for a in pref["Alarms"]]
     assert len(alarm_names) >= 3
     alarms = resources(template, "AWS::CloudWatch::Alarm")
@@ -221,7 +221,8 @@ def test_dynamodb_statements_name_only_the_state_table(template):
     for function in ("ChatFunction", "HealthFunction"):
         for policy in template["Resources"][function]["Properties"]["Policies"]:
             for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-                assert statement["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}, function
+                if any(str(action).startswith("dynamodb:") for action in statement["Action"]):
+                    assert statement["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}, function
 
 
 def test_chat_function_reserved_concurrency_is_a_parameter(template):
@@ -294,14 +295,16 @@ def test_metric_math_alarms_return_exactly_one_series(template):
     for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         metrics = alarm["Properties"].get("Metrics")
         if metrics:
-            assert sum(1 for m in metrics if m.get("ReturnData") is True) == 1, name
+            # an anomaly-detection alarm returns its metric and its band (ThresholdMetricId)
+            band = 1 if alarm["Properties"].get("ThresholdMetricId") else 0
+            assert sum(1 for m in metrics if m.get("ReturnData") is True) == 1 + band, name
             ids = {m["Id"] for m in metrics}
             for m in metrics:
                 if m.get("Expression", "").startswith("SELECT"):  # Metrics Insights: one query only
                     assert len(metrics) == 1 and m.get("Period"), name
                     continue
                 for token in re.findall(r"\b[a-z][A-Za-z0-9_]*\b", m.get("Expression", "")):
-                    if token not in {"IF", "FILL"} and not token.isupper():
+                    if token not in {"IF", "FILL", "MAX", "ANOMALY_DETECTION_BAND"} and not token.isupper():
                         assert token in ids, f"{name}: expression uses unknown id {token}"
 
 
@@ -315,9 +318,20 @@ def test_error_rate_alarm_reads_gateway_metrics(template):
     assert names == {"UserVisibleErrors", "Requests"}
 
 
+# Metrics emitted with a fixed dimension set (observability/metrics.py), which alarms may name
+# series by series; the rest may carry provider/model dimensions and are aggregated with Metrics
+# Insights.
+FIXED_DIMENSIONS = {
+    "Requests": {"service", "cohort"}, "UserVisibleErrors": {"service", "cohort"},
+    "CapacityRejected": {"service", "cohort"}, "RequestCostUSD": {"service", "cohort"},
+    "RequestLatencyMs": {"service", "cohort"}, "TimeToFirstTokenMs": {"service", "cohort"},
+    "ProviderAttempts": {"service", "provider", "outcome"},
+}
+
+
 def test_alarms_read_fixed_dimension_series_only_for_gateway_totals(template):
-    """Only Requests/UserVisibleErrors are emitted with exactly {service}; the rest may carry
-    provider/model dimensions, so alarms must aggregate them with Metrics Insights."""
+    """Only the metrics of FIXED_DIMENSIONS are named series by series, with exactly their
+    dimensions (tests/unit/test_metrics_contract.py holds the code to them)."""
     for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
         props = alarm["Properties"]
         stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
@@ -325,8 +339,9 @@ def test_alarms_read_fixed_dimension_series_only_for_gateway_totals(template):
             stats.append(props)
         for metric in stats:
             if metric["Namespace"] == "LlmGateway":
-                assert metric["MetricName"] in {"Requests", "UserVisibleErrors"}, name
-                assert metric["Dimensions"] == [{"Name": "service", "Value": "llm-gateway"}], name
+                assert metric["MetricName"] in FIXED_DIMENSIONS, name
+                assert {d["Name"] for d in metric["Dimensions"]} == FIXED_DIMENSIONS[metric["MetricName"]], name
+                assert {"Name": "service", "Value": "llm-gateway"} in metric["Dimensions"], name
 
 
 def test_operational_alarms_exist(template):
@@ -340,12 +355,16 @@ def test_operational_alarms_exist(template):
         assert f"SUM({metric})" in expressions, name
 
 
-def test_latency_alarm_watches_live_alias_p95(template):
+def test_latency_alarm_watches_the_gateways_own_latency_not_lambda_duration(template):
+    """The Lambda's Duration includes whole streamed answers (minutes): the canary's latency
+    alarm reads the gateway's own p95 (answers sent whole) and time to first token (streams)."""
     props = template["Resources"]["ChatLatencyP95Alarm"]["Properties"]
-    assert props["Namespace"] == "AWS/Lambda" and props["MetricName"] == "Duration"
-    assert props["ExtendedStatistic"] == "p95"
-    resource_dim = next(d for d in props["Dimensions"] if d["Name"] == "Resource")
-    assert resource_dim["Value"] == {"Fn::Sub": "${ChatFunction}:live"}
+    assert "Namespace" not in props and "Duration" not in json.dumps(props)
+    read = {(m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Stat"],
+             next(d["Value"] for d in m["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "cohort"))
+            for m in props["Metrics"] if "MetricStat" in m}
+    assert read == {(metric, "p95", cohort) for metric in ("RequestLatencyMs", "TimeToFirstTokenMs")
+                    for cohort in ("gateway", "baseline")}
 
 
 def _substitute_placeholders(body: str) -> str:
@@ -507,7 +526,11 @@ def test_translation_wires_canary_to_alias(template, monkeypatch):
     assert res["HealthFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
     group = res["ChatFunctionDeploymentGroup"]["Properties"]
     alarm_refs = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
-    assert set(alarm_refs) == {"ChatErrorRateAlarm", "ChatLatencyP95Alarm", "ChatAliasErrorsAlarm"}
+    assert set(alarm_refs) == {"ChatErrorRateAlarm", "ChatLatencyP95Alarm", "ChatAliasErrorsAlarm", *ROLLOUT_TRIGGERS}
+    assert group["DeploymentConfigName"] == {"Fn::If": ["GatewayCanary", {"Ref": "GatewayCanaryConfig"},
+                                                        {"Fn::Sub": ["CodeDeployDefault.Lambda${ConfigName}",
+                                                                     {"ConfigName": {"Ref": "DeploymentType"}}]}]} or \
+        "GatewayCanaryConfig" in json.dumps(group["DeploymentConfigName"])
     permissions = [v["Properties"] for v in res.values() if v["Type"] == "AWS::Lambda::Permission"]
     chat_perms = [p for p in permissions if "Chat" in json.dumps(p["FunctionName"])]
     assert chat_perms and all(p["FunctionName"] == {"Ref": "ChatFunctionAliaslive"} for p in chat_perms)
@@ -542,6 +565,9 @@ class _Datapoint(float):
 
     def __rtruediv__(self, other: float) -> float:
         return math.nan if self == 0 else float(other) / float(self)
+
+    def __truediv__(self, other: float) -> float:
+        return math.nan if other == 0 else float(self) / float(other)
 
 
 def _eval_metric_math(expression: str, **series: float | None) -> float:
@@ -602,7 +628,7 @@ def test_transcribe_routes_on_the_same_api(template):
 
 def test_transcribe_canary_with_its_own_alarms(template):
     pref = function_props(template, "TranscribeFunction")["DeploymentPreference"]
-    assert ref_name(pref["Type"]) == "DeploymentType"
+    assert pref["Type"] == {"Fn::If": ["GatewayCanary", {"Ref": "GatewayCanaryConfig"}, {"Ref": "DeploymentType"}]}
     assert {ref_name(a) for a in pref["Alarms"]} == TRANSCRIBE_ALARMS
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     for name in TRANSCRIBE_ALARMS:
@@ -709,3 +735,127 @@ def test_transcribe_events_are_what_the_script_writes():
     spec.loader.exec_module(module)
     for name, event in module.events().items():
         assert load_event(name) == event, f"events/{name} is stale: run python events/make_transcribe_event.py"
+
+
+# ------------------------------------------------------------------ the safe rollout (issue 12)
+
+ROLLOUT_TRIGGERS = {"GatewayCohortErrorRateAlarm", "GatewayCohortCapacityAlarm", "GatewayCohortCostAlarm",
+                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm"}
+
+
+def _alarm_metrics(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    return {m["Id"]: m for m in template["Resources"][name]["Properties"]["Metrics"]}
+
+
+def _series(query: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    metric = query["MetricStat"]["Metric"]
+    return metric["MetricName"], query["MetricStat"]["Stat"], {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+
+
+def test_each_trigger_is_an_alarm_in_the_composite_that_notifies_the_rollback_lambda(template):
+    res = template["Resources"]
+    composite = res["RollbackAlarm"]
+    assert composite["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    rule = composite["Properties"]["AlarmRule"]["Fn::Sub"]
+    assert set(re.findall(r'ALARM\("\$\{(\w+)\.Arn\}"\)', rule)) == ROLLOUT_TRIGGERS
+    assert rule.count(" OR ") == len(ROLLOUT_TRIGGERS) - 1
+    for name in ROLLOUT_TRIGGERS:
+        assert res[name]["Type"] == "AWS::CloudWatch::Alarm"
+        assert res[name]["Properties"]["TreatMissingData"] == "notBreaching"
+    assert {"Ref": "RollbackTopic"} in composite["Properties"]["AlarmActions"]
+    rollback = function_props(template, "RollbackFunction")
+    assert rollback["Events"]["RollbackAlarm"] == {"Type": "SNS", "Properties": {"Topic": {"Ref": "RollbackTopic"}}}
+    env = rollback["Environment"]["Variables"]
+    assert env["LLM_GATEWAY_ROLLOUT_APPCONFIG_STRATEGY"] == {"Ref": "RolloutImmediateStrategy"}
+    assert res["RolloutImmediateStrategy"]["Properties"]["FinalBakeTimeInMinutes"] == 0
+    assert res["RolloutImmediateStrategy"]["Properties"]["DeploymentDurationInMinutes"] == 0
+    # the CodeDeploy canaries watch the same triggers
+    chat_alarms = {ref_name(a) for a in function_props(template, "ChatFunction")["DeploymentPreference"]["Alarms"]}
+    assert chat_alarms >= ROLLOUT_TRIGGERS and len(chat_alarms) <= 10  # CodeDeploy's limit
+    canary = res["GatewayCanaryConfig"]["Properties"]["TrafficRoutingConfig"]
+    assert canary["Type"] == "TimeBasedCanary" and canary["TimeBasedCanary"]["CanaryPercentage"] == 5
+
+
+def test_the_error_trigger_is_the_gateway_cohorts_user_visible_error_rate(template):
+    metrics = _alarm_metrics(template, "GatewayCohortErrorRateAlarm")
+    assert _series(metrics["errors"]) == ("UserVisibleErrors", "Sum", {"service": "llm-gateway", "cohort": "gateway"})
+    assert _series(metrics["requests"]) == ("Requests", "Sum", {"service": "llm-gateway", "cohort": "gateway"})
+    threshold = template["Resources"]["GatewayCohortErrorRateAlarm"]["Properties"]["Threshold"]
+    assert threshold == {"Ref": "ErrorRateThresholdPercent"} and template["Parameters"]["ErrorRateThresholdPercent"]["Default"] == 1
+    capacity = _alarm_metrics(template, "GatewayCohortCapacityAlarm")
+    assert _series(capacity["rejected"])[0] == "CapacityRejected"
+    assert template["Parameters"]["CapacityRejectedThresholdPercent"]["Default"] == 0.1
+
+
+@pytest.mark.parametrize(("gateway", "baseline", "breaching"), [
+    (0.0015, 0.001, False),  # +50 %: at the threshold, not above
+    (0.0016, 0.001, True), (0.0, 0.001, False), (0.01, None, False),  # no baseline traffic: no comparison
+])
+def test_the_cost_trigger_compares_cost_per_request_with_the_baseline(template, gateway, baseline, breaching):
+    metrics = _alarm_metrics(template, "GatewayCohortCostAlarm")
+    assert _series(metrics["costGateway"]) == ("RequestCostUSD", "Average", {"service": "llm-gateway", "cohort": "gateway"})
+    assert _series(metrics["costBaseline"])[2]["cohort"] == "baseline"
+    expression = metrics["costIncrease"]["Expression"]
+    threshold = float(template["Parameters"]["CostIncreaseThresholdPercent"]["Default"])
+    if baseline is None:
+        return  # metric math yields no datapoint without both series: missing data, not breaching
+    value = _eval_metric_math(expression, costGateway=_Datapoint(gateway), costBaseline=_Datapoint(baseline))
+    assert (value > threshold) is breaching
+
+
+@pytest.mark.parametrize(("lat", "ttft", "breaching"), [((900, 500), (0, 0), False), ((1100, 500), (0, 0), True),
+                                                        ((500, 500), (2500, 1000), True)])
+def test_the_latency_trigger_is_twice_the_baseline_for_answers_or_first_tokens(template, lat, ttft, breaching):
+    metrics = _alarm_metrics(template, "GatewayCohortLatencyAlarm")
+    values = {"latencyGateway": _Datapoint(lat[0]), "latencyBaseline": _Datapoint(lat[1]),
+              "ttftGateway": _Datapoint(ttft[0]), "ttftBaseline": _Datapoint(ttft[1])}
+    ratios = {name: _eval_metric_math(metrics[name]["Expression"], **values) for name in ("latencyRatio", "ttftRatio")}
+    assert metrics["worstRatio"]["Expression"] == "MAX([latencyRatio, ttftRatio])"
+    threshold = float(template["Parameters"]["LatencyRatioThreshold"]["Default"])
+    assert (max(ratios.values()) > threshold) is breaching
+
+
+@pytest.mark.parametrize(("ok", "failed", "breaching"), [(10, 10, False), (4, 11, True), (1, 3, False), (None, 6, True)])
+def test_the_provider_trigger_is_failed_over_attempts_for_consecutive_minutes(template, ok, failed, breaching):
+    props = template["Resources"]["ProviderFailingAlarm"]["Properties"]
+    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
+    metrics = _alarm_metrics(template, "ProviderFailingAlarm")
+    from llm_gateway.providers.registry import provider_specs
+
+    watched = {_series(m)[2]["provider"] for m in metrics.values() if "MetricStat" in m}
+    assert watched == {"groq", "gemini", "cohere", "mistral", "openai"} and watched <= set(provider_specs())
+    value = _eval_metric_math(metrics["groqRate"]["Expression"], groqOk=ok, groqFailed=failed)
+    threshold = float(template["Parameters"]["ProviderFailingThresholdPercent"]["Default"])
+    assert (value > threshold) is breaching
+
+
+def test_the_flag_lives_in_appconfig_and_the_chat_function_reads_it(template):
+    res = template["Resources"]
+    assert res["RolloutProfile"]["Properties"]["Type"] == "AWS.Freeform"  # Powertools' schema, not AppConfig's
+    content = res["RolloutInitialVersion"]["Properties"]["Content"]["Fn::Sub"]
+    assert json.loads(content.replace("${InitialRolloutPercent}", "0")) == {
+        "rollout_percent": {"default": 0, "boolean_type": False}}
+    env = function_props(template, "ChatFunction")["Environment"]["Variables"]
+    assert env["LLM_GATEWAY_BASELINE_MODEL"] == {"Ref": "BaselineModel"}
+    for name, resource in (("APPLICATION", "RolloutApplication"), ("ENVIRONMENT", "RolloutEnvironment"),
+                           ("PROFILE", "RolloutProfile")):
+        assert env[f"LLM_GATEWAY_ROLLOUT_APPCONFIG_{name}"] == {"Ref": resource}
+    statements = [s for p in res["ChatFunction"]["Properties"]["Policies"] if isinstance(p, dict)
+                  for s in p.get("Statement", [])]
+    reads = next(s for s in statements if s.get("Sid") == "RolloutFlagRead")
+    assert set(reads["Action"]) == {"appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"}
+    assert res["RolloutEnvironment"]["Properties"]["Monitors"][0]["AlarmArn"] == {"Fn::GetAtt": ["RollbackAlarm", "Arn"]}
+    outputs = template["Outputs"]
+    from sandbox.rollout_cli import STACK_OUTPUTS, STEP_STRATEGY_OUTPUT
+
+    assert set(STACK_OUTPUTS.values()) | {STEP_STRATEGY_OUTPUT, "RollbackAlarmName"} <= set(outputs)
+
+
+def test_the_rollback_role_holds_exactly_the_appconfig_calls_the_code_makes(template):
+    source = (LAYER / "rollout" / "appconfig.py").read_text(encoding="utf-8")
+    calls = set(re.findall(r"\bself\.appconfig\.([a-z_]+)\(", source))
+    assert calls, "the scan found no call"
+    statements = [s for p in template["Resources"]["RollbackFunction"]["Properties"]["Policies"]
+                  if isinstance(p, dict) for s in p.get("Statement", [])]
+    actions = {a for s in statements for a in s["Action"] if a.startswith("appconfig:")}
+    assert actions == {"appconfig:" + "".join(part.capitalize() for part in op.split("_")) for op in calls}

@@ -30,15 +30,15 @@ class AppConfigTarget:
 
 
 class AppConfigRollout:
-    def __init__(self, client: Any, target: AppConfigTarget) -> None:
-        self.client = client
+    def __init__(self, appconfig: Any, target: AppConfigTarget) -> None:
+        self.appconfig = appconfig
         self.target = target
 
     def _deployments(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"ApplicationId": self.target.application, "EnvironmentId": self.target.environment}
         while True:
-            page = self.client.list_deployments(**kwargs)
+            page = self.appconfig.list_deployments(**kwargs)
             items += page.get("Items", [])
             if not page.get("NextToken"):
                 break
@@ -47,7 +47,7 @@ class AppConfigRollout:
         return sorted(mine, key=lambda d: d["DeploymentNumber"], reverse=True)
 
     def _percent_of(self, version: str | int) -> float:
-        answer = self.client.get_hosted_configuration_version(
+        answer = self.appconfig.get_hosted_configuration_version(
             ApplicationId=self.target.application, ConfigurationProfileId=self.target.profile,
             VersionNumber=int(version))
         content = answer["Content"]
@@ -74,14 +74,14 @@ class AppConfigRollout:
         document = flag_document(percent)  # refuses a bad percentage before any call
         for deployment in self._deployments():
             if deployment.get("State") in RUNNING:
-                self.client.stop_deployment(ApplicationId=self.target.application,
+                self.appconfig.stop_deployment(ApplicationId=self.target.application,
                                             EnvironmentId=self.target.environment,
                                             DeploymentNumber=deployment["DeploymentNumber"])
-        version = self.client.create_hosted_configuration_version(
+        version = self.appconfig.create_hosted_configuration_version(
             ApplicationId=self.target.application, ConfigurationProfileId=self.target.profile,
             Content=json.dumps(document).encode(), ContentType=CONTENT_TYPE, Description=description[:1024],
         )["VersionNumber"]
-        started = self.client.start_deployment(
+        started = self.appconfig.start_deployment(
             ApplicationId=self.target.application, EnvironmentId=self.target.environment,
             DeploymentStrategyId=strategy or self.target.strategy, ConfigurationProfileId=self.target.profile,
             ConfigurationVersion=str(version), Description=description[:1024],
