@@ -77,6 +77,10 @@ def configured_env(env: Mapping[str, str], plan: LocalPlan, fakes_config: str | 
     if plan.s3:
         out["LLM_GATEWAY_AUDIO_BUCKET"] = PLACEHOLDER_BUCKET
         out["LLM_GATEWAY_S3_ENDPOINT"] = PLACEHOLDER_URL
+    baseline = _local_baseline(env, plan)
+    if baseline is not None:
+        out["LLM_GATEWAY_BASELINE_MODEL"] = baseline
+        out["LLM_GATEWAY_ROLLOUT_FILE"] = "/nonexistent/rollout.json"  # made at start
     return out
 
 
@@ -112,18 +116,26 @@ def prepare_local_env(env: MutableMapping[str, str] | None = None, *, state: str
 LOCAL_BASELINE_MODEL = "openai/gpt-4o-mini"
 
 
+def _local_baseline(env: Mapping[str, str], plan: LocalPlan) -> str | None:
+    """The baseline model of a local rollout, or None when none is set up here (AppConfig or a
+    flag file named, or no baseline model and OpenAI not served)."""
+    if any(env.get(name) for name in ("LLM_GATEWAY_ROLLOUT_APPCONFIG_APPLICATION", "LLM_GATEWAY_ROLLOUT_FILE")):
+        return None
+    if env.get("LLM_GATEWAY_BASELINE_MODEL"):
+        return env["LLM_GATEWAY_BASELINE_MODEL"]
+    return LOCAL_BASELINE_MODEL if plan.fakes or env.get("OPENAI_API_KEY") else None
+
+
 def _local_rollout(env: MutableMapping[str, str], local: LocalEnvironment, plan: LocalPlan) -> None:
     """The safe rollout, locally: a flag file of this run (`llm-gateway rollout set N` finds it
     through GET /_sandbox/stats and rewrites it; every container re-reads it within its cache
     time), starting at LLM_GATEWAY_ROLLOUT_PERCENT (100: everyone routed). The baseline model
     is LLM_GATEWAY_BASELINE_MODEL, else OpenAI's gpt-4o-mini when OpenAI is served (the fakes
     serve it); with neither, or with AppConfig named, nothing is set up here."""
-    if any(env.get(name) for name in ("LLM_GATEWAY_ROLLOUT_APPCONFIG_APPLICATION", "LLM_GATEWAY_ROLLOUT_FILE")):
+    baseline = _local_baseline(env, plan)
+    if baseline is None:
         return
-    if not env.get("LLM_GATEWAY_BASELINE_MODEL"):
-        if not (plan.fakes or env.get("OPENAI_API_KEY")):
-            return
-        env["LLM_GATEWAY_BASELINE_MODEL"] = LOCAL_BASELINE_MODEL
+    env["LLM_GATEWAY_BASELINE_MODEL"] = baseline
     import shutil
     import tempfile
 

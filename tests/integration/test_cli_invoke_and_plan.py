@@ -37,6 +37,7 @@ EVENT_RESULTS = {
     "transcribe_bad.json": ("transcribe", 400), "transcribe_upload.json": ("transcribe", 200),
     "transcribe_job_run.json": ("transcribe", "skipped"),  # a job runner event for a job that does not exist
     "cost_report_schedule.json": ("cost_report", "report"),  # the day before the event's time, of an empty ledger
+    "rollback_alarm.json": ("rollback", "rolled back"),  # the composite alarm's notification: the local flag at 0 %
 }
 
 
@@ -54,6 +55,9 @@ def test_every_event_file_runs_with_invoke_in_a_bare_shell(event):
     result = json.loads(done.stdout)
     if status is None:
         assert result["checked"] == 5 and all(p["available"] for p in result["providers"].values())
+    elif status == "rolled back":
+        assert result["rolled_back"] and result["percent"] == 0 and result["previous"] == 100
+        assert result["alarm"] == "llm-gateway-rollback"
     elif status == "report":
         assert result["date"] == "2026-11-26" and "cost report for 2026-11-26" in result["summary"]
     elif isinstance(status, str):

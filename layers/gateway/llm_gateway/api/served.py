@@ -45,9 +45,9 @@ def count_failure(metrics: Metrics, status: int, code: str | None = None, **dime
         metrics.count(m.USER_LIMITED, code=str(code))
         return
     if status == 429:
-        metrics.count(m.CAPACITY_REJECTED, **dimensions)
+        metrics.count(m.CAPACITY_REJECTED, 1.0, **dimensions)
     elif status >= 500:
-        metrics.count(m.USER_VISIBLE_ERRORS, **dimensions)
+        metrics.count(m.USER_VISIBLE_ERRORS, 1.0, **dimensions)
 
 
 def log_served(logger: Any, caller: Any, capability: str, served: ServedRequest, attempts: Sequence[Any],
