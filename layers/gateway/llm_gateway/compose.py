@@ -149,19 +149,19 @@ def build_chat(core: Core) -> ChatRouter:
 def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
     """The rollout flag of the chat function (`rollout/flag.py`): AppConfig, a local file, or a
     fixed percentage; each read of it is the `RolloutPercent` metric. A baseline model the
-    catalog does not know stops the start (every baseline request would fail)."""
-    from llm_gateway.config_check import ConfigError
-    from llm_gateway.observability.metrics import ROLLOUT_PERCENT
-    from llm_gateway.rollout.flag import build_rollout as build
-
+    catalog does not know stops the start (every baseline request would fail). Without a
+    baseline model there is no rollout, and Powertools' feature flags (boto3) are never loaded."""
     settings = core.settings.rollout
     baseline = settings.baseline_model
-    if baseline is not None:
-        provider, _, model = baseline.partition("/")
-        if ModelKey(provider, model) not in {entry.key for entry in core.catalog.for_capability(CHAT_CAPABILITY)}:
-            raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
-    else:
+    if baseline is None:
         return Rollout(None, fallback=100.0)
+    from llm_gateway.config_check import ConfigError
+    from llm_gateway.observability.metrics import ROLLOUT_PERCENT
+    from llm_gateway.rollout.stores import build_rollout as build
+
+    provider, _, model = baseline.partition("/")
+    if ModelKey(provider, model) not in {entry.key for entry in core.catalog.for_capability(CHAT_CAPABILITY)}:
+        raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
     return build(settings, cache_s=settings.cache_s, appconfig_client=appconfig_client, clock=core.runner.retry.clock,
                  on_read=lambda percent: core.metrics.count(ROLLOUT_PERCENT, percent))
 

@@ -14,7 +14,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from llm_gateway.config import ConfigError, RolloutSettings, load_settings
-from llm_gateway.rollout.flag import FileStore, Rollout, build_rollout, flag_document, percent_in, write_file
+from llm_gateway.rollout.flag import Rollout, flag_document, percent_in, write_file
+from llm_gateway.rollout.stores import FileStore, build_rollout
 
 
 class Clock:

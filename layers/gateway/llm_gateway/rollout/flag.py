@@ -8,7 +8,7 @@ same document works in both stores:
 
 - AWS: `AppConfigStore` (application, environment, profile from the template), read through
   AppConfig's data API and cached `cache_s` per container.
-- Local (`make dev`, tests): `FileStore`, the same JSON in a file `llm-gateway rollout set N`
+- Local (`make dev`, tests): `stores.FileStore`, the same JSON in a file `llm-gateway rollout set N`
   rewrites; every container re-reads it at most every `cache_s`, so a change applies without a
   restart.
 
@@ -28,9 +28,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from aws_lambda_powertools.utilities.feature_flags.base import StoreProvider
-from aws_lambda_powertools.utilities.feature_flags.exceptions import ConfigurationStoreError
 
 FLAG_NAME = "rollout_percent"
 LOG = logging.getLogger("llm_gateway.rollout")
@@ -58,26 +55,6 @@ def percent_in(document: Any) -> float:
         return check_percent(document[FLAG_NAME]["default"])
     except (KeyError, TypeError) as exc:
         raise ValueError(f"no {FLAG_NAME} flag with a default in the document") from exc
-
-
-class FileStore(StoreProvider):
-    """Feature flags from a local JSON file (the same document AppConfig holds)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    @property
-    def get_raw_configuration(self) -> dict[str, Any]:
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigurationStoreError(f"cannot read the rollout file {self.path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigurationStoreError(f"the rollout file {self.path} does not hold a JSON object")
-        return loaded
-
-    def get_configuration(self) -> dict[str, Any]:
-        return self.get_raw_configuration
 
 
 def write_file(path: str | os.PathLike[str], percent: float) -> None:
@@ -137,25 +114,6 @@ class Rollout:
             return kept
 
 
-def build_rollout(env: Any, *, cache_s: float, on_read: Callable[[float], None] | None = None,
-                  appconfig_client: Any = None, clock: Callable[[], float] = time.monotonic) -> Rollout:
-    """The rollout a container runs with, from its `RolloutSettings`-like `env` (see config.py):
-    AppConfig when application, environment and profile are set; else the local file; else fixed."""
-    if env.appconfig is not None:
-        from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
-
-        application, environment, profile = env.appconfig
-        store = AppConfigStore(environment=environment, application=application, name=profile,
-                               max_age=max(1, int(cache_s)), boto3_client=appconfig_client)
-        return Rollout(FeatureFlags(store=store), fallback=0.0, cache_s=cache_s, clock=clock, on_read=on_read)
-    if env.file is not None:
-        from aws_lambda_powertools.utilities.feature_flags import FeatureFlags
-
-        return Rollout(FeatureFlags(store=FileStore(env.file)), fallback=env.percent, cache_s=cache_s, clock=clock,
-                       on_read=on_read)
-    return Rollout(None, fallback=env.percent, cache_s=cache_s, clock=clock, on_read=on_read)
-
-
 class LocalRollout:
     """The local file as operators change it (`llm-gateway rollout` on `make dev`, the rollback
     handler under `llm-gateway invoke`): the same `status`/`set` as `AppConfigRollout`."""
@@ -165,8 +123,8 @@ class LocalRollout:
 
     def status(self) -> dict[str, Any]:
         try:
-            percent: float | None = percent_in(FileStore(self.path).get_raw_configuration)
-        except (ConfigurationStoreError, ValueError):
+            percent: float | None = percent_in(json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
             percent = None
         return {"percent": percent, "file": str(self.path), "deploying": None}
 
