@@ -36,6 +36,7 @@ from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
 from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHealthStore, PassiveHealth
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
+from llm_gateway.routing.tracing import build_tracing
 from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import CHAT as CHAT_CAPABILITY
 from llm_gateway.selection.catalog import Catalog, load_catalog
@@ -121,7 +122,7 @@ def build_core(
         outcomes=Outcomes(shared, metrics, passive, failures, retry_handler.settings.backoff), failures=failures,
         timeouts=AdaptiveTimeouts(), retry=retry_handler, metrics=metrics,
         settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
-        rand=clocks.rand,
+        rand=clocks.rand, tracing=build_tracing(settings.tracing),
     )
     engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)
     return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,

@@ -95,6 +95,9 @@ class Settings:
     job_deadline_s: float = 840.0  # all provider attempts of one job (the function's timeout is 900 s)
     job_attempt_timeout_s: float = 300.0  # one provider attempt inside a job
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    # X-Ray subsegments per provider attempt (routing/tracing.py): in Lambda, unless Powertools'
+    # POWERTOOLS_TRACE_DISABLED says no (the template turns active tracing on).
+    tracing: bool = False
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
@@ -388,6 +391,7 @@ def load_settings(
         key_cache_s=_key_cache_s(env),
         **_transcription(env),
         rollout=_rollout(env),
+        tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in _TRUE,
         environment=env,
     )
     check_catalog(settings.catalog_overrides, settings.providers)

@@ -38,6 +38,7 @@ from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.run import RequestRun
+from llm_gateway.routing.tracing import AttemptTracer, NoTracing
 from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
 from llm_gateway.state.metering import Amounts
@@ -112,6 +113,7 @@ class FailoverRunner:
         wall: Callable[[], float],
         sleep: Callable[[float], None],
         rand: Callable[[], float],
+        tracing: AttemptTracer | None = None,
     ) -> None:
         self.state = state
         self.planner = planner
@@ -127,6 +129,7 @@ class FailoverRunner:
         self._wall = wall
         self._sleep = sleep
         self._rand = rand
+        self.tracing: AttemptTracer = tracing or NoTracing()
 
     # --- planning ------------------------------------------------------------------------------------
     def plan(self, prep: Preparation) -> tuple[Plan, StateSnapshot]:
@@ -215,7 +218,8 @@ class FailoverRunner:
             self.outcomes.failover(run, step)
             started = self.retry.clock()
             try:
-                result = self.breakers.call(step.key, partial(_marked, call, step, timeout, cut_short))
+                result = self.breakers.call(step.key, self.tracing.wrap(step.key.provider, step.key.model,
+                                                                        partial(_marked, call, step, timeout, cut_short)))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
