@@ -7,7 +7,10 @@ Where it lives:
 - a deployed stack (`--stack NAME`): AWS AppConfig, through the stack's outputs (application,
   environment, profile, immediate deployment strategy); `set` deploys a new version of the flag.
 
-`rollback` is `set 0`: every user is served the baseline way.
+`rollback` is `set 0`: every user is served the baseline way. `rehearse --stack NAME` proves the
+automatic path on a deployed stack: it sets the composite rollback alarm to ALARM (as a trigger
+would) and waits for the rollback Lambda to bring the flag to 0 % (the alarm returns to its real
+state at its next evaluation; go forward again with `set N`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
@@ -34,13 +39,44 @@ def stack_target(outputs: dict[str, str], stack: str) -> AppConfigTarget:
 STEP_STRATEGY_OUTPUT = "RolloutStepStrategyId"  # steps forward bake 10 minutes under the rollback alarm
 
 
-def _stack_rollout(stack: str, region: str | None, session: Any = None) -> tuple[AppConfigRollout, str | None]:
+def _session(region: str | None, session: Any = None) -> Any:
     import boto3
 
-    session = session or boto3.session.Session(region_name=region)
+    return session or boto3.session.Session(region_name=region)
+
+
+def _outputs(stack: str, session: Any) -> dict[str, str]:
     described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def _stack_rollout(stack: str, region: str | None, session: Any = None) -> tuple[AppConfigRollout, str | None]:
+    session = _session(region, session)
+    outputs = _outputs(stack, session)
     return AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack)), outputs.get(STEP_STRATEGY_OUTPUT)
+
+
+def rehearse(stack: str, session: Any, *, wait_s: float = 180.0, sleep: Callable[[float], None] = time.sleep,
+             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Set the composite rollback alarm to ALARM and wait until the flag reads 0 %."""
+    outputs = _outputs(stack, session)
+    alarm = outputs.get("RollbackAlarmName")
+    if not alarm:
+        raise SystemExit(f"llm-gateway rollout: stack {stack} has no RollbackAlarmName output")
+    rollout = AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack))
+    before = rollout.status().get("percent")
+    session.client("cloudwatch").set_alarm_state(
+        AlarmName=alarm, StateValue="ALARM", StateReason="llm-gateway rollout rehearse: proving the automatic rollback")
+    started = clock()
+    while True:
+        status = rollout.status()
+        if status.get("percent") == 0 and not status.get("deploying"):
+            return {"rehearsal": "passed", "alarm": alarm, "before": before, "percent": 0,
+                    "seconds": round(clock() - started, 1)}
+        if clock() - started > wait_s:
+            return {"rehearsal": "failed", "alarm": alarm, "before": before, "status": status,
+                    "hint": "check the rollback function's log group (/aws/lambda/<stack>-rollback)"}
+        sleep(5)
 
 
 def _local_rollout(url: str) -> LocalRollout:
@@ -59,7 +95,7 @@ def _local_rollout(url: str) -> LocalRollout:
 
 def main(argv: list[str], *, session: Any = None) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway rollout", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["status", "set", "rollback"])
+    parser.add_argument("action", choices=["status", "set", "rollback", "rehearse"])
     parser.add_argument("percent", nargs="?", type=float, help="with set: 0 to 100")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", default="http://127.0.0.1:3000", help="a running make dev (default)")
@@ -73,6 +109,12 @@ def main(argv: list[str], *, session: Any = None) -> int:
     if args.action != "set" and args.percent is not None:
         parser.error(f"{args.action} takes no percentage")
     step_strategy = None
+    if args.action == "rehearse":
+        if not args.stack:
+            parser.error("rehearse needs --stack: it proves the deployed automatic path")
+        result = rehearse(args.stack, _session(args.region, session))
+        print(json.dumps(result, indent=2))
+        return 0 if result["rehearsal"] == "passed" else 1
     if args.stack:
         control, step_strategy = _stack_rollout(args.stack, args.region, session)
     elif args.file:

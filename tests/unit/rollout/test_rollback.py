@@ -180,3 +180,36 @@ def test_the_cli_sets_a_local_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert LocalRollout(path).status()["percent"] == 5
     assert rollout_cli.main(["rollback", "--file", str(path)]) == 0
     assert LocalRollout(path).status()["percent"] == 0
+
+
+def test_rehearse_sets_the_rollback_alarm_and_waits_for_the_flag_at_0(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """On AWS the alarm's action runs the rollback Lambda; here setting the alarm state delivers
+    the same SNS notification to `roll_back` (what the Lambda runs), so the CLI's wiring is proven:
+    the alarm named by the stack output, then the flag read back until 0 %."""
+    rollout, client = _flag(25)
+    outputs = {"RolloutApplicationId": rollout.target.application, "RolloutEnvironmentId": "env1234",
+               "RolloutProfileId": rollout.target.profile, "RolloutImmediateStrategyId": "strat12",
+               "RollbackAlarmName": "gw-rollback"}
+    set_states: list[dict[str, Any]] = []
+
+    class CloudWatch:
+        def set_alarm_state(self, **params: Any) -> None:
+            set_states.append(params)
+            message = json.loads(EVENT["Records"][0]["Sns"]["Message"])
+            message.update(AlarmName=params["AlarmName"], NewStateValue=params["StateValue"])
+            event = {"Records": [{"Sns": {"Message": json.dumps(message)}}]}
+            roll_back(event, rollout)
+
+    class Session:
+        def client(self, service: str) -> Any:
+            if service == "appconfig":
+                return client
+            if service == "cloudwatch":
+                return CloudWatch()
+            return type("CF", (), {"describe_stacks": staticmethod(lambda StackName: {"Stacks": [{"Outputs": [
+                {"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]})})()
+
+    assert rollout_cli.main(["rehearse", "--stack", "gw"], session=Session()) == 0
+    assert set_states[0]["AlarmName"] == "gw-rollback" and set_states[0]["StateValue"] == "ALARM"
+    result = json.loads(capsys.readouterr().out)
+    assert result["rehearsal"] == "passed" and result["before"] == 25 and rollout.status()["percent"] == 0
