@@ -260,7 +260,8 @@ class Gateway:
             yield encode_sse(json.dumps(error.body()))
         yield encode_sse("[DONE]")
 
-    def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str, cohort: str) -> dict[str, str]:
+    def _headers(self, routed: RoutedCompletion | RoutedStream, request_id: str,
+                 cohort: str | None = None) -> dict[str, str]:
         return served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
                               routed.cost_estimated, request_id, cohort)
 
