@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -387,3 +388,27 @@ def test_a_failed_call_keeps_its_request_counted_and_gives_back_its_tokens() -> 
     assert groq, "the groq attempt reserved nothing: the test would prove nothing"
     for pk, item in groq.items():
         assert (item[REQUESTS], item[TOKENS]) == (1, 0), (pk, item)
+
+
+def test_a_failover_after_a_slow_attempt_reserves_in_the_window_of_its_own_moment() -> None:
+    """Found by `llm-gateway simulate`: the plan computes each step's windows at planning time.
+    A step reached after an attempt that took seconds must reserve in the window of *now*, not
+    in the plan's: else Mistral's organisation-wide 1 request/s is passed when another container
+    used this second meanwhile."""
+    one = rig(providers=("groq", "mistral"), mistral_rps=1, max_wait_s=0.0)
+    two = rig(providers=("groq", "mistral"), mistral_rps=1, max_wait_s=0.0, store=one.store, clock=one.clock)
+
+    def slow_then_fail(request, fleet):
+        fleet.clock.advance(3.0)  # the attempt takes seconds: the plan's 1-second windows are gone
+        assert two.router.complete(pinned("mistral")).provider == "mistral"  # meanwhile, elsewhere
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    one.fleet.then("groq", slow_then_fail)
+    result = None
+    try:
+        result = one.router.complete(chat())
+    except GatewayError as refused:
+        assert refused.status in (429, 503)  # refused rather than passing the limit
+    calls = sorted(c.at for c in one.fleet.calls + two.fleet.calls if c.provider == "mistral")
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(calls)), calls
+    assert result is None or result.provider == "mistral"

@@ -40,7 +40,7 @@ from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.run import RequestRun
 from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
-from llm_gateway.state.metering import Amounts
+from llm_gateway.state.metering import Amounts, WindowUsage, usage_of
 from llm_gateway.state.shared import Reservation, SharedState
 from llm_gateway.state.store import ModelKey
 
@@ -196,7 +196,8 @@ class FailoverRunner:
             step = run.next_step()
             if step is None:
                 raise AttemptFailed(_NoStepLeft("no plan step left"), retry=False)
-            reservation = self.state.reserve(step.usages, step.amounts, self._wall())
+            now = self._wall()
+            reservation = self.state.reserve(self._current(step, now), step.amounts, now)
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
@@ -235,6 +236,17 @@ class FailoverRunner:
             else:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
             return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
+
+    def _current(self, step: PlanStep, now: float) -> tuple[WindowUsage, ...]:
+        """The step's windows as of `now`. The plan computed them when it was made; a step reached
+        after an attempt that took seconds may lie in later windows (a 1-second one surely), and
+        reserving in the plan's would count in a window that is over: read those again."""
+        usages = step.usages
+        if all(u.meter.limit.period.start(now) == u.start for u in usages):
+            return usages
+        meters = [u.meter for u in usages]
+        snapshot = self.state.load(meters, (step.key,), now)
+        return tuple(usage_of(meter, snapshot.counters, now, snapshot.stamps) for meter in meters)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
