@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.simulate.engine import simulate
     from sandbox.simulate.report import TARGETS, summarize, write_report
 
-    result = simulate(workload, args.seed)
-    summary = summarize(result)
+    simulated = simulate(workload, args.seed)
+    summary = summarize(simulated)
     if args.out:
-        write_report(result, summary, args.out, command)
+        write_report(simulated, summary, args.out, command)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'PASS' if verdict['pass'] else 'FAIL'}  {key:<28} {verdict['value']!s:<12} {verdict['target']:<10} {label}")
     print(f"  user_error_rate {summary['user_error_rate']}, failover_rate {summary['failover_rate']}, "
           f"shares {summary['provider_shares']}")
-    if result.bugs:
-        print(f"  {len(result.bugs)} unexpected exceptions in the gateway; the first:\n{result.bugs[0]}")
+    if simulated.bugs:
+        print(f"  {len(simulated.bugs)} unexpected exceptions in the gateway; the first:\n{simulated.bugs[0]}")
     if args.out:
         print(f"report: {args.out / 'report.md'}")
     return 0

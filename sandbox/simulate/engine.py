@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +25,6 @@ import httpx
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.compose import Core, build_chat, build_core, build_transcription
 from llm_gateway.config import Settings, load_settings
-from llm_gateway.observability import metrics as m
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
@@ -47,8 +46,8 @@ class SimMetrics:
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
-        self.totals: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
-        self.hourly: dict[str, Counter[int]] = defaultdict(Counter)
+        self.totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        self.hourly: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
 
     def count(self, name: str, value: float = 1.0, **dimensions: str) -> None:
         self.totals[(name, tuple(sorted(dimensions.items())))] += value
@@ -151,7 +150,7 @@ class Simulation:
         chat, transcription = build_chat(core), build_transcription(core)
         core.runner.plan = self._timed(core.runner.plan)  # type: ignore[method-assign]
         chat.preparer.prepare = self._timed(chat.preparer.prepare)  # type: ignore[method-assign]
-        chat.preparer.tokens.estimate = self._counted(chat.preparer.tokens.estimate)  # type: ignore[method-assign]
+        chat.preparer.tokens.estimate = self._counted(chat.preparer.tokens.estimate)  # type: ignore[method-assign,assignment]
         transcription.preparer.prepare = self._timed(transcription.preparer.prepare)  # type: ignore[method-assign]
         self.built += 1
         return Container(core, chat, transcription)

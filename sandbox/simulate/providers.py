@@ -10,8 +10,8 @@ that does not fit is answered 429 *and recorded as a violation*: the gateway is 
 to send one, so any violation is a gateway bug (or a scenario's storm, which is recorded apart).
 
 What a request consumes is stated inside its prompt by the simulator (`[sim in=N out=M]`): the
-provider counts N × its catalog token factor prompt tokens, writes M tokens (at most max_tokens),
-and takes `first_token_s + M × per_token_s` (× a log-normal jitter, × a slow scenario's factor) to
+provider counts N x its catalog token factor prompt tokens, writes M tokens (at most max_tokens),
+and takes `first_token_s + M x per_token_s` (x a log-normal jitter, x a slow scenario's factor) to
 answer; a call the gateway gave less time than that times out after the time it was given.
 """
 
@@ -31,7 +31,14 @@ import httpx
 from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.state.metering import AUDIO_SECONDS, MONTH, REQUESTS, TOKENS
 from sandbox.fakes.content import make_reply
-from sandbox.fakes.limits import DIMENSIONS, CalendarMonth, Exceeded, LimitSnapshot, SlidingWindow, WindowState
+from sandbox.fakes.limits import (
+    DIMENSIONS,
+    CalendarMonth,
+    Exceeded,
+    LimitSnapshot,
+    SlidingWindow,
+    WindowState,
+)
 from sandbox.fakes.registry import FAKES
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route, Wire
 from sandbox.simulate.clock import VirtualClock

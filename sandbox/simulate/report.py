@@ -83,6 +83,12 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "failover_rate": round(sum(1 for o in served if o.attempts > 1) / total, 6),
         "provider_shares": {p: round(by_provider.get(p, 0) / n_served, 6) for p in PROVIDERS},
         "errors": dict(sorted(errors.items())),
+        "errors_of_pinned_requests": dict(sorted(Counter(
+            f"{o.status} {o.code}" for o in outcomes if o.status != 200 and o.pinned).items())),
+        "user_error_rate_auto": round(sum(1 for o in outcomes if o.status != 200 and not o.pinned)
+                                      / max(1, sum(1 for o in outcomes if not o.pinned)), 6),
+        "user_rate_limit_error_rate_auto": round(sum(1 for o in outcomes if o.status == 429 and not o.pinned)
+                                                 / max(1, sum(1 for o in outcomes if not o.pinned)), 6),
         "users_with_an_error": len({o.user for o in outcomes if o.status != 200}),
         "latency_p50_s": round(_percentile([o.latency_s for o in served], 0.50), 3),
         "latency_p95_s": round(_percentile([o.latency_s for o in served], 0.95), 3),
@@ -246,6 +252,10 @@ state store is in memory).
 ## Errors users saw
 
 {errors}
+
+Of which requests that pinned a model: {summary['errors_of_pinned_requests'] or 'none'}. Without
+pinned requests the user error rate is {summary['user_error_rate_auto'] * 100:.3f} % and the
+rate-limit error rate {summary['user_rate_limit_error_rate_auto'] * 100:.3f} %.
 
 ## Calls refused by a provider's own limit (the gateway should never send one)
 

@@ -8,10 +8,10 @@ From the workload file's `providers:` and `scenario:` sections:
     scenario:
       - {type: outage, provider: gemini, at_h: 10, hours: 1}            # every call: 503 (or mode: timeout | refused)
       - {type: rate_limit_storm, provider: groq, at_h: 14, hours: 0.5, share: 0.8, retry_after_s: 20}
-      - {type: slow, provider: mistral, at_h: 16, hours: 2, factor: 10}  # latency × factor
+      - {type: slow, provider: mistral, at_h: 16, hours: 2, factor: 10}  # latency x factor
       - {type: key_revoked, provider: cohere, at_h: 18}                  # 401 from then on (hours: to restore)
 
-Transcription latency is `first_token_s + audio seconds × audio_factor` (default 0.02: a minute
+Transcription latency is `first_token_s + audio seconds x audio_factor` (default 0.02: a minute
 of audio in 1.2 s).
 """
 
@@ -59,9 +59,9 @@ class Event:
         return self.start_s <= now < self.end_s
 
     def describe(self) -> str:
-        span = f"{self.start_s / 3600:g}h–{self.end_s / 3600:g}h" if self.end_s < 1e12 else f"from {self.start_s / 3600:g}h"
+        span = f"{self.start_s / 3600:g}h-{self.end_s / 3600:g}h" if self.end_s < 1e12 else f"from {self.start_s / 3600:g}h"
         extra = {"outage": f" ({self.mode})", "rate_limit_storm": f" ({self.share:.0%} of calls get 429)",
-                 "slow": f" (latency × {self.factor:g})", "key_revoked": " (401)"}[self.type]
+                 "slow": f" (latency x {self.factor:g})", "key_revoked": " (401)"}[self.type]
         return f"{self.type} of {self.provider} {span}{extra}"
 
 

@@ -4,7 +4,6 @@ it costs."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sandbox.simulate.engine import simulate
@@ -84,4 +83,3 @@ def sweep_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_ = math

@@ -274,6 +274,8 @@ def generate(workload: Workload, seed: int) -> Iterator[SimRequest]:
             continue
         kind = _pick(rng, workload.kinds, "plain")
         pinned = rng.random() < workload.pinned_share
+        if pinned:  # an integration that pins a model sends what that model serves: plain chat
+            kind = "plain"
         model = workload.pinned_models[rng.randrange(len(workload.pinned_models))] if pinned else _pick(
             rng, workload.aliases, "auto")
         prompt = _quantize(workload.prompt_tokens.draw(rng))
