@@ -145,17 +145,19 @@ class Limiter:
         return LimitSnapshot(states, exceeded=exceeded)
 
     def remaining_share(self, provider: str, now: float) -> float:
-        """Free capacity left at this provider: the least-left request window per model, averaged
-        over its free models weighted by their daily (else minute) request limits."""
+        """Free capacity left at this provider: per free model, the least left (as a share) of its
+        windows of a minute or longer, any unit (a 1-second window is full or empty from one
+        instant to the next); averaged over the models, weighted by their daily request limit."""
         total = left = 0.0
         for entry in self.catalog.entries:
             if entry.provider != provider or not entry.is_free:
                 continue
-            windows = [w for w in self.of(entry) if w.unit == REQUESTS]
+            windows = [w for w in self.of(entry) if getattr(w.counts, "seconds", 60) >= 60 and w.counts.limit]
             if not windows:
                 continue
-            weight = max(w.counts.limit for w in windows)
-            share = min(w.counts.remaining(now) / w.counts.limit if w.counts.limit else 0.0 for w in windows)
+            daily = [w.counts.limit for w in windows if w.unit == REQUESTS and w.short == "rpd"]
+            weight = float(daily[0]) if daily else 1000.0
+            share = min(w.counts.remaining(now) / w.counts.limit for w in windows)
             total += weight
             left += weight * share
         return left / total if total else 0.0

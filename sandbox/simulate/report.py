@@ -178,7 +178,7 @@ def write_report(result: SimResult, summary: dict[str, Any], out: Path, command:
         ys = [s["remaining"][provider] * 100 for s in result.samples]
         if any(ys):
             ax.plot(xs, ys, label=provider)
-    ax.set(title="Free capacity left per provider (tightest request window, weighted by model)",
+    ax.set(title="Free capacity left per provider (tightest window of a minute or more, any unit)",
            xlabel="hour of the day (UTC)", ylabel="% left", ylim=(0, 101))
     ax.legend(fontsize=8)
     plots["capacity"] = save(fig, "remaining_capacity.png")
