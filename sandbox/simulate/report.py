@@ -94,6 +94,8 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "latency_p95_s": round(_percentile([o.latency_s for o in served], 0.95), 3),
         "provider_calls": {f"{p} {what}": n for (p, what), n in sorted(result.providers.outcomes.items())},
         "provider_limit_violations": len(result.providers.violations),
+        "provider_limit_violations_by_limit": dict(sorted(Counter(
+            v.limit.split("=")[0] for v in result.providers.violations).items())),
         "scenario": [e.describe() for e in result.scenario.events],
         "containers": result.containers,
         "gateway_bugs": len(result.bugs),
