@@ -15,6 +15,13 @@ either figure:
   returning a client on the same MockTransport (so neither side builds a real transport: no TLS
   context, no pool), without changing what is imported when.
 
+- streaming function: what the chat function does at a cold start on AWS, where it streams
+  behind the Lambda Web Adapter (template.yaml, Handler run.sh): the server `run.sh` starts
+  (`llm_gateway.api.lwa`: imports app.py, builds the gateway, then listens), then its first
+  request as the adapter forwards it over loopback HTTP, a `stream: true` chat read to `[DONE]`
+  (the provider's answer: the OpenAI SSE fixture). The adapter's own start (a Rust extension)
+  is not measured: it is not available here.
+
 Both pairs are run twice over: with clients on a MockTransport (neither side builds a real
 transport), and with the clients each side really builds (httpx's default transport for the
 bare call; the engine's deadline transport, with httpcore, a TLS context and a pool, for the
@@ -57,6 +64,8 @@ MEMORY_ROW = "gateway, memory state"
 DYNAMODB_ROW = "gateway, DynamoDB state (moto server)"
 REAL_BASELINE_ROW = REAL_PREFIX + "bare deps + one httpx call"
 REAL_MEMORY_ROW = REAL_PREFIX + "gateway, memory state"
+STREAMING_ROW = "streaming function (LWA server), memory state"
+REAL_STREAMING_ROW = REAL_PREFIX + "streaming function (LWA server)"
 
 # Shared by both children: the clock starts at the first statement; the fixture answer.
 _PRELUDE = """
@@ -133,6 +142,55 @@ assert _out["statusCode"] == 200, _out
 _extra = {"init_ms": (_t1 - _t0) * 1000, "first_request_ms": (_time.perf_counter() - _t1) * 1000}
 """ + _REPORT
 
+# The streaming function (template.yaml: Handler run.sh behind the Lambda Web Adapter): its cold
+# start is the server run.sh starts (`llm_gateway.api.lwa`, which imports app.py and builds the
+# gateway before it listens, so LWA's readiness check passes only then), and its first request
+# as LWA forwards it: a `stream: true` chat over HTTP on loopback, read to `[DONE]`, the provider
+# answering with the OpenAI SSE fixture. LWA itself (a Rust extension) is not in the figure.
+STREAMING = _PRELUDE + """
+import httpx, http.client as _http_client, threading as _threading
+""" + _RECORDED + """
+_sse_body = open(@SSE_FIXTURE@, "rb").read()
+def _answer_any(request):
+    if b'"stream": true' in request.content or b'"stream":true' in request.content:
+        return httpx.Response(200, content=_sse_body, headers={**_headers, "content-type": "text/event-stream"})
+    return _answer(request)
+if _REAL:
+    def _handle(self, request):
+        request.read()
+        return _answer_any(request)
+    httpx.HTTPTransport.handle_request = _handle
+import importlib.abc, importlib.util, sys as _sys
+class _OnRecordedAnswer(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "llm_gateway.providers.engine":
+            return None
+        _sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        real = spec.loader
+        class _Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return real.create_module(spec)
+            def exec_module(self, module):
+                real.exec_module(module)
+                module.build_http_client = lambda: httpx.Client(transport=httpx.MockTransport(_answer_any), trust_env=False)
+        spec.loader = _Loader()
+        return spec
+if not _REAL:
+    _sys.meta_path.insert(0, _OnRecordedAnswer())
+_sys.path.insert(0, @FUNCTIONS@)
+from llm_gateway.api.lwa import LwaServer, load_stream_handler
+_server = LwaServer(0, load_stream_handler("app:stream_handler"))
+_threading.Thread(target=_server.serve_forever, daemon=True).start()
+_t1 = _time.perf_counter()
+_conn = _http_client.HTTPConnection("127.0.0.1", _server.server_address[1])
+_conn.request("POST", "/v1/chat/completions", body=@STREAM_BODY@, headers=@LWA_HEADERS@)
+_resp = _conn.getresponse()
+_data = _resp.read()
+assert _resp.status == 200 and b"data: [DONE]" in _data, (_resp.status, _data[:300])
+_extra = {"init_ms": (_t1 - _t0) * 1000, "first_request_ms": (_time.perf_counter() - _t1) * 1000}
+""" + _REPORT
+
 
 @dataclass(frozen=True)
 class Run:
@@ -148,6 +206,19 @@ def _event() -> dict[str, object]:
     for headers in (event["headers"], event["multiValueHeaders"]):
         headers["Authorization"] = f"Bearer {CLIENT_KEY}" if headers is event["headers"] else [f"Bearer {CLIENT_KEY}"]
     return event
+
+
+def _streaming_script() -> str:
+    event = json.loads((ROOT / "events" / "chat_stream.json").read_text())
+    lwa_headers = {"content-type": "application/json", "authorization": f"Bearer {CLIENT_KEY}",
+                   "x-amzn-request-context": json.dumps(event["requestContext"]),
+                   "x-amzn-lambda-context": json.dumps({"request_id": "bench", "env_config": {"function_name": "chat"}})}
+    fixtures = ROOT / "tests" / "fixtures" / "providers" / "openai"
+    return (STREAMING.replace("@FIXTURE@", repr(str(fixtures / "chat_text.json")))
+            .replace("@SSE_FIXTURE@", repr(str(fixtures / "stream_text.sse")))
+            .replace("@FUNCTIONS@", repr(str(ROOT / "functions" / "chat")))
+            .replace("@STREAM_BODY@", repr(str(event["body"]).encode()))
+            .replace("@LWA_HEADERS@", repr(lwa_headers)))
 
 
 def _scripts() -> tuple[str, str]:
@@ -198,10 +269,11 @@ def _median(runs: list[Run], field: str) -> float:
 def measure(runs: int = RUNS, *, with_table: bool = True) -> dict[str, list[Run]]:
     """Alternating fresh interpreters; {row name: runs}."""
     baseline, gateway = _scripts()
+    streaming = _streaming_script()
     real = {"BENCH_REAL_CLIENTS": "1"}
     children: dict[str, tuple[str, dict[str, str]]] = {
-        BASELINE_ROW: (baseline, {}), MEMORY_ROW: (gateway, {}),
-        REAL_BASELINE_ROW: (baseline, real), REAL_MEMORY_ROW: (gateway, real),
+        BASELINE_ROW: (baseline, {}), MEMORY_ROW: (gateway, {}), STREAMING_ROW: (streaming, {}),
+        REAL_BASELINE_ROW: (baseline, real), REAL_MEMORY_ROW: (gateway, real), REAL_STREAMING_ROW: (streaming, real),
     }
     dynamo = None
     if with_table:

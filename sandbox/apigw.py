@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl
+
+from llm_gateway.api.lwa import rest_event
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+# A streaming invocation's function timeout: the template's ChatFunctionTimeout (default 310 s).
+STREAM_TIMEOUT_MS = int(float(os.environ.get("LLM_GATEWAY_FUNCTION_TIMEOUT_S") or 310) * 1000)
 
 
 @dataclass
@@ -58,40 +61,21 @@ def load_handler_module(function: str, instance: str = "0") -> ModuleType:
 def make_event(
     method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
 ) -> dict[str, Any]:
-    path, _, query = raw_path.partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True)) if query else None
-    content_type = headers.get("content-type", headers.get("Content-Type", ""))
-    is_text = not body or any(content_type.startswith(t) for t in TEXT_TYPES)
-    if is_text and body:
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            is_text = False  # not text whatever it claims: pass it on base64-encoded, untouched
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": "/{proxy+}",
-        "path": path,
+    """The event API Gateway would send for this request (built by the layer's `rest_event`, as
+    the Lambda Web Adapter's requests are on AWS), with a request context of our own."""
+    path = raw_path.partition("?")[0]
+    request_context = {
+        "resourcePath": "/{proxy+}",
         "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": params,
-        "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/{proxy+}",
-            "httpMethod": method,
-            "path": f"/local{path}",
-            "stage": "local",
-            "requestId": request_id,
-            "requestTimeEpoch": int(time.time() * 1000),
-            "accountId": "000000000000",
-            "apiId": "local",
-            "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent")},
-        },
-        "body": (body.decode() if is_text else base64.b64encode(body).decode()) if body else None,
-        "isBase64Encoded": bool(body) and not is_text,
+        "path": f"/local{path}",
+        "stage": "local",
+        "requestId": str(uuid.uuid4()),
+        "requestTimeEpoch": int(time.time() * 1000),
+        "accountId": "000000000000",
+        "apiId": "local",
+        "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent")},
     }
+    return rest_event(method, raw_path, headers, body, request_context)
 
 
 def response_body(response: dict[str, Any]) -> bytes:

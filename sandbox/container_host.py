@@ -18,14 +18,18 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llm_gateway.api.live import LiveResponse, prelude
+from llm_gateway.api.lwa import send_live
 from sandbox.child import announce, child_parser, hold_until_parent_stops
 from sandbox.containers import ContainerPool
 from sandbox.line_stdout import LineAtomicWriter
 
-FUNCTIONS = ("chat", "health")
+FUNCTIONS = ("chat", "health", "transcribe")
+STREAM_PREFIX = "/invoke-stream/"  # a streaming invocation (InvokeWithResponseStream's part)
 
 
 class HostServer(ThreadingHTTPServer):
@@ -53,12 +57,16 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         return
 
     def do_POST(self) -> None:
-        function = self.path.removeprefix("/invoke/")
+        streamed = self.path.startswith(STREAM_PREFIX)
+        function = self.path.removeprefix(STREAM_PREFIX if streamed else "/invoke/")
         length = int(self.headers.get("content-length") or 0)
         event = json.loads(self.rfile.read(length) or b"{}")
         pool = self.server.pools.get(function)
         if pool is None:
             self._send(404, {"errorMessage": f"no function {function!r} here"})
+            return
+        if streamed:
+            self._invoke_stream(function, pool, event)
             return
         try:
             result = pool.invoke(event)
@@ -68,6 +76,23 @@ class _InvokeHandler(BaseHTTPRequestHandler):
             return
         self._send(200, result)
 
+    def _invoke_stream(self, function: str, pool: ContainerPool, event: dict[str, Any]) -> None:
+        """`stream_handler`'s response framed as Lambda streams it to API Gateway (a JSON prelude,
+        8 NUL bytes, then the body as it is produced), in chunked encoding. When the front goes
+        away a write fails and the body is closed: the handler stops its provider call."""
+        try:
+            response = pool.invoke_stream(event)
+        except Exception as exc:
+            print(f"handler {function} raised {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            self._send(502, {"errorType": type(exc).__name__, "errorMessage": str(exc)})
+            return
+        framed = LiveResponse(200, {"content-type": "application/vnd.awslambda.http-integration-response"},
+                              _framed(response))
+        try:
+            send_live(self, framed)
+        finally:
+            response.close()  # also when the framing generator never started
+
     def _send(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -75,6 +100,15 @@ class _InvokeHandler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def _framed(response: LiveResponse) -> Iterator[bytes]:
+    """The prelude, then the body; closing this closes the body (the container is freed)."""
+    try:
+        yield prelude(response.status, response.headers)
+        yield from response.body
+    finally:
+        response.close()
 
 
 def main(argv: list[str]) -> int:

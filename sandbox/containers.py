@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
-from sandbox.apigw import LocalContext, load_handler_module
+from llm_gateway.api.live import LiveResponse
+from sandbox.apigw import STREAM_TIMEOUT_MS, LocalContext, load_handler_module
 from sandbox.gauge import Gauge
 
 
@@ -41,6 +43,31 @@ class ContainerPool:
             finally:
                 self._idle.put(module)
 
+    def invoke_stream(self, event: dict[str, Any]) -> LiveResponse:
+        """A streaming invocation (`stream_handler`): the container stays busy until the body has
+        been sent or closed, as a Lambda container does while it streams."""
+        self._slots.acquire()
+        self.executing.enter()
+        try:
+            module = self._take()
+        except BaseException:
+            self.executing.leave()
+            self._slots.release()
+            raise
+        try:
+            response: LiveResponse = module.stream_handler(
+                event, LocalContext(function_name=self.function, timeout_ms=STREAM_TIMEOUT_MS))
+        except BaseException:
+            self._free(module)
+            raise
+        response.body = _Releasing(response.body, lambda: self._free(module))
+        return response
+
+    def _free(self, module: ModuleType) -> None:
+        self._idle.put(module)
+        self.executing.leave()
+        self._slots.release()
+
     def prewarm(self, count: int = 1) -> None:
         """Cold-start `count` copies now, so that a broken handler fails at startup, not on a request."""
         for _ in range(min(count, self.size) - self._created):
@@ -57,3 +84,33 @@ class ContainerPool:
             self._created += 1
             instance = f"{self._prefix}{self._created}"
         return load_handler_module(self.function, instance)
+
+
+class _Releasing:
+    """A body that gives its container back once it is exhausted or closed (started or not)."""
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._body = body
+        self._chunks = iter(body)
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is None:
+            return
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            release()

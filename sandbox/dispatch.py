@@ -14,13 +14,17 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from llm_gateway.api.live import LiveResponse, read_prelude
+from sandbox.apigw import STREAM_TIMEOUT_MS
 from sandbox.containers import ContainerPool
 from sandbox.gauge import Gauge
 
 INVOKE_TIMEOUT_S = 30.0  # API Gateway gives up after 29 s
+STREAM_INVOKE_TIMEOUT_S = STREAM_TIMEOUT_MS / 1000  # a streamed response may run to the function timeout
 
 
 class InvokeFailed(Exception):
@@ -36,6 +40,8 @@ class Dispatcher(Protocol):
     executing: Gauge
 
     def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]: ...
+
+    def invoke_stream(self, function: str, event: dict[str, Any]) -> LiveResponse: ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -56,6 +62,18 @@ class InProcessDispatcher:
             return pool.invoke(event)
         except Exception as exc:
             raise InvokeFailed(502, "Internal server error") from exc
+
+    def invoke_stream(self, function: str, event: dict[str, Any]) -> LiveResponse:
+        try:
+            return self._pool(function).invoke_stream(event)
+        except Exception as exc:
+            raise InvokeFailed(502, "Internal server error") from exc
+
+    def _pool(self, function: str) -> ContainerPool:
+        pool = self._pools.get(function)
+        if pool is None:
+            pool = self._pools.setdefault(function, ContainerPool(function, self.containers, executing=self.executing))
+        return pool
 
     def describe(self) -> dict[str, Any]:
         return {"containers": self.containers, "hosts": 0}
@@ -91,6 +109,36 @@ class _Host:
             raise InvokeFailed(502, "Internal server error")
         return json.loads(body)
 
+    def post_stream(self, path: str, payload: dict[str, Any], done: Callable[[], None]) -> LiveResponse:
+        """A streaming invocation on a connection of its own: the response's status and headers
+        from the prelude, its body as the host sends it. Closing the body drops the connection
+        (the host then stops the handler); `done` runs once the body is over either way."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=STREAM_INVOKE_TIMEOUT_S)
+        try:
+            connection.request("POST", path, body=json.dumps(payload).encode(),
+                               headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            if response.status != 200:
+                raise InvokeFailed(502, "Internal server error")
+            chunks = _reads(response)
+            status, headers, first = read_prelude(chunks)
+        except TimeoutError as exc:
+            connection.close()
+            raise InvokeFailed(504, "Endpoint request timed out") from exc
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            connection.close()
+            raise InvokeFailed(502, "Internal server error") from exc
+        except InvokeFailed:
+            connection.close()
+            raise
+
+        def body() -> Iterator[bytes]:
+            if first:
+                yield first
+            yield from chunks
+
+        return LiveResponse(status, headers, _Closing(body(), connection, done))
+
 
 class ProcessDispatcher:
     """Sends each event to a host with a free container. Hosts are added once they have started;
@@ -119,5 +167,59 @@ class ProcessDispatcher:
         finally:
             self._free.put(host)
 
+    def invoke_stream(self, function: str, event: dict[str, Any]) -> LiveResponse:
+        """Like `invoke`, but the container (and the host's slot) stays taken while the body streams."""
+        host = self._free.get()
+        self.executing.enter()
+
+        def done() -> None:
+            self.executing.leave()
+            self._free.put(host)
+
+        try:
+            return host.post_stream(f"/invoke-stream/{function}", event, done)
+        except BaseException:
+            done()
+            raise
+
     def describe(self) -> dict[str, Any]:
         return {"containers": sum(h.containers for h in self._hosts), "hosts": len(self._hosts)}
+
+
+def _reads(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    """What the host has sent so far, as it arrives (not waiting for a full buffer)."""
+    while True:
+        data = response.read1(65536)
+        if not data:
+            return
+        yield data
+
+
+class _Closing:
+    """A streamed body that closes its connection and calls `done` once, when exhausted or closed."""
+
+    def __init__(self, chunks: Iterator[bytes], connection: http.client.HTTPConnection,
+                 done: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._connection = connection
+        self._done: Callable[[], None] | None = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except (OSError, http.client.HTTPException) as exc:  # the host went away mid-stream
+            self.close()
+            raise ConnectionAbortedError("the container host went away mid-stream") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            return
+        self._connection.close()
+        done()

@@ -20,16 +20,23 @@ class Gauge:
 
     @contextmanager
     def track(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def enter(self) -> None:
+        """One more in progress (`leave` when it ends; `track` does both around a block)."""
         with self._lock:
             self.current += 1
             self.total += 1
             self.peak = max(self.peak, self.current)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.current -= 1
-                self._lock.notify_all()
+
+    def leave(self) -> None:
+        with self._lock:
+            self.current -= 1
+            self._lock.notify_all()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Block until nothing is in progress; False if `timeout_s` passed first."""

@@ -23,11 +23,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     event = json.loads(args.event.read_text())
     try:
-        load_settings(configured_env(os.environ, plan_local_env(os.environ, args.state)))
+        load_settings(configured_env(os.environ, plan_local_env(os.environ, args.state, args.function == "transcribe")))
     except ConfigError as exc:
         print(f"llm-gateway invoke: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    local = prepare_local_env(state=args.state)
+    # The transcribe function gets an embedded S3 (uploads answer a real presigned URL); others need none.
+    local = prepare_local_env(state=args.state, uploads=args.function == "transcribe")
     for note in local.notes:
         print(note, file=sys.stderr)
     # Like `sam local invoke`: the function's own output (JSON logs, EMF metric lines) goes to

@@ -1,5 +1,6 @@
-"""The local stand-ins for what AWS provides: fake providers when no keys are set, and an
-embedded DynamoDB (moto server) for state, announced loudly so nobody mistakes them for real.
+"""The local stand-ins for what AWS provides: fake providers when no keys are set, an embedded
+DynamoDB (moto server) for state and an embedded S3 (moto server) for audio uploads, announced
+loudly so nobody mistakes them for real.
 
 Two steps, so that a bad configuration stops `make dev` before anything starts:
 `plan_local_env` decides which stand-ins are needed and `configured_env` shows the environment
@@ -20,12 +21,14 @@ from llm_gateway.providers.registry import provider_specs
 FAKE_PROVIDER_KEY = "sandbox-fake-key"
 LOCAL_REGION = "us-east-1"
 PLACEHOLDER_URL = "http://127.0.0.1:9"
+PLACEHOLDER_BUCKET = "llm-gateway-audio-local"
 
 
 @dataclass(frozen=True)
 class LocalPlan:
     fakes: bool  # no provider key in the environment: the sandbox's fakes will serve
     dynamodb: bool  # state in DynamoDB and no table configured: the embedded one will hold it
+    s3: bool = False  # uploads wanted and no bucket configured: the embedded S3 will hold them
 
 
 @dataclass
@@ -44,8 +47,13 @@ def has_provider_keys(env: Mapping[str, str]) -> bool:
     return any(env.get(k) for k in keys) or bool(env.get("LLM_GATEWAY_OPENAI_COMPATIBLE"))
 
 
-def plan_local_env(env: Mapping[str, str], state: str = "dynamodb") -> LocalPlan:
-    return LocalPlan(fakes=not has_provider_keys(env), dynamodb=state == "dynamodb" and not env.get("LLM_GATEWAY_STATE_TABLE"))
+def plan_local_env(env: Mapping[str, str], state: str = "dynamodb", uploads: bool | None = None) -> LocalPlan:
+    """`uploads`: start an embedded S3 when no bucket is configured (default: with DynamoDB state,
+    i.e. `make dev`; `llm-gateway invoke` runs with memory state and no S3 unless asked)."""
+    uploads = state == "dynamodb" if uploads is None else uploads
+    return LocalPlan(fakes=not has_provider_keys(env),
+                     dynamodb=state == "dynamodb" and not env.get("LLM_GATEWAY_STATE_TABLE"),
+                     s3=uploads and not env.get("LLM_GATEWAY_AUDIO_BUCKET"))
 
 
 def fake_provider_names(fakes_config: str | None = None) -> list[str]:
@@ -66,15 +74,19 @@ def configured_env(env: Mapping[str, str], plan: LocalPlan, fakes_config: str | 
             spec = provider_specs()[name]
             out[str(spec.key_env)] = FAKE_PROVIDER_KEY
             out[spec.base_url_env] = PLACEHOLDER_URL
+    if plan.s3:
+        out["LLM_GATEWAY_AUDIO_BUCKET"] = PLACEHOLDER_BUCKET
+        out["LLM_GATEWAY_S3_ENDPOINT"] = PLACEHOLDER_URL
     return out
 
 
 def prepare_local_env(env: MutableMapping[str, str] | None = None, *, state: str = "dynamodb",
-                      processes: bool = False, fakes_config: str | None = None) -> LocalEnvironment:
+                      processes: bool = False, fakes_config: str | None = None,
+                      uploads: bool | None = None) -> LocalEnvironment:
     """Start the stand-ins `env` (default: os.environ) lacks, and fill `env` so that `load_settings()`
     builds a working local gateway. `processes=True` runs each stand-in in its own process."""
     env = os.environ if env is None else env
-    plan = plan_local_env(env, state)
+    plan = plan_local_env(env, state, uploads)
     local = LocalEnvironment()
     env["LLM_GATEWAY_LOCAL"] = "1"
     # Local runs have no AWS region; boto3 needs one even for clients it never calls (the health
@@ -87,6 +99,8 @@ def prepare_local_env(env: MutableMapping[str, str] | None = None, *, state: str
             _start_fakes(env, local, processes, fakes_config)
         if plan.dynamodb:
             _start_dynamodb(env, local, processes)
+        if plan.s3:
+            _start_s3(env, local, processes)
     except BaseException:
         local.stop()
         raise
@@ -144,3 +158,25 @@ def _start_dynamodb(env: MutableMapping[str, str], local: LocalEnvironment, proc
     local.described["dynamodb"] = {"endpoint_url": endpoint, "table_name": table}
     where = "in its own process" if processes else "in this process"
     local.notes.append(f"State: embedded DynamoDB (moto server, {where}) at {endpoint}, table {table}.")
+
+
+def _start_s3(env: MutableMapping[str, str], local: LocalEnvironment, processes: bool) -> None:
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", LOCAL_REGION)):
+        env.setdefault(name, value)
+    if processes:
+        from sandbox.child import ChildProcess
+
+        child = ChildProcess.start("the embedded S3", "sandbox.stand_ins", ["s3"], env=env)
+        local.stops.append(child.stop)
+        endpoint, bucket = child.announced["endpoint_url"], child.announced["bucket"]
+    else:
+        from sandbox.local_s3 import start_local_s3
+
+        s3 = start_local_s3()
+        local.stops.append(s3.stop)
+        endpoint, bucket = s3.endpoint_url, s3.bucket
+    env["LLM_GATEWAY_AUDIO_BUCKET"] = bucket
+    env["LLM_GATEWAY_S3_ENDPOINT"] = endpoint
+    local.described["s3"] = {"endpoint_url": endpoint, "bucket": bucket}
+    where = "in its own process" if processes else "in this process"
+    local.notes.append(f"Uploads: embedded S3 (moto server, {where}) at {endpoint}, bucket {bucket}.")

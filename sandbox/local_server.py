@@ -19,13 +19,25 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sandbox.apigw import make_event, response_body, response_headers
+from llm_gateway.api.live import LiveResponse
+from llm_gateway.api.lwa import send_live
+from sandbox.apigw import make_event
 from sandbox.dispatch import Dispatcher, InProcessDispatcher, InvokeFailed
 from sandbox.gauge import Gauge
 from sandbox.request_log import request_line
 
 ROUTES = {"/v1/chat/completions": "chat", "/v1/models": "chat", "/v1/status": "chat"}
+AUDIO_PREFIX = "/v1/audio/"  # transcriptions, translations, uploads, jobs: the transcribe function
+
+
+def function_for(path: str) -> str:
+    """Which function API Gateway would route `path` to (template.yaml's Events)."""
+    path = path.rstrip("/")
+    if path.startswith(AUDIO_PREFIX):
+        return "transcribe"
+    return ROUTES.get(path, "chat")
 STATS_PATH = "/_sandbox/stats"
+STREAMING_FUNCTIONS = {"chat"}  # template.yaml: ResponseTransferMode RESPONSE_STREAM on its events
 
 
 class LocalGatewayServer(ThreadingHTTPServer):
@@ -90,14 +102,32 @@ class _Handler(BaseHTTPRequestHandler):
         began = time.monotonic()
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, self.path, headers, body, self.client_address[0])
-        function = ROUTES.get(path.rstrip("/"), "chat")
+        function = function_for(path)
         try:
-            response = self.server.dispatcher.invoke(function, event)
-            status, out_headers, payload = int(response.get("statusCode", 500)), response_headers(response), response_body(response)
+            # Every chat route goes through the streaming invocation, as API Gateway's STREAM
+            # integration sends them on AWS (template.yaml); only an SSE body is sent as it comes.
+            # Other functions are invoked buffered, as their (default) integrations do.
+            if function in STREAMING_FUNCTIONS:
+                live = self.server.dispatcher.invoke_stream(function, event)
+            else:
+                live = LiveResponse.from_proxy(self.server.dispatcher.invoke(function, event), [])
+            status, out_headers = live.status, live.headers
+            if out_headers.get("content-type", out_headers.get("Content-Type", "")).startswith("text/event-stream"):
+                self._send_live(live)
+                payload = None
+            else:
+                try:
+                    payload = b"".join(live.body)
+                finally:
+                    live.close()
         except InvokeFailed as failed:  # no handler result: what API Gateway answers then
             status, out_headers = failed.status, {"content-type": "application/json"}
             payload = json.dumps({"message": failed.message}).encode()
-        self._send(status, out_headers, payload)
+        except ConnectionError:  # the container host went away before the body was whole
+            status, out_headers = 502, {"content-type": "application/json"}
+            payload = json.dumps({"message": "Internal server error"}).encode()
+        if payload is not None:
+            self._send(status, out_headers, payload)
         if self.server.log is not None:
             request_id = event["requestContext"]["requestId"]
             self.server.log(request_line(self.command, path, status, out_headers, time.monotonic() - began, request_id))
@@ -112,6 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("connection", "close")
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_live(self, live: LiveResponse) -> None:
+        """Chunked, each chunk as soon as the container sends it. If the client has gone, the
+        write fails and the body is closed: that reaches the handler, which stops its provider."""
+        if not send_live(self, live):
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 

@@ -2,6 +2,7 @@
 
     python -m sandbox.stand_ins --announce-fd FD fakes [--config FILE]   -> {"providers": {...}}
     python -m sandbox.stand_ins --announce-fd FD dynamodb                -> {"endpoint_url", "table_name"}
+    python -m sandbox.stand_ins --announce-fd FD s3                      -> {"endpoint_url", "bucket"}
 
 Started by `llm-gateway serve` through `sandbox.child.ChildProcess`. The fakes were written for
 test traffic and listen with Python's default backlog of 5; a local gateway with dozens of
@@ -42,12 +43,20 @@ def _dynamodb() -> tuple[dict[str, Any], Callable[[], None]]:
     return {"endpoint_url": dynamo.endpoint_url, "table_name": dynamo.table_name}, stop
 
 
+def _s3() -> tuple[dict[str, Any], Callable[[], None]]:
+    from sandbox.local_s3 import start_local_s3
+
+    s3 = start_local_s3()
+    return {"endpoint_url": s3.endpoint_url, "bucket": s3.bucket}, s3.stop
+
+
 def main(argv: list[str]) -> int:
     parser = child_parser("python -m sandbox.stand_ins", "run one local stand-in until the parent stops")
-    parser.add_argument("which", choices=["fakes", "dynamodb"])
+    parser.add_argument("which", choices=["fakes", "dynamodb", "s3"])
     parser.add_argument("--config", help="fake providers' YAML config (default: the embedded one)")
     args = parser.parse_args(argv)
-    described, stop = _fakes(args.config) if args.which == "fakes" else _dynamodb()
+    starters = {"fakes": lambda: _fakes(args.config), "dynamodb": _dynamodb, "s3": _s3}
+    described, stop = starters[args.which]()
     try:
         announce(args.announce_fd, described)
         hold_until_parent_stops()

@@ -30,6 +30,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from llm_gateway.api import live
 from llm_gateway.api.admin import require_admin
 from llm_gateway.api.body import parse_json_body
 from llm_gateway.api.cache import TtlValue
@@ -79,6 +80,12 @@ def _parse_body() -> dict[str, Any]:
 
 
 def _outcome(outcome: ChatOutcome) -> Response:
+    if outcome.sse_stream is not None:  # sent by stream_handler as it comes; status and headers now
+        live.hand_over(outcome.sse_stream)
+        return Response(
+            status_code=outcome.status, content_type="text/event-stream", body="",
+            headers={"cache-control": "no-cache", **outcome.headers},
+        )
     if outcome.sse_body is not None:
         return Response(
             status_code=outcome.status, content_type="text/event-stream", body=outcome.sse_body,
@@ -92,7 +99,7 @@ def chat_completions() -> Response:
     caller = gateway.authenticate(app.current_event.headers.get("authorization"))
     request = ChatCompletionRequest.model_validate(_parse_body())
     remaining_s = app.lambda_context.get_remaining_time_in_millis() / 1000
-    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s))
+    return _outcome(gateway.chat(request, caller, _request_id(), remaining_s=remaining_s, live=live.is_streaming()))
 
 
 @app.get("/v1/models")
@@ -153,4 +160,13 @@ def handle_unexpected(exc: Exception) -> Response:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A buffered invocation: every response whole (`stream: true` too, as one SSE body)."""
     return app.resolve(event, context)
+
+
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> live.LiveResponse:
+    """A streaming invocation (AWS: API Gateway STREAM + Lambda Web Adapter, `llm_gateway/api/lwa.py`;
+    locally: `make dev`): the same routes, and a `stream: true` chat answer is sent as it is produced."""
+    with live.streaming() as body:
+        result = lambda_handler(event, context)
+    return live.LiveResponse.from_proxy(result, body)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sandbox.fakes.config import load_raw, provider_configs
 from sandbox.fakes.engine import FakeProvider
-from sandbox.fakes.registry import FAKES, FakeSpec
+from sandbox.fakes.registry import FAKES, FakeSpec, spec_of
 
 __all__ = ["FAKES", "FakeFleet", "FakeProvider", "FakeSpec", "start_fakes"]
 
@@ -54,8 +54,10 @@ class FakeFleet:
 def start_fakes(
     config: str | Path | dict[str, Any] | None = None, providers: list[str] | None = None
 ) -> FakeFleet:
-    """Start the fakes named in the config (default: every registered one), optionally only `providers`."""
-    configs = provider_configs(load_raw(config))
+    """Start the fakes named in the config (default: every one in FAKES), optionally only
+    `providers`."""
+    raw = load_raw(config)
+    configs = provider_configs(raw)
     missing = [p for p in (providers or []) if p not in configs]
     if missing:
         raise ValueError(f"provider(s) {missing} not in the config; it has {list(configs)}")
@@ -63,7 +65,7 @@ def start_fakes(
     started: dict[str, FakeProvider] = {}
     try:
         for name in wanted:
-            started[name] = FakeProvider(FAKES[name].wire, configs[name]).start()
+            started[name] = FakeProvider(spec_of(name).wire, configs[name]).start()
     except BaseException:
         FakeFleet(started).stop()
         raise

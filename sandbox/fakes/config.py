@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
-from sandbox.fakes.registry import FAKES
+from sandbox.fakes.registry import FAKES, spec_of
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -29,6 +29,7 @@ class ProviderConfig:
     faults: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 1234
     strict: bool = True  # reject what the real provider rejects (Wire.check_strict)
+    job_seconds_per_audio_second: float = 0.0  # how long a job (a Replicate prediction) runs per audio second
 
 
 def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
         if name not in FAKES:
             raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(FAKES)}")
         conf = conf or {}
-        defaults = FAKES[name].settings()
+        defaults = spec_of(name).settings()
         out[name] = ProviderConfig(
             models=[str(m) for m in conf.get("models") or defaults["models"]],
             limits=parse_model_limits(conf.get("limits", defaults["limits"]), f"providers.{name}.limits"),
@@ -67,6 +68,7 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
             faults=list(conf.get("faults") or []),
             seed=int(conf.get("seed", seed)),
             strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
+            job_seconds_per_audio_second=float(conf.get("job_seconds_per_audio_second", 0.0)),
         )
     return out
 

@@ -40,6 +40,8 @@ class ChatRequest:
     include_usage: bool = False
     max_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    transcript: str | None = None  # audio in the prompt (Gemini): the reply is its transcript
+    audio_tokens: int = 0  # counted into the prompt tokens
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     finish: str  # "stop" | "length" | "tool_calls" (normalized; wires map to their own words)
+    audio_tokens: int = 0  # of prompt_tokens, those for audio
 
     @property
     def total_tokens(self) -> int:
@@ -112,23 +115,27 @@ def choose_tool(req: ChatRequest) -> ToolSpec | None:
 
 
 def make_reply(provider: str, req: ChatRequest, call_id: Callable[[str, int], str]) -> Reply:
-    prompt_tokens = estimate_tokens(req.prompt_text) + 3
+    prompt_tokens = estimate_tokens(req.prompt_text) + 3 + req.audio_tokens
     tool = choose_tool(req)
     if tool is not None:
         call = ToolCall(call_id(tool.name, 0), tool.name, example_for(tool.schema))
-        return Reply(None, [call], prompt_tokens, estimate_tokens(call.arguments) + 5, "tool_calls")
+        return Reply(None, [call], prompt_tokens, estimate_tokens(call.arguments) + 5, "tool_calls", req.audio_tokens)
     text = reply_text(provider, req)
     finish = "stop"
     if req.max_tokens is not None and estimate_tokens(text) > req.max_tokens > 0 and not req.json_mode:
         text, finish = text[: req.max_tokens * 4], "length"
-    return Reply(text, [], prompt_tokens, estimate_tokens(text), finish)
+    return Reply(text, [], prompt_tokens, estimate_tokens(text), finish, req.audio_tokens)
 
 
 def reply_text(provider: str, req: ChatRequest) -> str:
     if req.json_mode:
         if req.json_schema:
             return json.dumps(example_for(req.json_schema))
+        if req.transcript is not None:
+            return json.dumps({"transcript": req.transcript})
         return json.dumps({"answer": _canned(provider, req)})
+    if req.transcript is not None:
+        return req.transcript
     return _canned(provider, req)
 
 

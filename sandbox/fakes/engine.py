@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import socket
 import struct
 import sys
@@ -27,6 +28,7 @@ from sandbox.fakes.config import ProviderConfig
 from sandbox.fakes.content import ChatRequest, Reply, make_reply
 from sandbox.fakes.limits import RateLimiter, parse_dimensions, parse_model_limits
 from sandbox.fakes.state import Fault, FaultBook, Stats
+from sandbox.fakes.transcription import AudioReply, Form, parse_multipart
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route, Wire
 
 _ERROR_FAULTS = {"429": "rate_limited", "500": "server_500", "503": "server_503", "401": "auth_fault"}
@@ -56,6 +58,8 @@ class FakeProvider:
         self.limiter = RateLimiter(config.limits, config.org_limits)
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
+        self.state: dict[str, Any] = {}  # a wire's own state (e.g. Replicate predictions); cleared on reset
+        self.state_lock = threading.Lock()
         for fault in config.faults:
             self._faults.add(fault)
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -116,6 +120,8 @@ class FakeProvider:
         self._stats.clear()
         self.limiter.reset()
         self._faults.clear()
+        with self.state_lock:
+            self.state.clear()
         with self._seq_lock:
             self._seq = itertools.count(1)
 
@@ -182,26 +188,39 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.stats_book.received(None)
             self._error(ErrorInfo("path_not_found", message=f"Invalid URL ({method} {url.path})"), ctx)
             return
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as exc:
-            self.fake.stats_book.received(route.model)
-            self._error(ErrorInfo("bad_request", message=f"We could not parse the JSON body: {exc}"), ctx)
-            return
+        body: Any
+        if route.kind == "audio":
+            try:
+                body = parse_multipart(self.headers.get("Content-Type", ""), raw)
+            except BadRequest as exc:
+                self.fake.stats_book.received(None)
+                self._error(ErrorInfo(exc.kind, message=str(exc)), ctx)
+                return
+        else:
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+                if not isinstance(body, dict):
+                    raise ValueError("body must be a JSON object")
+            except ValueError as exc:
+                self.fake.stats_book.received(route.model)
+                self._error(ErrorInfo("bad_request", message=f"We could not parse the JSON body: {exc}"), ctx)
+                return
         self._api(route, body, dict(parse_qsl(url.query)), ctx)
 
-    def _api(self, route: Route, body: dict[str, Any], query: dict[str, str], ctx: Ctx) -> None:
+    def _api(self, route: Route, body: Any, query: dict[str, str], ctx: Ctx) -> None:
         fake = self.fake
-        model = fake.wire.model_of(route, body) if route.kind == "chat" else None
+        if isinstance(body, Form):
+            model: str | None = body.get("model")
+        else:
+            model = fake.wire.model_of(route, body) if route.kind in ("chat", "custom") else None
         ctx.model = model or ""
+        ctx.extra["headers"] = {k.lower(): v for k, v in self.headers.items()}
         fake.stats_book.received(model)
         key = fake.wire.api_key({k.lower(): v for k, v in self.headers.items()}, query)
         if not key or key.startswith("invalid"):
             self._error(ErrorInfo("auth_missing" if not key else "auth_invalid", model=model), ctx)
             return
-        fault = fake.fault_book.pick(model)
+        fault = fake.fault_book.pick(model, jobs=route.starts_job)
         if fault is not None:
             fake.stats_book.fault(fault.fault)
             if self._early_fault(fault, ctx):
@@ -217,8 +236,42 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             else:
                 self._error(ErrorInfo("model_not_found", model=route.model), ctx)
+        elif route.kind == "audio":
+            self._audio(route, body, ctx, fault)
+        elif route.kind == "custom":
+            self._custom(route, body, ctx, fault)
         else:
             self._chat(route, body, ctx, fault)
+
+    def _audio(self, route: Route, form: Form, ctx: Ctx, fault: Fault | None) -> None:
+        """A multipart transcription/translation: the wire checks the form and the audio and
+        shapes the answer; limits count the request and its billed audio seconds."""
+        fake = self.fake
+        if ctx.model and ctx.model not in fake.models:
+            self._error(ErrorInfo("model_not_found", model=ctx.model), ctx)
+            return
+        try:
+            reply = fake.wire.transcribe(form, route, ctx)
+        except BadRequest as exc:
+            self._error(ErrorInfo(exc.kind, message=str(exc), model=ctx.model or None, detail=exc.detail), ctx)
+            return
+        snap = fake.limiter.admit(ctx.model, 0, math.ceil(reply.billed_seconds))
+        if snap.exceeded:
+            self._error(ErrorInfo("rate_limited", model=ctx.model, snap=snap), ctx)
+            return
+        headers = {**fake.wire.response_headers(ctx), **fake.wire.limit_headers(snap), **reply.extra_headers}
+        fake.sleep(fake.config.latency_ms)
+        self._ok_reply(reply, ctx, fault, headers)
+
+    def _custom(self, route: Route, body: dict[str, Any], ctx: Ctx, fault: Fault | None) -> None:
+        fake = self.fake
+        status, answer, headers = fake.wire.serve(fake, route, body, ctx, fault)
+        headers = {**fake.wire.response_headers(ctx), **headers}
+        if status >= 400:
+            self._send_json(status, answer, headers, ctx)
+            return
+        fake.sleep(fake.config.latency_ms)
+        self._ok_json(answer, ctx, fault, headers, status)
 
     def _chat(self, route: Route, body: dict[str, Any], ctx: Ctx, fault: Fault | None) -> None:
         fake = self.fake
@@ -283,6 +336,16 @@ class _Handler(BaseHTTPRequestHandler):
     # --- writing ------------------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
@@ -304,24 +367,39 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, headers = self.fake.wire.error(info, ctx)
         self._send_json(status, body, {**self.fake.wire.response_headers(ctx), **headers}, ctx)
 
-    def _ok_json(self, body: Any, ctx: Ctx, fault: Fault | None, headers: dict[str, str]) -> None:
-        if fault is not None and fault.fault == "trickle":
-            data = json.dumps(body).encode()
-            self.fake.stats_book.responded(ctx.model or None, 200)
-            self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers})
+    def _ok_json(
+        self, body: Any, ctx: Ctx, fault: Fault | None, headers: dict[str, str], status: int = 200
+    ) -> None:
+        self._ok_bytes(json.dumps(body).encode(), "application/json", ctx, fault, headers, status)
+
+    def _ok_reply(self, reply: AudioReply, ctx: Ctx, fault: Fault | None, headers: dict[str, str]) -> None:
+        if isinstance(reply.body, str):
+            self._ok_bytes(reply.body.encode(), reply.content_type, ctx, fault, headers)
+        else:
+            self._ok_json(reply.body, ctx, fault, headers)
+
+    def _ok_bytes(
+        self, data: bytes, content_type: str, ctx: Ctx, fault: Fault | None, headers: dict[str, str],
+        status: int = 200,
+    ) -> None:  # fmt: skip
+        """A successful buffered answer, broken as the active fault says (malformed, cut_stream,
+        trickle) or whole."""
+        kind = fault.fault if fault is not None else None
+        self.fake.stats_book.responded(ctx.model or None, status)
+        if kind == "trickle" and fault is not None:
+            self._send_head(status, {"Content-Type": content_type, "Content-Length": str(len(data)), **headers})
             self._trickle(data, fault, chunked=False)
             return
-        if fault is None or fault.fault not in ("malformed", "cut_stream"):
-            self._send_json(200, body, headers, ctx)
+        if kind not in ("malformed", "cut_stream"):
+            self._send_head(status, {"Content-Type": content_type, "Content-Length": str(len(data)), **headers})
+            self.wfile.write(data)
             return
-        data = json.dumps(body).encode()
         half = data[: max(1, len(data) // 2)]
-        length = len(half) if fault.fault == "malformed" else len(data)
+        length = len(half) if kind == "malformed" else len(data)
         # A complete (if broken) response announces that the connection closes after it, so a
         # pooled client does not send its next request into a socket that is going away.
-        closing = {"Connection": "close"} if fault.fault == "malformed" else {}
-        self.fake.stats_book.responded(ctx.model or None, 200)
-        self._send_head(200, {"Content-Type": "application/json", "Content-Length": str(length), **closing, **headers})
+        closing = {"Connection": "close"} if kind == "malformed" else {}
+        self._send_head(status, {"Content-Type": content_type, "Content-Length": str(length), **closing, **headers})
         self.wfile.write(half)
         self.close_connection = True
 
@@ -371,12 +449,14 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += int(is_content)
                 if kind == "malformed" and sent == 1 and is_content:
                     self._write_chunk(fake.wire.broken_event(ctx))
-                fake.sleep(fake.config.chunk_delay_ms)
+                self.wfile.flush()
+                fake.sleep(fault.delay_ms if kind == "slow_stream" and fault is not None else fake.config.chunk_delay_ms)
             if fake.wire.sentinel:
                 self._write_chunk(fake.wire.sentinel)
             self.wfile.write(b"0\r\n\r\n")
-        except OSError:  # the client went away mid-stream
+        except OSError:  # the client went away mid-stream: it stops here, as a provider would
             self.close_connection = True
+            fake.stats_book.abandoned()
 
     # --- /_sandbox control endpoints ----------------------------------------------------------
 

@@ -16,6 +16,14 @@ ErrorInfo `API_KEY_INVALID` (the injected "401" fault gives 401 UNAUTHENTICATED)
 (`gemini_strict.py`) answers 400 INVALID_ARGUMENT, as the real API does, to broken turn order
 (function calls/responses) and to OBJECT schemas without properties in function parameters. No rate-limit
 headers; 429 is RESOURCE_EXHAUSTED with QuotaFailure, Help and RetryInfo (`retryDelay: "34s"`).
+
+Audio (speech to text, providers.md 5.7): a user part `inlineData`/`inline_data` with an audio
+`mimeType` (audio/wav, audio/x-wav, audio/mp3, audio/mpeg, audio/aiff, audio/aac, audio/ogg,
+audio/flac; another audio type is a 400 INVALID_ARGUMENT "Unsupported MIME type") or
+`fileData.fileUri` (an http(s) or data: URL, fetched) makes the reply the synthesized transcript
+of that audio (`transcription.py`; JSON mode: `{"transcript": ...}` or the schema's example).
+`usageMetadata.promptTokenCount` counts 32 tokens per second of audio, and `promptTokensDetails`
+splits it by modality (AUDIO, TEXT).
 """
 
 from __future__ import annotations
@@ -29,10 +37,14 @@ from sandbox.fakes import gemini_strict
 from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
 from sandbox.fakes.gemini_strict import proto_field as _get
 from sandbox.fakes.limits import MODEL
+from sandbox.fakes.transcription import decode_base64, fetch_audio, heard, synthesize
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Event, Route, Wire, match_path, sse_data
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 _RPC = "type.googleapis.com/google.rpc."
+AUDIO_MIME = ("audio/wav", "audio/x-wav", "audio/wave", "audio/mp3", "audio/mpeg", "audio/aiff", "audio/aac",
+              "audio/ogg", "audio/flac")  # fmt: skip
+AUDIO_TOKENS_PER_S = 32
 _METRICS = {"requests": "generate_content_free_tier_requests",
             "tokens": "generate_content_free_tier_input_token_count"}  # fmt: skip
 
@@ -86,9 +98,20 @@ class GeminiWire(Wire):
         req = ChatRequest(model=route.model or "", raw=body)
         system = _get(body, "systemInstruction") or {}
         texts = [text_of(p) for p in _get(system, "parts", []) or []] if isinstance(system, dict) else []
+        transcripts: list[str] = []
         for content in contents:
-            texts += [json.dumps(p) if not isinstance(p.get("text"), str) else p["text"]
-                      for p in content.get("parts") or [] if isinstance(p, dict)]  # fmt: skip
+            for part in content.get("parts") or []:
+                if not isinstance(part, dict):
+                    continue
+                audio = self._audio(part)
+                if audio is not None:
+                    info = heard(audio)
+                    req.audio_tokens += math.ceil(info.duration_s * AUDIO_TOKENS_PER_S)
+                    transcripts.append(synthesize(info).text)
+                else:
+                    texts.append(part["text"] if isinstance(part.get("text"), str) else json.dumps(part))
+        if transcripts:
+            req.transcript = " ".join(transcripts)
         req.prompt_text = "\n".join(texts) + json.dumps(_get(body, "tools") or "")
         users = [c for c in contents if c.get("role", "user") == "user" and self._text(c)]
         req.last_user_text = self._text(users[-1]) if users else ""
@@ -101,6 +124,25 @@ class GeminiWire(Wire):
         self._tools(req, body)
         self._generation(req, _get(body, "generationConfig") or {})
         return req
+
+    @staticmethod
+    def _audio(part: dict[str, Any]) -> bytes | None:
+        """The audio bytes of an inline or file part with an audio MIME type (else None)."""
+        inline, file = _get(part, "inlineData"), _get(part, "fileData")
+        blob = inline if isinstance(inline, dict) else file if isinstance(file, dict) else None
+        if blob is None:
+            return None
+        mime = str(_get(blob, "mimeType") or "").lower()
+        if not mime.startswith("audio/"):
+            return None
+        if mime not in AUDIO_MIME:
+            raise BadRequest(f"Unsupported MIME type: {mime}")
+        if blob is inline:
+            return decode_base64(str(_get(blob, "data") or ""))
+        uri = str(_get(blob, "fileUri") or "")
+        if not uri.startswith(("http://", "https://", "data:")):
+            raise BadRequest(f"Cannot fetch content from the provided URL: {uri}")
+        return fetch_audio(uri)
 
     @staticmethod
     def _text(content: dict[str, Any]) -> str:
@@ -137,7 +179,10 @@ class GeminiWire(Wire):
         if final:
             usage["candidatesTokenCount"] = reply.completion_tokens
         usage["totalTokenCount"] = reply.total_tokens if final else reply.prompt_tokens
-        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": reply.prompt_tokens}]
+        text_tokens = reply.prompt_tokens - reply.audio_tokens
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": text_tokens}]
+        if reply.audio_tokens:
+            usage["promptTokensDetails"].append({"modality": "AUDIO", "tokenCount": reply.audio_tokens})
         return usage
 
     def _chunk(self, parts: list[dict[str, Any]], reply: Reply, ctx: Ctx, final: bool) -> dict[str, Any]:
@@ -200,6 +245,8 @@ class GeminiWire(Wire):
                                 "available models and their supported methods."),
             "path_not_found": (404, "NOT_FOUND", info.message),
             "bad_request": (400, "INVALID_ARGUMENT", info.message),
+            "bad_audio": (400, "INVALID_ARGUMENT", f"Request contains an invalid argument. {info.message}"),
+            "too_large": (413, "INVALID_ARGUMENT", "Request payload size exceeds the limit."),
             "server_500": (500, "INTERNAL", "An internal error has occurred. Please retry or report in "
                            "https://developers.generativeai.google/guide/troubleshooting"),
             "server_503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
@@ -213,7 +260,7 @@ class GeminiWire(Wire):
         unit, period = (over.dimension.unit, over.dimension.period) if over else ("requests", "minute")
         per_model = over is None or over.scope == MODEL
         dimensions = {"location": "global", **({"model": ctx.model} if per_model else {})}
-        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{_METRICS[unit]}",
+        violation = {"quotaMetric": f"generativelanguage.googleapis.com/{_METRICS.get(unit, unit)}",
                      "quotaId": quota_id(unit, period, per_model), "quotaDimensions": dimensions,
                      "quotaValue": str(over.limit if over else 0)}  # fmt: skip
         details = [

@@ -11,6 +11,14 @@ one delta; the final chunk (the one with `finish_reason`) carries `x_groq.usage`
 request flag (a top-level usage chunk is added only with `stream_options.include_usage`).
 `x-ratelimit-*-requests` count requests **per day** (rpd), `*-tokens` tokens per minute;
 `retry-after` (seconds) only on 429.
+
+Speech to text (providers.md 4.7, wave2.md 2): `POST /openai/v1/audio/{transcriptions,translations}`
+(multipart), whisper-large-v3 and whisper-large-v3-turbo (turbo does not translate); exactly one
+of `file` (≤ 25 MB, else 413) or `url` (fetched: data: URLs, or http(s), ≤ 40 MB); formats json
+(`{"text","x_groq":{"id"}}`, no usage), verbose_json (language, duration, segments, words,
+x_groq) and text — srt/vtt are a 400. Audio is billed at 10 s at least; the free tier's limits
+per model are 20 RPM, 2,000 RPD, 7,200 audio seconds per hour (`ash`) and 28,800 per day (`asd`),
+counted in billed seconds (registry defaults). Groq sends no audio-seconds header.
 """
 
 from __future__ import annotations
@@ -20,7 +28,11 @@ from typing import Any
 from sandbox.fakes.content import ChatRequest, Reply
 from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.openai_fake import OpenAIWire, _openai_style_headers
-from sandbox.fakes.wire import Ctx, ErrorInfo
+from sandbox.fakes.transcription import Form, Transcript, fetch_audio
+from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
+
+URL_LIMIT = 40 * 1024 * 1024  # free tier, audio passed by `url`
+MIN_BILLED_S = 10.0
 
 
 class GroqWire(OpenAIWire):
@@ -30,6 +42,30 @@ class GroqWire(OpenAIWire):
     base_path = ""
     docs_url = "https://console.groq.com/docs/rate-limits"
     whole_tool_calls = True
+    audio_models = {"whisper-large-v3": ("json", "verbose_json", "text"),
+                    "whisper-large-v3-turbo": ("json", "verbose_json", "text")}  # fmt: skip
+    translate_models = ("whisper-large-v3",)
+
+    def audio_bytes(self, form: Form) -> bytes:
+        upload, url = form.files.get("file"), form.get("url")
+        if (upload is None) == (not url):
+            raise BadRequest("either file or url must be provided, but not both" if upload else
+                             "file or url must be provided")  # fmt: skip
+        if upload is not None:
+            return upload.data
+        return fetch_audio(str(url), URL_LIMIT)
+
+    def billed_seconds(self, duration: float) -> float:
+        return max(MIN_BILLED_S, duration)
+
+    def json_transcript(self, model: str, t: Transcript, form: Form, route: Route, ctx: Ctx) -> dict[str, Any]:
+        return {"text": " " + t.text, "x_groq": {"id": self._req_id(ctx)}}
+
+    def verbose_json(self, t: Transcript, granularities: list[str], route: Route, ctx: Ctx) -> dict[str, Any]:
+        body = super().verbose_json(t, granularities, route, ctx)
+        body.pop("usage", None)
+        body["x_groq"] = {"id": self._req_id(ctx)}
+        return body
 
     def usage(self, reply: Reply) -> dict[str, Any]:
         completion_time = round(reply.completion_tokens / 1000, 6)
@@ -81,6 +117,8 @@ class GroqWire(OpenAIWire):
         if info.kind == "server_503":
             body = self.error_body("Service Unavailable", "internal_server_error", "service_unavailable")
             return 503, body, {}
+        if info.kind == "too_large":
+            return 413, self.error_body("Request Entity Too Large", "invalid_request_error", "request_too_large"), {}
         if info.kind == "path_not_found":
             return 404, self.error_body("Unknown request URL. Please check the URL for typos, or see the docs at "
                                         "https://console.groq.com/docs/", "invalid_request_error",

@@ -12,10 +12,11 @@ Limits have a scope. Per model: `limits` maps `default` and model ids to dimensi
 provider (organisation): `org_limits`, e.g. Mistral's free tier, 1 request per second for all
 models together. A request must fit every limit of its model and of the organisation.
 
-Dimensions: rps, rpm, rpd, rpmonth (requests per second/minute/day/calendar month) and tpm, tpd,
-tpmonth (tokens). A request is admitted if it fits (1 request, its prompt tokens); its completion
-tokens are charged afterwards, so token windows may run over their limit, as OpenAI's "Used"
-counts do.
+Dimensions: rps, rpm, rpd, rpmonth (requests per second/minute/day/calendar month), tpm, tpd,
+tpmonth (tokens) and ash, asd (seconds of audio per hour/day, Groq's transcription limits). A
+request is admitted if it fits (1 request, its prompt tokens, its billed audio seconds); its
+completion tokens are charged afterwards, so token windows may run over their limit, as OpenAI's
+"Used" counts do.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ _MODEL_FALLBACK = {"rpm": 1000, "tpm": 1_000_000}  # every model has a minute wi
 @dataclass(frozen=True)
 class Dimension:
     key: str  # the config key, e.g. "rpm"
-    unit: str  # "requests" | "tokens"
-    period: str  # "second" | "minute" | "day" | "month"
+    unit: str  # "requests" | "tokens" | "seconds" (of audio)
+    period: str  # "second" | "minute" | "hour" | "day" | "month"
     seconds: float  # sliding-window length; 0 for calendar months
 
 
@@ -46,7 +47,13 @@ DIMENSIONS: dict[str, Dimension] = {d.key: d for d in (
     Dimension("rpd", "requests", "day", 86_400.0), Dimension("rpmonth", "requests", "month", 0.0),
     Dimension("tpm", "tokens", "minute", 60.0), Dimension("tpd", "tokens", "day", 86_400.0),
     Dimension("tpmonth", "tokens", "month", 0.0),
+    Dimension("ash", "seconds", "hour", 3_600.0), Dimension("asd", "seconds", "day", 86_400.0),
 )}  # fmt: skip
+
+
+def _amount(key: str, requests: int, tokens: int, seconds: int) -> int:
+    unit = DIMENSIONS[key].unit
+    return requests if unit == "requests" else tokens if unit == "tokens" else seconds
 
 
 def parse_dimensions(raw: Any, where: str) -> dict[str, int]:
@@ -238,19 +245,20 @@ class RateLimiter:
     def _scopes(self, model: str) -> list[tuple[str, dict[str, Window]]]:
         return [(MODEL, self._model(model)), (ORG, self._org)]
 
-    def admit(self, model: str, prompt_tokens: int) -> LimitSnapshot:
-        """Count one request and its prompt tokens, or report the limit it runs into."""
+    def admit(self, model: str, prompt_tokens: int, audio_seconds: int = 0) -> LimitSnapshot:
+        """Count one request, its prompt tokens and billed audio seconds, or report the limit it
+        runs into."""
         with self._lock:
             now = self._clock()
             worst: Exceeded | None = None
             for scope, windows in self._scopes(model):
                 for key, window in windows.items():
-                    need = 1 if DIMENSIONS[key].unit == "requests" else prompt_tokens
+                    need = _amount(key, 1, prompt_tokens, audio_seconds)
                     wait = window.fits_in(need, now)
                     if wait > 0 and (worst is None or wait > worst.retry_after):
                         worst = Exceeded(DIMENSIONS[key], scope, window.limit, window.used, need, wait)
             if worst is None:
-                self._charge(model, 1, prompt_tokens, now)
+                self._charge(model, 1, prompt_tokens, now, audio_seconds)
             return self._snapshot(model, now, exceeded=worst)
 
     def add_tokens(self, model: str, tokens: int) -> LimitSnapshot:
@@ -260,10 +268,10 @@ class RateLimiter:
             self._charge(model, 0, tokens, now)
             return self._snapshot(model, now)
 
-    def _charge(self, model: str, requests: int, tokens: int, now: float) -> None:
+    def _charge(self, model: str, requests: int, tokens: int, now: float, seconds: int = 0) -> None:
         for _, windows in self._scopes(model):
             for key, window in windows.items():
-                window.add(requests if DIMENSIONS[key].unit == "requests" else tokens, now)
+                window.add(_amount(key, requests, tokens, seconds), now)
 
     def peek(self, model: str) -> LimitSnapshot:
         with self._lock:

@@ -17,17 +17,30 @@ nine alphanumerics → 400 `invalid_function_call` (code 3280). Rate-limit heade
 `x-ratelimit-tokens-query-cost`, and `x-ratelimit-{limit,remaining}-tokens-month` when a monthly
 token limit is set; no reset header and no retry-after. Limits are per organisation at Mistral
 (the free tier: 1 request per second for all models): `org_limits: {rps: 1}`.
+
+Speech to text (wave2.md 2): `POST /v1/audio/transcriptions` (multipart, as mistralai 3.x
+`audio.transcriptions.complete` sends it), voxtral-mini-latest and voxtral-mini-2507; exactly one
+of `file` or `file_url` (data: or http(s), fetched; `file_id` needs the Files API, which the fake
+does not have: 400); `timestamp_granularities` `segment` only (`word` → 400); answer
+`{"model","text","language","segments":[{"text","start","end","type":"transcription_segment"}],
+"usage":{"prompt_audio_seconds","prompt_tokens","completion_tokens","total_tokens"}}` (segments
+only with `timestamp_granularities=segment`, else `[]`). No translations. The organisation's
+limits (`org_limits`, e.g. the free tier's 1 request/s) count transcriptions like chat.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sandbox.fakes import mistral_strict
-from sandbox.fakes.content import ChatRequest, Reply
+from sandbox.fakes.content import ChatRequest, Reply, estimate_tokens
 from sandbox.fakes.limits import LimitSnapshot
 from sandbox.fakes.openai_fake import OpenAIWire
+from sandbox.fakes.transcription import AudioReply, Form, fetch_audio, heard, synthesize
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route
+
+AUDIO_TOKENS_PER_S = 12.5  # Voxtral encodes 80 ms of audio per token (an approximation)
 
 
 class MistralWire(OpenAIWire):
@@ -35,6 +48,38 @@ class MistralWire(OpenAIWire):
     prefix = "/v1"
     base_path = ""
     whole_tool_calls = True
+    audio_models = {"voxtral-mini-latest": ("json",), "voxtral-mini-2507": ("json",)}
+    translate_models = ()
+    audio_tasks = ("transcribe",)
+
+    def transcribe(self, form: Form, route: Route, ctx: Ctx) -> AudioReply:
+        model = str(form.get("model") or "")
+        if model not in self.audio_models:
+            raise BadRequest(f"Invalid model: {model} does not support audio transcription", kind="model_not_found")
+        upload, url, file_id = form.files.get("file"), form.get("file_url"), form.get("file_id")
+        given = [name for name, value in (("file", upload), ("file_url", url), ("file_id", file_id)) if value]
+        if len(given) != 1:
+            raise BadRequest(f"Exactly one of file, file_url or file_id must be provided (got {given or 'none'})")
+        if file_id:
+            raise BadRequest("file_id: the fake has no Files API; send file or file_url")
+        granularities = form.getlist("timestamp_granularities")
+        if "word" in granularities:
+            raise BadRequest("Word-level timestamps are not supported; use timestamp_granularities=segment")
+        if any(g != "segment" for g in granularities):
+            raise BadRequest(f"Invalid timestamp_granularities: {granularities}")
+        data = upload.data if upload is not None else fetch_audio(str(url))
+        info = heard(data)
+        language = form.get("language")
+        t = synthesize(info, language=language)
+        seconds = math.ceil(t.duration)
+        prompt_tokens = math.ceil(t.duration * AUDIO_TOKENS_PER_S)
+        completion = estimate_tokens(t.text)
+        segments = [{"text": s.text, "start": s.start, "end": s.end, "type": "transcription_segment"}
+                    for s in t.segments] if granularities else []  # fmt: skip
+        body = {"model": model, "text": t.text, "language": language, "segments": segments,
+                "usage": {"prompt_audio_seconds": seconds, "prompt_tokens": prompt_tokens,
+                          "completion_tokens": completion, "total_tokens": prompt_tokens + completion}}  # fmt: skip
+        return AudioReply(body, billed_seconds=t.duration)
 
     def call_id(self, ctx: Ctx, name: str, index: int) -> str:
         return ctx.alnum_id(f"tool{index}", 9)
@@ -116,6 +161,8 @@ class MistralWire(OpenAIWire):
         table: dict[str, tuple[int, str, str, str]] = {
             "model_not_found": (400, f"Invalid model: {info.model}", "invalid_model", "1500"),
             "bad_request": (400, info.message, "invalid_request_error", "3000"),
+            "bad_audio": (400, info.message, "invalid_request_error", "3000"),
+            "too_large": (413, "Request Entity Too Large", "invalid_request_error", "3000"),
             "invalid_tool_call_id": (400, info.message, "invalid_function_call", "3280"),
             "path_not_found": (404, "Not Found", "not_found", "1000"),
             "server_500": (500, "Internal server error", "internal_server_error", "1000"),

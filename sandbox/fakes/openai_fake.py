@@ -1,9 +1,16 @@
 """Fake OpenAI: the chat-completions wire format (also the base of the Groq and Mistral fakes).
 
 SDK base URL: `OpenAI(base_url="http://127.0.0.1:P/v1")` — openai-python joins its paths
-`/chat/completions`, `/models`, `/models/{model}` onto `base_url` (`openai/_client.py`,
-`resources/chat/completions/completions.py`, `resources/models.py`). Served paths:
-`POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`.
+`/chat/completions`, `/models`, `/models/{model}`, `/audio/transcriptions`, `/audio/translations`
+onto `base_url` (`openai/_client.py`, `resources/chat/completions/completions.py`,
+`resources/models.py`, `resources/audio/*.py`). Served paths: `POST /v1/chat/completions`,
+`GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/audio/{transcriptions,translations}`.
+
+Speech to text (multipart, providers.md 3.7): whisper-1 answers json, text, srt, vtt and
+verbose_json (`timestamp_granularities[]` word/segment only with verbose_json) and translates;
+gpt-4o-transcribe and gpt-4o-mini-transcribe answer json and text only. json carries `usage`:
+`{"type":"duration","seconds"}` (whisper-1) or token usage (gpt-4o*); translations carry none.
+Uploads over 25 MB: 413. Transcripts are synthesized (`transcription.py`).
 
 Auth `Authorization: Bearer <key>`. Streams are data-only SSE ending in `data: [DONE]`; a usage
 chunk (`choices: []`) is added only with `stream_options.include_usage`. Rate-limit headers
@@ -19,8 +26,20 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, text_of
+from sandbox.fakes.content import ChatRequest, Reply, ToolSpec, estimate_tokens, text_of
 from sandbox.fakes.limits import LimitSnapshot, WindowState
+from sandbox.fakes.transcription import (
+    MAX_UPLOAD,
+    AudioReply,
+    Form,
+    Transcript,
+    heard,
+    language_name,
+    render_srt,
+    render_vtt,
+    synthesize,
+    whisper_segments,
+)
 from sandbox.fakes.wire import (
     BadRequest,
     Ctx,
@@ -36,8 +55,12 @@ from sandbox.fakes.wire import (
 _LIMIT_WORDS = {  # as in OpenAI's and Groq's 429 messages; `type` is the dimension's unit
     "rps": "requests per sec (RPS)", "rpm": "requests per min (RPM)", "rpd": "requests per day (RPD)",
     "rpmonth": "requests per month (RPMo)", "tpm": "tokens per min (TPM)", "tpd": "tokens per day (TPD)",
-    "tpmonth": "tokens per month (TPMo)",
+    "tpmonth": "tokens per month (TPMo)", "ash": "seconds of audio per hour (ASH)",
+    "asd": "seconds of audio per day (ASD)",
 }  # fmt: skip
+WHISPER_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+TEXT_TYPE = "text/plain; charset=utf-8"
+AUDIO_TOKENS_PER_S = 10  # gpt-4o(-mini)-transcribe input audio tokens (an approximation)
 
 
 class OpenAIWire(Wire):
@@ -51,9 +74,21 @@ class OpenAIWire(Wire):
 
     # --- routing and request ------------------------------------------------------------------
 
+    # speech to text: model → the response formats it answers; the models that translate
+    audio_models: dict[str, tuple[str, ...]] = {
+        "whisper-1": WHISPER_FORMATS, "gpt-4o-transcribe": ("json", "text"),
+        "gpt-4o-mini-transcribe": ("json", "text"),
+    }  # fmt: skip
+    translate_models: tuple[str, ...] = ("whisper-1",)
+    audio_tasks: tuple[str, ...] = ("transcribe", "translate")
+    upload_limit = MAX_UPLOAD
+
     def match(self, method: str, path: str) -> Route | None:
         if method == "POST" and path == f"{self.prefix}/chat/completions":
             return Route("chat")
+        for task, name in (("transcribe", "transcriptions"), ("translate", "translations")):
+            if method == "POST" and path == f"{self.prefix}/audio/{name}" and task in self.audio_tasks:
+                return Route("audio", task=task)
         if method == "GET" and path == f"{self.prefix}/models":
             return Route("models")
         found = match_path(rf"{self.prefix}/models/(?P<model>.+)", path) if method == "GET" else None
@@ -216,6 +251,80 @@ class OpenAIWire(Wire):
     def final_chunk(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> dict[str, Any]:
         return self.chunk(req, ctx, {}, self.finish_reason(reply))
 
+    # --- speech to text -----------------------------------------------------------------------
+
+    def audio_bytes(self, form: Form) -> bytes:
+        upload = form.files.get("file")
+        if upload is None:
+            raise BadRequest("1 validation error for Request\nbody -> file\n  field required (type=value_error.missing)")
+        return upload.data
+
+    def check_audio_model(self, model: str, route: Route) -> None:
+        if model not in self.audio_models:
+            raise BadRequest(f"Invalid model {model}: this model does not support {route.task}.")
+        if route.task == "translate" and model not in self.translate_models:
+            raise BadRequest(f"The model `{model}` does not support translations.")
+
+    def transcribe(self, form: Form, route: Route, ctx: Ctx) -> AudioReply:
+        model = form.get("model")
+        if not model:
+            raise BadRequest("you must provide a model parameter")
+        self.check_audio_model(model, route)
+        data = self.audio_bytes(form)
+        if len(data) > self.upload_limit:
+            raise BadRequest(f"Maximum content size limit ({self.upload_limit}) exceeded ({len(data)} bytes read)",
+                             kind="too_large")  # fmt: skip
+        fmt = form.get("response_format") or "json"
+        formats = self.audio_models[model]
+        if fmt not in formats:
+            raise BadRequest(f"response_format '{fmt}' is not compatible with model '{model}'. "
+                             f"Use {' or '.join(repr(f) for f in formats)}.")  # fmt: skip
+        granularities = form.getlist("timestamp_granularities")
+        if any(g not in ("word", "segment") for g in granularities):
+            raise BadRequest(f"Invalid timestamp_granularities: {granularities}; expected 'word' or 'segment'.")
+        if granularities and fmt != "verbose_json":
+            raise BadRequest("timestamp_granularities are only supported with response_format=verbose_json")
+        info = heard(data)
+        translate = route.task == "translate"
+        transcript = synthesize(info, translate=translate, language=None if translate else form.get("language"))
+        billed = self.billed_seconds(info.duration_s)
+        if fmt == "text":
+            return AudioReply(transcript.text + "\n", TEXT_TYPE, billed)
+        if fmt == "srt":
+            return AudioReply(render_srt(transcript), TEXT_TYPE, billed)
+        if fmt == "vtt":
+            return AudioReply(render_vtt(transcript), TEXT_TYPE, billed)
+        if fmt == "verbose_json":
+            return AudioReply(self.verbose_json(transcript, granularities, route, ctx), billed_seconds=billed)
+        return AudioReply(self.json_transcript(model, transcript, form, route, ctx), billed_seconds=billed)
+
+    def billed_seconds(self, duration: float) -> float:
+        return duration
+
+    def json_transcript(self, model: str, t: Transcript, form: Form, route: Route, ctx: Ctx) -> dict[str, Any]:
+        if route.task == "translate":
+            return {"text": t.text}
+        if model == "whisper-1":
+            return {"text": t.text, "usage": {"type": "duration", "seconds": math.ceil(t.duration)}}
+        audio_tokens = math.ceil(t.duration * AUDIO_TOKENS_PER_S)
+        text_tokens = estimate_tokens(form.get("prompt") or "")
+        output_tokens = estimate_tokens(t.text)
+        usage = {"type": "tokens", "input_tokens": audio_tokens + text_tokens,
+                 "input_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+                 "output_tokens": output_tokens, "total_tokens": audio_tokens + text_tokens + output_tokens}  # fmt: skip
+        return {"text": t.text, "usage": usage}
+
+    def verbose_json(self, t: Transcript, granularities: list[str], route: Route, ctx: Ctx) -> dict[str, Any]:
+        body: dict[str, Any] = {"task": "translate" if route.task == "translate" else "transcribe",
+                                "language": language_name(t.language), "duration": t.duration, "text": t.text}  # fmt: skip
+        if not granularities or "segment" in granularities:
+            body["segments"] = whisper_segments(t)
+        if "word" in granularities:
+            body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in t.words]
+        if route.task != "translate":
+            body["usage"] = {"type": "duration", "seconds": math.ceil(t.duration)}
+        return body
+
     # --- errors and headers -------------------------------------------------------------------
 
     def error_body(self, message: str, type_: str, code: str | None, param: str | None = None) -> dict:
@@ -235,6 +344,9 @@ class OpenAIWire(Wire):
                                 "invalid_request_error", "model_not_found"),
             "path_not_found": (404, info.message, "invalid_request_error", None),
             "bad_request": (400, info.message, "invalid_request_error", None),
+            "bad_audio": (400, info.message or "Audio file might be corrupted or unsupported",
+                          "invalid_request_error", "invalid_value"),
+            "too_large": (413, info.message, "server_error", None),
             "server_500": (500, "The server had an error while processing your request. Sorry about that!",
                            "server_error", None),
             "server_503": (503, "The server is overloaded or not ready yet.", "server_error", None),

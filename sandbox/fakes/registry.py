@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.fakes import cohere_fake, gemini_fake, groq_fake, mistral_fake, openai_fake
+from sandbox.fakes import cohere_fake, gemini_fake, groq_fake, mistral_fake, openai_fake, replicate_fake
 from sandbox.fakes.limits import DEFAULT_LIMITS
 from sandbox.fakes.wire import Wire
+
+GROQ_WHISPER_FREE = {"rpm": 20, "rpd": 2_000, "ash": 7_200, "asd": 28_800}
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,25 @@ class FakeSpec:
 
 
 FAKES: dict[str, FakeSpec] = {spec.name: spec for spec in (
-    FakeSpec(openai_fake.WIRE, ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini", "gpt-5-nano", "gpt-5-mini")),
+    FakeSpec(openai_fake.WIRE, ("gpt-4o-mini", "gpt-4o", "gpt-4.1-nano", "gpt-4.1-mini", "gpt-5-nano", "gpt-5-mini",
+                                "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")),
     FakeSpec(groq_fake.WIRE, ("llama-3.1-8b-instant", "llama-3.3-70b-versatile",
                               "meta-llama/llama-4-scout-17b-16e-instruct", "openai/gpt-oss-20b",
-                              "openai/gpt-oss-120b", "qwen/qwen3-32b"),
-             limits={"default": {**DEFAULT_LIMITS, "rpd": 100_000}}),  # Groq's requests headers count per day
+                              "openai/gpt-oss-120b", "qwen/qwen3-32b", "whisper-large-v3", "whisper-large-v3-turbo"),
+             limits={"default": {**DEFAULT_LIMITS, "rpd": 100_000},  # Groq's requests headers count per day
+                     # the free tier's speech-to-text limits (wave2.md 2), in billed audio seconds
+                     "whisper-large-v3": GROQ_WHISPER_FREE, "whisper-large-v3-turbo": GROQ_WHISPER_FREE}),
     FakeSpec(gemini_fake.WIRE, ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-2.0-flash",
                                 "gemini-2.0-flash-lite", "gemini-3-flash-preview")),
     FakeSpec(cohere_fake.WIRE, ("command-a-03-2025", "command-r-08-2024", "command-r7b-12-2024",
                                 "command-r-plus-08-2024")),
     FakeSpec(mistral_fake.WIRE, ("mistral-small-latest", "mistral-large-latest", "ministral-8b-latest",
-                                 "open-mistral-nemo", "mistral-medium-latest", "codestral-2508")),
+                                 "open-mistral-nemo", "mistral-medium-latest", "codestral-2508",
+                                 "voxtral-mini-latest", "voxtral-mini-2507")),
+    FakeSpec(replicate_fake.WIRE, (replicate_fake.WHISPER,)),  # speech to text only
 )}  # fmt: skip
+
+
+def spec_of(name: str) -> FakeSpec:
+    """The spec of a registered fake (KeyError otherwise)."""
+    return FAKES[name]

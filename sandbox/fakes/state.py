@@ -13,7 +13,9 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream", "trickle")
+FAULT_KINDS = ("429", "500", "503", "401", "timeout", "reset", "malformed", "cut_stream", "trickle", "slow_stream",
+               "slow_job", "fail_job")  # fmt: skip
+JOB_FAULTS = ("slow_job", "fail_job")  # only consumed where a job starts (a Replicate prediction)
 
 
 @dataclass
@@ -26,6 +28,9 @@ class Fault:
     retry_after: float | None = None
     hang_seconds: float = 30.0
     byte_delay_s: float = 0.05  # `trickle`: the pause after each byte of the body
+    job_seconds: float = 5.0  # `slow_job` / `fail_job`: how long the job runs before it ends
+    message: str = "Prediction failed (fake fault)"  # `fail_job`: the job's error
+    delay_ms: float = 100.0  # `slow_stream`: the pause after each stream chunk
     fired: int = 0
 
     @classmethod
@@ -46,6 +51,9 @@ class Fault:
             retry_after=None if data.get("retry_after") is None else float(data["retry_after"]),
             hang_seconds=float(data.get("hang_seconds", 30.0)),
             byte_delay_s=float(data.get("byte_delay_s", 0.05)),
+            job_seconds=float(data.get("job_seconds", 5.0 if kind == "slow_job" else 0.0)),
+            message=str(data.get("message", "Prediction failed (fake fault)")),
+            delay_ms=float(data.get("delay_ms", 100.0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,9 +84,13 @@ class FaultBook:
         with self._lock:
             return [f.to_dict() for f in self._faults]
 
-    def pick(self, model: str | None) -> Fault | None:
+    def pick(self, model: str | None, jobs: bool = False) -> Fault | None:
+        """The fault to fire for a request for `model`; job faults only when `jobs` (the request
+        starts a job), so polling does not use them up."""
         with self._lock:
             for fault in self._faults:
+                if fault.fault in JOB_FAULTS and not jobs:
+                    continue
                 if fault.model is not None and fault.model != model:
                     continue
                 if fault.count is not None and fault.fired >= fault.count:
@@ -101,6 +113,7 @@ class Stats:
         self._data: dict[str, Any] = {
             "received": 0, "served": 0, "rejected": 0,
             "by_status": {}, "by_model": {}, "faults_fired": {},
+            "streams_abandoned": 0,  # streams whose client closed the connection before the end
         }  # fmt: skip
 
     def _model(self, model: str | None) -> dict[str, int] | None:
@@ -130,6 +143,10 @@ class Stats:
             fired = self._data["faults_fired"]
             fired[kind] = fired.get(kind, 0) + 1
 
+    def abandoned(self) -> None:
+        with self._lock:
+            self._data["streams_abandoned"] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             data = self._data
@@ -140,4 +157,5 @@ class Stats:
                 "by_status": dict(data["by_status"]),
                 "by_model": {m: dict(v) for m, v in data["by_model"].items()},
                 "faults_fired": dict(data["faults_fired"]),
+                "streams_abandoned": data["streams_abandoned"],
             }

@@ -12,20 +12,27 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.fakes.content import ChatRequest, Reply
 from sandbox.fakes.limits import LimitSnapshot
+
+if TYPE_CHECKING:
+    from sandbox.fakes.engine import FakeProvider
+    from sandbox.fakes.state import Fault
+    from sandbox.fakes.transcription import AudioReply, Form
 
 Event = tuple[bytes, bool]  # (framed SSE bytes, carries content?)
 
 
 @dataclass
 class Route:
-    kind: str  # "chat" | "models" | "model"
+    kind: str  # "chat" | "models" | "model" | "audio" (multipart transcription) | "custom" (Wire.serve)
     model: str | None = None
     stream: bool | None = None  # decided by the path (Gemini) or None (decided by the body)
     api_version: str = ""
+    task: str = ""  # audio: "transcribe" | "translate"; custom: the wire's own name for the call
+    starts_job: bool = False  # job faults (slow_job, fail_job) fire only on such requests
 
 
 @dataclass
@@ -53,7 +60,8 @@ class ErrorInfo:
     """What went wrong, for `Wire.error` to phrase in the provider's own words."""
 
     kind: str  # auth_missing | auth_invalid | auth_fault | model_not_found | path_not_found
-    #            | bad_request | rate_limited | server_500 | server_503 | a wire's own (BadRequest.kind)
+    #            | bad_request | rate_limited | server_500 | server_503 | too_large | bad_audio
+    #            | a wire's own (BadRequest.kind)
     message: str = ""
     model: str | None = None
     snap: LimitSnapshot | None = None
@@ -119,6 +127,24 @@ class Wire:
         raise NotImplementedError
 
     def model_body(self, model: str, ctx: Ctx) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # --- transcription (route kind "audio": a multipart body) ----------------------------------
+
+    def transcribe(self, form: Form, route: Route, ctx: Ctx) -> AudioReply:
+        """Answer a multipart transcription/translation request (model already checked to be
+        served); raise `BadRequest` for what the provider rejects. `AudioReply.billed_seconds`
+        is charged to the audio-seconds limits."""
+        raise BadRequest(f"{self.name} has no transcription endpoint", kind="path_not_found")
+
+    # --- anything else (route kind "custom") -----------------------------------------------------
+
+    def serve(
+        self, fake: FakeProvider, route: Route, body: dict[str, Any], ctx: Ctx, fault: Fault | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, JSON body, headers) for a route of kind "custom" (e.g. Replicate predictions).
+        Auth and the faults that replace a response are done by the engine; limits and state are
+        the wire's to apply through `fake`; `fault` may be a job fault (slow_job, fail_job)."""
         raise NotImplementedError
 
 

@@ -29,7 +29,7 @@ def test_stats_count_by_status_model_and_fault(fakes: FakeFleet) -> None:
         "by_model": {"gpt-4o-mini": {"received": 2, "served": 1, "rejected": 1},
                      "gpt-4o": {"received": 1, "served": 1, "rejected": 0},
                      "gpt-nope": {"received": 1, "served": 0, "rejected": 1}},
-        "faults_fired": {"500": 1},
+        "faults_fired": {"500": 1}, "streams_abandoned": 0,
     }  # fmt: skip
     assert httpx.get(fake.root_url + "/_sandbox/stats").json() == stats
     assert httpx.post(fake.root_url + "/_sandbox/reset").status_code == 200

@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from llm_gateway.providers.base import CHAT
+from llm_gateway.providers.registry import provider_specs
 from sandbox.fakes import FAKES, FakeFleet, FakeProvider, start_fakes
 from tests.fakes_fixtures import fake_fleet, fakes  # noqa: F401
 
-PROVIDERS = list(FAKES)
+PROVIDERS = [name for name in FAKES if CHAT in provider_specs()[name].adapters]  # these tests send chat requests
 CLIENT = httpx.Client(timeout=5)  # one client: building an httpx.Client (SSL context) per call costs ~50 ms
 
 

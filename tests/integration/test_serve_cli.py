@@ -159,9 +159,11 @@ def test_fakes_dynamodb_and_containers_each_run_in_their_own_processes(served):
     assert sum("sandbox.container_host" in c for c in children) == 2, children
     assert sum("sandbox.stand_ins" in c and " fakes" in c for c in children) == 1, children
     assert sum("sandbox.stand_ins" in c and " dynamodb" in c for c in children) == 1, children
+    assert sum("sandbox.stand_ins" in c and c.rstrip().endswith(" s3") for c in children) == 1, children
     stats = served.stats()
     assert (stats["hosts"], stats["containers"]) == (2, 4)
-    assert set(stats["fakes"]) == {"openai", "groq", "gemini", "cohere", "mistral"} and stats["dynamodb"]["endpoint_url"]
+    assert set(stats["fakes"]) == {"openai", "groq", "gemini", "cohere", "mistral", "replicate"} and stats["dynamodb"]["endpoint_url"]
+    assert stats["s3"]["bucket"] and stats["s3"]["endpoint_url"].startswith("http://127.0.0.1:")
 
 
 def test_requests_are_answered_by_containers_in_the_worker_processes(served):
@@ -217,7 +219,7 @@ def test_ctrl_c_lets_a_request_in_flight_finish(served):
             result["error"] = repr(exc)
 
     children = _children(served.process.pid)
-    assert len(children) == 4, children
+    assert len(children) == 5, children  # fakes, DynamoDB, S3, two container hosts
     client = threading.Thread(target=slow_request)
     client.start()
     deadline = time.monotonic() + 10

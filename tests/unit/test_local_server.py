@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from llm_gateway.api.live import LiveResponse
 from sandbox.gauge import Gauge
 from sandbox.local_server import LocalGatewayServer
 
@@ -22,6 +23,10 @@ class SlowDispatcher:
         with self.executing.track():
             time.sleep(self.delay_s)
             return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
+
+    def invoke_stream(self, function: str, event: dict[str, Any]) -> LiveResponse:
+        """Chat routes go through the streaming invocation (as API Gateway's STREAM integration does)."""
+        return LiveResponse.from_proxy(self.invoke(function, event), [])
 
     def describe(self) -> dict[str, Any]:
         return {"containers": 1, "hosts": 0}

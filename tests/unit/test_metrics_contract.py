@@ -3,7 +3,7 @@
 What the code emits is not read from source text but recorded: representative requests run
 through a real `Gateway` (the composition root on `httpx.MockTransport` fakes and a fake clock,
 see tests/unit/routing/harness.py) with `RecordingMetrics`, covering success, failover, a 429,
-a near miss, a paid answer, a total failure, an opening breaker, a capacity wait and a state
+a near miss, a paid answer, a total failure, an opening breaker, a capacity wait, a live stream and a state
 store outage. Then:
 
 - every metric template.yaml's alarms and dashboard read is emitted, with the dimensions they
@@ -25,15 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.gateway import Caller, Gateway
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import EmfMetrics, Recorded
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from tests.unit.routing.harness import Rig, answer, chat, pinned, rig, status
+from tests.unit.test_buffered_stream_cap import _sse
 
 cfn_yaml = pytest.importorskip("cfnlint.decode.cfn_yaml")
 
@@ -171,6 +174,11 @@ def _serve(r: Rig, *requests: Any) -> None:
             gateway.chat(request, Caller(), "req")
 
 
+def _sse_answer(request: httpx.Request, fleet: Any) -> httpx.Response:
+    """A provider's OpenAI-format stream (Groq's: usage in `x_groq` on the last chunk)."""
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=_sse(3, "word "))
+
+
 def representative_traffic() -> Iterator[Recorded]:
     reset_local_counters()
     try:
@@ -194,6 +202,16 @@ def representative_traffic() -> Iterator[Recorded]:
         waiting = rig(mistral_rps=1)
         _serve(waiting, pinned("mistral"), pinned("mistral"))
         yield from waiting.metrics.records
+        # a stream sent as it is produced (a streaming invocation): time to first token
+        streaming = rig()
+        streaming.fleet.set("groq", _sse_answer)
+        outcome = Gateway(streaming.core, streaming.router, streaming.router.available).chat(
+            ChatCompletionRequest.model_validate({"model": "auto", "stream": True,
+                                                  "messages": [{"role": "user", "content": "hi"}]}),
+            Caller(), "req", live=True)
+        assert outcome.sse_stream is not None
+        b"".join(outcome.sse_stream)
+        yield from streaming.metrics.records
         # the shared state table is unreachable: served on in-container state, degraded
         degraded = rig(dynamodb_client=DynamoDown(), LLM_GATEWAY_STATE_TABLE="state")
         _serve(degraded, chat())

@@ -5,6 +5,7 @@ Pure file checks plus an offline SAM translation (aws-sam-translator comes with 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import math
@@ -48,9 +49,11 @@ def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]
 
 
 def function_props(template: dict[str, Any], name: str) -> dict[str, Any]:
-    """A function's properties as SAM sees them: Globals.Function merged under its own."""
+    """A function's properties as SAM sees them: Globals.Function merged under its own (lists,
+    such as Layers, are additive in SAM: the global entries first)."""
     merged = dict(template.get("Globals", {}).get("Function", {}))
-    merged.update(template["Resources"][name]["Properties"])
+    for key, value in template["Resources"][name]["Properties"].items():
+        merged[key] = merged[key] + value if isinstance(value, list) and isinstance(merged.get(key), list) else value
     return merged
 
 
@@ -93,11 +96,13 @@ def test_layer_is_makefile_built_and_publishes_function_versions(template):
     assert props["PublishLambdaVersion"] is True
 
 
-@pytest.mark.parametrize("name", ["ChatFunction", "HealthFunction"])
+@pytest.mark.parametrize("name", ["ChatFunction", "HealthFunction", "TranscribeFunction"])
 def test_functions_publish_live_alias_on_any_change(template, name):
     props = function_props(template, name)
     assert template["Resources"][name]["Metadata"]["BuildMethod"] == "makefile"
-    assert props["Handler"] == "app.lambda_handler"
+    # the chat function streams: its handler is the Lambda Web Adapter's startup command
+    # (tests/unit/test_template_streaming.py)
+    assert props["Handler"] == ("run.sh" if name == "ChatFunction" else "app.lambda_handler")
     assert props["AutoPublishAlias"] == "live"
     assert props["AutoPublishAliasAllProperties"] is True
     assert {"Ref": "GatewayLayer"} in props["Layers"]
@@ -559,3 +564,148 @@ def test_error_rate_alarm_counts_errors_even_without_requests(template, errors, 
     expression = next(m["Expression"] for m in props["Metrics"] if m.get("ReturnData"))
     threshold = float(template["Parameters"]["ErrorRateThresholdPercent"]["Default"])
     assert (_eval_metric_math(expression, errors=errors, requests=requests) > threshold) is breaching
+
+
+# ------------------------------------------------------------------ transcription (issue 10)
+
+TRANSCRIBE_ROUTES = {
+    ("/v1/audio/transcriptions", "post"),
+    ("/v1/audio/translations", "post"),
+    ("/v1/audio/uploads", "post"),
+    ("/v1/audio/jobs", "post"),
+    ("/v1/audio/jobs/{id}", "get"),
+}
+TRANSCRIBE_ALARMS = {"TranscribeErrorRateAlarm", "TranscribeLatencyP95Alarm", "TranscribeAliasErrorsAlarm"}
+
+
+def test_transcribe_function_is_built_like_chat_with_its_own_time(template):
+    props = function_props(template, "TranscribeFunction")
+    assert template["Resources"]["TranscribeFunction"]["Metadata"]["BuildMethod"] == "makefile"
+    assert props["Handler"] == "app.lambda_handler" and props["CodeUri"] == "functions/transcribe/"
+    assert props["AutoPublishAlias"] == "live" and props["AutoPublishAliasAllProperties"] is True
+    assert {"Ref": "GatewayLayer"} in props["Layers"]
+    assert props["Timeout"] == 900 and props["MemorySize"] >= 1024
+    assert props["EventInvokeConfig"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 900}
+    env = props["Environment"]["Variables"]
+    assert env["LLM_GATEWAY_AUDIO_BUCKET"] == {"Ref": "AudioBucket"}
+    assert "LLM_GATEWAY_CLIENT_KEY_SECRET" in env  # same auth model as chat
+
+
+def test_transcribe_routes_on_the_same_api(template):
+    events = template["Resources"]["TranscribeFunction"]["Properties"]["Events"]
+    routes = set()
+    for event in events.values():
+        assert event["Type"] == "Api" and ref_name(event["Properties"]["RestApiId"]) == "GatewayApi"
+        routes.add((event["Properties"]["Path"], event["Properties"]["Method"].lower()))
+    assert routes == TRANSCRIBE_ROUTES
+
+
+def test_transcribe_canary_with_its_own_alarms(template):
+    pref = function_props(template, "TranscribeFunction")["DeploymentPreference"]
+    assert ref_name(pref["Type"]) == "DeploymentType"
+    assert {ref_name(a) for a in pref["Alarms"]} == TRANSCRIBE_ALARMS
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    for name in TRANSCRIBE_ALARMS:
+        assert alarms[name]["Properties"]["TreatMissingData"] == "notBreaching"
+    alias_dims = {d["Name"]: d["Value"] for d in alarms["TranscribeAliasErrorsAlarm"]["Properties"]["Dimensions"]}
+    assert alias_dims["Resource"] == {"Fn::Sub": "${TranscribeFunction}:live"}
+    rate = alarms["TranscribeErrorRateAlarm"]["Properties"]["Metrics"]
+    resources_read = {dim["Value"] for m in rate if "MetricStat" in m
+                      for dim in m["MetricStat"]["Metric"]["Dimensions"] if dim["Name"] == "Resource"}
+    assert resources_read == {"/v1/audio/transcriptions", "/v1/audio/translations"}
+    assert [m["Id"] for m in rate if m.get("ReturnData")] == ["transcribeErrorRate"]
+
+
+def test_api_takes_multipart_as_binary(template):
+    assert "multipart~1form-data" in template["Resources"]["GatewayApi"]["Properties"]["BinaryMediaTypes"]
+
+
+def test_audio_bucket_is_private_encrypted_and_short_lived(template):
+    bucket = template["Resources"]["AudioBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    props = bucket["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert any(r["Status"] == "Enabled" and r["ExpirationInDays"] <= 1 and "Prefix" not in r for r in rules)
+    policy = template["Resources"]["AudioBucketPolicy"]["Properties"]
+    assert ref_name(policy["Bucket"]) == "AudioBucket"
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    return [s for p in template["Resources"][function]["Properties"]["Policies"] if isinstance(p, dict)
+            for s in p.get("Statement", [])]
+
+
+def test_transcribe_role_is_least_privilege(template):
+    statements = _statements(template, "TranscribeFunction")
+    assert _dynamodb_actions(template, "TranscribeFunction") == _dynamodb_actions(template, "ChatFunction")
+    for statement in statements:
+        actions = set(statement["Action"])
+        assert not any("*" in a for a in actions)
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert statement["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
+        elif actions == {"s3:PutObject", "s3:GetObject", "s3:DeleteObject"}:
+            assert statement["Resource"] == {"Fn::Sub": "${AudioBucket.Arn}/*"}
+        elif actions == {"s3:ListBucket"}:
+            assert statement["Resource"] == {"Fn::GetAtt": ["AudioBucket", "Arn"]}
+        elif actions == {"lambda:InvokeFunction"}:
+            # itself only, by its fixed name (a Ref/GetAtt of the function would be circular)
+            assert all("function:${AWS::StackName}-transcribe" in r["Fn::Sub"] for r in statement["Resource"])
+        else:
+            raise AssertionError(f"unexpected statement {statement}")
+    assert template["Resources"]["TranscribeFunction"]["Properties"]["FunctionName"] == {
+        "Fn::Sub": "${AWS::StackName}-transcribe"}
+
+
+def test_the_code_calls_no_s3_or_lambda_operation_the_role_lacks():
+    """S3 operations in uploads/s3.py (through `self._s3`) and the self-invocation in jobs/launcher.py."""
+    s3_source = (LAYER / "uploads" / "s3.py").read_text(encoding="utf-8")
+    ops = set(re.findall(r"self\._s3\.([a-z_]+)\b", s3_source)) - {"generate_presigned_url"}
+    allowed = {"head_object": "s3:GetObject", "get_object": "s3:GetObject", "put_object": "s3:PutObject",
+               "delete_object": "s3:DeleteObject"}
+    assert ops and ops <= set(allowed), ops - set(allowed)
+    launcher = (LAYER / "jobs" / "launcher.py").read_text(encoding="utf-8")
+    assert set(re.findall(r"self\._lambda\.([a-z_]+)\(", launcher)) == {"invoke"}
+
+
+def test_transcribe_translation_wires_its_canary(template, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cfn = translate(template)
+    res = cfn["Resources"]
+    assert res["TranscribeFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
+    group = res["TranscribeFunctionDeploymentGroup"]["Properties"]
+    assert {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]} == TRANSCRIBE_ALARMS
+    permissions = [v["Properties"] for v in res.values() if v["Type"] == "AWS::Lambda::Permission"]
+    mine = [p for p in permissions if "Transcribe" in json.dumps(p["FunctionName"])]
+    assert len(mine) == len(TRANSCRIBE_ROUTES)
+    assert all(p["FunctionName"] == {"Ref": "TranscribeFunctionAliaslive"} for p in mine)
+    invoke_config = [v for v in res.values() if v["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config and invoke_config[0]["Properties"]["Qualifier"] == "live"
+
+
+def test_transcribe_events_are_well_formed():
+    event = load_event("transcribe.json")
+    assert set(event) >= REST_EVENT_KEYS and event["isBase64Encoded"] is True
+    assert event["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+    body = base64.b64decode(event["body"])
+    assert b'name="file"; filename="tone.wav"' in body and b"RIFF" in body and b"WAVE" in body
+    assert event["requestContext"]["path"] == f"/{event['requestContext']['stage']}{event['path']}"
+    assert load_event("transcribe_translation.json")["path"] == "/v1/audio/translations"
+    assert b'name="file"' not in base64.b64decode(load_event("transcribe_bad.json")["body"])
+    assert json.loads(load_event("transcribe_upload.json")["body"])["bytes"] > 4_500_000
+    assert set(load_event("transcribe_job_run.json")) == {"llm_gateway_job"}
+
+
+def test_transcribe_events_are_what_the_script_writes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_transcribe_event", EVENTS_DIR / "make_transcribe_event.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, event in module.events().items():
+        assert load_event(name) == event, f"events/{name} is stale: run python events/make_transcribe_event.py"

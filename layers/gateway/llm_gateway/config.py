@@ -20,8 +20,16 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from llm_gateway.config_check import COMPATIBLE_ENV, ConfigError, check_catalog
+from llm_gateway.config_check import (
+    COMPATIBLE_ENV,
+    ConfigError,
+    check_bucket_name,
+    check_catalog,
+    check_stream_deadline,
+    check_transcription_limits,
+)
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
 
@@ -40,6 +48,10 @@ class Settings:
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     admin_keys: frozenset[str] = field(default=frozenset(), repr=False)  # may read /v1/status
     deadline_s: float = 25.0
+    # A `stream: true` request streamed as it is produced (the streaming invocation) ends by this
+    # many seconds; the first chunk must still come within the attempt timeouts (failover).
+    stream_deadline_s: float = 300.0
+    function_timeout_s: float | None = None  # the Lambda's Timeout (the template passes it) or unknown
     max_attempts: int = 3
     attempt_timeout_s: float = 20.0
     state_table: str | None = None
@@ -54,6 +66,14 @@ class Settings:
     client_key_secret: str | None = None
     secret_ttl_s: int = 120  # secrets are re-read this often in warm containers (keys.KeySource)
     max_audio_s: float = 7200.0  # longer audio is refused before any provider call
+    # --- transcription: uploads (S3) and background jobs (the transcribe function only) ---
+    audio_bucket: str | None = None  # uploads and large job results; None = uploads refused
+    s3_endpoint: str | None = None  # local runs (the embedded S3); None = AWS
+    upload_url_ttl_s: int = 900  # how long a presigned upload URL stays valid
+    max_upload_bytes: int = 200 * 1024 * 1024  # what an upload may announce (the Lambda reads it whole)
+    job_ttl_s: int = 86_400  # a job and its result are kept this long after the last change
+    job_deadline_s: float = 840.0  # all provider attempts of one job (the function's timeout is 900 s)
+    job_attempt_timeout_s: float = 300.0  # one provider attempt inside a job
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
 
     @property
@@ -239,6 +259,24 @@ def client_keys(env: Mapping[str, str], client_values: Mapping[str, str] | None)
     return api_keys, admin_keys
 
 
+def _transcription(env: Mapping[str, str]) -> dict[str, Any]:
+    """The transcribe function's settings: the upload bucket, URL lifetimes, the job path's time."""
+    bucket = env.get("LLM_GATEWAY_AUDIO_BUCKET") or None
+    if bucket is not None:
+        check_bucket_name("LLM_GATEWAY_AUDIO_BUCKET", bucket)
+    values: dict[str, Any] = {
+        "audio_bucket": bucket,
+        "s3_endpoint": env.get("LLM_GATEWAY_S3_ENDPOINT") or None,
+        "upload_url_ttl_s": _int(env, "LLM_GATEWAY_UPLOAD_URL_TTL_S", 900),
+        "max_upload_bytes": _int(env, "LLM_GATEWAY_MAX_UPLOAD_BYTES", 200 * 1024 * 1024),
+        "job_ttl_s": _int(env, "LLM_GATEWAY_JOB_TTL_S", 86_400),
+        "job_deadline_s": _float(env, "LLM_GATEWAY_JOB_DEADLINE_S", 840.0),
+        "job_attempt_timeout_s": _float(env, "LLM_GATEWAY_JOB_ATTEMPT_TIMEOUT_S", 300.0),
+    }
+    check_transcription_limits(values)
+    return values
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     secret_values: Mapping[str, str] | None = None,
@@ -264,6 +302,8 @@ def load_settings(
         api_keys=api_keys,
         admin_keys=admin_keys,
         deadline_s=_float(env, "LLM_GATEWAY_DEADLINE_S", 25.0),
+        stream_deadline_s=_float(env, "LLM_GATEWAY_STREAM_DEADLINE_S", 300.0),
+        function_timeout_s=_float(env, "LLM_GATEWAY_FUNCTION_TIMEOUT_S", 0.0, zero_ok=True) or None,
         max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
         attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
@@ -278,7 +318,9 @@ def load_settings(
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),
         secret_ttl_s=ttl,
         max_audio_s=_float(env, "LLM_GATEWAY_MAX_AUDIO_S", 7200.0),
+        **_transcription(env),
         environment=env,
     )
     check_catalog(settings.catalog_overrides, settings.providers)
+    check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)
     return settings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,28 @@ COMPATIBLE_ENV = "LLM_GATEWAY_OPENAI_COMPATIBLE"
 
 class ConfigError(ValueError):
     """A setting that cannot work. The message is one line: the variable, what is wrong, the fix."""
+
+
+# API Gateway REST ends a streamed response after 15 minutes (aws.md §4, "API Gateway REST API
+# response streaming"), and Lambda's own maximum timeout is the same 900 s.
+STREAM_LIMIT_S = 900.0
+FUNCTION_MARGIN_S = 2.0  # retry.handler.LAMBDA_MARGIN_S: kept for the state writes after the answer
+
+
+def check_stream_deadline(stream_deadline_s: float, deadline_s: float, function_timeout_s: float | None) -> None:
+    """The streaming deadline must be longer than the buffered one (else streaming only loses),
+    within API Gateway's 15 minutes, and leave the function its margin before its own timeout."""
+    name = "LLM_GATEWAY_STREAM_DEADLINE_S"
+    if stream_deadline_s <= deadline_s:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) must be longer than LLM_GATEWAY_DEADLINE_S "
+                          f"({deadline_s:g}); raise it (default 300)")
+    if stream_deadline_s > STREAM_LIMIT_S:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) is past API Gateway's 15-minute streaming limit; "
+                          f"use at most {STREAM_LIMIT_S:g}")
+    if function_timeout_s is not None and stream_deadline_s + FUNCTION_MARGIN_S > function_timeout_s:
+        raise ConfigError(f"{name} ({stream_deadline_s:g}) leaves no {FUNCTION_MARGIN_S:g} s margin before the "
+                          f"function timeout (LLM_GATEWAY_FUNCTION_TIMEOUT_S={function_timeout_s:g}); lower it "
+                          "or raise the function's Timeout")
 
 
 def check_catalog(overrides: str | None, providers: Sequence[ProviderConfig], builtin: Path = BUILTIN_PATH) -> Catalog:
@@ -189,3 +212,31 @@ def _first_error(exc: ValidationError, merged: Mapping[str, Any]) -> str:
         where = f"models[{model.get('provider')}/{model.get('model')}]" + (f".{rest}" if rest else "")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where + ': ' if where else ''}{first['msg']}{more}"
+
+
+# --- transcription (uploads and jobs) ------------------------------------------------------------
+_BUCKET = re.compile(r"^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's longest presigned URL
+MAX_UPLOAD_CAP = 1024 * 1024 * 1024  # api/audio_schemas.MAX_UPLOAD_BYTES
+MAX_JOB_DEADLINE_S = 890.0  # Lambda's 900 s timeout, less the time to write the result
+
+
+def check_bucket_name(variable: str, name: str) -> None:
+    if not _BUCKET.match(name) or ".." in name:
+        raise ConfigError(f"{variable}={name!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+
+def check_transcription_limits(values: Mapping[str, Any]) -> None:
+    """The upload URL must be presignable, an upload announceable, a job finishable inside Lambda."""
+    if values["upload_url_ttl_s"] > MAX_PRESIGN_S:
+        raise ConfigError(f"LLM_GATEWAY_UPLOAD_URL_TTL_S must be at most {MAX_PRESIGN_S} (SigV4's limit), "
+                          f"got {values['upload_url_ttl_s']}")
+    if values["max_upload_bytes"] > MAX_UPLOAD_CAP:
+        raise ConfigError(f"LLM_GATEWAY_MAX_UPLOAD_BYTES must be at most {MAX_UPLOAD_CAP} (1 GiB), "
+                          f"got {values['max_upload_bytes']}")
+    if values["job_deadline_s"] > MAX_JOB_DEADLINE_S:
+        raise ConfigError(f"LLM_GATEWAY_JOB_DEADLINE_S must be at most {MAX_JOB_DEADLINE_S:g} (Lambda stops a "
+                          f"function at 900 s), got {values['job_deadline_s']:g}")
+    if values["job_attempt_timeout_s"] > values["job_deadline_s"]:
+        raise ConfigError("LLM_GATEWAY_JOB_ATTEMPT_TIMEOUT_S must not exceed LLM_GATEWAY_JOB_DEADLINE_S "
+                          f"({values['job_attempt_timeout_s']:g} > {values['job_deadline_s']:g})")

@@ -7,7 +7,7 @@ everything the Gateway uses is passed in, so tests can assemble one from in-memo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from llm_gateway.compose import Core, build_chat, build_core
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import TRANSCRIPTION, ProviderError
+from llm_gateway.providers.base import TRANSCRIPTION, TRANSPORT_TIMEOUT, ProviderError
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.providers.sse import encode_sse
 from llm_gateway.retry.handler import Deadline, request_budget
@@ -36,12 +36,14 @@ _CLOSING_ROOM = 1024  # the error event and [DONE] always fit after the last kep
 
 @dataclass
 class ChatOutcome:
-    """What the handler sends back: a JSON body or a whole SSE body, plus gateway headers."""
+    """What the handler sends back: a JSON body, a whole SSE body, or SSE events to send as they
+    come (`sse_stream`, a streaming invocation: close it to stop early), plus gateway headers."""
 
     status: int
     headers: dict[str, str]
     json_body: dict[str, Any] | None = None
     sse_body: str | None = None
+    sse_stream: Generator[bytes, None, None] | None = None
 
 
 class Gateway:
@@ -93,13 +95,22 @@ class Gateway:
         return build_status(self.core, self.router.available())
 
     def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
-             remaining_s: float | None = None) -> ChatOutcome:
+             remaining_s: float | None = None, *, live: bool = False) -> ChatOutcome:
         """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the request's
-        deadline is the configured one cut to that less a margin, so no attempt outlives Lambda."""
+        deadline is the configured one cut to that less a margin, so no attempt outlives Lambda.
+
+        `live`: the response is streamed (a streaming invocation), so a `stream: true` request
+        gets its events as the provider sends them, within `stream_deadline_s`; otherwise the
+        SSE body is sent whole, within `deadline_s`."""
         retry = self.core.runner.retry
-        deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
+        started = retry.clock()
+        live_stream = live and bool(request.stream)
+        budget = self.settings.stream_deadline_s if live_stream else retry.settings.deadline_s
+        deadline = retry.deadline(request_budget(budget, remaining_s))
         self.metrics.count(m.REQUESTS)
         try:
+            if live_stream:
+                return self._chat_live(request, deadline, request_id, started)
             if request.stream:
                 return self._chat_stream(request, deadline, request_id)
             routed = self.router.complete(request, deadline)
@@ -121,6 +132,55 @@ class Gateway:
         body = "".join(self._sse_events(routed, request))
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
         return ChatOutcome(200, self._headers(routed, request_id), sse_body=body)
+
+    def _chat_live(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str,
+                   started: float) -> ChatOutcome:
+        """The stream as it comes: the router returns once a model has sent its first chunk (all
+        failover happens before); the cost is known only at the end, so it travels in the usage
+        chunk (`include_usage`), not in a header."""
+        routed = self.router.stream(request, deadline, buffered=False)
+        self.metrics.timing(m.TIME_TO_FIRST_TOKEN_MS, (self.core.runner.retry.clock() - started) * 1000,
+                            provider=routed.provider)
+        headers = {k: v for k, v in self._headers(routed, request_id).items() if not k.startswith("x-gateway-cost")}
+        # the serving attempt is recorded when its stream is settled, at the end: count it now
+        headers["x-gateway-attempts"] = str(len(routed.attempts) + 1)
+        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request))
+
+    def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Generator[bytes, None, None]:
+        """Each chunk as an SSE event as soon as it arrives. A failure after the first chunk ends
+        the stream with an OpenAI-style error event and no `[DONE]` (the answer is incomplete;
+        the SDKs raise on the error event). Closing this generator (the caller went away) closes
+        the provider's stream; the router reconciles what was used."""
+        want_usage = request.wants_usage_in_stream
+        ended = False
+        try:
+            for chunk in routed.chunks:
+                for event in _render_chunk(chunk, want_usage, routed):
+                    yield event.encode()
+            ended = True
+        except ProviderError as exc:
+            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            timed_out = exc.transport == TRANSPORT_TIMEOUT and exc.request_caused
+            self.logger.warning("stream failed after first chunk",
+                                extra={"provider": exc.provider, "transport": exc.transport})
+            error = GatewayError(
+                f"The stream reached the gateway's stream deadline ({self.settings.stream_deadline_s:g} s); "
+                "the answer above is incomplete." if timed_out else
+                "The provider failed mid-stream; the answer above is incomplete.",
+                code="stream_deadline" if timed_out else "stream_interrupted", status=504 if timed_out else 502,
+            )
+            yield encode_sse(json.dumps(error.body())).encode()
+        except Exception:  # a bug mid-stream: the caller gets an error event, the log the traceback
+            self.metrics.count(m.USER_VISIBLE_ERRORS)
+            self.logger.exception("stream failed: internal error")
+            error = GatewayError("The gateway hit an internal error mid-stream. It has been logged.",
+                                 code="internal_error")
+            yield encode_sse(json.dumps(error.body())).encode()
+        finally:
+            routed.chunks.close()  # the caller's disconnect reaches the provider through here
+            self._account(routed.provider, routed.model, routed.free, routed.cost_usd)
+        if ended:
+            yield encode_sse("[DONE]").encode()
 
     def _sse_events(self, routed: RoutedStream, request: ChatCompletionRequest) -> Iterator[str]:
         """Render the whole stream once it has ended (the body is sent whole anyway), so the

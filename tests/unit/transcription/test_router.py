@@ -247,3 +247,18 @@ def test_audio_second_windows_hold_across_two_containers_sharing_state() -> None
     assert one.fleet.providers().count("groq") + two.fleet.providers().count("groq") == 4
     fallback = two.router.transcribe(request(), call(1800.0), two.core.runner.retry.deadline())
     assert fallback.provider != "groq" or fallback.model == "whisper-large-v3"  # turbo's hour is spent
+
+
+def test_a_provider_that_hangs_is_cut_at_its_timeout_and_the_next_one_answers() -> None:
+    r = rig()
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions["timeout"]["read"]
+        r.clock.advance(timeout)
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    r.fleet.then("groq", hang)
+    r.fleet.then("mistral", ok_json({"text": "hello", "segments": [], "usage": {"prompt_audio_seconds": 2}}))
+    routed = r.router.transcribe(request(), call(), r.core.runner.retry.deadline())
+    assert routed.provider == "mistral" and [a.provider for a in routed.attempts] == ["groq", "mistral"]
+    assert r.clock.now < 25.0  # within the request's deadline

@@ -33,6 +33,9 @@ SELECTION_LATENCY_MS = "SelectionLatencyMs"
 STATE_LATENCY_MS = "StateLatencyMs"
 PROVIDER_LATENCY_MS = "ProviderLatencyMs"
 CAPACITY_WAITS = "CapacityWaits"
+# A streamed answer: from the request reaching the gateway to its first chunk leaving it
+# (planning, reservations, failed attempts, the provider's own time to first token).
+TIME_TO_FIRST_TOKEN_MS = "TimeToFirstTokenMs"
 
 # Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
 # today; a metric added for logs or ad-hoc queries only goes here, with its reason.

@@ -7,14 +7,19 @@ completion consumed, and how a stream is opened, drained and settled.
 Streaming: a failure before the first chunk fails over like any other; after it, the chunk
 iterator raises `ProviderError` and the gateway ends the SSE body with an error event (text
 already sent is never repeated by another model). `buffered=True` is for callers that send the
-SSE body whole (API Gateway REST + Python): nothing reaches the user before the provider's
-stream ends, so the whole stream is read inside the attempt and a cut at any point fails over.
+SSE body whole (`lambda_handler`, a buffered invocation): nothing reaches the user before the
+provider's stream ends, so the whole stream is read inside the attempt and a cut at any point
+fails over. `buffered=False` (the streaming invocation): opening the stream and its first chunk
+must come within the attempt's timeout, the rest within the request's (stream) deadline. A
+caller who stops reading closes the chunk iterator: the provider's response is closed (its
+connection dropped) and the reservation is reconciled with what was sent until then.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from llm_gateway.api.schemas import (
@@ -25,7 +30,8 @@ from llm_gateway.api.schemas import (
     ToolCall,
     Usage,
 )
-from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, ChatAdapter, ProviderError
+from llm_gateway.providers.base import TRANSPORT_STREAM_CUT, TRANSPORT_TIMEOUT, ChatAdapter, ProviderError
+from llm_gateway.providers.deadline_io import deadline_scope
 from llm_gateway.providers.engine import ProviderEngine, ProviderStream
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
@@ -58,7 +64,7 @@ class RoutedStream:
     provider: str
     model: str
     attempts: list[AttemptRecord]
-    chunks: Iterator[ChatCompletionChunk]
+    chunks: Generator[ChatCompletionChunk, None, None]
     usage: Usage | None = None
     cost_usd: float = 0.0
     free: bool = False
@@ -120,12 +126,19 @@ class ChatRouter:
         prep = self.preparer.prepare(request, view.available)
 
         def call(step: PlanStep, timeout: float) -> CallResult[_Opened]:
-            opened = self.engine.open_stream(view.adapters[step.key.provider], request, step.key.model, timeout)
-            return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
+            adapter = view.adapters[step.key.provider]
+            if buffered:
+                opened = self.engine.open_stream(adapter, request, step.key.model, timeout)
+                return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
+            # The stream may run until the request's deadline; its opening and first chunk are
+            # held to the attempt's timeout (a nested deadline scope), so a slow start fails over.
+            with deadline_scope(time.monotonic() + max(0.0, timeout)):
+                opened = self.engine.open_stream(adapter, request, step.key.model, max(timeout, deadline.remaining()))
+                return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
 
         served = self.runner.run(prep, call, deadline)
         step = served.step
-        routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, iter(()), free=step.free)
+        routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, _no_chunks(), free=step.free)
         routed.chunks = self._drain(served, routed, prep, request)
         return routed
 
@@ -144,7 +157,7 @@ class ChatRouter:
             self.runner.prefer_next(affinity_pk(next_turn_key(request.messages, content, tool_calls)), key)
 
     def _drain(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,
-               request: ChatCompletionRequest) -> Iterator[ChatCompletionChunk]:
+               request: ChatCompletionRequest) -> Generator[ChatCompletionChunk, None, None]:
         """Yield the stream in OpenAI's shape; settle usage, cost and health when it ends, however
         it ends.
 
@@ -172,7 +185,14 @@ class ChatRouter:
                 _add_call_deltas(calls, chunk)
                 yield chunk
         except ProviderError as error:
-            self.runner.fail_late(served, error, clock() - served.started)
+            opened.stream.close()
+            if error.transport == TRANSPORT_TIMEOUT and served.deadline is not None and served.deadline.remaining() <= 0:
+                error.request_caused = True  # the request's own (stream) deadline ended it, not the provider
+            self.runner.fail_late(served, error, clock() - served.started, consumed(self._estimate(prep.detail, texts)))
+            raise
+        except GeneratorExit:  # the caller stopped reading (disconnected): stop the provider too
+            opened.stream.close()
+            self._settle_partial(served, routed, prep, texts)
             raise
         finally:
             opened.stream.close()
@@ -186,6 +206,16 @@ class ChatRouter:
         yield ChatCompletionChunk(id=last.id, created=last.created, model=last.model,
                                   system_fingerprint=last.system_fingerprint, choices=[],
                                   usage=routed.usage or estimate)
+
+    def _settle_partial(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,
+                        texts: list[str]) -> None:
+        """A stream the caller abandoned: the provider reports no usage for it, so the reservation
+        is reconciled with our estimate of what it produced until then, and that is its cost."""
+        estimate = self._estimate(prep.detail, texts)
+        cost = request_cost(served.step.entry.price, estimate, free=served.step.free, estimate=estimate)
+        routed.usage = None
+        routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
+        self.runner.settle(served, consumed(estimate), self.runner.retry.clock() - served.started)
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
@@ -201,6 +231,10 @@ def _add_call_deltas(calls: dict[int, dict[str, str]], chunk: ChatCompletionChun
             if delta.function is not None:
                 call["name"] += delta.function.name or ""
                 call["arguments"] += delta.function.arguments or ""
+
+
+def _no_chunks() -> Generator[ChatCompletionChunk, None, None]:
+    yield from ()
 
 
 def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Opened:

@@ -246,10 +246,14 @@ class FailoverRunner:
         (chat: the next turn of this conversation). Guarded: it never fails a served request."""
         self.outcomes.guarded("remember_affinity", self.state.remember_affinity, pk, key, self._wall())
 
-    def fail_late(self, served: Served[T], error: ProviderError, latency_s: float) -> None:
-        """A failure after the first byte reached the caller: count it, release nothing more."""
+    def fail_late(self, served: Served[T], error: ProviderError, latency_s: float,
+                  actual: Amounts | None = None) -> None:
+        """A failure after the first byte reached the caller: count it; the reservation is
+        reconciled with `actual` (what was produced until the cut, when the caller knows it)."""
         if served.cut_short and error.transport == TRANSPORT_TIMEOUT:
             error.request_caused = True
+        if actual is not None:
+            self.outcomes.guarded("reconcile", self.state.reconcile, served.reservation, actual, self._wall())
         self.outcomes.failure(served.run, served.step, None, error, latency_s, self._wall(), deadline=served.deadline)
         self.breakers.record_failure(served.step.key, error)
 

@@ -60,12 +60,11 @@ class Transcriber:
         return authenticate(self.core.keys.current(), authorization)
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
-                   remaining_s: float | None = None, deadline_s: float | None = None) -> TranscriptionOutcome:
-        """`remaining_s`: what the Lambda invocation has left (None outside Lambda). `deadline_s`:
-        this request's own budget instead of the configured one (background jobs, which are not
-        bound by API Gateway's 29 s)."""
+                   remaining_s: float | None = None) -> TranscriptionOutcome:
+        """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the deadline
+        is the configured one cut to it (jobs build their façade with their own, longer one)."""
         retry = self.core.runner.retry
-        deadline = retry.deadline(request_budget(deadline_s or retry.settings.deadline_s, remaining_s))
+        deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
         self.metrics.count(m.REQUESTS)
         info = probe(audio.data)
         check_duration(info, self.settings.max_audio_s)

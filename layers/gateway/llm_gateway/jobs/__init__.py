@@ -1,0 +1,1 @@
+"""Background transcription jobs: state in the state table (`job#<id>`), run by a self-invocation."""

@@ -1,0 +1,55 @@
+"""One transcription request, from the parsed form to the façade's answer.
+
+The audio is either the form's `file` or an uploaded `file_id` (exactly one of them); an upload
+is deleted once a transcription of it succeeded, and kept (for a retry) when it failed. The
+transcriber is anything with the façade's `transcribe` (`TranscriberLike`): the lead's
+`llm_gateway.transcription.gateway` builds the real one, tests pass fakes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from llm_gateway.api.audio_schemas import TranscriptionRequest
+from llm_gateway.api.errors import InvalidRequest
+from llm_gateway.api.forms import FILE_FIELD, FilePart
+from llm_gateway.transcription.gateway import AudioInput, TranscriptionOutcome
+from llm_gateway.uploads.service import Uploads
+
+
+class TranscriberLike(Protocol):
+    """What the transcribe function needs of the façade (`transcription/gateway.py`)."""
+
+    settings: Any
+    logger: Any
+    metrics: Any
+
+    def authenticate(self, authorization: str | None) -> Any: ...
+
+    def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
+                   remaining_s: float | None = None) -> TranscriptionOutcome: ...
+
+
+class TranscriptionDesk:
+    def __init__(self, transcriber: TranscriberLike, uploads: Uploads) -> None:
+        self.transcriber = transcriber
+        self.uploads = uploads
+
+    def transcribe(self, request: TranscriptionRequest, file: FilePart | None, *, translate: bool, request_id: str,
+                   remaining_s: float | None) -> TranscriptionOutcome:
+        if file is not None and request.file_id:
+            raise InvalidRequest("Send either 'file' or 'file_id', not both.", param="file_id", code="invalid_value")
+        if file is None and not request.file_id:
+            raise InvalidRequest("Missing the audio: send it as the form field 'file' (or an uploaded 'file_id').",
+                                 param=FILE_FIELD, code="missing_file")
+        if file is not None:
+            if not file.data:
+                raise InvalidRequest("The uploaded 'file' is empty.", param=FILE_FIELD, code="empty_file")
+            audio = AudioInput(data=file.data, filename=file.filename)
+        else:
+            audio = self.uploads.audio(str(request.file_id))
+        outcome = self.transcriber.transcribe(request, audio, translate=translate, request_id=request_id,
+                                              remaining_s=remaining_s)
+        if request.file_id and outcome.status < 400:
+            self.uploads.discard(request.file_id)
+        return outcome

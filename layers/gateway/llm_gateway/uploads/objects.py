@@ -1,0 +1,134 @@
+"""Where uploaded audio (and large job results) live: a small protocol, S3 behind it in AWS.
+
+`presign_put` answers a URL the client PUTs the bytes to, with the size, the content type and
+the announced size signed in (S3 refuses any other size); `read` gives the bytes back only if
+they are what was announced and not older than `max_age_s` (the bucket's lifecycle deletes
+them within a day, lazily, so the age is checked here too); `presign_get` lends a provider a URL
+to fetch them itself; `delete` removes them after use. `MemoryAudioObjects` is the same contract
+in memory, for tests: `complete_upload` plays the client's PUT, refusing what S3 would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+UPLOAD_PREFIX = "uploads/"
+RESULT_PREFIX = "results/"
+DOWNLOAD_URL_TTL_S = 3600  # providers that fetch audio themselves may queue it for a while
+MAX_AGE_S = 86_400  # the bucket's lifecycle rule expires objects after 1 day
+
+
+class ObjectMissing(Exception):
+    """No such object, or it expired."""
+
+
+class ObjectRejected(Exception):
+    """The object is not what was announced (size), or is larger than the gateway reads."""
+
+
+class StorageUnavailable(Exception):
+    """The object store could not be reached or refused the gateway (not the caller's fault)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedPut:
+    url: str = field(repr=False)
+    headers: dict[str, str]
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAudio:
+    data: bytes = field(repr=False)
+    filename: str
+    content_type: str
+
+
+class AudioObjects(Protocol):
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut: ...
+
+    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio: ...
+
+    def presign_get(self, object_id: str) -> str: ...
+
+    def delete(self, object_id: str) -> None: ...
+
+    def exists(self, object_id: str) -> bool: ...
+
+    def put_result(self, job_id: str, data: bytes, content_type: str) -> None: ...
+
+    def read_result(self, job_id: str) -> bytes: ...
+
+
+@dataclass
+class _Announced:
+    size: int
+    content_type: str
+    filename: str
+    url_expires_at: float
+    data: bytes | None = None
+    stored_at: float = 0.0
+
+
+class MemoryAudioObjects:
+    """The contract in memory (tests, and runs without a bucket where uploads are never used)."""
+
+    def __init__(self, url_ttl_s: int = 900, wall: Callable[[], float] = time.time, max_age_s: float = MAX_AGE_S) -> None:
+        self._url_ttl_s = url_ttl_s
+        self._wall = wall
+        self._max_age_s = max_age_s
+        self._objects: dict[str, _Announced] = {}
+        self._results: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut:
+        expires_at = int(self._wall()) + self._url_ttl_s
+        with self._lock:
+            self._objects[object_id] = _Announced(size, content_type, filename, expires_at)
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        return PresignedPut(f"memory://{UPLOAD_PREFIX}{object_id}", headers, expires_at)
+
+    def complete_upload(self, object_id: str, data: bytes) -> None:
+        """The client's PUT: refused (ValueError) as S3 would refuse it: late, or another size."""
+        with self._lock:
+            announced = self._objects.get(object_id)
+            if announced is None or self._wall() > announced.url_expires_at:
+                raise ValueError("AccessDenied: the upload URL expired or was never issued")
+            if len(data) != announced.size:
+                raise ValueError("SignatureDoesNotMatch: Content-Length differs from the signed one")
+            announced.data, announced.stored_at = data, self._wall()
+
+    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
+        with self._lock:
+            announced = self._objects.get(object_id)
+        if announced is None or announced.data is None or self._wall() - announced.stored_at > self._max_age_s:
+            raise ObjectMissing(object_id)
+        if len(announced.data) > min(announced.size, max_bytes):
+            raise ObjectRejected(f"{len(announced.data)} bytes stored, {announced.size} announced")
+        return StoredAudio(announced.data, announced.filename, announced.content_type)
+
+    def presign_get(self, object_id: str) -> str:
+        return f"memory://{UPLOAD_PREFIX}{object_id}?download"
+
+    def delete(self, object_id: str) -> None:
+        with self._lock:
+            self._objects.pop(object_id, None)
+
+    def exists(self, object_id: str) -> bool:
+        with self._lock:
+            announced = self._objects.get(object_id)
+        return announced is not None and announced.data is not None
+
+    def put_result(self, job_id: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            self._results[job_id] = data
+
+    def read_result(self, job_id: str) -> bytes:
+        with self._lock:
+            if job_id not in self._results:
+                raise ObjectMissing(job_id)
+            return self._results[job_id]

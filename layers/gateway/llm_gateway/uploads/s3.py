@@ -1,0 +1,118 @@
+"""`AudioObjects` on S3: presigned PUT/GET URLs (SigV4), the announced size signed into the PUT.
+
+The PUT URL signs `Content-Length`, `Content-Type` and two metadata headers (`x-amz-meta-
+announced-bytes`, `x-amz-meta-filename`), so a client can upload exactly the bytes it announced
+and nothing else: another size, type or name breaks the signature. `read` checks the stored
+size against the announced one anyway (defence in depth) and refuses objects older than the
+bucket's lifecycle (S3 expires them lazily). The client variable is `s3`, never `client`: the
+template test derives the DynamoDB actions from `client.<operation>(` calls in the layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, unquote
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from llm_gateway.uploads.objects import (
+    DOWNLOAD_URL_TTL_S,
+    MAX_AGE_S,
+    RESULT_PREFIX,
+    UPLOAD_PREFIX,
+    ObjectMissing,
+    ObjectRejected,
+    PresignedPut,
+    StorageUnavailable,
+    StoredAudio,
+)
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    """A SigV4 client; path-style addressing against a local endpoint (the embedded S3)."""
+    import boto3
+
+    config = Config(signature_version="s3v4", connect_timeout=2, read_timeout=30,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    s3={"addressing_style": "path" if endpoint_url else "virtual"})
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+class S3AudioObjects:
+    def __init__(self, s3: Any, bucket: str, *, url_ttl_s: int = 900, max_age_s: float = MAX_AGE_S,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._url_ttl_s = url_ttl_s
+        self._max_age_s = max_age_s
+        self._wall = wall
+
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut:
+        name = quote(filename, safe="")
+        url = self._call(
+            self._s3.generate_presigned_url, ClientMethod="put_object",
+            Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id, "ContentLength": size,
+                    "ContentType": content_type, "Metadata": {"announced-bytes": str(size), "filename": name}},
+            ExpiresIn=self._url_ttl_s,
+        )
+        headers = {"Content-Type": content_type, "Content-Length": str(size),
+                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name}
+        return PresignedPut(url, headers, int(self._wall()) + self._url_ttl_s)
+
+    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
+        key = UPLOAD_PREFIX + object_id
+        head = self._call(self._s3.head_object, Bucket=self._bucket, Key=key)
+        metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        size, announced = int(head["ContentLength"]), int(metadata.get("announced-bytes", -1))
+        modified = head.get("LastModified")
+        if modified is not None and self._wall() - modified.timestamp() > self._max_age_s:
+            raise ObjectMissing(object_id)
+        if size != announced or size > max_bytes:
+            raise ObjectRejected(f"{size} bytes stored, {announced} announced, {max_bytes} at most")
+        body = self._call(self._s3.get_object, Bucket=self._bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"]
+        data = body.read(max_bytes + 1)
+        if len(data) != size:
+            raise ObjectRejected(f"{len(data)} bytes read, {size} expected")
+        content_type = str(head.get("ContentType") or "application/octet-stream")
+        return StoredAudio(data, unquote(metadata.get("filename", "")) or "audio", content_type)
+
+    def presign_get(self, object_id: str) -> str:
+        return str(self._call(
+            self._s3.generate_presigned_url, ClientMethod="get_object", Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id},
+            ExpiresIn=DOWNLOAD_URL_TTL_S,
+        ))
+
+    def delete(self, object_id: str) -> None:
+        self._call(self._s3.delete_object, Bucket=self._bucket, Key=UPLOAD_PREFIX + object_id)
+
+    def exists(self, object_id: str) -> bool:
+        try:
+            self._call(self._s3.head_object, Bucket=self._bucket, Key=UPLOAD_PREFIX + object_id)
+        except ObjectMissing:
+            return False
+        return True
+
+    def put_result(self, job_id: str, data: bytes, content_type: str) -> None:
+        self._call(self._s3.put_object, Bucket=self._bucket, Key=RESULT_PREFIX + job_id, Body=data,
+                   ContentType=content_type)
+
+    def read_result(self, job_id: str) -> bytes:
+        response = self._call(self._s3.get_object, Bucket=self._bucket, Key=RESULT_PREFIX + job_id)
+        return bytes(response["Body"].read())
+
+    @staticmethod
+    def _call(operation: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return operation(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if str(error.get("Code")) in _MISSING:
+                raise ObjectMissing(str(kwargs.get("Key"))) from None
+            raise StorageUnavailable(f"S3 {error.get('Code', 'error')}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from exc
