@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "usage": ("sandbox.usage_cli", "print a user's usage, limits and what is left (GET /v1/usage)"),
     "report": ("sandbox.report_cli", "build the daily cost report (JSON, CSV, summary) from the state table"),
     "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
+    "simulate": ("sandbox.simulate.cli", "simulate a day of a workload through the real gateway on a virtual clock"),
 }
 
 
