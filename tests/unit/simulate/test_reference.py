@@ -22,10 +22,6 @@ KNOWN_MISSES = {
                               "attempt timeout it was given",
     "user_rate_limit_error_rate": "requests pinned to groq/llama-3.3-70b-versatile get 429 once its free tier "
                                   "is used up (pinned requests never move); unpinned requests get none",
-    "provider_limit_violations": "the gateway sends calls a provider's window refuses: a failover step reserves "
-                                 "in the windows its plan computed seconds earlier (Mistral's 1 request/s; see "
-                                 "test_simulate.py), and token/audio windows counted exactly by the provider "
-                                 "are passed by the two-bucket estimate and by answers longer than reserved",
 }
 
 

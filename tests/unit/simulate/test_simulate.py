@@ -88,11 +88,6 @@ def test_no_simulated_provider_window_is_ever_exceeded_on_a_calm_busy_hour() -> 
     assert any(p["peak"] == p["max"] for p in request_windows)  # some free tier was really used up
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug found by the simulator: a failover step reserves in the windows its plan computed "
-    "(PlanStep.usages, window starts of the plan's moment), so after an attempt that took seconds the "
-    "next step counts in a stale 1-second window and the provider's rps=1 is passed (runner._attempt → "
-    "SharedState.reserve)"))
 def test_a_slow_failover_never_passes_a_one_request_per_second_limit() -> None:
     # Every other free tier hangs, so requests time out there and fail over to Mistral (1 request/s
     # for the whole organisation) seconds after their plan was made.
