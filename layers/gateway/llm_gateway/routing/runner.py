@@ -34,7 +34,7 @@ from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
-from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
+from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory, work_size
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.run import RequestRun
@@ -209,7 +209,8 @@ class FailoverRunner:
             full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
             # usual latency says nothing about it) and its timeout is not held against anyone.
-            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full)
+            size = work_size(step.amounts)
+            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
@@ -227,7 +228,7 @@ class FailoverRunner:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise
             latency = self.retry.clock() - started
-            self.timeouts.observe(step.key.provider, latency)
+            self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
             if result.actual is not None:
