@@ -7,6 +7,7 @@ import sys
 
 MODULES = (
     "benchmarks.bench_selection", "benchmarks.bench_overhead", "benchmarks.bench_dynamodb", "benchmarks.bench_cold_start",
+    "benchmarks.bench_simulate",
 )
 
 

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("sandbox.report_cli", "build the daily cost report (JSON, CSV, summary) from the state table"),
     "rollout": ("sandbox.rollout_cli", "show or change the safe rollout's percentage (make dev, or --stack: AppConfig)"),
     "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
+    "simulate": ("sandbox.simulate.cli", "simulate a day of a workload through the real gateway on a virtual clock"),
 }
 
 

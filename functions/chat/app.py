@@ -28,7 +28,6 @@ from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from llm_gateway.api import live
 from llm_gateway.api.admin import require_admin
@@ -36,15 +35,12 @@ from llm_gateway.api.auth import authenticate
 from llm_gateway.api.body import parse_json_body
 from llm_gateway.api.cache import TtlValue
 from llm_gateway.api.errors import (
-    GatewayError,
     InvalidRequest,
-    NotFound,
-    from_validation_error,
 )
+from llm_gateway.api.resolver_errors import register_error_handlers
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
-from llm_gateway.observability import metrics
 from llm_gateway.observability.logging import redact
 from llm_gateway.rollout.cohorts import GATEWAY
 
@@ -181,33 +177,11 @@ def usage() -> Response:
                                                  query=query))
 
 
-@app.exception_handler(GatewayError)
-def handle_gateway_error(exc: GatewayError) -> Response:
-    return _json(exc.status, exc.body(), exc.headers)
-
-
-@app.exception_handler(ValidationError)
-def handle_validation_error(exc: ValidationError) -> Response:
-    error = from_validation_error(exc)
-    return _json(error.status, error.body())
-
-
-@app.not_found
-def handle_not_found(exc: Exception) -> Response:
-    path = app.current_event.path
-    error = NotFound(f"Unknown route: {app.current_event.http_method} {path}", code="unknown_url")
-    return _json(error.status, error.body())
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response:
-    """The last resort: a bug. Counted with the request's cohort, the series the rollback alarms
-    (ChatErrorRateAlarm, GatewayCohortErrorRateAlarm) read; a bug before the cohort is known
-    (body parsing, authentication) is held against the gateway cohort, the new code."""
-    gateway.metrics.count(metrics.USER_VISIBLE_ERRORS, cohort=app.context.get("cohort", GATEWAY))
-    logger.exception("unhandled error")
-    error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
-    return _json(error.status, error.body())
+# A bug is counted with the request's cohort, the series the rollback alarms (ChatErrorRateAlarm,
+# GatewayCohortErrorRateAlarm) read; a bug before the cohort is known (body parsing,
+# authentication) is held against the gateway cohort, the new code.
+register_error_handlers(app, _json, lambda: gateway.metrics, logger,
+                        dimensions=lambda: {"cohort": app.context.get("cohort", GATEWAY)})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -29,15 +29,14 @@ from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from llm_gateway.api.audio_schemas import TranscriptionJobRequest, TranscriptionRequest, UploadRequest
 from llm_gateway.api.body import parse_json_body
-from llm_gateway.api.errors import GatewayError, InvalidRequest, NotFound, from_validation_error
+from llm_gateway.api.errors import InvalidRequest
 from llm_gateway.api.forms import event_body, header, parse_form
+from llm_gateway.api.resolver_errors import register_error_handlers
 from llm_gateway.config import load_settings
 from llm_gateway.jobs.launcher import job_id_of
-from llm_gateway.observability import metrics
 from llm_gateway.observability.logging import redact
 from llm_gateway.speech import build_speech
 from llm_gateway.transcription.gateway import TranscriptionOutcome
@@ -137,30 +136,7 @@ def get_job(job_id: str) -> Response:
     return _json(200, speech.jobs.get(job_id))
 
 
-@app.exception_handler(GatewayError)
-def handle_gateway_error(exc: GatewayError) -> Response:
-    return _json(exc.status, exc.body(), exc.headers)
-
-
-@app.exception_handler(ValidationError)
-def handle_validation_error(exc: ValidationError) -> Response:
-    error = from_validation_error(exc)
-    return _json(error.status, error.body())
-
-
-@app.not_found
-def handle_not_found(exc: Exception) -> Response:
-    error = NotFound(f"Unknown route: {app.current_event.http_method} {app.current_event.path}", code="unknown_url")
-    return _json(error.status, error.body())
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response:
-    """A bug: counted with exactly the {service} dimension, as the chat handler counts its own."""
-    speech.metrics.count(metrics.USER_VISIBLE_ERRORS)
-    logger.exception("unhandled error")
-    error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
-    return _json(error.status, error.body())
+register_error_handlers(app, _json, lambda: speech.metrics, logger)
 
 
 def _run_job(job_id: str, context: LambdaContext) -> dict[str, Any]:

@@ -191,7 +191,9 @@ def test_the_banner_lists_each_provider_with_its_model_count(served):
         assert f"{provider} {count} models" in line, line
     served.wait_for_line(r"^Containers: 4 in 2 worker processes$")
     served.wait_for_line(r"FAKE providers")
-    served.wait_for_line(r"embedded DynamoDB")
+    # what an operator needs to inspect local state with the AWS CLI: endpoints, table and bucket
+    served.wait_for_line(r"^State: embedded DynamoDB .* at http://127\.0\.0\.1:\d+, table \S+\.$")
+    served.wait_for_line(r"^Uploads: embedded S3 .* at http://127\.0\.0\.1:\d+, bucket \S+\.$")
 
 
 def test_each_request_is_one_readable_line(served):

@@ -217,12 +217,38 @@ def test_iam_grants_only_the_dynamodb_actions_the_code_calls(template):
             _dynamodb_actions(template, function))
 
 
+KMS_USE = {"Sid": "KmsUse", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+           "Resource": {"Fn::GetAtt": ["GatewayKey", "Arn"]}}
+
+
 def test_dynamodb_statements_name_only_the_state_table(template):
     for function in ("ChatFunction", "HealthFunction"):
         for policy in template["Resources"][function]["Properties"]["Policies"]:
             for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-                if any(str(action).startswith("dynamodb:") for action in statement["Action"]):
+                if statement != KMS_USE and any(str(action).startswith("dynamodb:") for action in statement["Action"]):
                     assert statement["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}, function
+
+
+def test_one_rotated_customer_key_encrypts_secrets_table_and_buckets_and_only_functions_use_it(template):
+    resources = template["Resources"]
+    key = resources["GatewayKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    key_arn = {"Fn::GetAtt": ["GatewayKey", "Arn"]}
+    assert resources["StateTable"]["Properties"]["SSESpecification"] == {
+        "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn}
+    for secret in ("ProviderSecret", "ClientKeySecret"):
+        assert resources[secret]["Properties"]["KmsKeyId"] == {"Ref": "GatewayKey"}
+    for bucket in ("AudioBucket", "ReportsBucket"):
+        rule = resources[bucket]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
+    users = [name for name, r in resources.items() if "GatewayKey" in json.dumps(r.get("Properties", {}).get("Policies", []))]
+    # the rollback function touches nothing the key encrypts (AppConfig, the alarm topic): not granted
+    functions = [name for name, r in resources.items()
+                 if r["Type"] == "AWS::Serverless::Function" and name != "RollbackFunction"]
+    assert sorted(users) == sorted(functions)  # every function that needs it may use it, nothing else is granted it
+    for function in functions:
+        statements = [s for p in resources[function]["Properties"]["Policies"] for s in p.get("Statement", [])]
+        assert KMS_USE in statements, function
 
 
 def test_chat_function_reserved_concurrency_is_a_parameter(template):
@@ -679,6 +705,8 @@ def test_transcribe_role_is_least_privilege(template):
             assert statement["Resource"] == {"Fn::Sub": "${AudioBucket.Arn}/*"}
         elif actions == {"s3:ListBucket"}:
             assert statement["Resource"] == {"Fn::GetAtt": ["AudioBucket", "Arn"]}
+        elif statement == KMS_USE:
+            continue
         elif actions == {"lambda:InvokeFunction"}:
             # itself only, by its fixed name (a Ref/GetAtt of the function would be circular)
             assert all("function:${AWS::StackName}-transcribe" in r["Fn::Sub"] for r in statement["Resource"])

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -266,16 +267,23 @@ def test_no_attempt_starts_or_runs_past_the_deadline() -> None:
 
 
 # --- adaptive timeouts ------------------------------------------------------------------------------
+def short(text: str = "hi") -> ChatCompletionRequest:
+    """A request that may use few tokens (max_tokens=8): its timeout is about one call's latency.
+    (One that may write 1,024 tokens, the default, gets time for that: see the 3,000-token test.)"""
+    return ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": text}]})
+
+
 def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> None:
     """groq answered eight times in 0.5 s; when it hangs, its attempt times out after the floor
     (2 s), not the 20 s attempt budget, and openai (never seen) borrows the overall estimate."""
     r = rig()
     r.fleet.set("groq", answer(after_s=0.5))
     for _ in range(8):
-        r.router.complete(chat())
+        r.router.complete(short())
     r.fleet.set("groq", hang())
     before, started = len(r.fleet.calls), r.clock.now
-    routed = r.router.complete(chat())
+    routed = r.router.complete(short())
     hung, served = r.fleet.calls[before:]
     floor = TimeoutPolicy().floor_s
     assert routed.provider == "openai"
@@ -290,7 +298,7 @@ def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -
     r = rig()
     r.fleet.set("groq", answer(after_s=3.0))
     for _ in range(12):
-        r.router.complete(chat())
+        r.router.complete(short())
     timeouts = [c.timeout_s for c in r.fleet.calls]
     assert timeouts[0] == FAST_BUDGET
     assert all(a >= b for a, b in itertools.pairwise(timeouts)), timeouts
@@ -387,3 +395,44 @@ def test_a_failed_call_keeps_its_request_counted_and_gives_back_its_tokens() -> 
     assert groq, "the groq attempt reserved nothing: the test would prove nothing"
     for pk, item in groq.items():
         assert (item[REQUESTS], item[TOKENS]) == (1, 0), (pk, item)
+
+
+def test_a_failover_after_a_slow_attempt_reserves_in_the_window_of_its_own_moment() -> None:
+    """Found by `llm-gateway simulate`: the plan computes each step's windows at planning time.
+    A step reached after an attempt that took seconds must reserve in the window of *now*, not
+    in the plan's: else Mistral's organisation-wide 1 request/s is passed when another container
+    used this second meanwhile."""
+    one = rig(providers=("groq", "mistral"), mistral_rps=1, max_wait_s=0.0)
+    two = rig(providers=("groq", "mistral"), mistral_rps=1, max_wait_s=0.0, store=one.store, clock=one.clock)
+
+    def slow_then_fail(request, fleet):
+        fleet.clock.advance(3.0)  # the attempt takes seconds: the plan's 1-second windows are gone
+        assert two.router.complete(pinned("mistral")).provider == "mistral"  # meanwhile, elsewhere
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    one.fleet.then("groq", slow_then_fail)
+    result = None
+    try:
+        result = one.router.complete(chat())
+    except GatewayError as refused:
+        assert refused.status in (429, 503)  # refused rather than passing the limit
+    calls = sorted(c.at for c in one.fleet.calls + two.fleet.calls if c.provider == "mistral")
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(calls)), calls
+    assert result is None or result.provider == "mistral"
+
+
+def test_a_longer_answer_gets_a_longer_timeout_than_short_ones_taught() -> None:
+    """Found by `llm-gateway simulate`: a timeout learned from short answers (1 s each) cut a
+    normal long answer off. Asking for 3,000 output tokens (below LONG_ANSWER_TOKENS, so not
+    'slow by request') must be given time in proportion, and be served by the same provider."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=1.0))
+    for _ in range(20):
+        r.router.complete(chat())
+    short = r.fleet.calls[-1].timeout_s
+    r.fleet.then("groq", answer(after_s=6.0))
+    long_request = ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 3000, "messages": [{"role": "user", "content": "Write at length."}]})
+    served = r.router.complete(long_request)
+    assert served.provider == "groq" and len(served.attempts) == 1
+    assert r.fleet.calls[-1].timeout_s > 6.0 and r.fleet.calls[-1].timeout_s > short

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from llm_gateway.retry.classifier import ErrorClass
 from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark
+from llm_gateway.state.metering import AUDIO_SECONDS, TOKENS, Amounts
 
 # What counts as "the provider just failed": capacity and health failures, not the caller's.
 FAILURE_CLASSES = frozenset({
@@ -95,8 +96,10 @@ class AdaptiveTimeouts:
         self._overall: _Estimate | None = None
         self._lock = threading.Lock()
 
-    def observe(self, provider: str, seconds: float) -> None:
-        """A successful attempt's duration."""
+    def observe(self, provider: str, seconds: float, size: float = 1.0) -> None:
+        """A successful attempt's duration, for a request of `size` (`work_size`): the estimate
+        is of seconds per unit of size, so a long answer is not judged by short ones."""
+        seconds = seconds / max(size, 1.0)
         with self._lock:
             for estimate, store in ((self._per_provider.get(provider), provider), (self._overall, None)):
                 if estimate is None:
@@ -108,11 +111,24 @@ class AdaptiveTimeouts:
                 else:
                     estimate.update(seconds, self.policy.gain)
 
-    def timeout_for(self, provider: str, budget_s: float) -> float:
-        """The attempt's timeout: the provider's (or everyone's) estimate, within [floor, budget]."""
+    def timeout_for(self, provider: str, budget_s: float, size: float = 1.0) -> float:
+        """The attempt's timeout for a request of `size`: the provider's (or everyone's) estimate
+        per unit of size, times the size, within [floor, budget]."""
         with self._lock:
             estimate = self._per_provider.get(provider) or self._overall
         if estimate is None:
             return budget_s
-        wanted = estimate.smoothed + self.policy.deviations * estimate.deviation
+        wanted = (estimate.smoothed + self.policy.deviations * estimate.deviation) * max(size, 1.0)
         return min(budget_s, max(self.policy.floor_s, wanted))
+
+
+TOKENS_PER_UNIT = 200  # tokens that take a provider about as long as answering at all (~0.3-1 s)
+AUDIO_S_PER_UNIT = 60  # audio seconds that do
+
+
+def work_size(amounts: Amounts) -> float:
+    """How much work a call is, in units: 1 for the call itself, plus one per 200 tokens and per
+    minute of audio. Latency grows with it (an answer of 3,000 tokens takes many times one of
+    200), so the estimate is learned per unit of what calls really used, and a call's timeout is
+    that times what it may use (its reservation): a long answer is not judged by short ones."""
+    return 1.0 + amounts.get(TOKENS, 0) / TOKENS_PER_UNIT + amounts.get(AUDIO_SECONDS, 0) / AUDIO_S_PER_UNIT

@@ -34,14 +34,14 @@ from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
-from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
+from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory, work_size
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.run import RequestRun
 from llm_gateway.routing.tracing import AttemptTracer, NoTracing
 from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
-from llm_gateway.state.metering import Amounts
+from llm_gateway.state.metering import Amounts, WindowUsage, usage_of
 from llm_gateway.state.shared import Reservation, SharedState
 from llm_gateway.state.store import ModelKey
 
@@ -199,7 +199,8 @@ class FailoverRunner:
             step = run.next_step()
             if step is None:
                 raise AttemptFailed(_NoStepLeft("no plan step left"), retry=False)
-            reservation = self.state.reserve(step.usages, step.amounts, self._wall())
+            now = self._wall()
+            reservation = self.state.reserve(self._current(step, now), step.amounts, now)
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
@@ -211,7 +212,8 @@ class FailoverRunner:
             full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
             # usual latency says nothing about it) and its timeout is not held against anyone.
-            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full)
+            size = work_size(step.amounts)
+            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
@@ -230,7 +232,7 @@ class FailoverRunner:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise
             latency = self.retry.clock() - started
-            self.timeouts.observe(step.key.provider, latency)
+            self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
             if result.actual is not None:
@@ -239,6 +241,17 @@ class FailoverRunner:
             else:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
             return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
+
+    def _current(self, step: PlanStep, now: float) -> tuple[WindowUsage, ...]:
+        """The step's windows as of `now`. The plan computed them when it was made; a step reached
+        after an attempt that took seconds may lie in later windows (a 1-second one surely), and
+        reserving in the plan's would count in a window that is over: read those again."""
+        usages = step.usages
+        if all(u.meter.limit.period.start(now) == u.start for u in usages):
+            return usages
+        meters = [u.meter for u in usages]
+        snapshot = self.state.load(meters, (step.key,), now)
+        return tuple(usage_of(meter, snapshot.counters, now, snapshot.stamps) for meter in meters)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,

@@ -1,0 +1,41 @@
+"""How long `llm-gateway simulate` takes for a day of 100,000 requests (the reference workload at
+that volume), and where the time goes: wall and CPU time of the whole run, and the share of CPU
+the gateway's own selection took (measured per request by the simulator). A printed figure, not
+a timed assertion: the target is under a minute on this project's 2-core machine.
+
+`.venv/bin/python -m benchmarks.bench_simulate [requests_per_day]`
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sandbox.simulate.engine import simulate
+from sandbox.simulate.report import summarize
+from sandbox.simulate.workload import load_workload
+
+TARGET_S = 60.0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    volume = int(args[0]) if args else 100_000
+    workload = load_workload("reference").with_volume(volume)
+    result = simulate(workload, 1)
+    summary = summarize(result)
+    requests = summary["requests"]
+    selection_s = sum(o.selection_ms for o in result.outcomes) / 1000
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nsimulate: one day of the reference workload at {volume:,} requests/day (load average {load:.1f})")
+    print(f"  {requests:,} requests in {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU "
+          f"({result.cpu_s / requests * 1000:.2f} ms CPU per request; target: the day in < {TARGET_S:.0f} s: "
+          f"{'met' if result.wall_s < TARGET_S else 'NOT met'})")
+    print(f"  of which the gateway's selection (prepare, token count, state load, ranking): {selection_s:.1f} s CPU "
+          f"({selection_s / result.cpu_s:.0%}); {result.containers} containers")
+    print(f"  free_tier_share {summary['free_tier_share']}, user_error_rate {summary['user_error_rate']}, "
+          f"violations {summary['provider_limit_violations']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The simulation: the real gateway (built by `compose.build_core`) over the simulated providers,
+on the virtual clock, for one workload and seed.
+
+Like Lambda, every request runs in a *container* (a Core with its chat and transcription routers,
+built by the composition root) that serves one request at a time; a request that finds no idle
+container gets a new one. All containers share one state store (the DynamoDB table's stand-in:
+`MemoryStore`) and one breaker store, as production's containers share the table. What is not
+production's: the HTTP front and the handler (auth, validation, response shaping) are skipped, as
+are the scheduled health check and DynamoDB's latency; breaker failure counters, which
+Powertools keeps per process, are shared by all containers of the simulation.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import greenlet
+import httpx
+
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.compose import Core, build_chat, build_core, build_transcription
+from llm_gateway.config import Settings, load_settings
+from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
+from llm_gateway.routing.chat import ChatRouter
+from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
+from llm_gateway.routing.transcription import TranscriptionRouter
+from llm_gateway.selection.catalog import Catalog, default_catalog
+from llm_gateway.state.memory import MemoryStore
+from sandbox.simulate.clock import VirtualClock, powertools_on
+from sandbox.simulate.providers import SimulatedProviders
+from sandbox.simulate.requests import RequestFactory
+from sandbox.simulate.scenario import Scenario, parse_scenario
+from sandbox.simulate.workload import CHAT, STREAM, TRANSCRIPTION, SimRequest, Workload, generate
+
+PROVIDERS = ("groq", "gemini", "cohere", "mistral", "openai")
+SAMPLE_EVERY_S = 300.0
+
+
+class SimMetrics:
+    """The `Metrics` sink of every container: totals by name and dimensions, and per hour."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        self.hourly: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+
+    def count(self, name: str, value: float = 1.0, **dimensions: str) -> None:
+        self.totals[(name, tuple(sorted(dimensions.items())))] += value
+        self.hourly[name][int(self.clock.now // 3600)] += value
+
+    def timing(self, name: str, ms: float, **dimensions: str) -> None:
+        return None  # times on the virtual clock say nothing; selection CPU time is measured apart
+
+    def total(self, name: str, **dimensions: str) -> float:
+        wanted = set(dimensions.items())
+        return sum(v for (n, dims), v in self.totals.items() if n == name and wanted <= set(dims))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one simulated request got."""
+
+    at: float
+    capability: str
+    kind: str
+    pinned: bool
+    user: int
+    status: int = 200
+    code: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    free: bool = False
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+    attempts: int = 0
+    failed_attempts: int = 0
+    selection_ms: float = 0.0
+    latency_s: float = 0.0
+
+
+@dataclass
+class Container:
+    core: Core
+    chat: ChatRouter
+    transcription: TranscriptionRouter
+
+
+@dataclass
+class SimResult:
+    workload: Workload
+    seed: int
+    scenario: Scenario
+    outcomes: list[Outcome]
+    providers: SimulatedProviders
+    metrics: SimMetrics
+    samples: list[dict[str, Any]]
+    containers: int
+    wall_s: float
+    cpu_s: float
+    bugs: list[str] = field(default_factory=list)
+
+
+def _settings(providers: tuple[str, ...], extra: dict[str, str] | None = None) -> Settings:
+    env = {f"{p.upper()}_API_KEY": f"sim-{p}-key-0123456789abcdef" for p in providers}
+    return load_settings({**env, **(extra or {})})
+
+
+class Simulation:
+    def __init__(self, workload: Workload, seed: int = 1, *, scenario: Scenario | None = None,
+                 catalog: Catalog | None = None, providers: tuple[str, ...] = PROVIDERS,
+                 env: dict[str, str] | None = None) -> None:
+        self.workload = workload
+        self.seed = seed
+        raw = workload.raw
+        self.scenario = scenario if scenario is not None else parse_scenario(raw.get("providers"), raw.get("scenario"))
+        self.catalog = catalog or default_catalog()
+        import random
+
+        chance = random.Random(f"gateway:{seed}")
+        self.clock = VirtualClock(workload.start, chance.random)
+        self.metrics = SimMetrics(self.clock)
+        self.fleet = SimulatedProviders(self.catalog, self.scenario, self.clock, seed)
+        self.settings = _settings(providers, env)
+        self.store = MemoryStore()
+        self.breakers = CircuitBreakers(
+            MemoryBreakerPersistence(),
+            BreakerSettings(recovery_timeout_s=max(30, int(self.settings.attempt_timeout_s) + 5)), metrics=self.metrics)
+        self.factory = RequestFactory()
+        self.idle: list[Container] = []
+        self.built = 0
+        self.outcomes: list[Outcome] = []
+        self.samples: list[dict[str, Any]] = []
+        self.bugs: list[str] = []
+        self._selection: dict[int, float] = {}
+        self._counts: dict[int, tuple[int, float]] = {}
+        self._baseline = self._baseline_prices()
+
+    # --- containers -------------------------------------------------------------------------------
+    def _container(self) -> Container:
+        if self.idle:
+            return self.idle.pop()
+        client = httpx.Client(transport=httpx.MockTransport(self.fleet.handle))
+        core = build_core(self.settings, metrics=self.metrics, http_client=client, store=self.store,
+                          clocks=self.clock.clocks(), catalog=self.catalog, breakers=self.breakers)
+        chat, transcription = build_chat(core), build_transcription(core)
+        core.runner.plan = self._timed(core.runner.plan)  # type: ignore[method-assign]
+        chat.preparer.prepare = self._timed(chat.preparer.prepare)  # type: ignore[method-assign]
+        chat.preparer.tokens.estimate = self._counted(chat.preparer.tokens.estimate)  # type: ignore[method-assign,assignment]
+        transcription.preparer.prepare = self._timed(transcription.preparer.prepare)  # type: ignore[method-assign]
+        self.built += 1
+        return Container(core, chat, transcription)
+
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Selection's real CPU time (preparation, state load, ranking), added to the request's
+        total; nothing in these phases waits on the virtual clock."""
+        selection = self._selection
+        clock = time.process_time
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                key = id(greenlet.getcurrent())
+                selection[key] = selection.get(key, 0.0) + clock() - started
+
+        return timed
+
+    def _counted(self, estimate: Callable[[Any], int]) -> Callable[[Any], int]:
+        """Token counts per request body, computed once: the simulator reuses one body per distinct
+        request shape, and counting a long prompt again would only slow the simulation down. A
+        reused count still adds the CPU time its first count took to the request's selection time,
+        so `selection_p95_ms` is what the gateway would spend counting each request itself."""
+        known = self._counts
+        selection = self._selection
+        clock = time.process_time
+
+        def counted(request: Any) -> int:
+            found = known.get(id(request))
+            if found is None:
+                started = clock()
+                tokens = estimate(request)
+                found = known[id(request)] = (tokens, clock() - started)
+                return tokens
+            key = id(greenlet.getcurrent())
+            selection[key] = selection.get(key, 0.0) + found[1]
+            return found[0]
+
+        return counted
+
+    # --- one request -----------------------------------------------------------------------------
+    def _serve(self, sim: SimRequest) -> None:
+        container = self._container()
+        key = id(greenlet.getcurrent())
+        self._selection[key] = 0.0
+        outcome = Outcome(sim.at, sim.capability, sim.kind if sim.capability != TRANSCRIPTION else "audio",
+                          not sim.model.startswith("auto"), sim.user)
+        try:
+            if sim.capability == TRANSCRIPTION:
+                request, call = self.factory.transcription(sim)
+                routed = container.transcription.transcribe(request, call, container.core.runner.retry.deadline())
+                outcome.provider, outcome.model, outcome.free = routed.provider, routed.model, routed.free
+                outcome.cost_usd, attempts = routed.cost_usd, routed.attempts
+            elif sim.capability == STREAM:
+                stream = container.chat.stream(self.factory.chat(sim), buffered=True)
+                for _chunk in stream.chunks:
+                    pass
+                outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
+                outcome.cost_usd, attempts = stream.cost_usd, stream.attempts
+            else:
+                routed_chat = container.chat.complete(self.factory.chat(sim))
+                outcome.provider, outcome.model, outcome.free = routed_chat.provider, routed_chat.model, routed_chat.free
+                outcome.cost_usd, attempts = routed_chat.cost_usd, routed_chat.attempts
+            outcome.attempts = len(attempts)
+            outcome.failed_attempts = sum(1 for a in attempts if a.error_class is not None)
+        except GatewayError as error:
+            outcome.status, outcome.code = error.status, error.code
+            tried = error.extra.get("attempts") if isinstance(error.extra, dict) else None
+            outcome.attempts = outcome.failed_attempts = len(tried or [])
+        except Exception as exc:  # a bug in the gateway: counted as the 500 the handler would answer
+            outcome.status, outcome.code = 500, "internal_error"
+            if len(self.bugs) < 20:
+                self.bugs.append("".join(traceback.format_exception(exc)))
+        finally:
+            self.idle.append(container)
+            outcome.selection_ms = self._selection.pop(key, 0.0) * 1000
+            outcome.latency_s = self.clock.now - sim.at
+            outcome.baseline_usd = self._baseline_cost(sim)
+            self.outcomes.append(outcome)
+
+    # --- baseline ------------------------------------------------------------------------------------
+    def _baseline_prices(self) -> dict[str, tuple[float, float, float]]:
+        out = {}
+        for capability, ident in ((CHAT, self.workload.baseline_chat), (TRANSCRIPTION, self.workload.baseline_transcription)):
+            provider, _, model = ident.partition("/")
+            entry = next((e for e in self.catalog.entries if e.provider == provider and e.model == model), None)
+            if entry is None or entry.price is None:
+                raise ValueError(f"baseline {capability} model {ident!r} is not a priced catalog model")
+            price = entry.price
+            out[capability] = (price.input or 0.0, price.output or 0.0, price.audio_minute or 0.0)
+        return out
+
+    def _baseline_cost(self, sim: SimRequest) -> float:
+        if sim.capability == TRANSCRIPTION:
+            return self._baseline[TRANSCRIPTION][2] * sim.audio_seconds / 60
+        price_in, price_out, _ = self._baseline[CHAT]
+        output = min(sim.output_tokens, sim.max_tokens) if sim.max_tokens else sim.output_tokens
+        return ((sim.prompt_tokens + 3) * price_in + output * price_out) / 1e6
+
+    # --- sampling for the plots -----------------------------------------------------------------
+    def _sample(self, _arg: Any = None) -> None:
+        now = self.clock.now
+        wall = self.clock.wall()
+        self.samples.append({"t": now, "remaining": {p: self.fleet.limiter.remaining_share(p, wall) for p in PROVIDERS}})
+        if now + SAMPLE_EVERY_S <= self.workload.hours * 3600:
+            self.clock.at(now + SAMPLE_EVERY_S, self._sample)
+
+    # --- the run ------------------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        started, cpu = time.perf_counter(), time.process_time()
+        with powertools_on(self.clock):
+            self._sample()
+            for sim in generate(self.workload, self.seed):
+                self.clock.at(sim.at, self._serve, sim)
+            self.clock.run()
+        return SimResult(self.workload, self.seed, self.scenario, self.outcomes, self.fleet, self.metrics,
+                         self.samples, self.built, time.perf_counter() - started, time.process_time() - cpu,
+                         self.bugs)
+
+
+def simulate(workload: Workload, seed: int = 1, **options: Any) -> SimResult:
+    return Simulation(workload, seed, **options).run()
+
+
+__all__ = ["CHAT", "PROVIDERS", "STREAM", "TRANSCRIPTION", "Outcome", "SimResult", "Simulation", "simulate"]

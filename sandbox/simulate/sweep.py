@@ -1,0 +1,85 @@
+"""`--sweep requests_per_day=1000:200000`: the same workload (and scenario) at several daily
+volumes, to find up to what volume free tiers keep 90 % of requests and what each step above
+it costs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.simulate.engine import simulate
+from sandbox.simulate.report import summarize
+from sandbox.simulate.workload import Workload
+
+FREE_TARGET = 0.90
+
+
+def parse_sweep(text: str) -> tuple[str, list[int]]:
+    """`requests_per_day=1000:200000` (log-spaced steps, 8 by default), `...=1000:200000:5`
+    (that many steps) or `...=1000,5000,20000` (those values)."""
+    name, _, spec = text.partition("=")
+    if name != "requests_per_day" or not spec:
+        raise ValueError("--sweep: expected requests_per_day=LOW:HIGH[:STEPS] or requests_per_day=A,B,C")
+    if "," in spec:
+        values = sorted({int(v) for v in spec.split(",")})
+    else:
+        parts = [int(float(v)) for v in spec.split(":")]
+        if len(parts) not in (2, 3) or parts[0] <= 0 or parts[1] < parts[0]:
+            raise ValueError("--sweep: expected LOW:HIGH[:STEPS] with 0 < LOW <= HIGH")
+        low, high = parts[0], parts[1]
+        steps = parts[2] if len(parts) == 3 else 8
+        if steps < 2:
+            values = [low]
+        else:
+            ratio = (high / low) ** (1 / (steps - 1))
+            values = sorted({int(round(low * ratio**i, -2 if low * ratio**i >= 1000 else 0)) for i in range(steps)})
+    if not values or min(values) <= 0:
+        raise ValueError("--sweep: volumes must be positive")
+    return name, values
+
+
+def run_sweep(workload: Workload, values: list[int], seed: int, hours: float | None = None) -> dict[str, Any]:
+    rows = []
+    for volume in values:
+        shaped = workload.with_volume(volume)
+        if hours is not None:
+            shaped = shaped.with_hours(hours)
+        summary = summarize(simulate(shaped, seed))
+        rows.append({key: summary[key] for key in (
+            "requests_per_day", "requests", "free_tier_share", "user_error_rate", "user_rate_limit_error_rate",
+            "avg_cost_usd", "baseline_avg_cost_usd", "cost_reduction", "total_cost_usd", "failover_rate",
+            "provider_limit_violations", "sim_wall_s")})
+    holding = [r for r in rows if r["free_tier_share"] >= FREE_TARGET]
+    scale = 24 / (hours or workload.hours)
+    for previous, row in zip([None, *rows], rows, strict=False):
+        row["cost_per_day_usd"] = round(row["total_cost_usd"] * scale, 4)
+        if previous is not None:
+            extra = row["requests_per_day"] - previous["requests_per_day"]
+            added = row["cost_per_day_usd"] - previous["cost_per_day_usd"]
+            row["marginal_cost_per_request_usd"] = round(added / extra, 8) if extra else None
+    return {
+        "workload": workload.name, "seed": seed, "hours": hours or workload.hours,
+        "free_tier_target": FREE_TARGET,
+        "free_tiers_hold_up_to_requests_per_day": max((r["requests_per_day"] for r in holding), default=None),
+        "first_volume_below_target": next((r["requests_per_day"] for r in rows if r["free_tier_share"] < FREE_TARGET),
+                                          None),
+        "steps": rows,
+    }
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    lines = ["| requests/day | free-tier share | user errors | avg cost | cost/day | marginal cost/request |",
+             "|---|---|---|---|---|---|"]
+    for row in result["steps"]:
+        marginal = row.get("marginal_cost_per_request_usd")
+        lines.append(f"| {row['requests_per_day']:,} | {row['free_tier_share'] * 100:.1f} % | "
+                     f"{row['user_error_rate'] * 100:.2f} % | ${row['avg_cost_usd']:.6f} | ${row['cost_per_day_usd']:.2f} | "
+                     f"{'-' if marginal is None else f'${marginal:.6f}'} |")
+    hold = result["free_tiers_hold_up_to_requests_per_day"]
+    lines.append("")
+    lines.append(f"Free tiers keep {result['free_tier_target']:.0%} of requests up to "
+                 f"{'no volume tried' if hold is None else f'{hold:,} requests/day'} (of those tried)"
+                 + ("" if result["first_volume_below_target"] is None else
+                    f"; below it from {result['first_volume_below_target']:,}/day") + ".")
+    return "\n".join(lines)
+
+

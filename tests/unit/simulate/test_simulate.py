@@ -1,0 +1,136 @@
+"""`llm-gateway simulate`: deterministic, honest about failovers and limits, and its outputs exist.
+
+Small simulations (an hour or less of traffic) of workloads built here, so each test runs in
+seconds; the reference workload itself is exercised at CI size in `test_reference.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.simulate import cli
+from sandbox.simulate.engine import simulate
+from sandbox.simulate.report import TARGETS, summarize, write_report
+from sandbox.simulate.sweep import parse_sweep
+from sandbox.simulate.workload import generate, load_workload, parse_workload
+
+MEASURED = {"selection_p50_ms", "selection_p95_ms", "sim_wall_s", "sim_cpu_s", "targets"}
+
+
+def workload(**overrides: Any) -> Any:
+    """Short answers, short audio and no jitter, so no call comes near the gateway's 2 s attempt-timeout
+    floor: failures here come from the scenario alone."""
+    raw: dict[str, Any] = {
+        "name": "test", "requests_per_day": 6000, "hours": 0.5,
+        "mix": {"chat": 0.85, "stream": 0.1, "transcription": 0.05},
+        "chat": {"prompt_tokens": {"median": 200, "p90": 800, "max": 3000},
+                 "output_tokens": {"median": 40, "p90": 80, "max": 100},
+                 "kinds": {"reasoning": 0.1, "tools": 0.1, "json": 0.1, "vision": 0.05}, "follow_up_share": 0.2},
+        "transcription": {"audio_seconds": {"median": 15, "p90": 30, "max": 40}},
+        "providers": {"default": {"error_rate": 0.0, "jitter": 0.0}},
+        "scenario": [],
+    }
+    raw.update(overrides)
+    return parse_workload(raw)
+
+
+def test_the_same_seed_gives_the_same_numbers_and_another_seed_others() -> None:
+    first, again, other = (summarize(simulate(workload(), seed)) for seed in (7, 7, 8))
+    strip = lambda s: {k: v for k, v in s.items() if k not in MEASURED}  # noqa: E731
+    assert strip(first) == strip(again)
+    assert strip(first) != strip(other)
+    assert first["requests"] == again["requests"] > 100
+
+
+def test_the_request_stream_follows_the_workload() -> None:
+    w = workload(requests_per_day=24_000, hours=24)
+    requests = list(generate(w, 3))
+    assert len(requests) == w.total_requests == 24_000
+    assert [r.at for r in requests] == sorted(r.at for r in requests)
+    share = sum(r.capability == "transcription" for r in requests) / len(requests)
+    assert 0.04 < share < 0.06
+
+
+def test_a_provider_down_for_the_whole_run_costs_failovers_but_no_user_errors() -> None:
+    calm = summarize(simulate(workload(), 1))
+    down = simulate(workload(scenario=[{"type": "outage", "provider": "groq", "at_h": 0, "hours": 1}]), 1)
+    summary = summarize(down)
+    assert calm["provider_shares"]["groq"] > 0.1 and calm["failover_rate"] == 0
+    assert summary["provider_calls"].get("groq outage", 0) > 0
+    assert summary["failover_rate"] > 0 and summary["provider_shares"]["groq"] == 0
+    assert summary["user_error_rate"] == 0 and summary["availability"] == 1.0
+    assert summary["provider_limit_violations"] == 0
+    assert down.metrics.total("Failovers") > 0
+
+
+def test_a_revoked_key_and_a_429_storm_are_absorbed_while_free_capacity_exists() -> None:
+    summary = summarize(simulate(workload(scenario=[
+        {"type": "key_revoked", "provider": "gemini", "at_h": 0.1},
+        {"type": "rate_limit_storm", "provider": "mistral", "at_h": 0, "hours": 1, "share": 0.9},
+    ]), 2))
+    assert summary["provider_calls"].get("gemini revoked", 0) > 0
+    assert summary["provider_calls"].get("mistral storm_429", 0) > 0
+    assert summary["user_error_rate"] == 0
+    assert summary["provider_limit_violations"] == 0
+
+
+def test_no_simulated_provider_window_is_ever_exceeded_on_a_calm_busy_hour() -> None:
+    result = simulate(workload(requests_per_day=40_000, hours=1), 3)
+    summary = summarize(result)
+    assert summary["requests"] > 1500
+    assert summary["provider_limit_violations"] == 0, result.providers.violations[:5]
+    request_windows = [p for p in result.providers.peaks() if p["limit"].startswith("rp")]
+    assert request_windows and all(p["peak"] <= p["max"] for p in request_windows)
+    assert any(p["peak"] == p["max"] for p in request_windows)  # some free tier was really used up
+
+
+def test_a_slow_failover_never_passes_a_one_request_per_second_limit() -> None:
+    # Every other free tier hangs, so requests time out there and fail over to Mistral (1 request/s
+    # for the whole organisation) seconds after their plan was made.
+    slow = [{"type": "slow", "provider": p, "at_h": 0, "hours": 1, "factor": 40} for p in ("groq", "gemini", "cohere")]
+    result = simulate(workload(requests_per_day=20_000, hours=0.5, scenario=slow), 4)
+    assert result.providers.violations == []
+
+
+def test_json_has_the_issue_keys(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(json.dumps({"name": "tiny", "requests_per_day": 2000, "hours": 0.25}), encoding="utf-8")
+    assert cli.main(["--workload", str(path), "--seed", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("requests", "free_tier_share", "user_rate_limit_error_rate", "user_error_rate", "avg_cost_usd",
+                "baseline_avg_cost_usd", "cost_reduction", "selection_p95_ms", "selection_success_rate",
+                "failover_rate", "provider_shares", "provider_limit_violations", "targets"):
+        assert key in summary, key
+    assert set(summary["targets"]) == {key for key, *_ in TARGETS}
+    assert abs(sum(summary["provider_shares"].values()) - 1) < 1e-3
+
+
+def test_the_report_and_its_plots_are_written(tmp_path: Path) -> None:
+    result = simulate(workload(hours=0.25, scenario=[{"type": "outage", "provider": "groq", "at_h": 0.1}]), 1)
+    files = write_report(result, summarize(result), tmp_path, "llm-gateway simulate --test")
+    names = {f.name for f in files}
+    assert {"report.md", "summary.json", "requests_by_provider.png", "free_vs_paid.png", "remaining_capacity.png",
+            "cost_per_hour.png", "failovers_and_errors.png"} <= names
+    assert all(f.stat().st_size > 0 for f in files)
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| seed target |" in text and ("PASS" in text or "FAIL" in text) and "outage of groq" in text
+    assert (tmp_path / "requests_by_provider.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_sweep_and_workload_files_are_checked() -> None:
+    assert parse_sweep("requests_per_day=1000,5000") == ("requests_per_day", [1000, 5000])
+    _, steps = parse_sweep("requests_per_day=1000:200000:4")
+    assert steps[0] == 1000 and steps[-1] == 200000 and len(steps) == 4
+    with pytest.raises(ValueError, match="requests_per_day"):
+        parse_sweep("users=1:2")
+    with pytest.raises(ValueError, match="unknown workload keys"):
+        parse_workload({"requests_per_dya": 5})
+    with pytest.raises(ValueError, match="mix"):
+        parse_workload({"mix": {"chat": 0.5}})
+    with pytest.raises(ValueError, match="scenario"):
+        simulate(workload(scenario=[{"type": "meteor", "provider": "groq"}]), 1)
+    assert load_workload("reference").name == "reference"
