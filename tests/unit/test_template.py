@@ -352,6 +352,7 @@ FIXED_DIMENSIONS = {
     "CapacityRejected": {"service", "cohort"}, "RequestCostUSD": {"service", "cohort"},
     "RequestLatencyMs": {"service", "cohort"}, "TimeToFirstTokenMs": {"service", "cohort"},
     "ProviderAttempts": {"service", "provider", "outcome"},
+    "PaidRequestsTotal": {"service"}, "CostUSDTotal": {"service"},
 }
 
 
@@ -368,6 +369,17 @@ def test_alarms_read_fixed_dimension_series_only_for_gateway_totals(template):
                 assert metric["MetricName"] in FIXED_DIMENSIONS, name
                 assert {d["Name"] for d in metric["Dimensions"]} == FIXED_DIMENSIONS[metric["MetricName"]], name
                 assert {"Name": "service", "Value": "llm-gateway"} in metric["Dimensions"], name
+
+
+def test_unexpected_paid_usage_is_alarmed_on_a_learnt_band(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    for name, metric in (("PaidRequestsAnomalyAlarm", "PaidRequestsTotal"), ("CostAnomalyAlarm", "CostUSDTotal")):
+        props = alarms[name]["Properties"]
+        queries = {q["Id"]: q for q in props["Metrics"]}
+        assert props["ComparisonOperator"] == "GreaterThanUpperThreshold" and props["ThresholdMetricId"] == "band"
+        assert queries["band"]["Expression"].startswith("ANOMALY_DETECTION_BAND(")
+        watched = [q["MetricStat"]["Metric"]["MetricName"] for q in props["Metrics"] if "MetricStat" in q]
+        assert watched == [metric] and props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
 
 
 def test_operational_alarms_exist(template):

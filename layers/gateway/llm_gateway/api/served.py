@@ -27,9 +27,14 @@ def served_headers(provider: str, model: str, attempts: int, cost_usd: float, co
 
 
 def count_served(metrics: Metrics, provider: str, free: bool, cost_usd: float) -> None:
+    """Per provider for the dashboard; paid requests and cost also as one total series each,
+    which the anomaly-detection alarms read (a band is learnt per series, not per query)."""
     metrics.count(m.FREE_TIER_REQUESTS if free else m.PAID_REQUESTS, provider=provider)
+    if not free:
+        metrics.count(m.PAID_REQUESTS_TOTAL)
     if cost_usd:
         metrics.count(m.COST_USD, cost_usd, provider=provider)
+        metrics.count(m.COST_USD_TOTAL, cost_usd)
 
 
 CALLER_LIMIT_CODES = frozenset({"user_rate_limited", "budget_exceeded"})

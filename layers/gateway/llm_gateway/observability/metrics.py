@@ -22,6 +22,10 @@ REQUESTS = "Requests"
 FREE_TIER_REQUESTS = "FreeTierRequests"
 PAID_REQUESTS = "PaidRequests"
 COST_USD = "CostUSD"
+# The same two, as one total series each ({service} only): anomaly-detection bands are learnt per
+# series, so the alarms on unexpected paid usage read these rather than the per-provider ones.
+PAID_REQUESTS_TOTAL = "PaidRequestsTotal"
+COST_USD_TOTAL = "CostUSDTotal"
 PROVIDER_ERRORS = "ProviderErrors"
 RATE_LIMITED = "RateLimited"
 RATE_LIMIT_NEAR_MISS = "RateLimitNearMiss"
