@@ -227,6 +227,14 @@ def representative_traffic() -> Iterator[Recorded]:
             with contextlib.suppress(GatewayError):
                 gateway.chat(chat(), Caller(user="u", key_id="k", policy=Policy(rpm=1)), "req")
         yield from limited.metrics.records
+        # a paid answer that takes a user's spend past 80 % of the daily budget
+        from tests.unit.tenancy.test_budget_warning import answer_with, ask
+
+        budgeted = rig(paid=("openai",))
+        budgeted.fleet.set("openai", answer_with(100))
+        gateway = Gateway(budgeted.core, budgeted.router, budgeted.router.available)
+        gateway.chat(ask(), Caller(user="b", key_id="k", policy=Policy(daily_budget_usd=0.00025)), "req")
+        yield from budgeted.metrics.records
     finally:
         reset_local_counters()
 

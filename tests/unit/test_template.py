@@ -352,7 +352,7 @@ FIXED_DIMENSIONS = {
     "CapacityRejected": {"service", "cohort"}, "RequestCostUSD": {"service", "cohort"},
     "RequestLatencyMs": {"service", "cohort"}, "TimeToFirstTokenMs": {"service", "cohort"},
     "ProviderAttempts": {"service", "provider", "outcome"},
-    "PaidRequestsTotal": {"service"}, "CostUSDTotal": {"service"},
+    "PaidRequestsTotal": {"service"}, "CostUSDTotal": {"service"}, "BudgetWarnings": {"service"},
 }
 
 

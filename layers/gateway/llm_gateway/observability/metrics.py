@@ -25,6 +25,7 @@ COST_USD = "CostUSD"
 # The same two, as one total series each ({service} only): anomaly-detection bands are learnt per
 # series, so the alarms on unexpected paid usage read these rather than the per-provider ones.
 PAID_REQUESTS_TOTAL = "PaidRequestsTotal"
+BUDGET_WARNINGS = "BudgetWarnings"  # a user's spend just passed BUDGET_WARNING_SHARE of a budget
 COST_USD_TOTAL = "CostUSDTotal"
 PROVIDER_ERRORS = "ProviderErrors"
 RATE_LIMITED = "RateLimited"

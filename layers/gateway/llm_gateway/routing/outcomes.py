@@ -23,11 +23,12 @@ from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.planner import PlanStep
-from llm_gateway.state.metering import REQUESTS, Amounts
+from llm_gateway.state.metering import CALLER_SCOPE, REQUESTS, USD_MICROS, Amounts
 from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, worth_recording
 from llm_gateway.state.shared import Reservation, SharedState
 
 LOG = logging.getLogger("llm_gateway.routing")
+BUDGET_WARNING_SHARE = 0.8  # the issue's "a user passes 80 % of a budget"
 _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
 # The provider's own failures (its error rate, the rollback trigger "a provider consistently
 # failing"): not its rate limits (`limited`), not what the request caused (`refused`).
@@ -83,11 +84,33 @@ class Outcomes:
     ) -> None:
         if actual is not None:
             self.guarded("reconcile", self.state.reconcile, reservation, actual, now)
+            self._budget_warnings(step, actual)
         self.headers(step, info, now, deadline=deadline)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
         self.metrics.count(m.PROVIDER_ATTEMPTS, provider=step.key.provider, outcome=OK)
         run.attempts.append(AttemptRecord(step.key.provider, step.key.model, latency_ms=latency_s * 1000))
+
+    def _budget_warnings(self, step: PlanStep, actual: Amounts) -> None:
+        """A caller's spend that this call took past BUDGET_WARNING_SHARE of a budget: counted
+        (an alarm notifies operators within minutes) and logged with whose budget, once per
+        crossing. Worked out from the window the plan read and what the call cost, so it adds no
+        I/O; two calls crossing at once in different containers may both report it."""
+        spent = actual.get(USD_MICROS, 0)
+        if spent <= 0:
+            return
+        for usage in step.usages:
+            ceiling = usage.meter.limit.max_of(USD_MICROS)
+            if usage.meter.scope != CALLER_SCOPE or not ceiling:
+                continue
+            before = usage.used.get(USD_MICROS, 0) + usage.carried.get(USD_MICROS, 0)
+            threshold = ceiling * BUDGET_WARNING_SHARE
+            if before < threshold <= before + spent:
+                self.metrics.count(m.BUDGET_WARNINGS)
+                LOG.warning("budget threshold passed", extra={
+                    "counter": usage.meter.counter, "window": usage.meter.limit.period.name,
+                    "spent_usd": (before + spent) / 1_000_000, "budget_usd": ceiling / 1_000_000,
+                    "share": BUDGET_WARNING_SHARE})
 
     def failure(
         self, run: RequestRun, step: PlanStep, reservation: Reservation | None, error: ProviderError,
