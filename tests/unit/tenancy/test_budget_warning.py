@@ -35,7 +35,7 @@ def test_one_warning_when_a_call_takes_spend_past_80_percent(caplog: pytest.LogC
     r = rig(paid=("openai",))
     gateway = Gateway(r.core, r.router, r.router.available)
     alice = Caller(user="alice", key_id="k1", policy=Policy(daily_budget_usd=0.0005))  # 500 micro-dollars
-    r.fleet.set("openai", answer_with(100))  # 5 × $1 + 100 × $2 per 1M tokens = 205 micro-dollars a call
+    r.fleet.set("openai", answer_with(100))  # 5 * $1 + 100 * $2 per 1M tokens = 205 micro-dollars a call
     with caplog.at_level(logging.WARNING, logger="llm_gateway.routing"):
         gateway.chat(ask(), alice, "r1")  # 41 %: nothing
         assert r.metrics.total(m.BUDGET_WARNINGS) == 0
