@@ -47,7 +47,7 @@ import pytest
 from llm_gateway.selection.catalog import load_catalog
 from llm_gateway.state.store import ModelKey
 from sandbox.loadgen import Report, run
-from tests.load.harness import REPO, Served, catalog_limited_fakes, rate_limited_by_fakes, served
+from tests.load.harness import REPO, Served, catalog_limited_fakes, served
 
 pytestmark = pytest.mark.load
 
