@@ -46,6 +46,7 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # also set on a 200 whose body was not a whole answer (a cut stream)
     kind: str = "chat"
+    detail: str | None = None  # what a broken answer ended with (its last events), to tell why
 
     @property
     def ok(self) -> bool:
@@ -169,7 +170,8 @@ async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> 
             error = "stream_error_event"
         elif not any('"choices"' in e for e in events):
             error = "stream_without_choices"
-    return Result(status, started, time.monotonic(), headers, error, kind="stream")
+    detail = " | ".join(events[-3:])[-600:] if error else None
+    return Result(status, started, time.monotonic(), headers, error, kind="stream", detail=detail)
 
 
 async def _transcription(client: httpx.AsyncClient, url: str, audio: Path, data: bytes) -> Result:

@@ -4,7 +4,8 @@
   free organisation enforces the catalog's own free-tier limits (exact sliding windows, as the
   real providers count). A request the gateway sends beyond a window is answered 429 by the
   fake and counted there, so "no window exceeded" is what the providers saw, not what the
-  gateway believes. Paid models keep the fakes' generous defaults.
+  gateway believes. Paid models have no limit the catalog knows, so their fakes get none that
+  binds (`PAID_LIMITS`; the fakes' own default, 1,000 a minute, would bind on a soak).
 - `Served`: the server as a subprocess, as `make dev` runs it, with its process tree read from
   /proc (the front, the container hosts, the fakes, the embedded DynamoDB and S3) so that a
   test can take each process's resident memory.
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sandbox.fakes.limits import DIMENSIONS
 from tests.gateway_env import without_gateway_settings
 
 REPO = Path(__file__).resolve().parents[2]
+PAID_LIMITS = {"rpm": 1_000_000, "tpm": 1_000_000_000}
 
 
 def _limits(block: Any, where: str) -> dict[str, int]:
@@ -49,6 +51,7 @@ def catalog_limited_fakes(latency_ms: float = 0.0) -> dict[str, Any]:
     catalog = load_catalog()
     for name, provider in raw["providers"].items():
         provider["latency_ms"] = latency_ms
+        provider["limits"]["default"] = dict(PAID_LIMITS)  # models the loop below does not list
         info = catalog.data.providers.get(name)
         org = _limits(info.free_tier if info is not None else None, f"{name} free_tier")
         if org:
@@ -70,7 +73,10 @@ def free_port() -> int:
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
         found += [int(p) for p in text]
     return found
 
@@ -92,12 +98,16 @@ class Served:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    _roles: dict[str, int] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/_sandbox/stats", timeout=10, trust_env=False).json()
 
     def processes(self) -> dict[str, int]:
-        """Role → pid: `front`, `host w1`, `host w2`, …, `fakes`, `dynamodb`, `s3`."""
+        """Role → pid: `front`, `host w1`, `host w2`, …, `fakes`, `dynamodb`, `s3` (read once: they
+        start before the server answers and live as long as it does)."""
+        if self._roles:
+            return self._roles
         roles = {"front": self.process.pid}
         for pid in _children(self.process.pid):
             args = _cmdline(pid)
@@ -107,6 +117,7 @@ class Served:
                 kind = next(a for a in args[args.index("sandbox.stand_ins") + 1:] if not a.startswith("-")
                             and not a.isdigit())
                 roles[kind] = pid
+        self._roles = roles
         return roles
 
     def rss(self) -> dict[str, int]:
@@ -167,3 +178,61 @@ def served(tmp: Path, *, containers: int, workers: int = 2, fakes: dict[str, Any
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait(10)
+
+
+HOSTS = "host "  # role prefix of the container hosts in `Served.processes`
+
+
+@dataclass
+class Soak:
+    """Resident memory of every process, after a warm-up and after each further chunk of requests."""
+
+    warmup: int
+    samples: list[tuple[int, dict[str, int]]]  # (requests sent after the warm-up, role → RSS KiB)
+    reports: list[Any]  # a loadgen Report per chunk (the warm-up's first)
+
+    @property
+    def requests(self) -> int:
+        return self.samples[-1][0]
+
+    def growth_kib(self, role: str) -> int:
+        """RSS at the end less RSS after the warm-up."""
+        return self.samples[-1][1][role] - self.samples[0][1][role]
+
+    def hosts_growth_kib(self) -> int:
+        return sum(self.growth_kib(r) for r in self.samples[0][1] if r.startswith(HOSTS))
+
+    def failures(self) -> int:
+        return sum(len(r.failures) for r in self.reports)
+
+    def table(self) -> str:
+        roles = list(self.samples[0][1])
+        lines = ["requests " + " ".join(f"{r:>10}" for r in roles)]
+        for done, rss in self.samples:
+            lines.append(f"{done:>8} " + " ".join(f"{rss[r] / 1024:>8.1f}Mi" for r in roles))
+        return "\n".join(lines)
+
+
+def soak(server: Served, *, warmup: int, requests: int, chunk: int, concurrency: int,
+         mix: dict[str, int] | None, bodies: list[dict[str, Any]] | None = None) -> Soak:
+    """Send `warmup` requests, take every process's RSS, then `requests` more in chunks of `chunk`,
+    taking it again after each: what a leak of a few hundred bytes per request would show."""
+    import asyncio
+
+    from sandbox.loadgen import run
+
+    def send(n: int, kinds: dict[str, int] | None = mix) -> Any:
+        return asyncio.run(run(server.url, "local-dev-key", n, concurrency, body=bodies, timeout_s=60, mix=kinds))
+
+    # Containers are created on first need, as Lambda's are: `concurrency` transcriptions at once
+    # make every transcription container there will be, so none is born during the measurement.
+    reports = [send(concurrency, {"transcription": 1})] if mix and mix.get("transcription") else []
+    reports.append(send(warmup))
+    samples = [(0, server.rss())]
+    done = 0
+    while done < requests:
+        n = min(chunk, requests - done)
+        reports.append(send(n))
+        done += n
+        samples.append((done, server.rss()))
+    return Soak(warmup, samples, reports)
