@@ -149,7 +149,8 @@ async def _chat(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Re
         response = await client.post(f"{url}/v1/chat/completions", json=buffered)
     except httpx.HTTPError as exc:
         return Result(0, started, time.monotonic(), error=type(exc).__name__)
-    return Result(response.status_code, started, time.monotonic(), _headers(response))
+    detail = response.text[:300] if response.status_code != 200 else None
+    return Result(response.status_code, started, time.monotonic(), _headers(response), detail=detail)
 
 
 async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Result:
@@ -170,7 +171,7 @@ async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> 
             error = "stream_error_event"
         elif not any('"choices"' in e for e in events):
             error = "stream_without_choices"
-    detail = " | ".join(events[-3:])[-600:] if error else None
+    detail = (" | ".join(events[-3:])[-600:] or f"no events; headers {headers}") if error else None
     return Result(status, started, time.monotonic(), headers, error, kind="stream", detail=detail)
 
 
@@ -184,7 +185,9 @@ async def _transcription(client: httpx.AsyncClient, url: str, audio: Path, data:
     error = None
     if response.status_code == 200 and "transcript" not in response.text.lower():
         error = "transcription_without_text"
-    return Result(response.status_code, started, time.monotonic(), _headers(response), error, kind="transcription")
+    detail = f"{audio.name}: {response.text[:300]}" if error or response.status_code != 200 else None
+    return Result(response.status_code, started, time.monotonic(), _headers(response), error, kind="transcription",
+                  detail=detail)
 
 
 async def run(url: str, key: str, requests: int, concurrency: int,
