@@ -6,7 +6,7 @@ streamed chat, transcriptions), the fakes enforcing the catalog's free tiers as 
 What is bounded, and why these bounds:
 - The container hosts (where the handlers run, and where a leak would be: a container lives for
   thousands of requests on Lambda) and the front. Not the embedded DynamoDB, which stores what
-  it is given until TTL (moto grows by design: ~17 MiB per 1,000 requests here), nor the fakes.
+  it is given until TTL (moto grows by design: 20-25 MiB per 1,000 requests here), nor the fakes.
 - A leak worth catching keeps something per request: an API Gateway event or a response (a few
   KiB as Python objects), an uploaded clip (30-60 KiB). The soak sends 10,000 requests, ~5,000 per
   host, after a warm-up of 1,000: a host may grow at most SOAK_HOST_BOUND_MIB (24 MiB, i.e. 5 KiB
@@ -17,8 +17,8 @@ What is bounded, and why these bounds:
 - `make test` runs a CI-sized version (1,200 requests after a warm-up of 400, ~1 minute) with a
   bound of CI_HOST_BOUND_MIB per host: it catches a gross leak (a container, an audio body per
   request) in CI; the 10,000-request soak takes about 5 minutes of both cores (~35 requests/s, the
-  embedded DynamoDB's ceiling), more than the
-  whole load budget of `make test`, so it runs on demand: `make soak` (LOAD_SOAK=1).
+  embedded DynamoDB's ceiling), more than the whole
+  load budget of `make test`, so it runs on demand: `make soak` (LOAD_SOAK=1).
 """
 
 from __future__ import annotations
