@@ -10,7 +10,7 @@ PORT ?= 3000
 CONTAINERS ?= 32
 WORKERS ?=
 
-.PHONY: dev test lint typecheck cfn-lint bench bench-litellm fakes clean
+.PHONY: dev test lint typecheck cfn-lint bench bench-litellm fakes clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP) lint cfn-lint typecheck
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# The 10,000-request memory soak through `llm-gateway serve` (about 5 minutes; not part of `make test`).
+soak: $(STAMP)
+	LOAD_SOAK=1 $(PY) -m pytest -s tests/load/test_memory.py -k 10000
 
 fakes: $(STAMP)
 	$(VENV)/bin/llm-gateway fakes --json

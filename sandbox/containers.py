@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,49 @@ from typing import Any
 from llm_gateway.api.live import LiveResponse
 from sandbox.apigw import STREAM_TIMEOUT_MS, LocalContext, load_handler_module
 from sandbox.gauge import Gauge
+
+_PER_THREAD = threading.local()
+_PER_THREAD_NAMES = ("current_event", "lambda_context")
+
+
+class _ThisThreads:
+    """`BaseRouter.<name>` (on the class, through the metaclass, or on an instance), per thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        try:
+            return getattr(_PER_THREAD, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(_PER_THREAD, self.name, value)
+
+
+def isolate_events_per_thread() -> None:
+    """Make Powertools' event being resolved a per-thread value, so that containers sharing a
+    process cannot read each other's (see tests/unit/test_containers_isolated.py).
+
+    Powertools assigns `BaseRouter.current_event` (and `lambda_context`) on the class: one value
+    per process, which Lambda, serving one request per process, never shares. Here a host
+    process runs its containers as threads, so the class gets a metaclass whose data descriptors
+    keep both per thread, and the class itself a descriptor for reads through an instance."""
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if isinstance(BaseRouter, _PerThreadRouterMeta):
+        return
+    for name in _PER_THREAD_NAMES:
+        if name in vars(BaseRouter):
+            setattr(_PER_THREAD, name, vars(BaseRouter)[name])
+        setattr(BaseRouter, name, _ThisThreads(name))  # instance reads find this in the class dict
+    BaseRouter.__class__ = _PerThreadRouterMeta  # class reads and writes go through the metaclass
+
+
+class _PerThreadRouterMeta(ABCMeta):
+    current_event = _ThisThreads("current_event")
+    lambda_context = _ThisThreads("lambda_context")
 
 
 class ContainerPool:
@@ -80,6 +124,7 @@ class ContainerPool:
             return self._new()
 
     def _new(self) -> ModuleType:
+        isolate_events_per_thread()  # containers of one process are threads here, not processes
         with self._lock:
             self._created += 1
             instance = f"{self._prefix}{self._created}"

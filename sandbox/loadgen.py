@@ -1,17 +1,25 @@
-"""`llm-gateway loadgen`: fire chat requests at a running gateway, N at a time, and report.
+"""`llm-gateway loadgen`: fire requests at a running gateway, N at a time, and report.
 
     llm-gateway loadgen --concurrency 50 --requests 500 [--url http://127.0.0.1:3000]
+    llm-gateway loadgen --requests 240 --concurrency 240 --ramp 4 --mix chat=5,stream=2,transcription=1
 
-This is how the README's local-server figures were measured, and what the load test drives.
+This is how the README's local-server figures were measured, and what the load tests drive.
 It records each request's start and end, so besides throughput and latency percentiles it
 reports the largest number of requests that were really open at the same moment (a client
 that says "50 concurrent" but waits on a pool of 4 would show 4 here).
+
+`--mix` interleaves three kinds of request in the given proportions: `chat` (an `auto` chat
+completion), `stream` (the same with `stream: true`, read to its end: it counts as answered only
+if it ends with `[DONE]` and carries no error event) and `transcription` (`POST
+/v1/audio/transcriptions`, multipart, with an audio file from `--audio`, by default the
+repository's fixtures in `tests/fixtures/audio/`). A request ends when its whole body has arrived.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -22,6 +30,12 @@ from typing import Any
 import httpx
 
 DEFAULT_BODY: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "Say hello"}]}
+KINDS = ("chat", "stream", "transcription")
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio"
+# Formats every free speech-to-text model takes (Gemini's inline audio has no m4a/webm/opus).
+DEFAULT_AUDIO = ("tone.mp3", "tone.wav", "tone.flac", "tone.ogg")
+AUDIO_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
+               ".m4a": "audio/mp4", ".mp4": "audio/mp4", ".webm": "audio/webm", ".opus": "audio/ogg"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,13 @@ class Result:
     started: float
     ended: float
     headers: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    error: str | None = None  # also set on a 200 whose body was not a whole answer (a cut stream)
+    kind: str = "chat"
+    detail: str | None = None  # what a broken answer ended with (its last events), to tell why
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.error is None
 
 
 @dataclass
@@ -43,11 +63,20 @@ class Report:
         return Counter(r.status for r in self.results)
 
     @property
+    def failures(self) -> list[Result]:
+        """What a user would have seen go wrong: any status but 200, no answer, or a broken stream."""
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def kinds(self) -> Counter[str]:
+        return Counter(r.kind for r in self.results)
+
+    @property
     def throughput(self) -> float:
         return len(self.results) / self.elapsed_s if self.elapsed_s else 0.0
 
-    def latency_ms(self, quantile: float) -> float:
-        ordered = sorted((r.ended - r.started) * 1000 for r in self.results)
+    def latency_ms(self, quantile: float, kind: str | None = None) -> float:
+        ordered = sorted((r.ended - r.started) * 1000 for r in self.results if kind is None or r.kind == kind)
         return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] if ordered else 0.0
 
     @property
@@ -63,41 +92,138 @@ class Report:
 
     def summary(self) -> str:
         statuses = ", ".join(f"{status or 'no answer'}: {n}" for status, n in sorted(self.statuses.items()))
-        return (f"{len(self.results)} requests in {self.elapsed_s:.1f} s = {self.throughput:.1f} req/s; "
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.kinds.items()))
+        errors = Counter(r.error for r in self.results if r.error)
+        broken = f"; errors {dict(errors)}" if errors else ""
+        return (f"{len(self.results)} requests ({kinds}) in {self.elapsed_s:.1f} s = {self.throughput:.1f} req/s; "
                 f"latency p50 {self.latency_ms(0.5):.0f} ms, p95 {self.latency_ms(0.95):.0f} ms, "
                 f"p99 {self.latency_ms(0.99):.0f} ms; at most {self.max_in_flight} in flight at once; "
-                f"status {statuses}")
+                f"status {statuses}{broken}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": len(self.results), "elapsed_s": round(self.elapsed_s, 3),
+                "throughput_rps": round(self.throughput, 1), "p50_ms": round(self.latency_ms(0.5)),
+                "p95_ms": round(self.latency_ms(0.95)), "p99_ms": round(self.latency_ms(0.99)),
+                "max_in_flight": self.max_in_flight, "kinds": dict(self.kinds),
+                "statuses": {str(k): v for k, v in self.statuses.items()},
+                "failures": len(self.failures),
+                "errors": dict(Counter(r.error for r in self.results if r.error))}
 
 
-async def _one(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Result:
+def parse_mix(text: str) -> dict[str, int]:
+    """`chat=5,stream=2,transcription=1` → {"chat": 5, ...} (weights, whole numbers)."""
+    mix: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, weight = part.partition("=")
+        if kind not in KINDS:
+            raise ValueError(f"unknown request kind {kind!r} (one of {', '.join(KINDS)})")
+        mix[kind] = int(weight or 1)
+    if not mix or any(w < 0 for w in mix.values()) or not sum(mix.values()):
+        raise ValueError(f"a mix needs a positive weight: {text!r}")
+    return mix
+
+
+def plan_kinds(requests: int, mix: dict[str, int] | None) -> list[str]:
+    """Request i's kind, interleaved so that every stretch of the run has the mix's proportions
+    (request i is the kind whose share is furthest behind after i requests)."""
+    if not mix:
+        return ["chat"] * requests
+    total = sum(mix.values())
+    sent: Counter[str] = Counter()
+    kinds = []
+    for i in range(requests):
+        kind = max(mix, key=lambda k: (mix[k] * (i + 1) / total - sent[k], mix[k]))
+        sent[kind] += 1
+        kinds.append(kind)
+    return kinds
+
+
+def _headers(response: httpx.Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items()}
+
+
+async def _chat(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Result:
     started = time.monotonic()
+    buffered = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
     try:
-        response = await client.post(url, json=body)
+        response = await client.post(f"{url}/v1/chat/completions", json=buffered)
     except httpx.HTTPError as exc:
         return Result(0, started, time.monotonic(), error=type(exc).__name__)
-    return Result(response.status_code, started, time.monotonic(), dict(response.headers))
+    detail = response.text[:300] if response.status_code != 200 else None
+    return Result(response.status_code, started, time.monotonic(), _headers(response), detail=detail)
 
 
-async def run(url: str, key: str, requests: int, concurrency: int, body: dict[str, Any] | None = None,
-              timeout_s: float = 60.0, ramp_s: float = 0.0) -> Report:
-    """Send `requests` chat requests, at most `concurrency` open at once, each on its own connection.
+async def _stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Result:
+    """A streamed chat completion read to its end; an answer that does not end in `[DONE]`, or
+    carries an error event, is a failure even though its status was 200."""
+    started = time.monotonic()
+    error = None
+    try:
+        async with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as response:
+            status, headers = response.status_code, _headers(response)
+            events = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
+    except httpx.HTTPError as exc:
+        return Result(0, started, time.monotonic(), error=type(exc).__name__, kind="stream")
+    if status == 200:
+        if not events or events[-1] != "[DONE]":
+            error = "stream_incomplete"
+        elif any('"error"' in e and "error" in json.loads(e) for e in events[:-1]):
+            error = "stream_error_event"
+        elif not any('"choices"' in e for e in events):
+            error = "stream_without_choices"
+    detail = (" | ".join(events[-3:])[-600:] or f"no events; headers {headers}") if error else None
+    return Result(status, started, time.monotonic(), headers, error, kind="stream", detail=detail)
+
+
+async def _transcription(client: httpx.AsyncClient, url: str, audio: Path, data: bytes) -> Result:
+    started = time.monotonic()
+    files = {"file": (audio.name, data, AUDIO_TYPES.get(audio.suffix, "application/octet-stream"))}
+    try:
+        response = await client.post(f"{url}/v1/audio/transcriptions", files=files, data={"model": "auto"})
+    except httpx.HTTPError as exc:
+        return Result(0, started, time.monotonic(), error=type(exc).__name__, kind="transcription")
+    error = None
+    if response.status_code == 200 and "transcript" not in response.text.lower():
+        error = "transcription_without_text"
+    detail = f"{audio.name}: {response.text[:300]}" if error or response.status_code != 200 else None
+    return Result(response.status_code, started, time.monotonic(), _headers(response), error, kind="transcription",
+                  detail=detail)
+
+
+async def run(url: str, key: str, requests: int, concurrency: int,
+              body: dict[str, Any] | list[dict[str, Any]] | None = None, timeout_s: float = 60.0,
+              ramp_s: float = 0.0, mix: dict[str, int] | None = None, audio: list[Path] | None = None) -> Report:
+    """Send `requests` requests, at most `concurrency` open at once, each on its own connection.
 
     With `ramp_s`, request i is not sent before i * ramp_s / requests seconds: arrivals at a steady
-    rate, as traffic ramps up, instead of one instant in which every request hits the same state."""
+    rate, as traffic ramps up, instead of one instant in which every request hits the same state.
+    `mix` (kind → weight, see `parse_mix`) interleaves chat, streamed chat and transcriptions;
+    without it every request is a chat completion. `body` may be a list of chat bodies, used in
+    turn by chat and streamed requests (a streamed one gets `stream: true` added)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
-    endpoint = url.rstrip("/") + "/v1/chat/completions"
+    base = url.rstrip("/")
+    bodies = body if isinstance(body, list) else [body or DEFAULT_BODY]
+    next_body = itertools.cycle(bodies)
+    kinds = plan_kinds(requests, mix)
+    clips = [(p, p.read_bytes()) for p in (audio or [FIXTURES / name for name in DEFAULT_AUDIO])] \
+        if "transcription" in kinds else []
+    next_clip = itertools.cycle(clips)
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, limits=limits,
                                  timeout=timeout_s, trust_env=False) as client:
 
-        async def gated(i: int) -> Result:
+        async def gated(i: int, kind: str) -> Result:
             if ramp_s:
                 await asyncio.sleep(i * ramp_s / requests)
             async with gate:
-                return await _one(client, endpoint, body or DEFAULT_BODY)
+                if kind == "transcription":
+                    return await _transcription(client, base, *next(next_clip))
+                if kind == "stream":
+                    return await _stream(client, base, next(next_body))
+                return await _chat(client, base, next(next_body))
 
         began = time.monotonic()
-        results = await asyncio.gather(*(gated(i) for i in range(requests)))
+        results = await asyncio.gather(*(gated(i, kind) for i, kind in enumerate(kinds)))
         return Report(list(results), time.monotonic() - began)
 
 
@@ -109,17 +235,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--ramp", type=float, default=0.0, metavar="SECONDS",
                         help="spread the requests' starts over this many seconds (default: all at once)")
-    parser.add_argument("--body", help="request body JSON file (default: a short 'auto' chat)")
+    parser.add_argument("--body", nargs="+", metavar="FILE",
+                        help="chat request body JSON files, used in turn (default: a short 'auto' chat)")
+    parser.add_argument("--mix", metavar="KIND=W,...",
+                        help="interleave chat, stream and transcription requests in these proportions "
+                             "(e.g. chat=5,stream=2,transcription=1; default: chat only)")
+    parser.add_argument("--audio", nargs="+", metavar="FILE",
+                        help=f"audio files for transcriptions, used in turn (default: {', '.join(DEFAULT_AUDIO)} "
+                             "from tests/fixtures/audio)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    body = json.loads(Path(args.body).read_text(encoding="utf-8")) if args.body else None
-    report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body, ramp_s=args.ramp))
-    if args.json:
-        print(json.dumps({"requests": len(report.results), "elapsed_s": round(report.elapsed_s, 3),
-                          "throughput_rps": round(report.throughput, 1), "p50_ms": round(report.latency_ms(0.5)),
-                          "p95_ms": round(report.latency_ms(0.95)), "p99_ms": round(report.latency_ms(0.99)),
-                          "max_in_flight": report.max_in_flight,
-                          "statuses": {str(k): v for k, v in report.statuses.items()}}))
-    else:
-        print(report.summary())
-    return 0 if set(report.statuses) == {200} else 1
+    body = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.body] if args.body else None
+    try:
+        mix = parse_mix(args.mix) if args.mix else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    audio = [Path(p) for p in args.audio] if args.audio else None
+    report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body, timeout_s=args.timeout,
+                             ramp_s=args.ramp, mix=mix, audio=audio))
+    print(json.dumps(report.as_json()) if args.json else report.summary())
+    return 0 if not report.failures else 1

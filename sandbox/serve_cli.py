@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
@@ -64,13 +65,26 @@ def _bind(port: int, dispatcher: ProcessDispatcher) -> LocalGatewayServer | None
         return None
 
 
+def host_env(environ: Mapping[str, str], containers: int) -> dict[str, str]:
+    """The container hosts' environment: this one, plus how many containers share each limit.
+
+    While the state table does not answer, each container admits 1 / LLM_GATEWAY_MAX_CONTAINERS of
+    every limit (`llm_gateway.state.resilient`); the template sets it to the chat function's
+    reserved concurrency, and here it is the number of containers serving (an operator's own
+    setting is kept)."""
+    env = dict(environ)
+    env.setdefault("LLM_GATEWAY_MAX_CONTAINERS", str(containers))
+    return env
+
+
 def _start_hosts(workers: int, containers: int) -> list[ChildProcess]:
     """Container hosts, started side by side; `containers` spread over them as evenly as they go."""
     shares = [containers // workers + (1 if i < containers % workers else 0) for i in range(workers)]
+    env = host_env(os.environ, containers)
 
     def start(i: int) -> ChildProcess:
         return ChildProcess.start(f"container host w{i + 1}", "sandbox.container_host",
-                                  ["--containers", str(shares[i]), "--name", f"w{i + 1}"])
+                                  ["--containers", str(shares[i]), "--name", f"w{i + 1}"], env=env)
 
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(start, i) for i in range(workers)]
