@@ -198,11 +198,9 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
 
 
 def _dynamodb_client(settings: Settings) -> Any:
-    import boto3
+    from llm_gateway.state.dynamodb import dynamodb_client
 
-    from llm_gateway.state.dynamodb import client_config
-
-    return boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
+    return dynamodb_client(settings.dynamodb_endpoint)
 
 
 def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:
