@@ -250,3 +250,16 @@ def test_the_health_function_redacts_its_keys(monkeypatch):
     assert "checking with" in output and "key " in output
     assert secret not in output
     assert output.count(REDACTED) >= 3
+
+
+@pytest.mark.parametrize("message", ["request served", "  {\"a\": 1}", "{\"a\": 1}", "[1, 2]", "42", "-1", "true",
+                                     "null", "NaN", "Infinity", "\"quoted\"", "", "tfoo", "Request {x}", "é"])
+def test_the_redacting_formatter_reads_messages_as_powertools_does(message):
+    """Its plain-text shortcut gives the very line Powertools' own message extraction gives."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    from llm_gateway.observability.logging import RedactingFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, message, (), None, func="f")
+    ours = RedactingFormatter(())
+    assert repr(ours._extract_log_message(record)) == repr(LambdaPowertoolsFormatter._extract_log_message(ours, record))

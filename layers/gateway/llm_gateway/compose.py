@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -37,19 +37,20 @@ from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHeal
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
 from llm_gateway.routing.tracing import build_tracing
-from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import CHAT as CHAT_CAPABILITY
 from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
-from llm_gateway.selection.transcription import TranscriptionPreparer
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import ModelKey, StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
 from llm_gateway.tenancy.service import Tenancy
 from llm_gateway.tenancy.usage import UsageLedger
+
+if TYPE_CHECKING:  # the chat Lambda never builds transcription (its modules: about 5 ms of a cold start)
+    from llm_gateway.routing.transcription import TranscriptionRouter
 
 HEALTH_CACHE_S = 60.0
 
@@ -168,6 +169,9 @@ def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
 
 
 def build_transcription(core: Core) -> TranscriptionRouter:
+    from llm_gateway.routing.transcription import TranscriptionRouter
+    from llm_gateway.selection.transcription import TranscriptionPreparer
+
     adapters: AdapterPool[TranscriptionAdapter] = AdapterPool(TRANSCRIPTION, core.catalog, core.keys.providers)
     return TranscriptionRouter(preparer=TranscriptionPreparer(core.catalog), runner=core.runner, engine=core.engine,
                                adapters=adapters)
@@ -198,11 +202,9 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
 
 
 def _dynamodb_client(settings: Settings) -> Any:
-    import boto3
+    from llm_gateway.state.dynamodb import dynamodb_client
 
-    from llm_gateway.state.dynamodb import client_config
-
-    return boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
+    return dynamodb_client(settings.dynamodb_endpoint)
 
 
 def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:

@@ -241,3 +241,27 @@ def test_recorded_other_provider_usage(estimator: TokenEstimator, case: dict) ->
     estimate = scaled(estimator.estimate(request), factor)
     reported = case["prompt_token_count"]
     assert reported <= estimate <= reported * factor + OTHER_OVERHEAD_TOKENS * factor + 1
+
+
+def test_the_sorted_table_answers_as_the_dict() -> None:
+    """`SortedRanks` (what counting starts on) holds the same ranks: every token, nothing else."""
+    from llm_gateway.selection.tokens import cl100k_sorted
+
+    table, ranks = cl100k_sorted(), cl100k_ranks()
+    assert len(table) == len(ranks)
+    assert all(table.get(token) == rank for token, rank in ranks.items())
+    for absent in (b"", b"\xff\xfe\xfd\xfc", b"zzzzzzzzzzzzzzzzzzzzzz", b" the" * 9, "x"):
+        assert (absent in table) == (absent in ranks)
+        assert table.get(absent, -1) == ranks.get(absent, -1)  # type: ignore[arg-type]
+
+
+def test_an_estimator_counts_the_same_before_and_after_it_builds_the_dict(reference: tiktoken.Encoding) -> None:
+    from llm_gateway.selection.tokens import DICT_AFTER_CHARS, SortedRanks
+
+    root = Path(__file__).resolve().parents[3]
+    text = (root / "README.md").read_text(encoding="utf-8")[:PY_EXACT_CHARS]
+    estimator = TokenEstimator()
+    assert isinstance(estimator._ranks, SortedRanks)
+    counts = [estimator.count_text(text) for _ in range(DICT_AFTER_CHARS // len(text) + 2)]
+    assert isinstance(estimator._ranks, dict)
+    assert set(counts) == {len(reference.encode_ordinary(text))}

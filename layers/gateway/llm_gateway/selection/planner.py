@@ -176,6 +176,9 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     the cheapest paid ones always fit."""
     # Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
     # compares catalog entries field by field) and each model's item keys come from a cache.
+    sizes = len(extra) + sum(len(_item_keys(c.key, meters[c.key])) for c in ranked)
+    if sizes <= LOAD_ITEM_BUDGET:  # even counted apart, every candidate's items fit: all of them load
+        return list(ranked), []
     chosen: set[int] = set()
     pks: set[str] = set(extra)
     paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]

@@ -123,6 +123,18 @@ class ChatPreparer:
         self.tokens = tokens
         self.entries = catalog.for_capability(CHAT)
         self._factor = {entry.key: catalog.token_factor(entry) for entry in self.entries}
+        # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
+        # changed, when keys change): every `auto` request filtered the whole catalog again.
+        self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
+
+    def _resolve(self, model: str, available: Collection[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
+        cached = self._alias_pool
+        if cached is not None and cached[0] is available and is_alias(model):
+            return None, list(cached[1])
+        pinned, pool = resolve(model, self.entries, self.catalog, available, is_alias, CHAT)
+        if isinstance(available, frozenset) and is_alias(model):
+            self._alias_pool = (available, list(pool))
+        return pinned, pool
 
     def prepare(self, request: ChatCompletionRequest, available: Collection[ModelKey]) -> Preparation:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
@@ -130,7 +142,7 @@ class ChatPreparer:
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
                       requested_params(request), sets_sampling(request))
-        pinned, pool = resolve(request.model, self.entries, self.catalog, available, is_alias, CHAT)
+        pinned, pool = self._resolve(request.model, available)
         cap = request.output_limit
         kept: list[Candidate] = []
         dropped = []
