@@ -78,6 +78,9 @@ def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
     provider, model = first.headers["x-gateway-provider"], first.headers["x-gateway-model"]
     fake = fake_fleet.providers[provider]
     fake.add_fault(fault="429", model=model, count=1, retry_after=1)  # the model auto goes to now answers 429
+    # If Mistral served (1 request/s for the whole organisation), the gateway would rightly skip it
+    # for a second request within the second and never meet the fault: let its window free first.
+    time.sleep(1.1)
     try:
         with (AUDIO / "tone.m4a").open("rb") as audio:
             raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
