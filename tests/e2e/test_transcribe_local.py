@@ -76,14 +76,15 @@ def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
     """The model `auto` goes to answers 429 once; the caller sees one answer, from another model.
 
     Which model `auto` goes to depends on capacity that earlier tests of the session used (Mistral's
-    1 request/s, Groq's 20 a minute): if the second request goes elsewhere the fault is never met,
-    so the pair is tried again (up to 3 times) until it is."""
+    1 request/s, Groq's 20 a minute): the second request waits out a 1-second window, and if it
+    still goes elsewhere the fault is never met, so the pair is tried again (up to 3 times)."""
     for _ in range(3):
         with (AUDIO / "tone.m4a").open("rb") as audio:
             first = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
         provider, model = first.headers["x-gateway-provider"], first.headers["x-gateway-model"]
         fake = fake_fleet.providers[provider]
         fake.add_fault(fault="429", model=model, count=1, retry_after=1)  # the model auto goes to now answers 429
+        time.sleep(1.1)  # if Mistral served (1 request/s), it can serve again, so the fault can be met
         try:
             with (AUDIO / "tone.m4a").open("rb") as audio:
                 raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
@@ -92,7 +93,6 @@ def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
             fake.clear_faults()
         if fired:
             break
-        time.sleep(1.1)  # let the 1-second windows free before trying again
     assert fired, "the model auto went to never met the fault in 3 tries"
     assert raw.headers["x-gateway-attempts"] == "2"
     assert (raw.headers["x-gateway-provider"], raw.headers["x-gateway-model"]) != (provider, model)
