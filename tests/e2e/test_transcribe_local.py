@@ -75,7 +75,8 @@ def test_translation_goes_to_a_model_that_translates(client):
 def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
     """The model `auto` goes to answers 429 once. Which model a request tries first can differ
     between the two local containers (each remembers its own recent failures), so requests are
-    sent until one reaches the faulty model; that one must be answered after a failover."""
+    sent until one reaches the faulty model (1.1 s apart: if Mistral's Voxtral, at 1 request/s,
+    is the model, the next second can reach it); that one must be answered after a failover."""
     with (AUDIO / "tone.m4a").open("rb") as audio:
         first = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
     provider, model = first.headers["x-gateway-provider"], first.headers["x-gateway-model"]
@@ -84,6 +85,7 @@ def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
     fake.add_fault(fault="429", model=model, count=1, retry_after=1)
     try:
         for _ in range(6):
+            time.sleep(1.1)
             with (AUDIO / "tone.m4a").open("rb") as audio:
                 raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
             if fake.stats()["faults_fired"].get("429", 0) > fired_before:
