@@ -1,8 +1,14 @@
 """Speech to text through the local API (what `make dev` serves) with the unmodified OpenAI SDK,
-on the fake providers: every response format, translations, failover when Groq answers 429,
-uploads PUT to the embedded S3's presigned URL then transcribed by `file_id`, jobs run in a
-background thread of the container that accepted them (state in the embedded DynamoDB), and bad
-audio refused before any provider call."""
+on the fake providers: every response format, translations, uploads PUT to the embedded S3's
+presigned URL then transcribed by `file_id`, jobs run in a background thread of the container
+that accepted them (state in the embedded DynamoDB), and bad audio refused before any provider
+call.
+
+Failover on Groq's 429 or timeout is shown on a fresh gateway over the same fakes
+(`tests/integration/test_transcription_failover.py`): in this session-wide server, which model
+`auto` tries first depends on what earlier tests used up and on which container answers, so a
+fault placed on "the first choice" was met only some of the time.
+"""
 
 from __future__ import annotations
 
@@ -70,36 +76,6 @@ def test_translation_goes_to_a_model_that_translates(client):
         raw = client.audio.translations.with_raw_response.create(model="auto", file=audio)
     assert "translated to English" in raw.parse().text
     assert raw.headers["x-gateway-model"] in {"whisper-large-v3", "whisper-1", "openai/whisper"}
-
-
-def test_a_429_fails_over_and_the_caller_sees_one_answer(client, fake_fleet):
-    """The model `auto` goes to answers 429 once. Which model that is depends on what earlier
-    tests of the session used up (Mistral's 1 request/s, Groq's minute) and on which of the two
-    local containers answers (each remembers its own recent failures), so each try learns the
-    current first choice, faults it, and sends again; the try that meets the fault must be
-    answered after a failover. (`tests/integration/test_transcription_failover.py` shows the same
-    on a fresh gateway, where the order is fixed.)"""
-    fired = False
-    for _ in range(5):
-        with (AUDIO / "tone.m4a").open("rb") as audio:
-            first = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
-        provider, model = first.headers["x-gateway-provider"], first.headers["x-gateway-model"]
-        fake = fake_fleet.providers[provider]
-        before = fake.stats()["faults_fired"].get("429", 0)
-        fake.add_fault(fault="429", model=model, count=1, retry_after=1)
-        time.sleep(1.1)  # a model at 1 request/s (Mistral's Voxtral) can take the next one
-        try:
-            with (AUDIO / "tone.m4a").open("rb") as audio:
-                raw = client.audio.transcriptions.with_raw_response.create(model="auto", file=audio)
-            fired = fake.stats()["faults_fired"].get("429", 0) > before
-        finally:
-            fake.clear_faults()
-        if fired:
-            break
-    assert fired, "the model auto went to never met the fault in 5 tries"
-    assert raw.headers["x-gateway-attempts"] == "2"
-    assert (raw.headers["x-gateway-provider"], raw.headers["x-gateway-model"]) != (provider, model)
-    assert "Fake transcript" in raw.parse().text
 
 
 @pytest.mark.parametrize("name", ["corrupt.mp3", "truncated.wav", "not_audio.txt", "empty.wav"])
