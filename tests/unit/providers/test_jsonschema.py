@@ -106,15 +106,25 @@ def _bomb(levels: int, description: str = "") -> dict:
     return {"type": "object", "properties": {"root": {"$ref": "#/$defs/L0"}}, "$defs": defs}
 
 
-def test_a_reference_bomb_stops_at_the_node_cap_quickly() -> None:
-    import time
+def test_a_reference_bomb_stops_at_the_node_cap_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 levels of two $refs would expand to a million nodes; the translation stops once it has
+    made MAX_SCHEMA_NODES. Counted in calls rather than timed (a timed bound failed on a loaded
+    machine): the work is what must be bounded."""
+    from llm_gateway.providers import jsonschema
+    from llm_gateway.providers.jsonschema import MAX_SCHEMA_NODES, SchemaTooLarge, to_gemini_schema
 
-    from llm_gateway.providers.jsonschema import SchemaTooLarge, to_gemini_schema
+    calls = 0
+    real = jsonschema._translate
 
-    started = time.monotonic()
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jsonschema, "_translate", counted)
     with pytest.raises(SchemaTooLarge, match="nodes"):
         to_gemini_schema(_bomb(20))
-    assert time.monotonic() - started < 0.5
+    assert MAX_SCHEMA_NODES <= calls <= MAX_SCHEMA_NODES + 1  # every node is one call, and it stops at the cap
 
 
 def test_copied_text_is_capped_in_bytes() -> None:
