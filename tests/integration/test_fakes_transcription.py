@@ -352,7 +352,8 @@ def test_replicate_without_wait_or_past_it_is_polled(rep: FakeProvider, audio_se
     rep.add_fault(fault="slow_job", job_seconds=1.5, count=1)
     clock = time.monotonic()
     slow = predict(rep, {"audio": data_url(WAV2)}, prefer="wait=1").json()
-    assert slow["status"] == "starting" and 0.9 <= time.monotonic() - clock < 1.5
+    # answered at the wait (1 s), still "starting": had it held until the job ended, it would say succeeded
+    assert slow["status"] == "starting" and 0.9 <= time.monotonic() - clock < 5.0
     seen: list[str] = []
     done = poll(rep, slow["urls"]["get"], seen)
     assert done["status"] == "succeeded" and "processing" in seen and done["metrics"]["predict_time"] > 0
