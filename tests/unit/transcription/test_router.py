@@ -262,3 +262,21 @@ def test_a_provider_that_hangs_is_cut_at_its_timeout_and_the_next_one_answers() 
     routed = r.router.transcribe(request(), call(), r.core.runner.retry.deadline())
     assert routed.provider == "mistral" and [a.provider for a in routed.attempts] == ["groq", "mistral"]
     assert r.clock.now < 25.0  # within the request's deadline
+
+
+
+def test_audio_gemini_will_not_transcribe_is_the_callers_not_gemini_s_failure() -> None:
+    """A transcript blocked for its content (no candidates) comes from the caller's audio: the
+    request may fail over, but it counts against no breaker, so one caller's audio cannot open
+    Gemini's circuit (nor mark it failing: outcomes skip request-caused errors) for everyone."""
+    from llm_gateway.providers.base import ProviderConfig, ProviderError
+    from llm_gateway.providers.gemini import GeminiTranscriptionAdapter
+    from llm_gateway.retry.classifier import Action, classify
+
+    adapter = GeminiTranscriptionAdapter(ProviderConfig("gemini", "gemini", "https://g", "k"))
+    with pytest.raises(ProviderError) as blocked:
+        adapter.parse_transcription(json.dumps({"promptFeedback": {"blockReason": "SAFETY"}}).encode(), {}, call(),
+                                    "gemini-2.5-flash-lite")
+    assert blocked.value.request_caused
+    decision = classify(blocked.value)
+    assert decision.action is not Action.RETURN and not decision.counts_for_circuit

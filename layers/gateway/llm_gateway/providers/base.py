@@ -95,9 +95,9 @@ class ProviderError(Exception):
         self.transport = transport
         self.rate_limit = rate_limit
         self.provider_message = provider_message
-        # Set by the runner on a timeout the *request* caused: its deadline cut the budget below
-        # the provider's own timeout, or it asked for a very long answer. It says nothing about
-        # the provider (no breaker, no failure mark).
+        # Set on a failure the *request* caused: a timeout its deadline or very long answer caused
+        # (the runner), or content the provider refused to process (an adapter). It says nothing
+        # about the provider: no breaker count, no failure mark, no passive-health record.
         self.request_caused = False
 
     @property

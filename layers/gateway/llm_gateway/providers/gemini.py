@@ -431,9 +431,11 @@ class GeminiTranscriptionAdapter(GeminiAdapter):
                             model: str) -> Transcript:
         payload = json.loads(body)
         candidates = payload.get("candidates") or []
-        if not candidates:
-            raise ProviderError(f"{self.name} returned no transcript (blocked or empty)", provider=self.name,
-                                model=model, status=502, code="no_candidates")
+        if not candidates:  # blocked for the audio's content: the caller's, so no mark on Gemini
+            blocked = ProviderError(f"{self.name} returned no transcript (blocked or empty)", provider=self.name,
+                                    model=model, status=502, code="no_candidates")
+            blocked.request_caused = True
+            raise blocked
         parts = (candidates[0].get("content") or {}).get("parts") or []
         text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought")).strip()
         usage = payload.get("usageMetadata") or {}

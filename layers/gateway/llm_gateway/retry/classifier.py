@@ -233,7 +233,7 @@ def classify(error: ProviderError) -> Decision:
     """Decide what a failure means for this request and for the provider's circuit."""
     error_class = classify_class(error)
     action, counts, scope = _POLICY[error_class]
-    if error.request_caused and error_class is ErrorClass.TIMEOUT:
-        counts = False  # the request ran out of time, not the provider: see ProviderError.request_caused
+    if error.request_caused:
+        counts = False  # the request caused it (its deadline, its content), not the provider
     return Decision(error_class, action, counts, scope)
 
