@@ -25,6 +25,7 @@ from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.selection.catalog import default_catalog
 from llm_gateway.state.dynamodb import create_table
 from sandbox.local_dynamodb import DynamoDBServer, make_moto_atomic
+from tests.dynamodb_clients import count_calls, ours_over_http
 from tests.integration.test_state_dynamodb import fake_aws  # noqa: F401
 
 MODEL = "llama-3.1-8b-instant"
@@ -33,16 +34,6 @@ N = 8
 ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": MODEL,
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
           "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
-
-
-def count_calls(client: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-
-    def hook(model: Any, **_: Any) -> None:
-        counts[model.name] = counts.get(model.name, 0) + 1
-
-    client.meta.events.register("before-call.dynamodb.*", hook)
-    return counts
 
 
 def run_requests(client: Any) -> None:
@@ -74,8 +65,9 @@ def test_a_closed_circuit_costs_no_get_item() -> None:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://{host}:{port}")
-        create_table(client, TABLE)
+        url = f"http://{host}:{port}"
+        create_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url), TABLE)
+        client = ours_over_http(url)  # what a Lambda container uses
         calls = count_calls(client)
         run_requests(client)
     finally:
@@ -88,10 +80,7 @@ def test_no_breaker_read_waits_on_a_degraded_store() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once the block ends: connections are refused
-    from llm_gateway.state.dynamodb import client_config
-
-    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                          config=client_config())
+    client = ours_over_http(f"http://127.0.0.1:{port}")
     calls = count_calls(client)
     run_requests(client)
     assert calls.get("GetItem", 0) == 0, calls

@@ -1,5 +1,7 @@
-"""Two "containers" (separate boto3 clients and breaker objects) share breaker state in one
-DynamoDB table (moto), through Powertools' real DynamoDB persistence."""
+"""Two "containers" (separate clients and breaker objects) share breaker state in one DynamoDB
+table (moto), through the gateway's DynamoDB persistence layer on Powertools' breaker, with the
+gateway's own client (a Lambda container's) and with boto3's; and that layer writes the very
+items Powertools' own DynamoDB layer writes."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from llm_gateway.routing.circuit_breaker import (
 )
 from llm_gateway.state.store import ModelKey
 from sandbox.local_dynamodb import make_moto_atomic
+from tests.dynamodb_clients import ours_in_process
 
 TABLE = "llm-gateway-state"
 KEY = ModelKey("groq", "llama")
@@ -33,9 +36,14 @@ def atomic_moto_writes():
     make_moto_atomic()
 
 
-@pytest.fixture
-def table(atomic_moto_writes):
+_CLIENTS = {"ours": ours_in_process, "boto3": lambda: boto3.client("dynamodb", region_name="us-east-1")}
+_client_kind = ["ours"]
+
+
+@pytest.fixture(params=sorted(_CLIENTS))
+def table(atomic_moto_writes, request):
     reset_local_counters()
+    _client_kind[0] = request.param
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
@@ -51,7 +59,7 @@ def table(atomic_moto_writes):
 
 
 def container(recovery: int = 1) -> CircuitBreakers:
-    client = boto3.client("dynamodb", region_name="us-east-1")  # one client per container
+    client = _CLIENTS[_client_kind[0]]()  # one client per container
     settings = BreakerSettings(failure_threshold=3, recovery_timeout_s=recovery, local_cache_max_age_s=5)
     return CircuitBreakers(DynamoDBBreakerPersistence(TABLE, client), settings)
 
@@ -127,3 +135,50 @@ def test_after_cooldown_exactly_one_probe_in_total(table) -> None:
     assert b.blocked([KEY], items, time.time()) == {}
     a.current_items([KEY], state_load([KEY]))  # a's next request loads state (and primes its cache)
     assert a.call(KEY, lambda: "closed") == "closed"
+
+
+def test_the_layer_writes_what_powertools_dynamodb_layer_writes(table) -> None:
+    """Each step of a circuit's life (opened, probe elected, probe refused, closed, reopened)
+    through both layers, one circuit each: the items are the same but for their key."""
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
+        CircuitBreakerExistingLockError,
+    )
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence.dynamodb import (
+        CircuitBreakerDynamoDBPersistence,
+    )
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
+    from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
+
+    raw = boto3.client("dynamodb", region_name="us-east-1")
+    theirs = CircuitBreakerDynamoDBPersistence(TABLE, key_attr="pk", expiry_attr="expires_at", boto3_client=raw)
+    ours = DynamoDBBreakerPersistence(TABLE, _CLIENTS[_client_kind[0]]())
+    now = int(time.time())
+
+    def steps(layer, name: str) -> list[object]:
+        seen: list[object] = []
+
+        def item() -> dict:
+            found = raw.get_item(TableName=TABLE, Key={"pk": {"S": name}}).get("Item", {})
+            return {k: v for k, v in found.items() if k != "pk"}
+
+        opened = CircuitStateRecord(name=name, state=CircuitState.OPEN, failure_count=3, opened_at=now,
+                                    expiry_timestamp=now + 3600)
+        layer._put_record(opened)
+        seen.append(item())
+        probe = CircuitStateRecord(name=name, state=CircuitState.HALF_OPEN, failure_count=3, opened_at=now,
+                                   half_open_owner="me", probe_lease_expiry=now + 30, expiry_timestamp=now + 3600)
+        layer._put_record(probe, condition="half_open", expected_opened_at=now)
+        seen.append(item())
+        with pytest.raises(CircuitBreakerExistingLockError):
+            layer._put_record(probe, condition="half_open", expected_opened_at=now)
+        layer._update_record(CircuitStateRecord(name=name, state=CircuitState.CLOSED, failure_count=0,
+                                                expiry_timestamp=now + 3600))
+        seen.append(item())
+        layer._update_record(CircuitStateRecord(name=name, state=CircuitState.OPEN, failure_count=3,
+                                                opened_at=now + 5, expiry_timestamp=now + 3600))
+        seen.append(item())
+        record = layer._get_record(name)
+        seen.append((record.state, record.failure_count, record.opened_at, record.expiry_timestamp))
+        return seen
+
+    assert steps(ours, "cb#ours") == steps(theirs, "cb#theirs")

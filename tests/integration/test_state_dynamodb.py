@@ -1,4 +1,5 @@
-"""DynamoStateStore against moto, in-process (mock_aws) and over HTTP (ThreadedMotoServer).
+"""DynamoStateStore against moto, in-process (mock_aws) and over HTTP (ThreadedMotoServer), through
+the gateway's own DynamoDB client (httpx, `state/aws_client.py`) and through boto3's.
 
 What DESIGN.md promises: 100 concurrent reservations on a window of limit L admit exactly L; two
 gateway instances (separate clients) see each other's usage; state survives a restart; expired
@@ -36,6 +37,7 @@ from llm_gateway.state.metering import (
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd, ModelKey
 from sandbox.local_dynamodb import make_moto_atomic
+from tests.dynamodb_clients import count_calls, ours_in_process, ours_over_http
 
 KEY = ModelKey("groq", "llama-3.1-8b-instant")
 COUNTER = model_counter(KEY.provider, KEY.model)
@@ -75,32 +77,29 @@ def moto_server() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(params=["in_process", "server"])
+@pytest.fixture(params=["ours_in_process", "ours_server", "boto3_in_process", "boto3_server"])
 def new_client(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
-    """A factory of independent boto3 clients (one per "gateway instance") on a fresh table."""
-    if request.param == "in_process":
+    """A factory of independent clients (one per "gateway instance") on a fresh table: the
+    gateway's own (what a Lambda container uses) or boto3's (the fallback without env credentials)."""
+    if request.param.endswith("in_process"):
         with mock_aws():
-            yield lambda: boto3.client("dynamodb", region_name="us-east-1")
+            yield ours_in_process if request.param.startswith("ours") else \
+                (lambda: boto3.client("dynamodb", region_name="us-east-1"))
     else:
         url = request.getfixturevalue("moto_server")
-        yield lambda: boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url)
+        yield (lambda: ours_over_http(url)) if request.param.startswith("ours") else \
+            (lambda: boto3.client("dynamodb", region_name="us-east-1", endpoint_url=url))
 
 
 @pytest.fixture
-def table(new_client: ClientFactory) -> str:
+def table(new_client: ClientFactory, request: pytest.FixtureRequest) -> str:
     name = f"state-{uuid.uuid4().hex[:8]}"
-    create_table(new_client(), name)
+    if "in_process" in request.node.callspec.params.get("new_client", ""):
+        create_table(boto3.client("dynamodb", region_name="us-east-1"), name)
+    else:
+        create_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=request.getfixturevalue("moto_server")),
+                     name)
     return name
-
-
-def count_calls(client: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-
-    def hook(model: Any, **_: Any) -> None:
-        counts[model.name] = counts.get(model.name, 0) + 1
-
-    client.meta.events.register("before-call.dynamodb.*", hook)
-    return counts
 
 
 def shared(client: Any, table: str, *, fold: bool = True) -> SharedState:

@@ -21,9 +21,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from llm_gateway.state.aws_client import AwsError, DynamoDBClient
 from llm_gateway.state.dynamodb import create_table
 from llm_gateway.state.metering import REQUESTS, Meter, WindowLimit
 from sandbox.local_dynamodb import DynamoDBServer, make_moto_atomic
+from tests.dynamodb_clients import ours_over_http
 from tests.integration.test_state_dynamodb import COUNTER, NOW, ask, fake_aws, shared, used, windows  # noqa: F401
 
 LATENCY_S = 0.005
@@ -47,8 +49,10 @@ class ConflictingClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _conflict(self, code: str, operation: str, reasons: list[dict[str, str]] | None = None) -> ClientError:
+    def _conflict(self, code: str, operation: str, reasons: list[dict[str, str]] | None = None) -> Exception:
         self.conflicts += 1
+        if isinstance(self._inner, DynamoDBClient):  # what the gateway's own client raises
+            return AwsError(code, "conflict", 400)
         response: dict[str, Any] = {"Error": {"Code": code, "Message": "conflict"}}
         if reasons is not None:
             response["CancellationReasons"] = reasons
@@ -95,11 +99,13 @@ def dynamodb_url() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def client(dynamodb_url: str) -> ConflictingClient:
+@pytest.fixture(params=["ours", "boto3"])
+def client(dynamodb_url: str, request: pytest.FixtureRequest) -> ConflictingClient:
+    """The gateway's own client (a Lambda container's) or boto3's, with DynamoDB's conflicts."""
     raw = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_url,
                        config=Config(max_pool_connections=THREADS * 2))
-    wrapped = ConflictingClient(raw, f"state-{uuid.uuid4().hex[:8]}")
+    wrapped = ConflictingClient(ours_over_http(dynamodb_url) if request.param == "ours" else raw,
+                                f"state-{uuid.uuid4().hex[:8]}")
     create_table(raw, wrapped.table)
     return wrapped
 

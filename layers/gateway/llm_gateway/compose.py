@@ -184,8 +184,7 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
     table = settings.state_table
     if not table:
         return store or MemoryStore(), MemoryBreakerPersistence(), MemoryHealthStore(), None
-    # boto3 and the DynamoDB layers are imported here, not at the top: without a table they are
-    # never needed, and boto3 alone is about 100 ms of a cold start.
+    # The DynamoDB layers are imported here, not at the top: without a table they are never needed.
     from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
 
     client = client or _dynamodb_client(settings)
@@ -202,9 +201,16 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
 
 
 def _dynamodb_client(settings: Settings) -> Any:
-    from llm_gateway.state.dynamodb import dynamodb_client
+    """The container's DynamoDB client: JSON over httpx (`state/aws_client.py`, no boto3) when
+    the region and credentials are in the environment, as Lambda always sets them; otherwise a
+    boto3 client, whose credential chain also knows profiles, SSO and instance roles."""
+    if settings.aws is not None:
+        from llm_gateway.state.aws_client import dynamodb_client
 
-    return dynamodb_client(settings.dynamodb_endpoint)
+        return dynamodb_client(settings.aws, settings.dynamodb_endpoint)
+    from llm_gateway.state.dynamodb import boto3_client
+
+    return boto3_client(settings.dynamodb_endpoint)
 
 
 def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:

@@ -61,6 +61,18 @@ class RolloutSettings:
 
 
 @dataclass(frozen=True)
+class AwsAccess:
+    """How the gateway calls AWS itself (the state table, without boto3: `state/aws_client.py`):
+    the region and the credentials Lambda sets in every function's environment (the execution
+    role's, for the container's lifetime)."""
+
+    region: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderConfig, ...] = ()
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
@@ -99,12 +111,27 @@ class Settings:
     # POWERTOOLS_TRACE_DISABLED says no (the template turns active tracing on).
     tracing: bool = False
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)  # what the settings came from
+    # AWS_REGION (or AWS_DEFAULT_REGION) and the AWS_* credentials; None when any is missing
+    # (then boto3's own credential chain is used: profiles, SSO, instance roles).
+    aws: AwsAccess | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every value that must never reach a log line, an error or a response."""
         values = [p.api_key for p in self.providers] + list(self.api_keys) + list(self.admin_keys)
+        if self.aws is not None:
+            values += [self.aws.secret_access_key, self.aws.session_token or ""]
         return tuple(sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True))
+
+
+def _aws_access(env: Mapping[str, str]) -> AwsAccess | None:
+    """The region and credentials Lambda sets (`AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); None unless region, key id and secret are all set."""
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    key_id, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not (region and key_id and secret):
+        return None
+    return AwsAccess(region, key_id, secret, env.get("AWS_SESSION_TOKEN") or None)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
@@ -393,6 +420,7 @@ def load_settings(
         rollout=_rollout(env),
         tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in _TRUE,
         environment=env,
+        aws=_aws_access(env),
     )
     check_catalog(settings.catalog_overrides, settings.providers)
     check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)

@@ -8,9 +8,8 @@ Two extensions, both through Powertools' persistence layer (docs/circuit-breaker
 - an in-memory layer (Powertools ships none) for tests and local runs, storing the very same
   item shape, so `blocked_from` and the status page read both alike.
 
-Nothing here imports boto3 unless the DynamoDB layer is used (`breaker_dynamodb.py`, loaded on
-the first lookup of `DynamoDBBreakerPersistence`): a container without a state table never
-needs it, and importing it costs a cold start about 100 ms (boto3 pulls in s3transfer).
+The DynamoDB layer (`breaker_dynamodb.py`) is loaded on the first lookup of
+`DynamoDBBreakerPersistence`: a container without a state table never needs it.
 """
 
 from __future__ import annotations
@@ -19,18 +18,15 @@ import datetime as dt
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.lazy_packages import defer_package_init
 
-if TYPE_CHECKING:  # boto3-stubs (dev extra): the shape `TypeDeserializer.deserialize` takes
-    from boto3.dynamodb.types import TypeDeserializer
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
-
+if TYPE_CHECKING:
     from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
 
-# Powertools' `persistence/__init__.py` imports its DynamoDB layer (boto3); the memory layer
-# needs only `base`, `record` and `states` (see `lazy_packages.py`).
+# Powertools' `persistence/__init__.py` imports its DynamoDB layer (boto3); ours need only
+# `base`, `record` and `states` (see `lazy_packages.py`).
 defer_package_init("aws_lambda_powertools.utilities.circuit_breaker.persistence")
 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  # noqa: E402
@@ -43,7 +39,6 @@ from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState 
 KEY_ATTR = "pk"
 EXPIRY_ATTR = "expires_at"
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
-_DESERIALIZER: TypeDeserializer | None = None
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,20 +46,12 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in item.items():
         if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _ATTRIBUTE_TYPES:
-            out[name] = _deserializer().deserialize(cast("AttributeValueTypeDef", dict(value)))
+            from llm_gateway.state.dynamodb import decode_value  # only raw items need it
+
+            out[name] = decode_value(value)
         else:
             out[name] = value
     return out
-
-
-def _deserializer() -> TypeDeserializer:
-    """boto3's TypeDeserializer, made on first use: only items read from DynamoDB need it."""
-    global _DESERIALIZER
-    if _DESERIALIZER is None:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        _DESERIALIZER = TypeDeserializer()
-    return _DESERIALIZER
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -180,7 +167,7 @@ class MemoryBreakerPersistence(BreakerStore):
 
 
 def __getattr__(name: str) -> type[DynamoDBBreakerPersistence]:
-    """`DynamoDBBreakerPersistence` lives in `breaker_dynamodb.py`, imported on first use (boto3)."""
+    """`DynamoDBBreakerPersistence` lives in `breaker_dynamodb.py`, imported on first use."""
     if name == "DynamoDBBreakerPersistence":
         from llm_gateway.routing.breaker_dynamodb import DynamoDBBreakerPersistence
 

@@ -14,81 +14,44 @@ one item are serialized by DynamoDB and never conflict. The price is a moment in
 holds an ask that the next one refuses: a concurrent request may then be refused for capacity
 that is given back an instant later, never admitted past a limit. TTL deletion is lazy (up to
 48 h), so every read checks `expires_at` itself.
+
+The client is the container's `aws_client.DynamoDBClient` (JSON over httpx, no boto3) or a
+low-level boto3 client: both take and return the same shapes. Items cross this edge as plain
+Python values, converted here (`decode_value` / `encode_value`), not by boto3's serializers,
+whose module imports all of boto3.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from llm_gateway.state.aws_client import error_code, is_aws_failure
 from llm_gateway.state.store import CounterAdd, Item, StateUnavailable
 
 LOG = logging.getLogger("llm_gateway.state")
 BATCH_LIMIT = 100
 UNPROCESSED_RETRIES = 4
-_DESER = TypeDeserializer()
-_SER = TypeSerializer()
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def client_config() -> Config:
-    """Short timeouts and few SDK retries: state must never hold a request hostage."""
+def client_config() -> Any:
+    """A boto3 client's config: short timeouts and few SDK retries (state must never hold a
+    request hostage). For boto3 clients only (`boto3_client`, the scripts and other functions)."""
+    from botocore.config import Config
+
     return Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"})
 
 
-def dynamodb_client(endpoint_url: str | None = None) -> Any:
-    """`boto3.client("dynamodb", endpoint_url=..., config=client_config())`, on boto3's default
-    session, whose data loader is `OneServiceLoader` when this sets that session up (a cold start:
-    nothing made one before). botocore's own loader lists every service it knows, walking some
-    420 model directories, twice (service model, endpoint rules) to check that the one asked for
-    is among them: 15 to 30 ms of a cold start with a state table, for one `in`."""
+def boto3_client(endpoint_url: str | None = None) -> Any:
+    """A boto3 DynamoDB client, for where AWS credentials are not in the environment (a profile,
+    SSO, an instance role): the request path uses `aws_client.DynamoDBClient` where they are."""
     import boto3
 
-    if boto3.DEFAULT_SESSION is None:
-        import botocore.session
-
-        core = botocore.session.get_session()
-        core.lazy_register_component("data_loader", lambda: one_service_loader(core.get_config_variable("data_path")))
-        boto3.setup_default_session(botocore_session=core)
     return boto3.client("dynamodb", endpoint_url=endpoint_url, config=client_config())
-
-
-def one_service_loader(search_path_string: str | None) -> Any:
-    """botocore's `create_loader`, with `OneServiceLoader`."""
-    from botocore.exceptions import DataNotFoundError
-    from botocore.loaders import Loader, instance_cache
-
-    class OneServiceLoader(Loader):
-        """`load_service_model` checks that its service has the model type asked for by looking in
-        that service's directory (`list_api_versions`), not by listing every service; what it
-        returns, and raises for an unknown service, is botocore's (the same lines, a test compares)."""
-
-        @instance_cache
-        def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
-            try:
-                known = bool(self.list_api_versions(service_name, type_name))
-            except DataNotFoundError:
-                known = False
-            if not known:  # botocore's own path: it raises UnknownServiceError, naming the known ones
-                return super().load_service_model(service_name, type_name, api_version)
-            if api_version is None:
-                api_version = self.determine_latest_version(service_name, type_name)
-            model = self.load_data(os.path.join(service_name, api_version, type_name))
-            extras = self._find_extras(service_name, type_name, api_version)  # type: ignore[attr-defined]
-            self._extras_processor.process(model, extras)  # type: ignore[attr-defined]
-            return model
-
-    if search_path_string is None:
-        return OneServiceLoader()
-    paths = [os.path.expanduser(os.path.expandvars(p)) for p in search_path_string.split(os.pathsep)]
-    return OneServiceLoader(extra_search_paths=paths)
 
 
 def create_table(client: Any, name: str) -> None:
@@ -105,33 +68,73 @@ def create_table(client: Any, name: str) -> None:
     )
 
 
-def plain(value: Any) -> Any:
-    """DynamoDB's Decimals as int or float, recursively."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, set, tuple)):
-        return [plain(v) for v in value]
-    return value
+def _number(text: str) -> int | float:
+    """A DynamoDB number as int when it is whole (`"3"`, `"3.0"`), else float."""
+    try:
+        return int(text)
+    except ValueError:
+        number = Decimal(text)
+        return int(number) if number == number.to_integral_value() else float(number)
+
+
+def decode_value(value: Mapping[str, Any]) -> Any:
+    """One AttributeValue (`{"S": "x"}`, `{"N": "1"}`, …) as a plain value; sets become lists,
+    numbers int or float (never Decimal: the items are plain Python values)."""
+    (kind, data), = value.items()
+    if kind == "S":
+        return data
+    if kind == "N":
+        return _number(data)
+    if kind == "BOOL":
+        return bool(data)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {name: decode_value(v) for name, v in data.items()}
+    if kind == "L":
+        return [decode_value(v) for v in data]
+    if kind == "SS":
+        return list(data)
+    if kind == "NS":
+        return [_number(n) for n in data]
+    raise ValueError(f"DynamoDB attribute type {kind!r} is not one the gateway stores")
 
 
 def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: plain(_DESER.deserialize(value)) for name, value in item.items()}
+    return {name: decode_value(value) for name, value in item.items()}
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> dict[str, Any]:
+    """A plain value as an AttributeValue; floats keep their `repr` (boto3's serializer refuses
+    floats), bytes are refused (their wire form differs between boto3 and the JSON protocol)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
     if isinstance(value, float):
         return {"N": repr(value)}
-    return _SER.serialize(value)
+    if isinstance(value, Decimal):
+        return {"N": str(value)}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): encode_value(v) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"L": [encode_value(v) for v in value]}
+    if isinstance(value, (set, frozenset)) and value and all(isinstance(v, str) for v in value):
+        return {"SS": sorted(value)}
+    raise TypeError(f"cannot store a {type(value).__name__} in the state table")
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+def _conditional_failed(exc: BaseException) -> bool:
+    return error_code(exc) == CONDITION_FAILED
 
 
 class DynamoStateStore:
-    """StateStore over one DynamoDB table through a low-level boto3 client (shared, thread-safe)."""
+    """StateStore over one DynamoDB table through a DynamoDB client (shared, thread-safe): the
+    container's `aws_client.DynamoDBClient`, or a low-level boto3 client (same calls)."""
 
     def __init__(self, client: Any, table: str, *, consistent_read: bool = False) -> None:
         self.client = client
@@ -197,7 +200,7 @@ class DynamoStateStore:
             for add in sorted(adds, key=lambda a: a.pk):
                 try:
                     self.client.update_item(**self._update(add))
-                except ClientError as exc:
+                except Exception as exc:
                     if _conditional_failed(exc):
                         self._undo(done)
                         return False
@@ -215,12 +218,14 @@ class DynamoStateStore:
             undo = CounterAdd(add.pk, {unit: -n for unit, n in add.amounts.items()}, add.expires_at)
             try:
                 self.client.update_item(**self._update(undo))
-            except (ClientError, BotoCoreError, OSError):
+            except Exception as exc:
+                if not is_aws_failure(exc):
+                    raise
                 LOG.warning("could not give back a reservation on %s; it over-counts until the window closes",
                             add.pk, exc_info=True)
 
     def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
-        encoded = {name: _encode(value) for name, value in item.items()}
+        encoded = {name: encode_value(value) for name, value in item.items()}
         encoded.update({"pk": {"S": pk}, "expires_at": {"N": str(int(expires_at))}})
         self.client.put_item(TableName=self.table, Item=encoded)
 
@@ -233,7 +238,7 @@ class DynamoStateStore:
             if name == "until":
                 continue
             names[f"#f{index}"] = name
-            values[f":f{index}"] = _encode(value)
+            values[f":f{index}"] = encode_value(value)
             sets.append(f"#f{index} = :f{index}")
         try:
             self.client.update_item(
@@ -241,6 +246,6 @@ class DynamoStateStore:
                 ConditionExpression="attribute_not_exists(#u) OR #u < :u",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
+        except Exception as exc:
             if not _conditional_failed(exc):
                 raise

@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from llm_gateway.state.aws_client import error_code, is_aws_failure
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import share_of
 from llm_gateway.state.store import CounterAdd, Item, StateStore, StateUnavailable
@@ -40,9 +39,10 @@ _OUTAGE_CODES = frozenset({
 
 def is_outage(exc: BaseException) -> bool:
     """Throttling and transport failures degrade; anything else is a bug and is raised."""
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in _OUTAGE_CODES
-    return isinstance(exc, BotoCoreError | StateUnavailable | OSError)
+    code = error_code(exc)
+    if code is not None:
+        return code in _OUTAGE_CODES
+    return isinstance(exc, StateUnavailable) or is_aws_failure(exc)
 
 
 class ResilientStore:

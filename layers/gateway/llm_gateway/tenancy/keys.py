@@ -141,9 +141,9 @@ class DynamoKeyStore:
         return None if item is None else KeyRecord.from_item(key_digest, dict(item))
 
     def save(self, record: KeyRecord) -> None:
-        from llm_gateway.state.dynamodb import _encode
+        from llm_gateway.state.dynamodb import encode_value
 
-        encoded = {name: _encode(value) for name, value in record.item().items()}
+        encoded = {name: encode_value(value) for name, value in record.item().items()}
         self.client.put_item(TableName=self.table, Item={"pk": {"S": key_pk(record.digest)}, **encoded})
         self.client.update_item(
             TableName=self.table, Key={"pk": {"S": KEY_INDEX_PK}}, UpdateExpression="SET #id = :digest",

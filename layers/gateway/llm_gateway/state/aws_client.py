@@ -1,0 +1,195 @@
+"""AWS's JSON protocol over the container's httpx, signed with SigV4: DynamoDB without boto3.
+
+Why: a chat container with a state table used to import boto3 and botocore's client machinery
+and build a botocore client (loading DynamoDB's service model and botocore's 1.25 MB
+`endpoints.json`): about 0.6 G instructions, 40 % of a memory-state cold start, to send a handful
+of JSON POSTs. DynamoDB's API is JSON 1.0 over HTTPS: `POST /` with `X-Amz-Target:
+DynamoDB_20120810.<Operation>`, the request as JSON in the very shape boto3's low-level client
+takes, the answer as JSON in the shape it returns. So `DynamoDBClient` offers the few methods
+the gateway calls, with boto3's keyword arguments and return values, and every store that takes
+"a DynamoDB client" works on either (tests run both against moto).
+
+- Signing: `httpx_auth.AWS4Auth` (MIT), whose package `__init__` (OAuth2 flows, a browser, an
+  HTTP server) is skipped with `defer_package_init`; only its SigV4 module is loaded. A test
+  checks its signatures against botocore's signer.
+- Credentials and region: the environment variables Lambda sets (`AWS_ACCESS_KEY_ID`,
+  `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`), read in `config.py`. Without
+  them (a laptop with a profile or SSO) the composition root falls back to a boto3 client, whose
+  credential chain knows those.
+- Errors: what AWS answers is an `AwsError` whose `.response` has botocore `ClientError`'s shape
+  (`{"Error": {"Code", "Message"}}`), so code that reads the code reads it from either; a request
+  that got no answer (connect failure, timeout, reset) is `AwsUnreachable`, an `OSError`, as the
+  degraded-mode wrapper expects of an outage.
+- Retries: like the boto3 client it replaces (`max_attempts=2`, standard mode), one more attempt
+  after a transport failure, a 5xx or throttling, after a short jittered pause (at most 50 ms:
+  state must not hold a request; `resilient.py` degrades when the retry fails too). As with
+  boto3, an UpdateItem retried after a timeout may count twice: an over-count (capacity left
+  unused), never a limit passed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from llm_gateway.config import AwsAccess
+
+DYNAMODB_TARGET = "DynamoDB_20120810"
+RETRY_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "Throttling", "TooManyRequestsException",
+})
+MAX_RETRY_PAUSE_S = 0.05
+CONNECT_TIMEOUT_S = 1.0  # as the boto3 client's config was: state must never hold a request hostage
+READ_TIMEOUT_S = 1.0
+
+
+class AwsError(Exception):
+    """An error AWS answered. `.response` is shaped like botocore `ClientError.response`."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.response: dict[str, Any] = {"Error": {"Code": code, "Message": message},
+                                         "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+class AwsUnreachable(OSError):
+    """No answer from AWS: connection refused or reset, or a timeout."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of an `AwsError` or a botocore `ClientError` (None for anything else)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return None
+    error = response.get("Error")
+    code = error.get("Code") if isinstance(error, Mapping) else None
+    return str(code) if code else None
+
+
+def is_aws_failure(exc: BaseException) -> bool:
+    """An error AWS answered, or no answer at all, from either client (botocore's own
+    `BotoCoreError`s only if botocore is loaded: without it, none can have been raised)."""
+    if error_code(exc) is not None or isinstance(exc, OSError):
+        return True
+    botocore = sys.modules.get("botocore.exceptions")
+    return botocore is not None and isinstance(exc, botocore.BotoCoreError)
+
+
+def endpoint_for(service: str, region: str) -> str:
+    """The service's regional HTTPS endpoint (China's regions are under `amazonaws.com.cn`)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{service}.{region}.{suffix}"
+
+
+def aws_http_client(endpoint: str, verify: Any = True) -> httpx.Client:
+    """The pooled client for AWS calls. A plain-HTTP endpoint (moto, DynamoDB Local) gets no TLS
+    context at all: building one loads every CA certificate (about 0.24 G instructions)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60),
+        verify=verify if endpoint.startswith("https:") else False,
+        trust_env=False, follow_redirects=False,
+    )
+
+
+class AwsJsonClient:
+    """One AWS service spoken in its JSON protocol (`X-Amz-Target`), SigV4-signed."""
+
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, service: str, target: str, json_version: str,
+                 endpoint: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.http = http
+        self.endpoint = endpoint or endpoint_for(service, access.region)
+        self._target = target
+        self._content_type = f"application/x-amz-json-{json_version}"
+        self._auth = _sigv4(access.access_key_id, access.secret_access_key, access.region, service,
+                              security_token=access.session_token)
+        self._sleep = sleep
+        self._rand = rand
+
+    def call(self, operation: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The operation's answer as a dict; `AwsError` or `AwsUnreachable` after one retry."""
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"content-type": self._content_type, "x-amz-target": f"{self._target}.{operation}"}
+        for attempt in (0, 1):
+            try:
+                response = self.http.post(self.endpoint, content=content, headers=headers, auth=self._auth)
+            except httpx.TransportError as exc:
+                if attempt:
+                    raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}") from exc
+            else:
+                if response.status_code == 200:
+                    answer: dict[str, Any] = response.json() if response.content else {}
+                    return answer
+                error = _error(response)
+                if attempt or not (error.status >= 500 or error.code in RETRY_CODES):
+                    raise error
+            self._sleep(self._rand() * MAX_RETRY_PAUSE_S)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _sigv4(access_key_id: str, secret_access_key: str, region: str, service: str, *,
+           security_token: str | None) -> httpx.Auth:
+    """httpx-auth's SigV4, loaded when a client is built (only containers with a table need it);
+    its package `__init__` (every OAuth2 flow, a browser, an HTTP server) is skipped."""
+    from llm_gateway.lazy_packages import defer_package_init
+
+    defer_package_init("httpx_auth")
+    from httpx_auth import AWS4Auth
+
+    return AWS4Auth(access_key_id, secret_access_key, region, service, security_token=security_token)
+
+
+def _error(response: httpx.Response) -> AwsError:
+    """Code from `x-amzn-ErrorType` or the body's `__type` (both may carry a prefix or a suffix)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    raw = response.headers.get("x-amzn-errortype") or str(body.get("__type") or "")
+    code = raw.split(":", 1)[0].rsplit("#", 1)[-1] or f"HTTP{response.status_code}"
+    message = str(body.get("message") or body.get("Message") or "")
+    return AwsError(code, message, response.status_code)
+
+
+class DynamoDBClient(AwsJsonClient):
+    """The DynamoDB operations the gateway's stores call, with boto3's arguments and answers."""
+
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, endpoint: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(http, access, service="dynamodb", target=DYNAMODB_TARGET, json_version="1.0",
+                         endpoint=endpoint, sleep=sleep)
+
+    def batch_get_item(self, **request: Any) -> dict[str, Any]:
+        return self.call("BatchGetItem", request)
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        return self.call("GetItem", request)
+
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        return self.call("PutItem", request)
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        return self.call("UpdateItem", request)
+
+    def delete_item(self, **request: Any) -> dict[str, Any]:
+        return self.call("DeleteItem", request)
+
+
+def dynamodb_client(access: AwsAccess, endpoint: str | None, verify: Any = True) -> DynamoDBClient:
+    """The container's DynamoDB client: `endpoint` (local runs) or the region's."""
+    url = endpoint or endpoint_for("dynamodb", access.region)
+    return DynamoDBClient(aws_http_client(url, verify), access, endpoint=url)

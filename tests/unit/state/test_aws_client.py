@@ -1,0 +1,161 @@
+"""The gateway's own AWS JSON client (`state/aws_client.py`) on `httpx.MockTransport`: what it
+sends, how it signs (against botocore's signer), what it raises, when it retries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_gateway.config import AwsAccess, load_settings
+from llm_gateway.state.aws_client import (
+    AwsError,
+    AwsUnreachable,
+    DynamoDBClient,
+    aws_http_client,
+    endpoint_for,
+    error_code,
+    is_aws_failure,
+)
+from llm_gateway.state.resilient import is_outage
+
+ACCESS = AwsAccess("eu-west-1", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-value")
+
+
+def client(handler: Any, sleeps: list[float] | None = None) -> DynamoDBClient:
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return DynamoDBClient(http, ACCESS, sleep=(sleeps if sleeps is not None else []).append)
+
+
+def test_a_call_is_a_signed_json_post_with_the_operation_as_target() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"Item": {"pk": {"S": "a"}}})
+
+    got = client(answer).get_item(TableName="t", Key={"pk": {"S": "a"}})
+    assert got == {"Item": {"pk": {"S": "a"}}}
+    (request,) = seen
+    assert str(request.url) == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert request.method == "POST"
+    assert request.headers["x-amz-target"] == "DynamoDB_20120810.GetItem"
+    assert request.headers["content-type"] == "application/x-amz-json-1.0"
+    assert json.loads(request.content) == {"TableName": "t", "Key": {"pk": {"S": "a"}}}
+    assert request.headers["x-amz-security-token"] == "session-token-value"
+    assert request.headers["authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/eu-west-1/dynamodb/aws4_request" in request.headers[
+        "authorization"]
+
+
+def test_the_signature_is_botocores() -> None:
+    """The same request, headers and time signed by botocore's SigV4 gives the same signature."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    seen: list[httpx.Request] = []
+    client(lambda request: seen.append(request) or httpx.Response(200, json={})).update_item(
+        TableName="t", Key={"pk": {"S": "rl#x y/z"}}, UpdateExpression="ADD #n :a",
+        ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":a": {"N": "1"}})
+    (request,) = seen
+    fields = dict(part.split("=", 1) for part in request.headers["authorization"].split(" ", 1)[1].split(", "))
+    signed = fields["SignedHeaders"].split(";")
+    theirs = AWSRequest(method="POST", url=str(request.url), data=request.content,
+                        headers={name: request.headers[name] for name in signed})
+    theirs.context["timestamp"] = request.headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(ACCESS.access_key_id, ACCESS.secret_access_key, ACCESS.session_token),
+                       "dynamodb", "eu-west-1")
+    string_to_sign = signer.string_to_sign(theirs, signer.canonical_request(theirs))
+    assert set(signer.headers_to_sign(theirs).keys()) == set(signed)
+    assert fields["Signature"] == signer.signature(string_to_sign, theirs)
+
+
+def test_an_error_answer_is_an_aws_error_shaped_like_botocores() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+                                         "message": "The conditional request failed"})
+
+    sleeps: list[float] = []
+    with pytest.raises(AwsError) as caught:
+        client(answer, sleeps).update_item(TableName="t")
+    assert caught.value.response["Error"] == {"Code": "ConditionalCheckFailedException",
+                                              "Message": "The conditional request failed"}
+    assert error_code(caught.value) == "ConditionalCheckFailedException" and caught.value.status == 400
+    assert sleeps == []  # a refusal is an answer: never retried
+    assert is_aws_failure(caught.value) and not is_outage(caught.value)
+
+
+def test_the_error_type_header_wins_and_loses_its_suffix() -> None:
+    answer = httpx.Response(400, headers={"x-amzn-errortype": "ValidationException:http://internal.amazon.com/coral/"},
+                            content=b"not json")
+    with pytest.raises(AwsError) as caught:
+        client(lambda request: answer).put_item(TableName="t")
+    assert caught.value.code == "ValidationException"
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.Response(500, json={"__type": "InternalServerError"}),
+    httpx.Response(400, json={"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException"}),
+    httpx.Response(400, json={"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"}),
+])
+def test_throttling_and_server_errors_are_retried_once(failure: httpx.Response) -> None:
+    answers = [failure, httpx.Response(200, json={"ok": 1})]
+    sleeps: list[float] = []
+    assert client(lambda request: answers.pop(0), sleeps).batch_get_item(RequestItems={}) == {"ok": 1}
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.05
+
+
+def test_a_second_throttling_is_raised_as_an_outage() -> None:
+    sleeps: list[float] = []
+    with pytest.raises(AwsError) as caught:
+        client(lambda request: httpx.Response(400, json={"__type": "x#ThrottlingException"}), sleeps).put_item()
+    assert len(sleeps) == 1 and is_outage(caught.value)
+
+
+def test_no_answer_twice_is_unreachable_an_oserror_and_an_outage() -> None:
+    calls: list[int] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(AwsUnreachable) as caught:
+        client(refuse).get_item(TableName="t")
+    assert len(calls) == 2
+    assert isinstance(caught.value, OSError) and is_outage(caught.value)
+
+
+def test_a_timeout_then_an_answer_is_an_answer() -> None:
+    calls: list[int] = []
+
+    def slow_once(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200, json={})
+
+    assert client(slow_once).put_item(TableName="t") == {}
+
+
+def test_endpoints_by_region_and_a_plain_http_endpoint_gets_no_tls_context() -> None:
+    assert endpoint_for("dynamodb", "us-east-1") == "https://dynamodb.us-east-1.amazonaws.com"
+    assert endpoint_for("dynamodb", "cn-north-1") == "https://dynamodb.cn-north-1.amazonaws.com.cn"
+    plain = aws_http_client("http://127.0.0.1:8000")
+    assert plain._transport._pool._ssl_context.verify_mode.name == "CERT_NONE"  # type: ignore[attr-defined]
+    secure = aws_http_client("https://dynamodb.us-east-1.amazonaws.com")
+    assert secure._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
+
+
+def test_settings_read_lambdas_credentials_and_keep_them_out_of_logs_and_repr() -> None:
+    env = {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+           "AWS_SECRET_ACCESS_KEY": "secret-access-key-value", "AWS_SESSION_TOKEN": "session-token-value"}
+    settings = load_settings(env)
+    assert settings.aws == AwsAccess("eu-west-1", "AKIDEXAMPLE", "secret-access-key-value", "session-token-value")
+    assert {"secret-access-key-value", "session-token-value"} <= set(settings.secrets)
+    assert "secret-access-key-value" not in repr(settings) and "session-token-value" not in repr(settings.aws)
+    assert load_settings({**env, "AWS_REGION": "", "AWS_DEFAULT_REGION": "us-east-2"}).aws.region == "us-east-2"  # type: ignore[union-attr]
+    for missing in ("AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert load_settings({k: v for k, v in env.items() if k != missing}).aws is None
