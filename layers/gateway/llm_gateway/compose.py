@@ -101,7 +101,7 @@ def build_core(
     clocks = clocks or Clocks()
     metrics = metrics or EmfMetrics()
     logger = build_logger(settings.secrets)
-    keys = KeySource(settings, fetch_secret_values, on_new_secrets=_redact_into(logger))
+    keys = KeySource(settings, settings.secret_fetch or fetch_secret_values, on_new_secrets=_redact_into(logger))
     catalog = catalog or load_catalog(settings.catalog_overrides)
     chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
     state_store, breaker_persistence, health_store, dynamodb_client = _stores(settings, metrics, store, dynamodb_client)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,9 @@ class RolloutSettings:
     @property
     def enabled(self) -> bool:
         return self.baseline_model is not None
+
+
+SecretFetch = Callable[[str, int], Mapping[str, str]]  # (secret name, max age in s) → its JSON object
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class Settings:
     # AWS_REGION (or AWS_DEFAULT_REGION) and the AWS_* credentials; None when any is missing
     # (then boto3's own credential chain is used: profiles, SSO, instance roles).
     aws: AwsAccess | None = field(default=None, repr=False)
+    # How the secrets are re-read (keys.KeySource): the reader load_settings used, so its cache
+    # (Powertools Parameters' max_age) is the one warm containers refresh from.
+    secret_fetch: SecretFetch | None = field(default=None, repr=False, compare=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -310,6 +316,24 @@ def fetch_secret_values(secret_name: str, max_age_s: int = 120) -> dict[str, str
     return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
 
 
+def secret_fetch(access: AwsAccess | None, endpoint: str | None = None) -> SecretFetch:
+    """The secrets reader: Powertools Parameters over the gateway's own Secrets Manager client
+    (httpx, no boto3: `state/aws_client.py`) when the region and credentials are in the
+    environment, as Lambda sets them; otherwise Powertools' default provider (boto3's credential
+    chain). Either way the values are cached for `max_age` and read as JSON."""
+    if access is None:
+        return fetch_secret_values
+    from llm_gateway.state.aws_client import secrets_provider
+
+    provider = secrets_provider(access, endpoint)
+
+    def fetch(secret_name: str, max_age_s: int = 120) -> dict[str, str]:
+        value = provider.get(secret_name, max_age=max_age_s, transform="json")
+        return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
+
+    return fetch
+
+
 def provider_configs(env: Mapping[str, str], provider_values: Mapping[str, str] | None) -> tuple[ProviderConfig, ...]:
     """Provider configs from the provider secret's allow-listed keys with the environment over them."""
     return tuple(_providers({**_from_secrets(env, provider_values, None), **env}))
@@ -386,10 +410,17 @@ def load_settings(
     """
     env = {k: v for k, v in dict(os.environ if env is None else env).items() if v != ""}
     ttl = _int(env, "LLM_GATEWAY_SECRET_TTL_S", 120)
+    aws = _aws_access(env)
+    fetch = None
+    if env.get(PROVIDER_SECRET_ENV) or env.get(CLIENT_KEY_SECRET_ENV):
+        # AWS's own variables for another endpoint (local runs, tests against moto's server)
+        fetch = secret_fetch(aws, env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL"))
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
-        secret_values = fetch_secret_values(env[PROVIDER_SECRET_ENV], ttl)
+        assert fetch is not None
+        secret_values = fetch(env[PROVIDER_SECRET_ENV], ttl)
     if client_secret_values is None and env.get(CLIENT_KEY_SECRET_ENV):
-        client_secret_values = fetch_secret_values(env[CLIENT_KEY_SECRET_ENV], ttl)
+        assert fetch is not None
+        client_secret_values = fetch(env[CLIENT_KEY_SECRET_ENV], ttl)
     merged = {**_from_secrets(env, secret_values, client_secret_values), **env}
     local_mode = _local_mode(env)
     api_keys, admin_keys = client_keys(env, client_secret_values)
@@ -420,7 +451,8 @@ def load_settings(
         rollout=_rollout(env),
         tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in _TRUE,
         environment=env,
-        aws=_aws_access(env),
+        aws=aws,
+        secret_fetch=fetch,
     )
     check_catalog(settings.catalog_overrides, settings.providers)
     check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)

@@ -12,10 +12,8 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from llm_gateway.config import Settings, client_keys, provider_configs
+from llm_gateway.config import SecretFetch, Settings, client_keys, provider_configs
 from llm_gateway.providers.base import ProviderConfig
-
-SecretFetch = Callable[[str, int], Mapping[str, str]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,3 +159,21 @@ def test_settings_read_lambdas_credentials_and_keep_them_out_of_logs_and_repr() 
     assert load_settings({**env, "AWS_REGION": "", "AWS_DEFAULT_REGION": "us-east-2"}).aws.region == "us-east-2"  # type: ignore[union-attr]
     for missing in ("AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert load_settings({k: v for k, v in env.items() if k != missing}).aws is None
+
+
+def test_secrets_manager_provider_reads_a_secret_once_per_max_age_as_json() -> None:
+    from llm_gateway.state import aws_client
+
+    calls: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content))
+        assert request.headers["x-amz-target"] == "secretsmanager.GetSecretValue"
+        assert request.headers["content-type"] == "application/x-amz-json-1.1"
+        return httpx.Response(200, json={"Name": "s", "SecretBinary": "eyJrIjogInYifQ=="})  # {"k": "v"}
+
+    provider = aws_client.secrets_provider(ACCESS, "http://secrets.test")
+    provider.client.http = httpx.Client(transport=httpx.MockTransport(answer))
+    assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
+    assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
+    assert calls == [{"SecretId": "s"}]

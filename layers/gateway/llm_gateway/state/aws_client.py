@@ -1,4 +1,4 @@
-"""AWS's JSON protocol over the container's httpx, signed with SigV4: DynamoDB without boto3.
+"""AWS's JSON protocol over httpx, signed with SigV4: DynamoDB and Secrets Manager without boto3.
 
 Why: a chat container with a state table used to import boto3 and botocore's client machinery
 and build a botocore client (loading DynamoDB's service model and botocore's 1.25 MB
@@ -193,3 +193,47 @@ def dynamodb_client(access: AwsAccess, endpoint: str | None, verify: Any = True)
     """The container's DynamoDB client: `endpoint` (local runs) or the region's."""
     url = endpoint or endpoint_for("dynamodb", access.region)
     return DynamoDBClient(aws_http_client(url, verify), access, endpoint=url)
+
+
+class SecretsManagerClient(AwsJsonClient):
+    """`GetSecretValue`, with boto3's arguments and answer (`SecretBinary` as bytes)."""
+
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, endpoint: str | None = None) -> None:
+        super().__init__(http, access, service="secretsmanager", target="secretsmanager", json_version="1.1",
+                         endpoint=endpoint)
+
+    def get_secret_value(self, **request: Any) -> dict[str, Any]:
+        answer = self.call("GetSecretValue", request)
+        if "SecretBinary" in answer:
+            import base64
+
+            answer["SecretBinary"] = base64.b64decode(answer["SecretBinary"])
+        return answer
+
+
+def secrets_provider(access: AwsAccess, endpoint: str | None = None) -> Any:
+    """A Powertools Parameters provider reading Secrets Manager through `SecretsManagerClient`:
+    `provider.get(name, max_age=..., transform="json")` caches and transforms as Powertools'
+    own `SecretsProvider` does (whose module imports boto3)."""
+    from llm_gateway.lazy_packages import defer_package_init
+
+    defer_package_init("aws_lambda_powertools.utilities.parameters")  # its __init__ imports every provider
+    from aws_lambda_powertools.utilities.parameters.base import BaseProvider
+
+    class SecretsManagerProvider(BaseProvider):
+        def __init__(self, client: SecretsManagerClient) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.client = client
+
+        def _get(self, name: str, **sdk_options: Any) -> str | bytes:
+            value = self.client.get_secret_value(**{**sdk_options, "SecretId": name})
+            secret: str | bytes = value["SecretString"] if "SecretString" in value else value["SecretBinary"]
+            return secret
+
+        def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+            raise NotImplementedError("the gateway reads its secrets by name")
+
+    url = endpoint or endpoint_for("secretsmanager", access.region)
+    client = SecretsManagerClient(aws_http_client(url), access, endpoint=url)
+    client.http.timeout = httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S)  # a cold start waits for its keys
+    return SecretsManagerProvider(client)
