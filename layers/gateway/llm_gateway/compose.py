@@ -164,7 +164,8 @@ def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
     provider, _, model = baseline.partition("/")
     if ModelKey(provider, model) not in {entry.key for entry in core.catalog.for_capability(CHAT_CAPABILITY)}:
         raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
-    return build(settings, cache_s=settings.cache_s, appconfig_client=appconfig_client, clock=core.runner.retry.clock,
+    return build(settings, cache_s=settings.cache_s, appconfig_client=appconfig_client, aws=core.settings.aws,
+                 clock=core.runner.retry.clock,
                  on_read=lambda percent: core.metrics.count(ROLLOUT_PERCENT, percent))
 
 

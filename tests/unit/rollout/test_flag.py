@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from llm_gateway.config import ConfigError, RolloutSettings, load_settings
 from llm_gateway.rollout.flag import Rollout, flag_document, percent_in, write_file
-from llm_gateway.rollout.stores import FileStore, build_rollout
+from llm_gateway.rollout.stores import AppConfigDataStore, FileStore, build_rollout
 
 
 class Clock:
@@ -112,3 +112,47 @@ def test_rollout_settings_are_validated_at_load() -> None:
                        "LLM_GATEWAY_ROLLOUT_APPCONFIG_ENVIRONMENT": "e"})
     with pytest.raises(ConfigError, match="0 to 100"):
         load_settings({**base, "LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini", "LLM_GATEWAY_ROLLOUT_PERCENT": "120"})
+
+
+def test_with_lambdas_credentials_appconfig_is_read_over_httpx_as_powertools_reads_it() -> None:
+    """StartConfigurationSession once, then GetLatestConfiguration with each token it was handed;
+    an empty answer means "unchanged" and keeps the last document. Signed for `appconfig`."""
+    import httpx
+
+    from llm_gateway.config import AwsAccess
+    from llm_gateway.state import aws_client
+
+    seen: list[httpx.Request] = []
+    documents = [json.dumps(flag_document(5)).encode(), b"", json.dumps(flag_document(40)).encode()]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/configurationsessions":
+            assert json.loads(request.content) == {"ApplicationIdentifier": "app1", "EnvironmentIdentifier": "env1",
+                                                   "ConfigurationProfileIdentifier": "prof1"}
+            return httpx.Response(201, json={"InitialConfigurationToken": "t0"})
+        token = request.url.params["configuration_token"]
+        return httpx.Response(200, content=documents.pop(0), headers={
+            "next-poll-configuration-token": f"t{int(token[1:]) + 1}", "next-poll-interval-in-seconds": "60",
+            "content-type": "application/json"})
+
+    provider = aws_client.appconfig_provider(AwsAccess("us-east-1", "AKID", "secret", None), "app1", "env1")
+    provider.client.http = httpx.Client(transport=httpx.MockTransport(answer))
+    store = AppConfigDataStore(provider, "prof1", max_age=1)
+    assert store.get_configuration() == flag_document(5)
+    provider.clear_cache()
+    assert store.get_configuration() == flag_document(5)  # empty answer: unchanged
+    provider.clear_cache()
+    assert store.get_configuration() == flag_document(40)
+    assert [r.url.params.get("configuration_token") for r in seen] == [None, "t0", "t1", "t2"]
+    assert "/us-east-1/appconfig/aws4_request" in seen[1].headers["authorization"]
+    assert str(seen[1].url).startswith("https://appconfigdata.us-east-1.amazonaws.com/configuration?")
+
+
+def test_the_rollout_uses_the_httpx_store_when_the_settings_have_aws_access() -> None:
+    from llm_gateway.config import AwsAccess
+
+    settings = RolloutSettings(baseline_model="openai/gpt-4o-mini", appconfig=("app1", "env1", "prof1"))
+    rollout = build_rollout(settings, cache_s=5, aws=AwsAccess("us-east-1", "AKID", "secret", None))
+    assert isinstance(rollout.flags.store, AppConfigDataStore)
+    assert rollout.fallback == 0

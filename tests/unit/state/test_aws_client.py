@@ -39,7 +39,7 @@ def test_a_call_is_a_signed_json_post_with_the_operation_as_target() -> None:
     got = client(answer).get_item(TableName="t", Key={"pk": {"S": "a"}})
     assert got == {"Item": {"pk": {"S": "a"}}}
     (request,) = seen
-    assert str(request.url) == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert str(request.url) == "https://dynamodb.eu-west-1.amazonaws.com/"
     assert request.method == "POST"
     assert request.headers["x-amz-target"] == "DynamoDB_20120810.GetItem"
     assert request.headers["content-type"] == "application/x-amz-json-1.0"

@@ -103,40 +103,56 @@ def aws_http_client(endpoint: str, verify: Any = True) -> httpx.Client:
     )
 
 
-class AwsJsonClient:
-    """One AWS service spoken in its JSON protocol (`X-Amz-Target`), SigV4-signed."""
+class AwsClient:
+    """One AWS service over HTTPS, SigV4-signed, retried once on what may pass (see the module)."""
 
-    def __init__(self, http: httpx.Client, access: AwsAccess, *, service: str, target: str, json_version: str,
-                 endpoint: str | None = None, sleep: Callable[[float], None] = time.sleep,
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, service: str, endpoint: str | None = None,
+                 signing_name: str | None = None, sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random) -> None:
         self.http = http
-        self.endpoint = endpoint or endpoint_for(service, access.region)
-        self._target = target
-        self._content_type = f"application/x-amz-json-{json_version}"
-        self._auth = _sigv4(access.access_key_id, access.secret_access_key, access.region, service,
-                              security_token=access.session_token)
+        self.endpoint = (endpoint or endpoint_for(service, access.region)).rstrip("/")
+        self._auth = _sigv4(access.access_key_id, access.secret_access_key, access.region, signing_name or service,
+                            security_token=access.session_token)
         self._sleep = sleep
         self._rand = rand
 
-    def call(self, operation: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """The operation's answer as a dict; `AwsError` or `AwsUnreachable` after one retry."""
-        content = json.dumps(body, separators=(",", ":")).encode()
-        headers = {"content-type": self._content_type, "x-amz-target": f"{self._target}.{operation}"}
+    def send(self, operation: str, method: str, path: str = "/", *, content: bytes | None = None,
+             headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None) -> httpx.Response:
+        """The 2xx answer; `AwsError` or `AwsUnreachable` after one retry."""
         for attempt in (0, 1):
             try:
-                response = self.http.post(self.endpoint, content=content, headers=headers, auth=self._auth)
+                response = self.http.request(method, self.endpoint + path, content=content, headers=headers,
+                                             params=params, auth=self._auth)
             except httpx.TransportError as exc:
                 if attempt:
                     raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}") from exc
             else:
-                if response.status_code == 200:
-                    answer: dict[str, Any] = response.json() if response.content else {}
-                    return answer
+                if response.is_success:
+                    return response
                 error = _error(response)
                 if attempt or not (error.status >= 500 or error.code in RETRY_CODES):
                     raise error
             self._sleep(self._rand() * MAX_RETRY_PAUSE_S)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+class AwsJsonClient(AwsClient):
+    """A service of AWS's JSON protocol: `POST /`, the operation in `X-Amz-Target`."""
+
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, service: str, target: str, json_version: str,
+                 endpoint: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rand: Callable[[], float] = random.random) -> None:
+        super().__init__(http, access, service=service, endpoint=endpoint, sleep=sleep, rand=rand)
+        self._target = target
+        self._content_type = f"application/x-amz-json-{json_version}"
+
+    def call(self, operation: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The operation's answer as a dict."""
+        content = json.dumps(body, separators=(",", ":")).encode()
+        headers = {"content-type": self._content_type, "x-amz-target": f"{self._target}.{operation}"}
+        response = self.send(operation, "POST", content=content, headers=headers)
+        answer: dict[str, Any] = response.json() if response.content else {}
+        return answer
 
 
 def _sigv4(access_key_id: str, secret_access_key: str, region: str, service: str, *,
@@ -237,3 +253,76 @@ def secrets_provider(access: AwsAccess, endpoint: str | None = None) -> Any:
     client = SecretsManagerClient(aws_http_client(url), access, endpoint=url)
     client.http.timeout = httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S)  # a cold start waits for its keys
     return SecretsManagerProvider(client)
+
+
+class _Body:
+    """What boto3 returns as a streaming body, for code that calls `.read()` on it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        return self._data
+
+
+class AppConfigDataClient(AwsClient):
+    """AppConfig's data API (REST with JSON; signed as `appconfig`), with boto3's arguments and
+    answers for the two calls Powertools' AppConfig provider makes."""
+
+    def __init__(self, http: httpx.Client, access: AwsAccess, *, endpoint: str | None = None) -> None:
+        super().__init__(http, access, service="appconfigdata", signing_name="appconfig", endpoint=endpoint)
+
+    def start_configuration_session(self, **request: Any) -> dict[str, Any]:
+        response = self.send("StartConfigurationSession", "POST", "/configurationsessions",
+                             content=json.dumps(request).encode(), headers={"content-type": "application/json"})
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def get_latest_configuration(self, ConfigurationToken: str) -> dict[str, Any]:
+        response = self.send("GetLatestConfiguration", "GET", "/configuration",
+                             params={"configuration_token": ConfigurationToken})
+        headers = response.headers
+        return {"Configuration": _Body(response.content),
+                "NextPollConfigurationToken": headers.get("next-poll-configuration-token", ""),
+                "NextPollIntervalInSeconds": int(headers.get("next-poll-interval-in-seconds") or 0),
+                "ContentType": headers.get("content-type", ""), "VersionLabel": headers.get("version-label")}
+
+
+def appconfig_provider(access: AwsAccess, application: str, environment: str, endpoint: str | None = None) -> Any:
+    """A Powertools Parameters provider for AppConfig over `AppConfigDataClient`: the session
+    and token handling of Powertools' `AppConfigProvider` (whose module imports boto3), with the
+    Parameters cache (`max_age`) and JSON transform."""
+    from llm_gateway.lazy_packages import defer_package_init
+
+    defer_package_init("aws_lambda_powertools.utilities.parameters")
+    from aws_lambda_powertools.utilities.parameters.base import BaseProvider
+
+    class AppConfigDataProvider(BaseProvider):
+        def __init__(self, client: AppConfigDataClient) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.client = client
+            self._next_token: dict[str, str] = {}
+            self._last: dict[str, bytes] = {}
+
+        def _get(self, name: str, **sdk_options: Any) -> bytes:
+            """A session is started once per profile; each read hands back the token it was given
+            and gets the next one. An empty configuration means "unchanged since the last read"."""
+            if name not in self._next_token:
+                session = self.client.start_configuration_session(
+                    ApplicationIdentifier=application, EnvironmentIdentifier=environment,
+                    ConfigurationProfileIdentifier=name, **sdk_options)
+                self._next_token[name] = session["InitialConfigurationToken"]
+            answer = self.client.get_latest_configuration(ConfigurationToken=self._next_token[name])
+            self._next_token[name] = answer["NextPollConfigurationToken"]
+            value: bytes = answer["Configuration"].read()
+            if value:
+                self._last[name] = value
+            return self._last[name]
+
+        def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
+            raise NotImplementedError("AppConfig has no multiple-value read")
+
+    url = endpoint or endpoint_for("appconfigdata", access.region)
+    client = AppConfigDataClient(aws_http_client(url), access, endpoint=url)
+    client.http.timeout = httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S)
+    return AppConfigDataProvider(client)
