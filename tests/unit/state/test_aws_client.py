@@ -177,3 +177,13 @@ def test_secrets_manager_provider_reads_a_secret_once_per_max_age_as_json() -> N
     assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
     assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
     assert calls == [{"SecretId": "s"}]
+
+
+def test_every_https_client_of_a_container_shares_one_tls_context() -> None:
+    from llm_gateway.providers.engine import build_http_client
+    from llm_gateway.tls import tls_context
+
+    contexts = {id(client._transport._pool._ssl_context) for client in (  # type: ignore[attr-defined]
+        aws_http_client("https://dynamodb.us-east-1.amazonaws.com"),
+        aws_http_client("https://secretsmanager.us-east-1.amazonaws.com"), build_http_client())}
+    assert contexts == {id(tls_context())}

@@ -102,7 +102,9 @@ def deadline_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     httpx offers no public way to choose the pool's network backend, so the pool it builds is
     given ours; this fails at cold start (not silently at request time) if httpx changes that.
     """
-    transport = httpx.HTTPTransport(limits=limits, trust_env=False)
+    from llm_gateway.tls import tls_context
+
+    transport = httpx.HTTPTransport(limits=limits, trust_env=False, verify=tls_context())
     pool = getattr(transport, "_pool", None)
     if not isinstance(pool, httpcore.ConnectionPool) or not hasattr(pool, "_network_backend"):
         raise RuntimeError("httpx's transport changed: cannot install the wall-clock deadline backend")

@@ -92,13 +92,15 @@ def endpoint_for(service: str, region: str) -> str:
     return f"https://{service}.{region}.{suffix}"
 
 
-def aws_http_client(endpoint: str, verify: Any = True) -> httpx.Client:
-    """The pooled client for AWS calls. A plain-HTTP endpoint (moto, DynamoDB Local) gets no TLS
-    context at all: building one loads every CA certificate (about 0.24 G instructions)."""
+def aws_http_client(endpoint: str) -> httpx.Client:
+    """The pooled client for AWS calls, on the container's one TLS context (`tls.py`); a
+    plain-HTTP endpoint (moto, DynamoDB Local) needs none, and building one is not free."""
+    from llm_gateway.tls import tls_context
+
     return httpx.Client(
         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60),
-        verify=verify if endpoint.startswith("https:") else False,
+        verify=tls_context() if endpoint.startswith("https:") else False,
         trust_env=False, follow_redirects=False,
     )
 
@@ -205,10 +207,10 @@ class DynamoDBClient(AwsJsonClient):
         return self.call("DeleteItem", request)
 
 
-def dynamodb_client(access: AwsAccess, endpoint: str | None, verify: Any = True) -> DynamoDBClient:
+def dynamodb_client(access: AwsAccess, endpoint: str | None) -> DynamoDBClient:
     """The container's DynamoDB client: `endpoint` (local runs) or the region's."""
     url = endpoint or endpoint_for("dynamodb", access.region)
-    return DynamoDBClient(aws_http_client(url, verify), access, endpoint=url)
+    return DynamoDBClient(aws_http_client(url), access, endpoint=url)
 
 
 class SecretsManagerClient(AwsJsonClient):
