@@ -32,7 +32,11 @@ a Lambda cold start pays on both sides.
 `wall` is elapsed time, `cpu` the child's user+system time (less sensitive to other processes
 on a shared machine), `peak RSS` the child's VmHWM. The memory-state row is the target's
 configuration; the DynamoDB row points the same handler at a state table on moto's server
-(started in this process), so it pays boto3, the client and real HTTP round trips to moto.
+(started in this process), with credentials in the environment as Lambda sets them, so it pays
+its DynamoDB client and real HTTP round trips to moto. The production row adds what the chat
+function reads at a cold start on AWS besides: its two Secrets Manager secrets (provider keys,
+client keys), from a second moto server (`AWS_ENDPOINT_URL_SECRETS_MANAGER`). The AppConfig
+rollout flag, read on the first request in production, has no local stand-in and is not in it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ REAL_PREFIX = "real clients: "
 BASELINE_ROW = "bare deps + one httpx call (baseline)"
 MEMORY_ROW = "gateway, memory state"
 DYNAMODB_ROW = "gateway, DynamoDB state (moto server)"
+PRODUCTION_ROW = "gateway, DynamoDB state + both secrets (moto)"
 REAL_BASELINE_ROW = REAL_PREFIX + "bare deps + one httpx call"
 REAL_MEMORY_ROW = REAL_PREFIX + "gateway, memory state"
 STREAMING_ROW = "streaming function (LWA server), memory state"
@@ -275,13 +280,17 @@ def measure(runs: int = RUNS, *, with_table: bool = True) -> dict[str, list[Run]
         BASELINE_ROW: (baseline, {}), MEMORY_ROW: (gateway, {}), STREAMING_ROW: (streaming, {}),
         REAL_BASELINE_ROW: (baseline, real), REAL_MEMORY_ROW: (gateway, real), REAL_STREAMING_ROW: (streaming, real),
     }
-    dynamo = None
+    dynamo = secrets = None
     if with_table:
         dynamo = _start_dynamodb()
-        children[DYNAMODB_ROW] = (gateway, {
+        table = {
             "LLM_GATEWAY_STATE_TABLE": dynamo.table_name, "LLM_GATEWAY_DYNAMODB_ENDPOINT": dynamo.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        })
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        children[DYNAMODB_ROW] = (gateway, table)
+        secrets, secret_env = _start_secrets()
+        children[PRODUCTION_ROW] = (gateway, {**table, **secret_env})
     results: dict[str, list[Run]] = {name: [] for name in children}
     try:
         for code, extra in children.values():
@@ -292,6 +301,8 @@ def measure(runs: int = RUNS, *, with_table: bool = True) -> dict[str, list[Run]
     finally:
         if dynamo is not None:
             dynamo.stop()
+        if secrets is not None:
+            secrets.stop()
     return results
 
 
@@ -299,6 +310,25 @@ def _start_dynamodb():  # type: ignore[no-untyped-def]
     from sandbox.local_dynamodb import start_local_dynamodb
 
     return start_local_dynamodb(table_name="bench-cold-start")
+
+
+def _start_secrets():  # type: ignore[no-untyped-def]
+    """moto's server holding the chat function's two secrets; the child's environment names them
+    (the provider key and client key then come from the secrets, as on AWS)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_secret(Name="bench-providers", SecretString=json.dumps({"OPENAI_API_KEY": "bench-provider-key"}))
+    client.create_secret(Name="bench-clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": CLIENT_KEY}))
+    return server, {"LLM_GATEWAY_PROVIDER_SECRET": "bench-providers", "LLM_GATEWAY_CLIENT_KEY_SECRET": "bench-clients",
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER": url,
+                    "OPENAI_API_KEY": "", "LLM_GATEWAY_API_KEYS": ""}  # empty = unset: the keys come from the secrets
 
 
 def report(results: dict[str, list[Run]]) -> None:

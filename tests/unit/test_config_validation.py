@@ -133,3 +133,18 @@ def test_a_lambda_init_stops_on_invalid_configuration(monkeypatch):
     monkeypatch.setenv("LLM_GATEWAY_CATALOG_OVERRIDES", json.dumps({"disable": ["groq/no-such-model"]}))
     with pytest.raises(ConfigError, match="groq/no-such-model"):
         load_handler_module("chat", "config-check")
+
+
+def test_the_catalog_load_settings_validated_is_the_one_the_gateway_routes_on(monkeypatch) -> None:
+    """Read and validated once per cold start: the composition root takes the settings' catalog."""
+    import llm_gateway.compose as compose
+    from llm_gateway.config import load_settings
+
+    settings = load_settings({"OPENAI_API_KEY": "k"})
+    assert settings.catalog is not None
+
+    def second_load(*_args: object) -> None:
+        raise AssertionError("the catalog was loaded a second time")
+
+    monkeypatch.setattr(compose, "load_catalog", second_load)
+    assert compose.build_core(settings).catalog is settings.catalog

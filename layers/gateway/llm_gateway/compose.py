@@ -102,7 +102,7 @@ def build_core(
     metrics = metrics or EmfMetrics()
     logger = build_logger(settings.secrets)
     keys = KeySource(settings, settings.secret_fetch or fetch_secret_values, on_new_secrets=_redact_into(logger))
-    catalog = catalog or load_catalog(settings.catalog_overrides)
+    catalog = catalog or settings.catalog or load_catalog(settings.catalog_overrides)
     chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
     state_store, breaker_persistence, health_store, dynamodb_client = _stores(settings, metrics, store, dynamodb_client)
     shared = SharedState(state_store, fold_reconcile=not isinstance(state_store, MemoryStore))

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_gateway.config_check import (
@@ -32,6 +32,7 @@ from llm_gateway.config_check import (
 )
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_specs
+from llm_gateway.selection.catalog import Catalog
 
 DEFAULT_DEV_KEY = "local-dev-key"
 PROVIDER_SECRET_ENV = "LLM_GATEWAY_PROVIDER_SECRET"
@@ -120,6 +121,9 @@ class Settings:
     # How the secrets are re-read (keys.KeySource): the reader load_settings used, so its cache
     # (Powertools Parameters' max_age) is the one warm containers refresh from.
     secret_fetch: SecretFetch | None = field(default=None, repr=False, compare=False)
+    # The catalog load_settings validated (built-in plus overrides), so the composition root does
+    # not read and validate it a second time; None when Settings are made directly.
+    catalog: Catalog | None = field(default=None, repr=False, compare=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -454,6 +458,6 @@ def load_settings(
         aws=aws,
         secret_fetch=fetch,
     )
-    check_catalog(settings.catalog_overrides, settings.providers)
+    settings = replace(settings, catalog=check_catalog(settings.catalog_overrides, settings.providers))
     check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)
     return settings
