@@ -144,34 +144,33 @@ def _aws_access(env: Mapping[str, str]) -> AwsAccess | None:
     return AwsAccess(region, key_id, secret, env.get("AWS_SESSION_TOKEN") or None)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
-    """A finite number of seconds, above 0 (or 0 too where 0 means "off"), or the default when unset."""
+def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, zero_ok: bool = False) -> float:
+    """Every numeric setting's one parser: the default when unset; otherwise a finite number
+    above 0 (or 0 too where 0 means "off"), or, `whole`, a whole number of at least 1."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be {'a whole number' if whole else 'a number'}, got {raw!r}") from exc
+    if whole and not value.is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    if whole and value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         raise ConfigError(f"{name} must be {'0 or more' if zero_ok else 'greater than 0'}, got {raw!r}")
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
+    """Seconds, a percentage, dollars: see `_number`."""
+    return _number(env, name, default, zero_ok=zero_ok)
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number of at least 1 (or the default when unset)."""
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
-    if not value.is_integer():
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
-    return int(value)
+    """A count or a size: a whole number of at least 1 (see `_number`)."""
+    return int(_number(env, name, default, whole=True))
 
 
 def _cap(env: Mapping[str, str]) -> float | None:
