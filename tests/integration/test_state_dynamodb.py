@@ -299,3 +299,22 @@ def test_a_conversation_affinity_rides_in_the_same_batch_get_and_expires(new_cli
     assert calls == {"PutItem": 1, "BatchGetItem": 1}
     assert state.load([MINUTE], [KEY], NOW + AFFINITY_TTL_S + 1, extra_pks=(pk,)).affinities == {}
     assert shared(new_client(), table).load([MINUTE], [KEY], NOW + 60, extra_pks=(pk,)).affinities == {pk: KEY}
+
+
+def test_health_verdicts_round_trip_and_expire(new_client: ClientFactory, table: str) -> None:
+    """`health#` items as the scheduled check writes them and every container reads them
+    (`items.health_item` / `decode_health`), through either client; a week-old one is gone."""
+    import time as clock
+
+    from llm_gateway.routing.health import DynamoHealthStore
+    from llm_gateway.state.items import HEALTH_TTL_S, HealthRecord
+
+    store = DynamoHealthStore(new_client(), table)
+    bad = HealthRecord("groq", False, "models list answered 401 (auth)", "f1", clock.time(), "auth")
+    good = HealthRecord("mistral", True, "models list ok (3 models)", "f2", clock.time())
+    old = HealthRecord("cohere", False, "x", "f3", clock.time() - HEALTH_TTL_S - 1, "auth")
+    for record in (bad, good, old):
+        store.put(record)
+    assert DynamoHealthStore(new_client(), table).get_many(["groq", "mistral", "cohere", "gemini"]) == {
+        "groq": bad, "mistral": good}
+    assert store.get_many([]) == {}

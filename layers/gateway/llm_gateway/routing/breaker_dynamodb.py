@@ -20,15 +20,10 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import Cir
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
 from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState
 
-from llm_gateway.routing.breaker_store import (
-    EXPIRY_ATTR,
-    KEY_ATTR,
-    BreakerStore,
-    item_from_record,
-    record_from_item,
-)
+from llm_gateway.routing.breaker_store import BreakerStore
 from llm_gateway.state.aws_client import error_code
 from llm_gateway.state.dynamodb import CONDITION_FAILED, decode_item, encode_value
+from llm_gateway.state.items import EXPIRES, PK, breaker_item, decode_breaker
 
 
 class DynamoDBBreakerPersistence(BreakerStore):
@@ -47,21 +42,21 @@ class DynamoDBBreakerPersistence(BreakerStore):
         for name in names:
             record = self._get_record(name)
             if record is not None:
-                out[name] = item_from_record(record)
+                out[name] = breaker_item(record)
         return out
 
     def _get_record(self, name: str) -> CircuitStateRecord | None:
         # Eventually consistent, as Powertools' layer reads: the local cache is as stale anyway.
-        response = self.client.get_item(TableName=self.table_name, Key={KEY_ATTR: {"S": name}},
+        response = self.client.get_item(TableName=self.table_name, Key={PK: {"S": name}},
                                         ConsistentRead=False)
         item = response.get("Item")
-        return None if item is None else record_from_item(decode_item(item))
+        return None if item is None else decode_breaker(decode_item(item))
 
     def _put_record(self, record: CircuitStateRecord, condition: str | None = None,
                     expected_opened_at: int | None = None) -> None:
         put: dict[str, Any] = {
             "TableName": self.table_name,
-            "Item": {name: encode_value(value) for name, value in item_from_record(record).items()},
+            "Item": {name: encode_value(value) for name, value in breaker_item(record).items()},
         }
         if condition == "half_open":
             put.update(_half_open_condition(expected_opened_at))
@@ -83,14 +78,14 @@ class DynamoDBBreakerPersistence(BreakerStore):
         expression = "SET #state = :state, #failure_count = :failure_count"
         if record.expiry_timestamp is not None:
             expression += ", #expiration = :expiration"
-            names["#expiration"] = EXPIRY_ATTR
+            names["#expiration"] = EXPIRES
             values[":expiration"] = {"N": str(record.expiry_timestamp)}
         if record.opened_at is not None:
             expression += ", #opened_at = :opened_at REMOVE #half_open_owner, #probe_lease_expiry"
             values[":opened_at"] = {"N": str(record.opened_at)}
         else:
             expression += " REMOVE #opened_at, #half_open_owner, #probe_lease_expiry"
-        self.client.update_item(TableName=self.table_name, Key={KEY_ATTR: {"S": record.name}},
+        self.client.update_item(TableName=self.table_name, Key={PK: {"S": record.name}},
                                 UpdateExpression=expression, ExpressionAttributeNames=names,
                                 ExpressionAttributeValues=values)
 

@@ -36,8 +36,10 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (  
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord  # noqa: E402
 from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState  # noqa: E402
 
-KEY_ATTR = "pk"
-EXPIRY_ATTR = "expires_at"
+from llm_gateway.state.items import EXPIRES, PK, breaker_item, decode_breaker  # noqa: E402
+
+KEY_ATTR = PK
+EXPIRY_ATTR = EXPIRES
 _ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
 
 
@@ -54,41 +56,9 @@ def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
 def record_from_item(item: Mapping[str, Any]) -> CircuitStateRecord | None:
-    """A Powertools record from a raw breaker item; None if it is not one."""
-    data = plain_item(item)
-    try:
-        state = CircuitState(str(data["state"]))
-        name = str(data[KEY_ATTR])
-    except (KeyError, ValueError):
-        return None
-    return CircuitStateRecord(
-        name=name,
-        state=state,
-        failure_count=int(data.get("failure_count") or 0),
-        opened_at=_int_or_none(data.get("opened_at")),
-        half_open_owner=data.get("half_open_owner"),
-        probe_lease_expiry=_int_or_none(data.get("probe_lease_expiry")),
-        expiry_timestamp=_int_or_none(data.get(EXPIRY_ATTR)),
-    )
-
-
-def item_from_record(record: CircuitStateRecord) -> dict[str, Any]:
-    """The plain (deserialized) item shape both layers expose."""
-    item: dict[str, Any] = {KEY_ATTR: record.name, "state": str(record.state), "failure_count": record.failure_count}
-    for attr, value in (
-        ("opened_at", record.opened_at),
-        ("half_open_owner", record.half_open_owner),
-        ("probe_lease_expiry", record.probe_lease_expiry),
-        (EXPIRY_ATTR, record.expiry_timestamp),
-    ):
-        if value is not None:
-            item[attr] = value
-    return item
+    """A Powertools record from a raw or plain breaker item (`items.decode_breaker`)."""
+    return decode_breaker(plain_item(item))
 
 
 class BreakerStore(CircuitBreakerPersistenceLayer):
@@ -129,7 +99,7 @@ class MemoryBreakerPersistence(BreakerStore):
 
     def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         with self._store_lock:
-            return {name: item_from_record(self._items[name]) for name in names if name in self._items}
+            return {name: breaker_item(self._items[name]) for name in names if name in self._items}
 
     def _get_record(self, name: str) -> CircuitStateRecord | None:
         with self._store_lock:

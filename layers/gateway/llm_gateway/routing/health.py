@@ -21,10 +21,9 @@ from typing import Any, Protocol
 
 from llm_gateway.providers.base import ChatAdapter, ProviderError
 from llm_gateway.retry.classifier import ErrorClass, classify
-from llm_gateway.state.items import health_pk
+from llm_gateway.state.items import HEALTH_TTL_S, HealthRecord, decode_health, health_item, health_pk
 from llm_gateway.state.store import ModelKey
 
-RECORD_TTL_S = 7 * 86_400
 CHECK_TIMEOUT_S = 5.0
 
 
@@ -33,16 +32,6 @@ def key_fingerprint(adapter: ChatAdapter) -> str:
     config = adapter.config
     material = f"{config.kind}|{config.base_url}|{config.api_key}".encode()
     return hashlib.sha256(material).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class HealthRecord:
-    provider: str
-    available: bool
-    reason: str
-    fingerprint: str
-    checked_at: float
-    error_class: str | None = None
 
 
 class HealthStore(Protocol):
@@ -73,32 +62,20 @@ class DynamoHealthStore:
         self.table = table
 
     def get_many(self, providers: Iterable[str]) -> dict[str, HealthRecord]:
-        keys = [{"pk": {"S": health_pk(p)}} for p in dict.fromkeys(providers)]
-        if not keys:
+        from llm_gateway.state.dynamodb import DynamoStateStore
+
+        pks = [health_pk(p) for p in dict.fromkeys(providers)]
+        if not pks:
             return {}
-        response = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys}})
-        now = time.time()
-        out: dict[str, HealthRecord] = {}
-        for item in response.get("Responses", {}).get(self.table, []):
-            if float(item.get("expires_at", {}).get("N", "inf")) <= now:
-                continue
-            record = HealthRecord(
-                provider=item["provider"]["S"], available=item["available"]["BOOL"], reason=item["reason"]["S"],
-                fingerprint=item["fingerprint"]["S"], checked_at=float(item["checked_at"]["N"]),
-                error_class=item.get("error_class", {}).get("S"),
-            )
-            out[record.provider] = record
-        return out
+        found = DynamoStateStore(self.client, self.table).load(pks, time.time())  # expired ones are left out
+        return {record.provider: record for record in map(decode_health, found.values())}
 
     def put(self, record: HealthRecord) -> None:
-        item: dict[str, Any] = {
-            "pk": {"S": health_pk(record.provider)}, "provider": {"S": record.provider},
-            "available": {"BOOL": record.available}, "reason": {"S": record.reason},
-            "fingerprint": {"S": record.fingerprint}, "checked_at": {"N": str(record.checked_at)},
-            "expires_at": {"N": str(int(record.checked_at + RECORD_TTL_S))},
-        }
-        if record.error_class:
-            item["error_class"] = {"S": record.error_class}
+        from llm_gateway.state.dynamodb import encode_value
+
+        item = {name: encode_value(value) for name, value in health_item(record).items()}
+        item.update({"pk": {"S": health_pk(record.provider)},
+                     "expires_at": {"N": str(int(record.checked_at + HEALTH_TTL_S))}})
         self.client.put_item(TableName=self.table, Item=item)
 
 

@@ -10,8 +10,8 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
-| `cb#{provider}` / `cb#{provider}#{model}` | Powertools circuit-breaker records | Powertools' |
-| `health#{provider}` | the scheduled check's verdict (`routing/health.py`) | a week |
+| `cb#{provider}` / `cb#{provider}#{model}` | a Powertools circuit-breaker record: `state`, `failure_count`, `opened_at`, `half_open_owner`, `probe_lease_expiry` | Powertools' |
+| `health#{provider}` | the scheduled check's verdict (`routing/health.py`): `available`, `reason`, `fingerprint`, `checked_at`, `error_class` | `HEALTH_TTL_S` |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
 | `rl#user#{user}[#eu#{hash}]#{period}#{start}` | a user's (or end user's) window: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
 | `rl#gateway#spend#day#{start}` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
@@ -27,10 +27,19 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_gateway.lazy_packages import defer_package_init
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.metering import UNITS, Amounts, Meter, counter_pks
 from llm_gateway.state.store import Item, ModelKey
 
+# Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
+# and its states are all the codec needs (see `lazy_packages.py`).
+defer_package_init("aws_lambda_powertools.utilities.circuit_breaker.persistence")
+
+from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord  # noqa: E402
+from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState  # noqa: E402
+
+PK = "pk"  # the table's partition key
 EXPIRES = "expires_at"
 FAILURE_MEMORY_S = 30.0  # how long a provider that just failed ranks behind the others
 # How long a conversation's next turn prefers the model that answered it: long enough for a tool
@@ -75,6 +84,9 @@ def health_pk(provider: str) -> str:
     return f"health#{provider}"
 
 
+HEALTH_TTL_S = 7 * 86_400  # a verdict is kept a week (the check runs every five minutes)
+
+
 KEY_INDEX_PK = "keys#index"
 USAGE_KEEP_S = 400 * 86_400  # a user's daily usage is kept 400 days (this month against last year's)
 
@@ -114,6 +126,18 @@ class FailureMark:
     provider: str
     at: float
     kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """The scheduled check's verdict on a provider, and a fingerprint of the key it judged."""
+
+    provider: str
+    available: bool
+    reason: str
+    fingerprint: str
+    checked_at: float
+    error_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +227,34 @@ def decode_affinity(item: Item, now: float) -> ModelKey | None:
     return ModelKey(str(item["provider"]), str(item["model"]))
 
 
+def decode_health(item: Item) -> HealthRecord:
+    return HealthRecord(provider=str(item["provider"]), available=bool(item["available"]), reason=str(item["reason"]),
+                        fingerprint=str(item["fingerprint"]), checked_at=float(item["checked_at"]),
+                        error_class=None if item.get("error_class") is None else str(item["error_class"]))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def decode_breaker(item: Item) -> CircuitStateRecord | None:
+    """A Powertools breaker record from its item (with its `pk`); None if it is not one."""
+    try:
+        state = CircuitState(str(item["state"]))
+        name = str(item[PK])
+    except (KeyError, ValueError):
+        return None
+    return CircuitStateRecord(
+        name=name,
+        state=state,
+        failure_count=int(item.get("failure_count") or 0),
+        opened_at=_int_or_none(item.get("opened_at")),
+        half_open_owner=item.get("half_open_owner"),
+        probe_lease_expiry=_int_or_none(item.get("probe_lease_expiry")),
+        expiry_timestamp=_int_or_none(item.get(EXPIRES)),
+    )
+
+
 def decode_headers(item: Item | None, now: float) -> HeaderSnapshot | None:
     if item is None:
         return None
@@ -234,3 +286,25 @@ def failure_item(at: float, kind: str) -> dict[str, Any]:
 
 def affinity_item(key: ModelKey, now: float) -> dict[str, Any]:
     return {"provider": key.provider, "model": key.model, "at": float(now)}
+
+
+def health_item(record: HealthRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {"provider": record.provider, "available": record.available, "reason": record.reason,
+                            "fingerprint": record.fingerprint, "checked_at": float(record.checked_at)}
+    if record.error_class:
+        item["error_class"] = record.error_class
+    return item
+
+
+def breaker_item(record: CircuitStateRecord) -> dict[str, Any]:
+    """A breaker record as its item (with its `pk`; what both breaker layers store and expose)."""
+    item: dict[str, Any] = {PK: record.name, "state": str(record.state), "failure_count": record.failure_count}
+    for attr, value in (
+        ("opened_at", record.opened_at),
+        ("half_open_owner", record.half_open_owner),
+        ("probe_lease_expiry", record.probe_lease_expiry),
+        (EXPIRES, record.expiry_timestamp),
+    ):
+        if value is not None:
+            item[attr] = value
+    return item
