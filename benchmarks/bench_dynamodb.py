@@ -1,12 +1,14 @@
 """DynamoDB calls on the critical path, counted over whole requests through the gateway.
 
 The gateway is built as Lambda builds it with a state table (the real `DynamoStateStore`
-behind the degraded-mode wrapper, DynamoDB breakers and health store), on an in-process moto
-table (`mock_aws`), and serves N chat requests answered by an `httpx.MockTransport`. Every
-DynamoDB API call is counted with a botocore `before-parameter-build` hook, and provider attempts from the
+behind the degraded-mode wrapper, DynamoDB breakers and health store, and the container's own
+DynamoDB client, `state/aws_client.py`), on an in-process moto table (`mock_aws`, reached
+through moto's DynamoDB WSGI app), and serves N chat requests answered by an
+`httpx.MockTransport`. Every DynamoDB API call is counted as the client makes it, and provider attempts from the
 `x-gateway-attempts` header; each call is named by what it touches (the state load, a
 reservation or reconciliation of a window item `rl#…`, the conversation-affinity item `aff#…`, a
-failure mark, the health view's read of the scheduled checks, cached a minute per container).
+failure mark, the user's usage record `usage#…` (one unconditional UpdateItem per served request),
+the health view's read of the scheduled checks, cached a minute per container).
 
 What the design budgets: one BatchGetItem per request for all the state a plan needs, and per
 attempt on a metered model one conditional UpdateItem per window item it counts on (a model's
@@ -62,14 +64,18 @@ def run(failing_first: bool) -> dict[str, Any]:
     """Serve REQUESTS requests on a fresh table; calls by operation, requests and attempts."""
     import boto3
     from moto import mock_aws
+    from moto.moto_server.werkzeug_app import create_backend_app
 
+    from llm_gateway.config import AwsAccess
+    from llm_gateway.state.aws_client import DynamoDBClient
     from llm_gateway.state.dynamodb import create_table
 
     env = {**{f"{name.upper()}_API_KEY": "k" for name in set(HOSTS.values())}, "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
            "LLM_GATEWAY_STATE_TABLE": TABLE}
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, TABLE)
+        create_table(boto3.client("dynamodb", region_name="us-east-1"), TABLE)
+        client = DynamoDBClient(httpx.Client(transport=httpx.WSGITransport(app=create_backend_app("dynamodb"))),
+                                AwsAccess("us-east-1", "testing", "testing"), endpoint="http://dynamodb.us-east-1.amazonaws.com")
         failing: set[str] = set()
         gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), dynamodb_client=client,
                                 http_client=httpx.Client(transport=_transport(failing)))
@@ -80,20 +86,23 @@ def run(failing_first: bool) -> dict[str, Any]:
         counts: Counter[str] = Counter()
         phase = ["request"]  # what the runner is doing when a call goes out
 
-        def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        call = client.call
+
+        def count(operation: str, params: dict[str, Any]) -> Any:
             """Each DynamoDB call, named by operation and by the item it touches."""
             keys = [k["pk"]["S"] for k in params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])]
             pk = str(params.get("Key", params.get("Item", {})).get("pk", {}).get("S", ""))
-            if model.name == "BatchGetItem":
+            if operation == "BatchGetItem":
                 what = "health read" if keys and all(k.startswith("health#") for k in keys) else "state load"
             elif pk.startswith("rl#"):
                 what = "reconciliation" if phase[0] == "reconcile" else "reservation"
             else:
                 what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot",
-                        "cd#": "cooldown", "cb#": "breaker"}.get(pk.split("#", 1)[0] + "#", "other")
-            counts[f"{model.name} ({what})"] += 1
+                        "cd#": "cooldown", "cb#": "breaker", "usage#": "usage record"}.get(pk.split("#", 1)[0] + "#", "other")
+            counts[f"{operation} ({what})"] += 1
+            return call(operation, params)
 
-        client.meta.events.register("before-parameter-build.dynamodb.*", count)
+        client.call = count  # type: ignore[method-assign]
         state = gateway.core.state
         reserve, reconcile = state.reserve, state.reconcile
         reservations: list[int] = []
