@@ -32,7 +32,8 @@ a Lambda cold start pays on both sides.
 `wall` is elapsed time, `cpu` the child's user+system time (less sensitive to other processes
 on a shared machine), `peak RSS` the child's VmHWM. The memory-state row is the target's
 configuration; the DynamoDB row points the same handler at a state table on moto's server
-(started in this process), with credentials in the environment as Lambda sets them, so it pays
+(started in this process, also when the children run as Lambda does), with credentials in the
+environment as Lambda sets them, so it pays
 its DynamoDB client and real HTTP round trips to moto. The production row adds what the chat
 function reads at a cold start on AWS besides: its two Secrets Manager secrets (provider keys,
 client keys), from a second moto server (`AWS_ENDPOINT_URL_SECRETS_MANAGER`). The AppConfig
@@ -354,7 +355,7 @@ def report(results: dict[str, list[Run]]) -> None:
 
 
 def main() -> None:
-    report(measure(with_table=not AS_LAMBDA_PATH))
+    report(measure())
 
 
 if __name__ == "__main__":

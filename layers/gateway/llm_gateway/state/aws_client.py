@@ -25,6 +25,9 @@ the gateway calls, with boto3's keyword arguments and return values, and every s
   state must not hold a request; `resilient.py` degrades when the retry fails too). As with
   boto3, an UpdateItem retried after a timeout may count twice: an over-count (capacity left
   unused), never a limit passed.
+- Not done: botocore's check of DynamoDB's `x-amz-crc32` response header (TLS already guards the
+  answer's integrity), endpoint discovery, FIPS or dual-stack endpoints (set
+  `LLM_GATEWAY_DYNAMODB_ENDPOINT` for one).
 """
 
 from __future__ import annotations
