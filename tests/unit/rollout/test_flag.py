@@ -137,7 +137,7 @@ def test_with_lambdas_credentials_appconfig_is_read_over_httpx_as_powertools_rea
             "content-type": "application/json"})
 
     provider = aws_client.appconfig_provider(AwsAccess("us-east-1", "AKID", "secret", None), "app1", "env1")
-    provider.client.http = httpx.Client(transport=httpx.MockTransport(answer))
+    provider.appconfig.http = httpx.Client(transport=httpx.MockTransport(answer))
     store = AppConfigDataStore(provider, "prof1", max_age=1)
     assert store.get_configuration() == flag_document(5)
     provider.clear_cache()

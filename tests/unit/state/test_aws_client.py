@@ -173,7 +173,7 @@ def test_secrets_manager_provider_reads_a_secret_once_per_max_age_as_json() -> N
         return httpx.Response(200, json={"Name": "s", "SecretBinary": "eyJrIjogInYifQ=="})  # {"k": "v"}
 
     provider = aws_client.secrets_provider(ACCESS, "http://secrets.test")
-    provider.client.http = httpx.Client(transport=httpx.MockTransport(answer))
+    provider.secrets.http = httpx.Client(transport=httpx.MockTransport(answer))
     assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
     assert provider.get("s", max_age=60, transform="json") == {"k": "v"}
     assert calls == [{"SecretId": "s"}]

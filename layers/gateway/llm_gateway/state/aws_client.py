@@ -244,10 +244,10 @@ def secrets_provider(access: AwsAccess, endpoint: str | None = None) -> Any:
     class SecretsManagerProvider(BaseProvider):
         def __init__(self, client: SecretsManagerClient) -> None:
             super().__init__()  # type: ignore[no-untyped-call]
-            self.client = client
+            self.secrets = client
 
         def _get(self, name: str, **sdk_options: Any) -> str | bytes:
-            value = self.client.get_secret_value(**{**sdk_options, "SecretId": name})
+            value = self.secrets.get_secret_value(**{**sdk_options, "SecretId": name})
             secret: str | bytes = value["SecretString"] if "SecretString" in value else value["SecretBinary"]
             return secret
 
@@ -305,7 +305,7 @@ def appconfig_provider(access: AwsAccess, application: str, environment: str, en
     class AppConfigDataProvider(BaseProvider):
         def __init__(self, client: AppConfigDataClient) -> None:
             super().__init__()  # type: ignore[no-untyped-call]
-            self.client = client
+            self.appconfig = client
             self._next_token: dict[str, str] = {}
             self._last: dict[str, bytes] = {}
 
@@ -313,11 +313,11 @@ def appconfig_provider(access: AwsAccess, application: str, environment: str, en
             """A session is started once per profile; each read hands back the token it was given
             and gets the next one. An empty configuration means "unchanged since the last read"."""
             if name not in self._next_token:
-                session = self.client.start_configuration_session(
+                session = self.appconfig.start_configuration_session(
                     ApplicationIdentifier=application, EnvironmentIdentifier=environment,
                     ConfigurationProfileIdentifier=name, **sdk_options)
                 self._next_token[name] = session["InitialConfigurationToken"]
-            answer = self.client.get_latest_configuration(ConfigurationToken=self._next_token[name])
+            answer = self.appconfig.get_latest_configuration(ConfigurationToken=self._next_token[name])
             self._next_token[name] = answer["NextPollConfigurationToken"]
             value: bytes = answer["Configuration"].read()
             if value:
