@@ -152,7 +152,7 @@ def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
     """The rollout flag of the chat function (`rollout/flag.py`): AppConfig, a local file, or a
     fixed percentage; each read of it is the `RolloutPercent` metric. A baseline model the
     catalog does not know stops the start (every baseline request would fail). Without a
-    baseline model there is no rollout, and Powertools' feature flags (boto3) are never loaded."""
+    baseline model there is no rollout, and Powertools' Feature Flags are never loaded."""
     settings = core.settings.rollout
     baseline = settings.baseline_model
     if baseline is None:

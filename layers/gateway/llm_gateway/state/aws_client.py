@@ -1,4 +1,4 @@
-"""AWS's JSON protocol over httpx, signed with SigV4: DynamoDB and Secrets Manager without boto3.
+"""AWS over httpx, signed with SigV4: DynamoDB, Secrets Manager and AppConfig without boto3.
 
 Why: a chat container with a state table used to import boto3 and botocore's client machinery
 and build a botocore client (loading DynamoDB's service model and botocore's 1.25 MB
