@@ -1,9 +1,8 @@
 """What a cold start loads: the chat handler imports only what its configuration uses.
 
 Not timed (timings live in `benchmarks/bench_cold_start.py`); these pin the structural wins so
-a later import cannot quietly undo them: no boto3 (about 100 ms), and with a state table not
-botocore's client machinery either (the table is spoken over httpx), no
-tiktoken `Encoding` for an ordinary request (about 60 ms and 20 MiB), no `regex` module for
+a later import cannot quietly undo them: no boto3 (about 100 ms; with a state table and
+secrets neither, `tests/integration/test_cold_start_production_imports.py`), no tiktoken `Encoding` for an ordinary request (about 60 ms and 20 MiB), no `regex` module for
 an ASCII prompt, no tenacity until a request needs a retry, and the first request still answers.
 """
 
@@ -61,23 +60,6 @@ def test_memory_state_container_serves_without_boto3_or_tiktoken_tables() -> Non
     assert seen["encoding_built"] == 0
     assert not [m for m in seen["modules"] if m.startswith(("tiktoken", "regex"))], seen["modules"]  # ASCII prompt
     assert not [m for m in seen["modules"] if m.startswith("tenacity")], seen["modules"]  # no retry was needed
-
-
-def test_state_table_container_serves_without_boto3_or_botocore_clients() -> None:
-    """Production's configuration: a state table, credentials in the environment as Lambda sets
-    them. Powertools may import botocore's package (its user-agent hook: a few modules); nothing
-    imports boto3 or botocore's client machinery."""
-    from sandbox.local_dynamodb import start_local_dynamodb
-
-    dynamo = start_local_dynamodb(table_name="cold-start-imports")
-    try:
-        seen = _serve({"LLM_GATEWAY_STATE_TABLE": dynamo.table_name, "LLM_GATEWAY_DYNAMODB_ENDPOINT": dynamo.endpoint_url,
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"})
-    finally:
-        dynamo.stop()
-    assert seen["status"] == 200
-    assert not [m for m in seen["modules"] if m.startswith(("boto3", "s3transfer"))], seen["modules"]
-    assert not [m for m in seen["modules"] if m in ("botocore.client", "botocore.session", "botocore.endpoint")]
 
 
 def test_deferred_powertools_package_still_offers_its_dynamodb_layer() -> None:
