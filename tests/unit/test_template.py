@@ -780,7 +780,7 @@ def test_transcribe_events_are_what_the_script_writes():
 # ------------------------------------------------------------------ the safe rollout (issue 12)
 
 ROLLOUT_TRIGGERS = {"GatewayCohortErrorRateAlarm", "GatewayCohortCapacityAlarm", "GatewayCohortCostAlarm",
-                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm"}
+                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm", "ProviderFailingAlarmMore"}
 
 
 def _alarm_metrics(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
@@ -857,14 +857,23 @@ def test_the_latency_trigger_is_twice_the_baseline_for_answers_or_first_tokens(t
 
 @pytest.mark.parametrize(("ok", "failed", "breaching"), [(10, 10, False), (4, 11, True), (1, 3, False), (None, 6, True)])
 def test_the_provider_trigger_is_failed_over_attempts_for_consecutive_minutes(template, ok, failed, breaching):
-    props = template["Resources"]["ProviderFailingAlarm"]["Properties"]
-    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
-    metrics = _alarm_metrics(template, "ProviderFailingAlarm")
+    """Every built-in provider is watched (chat's and transcription's alike), over two alarms because one alarm reads at most 10 metrics."""
     from llm_gateway.providers.registry import provider_specs
 
-    watched = {_series(m)[2]["provider"] for m in metrics.values() if "MetricStat" in m}
-    assert watched == {"groq", "gemini", "cohere", "mistral", "openai"} and watched <= set(provider_specs())
+    watched: list[str] = []
+    for name in ("ProviderFailingAlarm", "ProviderFailingAlarmMore"):
+        props = template["Resources"][name]["Properties"]
+        assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
+        assert props["Threshold"] == {"Ref": "ProviderFailingThresholdPercent"}
+        stats = [m for m in _alarm_metrics(template, name).values() if "MetricStat" in m]
+        assert len(stats) <= 10
+        watched += [_series(m)[2]["provider"] for m in stats if _series(m)[2]["outcome"] == "failed"]
+    # OpenAI-compatible providers are named by operators at deploy time: no static alarm can name them
+    assert sorted(watched) == sorted(kind for kind in provider_specs() if kind != "openai_compatible")
+    metrics = _alarm_metrics(template, "ProviderFailingAlarm")
     value = _eval_metric_math(metrics["groqRate"]["Expression"], groqOk=ok, groqFailed=failed)
+    more = _alarm_metrics(template, "ProviderFailingAlarmMore")
+    assert _eval_metric_math(more["replicateRate"]["Expression"], replicateOk=ok, replicateFailed=failed) == value
     threshold = float(template["Parameters"]["ProviderFailingThresholdPercent"]["Default"])
     assert (value > threshold) is breaching
 

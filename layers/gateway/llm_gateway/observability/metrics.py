@@ -53,6 +53,11 @@ ROLLOUT_PERCENT = "RolloutPercent"  # the percentage a container read from the f
 # Every provider call (dimensions provider, outcome: ok | failed | limited | refused), so a
 # provider's error rate is failed / (ok + failed): ProviderErrors says why, this says how often.
 PROVIDER_ATTEMPTS = "ProviderAttempts"
+# --- transcription (the transcribe function): its own series, so chat's cohort alarms read chat
+# alone. Every transcription request once, by outcome (TRANSCRIPTION_OUTCOMES); the audio seconds
+# each served one billed, by provider and tier (free | paid).
+TRANSCRIPTION_REQUESTS = "TranscriptionRequests"
+AUDIO_SECONDS_SERVED = "AudioSecondsServed"
 
 # Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
 # today; a metric added for logs or ad-hoc queries only goes here, with its reason.
