@@ -33,7 +33,7 @@ from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.gateway import Caller, Gateway
 from llm_gateway.observability import metrics as m
-from llm_gateway.observability.metrics import EmfMetrics, Recorded
+from llm_gateway.observability.metrics import EmfMetrics, Recorded, RecordingMetrics
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.tenancy.policy import Policy
 from tests.unit.routing.harness import Rig, answer, chat, pinned, rig, status
@@ -236,6 +236,13 @@ def representative_traffic() -> Iterator[Recorded]:
         gateway.chat(ask(), Caller(user="b", key_id="k", policy=Policy(daily_budget_usd=0.00025)), "req")
         yield from budgeted.metrics.records
         yield from _transcription_traffic()
+        # at 100 %, the trailing-week function's comparison with the same hour a week before
+        from llm_gateway.rollout.trailing_week import run
+        from tests.unit.rollout.test_trailing_week import NOW, Hours, figures
+
+        weekly = RecordingMetrics()
+        run(Hours(figures(cost=0.02), figures()), weekly, NOW)
+        yield from weekly.records
     finally:
         reset_local_counters()
 
