@@ -88,13 +88,13 @@ class ReplicateTranscriptionAdapter:
                                    {k: v for k, v in self._headers().items() if k != "Content-Type"})
             return Poll(poll, POLL_EVERY_S)
         if status in _STOPPED:
-            text = str(prediction.get("error") or "")
+            why = str(prediction.get("error") or "")
             stopped = ProviderError(f"{self.name} prediction {status}", provider=self.name, model=model, status=502,
-                                    code=f"prediction_{status}", provider_message=text[:500])
+                                    code=f"prediction_{status}", provider_message=why[:500])
             # A community model's error text is all there is: only a failure that names Replicate's
             # side (memory, hardware, time, a cancel) counts for its circuit; a model choking on
             # the audio it was given is the caller's, and must not open the circuit for everyone.
-            stopped.request_caused = status == "failed" and not _REPLICATES_SIDE.search(text)
+            stopped.request_caused = status == "failed" and not _REPLICATES_SIDE.search(why)
             raise stopped
         if status != "succeeded":
             raise ValueError(f"unknown prediction status {status!r}")
