@@ -13,6 +13,7 @@ from llm_gateway.config import fetch_secret_values
 from llm_gateway.keys import KeySource
 from llm_gateway.observability.logging import build_logger
 from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.tenancy.keys import KeyDirectory, MemoryKeyStore
 from llm_gateway.transcription.gateway import AudioInput, TranscriptionOutcome
 
 BOUNDARY = "testboundary4f2a9c"
@@ -41,12 +42,15 @@ def form_body(fields: dict[str, str], file: tuple[str, str, bytes] | None,
 
 
 class FakeTranscriber:
-    """Authenticates as the real façade does; answers with the audio's size, or as told."""
+    """Authenticates as the real façade does (static keys, and keys issued into `key_store`);
+    answers with the audio's size, or as told."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.logger = build_logger(settings.secrets)
         self._keys = KeySource(settings, fetch_secret_values, on_new_secrets=lambda _secrets: None)
+        self.key_store = MemoryKeyStore()
+        self.directory = KeyDirectory(self.key_store, ttl_s=0)
         self.metrics = RecordingMetrics()
         self.calls: list[dict[str, Any]] = []
         self.error: GatewayError | None = None
@@ -57,7 +61,7 @@ class FakeTranscriber:
         self.entered = threading.Event()
 
     def authenticate(self, authorization: str | None) -> Caller:
-        return authenticate(self._keys.current(), authorization)
+        return authenticate(self._keys.current(), authorization, self.directory)
 
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
                    remaining_s: float | None = None, caller: Caller | None = None) -> TranscriptionOutcome:

@@ -6,6 +6,8 @@ Routes (API Gateway REST, `multipart/form-data` delivered base64-encoded via Bin
   POST /v1/audio/jobs                                     JSON: TranscriptionJobRequest → 202
   GET  /v1/audio/jobs/{id}
 and the job runner: an asynchronous self-invocation with `{"llm_gateway_job": "<id>"}`.
+Every route authenticates the caller and passes it on: uploads and jobs belong to its user, and
+a transcription is held to its limits (a job to its creator's, resolved again when it runs).
 
 The garbage collector is paused during init and the survivors frozen, as in the chat handler.
 """
@@ -118,22 +120,21 @@ def translations() -> Response:
 
 @app.post("/v1/audio/uploads")
 def uploads() -> Response:
-    _authenticate()
-    return _json(200, speech.uploads.create(UploadRequest.model_validate(_json_body())))
+    caller = _authenticate()
+    return _json(200, speech.uploads.create(UploadRequest.model_validate(_json_body()), owner=caller.user))
 
 
 @app.post("/v1/audio/jobs")
 def submit_job() -> Response:
-    _authenticate()
+    caller = _authenticate()
     request = TranscriptionJobRequest.model_validate(_json_body())
-    job = speech.jobs.submit(request, function=app.lambda_context.invoked_function_arn)
+    job = speech.jobs.submit(request, caller=caller, function=app.lambda_context.invoked_function_arn)
     return _json(202, job)
 
 
 @app.get("/v1/audio/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    _authenticate()
-    return _json(200, speech.jobs.get(job_id))
+    return _json(200, speech.jobs.get(job_id, caller=_authenticate()))
 
 
 register_error_handlers(app, _json, lambda: speech.metrics, logger)

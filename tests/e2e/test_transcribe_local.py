@@ -4,7 +4,8 @@ presigned URL then transcribed by `file_id`, jobs run in a background thread of 
 that accepted them (state in the embedded DynamoDB), and bad audio refused before any provider
 call.
 
-Failover on Groq's 429 or timeout is shown on a fresh gateway over the same fakes
+Failover on Groq's 429 is shown with the SDK on a fresh `make dev`
+(`tests/e2e/test_transcription_failover_sdk.py`) and for a 429 or a timeout on a fresh gateway
 (`tests/integration/test_transcription_failover.py`): in this session-wide server, which model
 `auto` tries first depends on what earlier tests used up and on which container answers, so a
 fault placed on "the first choice" was met only some of the time.

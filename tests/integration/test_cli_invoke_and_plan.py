@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway_env import without_gateway_settings
+from tests.gateway_env import running_make_dev, without_gateway_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
@@ -113,33 +113,15 @@ def test_invoke_runs_the_scheduled_health_check():
 
 def test_serve_is_what_make_dev_runs_and_it_answers(tmp_path):
     """`llm-gateway serve` as a subprocess, on its own fakes and embedded DynamoDB, with no keys."""
-    import socket
-    import time
-
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = without_gateway_settings()
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log)
-    try:
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(100):
-            try:
-                response = httpx.get(f"{url}/models", headers={"Authorization": "Bearer local-dev-key"}, timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with running_make_dev(tmp_path / "serve.log") as base:
+        url = f"{base}/v1"
+        response = httpx.get(f"{url}/models", headers={"Authorization": "Bearer local-dev-key"}, timeout=5)
         assert response.status_code == 200
         answer = httpx.post(f"{url}/chat/completions", headers={"Authorization": "Bearer local-dev-key"},
                             json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
         assert answer.status_code == 200 and answer.headers["x-gateway-provider"]
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
     announced = (tmp_path / "serve.log").read_text()
     assert "FAKE providers" in announced and "embedded DynamoDB" in announced and "local-dev-key" in announced
 

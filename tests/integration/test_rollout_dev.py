@@ -9,7 +9,6 @@ whole app, so the request's `user` field picks the cohort (rollout/cohorts.py).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from llm_gateway.rollout.cohorts import BASELINE, GATEWAY, cohort_of, subject_of
-from tests.gateway_env import without_gateway_settings
+from tests.gateway_env import running_make_dev, without_gateway_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "sandbox.cli"]
@@ -56,24 +55,9 @@ def _until(url: str, user: str, cohort: str, within_s: float = 10.0) -> float:
 
 
 def test_rollout_set_on_a_running_make_dev_changes_who_is_served_how(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**without_gateway_settings(), "LLM_GATEWAY_ROLLOUT_PERCENT": "0"}
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
     early = _end_user(at_5=GATEWAY)
     late = _end_user(at_5=BASELINE, at_25=GATEWAY)  # joins at 25 %
-    try:
-        deadline = time.monotonic() + 90  # a loaded machine starts the stand-ins slowly
-        while True:
-            try:
-                httpx.get(f"{url}/v1/models", headers=AUTH, timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
+    with running_make_dev(tmp_path / "serve.log", LLM_GATEWAY_ROLLOUT_PERCENT="0") as url:
         assert _cli(url, "status")["percent"] == 0
         answer = _ask(url, early)
         assert answer.headers["x-gateway-cohort"] == BASELINE
@@ -89,8 +73,4 @@ def test_rollout_set_on_a_running_make_dev_changes_who_is_served_how(tmp_path: P
         assert _cli(url, "rollback")["percent"] == 0
         _until(url, early, BASELINE)
         _until(url, late, BASELINE)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
     assert "Rollout: flag file" in (tmp_path / "serve.log").read_text()

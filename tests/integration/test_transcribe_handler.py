@@ -18,19 +18,24 @@ from typing import Any
 import httpx
 import pytest
 
+from llm_gateway.api.auth import Caller
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.config import load_settings
+from llm_gateway.jobs.callers import KeyCallers
 from llm_gateway.jobs.dynamodb import DynamoJobStore
 from llm_gateway.jobs.launcher import job_event
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.speech import build_speech
+from llm_gateway.tenancy.keys import KeyRecord, issue, revise
+from llm_gateway.tenancy.policy import Policy
 from llm_gateway.transcription.gateway import AudioInput
 from llm_gateway.uploads.objects import UPLOAD_PREFIX
 from llm_gateway.uploads.s3 import S3AudioObjects
 from sandbox.apigw import LocalContext, load_handler_module, make_event
 from tests.transcribe_helpers import BOUNDARY, FakeTranscriber, form_body, tone_wav
 
-DEV_KEY = "local-dev-key"
+DEV_KEY = "local-dev-key"  # locally, also an admin key
+STATIC_KEY = "static-client-" + "s" * 32  # a static client key, not an admin's
 _instances = iter(range(10**6))
 
 
@@ -91,15 +96,15 @@ class Rig:
         return int(result["statusCode"]), out_headers, parsed
 
     def transcribe(self, fields: dict[str, str], file: tuple[str, str, bytes] | None = None,
-                   path: str = "/v1/audio/transcriptions") -> tuple[int, dict[str, str], Any]:
-        return self.call("POST", path, form_body(fields, file), f"multipart/form-data; boundary={BOUNDARY}")
+                   path: str = "/v1/audio/transcriptions", key: str = DEV_KEY) -> tuple[int, dict[str, str], Any]:
+        return self.call("POST", path, form_body(fields, file), f"multipart/form-data; boundary={BOUNDARY}", key=key)
 
-    def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-        return self.call("POST", path, json.dumps(body).encode(), "application/json")
+    def post_json(self, path: str, body: dict[str, Any], key: str = DEV_KEY) -> tuple[int, dict[str, str], Any]:
+        return self.call("POST", path, json.dumps(body).encode(), "application/json", key=key)
 
-    def upload(self, data: bytes, filename: str = "talk.wav", put: bytes | None = None) -> str:
+    def upload(self, data: bytes, filename: str = "talk.wav", put: bytes | None = None, key: str = DEV_KEY) -> str:
         status, _, answer = self.post_json("/v1/audio/uploads", {"filename": filename, "bytes": len(data),
-                                                                 "content_type": "audio/wav"})
+                                                                 "content_type": "audio/wav"}, key=key)
         assert status == 200, answer
         assert answer["method"] == "PUT"
         headers = dict(answer["headers"])
@@ -127,6 +132,7 @@ def rig(aws, clean_gateway_env) -> Rig:
     monkeypatch = clean_gateway_env
     monkeypatch.setenv("LLM_GATEWAY_LOCAL", "1")
     monkeypatch.setenv("LLM_GATEWAY_MAX_BODY_BYTES", "200000")
+    monkeypatch.setenv("LLM_GATEWAY_API_KEYS", STATIC_KEY)
     module = load_handler_module("transcribe", instance=f"handler_{next(_instances)}")
     settings = load_settings()
     fake, launcher, clock = FakeTranscriber(settings), RecordingLauncher(), Clock()
@@ -134,7 +140,7 @@ def rig(aws, clean_gateway_env) -> Rig:
     objects = S3AudioObjects(s3, aws["s3"].bucket, wall=clock)
     store = DynamoJobStore(aws["dynamo"].client(), aws["dynamo"].table_name)
     module.speech = build_speech(settings, transcriber=fake, job_transcriber=fake, objects=objects, job_store=store,
-                                 launcher=launcher, wall=clock)
+                                 launcher=launcher, callers=KeyCallers(fake.key_store), wall=clock)
     return Rig(module, fake, launcher, clock, s3, aws["s3"].bucket)
 
 
@@ -326,15 +332,15 @@ def test_upload_body_must_be_json(rig):
 # ------------------------------------------------------------------ jobs
 
 
-def submit(rig: Rig, file_id: str, **fields: Any) -> str:
-    status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": file_id, **fields})
+def submit(rig: Rig, file_id: str, key: str = DEV_KEY, **fields: Any) -> str:
+    status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": file_id, **fields}, key=key)
     assert status == 202, body
     assert body["status"] == "queued" and body["id"].startswith("job-")
     return str(body["id"])
 
 
-def get_job(rig: Rig, job_id: str) -> dict[str, Any]:
-    status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}")
+def get_job(rig: Rig, job_id: str, key: str = DEV_KEY) -> dict[str, Any]:
+    status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}", key=key)
     assert status == 200, body
     return dict(body)
 
@@ -460,3 +466,142 @@ def test_job_state_unavailable_is_a_503_not_a_500(rig):
     assert_error(status, body, 503, "state_unavailable")
     status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": rig.upload(b"abc")})
     assert_error(status, body, 503, "state_unavailable")
+
+
+# ------------------------------------------------------------------ owners: uploads and jobs are their user's
+
+
+def issued(rig: Rig, user: str, **policy: Any) -> tuple[str, KeyRecord]:
+    """A key issued to `user` (the façade authenticates it as the real one does)."""
+    return issue(rig.fake.key_store, user, Policy(**policy), "", time.time())
+
+
+def test_the_upload_url_signs_its_owner(rig):
+    key, _ = issued(rig, "alice")
+    status, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "a.wav", "bytes": 3,
+                                                            "content_type": "audio/wav"}, key=key)
+    assert status == 200, answer
+    assert answer["headers"]["x-amz-meta-owner"] == "alice"
+    signed = httpx.URL(answer["upload_url"]).params["X-Amz-SignedHeaders"].split(";")
+    assert "x-amz-meta-owner" in signed
+
+
+def test_another_users_file_id_is_a_404_as_if_it_did_not_exist(rig):
+    alice, _ = issued(rig, "alice")
+    bob, _ = issued(rig, "bob")
+    file_id = rig.upload(tone_wav(), key=alice)
+    unknown = "file-" + "A" * 32
+    for key in (bob, STATIC_KEY, DEV_KEY):  # another user, the static user, an admin: uploads have no exception
+        status, _, body = rig.transcribe({"model": "auto", "file_id": file_id}, key=key)
+        error = assert_error(status, body, 404, "file_not_found")
+        _, _, missing = rig.transcribe({"model": "auto", "file_id": unknown}, key=key)
+        assert error["message"] == missing["error"]["message"].replace(unknown, file_id)  # says nothing more
+        status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": file_id}, key=key)
+        assert_error(status, body, 404, "file_not_found")
+    assert not rig.fake.calls and not rig.launcher.launched
+    assert rig.exists(file_id)  # untouched: its owner can still use it
+    status, _, body = rig.transcribe({"model": "auto", "file_id": file_id}, key=alice)
+    assert status == 200, body
+    assert rig.fake.calls[-1]["caller"].user == "alice"
+
+
+def test_a_users_keys_share_its_uploads(rig):
+    first, _ = issued(rig, "alice")
+    second, _ = issued(rig, "alice")
+    file_id = rig.upload(b"abc", key=first)
+    status, _, body = rig.transcribe({"model": "auto", "file_id": file_id}, key=second)
+    assert status == 200, body
+
+
+def test_an_upload_with_no_owner_recorded_is_no_ones(rig):
+    """Objects uploaded before owners were recorded (they live a day at most): 404 for everyone."""
+    alice, _ = issued(rig, "alice")
+    file_id = "file-" + "L" * 32
+    rig.s3.put_object(Bucket=rig.bucket, Key=UPLOAD_PREFIX + file_id, Body=b"abc", ContentType="audio/wav",
+                      Metadata={"announced-bytes": "3", "filename": "old.wav"})
+    for key in (STATIC_KEY, alice):
+        status, _, body = rig.transcribe({"model": "auto", "file_id": file_id}, key=key)
+        assert_error(status, body, 404, "file_not_found")
+        status, _, body = rig.post_json("/v1/audio/jobs", {"file_id": file_id}, key=key)
+        assert_error(status, body, 404, "file_not_found")
+    assert not rig.fake.calls
+
+
+def test_another_users_mismatched_upload_says_only_not_found(rig):
+    alice, _ = issued(rig, "alice")
+    file_id = rig.upload(b"0123456789", put=b"0123456789-and-more", key=alice)
+    status, _, body = rig.transcribe({"model": "auto", "file_id": file_id}, key=STATIC_KEY)
+    assert_error(status, body, 404, "file_not_found")
+
+
+def test_another_users_job_is_a_404_and_its_creator_reads_it(rig):
+    alice, _ = issued(rig, "alice")
+    alice_again, _ = issued(rig, "alice")
+    bob, _ = issued(rig, "bob")
+    admin, _ = issued(rig, "root", admin=True)
+    job_id = submit(rig, rig.upload(b"abc", key=alice), key=alice)
+    unknown = "job-" + "C" * 32
+    for key in (bob, STATIC_KEY):
+        status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}", key=key)
+        error = assert_error(status, body, 404, "job_not_found")
+        _, _, missing = rig.call("GET", f"/v1/audio/jobs/{unknown}", key=key)
+        assert error["message"] == missing["error"]["message"].replace(unknown, job_id)
+    assert get_job(rig, job_id, key=alice)["status"] == "queued"
+    assert get_job(rig, job_id, key=alice_again)["status"] == "queued"  # the user's, not only the key's
+    assert get_job(rig, job_id, key=admin)["status"] == "queued"  # operators may look into any job
+    assert get_job(rig, job_id, key=DEV_KEY)["status"] == "queued"  # the local dev key is an admin's
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    assert get_job(rig, job_id, key=alice)["result"] == {"text": "3 bytes from talk.wav"}
+    status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}", key=bob)
+    assert_error(status, body, 404, "job_not_found")
+
+
+def test_a_job_runs_as_its_creators_key_as_it_stands_at_run_time(rig):
+    alice, record = issued(rig, "alice", models=("groq/*",))
+    job_id = submit(rig, rig.upload(b"abc", key=alice), key=alice)
+    revise(rig.fake.key_store, record, time.time(), policy=Policy(models=("mistral/*",), daily_budget_usd=1.0))
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    caller = rig.fake.calls[-1]["caller"]
+    assert (caller.user, caller.key_id) == ("alice", record.id)
+    assert caller.policy == Policy(models=("mistral/*",), daily_budget_usd=1.0)  # the policy now, not at submit
+
+
+def test_a_job_whose_key_was_revoked_before_it_ran_fails_cleanly(rig):
+    alice, record = issued(rig, "alice")
+    alice_other, _ = issued(rig, "alice")
+    file_id = rig.upload(b"abc", key=alice)
+    job_id = submit(rig, file_id, key=alice)
+    revise(rig.fake.key_store, record, time.time(), revoke=True)
+    assert rig.run_job(job_id)["status"] == "failed"
+    assert not rig.fake.calls  # nothing was transcribed, or billed
+    job = get_job(rig, job_id, key=alice_other)
+    assert job["status"] == "failed" and "result" not in job
+    error = job["error"]
+    assert {"message", "type", "param", "code"} <= set(error) and error["code"] == "invalid_api_key"
+    assert "revoked" in error["message"] and record.id in error["message"]
+    assert rig.exists(file_id)
+
+
+def test_a_static_keys_job_runs_as_the_static_user(rig):
+    job_id = submit(rig, rig.upload(b"abc"))
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    assert rig.fake.calls[-1]["caller"] == Caller()
+
+
+def test_a_job_item_from_before_creators_were_recorded_is_the_static_users(rig, aws):
+    """Items written by the previous version have no `user`/`key_id`: read and run as `static`."""
+    alice, _ = issued(rig, "alice")
+    file_id = rig.upload(b"abc")  # the static user's
+    job_id = "job-" + "O" * 32
+    now = rig.clock.now
+    aws["dynamo"].client().put_item(TableName=aws["dynamo"].table_name, Item={
+        "pk": {"S": f"job#{job_id}"}, "status": {"S": "queued"}, "created_at": {"N": str(now)},
+        "updated_at": {"N": str(now)}, "lease_until": {"N": str(now + 900)}, "expires_at": {"N": str(int(now) + 86_400)},
+        "request": {"S": json.dumps({"file_id": file_id, "model": "auto"})}, "gateway": {"S": "{}"},
+        "result_in_store": {"BOOL": False},
+    })
+    status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}", key=alice)
+    assert_error(status, body, 404, "job_not_found")
+    assert get_job(rig, job_id, key=STATIC_KEY)["status"] == "queued"
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    assert rig.fake.calls[-1]["caller"] == Caller()

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_gateway.config import load_settings
+from llm_gateway.jobs.callers import KeyCallers
 from llm_gateway.jobs.store import MemoryJobStore
 from llm_gateway.speech import build_speech
 from llm_gateway.uploads.objects import MemoryAudioObjects
@@ -44,8 +45,9 @@ def handler():
     mp.setenv("LLM_GATEWAY_MAX_BODY_BYTES", "20000")
     module = load_handler_module("transcribe", instance="never500")
     s = load_settings()
-    module.speech = build_speech(s, transcriber=FakeTranscriber(s), job_transcriber=FakeTranscriber(s),
-                                 objects=MemoryAudioObjects(), job_store=MemoryJobStore(), launcher=NullLauncher())
+    fake = FakeTranscriber(s)
+    module.speech = build_speech(s, transcriber=fake, job_transcriber=fake, objects=MemoryAudioObjects(),
+                                 job_store=MemoryJobStore(), launcher=NullLauncher(), callers=KeyCallers(fake.key_store))
     yield module
     mp.undo()
 

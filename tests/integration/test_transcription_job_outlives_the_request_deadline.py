@@ -46,10 +46,12 @@ def test_a_job_finishes_what_the_request_deadline_cannot(fakes: FakeFleet) -> No
                                       translate=False, request_id="sync", caller=Caller())
     assert too_slow.value.status in (502, 503, 504)
 
-    ticket = speech.uploads.create(UploadRequest(filename="tone.wav", bytes=len(CLIP), content_type="audio/wav"))
+    ticket = speech.uploads.create(UploadRequest(filename="tone.wav", bytes=len(CLIP), content_type="audio/wav"),
+                                   owner=Caller().user)
     speech.uploads.objects.complete_upload(ticket["id"], CLIP)
-    job = speech.jobs.submit(TranscriptionJobRequest(file_id=ticket["id"], model=model), function=None)
+    job = speech.jobs.submit(TranscriptionJobRequest(file_id=ticket["id"], model=model), caller=Caller(),
+                             function=None)
     assert speech.jobs.run(job["id"], runner="test", remaining_s=None) == "succeeded"
-    done = speech.jobs.get(job["id"])
+    done = speech.jobs.get(job["id"], caller=Caller())
     assert done["status"] == "succeeded" and "2.0 seconds of wav audio" in done["result"]["text"]
     assert done["gateway"]["provider"] == "replicate"

@@ -33,7 +33,7 @@ from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.gateway import Caller, Gateway
 from llm_gateway.observability import metrics as m
-from llm_gateway.observability.metrics import EmfMetrics, Recorded
+from llm_gateway.observability.metrics import EmfMetrics, Recorded, RecordingMetrics
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.tenancy.policy import Policy
 from tests.unit.routing.harness import Rig, answer, chat, pinned, rig, status
@@ -235,6 +235,14 @@ def representative_traffic() -> Iterator[Recorded]:
         gateway = Gateway(budgeted.core, budgeted.router, budgeted.router.available)
         gateway.chat(ask(), Caller(user="b", key_id="k", policy=Policy(daily_budget_usd=0.00025)), "req")
         yield from budgeted.metrics.records
+        yield from _transcription_traffic()
+        # at 100 %, the trailing-week function's comparison with the same hour a week before
+        from llm_gateway.rollout.trailing_week import run
+        from tests.unit.rollout.test_trailing_week import NOW, Hours, figures
+
+        weekly = RecordingMetrics()
+        run(Hours(figures(cost=0.02), figures()), weekly, NOW)
+        yield from weekly.records
     finally:
         reset_local_counters()
 
@@ -267,6 +275,38 @@ def _cohort_traffic() -> Iterator[Recorded]:
         busy.fleet.set(provider, status(429))
     _serve(busy, chat())
     yield from busy.metrics.records
+
+
+def _transcription_traffic() -> Iterator[Recorded]:
+    """The transcribe function's requests: served free (Groq) and paid (OpenAI, pinned), bad
+    audio, a 429 for want of capacity (Groq cooling down, the others failing), a caller over its
+    own limit, and every provider failing."""
+    from llm_gateway.api.audio_schemas import TranscriptionRequest
+    from llm_gateway.transcription.gateway import AudioInput, Transcriber
+    from tests.unit.transcription.test_router import ok_json, verbose
+    from tests.unit.transcription.test_router import rig as transcription_rig
+
+    audio = (Path(__file__).parent.parent / "fixtures" / "audio" / "tone.wav").read_bytes()
+    r = transcription_rig()
+    transcriber = Transcriber(r.core, r.router)
+
+    def transcribe(model: str = "auto", data: bytes = audio, caller: Caller | None = None) -> None:
+        with contextlib.suppress(GatewayError):
+            transcriber.transcribe(TranscriptionRequest.model_validate({"model": model}), AudioInput(data, "a.wav"),
+                                   translate=False, request_id="req", caller=caller)
+
+    r.fleet.then("groq", ok_json(verbose()), lambda _: httpx.Response(429, json={"error": {"message": "slow down"}}))
+    r.fleet.then("openai", ok_json({**verbose(), "usage": {"type": "duration", "seconds": 2}}))
+    transcribe()
+    transcribe("openai/whisper-1")
+    transcribe(data=b"not audio at all")
+    limited = Caller(user="u", key_id="k", policy=Policy(rpm=1))
+    transcribe(caller=limited)
+    transcribe(caller=limited)
+    r.fleet.handlers.clear()  # every provider now answers 500
+    r.clock.advance(120)
+    transcribe()
+    yield from r.core.metrics.records  # type: ignore[attr-defined]
 
 
 def _serve_on(gateway: Gateway, *requests: Any) -> None:

@@ -240,9 +240,10 @@ def test_one_rotated_customer_key_encrypts_secrets_table_and_buckets_and_only_fu
         rule = resources[bucket]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn}
     users = [name for name, r in resources.items() if "GatewayKey" in json.dumps(r.get("Properties", {}).get("Policies", []))]
-    # the rollback function touches nothing the key encrypts (AppConfig, the alarm topic): not granted
+    # the rollback and trailing-week functions touch nothing the key encrypts (AppConfig, the
+    # alarm topic, CloudWatch metrics): not granted
     functions = [name for name, r in resources.items()
-                 if r["Type"] == "AWS::Serverless::Function" and name != "RollbackFunction"]
+                 if r["Type"] == "AWS::Serverless::Function" and name not in {"RollbackFunction", "TrailingWeekFunction"}]
     assert sorted(users) == sorted(functions)  # every function that needs it may use it, nothing else is granted it
     for function in functions:
         statements = [s for p in resources[function]["Properties"]["Policies"] for s in p.get("Statement", [])]
@@ -351,6 +352,7 @@ FIXED_DIMENSIONS = {
     "RequestLatencyMs": {"service", "cohort"}, "TimeToFirstTokenMs": {"service", "cohort"},
     "ProviderAttempts": {"service", "provider", "outcome"},
     "PaidRequestsTotal": {"service"}, "CostUSDTotal": {"service"}, "BudgetWarnings": {"service"},
+    "CostIncreaseVsLastWeekPercent": {"service"}, "LatencyVsLastWeekRatio": {"service"},
 }
 
 
@@ -562,7 +564,7 @@ def test_translation_wires_canary_to_alias(template, monkeypatch):
     assert res["HealthFunctionAliaslive"]["Type"] == "AWS::Lambda::Alias"
     group = res["ChatFunctionDeploymentGroup"]["Properties"]
     alarm_refs = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
-    assert set(alarm_refs) == {"ChatErrorRateAlarm", "ChatLatencyP95Alarm", "ChatAliasErrorsAlarm", *ROLLOUT_TRIGGERS}
+    assert set(alarm_refs) == {"ChatErrorRateAlarm", "ChatLatencyP95Alarm", "ChatAliasErrorsAlarm", *CODE_CANARY_TRIGGERS}
     assert group["DeploymentConfigName"] == {"Fn::If": ["GatewayCanary", {"Ref": "GatewayCanaryConfig"},
                                                         {"Fn::Sub": ["CodeDeployDefault.Lambda${ConfigName}",
                                                                      {"ConfigName": {"Ref": "DeploymentType"}}]}]} or \
@@ -607,9 +609,10 @@ class _Datapoint(float):
 
 
 def _eval_metric_math(expression: str, **series: float | None) -> float:
-    """Evaluate the IF/FILL subset of CloudWatch metric math used by the error-rate alarm."""
-    code = expression.replace("IF(", "_if(").replace("FILL(", "_fill(")
+    """Evaluate the IF/FILL/MAX subset of CloudWatch metric math the alarms use."""
+    code = expression.replace("IF(", "_if(").replace("FILL(", "_fill(").replace("MAX(", "_max(")
     helpers = {
+        "_max": lambda values: max(float(v) for v in values),
         "_if": lambda cond, a, b: a if cond else b,
         "_fill": lambda value, default: _Datapoint(default if value is None else value),
     }
@@ -778,7 +781,11 @@ def test_transcribe_events_are_what_the_script_writes():
 # ------------------------------------------------------------------ the safe rollout (issue 12)
 
 ROLLOUT_TRIGGERS = {"GatewayCohortErrorRateAlarm", "GatewayCohortCapacityAlarm", "GatewayCohortCostAlarm",
-                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm"}
+                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm", "ProviderFailingAlarmMore",
+                    "TrailingWeekCostAlarm", "TrailingWeekLatencyAlarm"}
+# The code canaries watch the triggers that can see a 5-minute canary (not the hour-long
+# trailing-week comparison), within CodeDeploy's limit of 10 alarms.
+CODE_CANARY_TRIGGERS = ROLLOUT_TRIGGERS - {"TrailingWeekCostAlarm", "TrailingWeekLatencyAlarm"}
 
 
 def _alarm_metrics(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
@@ -809,7 +816,7 @@ def test_each_trigger_is_an_alarm_in_the_composite_that_notifies_the_rollback_la
     assert res["RolloutImmediateStrategy"]["Properties"]["DeploymentDurationInMinutes"] == 0
     # the CodeDeploy canaries watch the same triggers
     chat_alarms = {ref_name(a) for a in function_props(template, "ChatFunction")["DeploymentPreference"]["Alarms"]}
-    assert chat_alarms >= ROLLOUT_TRIGGERS and len(chat_alarms) <= 10  # CodeDeploy's limit
+    assert chat_alarms >= CODE_CANARY_TRIGGERS and len(chat_alarms) <= 10  # CodeDeploy's limit
     canary = res["GatewayCanaryConfig"]["Properties"]["TrafficRoutingConfig"]
     assert canary["Type"] == "TimeBasedCanary" and canary["TimeBasedCanary"]["CanaryPercentage"] == 5
 
@@ -855,16 +862,44 @@ def test_the_latency_trigger_is_twice_the_baseline_for_answers_or_first_tokens(t
 
 @pytest.mark.parametrize(("ok", "failed", "breaching"), [(10, 10, False), (4, 11, True), (1, 3, False), (None, 6, True)])
 def test_the_provider_trigger_is_failed_over_attempts_for_consecutive_minutes(template, ok, failed, breaching):
-    props = template["Resources"]["ProviderFailingAlarm"]["Properties"]
-    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
-    metrics = _alarm_metrics(template, "ProviderFailingAlarm")
+    """Every built-in provider is watched (chat's and transcription's alike), over two alarms because one alarm reads at most 10 metrics."""
     from llm_gateway.providers.registry import provider_specs
 
-    watched = {_series(m)[2]["provider"] for m in metrics.values() if "MetricStat" in m}
-    assert watched == {"groq", "gemini", "cohere", "mistral", "openai"} and watched <= set(provider_specs())
+    watched: list[str] = []
+    for name in ("ProviderFailingAlarm", "ProviderFailingAlarmMore"):
+        props = template["Resources"][name]["Properties"]
+        assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
+        assert props["Threshold"] == {"Ref": "ProviderFailingThresholdPercent"}
+        stats = [m for m in _alarm_metrics(template, name).values() if "MetricStat" in m]
+        assert len(stats) <= 10
+        watched += [_series(m)[2]["provider"] for m in stats if _series(m)[2]["outcome"] == "failed"]
+    # OpenAI-compatible providers are named by operators at deploy time: no static alarm can name them
+    assert sorted(watched) == sorted(kind for kind in provider_specs() if kind != "openai_compatible")
+    metrics = _alarm_metrics(template, "ProviderFailingAlarm")
     value = _eval_metric_math(metrics["groqRate"]["Expression"], groqOk=ok, groqFailed=failed)
+    more = _alarm_metrics(template, "ProviderFailingAlarmMore")
+    assert _eval_metric_math(more["replicateRate"]["Expression"], replicateOk=ok, replicateFailed=failed) == value
     threshold = float(template["Parameters"]["ProviderFailingThresholdPercent"]["Default"])
     assert (value > threshold) is breaching
+
+
+def test_at_100_percent_the_trailing_week_triggers_compare_with_the_same_hour_a_week_before(template):
+    """The function's two figures against the cohort triggers' own thresholds (+50 % cost, 2x
+    latency: one owner each); the function runs on a schedule with read access to metrics only."""
+    res = template["Resources"]
+    for alarm, metric, threshold in (("TrailingWeekCostAlarm", "CostIncreaseVsLastWeekPercent", "CostIncreaseThresholdPercent"),
+                                     ("TrailingWeekLatencyAlarm", "LatencyVsLastWeekRatio", "LatencyRatioThreshold")):
+        props = res[alarm]["Properties"]
+        assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("LlmGateway", metric, "Maximum")
+        assert props["Dimensions"] == [{"Name": "service", "Value": "llm-gateway"}]
+        assert props["Threshold"] == {"Ref": threshold} and props["ComparisonOperator"] == "GreaterThanThreshold"
+        assert props["TreatMissingData"] == "notBreaching"  # nothing published below 100 %
+    assert res["GatewayCohortCostAlarm"]["Properties"]["Threshold"] == {"Ref": "CostIncreaseThresholdPercent"}
+    function = function_props(template, "TrailingWeekFunction")
+    assert function["CodeUri"] == "functions/trailing_week/"
+    assert function["Events"]["EveryTenMinutes"]["Properties"]["Schedule"] == "rate(10 minutes)"
+    statements = [st for p in function["Policies"] if isinstance(p, dict) for st in p.get("Statement", [])]
+    assert [st["Action"] for st in statements] == [["cloudwatch:GetMetricData"]]
 
 
 def test_the_flag_lives_in_appconfig_and_the_chat_function_reads_it(template):

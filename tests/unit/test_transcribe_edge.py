@@ -112,14 +112,17 @@ def test_memory_job_store_transitions():
 def test_memory_audio_objects_play_s3s_refusals():
     clock = [0.0]
     objects = MemoryAudioObjects(url_ttl_s=900, wall=lambda: clock[0])
-    put = objects.presign_put("file-a", 3, "audio/wav", filename="a.wav")
+    put = objects.presign_put("file-a", 3, "audio/wav", filename="a.wav", owner="alice")
     assert put.headers["Content-Length"] == "3" and put.expires_at == 900
     with pytest.raises(ObjectMissing):
         objects.read("file-a", max_bytes=10)  # not uploaded yet
+    with pytest.raises(ObjectMissing):
+        objects.owner("file-a")
     with pytest.raises(ValueError):
         objects.complete_upload("file-a", b"four")
     objects.complete_upload("file-a", b"abc")
-    assert objects.read("file-a", max_bytes=10).data == b"abc"
+    stored = objects.read("file-a", max_bytes=10)
+    assert stored.data == b"abc" and stored.owner == "alice" and objects.owner("file-a") == "alice"
     with pytest.raises(ObjectRejected):
         objects.read("file-a", max_bytes=2)
     objects.delete("file-a")

@@ -64,12 +64,20 @@ class Gateway:
         self.logger = core.logger
         self.rollout = rollout or Rollout(None, fallback=100.0)
         self.baseline_model = core.settings.rollout.baseline_model
+        provider, _, name = (self.baseline_model or "").partition("/")
+        self._baseline_entry = core.catalog.get(ModelKey(provider, name)) if self.baseline_model else None
 
     # --- rollout ----------------------------------------------------------------------------------
     def cohort_for(self, caller: Caller, request: ChatCompletionRequest) -> str:
         """`gateway` (routed) or `baseline` (the old way: the one baseline model), by a stable hash
-        of the caller's user, or of its end user for keys serving many (`rollout/cohorts.py`)."""
+        of the caller's user, or of its end user for keys serving many (`rollout/cohorts.py`).
+
+        A key whose policy excludes the baseline model (an allow-list, `free_only`) stays routed:
+        the old system could not serve it at all (every request a 403), so a rollback must not
+        send it there."""
         if self.baseline_model is None:
+            return GATEWAY
+        if self._baseline_entry is not None and not caller.policy.allows(self._baseline_entry):
             return GATEWAY
         many = caller.policy.per_end_user or caller.user == STATIC_USER
         return cohort_of(subject_of(caller.user, request.user, many_users=many), self.rollout.percent())

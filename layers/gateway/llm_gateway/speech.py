@@ -8,6 +8,9 @@ only when a job first runs in this container.
 The object store is S3 when `LLM_GATEWAY_AUDIO_BUCKET` is set (none: uploads answer 501); job
 state is the state table when `LLM_GATEWAY_STATE_TABLE` is set (none: in this container's
 memory). Jobs start by self-invocation in Lambda and in a thread locally (`jobs/launcher.py`).
+A job runs as its creator, whose key is read again when it runs (`jobs/callers.py`) from the
+issued keys' store of the façade's core (the state table's, when there is one); tests with a
+fake façade pass their own `callers`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.config import Settings
+from llm_gateway.jobs.callers import CallerResolver, KeyCallers
 from llm_gateway.jobs.launcher import JobLauncher, LambdaSelfInvoke, ThreadLauncher, lambda_client
 from llm_gateway.jobs.service import JobService
 from llm_gateway.jobs.store import JobStore, MemoryJobStore
+from llm_gateway.tenancy.keys import KeyStore
 from llm_gateway.uploads.desk import TranscriberLike, TranscriptionDesk
 from llm_gateway.uploads.objects import AudioObjects
 from llm_gateway.uploads.service import Uploads
@@ -85,11 +90,15 @@ def build_speech(
     job_store: JobStore | None = None,
     launcher: JobLauncher | None = None,
     run_locally: Callable[[str], None] | None = None,
+    callers: CallerResolver | None = None,
     wall: Callable[[], float] = time.time,
 ) -> Speech:
     """Cold-start composition. `run_locally(job_id)`: the handler's job entry, for local runs
-    (`settings.local_mode`), where jobs start in a thread instead of a Lambda invocation."""
+    (`settings.local_mode`), where jobs start in a thread instead of a Lambda invocation.
+    `callers`: who jobs run as; by default their creators' keys in the façade's key store (a
+    fake façade has none: pass it)."""
     transcriber = transcriber or build_transcriber(settings)
+    callers = callers or KeyCallers(_key_store(transcriber))
     uploads = Uploads(objects if objects is not None else _objects(settings, wall),
                       max_upload_bytes=settings.max_upload_bytes)
     if launcher is None:
@@ -98,9 +107,18 @@ def build_speech(
         else:
             launcher = LambdaSelfInvoke(lambda_client)
     lazy_job_transcriber = _Lazy(lambda: job_transcriber or build_transcriber(job_settings(settings)))
-    jobs = JobService(job_store or _job_store(settings), launcher, uploads, lazy_job_transcriber,
+    jobs = JobService(job_store or _job_store(settings), launcher, uploads, lazy_job_transcriber, callers,
                       ttl_s=settings.job_ttl_s, job_deadline_s=settings.job_deadline_s, wall=wall)
     return Speech(settings, transcriber, TranscriptionDesk(transcriber, uploads), uploads, jobs)
+
+
+def _key_store(transcriber: TranscriberLike) -> KeyStore:
+    """The issued keys the façade authenticates with (its core's tenancy)."""
+    from llm_gateway.transcription.gateway import Transcriber
+
+    if not isinstance(transcriber, Transcriber):
+        raise TypeError("build_speech needs `callers` with a transcriber that is not the gateway's own")
+    return transcriber.core.tenancy.keys
 
 
 def _objects(settings: Settings, wall: Callable[[], float]) -> AudioObjects | None:

@@ -120,3 +120,16 @@ def test_a_baseline_model_the_catalog_lacks_stops_the_start() -> None:
     r = rig(LLM_GATEWAY_BASELINE_MODEL="openai/no-such-model")
     with pytest.raises(ConfigError, match="no-such-model"):
         build_rollout(r.core)
+
+
+@pytest.mark.parametrize("policy", [Policy(models=(f"groq/{MODELS['groq']}", "gemini/*")), Policy(free_only=True)],
+                         ids=["allow-list", "free-only"])
+def test_a_key_the_baseline_model_cannot_serve_stays_on_the_gateway_at_0_percent(tmp_path: Path, policy: Policy) -> None:
+    """The old system could not serve a key whose policy excludes its model (every request would
+    be a 403), so a rollback must not send it there: it stays routed, and is told so."""
+    gateway, _rig, _ = _gateway(tmp_path, 0)
+    restricted = Caller(user="erin", key_id="k-erin", policy=policy)
+    outcome = gateway.chat(chat("auto"), restricted, "req")
+    assert outcome.status == 200 and outcome.headers["x-gateway-cohort"] == GATEWAY
+    assert outcome.headers["x-gateway-provider"] in {"groq", "gemini"}
+    assert gateway.chat(chat("auto"), _user(BASELINE, 0), "req").headers["x-gateway-cohort"] == BASELINE

@@ -157,6 +157,18 @@ def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknow
 
 
 # --- waiting briefly for capacity -------------------------------------------------------------------
+def test_a_near_miss_is_counted_from_the_gateway_s_own_window_when_the_provider_sends_no_headers() -> None:
+    """The dashboard's near misses cover providers that report no remaining capacity: Mistral's
+    1 request/s organisation window, filled by one call, is one near miss, with no header seen;
+    a roomy window is none."""
+    r = rig(mistral_rps=1)
+    r.router.complete(pinned("groq"))
+    assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS) == 0
+    r.router.complete(pinned("mistral"))
+    assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS, provider="mistral", model=MODELS["mistral"]) == 1
+    assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS) == 1
+
+
 def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() -> None:
     """Mistral allows 1 request/s for the whole organisation. Two back-to-back pinned requests
     both succeed: the second sleeps once (on the fake clock, within LLM_GATEWAY_MAX_WAIT_S) and

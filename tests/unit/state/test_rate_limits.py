@@ -24,6 +24,7 @@ from llm_gateway.state.rate_limits import (
     header_remaining,
     near_miss,
     snapshot_expiry,
+    window_near_miss,
     worth_recording,
 )
 from llm_gateway.state.store import ModelKey
@@ -141,6 +142,18 @@ def test_free_again_in_is_the_latest_of_cooldown_and_windows() -> None:
 def test_near_miss() -> None:
     assert near_miss(RateLimitInfo(limit_requests=100, remaining_requests=5))
     assert not near_miss(RateLimitInfo(limit_requests=100, remaining_requests=50))
+
+
+def test_a_near_miss_is_seen_in_the_gateway_s_own_windows_too() -> None:
+    """Providers that send no rate-limit headers (Gemini) still show near misses: the window as
+    the gateway counts it, after this attempt's use, with less than a tenth of a unit left."""
+    assert not window_near_miss([usage(requests=8, tokens=100)], ask(100))  # 9 of 10 requests: 1 left, not < 1
+    assert window_near_miss([usage(requests=9, tokens=100)], ask(100))  # 10 of 10
+    assert window_near_miss([usage(requests=1, tokens=850)], ask(100))  # 950 of 1,000 tokens
+    carried = WindowUsage(METER, START, {REQUESTS: 2, TOKENS: 0}, carried={REQUESTS: 7})
+    assert window_near_miss([carried], ask(0))  # the previous minute's carry counts too
+    budget = WindowUsage(Meter("user#u", LIM, scope="caller"), START, {REQUESTS: 9})
+    assert not window_near_miss([budget], ask(0))  # a caller's own limit is not a provider's near miss
 
 
 def test_a_store_refuses_a_burst_across_a_window_boundary() -> None:

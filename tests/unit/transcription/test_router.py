@@ -219,6 +219,33 @@ def test_a_failed_prediction_is_a_provider_error_that_fails_over() -> None:
     assert raised.value.status in (502, 503)
 
 
+@pytest.mark.parametrize(("status", "error", "replicates_own"), [
+    ("failed", "CUDA out of memory", True),
+    ("failed", "Prediction timed out", True),
+    ("canceled", None, True),
+    ("failed", "ffmpeg: Invalid data found when processing input", False),
+    ("failed", "ValueError: could not decode audio", False),
+])
+def test_a_failed_prediction_counts_against_replicate_only_when_its_error_names_replicate_s_side(
+        status: str, error: str | None, replicates_own: bool) -> None:
+    """A community model's failure text is all there is to go on: out of memory, a timeout or a
+    cancel is Replicate's side and counts for its circuit; a model choking on the audio it was
+    given is the caller's, and must not open Replicate's circuit for everyone (the request still
+    fails over either way)."""
+    from llm_gateway.providers.base import ProviderConfig, ProviderError
+    from llm_gateway.providers.replicate import ReplicateTranscriptionAdapter
+    from llm_gateway.retry.classifier import Action, classify
+
+    adapter = ReplicateTranscriptionAdapter(ProviderConfig("replicate", "replicate", "https://api.replicate.com", "t"))
+    body = json.dumps({"id": "x1", "status": status, "error": error}).encode()
+    with pytest.raises(ProviderError) as stopped:
+        adapter.parse_transcription(body, {}, call(), "openai/whisper")
+    decision = classify(stopped.value)
+    assert decision.action is not Action.RETURN  # another provider may still transcribe it
+    assert stopped.value.request_caused is not replicates_own
+    assert decision.counts_for_circuit is replicates_own
+
+
 def test_a_large_uploaded_file_goes_to_groq_by_url_not_inline() -> None:
     r = rig()
     r.fleet.then("groq", ok_json(verbose()))

@@ -67,3 +67,22 @@ def test_json_answer_carries_billed_seconds_cost_and_gateway_headers() -> None:
 def test_every_format_from_one_groq_answer(fmt: str, starts: str) -> None:
     outcome = run(transcriber([]), "tone.webm", response_format=fmt)
     assert outcome.body.startswith(starts) and outcome.headers["x-gateway-provider"] == "groq"
+
+
+def test_each_transcription_is_counted_once_by_outcome_and_served_audio_by_provider_and_tier() -> None:
+    """The dashboard's transcription panels: bad audio is the caller's mistake, not a gateway
+    fault (the error-rate view must not move when a client sends a text file)."""
+    from llm_gateway.observability import metrics as m
+
+    calls: list[httpx.Request] = []
+    t = transcriber(calls)
+    run(t, "tone.mp3")
+    with pytest.raises(InvalidAudio):
+        run(t, "not_audio.txt")
+    recorded = t.metrics
+    assert isinstance(recorded, RecordingMetrics)
+    assert recorded.total(m.TRANSCRIPTION_REQUESTS, outcome="served") == 1
+    assert recorded.total(m.TRANSCRIPTION_REQUESTS, outcome="caller_mistake") == 1
+    assert recorded.total(m.TRANSCRIPTION_REQUESTS) == 2
+    assert recorded.total(m.AUDIO_SECONDS_SERVED, provider="groq", tier="free") == 10.0  # Groq's 10 s minimum
+    assert recorded.total(m.USER_VISIBLE_ERRORS) == 0 and recorded.total(m.REQUESTS) == 0  # chat's series

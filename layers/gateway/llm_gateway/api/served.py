@@ -38,6 +38,17 @@ def count_served(metrics: Metrics, provider: str, free: bool, cost_usd: float) -
 
 
 CALLER_LIMIT_CODES = frozenset({"user_rate_limited", "budget_exceeded"})
+# Whose an answered failure is: the caller's own limit or budget, no provider capacity (a 429),
+# the gateway's (a 5xx it owes), or the caller's request (any other 4xx).
+USER_LIMITED, CAPACITY, GATEWAY_FAULT, CALLER_MISTAKE = "user_limited", "capacity", "gateway_fault", "caller_mistake"
+
+
+def failure_kind(status: int, code: str | None = None) -> str:
+    if code in CALLER_LIMIT_CODES:
+        return USER_LIMITED
+    if status == 429:
+        return CAPACITY
+    return GATEWAY_FAULT if status >= 500 else CALLER_MISTAKE
 
 
 def count_failure(metrics: Metrics, status: int, code: str | None = None, **dimensions: str) -> None:
@@ -46,12 +57,12 @@ def count_failure(metrics: Metrics, status: int, code: str | None = None, **dime
     gateway's failure either: it is counted apart (`UserLimited`, by code). A 429 for want of
     provider capacity is counted apart too (`CapacityRejected`, its own alarm at 0.1 %).
     `dimensions`: chat's `cohort`."""
-    if code in CALLER_LIMIT_CODES:
+    kind = failure_kind(status, code)
+    if kind == USER_LIMITED:
         metrics.count(m.USER_LIMITED, code=str(code))
-        return
-    if status == 429:
+    elif kind == CAPACITY:
         metrics.count(m.CAPACITY_REJECTED, 1.0, **dimensions)
-    elif status >= 500:
+    elif kind == GATEWAY_FAULT:
         metrics.count(m.USER_VISIBLE_ERRORS, 1.0, **dimensions)
 
 

@@ -5,6 +5,10 @@ Table conventions are the state table's (`state/dynamodb.py`): partition key `pk
 status just written must be what the next GET sees), UpdateItem (claim, finish, expire). The
 client variable is `client` on purpose: tests/unit/test_template.py derives the functions'
 DynamoDB permissions from the `client.<operation>(` calls in the layer.
+
+The creator (`user`, `key_id`) is written when the job is created and never changed. Items
+written before creators were recorded have neither and read as the static user's (`Job`'s
+defaults), as such a job was run before: as `static`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from llm_gateway.api.auth import STATIC_USER
 from llm_gateway.jobs.store import Finish, Job, JobStoreUnavailable, job_pk
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -30,6 +35,8 @@ def _encode(job: Job) -> dict[str, Any]:
         "request": {"S": json.dumps(job.request)},
         "gateway": {"S": json.dumps(job.gateway)},
         "result_in_store": {"BOOL": job.result_in_store},
+        "user": {"S": job.user},
+        "key_id": {"S": job.key_id},
     }
     for name in ("runner", "result", "result_type"):
         value = getattr(job, name)
@@ -59,6 +66,8 @@ def _decode(item: dict[str, Any]) -> Job:
         result_in_store=bool(item.get("result_in_store", {}).get("BOOL", False)),
         error=json.loads(error) if error else None,
         gateway=json.loads(text("gateway") or "{}"),
+        user=text("user") or STATIC_USER,
+        key_id=text("key_id") or STATIC_USER,
     )
 
 

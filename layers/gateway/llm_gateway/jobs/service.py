@@ -1,12 +1,16 @@
 """`POST /v1/audio/jobs`, `GET /v1/audio/jobs/{id}` and the job runner, over a `JobStore`.
 
-Submit checks the upload exists (a 404 now beats a failed job later), writes the job `queued`
-and launches its run; a launch that fails marks the job failed and answers 503. The runner
-claims the job (only one runner ever does), transcribes with the job transcriber (the same
-façade, so the same failover, with the job path's longer deadline), and records the answer: its
-body (JSON parsed back for the API) or, when too large for a DynamoDB item, in the object store.
-Reading a job whose lease is over (its run never came, or died with Lambda's timeout) records
-it failed, so no job stays `queued` or `running` forever.
+Submit checks the upload exists and is the caller's own (a 404 now beats a failed job later),
+writes the job `queued` with its creator (the caller's user and key id) and launches its run; a
+launch that fails marks the job failed and answers 503. Only the creator's user reads a job (an
+admin key reads any: operators look into a user's failed job); to anyone else it is the same 404
+`job_not_found` as an unknown id. The runner claims the job (only one runner ever does), resolves
+its creator's key as it stands now (`jobs/callers.py`: revoked → the job fails), transcribes the
+creator's upload with the job transcriber as that caller (the same façade, so the same failover,
+limits, budgets, allow-list and usage ledger as a request, with the job path's longer deadline),
+and records the answer: its body (JSON parsed back for the API) or, when too large for a
+DynamoDB item, in the object store. Reading a job whose lease is over (its run never came, or
+died with Lambda's timeout) records it failed, so no job stays `queued` or `running` forever.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from llm_gateway.api.audio_schemas import TranscriptionJobRequest
+from llm_gateway.api.auth import Caller
 from llm_gateway.api.errors import GatewayError, NotFound
+from llm_gateway.jobs.callers import CallerResolver
 from llm_gateway.jobs.launcher import JobLauncher
 from llm_gateway.jobs.store import Finish, Job, JobStore, JobStoreUnavailable
 from llm_gateway.transcription.gateway import TranscriptionOutcome
@@ -42,35 +48,36 @@ def job_not_found(job_id: str) -> NotFound:
 
 class JobService:
     def __init__(self, store: JobStore, launcher: JobLauncher, uploads: Uploads,
-                 transcriber: Callable[[], TranscriberLike], *, ttl_s: int, job_deadline_s: float,
-                 wall: Callable[[], float] = time.time) -> None:
+                 transcriber: Callable[[], TranscriberLike], callers: CallerResolver, *, ttl_s: int,
+                 job_deadline_s: float, wall: Callable[[], float] = time.time) -> None:
         self.store = store
         self.launcher = launcher
         self.uploads = uploads
         self._transcriber = transcriber  # built on first use: only job runs need it
+        self.callers = callers  # who a job runs as: its creator's key, read again at run time
         self.ttl_s = ttl_s
         self.lease_s = job_deadline_s + LEASE_MARGIN_S
         self.wall = wall
 
     # --- API ----------------------------------------------------------------------------------
-    def submit(self, request: TranscriptionJobRequest, *, function: str | None) -> dict[str, Any]:
+    def submit(self, request: TranscriptionJobRequest, *, caller: Caller, function: str | None) -> dict[str, Any]:
         try:
-            return self._submit(request, function)
+            return self._submit(request, caller, function)
         except JobStoreUnavailable as exc:
             raise _store_unavailable() from exc
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str, *, caller: Caller) -> dict[str, Any]:
         try:
-            return self._get(job_id)
+            return self._get(job_id, caller)
         except JobStoreUnavailable as exc:
             raise _store_unavailable() from exc
 
-    def _submit(self, request: TranscriptionJobRequest, function: str | None) -> dict[str, Any]:
-        self.uploads.check(request.file_id)
+    def _submit(self, request: TranscriptionJobRequest, caller: Caller, function: str | None) -> dict[str, Any]:
+        self.uploads.check(request.file_id, user=caller.user)
         now = self.wall()
         job = Job(id=new_id(JOB_PREFIX), status="queued", created_at=now, updated_at=now,
                   lease_until=now + QUEUE_S, expires_at=self._expiry(now),
-                  request=request.model_dump(mode="json"))
+                  request=request.model_dump(mode="json"), user=caller.user, key_id=caller.key_id)
         self.store.create(job)
         try:
             self.launcher.launch(job.id, function)
@@ -83,12 +90,12 @@ class JobService:
             raise error from None
         return self.view(job)
 
-    def _get(self, job_id: str) -> dict[str, Any]:
+    def _get(self, job_id: str, caller: Caller) -> dict[str, Any]:
         if not is_id(job_id, JOB_PREFIX):
             raise job_not_found(job_id)
         now = self.wall()
         job = self.store.get(job_id, now)
-        if job is None:
+        if job is None or not (job.user == caller.user or caller.admin):
             raise job_not_found(job_id)
         if not job.finished and job.lease_until <= now:
             self.store.expire(job_id, _lost(job).body()["error"], now, self._expiry(now))
@@ -140,9 +147,10 @@ class JobService:
     def _transcribe(self, job: Job, remaining_s: float | None) -> Finish:
         try:
             request = TranscriptionJobRequest.model_validate(job.request)
-            audio = self.uploads.audio(request.file_id)
+            caller = self.callers.resolve(job.user, job.key_id)
+            audio = self.uploads.audio(request.file_id, user=job.user)
             answer = self._transcriber().transcribe(request.transcription(), audio, translate=request.translate,
-                                                    request_id=job.id, remaining_s=remaining_s)
+                                                    request_id=job.id, remaining_s=remaining_s, caller=caller)
         except GatewayError as exc:
             return Finish(status="failed", error=exc.body()["error"])
         except Exception:

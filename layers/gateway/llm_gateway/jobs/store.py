@@ -8,6 +8,10 @@ runners can never both run one job and a stale runner cannot overwrite a newer o
 - `expire`: queued or running whose lease is over → failed (the runner never came, or died:
   Lambda timeouts and crashes run no `finally`). The API calls it when it reads such a job.
 
+A job records who created it (`user`, `key_id`: the submitting caller's user and key id, never
+the key): only that user reads it, and it runs as that key's current record (`jobs/callers.py`).
+Jobs recorded before creators were have neither, and count as the static user's (`static`).
+
 The item is `job#<id>` in the state table, TTL attribute `expires_at` (reset on every change);
 reads check `expires_at` themselves because TTL deletion is lazy. Time is passed in.
 """
@@ -17,6 +21,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
+
+from llm_gateway.api.auth import STATIC_USER
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 JOB_PK_PREFIX = "job#"
@@ -45,6 +51,8 @@ class Job:
     result_in_store: bool = False  # the body is in the object store (too large for an item)
     error: dict[str, Any] | None = None  # OpenAI's error object
     gateway: dict[str, str] = field(default_factory=dict)  # who answered: the x-gateway-* headers
+    user: str = STATIC_USER  # who created it (its reader, and whose limits, budgets and ledger it runs on)
+    key_id: str = STATIC_USER  # the key it was created with (resolved again when it runs)
 
     @property
     def finished(self) -> bool:

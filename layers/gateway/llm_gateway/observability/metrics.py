@@ -50,9 +50,18 @@ CAPACITY_REJECTED = "CapacityRejected"
 REQUEST_COST_USD = "RequestCostUSD"  # per served chat request, 0 included: its average is cost per request
 REQUEST_LATENCY_MS = "RequestLatencyMs"  # a chat answer sent whole (not streamed live), served or failed
 ROLLOUT_PERCENT = "RolloutPercent"  # the percentage a container read from the flag, at each read
+# At 100 % (no baseline cohort left): the gateway cohort's last hour against the same hour a week
+# before, published by the trailing-week function (rollout/trailing_week.py) for TrailingWeekAlarm.
+COST_INCREASE_VS_LAST_WEEK_PERCENT = "CostIncreaseVsLastWeekPercent"
+LATENCY_VS_LAST_WEEK_RATIO = "LatencyVsLastWeekRatio"
 # Every provider call (dimensions provider, outcome: ok | failed | limited | refused), so a
 # provider's error rate is failed / (ok + failed): ProviderErrors says why, this says how often.
 PROVIDER_ATTEMPTS = "ProviderAttempts"
+# --- transcription (the transcribe function): its own series, so chat's cohort alarms read chat
+# alone. Every transcription request once, by outcome (TRANSCRIPTION_OUTCOMES); the audio seconds
+# each served one billed, by provider and tier (free | paid).
+TRANSCRIPTION_REQUESTS = "TranscriptionRequests"
+AUDIO_SECONDS_SERVED = "AudioSecondsServed"
 
 # Emitted but read by no dashboard panel and no alarm: name → why. Every metric has a panel
 # today; a metric added for logs or ad-hoc queries only goes here, with its reason.

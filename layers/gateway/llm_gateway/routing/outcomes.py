@@ -24,7 +24,7 @@ from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.planner import PlanStep
 from llm_gateway.state.metering import CALLER_SCOPE, REQUESTS, USD_MICROS, Amounts
-from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, worth_recording
+from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, window_near_miss, worth_recording
 from llm_gateway.state.shared import Reservation, SharedState
 
 LOG = logging.getLogger("llm_gateway.routing")
@@ -67,12 +67,17 @@ class Outcomes:
         except Exception:
             LOG.warning("state write failed: %s", what, exc_info=True)
 
-    def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float, *, deadline: Deadline | None = None) -> None:
+    def headers(self, step: PlanStep, info: RateLimitInfo | None, now: float, *, deadline: Deadline | None = None,
+                near_own_limit: bool = False) -> None:
+        """`near_own_limit`: the gateway's own count of a window says near miss (one data point
+        per attempt, whichever of the two views saw it)."""
         if info is None or info.is_empty:
+            if near_own_limit:
+                self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
             return
         if worth_recording(info) and not _gone(deadline, "record_headers"):
             self.guarded("record_headers", self.state.record_headers, step.key, info, now)
-        if near_miss(info):
+        if near_own_limit or near_miss(info):
             self.metrics.count(m.RATE_LIMIT_NEAR_MISS, provider=step.key.provider, model=step.key.model)
         exhausted = cooldown_from_headers(info, now)
         if exhausted is not None:
@@ -85,7 +90,8 @@ class Outcomes:
         if actual is not None:
             self.guarded("reconcile", self.state.reconcile, reservation, actual, now)
             self._budget_warnings(step, actual)
-        self.headers(step, info, now, deadline=deadline)
+        near = window_near_miss(step.usages, reservation.amounts if actual is None else actual)
+        self.headers(step, info, now, deadline=deadline, near_own_limit=near)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
         self.metrics.count(m.PROVIDER_ATTEMPTS, provider=step.key.provider, outcome=OK)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
-from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts, WindowUsage
+from llm_gateway.state.metering import PROVIDER_SCOPE, REQUESTS, TOKENS, Amounts, WindowUsage
 
 MAX_COOLDOWN_S = 86_400.0
+NEAR_MISS_SHARE = 0.1  # a window left with less than this share of a limit is a near miss
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +110,27 @@ def cooldown_from_headers(info: RateLimitInfo, now: float) -> Cooldown | None:
     return Cooldown(until=now + seconds, reason=f"headers: limit exhausted, resets in {seconds:.1f}s")
 
 
-def near_miss(info: RateLimitInfo, fraction: float = 0.1) -> bool:
+def near_miss(info: RateLimitInfo, fraction: float = NEAR_MISS_SHARE) -> bool:
     """Remaining below `fraction` of the limit (feeds the RateLimitNearMiss metric)."""
     pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
     return any(rem is not None and lim and rem < lim * fraction for rem, lim in pairs)
+
+
+def window_near_miss(usages: Sequence[WindowUsage], amounts: Amounts, fraction: float = NEAR_MISS_SHARE) -> bool:
+    """A provider's window (as the gateway counts it) left with less than `fraction` of some
+    unit once `amounts` are added: the near miss that providers sending no rate-limit headers
+    (Gemini, Cohere) never report. `usages` are the windows the attempt reserved in, as read for
+    it; a caller's own windows are budgets, reported apart (`BudgetWarnings`)."""
+    for usage in usages:
+        if usage.meter.scope != PROVIDER_SCOPE:
+            continue
+        for unit, ceiling in usage.meter.limit.maxima.items():
+            if ceiling <= 0:
+                continue
+            counted = usage.used.get(unit, 0) + usage.carried.get(unit, 0) + amounts.get(unit, 0)
+            if ceiling - counted < ceiling * fraction:
+                return True
+    return False
 
 
 def worth_recording(info: RateLimitInfo, fraction: float = 0.5) -> bool:

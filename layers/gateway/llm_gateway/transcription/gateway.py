@@ -14,7 +14,14 @@ from typing import Any
 from llm_gateway.api.audio_schemas import TranscriptionRequest
 from llm_gateway.api.auth import Caller, authenticate
 from llm_gateway.api.errors import GatewayError
-from llm_gateway.api.served import count_failure, count_served, log_served, served_headers
+from llm_gateway.api.served import (
+    GATEWAY_FAULT,
+    USER_LIMITED,
+    count_served,
+    failure_kind,
+    log_served,
+    served_headers,
+)
 from llm_gateway.audio import check_duration, probe
 from llm_gateway.compose import Core, build_core, build_transcription
 from llm_gateway.config import Settings
@@ -49,6 +56,9 @@ class TranscriptionOutcome:
     content_type: str
 
 
+SERVED = "served"  # the other TranscriptionRequests outcomes are `api.served.failure_kind`'s
+
+
 class Transcriber:
     def __init__(self, core: Core, router: TranscriptionRouter) -> None:
         self.core = core
@@ -65,9 +75,25 @@ class Transcriber:
         """`remaining_s`: what the Lambda invocation has left (None outside Lambda); the deadline
         is the configured one cut to it (jobs build their façade with their own, longer one).
         `caller`: who asked (their limits, budgets and usage ledger); None = a static key."""
+        try:
+            outcome = self._transcribe(request, audio, translate=translate, request_id=request_id,
+                                       remaining_s=remaining_s, caller=caller)
+        except GatewayError as exc:
+            kind = failure_kind(exc.status, exc.code)
+            if kind == USER_LIMITED:
+                self.metrics.count(m.USER_LIMITED, code=str(exc.code))
+            self.metrics.count(m.TRANSCRIPTION_REQUESTS, outcome=kind)
+            raise
+        except Exception:
+            self.metrics.count(m.TRANSCRIPTION_REQUESTS, outcome=GATEWAY_FAULT)
+            raise
+        self.metrics.count(m.TRANSCRIPTION_REQUESTS, outcome=SERVED)
+        return outcome
+
+    def _transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
+                    remaining_s: float | None, caller: Caller | None) -> TranscriptionOutcome:
         retry = self.core.runner.retry
         deadline = retry.deadline(request_budget(retry.settings.deadline_s, remaining_s))
-        self.metrics.count(m.REQUESTS)
         info = probe(audio.data)
         check_duration(info, self.settings.max_audio_s)
         call = TranscriptionCall(
@@ -80,10 +106,11 @@ class Transcriber:
         try:
             routed = self.router.transcribe(request, call, deadline, limits=limits)
         except GatewayError as exc:
-            count_failure(self.metrics, exc.status, exc.code)
             self.logger.warning("transcription failed", extra={"status": exc.status, "code": exc.code})
             raise
         count_served(self.metrics, routed.provider, routed.free, routed.cost_usd)
+        self.metrics.count(m.AUDIO_SECONDS_SERVED, routed.billed_s, provider=routed.provider,
+                           tier="free" if routed.free else "paid")
         served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
                                routed.transcript.input_tokens or 0, routed.transcript.output_tokens or 0,
                                routed.billed_s)

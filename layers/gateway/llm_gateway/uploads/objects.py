@@ -1,11 +1,15 @@
 """Where uploaded audio (and large job results) live: a small protocol, S3 behind it in AWS.
 
-`presign_put` answers a URL the client PUTs the bytes to, with the size, the content type and
-the announced size signed in (S3 refuses any other size); `read` gives the bytes back only if
-they are what was announced and not older than `max_age_s` (the bucket's lifecycle deletes
-them within a day, lazily, so the age is checked here too); `presign_get` lends a provider a URL
-to fetch them itself; `delete` removes them after use. `MemoryAudioObjects` is the same contract
-in memory, for tests: `complete_upload` plays the client's PUT, refusing what S3 would.
+`presign_put` answers a URL the client PUTs the bytes to, with the size, the content type, the
+announced size and the owner (the user who asked for the URL) signed in (S3 refuses any other
+size, and the client cannot name another owner); `read` gives the bytes back, with their owner,
+only if they are what was announced and not older than `max_age_s` (the bucket's lifecycle
+deletes them within a day, lazily, so the age is checked here too); `owner` answers whose an
+uploaded object is (`ObjectMissing` if none is there); `presign_get` lends a provider a URL to
+fetch them itself; `delete` removes them after use. An object with no owner recorded (uploaded
+before owners were) has owner None: `uploads/service.py` lets no one use it. `MemoryAudioObjects`
+is the same contract in memory, for tests: `complete_upload` plays the client's PUT, refusing
+what S3 would.
 """
 
 from __future__ import annotations
@@ -46,10 +50,12 @@ class StoredAudio:
     data: bytes = field(repr=False)
     filename: str
     content_type: str
+    owner: str | None  # the user who created the upload; None: recorded before owners were
 
 
 class AudioObjects(Protocol):
-    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut: ...
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
+                    owner: str) -> PresignedPut: ...
 
     def read(self, object_id: str, *, max_bytes: int) -> StoredAudio: ...
 
@@ -57,7 +63,10 @@ class AudioObjects(Protocol):
 
     def delete(self, object_id: str) -> None: ...
 
-    def exists(self, object_id: str) -> bool: ...
+    def owner(self, object_id: str) -> str | None:
+        """Whose uploaded object this is (None: no owner recorded); `ObjectMissing` if none is
+        there, or it is older than `max_age_s`."""
+        ...
 
     def put_result(self, job_id: str, data: bytes, content_type: str) -> None: ...
 
@@ -69,6 +78,7 @@ class _Announced:
     size: int
     content_type: str
     filename: str
+    owner: str | None
     url_expires_at: float
     data: bytes | None = None
     stored_at: float = 0.0
@@ -85,10 +95,11 @@ class MemoryAudioObjects:
         self._results: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut:
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
+                    owner: str) -> PresignedPut:
         expires_at = int(self._wall()) + self._url_ttl_s
         with self._lock:
-            self._objects[object_id] = _Announced(size, content_type, filename, expires_at)
+            self._objects[object_id] = _Announced(size, content_type, filename, owner, expires_at)
         headers = {"Content-Type": content_type, "Content-Length": str(size)}
         return PresignedPut(f"memory://{UPLOAD_PREFIX}{object_id}", headers, expires_at)
 
@@ -109,7 +120,7 @@ class MemoryAudioObjects:
             raise ObjectMissing(object_id)
         if len(announced.data) > min(announced.size, max_bytes):
             raise ObjectRejected(f"{len(announced.data)} bytes stored, {announced.size} announced")
-        return StoredAudio(announced.data, announced.filename, announced.content_type)
+        return StoredAudio(announced.data, announced.filename, announced.content_type, announced.owner)
 
     def presign_get(self, object_id: str) -> str:
         return f"memory://{UPLOAD_PREFIX}{object_id}?download"
@@ -118,10 +129,18 @@ class MemoryAudioObjects:
         with self._lock:
             self._objects.pop(object_id, None)
 
-    def exists(self, object_id: str) -> bool:
+    def owner(self, object_id: str) -> str | None:
         with self._lock:
             announced = self._objects.get(object_id)
-        return announced is not None and announced.data is not None
+        if announced is None or announced.data is None or self._wall() - announced.stored_at > self._max_age_s:
+            raise ObjectMissing(object_id)
+        return announced.owner
+
+    def put_legacy(self, object_id: str, data: bytes, content_type: str, *, filename: str) -> None:
+        """An object as uploads made before owners were recorded left it (tests): no owner."""
+        with self._lock:
+            self._objects[object_id] = _Announced(len(data), content_type, filename, None, self._wall(), data,
+                                                  self._wall())
 
     def put_result(self, job_id: str, data: bytes, content_type: str) -> None:
         with self._lock:

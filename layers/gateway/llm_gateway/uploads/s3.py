@@ -1,8 +1,10 @@
 """`AudioObjects` on S3: presigned PUT/GET URLs (SigV4), the announced size signed into the PUT.
 
-The PUT URL signs `Content-Length`, `Content-Type` and two metadata headers (`x-amz-meta-
-announced-bytes`, `x-amz-meta-filename`), so a client can upload exactly the bytes it announced
-and nothing else: another size, type or name breaks the signature. `read` checks the stored
+The PUT URL signs `Content-Length`, `Content-Type` and three metadata headers (`x-amz-meta-
+announced-bytes`, `x-amz-meta-filename`, `x-amz-meta-owner`), so a client can upload exactly the
+bytes it announced, as the user who asked for the URL, and nothing else: another size, type, name
+or owner breaks the signature (S3 refuses a signed request carrying a metadata header the
+signature does not cover, so one cannot be added either). `read` checks the stored
 size against the announced one anyway (defence in depth) and refuses objects older than the
 bucket's lifecycle (S3 expires them lazily). The client variable is `s3`, never `client`: the
 template test derives the DynamoDB actions from `client.<operation>(` calls in the layer.
@@ -52,26 +54,33 @@ class S3AudioObjects:
         self._max_age_s = max_age_s
         self._wall = wall
 
-    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str) -> PresignedPut:
-        name = quote(filename, safe="")
+    def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
+                    owner: str) -> PresignedPut:
+        name, who = quote(filename, safe=""), quote(owner, safe="")
         url = self._call(
             self._s3.generate_presigned_url, ClientMethod="put_object",
             Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id, "ContentLength": size,
-                    "ContentType": content_type, "Metadata": {"announced-bytes": str(size), "filename": name}},
+                    "ContentType": content_type,
+                    "Metadata": {"announced-bytes": str(size), "filename": name, "owner": who}},
             ExpiresIn=self._url_ttl_s,
         )
         headers = {"Content-Type": content_type, "Content-Length": str(size),
-                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name}
+                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who}
         return PresignedPut(url, headers, int(self._wall()) + self._url_ttl_s)
 
-    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
-        key = UPLOAD_PREFIX + object_id
-        head = self._call(self._s3.head_object, Bucket=self._bucket, Key=key)
-        metadata = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        size, announced = int(head["ContentLength"]), int(metadata.get("announced-bytes", -1))
+    def _head(self, object_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The object's HEAD and its metadata (lower-case names); `ObjectMissing` past `max_age_s`."""
+        head = self._call(self._s3.head_object, Bucket=self._bucket, Key=UPLOAD_PREFIX + object_id)
+        metadata = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
         modified = head.get("LastModified")
         if modified is not None and self._wall() - modified.timestamp() > self._max_age_s:
             raise ObjectMissing(object_id)
+        return head, metadata
+
+    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
+        key = UPLOAD_PREFIX + object_id
+        head, metadata = self._head(object_id)
+        size, announced = int(head["ContentLength"]), int(metadata.get("announced-bytes", -1))
         if size != announced or size > max_bytes:
             raise ObjectRejected(f"{size} bytes stored, {announced} announced, {max_bytes} at most")
         body = self._call(self._s3.get_object, Bucket=self._bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"]
@@ -79,7 +88,7 @@ class S3AudioObjects:
         if len(data) != size:
             raise ObjectRejected(f"{len(data)} bytes read, {size} expected")
         content_type = str(head.get("ContentType") or "application/octet-stream")
-        return StoredAudio(data, unquote(metadata.get("filename", "")) or "audio", content_type)
+        return StoredAudio(data, unquote(metadata.get("filename", "")) or "audio", content_type, _owner(metadata))
 
     def presign_get(self, object_id: str) -> str:
         return str(self._call(
@@ -90,12 +99,8 @@ class S3AudioObjects:
     def delete(self, object_id: str) -> None:
         self._call(self._s3.delete_object, Bucket=self._bucket, Key=UPLOAD_PREFIX + object_id)
 
-    def exists(self, object_id: str) -> bool:
-        try:
-            self._call(self._s3.head_object, Bucket=self._bucket, Key=UPLOAD_PREFIX + object_id)
-        except ObjectMissing:
-            return False
-        return True
+    def owner(self, object_id: str) -> str | None:
+        return _owner(self._head(object_id)[1])
 
     def put_result(self, job_id: str, data: bytes, content_type: str) -> None:
         self._call(self._s3.put_object, Bucket=self._bucket, Key=RESULT_PREFIX + job_id, Body=data,
@@ -116,3 +121,9 @@ class S3AudioObjects:
             raise StorageUnavailable(f"S3 {error.get('Code', 'error')}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from exc
+
+
+def _owner(metadata: dict[str, str]) -> str | None:
+    """The signed `x-amz-meta-owner` (None: an object uploaded before owners were recorded)."""
+    raw = metadata.get("owner")
+    return unquote(raw) if raw else None

@@ -1,8 +1,12 @@
 """Uploads as the API sees them: announce → presigned PUT; `file_id` → the audio, then deletion.
 
-Errors come out as the gateway's own: an unknown, expired, unfinished or malformed id is a 404
-`file_not_found`; an object that is not what was announced is a 400; an unreachable store is a
-503 (retryable). Nothing here knows S3: it speaks `AudioObjects`.
+Every upload belongs to the user who created it (`Caller.user`, signed into the upload URL), and
+only that user can use it: another user's id is the same 404 `file_not_found` as an unknown,
+expired, unfinished or malformed one, so an id never reveals that an upload exists. The static
+keys are one user (`static`): they share their uploads. An object with no owner recorded (uploaded
+before owners were; the bucket deletes it within a day) belongs to no one: 404 for every caller.
+An object that is not what was announced is a 400; an unreachable store is a 503 (retryable).
+Nothing here knows S3: it speaks `AudioObjects`.
 """
 
 from __future__ import annotations
@@ -45,35 +49,43 @@ class Uploads:
             raise not_configured()
         return self.objects
 
-    def create(self, request: UploadRequest) -> dict[str, Any]:
-        """`POST /v1/audio/uploads`: an id and a URL to PUT exactly `request.bytes` bytes to."""
+    def create(self, request: UploadRequest, *, owner: str) -> dict[str, Any]:
+        """`POST /v1/audio/uploads`: an id and a URL to PUT exactly `request.bytes` bytes to, as `owner`."""
         if request.bytes > self.max_upload_bytes:
             raise PayloadTooLarge(f"Uploads are limited to {self.max_upload_bytes} bytes; {request.bytes} announced.",
                                   param="bytes", code="upload_too_large")
         store, file_id = self._store(), new_id(FILE_PREFIX)
         try:
-            put = store.presign_put(file_id, request.bytes, request.content_type, filename=request.filename)
+            put = store.presign_put(file_id, request.bytes, request.content_type, filename=request.filename,
+                                    owner=owner)
         except StorageUnavailable as exc:
             raise storage_unavailable() from exc
         return {"id": file_id, "object": "upload", "upload_url": put.url, "method": "PUT", "headers": put.headers,
                 "expires_at": put.expires_at, "bytes": request.bytes, "filename": request.filename}
 
-    def check(self, file_id: str) -> None:
-        """404 now, rather than a failed job later, for an id that names no uploaded file."""
-        try:
-            found = is_id(file_id, FILE_PREFIX) and self._store().exists(file_id)
-        except StorageUnavailable as exc:
-            raise storage_unavailable() from exc
-        if not found:
-            raise file_not_found(file_id)
-
-    def audio(self, file_id: str) -> AudioInput:
-        """The uploaded bytes, with a presigned GET URL of them for providers that fetch audio."""
+    def check(self, file_id: str, *, user: str) -> None:
+        """404 now, rather than a failed job later, for an id that names no file `user` uploaded."""
         if not is_id(file_id, FILE_PREFIX):
             raise file_not_found(file_id)
+        try:
+            owner = self._store().owner(file_id)
+        except ObjectMissing:
+            raise file_not_found(file_id) from None
+        except StorageUnavailable as exc:
+            raise storage_unavailable() from exc
+        if not _owned_by(owner, user):
+            raise file_not_found(file_id)
+
+    def audio(self, file_id: str, *, user: str) -> AudioInput:
+        """The bytes `user` uploaded, with a presigned GET URL of them for providers that fetch
+        audio. The owner is checked first, so nothing about another user's object (not even that
+        it is not what was announced) shows, and checked again on what was read."""
+        self.check(file_id, user=user)
         store = self._store()
         try:
             stored = store.read(file_id, max_bytes=self.max_upload_bytes)
+            if not _owned_by(stored.owner, user):
+                raise ObjectMissing(file_id)
             url = store.presign_get(file_id)
         except ObjectMissing:
             raise file_not_found(file_id) from None
@@ -92,3 +104,8 @@ class Uploads:
             self.objects.delete(file_id)
         except StorageUnavailable:
             LOG.warning("could not delete an used upload; the bucket lifecycle will", extra={"file_id": file_id})
+
+
+def _owned_by(owner: str | None, user: str) -> bool:
+    """An upload is `user`'s only if it says so; one with no owner recorded is no one's."""
+    return owner is not None and owner == user

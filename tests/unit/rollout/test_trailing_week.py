@@ -1,0 +1,93 @@
+"""The trailing-week trigger at 100 %: the gateway cohort's last hour against the same hour a
+week before, read from CloudWatch (moto) and published for `TrailingWeekAlarm`."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from llm_gateway.observability import metrics as m
+from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.rollout.trailing_week import HOUR, WEEK, CloudWatchAverages, compare, run
+
+NOW = datetime(2026, 12, 8, 15, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[3]
+
+
+class Hours:
+    """`Averages` from fixed figures: this hour's and last week's, per metric and statistic."""
+
+    def __init__(self, now: dict[str, float | None], week_ago: dict[str, float | None]) -> None:
+        self.hours = {NOW - HOUR: now, NOW - WEEK - HOUR: week_ago}
+
+    def statistic(self, metric: str, dimensions: dict[str, str], stat: str,
+                  start: datetime, end: datetime) -> float | None:
+        assert end - start == HOUR
+        if metric != m.ROLLOUT_PERCENT:
+            assert dimensions == {"cohort": "gateway"} and stat == "Average"
+        return self.hours[start].get(metric)
+
+
+def figures(rollout: float | None = 100.0, cost: float | None = 0.01, latency: float | None = 800.0) -> dict:
+    return {m.ROLLOUT_PERCENT: rollout, m.REQUEST_COST_USD: cost, m.REQUEST_LATENCY_MS: latency}
+
+
+def test_cost_and_latency_are_compared_with_the_same_hour_a_week_before() -> None:
+    found = compare(Hours(figures(cost=0.016, latency=2000.0), figures(cost=0.01, latency=800.0)), NOW)
+    assert found is not None
+    assert found.cost_increase_percent == pytest.approx(60.0) and found.latency_ratio == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(("now", "week_ago"), [
+    (figures(rollout=25.0), figures()),  # still rolling out: the cohort alarms judge
+    (figures(), figures(rollout=5.0)),  # a week ago the gateway cohort was other users
+    (figures(), figures(rollout=None)),  # no chat traffic read the flag then
+])
+def test_nothing_is_compared_unless_the_rollout_was_at_100_percent_in_both_hours(now: dict, week_ago: dict) -> None:
+    metrics = RecordingMetrics()
+    assert run(Hours(now, week_ago), metrics, NOW) == {
+        "compared": False, "reason": "the rollout was not at 100 % throughout both hours"}
+    assert metrics.records == []
+
+
+def test_a_week_ago_with_no_cost_publishes_latency_only() -> None:
+    metrics = RecordingMetrics()
+    run(Hours(figures(cost=0.002), figures(cost=0.0)), metrics, NOW)
+    assert [r.name for r in metrics.records] == [m.LATENCY_VS_LAST_WEEK_RATIO]
+    assert metrics.total(m.LATENCY_VS_LAST_WEEK_RATIO) == pytest.approx(1.0)
+
+
+@mock_aws
+def test_cloudwatch_averages_read_the_gateway_cohort_series_of_each_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through moto's GetMetricData, the series the chat function emits (EMF: `service` plus
+    `cohort`), at this hour and at the same hour a week before; then the handler itself."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    service = {"Name": "service", "Value": "llm-gateway"}
+    cohort = [service, {"Name": "cohort", "Value": "gateway"}]
+    for at, cost, latency in ((NOW - timedelta(minutes=30), 0.02, 900.0),
+                              (NOW - WEEK - timedelta(minutes=30), 0.01, 1000.0)):
+        cloudwatch.put_metric_data(Namespace=m.NAMESPACE, MetricData=[
+            {"MetricName": m.ROLLOUT_PERCENT, "Dimensions": [service], "Timestamp": at, "Value": 100.0},
+            {"MetricName": m.REQUEST_COST_USD, "Dimensions": cohort, "Timestamp": at, "Value": cost},
+            {"MetricName": m.REQUEST_COST_USD, "Dimensions": cohort, "Timestamp": at, "Value": cost},
+            {"MetricName": m.REQUEST_LATENCY_MS, "Dimensions": cohort, "Timestamp": at, "Value": latency},
+            # the baseline cohort's figures must not be read
+            {"MetricName": m.REQUEST_COST_USD, "Dimensions": [service, {"Name": "cohort", "Value": "baseline"}],
+             "Timestamp": at, "Value": 5.0},
+        ])
+    found = compare(CloudWatchAverages(cloudwatch), NOW)
+    assert found is not None
+    assert found.cost_increase_percent == pytest.approx(100.0) and found.latency_ratio == pytest.approx(0.9)
+
+    spec = importlib.util.spec_from_file_location("trailing_week_app", REPO / "functions" / "trailing_week" / "app.py")
+    assert spec is not None and spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    answer = app.lambda_handler({"time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "detail-type": "Scheduled Event"}, None)
+    assert answer == {"compared": True, "cost_increase_percent": pytest.approx(100.0), "latency_ratio": pytest.approx(0.9)}
