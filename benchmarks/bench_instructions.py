@@ -1,0 +1,122 @@
+"""Instruction counts (valgrind), for when a shared machine's timings cannot separate an effect.
+
+Exact and repeatable, unlike wall time on a loaded 2-core machine: each figure is the number of
+instructions valgrind (`--tool=cachegrind --cache-sim=no`) counts in a fresh interpreter, with
+`PYTHONHASHSEED=0` so set and dict orders (and so the count) do not vary between runs.
+
+- `cold` (default): the children of `bench_cold_start.py` (baseline, chat handler with memory
+  state, with a DynamoDB state table, with the table and both secrets), each run once to warm its
+  bytecode and once under valgrind; printed with their ratio to the baseline. Honours
+  `BENCH_COLD_AS_LAMBDA` / `BENCH_COLD_PYTHON` as that benchmark does.
+- `request`: instructions per request of `bench_overhead.py`'s rows (the bare adapter + engine
+  call, the gateway pinned and `auto`): a process serving 60 warm-up requests and then N more,
+  less one serving the warm-up only, divided by N.
+
+Needs valgrind on the PATH: `.venv/bin/python -m benchmarks.bench_instructions [cold|request]`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import bench_cold_start as cold
+
+ROOT = Path(__file__).resolve().parent.parent
+VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+REQUESTS = int(os.environ.get("BENCH_INSTRUCTIONS_REQUESTS", "400"))
+
+PER_REQUEST = """
+import contextlib, os, sys
+sys.path.insert(0, {root!r})
+import httpx
+from benchmarks import bench_overhead as b
+from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.config import load_settings
+from llm_gateway.gateway import build_gateway
+from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.providers.engine import ProviderEngine
+client = httpx.Client(transport=b._recorded_transport())
+env = {{"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}
+gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
+caller = gateway.authenticate(f"Bearer {{b.CLIENT_KEY}}")
+adapter = gateway.router.adapters.current().adapters["openai"]
+engine = ProviderEngine(client)
+request = ChatCompletionRequest.model_validate(b.BODY)
+rows = {{"bare": lambda: engine.complete(adapter, request, "gpt-4o-mini", 10),
+        "pinned": lambda: gateway.chat(ChatCompletionRequest.model_validate(b.BODY), caller, "b"),
+        "auto": lambda: gateway.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b")}}
+serve = rows[{row!r}]
+with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+    for _ in range(60 + {n}):
+        serve()
+"""
+
+
+def instructions(command: list[str], env: dict[str, str]) -> int:
+    done = subprocess.run([*VALGRIND, *command], capture_output=True, text=True, env=env, cwd=ROOT)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"valgrind run failed:\n{done.stderr[-3000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def _script(code: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as file:
+        file.write(code)
+    return file.name
+
+
+def cold_start() -> None:
+    baseline, gateway = cold._scripts()
+    rows = {cold.BASELINE_ROW: (baseline, {}), cold.MEMORY_ROW: (gateway, {})}
+    dynamo = cold._start_dynamodb()
+    secrets, secret_env = cold._start_secrets()
+    table = {"LLM_GATEWAY_STATE_TABLE": dynamo.table_name, "LLM_GATEWAY_DYNAMODB_ENDPOINT": dynamo.endpoint_url,
+             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+             "AWS_DEFAULT_REGION": "us-east-1"}
+    rows[cold.DYNAMODB_ROW] = (gateway, table)
+    rows[cold.PRODUCTION_ROW] = (gateway, {**table, **secret_env})
+    python = [cold.AS_LAMBDA_PYTHON, "-S"] if cold.AS_LAMBDA_PATH else [sys.executable]
+    counts: dict[str, int] = {}
+    try:
+        for name, (code, extra) in rows.items():
+            env = {**cold._child_env(extra), "PYTHONHASHSEED": "0"}
+            path = _script(code)
+            subprocess.run([*python, path], capture_output=True, env=env, cwd=ROOT, check=True)  # warm bytecode
+            counts[name] = instructions([*python, path], env)
+    finally:
+        dynamo.stop()
+        secrets.stop()
+    where = f" as Lambda: {cold.AS_LAMBDA_PYTHON} on {cold.AS_LAMBDA_PATH}" if cold.AS_LAMBDA_PATH else ""
+    print(f"\nCold start in instructions (valgrind, one run each{where})")
+    base = counts[cold.BASELINE_ROW]
+    for name, count in counts.items():
+        print(f"{name:<52}{count / 1e9:8.3f} G{count / base:8.3f}x")
+
+
+def per_request() -> None:
+    print(f"\nInstructions per request (valgrind; ({60 + REQUESTS} requests) - (60 requests), / {REQUESTS})")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for row in ("bare", "pinned", "auto"):
+        warm, full = (_script(PER_REQUEST.format(root=str(ROOT), row=row, n=n)) for n in (0, REQUESTS))
+        subprocess.run([sys.executable, warm], capture_output=True, env=env, cwd=ROOT, check=True)  # bytecode
+        per = (instructions([sys.executable, full], env) - instructions([sys.executable, warm], env)) / REQUESTS
+        print(f"  {row:<8}{per / 1e6:8.3f} M")
+
+
+def main() -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    what = sys.argv[1] if len(sys.argv) > 1 else "cold"
+    {"cold": cold_start, "request": per_request}[what]()
+
+
+if __name__ == "__main__":
+    main()
