@@ -1,5 +1,6 @@
-"""A conversation that crosses providers mid-way, with the official `openai` SDK through the local
-gateway on the strict fakes: a tool call made by one provider is answered on another, in that
+"""A conversation that crosses providers mid-way, with the official `openai` SDK through a fresh
+`make dev` of its own (so the capacity these tests use, and the 429 they inject, cannot move what
+the session-wide server's tests see) on the strict fakes: a tool call made by one provider is answered on another, in that
 provider's own wire format (Mistral's 9-character tool ids, Gemini's function turns, Cohere's v2
 tool results), whether the caller moves it (pinning the next turn elsewhere) or the gateway does
 (the provider that made the call answers 429, and the follow-up fails over)."""
@@ -7,11 +8,30 @@ tool results), whether the caller moves it (pinning the next turn elsewhere) or 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import openai
 import pytest
 
+from tests.e2e.conftest import DEV_KEY
 from tests.e2e.test_openai_sdk import PINNED, WEATHER_TOOL
+from tests.fakes_fixtures import RemoteFake
+from tests.gateway_env import running_make_dev
+
+
+@pytest.fixture(scope="module")
+def own_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_make_dev(tmp_path_factory.mktemp("crossing") / "serve.log") as url:
+        yield url
+
+
+@pytest.fixture
+def patient_client(own_gateway: str) -> openai.OpenAI:
+    """Honours Retry-After, as SDK users' clients do (Mistral's free tier is 1 request/s)."""
+    return openai.OpenAI(base_url=f"{own_gateway}/v1", api_key=DEV_KEY, max_retries=4, timeout=30)
+
 
 # Each provider makes a tool call once and answers another's once.
 CROSSINGS = [("openai", "mistral"), ("mistral", "gemini"), ("gemini", "cohere"), ("cohere", "groq"), ("groq", "openai")]
@@ -31,7 +51,8 @@ def _tool_call_turn(client: Any, model: str, city: str) -> tuple[Any, list[dict[
 
 
 @pytest.mark.parametrize(("maker", "answerer"), CROSSINGS, ids=[f"{a}-to-{b}" for a, b in CROSSINGS])
-def test_a_tool_call_made_by_one_provider_is_answered_on_another(patient_client, maker: str, answerer: str) -> None:
+def test_a_tool_call_made_by_one_provider_is_answered_on_another(patient_client: openai.OpenAI, maker: str,
+                                                                 answerer: str) -> None:
     first, messages = _tool_call_turn(patient_client, f"{maker}/{PINNED[maker]}", "Lyon")
     assert first.headers["x-gateway-provider"] == maker
     second = patient_client.chat.completions.with_raw_response.create(
@@ -46,21 +67,21 @@ def test_a_tool_call_made_by_one_provider_is_answered_on_another(patient_client,
 
 
 def test_the_follow_up_fails_over_to_another_provider_when_the_one_that_made_the_call_answers_429(
-        patient_client, fake_fleet) -> None:
+        patient_client: openai.OpenAI, own_gateway: str) -> None:
     """Affinity sends the follow-up to the model that made the call; that provider now answers
     429 for every model, so the gateway moves the conversation, history and all, to a provider
     with no recent failure, and the caller sees one ordinary answer."""
     first, messages = _tool_call_turn(patient_client, "auto", "Porto")
     maker = first.headers["x-gateway-provider"]
-    fake = fake_fleet.providers[maker]
+    fakes = httpx.get(f"{own_gateway}/_sandbox/stats", timeout=10).json()["fakes"]
+    fake = RemoteFake(maker, fakes[maker]["base_url"], [])
     fake.add_fault(fault="429", retry_after=2)
     try:
         second = patient_client.chat.completions.with_raw_response.create(
             model="auto", messages=messages, tools=[WEATHER_TOOL])
-        fired = sum(f["fired"] for f in fake.faults())
     finally:
         fake.clear_faults()
-    assert fired >= 1  # the maker was really asked, and refused
+    assert fake.stats()["faults_fired"].get("429", 0) >= 1  # the maker was really asked, and refused
     assert second.headers["x-gateway-provider"] != maker
     assert int(second.headers["x-gateway-attempts"]) >= 2
     assert "19 degrees and cloudy" in (second.parse().choices[0].message.content or "")
