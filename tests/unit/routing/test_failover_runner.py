@@ -397,6 +397,22 @@ def test_a_failed_call_keeps_its_request_counted_and_gives_back_its_tokens() -> 
         assert (item[REQUESTS], item[TOKENS]) == (1, 0), (pk, item)
 
 
+@pytest.mark.parametrize("behaviour", [hang(), refuse()], ids=["read-timeout", "connection"])
+def test_a_call_that_got_no_answer_keeps_everything_it_reserved(behaviour) -> None:
+    """Found by `llm-gateway simulate` (Groq's token and audio windows passed at full size): a
+    call that ended without an answer may have been received, and its prompt, audio and even its
+    output counted by the provider (a timeout says nothing about what the provider did). Giving
+    its tokens back left our windows below the provider's own count, and later calls passed the
+    provider's limit. Only an error *answer* (a status) shows the provider counted no tokens."""
+    r = rig()
+    r.fleet.set("groq", behaviour)
+    r.router.complete(chat())
+    groq = r.counters("groq")
+    assert groq, "the groq attempt reserved nothing: the test would prove nothing"
+    for pk, item in groq.items():
+        assert item[REQUESTS] >= 1 and item[TOKENS] > 0, (pk, item)
+
+
 def test_a_failover_after_a_slow_attempt_reserves_in_the_window_of_its_own_moment() -> None:
     """Found by `llm-gateway simulate`: the plan computes each step's windows at planning time.
     A step reached after an attempt that took seconds must reserve in the window of *now*, not
