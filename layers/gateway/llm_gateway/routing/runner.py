@@ -41,7 +41,7 @@ from llm_gateway.routing.run import RequestRun
 from llm_gateway.routing.tracing import AttemptTracer, NoTracing
 from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
-from llm_gateway.state.metering import Amounts, WindowUsage, usage_of
+from llm_gateway.state.metering import Amounts, WindowUsage
 from llm_gateway.state.shared import Reservation, SharedState
 from llm_gateway.state.store import ModelKey
 
@@ -251,7 +251,7 @@ class FailoverRunner:
             return usages
         meters = [u.meter for u in usages]
         snapshot = self.state.load(meters, (step.key,), now)
-        return tuple(usage_of(meter, snapshot.counters, now, snapshot.stamps) for meter in meters)
+        return tuple(snapshot.usage(meter, now) for meter in meters)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,

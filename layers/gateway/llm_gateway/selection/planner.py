@@ -40,7 +40,6 @@ from llm_gateway.state.metering import (
     Meter,
     WindowUsage,
     scale_limit,
-    usage_of,
 )
 from llm_gateway.state.rate_limits import capacity, free_again_in
 from llm_gateway.state.store import ModelKey
@@ -49,6 +48,11 @@ from llm_gateway.state.store import ModelKey
 # round trip covers a request however large the catalog grows. A request never calls more than a
 # few models, and the best ones by static rank are the ones it would call.
 LOAD_ITEM_BUDGET = 100
+# Items are counted as a load reads them at this moment: past the first moments of every window of
+# a minute or longer (when a sliding window also reads the one before its previous: 5 % of the
+# time, and a load then past 100 items takes a second read), inside those of a 1-second window
+# (a quarter of the time, so they are always counted).
+USUAL_MOMENT = 45_030.1
 MIN_LOADED_PAID = 4  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
 Dropped = tuple[ModelKey, str]
 StaticRank = tuple[Any, ...]  # the capability's own order, then cost; ends with (provider, model)
@@ -196,13 +200,13 @@ _ITEM_KEYS_MAX = 4096
 
 
 def _item_keys(key: ModelKey, meters: tuple[Meter, ...]) -> frozenset[str]:
-    """Every item one candidate's state needs, as counted by `bounded` (at `now=0`, so the keys
-    never depend on time: only their number matters there). Cached per model for as long as it
-    is asked with the very same meters tuple (the catalog's, built once per container)."""
+    """Every item one candidate's state needs, as counted by `bounded` (at one fixed moment, so
+    the keys never depend on time: only their number matters there). Cached per model for as
+    long as it is asked with the very same meters tuple (the catalog's, built once per container)."""
     cached = _ITEM_KEYS.get(key)
     if cached is not None and cached[0] is meters:
         return cached[1]
-    keys = frozenset(pks_for(meters, (key,), 0.0))
+    keys = frozenset(pks_for(meters, (key,), USUAL_MOMENT))
     if len(_ITEM_KEYS) >= _ITEM_KEYS_MAX:
         _ITEM_KEYS.clear()
     _ITEM_KEYS[key] = (meters, keys)
@@ -251,14 +255,13 @@ class Planner:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = False
                 continue
-            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now, snapshot.stamps))
+            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), snapshot.usage(m, now))
                            for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now, snapshot.stamps)
-                for m in prep.meters[key])
+                snapshot.usage(m, now, scale_limit(m.limit, snapshot.limit_scale)) for m in prep.meters[key])
             own = caller_refusal(checked, candidate.amounts, now)
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))

@@ -6,7 +6,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 
 | pk | holds | expires |
 |---|---|---|
-| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit | a window past its end |
+| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit, and per unit and tenth of a sliding window (`tokens@3`) | a window past its end |
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.metering import UNITS, Amounts, Meter, counter_pks
+from llm_gateway.state.metering import UNITS, Amounts, Meter, WindowLimit, WindowUsage, counter_pks, usage_of
 from llm_gateway.state.store import Item, ModelKey
 
 EXPIRES = "expires_at"
@@ -140,6 +140,15 @@ class StateSnapshot:
     degraded: bool = False  # True when the shared store failed and in-container state answered
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
     affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
+    windows: Mapping[str, Item] = field(default_factory=dict)  # window pk → its item (per-slot counts)
+
+    def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
+        """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
+        given, replaces the meter's own (a degraded container's share of it, checked as a
+        provider's limit)."""
+        if limit is not None:
+            meter = Meter(meter.counter, limit)
+        return usage_of(meter, self.counters, now, self.stamps, self.windows)
 
 
 # --- what to read ------------------------------------------------------------------------------------
@@ -169,9 +178,11 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
     affinities: dict[str, ModelKey] = {}
+    windows: dict[str, Item] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
             counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
+            windows[pk] = item
             if "last_at" in item:
                 stamps[pk] = float(item["last_at"])
         elif pk.startswith("cb#"):
@@ -187,7 +198,7 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
-                         degraded=degraded, limit_scale=limit_scale, affinities=affinities)
+                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:
