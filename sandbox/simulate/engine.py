@@ -207,7 +207,11 @@ class Simulation:
                 outcome.provider, outcome.model, outcome.free = routed.provider, routed.model, routed.free
                 outcome.cost_usd, attempts = routed.cost_usd, routed.attempts
             elif sim.capability == STREAM:
-                stream = container.chat.stream(self.factory.chat(sim), buffered=True)
+                # As production's chat function serves `stream: true` (through the Lambda Web
+                # Adapter: `Gateway.chat(live=True)`): sent as it comes, within the stream deadline,
+                # its first chunk within the attempt's timeout, failover only before it.
+                deadline = container.core.runner.retry.deadline(self.settings.stream_deadline_s)
+                stream = container.chat.stream(self.factory.chat(sim), deadline, buffered=False)
                 for _chunk in stream.chunks:
                     pass
                 outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
