@@ -137,9 +137,8 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
     from aws_lambda_powertools.utilities.circuit_breaker import base
     from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as persistence_base
 
-    from llm_gateway.routing import breaker_store
-
     from llm_gateway.providers import deadline_io
+    from llm_gateway.routing import breaker_store
 
     fake = _VirtualDatetimeModule()
     _VirtualDatetime.clock = clock
