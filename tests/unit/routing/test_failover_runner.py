@@ -156,6 +156,30 @@ def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknow
     assert routed.provider == "mistral"
 
 
+def test_after_a_timeout_the_fastest_provider_left_gets_all_the_time_left() -> None:
+    """Found by `llm-gateway simulate`: most requests that ended 503 were long answers (2,000 to
+    4,000 tokens, no max_tokens) cut by a timeout sized for the usual answer, then failed over in
+    plan order to another slow provider, again with the usual timeout. A timeout says the answer
+    is long (or the provider hangs): either way the next attempt should go to the provider that
+    writes fastest, and get all the time left rather than a timeout it has just been shown to miss.
+    openai (next in plan order) answered in 4 s, mistral in 0.5 s; groq times out."""
+    r = rig()
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for _ in range(3):
+        r.router.complete(pinned("openai"))
+        r.router.complete(pinned("mistral"))
+    r.fleet.set("groq", hang())
+    r.fleet.set("mistral", answer(after_s=9.0))  # this answer is long
+    before = len(r.fleet.calls)
+    routed = r.router.complete(chat())
+    assert r.fleet.providers_called(before) == ["groq", "mistral"]
+    assert routed.provider == "mistral"
+    timed_out, served = r.fleet.calls[before:]
+    left = FAST_RETRY.deadline_s - FAST_RETRY.safety_margin_s - timed_out.timeout_s
+    assert served.timeout_s == pytest.approx(min(left, FAST_BUDGET), abs=0.01)
+
+
 # --- waiting briefly for capacity -------------------------------------------------------------------
 def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() -> None:
     """Mistral allows 1 request/s for the whole organisation. Two back-to-back pinned requests
@@ -276,7 +300,9 @@ def short(text: str = "hi") -> ChatCompletionRequest:
 
 def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> None:
     """groq answered eight times in 0.5 s; when it hangs, its attempt times out after the floor
-    (2 s), not the 20 s attempt budget, and openai (never seen) borrows the overall estimate."""
+    (2 s), not the 20 s attempt budget. The next attempt (openai) gets all the time left (after a
+    timeout the answer may be long); a first call to openai, never seen, borrows the overall
+    estimate."""
     r = rig()
     r.fleet.set("groq", answer(after_s=0.5))
     for _ in range(8):
@@ -288,8 +314,15 @@ def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> No
     floor = TimeoutPolicy().floor_s
     assert routed.provider == "openai"
     assert (hung.provider, hung.timeout_s) == ("groq", floor)
-    assert served.timeout_s == floor
+    assert served.timeout_s == FAST_BUDGET  # 23 s are left: the attempt budget
     assert r.clock.now - started == pytest.approx(floor)
+    fresh = rig()
+    fresh.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        fresh.router.complete(short())
+    fresh.router.complete(ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+    assert fresh.fleet.calls[-1].timeout_s == floor  # never seen: the overall estimate
 
 
 def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -> None:

@@ -177,7 +177,8 @@ class FailoverRunner:
             plan, waited = self._plan_or_wait(prep, deadline, waited)
             if not plan.steps:
                 raise self._nothing_to_try(plan, limits)
-            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
+            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()),
+                             pace=self.timeouts.pace)
             try:
                 return self.retry.run(partial(self._attempt, run, call=call), deadline)
             except AttemptFailed as failed:
@@ -211,9 +212,12 @@ class FailoverRunner:
                 raise DeadlineExhausted("the reservation used up the time left for an attempt")
             full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
-            # usual latency says nothing about it) and its timeout is not held against anyone.
+            # usual latency says nothing about it) and its timeout is not held against anyone. The
+            # attempt after a timeout gets the whole budget too (the answer has shown it is longer
+            # than usual): a timeout of that one, if the deadline did not cut it, still counts.
             size = work_size(step.amounts)
-            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full, size)
+            long_answer = step.slow_by_request or run.timed_out()
+            own = full if long_answer else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
