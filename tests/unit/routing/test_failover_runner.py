@@ -180,6 +180,39 @@ def test_after_a_timeout_the_fastest_provider_left_gets_all_the_time_left() -> N
     assert served.timeout_s == pytest.approx(min(left, FAST_BUDGET), abs=0.01)
 
 
+def test_after_a_timeout_a_free_tier_still_goes_before_a_faster_paid_model() -> None:
+    """Speed orders the free tiers among themselves, and the paid models among themselves: a paid
+    model that writes fastest does not jump ahead of a free tier that can still serve."""
+    r = rig(paid=("mistral",))
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for _ in range(3):
+        r.router.complete(pinned("openai"))
+        r.router.complete(pinned("mistral"))
+    r.fleet.set("groq", hang())
+    before = len(r.fleet.calls)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.fleet.providers_called(before) == ["groq", "openai"]
+
+
+def test_a_request_for_a_very_long_answer_goes_first_to_the_fastest_free_tier() -> None:
+    """A caller who allows 8,000 output tokens may get an answer that takes a slow provider longer
+    than the whole deadline: its first attempt goes to the provider that writes fastest (here
+    mistral, last in plan order), not to the first in plan order."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=3.0))
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for provider in ("groq", "openai", "mistral"):
+        for _ in range(3):
+            r.router.complete(pinned(provider))
+    long_answer = ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 8000, "messages": [{"role": "user", "content": "Write at length."}]})
+    before = len(r.fleet.calls)
+    assert r.router.complete(long_answer).provider == "mistral"
+    assert r.fleet.providers_called(before) == ["mistral"]
+
+
 # --- waiting briefly for capacity -------------------------------------------------------------------
 def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() -> None:
     """Mistral allows 1 request/s for the whole organisation. Two back-to-back pinned requests
@@ -320,9 +353,24 @@ def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> No
     fresh.fleet.set("groq", answer(after_s=0.5))
     for _ in range(8):
         fresh.router.complete(short())
-    fresh.router.complete(ChatCompletionRequest.model_validate(
-        {"model": "openai/gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+    fresh.fleet.set("groq", status(500))  # not a timeout: the next attempt keeps an adaptive one
+    assert fresh.router.complete(short()).provider == "openai"
     assert fresh.fleet.calls[-1].timeout_s == floor  # never seen: the overall estimate
+
+
+def test_an_attempt_with_nothing_left_to_fail_over_to_gets_the_whole_budget() -> None:
+    """Found by `llm-gateway simulate` (pinned requests ending 503): an adaptive timeout saves
+    time for a failover. A request pinned to one model has nothing to fail over to, so cutting
+    its call at the learned 2 s only turns a slow answer into an error: it gets the whole budget."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        r.router.complete(short())
+    r.fleet.set("groq", answer(after_s=6.0))  # a slow answer, well inside the budget
+    pinned_short = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.router.complete(pinned_short).provider == "groq"
+    assert r.fleet.calls[-1].timeout_s == FAST_BUDGET
 
 
 def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -> None:

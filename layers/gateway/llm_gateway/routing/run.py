@@ -58,11 +58,11 @@ class RequestRun:
     def next_step(self) -> PlanStep | None:
         """The same step again if a retry was asked for; else the best untried, unshunned step:
         in plan order, providers that failed lately last; after a failure in this request, those
-        that answered lately first."""
+        that answered lately first; after a timeout, or first for a very long answer, the fastest."""
         if self._again is not None:
             step, self._again = self._again, None
             return step
-        if self.timed_out():
+        if self.timed_out() or (not self.attempts and bool(self.steps) and self.steps[0].slow_by_request):
             return self._fastest()
         best: PlanStep | None = None
         best_rank = 3
@@ -85,6 +85,10 @@ class RequestRun:
             self._tried.add(best.key)
         return best
 
+    def has_untried(self) -> bool:
+        """Whether a step is left to fail over to."""
+        return any(step.key not in self._tried and step.key.provider not in self._shunned for step in self.steps)
+
     def timed_out(self) -> bool:
         """Whether this request's last attempt timed out: its answer is longer than the time that
         provider was given (or the provider hangs), so the next one gets all the time left."""
@@ -92,12 +96,13 @@ class RequestRun:
         return previous is not None and previous.error_class == TIMEOUT
 
     def _fastest(self) -> PlanStep | None:
-        """After a timeout: the untried, unshunned step whose provider writes fastest lately
-        (providers that failed lately last, unknown pace after known, then plan order). The
-        fastest has the best chance to finish a long answer in what is left of the deadline, and
-        a hanging provider is left behind just the same."""
+        """After a timeout, or first for a request that asked for a very long answer: the untried,
+        unshunned step whose provider writes fastest lately (providers that failed lately last,
+        free tiers before paid models, unknown pace after known, then plan order). The fastest
+        has the best chance to finish a long answer within the deadline, and a hanging provider
+        is left behind just the same."""
         best: PlanStep | None = None
-        best_rank: tuple[bool, bool, float, int] | None = None
+        best_rank: tuple[bool, bool, bool, float, int] | None = None
         for index, step in enumerate(self.steps):
             if step.key in self._tried:
                 continue
@@ -106,7 +111,7 @@ class RequestRun:
                 self.skipped.append(f"{step.key}: provider failed earlier in this request")
                 continue
             pace = self.pace(step.key.provider)
-            rank = (self.standing(step.key.provider) == 2, pace is None, pace or 0.0, index)
+            rank = (self.standing(step.key.provider) == 2, not step.free, pace is None, pace or 0.0, index)
             if best_rank is None or rank < best_rank:
                 best, best_rank = step, rank
         if best is not None:

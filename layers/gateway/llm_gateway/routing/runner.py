@@ -212,12 +212,14 @@ class FailoverRunner:
                 raise DeadlineExhausted("the reservation used up the time left for an attempt")
             full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
-            # usual latency says nothing about it) and its timeout is not held against anyone. The
-            # attempt after a timeout gets the whole budget too (the answer has shown it is longer
-            # than usual): a timeout of that one, if the deadline did not cut it, still counts.
+            # usual latency says nothing about it) and its timeout is not held against anyone. So
+            # do the attempt after a timeout (the answer has shown it is longer than usual) and
+            # the last chance (a shorter timeout only saves time for a failover there is not):
+            # a timeout of those, if the deadline did not cut it, still counts.
             size = work_size(step.amounts)
-            long_answer = step.slow_by_request or run.timed_out()
-            own = full if long_answer else self.timeouts.timeout_for(step.key.provider, full, size)
+            whole = (step.slow_by_request or run.timed_out() or not run.has_untried()
+                     or ctx.number >= self.retry.settings.max_attempts)
+            own = full if whole else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
