@@ -32,6 +32,7 @@ from llm_gateway.routing.circuit_breaker import (
     reset_local_counters,
 )
 from llm_gateway.routing.failures import AdaptiveTimeouts, TimeoutPolicy
+from llm_gateway.selection.catalog import Limits
 from llm_gateway.state.items import failure_pk
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
@@ -228,6 +229,24 @@ def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() ->
     assert second_call.at - first_call.at >= 1.0
     assert r.metrics.total(m.CAPACITY_WAITS) == 1
     assert time.monotonic() - real < 1.0
+
+
+def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:
+    """Found by `llm-gateway simulate`: a request pinned to a model whose tokens-per-minute limit
+    is below what the request needs (its prompt and the output it may write) can never be served
+    there, whatever the caller waits; it was answered 429 (and the OpenAI SDKs retry a 429 in
+    vain). It is a request too large for that model's limits: 413, saying which limit and that
+    a smaller max_tokens or prompt would fit, as Groq itself answers."""
+    r = rig(limits={"groq": Limits(rpm=100, tpm=1_000)})
+    request = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 2_000, "messages": [{"role": "user", "content": "hi"}]})
+    error = failing(lambda: r.router.complete(request))
+    assert (error.status, error.code) == (413, "request_too_large"), (error.status, error.code, error.message)
+    assert "1000 per 60s" in error.message and "Retry-After" not in error.headers
+    assert r.fleet.calls == []
+    fits = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.router.complete(fits).provider == "groq"
 
 
 def test_a_wait_longer_than_max_wait_answers_429_with_retry_after() -> None:

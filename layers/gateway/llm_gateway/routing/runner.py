@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, NoReturn, Protocol, TypeVar
 
-from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.errors import GatewayError, PayloadTooLarge
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLimitInfo
@@ -311,6 +311,10 @@ class FailoverRunner:
         own = limits.refusal(plan) if limits is not None else None
         if own is not None:
             return own
+        if plan.too_large:  # no wait makes it fit: a 429 would have the caller (and SDKs) retry in vain
+            reasons = "; ".join(f"{key}: {why}" for key, why in plan.dropped[:5])
+            return PayloadTooLarge(f"This request is larger than the limits of every model that could serve it allow "
+                                   f"({reasons}). A smaller prompt or max_tokens would fit.", code="request_too_large")
         error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error

@@ -144,6 +144,9 @@ class Plan:
     free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
     refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
+    # every drop after preparation asked more than one of the model's limits allows at all: no
+    # wait makes it fit (413, not 429)
+    too_large: bool = False
 
 
 TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
@@ -246,6 +249,7 @@ class Planner:
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
         waits: list[float] = []
         capacity_only = True
+        too_large = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
@@ -253,7 +257,7 @@ class Planner:
             key = candidate.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
-                capacity_only = False
+                capacity_only = too_large = False
                 continue
             usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), snapshot.usage(m, now))
                            for m in prep.meters[key])
@@ -268,11 +272,14 @@ class Planner:
                 refused.append(own)
                 if own.code != BUDGET_EXCEEDED:  # a budget stops paid models only: free tiers may still wait
                     capacity_only = False
+                too_large = False
                 continue
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
-                dropped.append((key, room.reason))
                 wait = free_again_in(checked, state, candidate.amounts, now)
+                above = _above_a_limit(prep.meters[key], candidate.amounts)
+                dropped.append((key, above or room.reason))
+                too_large = too_large and above is not None
                 if wait is not None:
                     waits.append(wait)
                 continue
@@ -288,8 +295,10 @@ class Planner:
             ranked.append(((failed, not candidate.entry.is_free, not kept, *candidate.rank), step))
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
+        nothing = not steps and bool(prep.candidates)
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
-                    min(waits) if waits else None, capacity_only and not steps, tuple(refused))
+                    min(waits) if waits else None, capacity_only and not steps, tuple(refused),
+                    too_large=too_large and nothing)
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
@@ -308,6 +317,20 @@ class Planner:
                     group = group[offset:] + group[:offset]
             steps.extend(group)
         return steps
+
+
+def _above_a_limit(meters: Sequence[Meter], amounts: Amounts) -> str | None:
+    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used."""
+    for meter in meters:
+        if meter.scope == CALLER_SCOPE:
+            continue
+        limit = meter.limit
+        for unit, ask in amounts.items():
+            ceiling = limit.max_of(unit)
+            if ceiling is not None and ask > ceiling:
+                return (f"needs {ask} {unit}, more than its limit of {ceiling} per {limit.period.name}s window "
+                        f"on {meter.counter} allows at all")
+    return None
 
 
 def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> CallerRefusal | None:
