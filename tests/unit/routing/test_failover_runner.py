@@ -32,11 +32,11 @@ from llm_gateway.routing.circuit_breaker import (
     reset_local_counters,
 )
 from llm_gateway.routing.failures import AdaptiveTimeouts, TimeoutPolicy
-from llm_gateway.selection.catalog import Limits
+from llm_gateway.selection.catalog import Catalog, Limits, ModelEntry, Pricing, ProviderInfo
 from llm_gateway.state.items import failure_pk
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
-from llm_gateway.state.store import Item, ModelKey
+from llm_gateway.state.store import CounterAdd, Item, ModelKey
 from tests.unit.routing.harness import (
     FAST_RETRY,
     KEYS,
@@ -229,6 +229,35 @@ def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() ->
     assert second_call.at - first_call.at >= 1.0
     assert r.metrics.total(m.CAPACITY_WAITS) == 1
     assert time.monotonic() - real < 1.0
+
+
+def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> None:
+    """Found by `llm-gateway simulate` (full size: a fifth of the day's requests paid while free
+    tiers had capacity): state is read for as many candidates as one read holds, best static rank
+    first. When those free tiers have used up their day, the plan went paid although free tiers
+    ranked lower, never loaded, could serve. A container that saw them used up loads the others
+    first until they free again."""
+    day = Limits(rpm=1000, rpd=5)
+    entries = [ModelEntry(provider="groq", model=f"a{i:02}", category="small", context_window=128_000,
+                          max_output=8192, free_tier=day) for i in range(14)]
+    entries += [ModelEntry(provider="mistral", model=f"b{i:02}", category="small", context_window=128_000,
+                           max_output=8192, free_tier=day) for i in range(6)]
+    entries += [ModelEntry(provider="openai", model=f"c{i:02}", category="small", context_window=128_000,
+                           max_output=8192, price=Pricing(input=1.0 + i, output=2.0)) for i in range(4)]
+    providers = {p: ProviderInfo(as_of="test", source="test") for p in ("groq", "mistral", "openai")}
+    r = rig(models=Catalog.from_entries(entries, providers))
+    prep = r.router.preparer.prepare(chat(), r.router.available())
+    loaded = {c.key for c in prep.candidates}
+    assert all(ModelKey("mistral", f"b{i:02}") not in loaded for i in range(6)), "the test would prove nothing"
+    now = r.clock.wall()
+    for entry in entries[:14]:  # every groq free tier has used up its day (another container's traffic)
+        [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
+        start = meter.limit.period.start(now)
+        r.store.add([CounterAdd(meter.pk(start), {REQUESTS: 5}, meter.limit.period.expires_at(start))], now)
+    first = r.router.complete(chat())
+    second = r.router.complete(chat())
+    assert first.provider == "openai" and not first.free  # the first plan saw only used-up free tiers
+    assert second.provider == "mistral" and second.free
 
 
 def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:

@@ -34,6 +34,7 @@ from llm_gateway.retry.classifier import Action, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
+from llm_gateway.routing.exhausted import ExhaustedMemory
 from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory, work_size
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
@@ -114,6 +115,7 @@ class FailoverRunner:
         sleep: Callable[[float], None],
         rand: Callable[[], float],
         tracing: AttemptTracer | None = None,
+        exhausted: ExhaustedMemory | None = None,
     ) -> None:
         self.state = state
         self.planner = planner
@@ -130,6 +132,7 @@ class FailoverRunner:
         self._sleep = sleep
         self._rand = rand
         self.tracing: AttemptTracer = tracing or NoTracing()
+        self.exhausted = exhausted or ExhaustedMemory()
 
     # --- planning ------------------------------------------------------------------------------------
     def plan(self, prep: Preparation) -> tuple[Plan, StateSnapshot]:
@@ -147,6 +150,7 @@ class FailoverRunner:
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
         plan = self.planner.plan(prep, snapshot, now, blocked=blocked, failures=self.failures.merged(snapshot.failures),
                                  tie_breaker=self.balancer)
+        self.exhausted.note(plan, now)
         self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
         return plan, snapshot
 
@@ -170,6 +174,7 @@ class FailoverRunner:
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
             *, limits: CallerLimits | None = None) -> Served[T]:
+        prep = self.exhausted.reorder(prep, self._wall())
         if limits is not None:
             prep = limits.apply(prep)
         waited = 0.0

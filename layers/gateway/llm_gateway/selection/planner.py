@@ -144,6 +144,7 @@ class Plan:
     free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
     refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
+    frees_at: tuple[tuple[ModelKey, float], ...] = ()  # candidates dropped for capacity: when they fit again
     # every drop after preparation asked more than one of the model's limits allows at all: no
     # wait makes it fit (413, not 429)
     too_large: bool = False
@@ -253,6 +254,7 @@ class Planner:
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
+        frees: list[tuple[ModelKey, float]] = []
         for candidate in prep.candidates:
             key = candidate.key
             if key in blocked:
@@ -282,6 +284,7 @@ class Planner:
                 too_large = too_large and above is not None
                 if wait is not None:
                     waits.append(wait)
+                    frees.append((key, now + wait))
                 continue
             failed = recently_failed(key.provider, failures, now)
             kept = key == preferred
@@ -298,7 +301,7 @@ class Planner:
         nothing = not steps and bool(prep.candidates)
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
                     min(waits) if waits else None, capacity_only and not steps, tuple(refused),
-                    too_large=too_large and nothing)
+                    too_large=too_large and nothing, frees_at=tuple(frees))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
