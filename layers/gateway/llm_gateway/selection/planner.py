@@ -184,19 +184,46 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     the cheapest paid ones always fit."""
     # Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
     # compares catalog entries field by field) and each model's item keys come from a cache.
-    sizes = len(extra) + sum(len(_item_keys(c.key, meters[c.key])) for c in ranked)
-    if sizes <= LOAD_ITEM_BUDGET:  # even counted apart, every candidate's items fit: all of them load
+    # The choice depends only on the candidates' keys, their meters (compared by identity: the
+    # catalog's tuples) and how many extra items there are, and few such lists recur: cached.
+    keys = tuple(c.key for c in ranked)
+    tuples = tuple(meters[key] for key in keys)
+    sized = (len(extra), len(set(extra)))
+    cached = _BOUNDED.get((sized, keys))
+    if cached is not None and all(a is b for a, b in zip(cached[0], tuples, strict=True)):
+        chosen_at = cached[1]
+    else:
+        chosen_at = _choose(ranked, tuples, *sized)
+        if len(_BOUNDED) >= _BOUNDED_MAX:
+            _BOUNDED.clear()
+        _BOUNDED[(sized, keys)] = (tuples, chosen_at)
+    if len(chosen_at) == len(ranked):
         return list(ranked), []
+    return ([c for i, c in enumerate(ranked) if i in chosen_at],
+            [c for i, c in enumerate(ranked) if i not in chosen_at])
+
+
+_BOUNDED: dict[tuple[tuple[int, int], tuple[ModelKey, ...]], tuple[tuple[tuple[Meter, ...], ...], frozenset[int]]] = {}
+_BOUNDED_MAX = 4096
+
+
+def _choose(ranked: Sequence[Candidate], meters: Sequence[tuple[Meter, ...]], extra: int,
+            distinct_extra: int) -> frozenset[int]:
+    """`bounded`'s choice, as positions in `ranked`."""
+    sizes = extra + sum(len(_item_keys(c.key, m)) for c, m in zip(ranked, meters, strict=True))
+    if sizes <= LOAD_ITEM_BUDGET:  # even counted apart, every candidate's items fit: all of them load
+        return frozenset(range(len(ranked)))
     chosen: set[int] = set()
-    pks: set[str] = set(extra)
-    paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]
-    first = {id(c) for c in paid_first}
-    for candidate in paid_first + [c for c in ranked if id(c) not in first]:
-        more = _item_keys(candidate.key, meters[candidate.key]) - pks
-        if len(pks) + len(more) <= LOAD_ITEM_BUDGET:
-            chosen.add(id(candidate))
+    count = distinct_extra  # extra items (an affinity item, a caller's windows) are never a candidate's
+    pks: set[str] = set()
+    paid_first = [i for i, c in enumerate(ranked) if not c.entry.is_free][:MIN_LOADED_PAID]
+    first = set(paid_first)
+    for index in paid_first + [i for i in range(len(ranked)) if i not in first]:
+        more = _item_keys(ranked[index].key, meters[index]) - pks
+        if count + len(pks) + len(more) <= LOAD_ITEM_BUDGET:
+            chosen.add(index)
             pks |= more
-    return [c for c in ranked if id(c) in chosen], [c for c in ranked if id(c) not in chosen]
+    return frozenset(chosen)
 
 
 _ITEM_KEYS: dict[ModelKey, tuple[tuple[Meter, ...], frozenset[str]]] = {}

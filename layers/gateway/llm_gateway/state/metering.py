@@ -261,10 +261,11 @@ class WindowUsage:
 
     def remaining(self, unit: str) -> int | None:
         """What the window can still take now (its own room less the carry-over)."""
-        ceiling = self.meter.limit.max_of(unit)
+        ceiling = self.meter.limit.maxima.get(unit)
         if ceiling is None:
             return None
-        return max(0, ceiling - self.used.get(unit, 0) - self.carried.get(unit, 0))
+        left = ceiling - self.used.get(unit, 0) - self.carried.get(unit, 0)
+        return left if left > 0 else 0
 
     def ceilings(self) -> dict[str, int]:
         """The conditional write's ceilings: each maximum less the carry-over (the sliding
@@ -272,17 +273,22 @@ class WindowUsage:
         return {unit: max(0, n - self.carried.get(unit, 0)) for unit, n in self.meter.limit.maxima.items()}
 
     def fits(self, amounts: Amounts) -> str | None:
-        """Why `amounts` does not fit now (None = it fits)."""
+        """Why `amounts` does not fit now (None = it fits). Runs for every window of every
+        candidate of every plan: `remaining` is inlined."""
         limit = self.meter.limit
+        maxima, used, carried = limit.maxima, self.used, self.carried
         for unit, ask in amounts.items():
-            ceiling = limit.max_of(unit)
-            if ceiling is None or ask <= 0:
+            if ask <= 0:
+                continue
+            ceiling = maxima.get(unit)
+            if ceiling is None:
                 continue
             if ask > ceiling:
                 return f"needs {ask} {unit} > {ceiling} per {limit.period.name}s window"
-            left = self.remaining(unit)
-            if left is not None and left < ask:
-                return f"{left} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, needs {ask}"
+            left = ceiling - used.get(unit, 0) - carried.get(unit, 0)
+            if left < ask:
+                return (f"{max(0, left)} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, "
+                        f"needs {ask}")
         return None
 
     def short_of(self, amounts: Amounts) -> str | None:
