@@ -58,7 +58,7 @@ Dropped = tuple[ModelKey, str]
 StaticRank = tuple[Any, ...]  # the capability's own order, then cost; ends with (provider, model)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Candidate:
     """A model that could serve the request, and what a call to it would consume."""
 
@@ -107,7 +107,7 @@ class Preparation:
         return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class PlanStep:
     key: ModelKey
     free: bool

@@ -44,6 +44,11 @@ SLOTS = 10
 Amounts = Mapping[str, int]
 
 
+# FAST_VALUES: the values built many times for every request (a window's usage per meter, a
+# capacity verdict, a candidate and a plan step per model) are slots dataclasses that are never
+# changed but not declared frozen: a frozen dataclass's __init__ sets each field through
+# object.__setattr__ and cost five times as much (830 ns against 170 ns for eight fields,
+# measured), about a tenth of a simulated request's CPU time.
 _SLOT_KEYS: dict[str, tuple[str, ...]] = {unit: tuple(f"{unit}@{i}" for i in range(SLOTS)) for unit in UNITS}
 
 
@@ -195,7 +200,7 @@ def provider_counter(provider: str) -> str:
     return f"{provider}#*"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Earlier:
     """A window before the current one, read because part of what it counted may still be inside
     the provider's sliding window: its totals, its item (for the per-slot counts; None when not
@@ -245,7 +250,7 @@ class Earlier:
         return [self.start + (index + 1) * width + seconds + slack for index in range(SLOTS)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class WindowUsage:
     """What a meter's current window has counted, plus what earlier windows carry over."""
 

@@ -19,7 +19,7 @@ from llm_gateway.state.metering import REQUESTS, TOKENS, Amounts, WindowUsage
 MAX_COOLDOWN_S = 86_400.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Capacity:
     """Whether one more request of `amounts` fits now, and why not when it does not."""
 
