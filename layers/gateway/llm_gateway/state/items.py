@@ -159,14 +159,29 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     for meter in meters:
         for pk in counter_pks(meter, now):
             pks[pk] = None
-    for key in keys:
-        pks[header_pk(key)] = None
-        pks[cooldown_pk(key)] = None
-    for circuit in circuit_ids(keys):
-        pks[circuit] = None
+    named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
+    for header, cooldown, _, _ in named:
+        pks[header] = None
+        pks[cooldown] = None
+    for _, _, provider_cb, model_cb in named:  # `circuit_ids`' order
+        pks[provider_cb] = None
+        pks[model_cb] = None
     for provider in {key.provider for key in keys}:
         pks[failure_pk(provider)] = None
     return list(pks)
+
+
+_MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
+
+
+def _model_pks(key: ModelKey) -> tuple[str, str, str, str]:
+    """A model's header, cooldown, provider-breaker and model-breaker items."""
+    found = _MODEL_PKS.get(key)
+    if found is None:
+        if len(_MODEL_PKS) >= 4096:
+            _MODEL_PKS.clear()
+        found = _MODEL_PKS[key] = (header_pk(key), cooldown_pk(key), provider_circuit(key.provider), model_circuit(key))
+    return found
 
 
 # --- decoding ----------------------------------------------------------------------------------------

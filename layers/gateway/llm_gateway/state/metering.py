@@ -52,6 +52,7 @@ Amounts = Mapping[str, int]
 _SLOT_KEYS: dict[str, tuple[str, ...]] = {unit: tuple(f"{unit}@{i}" for i in range(SLOTS)) for unit in UNITS}
 
 
+@lru_cache(maxsize=64)
 def stamp_slack_s(seconds: int) -> float:
     """How long past stamp + length a sliding window's count may still be in the provider's."""
     return max(MIN_STAMP_SLACK_S, STAMP_SLACK * seconds)
