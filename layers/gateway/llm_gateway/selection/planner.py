@@ -48,6 +48,7 @@ from llm_gateway.state.store import ModelKey
 # round trip covers a request however large the catalog grows. A request never calls more than a
 # few models, and the best ones by static rank are the ones it would call.
 LOAD_ITEM_BUDGET = 100
+SHORT_PERIODS = frozenset({1, 60})  # window lengths (s) whose refusals last a minute at most
 # Items are counted as a load reads them at this moment: past the first moments of every window of
 # a minute or longer (when a sliding window also reads the one before its previous: 5 % of the
 # time, and a load then past 100 items takes a second read), inside those of a 1-second window
@@ -141,10 +142,12 @@ class Plan:
     steps: tuple[PlanStep, ...]
     dropped: tuple[Dropped, ...]
     pinned: ModelKey | None = None
-    free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
+    free_again_in_s: float | None = None  # an empty plan's capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
     refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
-    frees_at: tuple[tuple[ModelKey, float], ...] = ()  # candidates dropped for capacity: when they fit again
+    # candidates dropped for capacity: when they fit again (all of them when the plan is empty, else
+    # those a window of an hour or longer stopped: working it out costs, and only those matter then)
+    frees_at: tuple[tuple[ModelKey, float], ...] = ()
     # every drop after preparation asked more than one of the model's limits allows at all: no
     # wait makes it fit (413, not 429)
     too_large: bool = False
@@ -275,13 +278,12 @@ class Planner:
         failures = failures if failures is not None else snapshot.failures
         dropped = list(prep.dropped)
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
-        waits: list[float] = []
+        full: list[tuple[ModelKey, tuple[WindowUsage, ...], Any, Amounts]] = []  # dropped for capacity
         capacity_only = True
         too_large = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
-        frees: list[tuple[ModelKey, float]] = []
         for candidate in prep.candidates:
             key = candidate.key
             if key in blocked:
@@ -305,13 +307,10 @@ class Planner:
                 continue
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
-                wait = free_again_in(checked, state, candidate.amounts, now)
                 above = _above_a_limit(prep.meters[key], candidate.amounts)
                 dropped.append((key, above or room.reason))
                 too_large = too_large and above is not None
-                if wait is not None:
-                    waits.append(wait)
-                    frees.append((key, now + wait))
+                full.append((key, checked, state, candidate.amounts))
                 continue
             failed = recently_failed(key.provider, failures, now)
             kept = key == preferred
@@ -326,9 +325,19 @@ class Planner:
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         nothing = not steps and bool(prep.candidates)
+        frees: list[tuple[ModelKey, float]] = []
+        waits: list[float] = []
+        for key, checked, state, amounts in full:
+            if steps and not any(u.meter.limit.period.seconds not in SHORT_PERIODS and u.fits(amounts) is not None
+                                 for u in checked):
+                continue
+            wait = free_again_in(checked, state, amounts, now)
+            if wait is not None:
+                waits.append(wait)
+                frees.append((key, now + wait))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
-                    min(waits) if waits else None, capacity_only and not steps, tuple(refused),
-                    too_large=too_large and nothing, frees_at=tuple(frees))
+                    min(waits) if waits and not steps else None, capacity_only and not steps,
+                    tuple(refused), too_large=too_large and nothing, frees_at=tuple(frees))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
