@@ -48,7 +48,6 @@ from llm_gateway.state.store import ModelKey
 # round trip covers a request however large the catalog grows. A request never calls more than a
 # few models, and the best ones by static rank are the ones it would call.
 LOAD_ITEM_BUDGET = 100
-SHORT_PERIODS = frozenset({1, 60})  # window lengths (s) whose refusals last a minute at most
 # Items are counted as a load reads them at this moment: past the first moments of every window of
 # a minute or longer (when a sliding window also reads the one before its previous: 5 % of the
 # time, and a load then past 100 items takes a second read), inside those of a 1-second window
@@ -145,8 +144,8 @@ class Plan:
     free_again_in_s: float | None = None  # an empty plan's capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
     refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
-    # candidates dropped for capacity: when they fit again (all of them when the plan is empty, else
-    # those a window of an hour or longer stopped: working it out costs, and only those matter then)
+    # candidates dropped for capacity: when they fit again (all of them when the plan is empty; else
+    # not those only a 1-second window stopped: working it out costs, and they free within a second)
     frees_at: tuple[tuple[ModelKey, float], ...] = ()
     # every drop after preparation asked more than one of the model's limits allows at all: no
     # wait makes it fit (413, not 429)
@@ -328,9 +327,9 @@ class Planner:
         frees: list[tuple[ModelKey, float]] = []
         waits: list[float] = []
         for key, checked, state, amounts in full:
-            if steps and not any(u.meter.limit.period.seconds not in SHORT_PERIODS and u.fits(amounts) is not None
-                                 for u in checked):
-                continue
+            if steps and state is None and all(u.meter.limit.period.seconds == 1
+                                               for u in checked if u.fits(amounts) is not None):
+                continue  # only a 1-second window stops it: it frees within a second or so
             wait = free_again_in(checked, state, amounts, now)
             if wait is not None:
                 waits.append(wait)
