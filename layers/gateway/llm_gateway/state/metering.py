@@ -7,9 +7,14 @@ and budgets are the same mechanism: a conditional add on a counter item per wind
 
 Windows are fixed and epoch-aligned (every container agrees on the bucket) for lengths in
 seconds, or calendar months in UTC (Cohere's trial key: 1,000 calls a month). Providers enforce
-sliding windows or token buckets, so for second-based windows the previous window's usage is
-carried into the current one by its remaining overlap (the two-bucket estimate); a calendar
-month resets at its boundary, as the provider's does, and carries nothing.
+sliding windows or token buckets, so what an earlier window counted is carried into the current
+one while the provider may still count it: each sliding window's item also counts per tenth of
+the window (`tokens@3`), and a tenth is carried until a window length and the stamp's slack after
+it ends (`Earlier.carry`), an upper bound of the provider's sliding count however unevenly the
+window was used. (The linear two-bucket estimate alone assumed an even spread, and let Groq's
+audio-seconds-per-hour limit be passed when an hour's audio came in its last minutes.) Items
+written without tenths are still carried by that linear estimate. A calendar month resets at its
+boundary, as the provider's does, and carries nothing.
 
 Pure: no I/O, no clock; `now` is always passed in.
 """
