@@ -421,6 +421,21 @@ def test_an_attempt_with_nothing_left_to_fail_over_to_gets_the_whole_budget() ->
     assert r.fleet.calls[-1].timeout_s == FAST_BUDGET
 
 
+@pytest.mark.parametrize("code", [500, 503])
+def test_with_nothing_left_to_fail_over_to_a_server_error_is_retried_once(code: int) -> None:
+    """Found by `llm-gateway simulate` (pinned requests ending 503 after one background 500): a
+    5xx moves a request to the next model; a request pinned to one model has none, and its model
+    most likely answers a moment later. It is retried once on the same model, after a back-off."""
+    r = rig()
+    r.fleet.then("groq", status(code))
+    served = r.router.complete(pinned("groq"))
+    assert served.provider == "groq" and len(served.attempts) == 2
+    assert r.fleet.providers_called() == ["groq", "groq"] and len(r.clock.sleeps) == 1
+    r.fleet.set("groq", status(code))  # a model that keeps failing: one retry, then the error
+    assert failing(lambda: r.router.complete(pinned("groq"))).status == 503
+    assert r.fleet.providers_called().count("groq") == 4
+
+
 def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -> None:
     """A provider answering in 3 s: its timeout starts at the budget (nothing known), then falls
     with each answer toward 3 s plus a shrinking deviation, always within [floor, budget]."""

@@ -30,7 +30,7 @@ from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLim
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
 from llm_gateway.retry.caller_error import caller_error
-from llm_gateway.retry.classifier import Action, Scope, classify
+from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
@@ -47,6 +47,7 @@ from llm_gateway.state.shared import Reservation, SharedState
 from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
+TRANSIENT = frozenset({ErrorClass.SERVER_ERROR, ErrorClass.OVERLOADED})  # worth one retry on the same model
 WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really moved on
 MAX_WAIT_ROUNDS = 3
 
@@ -272,7 +273,11 @@ class FailoverRunner:
                                          deadline=ctx.deadline)
         if decision.action is Action.RETURN:
             raise AttemptFailed(error, retry=False)
-        if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
+        # A 5xx moves on to the next model; with none left (a pinned model, the last step) the
+        # same model most likely answers a moment later: it gets one retry, as a connection does.
+        last_chance = (decision.action is Action.NEXT_MODEL and decision.error_class in TRANSIENT
+                       and not run.has_untried())
+        if (decision.action is Action.RETRY_SAME or last_chance) and run.may_retry_same(step):
             wait = retry_delay(ctx.number - 1, policy=self.retry.settings.backoff,
                                remaining_s=self.retry.wait_budget(ctx.deadline), hint_s=retry_hint_s(error),
                                rand=self._rand)
