@@ -143,8 +143,17 @@ def _canned(provider: str, req: ChatRequest) -> str:
     if req.tool_result is not None:
         result = req.tool_result[:TOOL_RESULT_CHARS]
         return f"Hello from fake-{provider} {req.model}. The tool returned: {result}"
-    said = " ".join(req.last_user_text.split())[:ECHO_CHARS]
-    return f"Hello from fake-{provider} {req.model}. You said: {said}"
+    return f"Hello from fake-{provider} {req.model}. You said: {_echo(req.last_user_text)}"
+
+
+def _echo(text: str) -> str:
+    """The first ECHO_CHARS characters of `text` with its whitespace runs collapsed. Collapsing a
+    prefix gives a prefix of the collapsed whole, so a long text (a simulated prompt is up to
+    180,000 characters) is collapsed only as far as needed."""
+    head = " ".join(text[: ECHO_CHARS * 8].split())
+    if len(head) >= ECHO_CHARS or len(text) <= ECHO_CHARS * 8:
+        return head[:ECHO_CHARS]
+    return " ".join(text.split())[:ECHO_CHARS]
 
 
 # --- JSON schema → example value ---------------------------------------------------------------

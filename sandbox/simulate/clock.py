@@ -8,8 +8,9 @@ time exactly as they would overlap in real time, in a deterministic order: event
 (time, sequence number), and only one greenlet ever runs at a time.
 
 Powertools' circuit breaker reads the wall clock itself (`datetime.now()`) and names its probe
-owner per *thread*; `powertools_on(clock)` points both at the virtual clock and at the current
-greenlet for the duration of a simulation (and puts them back after).
+owner per *thread*, and the engine keeps a call's deadline scope per thread; `powertools_on(clock)`
+points them at the virtual clock and at the current greenlet for the duration of a simulation
+(and puts them back after).
 """
 
 from __future__ import annotations
@@ -107,6 +108,28 @@ class _VirtualDatetimeModule:
         return getattr(_real_dt, name)
 
 
+class _GreenletLocal:
+    """`threading.local` for greenlets: the engine keeps a call's deadline scope in a thread-local,
+    and the simulation's requests all run in one thread, each in its own greenlet, switching
+    while a call is in flight (one request's scope must not leak into another's)."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_values", {})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[(id(greenlet.getcurrent()), name)]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        key = (id(greenlet.getcurrent()), name)
+        if value is None:
+            self._values.pop(key, None)  # a scope set back to None: nothing to keep for a finished greenlet
+        else:
+            self._values[key] = value
+
+
 @contextlib.contextmanager
 def powertools_on(clock: VirtualClock) -> Iterator[None]:
     """Powertools' breakers (and our in-memory breaker store) on the virtual clock, with one
@@ -114,6 +137,7 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
     from aws_lambda_powertools.utilities.circuit_breaker import base
     from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as persistence_base
 
+    from llm_gateway.providers import deadline_io
     from llm_gateway.routing import breaker_store
 
     fake = _VirtualDatetimeModule()
@@ -130,7 +154,9 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
         return str(owner)
 
     saved = [(base, "dt", base.dt), (persistence_base, "dt", persistence_base.dt),
-             (breaker_store, "dt", breaker_store.dt), (base, "_probe_owner_id", base._probe_owner_id)]
+             (breaker_store, "dt", breaker_store.dt), (base, "_probe_owner_id", base._probe_owner_id),
+             (deadline_io, "_SCOPE", deadline_io._SCOPE)]
+    deadline_io._SCOPE = _GreenletLocal()  # type: ignore[assignment]
     base.dt = fake  # type: ignore[assignment]
     persistence_base.dt = fake  # type: ignore[assignment]
     breaker_store.dt = fake  # type: ignore[attr-defined]

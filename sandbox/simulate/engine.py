@@ -38,6 +38,7 @@ from sandbox.simulate.scenario import Scenario, parse_scenario
 from sandbox.simulate.workload import CHAT, STREAM, TRANSCRIPTION, SimRequest, Workload, generate
 
 PROVIDERS = ("groq", "gemini", "cohere", "mistral", "openai")
+LONG_TEXT = 2_000  # characters: a shorter text is counted again each time (cheaper than looking it up)
 SAMPLE_EVERY_S = 300.0
 
 
@@ -138,6 +139,8 @@ class Simulation:
         self.bugs: list[str] = []
         self._selection: dict[int, float] = {}
         self._counts: dict[int, tuple[int, float]] = {}
+        self._texts: dict[int, tuple[str, int, float]] = {}
+        self._credit: dict[int, float] = {}
         self._baseline = self._baseline_prices()
 
     # --- containers -------------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class Simulation:
         core.runner.plan = self._timed(core.runner.plan)  # type: ignore[method-assign]
         chat.preparer.prepare = self._timed(chat.preparer.prepare)  # type: ignore[method-assign]
         chat.preparer.tokens.estimate = self._counted(chat.preparer.tokens.estimate)  # type: ignore[method-assign,assignment]
+        chat.preparer.tokens.count_text = self._counted_text(chat.preparer.tokens.count_text)  # type: ignore[method-assign]
         transcription.preparer.prepare = self._timed(transcription.preparer.prepare)  # type: ignore[method-assign]
         self.built += 1
         return Container(core, chat, transcription)
@@ -180,18 +184,48 @@ class Simulation:
         selection = self._selection
         clock = time.process_time
 
+        credit = self._credit
+
         def counted(request: Any) -> int:
             found = known.get(id(request))
-            if found is None:
-                started = clock()
-                tokens = estimate(request)
-                found = known[id(request)] = (tokens, clock() - started)
-                return tokens
             key = id(greenlet.getcurrent())
+            if found is None:
+                started, before = clock(), credit.get(key, 0.0)
+                tokens = estimate(request)
+                # what counting its texts would have cost where `_counted_text` reused a count
+                saved = credit.get(key, 0.0) - before
+                found = known[id(request)] = (tokens, clock() - started + saved)
+                return tokens
             selection[key] = selection.get(key, 0.0) + found[1]
             return found[0]
 
         return counted
+
+    def _counted_text(self, count_text: Callable[[str], int]) -> Callable[[str], int]:
+        """Token counts per long text, computed once: many bodies share a prompt's words (they
+        differ in model, answer length or stream), and a long prompt's count is the costliest part
+        of preparing it. A reused count adds the CPU time its first count took to the request's
+        selection time (and to `credit`, so a body's own remembered cost includes it too)."""
+        texts = self._texts
+        selection = self._selection
+        credit = self._credit
+        clock = time.process_time
+
+        def counted_text(text: str) -> int:
+            if len(text) < LONG_TEXT:
+                return count_text(text)
+            found = texts.get(id(text))
+            if found is None or found[0] is not text:
+                started = clock()
+                tokens = count_text(text)
+                texts[id(text)] = (text, tokens, clock() - started)  # the text is kept: its id stays its own
+                return tokens
+            key = id(greenlet.getcurrent())
+            selection[key] = selection.get(key, 0.0) + found[2]
+            credit[key] = credit.get(key, 0.0) + found[2]
+            return found[1]
+
+        return counted_text
 
     # --- one request -----------------------------------------------------------------------------
     def _serve(self, sim: SimRequest) -> None:
@@ -207,7 +241,11 @@ class Simulation:
                 outcome.provider, outcome.model, outcome.free = routed.provider, routed.model, routed.free
                 outcome.cost_usd, attempts = routed.cost_usd, routed.attempts
             elif sim.capability == STREAM:
-                stream = container.chat.stream(self.factory.chat(sim), buffered=True)
+                # As production's chat function serves `stream: true` (through the Lambda Web
+                # Adapter: `Gateway.chat(live=True)`): sent as it comes, within the stream deadline,
+                # its first chunk within the attempt's timeout, failover only before it.
+                deadline = container.core.runner.retry.deadline(self.settings.stream_deadline_s)
+                stream = container.chat.stream(self.factory.chat(sim), deadline, buffered=False)
                 for _chunk in stream.chunks:
                     pass
                 outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
@@ -228,6 +266,7 @@ class Simulation:
                 self.bugs.append("".join(traceback.format_exception(exc)))
         finally:
             self.idle.append(container)
+            self._credit.pop(key, None)
             outcome.selection_ms = self._selection.pop(key, 0.0) * 1000
             outcome.latency_s = self.clock.now - sim.at
             outcome.baseline_usd = self._baseline_cost(sim)

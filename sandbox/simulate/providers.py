@@ -21,6 +21,7 @@ import json
 import math
 import random
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from llm_gateway.providers import deadline_io
 from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.state.metering import AUDIO_SECONDS, MONTH, REQUESTS, TOKENS
 from sandbox.fakes.content import make_reply
@@ -220,9 +222,12 @@ class SimulatedProviders:
         if refused is not None:
             return refused
         started = self.clock.now
-        latency = self._latency(provider, first=True, tokens=completion)
-        timeout = _read_timeout(request)
-        if latency > timeout:
+        first, latency = self._latency(provider, tokens=completion)
+        first_budget, whole_budget = _budgets(request)
+        if not req.stream:
+            first = latency  # a body sent whole: its first byte is its last
+        if first > first_budget or latency > whole_budget:
+            timeout = first_budget if first > first_budget else whole_budget
             self.clock.sleep(timeout)
             self._record(provider, model, "timeout", "chat", started)
             raise httpx.ReadTimeout(f"no answer within {timeout:.1f} s", request=request)
@@ -266,8 +271,8 @@ class SimulatedProviders:
         if refused is not None:
             return refused
         started = self.clock.now
-        latency = self._latency(provider, first=True, tokens=0, audio_s=seconds)
-        timeout = _read_timeout(request)
+        _first, latency = self._latency(provider, tokens=0, audio_s=seconds)
+        timeout = _budgets(request)[0]
         if latency > timeout:
             self.clock.sleep(timeout)
             self._record(provider, model, "timeout", "transcription", started)
@@ -308,7 +313,7 @@ class SimulatedProviders:
                 if event.mode == "refused":
                     raise httpx.ConnectError("connection refused", request=request)
                 if event.mode == "timeout":
-                    timeout = _read_timeout(request)
+                    timeout = _budgets(request)[0]
                     self.clock.sleep(timeout)
                     raise httpx.ReadTimeout(f"no answer within {timeout:.1f} s", request=request)
                 self.clock.sleep(0.05)
@@ -347,14 +352,16 @@ class SimulatedProviders:
                                                           need, wait))
         return self._error(wire, ErrorInfo("rate_limited", model=entry.model, snap=snap), ctx)
 
-    def _latency(self, provider: str, *, first: bool, tokens: int, audio_s: float = 0.0) -> float:
+    def _latency(self, provider: str, *, tokens: int, audio_s: float = 0.0) -> tuple[float, float]:
+        """(first byte of a stream, whole answer): `first_token_s`, then the output and audio,
+        both times one log-normal jitter and a slow scenario's factor."""
         spec = self.scenario.latency_of(provider)
-        base = (spec.first_token_s if first else 0.0) + tokens * spec.per_token_s + audio_s * spec.audio_factor
-        base *= math.exp(spec.jitter * self.rng.gauss(0.0, 1.0) - spec.jitter**2 / 2) if spec.jitter else 1.0
+        factor = math.exp(spec.jitter * self.rng.gauss(0.0, 1.0) - spec.jitter**2 / 2) if spec.jitter else 1.0
         for event in self.scenario.active(provider, self.clock.now):
             if event.type == "slow":
-                base *= event.factor
-        return base
+                factor *= event.factor
+        base = spec.first_token_s + tokens * spec.per_token_s + audio_s * spec.audio_factor
+        return spec.first_token_s * factor, base * factor
 
     def _error(self, wire: Wire, info: ErrorInfo, ctx: Ctx) -> httpx.Response:
         status, body, headers = wire.error(info, ctx)
@@ -377,6 +384,18 @@ class SimulatedProviders:
 def _read_timeout(request: httpx.Request) -> float:
     timeout = request.extensions.get("timeout", {}).get("read")
     return float(timeout) if timeout else 20.0
+
+
+def _budgets(request: httpx.Request) -> tuple[float, float]:
+    """(first byte, whole answer): the time the gateway gave this call. Its read timeout bounds
+    the whole answer; the engine's deadline scope bounds its first byte (for a stream sent live,
+    the scope is the attempt's timeout and the read timeout what is left of the stream deadline;
+    the scope is per greenlet in a simulation, see `clock.powertools_on`). Scopes are on the real
+    monotonic clock, which hardly moves during a call's set-up, so what is left of one is its
+    budget in virtual seconds."""
+    read = _read_timeout(request)
+    at: float | None = getattr(deadline_io._SCOPE, "at", None)
+    return (read if at is None else max(0.0, min(read, at - time.monotonic()))), read
 
 
 def _form_field(content: bytes, name: str) -> str | None:

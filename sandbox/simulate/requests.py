@@ -1,8 +1,11 @@
 """Request bodies for simulated requests, built once per distinct shape and reused.
 
 The prompt is `N` single-token words (" hello" is one cl100k token), so the gateway's own token
-estimate sees a prompt of the size the workload drew, and ends with a marker `[sim in=N out=M]`
-that tells the simulated provider what to count and how long an answer to write.
+estimate sees a prompt of the size the workload drew, and the last user message ends with a
+marker `[sim in=N out=M]`, a text part of its own, that tells the simulated provider what to
+count and how long an answer to write. Every text is built once per distinct value and shared by
+the bodies that hold it (the marker apart, it does not depend on the answer's length), so the
+simulator can count a long text's tokens once (`Simulation._counted_text`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ def _words(count: int) -> str:
     return " hello" * max(0, count)
 
 
+_TEXTS: dict[tuple[str, int], str] = {}
+
+
+def _text(lead: str, words: int) -> str:
+    """`lead` and `words` words, one shared string per distinct value."""
+    found = _TEXTS.get((lead, words))
+    if found is None:
+        found = _TEXTS[(lead, words)] = lead + _words(words)
+    return found
+
+
 class RequestFactory:
     def __init__(self) -> None:
         self._chat: dict[tuple[Any, ...], ChatCompletionRequest] = {}
@@ -50,20 +64,19 @@ class RequestFactory:
         return found
 
     def _body(self, sim: SimRequest) -> dict[str, Any]:
-        marker = f" [sim in={sim.prompt_tokens} out={sim.output_tokens}]"
+        marker = {"type": "text", "text": f" [sim in={sim.prompt_tokens} out={sim.output_tokens}]"}
         lead = LEADS[sim.kind]
         words = max(0, sim.prompt_tokens - 20)
         messages: list[dict[str, Any]]
         if sim.turns > 1:
             first, answer, last = words // 2, words // 4, words - words // 2 - words // 4
-            messages = [{"role": "user", "content": lead + _words(first)},
-                        {"role": "assistant", "content": "Noted." + _words(answer)},
-                        {"role": "user", "content": "And then?" + _words(last) + marker}]
+            messages = [{"role": "user", "content": _text(lead, first)},
+                        {"role": "assistant", "content": _text("Noted.", answer)},
+                        {"role": "user", "content": [{"type": "text", "text": _text("And then?", last)}, marker]}]
         else:
-            messages = [{"role": "user", "content": lead + _words(words) + marker}]
+            messages = [{"role": "user", "content": [{"type": "text", "text": _text(lead, words)}, marker]}]
         if sim.kind == "vision":
-            text = messages[-1]["content"]
-            messages[-1]["content"] = [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": PIXEL}}]
+            messages[-1]["content"].append({"type": "image_url", "image_url": {"url": PIXEL}})
         body: dict[str, Any] = {"model": sim.model, "messages": messages}
         if sim.kind == "tools":
             body["tools"] = TOOLS

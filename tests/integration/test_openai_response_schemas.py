@@ -163,7 +163,8 @@ def test_every_error_shape(chat, openapi, fakes):
     fakes.providers["groq"].add_fault(fault="429", model="llama-3.1-8b-instant", count=1, retry_after=30)
     errors["all rate limited"] = call(chat, "POST", "/v1/chat/completions", patient=False, body={
         "model": "groq/llama-3.1-8b-instant", "messages": [{"role": "user", "content": "x"}]})
-    fakes.providers["openai"].add_fault(fault="500", model="gpt-4o-mini", count=1)
+    # twice: a pinned model with nothing to fail over to gets one retry after a 5xx
+    fakes.providers["openai"].add_fault(fault="500", model="gpt-4o-mini", count=2)
     errors["provider failed"] = call(chat, "POST", "/v1/chat/completions", patient=False, body={
         "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     statuses = {name: result["statusCode"] for name, result in errors.items()}

@@ -173,14 +173,16 @@ def refuse() -> Behaviour:
 
 
 # --- the gateway under test ---------------------------------------------------------------------------
-def catalog(*, mistral_rps: int | None = None, paid: tuple[str, ...] = ()) -> Catalog:
+def catalog(*, mistral_rps: int | None = None, paid: tuple[str, ...] = (),
+            limits: dict[str, Limits] | None = None) -> Catalog:
     """One free model per provider (see the module docstring); `mistral_rps` adds Mistral's
     organisation-wide requests-per-second limit, shared by all its models as in the real catalog;
-    the providers in `paid` serve a priced model instead (ranked after every free one)."""
+    the providers in `paid` serve a priced model instead (ranked after every free one); `limits`
+    replaces a provider's model's free tier (roomy by default)."""
     entries = [
         ModelEntry(provider=p, model=MODELS[p], category=CATEGORIES[p], context_window=128_000,
                    max_output=8192, capabilities=Capabilities(tools=True, json=True),
-                   free_tier=None if p in paid else ROOMY, price=PRICE if p in paid else None)
+                   free_tier=None if p in paid else (limits or {}).get(p, ROOMY), price=PRICE if p in paid else None)
         for p in ORDER
     ]
     providers = {p: ProviderInfo(as_of="test", source="test") for p in ORDER}
@@ -211,11 +213,12 @@ class Rig:
 
 
 def rig(*, providers: tuple[str, ...] = ORDER, retry: RetrySettings = FAST_RETRY, max_wait_s: float = 2.0,
-        mistral_rps: int | None = None, paid: tuple[str, ...] = (), breakers: CircuitBreakers | None = None,
+        mistral_rps: int | None = None, paid: tuple[str, ...] = (), limits: dict[str, Limits] | None = None,
+        models: Catalog | None = None, breakers: CircuitBreakers | None = None,
         store: MemoryStore | None = None, clock: FakeClock | None = None, dynamodb_client: Any = None,
         **env: str) -> Rig:
-    """A chat router through `compose.build_core` on the fakes above. Pass another rig's `store`
-    and `clock` to stand for a second container sharing the state table; a `dynamodb_client`
+    """A chat router through `compose.build_core` on the fakes above (or on the catalog `models`).
+    Pass another rig's `store` and `clock` to stand for a second container sharing the state table; a `dynamodb_client`
     (with LLM_GATEWAY_STATE_TABLE in `env`) gets the production store stack built on it instead."""
     clock = clock or FakeClock()
     fleet = Fleet(clock)
@@ -226,7 +229,7 @@ def rig(*, providers: tuple[str, ...] = ORDER, retry: RetrySettings = FAST_RETRY
     environment |= {"LLM_GATEWAY_MAX_WAIT_S": str(max_wait_s), **env}
     client = httpx.Client(transport=httpx.MockTransport(fleet.handle))
     core = build_core(load_settings(environment), metrics=metrics, http_client=client, store=store,
-                      clocks=clock.clocks(), catalog=catalog(mistral_rps=mistral_rps, paid=paid), retry=retry,
+                      clocks=clock.clocks(), catalog=models or catalog(mistral_rps=mistral_rps, paid=paid, limits=limits), retry=retry,
                       breakers=breakers, dynamodb_client=dynamodb_client)
     return Rig(build_chat(core), core, clock, fleet, core.state.store, metrics)
 

@@ -32,10 +32,11 @@ from llm_gateway.routing.circuit_breaker import (
     reset_local_counters,
 )
 from llm_gateway.routing.failures import AdaptiveTimeouts, TimeoutPolicy
+from llm_gateway.selection.catalog import Catalog, Limits, ModelEntry, Pricing, ProviderInfo
 from llm_gateway.state.items import failure_pk
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
-from llm_gateway.state.store import Item, ModelKey
+from llm_gateway.state.store import CounterAdd, Item, ModelKey
 from tests.unit.routing.harness import (
     FAST_RETRY,
     KEYS,
@@ -156,6 +157,63 @@ def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknow
     assert routed.provider == "mistral"
 
 
+def test_after_a_timeout_the_fastest_provider_left_gets_all_the_time_left() -> None:
+    """Found by `llm-gateway simulate`: most requests that ended 503 were long answers (2,000 to
+    4,000 tokens, no max_tokens) cut by a timeout sized for the usual answer, then failed over in
+    plan order to another slow provider, again with the usual timeout. A timeout says the answer
+    is long (or the provider hangs): either way the next attempt should go to the provider that
+    writes fastest, and get all the time left rather than a timeout it has just been shown to miss.
+    openai (next in plan order) answered in 4 s, mistral in 0.5 s; groq times out."""
+    r = rig()
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for _ in range(3):
+        r.router.complete(pinned("openai"))
+        r.router.complete(pinned("mistral"))
+    r.fleet.set("groq", hang())
+    r.fleet.set("mistral", answer(after_s=9.0))  # this answer is long
+    before = len(r.fleet.calls)
+    routed = r.router.complete(chat())
+    assert r.fleet.providers_called(before) == ["groq", "mistral"]
+    assert routed.provider == "mistral"
+    timed_out, served = r.fleet.calls[before:]
+    left = FAST_RETRY.deadline_s - FAST_RETRY.safety_margin_s - timed_out.timeout_s
+    assert served.timeout_s == pytest.approx(min(left, FAST_BUDGET), abs=0.01)
+
+
+def test_after_a_timeout_a_free_tier_still_goes_before_a_faster_paid_model() -> None:
+    """Speed orders the free tiers among themselves, and the paid models among themselves: a paid
+    model that writes fastest does not jump ahead of a free tier that can still serve."""
+    r = rig(paid=("mistral",))
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for _ in range(3):
+        r.router.complete(pinned("openai"))
+        r.router.complete(pinned("mistral"))
+    r.fleet.set("groq", hang())
+    before = len(r.fleet.calls)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.fleet.providers_called(before) == ["groq", "openai"]
+
+
+def test_a_request_for_a_very_long_answer_goes_first_to_the_fastest_free_tier() -> None:
+    """A caller who allows 8,000 output tokens may get an answer that takes a slow provider longer
+    than the whole deadline: its first attempt goes to the provider that writes fastest (here
+    mistral, last in plan order), not to the first in plan order."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=3.0))
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for provider in ("groq", "openai", "mistral"):
+        for _ in range(3):
+            r.router.complete(pinned(provider))
+    long_answer = ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 8000, "messages": [{"role": "user", "content": "Write at length."}]})
+    before = len(r.fleet.calls)
+    assert r.router.complete(long_answer).provider == "mistral"
+    assert r.fleet.providers_called(before) == ["mistral"]
+
+
 # --- waiting briefly for capacity -------------------------------------------------------------------
 def test_a_near_miss_is_counted_from_the_gateway_s_own_window_when_the_provider_sends_no_headers() -> None:
     """The dashboard's near misses cover providers that report no remaining capacity: Mistral's
@@ -183,6 +241,53 @@ def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() ->
     assert second_call.at - first_call.at >= 1.0
     assert r.metrics.total(m.CAPACITY_WAITS) == 1
     assert time.monotonic() - real < 1.0
+
+
+def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> None:
+    """Found by `llm-gateway simulate` (full size: a fifth of the day's requests paid while free
+    tiers had capacity): state is read for as many candidates as one read holds, best static rank
+    first. When those free tiers have used up their day, the plan went paid although free tiers
+    ranked lower, never loaded, could serve. A container that saw them used up loads the others
+    first until they free again."""
+    day = Limits(rpm=1000, rpd=5)
+    entries = [ModelEntry(provider="groq", model=f"a{i:02}", category="small", context_window=128_000,
+                          max_output=8192, free_tier=day) for i in range(14)]
+    entries += [ModelEntry(provider="mistral", model=f"b{i:02}", category="small", context_window=128_000,
+                           max_output=8192, free_tier=day) for i in range(6)]
+    entries += [ModelEntry(provider="openai", model=f"c{i:02}", category="small", context_window=128_000,
+                           max_output=8192, price=Pricing(input=1.0 + i, output=2.0)) for i in range(4)]
+    providers = {p: ProviderInfo(as_of="test", source="test") for p in ("groq", "mistral", "openai")}
+    r = rig(models=Catalog.from_entries(entries, providers))
+    prep = r.router.preparer.prepare(chat(), r.router.available())
+    loaded = {c.key for c in prep.candidates}
+    assert all(ModelKey("mistral", f"b{i:02}") not in loaded for i in range(6)), "the test would prove nothing"
+    now = r.clock.wall()
+    for entry in entries[:14]:  # every groq free tier has used up its day (another container's traffic)
+        [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
+        start = meter.limit.period.start(now)
+        r.store.add([CounterAdd(meter.pk(start), {REQUESTS: 5}, meter.limit.period.expires_at(start))], now)
+    first = r.router.complete(chat())
+    second = r.router.complete(chat())
+    assert first.provider == "openai" and not first.free  # the first plan saw only used-up free tiers
+    assert second.provider == "mistral" and second.free
+
+
+def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:
+    """Found by `llm-gateway simulate`: a request pinned to a model whose tokens-per-minute limit
+    is below what the request needs (its prompt and the output it may write) can never be served
+    there, whatever the caller waits; it was answered 429 (and the OpenAI SDKs retry a 429 in
+    vain). It is a request too large for that model's limits: 413, saying which limit and that
+    a smaller max_tokens or prompt would fit, as Groq itself answers."""
+    r = rig(limits={"groq": Limits(rpm=100, tpm=1_000)})
+    request = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 2_000, "messages": [{"role": "user", "content": "hi"}]})
+    error = failing(lambda: r.router.complete(request))
+    assert (error.status, error.code) == (413, "request_too_large"), (error.status, error.code, error.message)
+    assert "1000 per 60s" in error.message and "Retry-After" not in error.headers
+    assert r.fleet.calls == []
+    fits = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.router.complete(fits).provider == "groq"
 
 
 def test_a_wait_longer_than_max_wait_answers_429_with_retry_after() -> None:
@@ -288,7 +393,9 @@ def short(text: str = "hi") -> ChatCompletionRequest:
 
 def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> None:
     """groq answered eight times in 0.5 s; when it hangs, its attempt times out after the floor
-    (2 s), not the 20 s attempt budget, and openai (never seen) borrows the overall estimate."""
+    (2 s), not the 20 s attempt budget. The next attempt (openai) gets all the time left (after a
+    timeout the answer may be long); a first call to openai, never seen, borrows the overall
+    estimate."""
     r = rig()
     r.fleet.set("groq", answer(after_s=0.5))
     for _ in range(8):
@@ -300,8 +407,45 @@ def test_a_hanging_provider_costs_the_timeout_floor_not_the_whole_budget() -> No
     floor = TimeoutPolicy().floor_s
     assert routed.provider == "openai"
     assert (hung.provider, hung.timeout_s) == ("groq", floor)
-    assert served.timeout_s == floor
+    assert served.timeout_s == FAST_BUDGET  # 23 s are left: the attempt budget
     assert r.clock.now - started == pytest.approx(floor)
+    fresh = rig()
+    fresh.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        fresh.router.complete(short())
+    fresh.fleet.set("groq", status(500))  # not a timeout: the next attempt keeps an adaptive one
+    assert fresh.router.complete(short()).provider == "openai"
+    assert fresh.fleet.calls[-1].timeout_s == floor  # never seen: the overall estimate
+
+
+def test_an_attempt_with_nothing_left_to_fail_over_to_gets_the_whole_budget() -> None:
+    """Found by `llm-gateway simulate` (pinned requests ending 503): an adaptive timeout saves
+    time for a failover. A request pinned to one model has nothing to fail over to, so cutting
+    its call at the learned 2 s only turns a slow answer into an error: it gets the whole budget."""
+    r = rig()
+    r.fleet.set("groq", answer(after_s=0.5))
+    for _ in range(8):
+        r.router.complete(short())
+    r.fleet.set("groq", answer(after_s=6.0))  # a slow answer, well inside the budget
+    pinned_short = ChatCompletionRequest.model_validate(
+        {"model": "groq/llama-3.1-8b-instant", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.router.complete(pinned_short).provider == "groq"
+    assert r.fleet.calls[-1].timeout_s == FAST_BUDGET
+
+
+@pytest.mark.parametrize("code", [500, 503])
+def test_with_nothing_left_to_fail_over_to_a_server_error_is_retried_once(code: int) -> None:
+    """Found by `llm-gateway simulate` (pinned requests ending 503 after one background 500): a
+    5xx moves a request to the next model; a request pinned to one model has none, and its model
+    most likely answers a moment later. It is retried once on the same model, after a back-off."""
+    r = rig()
+    r.fleet.then("groq", status(code))
+    served = r.router.complete(pinned("groq"))
+    assert served.provider == "groq" and len(served.attempts) == 2
+    assert r.fleet.providers_called() == ["groq", "groq"] and len(r.clock.sleeps) == 1
+    r.fleet.set("groq", status(code))  # a model that keeps failing: one retry, then the error
+    assert failing(lambda: r.router.complete(pinned("groq"))).status == 503
+    assert r.fleet.providers_called().count("groq") == 4
 
 
 def test_timeouts_shrink_toward_observed_latency_and_never_exceed_the_budget() -> None:
@@ -407,6 +551,22 @@ def test_a_failed_call_keeps_its_request_counted_and_gives_back_its_tokens() -> 
     assert groq, "the groq attempt reserved nothing: the test would prove nothing"
     for pk, item in groq.items():
         assert (item[REQUESTS], item[TOKENS]) == (1, 0), (pk, item)
+
+
+@pytest.mark.parametrize("behaviour", [hang(), refuse()], ids=["read-timeout", "connection"])
+def test_a_call_that_got_no_answer_keeps_everything_it_reserved(behaviour) -> None:
+    """Found by `llm-gateway simulate` (Groq's token and audio windows passed at full size): a
+    call that ended without an answer may have been received, and its prompt, audio and even its
+    output counted by the provider (a timeout says nothing about what the provider did). Giving
+    its tokens back left our windows below the provider's own count, and later calls passed the
+    provider's limit. Only an error *answer* (a status) shows the provider counted no tokens."""
+    r = rig()
+    r.fleet.set("groq", behaviour)
+    r.router.complete(chat())
+    groq = r.counters("groq")
+    assert groq, "the groq attempt reserved nothing: the test would prove nothing"
+    for pk, item in groq.items():
+        assert item[REQUESTS] >= 1 and item[TOKENS] > 0, (pk, item)
 
 
 def test_a_failover_after_a_slow_attempt_reserves_in_the_window_of_its_own_moment() -> None:

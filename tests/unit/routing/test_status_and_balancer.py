@@ -83,7 +83,7 @@ def test_status_table_renders_the_windows_the_gateway_reports() -> None:
     minute = meter("groq", "llama", WindowLimit.of(60, requests=30, tokens=6000))
     month = Meter("groq#*", WindowLimit.of(0, requests=1000))  # Period(0): a calendar month
     counters = {minute.pk(960): {REQUESTS: 27}}
-    text = render(_status(_windows((minute, month), counters, STATUS_NOW)), STATUS_NOW)
+    text = render(_status(_windows((minute, month), StateSnapshot(counters=counters), STATUS_NOW)), STATUS_NOW)
     assert "3/30 req/min" in text and "6000/6000 tok/min" in text
     assert "1000/1000 req/month (organisation)" in text
 
@@ -94,7 +94,7 @@ def test_status_shows_the_capacity_the_planner_sees_carry_over_included() -> Non
     minute = meter("groq", "m", WindowLimit.of(60, requests=30))
     start = 1_200
     counters = {minute.pk(start): {REQUESTS: 5}, minute.pk(start - 60): {REQUESTS: 30}}
-    [window] = _windows((minute,), counters, start + 30)
+    [window] = _windows((minute,), StateSnapshot(counters=counters), start + 30)
     assert window["requests_used"] == 5
     assert window["remaining_requests"] == 30 - 5 - 15  # half of last minute's 30 still counts
     assert (window["counter"], window["window"], window["max_requests"], window["resets_at"]) == ("groq#m", "60", 30, start + 60)

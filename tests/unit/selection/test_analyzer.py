@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from llm_gateway.api.schemas import ChatCompletionRequest
-from llm_gateway.selection.analyzer import LARGE_PROMPT_TOKENS, analyze
+from llm_gateway.selection.analyzer import _CUE_RE, LARGE_PROMPT_TOKENS, REASONING_CUES, analyze, find_cue
 
 
 def req(content: Any = "hi", **extra: Any) -> ChatCompletionRequest:
@@ -65,3 +67,17 @@ def test_tool_history_needs_tools() -> None:
 def test_deterministic() -> None:
     request = req("a fairly ordinary question about cooking pasta")
     assert len({analyze(request, 50) for _ in range(20)}) == 1
+
+
+# --- the reasoning-cue search: a fast path that finds exactly what the regex finds ---------------
+_WORDS = st.sampled_from([*REASONING_CUES, "Step By Step", "PROVE", "Proofs", "sub-lemma", "derived", "theorems",
+                          "reason", "through", "think", "hard", "x", "_", "9", "é", "İ", "\u017ftep by \u017ftep", "\u212a"])  # long s, Kelvin sign: fold to s, k
+
+
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=6)), max_size=12), st.sampled_from([" ", "", "-", "\n", "_", ".", "é"]))
+def test_find_cue_finds_what_the_case_insensitive_regex_finds(parts: list[str], glue: str) -> None:
+    """`find_cue` replaced a case-insensitive regex (16 ms on a 30,000-token prompt): on every
+    text, ASCII or not, it must name the same cue."""
+    text = glue.join(parts)
+    expected = _CUE_RE.search(text)
+    assert find_cue(text) == (expected.group(1).lower() if expected else None)

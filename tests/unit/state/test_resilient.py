@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.memory import MemoryStore
-from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit, model_counter, usage_of
+from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit, model_counter, slot_of, usage_of
 from llm_gateway.state.resilient import ResilientStore, is_outage
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd, ModelKey, StateUnavailable
@@ -160,7 +160,8 @@ def test_a_local_reservation_reconciled_after_recovery_moves_the_primary_by_the_
     state.reconcile(reservation, {REQUESTS: 1, TOKENS: 9}, NOW + 31)
     pk = METER.pk(int(NOW))
     assert primary.load([pk], NOW + 31) == {pk: {TOKENS: 4}}  # +4 tokens, no request
-    assert state.store.fallback.load([pk], NOW + 31) == {pk: {REQUESTS: 1, TOKENS: 5, "last_at": NOW}}  # type: ignore[attr-defined]
+    assert state.store.fallback.load([pk], NOW + 31) == {  # type: ignore[attr-defined]
+        pk: {REQUESTS: 1, TOKENS: 5, "last_at": NOW, f"{REQUESTS}@{slot_of(METER.limit.period, int(NOW), NOW)}": 1}}
 
 
 @pytest.mark.parametrize("containers", [2, 3, 4, 20])

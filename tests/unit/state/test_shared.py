@@ -20,7 +20,9 @@ from llm_gateway.state.metering import (
     WindowLimit,
     model_counter,
     provider_counter,
+    slot_of,
     usage_of,
+    with_slot,
 )
 from llm_gateway.state.rate_limits import capacity
 from llm_gateway.state.shared import SharedState
@@ -53,9 +55,17 @@ class Recording:
         self.inner.extend(pk, item, until, expires_at, now)
 
     def counter(self, meter: Meter) -> dict[str, Any]:
+        """The window's totals, after checking that its per-slot counts add up to them."""
         pk = meter.pk(meter.limit.period.start(NOW))
         item = self.inner.load([pk], NOW).get(pk, {})
-        return {name: value for name, value in item.items() if name != "last_at"}  # the counts alone
+        totals = {name: value for name, value in item.items() if name != "last_at" and "@" not in name}
+        slotted: dict[str, int] = {}
+        for name, value in item.items():
+            if "@" in name:
+                unit = name.split("@")[0]
+                slotted[unit] = slotted.get(unit, 0) + value
+        assert slotted == {unit: n for unit, n in totals.items() if unit in meter.limit.maxima}, item
+        return totals
 
 
 def windows(state: SharedState, meters: list[Meter]) -> list:
@@ -78,7 +88,9 @@ def test_folded_corrections_ride_on_the_next_reservation() -> None:
     # 600 + 600 would pass 1000; with the correction folded in, the condition checks 100 + 600
     second = state.reserve(windows(state, [MINUTE]), ask(600), NOW)
     assert second is not None and len(store.calls) == 2
-    assert store.calls[1][0].amounts == {REQUESTS: 1, TOKENS: 100}  # ask 600, correction -500: one write
+    written = store.calls[1][0].amounts
+    assert {unit: n for unit, n in written.items() if "@" not in unit} == {REQUESTS: 1, TOKENS: 100}  # ask 600,
+    # correction -500: one write
     state.reconcile(second, ask(250), NOW)
     third = state.reserve(windows(state, [MINUTE]), ask(300), NOW)
     assert third is not None and len(store.calls) == 3
@@ -117,7 +129,9 @@ def test_a_refused_reservation_keeps_the_correction_for_the_next() -> None:
     first = state.reserve(windows(state, [MINUTE]), ask(600), NOW)
     assert first is not None
     state.reconcile(first, ask(100), NOW)  # -500 pending
-    other = CounterAdd(MINUTE.pk(int(NOW)), {REQUESTS: 1, TOKENS: 350}, MINUTE.limit.period.expires_at(int(NOW)))
+    slot = slot_of(MINUTE.limit.period, int(NOW), NOW)
+    other = CounterAdd(MINUTE.pk(int(NOW)), with_slot({REQUESTS: 1, TOKENS: 350}, slot, MINUTE.limit.maxima),
+                       MINUTE.limit.period.expires_at(int(NOW)))
     store.inner.add([other], NOW)  # another container: 950 counted, 450 true
     assert state.reserve(windows(state, [MINUTE]), ask(600), NOW) is None  # 950 + 600 - 500 > 1000
     assert len(store.calls) == 2 and store.counter(MINUTE) == {REQUESTS: 2, TOKENS: 950}  # nothing written

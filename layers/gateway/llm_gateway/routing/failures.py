@@ -111,6 +111,11 @@ class AdaptiveTimeouts:
                 else:
                     estimate.update(seconds, self.policy.gain)
 
+    def pace(self, provider: str) -> float | None:
+        """The provider's smoothed seconds per unit of work (None: no answer seen yet)."""
+        estimate = self._per_provider.get(provider)
+        return estimate.smoothed if estimate is not None else None
+
     def timeout_for(self, provider: str, budget_s: float, size: float = 1.0) -> float:
         """The attempt's timeout for a request of `size`: the provider's (or everyone's) estimate
         per unit of size, times the size, within [floor, budget]."""

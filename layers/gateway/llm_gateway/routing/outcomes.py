@@ -124,7 +124,13 @@ class Outcomes:
     ) -> Decision:
         decision = classify(error)
         error_class = decision.error_class
-        if reservation is not None:  # the provider saw the request (it counts it), but produced nothing
+        if reservation is not None and error.status is not None:
+            # The provider answered with an error: it saw the request (its limits count it) but
+            # produced nothing, so the tokens and audio seconds go back. A call that got *no*
+            # answer (a timeout, a cut connection) keeps everything it reserved: the provider may
+            # have received it and counted its prompt, its audio and even the output it went on
+            # writing (found by `llm-gateway simulate`: giving those back left Groq's day and hour
+            # windows below the provider's own count, and later calls passed its limits).
             counted = {REQUESTS: reservation.amounts[REQUESTS]} if REQUESTS in reservation.amounts else {}
             self.guarded("reconcile", self.state.reconcile, reservation, counted, now)
         self.headers(step, error.rate_limit, now, deadline=deadline)

@@ -23,17 +23,18 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, NoReturn, Protocol, TypeVar
 
-from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.errors import GatewayError, PayloadTooLarge
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLimitInfo
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
 from llm_gateway.retry.caller_error import caller_error
-from llm_gateway.retry.classifier import Action, Scope, classify
+from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
+from llm_gateway.routing.exhausted import ExhaustedMemory
 from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory, work_size
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
@@ -41,11 +42,12 @@ from llm_gateway.routing.run import RequestRun
 from llm_gateway.routing.tracing import AttemptTracer, NoTracing
 from llm_gateway.selection.planner import Plan, Planner, PlanStep, Preparation
 from llm_gateway.state.items import StateSnapshot
-from llm_gateway.state.metering import Amounts, WindowUsage, usage_of
+from llm_gateway.state.metering import Amounts, WindowUsage
 from llm_gateway.state.shared import Reservation, SharedState
 from llm_gateway.state.store import ModelKey
 
 T = TypeVar("T")
+TRANSIENT = frozenset({ErrorClass.SERVER_ERROR, ErrorClass.OVERLOADED})  # worth one retry on the same model
 WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really moved on
 MAX_WAIT_ROUNDS = 3
 
@@ -114,6 +116,7 @@ class FailoverRunner:
         sleep: Callable[[float], None],
         rand: Callable[[], float],
         tracing: AttemptTracer | None = None,
+        exhausted: ExhaustedMemory | None = None,
     ) -> None:
         self.state = state
         self.planner = planner
@@ -130,6 +133,7 @@ class FailoverRunner:
         self._sleep = sleep
         self._rand = rand
         self.tracing: AttemptTracer = tracing or NoTracing()
+        self.exhausted = exhausted or ExhaustedMemory()
 
     # --- planning ------------------------------------------------------------------------------------
     def plan(self, prep: Preparation) -> tuple[Plan, StateSnapshot]:
@@ -147,6 +151,7 @@ class FailoverRunner:
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
         plan = self.planner.plan(prep, snapshot, now, blocked=blocked, failures=self.failures.merged(snapshot.failures),
                                  tie_breaker=self.balancer)
+        self.exhausted.note(plan, now)
         self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
         return plan, snapshot
 
@@ -170,6 +175,7 @@ class FailoverRunner:
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
             *, limits: CallerLimits | None = None) -> Served[T]:
+        prep = self.exhausted.reorder(prep, self._wall())
         if limits is not None:
             prep = limits.apply(prep)
         waited = 0.0
@@ -177,7 +183,8 @@ class FailoverRunner:
             plan, waited = self._plan_or_wait(prep, deadline, waited)
             if not plan.steps:
                 raise self._nothing_to_try(plan, limits)
-            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()))
+            run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()),
+                             pace=self.timeouts.pace)
             try:
                 return self.retry.run(partial(self._attempt, run, call=call), deadline)
             except AttemptFailed as failed:
@@ -211,9 +218,14 @@ class FailoverRunner:
                 raise DeadlineExhausted("the reservation used up the time left for an attempt")
             full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
-            # usual latency says nothing about it) and its timeout is not held against anyone.
+            # usual latency says nothing about it) and its timeout is not held against anyone. So
+            # do the attempt after a timeout (the answer has shown it is longer than usual) and
+            # the last chance (a shorter timeout only saves time for a failover there is not):
+            # a timeout of those, if the deadline did not cut it, still counts.
             size = work_size(step.amounts)
-            own = full if step.slow_by_request else self.timeouts.timeout_for(step.key.provider, full, size)
+            whole = (step.slow_by_request or run.timed_out() or not run.has_untried()
+                     or ctx.number >= self.retry.settings.max_attempts)
+            own = full if whole else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
@@ -251,7 +263,7 @@ class FailoverRunner:
             return usages
         meters = [u.meter for u in usages]
         snapshot = self.state.load(meters, (step.key,), now)
-        return tuple(usage_of(meter, snapshot.counters, now, snapshot.stamps) for meter in meters)
+        return tuple(snapshot.usage(meter, now) for meter in meters)
 
     def _failed(
         self, run: RequestRun, step: PlanStep, reservation: Reservation, error: ProviderError, started: float,
@@ -261,7 +273,11 @@ class FailoverRunner:
                                          deadline=ctx.deadline)
         if decision.action is Action.RETURN:
             raise AttemptFailed(error, retry=False)
-        if decision.action is Action.RETRY_SAME and run.may_retry_same(step):
+        # A 5xx moves on to the next model; with none left (a pinned model, the last step) the
+        # same model most likely answers a moment later: it gets one retry, as a connection does.
+        last_chance = (decision.action is Action.NEXT_MODEL and decision.error_class in TRANSIENT
+                       and not run.has_untried())
+        if (decision.action is Action.RETRY_SAME or last_chance) and run.may_retry_same(step):
             wait = retry_delay(ctx.number - 1, policy=self.retry.settings.backoff,
                                remaining_s=self.retry.wait_budget(ctx.deadline), hint_s=retry_hint_s(error),
                                rand=self._rand)
@@ -305,6 +321,10 @@ class FailoverRunner:
         own = limits.refusal(plan) if limits is not None else None
         if own is not None:
             return own
+        if plan.too_large:  # no wait makes it fit: a 429 would have the caller (and SDKs) retry in vain
+            reasons = "; ".join(f"{key}: {why}" for key, why in plan.dropped[:5])
+            return PayloadTooLarge(f"This request is larger than the limits of every model that could serve it allow "
+                                   f"({reasons}). A smaller prompt or max_tokens would fit.", code="request_too_large")
         error = aggregate_error([], retry_after_s=plan.free_again_in_s, skipped_for_rate_limits=plan.capacity_only)
         error.extra["skipped"] = [f"{key}: {why}" for key, why in plan.dropped][:10]
         return error

@@ -14,8 +14,8 @@ from collections.abc import Collection
 from typing import Any
 
 from llm_gateway.routing.circuit_breaker import view_of
-from llm_gateway.state.items import circuit_ids, model_circuit, provider_circuit
-from llm_gateway.state.metering import Meter, usage_of
+from llm_gateway.state.items import StateSnapshot, circuit_ids, model_circuit, provider_circuit
+from llm_gateway.state.metering import Meter
 from llm_gateway.state.store import ModelKey
 
 
@@ -27,10 +27,10 @@ def _breaker(items: dict[str, Any], circuit: str, now: float, recovery_s: float)
     return {"state": view.state, "blocking": view.blocked, "until": view.until, "opened_at": view.opened_at}
 
 
-def _windows(meters: tuple[Meter, ...], counters: Any, now: float, stamps: Any = None) -> list[dict[str, Any]]:
+def _windows(meters: tuple[Meter, ...], snapshot: StateSnapshot, now: float) -> list[dict[str, Any]]:
     out = []
     for meter in meters:
-        usage = usage_of(meter, counters, now, stamps)  # what the planner sees, carry-over included
+        usage = snapshot.usage(meter, now)  # what the planner sees, carry-over included
         limit = meter.limit
         out.append({
             "counter": meter.counter, "window": limit.period.name, "resets_at": limit.period.end(usage.start),
@@ -72,7 +72,7 @@ def build_status(core: Any, available: Collection[ModelKey], now: float | None =
             "free": bool(entry and entry.is_free),
             "breaker": _breaker(items, model_circuit(key), moment, recovery),
             "cooldown": {"until": cooldown.until, "reason": cooldown.reason} if cooldown else None,
-            "windows": _windows(meters[key], snapshot.counters, moment, snapshot.stamps),
+            "windows": _windows(meters[key], snapshot, moment),
             "provider_headers": None if headers is None else {
                 "remaining_requests": headers.remaining_requests, "remaining_tokens": headers.remaining_tokens,
                 "reset_requests_s": headers.reset_requests_s, "reset_tokens_s": headers.reset_tokens_s,

@@ -62,7 +62,27 @@ REASONING_CUES: tuple[str, ...] = (
     "logic puzzle",
     "solve for",
 )
-_CUE_RE = re.compile(r"\b(" + "|".join(re.escape(cue) for cue in REASONING_CUES) + r")\b", re.IGNORECASE)
+_CUE_ALTERNATION = "|".join(re.escape(cue) for cue in REASONING_CUES)
+_CUE_RE = re.compile(r"\b(" + _CUE_ALTERNATION + r")\b", re.IGNORECASE)
+_LOWER_CUE_RE = re.compile(r"\b(" + _CUE_ALTERNATION + r")\b")  # for ASCII text already lowercased
+
+
+def find_cue(text: str) -> str | None:
+    """The first reasoning cue in `text` (lowercase), exactly as `_CUE_RE` finds it, faster.
+
+    A case-insensitive search costs about 90 ns a character in Python's `re` (16 ms for a
+    30,000-token prompt, on every request). ASCII text (nearly all of it) is lowercased once,
+    ruled out by a substring test per cue when it holds none, and otherwise searched
+    case-sensitively: for ASCII, lowercasing changes neither what matches nor a word boundary.
+    """
+    if text.isascii():
+        lowered = text.lower()
+        if not any(cue in lowered for cue in REASONING_CUES):
+            return None
+        found = _LOWER_CUE_RE.search(lowered)
+    else:
+        found = _CUE_RE.search(text)
+    return found.group(1).lower() if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +135,9 @@ def _last_user_text(request: ChatCompletionRequest) -> str:
 
 def _category(request: ChatCompletionRequest, prompt_tokens: int) -> tuple[str, str]:
     """Rules 2-4 of the module docstring; returns (category, rule that decided)."""
-    cue = _CUE_RE.search(_last_user_text(request))
+    cue = find_cue(_last_user_text(request))
     if cue:
-        return "reasoning", f"reasoning cue {cue.group(1).lower()!r}"
+        return "reasoning", f"reasoning cue {cue!r}"
     if prompt_tokens >= LARGE_PROMPT_TOKENS:
         return "large", f"prompt of {prompt_tokens} tokens >= {LARGE_PROMPT_TOKENS}"
     output = request.output_limit or 0

@@ -40,7 +40,6 @@ from llm_gateway.state.metering import (
     Meter,
     WindowUsage,
     scale_limit,
-    usage_of,
 )
 from llm_gateway.state.rate_limits import capacity, free_again_in
 from llm_gateway.state.store import ModelKey
@@ -49,12 +48,17 @@ from llm_gateway.state.store import ModelKey
 # round trip covers a request however large the catalog grows. A request never calls more than a
 # few models, and the best ones by static rank are the ones it would call.
 LOAD_ITEM_BUDGET = 100
+# Items are counted as a load reads them at this moment: past the first moments of every window of
+# a minute or longer (when a sliding window also reads the one before its previous: 5 % of the
+# time, and a load then past 100 items takes a second read), inside those of a 1-second window
+# (a quarter of the time, so they are always counted).
+USUAL_MOMENT = 45_030.1
 MIN_LOADED_PAID = 4  # paid fallbacks always loaded, so exhausted free tiers never leave nothing
 Dropped = tuple[ModelKey, str]
 StaticRank = tuple[Any, ...]  # the capability's own order, then cost; ends with (provider, model)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Candidate:
     """A model that could serve the request, and what a call to it would consume."""
 
@@ -103,7 +107,7 @@ class Preparation:
         return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class PlanStep:
     key: ModelKey
     free: bool
@@ -137,9 +141,15 @@ class Plan:
     steps: tuple[PlanStep, ...]
     dropped: tuple[Dropped, ...]
     pinned: ModelKey | None = None
-    free_again_in_s: float | None = None  # capacity-only refusals: when the first one frees
+    free_again_in_s: float | None = None  # an empty plan's capacity-only refusals: when the first one frees
     capacity_only: bool = False  # every drop after preparation was for capacity (429, not 503)
     refused: tuple[CallerRefusal, ...] = ()  # candidates the caller's own limits stopped
+    # candidates dropped for capacity: when they fit again (all of them when the plan is empty; else
+    # not those only a 1-second window stopped: working it out costs, and they free within a second)
+    frees_at: tuple[tuple[ModelKey, float], ...] = ()
+    # every drop after preparation asked more than one of the model's limits allows at all: no
+    # wait makes it fit (413, not 429)
+    too_large: bool = False
 
 
 TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
@@ -176,19 +186,46 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     the cheapest paid ones always fit."""
     # Runs on every request, so candidates are told apart by identity (their dataclass `__eq__`
     # compares catalog entries field by field) and each model's item keys come from a cache.
-    sizes = len(extra) + sum(len(_item_keys(c.key, meters[c.key])) for c in ranked)
-    if sizes <= LOAD_ITEM_BUDGET:  # even counted apart, every candidate's items fit: all of them load
+    # The choice depends only on the candidates' keys, their meters (compared by identity: the
+    # catalog's tuples) and how many extra items there are, and few such lists recur: cached.
+    keys = tuple(c.key for c in ranked)
+    tuples = tuple(meters[key] for key in keys)
+    sized = (len(extra), len(set(extra)))
+    cached = _BOUNDED.get((sized, keys))
+    if cached is not None and all(a is b for a, b in zip(cached[0], tuples, strict=True)):
+        chosen_at = cached[1]
+    else:
+        chosen_at = _choose(ranked, tuples, *sized)
+        if len(_BOUNDED) >= _BOUNDED_MAX:
+            _BOUNDED.clear()
+        _BOUNDED[(sized, keys)] = (tuples, chosen_at)
+    if len(chosen_at) == len(ranked):
         return list(ranked), []
+    return ([c for i, c in enumerate(ranked) if i in chosen_at],
+            [c for i, c in enumerate(ranked) if i not in chosen_at])
+
+
+_BOUNDED: dict[tuple[tuple[int, int], tuple[ModelKey, ...]], tuple[tuple[tuple[Meter, ...], ...], frozenset[int]]] = {}
+_BOUNDED_MAX = 4096
+
+
+def _choose(ranked: Sequence[Candidate], meters: Sequence[tuple[Meter, ...]], extra: int,
+            distinct_extra: int) -> frozenset[int]:
+    """`bounded`'s choice, as positions in `ranked`."""
+    sizes = extra + sum(len(_item_keys(c.key, m)) for c, m in zip(ranked, meters, strict=True))
+    if sizes <= LOAD_ITEM_BUDGET:  # even counted apart, every candidate's items fit: all of them load
+        return frozenset(range(len(ranked)))
     chosen: set[int] = set()
-    pks: set[str] = set(extra)
-    paid_first = [c for c in ranked if not c.entry.is_free][:MIN_LOADED_PAID]
-    first = {id(c) for c in paid_first}
-    for candidate in paid_first + [c for c in ranked if id(c) not in first]:
-        more = _item_keys(candidate.key, meters[candidate.key]) - pks
-        if len(pks) + len(more) <= LOAD_ITEM_BUDGET:
-            chosen.add(id(candidate))
+    count = distinct_extra  # extra items (an affinity item, a caller's windows) are never a candidate's
+    pks: set[str] = set()
+    paid_first = [i for i, c in enumerate(ranked) if not c.entry.is_free][:MIN_LOADED_PAID]
+    first = set(paid_first)
+    for index in paid_first + [i for i in range(len(ranked)) if i not in first]:
+        more = _item_keys(ranked[index].key, meters[index]) - pks
+        if count + len(pks) + len(more) <= LOAD_ITEM_BUDGET:
+            chosen.add(index)
             pks |= more
-    return [c for c in ranked if id(c) in chosen], [c for c in ranked if id(c) not in chosen]
+    return frozenset(chosen)
 
 
 _ITEM_KEYS: dict[ModelKey, tuple[tuple[Meter, ...], frozenset[str]]] = {}
@@ -196,13 +233,13 @@ _ITEM_KEYS_MAX = 4096
 
 
 def _item_keys(key: ModelKey, meters: tuple[Meter, ...]) -> frozenset[str]:
-    """Every item one candidate's state needs, as counted by `bounded` (at `now=0`, so the keys
-    never depend on time: only their number matters there). Cached per model for as long as it
-    is asked with the very same meters tuple (the catalog's, built once per container)."""
+    """Every item one candidate's state needs, as counted by `bounded` (at one fixed moment, so
+    the keys never depend on time: only their number matters there). Cached per model for as
+    long as it is asked with the very same meters tuple (the catalog's, built once per container)."""
     cached = _ITEM_KEYS.get(key)
     if cached is not None and cached[0] is meters:
         return cached[1]
-    keys = frozenset(pks_for(meters, (key,), 0.0))
+    keys = frozenset(pks_for(meters, (key,), USUAL_MOMENT))
     if len(_ITEM_KEYS) >= _ITEM_KEYS_MAX:
         _ITEM_KEYS.clear()
     _ITEM_KEYS[key] = (meters, keys)
@@ -240,8 +277,9 @@ class Planner:
         failures = failures if failures is not None else snapshot.failures
         dropped = list(prep.dropped)
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
-        waits: list[float] = []
+        full: list[tuple[ModelKey, tuple[WindowUsage, ...], Any, Amounts]] = []  # dropped for capacity
         capacity_only = True
+        too_large = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
@@ -249,29 +287,29 @@ class Planner:
             key = candidate.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
-                capacity_only = False
+                capacity_only = too_large = False
                 continue
-            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), usage_of(m, snapshot.counters, now, snapshot.stamps))
+            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), snapshot.usage(m, now))
                            for m in prep.meters[key])
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                usage_of(Meter(m.counter, scale_limit(m.limit, snapshot.limit_scale)), snapshot.counters, now, snapshot.stamps)
-                for m in prep.meters[key])
+                snapshot.usage(m, now, scale_limit(m.limit, snapshot.limit_scale)) for m in prep.meters[key])
             own = caller_refusal(checked, candidate.amounts, now)
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))
                 refused.append(own)
                 if own.code != BUDGET_EXCEEDED:  # a budget stops paid models only: free tiers may still wait
                     capacity_only = False
+                too_large = False
                 continue
             room = capacity(checked, state, candidate.amounts, now)
             if not room.ok:
-                dropped.append((key, room.reason))
-                wait = free_again_in(checked, state, candidate.amounts, now)
-                if wait is not None:
-                    waits.append(wait)
+                above = _above_a_limit(prep.meters[key], candidate.amounts)
+                dropped.append((key, above or room.reason))
+                too_large = too_large and above is not None
+                full.append((key, checked, state, candidate.amounts))
                 continue
             failed = recently_failed(key.provider, failures, now)
             kept = key == preferred
@@ -285,8 +323,20 @@ class Planner:
             ranked.append(((failed, not candidate.entry.is_free, not kept, *candidate.rank), step))
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
+        nothing = not steps and bool(prep.candidates)
+        frees: list[tuple[ModelKey, float]] = []
+        waits: list[float] = []
+        for key, checked, state, amounts in full:
+            if steps and state is None and all(u.meter.limit.period.seconds == 1
+                                               for u in checked if u.fits(amounts) is not None):
+                continue  # only a 1-second window stops it: it frees within a second or so
+            wait = free_again_in(checked, state, amounts, now)
+            if wait is not None:
+                waits.append(wait)
+                frees.append((key, now + wait))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
-                    min(waits) if waits else None, capacity_only and not steps, tuple(refused))
+                    min(waits) if waits and not steps else None, capacity_only and not steps,
+                    tuple(refused), too_large=too_large and nothing, frees_at=tuple(frees))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
@@ -305,6 +355,20 @@ class Planner:
                     group = group[offset:] + group[:offset]
             steps.extend(group)
         return steps
+
+
+def _above_a_limit(meters: Sequence[Meter], amounts: Amounts) -> str | None:
+    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used."""
+    for meter in meters:
+        if meter.scope == CALLER_SCOPE:
+            continue
+        limit = meter.limit
+        for unit, ask in amounts.items():
+            ceiling = limit.max_of(unit)
+            if ceiling is not None and ask > ceiling:
+                return (f"needs {ask} {unit}, more than its limit of {ceiling} per {limit.period.name}s window "
+                        f"on {meter.counter} allows at all")
+    return None
 
 
 def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> CallerRefusal | None:

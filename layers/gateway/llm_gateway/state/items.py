@@ -6,7 +6,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 
 | pk | holds | expires |
 |---|---|---|
-| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit | a window past its end |
+| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit, and per unit and tenth of a sliding window (`tokens@3`) | a window past its end |
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
@@ -29,7 +29,7 @@ from typing import Any
 
 from llm_gateway.lazy_packages import defer_package_init
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.metering import UNITS, Amounts, Meter, counter_pks
+from llm_gateway.state.metering import UNITS, Amounts, Meter, WindowLimit, WindowUsage, counter_pks, usage_of
 from llm_gateway.state.store import Item, ModelKey
 
 # Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
@@ -164,6 +164,15 @@ class StateSnapshot:
     degraded: bool = False  # True when the shared store failed and in-container state answered
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
     affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
+    windows: Mapping[str, Item] = field(default_factory=dict)  # window pk → its item (per-slot counts)
+
+    def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
+        """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
+        given, replaces the meter's own (a degraded container's share of it, checked as a
+        provider's limit)."""
+        if limit is not None:
+            meter = Meter(meter.counter, limit)
+        return usage_of(meter, self.counters, now, self.stamps, self.windows)
 
 
 # --- what to read ------------------------------------------------------------------------------------
@@ -174,14 +183,29 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     for meter in meters:
         for pk in counter_pks(meter, now):
             pks[pk] = None
-    for key in keys:
-        pks[header_pk(key)] = None
-        pks[cooldown_pk(key)] = None
-    for circuit in circuit_ids(keys):
-        pks[circuit] = None
+    named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
+    for header, cooldown, _, _ in named:
+        pks[header] = None
+        pks[cooldown] = None
+    for _, _, provider_cb, model_cb in named:  # `circuit_ids`' order
+        pks[provider_cb] = None
+        pks[model_cb] = None
     for provider in {key.provider for key in keys}:
         pks[failure_pk(provider)] = None
     return list(pks)
+
+
+_MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
+
+
+def _model_pks(key: ModelKey) -> tuple[str, str, str, str]:
+    """A model's header, cooldown, provider-breaker and model-breaker items."""
+    found = _MODEL_PKS.get(key)
+    if found is None:
+        if len(_MODEL_PKS) >= 4096:
+            _MODEL_PKS.clear()
+        found = _MODEL_PKS[key] = (header_pk(key), cooldown_pk(key), provider_circuit(key.provider), model_circuit(key))
+    return found
 
 
 # --- decoding ----------------------------------------------------------------------------------------
@@ -193,9 +217,11 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
     affinities: dict[str, ModelKey] = {}
+    windows: dict[str, Item] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
             counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
+            windows[pk] = item
             if "last_at" in item:
                 stamps[pk] = float(item["last_at"])
         elif pk.startswith("cb#"):
@@ -211,7 +237,7 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
-                         degraded=degraded, limit_scale=limit_scale, affinities=affinities)
+                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

@@ -7,9 +7,14 @@ and budgets are the same mechanism: a conditional add on a counter item per wind
 
 Windows are fixed and epoch-aligned (every container agrees on the bucket) for lengths in
 seconds, or calendar months in UTC (Cohere's trial key: 1,000 calls a month). Providers enforce
-sliding windows or token buckets, so for second-based windows the previous window's usage is
-carried into the current one by its remaining overlap (the two-bucket estimate); a calendar
-month resets at its boundary, as the provider's does, and carries nothing.
+sliding windows or token buckets, so what an earlier window counted is carried into the current
+one while the provider may still count it: each sliding window's item also counts per tenth of
+the window (`tokens@3`), and a tenth is carried until a window length and the stamp's slack after
+it ends (`Earlier.carry`), an upper bound of the provider's sliding count however unevenly the
+window was used. (The linear two-bucket estimate alone assumed an even spread, and let Groq's
+audio-seconds-per-hour limit be passed when an hour's audio came in its last minutes.) Items
+written without tenths are still carried by that linear estimate. A calendar month resets at its
+boundary, as the provider's does, and carries nothing.
 
 Pure: no I/O, no clock; `now` is always passed in.
 """
@@ -19,9 +24,10 @@ from __future__ import annotations
 import calendar
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 REQUESTS = "requests"
 TOKENS = "tokens"
@@ -30,9 +36,48 @@ USD_MICROS = "usd_micros"  # budgets: a call's cost in millionths of a dollar (0
 UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_MICROS)
 MONTH = 0  # `Period.seconds` of a calendar month
 # A stamp is taken when the reservation is written, a little before the provider counts the
-# request: its window is taken to end this fraction of a length later than stamp + length.
+# request (the write's round trip, a new TLS connection, completion tokens counted at the answer's
+# end): what a window counted is taken to stay in the provider's sliding window this fraction of
+# a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a 1-second window
+# is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by that).
 STAMP_SLACK = 0.05
+MIN_STAMP_SLACK_S = 0.25
+# A sliding window's item also counts what each tenth of the window took (`tokens@3`: the tokens
+# reserved in its fourth tenth), so an earlier window carries what is still inside the provider's
+# sliding window to a tenth of a window, however unevenly it was used.
+SLOTS = 10
 Amounts = Mapping[str, int]
+
+
+# FAST_VALUES: the values built many times for every request (a window's usage per meter, a
+# capacity verdict, a candidate and a plan step per model) are slots dataclasses that are never
+# changed but not declared frozen: a frozen dataclass's __init__ sets each field through
+# object.__setattr__ and cost five times as much (830 ns against 170 ns for eight fields,
+# measured), about a tenth of a simulated request's CPU time.
+_SLOT_KEYS: dict[str, tuple[str, ...]] = {unit: tuple(f"{unit}@{i}" for i in range(SLOTS)) for unit in UNITS}
+
+
+@lru_cache(maxsize=64)
+def stamp_slack_s(seconds: int) -> float:
+    """How long past stamp + length a sliding window's count may still be in the provider's."""
+    return max(MIN_STAMP_SLACK_S, STAMP_SLACK * seconds)
+
+
+def slot_of(period: Period, start: int, now: float) -> int:
+    """The slot (tenth) of the window starting at `start` that `now` falls in."""
+    return min(SLOTS - 1, max(0, int((now - start) * SLOTS / period.seconds)))
+
+
+def with_slot(amounts: Amounts, slot: int | None, units: Collection[str]) -> dict[str, int]:
+    """`amounts` plus, for each of `units` (a window item's limited ones), the same amount on
+    that slot's own counter (`tokens@3`): one write keeps the totals and the slots in step."""
+    out = dict(amounts)
+    if slot is not None:
+        for unit, n in amounts.items():
+            keys = _SLOT_KEYS.get(unit)
+            if n and keys is not None and unit in units:
+                out[keys[slot]] = n
+    return out
 
 
 def usd_micros(usd: float) -> int:
@@ -161,23 +206,77 @@ def provider_counter(provider: str) -> str:
     return f"{provider}#*"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
+class Earlier:
+    """A window before the current one, read because part of what it counted may still be inside
+    the provider's sliding window: its totals, its item (for the per-slot counts; None when not
+    read) and its latest reservation (`last_at`)."""
+
+    start: int
+    used: Amounts
+    item: Mapping[str, Any] | None = None
+    last_at: float | None = None
+
+    def sliced(self, unit: str) -> bool:
+        """Whether the item counts `unit` per slot (written by a gateway that writes slots)."""
+        keys = _SLOT_KEYS.get(unit)
+        item = self.item
+        return bool(item and keys and any(key in item for key in keys))
+
+    def carry(self, unit: str, seconds: int, slack: float, t: float) -> int:
+        """What of `unit` may still be inside the provider's window at `t`: every slot that ended
+        less than a length and the stamp's slack before `t` (an upper bound, to a slot's width);
+        what the item counts without slots (written before slots were) by the linear overlap
+        estimate; nothing once `t` is a length and the slack past the window's last reservation."""
+        total = self.used.get(unit, 0)
+        if total <= 0 or (self.last_at is not None and t >= self.last_at + seconds + slack):
+            return 0
+        overlap = 2.0 - (t - self.start) / seconds  # of the window right before `t`'s
+        keys = _SLOT_KEYS.get(unit)
+        item = self.item
+        if not item or keys is None:
+            return math.ceil(total * overlap) if overlap > 0 else 0
+        gone = (t - self.start - seconds - slack) * SLOTS / seconds  # slots that ended before this are out
+        first = int(gone) if gone > 0 else 0
+        slotted = live = 0
+        for index, key in enumerate(keys):
+            n = item.get(key)
+            if n:
+                slotted += n
+                if index >= first:
+                    live += n
+        unknown = total - slotted
+        if unknown > 0 and overlap > 0:
+            live += math.ceil(unknown * overlap)
+        return max(0, min(total, live))
+
+    def expiries(self, seconds: int, slack: float) -> list[float]:
+        """The moments its slots leave the provider's window (with the slack), in order."""
+        width = seconds / SLOTS
+        return [self.start + (index + 1) * width + seconds + slack for index in range(SLOTS)]
+
+
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class WindowUsage:
-    """What a meter's current window has counted, plus the previous window's carry-over."""
+    """What a meter's current window has counted, plus what earlier windows carry over."""
 
     meter: Meter
     start: int
     used: Amounts = field(default_factory=dict)
     carried: Amounts = field(default_factory=dict)
-    carried_until: float | None = None  # the previous window's last request + one length: no carry after
+    carried_until: float | None = None  # the previous window's last request + a length + slack: no carry after
     last_at: float | None = None  # this window's latest reservation, when the store stamped it
+    earlier: tuple[Earlier, ...] = ()  # the windows the carry comes from (the previous, and the one
+    # before it in the first moments of a window)
+    item: Mapping[str, Any] | None = None  # this window's item (its per-slot counts)
 
     def remaining(self, unit: str) -> int | None:
         """What the window can still take now (its own room less the carry-over)."""
-        ceiling = self.meter.limit.max_of(unit)
+        ceiling = self.meter.limit.maxima.get(unit)
         if ceiling is None:
             return None
-        return max(0, ceiling - self.used.get(unit, 0) - self.carried.get(unit, 0))
+        left = ceiling - self.used.get(unit, 0) - self.carried.get(unit, 0)
+        return left if left > 0 else 0
 
     def ceilings(self) -> dict[str, int]:
         """The conditional write's ceilings: each maximum less the carry-over (the sliding
@@ -185,17 +284,22 @@ class WindowUsage:
         return {unit: max(0, n - self.carried.get(unit, 0)) for unit, n in self.meter.limit.maxima.items()}
 
     def fits(self, amounts: Amounts) -> str | None:
-        """Why `amounts` does not fit now (None = it fits)."""
+        """Why `amounts` does not fit now (None = it fits). Runs for every window of every
+        candidate of every plan: `remaining` is inlined."""
         limit = self.meter.limit
+        maxima, used, carried = limit.maxima, self.used, self.carried
         for unit, ask in amounts.items():
-            ceiling = limit.max_of(unit)
-            if ceiling is None or ask <= 0:
+            if ask <= 0:
+                continue
+            ceiling = maxima.get(unit)
+            if ceiling is None:
                 continue
             if ask > ceiling:
                 return f"needs {ask} {unit} > {ceiling} per {limit.period.name}s window"
-            left = self.remaining(unit)
-            if left is not None and left < ask:
-                return f"{left} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, needs {ask}"
+            left = ceiling - used.get(unit, 0) - carried.get(unit, 0)
+            if left < ask:
+                return (f"{max(0, left)} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, "
+                        f"needs {ask}")
         return None
 
     def short_of(self, amounts: Amounts) -> str | None:
@@ -211,7 +315,8 @@ class WindowUsage:
 
         A window whose own count is full frees after it closes, when its own carry into the next
         window has decayed enough (a calendar month carries nothing: at its close); one held back
-        only by the previous window's carry-over frees as that carry decays, linearly.
+        only by earlier windows' carry frees as that carry decays: slot by slot where the items
+        count slots, linearly where they do not.
         """
         period = self.meter.limit.period
         closes = float(period.end(self.start))
@@ -226,59 +331,108 @@ class WindowUsage:
             carried = self.carried.get(unit, 0)
             if room < 0:  # full on its own count: it frees after it closes, once its carry into
                 # the next window has decayed to what that window can take
-                used = self.used.get(unit, 0)
-                if period.sliding and self.last_at is not None:
-                    at = max(at, closes, self.last_at + period.seconds * (1 + STAMP_SLACK))  # all gone by then
-                else:
-                    decay = period.seconds * max(0.0, 1 - (ceiling - ask) / used) if period.sliding and used else 0.0
-                    at = max(at, closes + decay)
+                at = max(at, self._reopens(unit, ceiling - ask, closes) if period.sliding else closes)
             elif room < carried:
-                elapsed = (now - self.start) / period.seconds
-                previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count
-                decayed = self.start + period.seconds * (1 - room / previous)
-                if self.carried_until is not None:
-                    decayed = min(decayed, self.carried_until)
-                at = max(at, min(closes, decayed))
+                at = max(at, min(closes, self._decays(unit, room, now)))
         return at
+
+    def _reopens(self, unit: str, room: int, closes: float) -> float:
+        """When, after this window closes, its carry (and what is left of the one before) has
+        decayed to `room`."""
+        seconds = self.meter.limit.period.seconds
+        slack = stamp_slack_s(seconds)
+        own = Earlier(self.start, self.used, self.item, self.last_at)
+        if own.sliced(unit):
+            sources = (own, *self.earlier)
+            moments = [closes, *own.expiries(seconds, slack)]
+            if self.last_at is not None:
+                moments.append(self.last_at + seconds + slack)  # all gone by then
+            for t in sorted(moments):
+                if t >= closes and sum(e.carry(unit, seconds, slack, t) for e in sources) <= room:
+                    return t
+            return closes + seconds + slack
+        if self.last_at is not None:
+            return max(closes, self.last_at + seconds + slack)  # all gone by then
+        used = self.used.get(unit, 0)
+        return closes + (seconds * max(0.0, 1 - room / used) if used else 0.0)
+
+    def _decays(self, unit: str, room: int, now: float) -> float:
+        """When the earlier windows' carry has decayed to `room` (before this window closes)."""
+        seconds = self.meter.limit.period.seconds
+        slack = stamp_slack_s(seconds)
+        if any(e.sliced(unit) for e in self.earlier):
+            moments = sorted({t for e in self.earlier for t in e.expiries(seconds, slack) if t > now}
+                             | {e.last_at + seconds + slack for e in self.earlier if e.last_at is not None})
+            for t in moments:
+                if t > now and sum(e.carry(unit, seconds, slack, t) for e in self.earlier) <= room:
+                    return t
+            return float(self.meter.limit.period.end(self.start))
+        carried = self.carried.get(unit, 0)
+        elapsed = (now - self.start) / seconds
+        previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count
+        decayed = self.start + seconds * (1 - room / previous)
+        if self.carried_until is not None:
+            decayed = min(decayed, self.carried_until)
+        return decayed
 
 
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
-             stamps: Mapping[str, float] | None = None) -> WindowUsage:
-    """The meter's window at `now` from the loaded counters (current and previous item).
+             stamps: Mapping[str, float] | None = None,
+             items: Mapping[str, Mapping[str, Any]] | None = None) -> WindowUsage:
+    """The meter's window at `now` from the loaded counters (current and earlier items).
 
-    `stamps` holds each window item's latest reservation time. Every request of the previous
-    window happened at or before its stamp, so once `now` is one window length past it nothing of
-    that window is left in the provider's sliding window: the estimate stops carrying it. Without
-    this a 1 request/s limit would admit one request every two seconds, since the estimate
-    rounds a lone previous request up to a whole one for the entire next window.
+    `stamps` holds each window item's latest reservation time: every request of an earlier
+    window happened at or before its stamp, so once `now` is a length (and the stamp's slack)
+    past it nothing of that window is left in the provider's sliding window. `items` are the raw
+    window items: where they count per slot, the carry is what each slot still has inside the
+    provider's window, whenever in the window it was used (the linear estimate alone assumed
+    an even spread: an hour whose audio came in its last ten minutes carried 5/6 of it ten
+    minutes later, when the provider still counted all of it).
     """
     period = meter.limit.period
     start = period.start(now)
     prefix = meter._prefix
-    used = counters.get(f"{prefix}{start}", {})
-    carried: dict[str, int] = {}
+    current = f"{prefix}{start}"
+    used = counters.get(current, {})
+    last_at = stamps.get(current) if stamps else None
+    item = items.get(current) if items else None
+    if not period.sliding:
+        return WindowUsage(meter, start, used, last_at=last_at, item=item)
+    seconds = period.seconds
+    earlier: list[Earlier] = []
     carried_until: float | None = None
-    if period.sliding:  # the previous window carries over (its start, inlined)
-        previous_pk = f"{prefix}{start - period.seconds}"
-        before = counters.get(previous_pk)
-        stamp = stamps.get(previous_pk) if stamps else None
-        if stamp is not None:
-            carried_until = stamp + period.seconds * (1 + STAMP_SLACK)
-        if before and (carried_until is None or now < carried_until):
-            overlap = 1.0 - (now - start) / period.seconds
-            carried = {unit: math.ceil(n * overlap) for unit, n in before.items() if n > 0}
-    last_at = stamps.get(f"{prefix}{start}") if stamps else None
-    return WindowUsage(meter, start, used, carried, carried_until, last_at)
+    for back in (1, 2):  # the one before the previous is read only in a window's first moments
+        pk = f"{prefix}{start - back * seconds}"
+        stamp = stamps.get(pk) if stamps else None
+        if back == 1 and stamp is not None:
+            carried_until = stamp + seconds + stamp_slack_s(seconds)
+        before = counters.get(pk)
+        if before:
+            earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
+    if not earlier:
+        return WindowUsage(meter, start, used, {}, carried_until, last_at, (), item)
+    slack = stamp_slack_s(seconds)
+    carried: dict[str, int] = {}
+    for unit in {unit for e in earlier for unit in e.used}:
+        n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
+        if n > 0:
+            carried[unit] = n
+    return WindowUsage(meter, start, used, carried, carried_until, last_at, tuple(earlier), item)
 
 
 def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
     """The items a load must read for a meter: its current window, and the previous one when
-    it carries over."""
+    it carries over; in a sliding window's first moments (within the stamp's slack of its start)
+    also the one before, whose last requests the provider may still count."""
     period = meter.limit.period
     start = period.start(now)
-    previous = start - period.seconds if period.seconds != MONTH else period.start(start - 1)
     if period.fixed:  # nothing carries over: the previous window is never read
         return (f"{meter._prefix}{start}",)
+    if period.seconds == MONTH:
+        return f"{meter._prefix}{start}", f"{meter._prefix}{period.start(start - 1)}"
+    previous = start - period.seconds
+    if now - start < stamp_slack_s(period.seconds):
+        return f"{meter._prefix}{start}", f"{meter._prefix}{previous}", f"{meter._prefix}{previous - period.seconds}"
     return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
 
 

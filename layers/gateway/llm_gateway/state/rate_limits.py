@@ -20,7 +20,7 @@ MAX_COOLDOWN_S = 86_400.0
 NEAR_MISS_SHARE = 0.1  # a window left with less than this share of a limit is a near miss
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Capacity:
     """Whether one more request of `amounts` fits now, and why not when it does not."""
 
@@ -43,12 +43,19 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
         return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
     left_requests: int | None = None
     left_tokens: int | None = None
-    for usage in usages:
+    for usage in usages:  # runs for every candidate of every plan: the lower of each, inlined
         why = usage.fits(amounts)
         if why is not None:
             return Capacity(False, why, usage.remaining(REQUESTS), usage.remaining(TOKENS))
-        left_requests = _lower(left_requests, usage.remaining(REQUESTS))
-        left_tokens = _lower(left_tokens, usage.remaining(TOKENS))
+        maxima = usage.meter.limit.maxima
+        if REQUESTS in maxima:
+            left = usage.remaining(REQUESTS)
+            if left is not None and (left_requests is None or left < left_requests):
+                left_requests = left
+        if TOKENS in maxima:
+            left = usage.remaining(TOKENS)
+            if left is not None and (left_tokens is None or left < left_tokens):
+                left_tokens = left
     hdr_requests, hdr_tokens = header_remaining(state.headers if state is not None else None, now)
     tokens = amounts.get(TOKENS, 0)
     if hdr_requests is not None and hdr_requests < 1:

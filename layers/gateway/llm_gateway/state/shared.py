@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
-from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage
+from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage, slot_of, with_slot
 from llm_gateway.state.rate_limits import snapshot_expiry
 from llm_gateway.state.store import CounterAdd, ModelKey, StateStore
 
@@ -39,6 +39,15 @@ class Reservation:
     adds: tuple[CounterAdd, ...]
     amounts: Amounts
     closes: tuple[int, ...] = ()  # when each window closes: no reservation writes to it after that
+    slots: tuple[int | None, ...] = ()  # each sliding window's slot it was counted in (None: not sliding)
+
+    def slot(self, index: int) -> int | None:
+        return self.slots[index] if index < len(self.slots) else None
+
+    def writes(self, amounts: Amounts) -> list[tuple[CounterAdd, dict[str, int]]]:
+        """Per window item, `amounts` as that item counts them: its totals and the reservation's
+        own slot (a correction lands where the reservation was counted)."""
+        return [(add, with_slot(amounts, self.slot(index), add.ceilings)) for index, add in enumerate(self.adds)]
 
 
 class SharedState:
@@ -59,12 +68,15 @@ class SharedState:
     # --- counters ------------------------------------------------------------------------------------
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
         """Take `amounts` in every window or none (None: a window would pass its limit)."""
+        slots = tuple(slot_of(u.meter.limit.period, u.start, now) if u.meter.limit.period.sliding else None
+                      for u in usages)
         adds = tuple(
-            CounterAdd(u.meter.pk(u.start), dict(amounts), u.meter.limit.period.expires_at(u.start), u.ceilings(),
-                       stamp=now)
-            for u in usages
+            CounterAdd(u.meter.pk(u.start), with_slot(amounts, slot, ceilings), u.meter.limit.period.expires_at(u.start),
+                       ceilings, stamp=now)
+            for u, slot in zip(usages, slots, strict=True)
+            for ceilings in (u.ceilings(),)
         )
-        reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages))
+        reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages), slots)
         for add in adds:
             for unit, ask in amounts.items():
                 ceiling = add.ceilings.get(unit)
@@ -97,11 +109,12 @@ class SharedState:
         less = {unit: n for unit, n in delta.items() if n < 0 and self._fold and unit not in SETTLED_AT_ONCE}
         now_written = {unit: n for unit, n in delta.items() if unit not in less}
         if now_written:
-            self.store.add([CounterAdd(add.pk, now_written, add.expires_at) for add in reservation.adds], now)
+            self.store.add([CounterAdd(add.pk, counted, add.expires_at) for add, counted in reservation.writes(now_written)],
+                           now)
         if less:
             with self._lock:
-                for add, closes in zip(reservation.adds, reservation.closes, strict=True):
-                    self._keep(add.pk, less, closes)
+                for (add, counted), closes in zip(reservation.writes(less), reservation.closes, strict=True):
+                    self._keep(add.pk, counted, closes)
 
     def _keep(self, pk: str, correction: Mapping[str, int], closes: int) -> None:
         held, _ = self._pending.get(pk, ({}, closes))
@@ -119,7 +132,8 @@ class SharedState:
         container reserves on it again)."""
         give_back = {unit: -asked for unit, asked in reservation.amounts.items() if asked}
         if give_back:
-            self.store.add([CounterAdd(add.pk, give_back, add.expires_at) for add in reservation.adds], now)
+            self.store.add([CounterAdd(add.pk, counted, add.expires_at) for add, counted in reservation.writes(give_back)],
+                           now)
 
     # --- what the selector should know -----------------------------------------------------------------
     def cool_down(self, key: ModelKey, until: float, reason: str, now: float) -> None:

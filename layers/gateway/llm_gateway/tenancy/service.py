@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, PermissionDenied
-from llm_gateway.state.items import decode_snapshot
+from llm_gateway.state.items import StateSnapshot, decode_snapshot
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
     USD_MICROS,
     Meter,
     counter_pks,
-    usage_of,
 )
 from llm_gateway.state.store import StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
@@ -88,11 +87,11 @@ class Tenancy:
                   if admin or m.counter != GLOBAL_SPEND_COUNTER]
         pks = [pk for m in meters for pk in counter_pks(m, now)]
         snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now)
-        return [row for m in meters for row in _limit_rows(m, snapshot.counters, snapshot.stamps, now)]
+        return [row for m in meters for row in _limit_rows(m, snapshot, now)]
 
 
-def _limit_rows(meter: Meter, counters: Any, stamps: Any, now: float) -> list[dict[str, Any]]:
-    window = usage_of(meter, counters, now, stamps)
+def _limit_rows(meter: Meter, snapshot: StateSnapshot, now: float) -> list[dict[str, Any]]:
+    window = snapshot.usage(meter, now)
     period = meter.limit.period
     rows = []
     for unit, maximum in sorted(meter.limit.maxima.items()):
