@@ -187,3 +187,47 @@ def test_every_https_client_of_a_container_shares_one_tls_context() -> None:
         aws_http_client("https://dynamodb.us-east-1.amazonaws.com"),
         aws_http_client("https://secretsmanager.us-east-1.amazonaws.com"), build_http_client())}
     assert contexts == {id(tls_context())}
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.ReadTimeout("slow"),
+    httpx.Response(500, json={"__type": "InternalServerError"}),
+], ids=["timeout", "500"])
+def test_an_update_that_may_have_been_applied_is_not_sent_twice(failure: Any) -> None:
+    """UpdateItem ADDs: after a timeout or a 5xx the first write may have landed, and sending it
+    again would count it twice, or, for a give-back (a negative ADD), take off twice what was
+    used, letting the window admit more than the provider allows. So it is not retried (the
+    store degrades instead); a throttled one, refused before it was applied, still is."""
+    calls: list[int] = []
+
+    def fail_once(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        return httpx.Response(200, json={})
+
+    with pytest.raises((AwsError, AwsUnreachable)) as caught:
+        client(fail_once).update_item(TableName="t", Key={}, UpdateExpression="ADD #n :v")
+    assert len(calls) == 1 and is_outage(caught.value)
+    throttled = [httpx.Response(400, json={"__type": "x#ThrottlingException"}), httpx.Response(200, json={})]
+    assert client(lambda request: throttled.pop(0)).update_item(TableName="t") == {}
+
+
+@pytest.mark.parametrize("answer", [
+    httpx.Response(503, text="<html>Service Unavailable</html>"),
+    httpx.Response(400, json={"__type": "x#TooManyRequestsException"}),
+    httpx.Response(400, json={"__type": "Throttling"}),
+], ids=["503-without-a-code", "too-many-requests", "throttling"])
+def test_any_server_error_or_throttling_is_an_outage_the_store_degrades_on(answer: httpx.Response) -> None:
+    """Not a 500 for every chat request: an edge 503 with an HTML body, or a throttling code
+    other than DynamoDB's own, still sends the resilient store to in-container state."""
+    with pytest.raises(AwsError) as caught:
+        client(lambda request: answer).get_item(TableName="t")
+    assert is_outage(caught.value)
+
+
+def test_an_https_endpoint_is_verified_however_its_scheme_is_written() -> None:
+    shouting = aws_http_client("HTTPS://dynamodb.us-east-1.amazonaws.com")
+    assert shouting._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]

@@ -20,11 +20,12 @@ the gateway calls, with boto3's keyword arguments and return values, and every s
   (`{"Error": {"Code", "Message"}}`), so code that reads the code reads it from either; a request
   that got no answer (connect failure, timeout, reset) is `AwsUnreachable`, an `OSError`, as the
   degraded-mode wrapper expects of an outage.
-- Retries: like the boto3 client it replaces (`max_attempts=2`, standard mode), one more attempt
-  after a transport failure, a 5xx or throttling, after a short jittered pause (at most 50 ms:
-  state must not hold a request; `resilient.py` degrades when the retry fails too). As with
-  boto3, an UpdateItem retried after a timeout may count twice: an over-count (capacity left
-  unused), never a limit passed.
+- Retries: one more attempt after throttling (refused before it was applied), and after a
+  transport failure or a 5xx for calls that are safe to repeat (reads, puts, deletes), after a
+  short jittered pause (at most 50 ms: state must not hold a request; `resilient.py` degrades when
+  the retry fails too). An UpdateItem is never sent again after a timeout or a 5xx: its ADD may
+  have landed, and a second one would count twice, or for a give-back (a negative ADD) take off
+  twice what was used and let a window admit more than the provider allows.
 - Not done: botocore's check of DynamoDB's `x-amz-crc32` response header (TLS already guards the
   answer's integrity), endpoint discovery, FIPS or dual-stack endpoints (set
   `LLM_GATEWAY_DYNAMODB_ENDPOINT` for one).
@@ -103,7 +104,7 @@ def aws_http_client(endpoint: str) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60),
-        verify=tls_context() if endpoint.startswith("https:") else False,
+        verify=tls_context() if httpx.URL(endpoint).scheme == "https" else False,
         trust_env=False, follow_redirects=False,
     )
 
@@ -122,20 +123,23 @@ class AwsClient:
         self._rand = rand
 
     def send(self, operation: str, method: str, path: str = "/", *, content: bytes | None = None,
-             headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None) -> httpx.Response:
-        """The 2xx answer; `AwsError` or `AwsUnreachable` after one retry."""
+             headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+             repeatable: bool = True) -> httpx.Response:
+        """The 2xx answer; `AwsError` or `AwsUnreachable` after one retry. `repeatable`: the call
+        may be sent again when it may already have been applied (not an UpdateItem's ADD)."""
         for attempt in (0, 1):
             try:
                 response = self.http.request(method, self.endpoint + path, content=content, headers=headers,
                                              params=params, auth=self._auth)
             except httpx.TransportError as exc:
-                if attempt:
+                if attempt or not repeatable:
                     raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}") from exc
             else:
                 if response.is_success:
                     return response
                 error = _error(response)
-                if attempt or not (error.status >= 500 or error.code in RETRY_CODES):
+                refused = error.status < 500 and error.code in RETRY_CODES  # throttled: not applied
+                if attempt or not (refused or (repeatable and error.status >= 500)):
                     raise error
             self._sleep(self._rand() * MAX_RETRY_PAUSE_S)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
@@ -151,11 +155,11 @@ class AwsJsonClient(AwsClient):
         self._target = target
         self._content_type = f"application/x-amz-json-{json_version}"
 
-    def call(self, operation: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def call(self, operation: str, body: Mapping[str, Any], *, repeatable: bool = True) -> dict[str, Any]:
         """The operation's answer as a dict."""
         content = json.dumps(body, separators=(",", ":")).encode()
         headers = {"content-type": self._content_type, "x-amz-target": f"{self._target}.{operation}"}
-        response = self.send(operation, "POST", content=content, headers=headers)
+        response = self.send(operation, "POST", content=content, headers=headers, repeatable=repeatable)
         answer: dict[str, Any] = response.json() if response.content else {}
         return answer
 
@@ -204,7 +208,7 @@ class DynamoDBClient(AwsJsonClient):
         return self.call("PutItem", request)
 
     def update_item(self, **request: Any) -> dict[str, Any]:
-        return self.call("UpdateItem", request)
+        return self.call("UpdateItem", request, repeatable=False)
 
     def delete_item(self, **request: Any) -> dict[str, Any]:
         return self.call("DeleteItem", request)

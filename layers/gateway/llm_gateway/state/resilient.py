@@ -24,25 +24,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from llm_gateway.state.aws_client import error_code, is_aws_failure
+from llm_gateway.state.aws_client import RETRY_CODES, error_code, is_aws_failure
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import share_of
 from llm_gateway.state.store import CounterAdd, Item, StateStore, StateUnavailable
 
 LOG = logging.getLogger("llm_gateway.state")
 T = TypeVar("T")
-_OUTAGE_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
-})
+_OUTAGE_CODES = RETRY_CODES | {"TransactionConflictException"}
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Throttling and transport failures degrade; anything else is a bug and is raised."""
+    """Throttling, any server error (a 5xx, whatever its code or body) and transport failures
+    degrade; anything else (a 4xx: a validation error is a bug) is raised."""
     code = error_code(exc)
     if code is not None:
-        return code in _OUTAGE_CODES
+        return code in _OUTAGE_CODES or _status(exc) >= 500
     return isinstance(exc, StateUnavailable) or is_aws_failure(exc)
+
+
+def _status(exc: BaseException) -> int:
+    """The HTTP status of an `AwsError` or a botocore `ClientError` (0 when not given)."""
+    response = getattr(exc, "response", None)
+    meta = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
+    return status if isinstance(status, int) else 0
 
 
 class ResilientStore:
