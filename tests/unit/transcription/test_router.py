@@ -222,16 +222,18 @@ def test_a_failed_prediction_is_a_provider_error_that_fails_over() -> None:
 @pytest.mark.parametrize(("status", "error", "replicates_own"), [
     ("failed", "CUDA out of memory", True),
     ("failed", "Prediction timed out", True),
+    ("failed", None, True),  # silent: a real outage must still open the circuit
+    ("failed", "IndexError: list index out of range", True),
     ("canceled", None, True),
     ("failed", "ffmpeg: Invalid data found when processing input", False),
     ("failed", "ValueError: could not decode audio", False),
 ])
-def test_a_failed_prediction_counts_against_replicate_only_when_its_error_names_replicate_s_side(
+def test_a_failed_prediction_counts_against_replicate_unless_its_error_names_the_input(
         status: str, error: str | None, replicates_own: bool) -> None:
-    """A community model's failure text is all there is to go on: out of memory, a timeout or a
-    cancel is Replicate's side and counts for its circuit; a model choking on the audio it was
-    given is the caller's, and must not open Replicate's circuit for everyone (the request still
-    fails over either way)."""
+    """A community model's failure text is all there is to go on: a model that could not decode
+    the audio it was given fails on the caller's input, which must not open Replicate's circuit
+    for everyone; any other failure, a silent one included, is Replicate's, so an outage still
+    opens it (the request fails over either way)."""
     from llm_gateway.providers.base import ProviderConfig, ProviderError
     from llm_gateway.providers.replicate import ReplicateTranscriptionAdapter
     from llm_gateway.retry.classifier import Action, classify
@@ -244,6 +246,16 @@ def test_a_failed_prediction_counts_against_replicate_only_when_its_error_names_
     assert decision.action is not Action.RETURN  # another provider may still transcribe it
     assert stopped.value.request_caused is not replicates_own
     assert decision.counts_for_circuit is replicates_own
+
+
+def test_a_pinned_prediction_that_failed_on_its_input_is_not_tried_again() -> None:
+    """A last-chance retry is for a provider's passing trouble: the same audio would fail the
+    same way, and a paid model would be paid twice."""
+    r = rig()
+    r.fleet.then("replicate", ok_json({"id": "x1", "status": "failed", "error": "ffmpeg: Invalid data found"}, 201))
+    with pytest.raises(GatewayError):
+        r.router.transcribe(request("replicate/openai/whisper"), call(), r.core.runner.retry.deadline())
+    assert r.fleet.providers() == ["replicate"]
 
 
 def test_a_large_uploaded_file_goes_to_groq_by_url_not_inline() -> None:

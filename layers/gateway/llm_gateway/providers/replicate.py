@@ -6,8 +6,8 @@ short clip usually answers in the one request; a prediction still `starting`/`pr
 polled at `GET /v1/predictions/{id}` by the engine until the budget runs out. The poll URL is
 built from our own base URL and the prediction id, never taken from the answer, so the token
 only ever goes to the configured endpoint. `failed`/`canceled` predictions are provider errors
-(a failover); a failed one counts for Replicate's circuit only when its error names Replicate's
-side (see `_REPLICATES_SIDE`). Errors are RFC 7807 problem details (`{"title","status","detail"}`).
+(a failover); a failed one whose error names the input (`_THE_INPUTS_FAULT`) is the caller's and
+counts for no circuit. Errors are RFC 7807 problem details (`{"title","status","detail"}`).
 
 Models are community models, run by pinned version: `options.versions` maps a catalog model id
 to its version id; the built-in table pins `openai/whisper` (large-v3).
@@ -41,8 +41,9 @@ MAX_WAIT_S = 60  # Replicate's ceiling for `Prefer: wait=N`
 POLL_EVERY_S = 0.5
 _PENDING = frozenset({"starting", "processing"})
 _STOPPED = frozenset({"failed", "canceled", "aborted"})
-_REPLICATES_SIDE = re.compile(r"out of memory|\boom\b|cuda|gpu|hardware|timed out|timeout|internal|unavailable|"
-                              r"capacity|killed|worker|queue|interrupted", re.IGNORECASE)
+_THE_INPUTS_FAULT = re.compile(r"ffmpeg|decod|invalid (?:audio|data|file|input)|unsupported|corrupt|"
+                               r"could not (?:open|read|load)|no audio|empty (?:audio|file|input)|"
+                               r"not a valid|format not recognised|format not recognized", re.IGNORECASE)
 
 
 class ReplicateTranscriptionAdapter:
@@ -91,10 +92,11 @@ class ReplicateTranscriptionAdapter:
             why = str(prediction.get("error") or "")
             stopped = ProviderError(f"{self.name} prediction {status}", provider=self.name, model=model, status=502,
                                     code=f"prediction_{status}", provider_message=why[:500])
-            # A community model's error text is all there is: only a failure that names Replicate's
-            # side (memory, hardware, time, a cancel) counts for its circuit; a model choking on
-            # the audio it was given is the caller's, and must not open the circuit for everyone.
-            stopped.request_caused = status == "failed" and not _REPLICATES_SIDE.search(why)
+            # A community model's error text is all there is: a failure that names the input (the
+            # audio could not be decoded, was empty or unsupported) is the caller's, and must not
+            # open Replicate's circuit for everyone; any other, silent ones included, is Replicate's,
+            # so a real outage still opens it.
+            stopped.request_caused = status == "failed" and bool(_THE_INPUTS_FAULT.search(why))
             raise stopped
         if status != "succeeded":
             raise ValueError(f"unknown prediction status {status!r}")

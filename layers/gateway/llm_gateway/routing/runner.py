@@ -274,9 +274,10 @@ class FailoverRunner:
         if decision.action is Action.RETURN:
             raise AttemptFailed(error, retry=False)
         # A 5xx moves on to the next model; with none left (a pinned model, the last step) the
-        # same model most likely answers a moment later: it gets one retry, as a connection does.
+        # same model most likely answers a moment later: it gets one retry, as a connection does
+        # (not when the request caused it: the same request would fail the same way, and be paid).
         last_chance = (decision.action is Action.NEXT_MODEL and decision.error_class in TRANSIENT
-                       and not run.has_untried())
+                       and not error.request_caused and not run.has_untried())
         if (decision.action is Action.RETRY_SAME or last_chance) and run.may_retry_same(step):
             wait = retry_delay(ctx.number - 1, policy=self.retry.settings.backoff,
                                remaining_s=self.retry.wait_budget(ctx.deadline), hint_s=retry_hint_s(error),
