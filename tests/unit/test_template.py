@@ -640,7 +640,8 @@ TRANSCRIBE_ROUTES = {
     ("/v1/audio/jobs", "post"),
     ("/v1/audio/jobs/{id}", "get"),
 }
-TRANSCRIBE_ALARMS = {"TranscribeErrorRateAlarm", "TranscribeLatencyP95Alarm", "TranscribeAliasErrorsAlarm"}
+TRANSCRIBE_ALARMS = {"TranscribeErrorRateAlarm", "TranscribeLatencyP95Alarm", "TranscribeAliasErrorsAlarm",
+                     "TranscriptionProviderFailingAlarm"}
 
 
 def test_transcribe_function_is_built_like_chat_with_its_own_time(template):
@@ -781,7 +782,7 @@ def test_transcribe_events_are_what_the_script_writes():
 # ------------------------------------------------------------------ the safe rollout (issue 12)
 
 ROLLOUT_TRIGGERS = {"GatewayCohortErrorRateAlarm", "GatewayCohortCapacityAlarm", "GatewayCohortCostAlarm",
-                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm", "ProviderFailingAlarmMore",
+                    "GatewayCohortLatencyAlarm", "ProviderFailingAlarm",
                     "TrailingWeekCostAlarm", "TrailingWeekLatencyAlarm"}
 # The code canaries watch the triggers that can see a 5-minute canary (not the hour-long
 # trailing-week comparison), within CodeDeploy's limit of 10 alarms.
@@ -862,11 +863,16 @@ def test_the_latency_trigger_is_twice_the_baseline_for_answers_or_first_tokens(t
 
 @pytest.mark.parametrize(("ok", "failed", "breaching"), [(10, 10, False), (4, 11, True), (1, 3, False), (None, 6, True)])
 def test_the_provider_trigger_is_failed_over_attempts_for_consecutive_minutes(template, ok, failed, breaching):
-    """Every built-in provider is watched (chat's and transcription's alike), over two alarms because one alarm reads at most 10 metrics."""
+    """Every built-in provider is watched: the chat providers (their chat and transcription
+    attempts alike) by the chat rollout's trigger, Replicate, which serves transcription only, by
+    the transcribe canary's alarm, never by the chat rollout's composite."""
     from llm_gateway.providers.registry import provider_specs
 
+    composite = template["Resources"]["RollbackAlarm"]["Properties"]["AlarmRule"]["Fn::Sub"]
+    assert "TranscriptionProviderFailingAlarm" not in composite
+
     watched: list[str] = []
-    for name in ("ProviderFailingAlarm", "ProviderFailingAlarmMore"):
+    for name in ("ProviderFailingAlarm", "TranscriptionProviderFailingAlarm"):
         props = template["Resources"][name]["Properties"]
         assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": "ProviderFailingMinutes"}
         assert props["Threshold"] == {"Ref": "ProviderFailingThresholdPercent"}
@@ -877,7 +883,7 @@ def test_the_provider_trigger_is_failed_over_attempts_for_consecutive_minutes(te
     assert sorted(watched) == sorted(kind for kind in provider_specs() if kind != "openai_compatible")
     metrics = _alarm_metrics(template, "ProviderFailingAlarm")
     value = _eval_metric_math(metrics["groqRate"]["Expression"], groqOk=ok, groqFailed=failed)
-    more = _alarm_metrics(template, "ProviderFailingAlarmMore")
+    more = _alarm_metrics(template, "TranscriptionProviderFailingAlarm")
     assert _eval_metric_math(more["replicateRate"]["Expression"], replicateOk=ok, replicateFailed=failed) == value
     threshold = float(template["Parameters"]["ProviderFailingThresholdPercent"]["Default"])
     assert (value > threshold) is breaching
