@@ -58,8 +58,10 @@ LATENCY_VS_LAST_WEEK_RATIO = "LatencyVsLastWeekRatio"
 # provider's error rate is failed / (ok + failed): ProviderErrors says why, this says how often.
 PROVIDER_ATTEMPTS = "ProviderAttempts"
 # --- transcription (the transcribe function): its own series, so chat's cohort alarms read chat
-# alone. Every transcription request once, by outcome (TRANSCRIPTION_OUTCOMES); the audio seconds
-# each served one billed, by provider and tier (free | paid).
+# alone. Every transcription the façade handles, once, by outcome (`transcription/gateway.py`;
+# requests refused before it, with no valid key, a malformed form or an unknown upload, are not
+# in it: API Gateway's 4XXError counts those); the audio seconds each served one billed, by
+# provider and tier (free | paid).
 TRANSCRIPTION_REQUESTS = "TranscriptionRequests"
 AUDIO_SECONDS_SERVED = "AudioSecondsServed"
 

@@ -45,9 +45,10 @@ class ExhaustedMemory:
 
     def reorder(self, prep: Preparation, now: float) -> Preparation:
         """The preparation with its state read holding the models not remembered used up first."""
-        until = self._until
-        if not until or prep.pinned is not None:
+        if not self._until or prep.pinned is not None:
             return prep
+        with self._lock:  # a snapshot: `note` may drop keys from another thread meanwhile
+            until = dict(self._until)
         pool = (*prep.candidates, *prep.rest)
 
         def used_up(candidate: Candidate) -> bool:
@@ -59,5 +60,5 @@ class ExhaustedMemory:
         loaded, beyond = bounded(ordered, prep.meters, prep.state_pks)
         moved = {c.key for c in pool}
         dropped = [d for d in prep.dropped if d[0] not in moved]
-        dropped += [(c.key, USED_UP.format(at=until[c.key]) if used_up(c) else NOT_LOADED) for c in beyond]
+        dropped += [(c.key, USED_UP.format(at=until.get(c.key, now)) if used_up(c) else NOT_LOADED) for c in beyond]
         return replace(prep, candidates=tuple(loaded), rest=tuple(beyond), dropped=tuple(dropped))
