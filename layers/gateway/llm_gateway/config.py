@@ -55,6 +55,7 @@ class RolloutSettings:
     file: str | None = None
     percent: float = 100.0
     cache_s: float = 5.0
+    endpoint: str | None = None  # AppConfigData endpoint override (AWS_ENDPOINT_URL_APPCONFIGDATA)
 
     @property
     def enabled(self) -> bool:
@@ -379,7 +380,14 @@ def _rollout(env: Mapping[str, str]) -> RolloutSettings:
     return RolloutSettings(
         baseline_model=baseline, appconfig=appconfig,  # type: ignore[arg-type]
         file=file, percent=percent, cache_s=_float(env, "LLM_GATEWAY_ROLLOUT_CACHE_S", 5.0, zero_ok=True),
+        endpoint=_aws_endpoint(env, "APPCONFIGDATA"),
     )
+
+
+def _aws_endpoint(env: Mapping[str, str], service: str) -> str | None:
+    """A service's endpoint override as botocore reads it (`AWS_ENDPOINT_URL_<SERVICE>`, then
+    `AWS_ENDPOINT_URL`), so the gateway's own httpx clients go where boto3 would have gone."""
+    return env.get(f"AWS_ENDPOINT_URL_{service}") or env.get("AWS_ENDPOINT_URL") or None
 
 
 def _transcription(env: Mapping[str, str]) -> dict[str, Any]:
@@ -417,7 +425,7 @@ def load_settings(
     fetch = None
     if env.get(PROVIDER_SECRET_ENV) or env.get(CLIENT_KEY_SECRET_ENV):
         # AWS's own variables for another endpoint (local runs, tests against moto's server)
-        fetch = secret_fetch(aws, env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL"))
+        fetch = secret_fetch(aws, _aws_endpoint(env, "SECRETS_MANAGER"))
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
         assert fetch is not None
         secret_values = fetch(env[PROVIDER_SECRET_ENV], ttl)
@@ -437,7 +445,7 @@ def load_settings(
         max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
         attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
-        dynamodb_endpoint=env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
+        dynamodb_endpoint=env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or _aws_endpoint(env, "DYNAMODB"),
         catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
         max_body_bytes=_int(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         local_mode=local_mode,

@@ -231,3 +231,21 @@ def test_any_server_error_or_throttling_is_an_outage_the_store_degrades_on(answe
 def test_an_https_endpoint_is_verified_however_its_scheme_is_written() -> None:
     shouting = aws_http_client("HTTPS://dynamodb.us-east-1.amazonaws.com")
     assert shouting._transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
+
+
+def test_endpoint_overrides_are_read_as_botocore_reads_them_for_every_client() -> None:
+    """The gateway's own clients go where boto3 would have gone: `AWS_ENDPOINT_URL_<SERVICE>`,
+    then `AWS_ENDPOINT_URL` (a local stack), and the gateway's own DynamoDB variable first."""
+    base = {"GROQ_API_KEY": "gsk_" + "x" * 20, "LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini",
+            "OPENAI_API_KEY": "sk-" + "y" * 20}
+    everything = load_settings({**base, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    assert everything.dynamodb_endpoint == "http://127.0.0.1:4566"
+    assert everything.rollout.endpoint == "http://127.0.0.1:4566"
+    each = load_settings({**base, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+                          "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000",
+                          "AWS_ENDPOINT_URL_APPCONFIGDATA": "http://127.0.0.1:2772"})
+    assert (each.dynamodb_endpoint, each.rollout.endpoint) == ("http://127.0.0.1:8000", "http://127.0.0.1:2772")
+    ours = load_settings({**base, "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000",
+                          "LLM_GATEWAY_DYNAMODB_ENDPOINT": "http://127.0.0.1:9000"})
+    assert ours.dynamodb_endpoint == "http://127.0.0.1:9000"
+    assert load_settings(base).dynamodb_endpoint is None and load_settings(base).rollout.endpoint is None

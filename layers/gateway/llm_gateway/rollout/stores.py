@@ -84,7 +84,8 @@ def build_rollout(env: Any, *, cache_s: float, on_read: Callable[[float], None] 
         if aws is not None and appconfig_client is None:
             from llm_gateway.state.aws_client import appconfig_provider
 
-            store = AppConfigDataStore(appconfig_provider(aws, application, environment), profile, max(1, int(cache_s)))
+            store = AppConfigDataStore(appconfig_provider(aws, application, environment, getattr(env, "endpoint", None)),
+                                       profile, max(1, int(cache_s)))
         else:
             from aws_lambda_powertools.utilities.feature_flags.appconfig import AppConfigStore
 
