@@ -374,3 +374,24 @@ def test_sampling_controls_keep_a_request_off_models_that_refuse_them(field: str
     assert gpt5 in preparer.prepare(request(**{field: default}), openai).keys
     with pytest.raises(InvalidRequest, match="does not accept temperature"):
         preparer.prepare(request(model="openai/gpt-5-nano", **{field: value}), openai)
+
+
+def test_no_413_while_a_model_beyond_the_state_read_could_take_the_request() -> None:
+    """`request_too_large` says no model's limit could ever take the request; a model ranked
+    below what one state read holds (`prep.rest`) with a large enough limit says otherwise (the
+    caller may get it served later, so a 429 with its reasons, not a 413)."""
+    from dataclasses import replace
+
+    from llm_gateway.selection.planner import Planner
+    from llm_gateway.selection.selector import ChatPreparer
+    from llm_gateway.selection.tokens import TokenEstimator
+
+    small = entry("p0", "small", free=FreeTier(rpm=100, tpm=1_000), price=None)
+    large = entry("p1", "large", free=FreeTier(rpm=100, tpm=100_000), price=None)
+    cat = catalog([small, large])
+    prep = ChatPreparer(cat, TokenEstimator()).prepare(request(max_tokens=2_000), [small.key, large.key])
+    only_small_loaded = replace(prep, candidates=tuple(c for c in prep.candidates if c.key == small.key),
+                                rest=tuple(c for c in prep.candidates if c.key == large.key))
+    assert Planner().plan(only_small_loaded, StateSnapshot(), NOW).too_large is False
+    nothing_beyond = replace(only_small_loaded, rest=())
+    assert Planner().plan(nothing_beyond, StateSnapshot(), NOW).too_large is True

@@ -336,7 +336,8 @@ class Planner:
                 frees.append((key, now + wait))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
                     min(waits) if waits and not steps else None, capacity_only and not steps,
-                    tuple(refused), too_large=too_large and nothing, frees_at=tuple(frees))
+                    tuple(refused), too_large=too_large and nothing and not _any_fits(prep.rest, prep.meters),
+                    frees_at=tuple(frees))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
@@ -369,6 +370,12 @@ def _above_a_limit(meters: Sequence[Meter], amounts: Amounts) -> str | None:
                 return (f"needs {ask} {unit}, more than its limit of {ceiling} per {limit.period.name}s window "
                         f"on {meter.counter} allows at all")
     return None
+
+
+def _any_fits(candidates: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]]) -> bool:
+    """Whether a candidate the state read did not hold has limits that could take its ask at all
+    (so the request is not too large for every model, only for those read)."""
+    return any(_above_a_limit(meters.get(c.key, ()), c.amounts) is None for c in candidates)
 
 
 def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> CallerRefusal | None:
