@@ -32,6 +32,7 @@ from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
+from llm_gateway.routing.exhausted import ExhaustedMemory
 from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory
 from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHealthStore, PassiveHealth
 from llm_gateway.routing.outcomes import Outcomes
@@ -123,7 +124,7 @@ def build_core(
         outcomes=Outcomes(shared, metrics, passive, failures, retry_handler.settings.backoff), failures=failures,
         timeouts=AdaptiveTimeouts(), retry=retry_handler, metrics=metrics,
         settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
-        rand=clocks.rand, tracing=build_tracing(settings.tracing),
+        rand=clocks.rand, exhausted=ExhaustedMemory(), tracing=build_tracing(settings.tracing),
     )
     engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)
     return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,

@@ -115,8 +115,8 @@ class FailoverRunner:
         wall: Callable[[], float],
         sleep: Callable[[float], None],
         rand: Callable[[], float],
+        exhausted: ExhaustedMemory,
         tracing: AttemptTracer | None = None,
-        exhausted: ExhaustedMemory | None = None,
     ) -> None:
         self.state = state
         self.planner = planner
@@ -133,7 +133,7 @@ class FailoverRunner:
         self._sleep = sleep
         self._rand = rand
         self.tracing: AttemptTracer = tracing or NoTracing()
-        self.exhausted = exhausted or ExhaustedMemory()
+        self.exhausted = exhausted
 
     # --- planning ------------------------------------------------------------------------------------
     def plan(self, prep: Preparation) -> tuple[Plan, StateSnapshot]:
