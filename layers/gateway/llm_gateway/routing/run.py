@@ -10,7 +10,7 @@ provider left goes first, since the answer has shown it is long or the provider 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,13 +67,7 @@ class RequestRun:
         best: PlanStep | None = None
         best_rank = 3
         failing_over = self.previous_failure() is not None
-        for step in self.steps:
-            if step.key in self._tried:
-                continue
-            if step.key.provider in self._shunned:
-                self._tried.add(step.key)
-                self.skipped.append(f"{step.key}: provider failed earlier in this request")
-                continue
+        for _, step in self._open_steps():
             rank = self.standing(step.key.provider)
             if not failing_over:
                 rank = max(rank, 1)  # first attempt: plan order among all that have not failed
@@ -84,6 +78,18 @@ class RequestRun:
         if best is not None:
             self._tried.add(best.key)
         return best
+
+    def _open_steps(self) -> Iterator[tuple[int, PlanStep]]:
+        """The untried steps in plan order, with their index; a step of a provider shunned in this
+        request is set aside (tried, and said why) as it is passed."""
+        for index, step in enumerate(self.steps):
+            if step.key in self._tried:
+                continue
+            if step.key.provider in self._shunned:
+                self._tried.add(step.key)
+                self.skipped.append(f"{step.key}: provider failed earlier in this request")
+                continue
+            yield index, step
 
     def has_untried(self) -> bool:
         """Whether a step is left to fail over to."""
@@ -103,13 +109,7 @@ class RequestRun:
         is left behind just the same."""
         best: PlanStep | None = None
         best_rank: tuple[bool, bool, bool, float, int] | None = None
-        for index, step in enumerate(self.steps):
-            if step.key in self._tried:
-                continue
-            if step.key.provider in self._shunned:
-                self._tried.add(step.key)
-                self.skipped.append(f"{step.key}: provider failed earlier in this request")
-                continue
+        for index, step in self._open_steps():
             pace = self.pace(step.key.provider)
             rank = (self.standing(step.key.provider) == 2, not step.free, pace is None, pace or 0.0, index)
             if best_rank is None or rank < best_rank:
