@@ -50,27 +50,51 @@ def test_a_call_is_a_signed_json_post_with_the_operation_as_target() -> None:
         "authorization"]
 
 
-def test_the_signature_is_botocores() -> None:
-    """The same request, headers and time signed by botocore's SigV4 gives the same signature."""
+def _same_signature_as_botocores(request: httpx.Request, service: str) -> None:
+    """The request, its signed headers and its time signed by botocore's SigV4 give the same
+    signature and the same signed headers."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
+    fields = dict(part.split("=", 1) for part in request.headers["authorization"].split(" ", 1)[1].split(", "))
+    signed = fields["SignedHeaders"].split(";")
+    theirs = AWSRequest(method=request.method, url=str(request.url), data=request.content or None,
+                        headers={name: request.headers[name] for name in signed})
+    theirs.context["timestamp"] = request.headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(ACCESS.access_key_id, ACCESS.secret_access_key, ACCESS.session_token),
+                       service, ACCESS.region)
+    string_to_sign = signer.string_to_sign(theirs, signer.canonical_request(theirs))
+    assert set(signer.headers_to_sign(theirs).keys()) == set(signed)
+    assert fields["Signature"] == signer.signature(string_to_sign, theirs)
+
+
+def test_the_signature_is_botocores() -> None:
     seen: list[httpx.Request] = []
     client(lambda request: seen.append(request) or httpx.Response(200, json={})).update_item(
         TableName="t", Key={"pk": {"S": "rl#x y/z"}}, UpdateExpression="ADD #n :a",
         ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":a": {"N": "1"}})
     (request,) = seen
-    fields = dict(part.split("=", 1) for part in request.headers["authorization"].split(" ", 1)[1].split(", "))
-    signed = fields["SignedHeaders"].split(";")
-    theirs = AWSRequest(method="POST", url=str(request.url), data=request.content,
-                        headers={name: request.headers[name] for name in signed})
-    theirs.context["timestamp"] = request.headers["x-amz-date"]
-    signer = SigV4Auth(Credentials(ACCESS.access_key_id, ACCESS.secret_access_key, ACCESS.session_token),
-                       "dynamodb", "eu-west-1")
-    string_to_sign = signer.string_to_sign(theirs, signer.canonical_request(theirs))
-    assert set(signer.headers_to_sign(theirs).keys()) == set(signed)
-    assert fields["Signature"] == signer.signature(string_to_sign, theirs)
+    _same_signature_as_botocores(request, "dynamodb")
+
+
+def test_a_signed_get_with_a_query_string_is_botocores_too() -> None:
+    """AppConfig's flag read: a GET whose token (base64: `+`, `/`, `=`) travels in the query."""
+    from llm_gateway.state.aws_client import AppConfigDataClient
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b'{"rollout_percent": {"default": 5}}',
+                              headers={"next-poll-configuration-token": "next", "content-type": "application/json"})
+
+    appconfig = AppConfigDataClient(httpx.Client(transport=httpx.MockTransport(answer)), ACCESS)
+    got = appconfig.get_latest_configuration(ConfigurationToken="AYAD+tok/en==")
+    assert got["NextPollConfigurationToken"] == "next"
+    (request,) = seen
+    assert request.method == "GET" and request.url.params["configuration_token"] == "AYAD+tok/en=="
+    _same_signature_as_botocores(request, "appconfig")
 
 
 def test_an_error_answer_is_an_aws_error_shaped_like_botocores() -> None:
