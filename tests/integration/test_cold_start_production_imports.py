@@ -6,6 +6,7 @@ memory-state checks are `tests/unit/test_cold_start_imports.py`, whose child scr
 from __future__ import annotations
 
 import json
+import uuid
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -27,10 +28,12 @@ def test_production_container_serves_without_boto3_or_botocore_clients() -> None
         url = f"http://{host}:{port}"
         admin = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url,
                              aws_access_key_id="testing", aws_secret_access_key="testing")
-        admin.create_secret(Name="providers", SecretString=json.dumps({"OPENAI_API_KEY": "test-provider-key"}))
-        admin.create_secret(Name="clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": KEY}))
+        # moto's server in this process shares its backends with in-process moto: names of its own
+        providers, clients = f"providers-{uuid.uuid4().hex}", f"clients-{uuid.uuid4().hex}"
+        admin.create_secret(Name=providers, SecretString=json.dumps({"OPENAI_API_KEY": "test-provider-key"}))
+        admin.create_secret(Name=clients, SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": KEY}))
         seen = _serve({"LLM_GATEWAY_STATE_TABLE": dynamo.table_name, "LLM_GATEWAY_DYNAMODB_ENDPOINT": dynamo.endpoint_url,
-                       "LLM_GATEWAY_PROVIDER_SECRET": "providers", "LLM_GATEWAY_CLIENT_KEY_SECRET": "clients",
+                       "LLM_GATEWAY_PROVIDER_SECRET": providers, "LLM_GATEWAY_CLIENT_KEY_SECRET": clients,
                        "AWS_ENDPOINT_URL_SECRETS_MANAGER": url, "OPENAI_API_KEY": "", "LLM_GATEWAY_API_KEYS": "",
                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"})
     finally:

@@ -53,6 +53,7 @@ RETRY_CODES = frozenset({
 MAX_RETRY_PAUSE_S = 0.05
 CONNECT_TIMEOUT_S = 1.0  # as the boto3 client's config was: state must never hold a request hostage
 READ_TIMEOUT_S = 1.0
+COLD_READ_TIMEOUT_S = 5.0  # secrets and the rollout flag: a cold start waits for them, once per max_age
 
 
 class AwsError(Exception):
@@ -96,13 +97,13 @@ def endpoint_for(service: str, region: str) -> str:
     return f"https://{service}.{region}.{suffix}"
 
 
-def aws_http_client(endpoint: str) -> httpx.Client:
+def aws_http_client(endpoint: str, *, read_timeout_s: float = READ_TIMEOUT_S) -> httpx.Client:
     """The pooled client for AWS calls, on the container's one TLS context (`tls.py`); a
     plain-HTTP endpoint (moto, DynamoDB Local) needs none, and building one is not free."""
     from llm_gateway.tls import tls_context
 
     return httpx.Client(
-        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60),
         verify=tls_context() if httpx.URL(endpoint).scheme == "https" else False,
         trust_env=False, follow_redirects=False,
@@ -259,8 +260,7 @@ def secrets_provider(access: AwsAccess, endpoint: str | None = None) -> Any:
             raise NotImplementedError("the gateway reads its secrets by name")
 
     url = endpoint or endpoint_for("secretsmanager", access.region)
-    client = SecretsManagerClient(aws_http_client(url), access, endpoint=url)
-    client.http.timeout = httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S)  # a cold start waits for its keys
+    client = SecretsManagerClient(aws_http_client(url, read_timeout_s=COLD_READ_TIMEOUT_S), access, endpoint=url)
     return SecretsManagerProvider(client)
 
 
@@ -332,6 +332,5 @@ def appconfig_provider(access: AwsAccess, application: str, environment: str, en
             raise NotImplementedError("AppConfig has no multiple-value read")
 
     url = endpoint or endpoint_for("appconfigdata", access.region)
-    client = AppConfigDataClient(aws_http_client(url), access, endpoint=url)
-    client.http.timeout = httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S)
+    client = AppConfigDataClient(aws_http_client(url, read_timeout_s=COLD_READ_TIMEOUT_S), access, endpoint=url)
     return AppConfigDataProvider(client)
