@@ -316,20 +316,10 @@ def _start_dynamodb():  # type: ignore[no-untyped-def]
 def _start_secrets():  # type: ignore[no-untyped-def]
     """moto's server holding the chat function's two secrets; the child's environment names them
     (the provider key and client key then come from the secrets, as on AWS)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from sandbox.local_secrets import start_local_secrets
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_secret(Name="bench-providers", SecretString=json.dumps({"OPENAI_API_KEY": "bench-provider-key"}))
-    client.create_secret(Name="bench-clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": CLIENT_KEY}))
-    return server, {"LLM_GATEWAY_PROVIDER_SECRET": "bench-providers", "LLM_GATEWAY_CLIENT_KEY_SECRET": "bench-clients",
-                    "AWS_ENDPOINT_URL_SECRETS_MANAGER": url,
-                    "OPENAI_API_KEY": "", "LLM_GATEWAY_API_KEYS": ""}  # empty = unset: the keys come from the secrets
+    secrets = start_local_secrets({"OPENAI_API_KEY": "bench-provider-key"}, {"LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    return secrets, {**secrets.env(), "OPENAI_API_KEY": "", "LLM_GATEWAY_API_KEYS": ""}  # empty = unset: from the secrets
 
 
 def report(results: dict[str, list[Run]]) -> None:

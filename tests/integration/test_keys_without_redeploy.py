@@ -72,36 +72,26 @@ def test_with_lambdas_credentials_the_secrets_are_read_without_boto3(monkeypatch
     """Lambda's environment (region and credentials): the secrets come through the gateway's own
     Secrets Manager client (httpx), here against moto's server, with Parameters' cache; Powertools'
     boto3 provider is never asked. A rotation is seen once the cached copy expires."""
-    from moto.server import ThreadedMotoServer
-
     import llm_gateway.config as config
+    from sandbox.local_secrets import start_local_secrets
 
     def no_boto3(*_args: object) -> dict[str, str]:
         raise AssertionError("Powertools' boto3 SecretsProvider was used")
 
     monkeypatch.setattr(config, "fetch_secret_values", no_boto3)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    secrets = start_local_secrets({"OPENAI_API_KEY": "sk-from-the-secret"}, {"LLM_GATEWAY_API_KEYS": OLD})
     try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        admin = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url,
-                             aws_access_key_id="testing", aws_secret_access_key="testing")
-        admin.create_secret(Name="providers", SecretString=json.dumps({"OPENAI_API_KEY": "sk-from-the-secret"}))
-        admin.create_secret(Name="clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": OLD}))
-        env = {"LLM_GATEWAY_PROVIDER_SECRET": "providers", "LLM_GATEWAY_CLIENT_KEY_SECRET": "clients",
-               "LLM_GATEWAY_SECRET_TTL_S": str(TTL_S), "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-               "AWS_ENDPOINT_URL_SECRETS_MANAGER": url}
+        env = {**secrets.env(), "LLM_GATEWAY_SECRET_TTL_S": str(TTL_S), "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
         gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(),
                                 http_client=httpx.Client(transport=httpx.MockTransport(_completion)))
         assert [p.api_key for p in gateway.settings.providers] == ["sk-from-the-secret"]
         gateway.authenticate(f"Bearer {OLD}")
-        admin.put_secret_value(SecretId="clients", SecretString=json.dumps({"LLM_GATEWAY_API_KEYS": NEW}))
+        secrets.put(secrets.client_secret, {"LLM_GATEWAY_API_KEYS": NEW})
         gateway.authenticate(f"Bearer {OLD}")  # within the TTL: the cached copy
         time.sleep(TTL_S + 0.1)
         gateway.authenticate(f"Bearer {NEW}")
         with pytest.raises(Unauthorized):
             gateway.authenticate(f"Bearer {OLD}")
     finally:
-        server.stop()
+        secrets.stop()

@@ -41,6 +41,7 @@ from tests.unit.routing.harness import (
     FAST_RETRY,
     KEYS,
     MODELS,
+    Rig,
     answer,
     chat,
     hang,
@@ -157,6 +158,15 @@ def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknow
     assert routed.provider == "mistral"
 
 
+def _learn_paces(r: Rig) -> None:
+    """Three answers each teach the gateway that openai writes slowly (4 s) and mistral fast."""
+    r.fleet.set("openai", answer(after_s=4.0))
+    r.fleet.set("mistral", answer(after_s=0.5))
+    for _ in range(3):
+        r.router.complete(pinned("openai"))
+        r.router.complete(pinned("mistral"))
+
+
 def test_after_a_timeout_the_fastest_provider_left_gets_all_the_time_left() -> None:
     """Found by `llm-gateway simulate`: most requests that ended 503 were long answers (2,000 to
     4,000 tokens, no max_tokens) cut by a timeout sized for the usual answer, then failed over in
@@ -165,11 +175,7 @@ def test_after_a_timeout_the_fastest_provider_left_gets_all_the_time_left() -> N
     writes fastest, and get all the time left rather than a timeout it has just been shown to miss.
     openai (next in plan order) answered in 4 s, mistral in 0.5 s; groq times out."""
     r = rig()
-    r.fleet.set("openai", answer(after_s=4.0))
-    r.fleet.set("mistral", answer(after_s=0.5))
-    for _ in range(3):
-        r.router.complete(pinned("openai"))
-        r.router.complete(pinned("mistral"))
+    _learn_paces(r)
     r.fleet.set("groq", hang())
     r.fleet.set("mistral", answer(after_s=9.0))  # this answer is long
     before = len(r.fleet.calls)
@@ -185,11 +191,7 @@ def test_after_a_timeout_a_free_tier_still_goes_before_a_faster_paid_model() -> 
     """Speed orders the free tiers among themselves, and the paid models among themselves: a paid
     model that writes fastest does not jump ahead of a free tier that can still serve."""
     r = rig(paid=("mistral",))
-    r.fleet.set("openai", answer(after_s=4.0))
-    r.fleet.set("mistral", answer(after_s=0.5))
-    for _ in range(3):
-        r.router.complete(pinned("openai"))
-        r.router.complete(pinned("mistral"))
+    _learn_paces(r)
     r.fleet.set("groq", hang())
     before = len(r.fleet.calls)
     assert r.router.complete(chat()).provider == "openai"
