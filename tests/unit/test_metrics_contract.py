@@ -43,9 +43,10 @@ cfn_yaml = pytest.importorskip("cfnlint.decode.cfn_yaml")
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 NAMESPACE = m.NAMESPACE
-SERVICE = ("service", "llm-gateway")  # EmfMetrics' default dimension, on every data point
+SERVICE = ("service", m.SERVICE)  # EmfMetrics' default dimension, on every data point
 DEFINED = frozenset(
-    value for name, value in vars(m).items() if name.isupper() and isinstance(value, str) and name != "NAMESPACE"
+    value for name, value in vars(m).items()
+    if name.isupper() and isinstance(value, str) and name not in {"NAMESPACE", "SERVICE"}
 )
 
 

@@ -133,10 +133,7 @@ def _objects(settings: Settings, wall: Callable[[], float]) -> AudioObjects | No
 def _job_store(settings: Settings) -> JobStore:
     if not settings.state_table:
         return MemoryJobStore()
-    import boto3
-
     from llm_gateway.jobs.dynamodb import DynamoJobStore
-    from llm_gateway.state.dynamodb import client_config
+    from llm_gateway.state.dynamodb import boto3_client
 
-    client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
-    return DynamoJobStore(client, settings.state_table)
+    return DynamoJobStore(boto3_client(settings.dynamodb_endpoint), settings.state_table)

@@ -395,3 +395,25 @@ def test_no_413_while_a_model_beyond_the_state_read_could_take_the_request() -> 
     assert Planner().plan(only_small_loaded, StateSnapshot(), NOW).too_large is False
     nothing_beyond = replace(only_small_loaded, rest=())
     assert Planner().plan(nothing_beyond, StateSnapshot(), NOW).too_large is True
+
+
+def test_what_the_plan_remembers_as_used_up_does_not_depend_on_one_callers_ask() -> None:
+    """A day window 95 % used cannot take one caller's 4,000-token request, but can take a small
+    one: the plan must not report it as full for hours (`frees_at`, which the container's used-up
+    memory reads for every later request), or one caller's large `max_tokens` would send everyone
+    else's small requests to paid models. A window that cannot take even the smallest request is
+    reported."""
+    day = FreeTier(rpm=100, tpd=10_000)
+    sel = Selector(catalog([entry("p0", "daily", free=day, price=None), entry("p2", "paid", price=(0.1, 0.2))]))
+    key = ModelKey("p0", "daily")
+    entry_ = sel.catalog.get(key)
+    assert entry_ is not None
+    [meter] = [m for m in sel.catalog.meters(entry_) if m.limit.period.seconds == 86_400]
+    pk = meter.pk(meter.limit.period.start(NOW))
+    nearly = StateSnapshot(counters={pk: {REQUESTS: 40, TOKENS: 9_500}})
+    big = sel.prepare(request(max_tokens=4_000), keys(sel))
+    plan = sel.plan(big, nearly, NOW)
+    assert key not in [step.key for step in plan.steps]  # this request does not fit today
+    assert key not in dict(plan.frees_at)  # but the model is not used up for the next caller
+    spent = StateSnapshot(counters={pk: {REQUESTS: 40, TOKENS: 10_000}})
+    assert key in dict(sel.plan(big, spent, NOW).frees_at)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from llm_gateway.api.auth import STATIC_USER, Caller
 from llm_gateway.api.errors import GatewayError
+from llm_gateway.state.aws_client import is_aws_failure
 from llm_gateway.tenancy.keys import KeyStore
 
 
@@ -49,7 +50,9 @@ class KeyCallers:
             return Caller()
         try:
             record = self.keys.find(key_id)
-        except Exception as exc:  # the store's own errors (botocore's, on DynamoDB)
+        except Exception as exc:
+            if not is_aws_failure(exc):  # a bug is a bug, not an unreachable key store
+                raise
             raise key_store_unavailable() from exc
         if record is None or record.revoked or record.user != user:
             raise key_revoked(key_id)

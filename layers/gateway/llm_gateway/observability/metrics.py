@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 NAMESPACE = "LlmGateway"
+SERVICE = "llm-gateway"  # the `service` dimension of every data point (POWERTOOLS_SERVICE_NAME in the template)
 
 REQUESTS = "Requests"
 FREE_TIER_REQUESTS = "FreeTierRequests"
@@ -117,7 +118,7 @@ class EmfMetrics:
     holds the output equal to Powertools', character for character.
     """
 
-    def __init__(self, namespace: str = NAMESPACE, service: str = "llm-gateway") -> None:
+    def __init__(self, namespace: str = NAMESPACE, service: str = SERVICE) -> None:
         self._namespace = namespace
         self._service = service
         self._heads: dict[tuple[str, str, tuple[str, ...]], tuple[str, str]] = {}

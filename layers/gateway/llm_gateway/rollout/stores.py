@@ -84,7 +84,7 @@ def build_rollout(env: Any, *, cache_s: float, on_read: Callable[[float], None] 
         if aws is not None and appconfig_client is None:
             from llm_gateway.state.aws_client import appconfig_provider
 
-            store = AppConfigDataStore(appconfig_provider(aws, application, environment, getattr(env, "endpoint", None)),
+            store = AppConfigDataStore(appconfig_provider(aws, application, environment, env.endpoint),
                                        profile, max(1, int(cache_s)))
         else:
             from aws_lambda_powertools.utilities.feature_flags.appconfig import AppConfigStore
@@ -93,7 +93,6 @@ def build_rollout(env: Any, *, cache_s: float, on_read: Callable[[float], None] 
                                    max_age=max(1, int(cache_s)), boto3_client=appconfig_client)
         return Rollout(FeatureFlags(store=store), fallback=0.0, cache_s=cache_s, clock=clock, on_read=on_read)
     if env.file is not None:
-
         return Rollout(FeatureFlags(store=FileStore(env.file)), fallback=env.percent, cache_s=cache_s, clock=clock,
                        on_read=on_read)
     return Rollout(None, fallback=env.percent, cache_s=cache_s, clock=clock, on_read=on_read)

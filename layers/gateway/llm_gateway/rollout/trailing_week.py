@@ -69,7 +69,7 @@ def publish(comparison: WeekComparison | None, metrics: Metrics) -> None:
 class CloudWatchAverages:
     """`Averages` over CloudWatch GetMetricData (one call per statistic; four to six an hour)."""
 
-    def __init__(self, cloudwatch: Any, namespace: str = m.NAMESPACE, service: str = "llm-gateway") -> None:
+    def __init__(self, cloudwatch: Any, namespace: str = m.NAMESPACE, service: str = m.SERVICE) -> None:
         self.cloudwatch = cloudwatch
         self.namespace = namespace
         self.service = service

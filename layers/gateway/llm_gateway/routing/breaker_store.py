@@ -40,7 +40,7 @@ from llm_gateway.state.items import EXPIRES, PK, breaker_item, decode_breaker  #
 
 KEY_ATTR = PK
 EXPIRY_ATTR = EXPIRES
-_ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS", "B", "BS"})
+_ATTRIBUTE_TYPES = frozenset({"S", "N", "BOOL", "NULL", "M", "L", "SS", "NS"})  # what `decode_value` reads
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -262,7 +262,7 @@ class FailoverRunner:
         if all(u.meter.limit.period.start(now) == u.start for u in usages):
             return usages
         meters = [u.meter for u in usages]
-        snapshot = self.state.load(meters, (step.key,), now)
+        snapshot = self.state.load(meters, (), now)  # the windows only: nothing else of the model is used
         return tuple(snapshot.usage(meter, now) for meter in meters)
 
     def _failed(

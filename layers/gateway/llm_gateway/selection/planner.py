@@ -333,7 +333,11 @@ class Planner:
             wait = free_again_in(checked, state, amounts, now)
             if wait is not None:
                 waits.append(wait)
-                frees.append((key, now + wait))
+            # When the model takes *any* request again, not this caller's: `frees_at` is what the
+            # container remembers as used up for everyone, and one large ask must not set it.
+            smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now)
+            if smallest:
+                frees.append((key, now + smallest))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
                     min(waits) if waits and not steps else None, capacity_only and not steps,
                     tuple(refused), too_large=too_large and nothing and not _any_fits(prep.rest, prep.meters),
