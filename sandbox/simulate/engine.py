@@ -25,6 +25,7 @@ import httpx
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.compose import Core, build_chat, build_core, build_transcription
 from llm_gateway.config import Settings, load_settings
+from llm_gateway.retry.handler import Deadline, chat_deadline
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
@@ -244,14 +245,16 @@ class Simulation:
                 # As production's chat function serves `stream: true` (through the Lambda Web
                 # Adapter: `Gateway.chat(live=True)`): sent as it comes, within the stream deadline,
                 # its first chunk within the attempt's timeout, failover only before it.
-                deadline = container.core.runner.retry.deadline(self.settings.stream_deadline_s)
-                stream = container.chat.stream(self.factory.chat(sim), deadline, buffered=False)
+                stream = container.chat.stream(self.factory.chat(sim), self._chat_deadline(container, stream=True),
+                                               buffered=False)
                 for _chunk in stream.chunks:
                     pass
                 outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
                 outcome.cost_usd, attempts = stream.cost_usd, stream.attempts
             else:
-                routed_chat = container.chat.complete(self.factory.chat(sim))
+                # Sent whole on the same streaming invocation: bound by the stream's idle timeout,
+                # not API Gateway's 29 s (`chat_deadline`).
+                routed_chat = container.chat.complete(self.factory.chat(sim), self._chat_deadline(container, stream=False))
                 outcome.provider, outcome.model, outcome.free = routed_chat.provider, routed_chat.model, routed_chat.free
                 outcome.cost_usd, attempts = routed_chat.cost_usd, routed_chat.attempts
             outcome.attempts = len(attempts)
@@ -271,6 +274,10 @@ class Simulation:
             outcome.latency_s = self.clock.now - sim.at
             outcome.baseline_usd = self._baseline_cost(sim)
             self.outcomes.append(outcome)
+
+    def _chat_deadline(self, container: Container, *, stream: bool) -> Deadline:
+        bound = chat_deadline(self.settings.deadline_s, self.settings.stream_deadline_s, live=True, stream=stream)
+        return container.core.runner.retry.deadline(bound.budget_s, bound.attempt_cap_s)
 
     # --- baseline ------------------------------------------------------------------------------------
     def _baseline_prices(self) -> dict[str, tuple[float, float, float]]:

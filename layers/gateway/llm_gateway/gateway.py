@@ -22,7 +22,7 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import TRANSCRIPTION, TRANSPORT_TIMEOUT, ProviderError
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.providers.sse import encode_sse
-from llm_gateway.retry.handler import Deadline, request_budget
+from llm_gateway.retry.handler import Deadline, chat_deadline, request_budget
 from llm_gateway.rollout.cohorts import BASELINE, GATEWAY, cohort_of, subject_of
 from llm_gateway.rollout.flag import Rollout
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
@@ -129,8 +129,9 @@ class Gateway:
         deadline is the configured one cut to that less a margin, so no attempt outlives Lambda.
 
         `live`: the response is streamed (a streaming invocation), so a `stream: true` request
-        gets its events as the provider sends them, within `stream_deadline_s`; otherwise the
-        SSE body is sent whole, within `deadline_s`.
+        gets its events as the provider sends them, within `stream_deadline_s`, and an answer
+        sent whole is not bound by API Gateway's 29 s (`retry.handler.chat_deadline`); otherwise
+        the answer (or the SSE body) is sent whole, within `deadline_s`.
 
         `cohort`: the request's rollout cohort when the handler already knows it (`cohort_for`);
         a `baseline` request is served by the baseline model alone. Its answer says which
@@ -141,8 +142,9 @@ class Gateway:
         retry = self.core.runner.retry
         started = retry.clock()
         live_stream = live and bool(request.stream)
-        budget = self.settings.stream_deadline_s if live_stream else retry.settings.deadline_s
-        deadline = retry.deadline(request_budget(budget, remaining_s))
+        bound = chat_deadline(retry.settings.deadline_s, self.settings.stream_deadline_s, live=live,
+                              stream=bool(request.stream))
+        deadline = retry.deadline(request_budget(bound.budget_s, remaining_s), bound.attempt_cap_s)
         self.metrics.count(m.REQUESTS, cohort=cohort)
         limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
         try:
