@@ -195,17 +195,7 @@ class OpenAIWire(Wire):
         is deterministic."""
         if not (self.returns_logprobs and req.raw.get("logprobs") is True and reply.text):
             return None
-        top = int(req.raw.get("top_logprobs") or 0)
-
-        def entry(token: str, logprob: float) -> dict[str, Any]:
-            return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
-
-        content = [
-            {**entry(token, -0.01),
-             "top_logprobs": [entry(token, -0.01), *(entry(f" alt{i}", -5.0 - i) for i in range(1, top))][:top]}
-            for token in re.findall(r"\s*\S+", reply.text)
-        ]  # fmt: skip
-        return {"content": content, "refusal": None}
+        return {"content": _token_logprobs(reply.text, int(req.raw.get("top_logprobs") or 0)), "refusal": None}
 
     # --- streaming ----------------------------------------------------------------------------
 
@@ -227,8 +217,13 @@ class OpenAIWire(Wire):
 
     def stream(self, req: ChatRequest, reply: Reply, ctx: Ctx) -> Iterator[Event]:
         yield sse_data(self.chunk(req, ctx, self.first_delta())), False
+        asked = self.returns_logprobs and req.raw.get("logprobs") is True
         for piece in reply.pieces():
-            yield sse_data(self.chunk(req, ctx, {"content": piece})), True
+            chunk = self.chunk(req, ctx, {"content": piece})
+            if asked:  # streamed too: each chunk's own tokens, as OpenAI sends them
+                chunk["choices"][0]["logprobs"] = {
+                    "content": _token_logprobs(piece, int(req.raw.get("top_logprobs") or 0)), "refusal": None}
+            yield sse_data(chunk), True
         if not self.whole_tool_calls:
             yield from self._tool_fragments(req, reply, ctx)
         yield sse_data(self.final_chunk(req, reply, ctx)), bool(self.whole_tool_calls and reply.tool_calls)
@@ -395,3 +390,17 @@ def _openai_style_headers(requests: WindowState | None, tokens: WindowState | No
 
 
 WIRE = OpenAIWire()
+
+
+def _token_logprobs(text: str, top: int) -> list[dict[str, Any]]:
+    """OpenAI's `ChatCompletionTokenLogprob` list: one entry per word of `text`, with `top`
+    alternatives (the token itself first); fixed values, as the fake model is deterministic."""
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    return [
+        {**entry(token, -0.01),
+         "top_logprobs": [entry(token, -0.01), *(entry(f" alt{i}", -5.0 - i) for i in range(1, top))][:top]}
+        for token in re.findall(r"\s*\S+", text)
+    ]  # fmt: skip

@@ -139,7 +139,7 @@ class Simulation:
         self.samples: list[dict[str, Any]] = []
         self.bugs: list[str] = []
         self._selection: dict[int, float] = {}
-        self._counts: dict[int, tuple[int, float]] = {}
+        self._counts: dict[int, tuple[Any, int, float]] = {}
         self._texts: dict[int, tuple[str, int, float]] = {}
         self._credit: dict[int, float] = {}
         self._baseline = self._baseline_prices()
@@ -188,17 +188,21 @@ class Simulation:
         credit = self._credit
 
         def counted(request: Any) -> int:
-            found = known.get(id(request))
+            # Keyed by the body's messages, which a copy of it shares (an answer sent whole is
+            # asked as a stream: `request.model_copy(stream=True)`); they are kept with the count,
+            # so their id cannot be reused by another body's (a copy's own id would be).
+            messages = request.messages
+            found = known.get(id(messages))
             key = id(greenlet.getcurrent())
-            if found is None:
+            if found is None or found[0] is not messages:
                 started, before = clock(), credit.get(key, 0.0)
                 tokens = estimate(request)
                 # what counting its texts would have cost where `_counted_text` reused a count
                 saved = credit.get(key, 0.0) - before
-                found = known[id(request)] = (tokens, clock() - started + saved)
+                known[id(messages)] = (messages, tokens, clock() - started + saved)
                 return tokens
-            selection[key] = selection.get(key, 0.0) + found[1]
-            return found[0]
+            selection[key] = selection.get(key, 0.0) + found[2]
+            return found[1]
 
         return counted
 
@@ -252,9 +256,10 @@ class Simulation:
                 outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
                 outcome.cost_usd, attempts = stream.cost_usd, stream.attempts
             else:
-                # Sent whole on the same streaming invocation: bound by the stream's idle timeout,
-                # not API Gateway's 29 s (`chat_deadline`).
-                routed_chat = container.chat.complete(self.factory.chat(sim), self._chat_deadline(container, stream=False))
+                # Sent whole on the same streaming invocation, as production does: read from the
+                # provider as a stream, within the stream's idle timeout (`chat_deadline`).
+                routed_chat = container.chat.complete_streamed(self.factory.chat(sim), self._chat_deadline(
+                    container, stream=False), limits=None, spent=lambda _cut: None)
                 outcome.provider, outcome.model, outcome.free = routed_chat.provider, routed_chat.model, routed_chat.free
                 outcome.cost_usd, attempts = routed_chat.cost_usd, routed_chat.attempts
             outcome.attempts = len(attempts)
@@ -276,8 +281,8 @@ class Simulation:
             self.outcomes.append(outcome)
 
     def _chat_deadline(self, container: Container, *, stream: bool) -> Deadline:
-        bound = chat_deadline(self.settings.deadline_s, self.settings.stream_deadline_s, live=True, stream=stream)
-        return container.core.runner.retry.deadline(bound.budget_s, bound.attempt_cap_s)
+        budget = chat_deadline(self.settings.deadline_s, self.settings.stream_deadline_s, live=True, stream=stream)
+        return container.core.runner.retry.deadline(budget)
 
     # --- baseline ------------------------------------------------------------------------------------
     def _baseline_prices(self) -> dict[str, tuple[float, float, float]]:

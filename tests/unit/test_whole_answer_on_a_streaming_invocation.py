@@ -1,41 +1,80 @@
-"""An answer sent whole (`stream` unset) on a streaming invocation is not bound by API Gateway's
-29 s: production's chat routes all use the streaming integration, whose limit is its idle timeout
-(5 minutes on a Regional API). Such an answer gets the stream deadline, capped below that idle
-timeout, and an attempt that is given the whole time (a pinned model's only attempt, a failover
-after a timeout) may use all of it. A long answer without `max_tokens` (OpenAI answers those in a
-minute) used to be a 504 at 25 s.
+"""An answer sent whole (`stream` unset) on a streaming invocation (production's chat routes,
+`make dev`) is read from the provider as a stream and folded into one `chat.completion`
+(`routing/whole_answer.py`), within the stream deadline capped below API Gateway's idle timeout,
+not API Gateway's 29 s: a long answer without `max_tokens` used to be a 504 at 25 s.
 
 On `httpx.MockTransport` and a frozen clock (`test_deadline_budget._gateway`): the assertions are
-about which deadline and which timeout were used, never about elapsed time."""
+about what was asked of the provider, which deadline was used and what the caller got, never
+about elapsed time."""
 
 from __future__ import annotations
+
+import json
 
 import httpx
 import pytest
 
-from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import Caller
+from llm_gateway.observability import metrics as m
 from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, Deadline, chat_deadline
-from tests.unit.routing.test_deadline_budget import ATTEMPT_TIMEOUT_S, MODEL, _gateway
+from llm_gateway.routing.whole_answer import fold
+from tests.unit.routing.test_deadline_budget import MODEL, _gateway
+from tests.unit.test_buffered_stream_cap import _sse
+from tests.unit.test_live_stream import _Body
 
 ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": MODEL,
-          "choices": [{"index": 0, "message": {"role": "assistant", "content": "a long essay"},
-                       "finish_reason": "stop"}],
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "short"}, "finish_reason": "stop"}],
           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
 
 
-def _request(stream: bool = False) -> ChatCompletionRequest:
+def _request() -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
-        {"model": f"groq/{MODEL}", "stream": stream, "messages": [{"role": "user", "content": "write an essay"}]})
+        {"model": f"groq/{MODEL}", "messages": [{"role": "user", "content": "write an essay"}]})
 
 
-def _served_with_timeouts(live: bool) -> tuple[list[float], list[float]]:
-    """(the deadline the router got, the read timeout of each provider call)."""
-    reads: list[float] = []
+def _parts(pieces: int = 4) -> list[bytes]:
+    return [block + b"\n\n" for block in _sse(pieces, "word ").split(b"\n\n") if block]
+
+
+def test_an_answer_sent_whole_on_a_streaming_invocation_is_read_as_a_stream_within_the_stream_deadline() -> None:
+    asked: list[dict[str, object]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        reads.append(request.extensions["timeout"]["read"])
+        asked.append(json.loads(request.content))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Body(_parts()))
+
+    gateway, _core, metrics = _gateway(handler)
+    seen: list[float] = []
+    stream = gateway.router.stream
+
+    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
+        assert deadline is not None
+        seen.append(deadline.remaining())
+        return stream(request, deadline, **kwargs)  # type: ignore[arg-type]
+
+    gateway.router.stream = spy  # type: ignore[method-assign]
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert asked and asked[0]["stream"] is True
+    assert seen == [pytest.approx(min(load_settings({}).stream_deadline_s, API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S))]
+    assert outcome.status == 200 and outcome.sse_stream is None and outcome.sse_body is None
+    body = outcome.json_body
+    assert body is not None and body["object"] == "chat.completion"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "word " * 4, "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"]["total_tokens"] == 12 and "cost_usd" in body["usage"]
+    assert outcome.headers["x-gateway-attempts"] == "1" and "x-gateway-cost-usd" in outcome.headers
+    assert any(r.name == m.REQUEST_LATENCY_MS for r in metrics.records)
+    assert not any(r.name == m.TIME_TO_FIRST_TOKEN_MS for r in metrics.records)
+
+
+def test_a_buffered_invocation_still_asks_for_the_answer_whole_within_the_short_deadline() -> None:
+    asked: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(json.loads(request.content))
         return httpx.Response(200, json=ANSWER)
 
     gateway, _core, _ = _gateway(handler)
@@ -48,36 +87,89 @@ def _served_with_timeouts(live: bool) -> tuple[list[float], list[float]]:
         return complete(request, deadline, **kwargs)  # type: ignore[arg-type]
 
     gateway.router.complete = spy  # type: ignore[method-assign]
-    outcome = gateway.chat(_request(), Caller(), "r1", live=live)
-    assert outcome.status == 200
-    return seen, reads
-
-
-def test_an_answer_sent_whole_on_a_streaming_invocation_may_take_the_stream_deadline() -> None:
-    settings = load_settings({})
-    seen, reads = _served_with_timeouts(live=True)
-    whole = min(settings.stream_deadline_s, API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S)
-    assert seen == [pytest.approx(whole)]
-    # a pinned model's only attempt is given the whole time, past the attempt timeout's cap
-    assert reads and reads[0] > ATTEMPT_TIMEOUT_S
-    assert reads[0] <= whole
-
-
-def test_a_buffered_invocation_keeps_the_api_gateway_bound_deadline() -> None:
-    seen, reads = _served_with_timeouts(live=False)
+    outcome = gateway.chat(_request(), Caller(), "r1")
+    assert outcome.status == 200 and outcome.json_body is not None
+    assert outcome.json_body["choices"][0]["message"]["content"] == "short"
+    assert "stream" not in asked[0]
     assert seen == [pytest.approx(25.0)]
-    assert reads and reads[0] <= ATTEMPT_TIMEOUT_S
+
+
+def test_an_answer_cut_after_its_first_chunk_is_asked_again_and_the_cut_one_stays_spent() -> None:
+    bodies = [_Body(_parts(8), fail_after=3), _Body(_parts(2))]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=bodies.pop(0))
+
+    gateway, core, metrics = _gateway(handler, failure_threshold=3)  # one cut leaves the circuit closed
+    recorded: list[object] = []
+    record = core.tenancy.record
+    core.tenancy.record = lambda served: (recorded.append(served), record(served))[-1]  # type: ignore[method-assign]
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert not bodies  # both asked
+    assert outcome.status == 200 and outcome.json_body is not None
+    assert outcome.json_body["choices"][0]["message"]["content"] == "word " * 2  # only the whole answer
+    assert outcome.headers["x-gateway-attempts"] == "2"
+    assert len(recorded) == 2  # the cut answer is in the user's ledger too: the provider counted it
+    assert metrics.total(m.USER_VISIBLE_ERRORS) == 0
+
+
+@pytest.mark.parametrize("threshold", [1, 3])  # the cut opens the only model's circuit / it is cut again
+def test_an_answer_cut_with_no_second_chance_is_a_502_in_openai_s_shape(threshold: int) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=_Body(_parts(8), fail_after=3))
+
+    gateway, _core, metrics = _gateway(handler, failure_threshold=threshold)
+    with pytest.raises(GatewayError) as failed:
+        gateway.chat(_request(), Caller(), "r1", live=True)
+    assert failed.value.status == 502 and failed.value.code == "answer_interrupted"
+    assert failed.value.body()["error"]["type"] == "server_error"
+    assert metrics.total(m.USER_VISIBLE_ERRORS) == 1
 
 
 def test_the_deadline_of_each_kind_of_chat_answer() -> None:
     settings = load_settings({"LLM_GATEWAY_STREAM_DEADLINE_S": "600", "LLM_GATEWAY_FUNCTION_TIMEOUT_S": "610"})
-    sent_whole = chat_deadline(settings.deadline_s, settings.stream_deadline_s, live=True, stream=False)
-    assert sent_whole.budget_s == API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S  # never past the idle timeout
-    assert sent_whole.attempt_cap_s == sent_whole.budget_s
-    streamed = chat_deadline(settings.deadline_s, settings.stream_deadline_s, live=True, stream=True)
-    assert (streamed.budget_s, streamed.attempt_cap_s) == (600.0, None)  # the first chunk: the usual cap
+    args = (settings.deadline_s, settings.stream_deadline_s)
+    assert chat_deadline(*args, live=True, stream=False) == API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S
+    assert chat_deadline(*args, live=True, stream=True) == 600.0  # sent as it comes: no idle time
     for stream in (False, True):  # a buffered invocation: API Gateway's 29 s
-        buffered = chat_deadline(settings.deadline_s, settings.stream_deadline_s, live=False, stream=stream)
-        assert (buffered.budget_s, buffered.attempt_cap_s) == (settings.deadline_s, None)
+        assert chat_deadline(*args, live=False, stream=stream) == settings.deadline_s
     short = load_settings({"LLM_GATEWAY_STREAM_DEADLINE_S": "60"})
-    assert chat_deadline(short.deadline_s, short.stream_deadline_s, live=True, stream=False).budget_s == 60.0
+    assert chat_deadline(short.deadline_s, short.stream_deadline_s, live=True, stream=False) == 60.0
+
+
+def _chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> ChatCompletionChunk:
+    return ChatCompletionChunk.model_validate(
+        {"id": "c9", "created": 7, "model": "m", "system_fingerprint": "fp",
+         "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]})
+
+
+def test_fold_assembles_tool_calls_by_index_extra_text_logprobs_and_the_usage_chunk() -> None:
+    chunks = [
+        _chunk({"role": "assistant", "reasoning": "think "}, logprobs={"content": [{"token": "a"}]}),
+        _chunk({"reasoning": "more", "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_", "arguments": '{"ci'}}]}),
+        _chunk({"tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "other", "arguments": "{}"}},
+                               {"index": 0, "function": {"name": "weather", "arguments": 'ty": "Oslo"}'}}]},
+               logprobs={"content": [{"token": "b"}]}),
+        _chunk({}, "tool_calls"),
+        ChatCompletionChunk.model_validate({"id": "c9", "created": 7, "model": "m", "choices": [],
+                                            "usage": {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}}),
+    ]
+    completion = fold(chunks)
+    body = completion.model_dump(exclude_none=True)
+    assert (body["id"], body["created"], body["model"], body["system_fingerprint"]) == ("c9", 7, "m", "fp")
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["reasoning"] == "think more"
+    assert choice["message"]["content"] is None
+    assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in choice["message"]["tool_calls"]] == [
+        ("call_1", "get_weather", '{"city": "Oslo"}'), ("call_2", "other", "{}")]
+    assert choice["logprobs"] == {"content": [{"token": "a"}, {"token": "b"}], "refusal": None}
+    assert body["usage"]["total_tokens"] == 10
+
+
+def test_fold_of_a_refusal_keeps_it_apart_from_the_content() -> None:
+    completion = fold([_chunk({"role": "assistant", "refusal": "I can"}), _chunk({"refusal": "not."}, "stop")])
+    message = completion.choices[0].message
+    assert (message.content, message.refusal) == (None, "I cannot.")

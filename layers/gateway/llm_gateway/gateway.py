@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from llm_gateway.api.auth import STATIC_USER, Caller, authenticate
@@ -142,9 +143,9 @@ class Gateway:
         retry = self.core.runner.retry
         started = retry.clock()
         live_stream = live and bool(request.stream)
-        bound = chat_deadline(retry.settings.deadline_s, self.settings.stream_deadline_s, live=live,
-                              stream=bool(request.stream))
-        deadline = retry.deadline(request_budget(bound.budget_s, remaining_s), bound.attempt_cap_s)
+        budget = chat_deadline(retry.settings.deadline_s, self.settings.stream_deadline_s, live=live,
+                               stream=bool(request.stream))
+        deadline = retry.deadline(request_budget(budget, remaining_s))
         self.metrics.count(m.REQUESTS, cohort=cohort)
         limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
         try:
@@ -154,7 +155,11 @@ class Gateway:
                 outcome = self._chat_stream(request, deadline, request_id, caller, limits, cohort)
                 self._latency(started, cohort)
                 return outcome
-            routed = self.router.complete(request, deadline, limits=limits)
+            if live:  # read from the provider as a stream (`routing/whole_answer.py`)
+                routed = self.router.complete_streamed(request, deadline, limits=limits,
+                                                       spent=partial(self._spent, caller, cohort))
+            else:
+                routed = self.router.complete(request, deadline, limits=limits)
         except GatewayError as exc:
             count_failure(self.metrics, exc.status, exc.code, cohort=cohort)
             if not live_stream:
@@ -173,6 +178,12 @@ class Gateway:
         return ChatOutcome(200, self._headers(routed, request_id, cohort), json_body=body)
 
     # --- helpers ----------------------------------------------------------------------------------
+    def _spent(self, caller: Caller, cohort: str, cut: RoutedStream) -> None:
+        """An answer cut after its first chunk: what it cost stays spent, in the metrics and the
+        user's ledger."""
+        self._account(cut.provider, cut.model, cut.free, cut.cost_usd, cohort)
+        self._record(caller, cut, cut.usage, cohort)
+
     def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
                      limits: UserLimits, cohort: str) -> ChatOutcome:
         routed = self.router.stream(request, deadline, buffered=True, limits=limits)  # the SSE body is sent whole

@@ -32,7 +32,8 @@ MODEL = "llama-3.1-8b-instant"
 ATTEMPT_TIMEOUT_S = 20.0
 
 
-def _gateway(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Gateway, Core, RecordingMetrics]:
+def _gateway(handler: Callable[[httpx.Request], httpx.Response],
+             failure_threshold: int = 1) -> tuple[Gateway, Core, RecordingMetrics]:
     spec = provider_specs()["groq"]
     assert spec.key_env is not None
     env = {spec.key_env: "test-key", spec.base_url_env: "http://groq.test/openai/v1", spec.models_env: MODEL,
@@ -40,7 +41,7 @@ def _gateway(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Gatewa
            "LLM_GATEWAY_MAX_WAIT_S": "0"}
     metrics = RecordingMetrics()
     frozen = 1000.0
-    breakers = CircuitBreakers(MemoryBreakerPersistence(), BreakerSettings(failure_threshold=1), metrics=metrics)
+    breakers = CircuitBreakers(MemoryBreakerPersistence(), BreakerSettings(failure_threshold=failure_threshold), metrics=metrics)
     core = build_core(load_settings(env), metrics=metrics, http_client=httpx.Client(transport=httpx.MockTransport(handler)),
                       clocks=Clocks(monotonic=lambda: frozen, sleep=lambda _s: None, rand=lambda: 0.5),
                       catalog=default_catalog(), breakers=breakers)

@@ -2,8 +2,7 @@
 
 API Gateway cuts a buffered response at 29 s, so a request answered by a buffered invocation gets
 a budget below that (`deadline_s`); on a streaming invocation the bound is the stream's
-(`chat_deadline`). Every attempt gets `min(attempt_timeout_s, remaining - safety_margin_s)`, or
-the deadline's own `attempt_cap_s` when it has one. An attempt that could
+(`chat_deadline`). Every attempt gets `min(attempt_timeout_s, remaining - safety_margin_s)`. An attempt that could
 not get at least `min_attempt_s` is never started: a call doomed to be cut off only burns a
 provider's quota and the caller's patience. Waiting (backoff) happens only when the attempt
 function asks to retry the same model; switching models goes straight to the next attempt.
@@ -48,29 +47,18 @@ API_GATEWAY_STREAM_IDLE_S = 300.0
 IDLE_MARGIN_S = 15.0  # kept back from the idle timeout: the state writes and the response itself
 
 
-@dataclass(frozen=True, slots=True)
-class ChatDeadline:
-    budget_s: float
-    attempt_cap_s: float | None = None  # None: `attempt_timeout_s`
-
-
-def chat_deadline(deadline_s: float, stream_deadline_s: float, *, live: bool, stream: bool) -> ChatDeadline:
+def chat_deadline(deadline_s: float, stream_deadline_s: float, *, live: bool, stream: bool) -> float:
     """How long a chat request may take, by how its answer is sent.
 
     A buffered invocation (API Gateway's default integration) is cut at 29 s: `deadline_s`. On a
-    streaming invocation (production's chat routes all stream), a `stream: true` answer is sent
-    as it comes within `stream_deadline_s`, its first chunk within the usual attempt timeout. An
-    answer sent whole there is bound by the stream's idle timeout instead of the 29 s (OpenAI
-    answers a long essay in a minute; it used to be a 504 at 25 s), so it gets the stream
-    deadline capped below that timeout, and an attempt given the whole time (a pinned model's
-    only one, a failover after a timeout) may use all of it. A first attempt among several is
-    still timed by the provider's learned pace, so a hanging provider costs seconds."""
+    streaming invocation (production's chat routes all stream) the bound is the stream's, not the
+    29 s: a `stream: true` answer is sent as it comes within `stream_deadline_s`; an answer sent
+    whole is read from the provider as a stream too (`routing/whole_answer.py`) and sends nothing
+    until it is complete, so it is also held inside API Gateway's idle timeout. Either way the
+    first chunk must come within the usual attempt timeout, so a hanging provider costs seconds."""
     if not live:
-        return ChatDeadline(deadline_s)
-    if stream:
-        return ChatDeadline(stream_deadline_s)
-    whole = min(stream_deadline_s, API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S)
-    return ChatDeadline(whole, whole)
+        return deadline_s
+    return stream_deadline_s if stream else min(stream_deadline_s, API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +74,11 @@ class RetrySettings:
 
 
 class Deadline:
-    """An absolute point on an injected monotonic clock; `attempt_cap_s`, when set, is the longest
-    an attempt given the whole time may take (else the settings' `attempt_timeout_s`)."""
+    """An absolute point on an injected monotonic clock."""
 
-    def __init__(self, budget_s: float, clock: Clock, attempt_cap_s: float | None = None) -> None:
+    def __init__(self, budget_s: float, clock: Clock) -> None:
         self._clock = clock
         self.at = clock() + max(0.0, budget_s)
-        self.attempt_cap_s = attempt_cap_s
 
     def remaining(self) -> float:
         return self.at - self._clock()
@@ -126,12 +112,8 @@ class RetryHandler:
         self.clock = clock
         self._sleep = sleep
 
-    def deadline(self, budget_s: float | None = None, attempt_cap_s: float | None = None) -> Deadline:
-        return Deadline(self.settings.deadline_s if budget_s is None else budget_s, self.clock, attempt_cap_s)
-
-    def attempt_cap(self, deadline: Deadline) -> float:
-        """The longest an attempt given the whole time may take under `deadline`."""
-        return deadline.attempt_cap_s if deadline.attempt_cap_s is not None else self.settings.attempt_timeout_s
+    def deadline(self, budget_s: float | None = None) -> Deadline:
+        return Deadline(self.settings.deadline_s if budget_s is None else budget_s, self.clock)
 
     def _usable(self, deadline: Deadline) -> float:
         """What is left of the deadline for calls: the rest is kept back to answer (the one
@@ -143,7 +125,7 @@ class RetryHandler:
         usable = self._usable(deadline)
         if usable < self.settings.min_attempt_s:
             return None
-        return min(self.attempt_cap(deadline), usable)
+        return min(self.settings.attempt_timeout_s, usable)
 
     def wait_budget(self, deadline: Deadline) -> float:
         """How much of the deadline a wait may use and still leave room for an attempt after it."""

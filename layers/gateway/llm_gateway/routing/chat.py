@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
+from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -37,6 +38,7 @@ from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
 from llm_gateway.routing.runner import CallerLimits, CallResult, FailoverRunner, Served
+from llm_gateway.routing.whole_answer import fold
 from llm_gateway.selection.conversation import next_turn_key
 from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.planner import Plan, PlanStep, Preparation
@@ -121,6 +123,43 @@ class ChatRouter:
         cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated)
+
+    def complete_streamed(self, request: ChatCompletionRequest, deadline: Deadline, *, limits: CallerLimits | None,
+                          spent: Callable[[RoutedStream], None]) -> RoutedCompletion:
+        """An answer sent whole, read from the provider as a stream (`routing/whole_answer.py`).
+        Nothing has reached the caller when a provider fails after its first chunk, so the
+        request is routed once more while time is left (that provider now ranks last: its
+        failure is on record); `spent` is told of each cut answer, whose cost stays spent."""
+        as_stream = request.model_copy(update={"stream": True})
+        earlier: list[AttemptRecord] = []  # the attempts of a routing whose answer was cut
+        cut: GatewayError | None = None
+        for last in (False, True):
+            try:
+                routed = self.stream(as_stream, deadline, buffered=False, limits=limits)
+            except GatewayError as error:
+                if cut is not None and error.status >= 500:
+                    raise cut from None  # nothing else could answer: the cut is what the caller should hear of
+                raise
+            try:
+                completion = fold(routed.chunks)
+            except ProviderError as error:
+                spent(routed)
+                timed_out = error.transport == TRANSPORT_TIMEOUT and error.request_caused
+                cut = GatewayError(
+                    "The answer did not end within the gateway's deadline; ask for a shorter one (max_tokens) "
+                    "or stream it." if timed_out else
+                    "The provider failed while writing the answer, and no other model could be asked in time.",
+                    code="answer_deadline" if timed_out else "answer_interrupted", status=504 if timed_out else 502,
+                )
+                if timed_out or last or self.runner.retry.attempt_timeout(deadline) is None:
+                    raise cut from None
+                earlier += routed.attempts
+                continue
+            finally:
+                routed.chunks.close()
+            return RoutedCompletion(completion, routed.provider, routed.model, earlier + routed.attempts,
+                                    routed.cost_usd, routed.free, routed.cost_estimated)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
                buffered: bool, limits: CallerLimits | None = None) -> RoutedStream:

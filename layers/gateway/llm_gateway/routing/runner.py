@@ -216,7 +216,7 @@ class FailoverRunner:
             if budget is None:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise DeadlineExhausted("the reservation used up the time left for an attempt")
-            usual = self.retry.settings.attempt_timeout_s
+            full = self.retry.settings.attempt_timeout_s
             # A request that asked for a very long answer gets the whole budget (the provider's
             # usual latency says nothing about it) and its timeout is not held against anyone. So
             # do the attempt after a timeout (the answer has shown it is longer than usual) and
@@ -225,8 +225,7 @@ class FailoverRunner:
             size = work_size(step.amounts)
             whole = (step.slow_by_request or run.timed_out() or not run.has_untried()
                      or ctx.number >= self.retry.settings.max_attempts)
-            own = (self.retry.attempt_cap(ctx.deadline) if whole
-                   else self.timeouts.timeout_for(step.key.provider, usual, size))
+            own = full if whole else self.timeouts.timeout_for(step.key.provider, full, size)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
