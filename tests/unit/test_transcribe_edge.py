@@ -115,19 +115,21 @@ def test_memory_audio_objects_play_s3s_refusals():
     put = objects.presign_put("file-a", 3, "audio/wav", filename="a.wav", owner="alice")
     assert put.headers["Content-Length"] == "3" and put.expires_at == 900
     with pytest.raises(ObjectMissing):
-        objects.read("file-a", max_bytes=10)  # not uploaded yet
+        objects.read("file-a", max_bytes=10, owner="alice")  # not uploaded yet
     with pytest.raises(ObjectMissing):
         objects.owner("file-a")
     with pytest.raises(ValueError):
         objects.complete_upload("file-a", b"four")
     objects.complete_upload("file-a", b"abc")
-    stored = objects.read("file-a", max_bytes=10)
+    stored = objects.read("file-a", max_bytes=10, owner="alice")
     assert stored.data == b"abc" and stored.owner == "alice" and objects.owner("file-a") == "alice"
+    with pytest.raises(ObjectMissing):  # another user's: as if it were not there
+        objects.read("file-a", max_bytes=10, owner="bob")
     with pytest.raises(ObjectRejected):
-        objects.read("file-a", max_bytes=2)
+        objects.read("file-a", max_bytes=2, owner="alice")
     objects.delete("file-a")
     with pytest.raises(ObjectMissing):
-        objects.read("file-a", max_bytes=10)
+        objects.read("file-a", max_bytes=10, owner="alice")
 
 
 @pytest.mark.parametrize(("path", "function"), [

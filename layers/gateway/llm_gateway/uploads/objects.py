@@ -57,7 +57,9 @@ class AudioObjects(Protocol):
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut: ...
 
-    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio: ...
+    def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
+        """The object, if `owner` uploaded it (else `ObjectMissing`, checked before its size)."""
+        ...
 
     def presign_get(self, object_id: str) -> str: ...
 
@@ -113,10 +115,12 @@ class MemoryAudioObjects:
                 raise ValueError("SignatureDoesNotMatch: Content-Length differs from the signed one")
             announced.data, announced.stored_at = data, self._wall()
 
-    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
+    def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
         with self._lock:
             announced = self._objects.get(object_id)
         if announced is None or announced.data is None or self._wall() - announced.stored_at > self._max_age_s:
+            raise ObjectMissing(object_id)
+        if not owned_by(announced.owner, owner):
             raise ObjectMissing(object_id)
         if len(announced.data) > min(announced.size, max_bytes):
             raise ObjectRejected(f"{len(announced.data)} bytes stored, {announced.size} announced")
@@ -151,3 +155,8 @@ class MemoryAudioObjects:
             if job_id not in self._results:
                 raise ObjectMissing(job_id)
             return self._results[job_id]
+
+
+def owned_by(owner: str | None, user: str) -> bool:
+    """An upload is `user`'s only if it says so; one with no owner recorded is no one's."""
+    return owner is not None and owner == user

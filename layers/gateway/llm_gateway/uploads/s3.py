@@ -30,6 +30,7 @@ from llm_gateway.uploads.objects import (
     PresignedPut,
     StorageUnavailable,
     StoredAudio,
+    owned_by,
 )
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -77,9 +78,11 @@ class S3AudioObjects:
             raise ObjectMissing(object_id)
         return head, metadata
 
-    def read(self, object_id: str, *, max_bytes: int) -> StoredAudio:
+    def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
         key = UPLOAD_PREFIX + object_id
         head, metadata = self._head(object_id)
+        if not owned_by(_owner(metadata), owner):
+            raise ObjectMissing(object_id)
         size, announced = int(head["ContentLength"]), int(metadata.get("announced-bytes", -1))
         if size != announced or size > max_bytes:
             raise ObjectRejected(f"{size} bytes stored, {announced} announced, {max_bytes} at most")

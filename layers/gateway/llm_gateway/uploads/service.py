@@ -18,7 +18,13 @@ from llm_gateway.api.audio_schemas import UploadRequest
 from llm_gateway.api.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from llm_gateway.transcription.gateway import AudioInput
 from llm_gateway.uploads.ids import FILE_PREFIX, is_id, new_id
-from llm_gateway.uploads.objects import AudioObjects, ObjectMissing, ObjectRejected, StorageUnavailable
+from llm_gateway.uploads.objects import (
+    AudioObjects,
+    ObjectMissing,
+    ObjectRejected,
+    StorageUnavailable,
+    owned_by,
+)
 
 LOG = logging.getLogger("llm_gateway.uploads")
 
@@ -73,19 +79,19 @@ class Uploads:
             raise file_not_found(file_id) from None
         except StorageUnavailable as exc:
             raise storage_unavailable() from exc
-        if not _owned_by(owner, user):
+        if not owned_by(owner, user):
             raise file_not_found(file_id)
 
     def audio(self, file_id: str, *, user: str) -> AudioInput:
         """The bytes `user` uploaded, with a presigned GET URL of them for providers that fetch
-        audio. The owner is checked first, so nothing about another user's object (not even that
-        it is not what was announced) shows, and checked again on what was read."""
-        self.check(file_id, user=user)
+        audio. The store checks the owner on the HEAD it reads the object's size from, before the
+        size: nothing about another user's object (not even that it is not what was announced)
+        shows, and one HEAD is made, not two."""
+        if not is_id(file_id, FILE_PREFIX):
+            raise file_not_found(file_id)
         store = self._store()
         try:
-            stored = store.read(file_id, max_bytes=self.max_upload_bytes)
-            if not _owned_by(stored.owner, user):
-                raise ObjectMissing(file_id)
+            stored = store.read(file_id, max_bytes=self.max_upload_bytes, owner=user)
             url = store.presign_get(file_id)
         except ObjectMissing:
             raise file_not_found(file_id) from None
@@ -105,7 +111,3 @@ class Uploads:
         except StorageUnavailable:
             LOG.warning("could not delete an used upload; the bucket lifecycle will", extra={"file_id": file_id})
 
-
-def _owned_by(owner: str | None, user: str) -> bool:
-    """An upload is `user`'s only if it says so; one with no owner recorded is no one's."""
-    return owner is not None and owner == user
