@@ -229,6 +229,22 @@ def test_a_near_miss_is_counted_from_the_gateway_s_own_window_when_the_provider_
     assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS) == 1
 
 
+def test_a_near_miss_is_judged_on_the_window_the_attempt_counted_in_not_the_plan_s() -> None:
+    """Found in a second read: the near miss read the windows the plan was made on. Mistral's
+    organisation allows 10 requests a second; 9 fill the second the plan sees; the request's
+    first choice (groq) hangs past that second, and Mistral serves it in the next one, where it
+    is the first of 10: no near miss (the plan's window, 9 + 1 of 10, said one)."""
+    r = rig(providers=("groq", "mistral"), mistral_rps=10)
+    for _ in range(9):
+        r.router.complete(pinned("mistral"))
+    assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS) == 0
+    r.fleet.set("groq", hang())
+    started = r.clock.wall()
+    routed = r.router.complete(chat())
+    assert routed.provider == "mistral" and r.clock.wall() - started >= 1.0
+    assert r.metrics.total(m.RATE_LIMIT_NEAR_MISS) == 0
+
+
 def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() -> None:
     """Mistral allows 1 request/s for the whole organisation. Two back-to-back pinned requests
     both succeed: the second sleeps once (on the fake clock, within LLM_GATEWAY_MAX_WAIT_S) and

@@ -19,7 +19,7 @@ the caller's own windows and budgets as more meters, so every capability gets th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, NoReturn, Protocol, TypeVar
 
@@ -207,7 +207,10 @@ class FailoverRunner:
             if step is None:
                 raise AttemptFailed(_NoStepLeft("no plan step left"), retry=False)
             now = self._wall()
-            reservation = self.state.reserve(self._current(step, now), step.amounts, now)
+            current = self._current(step, now)
+            if current is not step.usages:  # later windows: what the outcomes judge (near misses, budgets) too
+                step = replace(step, usages=current)
+            reservation = self.state.reserve(current, step.amounts, now)
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
