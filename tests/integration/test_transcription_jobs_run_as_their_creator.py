@@ -1,8 +1,11 @@
 """A transcription job is its creator's request, only later: the real façade over HTTP to the fake
 providers, keys, limits, budgets, the usage ledger and jobs in one DynamoDB state table (moto),
-as in AWS. A job is held to its creator's model allow-list and budget (it ends `failed` with
-`model_not_allowed` / `budget_exceeded` and no provider is called), its cost lands in the
-creator's usage (not the static user's), and a key revoked between submit and run fails it."""
+as in AWS. What can be refused before the audio is read is refused at submit (a model unknown,
+unable to do what is asked, or not allowed for the key); a job is held to its creator's model
+allow-list and budget as they stand when it runs (it ends `failed` with `model_not_allowed` /
+`budget_exceeded` and no provider is called), its cost lands in the creator's usage (not the
+static user's), its `user` is the end user of per-end-user limits, and a key revoked between
+submit and run fails it."""
 
 from __future__ import annotations
 
@@ -104,11 +107,56 @@ def test_a_jobs_cost_lands_in_its_creators_usage(rig: Rig) -> None:
     assert rig.usage_today("static")["requests"] == 0  # not run as the static user any more
 
 
-def test_a_job_is_held_to_its_creators_model_allow_list(rig: Rig) -> None:
+def test_a_job_for_a_model_its_creators_key_may_not_use_is_refused_at_submit(rig: Rig) -> None:
     bob, _ = rig.key("bob", models=("groq/*",))
-    job = rig.run(rig.job(bob, PAID), bob)
+    with pytest.raises(GatewayError) as refused:
+        rig.job(bob, PAID)
+    assert (refused.value.status, refused.value.code) == (403, "model_not_allowed")
+    assert "groq/*" in refused.value.message
+    free_only, _ = rig.key("bob", free_only=True)  # `auto` too, when no model it could use is allowed
+    with pytest.raises(GatewayError) as refused_auto:
+        rig.job(free_only, PAID)
+    assert refused_auto.value.code == "model_not_allowed"
+    assert rig.openai_received() == 0
+
+
+@pytest.mark.parametrize(("model", "translate", "code"), [
+    ("nobody/whisper-9", False, "model_not_found"),
+    ("groq/whisper-large-v3-turbo", True, "no_model_fits"),  # Groq's turbo does not translate
+])
+def test_a_job_no_model_could_serve_is_refused_at_submit(rig: Rig, model: str, translate: bool, code: str) -> None:
+    alice, _ = rig.key("alice")
+    ticket = rig.speech.uploads.create(UploadRequest(filename="tone.wav", bytes=len(CLIP), content_type="audio/wav"),
+                                       owner=alice.user)
+    with pytest.raises(GatewayError) as refused:
+        rig.speech.jobs.submit(TranscriptionJobRequest(file_id=ticket["id"], model=model, translate=translate),
+                               caller=alice, function=None)
+    assert (refused.value.status, refused.value.code) == (400, code)
+
+
+def test_a_job_is_held_to_its_creators_model_allow_list_as_it_stands_at_run_time(rig: Rig) -> None:
+    bob, record = rig.key("bob", models=("openai/*",))
+    job_id = rig.job(bob, PAID)
+    revise(rig.tenancy.keys, record, time.time(), policy=Policy(models=("groq/*",)))
+    job = rig.run(job_id, bob)
     assert job["status"] == "failed" and job["error"]["code"] == "model_not_allowed", job
     assert rig.openai_received() == 0 and rig.usage_today("bob")["requests"] == 0
+
+
+def test_a_job_s_end_user_is_held_to_the_key_s_per_end_user_limits(rig: Rig) -> None:
+    """`user` on a job is the end user, as on a synchronous request: a key with per-end-user
+    limits counts each end user on their own."""
+    frank, _ = rig.key("frank", rpd=1, per_end_user=True)
+    done = []
+    for end_user in ("u-1", "u-2", "u-1"):
+        ticket = rig.speech.uploads.create(UploadRequest(filename="tone.wav", bytes=len(CLIP),
+                                                         content_type="audio/wav"), owner=frank.user)
+        rig.speech.uploads.objects.complete_upload(ticket["id"], CLIP)  # type: ignore[union-attr]
+        job = rig.speech.jobs.submit(TranscriptionJobRequest(file_id=ticket["id"], model=PAID, user=end_user),
+                                     caller=frank, function=None)
+        done.append(rig.run(str(job["id"]), frank))
+    assert [j["status"] for j in done] == ["succeeded", "succeeded", "failed"], done
+    assert done[2]["error"]["code"] == "user_rate_limited"
 
 
 def test_a_job_is_held_to_its_creators_budget(rig: Rig) -> None:

@@ -108,7 +108,7 @@ def build_speech(
             launcher = LambdaSelfInvoke(lambda_client)
     lazy_job_transcriber = _Lazy(lambda: job_transcriber or build_transcriber(job_settings(settings)))
     jobs = JobService(job_store or _job_store(settings), launcher, uploads, lazy_job_transcriber, callers,
-                      ttl_s=settings.job_ttl_s, job_deadline_s=settings.job_deadline_s, wall=wall)
+                      admit=transcriber.admit, ttl_s=settings.job_ttl_s, job_deadline_s=settings.job_deadline_s, wall=wall)
     return Speech(settings, transcriber, TranscriptionDesk(transcriber, uploads), uploads, jobs)
 
 

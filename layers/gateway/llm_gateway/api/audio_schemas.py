@@ -79,6 +79,7 @@ class TranscriptionJobRequest(_Edge):
     temperature: float | None = Field(default=None, ge=0, le=1)
     timestamp_granularities: tuple[Granularity, ...] = ()
     translate: bool = False
+    user: str | None = Field(default=None, max_length=256)  # the end user, as on a synchronous request
 
     def transcription(self) -> TranscriptionRequest:
         return TranscriptionRequest.model_validate(

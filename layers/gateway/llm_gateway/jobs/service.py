@@ -1,8 +1,9 @@
 """`POST /v1/audio/jobs`, `GET /v1/audio/jobs/{id}` and the job runner, over a `JobStore`.
 
-Submit checks the upload exists and is the caller's own (a 404 now beats a failed job later),
-writes the job `queued` with its creator (the caller's user and key id) and launches its run; a
-launch that fails marks the job failed and answers 503. Only the creator's user reads a job (an
+Submit refuses what it can before any audio is read (a 4xx now beats a failed job later): a model
+unknown, unable to do what is asked or not allowed for the caller's key, and an upload that does
+not exist or is not the caller's own. It writes the job `queued` with its creator (the caller's
+user and key id) and launches its run; a launch that fails marks the job failed and answers 503. Only the creator's user reads a job (an
 admin key reads any: operators look into a user's failed job); to anyone else it is the same 404
 `job_not_found` as an unknown id. The runner claims the job (only one runner ever does), resolves
 its creator's key as it stands now (`jobs/callers.py`: revoked → the job fails), transcribes the
@@ -19,9 +20,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from llm_gateway.api.audio_schemas import TranscriptionJobRequest
+from llm_gateway.api.audio_schemas import TranscriptionJobRequest, TranscriptionRequest
 from llm_gateway.api.auth import Caller
 from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.jobs.callers import CallerResolver
@@ -34,6 +35,12 @@ from llm_gateway.uploads.objects import ObjectMissing, StorageUnavailable
 from llm_gateway.uploads.service import Uploads
 
 LOG = logging.getLogger("llm_gateway.jobs")
+
+
+class Admit(Protocol):
+    def __call__(self, request: TranscriptionRequest, *, translate: bool, caller: Caller) -> None: ...
+
+
 QUEUE_S = 900.0  # a launched job must start running within this (the template's MaximumEventAgeInSeconds)
 LEASE_MARGIN_S = 60.0  # a running job's lease: the job deadline plus this (past Lambda's 900 s timeout)
 MAX_ITEM_RESULT_BYTES = 300_000  # DynamoDB items hold 400 KB; larger answers go to the object store
@@ -48,9 +55,10 @@ def job_not_found(job_id: str) -> NotFound:
 
 class JobService:
     def __init__(self, store: JobStore, launcher: JobLauncher, uploads: Uploads,
-                 transcriber: Callable[[], TranscriberLike], callers: CallerResolver, *, ttl_s: int,
+                 transcriber: Callable[[], TranscriberLike], callers: CallerResolver, *, admit: Admit, ttl_s: int,
                  job_deadline_s: float, wall: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.admit = admit  # the API path's façade's: what submit can refuse before the audio is read
         self.launcher = launcher
         self.uploads = uploads
         self._transcriber = transcriber  # built on first use: only job runs need it
@@ -73,6 +81,7 @@ class JobService:
             raise _store_unavailable() from exc
 
     def _submit(self, request: TranscriptionJobRequest, caller: Caller, function: str | None) -> dict[str, Any]:
+        self.admit(request.transcription(), translate=request.translate, caller=caller)
         self.uploads.check(request.file_id, user=caller.user)
         now = self.wall()
         job = Job(id=new_id(JOB_PREFIX), status="queued", created_at=now, updated_at=now,

@@ -88,6 +88,10 @@ class TranscriptionRouter:
     def available(self) -> frozenset[ModelKey]:
         return self.adapters.current().available
 
+    def admissible(self, request: TranscriptionRequest, *, translate: bool) -> tuple[ModelKey | None, list[ModelEntry]]:
+        """The configured models that could serve `request` whatever its audio (a job's submit)."""
+        return self.preparer.admissible(request, self.available(), translate=translate)
+
     def plan(self, request: TranscriptionRequest, call: TranscriptionCall) -> Plan:
         """The plan this request would follow now (for `llm-gateway plan`)."""
         prep = self.preparer.prepare(request, facts(call), self.available(), translate=call.translate)

@@ -86,6 +86,11 @@ def _static_drop(traits: AudioTraits, request: TranscriptionRequest, audio: Audi
             return f"audio is {audio.size_bytes / MB:.1f} MB, over its {traits.max_url_bytes / MB:.0f} MB limit"
     if traits.max_duration_s is not None and audio.duration_s > traits.max_duration_s:
         return f"audio is {audio.duration_s:.0f} s, over its {traits.max_duration_s:.0f} s limit"
+    return _request_drop(traits, request, translate)
+
+
+def _request_drop(traits: AudioTraits, request: TranscriptionRequest, translate: bool) -> str | None:
+    """Why the model cannot serve what the request asks, whatever its audio."""
     if translate and not traits.translate:
         return "does not translate"
     if request.response_format in TIMED_FORMATS and traits.timing == "none":
@@ -101,6 +106,17 @@ class TranscriptionPreparer:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.entries = catalog.for_capability(TRANSCRIPTION)
+
+    def admissible(self, request: TranscriptionRequest, available: Collection[ModelKey], *,
+                   translate: bool) -> tuple[ModelKey | None, list[ModelEntry]]:
+        """(pinned key or None, the models that could serve the request whatever its audio), or the
+        error `prepare` would raise for that: a job is refused at submit, not failed at its run."""
+        pinned, pool = resolve(request.model, self.entries, self.catalog, available, lambda m: m == AUTO,
+                               TRANSCRIPTION)
+        dropped = [(entry.key, why) for entry in pool if (why := _request_drop(_traits(entry), request, translate))]
+        if len(dropped) == len(pool):
+            raise nothing_fits(dropped)
+        return pinned, [entry for entry in pool if entry.key not in {key for key, _ in dropped}]
 
     def prepare(self, request: TranscriptionRequest, audio: AudioFacts, available: Collection[ModelKey], *,
                 translate: bool) -> Preparation:

@@ -53,6 +53,7 @@ from llm_gateway.state.metering import (
     WindowLimit,
     usd_micros,
 )
+from llm_gateway.state.store import ModelKey
 from llm_gateway.tenancy.policy import Policy
 
 USER_PREFIX = "user#"
@@ -144,13 +145,7 @@ class UserLimits:
         return replace(candidate, amounts={**candidate.amounts, USD_MICROS: usd_micros(most)})
 
     def _not_allowed(self, prep: Preparation) -> GatewayError:
-        if prep.pinned is not None:
-            message = f"The model '{prep.pinned}' is not allowed for this key."
-        else:
-            message = "None of the models that could serve this request is allowed for this key."
-        rules = ("free tiers only" if self.policy.free_only else "") + (
-            f"{'; ' if self.policy.free_only else ''}allowed: {', '.join(self.policy.models)}" if self.policy.models else "")
-        return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code="model_not_allowed")
+        return model_not_allowed(self.policy, prep.pinned)
 
     def refusal(self, plan: Plan) -> GatewayError | None:
         if not plan.refused:
@@ -190,6 +185,17 @@ class UserLimits:
             code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers={"Retry-After": str(retry)},
             extra={"resets_at": resets_at},
         )
+
+
+def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
+    """403 for a request none of whose models the key's policy allows."""
+    if pinned is not None:
+        message = f"The model '{pinned}' is not allowed for this key."
+    else:
+        message = "None of the models that could serve this request is allowed for this key."
+    rules = ("free tiers only" if policy.free_only else "") + (
+        f"{'; ' if policy.free_only else ''}allowed: {', '.join(policy.models)}" if policy.models else "")
+    return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code="model_not_allowed")
 
 
 def _seconds_to_reset(period: str, now: float) -> float:

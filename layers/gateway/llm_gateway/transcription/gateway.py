@@ -30,6 +30,7 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import TranscriptionCall
 from llm_gateway.retry.handler import request_budget
 from llm_gateway.routing.transcription import RoutedTranscript, TranscriptionRouter
+from llm_gateway.tenancy.limits import model_not_allowed
 from llm_gateway.tenancy.usage import ServedRequest
 from llm_gateway.transcription.render import render
 
@@ -89,6 +90,14 @@ class Transcriber:
             raise
         self.metrics.count(m.TRANSCRIPTION_REQUESTS, outcome=SERVED)
         return outcome
+
+    def admit(self, request: TranscriptionRequest, *, translate: bool, caller: Caller) -> None:
+        """What can be refused before the audio is read (a job's submit): an unknown model, one
+        that cannot do what is asked (translate, timestamps), one the caller's key may not use.
+        Budgets and rate limits are met when the job runs, as they stand then."""
+        pinned, entries = self.router.admissible(request, translate=translate)
+        if not any(caller.policy.allows(entry) for entry in entries):
+            raise model_not_allowed(caller.policy, pinned)
 
     def _transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
                     remaining_s: float | None, caller: Caller | None) -> TranscriptionOutcome:

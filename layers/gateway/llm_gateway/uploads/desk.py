@@ -31,6 +31,8 @@ class TranscriberLike(Protocol):
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
                    remaining_s: float | None = None, caller: Any = None) -> TranscriptionOutcome: ...
 
+    def admit(self, request: TranscriptionRequest, *, translate: bool, caller: Any) -> None: ...
+
 
 class TranscriptionDesk:
     def __init__(self, transcriber: TranscriberLike, uploads: Uploads) -> None:
