@@ -63,6 +63,10 @@ class FakeTranscriber:
     def authenticate(self, authorization: str | None) -> Caller:
         return authenticate(self._keys.current(), authorization, self.directory)
 
+    def admit(self, request: TranscriptionRequest, *, translate: bool, caller: Caller) -> None:
+        """Admits everything: the real façade's checks are tested on it
+        (test_transcription_jobs_run_as_their_creator)."""
+
     def transcribe(self, request: TranscriptionRequest, audio: AudioInput, *, translate: bool, request_id: str,
                    remaining_s: float | None = None, caller: Caller | None = None) -> TranscriptionOutcome:
         self.calls.append({"request": request, "audio": audio, "translate": translate, "request_id": request_id,
