@@ -31,6 +31,7 @@ from llm_gateway.routing.chat import ChatRouter
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers
 from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import Catalog, default_catalog
+from llm_gateway.speech import job_settings
 from llm_gateway.state.memory import MemoryStore
 from sandbox.simulate.clock import VirtualClock, powertools_on
 from sandbox.simulate.providers import SimulatedProviders
@@ -134,6 +135,7 @@ class Simulation:
             BreakerSettings(recovery_timeout_s=max(30, int(self.settings.attempt_timeout_s) + 5)), metrics=self.metrics)
         self.factory = RequestFactory()
         self.idle: list[Container] = []
+        self.job_idle: list[Container] = []  # the transcribe function's job runs: the job path's settings
         self.built = 0
         self.outcomes: list[Outcome] = []
         self.samples: list[dict[str, Any]] = []
@@ -145,11 +147,12 @@ class Simulation:
         self._baseline = self._baseline_prices()
 
     # --- containers -------------------------------------------------------------------------------
-    def _container(self) -> Container:
-        if self.idle:
-            return self.idle.pop()
+    def _container(self, *, job: bool = False) -> Container:
+        idle = self.job_idle if job else self.idle
+        if idle:
+            return idle.pop()
         client = httpx.Client(transport=httpx.MockTransport(self.fleet.handle))
-        core = build_core(self.settings, metrics=self.metrics, http_client=client, store=self.store,
+        core = build_core(job_settings(self.settings) if job else self.settings, metrics=self.metrics, http_client=client, store=self.store,
                           clocks=self.clock.clocks(), catalog=self.catalog, breakers=self.breakers)
         chat, transcription = build_chat(core), build_transcription(core)
         core.runner.plan = self._timed(core.runner.plan)  # type: ignore[method-assign]
@@ -234,11 +237,13 @@ class Simulation:
 
     # --- one request -----------------------------------------------------------------------------
     def _serve(self, sim: SimRequest) -> None:
-        container = self._container()
+        job = sim.capability == TRANSCRIPTION and self.workload.job_over_s is not None and (
+            sim.audio_seconds > self.workload.job_over_s)
+        container = self._container(job=job)
         key = id(greenlet.getcurrent())
         self._selection[key] = 0.0
-        outcome = Outcome(sim.at, sim.capability, sim.kind if sim.capability != TRANSCRIPTION else "audio",
-                          not sim.model.startswith("auto"), sim.user)
+        kind = sim.kind if sim.capability != TRANSCRIPTION else ("audio_job" if job else "audio")
+        outcome = Outcome(sim.at, sim.capability, kind, not sim.model.startswith("auto"), sim.user)
         try:
             if sim.capability == TRANSCRIPTION:
                 request, call = self.factory.transcription(sim)
@@ -273,7 +278,7 @@ class Simulation:
             if len(self.bugs) < 20:
                 self.bugs.append("".join(traceback.format_exception(exc)))
         finally:
-            self.idle.append(container)
+            (self.job_idle if job else self.idle).append(container)
             self._credit.pop(key, None)
             outcome.selection_ms = self._selection.pop(key, 0.0) * 1000
             outcome.latency_s = self.clock.now - sim.at

@@ -77,6 +77,9 @@ class Workload:
     max_tokens_share: float  # chat requests that set max_tokens (to about twice the answer they get)
     audio_seconds: Spread
     translate_share: float
+    # audio longer than this is sent as a job (`POST /v1/audio/jobs`, the job path's deadline), as
+    # the README tells clients to; None: every transcription is a synchronous request
+    job_over_s: float | None
     baseline_chat: str
     baseline_transcription: str
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -161,6 +164,7 @@ def parse_workload(raw: Mapping[str, Any], default_name: str = "workload") -> Wo
         max_tokens_share=float(chat.get("max_tokens_share", 0.0)),
         audio_seconds=Spread.parse(audio.get("audio_seconds", {"median": 60, "p90": 300}), "transcription.audio_seconds"),
         translate_share=float(audio.get("translate_share", 0.0)),
+        job_over_s=float(audio["job_over_s"]) if audio.get("job_over_s") is not None else None,
         baseline_chat=str(baseline.get("chat", "openai/gpt-4.1-mini")),
         baseline_transcription=str(baseline.get("transcription", "openai/whisper-1")),
         raw=raw,

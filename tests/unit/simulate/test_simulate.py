@@ -110,6 +110,43 @@ def test_streamed_requests_are_served_live_within_the_stream_deadline() -> None:
     assert min(o.latency_s for o in result.outcomes) > 25  # really longer than a buffered answer may take
 
 
+def test_answers_sent_whole_are_read_as_streams_and_may_take_longer_than_api_gateway_s_29_s() -> None:
+    """As production's chat routes do (`routing/whole_answer.py`): a long answer without
+    max_tokens is asked of the provider as a stream, its first chunk within the attempt's timeout,
+    the whole within the stream deadline (capped at 285 s). It was a timeout at the first provider
+    and a 503/504 at 25 s."""
+    slow = {p: {"first_token_s": 0.5, "per_token_s": 0.01} for p in ("groq", "gemini", "cohere", "mistral", "openai")}
+    result = simulate(workload(requests_per_day=2_000, hours=0.25, mix={"chat": 1.0},
+                               chat={"output_tokens": 4000, "prompt_tokens": 50},
+                               providers={"default": {"error_rate": 0.0, "jitter": 0.0}, **slow}), 1)
+    summary = summarize(result)
+    assert summary["requests"] > 10 and summary["availability"] == 1.0, summary["errors"]
+    assert summary["selection_success_rate"] == 1.0  # no first choice timed out
+    assert min(o.latency_s for o in result.outcomes) > 29
+
+
+@pytest.mark.parametrize("as_jobs", [True, False])
+def test_long_audio_is_sent_as_a_job_and_served_within_the_job_deadline(as_jobs: bool) -> None:
+    """Audio longer than `transcription.job_over_s` goes as a job (the job path's 840 s deadline
+    and 300 s attempts), as the README tells clients: 20-minute recordings that take every provider
+    about a minute are all transcribed; sent synchronously (no `job_over_s`), none is."""
+    slow = {p: {"first_token_s": 0.5, "audio_factor": 0.05} for p in ("groq", "gemini", "mistral", "openai")}
+    transcription = {"audio_seconds": {"median": 1200, "p90": 1200, "min": 1200, "max": 1200}}
+    if as_jobs:
+        transcription["job_over_s"] = 600
+    result = simulate(workload(requests_per_day=400, hours=0.5, mix={"transcription": 1.0},
+                               transcription=transcription,
+                               providers={"default": {"error_rate": 0.0, "jitter": 0.0}, **slow}), 1)
+    summary = summarize(result)
+    assert summary["requests"] > 3
+    kinds = {o.kind for o in result.outcomes}
+    if as_jobs:
+        assert kinds == {"audio_job"} and summary["availability"] == 1.0, summary["errors"]
+        assert min(o.latency_s for o in result.outcomes) > 29
+    else:
+        assert kinds == {"audio"} and summary["availability"] == 0.0, summary["errors"]
+
+
 def test_json_has_the_issue_keys(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_text(json.dumps({"name": "tiny", "requests_per_day": 2000, "hours": 0.25}), encoding="utf-8")
