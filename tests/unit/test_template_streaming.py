@@ -19,6 +19,7 @@ import pytest
 
 from llm_gateway.api.lwa import READY_PATH
 from llm_gateway.config_check import FUNCTION_MARGIN_S, STREAM_LIMIT_S
+from llm_gateway.retry.handler import chat_deadline
 from tests.unit.test_template import ROOT, TEMPLATE_PATH, cfn_yaml, function_props, translate
 
 CHAT_DIR = ROOT / "functions" / "chat"
@@ -55,6 +56,11 @@ def test_translated_integrations_stream_from_the_live_alias(template, monkeypatc
         uri = integration["uri"]["Fn::Sub"]
         assert "lambda:path/2021-11-15/functions/" in uri and uri.endswith("/response-streaming-invocations")
         assert "${ChatFunctionAliaslive}" in uri  # the canary's alias, as for buffered integrations
+        # API Gateway's integration timeout is 29 s unless raised (up to 15 minutes with STREAM); an
+        # answer sent whole sends no byte until it is complete, so it must outlast the longest one
+        assert integration["timeoutInMillis"] >= chat_deadline(
+            25.0, float(_default(template, "StreamDeadlineSeconds")), live=True, stream=False) * 1000
+        assert integration["timeoutInMillis"] <= 900_000
 
 
 def test_chat_function_runs_behind_the_lambda_web_adapter(template):

@@ -42,7 +42,9 @@ def request_budget(deadline_s: float, remaining_s: float | None, margin_s: float
 
 
 # API Gateway (REST, streaming integration, Regional endpoint) ends a response after this long with
-# no byte sent (aws.md section 4): an answer sent whole sends nothing until it is complete.
+# no byte sent (https://docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html):
+# an answer sent whole sends nothing until it is complete. The template raises the integration
+# timeout to the 15 minutes streaming allows (it is 29 s otherwise).
 API_GATEWAY_STREAM_IDLE_S = 300.0
 IDLE_MARGIN_S = 15.0  # kept back from the idle timeout: the state writes and the response itself
 
