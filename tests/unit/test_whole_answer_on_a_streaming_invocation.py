@@ -21,6 +21,7 @@ from llm_gateway.gateway import Caller
 from llm_gateway.observability import metrics as m
 from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, Deadline, chat_deadline
 from llm_gateway.routing.whole_answer import fold
+from llm_gateway.tenancy.usage import ServedRequest
 from tests.unit.routing.test_deadline_budget import MODEL, _gateway
 from tests.unit.test_buffered_stream_cap import _sse
 from tests.unit.test_live_stream import _Body
@@ -94,23 +95,42 @@ def test_a_buffered_invocation_still_asks_for_the_answer_whole_within_the_short_
     assert seen == [pytest.approx(25.0)]
 
 
-def test_an_answer_cut_after_its_first_chunk_is_asked_again_and_the_cut_one_stays_spent() -> None:
+@pytest.mark.parametrize("paid", [False, True])
+def test_an_answer_cut_after_its_first_chunk_is_asked_again_and_the_cut_one_stays_spent(paid: bool) -> None:
+    """The cut answer was produced (and, on a paid model, billed) up to the cut: its cost stays in
+    the provider's cost series, the caller's answer and the user's ledger; the request is counted
+    served once, in one ledger entry and one `request served` line."""
     bodies = [_Body(_parts(8), fail_after=3), _Body(_parts(2))]
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=bodies.pop(0))
 
-    gateway, core, metrics = _gateway(handler, failure_threshold=3)  # one cut leaves the circuit closed
-    recorded: list[object] = []
+    provider, model = ("openai", "gpt-4o-mini") if paid else ("groq", MODEL)
+    gateway, core, metrics = _gateway(handler, failure_threshold=3, provider=provider, model=model)
+    recorded: list[ServedRequest] = []
     record = core.tenancy.record
     core.tenancy.record = lambda served: (recorded.append(served), record(served))[-1]  # type: ignore[method-assign]
-    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    request = ChatCompletionRequest.model_validate(
+        {"model": f"{provider}/{model}", "messages": [{"role": "user", "content": "write an essay"}]})
+    outcome = gateway.chat(request, Caller(), "r1", live=True)
     assert not bodies  # both asked
     assert outcome.status == 200 and outcome.json_body is not None
     assert outcome.json_body["choices"][0]["message"]["content"] == "word " * 2  # only the whole answer
     assert outcome.headers["x-gateway-attempts"] == "2"
-    assert len(recorded) == 2  # the cut answer is in the user's ledger too: the provider counted it
+    assert len(recorded) == 1  # one request, one ledger entry
+    assert metrics.total(m.FREE_TIER_REQUESTS if not paid else m.PAID_REQUESTS, provider=provider) == 1
     assert metrics.total(m.USER_VISIBLE_ERRORS) == 0
+    cost = float(outcome.headers["x-gateway-cost-usd"])
+    assert outcome.json_body["usage"]["cost_usd"] == pytest.approx(cost) == pytest.approx(recorded[0].cost_usd)
+    assert metrics.total(m.COST_USD, provider=provider) == pytest.approx(cost)
+    if paid:  # the cut's chunks cost something, and are in the request's cost
+        alone, _, _ = _gateway(lambda _r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                                         stream=_Body(_parts(2))), provider=provider, model=model)
+        uncut = float(alone.chat(request, Caller(), "r2", live=True).headers["x-gateway-cost-usd"])
+        assert cost > uncut > 0
+        assert outcome.json_body["usage"]["cost_estimated"] is True
+    else:
+        assert cost == 0
 
 
 @pytest.mark.parametrize("threshold", [1, 3])  # the cut opens the only model's circuit / it is cut again

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from llm_gateway.api.auth import STATIC_USER, Caller, authenticate
@@ -148,6 +147,7 @@ class Gateway:
         deadline = retry.deadline(request_budget(budget, remaining_s))
         self.metrics.count(m.REQUESTS, cohort=cohort)
         limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)
+        cuts: list[RoutedStream] = []  # answers sent whole that a provider cut after their first chunk
         try:
             if live_stream:
                 return self._chat_live(request, deadline, request_id, started, caller, limits, cohort)
@@ -156,33 +156,50 @@ class Gateway:
                 self._latency(started, cohort)
                 return outcome
             if live:  # read from the provider as a stream (`routing/whole_answer.py`)
-                routed = self.router.complete_streamed(request, deadline, limits=limits,
-                                                       spent=partial(self._spent, caller, cohort))
+                routed = self.router.complete_streamed(request, deadline, limits=limits, spent=cuts.append)
             else:
                 routed = self.router.complete(request, deadline, limits=limits)
         except GatewayError as exc:
+            self._spent(caller, cohort, cuts, failed=True)
             count_failure(self.metrics, exc.status, exc.code, cohort=cohort)
             if not live_stream:
                 self._latency(started, cohort)
             exc.headers = {**exc.headers, "x-gateway-cohort": cohort}
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code, "cohort": cohort})
             raise
+        cost = routed.cost_usd + self._spent(caller, cohort, cuts, failed=False)  # what the request cost, cuts too
+        estimated = routed.cost_estimated or bool(cuts)
         body = routed.completion.model_dump(exclude_none=True)
         body.setdefault("usage", {})
-        body["usage"]["cost_usd"] = routed.cost_usd
-        if routed.cost_estimated:
+        body["usage"]["cost_usd"] = cost
+        if estimated:
             body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
-        self._record(caller, routed, routed.completion.usage, cohort)
+        self._record(caller, routed, routed.completion.usage, cohort, cost_usd=cost)
         self._latency(started, cohort)
-        return ChatOutcome(200, self._headers(routed, request_id, cohort), json_body=body)
+        headers = served_headers(routed.provider, routed.model, len(routed.attempts), cost, estimated, request_id,
+                                 cohort)
+        return ChatOutcome(200, headers, json_body=body)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _spent(self, caller: Caller, cohort: str, cut: RoutedStream) -> None:
-        """An answer cut after its first chunk: what it cost stays spent, in the metrics and the
-        user's ledger."""
-        self._account(cut.provider, cut.model, cut.free, cut.cost_usd, cohort)
-        self._record(caller, cut, cut.usage, cohort)
+    def _spent(self, caller: Caller, cohort: str, cuts: list[RoutedStream], *, failed: bool) -> float:
+        """Answers a provider cut after their first chunk (each re-routed): what they cost (our
+        estimate of what was produced) stays spent. It goes to each one's provider's cost series
+        (not its request counts: those answers served no one), and to the user's ledger: in the
+        served request's cost, or, when the request failed, as a request of its own that cost
+        that much. Returns the total."""
+        total = 0.0
+        for cut in cuts:
+            self.logger.warning("answer cut after first chunk", extra={"provider": cut.provider, "model": cut.model})
+            if cut.cost_usd:
+                self.metrics.count(m.COST_USD, cut.cost_usd, provider=cut.provider)
+                self.metrics.count(m.COST_USD_TOTAL, cut.cost_usd)
+                self.metrics.count(m.REQUEST_COST_USD, cut.cost_usd, cohort=cohort)
+            total += cut.cost_usd
+        if failed and total:
+            last = cuts[-1]
+            self.core.tenancy.record(ServedRequest(caller.user, last.provider, last.model, last.free, total))
+        return total
 
     def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
                      limits: UserLimits, cohort: str) -> ChatOutcome:
@@ -296,9 +313,10 @@ class Gateway:
         self.metrics.timing(m.REQUEST_LATENCY_MS, (self.core.runner.retry.clock() - started) * 1000, cohort=cohort)
 
     def _record(self, caller: Caller, routed: RoutedCompletion | RoutedStream, usage: Usage | None,
-                cohort: str) -> None:
+                cohort: str, *, cost_usd: float | None = None) -> None:
         """The served request in the user's ledger, and its summary log line."""
-        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, routed.cost_usd,
+        cost = routed.cost_usd if cost_usd is None else cost_usd
+        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, cost,
                                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
         self.core.tenancy.record(served)
         log_served(self.logger, caller, "chat", served, routed.attempts, cohort=cohort)

@@ -32,11 +32,11 @@ MODEL = "llama-3.1-8b-instant"
 ATTEMPT_TIMEOUT_S = 20.0
 
 
-def _gateway(handler: Callable[[httpx.Request], httpx.Response],
-             failure_threshold: int = 1) -> tuple[Gateway, Core, RecordingMetrics]:
-    spec = provider_specs()["groq"]
+def _gateway(handler: Callable[[httpx.Request], httpx.Response], failure_threshold: int = 1,
+             provider: str = "groq", model: str = MODEL) -> tuple[Gateway, Core, RecordingMetrics]:
+    spec = provider_specs()[provider]
     assert spec.key_env is not None
-    env = {spec.key_env: "test-key", spec.base_url_env: "http://groq.test/openai/v1", spec.models_env: MODEL,
+    env = {spec.key_env: "test-key", spec.base_url_env: f"http://{provider}.test/v1", spec.models_env: model,
            "LLM_GATEWAY_ATTEMPT_TIMEOUT_S": str(ATTEMPT_TIMEOUT_S), "LLM_GATEWAY_DEADLINE_S": "25",
            "LLM_GATEWAY_MAX_WAIT_S": "0"}
     metrics = RecordingMetrics()

@@ -233,6 +233,7 @@ class ChatRouter:
                 error.request_caused = True  # the request's own (stream) deadline ended it, not the provider
             produced = self._estimate(prep.detail, texts)  # billed by the provider though cut: its cost stays spent
             spent = request_cost(served.step.entry.price, produced, free=served.step.free).usd
+            routed.usage, routed.cost_usd, routed.cost_estimated = produced, spent, True  # for whoever accounts it
             self.runner.fail_late(served, error, clock() - served.started, consumed(produced, spent))
             raise
         except GeneratorExit:  # the caller stopped reading (disconnected): stop the provider too
