@@ -21,6 +21,8 @@ from llm_gateway.gateway import Caller
 from llm_gateway.observability import metrics as m
 from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, Deadline, chat_deadline
 from llm_gateway.routing.whole_answer import fold
+from llm_gateway.selection.catalog import Catalog, default_catalog
+from llm_gateway.state.store import ModelKey
 from llm_gateway.tenancy.usage import ServedRequest
 from tests.unit.routing.test_deadline_budget import MODEL, _gateway
 from tests.unit.test_buffered_stream_cap import _sse
@@ -193,3 +195,63 @@ def test_fold_of_a_refusal_keeps_it_apart_from_the_content() -> None:
     completion = fold([_chunk({"role": "assistant", "refusal": "I can"}), _chunk({"refusal": "not."}, "stop")])
     message = completion.choices[0].message
     assert (message.content, message.refusal) == (None, "I cannot.")
+
+
+def test_fold_keeps_extra_fields_skips_nulls_and_drops_what_only_a_stream_has() -> None:
+    chunks = [
+        ChatCompletionChunk.model_validate(
+            {"id": "c1", "created": 1, "model": "m", "service_tier": "default", "obfuscation": "xyz",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": None, "annotations": ["a"]},
+                          "finish_reason": None}]}),
+        _chunk({"reasoning_content": "step one ", "annotations": ["b"]}),
+        _chunk({"reasoning_content": None, "content": "Hi"}, stop_reason=None),
+        _chunk({"reasoning_content": "two"}, "stop", stop_reason="eos"),
+    ]
+    body = fold(chunks).model_dump(exclude_none=True)
+    assert body["service_tier"] == "default" and "obfuscation" not in body
+    message = body["choices"][0]["message"]
+    assert message["reasoning_content"] == "step one two" and message["annotations"] == ["a", "b"]
+    assert message["content"] == "Hi"
+    assert body["choices"][0]["stop_reason"] == "eos"
+
+
+def test_an_empty_answer_is_an_empty_string_and_a_tool_call_alone_has_no_content() -> None:
+    empty = fold([_chunk({"role": "assistant", "content": ""}), _chunk({}, "stop")])
+    assert empty.choices[0].message.content == ""
+    call = fold([_chunk({"role": "assistant", "content": "", "tool_calls": [
+        {"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}]}), _chunk({}, "tool_calls")])
+    assert call.choices[0].message.content is None and call.choices[0].message.tool_calls
+
+
+def test_a_model_the_catalog_says_cannot_stream_still_answers_whole() -> None:
+    """A catalog override may mark a model `streaming: false`: asked as a stream, nothing fits;
+    its answer sent whole is then asked of it unstreamed, as before."""
+    catalog = default_catalog()
+    entries = [e.model_copy(update={"capabilities": e.capabilities.model_copy(update={"streaming": False})})
+               if e.key == ModelKey("groq", MODEL) else e for e in catalog.entries]
+    asked: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(json.loads(request.content))
+        return httpx.Response(200, json=ANSWER)
+
+    gateway, _core, _ = _gateway(handler, catalog=Catalog.from_entries(entries, catalog.data.providers))
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert outcome.status == 200 and outcome.json_body is not None
+    assert outcome.json_body["choices"][0]["message"]["content"] == "short"
+    assert "stream" not in asked[0]
+
+
+def test_an_answer_whose_provider_reported_no_usage_shows_none_as_unstreamed() -> None:
+    """Its cost is priced on our estimate and says so; the estimate is not shown as the
+    provider's usage."""
+    parts = [p for p in _parts() if b"x_groq" not in p]  # the usage travels in the last chunk's x_groq
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Body(parts))
+
+    gateway, _core, _ = _gateway(handler)
+    body = gateway.chat(_request(), Caller(), "r1", live=True).json_body
+    assert body is not None and body["usage"]["cost_estimated"] is True
+    assert "total_tokens" not in body["usage"]
+

@@ -26,14 +26,15 @@ from llm_gateway.retry.classifier import ErrorClass, classify
 from llm_gateway.retry.handler import LAMBDA_MARGIN_S, Deadline, request_budget
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.circuit_breaker import BreakerSettings, CircuitBreakers, reset_local_counters
-from llm_gateway.selection.catalog import default_catalog
+from llm_gateway.selection.catalog import Catalog, default_catalog
 
 MODEL = "llama-3.1-8b-instant"
 ATTEMPT_TIMEOUT_S = 20.0
 
 
 def _gateway(handler: Callable[[httpx.Request], httpx.Response], failure_threshold: int = 1,
-             provider: str = "groq", model: str = MODEL) -> tuple[Gateway, Core, RecordingMetrics]:
+             provider: str = "groq", model: str = MODEL,
+             catalog: Catalog | None = None) -> tuple[Gateway, Core, RecordingMetrics]:
     spec = provider_specs()[provider]
     assert spec.key_env is not None
     env = {spec.key_env: "test-key", spec.base_url_env: f"http://{provider}.test/v1", spec.models_env: model,
@@ -44,7 +45,7 @@ def _gateway(handler: Callable[[httpx.Request], httpx.Response], failure_thresho
     breakers = CircuitBreakers(MemoryBreakerPersistence(), BreakerSettings(failure_threshold=failure_threshold), metrics=metrics)
     core = build_core(load_settings(env), metrics=metrics, http_client=httpx.Client(transport=httpx.MockTransport(handler)),
                       clocks=Clocks(monotonic=lambda: frozen, sleep=lambda _s: None, rand=lambda: 0.5),
-                      catalog=default_catalog(), breakers=breakers)
+                      catalog=catalog or default_catalog(), breakers=breakers)
     chat = build_chat(core)
     return Gateway(core, chat, chat.available), core, metrics
 

@@ -139,6 +139,9 @@ class ChatRouter:
             except GatewayError as error:
                 if cut is not None and error.status >= 500:
                     raise cut from None  # nothing else could answer: the cut is what the caller should hear of
+                if cut is None and error.code == "no_model_fits":
+                    # a model the catalog says cannot stream (an override) may still answer whole
+                    return self.complete(request, deadline, limits=limits)
                 raise
             try:
                 completion = fold(routed.chunks)
@@ -157,6 +160,8 @@ class ChatRouter:
                 continue
             finally:
                 routed.chunks.close()
+            if routed.cost_estimated:  # the provider reported no usage: as unstreamed, none is shown
+                completion.usage = None
             return RoutedCompletion(completion, routed.provider, routed.model, earlier + routed.attempts,
                                     routed.cost_usd, routed.free, routed.cost_estimated)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -9,8 +9,11 @@ timeout sized for short ones, as a non-streamed provider call was (its first byt
 
 The caller still gets one `chat.completion`, folded as OpenAI's SDKs fold a stream: content and
 refusal concatenated, tool calls assembled by index, the last finish reason and logprobs
-concatenated; a provider's extra text fields on the delta (Groq's `reasoning`) are concatenated
-too, and the usage is the router's final chunk's. Pure: chunks in, a completion out.
+concatenated; a provider's extra fields are kept: on the delta (Groq's `reasoning`) text is
+concatenated, a list extended, a null skipped, anything else the last value; on the choice and
+the chunk, the last value (but `obfuscation`, which only a stream has). An answer with no text is
+`content: null` beside tool calls or a refusal and `""` without, as providers answer unstreamed. The usage is
+the router's final chunk's. Pure: chunks in, a completion out.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def fold(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
     """The completion a stream amounts to (the gateway asks for one choice: `n` is at most 1)."""
     content: list[str] = []
     refusal: list[str] = []
-    extras: dict[str, Any] = {}
+    extras: dict[str, Any] = {}  # the delta's
+    choice_extras: dict[str, Any] = {}
+    top: dict[str, Any] = {}  # the chunk's
     calls = _Calls()
     finish: FinishReason | None = None
     logprobs: list[Any] | None = None
@@ -61,14 +66,15 @@ def fold(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
         head = head or chunk
         if chunk.usage is not None:
             usage = chunk.usage
+        _keep(top, chunk.model_extra, concatenate=False)
         for choice in chunk.choices[:1]:
             delta = choice.delta
             if delta.content:
                 content.append(delta.content)
             if delta.refusal:
                 refusal.append(delta.refusal)
-            for name, value in (delta.model_extra or {}).items():
-                extras[name] = extras.get(name, "") + value if isinstance(value, str) else value
+            _keep(extras, delta.model_extra, concatenate=True)
+            _keep(choice_extras, choice.model_extra, concatenate=False)
             for call in delta.tool_calls or []:
                 function = call.function
                 calls.add(call.index, call.id, function.name if function else None,
@@ -78,9 +84,23 @@ def fold(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
                 logprobs = (logprobs or []) + choice.logprobs["content"]
     if head is None:  # the router never hands over a stream without a first chunk
         raise ValueError("a stream with no chunk")
-    message = ResponseMessage(content="".join(content) if content else None, tool_calls=calls.done(),
-                              refusal="".join(refusal) if refusal else None, **extras)
+    tool_calls = calls.done()
+    text = "".join(content) if content else (None if tool_calls or refusal else "")
+    message = ResponseMessage(content=text, tool_calls=tool_calls, refusal="".join(refusal) if refusal else None,
+                              **extras)
     answer = Choice(index=0, message=message, finish_reason=finish or "stop",
-                    logprobs={"content": logprobs, "refusal": None} if logprobs is not None else None)
+                    logprobs={"content": logprobs, "refusal": None} if logprobs is not None else None,
+                    **choice_extras)
+    top.pop("obfuscation", None)
     return ChatCompletion(id=head.id, created=head.created, model=head.model, choices=[answer], usage=usage,
-                          system_fingerprint=head.system_fingerprint)
+                          system_fingerprint=head.system_fingerprint, **top)
+
+
+def _keep(into: dict[str, Any], extra: dict[str, Any] | None, *, concatenate: bool) -> None:
+    """A chunk's extra fields into what the answer keeps (see the module docstring)."""
+    for name, value in (extra or {}).items():
+        if value is None:
+            continue
+        held = into.get(name)
+        joinable = (isinstance(held, str) and isinstance(value, str)) or (isinstance(held, list) and isinstance(value, list))
+        into[name] = held + value if concatenate and joinable else value
