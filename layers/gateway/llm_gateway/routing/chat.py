@@ -129,7 +129,9 @@ class ChatRouter:
         """An answer sent whole, read from the provider as a stream (`routing/whole_answer.py`).
         Nothing has reached the caller when a provider fails after its first chunk, so the
         request is routed once more while time is left (that provider now ranks last: its
-        failure is on record); `spent` is told of each cut answer, whose cost stays spent."""
+        failure is on record), with attempts of its own; `spent` is told of each cut answer, whose
+        cost stays spent. The caller's own windows count both routings' requests (a cut is rare,
+        and giving a request back to the caller's windows only is not done)."""
         as_stream = request.model_copy(update={"stream": True})
         earlier: list[AttemptRecord] = []  # the attempts of a routing whose answer was cut
         cut: GatewayError | None = None
