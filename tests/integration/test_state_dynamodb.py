@@ -4,8 +4,8 @@ the gateway's own DynamoDB client (httpx, `state/aws_client.py`) and through bot
 What DESIGN.md promises: 100 concurrent reservations on a window of limit L admit exactly L; two
 gateway instances (separate clients) see each other's usage; state survives a restart; expired
 items are ignored; cooldowns only extend; one BatchGetItem per load (per 100 items), one write
-per window item of a reservation, and no write of its own for a reconciliation (it rides on the
-next reservation).
+per meter item of a reservation (one item holds every window of a counter), and no write of its
+own for a reconciliation (it rides on the next reservation).
 The store is driven through `SharedState`, as the runner drives it.
 """
 
@@ -24,7 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk
+from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, window_ref
 from llm_gateway.state.metering import (
     REQUESTS,
     TOKENS,
@@ -230,10 +230,10 @@ def test_a_folded_reconcile_costs_no_call_and_lands_with_the_next_reservation(
     first = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert first is not None
     state.reconcile(first, ask(100), NOW)
-    assert calls == {"BatchGetItem": 1, "UpdateItem": 2}  # the reconcile made no call
+    assert calls == {"BatchGetItem": 1, "UpdateItem": 1}  # one item, both windows; the reconcile made no call
     second = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert second is not None
-    assert calls == {"BatchGetItem": 2, "UpdateItem": 4}
+    assert calls == {"BatchGetItem": 2, "UpdateItem": 2}
     other = shared(new_client(), table)  # another container sees the true total
     assert used(other, [MINUTE, DAY]) == [{REQUESTS: 2, TOKENS: 1100}] * 2
 
@@ -242,8 +242,9 @@ def test_expired_items_are_ignored(new_client: ClientFactory, table: str) -> Non
     client = new_client()
     state = shared(client, table)
     start = MINUTE.limit.period.start(NOW)
-    client.put_item(TableName=table, Item={"pk": {"S": MINUTE.pk(start)}, "requests": {"N": "37"},
-                                           "tokens": {"N": "0"}, "expires_at": {"N": str(int(NOW) - 1)}})
+    window = window_ref(MINUTE, start)
+    counts = {name: {"N": str(n)} for name, n in window.attrs({REQUESTS: 37, TOKENS: 0}).items()}
+    client.put_item(TableName=table, Item={"pk": {"S": window.item}, **counts, "expires_at": {"N": str(int(NOW) - 1)}})
     client.put_item(TableName=table, Item={"pk": {"S": cooldown_pk(KEY)}, "until": {"N": str(NOW + 999)},
                                            "reason": {"S": "stale"}, "expires_at": {"N": str(int(NOW) - 1)}})
     snapshot = state.load([MINUTE], [KEY], NOW)
@@ -273,15 +274,16 @@ def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None
         meters = [Meter(model_counter(k.provider, k.model), lim.limit) for k in keys for lim in (MINUTE, DAY)]
         return meters, keys
 
-    # 12 models x (4 window items + header + cooldown + model breaker) + provider breaker + failure = 86 items
+    # 12 models x (1 meter item for both windows + header + cooldown + model breaker) + provider
+    # breaker + failure = 50 items
     snapshot = state.load(*meters_of(12), NOW)
     assert calls == {"BatchGetItem": 1}
     assert snapshot.breakers == {"cb#p": {"state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
     state.reserve(windows(state, [MINUTE]), ask(1), NOW)
     state.reserve(windows(state, [MINUTE, DAY]), ask(1), NOW)
-    # one conditional write per window item (no transaction: see test_state_under_stress.py)
-    assert calls == {"BatchGetItem": 3, "UpdateItem": 3}
-    state.load(*meters_of(30), NOW)  # 212 items: three calls of at most 100 keys
+    # one conditional write per meter item, whatever its windows (no transaction: see test_state_under_stress.py)
+    assert calls == {"BatchGetItem": 3, "UpdateItem": 2}
+    state.load(*meters_of(50), NOW)  # 202 items: three calls of at most 100 keys
     assert calls["BatchGetItem"] == 6
 
 

@@ -166,7 +166,7 @@ class DynamoStateStore:
     def _update(self, add: CounterAdd) -> dict[str, Any]:
         names: dict[str, str] = {"#e": "expires_at"}
         values: dict[str, Any] = {":exp": {"N": str(add.expires_at)}}
-        adds, conditions = [], []
+        adds, conditions, sets = [], [], ["#e = :exp"]
         for index, (unit, amount) in enumerate(sorted(add.amounts.items())):
             names[f"#u{index}"] = unit
             values[f":a{index}"] = {"N": str(amount)}
@@ -175,15 +175,24 @@ class DynamoStateStore:
             if ceiling is not None:
                 values[f":c{index}"] = {"N": str(ceiling - amount)}
                 conditions.append(f"(attribute_not_exists(#u{index}) OR #u{index} <= :c{index})")
-        sets = "SET #e = :exp"
-        if add.stamp is not None:  # last writer wins: containers' clocks disagree by more anyway
-            names["#l"] = "last_at"
-            values[":last"] = {"N": repr(float(add.stamp))}
-            sets += ", #l = :last"
+        # last writer wins: containers' clocks disagree by more than two writes' order anyway
+        for index, (name, stamp) in enumerate(sorted(add.stamps.items())):
+            names[f"#s{index}"] = name
+            values[f":s{index}"] = {"N": repr(float(stamp))}
+            sets.append(f"#s{index} = :s{index}")
+        removes = []
+        for index, name in enumerate(add.removes):
+            names[f"#r{index}"] = name
+            removes.append(f"#r{index}")
+        expression = "SET " + ", ".join(sets)
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"pk": {"S": add.pk}},
-            "UpdateExpression": sets + (" ADD " + ", ".join(adds) if adds else ""),
+            "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }

@@ -6,15 +6,15 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 
 | pk | holds | expires |
 |---|---|---|
-| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit, and per unit and tenth of a sliding window (`tokens@3`) | a window past its end |
+| `rl#{counter}` | every window of a counter (a model, a provider organisation, a user): per window `{period}:{index}:` a number per unit, per unit and tenth of a sliding window (`t3`), its latest reservation (`l`); see "meter items" | `METER_KEEP_S` past its last write |
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
 | `cb#{provider}` / `cb#{provider}#{model}` | a Powertools circuit-breaker record: `state`, `failure_count`, `opened_at`, `half_open_owner`, `probe_lease_expiry` | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`): `available`, `reason`, `fingerprint`, `checked_at`, `error_class` | `HEALTH_TTL_S` |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
-| `rl#user#{user}[#eu#{hash}]#{period}#{start}` | a user's (or end user's) window: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
-| `rl#gateway#spend#day#{start}` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
+| `rl#user#{user}[#eu#{hash}]` | a user's (or end user's) windows: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
+| `rl#gateway#spend` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
 | `key#{sha256}` | a gateway key: `id`, `user`, `name`, `policy` (JSON), `created_at`, `revoked_at` (never the key) | never |
 | `keys#index` | one attribute per key: its id → its sha256 (the admin list; no Scan) | never |
 | `usage#{user}#{YYYY-MM-DD}` | a user's day: totals and `{field}@{provider}/{model}` counters (`tenancy/usage.py`) | `USAGE_KEEP_S` |
@@ -25,11 +25,29 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from llm_gateway.lazy_packages import defer_package_init
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.metering import UNITS, Amounts, Meter, WindowLimit, WindowUsage, counter_pks, usage_of
+from llm_gateway.state.metering import (
+    AUDIO_SECONDS,
+    CALENDAR_DAY,
+    CALENDAR_MONTH,
+    MONTH,
+    REQUESTS,
+    SLOTS,
+    TOKENS,
+    UNITS,
+    USD_MICROS,
+    Amounts,
+    Meter,
+    Period,
+    WindowLimit,
+    WindowUsage,
+    usage_of,
+    window_starts,
+)
 from llm_gateway.state.store import Item, ModelKey
 
 # Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
@@ -106,6 +124,135 @@ def affinity_pk(digest: str) -> str:
     return f"aff#{digest}"
 
 
+# --- meter items -------------------------------------------------------------------------------------
+# One item per counter, `rl#{counter}`, holds every window of it: a reservation on a counter is one
+# conditional UpdateItem, however many windows (second … calendar month) its limits have. A
+# window's attributes are named `{period}:{index}:{code}`: the period (`Period.name`), the
+# window's index (its start over its length; a calendar month's, over a day) and a short code
+# (`r` requests, `t` tokens, `a` audio seconds, `u` usd_micros, `t3` the tokens of the fourth
+# tenth, `l` the latest reservation's time). Short, because an UpdateItem costs a write unit per
+# KB of the item. A snapshot sees each window as before, keyed by `Meter.pk(start)`
+# (`rl#{counter}#{period}#{start}`, the item's pk plus `#{period}#{start}`) with the long names
+# (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more (`stale`) are
+# removed by the item's next reservation, so an item holds about two windows per period.
+LAST_AT = "last_at"
+_CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
+_SHORT: dict[str, str] = {LAST_AT: "l"}
+for _unit, _code in _CODES.items():
+    _SHORT[_unit] = _code
+    _SHORT.update({f"{_unit}@{_i}": f"{_code}{_i}" for _i in range(SLOTS)})
+_LONG = {short: name for name, short in _SHORT.items()}
+# A window is removed only once a container whose clock is this far behind would not read it either.
+CLOCK_SKEW_S = 1.0
+# Every write sets a meter item's TTL this far ahead: past any window's own need (a calendar
+# month is read until its end and kept a month after it), so a write that touches only some of
+# an item's windows never shortens the others'.
+METER_KEEP_S = 63 * 86_400
+
+
+def meter_pk(counter: str) -> str:
+    """The item of a counter (every window of it)."""
+    return f"rl#{counter}"
+
+
+def meter_expires(now: float) -> int:
+    return int(now) + METER_KEEP_S
+
+
+def _index_width(period: Period) -> int:
+    return period.seconds if period.seconds != MONTH else 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRef:
+    """Where one window of a meter is counted: `key` names it in a snapshot (`Meter.pk`), `item`
+    is its counter's item and `prefix` starts its attributes' names there."""
+
+    key: str
+    item: str
+    prefix: str
+    period: Period
+    start: int
+
+    def attrs(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` (unit / `tokens@3` / `last_at` → value) under this window's attribute names."""
+        prefix = self.prefix
+        return {prefix + _SHORT.get(name, name): value for name, value in values.items()}
+
+    def read(self, now: float) -> bool:
+        """Whether a load at `now` (or a second earlier) still reads this window."""
+        return _read(self.period, self.start, now)
+
+
+def window_ref(meter: Meter, start: int) -> WindowRef:
+    period = meter.limit.period
+    return WindowRef(meter.pk(start), meter_pk(meter.counter), f"{period.name}:{start // _index_width(period)}:",
+                     period, start)
+
+
+def _read(period: Period, start: int, now: float) -> bool:
+    return start in window_starts(period, now) or start in window_starts(period, now - CLOCK_SKEW_S)
+
+
+def _period_named(name: str) -> Period | None:
+    if name == "month":
+        return CALENDAR_MONTH
+    if name == "day":
+        return CALENDAR_DAY
+    fixed = name.endswith("f")
+    digits = name[:-1] if fixed else name
+    return Period(int(digits), fixed) if digits.isdigit() and int(digits) > 0 else None
+
+
+@lru_cache(maxsize=4096)
+def _window_of(prefix: str) -> tuple[Period, int, str] | None:
+    """A window's period, start and `#{period}#{start}` key tail, from its attributes' prefix."""
+    name, _, index = prefix[:-1].partition(":")
+    period = _period_named(name)
+    if period is None or not index.lstrip("-").isdigit():
+        return None
+    start = int(index) * _index_width(period)
+    return period, start, f"#{period.name}#{start}"
+
+
+def split_meter_item(pk: str, item: Item, now: float | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """A meter item's windows by window key (`Meter.pk(start)`), each with its long names; and,
+    when `now` is given, the attribute names of the windows no load reads any more (those are
+    left out of the first)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in item.items():
+        cut = name.rfind(":")
+        if cut < 0:
+            continue
+        prefix = name[: cut + 1]
+        group = groups.get(prefix)
+        if group is None:
+            group = groups[prefix] = {}
+        code = name[cut + 1 :]
+        group[_LONG.get(code, code)] = value
+    windows: dict[str, dict[str, Any]] = {}
+    stale: list[str] = []
+    for prefix, group in groups.items():
+        window = _window_of(prefix)
+        if window is None:
+            continue
+        period, start, tail = window
+        if now is not None and not _read(period, start, now):
+            stale.extend(prefix + _SHORT.get(name, name) for name in group)
+        else:
+            windows[pk + tail] = group
+    return windows, stale
+
+
+def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
+    """Every window the meter items among `items` hold, by window key (for reports and tests)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pk, item in items.items():
+        if pk.startswith("rl#"):
+            out.update(split_meter_item(pk, item)[0])
+    return out
+
+
 # --- typed values ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Cooldown:
@@ -156,15 +303,17 @@ class ModelState:
 class StateSnapshot:
     """One load, decoded: window counters by pk, model states, breaker records and failures."""
 
-    counters: Mapping[str, Amounts] = field(default_factory=dict)
-    stamps: Mapping[str, float] = field(default_factory=dict)  # window pk → its latest reservation time
+    counters: Mapping[str, Amounts] = field(default_factory=dict)  # window key (`Meter.pk`) → its totals
+    stamps: Mapping[str, float] = field(default_factory=dict)  # window key → its latest reservation time
     models: Mapping[ModelKey, ModelState] = field(default_factory=dict)
     breakers: Mapping[str, Item] = field(default_factory=dict)
     failures: Mapping[str, FailureMark] = field(default_factory=dict)
     degraded: bool = False  # True when the shared store failed and in-container state answered
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
     affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
-    windows: Mapping[str, Item] = field(default_factory=dict)  # window pk → its item (per-slot counts)
+    windows: Mapping[str, Item] = field(default_factory=dict)  # window key → its counts (per-slot too)
+    stale: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # meter item → attributes of windows
+    # no load reads any more: its next reservation removes them
 
     def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
         """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
@@ -180,9 +329,8 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     """Every item one request consults, in one list for one BatchGetItem; `extra` are items a
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
-    for meter in meters:
-        for pk in counter_pks(meter, now):
-            pks[pk] = None
+    for meter in meters:  # one item per counter, however many windows its meters have
+        pks[meter_pk(meter.counter)] = None
     named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
     for header, cooldown, _, _ in named:
         pks[header] = None
@@ -218,12 +366,17 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
     failures: dict[str, FailureMark] = {}
     affinities: dict[str, ModelKey] = {}
     windows: dict[str, Item] = {}
+    stale: dict[str, tuple[str, ...]] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
-            counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
-            windows[pk] = item
-            if "last_at" in item:
-                stamps[pk] = float(item["last_at"])
+            held, gone = split_meter_item(pk, item, now)
+            for at, window in held.items():
+                counters[at] = {unit: int(window[unit]) for unit in UNITS if unit in window}
+                windows[at] = window
+                if LAST_AT in window:
+                    stamps[at] = float(window[LAST_AT])
+            if gone:
+                stale[pk] = tuple(gone)
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
@@ -237,7 +390,8 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
-                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows)
+                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows,
+                         stale=stale)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

@@ -420,20 +420,25 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     return WindowUsage(meter, start, used, carried, carried_until, last_at, tuple(earlier), item)
 
 
-def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
-    """The items a load must read for a meter: its current window, and the previous one when
-    it carries over; in a sliding window's first moments (within the stamp's slack of its start)
-    also the one before, whose last requests the provider may still count."""
-    period = meter.limit.period
+def window_starts(period: Period, now: float) -> tuple[int, ...]:
+    """The windows a load consults at `now`, newest first: the current one, and the previous one
+    when it carries over; in a sliding window's first moments (within the stamp's slack of its
+    start) also the one before, whose last requests the provider may still count."""
     start = period.start(now)
     if period.fixed:  # nothing carries over: the previous window is never read
-        return (f"{meter._prefix}{start}",)
+        return (start,)
     if period.seconds == MONTH:
-        return f"{meter._prefix}{start}", f"{meter._prefix}{period.start(start - 1)}"
+        return start, period.start(start - 1)
     previous = start - period.seconds
     if now - start < stamp_slack_s(period.seconds):
-        return f"{meter._prefix}{start}", f"{meter._prefix}{previous}", f"{meter._prefix}{previous - period.seconds}"
-    return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
+        return start, previous, previous - period.seconds
+    return start, previous
+
+
+def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
+    """The keys of the windows a load consults for a meter (`window_starts`): what a snapshot's
+    counters are keyed by (`Meter.pk`; the item that holds them is `items.meter_pk`)."""
+    return tuple(f"{meter._prefix}{start}" for start in window_starts(meter.limit.period, now))
 
 
 def share_of(amount: int, fraction: float) -> int:
