@@ -24,14 +24,16 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, window_ref
+from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
 from llm_gateway.state.metering import (
+    CALENDAR_MONTH,
     REQUESTS,
     TOKENS,
     Meter,
     WindowLimit,
     WindowUsage,
     model_counter,
+    provider_counter,
     usage_of,
 )
 from llm_gateway.state.shared import SharedState
@@ -320,3 +322,51 @@ def test_health_verdicts_round_trip_and_expire(new_client: ClientFactory, table:
     assert DynamoHealthStore(new_client(), table).get_many(["groq", "mistral", "cohere", "gemini"]) == {
         "groq": bad, "mistral": good}
     assert store.get_many([]) == {}
+
+
+def test_a_reservation_is_one_update_item_per_counter(new_client: ClientFactory, table: str) -> None:
+    """A model's own windows (a minute, a day, a calendar month) are one item: one conditional
+    UpdateItem checks them all. A provider-wide meter (Mistral's organisation) is another item."""
+    client = new_client()
+    state = shared(client, table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    org = Meter(provider_counter("groq"), WindowLimit.of(1, requests=1))
+    calls = count_calls(client)
+    assert state.reserve(windows(state, [MINUTE, DAY, month]), ask(10), NOW) is not None
+    assert calls == {"BatchGetItem": 1, "UpdateItem": 1}
+    assert state.reserve(windows(state, [MINUTE, DAY, month, org]), ask(10), NOW) is not None
+    assert calls == {"BatchGetItem": 2, "UpdateItem": 3}
+    assert state.reserve(windows(state, [MINUTE, DAY, month, org]), ask(10), NOW) is None  # the org's second
+    assert used(state, [MINUTE, DAY, month]) == [{REQUESTS: 2, TOKENS: 20}] * 3  # the refusal moved nothing
+
+
+def _window_starts(client: Any, table: str, period_name: str) -> set[int]:
+    raw = client.get_item(TableName=table, Key={"pk": {"S": meter_pk(COUNTER)}}, ConsistentRead=True)["Item"]
+    item = {name: value.get("N", value.get("S")) for name, value in raw.items()}
+    return {int(pk.rsplit("#", 1)[1]) for pk in windows_of({meter_pk(COUNTER): item})
+            if pk.rsplit("#", 2)[1] == period_name}
+
+
+def test_roll_over_removes_windows_nobody_reads_in_the_same_write(new_client: ClientFactory, table: str) -> None:
+    client = new_client()
+    state = shared(client, table)
+    calls = count_calls(client)
+    for at in (NOW + 1, NOW + 61):
+        assert state.reserve(windows(state, [MINUTE, DAY], at), ask(10), at) is not None
+    assert _window_starts(client, table, "60") == {int(NOW), int(NOW) + 60}
+    later = NOW + 125  # the minute at NOW is no longer read: this reservation removes it
+    assert state.reserve(windows(state, [MINUTE, DAY], later), ask(10), later) is not None
+    assert calls["UpdateItem"] == 3
+    assert _window_starts(client, table, "60") == {int(NOW) + 60, int(NOW) + 120}
+    assert used(state, [DAY], later) == [{REQUESTS: 3, TOKENS: 30}]
+
+
+def test_a_write_on_some_windows_never_shortens_the_items_life(new_client: ClientFactory, table: str) -> None:
+    """A key whose policy has no monthly budget writes the user's minute only: the month's count,
+    in the same item, must outlive that write's own windows."""
+    state = shared(new_client(), table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    assert state.reserve(windows(state, [MINUTE, month]), ask(10), NOW) is not None
+    assert state.reserve(windows(state, [MINUTE], NOW + 600), ask(10), NOW + 600) is not None
+    five_days_on = NOW + 5 * 86_400  # still the same month
+    assert used(state, [month], five_days_on) == [{REQUESTS: 1, TOKENS: 10}]
