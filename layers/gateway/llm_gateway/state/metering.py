@@ -3,12 +3,13 @@
 A *limit* says "at most N of a unit per window"; a *meter* says on whose counter it is counted:
 one model (`groq/llama-3.1-8b-instant`), a whole provider organisation (Mistral's free tier
 allows 1 request per second across all models), or, later, a user. Provider limits, user limits
-and budgets are the same mechanism: a conditional add on a counter item per window.
+and budgets are the same mechanism: a conditional add on the counter's item (one item holds every
+window of a counter: `items.py`).
 
 Windows are fixed and epoch-aligned (every container agrees on the bucket) for lengths in
 seconds, or calendar months in UTC (Cohere's trial key: 1,000 calls a month). Providers enforce
 sliding windows or token buckets, so what an earlier window counted is carried into the current
-one while the provider may still count it: each sliding window's item also counts per tenth of
+one while the provider may still count it: each sliding window also counts per tenth of
 the window (`tokens@3`), and a tenth is carried until a window length and the stamp's slack after
 it ends (`Earlier.carry`), an upper bound of the provider's sliding count however unevenly the
 window was used. (The linear two-bucket estimate alone assumed an even spread, and let Groq's
@@ -195,6 +196,8 @@ class Meter:
         return self._hash
 
     def pk(self, start: int) -> str:
+        """The key of the window starting at `start` in a snapshot (`rl#{counter}#{period}#{start}`);
+        its counts are stored in the counter's item, `items.meter_pk`."""
         return f"{self._prefix}{start}"
 
 
