@@ -23,7 +23,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.dynamodb import DynamoStateStore, create_table
+from llm_gateway.state.dynamodb import DynamoStateStore, create_table, fold_legacy_windows
 from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
@@ -370,3 +370,30 @@ def test_a_write_on_some_windows_never_shortens_the_items_life(new_client: Clien
     assert state.reserve(windows(state, [MINUTE], NOW + 600), ask(10), NOW + 600) is not None
     five_days_on = NOW + 5 * 86_400  # still the same month
     assert used(state, [month], five_days_on) == [{REQUESTS: 1, TOKENS: 10}]
+
+
+def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
+    new_client: ClientFactory, table: str
+) -> None:
+    """After a deploy, what old containers counted in one item per window (`rl#{counter}#{period}#
+    {start}`) is folded into the counters' items: the day and the month go on from their count
+    instead of from zero. Windows no load reads any more are left to their TTL; a second run
+    counts nothing twice."""
+    client = new_client()
+    if not hasattr(client, "scan"):
+        pytest.skip("the fold is an operator's run: boto3's client")
+    state = shared(client, table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    day_start, month_start = DAY.limit.period.start(NOW), CALENDAR_MONTH.start(NOW)
+    old = {DAY.pk(day_start): {REQUESTS: 7, TOKENS: 700, f"{REQUESTS}@9": 7, f"{TOKENS}@9": 700, "last_at": NOW - 5},
+           month.pk(month_start): {REQUESTS: 30, TOKENS: 3000},
+           MINUTE.pk(int(NOW) - 600): {REQUESTS: 5}}  # a minute no load reads any more
+    for pk, counts in old.items():
+        client.put_item(TableName=table, Item={"pk": {"S": pk}, "expires_at": {"N": str(int(NOW) + 86_400 * 40)},
+                                               **{name: {"N": repr(n)} for name, n in counts.items()}})
+    assert state.reserve(windows(state, [MINUTE, DAY, month]), ask(10), NOW) is not None  # a new container
+    assert fold_legacy_windows(client, table, NOW) == 2
+    assert fold_legacy_windows(client, table, NOW) == 0
+    assert used(state, [MINUTE, DAY, month]) == [{REQUESTS: 1, TOKENS: 10}, {REQUESTS: 8, TOKENS: 710},
+                                                 {REQUESTS: 31, TOKENS: 3010}]
+    assert state.load([DAY], [KEY], NOW).stamps[DAY.pk(day_start)] == NOW  # the later stamp is kept

@@ -264,3 +264,41 @@ class DynamoStateStore:
         except Exception as exc:
             if not _conditional_failed(exc):
                 raise
+
+
+def fold_legacy_windows(client: Any, table: str, now: float) -> int:
+    """Fold the items of the layout before one item per counter (one item per window) into the
+    counters' items, once the last container counting on them has gone (after a deploy): every
+    window a load still reads is added to its counter's item and its old item deleted. Returns
+    how many were folded. Run it twice and nothing is counted twice (the old items are gone); a
+    failure between the add and the delete over-counts that one window, never under-counts."""
+    from llm_gateway.state.items import legacy_window, meter_expires
+
+    folded = 0
+    request: dict[str, Any] = {"TableName": table, "FilterExpression": "begins_with(pk, :rl)",
+                               "ExpressionAttributeValues": {":rl": {"S": "rl#"}}}
+    while True:
+        page = client.scan(**request)
+        for raw in page.get("Items", []):
+            item = decode_item(raw)
+            pk = str(item.pop("pk"))
+            found = legacy_window(pk, item, now)
+            if found is None:
+                continue
+            counter_pk, counts, stamps = found
+            client.update_item(**DynamoStateStore(client, table)._update(CounterAdd(counter_pk, counts,
+                                                                                    meter_expires(now))))
+            for name, stamp in stamps.items():  # a stamp only ever moves later (the carry ends by it)
+                try:
+                    client.update_item(TableName=table, Key={"pk": {"S": counter_pk}}, UpdateExpression="SET #s = :s",
+                                       ConditionExpression="attribute_not_exists(#s) OR #s < :s",
+                                       ExpressionAttributeNames={"#s": name},
+                                       ExpressionAttributeValues={":s": {"N": repr(stamp)}})
+                except Exception as exc:
+                    if not _conditional_failed(exc):
+                        raise
+            client.delete_item(TableName=table, Key={"pk": {"S": pk}})
+            folded += 1
+        if not page.get("LastEvaluatedKey"):
+            return folded
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

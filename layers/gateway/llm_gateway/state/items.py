@@ -253,6 +253,25 @@ def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def legacy_window(pk: str, item: Item, now: float) -> tuple[str, dict[str, int], dict[str, float]] | None:
+    """An item of the layout before one item per counter (`rl#{counter}#{period}#{start}`, one
+    window) as (its counter's item, its counts and its stamp under that item's names), while a load
+    at `now` still reads the window; None for anything else (`dynamodb.fold_legacy_windows`)."""
+    head, _, tail = pk.rpartition("#")
+    counter_pk, _, name = head.rpartition("#")
+    period = _period_named(name)
+    if not counter_pk.startswith("rl#") or period is None or not tail.isdigit():
+        return None
+    start = int(tail)
+    if start % _index_width(period) or not _read(period, start, now):
+        return None
+    prefix = f"{period.name}:{start // _index_width(period)}:"
+    counts = {prefix + _SHORT[attr]: int(value) for attr, value in item.items()
+              if attr in _SHORT and attr != LAST_AT and int(value)}
+    stamps = {prefix + _SHORT[LAST_AT]: float(item[LAST_AT])} if LAST_AT in item else {}
+    return counter_pk, counts, stamps
+
+
 # --- typed values ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Cooldown:
