@@ -89,7 +89,7 @@ def test_a_reservation_on_a_counters_windows_is_one_write() -> None:
     [add] = call
     assert add.pk == meter_pk(COUNTER)
     assert len(add.ceilings) == 2 + 2 + 1  # every window's ceilings in one condition
-    windows = split_meter_item(add.pk, add.amounts)[0]
+    windows = split_meter_item(add.pk, add.amounts)
     assert set(windows) == {MINUTE.pk(T0), DAY.pk(DAY.limit.period.start(T0)), MONTH.pk(CALENDAR_MONTH.start(T0))}
 
 
@@ -195,7 +195,7 @@ def test_a_give_back_to_a_window_nobody_reads_is_not_written() -> None:
     assert reservation is not None
     state.release(reservation, T0 + 1200)  # the day is still read: one write, the day's window only
     [add] = store.calls[-1]
-    assert set(split_meter_item(add.pk, add.amounts)[0]) == {DAY.pk(DAY.limit.period.start(T0 + 601))}
+    assert set(split_meter_item(add.pk, add.amounts)) == {DAY.pk(DAY.limit.period.start(T0 + 601))}
 
 
 def test_a_folded_correction_rides_on_the_next_reservation_of_the_item() -> None:

@@ -89,7 +89,7 @@ def test_folded_corrections_ride_on_the_next_reservation() -> None:
     # 600 + 600 would pass 1000; with the correction folded in, the condition checks 100 + 600
     second = state.reserve(windows(state, [MINUTE]), ask(600), NOW)
     assert second is not None and len(store.calls) == 2
-    written = split_meter_item(store.calls[1][0].pk, store.calls[1][0].amounts)[0][MINUTE.pk(int(NOW))]
+    written = split_meter_item(store.calls[1][0].pk, store.calls[1][0].amounts)[MINUTE.pk(int(NOW))]
     assert {unit: n for unit, n in written.items() if "@" not in unit} == {REQUESTS: 1, TOKENS: 100}  # ask 600,
     # correction -500: one write
     state.reconcile(second, ask(250), NOW)

@@ -38,7 +38,6 @@ from llm_gateway.state.metering import (
     REQUESTS,
     SLOTS,
     TOKENS,
-    UNITS,
     USD_MICROS,
     Amounts,
     Meter,
@@ -133,8 +132,9 @@ def affinity_pk(digest: str) -> str:
 # tenth, `l` the latest reservation's time). Short, because an UpdateItem costs a write unit per
 # KB of the item. A snapshot sees each window as before, keyed by `Meter.pk(start)`
 # (`rl#{counter}#{period}#{start}`, the item's pk plus `#{period}#{start}`) with the long names
-# (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more (`stale`) are
-# removed by the item's next reservation, so an item holds about two windows per period.
+# (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more
+# (`stale_names`) are removed by the reservation that opens a window in the item (at a roll-over),
+# so an item holds at most three windows per period (four of a 1-second one).
 LAST_AT = "last_at"
 _CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
 _SHORT: dict[str, str] = {LAST_AT: "l"}
@@ -215,10 +215,9 @@ def _window_of(prefix: str) -> tuple[Period, int, str] | None:
     return period, start, f"#{period.name}#{start}"
 
 
-def split_meter_item(pk: str, item: Item, now: float | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """A meter item's windows by window key (`Meter.pk(start)`), each with its long names; and,
-    when `now` is given, the attribute names of the windows no load reads any more (those are
-    left out of the first)."""
+def split_meter_item(pk: str, item: Item) -> dict[str, dict[str, Any]]:
+    """Every window of a meter item by window key (`Meter.pk(start)`), each with its long names
+    (reports and tests; a request looks its windows up by name instead)."""
     groups: dict[str, dict[str, Any]] = {}
     for name, value in item.items():
         cut = name.rfind(":")
@@ -230,18 +229,108 @@ def split_meter_item(pk: str, item: Item, now: float | None = None) -> tuple[dic
             group = groups[prefix] = {}
         code = name[cut + 1 :]
         group[_LONG.get(code, code)] = value
-    windows: dict[str, dict[str, Any]] = {}
-    stale: list[str] = []
-    for prefix, group in groups.items():
-        window = _window_of(prefix)
-        if window is None:
+    return {pk + window[2]: group for prefix, group in groups.items() if (window := _window_of(prefix)) is not None}
+
+
+def stale_names(item: Item, now: float) -> list[str]:
+    """The attributes of a meter item's windows that no load reads any more at `now`: what its
+    next reservation removes. Scans the item: run when a reservation opens a window in it (a
+    window rolled over), not on every write."""
+    verdicts: dict[str, bool] = {}
+    out = []
+    for name in item:
+        cut = name.rfind(":")
+        if cut < 0:
             continue
-        period, start, tail = window
-        if now is not None and not _read(period, start, now):
-            stale.extend(prefix + _SHORT.get(name, name) for name in group)
-        else:
-            windows[pk + tail] = group
-    return windows, stale
+        prefix = name[: cut + 1]
+        stale = verdicts.get(prefix)
+        if stale is None:
+            window = _window_of(prefix)
+            stale = verdicts[prefix] = window is not None and not _read(window[0], window[1], now)
+        if stale:
+            out.append(name)
+    return out
+
+
+def has_window(item: Item, prefix: str) -> bool:
+    """Whether the item holds anything of the window whose attributes start with `prefix`."""
+    return any(prefix + code in item for code in _PRESENCE)
+
+
+_PRESENCE = ("l", *_CODES.values())  # a window's stamp, or one of its totals
+
+
+@lru_cache(maxsize=4096)
+def _full_names(prefix: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """A window's attributes per unit: (unit, its total's name in the item, its tenths' (long
+    name, name in the item)); the stamp's is `prefix + "l"`."""
+    return tuple((unit, prefix + code, tuple((f"{unit}@{i}", f"{prefix}{code}{i}") for i in range(SLOTS)))
+                 for unit, code in _CODES.items())
+
+
+def _window_in(item: Item, prefix: str) -> dict[str, Any]:
+    """One window of an item under its long names (`tokens`, `tokens@3`, `last_at`): what
+    `metering.py` reads; looked up by name (a unit's tenths only where it has a total), never by
+    scanning the item."""
+    get = item.get
+    window: dict[str, Any] = {}
+    for unit, total, slots in _full_names(prefix):
+        value = get(total)
+        if value is not None:
+            window[unit] = value
+            if value <= 0:  # nothing of it to carry: its tenths are never read (`Earlier.carry`)
+                continue
+            for name, full in slots:
+                if (value := get(full)) is not None:
+                    window[name] = value
+    stamp = get(prefix + "l")
+    if stamp is not None:
+        window[LAST_AT] = stamp
+    return window
+
+
+_LOCATED: dict[str, tuple[str, str] | None] = {}
+
+
+def _locate(key: str) -> tuple[str, str] | None:
+    """A window key's item and attribute prefix (cached: the same windows are read by every
+    request until they roll over)."""
+    try:
+        return _LOCATED[key]
+    except KeyError:
+        pass
+    head, _, start = key.rpartition("#")
+    item_pk, _, name = head.rpartition("#")
+    period = _period_named(name)
+    found = None
+    if period is not None and start.isdigit() and item_pk.startswith("rl#"):
+        found = (item_pk, f"{period.name}:{int(start) // _index_width(period)}:")
+    if len(_LOCATED) >= 8192:
+        _LOCATED.clear()
+    _LOCATED[key] = found
+    return found
+
+
+def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
+          stamps: dict[str, float], windows: dict[str, Item]) -> None:
+    """Decode, from their counters' items, the windows the meters read at `now` (by name: the
+    items are never scanned) into a snapshot's window-keyed maps."""
+    for meter in meters:
+        period = meter.limit.period
+        for start in window_starts(period, now):
+            key = meter.pk(start)
+            if key in windows:
+                continue
+            where = _locate(key)
+            item = meter_items.get(where[0]) if where is not None else None
+            if item is None or where is None:
+                break  # no item for the counter: none of its windows
+            window = _window_in(item, where[1])
+            if window:
+                windows[key] = window
+                counters[key] = {unit: int(window[unit]) for unit in _CODES if unit in window}
+                if LAST_AT in window:
+                    stamps[key] = float(window[LAST_AT])
 
 
 def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
@@ -249,7 +338,7 @@ def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
-            out.update(split_meter_item(pk, item)[0])
+            out.update(split_meter_item(pk, item))
     return out
 
 
@@ -331,13 +420,18 @@ class StateSnapshot:
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
     affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
     windows: Mapping[str, Item] = field(default_factory=dict)  # window key → its counts (per-slot too)
-    stale: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # meter item → attributes of windows
-    # no load reads any more: its next reservation removes them
+    meter_items: Mapping[str, Item] = field(default_factory=dict)  # counter item pk → the item as loaded
+    decoded: set[tuple[Meter, float]] = field(default_factory=set, repr=False, compare=False)  # (meter, now)
+    # pairs whose windows are in `counters`, `stamps` and `windows`
 
     def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
         """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
         given, replaces the meter's own (a degraded container's share of it, checked as a
         provider's limit)."""
+        if self.meter_items and (meter, now) not in self.decoded:  # a meter the load was not told of
+            assert isinstance(self.counters, dict) and isinstance(self.stamps, dict) and isinstance(self.windows, dict)
+            _fill(self.meter_items, (meter,), now, self.counters, self.stamps, self.windows)
+            self.decoded.add((meter, now))
         if limit is not None:
             meter = Meter(meter.counter, limit)
         return usage_of(meter, self.counters, now, self.stamps, self.windows)
@@ -376,26 +470,18 @@ def _model_pks(key: ModelKey) -> tuple[str, str, str, str]:
 
 
 # --- decoding ----------------------------------------------------------------------------------------
-def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float,
+def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float, meters: Iterable[Meter] = (),
                     *, degraded: bool = False, limit_scale: float = 1.0) -> StateSnapshot:
-    """Turn a load's raw items into typed state, once per request."""
-    counters: dict[str, Amounts] = {}
-    stamps: dict[str, float] = {}
+    """Turn a load's raw items into typed state, once per request: of the counters' items, the
+    windows `meters` read at `now` (another meter's are decoded when `StateSnapshot.usage` is
+    first asked for it)."""
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
     affinities: dict[str, ModelKey] = {}
-    windows: dict[str, Item] = {}
-    stale: dict[str, tuple[str, ...]] = {}
+    meter_items: dict[str, Item] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
-            held, gone = split_meter_item(pk, item, now)
-            for at, window in held.items():
-                counters[at] = {unit: int(window[unit]) for unit in UNITS if unit in window}
-                windows[at] = window
-                if LAST_AT in window:
-                    stamps[at] = float(window[LAST_AT])
-            if gone:
-                stale[pk] = tuple(gone)
+            meter_items[pk] = item
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
@@ -408,9 +494,17 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         headers = decode_headers(items.get(header_pk(key)), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
+    counters: dict[str, Amounts] = {}
+    stamps: dict[str, float] = {}
+    windows: dict[str, Item] = {}
+    decoded: set[tuple[Meter, float]] = set()
+    if meter_items:
+        meters = set(meters)
+        _fill(meter_items, meters, now, counters, stamps, windows)
+        decoded = {(meter, now) for meter in meters}
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
                          degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows,
-                         stale=stale)
+                         meter_items=meter_items, decoded=decoded)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

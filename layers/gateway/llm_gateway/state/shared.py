@@ -5,8 +5,9 @@ arithmetic of windows). Every attempt costs one conditional write per meter item
 provider call: one item holds every window of a counter (`items.py`, "meter items"), so a model
 with its own minute and day limits is one UpdateItem whose condition checks both; a model that
 also counts on its provider organisation's meter (Mistral) or a caller's own limits writes one
-item per counter. The load is one read per request. The load also notes each meter item's
-windows that no load reads any more; the item's next reservation removes them in the same write.
+item per counter. The load is one read per request. The reservation that opens a window in an
+item (the first of a new minute, day, …) also removes, in the same write, the item's windows that
+no load reads any more, as this container's load saw them.
 
 Reconciliation adds no round trip the caller waits for in the usual case. When the store is
 remote, an *over*-estimate (the usual case: output is estimated at its cap) is kept in this
@@ -31,10 +32,10 @@ from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
 from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage, slot_of, with_slot
 from llm_gateway.state.rate_limits import snapshot_expiry
-from llm_gateway.state.store import CounterAdd, ModelKey, StateStore
+from llm_gateway.state.store import CounterAdd, Item, ModelKey, StateStore
 
 COOLDOWN_MARGIN_S = 60
-STALE_KEPT = 4096  # meter items whose stale windows are remembered for their next write
+LOADED_KEPT = 4096  # counter items remembered from the last load (the roll-over's removal reads them)
 SETTLED_AT_ONCE = frozenset({USD_MICROS})  # units whose over-estimates are never folded
 
 
@@ -79,7 +80,7 @@ class SharedState:
         self._fold = fold_reconcile
         # meter item → window key → (attribute → correction, when the window closes)
         self._pending: dict[str, dict[str, tuple[dict[str, int], int]]] = {}
-        self._stale: dict[str, tuple[str, ...]] = {}  # meter item → attributes its next write removes
+        self._loaded: dict[str, Item] = {}  # counter item → as this container's last load saw it
         self._lock = threading.Lock()
 
     # --- reads ---------------------------------------------------------------------------------------
@@ -88,12 +89,12 @@ class SharedState:
         raw = self.store.load(items.pks_for(meters, keys, now, extra_pks), now)
         degraded = _degraded(self.store, now)
         scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
-        snapshot = items.decode_snapshot(raw, keys, now, degraded=degraded, limit_scale=scale)
-        if snapshot.stale:
+        snapshot = items.decode_snapshot(raw, keys, now, meters, degraded=degraded, limit_scale=scale)
+        if snapshot.meter_items:
             with self._lock:
-                if len(self._stale) >= STALE_KEPT:
-                    self._stale.clear()
-                self._stale.update(snapshot.stale)
+                if len(self._loaded) >= LOADED_KEPT:
+                    self._loaded.clear()
+                self._loaded.update(snapshot.meter_items)
         return snapshot
 
     # --- counters ------------------------------------------------------------------------------------
@@ -131,8 +132,9 @@ class SharedState:
         with self._lock:
             self._prune(now)
             folded = {pk: self._pending.pop(pk) for pk in adds if pk in self._pending}
-            stale = {pk: self._stale.pop(pk) for pk in adds if pk in self._stale}
-        writes = [_with_correction(add, folded.get(add.pk), stale.get(add.pk, ())) for add in adds.values()]
+            loaded = {pk: self._loaded.get(pk) for pk in adds}
+        writes = [_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
+                  for add in adds.values()]
         written = False
         try:
             written = self.store.add(writes, now)
@@ -142,8 +144,6 @@ class SharedState:
                     for pk, kept in folded.items():
                         for key, (correction, closes) in kept.items():
                             self._keep(pk, key, correction, closes)
-                    for pk, names in stale.items():
-                        self._stale.setdefault(pk, names)
         return Reservation(tuple(adds.values()), dict(amounts), windows) if written else None
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
@@ -217,6 +217,16 @@ def _with_correction(add: CounterAdd, kept: Mapping[str, tuple[dict[str, int], i
         _merge(amounts, correction)
     removes = tuple(name for name in stale if name not in amounts and name not in add.stamps)
     return replace(add, amounts=amounts, removes=removes)
+
+
+def _stale(loaded: Item | None, windows: Sequence[Held], pk: str, now: float) -> Sequence[str]:
+    """What a reservation on item `pk` removes: the windows no load reads any more, when it opens
+    a window (a roll-over: the first write of a window finds the item as the load saw it, scans
+    it once); nothing on the other writes, which leave the item's windows as they were."""
+    if loaded is None:
+        return ()
+    opens = any(h.window.item == pk and not items.has_window(loaded, h.window.prefix) for h in windows)
+    return items.stale_names(loaded, now) if opens else ()
 
 
 def _degraded(store: StateStore, now: float) -> bool:

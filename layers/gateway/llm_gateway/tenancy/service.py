@@ -85,7 +85,7 @@ class Tenancy:
         meters = [m for m in caller_meters(user_counter(user), policy, self.cap_micros)
                   if admin or m.counter != GLOBAL_SPEND_COUNTER]
         pks = pks_for(meters, (), now)
-        snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now)
+        snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now, meters)
         return [row for m in meters for row in _limit_rows(m, snapshot, now)]
 
 
