@@ -225,3 +225,21 @@ def test_a_budget_and_a_minute_of_a_user_share_one_item() -> None:
     assert len(store.calls) == 2
     snapshot = decode_snapshot(store.inner.load([meter_pk(user)], T0 + 1), (), T0 + 1)
     assert snapshot.usage(budget, T0 + 1).used == {REQUESTS: 1, USD_MICROS: 30}
+
+
+def test_degraded_state_counts_one_item_per_counter_at_its_share() -> None:
+    """The in-container fallback holds the same items: one per counter, every window's ceiling
+    scaled to this container's share (here half), checked in one add."""
+    from tests.unit.state.test_resilient import THROTTLED, Switchable, resilient
+
+    primary = Switchable()
+    primary.error = THROTTLED
+    state = SharedState(resilient(primary), fold_reconcile=False)
+    minute = Meter(COUNTER, WindowLimit.of(60, requests=4))
+    admitted = [reserve(state, [minute, DAY], {REQUESTS: 1, TOKENS: 10}, T0 + i) is not None for i in range(3)]
+    assert admitted == [True, True, False]  # half of 4 a minute
+    fallback = state.store.fallback  # type: ignore[attr-defined]
+    assert list(fallback._items) == [meter_pk(COUNTER)]
+    windows = windows_of(fallback.load([meter_pk(COUNTER)], T0 + 3))
+    assert set(windows) == {minute.pk(T0), DAY.pk(DAY.limit.period.start(T0))}
+    assert windows[minute.pk(T0)][REQUESTS] == windows[DAY.pk(DAY.limit.period.start(T0))][REQUESTS] == 2
