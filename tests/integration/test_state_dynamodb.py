@@ -23,7 +23,7 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.dynamodb import DynamoStateStore, create_table, fold_legacy_windows
+from llm_gateway.state.dynamodb import DynamoStateStore, create_table
 from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
@@ -38,6 +38,7 @@ from llm_gateway.state.metering import (
 )
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd, ModelKey
+from sandbox.fold_windows_cli import fold_legacy_windows
 from sandbox.local_dynamodb import make_moto_atomic
 from tests.dynamodb_clients import count_calls, ours_in_process, ours_over_http
 

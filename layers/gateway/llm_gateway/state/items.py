@@ -345,7 +345,7 @@ def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
 def legacy_window(pk: str, item: Item, now: float) -> tuple[str, dict[str, int], dict[str, float]] | None:
     """An item of the layout before one item per counter (`rl#{counter}#{period}#{start}`, one
     window) as (its counter's item, its counts and its stamp under that item's names), while a load
-    at `now` still reads the window; None for anything else (`dynamodb.fold_legacy_windows`)."""
+    at `now` still reads the window; None for anything else (`llm-gateway fold-windows`)."""
     head, _, tail = pk.rpartition("#")
     counter_pk, _, name = head.rpartition("#")
     period = _period_named(name)
