@@ -133,8 +133,9 @@ def affinity_pk(digest: str) -> str:
 # KB of the item. A snapshot sees each window as before, keyed by `Meter.pk(start)`
 # (`rl#{counter}#{period}#{start}`, the item's pk plus `#{period}#{start}`) with the long names
 # (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more
-# (`stale_names`) are removed by the reservation that opens a window in the item (at a roll-over),
-# so an item holds at most three windows per period (four of a 1-second one).
+# (`stale_names`) are removed by the reservation that opens a window in the item (at a roll-over)
+# or finds one of them, so an item holds the windows a load reads: two per period, three in a
+# sliding window's first moments (and one second more for clock skew).
 LAST_AT = "last_at"
 _CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
 _SHORT: dict[str, str] = {LAST_AT: "l"}
@@ -233,9 +234,9 @@ def split_meter_item(pk: str, item: Item) -> dict[str, dict[str, Any]]:
 
 
 def stale_names(item: Item, now: float) -> list[str]:
-    """The attributes of a meter item's windows that no load reads any more at `now`: what its
-    next reservation removes. Scans the item: run when a reservation opens a window in it (a
-    window rolled over), not on every write."""
+    """The attributes of a meter item's windows that no load reads any more at `now`: what a
+    reservation removes. Scans the item: run when a reservation opens a window in it or finds one
+    of the windows before its own unread (`holds_unread`), not on every write."""
     verdicts: dict[str, bool] = {}
     out = []
     for name in item:
@@ -258,6 +259,18 @@ def has_window(item: Item, prefix: str) -> bool:
 
 
 _PRESENCE = ("l", *_CODES.values())  # a window's stamp, or one of its totals
+
+
+def holds_unread(item: Item, window: WindowRef, now: float) -> bool:
+    """Whether the item holds one of the three windows before `window` (same period) that no
+    load reads any more at `now`: a cheap look, by name, for when to scan (`stale_names`)."""
+    period, start = window.period, window.start
+    width = _index_width(period)
+    for _ in range(3):
+        start = period.start(start - 1)
+        if not _read(period, start, now) and has_window(item, f"{period.name}:{start // width}:"):
+            return True
+    return False
 
 
 @lru_cache(maxsize=4096)

@@ -220,13 +220,15 @@ def _with_correction(add: CounterAdd, kept: Mapping[str, tuple[dict[str, int], i
 
 
 def _stale(loaded: Item | None, windows: Sequence[Held], pk: str, now: float) -> Sequence[str]:
-    """What a reservation on item `pk` removes: the windows no load reads any more, when it opens
-    a window (a roll-over: the first write of a window finds the item as the load saw it, scans
-    it once); nothing on the other writes, which leave the item's windows as they were."""
+    """What a reservation on item `pk` removes: the windows no load reads any more, as this
+    container's load saw the item, when the reservation opens a window (a roll-over) or one of the
+    windows before its own is no longer read; the item is scanned only then."""
     if loaded is None:
         return ()
-    opens = any(h.window.item == pk and not items.has_window(loaded, h.window.prefix) for h in windows)
-    return items.stale_names(loaded, now) if opens else ()
+    mine = [h.window for h in windows if h.window.item == pk]
+    if any(not items.has_window(loaded, w.prefix) or items.holds_unread(loaded, w, now) for w in mine):
+        return items.stale_names(loaded, now)
+    return ()
 
 
 def _degraded(store: StateStore, now: float) -> bool:
