@@ -6,26 +6,32 @@ DynamoDB client, `state/aws_client.py`), on an in-process moto table (`mock_aws`
 through moto's DynamoDB WSGI app), and serves N chat requests answered by an
 `httpx.MockTransport`. Every DynamoDB API call is counted as the client makes it, and provider attempts from the
 `x-gateway-attempts` header; each call is named by what it touches (the state load, a
-reservation or reconciliation of a window item `rl#…`, the conversation-affinity item `aff#…`, a
+reservation or reconciliation of a counter's item `rl#…`, the conversation-affinity item `aff#…`, a
 failure mark, the user's usage record `usage#…` (one unconditional UpdateItem per served request),
 the health view's read of the scheduled checks, cached a minute per container).
 
 What the design budgets: one BatchGetItem per request for all the state a plan needs, and per
-attempt on a metered model one conditional UpdateItem per window item it counts on (a model's
-own minute and day windows, its provider's organisation-wide ones: no transactions, see
-`state/dynamodb.py`). A reconciliation that gives back (the provider used less than reserved,
-the usual case: output is reserved at its cap) is folded into the container's next reservation
-of the same window; one that takes more (the provider counted more than we estimated: Cohere's
+attempt on a metered model one conditional UpdateItem per counter item it counts on (one item
+holds every window of a counter: a model's own minute and day windows are one item, its
+provider's organisation-wide windows another: no transactions, see `state/dynamodb.py`). A
+reconciliation that gives back (the provider used less than reserved, the usual case: output is
+reserved at its cap) is folded into the container's next reservation on the same item; one that
+takes more (the provider counted more than we estimated: Cohere's
 fixture answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
 containers see it. An unpinned answer also writes the conversation's affinity item.
 
 Two runs: every first attempt answers; and one where the provider planned first answers 503.
 Its first failure writes the provider's failure mark (one PutItem, shared with every container
 for `FAILURE_MEMORY_S`), after which plans put it last, so later requests need one attempt.
+
+After each run the counter items are sized as DynamoDB sizes an item (attribute names and values,
+numbers at a byte per two digits plus one): an UpdateItem costs a write unit per KB of the larger
+of the item before and after it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -88,7 +94,7 @@ def run(failing_first: bool) -> dict[str, Any]:
 
         call = client.call
 
-        def count(operation: str, params: dict[str, Any]) -> Any:
+        def count(operation: str, params: dict[str, Any], **options: Any) -> Any:
             """Each DynamoDB call, named by operation and by the item it touches."""
             keys = [k["pk"]["S"] for k in params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])]
             pk = str(params.get("Key", params.get("Item", {})).get("pk", {}).get("S", ""))
@@ -100,7 +106,7 @@ def run(failing_first: bool) -> dict[str, Any]:
                 what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot",
                         "cd#": "cooldown", "cb#": "breaker", "usage#": "usage record"}.get(pk.split("#", 1)[0] + "#", "other")
             counts[f"{operation} ({what})"] += 1
-            return call(operation, params)
+            return call(operation, params, **options)
 
         client.call = count  # type: ignore[method-assign]
         state = gateway.core.state
@@ -128,8 +134,26 @@ def run(failing_first: bool) -> dict[str, Any]:
             outcome = gateway.chat(ChatCompletionRequest.model_validate(BODY), caller, "bench")
             attempts += int(outcome.headers["x-gateway-attempts"])
             served[outcome.headers["x-gateway-provider"]] += 1
+        scan = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=TABLE)["Items"]
+        sizes = [item_size(item) for item in scan if item["pk"]["S"].startswith("rl#")]
     return {"counts": dict(counts), "requests": REQUESTS, "attempts": attempts, "failing": sorted(failing),
-            "reservations": len(reservations), "windows": sum(reservations), "served": dict(served)}
+            "reservations": len(reservations), "windows": sum(reservations), "served": dict(served),
+            "sizes": sizes}
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it for write units (strings and numbers only here)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if "S" in value:
+            size += len(value["S"].encode())
+        elif "N" in value:
+            digits = value["N"].lstrip("-").replace(".", "").strip("0") or "0"
+            size += (len(digits) + 1) // 2 + 1
+        else:
+            size += len(str(value).encode())
+    return size
 
 
 def main() -> None:
@@ -143,7 +167,7 @@ def main() -> None:
         reserved, windows = result["reservations"], result["windows"]
         failing = f" ({', '.join(result['failing'])} failing)" if result["failing"] else ""
         print(f"  {label}{failing}: {requests} requests, {attempts} attempts, {reserved} of them on metered "
-              f"models ({windows / max(reserved, 1):.2f} window items each), served by {result['served']}")
+              f"models ({windows / max(reserved, 1):.2f} counter items each), served by {result['served']}")
         per = {"state load": requests, "reservation": reserved, "reconciliation": reserved, "affinity": requests}
         for name, n in sorted(counts.items()):
             what = name[name.index("(") + 1 : -1]
@@ -153,6 +177,10 @@ def main() -> None:
             print(f"    {name:<36}{n:5d}{rate}")
         on_path = sum(n for name, n in counts.items() if "health read" not in name) / requests
         print(f"    all calls but the health read: {on_path:.2f} per request")
+        sizes = result["sizes"]
+        print(f"    counter items: {len(sizes)}, largest {max(sizes, default=0)} bytes, mean "
+              f"{sum(sizes) / max(len(sizes), 1):.0f} bytes ({math.ceil(max(sizes, default=0) / 1024)} write unit(s) "
+              "per UpdateItem on the largest)")
 
 if __name__ == "__main__":
     main()

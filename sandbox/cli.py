@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("sandbox.rollout_cli", "show or change the safe rollout's percentage (make dev, or --stack: AppConfig)"),
     "loadgen": ("sandbox.loadgen", "send chat requests N at a time to a running gateway; report rate, latency, overlap"),
     "simulate": ("sandbox.simulate.cli", "simulate a day of a workload through the real gateway on a virtual clock"),
+    "fold-windows": ("sandbox.fold_windows_cli", "after the one-item-per-counter deploy: fold old window items in"),
 }
 
 

@@ -4,8 +4,8 @@ the gateway's own DynamoDB client (httpx, `state/aws_client.py`) and through bot
 What DESIGN.md promises: 100 concurrent reservations on a window of limit L admit exactly L; two
 gateway instances (separate clients) see each other's usage; state survives a restart; expired
 items are ignored; cooldowns only extend; one BatchGetItem per load (per 100 items), one write
-per window item of a reservation, and no write of its own for a reconciliation (it rides on the
-next reservation).
+per meter item of a reservation (one item holds every window of a counter), and no write of its
+own for a reconciliation (it rides on the next reservation).
 The store is driven through `SharedState`, as the runner drives it.
 """
 
@@ -24,18 +24,21 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk
+from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
 from llm_gateway.state.metering import (
+    CALENDAR_MONTH,
     REQUESTS,
     TOKENS,
     Meter,
     WindowLimit,
     WindowUsage,
     model_counter,
+    provider_counter,
     usage_of,
 )
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd, ModelKey
+from sandbox.fold_windows_cli import fold_legacy_windows
 from sandbox.local_dynamodb import make_moto_atomic
 from tests.dynamodb_clients import count_calls, ours_in_process, ours_over_http
 
@@ -230,10 +233,10 @@ def test_a_folded_reconcile_costs_no_call_and_lands_with_the_next_reservation(
     first = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert first is not None
     state.reconcile(first, ask(100), NOW)
-    assert calls == {"BatchGetItem": 1, "UpdateItem": 2}  # the reconcile made no call
+    assert calls == {"BatchGetItem": 1, "UpdateItem": 1}  # one item, both windows; the reconcile made no call
     second = state.reserve(windows(state, [MINUTE, DAY]), ask(1000), NOW)
     assert second is not None
-    assert calls == {"BatchGetItem": 2, "UpdateItem": 4}
+    assert calls == {"BatchGetItem": 2, "UpdateItem": 2}
     other = shared(new_client(), table)  # another container sees the true total
     assert used(other, [MINUTE, DAY]) == [{REQUESTS: 2, TOKENS: 1100}] * 2
 
@@ -242,8 +245,9 @@ def test_expired_items_are_ignored(new_client: ClientFactory, table: str) -> Non
     client = new_client()
     state = shared(client, table)
     start = MINUTE.limit.period.start(NOW)
-    client.put_item(TableName=table, Item={"pk": {"S": MINUTE.pk(start)}, "requests": {"N": "37"},
-                                           "tokens": {"N": "0"}, "expires_at": {"N": str(int(NOW) - 1)}})
+    window = window_ref(MINUTE, start)
+    counts = {name: {"N": str(n)} for name, n in window.attrs({REQUESTS: 37, TOKENS: 0}).items()}
+    client.put_item(TableName=table, Item={"pk": {"S": window.item}, **counts, "expires_at": {"N": str(int(NOW) - 1)}})
     client.put_item(TableName=table, Item={"pk": {"S": cooldown_pk(KEY)}, "until": {"N": str(NOW + 999)},
                                            "reason": {"S": "stale"}, "expires_at": {"N": str(int(NOW) - 1)}})
     snapshot = state.load([MINUTE], [KEY], NOW)
@@ -273,15 +277,16 @@ def test_breakers_and_call_budget(new_client: ClientFactory, table: str) -> None
         meters = [Meter(model_counter(k.provider, k.model), lim.limit) for k in keys for lim in (MINUTE, DAY)]
         return meters, keys
 
-    # 12 models x (4 window items + header + cooldown + model breaker) + provider breaker + failure = 86 items
+    # 12 models x (1 meter item for both windows + header + cooldown + model breaker) + provider
+    # breaker + failure = 50 items
     snapshot = state.load(*meters_of(12), NOW)
     assert calls == {"BatchGetItem": 1}
     assert snapshot.breakers == {"cb#p": {"state": "open", "failures": 3, "expires_at": int(NOW) + 60}}
     state.reserve(windows(state, [MINUTE]), ask(1), NOW)
     state.reserve(windows(state, [MINUTE, DAY]), ask(1), NOW)
-    # one conditional write per window item (no transaction: see test_state_under_stress.py)
-    assert calls == {"BatchGetItem": 3, "UpdateItem": 3}
-    state.load(*meters_of(30), NOW)  # 212 items: three calls of at most 100 keys
+    # one conditional write per meter item, whatever its windows (no transaction: see test_state_under_stress.py)
+    assert calls == {"BatchGetItem": 3, "UpdateItem": 2}
+    state.load(*meters_of(50), NOW)  # 202 items: three calls of at most 100 keys
     assert calls["BatchGetItem"] == 6
 
 
@@ -318,3 +323,78 @@ def test_health_verdicts_round_trip_and_expire(new_client: ClientFactory, table:
     assert DynamoHealthStore(new_client(), table).get_many(["groq", "mistral", "cohere", "gemini"]) == {
         "groq": bad, "mistral": good}
     assert store.get_many([]) == {}
+
+
+def test_a_reservation_is_one_update_item_per_counter(new_client: ClientFactory, table: str) -> None:
+    """A model's own windows (a minute, a day, a calendar month) are one item: one conditional
+    UpdateItem checks them all. A provider-wide meter (Mistral's organisation) is another item."""
+    client = new_client()
+    state = shared(client, table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    org = Meter(provider_counter("groq"), WindowLimit.of(1, requests=1))
+    calls = count_calls(client)
+    assert state.reserve(windows(state, [MINUTE, DAY, month]), ask(10), NOW) is not None
+    assert calls == {"BatchGetItem": 1, "UpdateItem": 1}
+    assert state.reserve(windows(state, [MINUTE, DAY, month, org]), ask(10), NOW) is not None
+    assert calls == {"BatchGetItem": 2, "UpdateItem": 3}
+    assert state.reserve(windows(state, [MINUTE, DAY, month, org]), ask(10), NOW) is None  # the org's second
+    assert used(state, [MINUTE, DAY, month]) == [{REQUESTS: 2, TOKENS: 20}] * 3  # the refusal moved nothing
+
+
+def _window_starts(client: Any, table: str, period_name: str) -> set[int]:
+    raw = client.get_item(TableName=table, Key={"pk": {"S": meter_pk(COUNTER)}}, ConsistentRead=True)["Item"]
+    item = {name: value.get("N", value.get("S")) for name, value in raw.items()}
+    return {int(pk.rsplit("#", 1)[1]) for pk in windows_of({meter_pk(COUNTER): item})
+            if pk.rsplit("#", 2)[1] == period_name}
+
+
+def test_roll_over_removes_windows_nobody_reads_in_the_same_write(new_client: ClientFactory, table: str) -> None:
+    client = new_client()
+    state = shared(client, table)
+    calls = count_calls(client)
+    for at in (NOW + 1, NOW + 61):
+        assert state.reserve(windows(state, [MINUTE, DAY], at), ask(10), at) is not None
+    assert _window_starts(client, table, "60") == {int(NOW), int(NOW) + 60}
+    later = NOW + 125  # the minute at NOW is no longer read: this reservation removes it
+    assert state.reserve(windows(state, [MINUTE, DAY], later), ask(10), later) is not None
+    assert calls["UpdateItem"] == 3
+    assert _window_starts(client, table, "60") == {int(NOW) + 60, int(NOW) + 120}
+    assert used(state, [DAY], later) == [{REQUESTS: 3, TOKENS: 30}]
+
+
+def test_a_write_on_some_windows_never_shortens_the_items_life(new_client: ClientFactory, table: str) -> None:
+    """A key whose policy has no monthly budget writes the user's minute only: the month's count,
+    in the same item, must outlive that write's own windows."""
+    state = shared(new_client(), table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    assert state.reserve(windows(state, [MINUTE, month]), ask(10), NOW) is not None
+    assert state.reserve(windows(state, [MINUTE], NOW + 600), ask(10), NOW + 600) is not None
+    five_days_on = NOW + 5 * 86_400  # still the same month
+    assert used(state, [month], five_days_on) == [{REQUESTS: 1, TOKENS: 10}]
+
+
+def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
+    new_client: ClientFactory, table: str
+) -> None:
+    """After a deploy, what old containers counted in one item per window (`rl#{counter}#{period}#
+    {start}`) is folded into the counters' items: the day and the month go on from their count
+    instead of from zero. Windows no load reads any more are left to their TTL; a second run
+    counts nothing twice."""
+    client = new_client()
+    if not hasattr(client, "scan"):
+        pytest.skip("the fold is an operator's run: boto3's client")
+    state = shared(client, table)
+    month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
+    day_start, month_start = DAY.limit.period.start(NOW), CALENDAR_MONTH.start(NOW)
+    old = {DAY.pk(day_start): {REQUESTS: 7, TOKENS: 700, f"{REQUESTS}@9": 7, f"{TOKENS}@9": 700, "last_at": NOW - 5},
+           month.pk(month_start): {REQUESTS: 30, TOKENS: 3000},
+           MINUTE.pk(int(NOW) - 600): {REQUESTS: 5}}  # a minute no load reads any more
+    for pk, counts in old.items():
+        client.put_item(TableName=table, Item={"pk": {"S": pk}, "expires_at": {"N": str(int(NOW) + 86_400 * 40)},
+                                               **{name: {"N": repr(n)} for name, n in counts.items()}})
+    assert state.reserve(windows(state, [MINUTE, DAY, month]), ask(10), NOW) is not None  # a new container
+    assert fold_legacy_windows(client, table, NOW) == 2
+    assert fold_legacy_windows(client, table, NOW) == 0
+    assert used(state, [MINUTE, DAY, month]) == [{REQUESTS: 1, TOKENS: 10}, {REQUESTS: 8, TOKENS: 710},
+                                                 {REQUESTS: 31, TOKENS: 3010}]
+    assert state.load([DAY], [KEY], NOW).stamps[DAY.pk(day_start)] == NOW  # the later stamp is kept

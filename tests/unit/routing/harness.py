@@ -38,6 +38,7 @@ from llm_gateway.selection.catalog import (
     Pricing,
     ProviderInfo,
 )
+from llm_gateway.state.items import pks_for, windows_of
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import counter_pks
 from llm_gateway.state.store import Item, StateStore
@@ -208,8 +209,11 @@ class Rig:
         """Every rate-limit counter item a call to this provider's model writes (its own window
         and the organisation's), as the store holds them now: pk → {unit: count}."""
         entry = next(e for e in self.core.catalog.entries if e.provider == provider)
-        pks = [pk for meter in self.core.catalog.meters(entry) for pk in counter_pks(meter, self.clock.wall())]
-        return self.store.load(pks, self.clock.wall())
+        now = self.clock.wall()
+        meters = self.core.catalog.meters(entry)
+        live = {pk for meter in meters for pk in counter_pks(meter, now)}
+        return {pk: window for pk, window in windows_of(self.store.load(pks_for(meters, (), now), now)).items()
+                if pk in live}
 
 
 def rig(*, providers: tuple[str, ...] = ORDER, retry: RetrySettings = FAST_RETRY, max_wait_s: float = 2.0,

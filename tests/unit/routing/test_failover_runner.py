@@ -33,7 +33,7 @@ from llm_gateway.routing.circuit_breaker import (
 )
 from llm_gateway.routing.failures import AdaptiveTimeouts, TimeoutPolicy
 from llm_gateway.selection.catalog import Catalog, Limits, ModelEntry, Pricing, ProviderInfo
-from llm_gateway.state.items import failure_pk
+from llm_gateway.state.items import failure_pk, meter_expires, window_ref
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import CounterAdd, Item, ModelKey
@@ -268,8 +268,10 @@ def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> Non
     ranked lower, never loaded, could serve. A container that saw them used up loads the others
     first until they free again."""
     day = Limits(rpm=1000, rpd=5)
+    # enough groq models that the mistral ones do not fit in the first read (one counter item per model)
+    free_first = 24
     entries = [ModelEntry(provider="groq", model=f"a{i:02}", category="small", context_window=128_000,
-                          max_output=8192, free_tier=day) for i in range(14)]
+                          max_output=8192, free_tier=day) for i in range(free_first)]
     entries += [ModelEntry(provider="mistral", model=f"b{i:02}", category="small", context_window=128_000,
                            max_output=8192, free_tier=day) for i in range(6)]
     entries += [ModelEntry(provider="openai", model=f"c{i:02}", category="small", context_window=128_000,
@@ -280,10 +282,11 @@ def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> Non
     loaded = {c.key for c in prep.candidates}
     assert all(ModelKey("mistral", f"b{i:02}") not in loaded for i in range(6)), "the test would prove nothing"
     now = r.clock.wall()
-    for entry in entries[:14]:  # every groq free tier has used up its day (another container's traffic)
+    for entry in entries[:free_first]:  # every groq free tier has used up its day (another container's traffic)
         [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
         start = meter.limit.period.start(now)
-        r.store.add([CounterAdd(meter.pk(start), {REQUESTS: 5}, meter.limit.period.expires_at(start))], now)
+        window = window_ref(meter, start)
+        r.store.add([CounterAdd(window.item, window.attrs({REQUESTS: 5}), meter_expires(now))], now)
     first = r.router.complete(chat())
     second = r.router.complete(chat())
     assert first.provider == "openai" and not first.free  # the first plan saw only used-up free tiers

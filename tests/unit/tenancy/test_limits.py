@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.api.errors import CallerLimited, PermissionDenied
+from llm_gateway.state.items import meter_pk, windows_of
 from llm_gateway.state.metering import CALENDAR_DAY, CALENDAR_MONTH, USD_MICROS, usd_micros
 from llm_gateway.tenancy.limits import GLOBAL_SPEND_COUNTER, UserLimits, user_counter
 from llm_gateway.tenancy.policy import Policy, parse_policy
@@ -73,7 +74,7 @@ def test_budget_reserves_the_maximum_then_settles_the_real_cost() -> None:
     now = r.clock.wall()
     day = f"rl#user#alice#day#{CALENDAR_DAY.start(now)}"
     month = f"rl#user#alice#month#{CALENDAR_MONTH.start(now)}"
-    items = r.store.load([day, month], now)
+    items = windows_of(r.store.load([meter_pk("user#alice")], now))
     assert items[day][USD_MICROS] == usd_micros(routed.cost_usd)  # the maximum was given back at once
     assert items[month][USD_MICROS] == usd_micros(routed.cost_usd)
 

@@ -2,18 +2,24 @@
 
 One table, partition key `pk` (string), TTL attribute `expires_at` (epoch seconds); what each item
 holds is `items.py`'s business. Calls per request: `load` is one BatchGetItem (another only per
-100 keys, or to retry UnprocessedKeys); a reservation is one conditional UpdateItem per window
-item, in a fixed order, the ones already made undone when a later one is refused. The condition
-(`attribute_not_exists(n) OR n <= ceiling - ask`) is evaluated by DynamoDB atomically, so no
-number of concurrent containers can push a window past its limit.
+100 keys, or to retry UnprocessedKeys); a reservation is one conditional UpdateItem per item it
+counts on (one item holds every window of a counter, so a model's own windows are one write, its
+provider organisation's another), in a fixed order, the ones already made undone when a later one
+is refused. The condition (`attribute_not_exists(n) OR n <= ceiling - ask`, for every window's
+limited units at once) is evaluated by DynamoDB atomically, so no number of concurrent
+containers can push a window past its limit. The same UpdateExpression sets the windows' stamps
+and REMOVEs the attributes of windows no load reads any more.
 
-Not a TransactWriteItems: every request of a model writes the same day-window item, and DynamoDB
+Not a TransactWriteItems: every request of a model writes the same item, and DynamoDB
 cancels a transaction (TransactionConflict) whenever another one touches the same item at the
-same time, so under load reservations failed while capacity was left. Single-item UpdateItems on
-one item are serialized by DynamoDB and never conflict. The price is a moment in which a window
-holds an ask that the next one refuses: a concurrent request may then be refused for capacity
-that is given back an instant later, never admitted past a limit. TTL deletion is lazy (up to
-48 h), so every read checks `expires_at` itself.
+same time, so under load reservations failed while capacity was left; it also costs twice the
+write units. Single-item UpdateItems on one item are serialized by DynamoDB and never conflict.
+The price, where a request counts on two items (a model and its provider's organisation), is a
+moment in which one item holds an ask that the other refuses: a concurrent request may then be
+refused for capacity that is given back an instant later, never admitted past a limit. An
+UpdateItem costs a write unit per KB of the item (before or after, the larger): a counter's item
+with a minute and a day window fully used per tenth is about 1.6-2 KB. TTL deletion is lazy (up
+to 48 h), so every read checks `expires_at` itself.
 
 The client is the container's `aws_client.DynamoDBClient` (JSON over httpx, no boto3) or a
 low-level boto3 client: both take and return the same shapes. Items cross this edge as plain
@@ -166,7 +172,7 @@ class DynamoStateStore:
     def _update(self, add: CounterAdd) -> dict[str, Any]:
         names: dict[str, str] = {"#e": "expires_at"}
         values: dict[str, Any] = {":exp": {"N": str(add.expires_at)}}
-        adds, conditions = [], []
+        adds, conditions, sets = [], [], ["#e = :exp"]
         for index, (unit, amount) in enumerate(sorted(add.amounts.items())):
             names[f"#u{index}"] = unit
             values[f":a{index}"] = {"N": str(amount)}
@@ -175,15 +181,24 @@ class DynamoStateStore:
             if ceiling is not None:
                 values[f":c{index}"] = {"N": str(ceiling - amount)}
                 conditions.append(f"(attribute_not_exists(#u{index}) OR #u{index} <= :c{index})")
-        sets = "SET #e = :exp"
-        if add.stamp is not None:  # last writer wins: containers' clocks disagree by more anyway
-            names["#l"] = "last_at"
-            values[":last"] = {"N": repr(float(add.stamp))}
-            sets += ", #l = :last"
+        # last writer wins: containers' clocks disagree by more than two writes' order anyway
+        for index, (name, stamp) in enumerate(sorted(add.stamps.items())):
+            names[f"#s{index}"] = name
+            values[f":s{index}"] = {"N": repr(float(stamp))}
+            sets.append(f"#s{index} = :s{index}")
+        removes = []
+        for index, name in enumerate(add.removes):
+            names[f"#r{index}"] = name
+            removes.append(f"#r{index}")
+        expression = "SET " + ", ".join(sets)
+        if adds:
+            expression += " ADD " + ", ".join(adds)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
         update: dict[str, Any] = {
             "TableName": self.table,
             "Key": {"pk": {"S": add.pk}},
-            "UpdateExpression": sets + (" ADD " + ", ".join(adds) if adds else ""),
+            "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }

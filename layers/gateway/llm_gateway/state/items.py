@@ -6,15 +6,15 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 
 | pk | holds | expires |
 |---|---|---|
-| `rl#{counter}#{period}#{start}` | one window's counters, a number per unit, and per unit and tenth of a sliding window (`tokens@3`) | a window past its end |
+| `rl#{counter}` | every window of a counter (a model, a provider organisation, a user): per window `{period}:{index}:` a number per unit, per unit and tenth of a sliding window (`t3`), its latest reservation (`l`); see "meter items" | `METER_KEEP_S` past its last write |
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
 | `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
 | `cb#{provider}` / `cb#{provider}#{model}` | a Powertools circuit-breaker record: `state`, `failure_count`, `opened_at`, `half_open_owner`, `probe_lease_expiry` | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`): `available`, `reason`, `fingerprint`, `checked_at`, `error_class` | `HEALTH_TTL_S` |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
-| `rl#user#{user}[#eu#{hash}]#{period}#{start}` | a user's (or end user's) window: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
-| `rl#gateway#spend#day#{start}` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
+| `rl#user#{user}[#eu#{hash}]` | a user's (or end user's) windows: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
+| `rl#gateway#spend` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
 | `key#{sha256}` | a gateway key: `id`, `user`, `name`, `policy` (JSON), `created_at`, `revoked_at` (never the key) | never |
 | `keys#index` | one attribute per key: its id → its sha256 (the admin list; no Scan) | never |
 | `usage#{user}#{YYYY-MM-DD}` | a user's day: totals and `{field}@{provider}/{model}` counters (`tenancy/usage.py`) | `USAGE_KEEP_S` |
@@ -25,11 +25,28 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from llm_gateway.lazy_packages import defer_package_init
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.metering import UNITS, Amounts, Meter, WindowLimit, WindowUsage, counter_pks, usage_of
+from llm_gateway.state.metering import (
+    AUDIO_SECONDS,
+    CALENDAR_DAY,
+    CALENDAR_MONTH,
+    MONTH,
+    REQUESTS,
+    SLOTS,
+    TOKENS,
+    USD_MICROS,
+    Amounts,
+    Meter,
+    Period,
+    WindowLimit,
+    WindowUsage,
+    usage_of,
+    window_starts,
+)
 from llm_gateway.state.store import Item, ModelKey
 
 # Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
@@ -106,6 +123,257 @@ def affinity_pk(digest: str) -> str:
     return f"aff#{digest}"
 
 
+# --- meter items -------------------------------------------------------------------------------------
+# One item per counter, `rl#{counter}`, holds every window of it: a reservation on a counter is one
+# conditional UpdateItem, however many windows (second … calendar month) its limits have. A
+# window's attributes are named `{period}:{index}:{code}`: the period (`Period.name`), the
+# window's index (its start over its length; a calendar month's, over a day) and a short code
+# (`r` requests, `t` tokens, `a` audio seconds, `u` usd_micros, `t3` the tokens of the fourth
+# tenth, `l` the latest reservation's time). Short, because an UpdateItem costs a write unit per
+# KB of the item. A snapshot sees each window as before, keyed by `Meter.pk(start)`
+# (`rl#{counter}#{period}#{start}`, the item's pk plus `#{period}#{start}`) with the long names
+# (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more
+# (`stale_names`) are removed by the reservation that opens a window in the item (at a roll-over)
+# or finds one of them, so an item holds the windows a load reads: two per period, three in a
+# sliding window's first moments (and one second more for clock skew).
+LAST_AT = "last_at"
+_CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
+_SHORT: dict[str, str] = {LAST_AT: "l"}
+for _unit, _code in _CODES.items():
+    _SHORT[_unit] = _code
+    _SHORT.update({f"{_unit}@{_i}": f"{_code}{_i}" for _i in range(SLOTS)})
+_LONG = {short: name for name, short in _SHORT.items()}
+# A window is removed only once a container whose clock is this far behind would not read it either.
+CLOCK_SKEW_S = 1.0
+# Every write sets a meter item's TTL this far ahead: past any window's own need (a calendar
+# month is read until its end and kept a month after it), so a write that touches only some of
+# an item's windows never shortens the others'.
+METER_KEEP_S = 63 * 86_400
+
+
+def meter_pk(counter: str) -> str:
+    """The item of a counter (every window of it)."""
+    return f"rl#{counter}"
+
+
+def meter_expires(now: float) -> int:
+    return int(now) + METER_KEEP_S
+
+
+def _index_width(period: Period) -> int:
+    return period.seconds if period.seconds != MONTH else 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRef:
+    """Where one window of a meter is counted: `key` names it in a snapshot (`Meter.pk`), `item`
+    is its counter's item and `prefix` starts its attributes' names there."""
+
+    key: str
+    item: str
+    prefix: str
+    period: Period
+    start: int
+
+    def attrs(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` (unit / `tokens@3` / `last_at` → value) under this window's attribute names."""
+        prefix = self.prefix
+        return {prefix + _SHORT.get(name, name): value for name, value in values.items()}
+
+    def read(self, now: float) -> bool:
+        """Whether a load at `now` (or a second earlier) still reads this window."""
+        return _read(self.period, self.start, now)
+
+
+def window_ref(meter: Meter, start: int) -> WindowRef:
+    period = meter.limit.period
+    return WindowRef(meter.pk(start), meter_pk(meter.counter), f"{period.name}:{start // _index_width(period)}:",
+                     period, start)
+
+
+def _read(period: Period, start: int, now: float) -> bool:
+    return start in window_starts(period, now) or start in window_starts(period, now - CLOCK_SKEW_S)
+
+
+def _period_named(name: str) -> Period | None:
+    if name == "month":
+        return CALENDAR_MONTH
+    if name == "day":
+        return CALENDAR_DAY
+    fixed = name.endswith("f")
+    digits = name[:-1] if fixed else name
+    return Period(int(digits), fixed) if digits.isdigit() and int(digits) > 0 else None
+
+
+@lru_cache(maxsize=4096)
+def _window_of(prefix: str) -> tuple[Period, int, str] | None:
+    """A window's period, start and `#{period}#{start}` key tail, from its attributes' prefix."""
+    name, _, index = prefix[:-1].partition(":")
+    period = _period_named(name)
+    if period is None or not index.lstrip("-").isdigit():
+        return None
+    start = int(index) * _index_width(period)
+    return period, start, f"#{period.name}#{start}"
+
+
+def split_meter_item(pk: str, item: Item) -> dict[str, dict[str, Any]]:
+    """Every window of a meter item by window key (`Meter.pk(start)`), each with its long names
+    (reports and tests; a request looks its windows up by name instead)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for name, value in item.items():
+        cut = name.rfind(":")
+        if cut < 0:
+            continue
+        prefix = name[: cut + 1]
+        group = groups.get(prefix)
+        if group is None:
+            group = groups[prefix] = {}
+        code = name[cut + 1 :]
+        group[_LONG.get(code, code)] = value
+    return {pk + window[2]: group for prefix, group in groups.items() if (window := _window_of(prefix)) is not None}
+
+
+def stale_names(item: Item, now: float) -> list[str]:
+    """The attributes of a meter item's windows that no load reads any more at `now`: what a
+    reservation removes. Scans the item: run when a reservation opens a window in it or finds one
+    of the windows before its own unread (`holds_unread`), not on every write."""
+    verdicts: dict[str, bool] = {}
+    out = []
+    for name in item:
+        cut = name.rfind(":")
+        if cut < 0:
+            continue
+        prefix = name[: cut + 1]
+        stale = verdicts.get(prefix)
+        if stale is None:
+            window = _window_of(prefix)
+            stale = verdicts[prefix] = window is not None and not _read(window[0], window[1], now)
+        if stale:
+            out.append(name)
+    return out
+
+
+def has_window(item: Item, prefix: str) -> bool:
+    """Whether the item holds anything of the window whose attributes start with `prefix`."""
+    return any(prefix + code in item for code in _PRESENCE)
+
+
+_PRESENCE = ("l", *_CODES.values())  # a window's stamp, or one of its totals
+
+
+def holds_unread(item: Item, window: WindowRef, now: float) -> bool:
+    """Whether the item holds one of the three windows before `window` (same period) that no
+    load reads any more at `now`: a cheap look, by name, for when to scan (`stale_names`)."""
+    period, start = window.period, window.start
+    width = _index_width(period)
+    for _ in range(3):
+        start = period.start(start - 1)
+        if not _read(period, start, now) and has_window(item, f"{period.name}:{start // width}:"):
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _full_names(prefix: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """A window's attributes per unit: (unit, its total's name in the item, its tenths' (long
+    name, name in the item)); the stamp's is `prefix + "l"`."""
+    return tuple((unit, prefix + code, tuple((f"{unit}@{i}", f"{prefix}{code}{i}") for i in range(SLOTS)))
+                 for unit, code in _CODES.items())
+
+
+def _window_in(item: Item, prefix: str) -> dict[str, Any]:
+    """One window of an item under its long names (`tokens`, `tokens@3`, `last_at`): what
+    `metering.py` reads; looked up by name (a unit's tenths only where it has a total), never by
+    scanning the item."""
+    get = item.get
+    window: dict[str, Any] = {}
+    for unit, total, slots in _full_names(prefix):
+        value = get(total)
+        if value is not None:
+            window[unit] = value
+            if value <= 0:  # nothing of it to carry: its tenths are never read (`Earlier.carry`)
+                continue
+            for name, full in slots:
+                if (value := get(full)) is not None:
+                    window[name] = value
+    stamp = get(prefix + "l")
+    if stamp is not None:
+        window[LAST_AT] = stamp
+    return window
+
+
+_LOCATED: dict[str, tuple[str, str] | None] = {}
+
+
+def _locate(key: str) -> tuple[str, str] | None:
+    """A window key's item and attribute prefix (cached: the same windows are read by every
+    request until they roll over)."""
+    try:
+        return _LOCATED[key]
+    except KeyError:
+        pass
+    head, _, start = key.rpartition("#")
+    item_pk, _, name = head.rpartition("#")
+    period = _period_named(name)
+    found = None
+    if period is not None and start.isdigit() and item_pk.startswith("rl#"):
+        found = (item_pk, f"{period.name}:{int(start) // _index_width(period)}:")
+    if len(_LOCATED) >= 8192:
+        _LOCATED.clear()
+    _LOCATED[key] = found
+    return found
+
+
+def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
+          stamps: dict[str, float], windows: dict[str, Item]) -> None:
+    """Decode, from their counters' items, the windows the meters read at `now` (by name: the
+    items are never scanned) into a snapshot's window-keyed maps."""
+    for meter in meters:
+        period = meter.limit.period
+        for start in window_starts(period, now):
+            key = meter.pk(start)
+            if key in windows:
+                continue
+            where = _locate(key)
+            item = meter_items.get(where[0]) if where is not None else None
+            if item is None or where is None:
+                break  # no item for the counter: none of its windows
+            window = _window_in(item, where[1])
+            if window:
+                windows[key] = window
+                counters[key] = {unit: int(window[unit]) for unit in _CODES if unit in window}
+                if LAST_AT in window:
+                    stamps[key] = float(window[LAST_AT])
+
+
+def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
+    """Every window the meter items among `items` hold, by window key (for reports and tests)."""
+    out: dict[str, dict[str, Any]] = {}
+    for pk, item in items.items():
+        if pk.startswith("rl#"):
+            out.update(split_meter_item(pk, item))
+    return out
+
+
+def legacy_window(pk: str, item: Item, now: float) -> tuple[str, dict[str, int], dict[str, float]] | None:
+    """An item of the layout before one item per counter (`rl#{counter}#{period}#{start}`, one
+    window) as (its counter's item, its counts and its stamp under that item's names), while a load
+    at `now` still reads the window; None for anything else (`llm-gateway fold-windows`)."""
+    head, _, tail = pk.rpartition("#")
+    counter_pk, _, name = head.rpartition("#")
+    period = _period_named(name)
+    if not counter_pk.startswith("rl#") or period is None or not tail.isdigit():
+        return None
+    start = int(tail)
+    if start % _index_width(period) or not _read(period, start, now):
+        return None
+    prefix = f"{period.name}:{start // _index_width(period)}:"
+    counts = {prefix + _SHORT[attr]: int(value) for attr, value in item.items()
+              if attr in _SHORT and attr != LAST_AT and int(value)}
+    stamps = {prefix + _SHORT[LAST_AT]: float(item[LAST_AT])} if LAST_AT in item else {}
+    return counter_pk, counts, stamps
+
+
 # --- typed values ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Cooldown:
@@ -156,20 +424,27 @@ class ModelState:
 class StateSnapshot:
     """One load, decoded: window counters by pk, model states, breaker records and failures."""
 
-    counters: Mapping[str, Amounts] = field(default_factory=dict)
-    stamps: Mapping[str, float] = field(default_factory=dict)  # window pk → its latest reservation time
+    counters: Mapping[str, Amounts] = field(default_factory=dict)  # window key (`Meter.pk`) → its totals
+    stamps: Mapping[str, float] = field(default_factory=dict)  # window key → its latest reservation time
     models: Mapping[ModelKey, ModelState] = field(default_factory=dict)
     breakers: Mapping[str, Item] = field(default_factory=dict)
     failures: Mapping[str, FailureMark] = field(default_factory=dict)
     degraded: bool = False  # True when the shared store failed and in-container state answered
     limit_scale: float = 1.0  # the share of each limit this container may use (below 1 while degraded)
     affinities: Mapping[str, ModelKey] = field(default_factory=dict)  # aff# pk → the model it names
-    windows: Mapping[str, Item] = field(default_factory=dict)  # window pk → its item (per-slot counts)
+    windows: Mapping[str, Item] = field(default_factory=dict)  # window key → its counts (per-slot too)
+    meter_items: Mapping[str, Item] = field(default_factory=dict)  # counter item pk → the item as loaded
+    decoded: set[tuple[Meter, float]] = field(default_factory=set, repr=False, compare=False)  # (meter, now)
+    # pairs whose windows are in `counters`, `stamps` and `windows`
 
     def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
         """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
         given, replaces the meter's own (a degraded container's share of it, checked as a
         provider's limit)."""
+        if self.meter_items and (meter, now) not in self.decoded:  # a meter the load was not told of
+            assert isinstance(self.counters, dict) and isinstance(self.stamps, dict) and isinstance(self.windows, dict)
+            _fill(self.meter_items, (meter,), now, self.counters, self.stamps, self.windows)
+            self.decoded.add((meter, now))
         if limit is not None:
             meter = Meter(meter.counter, limit)
         return usage_of(meter, self.counters, now, self.stamps, self.windows)
@@ -180,9 +455,8 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     """Every item one request consults, in one list for one BatchGetItem; `extra` are items a
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
-    for meter in meters:
-        for pk in counter_pks(meter, now):
-            pks[pk] = None
+    for meter in meters:  # one item per counter, however many windows its meters have
+        pks[meter_pk(meter.counter)] = None
     named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
     for header, cooldown, _, _ in named:
         pks[header] = None
@@ -209,21 +483,18 @@ def _model_pks(key: ModelKey) -> tuple[str, str, str, str]:
 
 
 # --- decoding ----------------------------------------------------------------------------------------
-def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float,
+def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: float, meters: Iterable[Meter] = (),
                     *, degraded: bool = False, limit_scale: float = 1.0) -> StateSnapshot:
-    """Turn a load's raw items into typed state, once per request."""
-    counters: dict[str, Amounts] = {}
-    stamps: dict[str, float] = {}
+    """Turn a load's raw items into typed state, once per request: of the counters' items, the
+    windows `meters` read at `now` (another meter's are decoded when `StateSnapshot.usage` is
+    first asked for it)."""
     breakers: dict[str, Item] = {}
     failures: dict[str, FailureMark] = {}
     affinities: dict[str, ModelKey] = {}
-    windows: dict[str, Item] = {}
+    meter_items: dict[str, Item] = {}
     for pk, item in items.items():
         if pk.startswith("rl#"):
-            counters[pk] = {unit: int(item[unit]) for unit in UNITS if unit in item}
-            windows[pk] = item
-            if "last_at" in item:
-                stamps[pk] = float(item["last_at"])
+            meter_items[pk] = item
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
@@ -236,8 +507,17 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         headers = decode_headers(items.get(header_pk(key)), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
+    counters: dict[str, Amounts] = {}
+    stamps: dict[str, float] = {}
+    windows: dict[str, Item] = {}
+    decoded: set[tuple[Meter, float]] = set()
+    if meter_items:
+        meters = set(meters)
+        _fill(meter_items, meters, now, counters, stamps, windows)
+        decoded = {(meter, now) for meter in meters}
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
-                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows)
+                         degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows,
+                         meter_items=meter_items, decoded=decoded)
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

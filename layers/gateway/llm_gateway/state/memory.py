@@ -45,10 +45,12 @@ class MemoryStore:
                 if item is None:
                     item = {}
                 expires = max(add.expires_at, self._items[add.pk][1] if add.pk in self._items else 0)
+                for name in add.removes:
+                    item.pop(name, None)
                 for unit, amount in add.amounts.items():
                     item[unit] = item.get(unit, 0) + amount
-                if add.stamp is not None:
-                    item["last_at"] = max(float(item.get("last_at", 0.0)), add.stamp)
+                for name, stamp in add.stamps.items():
+                    item[name] = max(float(item.get(name, 0.0)), stamp)
                 self._items[add.pk] = (item, expires)
             self._after_write(now)
         return True

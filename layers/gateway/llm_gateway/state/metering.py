@@ -3,12 +3,13 @@
 A *limit* says "at most N of a unit per window"; a *meter* says on whose counter it is counted:
 one model (`groq/llama-3.1-8b-instant`), a whole provider organisation (Mistral's free tier
 allows 1 request per second across all models), or, later, a user. Provider limits, user limits
-and budgets are the same mechanism: a conditional add on a counter item per window.
+and budgets are the same mechanism: a conditional add on the counter's item (one item holds every
+window of a counter: `items.py`).
 
 Windows are fixed and epoch-aligned (every container agrees on the bucket) for lengths in
 seconds, or calendar months in UTC (Cohere's trial key: 1,000 calls a month). Providers enforce
 sliding windows or token buckets, so what an earlier window counted is carried into the current
-one while the provider may still count it: each sliding window's item also counts per tenth of
+one while the provider may still count it: each sliding window also counts per tenth of
 the window (`tokens@3`), and a tenth is carried until a window length and the stamp's slack after
 it ends (`Earlier.carry`), an upper bound of the provider's sliding count however unevenly the
 window was used. (The linear two-bucket estimate alone assumed an even spread, and let Groq's
@@ -195,6 +196,8 @@ class Meter:
         return self._hash
 
     def pk(self, start: int) -> str:
+        """The key of the window starting at `start` in a snapshot (`rl#{counter}#{period}#{start}`);
+        its counts are stored in the counter's item, `items.meter_pk`."""
         return f"{self._prefix}{start}"
 
 
@@ -420,20 +423,25 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     return WindowUsage(meter, start, used, carried, carried_until, last_at, tuple(earlier), item)
 
 
-def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
-    """The items a load must read for a meter: its current window, and the previous one when
-    it carries over; in a sliding window's first moments (within the stamp's slack of its start)
-    also the one before, whose last requests the provider may still count."""
-    period = meter.limit.period
+def window_starts(period: Period, now: float) -> tuple[int, ...]:
+    """The windows a load consults at `now`, newest first: the current one, and the previous one
+    when it carries over; in a sliding window's first moments (within the stamp's slack of its
+    start) also the one before, whose last requests the provider may still count."""
     start = period.start(now)
     if period.fixed:  # nothing carries over: the previous window is never read
-        return (f"{meter._prefix}{start}",)
+        return (start,)
     if period.seconds == MONTH:
-        return f"{meter._prefix}{start}", f"{meter._prefix}{period.start(start - 1)}"
+        return start, period.start(start - 1)
     previous = start - period.seconds
     if now - start < stamp_slack_s(period.seconds):
-        return f"{meter._prefix}{start}", f"{meter._prefix}{previous}", f"{meter._prefix}{previous - period.seconds}"
-    return f"{meter._prefix}{start}", f"{meter._prefix}{previous}"
+        return start, previous, previous - period.seconds
+    return start, previous
+
+
+def counter_pks(meter: Meter, now: float) -> tuple[str, ...]:
+    """The keys of the windows a load consults for a meter (`window_starts`): what a snapshot's
+    counters are keyed by (`Meter.pk`; the item that holds them is `items.meter_pk`)."""
+    return tuple(f"{meter._prefix}{start}" for start in window_starts(meter.limit.period, now))
 
 
 def share_of(amount: int, fraction: float) -> int:

@@ -1,13 +1,19 @@
 """The request path's view of shared state, in domain terms: load, reserve, reconcile, remember.
 
 Built on a `StateStore` (items) with `items.py` (what each item means) and `metering.py` (the
-arithmetic of windows). Every attempt costs one conditional write per window item before its provider call; the
-load is one read per request.
+arithmetic of windows). Every attempt costs one conditional write per meter item before its
+provider call: one item holds every window of a counter (`items.py`, "meter items"), so a model
+with its own minute and day limits is one UpdateItem whose condition checks both; a model that
+also counts on its provider organisation's meter (Mistral) or a caller's own limits writes one
+item per counter. The load is one read per request. The reservation that opens a window in an
+item (the first of a new minute, day, …) also removes, in the same write, the item's windows that
+no load reads any more, as this container's load saw them.
 
 Reconciliation adds no round trip the caller waits for in the usual case. When the store is
 remote, an *over*-estimate (the usual case: output is estimated at its cap) is kept in this
-container and folded into the next reservation of the same window item (one UpdateItem carries
-both the new ask and the correction, with the condition adjusted to match). A correction whose
+container and folded into the next reservation on the same meter item (one UpdateItem carries
+both the new ask and the correction, into the window and tenth the estimate was counted in, with
+the condition adjusted to match). A correction whose
 window closes before this container reserves on it again is dropped: what is lost is an
 over-count, capacity left unused, never a limit passed. An *under*-estimate (the model wrote more
 than expected) is written at once, unconditionally, so other containers see the true count: one
@@ -26,35 +32,55 @@ from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
 from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage, slot_of, with_slot
 from llm_gateway.state.rate_limits import snapshot_expiry
-from llm_gateway.state.store import CounterAdd, ModelKey, StateStore
+from llm_gateway.state.store import CounterAdd, Item, ModelKey, StateStore
 
 COOLDOWN_MARGIN_S = 60
+LOADED_KEPT = 4096  # counter items remembered from the last load (the roll-over's removal reads them)
 SETTLED_AT_ONCE = frozenset({USD_MICROS})  # units whose over-estimates are never folded
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """One window a reservation counted on: where (`items.WindowRef`), in which tenth (None: not a
+    sliding window), for which units per tenth (the limited ones), and when it closes (no
+    reservation writes to it after that, so a correction kept for it is dropped then)."""
+
+    window: items.WindowRef
+    limited: tuple[str, ...]
+    slot: int | None
+    closes: int
+
+    def counted(self, amounts: Amounts) -> dict[str, int]:
+        """`amounts` under this window's attribute names: its totals and the reservation's own
+        tenth (a correction lands where the reservation was counted)."""
+        return self.window.attrs(with_slot(amounts, self.slot, self.limited))
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
-    """Capacity held for one attempt: what was asked of which window items."""
+    """Capacity held for one attempt: the writes made (one per meter item) and its windows."""
 
     adds: tuple[CounterAdd, ...]
     amounts: Amounts
-    closes: tuple[int, ...] = ()  # when each window closes: no reservation writes to it after that
-    slots: tuple[int | None, ...] = ()  # each sliding window's slot it was counted in (None: not sliding)
+    windows: tuple[Held, ...] = ()
 
-    def slot(self, index: int) -> int | None:
-        return self.slots[index] if index < len(self.slots) else None
-
-    def writes(self, amounts: Amounts) -> list[tuple[CounterAdd, dict[str, int]]]:
-        """Per window item, `amounts` as that item counts them: its totals and the reservation's
-        own slot (a correction lands where the reservation was counted)."""
-        return [(add, with_slot(amounts, self.slot(index), add.ceilings)) for index, add in enumerate(self.adds)]
+    def writes(self, amounts: Amounts, now: float) -> list[CounterAdd]:
+        """`amounts` on every window of the reservation a load still reads: one unconditional add
+        per meter item (a window nobody reads is left alone: its attributes are being removed)."""
+        by_item: dict[str, dict[str, int]] = {}
+        for held in self.windows:
+            if held.window.read(now):
+                by_item.setdefault(held.window.item, {}).update(held.counted(amounts))
+        return [CounterAdd(pk, attrs, items.meter_expires(now)) for pk, attrs in by_item.items()]
 
 
 class SharedState:
     def __init__(self, store: StateStore, *, fold_reconcile: bool) -> None:
         self.store = store
         self._fold = fold_reconcile
-        self._pending: dict[str, tuple[dict[str, int], int]] = {}  # pk → (unit → correction, window close)
+        # meter item → window key → (attribute → correction, when the window closes)
+        self._pending: dict[str, dict[str, tuple[dict[str, int], int]]] = {}
+        self._loaded: dict[str, Item] = {}  # counter item → as this container's last load saw it
         self._lock = threading.Lock()
 
     # --- reads ---------------------------------------------------------------------------------------
@@ -63,40 +89,62 @@ class SharedState:
         raw = self.store.load(items.pks_for(meters, keys, now, extra_pks), now)
         degraded = _degraded(self.store, now)
         scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
-        return items.decode_snapshot(raw, keys, now, degraded=degraded, limit_scale=scale)
+        snapshot = items.decode_snapshot(raw, keys, now, meters, degraded=degraded, limit_scale=scale)
+        if snapshot.meter_items:
+            with self._lock:
+                if len(self._loaded) >= LOADED_KEPT:
+                    self._loaded.clear()
+                self._loaded.update(snapshot.meter_items)
+        return snapshot
 
     # --- counters ------------------------------------------------------------------------------------
     def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
-        """Take `amounts` in every window or none (None: a window would pass its limit)."""
-        slots = tuple(slot_of(u.meter.limit.period, u.start, now) if u.meter.limit.period.sliding else None
-                      for u in usages)
-        adds = tuple(
-            CounterAdd(u.meter.pk(u.start), with_slot(amounts, slot, ceilings), u.meter.limit.period.expires_at(u.start),
-                       ceilings, stamp=now)
-            for u, slot in zip(usages, slots, strict=True)
-            for ceilings in (u.ceilings(),)
-        )
-        reservation = Reservation(adds, dict(amounts), tuple(u.meter.limit.period.end(u.start) for u in usages), slots)
-        for add in adds:
+        """Take `amounts` in every window or none (None: a window would pass its limit): one
+        conditional write per meter item, its condition checking every window's ceiling."""
+        held: dict[str, Held] = {}
+        ceilings: dict[str, dict[str, int]] = {}
+        for u in usages:
+            own = u.ceilings()
             for unit, ask in amounts.items():
-                ceiling = add.ceilings.get(unit)
+                ceiling = own.get(unit)
                 if ceiling is not None and ask > ceiling:
                     return None  # can never fit: do not spend a write finding out
-        if not adds:
-            return reservation
+            ref = items.window_ref(u.meter, u.start)
+            known = ceilings.get(ref.key)
+            if known is not None:  # two limits of one counter and period count on one window
+                for unit, ceiling in own.items():
+                    known[unit] = min(ceiling, known.get(unit, ceiling))
+                own = known
+            period = u.meter.limit.period
+            slot = slot_of(period, u.start, now) if period.sliding else None
+            ceilings[ref.key] = own
+            held[ref.key] = Held(ref, tuple(own), slot, period.end(u.start))
+        windows = tuple(held.values())
+        if not windows:
+            return Reservation((), dict(amounts))
+        adds: dict[str, CounterAdd] = {}
+        for one in windows:
+            ref = one.window
+            add = adds.get(ref.item) or CounterAdd(ref.item, {}, items.meter_expires(now), {}, {})
+            adds[ref.item] = replace(add, amounts={**add.amounts, **one.counted(amounts)},
+                                     ceilings={**add.ceilings, **ref.attrs(ceilings[ref.key])},
+                                     stamps={**add.stamps, **ref.attrs({items.LAST_AT: now})})
         with self._lock:
             self._prune(now)
-            folded = {add.pk: self._pending.pop(add.pk) for add in adds if add.pk in self._pending}
-        writes = [_with_correction(add, folded[add.pk][0] if add.pk in folded else None) for add in adds]
+            folded = {pk: self._pending.pop(pk) for pk in adds if pk in self._pending}
+            loaded = {pk: self._loaded.get(pk) for pk in adds}
+        writes = [_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
+                  for add in adds.values()]
         written = False
         try:
             written = self.store.add(writes, now)
         finally:
             if not written:  # nothing was written: keep the corrections for the next reservation
                 with self._lock:
-                    for pk, (correction, expires) in folded.items():
-                        self._keep(pk, correction, expires)
-        return reservation if written else None
+                    for pk, kept in folded.items():
+                        for key, (correction, closes) in kept.items():
+                            self._keep(pk, key, correction, closes)
+        return Reservation(tuple(adds.values()), dict(amounts), windows) if written else None
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
         """Replace the estimate with what was really used (see the module docstring for when)."""
@@ -108,32 +156,33 @@ class SharedState:
         # maximum cost was reserved) and other containers must not refuse a user on it.
         less = {unit: n for unit, n in delta.items() if n < 0 and self._fold and unit not in SETTLED_AT_ONCE}
         now_written = {unit: n for unit, n in delta.items() if unit not in less}
-        if now_written:
-            self.store.add([CounterAdd(add.pk, counted, add.expires_at) for add, counted in reservation.writes(now_written)],
-                           now)
+        if now_written and (writes := reservation.writes(now_written, now)):
+            self.store.add(writes, now)
         if less:
             with self._lock:
-                for (add, counted), closes in zip(reservation.writes(less), reservation.closes, strict=True):
-                    self._keep(add.pk, counted, closes)
+                for held in reservation.windows:
+                    self._keep(held.window.item, held.window.key, held.counted(less), held.closes)
 
-    def _keep(self, pk: str, correction: Mapping[str, int], closes: int) -> None:
-        held, _ = self._pending.get(pk, ({}, closes))
+    def _keep(self, pk: str, key: str, correction: Mapping[str, int], closes: int) -> None:
+        held, _ = self._pending.setdefault(pk, {}).get(key, ({}, closes))
         _merge(held, correction)
-        self._pending[pk] = (held, closes)
+        self._pending[pk][key] = (held, closes)
 
     def _prune(self, now: float) -> None:
         """Forget corrections of windows that have closed: no reservation will carry them."""
-        for pk in [pk for pk, (_, closes) in self._pending.items() if closes <= now]:
-            del self._pending[pk]
+        for pk, kept in list(self._pending.items()):
+            for key in [key for key, (_, closes) in kept.items() if closes <= now]:
+                del kept[key]
+            if not kept:
+                del self._pending[pk]
 
     def release(self, reservation: Reservation, now: float) -> None:
         """The call was never made: give back everything the reservation took, at once and to
         every container (folding it would keep a small window full for the others until this
         container reserves on it again)."""
         give_back = {unit: -asked for unit, asked in reservation.amounts.items() if asked}
-        if give_back:
-            self.store.add([CounterAdd(add.pk, counted, add.expires_at) for add, counted in reservation.writes(give_back)],
-                           now)
+        if give_back and (writes := reservation.writes(give_back, now)):
+            self.store.add(writes, now)
 
     # --- what the selector should know -----------------------------------------------------------------
     def cool_down(self, key: ModelKey, until: float, reason: str, now: float) -> None:
@@ -157,13 +206,29 @@ def _merge(into: dict[str, int], more: Mapping[str, int]) -> None:
         into[unit] = into.get(unit, 0) + n
 
 
-def _with_correction(add: CounterAdd, correction: Mapping[str, int] | None) -> CounterAdd:
-    """One write for the new ask and an earlier correction: the condition checks the sum."""
-    if not correction:
+def _with_correction(add: CounterAdd, kept: Mapping[str, tuple[dict[str, int], int]] | None,
+                     stale: Sequence[str]) -> CounterAdd:
+    """One write for the new ask, the earlier corrections of the item's windows (the condition
+    checks the sum) and the removal of its windows no load reads any more."""
+    if not kept and not stale:
         return add
     amounts = dict(add.amounts)
-    _merge(amounts, correction)
-    return replace(add, amounts=amounts)
+    for correction, _ in (kept or {}).values():
+        _merge(amounts, correction)
+    removes = tuple(name for name in stale if name not in amounts and name not in add.stamps)
+    return replace(add, amounts=amounts, removes=removes)
+
+
+def _stale(loaded: Item | None, windows: Sequence[Held], pk: str, now: float) -> Sequence[str]:
+    """What a reservation on item `pk` removes: the windows no load reads any more, as this
+    container's load saw the item, when the reservation opens a window (a roll-over) or one of the
+    windows before its own is no longer read; the item is scanned only then."""
+    if loaded is None:
+        return ()
+    mine = [h.window for h in windows if h.window.item == pk]
+    if any(not items.has_window(loaded, w.prefix) or items.holds_unread(loaded, w, now) for w in mine):
+        return items.stale_names(loaded, now)
+    return ()
 
 
 def _degraded(store: StateStore, now: float) -> bool:

@@ -10,7 +10,8 @@ invisible on read.
 A store offers exactly the operations the request path needs:
 - `load`: one BatchGetItem for every item a request may consult;
 - `add`: atomic counter additions on one or more items, all or nothing, each guarded by a
-  ceiling (`value + amount <= ceiling`), or unguarded for reconciliation;
+  ceiling (`value + amount <= ceiling`), or unguarded for reconciliation; the same write may set
+  stamps and remove attributes of the item (one item may hold several windows, `items.py`);
 - `put`: replace an item (header snapshots, failure marks, health records);
 - `extend`: write an item only when its `until` grows (cooldowns never shrink).
 """
@@ -41,18 +42,21 @@ class ModelKey(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class CounterAdd:
-    """Add `amounts` (unit → n) to the counters of item `pk`.
+    """Add `amounts` (attribute → n) to the counters of item `pk`.
 
-    `ceilings` (unit → max) make it conditional: the add happens only if, for each unit,
-    `current + amount <= ceiling`. `expires_at` is set on the item (TTL), and `stamp`, when given,
-    as its `last_at` (the latest reservation on the window).
+    `ceilings` (attribute → max) make it conditional: the add happens only if, for each
+    attribute, `current + amount <= ceiling`. `expires_at` is set on the item (TTL); each of
+    `stamps` (attribute → time) is set (the latest reservation on a window: last writer wins
+    remotely, the later one in memory); each of `removes` is removed (the attributes of windows
+    nobody reads any more), all in the same write.
     """
 
     pk: str
     amounts: Mapping[str, int]
     expires_at: int
     ceilings: Mapping[str, int] = field(default_factory=dict)
-    stamp: float | None = None  # the reservation's time, kept as the item's `last_at`
+    stamps: Mapping[str, float] = field(default_factory=dict)
+    removes: tuple[str, ...] = ()
 
 
 class StateStore(Protocol):

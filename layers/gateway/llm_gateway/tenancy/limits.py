@@ -2,7 +2,7 @@
 
 Nothing here is a second rate limiter: a user's windows are `Meter`s of `CALLER_SCOPE` on a
 counter `user#{id}` (or `user#{id}#eu#{hash}` per end user), and the runner reserves them with
-the same conditional write per window item as a provider's. `UserLimits.apply` is the one step
+the same conditional write on the counter's item as a provider's. `UserLimits.apply` is the one step
 between a capability's preparation and planning:
 
 - candidates outside the key's allow-list (`models`, `free_only`) are dropped; a pinned model the

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, PermissionDenied
-from llm_gateway.state.items import StateSnapshot, decode_snapshot
+from llm_gateway.state.items import StateSnapshot, decode_snapshot, pks_for
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
     USD_MICROS,
     Meter,
-    counter_pks,
 )
 from llm_gateway.state.store import StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
@@ -85,8 +84,8 @@ class Tenancy:
     def _limits(self, user: str, policy: Policy, admin: bool, now: float) -> list[dict[str, Any]]:
         meters = [m for m in caller_meters(user_counter(user), policy, self.cap_micros)
                   if admin or m.counter != GLOBAL_SPEND_COUNTER]
-        pks = [pk for m in meters for pk in counter_pks(m, now)]
-        snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now)
+        pks = pks_for(meters, (), now)
+        snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now, meters)
         return [row for m in meters for row in _limit_rows(m, snapshot, now)]
 
 
