@@ -210,3 +210,49 @@ def test_openai_compatible_drop_params_from_json_options() -> None:
     assert dialect_from_options({"drop_params": ["user", "seed"]}).drop_params == {"user", "seed"}
     assert dialect_from_options({"drop_params": "user"}).drop_params == {"user"}
     assert dialect_from_options({}).drop_params == frozenset()
+
+
+def test_messages_are_dumped_as_each_message_dumps_itself() -> None:
+    """`dump_messages` goes through the request's serializer (no message class builds its own):
+    every message type and content part comes out as the message's own `model_dump` gives it."""
+    from llm_gateway.api.schemas import ChatCompletionRequest
+    from llm_gateway.providers.openai import dump_messages
+
+    png = "data:image/png;base64,iVBORw0KGgo="
+    request = ChatCompletionRequest.model_validate({"model": "auto", "messages": [
+        {"role": "developer", "content": [{"type": "text", "text": "be brief"}], "name": "ops"},
+        {"role": "system", "content": "plain"},
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                     {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+                                     {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                                     {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=",
+                                                               "filename": "a.pdf"}}]},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}], "refusal": "no"},
+        {"role": "user", "content": "thanks", "name": "ann"},
+    ]})
+    assert dump_messages(request) == [m.model_dump(exclude_none=True, by_alias=True) for m in request.messages]
+    assert len(dump_messages(request)) == 7
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 19, "completion_tokens": 8, "total_tokens": 27},
+    {"prompt_tokens": 19, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 3},
+     "completion_tokens_details": {"reasoning_tokens": 5}},
+    {"prompt_tokens": None, "completion_tokens_details": {"reasoning_tokens": 0}, "prompt_tokens_details": {}},
+])
+def test_usage_in_a_completion_is_what_usage_of_makes(usage: dict[str, object]) -> None:
+    from llm_gateway.api.schemas import Usage
+    from llm_gateway.providers.openai import OpenAIAdapter
+
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")  # type: ignore[attr-defined]
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")  # type: ignore[attr-defined]
+    expected = Usage.of(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),  # type: ignore[call-overload]
+                        cached=cached, reasoning=reasoning)
+    adapter = OpenAIAdapter.__new__(OpenAIAdapter)
+    completion = adapter.parse_response({"id": "x", "model": "m", "choices": [], "usage": usage}, "m")
+    assert completion.usage == expected
+    assert completion.usage.model_dump(exclude_none=True) == expected.model_dump(exclude_none=True)
+    assert adapter.parse_usage(usage) == expected
