@@ -212,31 +212,6 @@ def test_openai_compatible_drop_params_from_json_options() -> None:
     assert dialect_from_options({}).drop_params == frozenset()
 
 
-def test_messages_are_dumped_as_each_message_dumps_itself() -> None:
-    """`dump_messages` goes through the request's serializer (no message class builds its own):
-    every message type and content part comes out as the message's own `model_dump` gives it."""
-    from llm_gateway.api.schemas import ChatCompletionRequest
-    from llm_gateway.providers.openai import dump_messages
-
-    png = "data:image/png;base64,iVBORw0KGgo="
-    request = ChatCompletionRequest.model_validate({"model": "auto", "messages": [
-        {"role": "developer", "content": [{"type": "text", "text": "be brief"}], "name": "ops"},
-        {"role": "system", "content": "plain"},
-        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
-                                     {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
-                                     {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
-                                     {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=",
-                                                               "filename": "a.pdf"}}]},
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "42"},
-        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}], "refusal": "no"},
-        {"role": "user", "content": "thanks", "name": "ann"},
-    ]})
-    assert dump_messages(request) == [m.model_dump(exclude_none=True, by_alias=True) for m in request.messages]
-    assert len(dump_messages(request)) == 7
-
-
 @pytest.mark.parametrize("usage", [
     {"prompt_tokens": 19, "completion_tokens": 8, "total_tokens": 27},
     {"prompt_tokens": 19, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 3},
