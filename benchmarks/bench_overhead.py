@@ -38,9 +38,9 @@ HOSTS = {"api.openai.com": "openai", "api.groq.com": "groq", "generativelanguage
 TARGET_P50_MS = 0.5
 
 
-def _interleaved(fns: list[Callable[[], object]], runs: int) -> list[list[float]]:
+def _interleaved(fns: list[Callable[[], object]], runs: int, *, warm: bool = True) -> list[list[float]]:
     """Time each function `runs` times, taking turns, so drift in machine load falls on all alike."""
-    for _ in range(50):  # warm the pool, caches and branch predictors alike for every row
+    for _ in range(50 if warm else 0):  # warm the pool, caches and branch predictors alike for every row
         for fn in fns:
             fn()
     out: list[list[float]] = [[] for _ in fns]

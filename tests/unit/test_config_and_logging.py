@@ -263,3 +263,90 @@ def test_the_redacting_formatter_reads_messages_as_powertools_does(message):
     record = logging.LogRecord("x", logging.INFO, __file__, 1, message, (), None, func="f")
     ours = RedactingFormatter(())
     assert repr(ours._extract_log_message(record)) == repr(LambdaPowertoolsFormatter._extract_log_message(ours, record))
+
+
+# --- the per-request line's own path (`log_info`) -----------------------------------------------
+def _emit(logger, fast, message, extra):
+    """Both paths from one line, so their `location` (function:line) is the same."""
+    from llm_gateway.observability.logging import log_info
+
+    (log_info(logger, message, extra) if fast else logger.info(message, extra=extra))
+
+
+SERVED = {"user": "u1", "key_id": "k1", "capability": "chat", "provider": "openai", "model": "gpt-4o-mini",
+          "free": False, "attempts": 1, "latency_ms": 12.3, "tokens_in": 19, "tokens_out": 8, "audio_seconds": 0.0,
+          "cost_usd": 5.1e-06, "cohort": "gateway", "note": "é sk-fast-path-secret-1 \"q\"", "none": None}
+
+
+@pytest.mark.parametrize("options", [{}, {"utc": True}, {"use_rfc3339": True}, {"datefmt": "%H:%M:%S.%F"},
+                                     {"log_record_order": ["message", "level"]}])
+@pytest.mark.parametrize("keys", ["none", "appended", "context", "xray", "all"])
+def test_log_info_writes_the_very_line_logger_info_writes(monkeypatch, options, keys):
+    """Byte for byte, at one instant: every field, its order, the redaction; and it is the short
+    path (no LogRecord is made) that wrote it."""
+    import time as time_module
+
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.formatter import clear_context_keys, set_context_keys
+
+    from llm_gateway.observability.logging import RedactingFormatter
+
+    monkeypatch.setattr(logging.root, "handlers", [])  # pytest's capture handler would see (and take) the record
+    monkeypatch.setattr(time_module, "time", lambda: 1_790_000_000.123456)
+    monkeypatch.setattr(time_module, "time_ns", lambda: 1_790_000_000_123_456_789)
+    logger = Logger(service=f"test-fast-line-{len(options)}-{keys}",
+                    logger_formatter=RedactingFormatter(["sk-fast-path-secret-1"], **options))
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    if keys in ("appended", "all"):
+        logger.append_keys(function_request_id="req-1", cold_start=True, correlation_id=None)
+    if keys in ("context", "all"):
+        set_context_keys(tenant="t-1")
+    if keys in ("xray", "all"):
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")
+    try:
+        for fast in (False, True):
+            made = []
+            monkeypatch.setattr(logging.Logger, "makeRecord", _counting(logging.Logger.makeRecord, made))
+            _emit(logger, fast, "request served", SERVED)
+            assert bool(made) is not fast
+    finally:
+        clear_context_keys()
+    slow_line, fast_line = stream.getvalue().splitlines()
+    assert fast_line == slow_line
+    assert "sk-fast-path-secret-1" not in fast_line and json.loads(fast_line)["user"] == "u1"
+
+
+def _counting(make_record, made):
+    def counted(*args, **kwargs):
+        made.append(1)
+        return make_record(*args, **kwargs)
+    return counted
+
+
+def test_log_info_takes_the_standard_path_when_anything_else_would_see_the_record(caplog, monkeypatch):
+    """pytest's capture handler (a root handler Powertools did not silence), a filter, a level
+    above INFO, an extra key a record reserves, a message that may be JSON: each gets exactly what
+    `logger.info` gives."""
+    from llm_gateway.observability.logging import log_info
+
+    logger = build_logger(["sk-fast-path-secret-2"], service="test-fast-line-fallback")
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    with caplog.at_level(logging.INFO):
+        log_info(logger, "request served", {"user": "u2"})
+    assert [r.getMessage() for r in caplog.records] == ["request served"] and caplog.records[0].user == "u2"
+    assert caplog.records[0].funcName == "test_log_info_takes_the_standard_path_when_anything_else_would_see_the_record"
+    monkeypatch.setattr(logging.root, "handlers", [])
+    logger.setLevel(logging.WARNING)
+    log_info(logger, "request served", {"user": "u3"})
+    logger.setLevel(logging.INFO)
+    with pytest.raises(KeyError):  # as logging.Logger.makeRecord refuses it
+        log_info(logger, "request served", {"filename": "x"})
+    log_info(logger, "{\"a\": 1}", {"user": "u4"})
+    logger.addFilter(lambda record: False)
+    log_info(logger, "request served", {"user": "u5"})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["message"], line.get("user")) for line in lines] == [("request served", "u2"), ({"a": 1}, "u4")]

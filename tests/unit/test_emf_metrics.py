@@ -44,3 +44,24 @@ def test_same_line_as_powertools(capsys: pytest.CaptureFixture[str], call: str, 
     assert list(mine) == list(reference)  # key order too
     timestamp = str(json.loads(theirs)["_aws"]["Timestamp"])
     assert ours.replace(str(json.loads(ours)["_aws"]["Timestamp"]), timestamp, 1) == theirs  # the very same text
+
+
+def test_a_line_composed_again_from_what_was_kept_is_still_powertools_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The constant text is kept per (metric, unit, dimensions): the second, third... line of a
+    series reads it back, and another dimension value or value gets its own."""
+    metrics = EmfMetrics()
+    for value, provider in ((1.0, "openai"), (2.5, "openai"), (1.0, "groq"), (3.0, "openai")):
+        _print_powertools_line("CostUSD", "Count", value, {"provider": provider})
+        theirs = capsys.readouterr().out
+        metrics.count("CostUSD", value, provider=provider)
+        ours = capsys.readouterr().out
+        timestamp = str(json.loads(theirs)["_aws"]["Timestamp"])
+        assert ours.replace(str(json.loads(ours)["_aws"]["Timestamp"]), timestamp, 1) == theirs
+    assert len(metrics._lines) == 2
+
+
+def test_values_that_compare_equal_but_print_differently_are_not_confused(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = EmfMetrics()
+    for value in (1, True, 1.0, "1"):
+        metrics.count("StateDegraded", 1.0, operation=value)  # type: ignore[arg-type]
+    assert [json.loads(line)["operation"] for line in capsys.readouterr().out.splitlines()] == ["1", "True", "1.0", "1"]

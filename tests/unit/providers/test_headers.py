@@ -102,3 +102,29 @@ def test_gemini_retry_delay_of_absurd_length_is_absent() -> None:
     info = error.rate_limit
     assert info is None or info.retry_after_s is None or math.isfinite(info.retry_after_s)
     assert info is None or info.limit_requests is None or info.limit_requests <= 10**12
+
+
+def test_folded_headers_answer_every_lookup_as_httpx_headers_do():
+    """What the engine hands the adapters (read once) reads as the response's own headers:
+    any case, a repeated header's values joined, an absent one None; and so every adapter's
+    rate limits parse the same from either."""
+    from llm_gateway.config import load_settings
+    from llm_gateway.providers.base import CHAT, TRANSCRIPTION
+    from llm_gateway.providers.factory import build_adapters
+    from llm_gateway.providers.headers import FoldedHeaders
+
+    raw = httpx.Headers([("X-RateLimit-Limit-Requests", "500"), ("x-ratelimit-remaining-requests", "499"),
+                         ("Retry-After", "7"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2"),
+                         ("x-ratelimit-reset-requests", "1m2.5s"), ("RateLimit-Remaining", "3")])
+    folded = FoldedHeaders.of(raw)
+    for name in ("x-ratelimit-limit-requests", "X-RATELIMIT-LIMIT-REQUESTS", "retry-after", "set-cookie",
+                 "Set-Cookie", "x-ratelimit-reset-requests", "ratelimit-remaining", "absent", "x-ratelimit-limit-tokens"):
+        assert header(folded, name) == header(raw, name)
+    assert header(folded, "set-cookie") == "a=1, b=2"
+    names = ("OPENAI", "GROQ", "GEMINI", "COHERE", "MISTRAL", "REPLICATE")
+    settings = load_settings({f"{name}_API_KEY": "k" for name in names} | {"LLM_GATEWAY_API_KEYS": "c" * 32})
+    adapters = [*build_adapters(settings.providers, CHAT).values(), *build_adapters(settings.providers, TRANSCRIPTION).values()]
+    assert len(adapters) >= 6
+    for adapter in adapters:
+        assert adapter.parse_rate_limits(folded) == adapter.parse_rate_limits(raw)
+        assert adapter.parse_rate_limits(folded) is not None or adapter.name == "replicate"

@@ -210,3 +210,24 @@ def test_openai_compatible_drop_params_from_json_options() -> None:
     assert dialect_from_options({"drop_params": ["user", "seed"]}).drop_params == {"user", "seed"}
     assert dialect_from_options({"drop_params": "user"}).drop_params == {"user"}
     assert dialect_from_options({}).drop_params == frozenset()
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 19, "completion_tokens": 8, "total_tokens": 27},
+    {"prompt_tokens": 19, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 3},
+     "completion_tokens_details": {"reasoning_tokens": 5}},
+    {"prompt_tokens": None, "completion_tokens_details": {"reasoning_tokens": 0}, "prompt_tokens_details": {}},
+])
+def test_usage_in_a_completion_is_what_usage_of_makes(usage: dict[str, object]) -> None:
+    from llm_gateway.api.schemas import Usage
+    from llm_gateway.providers.openai import OpenAIAdapter
+
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")  # type: ignore[attr-defined]
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")  # type: ignore[attr-defined]
+    expected = Usage.of(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),  # type: ignore[call-overload]
+                        cached=cached, reasoning=reasoning)
+    adapter = OpenAIAdapter.__new__(OpenAIAdapter)
+    completion = adapter.parse_response({"id": "x", "model": "m", "choices": [], "usage": usage}, "m")
+    assert completion.usage == expected
+    assert completion.usage.model_dump(exclude_none=True) == expected.model_dump(exclude_none=True)
+    assert adapter.parse_usage(usage) == expected

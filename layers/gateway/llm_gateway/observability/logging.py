@@ -19,13 +19,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import formatter as _powertools_formatter
+from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 # Powertools tests every attribute of every record against this tuple (24 names, a linear scan
@@ -115,6 +118,131 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def format_fields(self, levelname: str, func: str, lineno: int, message: str,
+                      extra: Mapping[str, object]) -> str | None:
+        """The line `format` gives a record of this level, call site, plain-text message and
+        extra keys, composed without a `LogRecord`; None when this formatter's keys need more of
+        a record than that (a `%(process)d` key, say): the caller then logs the ordinary way.
+
+        The same steps as Powertools' `format` in the same order, so the keys keep their order:
+        the formatter's keys (record templates filled in), the context keys, the extra keys, the
+        message; a record without exception info adds no exception or stack keys; the X-Ray trace
+        id; None values dropped; the formatter's own serializer; redaction."""
+        created, msecs = _now()
+        fields = {"levelname": levelname, "funcName": func, "lineno": lineno,
+                  "asctime": self.formatTime(_Stamp(created, msecs))}  # type: ignore[arg-type]
+        formatted: dict[str, Any] = {}
+        try:
+            for key, value in self.log_format.items():
+                formatted[key] = value % fields if value and key in _powertools_formatter.RESERVED_LOG_ATTRS else value
+            for key, value in _powertools_formatter._get_context().get().items():
+                formatted[key] = value % fields if value and key in _powertools_formatter.RESERVED_LOG_ATTRS else value
+        except (KeyError, TypeError, ValueError):  # a template names a record attribute not given here
+            return None
+        formatted.update(extra)
+        formatted["message"] = message
+        for key in ("exception", "exception_name", "exception_notes"):
+            formatted[key] = formatted.get(key)
+        if self.serialize_stacktrace:
+            formatted["stack_trace"] = None  # what Powertools gives a record without exception info
+        formatted["xray_trace_id"] = self._get_latest_trace_id()
+        return redact(self.serialize({k: v for k, v in formatted.items() if v is not None}))
+
+
+class _Stamp:
+    """What `formatTime` reads of a record."""
+
+    __slots__ = ("created", "msecs")
+
+    def __init__(self, created: float, msecs: float) -> None:
+        self.created = created
+        self.msecs = msecs
+
+
+if sys.version_info >= (3, 13):
+    def _now() -> tuple[float, float]:
+        """(created, msecs) as `LogRecord` computes them on this Python."""
+        ns = time.time_ns()
+        return ns / 1e9, (ns % 1_000_000_000) // 1_000_000 + 0.0
+else:
+    def _now() -> tuple[float, float]:
+        """(created, msecs) as `LogRecord` computes them on this Python."""
+        ct = time.time()
+        return ct, int((ct - int(ct)) * 1000) + 0.0
+
+
+def _task_name() -> str | None:
+    """The asyncio task a `LogRecord` would name (`taskName`, Python 3.12+), which Powertools
+    would write as a key: such a line takes the standard path."""
+    if sys.version_info < (3, 12) or not getattr(logging, "logAsyncioTasks", False):
+        return None
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return str(asyncio.current_task().get_name())
+    except Exception:
+        return None
+
+
+# Names a `LogRecord` has (an extra key may not reuse one) and those Powertools drops from extras.
+_RECORD_NAMES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"} | frozenset(
+    _powertools_formatter.RESERVED_LOG_ATTRS)
+
+
+def log_info(logger: Logger, message: str, extra: Mapping[str, object]) -> None:
+    """`logger.info(message, extra=extra)`, for a line written on every request: the very line,
+    to the very handler, composed by the logger's own formatter (`format_fields`) without the
+    `LogRecord`, caller lookup and handler chain the standard path costs (about 0.2 M instructions
+    a line). It takes the standard path whenever anything could see a difference: a filter, a
+    second handler, a handler up the propagation chain that Powertools did not silence (pytest's
+    caplog, say), a log buffer, a disabled level, a message that could read as JSON, an extra key
+    a record or Powertools reserves."""
+    std = getattr(logger, "_logger", None)
+    if not isinstance(std, logging.Logger):  # not a Powertools Logger (a test's stand-in)
+        logger.info(message, extra=extra)
+        return
+    handler = _only_handler(logger, std)
+    if (handler is None or not std.isEnabledFor(logging.INFO) or not message or message[0] in _MAY_BE_JSON
+            or not _RECORD_NAMES.isdisjoint(extra) or _task_name() is not None):
+        logger.info(message, extra=extra, stacklevel=3)
+        return
+    caller = sys._getframe(1)
+    formatter = handler.formatter
+    assert isinstance(formatter, RedactingFormatter)  # checked by _only_handler
+    line = formatter.format_fields("INFO", caller.f_code.co_name, caller.f_lineno, message, extra)
+    if line is None:
+        logger.info(message, extra=extra, stacklevel=3)
+        return
+    with handler.lock:  # type: ignore[union-attr]  # StreamHandler.emit, under the lock Handler.handle takes
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            handler.handleError(std.makeRecord(std.name, logging.INFO, __file__, 0, message, (), None))
+
+
+def _only_handler(logger: Logger, std: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The logger's one plain stream handler with our formatter, when nothing else would see or
+    change an INFO record of it; else None."""
+    handlers = std.handlers
+    if len(handlers) != 1 or std.filters or std.disabled or getattr(logger, "_buffer_config", None):
+        return None
+    handler = handlers[0]
+    if (type(handler) is not logging.StreamHandler or handler.filters or handler.level > logging.INFO
+            or type(handler.formatter) is not RedactingFormatter):
+        return None
+    parent = std.parent if std.propagate else None
+    while parent is not None:
+        for other in parent.handlers:  # Powertools silences the handlers that existed when it started
+            if other.level <= logging.INFO and not any(
+                    isinstance(f, SuppressFilter) and f.logger in std.name for f in other.filters):
+                return None
+        parent = parent.parent if parent.propagate else None
+    return handler
 
 
 class _RedactingWrapper(logging.Formatter):

@@ -41,6 +41,7 @@ from llm_gateway.providers.base import (
     WireAdapter,
 )
 from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
+from llm_gateway.providers.headers import FoldedHeaders
 from llm_gateway.providers.sse import iter_sse
 from llm_gateway.selection.catalog import AudioTraits
 from llm_gateway.transcription.transcript import Transcript
@@ -95,11 +96,12 @@ class ProviderEngine:
         at = time.monotonic() + max(0.0, timeout_s)
         with _translated(adapter.name, model), deadline_scope(at):
             response = self._send(spec, timeout_s, stream=False)
-        rate_limits = adapter.parse_rate_limits(response.headers)
+        headers = FoldedHeaders.of(response.headers)
+        rate_limits = adapter.parse_rate_limits(headers)
         if response.status_code >= 400:
-            raise adapter.parse_error(response.status_code, response.headers, response.content, model)
+            raise adapter.parse_error(response.status_code, headers, response.content, model)
         try:
-            value = parse(response.content, response.headers)
+            value = parse(response.content, headers)
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ProviderError(
                 f"{adapter.name} returned a response the gateway could not read",
@@ -121,14 +123,15 @@ class ProviderEngine:
         deadline = time.monotonic() + max(0.0, timeout_s)  # the stream's too, counted from now
         with _translated(adapter.name, model), deadline_scope(deadline):
             response = self._send(spec, timeout_s, stream=True)
-        rate_limits = adapter.parse_rate_limits(response.headers)
+        headers = FoldedHeaders.of(response.headers)
+        rate_limits = adapter.parse_rate_limits(headers)
         if response.status_code >= 400:
             try:
                 with _translated(adapter.name, model), deadline_scope(deadline):
                     body = response.read()
             finally:
                 response.close()
-            raise adapter.parse_error(response.status_code, response.headers, body, model)
+            raise adapter.parse_error(response.status_code, headers, body, model)
         return ProviderStream(adapter, model, response, rate_limits, deadline)
 
     def transcribe(

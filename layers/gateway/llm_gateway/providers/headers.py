@@ -76,8 +76,21 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return bounded_seconds(max(0.0, moment.timestamp() - (time.time() if now is None else now)))
 
 
+class FoldedHeaders(dict[str, str]):
+    """A response's headers as a plain dict, read once: names lower-cased and a repeated header's
+    values joined with ", ", as `httpx.Headers` answers a lookup (`header` reads it
+    case-insensitively). Each `httpx.Headers` lookup scans and decodes every header again; a
+    response's rate-limit parsing makes about twenty."""
+
+    @classmethod
+    def of(cls, headers: httpx.Headers) -> FoldedHeaders:
+        return cls(headers.items())
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive lookup that works on plain dicts as well as httpx.Headers."""
+    if type(headers) is FoldedHeaders:
+        return headers.get(name.lower())
     value = headers.get(name)
     if value is not None or isinstance(headers, httpx.Headers):  # httpx.Headers is case-insensitive
         return value

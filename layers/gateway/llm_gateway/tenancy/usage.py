@@ -14,6 +14,7 @@ Reading a day range is one BatchGetItem (per 100 items).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,8 +29,18 @@ FIELDS = ("requests", "free_requests", "paid_requests", "tokens_in", "tokens_out
 COST_UNIT = 1e-8
 
 
+_last_day: tuple[int, str] = (-1, "")  # (UTC day number, its date): the day changes at midnight only
+
+
 def day_of(now: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now))
+    global _last_day
+    number = int(now // 86_400)
+    last = _last_day
+    if last[0] == number:
+        return last[1]
+    text = time.strftime("%Y-%m-%d", time.gmtime(now))
+    _last_day = (number, text)
+    return text
 
 
 def cost_e8(cost_usd: float) -> int:
@@ -51,14 +62,27 @@ class ServedRequest:
     audio_seconds: float = 0.0
 
     def amounts(self) -> dict[str, int]:
-        values = {
-            "requests": 1, "free_requests": int(self.free), "paid_requests": int(not self.free),
-            "tokens_in": max(0, self.tokens_in), "tokens_out": max(0, self.tokens_out),
-            "audio_ms": max(0, round(self.audio_seconds * 1000)), "cost_e8": cost_e8(self.cost_usd),
-        }
-        values = {name: n for name, n in values.items() if n}
-        model = f"{self.provider}/{self.model}"
-        return {**values, **{f"{name}@{model}": n for name, n in values.items()}}
+        """The counters this request adds, each nonzero one in FIELDS order, then the same per model."""
+        values = {"requests": 1, "free_requests" if self.free else "paid_requests": 1}
+        if self.tokens_in > 0:
+            values["tokens_in"] = self.tokens_in
+        if self.tokens_out > 0:
+            values["tokens_out"] = self.tokens_out
+        if (audio_ms := round(self.audio_seconds * 1000)) > 0:
+            values["audio_ms"] = audio_ms
+        if cost := cost_e8(self.cost_usd):
+            values["cost_e8"] = cost
+        scoped = _scoped_names(self.provider, self.model)
+        out = dict(values)
+        for name, n in values.items():
+            out[scoped[name]] = n
+        return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _scoped_names(provider: str, model: str) -> dict[str, str]:
+    """Each field's per-model counter name (`{field}@{provider}/{model}`)."""
+    return {name: f"{name}@{provider}/{model}" for name in FIELDS}
 
 
 class UsageLedger:
