@@ -8,9 +8,13 @@ time exactly as they would overlap in real time, in a deterministic order: event
 (time, sequence number), and only one greenlet ever runs at a time.
 
 Powertools' circuit breaker reads the wall clock itself (`datetime.now()`) and names its probe
-owner per *thread*, and the engine keeps a call's deadline scope per thread; `powertools_on(clock)`
-points them at the virtual clock and at the current greenlet for the duration of a simulation
-(and puts them back after).
+owner per *thread*, and the engine keeps a call's deadline scope per thread, on the real
+monotonic clock (`time.monotonic()` in `providers/engine.py` and `routing/chat.py`);
+`powertools_on(clock)` points them at the virtual clock and at the current greenlet for the
+duration of a simulation (and puts them back after). Deadline scopes on the real clock made a
+call's time budget, hence the virtual moment of a timeout, depend on how fast the simulation ran
+(by microseconds, but enough to reorder events and move the figures): no real time reaches the
+simulated timeline now.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import datetime as _real_dt
 import heapq
 import itertools
+import time as _real_time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -108,6 +113,17 @@ class _VirtualDatetimeModule:
         return getattr(_real_dt, name)
 
 
+class _VirtualTimeModule:
+    """Stands in for the `time` module inside the provider engine and the chat router, whose
+    deadline scopes read `time.monotonic()`: the virtual clock's instead (the rest is `time`'s)."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.monotonic = clock.monotonic
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_real_time, name)
+
+
 class _GreenletLocal:
     """`threading.local` for greenlets: the engine keeps a call's deadline scope in a thread-local,
     and the simulation's requests all run in one thread, each in its own greenlet, switching
@@ -138,7 +154,9 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
     from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as persistence_base
 
     from llm_gateway.providers import deadline_io
+    from llm_gateway.providers import engine as provider_engine
     from llm_gateway.routing import breaker_store
+    from llm_gateway.routing import chat as chat_router
 
     fake = _VirtualDatetimeModule()
     _VirtualDatetime.clock = clock
@@ -155,8 +173,10 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
 
     saved = [(base, "dt", base.dt), (persistence_base, "dt", persistence_base.dt),
              (breaker_store, "dt", breaker_store.dt), (base, "_probe_owner_id", base._probe_owner_id),
-             (deadline_io, "_SCOPE", deadline_io._SCOPE)]
+             (deadline_io, "_SCOPE", deadline_io._SCOPE), (provider_engine, "time", provider_engine.time),
+             (chat_router, "time", chat_router.time)]
     deadline_io._SCOPE = _GreenletLocal()  # type: ignore[assignment]
+    provider_engine.time = chat_router.time = _VirtualTimeModule(clock)  # type: ignore[assignment]
     base.dt = fake  # type: ignore[assignment]
     persistence_base.dt = fake  # type: ignore[assignment]
     breaker_store.dt = fake  # type: ignore[attr-defined]

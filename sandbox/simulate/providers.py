@@ -21,7 +21,6 @@ import json
 import math
 import random
 import re
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,7 +222,7 @@ class SimulatedProviders:
             return refused
         started = self.clock.now
         first, latency = self._latency(provider, tokens=completion)
-        first_budget, whole_budget = _budgets(request)
+        first_budget, whole_budget = _budgets(request, self.clock)
         if not req.stream:
             first = latency  # a body sent whole: its first byte is its last
         if first > first_budget or latency > whole_budget:
@@ -272,7 +271,7 @@ class SimulatedProviders:
             return refused
         started = self.clock.now
         _first, latency = self._latency(provider, tokens=0, audio_s=seconds)
-        timeout = _budgets(request)[0]
+        timeout = _budgets(request, self.clock)[0]
         if latency > timeout:
             self.clock.sleep(timeout)
             self._record(provider, model, "timeout", "transcription", started)
@@ -313,7 +312,7 @@ class SimulatedProviders:
                 if event.mode == "refused":
                     raise httpx.ConnectError("connection refused", request=request)
                 if event.mode == "timeout":
-                    timeout = _budgets(request)[0]
+                    timeout = _budgets(request, self.clock)[0]
                     self.clock.sleep(timeout)
                     raise httpx.ReadTimeout(f"no answer within {timeout:.1f} s", request=request)
                 self.clock.sleep(0.05)
@@ -386,16 +385,16 @@ def _read_timeout(request: httpx.Request) -> float:
     return float(timeout) if timeout else 20.0
 
 
-def _budgets(request: httpx.Request) -> tuple[float, float]:
+def _budgets(request: httpx.Request, clock: VirtualClock) -> tuple[float, float]:
     """(first byte, whole answer): the time the gateway gave this call. Its read timeout bounds
     the whole answer; the engine's deadline scope bounds its first byte (for a stream sent live,
     the scope is the attempt's timeout and the read timeout what is left of the stream deadline;
-    the scope is per greenlet in a simulation, see `clock.powertools_on`). Scopes are on the real
-    monotonic clock, which hardly moves during a call's set-up, so what is left of one is its
-    budget in virtual seconds."""
+    the scope is per greenlet in a simulation, see `clock.powertools_on`). Scopes are on the
+    virtual clock during a simulation (`clock.powertools_on`), so what is left of one is its
+    budget in virtual seconds, whatever the real time the simulation took to get here."""
     read = _read_timeout(request)
     at: float | None = getattr(deadline_io._SCOPE, "at", None)
-    return (read if at is None else max(0.0, min(read, at - time.monotonic()))), read
+    return (read if at is None else max(0.0, min(read, at - clock.monotonic()))), read
 
 
 def _form_field(content: bytes, name: str) -> str | None:
