@@ -87,6 +87,11 @@ class ChatDetail:
 
 def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) -> str | None:
     """Why this model can never serve the request (None = it could)."""
+    return _needs_drop(entry, needs) or _size_drop(entry, prompt, cap)
+
+
+def _needs_drop(entry: ModelEntry, needs: Needs) -> str | None:
+    """Why this model lacks something the request needs (None = it has it all)."""
     caps = entry.capabilities
     if needs.tools and not caps.tools:
         return "no tools support"
@@ -101,6 +106,11 @@ def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) 
     missing = needs.params.difference(caps.params)
     if missing:
         return "does not support " + ", ".join(_describe_param(p) for p in sorted(missing))
+    return None
+
+
+def _size_drop(entry: ModelEntry, prompt: int, cap: int | None) -> str | None:
+    """Why the request's size rules this model out (None = it fits)."""
     if cap is not None and cap > entry.output_cap:
         return f"max_tokens {cap} > max output {entry.output_cap}"
     output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap)
@@ -123,6 +133,9 @@ class ChatPreparer:
         self.tokens = tokens
         self.entries = catalog.for_capability(CHAT)
         self._factor = {entry.key: catalog.token_factor(entry) for entry in self.entries}
+        self._meters = {entry.key: catalog.meters(entry) for entry in self.entries}
+        # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names)
+        self._needs_drops: dict[Needs, dict[ModelKey, str | None]] = {}
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
         # changed, when keys change): every `auto` request filtered the whole catalog again.
         self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
@@ -147,27 +160,40 @@ class ChatPreparer:
         kept: list[Candidate] = []
         dropped = []
         order = CATEGORY_FALLBACK.get(analysis.category, (analysis.category,))
+        drops = self._needs_drops.get(needs)
+        if drops is None:
+            if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
+                self._needs_drops.clear()
+            drops = self._needs_drops[needs] = {e.key: _needs_drop(e, needs) for e in self.entries}
+        factors = self._factor
+        slow = cap is not None and cap >= LONG_ANSWER_TOKENS
         for entry in pool:
-            prompt = scaled(base, self._factor[entry.key])
-            why = _static_drop(entry, needs, prompt, cap)
+            key = entry.key
+            prompt = scaled(base, factors[key])
+            why = drops[key] if key in drops else _needs_drop(entry, needs)
+            if why is None:
+                why = _size_drop(entry, prompt, cap)
             if why is not None:
-                dropped.append((entry.key, why))
+                dropped.append((key, why))
                 continue
-            output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap)
-            distance = order.index(entry.category) if entry.category in order else len(order)
+            output_cap = entry.output_cap
+            output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, output_cap)
+            category = entry.category
+            distance = order.index(category) if category in order else len(order)
             cost = _est_cost(entry, prompt, output)
-            ceiling = cap if cap is not None else max(output, min(entry.output_cap, entry.window - prompt))
+            ceiling = cap if cap is not None else max(output, min(output_cap, entry.window - prompt))
             kept.append(Candidate(
                 entry=entry, amounts={REQUESTS: 1, TOKENS: prompt + output},
                 rank=(distance, cost, entry.provider, entry.model), est_cost_usd=cost,
                 reason=_reason_head(analysis.category, pinned, entry, distance, cost),
-                slow_by_request=cap is not None and cap >= LONG_ANSWER_TOKENS,
-                max_cost_usd=_est_cost(entry, prompt, ceiling) + _fee(entry),
+                slow_by_request=slow,
+                max_cost_usd=0.0 if entry.is_free else _est_cost(entry, prompt, ceiling) + _fee(entry),
             ))
         if not kept:
             raise nothing_fits(dropped)
         kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))
-        meters = {c.key: self.catalog.meters(c.entry) for c in kept}
+        own = self._meters
+        meters = {c.key: own[c.key] if c.key in own else self.catalog.meters(c.entry) for c in kept}
         prefer = _affinity(request, pinned)
         loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
@@ -176,6 +202,9 @@ class ChatPreparer:
             meters=meters, pinned=pinned, detail=ChatDetail(analysis, needs, base), prefer=prefer,
             rest=tuple(beyond),
         )
+
+
+_NEEDS_CACHE_MAX = 256
 
 
 def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | None:
