@@ -51,11 +51,21 @@ class SimClient(httpx.Client):
     read as they read a real one. What `send` leaves out is httpx's client plumbing around the
     transport (auth flow, redirects, cookie jar, event hooks, request logging), none of which the
     gateway uses or the simulated providers answer with, and which took an eighth of the
-    simulation's time."""
+    simulation's time. A URL (one per provider endpoint and model) is parsed by httpx once and
+    reused."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
         super().__init__(transport=httpx.MockTransport(handler))
         self._handler = handler
+        self._urls: dict[str, httpx.URL] = {}
+
+    def build_request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Request:
+        if isinstance(url, str):
+            parsed = self._urls.get(url)
+            if parsed is None:
+                parsed = self._urls[url] = httpx.URL(url)
+            url = parsed
+        return super().build_request(method, url, **options)
 
     def send(self, request: httpx.Request, *, stream: bool = False, **_options: Any) -> httpx.Response:
         request.read()
