@@ -23,7 +23,7 @@ from llm_gateway.selection.conversation import turn_key
 from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
 from llm_gateway.selection.tokens import TokenEstimator, scaled
 from llm_gateway.state.items import affinity_pk
-from llm_gateway.state.metering import REQUESTS, TOKENS
+from llm_gateway.state.metering import REQUESTS, TOKENS, Meter
 from llm_gateway.state.store import ModelKey
 
 DEFAULT_EXPECTED_OUTPUT = 1024  # output tokens assumed when the caller sets no max_tokens
@@ -193,7 +193,11 @@ class ChatPreparer:
             raise nothing_fits(dropped)
         kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))
         own = self._meters
-        meters = {c.key: own[c.key] if c.key in own else self.catalog.meters(c.entry) for c in kept}
+        meters: dict[ModelKey, tuple[Meter, ...]] = {}
+        for c in kept:
+            key = c.entry.key
+            found = own.get(key)
+            meters[key] = found if found is not None else self.catalog.meters(c.entry)
         prefer = _affinity(request, pinned)
         loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
