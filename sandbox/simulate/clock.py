@@ -125,21 +125,23 @@ class _VirtualTimeModule:
 
 
 class _GreenletLocal:
-    """`threading.local` for greenlets: the engine keeps a call's deadline scope in a thread-local,
-    and the simulation's requests all run in one thread, each in its own greenlet, switching
-    while a call is in flight (one request's scope must not leak into another's)."""
+    """`threading.local` for greenlets, for the engine's deadline scope (`deadline_io._SCOPE`,
+    whose one attribute is `at`): the simulation's requests all run in one thread, each in its own
+    greenlet, switching while a call is in flight (one request's scope must not leak into
+    another's). A greenlet without a scope reads `at` as None, which is what the engine's
+    `getattr(_SCOPE, "at", None)` makes of a thread without one (without raising and catching an
+    AttributeError on every call)."""
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_values", {})
+        self._values: dict[int, float] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[(id(greenlet.getcurrent()), name)]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def at(self) -> float | None:
+        return self._values.get(id(greenlet.getcurrent()))
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        key = (id(greenlet.getcurrent()), name)
+    @at.setter
+    def at(self, value: float | None) -> None:
+        key = id(greenlet.getcurrent())
         if value is None:
             self._values.pop(key, None)  # a scope set back to None: nothing to keep for a finished greenlet
         else:
