@@ -26,6 +26,7 @@ caller's own limit or budget (a meter of `CALLER_SCOPE`: checked first, and reco
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -192,7 +193,7 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     tuples = tuple(meters[key] for key in keys)
     sized = (len(extra), len(set(extra)))
     cached = _BOUNDED.get((sized, keys))
-    if cached is not None and all(a is b for a, b in zip(cached[0], tuples, strict=True)):
+    if cached is not None and all(map(operator.is_, cached[0], tuples)):  # same keys: same length
         chosen_at = cached[1]
     else:
         chosen_at = _choose(ranked, tuples, *sized)
@@ -289,8 +290,13 @@ class Planner:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = too_large = False
                 continue
-            usages = tuple(windows.get(id(m)) or windows.setdefault(id(m), snapshot.usage(m, now))
-                           for m in prep.meters[key])
+            seen: list[WindowUsage] = []
+            for meter in prep.meters[key]:
+                usage = windows.get(id(meter))
+                if usage is None:
+                    usage = windows[id(meter)] = snapshot.usage(meter, now)
+                seen.append(usage)
+            usages = tuple(seen)
             state = snapshot.models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
