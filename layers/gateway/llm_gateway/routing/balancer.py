@@ -24,9 +24,11 @@ MIN_WEIGHT = 0.02  # a nearly drained model still gets an occasional turn (its w
 
 
 def remaining_fraction(step: PlanStep, snapshot: StateSnapshot, now: float) -> float:
-    """Fraction (0..1] of the step's tightest known limit still available; 1 when unknown."""
+    """Fraction (0..1] of the step's tightest known limit still available; 1 when unknown.
+    `snapshot` is the one the step was planned from (its capacity check, done by the planner at
+    `step.room_at`, is not repeated at that moment)."""
     state = snapshot.models.get(step.key)
-    if not capacity(step.usages, state, step.amounts, now).ok:
+    if step.room_at != now and not capacity(step.usages, state, step.amounts, now).ok:
         return 0.0
     fractions: list[float] = []
     for usage in step.usages:

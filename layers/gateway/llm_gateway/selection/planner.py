@@ -118,6 +118,10 @@ class PlanStep:
     reason: str
     est_cost_usd: float = 0.0
     slow_by_request: bool = False  # a timeout is the request's doing: full budget, no penalty
+    # The moment the plan found `capacity(usages, ...)` ok against its snapshot (None: not checked
+    # on these usages, e.g. a degraded container checks scaled ones), so the tie-breaker, handed
+    # the same snapshot and moment, need not check it again.
+    room_at: float | None = None
 
 
 USER_RATE_LIMITED = "user_rate_limited"
@@ -322,6 +326,7 @@ class Planner:
             step = PlanStep(
                 key=key, free=candidate.entry.is_free, entry=candidate.entry, amounts=candidate.amounts,
                 usages=usages, est_cost_usd=candidate.est_cost_usd, slow_by_request=candidate.slow_by_request,
+                room_at=now if checked is usages else None,
                 reason=candidate.reason + _describe_left(room.remaining_requests, room.remaining_tokens)
                 + ("; provider failed recently" if failed else "")
                 + ("; served this conversation's previous turn" if kept else ""),
