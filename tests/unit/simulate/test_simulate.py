@@ -185,3 +185,27 @@ def test_the_sweep_and_workload_files_are_checked() -> None:
     with pytest.raises(ValueError, match="scenario"):
         simulate(workload(scenario=[{"type": "meteor", "provider": "groq"}]), 1)
     assert load_workload("reference").name == "reference"
+
+
+def test_the_numbers_do_not_depend_on_how_fast_the_simulation_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call's time budget is read on the virtual clock: real time spent inside a call (here
+    2 ms a call, as a slower machine or a busier simulator would) moves no timeout, so the same
+    calls reach the same providers at the same virtual moments. (The deadline scopes were on the
+    real clock: each timeout came a little earlier the longer the simulator took to get there.)"""
+    import time
+
+    from sandbox.simulate.providers import SimulatedProviders
+
+    outage = [{"type": "outage", "provider": "groq", "at_h": 0, "hours": 1, "mode": "timeout"}]
+    calls = lambda result: [(c.at, c.provider, c.model, c.outcome) for c in result.providers.calls]  # noqa: E731
+    fast = simulate(workload(scenario=outage), 1)
+    handle = SimulatedProviders.handle
+
+    def slow_handle(self: SimulatedProviders, request: Any) -> Any:
+        time.sleep(0.002)
+        return handle(self, request)
+
+    monkeypatch.setattr(SimulatedProviders, "handle", slow_handle)
+    slow = simulate(workload(scenario=outage), 1)
+    assert sum(1 for c in fast.providers.calls if c.outcome == "outage") > 5
+    assert calls(slow) == calls(fast)
