@@ -7,7 +7,11 @@ container gets a new one. All containers share one state store (the DynamoDB tab
 `MemoryStore`) and one breaker store, as production's containers share the table. What is not
 production's: the HTTP front and the handler (auth, validation, response shaping) are skipped, as
 are the scheduled health check and DynamoDB's latency; breaker failure counters, which
-Powertools keeps per process, are shared by all containers of the simulation.
+Powertools keeps per process, are shared by all containers of the simulation. Provider calls go
+through the real provider engine and adapters: httpx builds each request from the adapter's spec,
+and the adapter reads the simulated provider's `httpx.Response` (status, rate-limit headers, JSON
+body or server-sent events); only httpx's client plumbing around the transport is skipped
+(`SimClient`).
 """
 
 from __future__ import annotations

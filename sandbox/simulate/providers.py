@@ -1,5 +1,6 @@
-"""The simulated providers: one `httpx.MockTransport` handler that answers as Groq, Gemini,
-Cohere, Mistral and OpenAI would, on the virtual clock, enforcing the catalog's limits.
+"""The simulated providers: one handler (`SimulatedProviders.handle`, httpx request in, httpx
+response out; every container's client hands it its requests, `engine.SimClient`) that answers as
+Groq, Gemini, Cohere, Mistral and OpenAI would, on the virtual clock, enforcing the catalog's limits.
 
 Chat bodies, stream events, rate-limit headers and error bodies are the sandbox fakes' own
 (`sandbox/fakes/*_fake.py` wires, called without HTTP); transcription answers are minimal bodies in
