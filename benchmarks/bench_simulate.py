@@ -13,7 +13,7 @@ together; load average at the start and at each one's end in brackets):
 - issue 14's second pass (branch simspeed), before: main at a0a5246, which reads an answer sent
   whole as a stream (more work a request than the first pass measured): 1,756 s wall, 279.4 s CPU
   (2.79 ms a request), selection 117.5 s CPU (42 %), 25 containers [6.7 -> 8.0; up to 22 between].
-  After (branch simspeed at d3dd15b): 1,662 s wall, 246.3 s CPU (2.46 ms a request: 0.88x),
+  After (this branch, then on a0a5246): 1,662 s wall, 246.3 s CPU (2.46 ms a request: 0.88x),
   selection 111.7 s CPU (45 %: 0.95x), 23 containers [6.7 -> 13.1]. Wall time there is the load,
   not the simulation: each process had about a sixth of a core. What the branch cut: httpx's
   client plumbing around the simulated transport (`engine.SimClient`; requests are still built by
@@ -29,7 +29,8 @@ together; load average at the start and at each one's end in brackets):
   main's simulator reads a call's time budget against the real clock, so under this load (a
   process preempted inside a call loses milliseconds of budget) its timeouts move; the branch's
   do not depend on real time (`tests/unit/simulate/test_simulate.py`). At 20,000 requests the two
-  agree figure for figure; not re-checked at 100,000 (no second main run).
+  agree figure for figure (checked on a0a5246 and again on fe2ba11, where the two, started
+  together at load 1-8, took 48.2 -> 42.6 s CPU); not re-checked at 100,000 (no second main run).
 """
 
 from __future__ import annotations
