@@ -5,7 +5,7 @@ plan: one state load (windows, cooldowns, headers, breakers, recent failures in 
 tie-breaker) → when nothing has capacity now but something will within `max_wait_s` (and inside
 the deadline), wait and plan again rather than refuse.
 
-run: for each step, within `max_attempts` and the deadline: reserve (a conditional write per window item; a
+run: for each step, within `max_attempts` and the deadline: reserve (a conditional write per counter item; a
 step that would overflow a limit is skipped) → call through the breakers with a timeout that
 fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metrics) → the next
 step, preferring providers without a recent failure → or the aggregated error.
