@@ -19,12 +19,12 @@ from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import Caller
 from llm_gateway.observability import metrics as m
-from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, Deadline, chat_deadline
+from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, chat_deadline
 from llm_gateway.routing.whole_answer import fold
 from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.state.store import ModelKey
 from llm_gateway.tenancy.usage import ServedRequest
-from tests.unit.routing.test_deadline_budget import MODEL, _gateway
+from tests.unit.routing.test_deadline_budget import MODEL, _gateway, deadlines_given
 from tests.unit.test_buffered_stream_cap import _sse
 from tests.unit.test_live_stream import _Body
 
@@ -50,15 +50,7 @@ def test_an_answer_sent_whole_on_a_streaming_invocation_is_read_as_a_stream_with
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Body(_parts()))
 
     gateway, _core, metrics = _gateway(handler)
-    seen: list[float] = []
-    stream = gateway.router.stream
-
-    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
-        assert deadline is not None
-        seen.append(deadline.remaining())
-        return stream(request, deadline, **kwargs)  # type: ignore[arg-type]
-
-    gateway.router.stream = spy  # type: ignore[method-assign]
+    seen = deadlines_given(gateway, "stream")
     outcome = gateway.chat(_request(), Caller(), "r1", live=True)
     assert asked and asked[0]["stream"] is True
     assert seen == [pytest.approx(min(load_settings({}).stream_deadline_s, API_GATEWAY_STREAM_IDLE_S - IDLE_MARGIN_S))]
@@ -81,15 +73,7 @@ def test_a_buffered_invocation_still_asks_for_the_answer_whole_within_the_short_
         return httpx.Response(200, json=ANSWER)
 
     gateway, _core, _ = _gateway(handler)
-    seen: list[float] = []
-    complete = gateway.router.complete
-
-    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
-        assert deadline is not None
-        seen.append(deadline.remaining())
-        return complete(request, deadline, **kwargs)  # type: ignore[arg-type]
-
-    gateway.router.complete = spy  # type: ignore[method-assign]
+    seen = deadlines_given(gateway, "complete")
     outcome = gateway.chat(_request(), Caller(), "r1")
     assert outcome.status == 200 and outcome.json_body is not None
     assert outcome.json_body["choices"][0]["message"]["content"] == "short"

@@ -50,6 +50,21 @@ def _gateway(handler: Callable[[httpx.Request], httpx.Response], failure_thresho
     return Gateway(core, chat, chat.available), core, metrics
 
 
+def deadlines_given(gateway: Gateway, method: str) -> list[float]:
+    """What is left of the deadline each call of `gateway.router.<method>` is given (filled as the
+    calls come)."""
+    seen: list[float] = []
+    routed = getattr(gateway.router, method)
+
+    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
+        assert deadline is not None
+        seen.append(deadline.remaining())
+        return routed(request, deadline, **kwargs)
+
+    setattr(gateway.router, method, spy)
+    return seen
+
+
 def _request() -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate(
         {"model": f"groq/{MODEL}", "messages": [{"role": "user", "content": "hi"}]})
@@ -77,15 +92,7 @@ def test_gateway_chat_plans_within_the_remaining_lambda_time() -> None:
         return httpx.Response(500)
 
     gateway, _core, _ = _gateway(handler)
-    seen: list[float] = []
-    complete = gateway.router.complete
-
-    def spy(request: ChatCompletionRequest, deadline: Deadline | None = None, **kwargs: object) -> object:
-        assert deadline is not None
-        seen.append(deadline.remaining())
-        return complete(request, deadline, **kwargs)  # type: ignore[arg-type]
-
-    gateway.router.complete = spy  # type: ignore[method-assign]
+    seen = deadlines_given(gateway, "complete")
     with pytest.raises(GatewayError):
         gateway.chat(_request(), Caller(), "r1", remaining_s=8.0)
     assert seen == [pytest.approx(8.0 - LAMBDA_MARGIN_S)]

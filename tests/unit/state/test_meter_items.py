@@ -6,7 +6,6 @@ write; corrections and give-backs land in the window and tenth the reservation w
 from __future__ import annotations
 
 import calendar
-from collections.abc import Sequence
 from typing import Any
 
 from llm_gateway.state.items import (
@@ -31,7 +30,8 @@ from llm_gateway.state.metering import (
     slot_of,
 )
 from llm_gateway.state.shared import SharedState
-from llm_gateway.state.store import CounterAdd, Item, ModelKey
+from llm_gateway.state.store import ModelKey
+from tests.unit.state.test_shared import Recording as SharedRecording
 
 KEY = ModelKey("groq", "m")
 COUNTER = model_counter("groq", "m")
@@ -41,25 +41,9 @@ MONTH = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 5}))
 T0 = calendar.timegm((2026, 11, 30, 23, 58, 0))  # two minutes before a month ends (a minute's start)
 
 
-class Recording:
-    """A MemoryStore that records every `add` call (each is one UpdateItem per item remotely)."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.calls: list[list[CounterAdd]] = []
-
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
-        return self.inner.load(pks, now)
-
-    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
-        self.calls.append(list(adds))
-        return self.inner.add(adds, now)
-
-    def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
-        self.inner.put(pk, item, expires_at, now)
-
-    def extend(self, pk: str, item: Item, until: float, expires_at: int, now: float) -> None:
-        self.inner.extend(pk, item, until, expires_at, now)
+class Recording(SharedRecording):
+    """test_shared's recording store (each `add` is one UpdateItem per item remotely), that also
+    shows a counter's item."""
 
     def item(self, counter: str, now: float) -> dict[str, Any]:
         return dict(self.inner.load([meter_pk(counter)], now).get(meter_pk(counter), {}))

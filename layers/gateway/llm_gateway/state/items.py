@@ -23,7 +23,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -220,16 +220,11 @@ def split_meter_item(pk: str, item: Item) -> dict[str, dict[str, Any]]:
     """Every window of a meter item by window key (`Meter.pk(start)`), each with its long names
     (reports and tests; a request looks its windows up by name instead)."""
     groups: dict[str, dict[str, Any]] = {}
-    for name, value in item.items():
-        cut = name.rfind(":")
-        if cut < 0:
-            continue
-        prefix = name[: cut + 1]
+    for name, prefix, code in _window_names(item):
         group = groups.get(prefix)
         if group is None:
             group = groups[prefix] = {}
-        code = name[cut + 1 :]
-        group[_LONG.get(code, code)] = value
+        group[_LONG.get(code, code)] = item[name]
     return {pk + window[2]: group for prefix, group in groups.items() if (window := _window_of(prefix)) is not None}
 
 
@@ -239,11 +234,7 @@ def stale_names(item: Item, now: float) -> list[str]:
     of the windows before its own unread (`holds_unread`), not on every write."""
     verdicts: dict[str, bool] = {}
     out = []
-    for name in item:
-        cut = name.rfind(":")
-        if cut < 0:
-            continue
-        prefix = name[: cut + 1]
+    for name, prefix, _code in _window_names(item):
         stale = verdicts.get(prefix)
         if stale is None:
             window = _window_of(prefix)
@@ -251,6 +242,14 @@ def stale_names(item: Item, now: float) -> list[str]:
         if stale:
             out.append(name)
     return out
+
+
+def _window_names(item: Item) -> Iterator[tuple[str, str, str]]:
+    """(name, window prefix, code) of each window attribute of a meter item (`m:29616:t3`)."""
+    for name in item:
+        cut = name.rfind(":")
+        if cut >= 0:
+            yield name, name[: cut + 1], name[cut + 1 :]
 
 
 def has_window(item: Item, prefix: str) -> bool:
