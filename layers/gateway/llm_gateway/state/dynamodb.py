@@ -211,24 +211,25 @@ class DynamoStateStore:
         undone) when one is refused. The fixed order makes two requests racing for the last unit
         of two windows meet at the same first item, so one of them gets both, not each one half."""
         done: list[CounterAdd] = []
-        try:
-            for add in sorted(adds, key=lambda a: a.pk):
-                try:
-                    self.client.update_item(**self._update(add))
-                except Exception as exc:
-                    if _conditional_failed(exc):
-                        self._undo(done)
-                        return False
+        for add in sorted(adds, key=lambda a: a.pk):
+            try:
+                self.client.update_item(**self._update(add))
+            except Exception as exc:
+                failed = self._undo(done)
+                if not _conditional_failed(exc):
                     raise
-                done.append(add)
-        except Exception:
-            self._undo(done)
-            raise
+                if failed is not None:  # not a clean refusal: part of it stays written
+                    raise failed from exc
+                return False
+            done.append(add)
         return True
 
-    def _undo(self, done: Sequence[CounterAdd]) -> None:
-        """Give back adds already made (unconditional). If that fails too, the window over-counts
-        one ask until it closes: capacity left unused, never a limit passed."""
+    def _undo(self, done: Sequence[CounterAdd]) -> Exception | None:
+        """Give back adds already made (unconditional); the first AWS failure, if one failed. Such
+        an add stays written, ask and folded correction alike: the caller must not take it for a
+        refusal (it would keep the correction and deliver it twice). The ask over-counts until its
+        window closes: capacity left unused, never a limit passed."""
+        failed: Exception | None = None
         for add in done:
             undo = CounterAdd(add.pk, {unit: -n for unit, n in add.amounts.items()}, add.expires_at)
             try:
@@ -236,8 +237,10 @@ class DynamoStateStore:
             except Exception as exc:
                 if not is_aws_failure(exc):
                     raise
+                failed = failed or exc
                 LOG.warning("could not give back a reservation on %s; it over-counts until the window closes",
                             add.pk, exc_info=True)
+        return failed
 
     def put(self, pk: str, item: Item, expires_at: int, now: float) -> None:
         encoded = {name: encode_value(value) for name, value in item.items()}

@@ -135,15 +135,16 @@ class SharedState:
             loaded = {pk: self._loaded.get(pk) for pk in adds}
         writes = [_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
                   for add in adds.values()]
-        written = False
-        try:
-            written = self.store.add(writes, now)
-        finally:
-            if not written:  # nothing was written: keep the corrections for the next reservation
-                with self._lock:
-                    for pk, kept in folded.items():
-                        for key, (correction, closes) in kept.items():
-                            self._keep(pk, key, correction, closes)
+        # Refused: nothing was written, so the corrections are kept for the next reservation. An
+        # error: they may have been written (a timeout after DynamoDB applied the update, a give-
+        # back that failed), and delivering them twice would under-count: they are dropped, an
+        # over-count at worst (capacity left unused, never a limit passed).
+        written = self.store.add(writes, now)
+        if not written:
+            with self._lock:
+                for pk, kept in folded.items():
+                    for key, (correction, closes) in kept.items():
+                        self._keep(pk, key, correction, closes)
         return Reservation(tuple(adds.values()), dict(amounts), windows) if written else None
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:

@@ -1,0 +1,87 @@
+"""Found in review: a reservation on two items whose second item refused it, and whose give-back
+on the first item then failed, was reported as a plain refusal, so the container kept the
+correction it had folded into that first write and applied it again with its next reservation:
+the window under-counted (held -2,800 tokens for 1,100 used) and could admit past its ceiling.
+A refusal whose undo failed is now an error (the resilient store degrades on it), and a
+reservation that ended in an error keeps no correction it may have delivered: an over-count at
+worst, capacity left unused, never a limit passed. On a scripted client and the memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from llm_gateway.state.dynamodb import DynamoStateStore
+from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.shared import SharedState
+from llm_gateway.state.store import CounterAdd
+
+
+def _error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, "UpdateItem")
+
+
+class Scripted:
+    """update_item answers from a script: None = applied, else the error raised."""
+
+    def __init__(self, script: list[ClientError | None]) -> None:
+        self.script = script
+        self.calls: list[dict[str, Any]] = []
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        outcome = self.script.pop(0)
+        if outcome is not None:
+            raise outcome
+        return {}
+
+
+def test_a_refusal_whose_undo_failed_is_an_error_not_a_refusal() -> None:
+    client = Scripted([None, _error("ConditionalCheckFailedException"), _error("ThrottlingException")])
+    store = DynamoStateStore(client, "t")
+    adds = [CounterAdd("rl#a", {"tokens": 1}, 10, {"tokens": 5}), CounterAdd("rl#b", {"tokens": 1}, 10, {"tokens": 5})]
+    with pytest.raises(ClientError):
+        store.add(adds, 0.0)
+    assert len(client.calls) == 3  # written, refused, undo tried
+    clean = Scripted([None, _error("ConditionalCheckFailedException"), None])
+    assert DynamoStateStore(clean, "t").add(adds, 0.0) is False  # undone: a plain refusal
+
+
+class Failing(MemoryStore):
+    """A store whose next `add` fails after (maybe) applying it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
+        if self.fail_next:
+            self.fail_next = False
+            super().add(adds, now)  # it may have been applied: the container cannot know
+            raise ConnectionError("no answer")
+        return super().add(adds, now)
+
+
+def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
+    from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit
+
+    store = Failing()
+    state = SharedState(store, fold_reconcile=True)
+    meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
+    now = 1_000_000.0
+
+    def reserve(tokens: int) -> Any:
+        snapshot = state.load([meter], [], now)
+        return state.reserve([snapshot.usage(meter, now)], {REQUESTS: 1, TOKENS: tokens}, now)
+
+    first = reserve(5000)
+    state.reconcile(first, {REQUESTS: 1, TOKENS: 1000}, now)  # 4,000 over: held for the next write
+    store.fail_next = True
+    with pytest.raises(ConnectionError):
+        reserve(100)  # carried the -4,000 correction, and may have been applied
+    assert reserve(100) is not None
+    used = state.load([meter], [], now).usage(meter, now).used[TOKENS]
+    assert used >= 1000 + 100 + 100  # never less than what was truly used (it was -2,800 before)
