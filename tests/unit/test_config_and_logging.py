@@ -350,3 +350,23 @@ def test_log_info_takes_the_standard_path_when_anything_else_would_see_the_recor
     log_info(logger, "request served", {"user": "u5"})
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(line["message"], line.get("user")) for line in lines] == [("request served", "u2"), ({"a": 1}, "u4")]
+
+
+def test_log_info_never_fails_a_request_on_a_line_it_cannot_format(monkeypatch):
+    """Found in review: the short path formatted the line outside the handler's error handling, so
+    a field the formatter chokes on raised into a request already served. It now takes the
+    standard path, where the handler's `handleError` deals with it, as for `logger.info`."""
+    from llm_gateway.observability.logging import RedactingFormatter, log_info
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    logger = build_logger(["sk-fast-path-secret-3"], service="test-fast-line-unformattable")
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+
+    def choke(*_args, **_kwargs):
+        raise TypeError("not serialisable")
+
+    monkeypatch.setattr(RedactingFormatter, "format_fields", choke)
+    log_info(logger, "request served", {"user": "u4"})  # must not raise
+    assert json.loads(stream.getvalue())["user"] == "u4"  # written the standard way

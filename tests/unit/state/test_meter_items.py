@@ -112,13 +112,13 @@ def test_roll_over_carries_the_previous_window_and_removes_older_ones() -> None:
     assert snapshot.usage(MINUTE, T0 + 70).carried[REQUESTS] == 2  # both of the last tenth's requests
     assert window_starts_in(store.item(COUNTER, T0 + 70), minute) == {T0, T0 + 60}
     # two minutes on: T0 is no longer read, so the next reservation removes it in its one write
-    assert reserve(state, [MINUTE, DAY], ask, T0 + 125) is not None
+    assert reserve(state, [MINUTE, DAY], ask, T0 + 130) is not None
     assert len(store.calls[-1]) == 1 and store.calls[-1][0].removes
-    item = store.item(COUNTER, T0 + 125)
+    item = store.item(COUNTER, T0 + 130)
     assert window_starts_in(item, minute) == {T0 + 60, T0 + 120}  # the previous one still carries
     day = DAY.limit.period  # a new day began at T0 + 120: yesterday's window is kept, it carries
-    assert window_starts_in(item, day) == {day.start(T0), day.start(T0 + 125)}
-    usage = state.load([MINUTE, DAY], [KEY], T0 + 125).usage(DAY, T0 + 125)
+    assert window_starts_in(item, day) == {day.start(T0), day.start(T0 + 130)}
+    usage = state.load([MINUTE, DAY], [KEY], T0 + 130).usage(DAY, T0 + 130)
     assert usage.used == {REQUESTS: 1, TOKENS: 100} and usage.carried == {REQUESTS: 3, TOKENS: 300}
     # an hour on, everything of the minute the item held is gone with the next write
     assert reserve(state, [MINUTE, DAY], ask, T0 + 3600) is not None

@@ -211,7 +211,10 @@ def log_info(logger: Logger, message: str, extra: Mapping[str, object]) -> None:
     caller = sys._getframe(1)
     formatter = handler.formatter
     assert isinstance(formatter, RedactingFormatter)  # checked by _only_handler
-    line = formatter.format_fields("INFO", caller.f_code.co_name, caller.f_lineno, message, extra)
+    try:
+        line = formatter.format_fields("INFO", caller.f_code.co_name, caller.f_lineno, message, extra)
+    except Exception:  # as on the standard path, a line that cannot be formatted never fails the request
+        line = None
     if line is None:
         logger.info(message, extra=extra, stacklevel=3)
         return

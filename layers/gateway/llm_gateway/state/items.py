@@ -143,8 +143,9 @@ for _unit, _code in _CODES.items():
     _SHORT[_unit] = _code
     _SHORT.update({f"{_unit}@{_i}": f"{_code}{_i}" for _i in range(SLOTS)})
 _LONG = {short: name for name, short in _SHORT.items()}
-# A window is removed only once a container whose clock is this far behind would not read it either.
-CLOCK_SKEW_S = 1.0
+# A window is removed only once a container whose clock is this far behind would not read it either
+# (Lambda's clocks are NTP-synced to well under this; a few seconds cost only a larger item briefly).
+CLOCK_SKEW_S = 5.0
 # Every write sets a meter item's TTL this far ahead: past any window's own need (a calendar
 # month is read until its end and kept a month after it), so a write that touches only some of
 # an item's windows never shortens the others'.
