@@ -85,11 +85,6 @@ class ChatDetail:
     prompt_tokens: int  # cl100k estimate, before any provider's factor
 
 
-def _static_drop(entry: ModelEntry, needs: Needs, prompt: int, cap: int | None) -> str | None:
-    """Why this model can never serve the request (None = it could)."""
-    return _needs_drop(entry, needs) or _size_drop(entry, prompt, cap)
-
-
 def _needs_drop(entry: ModelEntry, needs: Needs) -> str | None:
     """Why this model lacks something the request needs (None = it has it all)."""
     caps = entry.capabilities

@@ -135,7 +135,7 @@ def affinity_pk(digest: str) -> str:
 # (`tokens@3`, `last_at`) that `metering.py` reads. Windows no load reads any more
 # (`stale_names`) are removed by the reservation that opens a window in the item (at a roll-over)
 # or finds one of them, so an item holds the windows a load reads: two per period, three in a
-# sliding window's first moments (and one second more for clock skew).
+# sliding window's first moments (and `CLOCK_SKEW_S` more for clock skew).
 LAST_AT = "last_at"
 _CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
 _SHORT: dict[str, str] = {LAST_AT: "l"}
@@ -182,7 +182,7 @@ class WindowRef:
         return {prefix + _SHORT.get(name, name): value for name, value in values.items()}
 
     def read(self, now: float) -> bool:
-        """Whether a load at `now` (or a second earlier) still reads this window."""
+        """Whether a load at `now` (or `CLOCK_SKEW_S` earlier) still reads this window."""
         return _read(self.period, self.start, now)
 
 

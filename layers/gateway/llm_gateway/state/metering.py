@@ -267,7 +267,6 @@ class WindowUsage:
     start: int
     used: Amounts = field(default_factory=dict)
     carried: Amounts = field(default_factory=dict)
-    carried_until: float | None = None  # the previous window's last request + a length + slack: no carry after
     last_at: float | None = None  # this window's latest reservation, when the store stamped it
     earlier: tuple[Earlier, ...] = ()  # the windows the carry comes from (the previous, and the one
     # before it in the first moments of a window)
@@ -371,11 +370,12 @@ class WindowUsage:
                     return t
             return float(self.meter.limit.period.end(self.start))
         carried = self.carried.get(unit, 0)
+        previous_at = next((e.last_at for e in self.earlier if e.start == self.start - seconds), None)
         elapsed = (now - self.start) / seconds
         previous = carried / max(1e-9, 1.0 - elapsed)  # the previous window's count
         decayed = self.start + seconds * (1 - room / previous)
-        if self.carried_until is not None:
-            decayed = min(decayed, self.carried_until)
+        if previous_at is not None:  # every request of it was at or before its stamp: none left after
+            decayed = min(decayed, previous_at + seconds + slack)
         return decayed
 
 
@@ -403,24 +403,21 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
         return WindowUsage(meter, start, used, last_at=last_at, item=item)
     seconds = period.seconds
     earlier: list[Earlier] = []
-    carried_until: float | None = None
     for back in (1, 2):  # the one before the previous is read only in a window's first moments
         pk = f"{prefix}{start - back * seconds}"
         stamp = stamps.get(pk) if stamps else None
-        if back == 1 and stamp is not None:
-            carried_until = stamp + seconds + stamp_slack_s(seconds)
         before = counters.get(pk)
         if before:
             earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
     if not earlier:
-        return WindowUsage(meter, start, used, {}, carried_until, last_at, (), item)
+        return WindowUsage(meter, start, used, {}, last_at, (), item)
     slack = stamp_slack_s(seconds)
     carried: dict[str, int] = {}
     for unit in {unit for e in earlier for unit in e.used}:
         n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
         if n > 0:
             carried[unit] = n
-    return WindowUsage(meter, start, used, carried, carried_until, last_at, tuple(earlier), item)
+    return WindowUsage(meter, start, used, carried, last_at, tuple(earlier), item)
 
 
 def window_starts(period: Period, now: float) -> tuple[int, ...]:

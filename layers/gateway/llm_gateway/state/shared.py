@@ -4,8 +4,8 @@ Built on a `StateStore` (items) with `items.py` (what each item means) and `mete
 arithmetic of windows). Every attempt costs one conditional write per meter item before its
 provider call: one item holds every window of a counter (`items.py`, "meter items"), so a model
 with its own minute and day limits is one UpdateItem whose condition checks both; a model that
-also counts on its provider organisation's meter (Mistral) or a caller's own limits writes one
-item per counter. The load is one read per request. The reservation that opens a window in an
+counts on its own and its provider organisation's counters (Cohere: the model's minute, the
+organisation's month) or a caller with limits of its own writes one item per counter. The load is one read per request. The reservation that opens a window in an
 item (the first of a new minute, day, …) also removes, in the same write, the item's windows that
 no load reads any more, as this container's load saw them.
 
