@@ -41,7 +41,7 @@ class Traffic:
                     headers = send()
                     with self._lock:
                         self.answers.append((time.monotonic(), name, headers))
-                except openai.APIError as error:
+                except Exception as error:  # an SDK error, a transport error or a failed check alike
                     with self._lock:
                         self.failures.append(f"{name}: {error!r}")
                 time.sleep(0.1)

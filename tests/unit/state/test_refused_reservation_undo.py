@@ -84,4 +84,4 @@ def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
         reserve(100)  # carried the -4,000 correction, and may have been applied
     assert reserve(100) is not None
     used = state.load([meter], [], now).usage(meter, now).used[TOKENS]
-    assert used >= 1000 + 100 + 100  # never less than what was truly used (it was -2,800 before)
+    assert used == 1000 + 100 + 100  # what was truly used: the correction delivered once (-2,800 before)

@@ -22,6 +22,7 @@ from llm_gateway.tenancy.policy import Policy
 from llm_gateway.transcription.gateway import AudioInput, TranscriptionOutcome
 from llm_gateway.uploads.objects import MemoryAudioObjects
 from llm_gateway.uploads.service import Uploads
+from tests.transcribe_helpers import NoLaunch
 
 NOW = 1_700_000_000.0
 
@@ -84,10 +85,6 @@ class Rig:
         return str(self.jobs.submit(TranscriptionJobRequest(file_id=file_id), caller=caller, function=None)["id"])
 
 
-class NoLaunch:
-    def launch(self, job_id: str, function: str | None) -> None:
-        return None
-
 
 @pytest.fixture
 def rig() -> Rig:
@@ -120,8 +117,8 @@ def test_an_upload_is_its_users_only(rig: Rig) -> None:
     for user in (bob.user, Caller().user):  # an admin too: uploads have no exception
         error = not_found(lambda u=user: rig.uploads.audio(file_id, user=u))
         assert error["code"] == "file_not_found"
-        assert error == {**not_found(lambda u=user: rig.uploads.audio(unknown, user=u)),
-                         "message": error["message"]} and unknown not in error["message"]
+        missing = not_found(lambda u=user: rig.uploads.audio(unknown, user=u))
+        assert error == {**missing, "message": missing["message"].replace(unknown, file_id)}  # word for word
         assert not_found(lambda u=user: rig.uploads.check(file_id, user=u))["code"] == "file_not_found"
 
 
