@@ -83,3 +83,11 @@ class FakeTranscriber:
         headers = {"x-gateway-provider": "fake", "x-gateway-model": "fake-whisper", "x-gateway-attempts": "1",
                    "x-gateway-cost-usd": "0.00000000"}
         return TranscriptionOutcome(200, headers, body, self.content_type)
+
+
+class NoLaunch:
+    """A job launcher that launches nothing: the test runs each job itself, as the
+    self-invocation would."""
+
+    def launch(self, job_id: str, function: str | None) -> None:
+        return None

@@ -19,7 +19,7 @@ from llm_gateway.jobs.store import MemoryJobStore
 from llm_gateway.speech import build_speech
 from llm_gateway.uploads.objects import MemoryAudioObjects
 from sandbox.apigw import LocalContext, load_handler_module, make_event
-from tests.transcribe_helpers import BOUNDARY, FakeTranscriber, form_body
+from tests.transcribe_helpers import BOUNDARY, FakeTranscriber, NoLaunch, form_body
 
 ROUTES = [("POST", "/v1/audio/transcriptions"), ("POST", "/v1/audio/translations"), ("POST", "/v1/audio/uploads"),
           ("POST", "/v1/audio/jobs"), ("GET", "/v1/audio/jobs/job-x"), ("GET", "/v1/audio/jobs/%00"),
@@ -27,10 +27,6 @@ ROUTES = [("POST", "/v1/audio/transcriptions"), ("POST", "/v1/audio/translations
 FIELDS = ["model", "language", "prompt", "temperature", "response_format", "timestamp_granularities[]", "file_id",
           "stream", "user", "file"]
 
-
-class NullLauncher:
-    def launch(self, job_id: str, function: str | None) -> None:
-        return
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def handler():
     s = load_settings()
     fake = FakeTranscriber(s)
     module.speech = build_speech(s, transcriber=fake, job_transcriber=fake, objects=MemoryAudioObjects(),
-                                 job_store=MemoryJobStore(), launcher=NullLauncher(), callers=KeyCallers(fake.key_store))
+                                 job_store=MemoryJobStore(), launcher=NoLaunch(), callers=KeyCallers(fake.key_store))
     yield module
     mp.undo()
 

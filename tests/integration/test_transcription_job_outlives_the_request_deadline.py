@@ -21,15 +21,10 @@ from llm_gateway.transcription.gateway import AudioInput
 from llm_gateway.uploads.objects import MemoryAudioObjects
 from sandbox.fakes import FakeFleet
 from tests.integration.test_failover_matrix import fleet_env
+from tests.transcribe_helpers import NoLaunch
 
 CLIP = (Path(__file__).parents[1] / "fixtures" / "audio" / "tone.wav").read_bytes()
 
-
-class NoLaunch:
-    """The test runs the job itself, in this thread, as the self-invocation would."""
-
-    def launch(self, job_id: str, function: str | None) -> None:
-        return None
 
 
 def test_a_job_finishes_what_the_request_deadline_cannot(fakes: FakeFleet) -> None:

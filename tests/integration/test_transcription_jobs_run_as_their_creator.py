@@ -32,16 +32,11 @@ from llm_gateway.uploads.objects import MemoryAudioObjects
 from sandbox.fakes import FakeFleet
 from tests.integration.test_breaker_shared_dynamodb import TABLE, atomic_moto_writes, table  # noqa: F401  (fixtures)
 from tests.integration.test_failover_matrix import fleet_env
+from tests.transcribe_helpers import NoLaunch
 
 CLIP = (Path(__file__).parents[1] / "fixtures" / "audio" / "tone.wav").read_bytes()  # 2 s
 PAID = "openai/whisper-1"
 
-
-class NoLaunch:
-    """The test runs each job itself, as the self-invocation would."""
-
-    def launch(self, job_id: str, function: str | None) -> None:
-        return None
 
 
 @dataclass
