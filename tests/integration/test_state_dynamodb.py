@@ -24,7 +24,15 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
+from llm_gateway.state.items import (
+    AFFINITY_TTL_S,
+    FailureMark,
+    affinity_pk,
+    cooldown_pk,
+    meter_pk,
+    window_ref,
+    windows_of,
+)
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
     REQUESTS,
@@ -156,7 +164,7 @@ def test_two_instances_share_usage_and_state_survives_restart(new_client: Client
     assert second.reserve(windows(second, [MINUTE, DAY]), ask(50), NOW) is not None
     second.cool_down(KEY, NOW + 30, "429", NOW)
     first.record_headers(KEY, RateLimitInfo(remaining_requests=7, reset_requests_s=20, requests_window_s=86_400), NOW)
-    first.mark_failure("groq", "server_error", NOW)
+    first.mark_failure(FailureMark("groq", NOW, "server_error"), NOW)
     restarted = shared(new_client(), table)  # a new container, same table
     for state in (first, second, restarted):
         assert used(state, [MINUTE, DAY], NOW + 1) == [{REQUESTS: 2, TOKENS: 150}] * 2

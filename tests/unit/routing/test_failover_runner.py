@@ -27,6 +27,7 @@ from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.circuit_breaker import (
     BreakerOpen,
+    BreakerSettings,
     CircuitBreakers,
     provider_circuit,
     reset_local_counters,
@@ -143,6 +144,61 @@ def test_another_container_ranks_the_failed_provider_last_after_one_read() -> No
     first.router.complete(chat())
     second = rig(store=first.store, clock=first.clock)
     assert [s.key.provider for s in second.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
+
+
+def never_open() -> CircuitBreakers:
+    return CircuitBreakers(MemoryBreakerPersistence(), BreakerSettings(failure_threshold=10**6))
+
+
+def test_a_provider_that_keeps_failing_is_called_every_few_minutes_not_every_30_s() -> None:
+    """Groq is down for ten minutes and a request arrives every 5 s. Each time its failure mark
+    runs out, one request tries it again and fails; the mark then holds twice as long (30, 60,
+    120, 240, then 300 s), so groq takes 5 requests, not the 18 a fixed 30 s memory sends it.
+    (Breakers that never open: Powertools' run on the real clock, and this is failure memory.)"""
+    r = rig(breakers=never_open())
+    r.fleet.set("groq", status(503))
+    before = len(r.fleet.calls)
+    for _ in range(120):
+        assert r.router.complete(chat()).provider != "groq"
+        r.clock.advance(5.0)
+    groq = [call.at for call in r.fleet.calls[before:] if call.provider == "groq"]
+    assert len(groq) == 5, groq
+    gaps = [round(b - a) for a, b in itertools.pairwise(groq)]
+    assert gaps == [30, 60, 120, 240], gaps  # each mark's memory (requests come on its last second)
+
+
+def test_an_answer_between_two_failures_starts_the_memory_again_at_30_s() -> None:
+    """A provider that answered since its last failure is not in an outage: its next failure is
+    remembered 30 s, however long the streak before was."""
+    r = rig(breakers=never_open())
+    r.fleet.set("groq", status(503))
+    for _ in range(3):  # three failures in a row: the mark now holds 120 s
+        r.router.complete(chat())
+        r.clock.advance(r.core.failures.merged({})["groq"].until - r.clock.wall() + 1)
+    assert r.core.failures.merged({})["groq"].streak == 3
+    r.fleet.set("groq", answer())
+    assert r.router.complete(chat()).provider == "groq"
+    r.fleet.set("groq", status(503))
+    r.router.complete(chat())
+    mark = r.core.failures.merged({})["groq"]
+    assert (mark.streak, mark.until - mark.at) == (1, 30.0)
+
+
+def test_another_container_continues_the_streak_after_the_mark_ran_out() -> None:
+    """The first container's mark ran out before the second container ever read it; when the
+    second then fails groq, the shared item (kept past its memory's end) tells it this is the
+    same outage: its mark holds 60 s, and the first container reads that."""
+    first = rig()
+    first.fleet.set("groq", status(503))
+    first.router.complete(chat())
+    first.clock.advance(31.0)
+    second = rig(store=first.store, clock=first.clock)
+    second.fleet.set("groq", status(503))
+    second.router.complete(chat())
+    first.clock.advance(45.0)
+    assert [s.key.provider for s in first.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
+    first.clock.advance(16.0)
+    assert next(s.key.provider for s in first.router.plan(chat()).steps) == "groq"
 
 
 def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknown_one() -> None:
@@ -309,6 +365,21 @@ def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:
     fits = ChatCompletionRequest.model_validate(
         {"model": "groq/llama-3.1-8b-instant", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]})
     assert r.router.complete(fits).provider == "groq"
+
+
+def test_a_long_prompt_without_max_tokens_is_served_by_a_small_token_window_it_fits() -> None:
+    """Found by `llm-gateway simulate`: 11,000 prompt tokens pinned to Groq's 12,000 a minute,
+    no max_tokens, were answered 413 because the gateway reserved 1,024 output tokens the caller
+    never asked for. The provider would serve it (it admits the prompt, counts the answer after),
+    so the gateway reserves only what the window leaves beside the prompt; a prompt above the
+    window itself is still 413, and so is a max_tokens that does not fit."""
+    r = rig(limits={"groq": Limits(rpm=100, tpm=1_000)})
+    prompt = "word " * 900  # about 900 tokens: the default 1,024 output would not fit 1,000
+    assert r.router.complete(chat("groq/llama-3.1-8b-instant", prompt)).provider == "groq"
+    assert failing(lambda: r.router.complete(chat("groq/llama-3.1-8b-instant", "word " * 1_100))).status == 413
+    request = ChatCompletionRequest.model_validate({"model": "groq/llama-3.1-8b-instant", "max_tokens": 200,
+                                                    "messages": [{"role": "user", "content": prompt}]})
+    assert failing(lambda: r.router.complete(request)).status == 413
 
 
 def test_a_wait_longer_than_max_wait_answers_429_with_retry_after() -> None:

@@ -140,10 +140,10 @@ class Outcomes:
             self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
         # A timeout the request deadline caused says nothing about the provider: no failure mark.
         says_something = not error.request_caused
-        if (says_something and error_class in FAILURE_CLASSES
-                and self.failures.record(step.key.provider, str(error_class), now)
-                and not _gone(deadline, "mark_failure")):
-            self.guarded("mark_failure", self.state.mark_failure, step.key.provider, str(error_class), now)
+        if says_something and error_class in FAILURE_CLASSES:
+            mark = self.failures.record(step.key.provider, str(error_class), now)
+            if mark is not None and not _gone(deadline, "mark_failure"):
+                self.guarded("mark_failure", self.state.mark_failure, mark, now)
         if says_something:
             self.passive.record(step.key, str(error_class), now)
         provider, model = step.key

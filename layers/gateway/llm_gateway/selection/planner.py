@@ -8,7 +8,8 @@ ranks statically. `Planner.plan` then ranks what is left against the loaded stat
 
 Ranking, in order:
 1. **No recent failure** first: a provider that just failed (5xx, timeout, reset, 429) in any
-   container goes behind every provider that did not, until `FAILURE_MEMORY_S` has passed.
+   container goes behind every provider that did not, until its mark's memory ends
+   (`FailureMark.until`: 30 s, doubled for each failure right after the last one's memory ended).
 2. **Free tier with capacity** before any paid model (paid models follow as fallbacks).
 3. **The preferred model** the preparation names through a state item (chat: the model that
    served the previous turn of the same conversation), so a conversation stays on one model
@@ -33,7 +34,7 @@ from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.selection.catalog import Catalog, ModelEntry
-from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark, StateSnapshot, pks_for
+from llm_gateway.state.items import FailureMark, StateSnapshot, pks_for
 from llm_gateway.state.metering import (
     CALLER_SCOPE,
     USD_MICROS,
@@ -258,7 +259,7 @@ def nothing_fits(dropped: Sequence[Dropped]) -> InvalidRequest:
 
 def recently_failed(provider: str, failures: Mapping[str, FailureMark], now: float) -> bool:
     mark = failures.get(provider)
-    return mark is not None and now - mark.at < FAILURE_MEMORY_S
+    return mark is not None and now < mark.until
 
 
 class Planner:
