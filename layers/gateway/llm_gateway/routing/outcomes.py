@@ -35,6 +35,8 @@ _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
 _PROVIDER_FAULT = frozenset({ErrorClass.OVERLOADED, ErrorClass.SERVER_ERROR, ErrorClass.TIMEOUT,
                              ErrorClass.CONNECTION, ErrorClass.AUTH})
 OK, FAILED, LIMITED, REFUSED = "ok", "failed", "limited", "refused"
+# What the request itself caused: held against nobody's provider (passive health, failure memory).
+CALLER_CAUSED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.CONTEXT_LENGTH, ErrorClass.CONTENT_FILTER})
 
 
 def attempt_outcome(error_class: ErrorClass | None, request_caused: bool = False) -> str:
@@ -144,7 +146,7 @@ class Outcomes:
             mark = self.failures.record(step.key.provider, str(error_class), now)
             if mark is not None and not _gone(deadline, "mark_failure"):
                 self.guarded("mark_failure", self.state.mark_failure, mark, now)
-        if says_something:
+        if says_something and error_class not in CALLER_CAUSED:
             self.passive.record(step.key, str(error_class), now)
         provider, model = step.key
         self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)
