@@ -201,6 +201,23 @@ def test_another_container_continues_the_streak_after_the_mark_ran_out() -> None
     assert next(s.key.provider for s in first.router.plan(chat()).steps) == "groq"
 
 
+def test_a_provider_error_the_caller_s_request_caused_is_not_held_against_the_provider() -> None:
+    """A 400 for one caller's malformed request (or a context-length or content-filter refusal)
+    says nothing of the provider: the status page's passive health and failure memory keep no
+    failure for it, so one caller's mistakes never make a provider look unhealthy to operators;
+    a 500 is recorded."""
+    r = rig()
+    r.fleet.set("groq", status(400, message="invalid request: bad tool schema"))
+    failing(lambda: r.router.complete(pinned("groq")))
+    stats = r.core.passive.snapshot().get(ModelKey("groq", MODELS["groq"]), {})
+    assert stats.get("failures", 0) == 0 and stats.get("last_error_class") is None, stats
+    assert not r.core.failures.recent("groq", r.clock.wall())
+    r.fleet.set("groq", status(500))
+    r.router.complete(chat())
+    stats = r.core.passive.snapshot()[ModelKey("groq", MODELS["groq"])]
+    assert (stats["failures"], stats["last_error_class"]) == (1, "server_error")
+
+
 def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknown_one() -> None:
     """Mistral (last in plan order) answered a moment ago; openai has not been heard from. When
     groq fails, the request's next attempt goes to mistral, not to openai: a provider that is
@@ -315,6 +332,33 @@ def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() ->
     assert second_call.at - first_call.at >= 1.0
     assert r.metrics.total(m.CAPACITY_WAITS) == 1
     assert time.monotonic() - real < 1.0
+
+
+@pytest.mark.parametrize("free_wait_s", [None, "0"], ids=["default", "0"])
+def test_a_moment_s_wait_for_a_free_tier_comes_before_a_paid_model(free_wait_s: str | None) -> None:
+    """Mistral (free, 1 request/s for the organisation) has just served a request; the next one
+    could go to openai (paid) at once. By default (LLM_GATEWAY_FREE_WAIT_S=1.5) it waits on the
+    fake clock for Mistral's next second and is served free; with 0 it pays at once."""
+    env = {} if free_wait_s is None else {"LLM_GATEWAY_FREE_WAIT_S": free_wait_s}
+    r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",), **env)
+    assert r.router.complete(chat()).provider == "mistral"
+    second = r.router.complete(chat())
+    if free_wait_s is None:
+        assert second.provider == "mistral" and not second.cost_usd
+        assert len(r.clock.sleeps) == 1 and 0 < r.clock.sleeps[0] <= 1.5
+        assert r.fleet.calls[1].at - r.fleet.calls[0].at >= 1.0
+    else:
+        assert second.provider == "openai" and r.clock.sleeps == []
+
+
+def test_no_wait_for_a_free_tier_that_frees_later_than_the_free_wait() -> None:
+    """A free tier full for longer than LLM_GATEWAY_FREE_WAIT_S (Mistral at 1 request per 2 s
+    here, as if two had just gone) is not waited for: the paid model serves at once."""
+    r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",), LLM_GATEWAY_FREE_WAIT_S="0.3")
+    assert r.router.complete(chat()).provider == "mistral"
+    r.clock.advance(0.2)  # Mistral frees about a second from now: longer than 0.3 s
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.clock.sleeps == []
 
 
 def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> None:
