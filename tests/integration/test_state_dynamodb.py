@@ -381,6 +381,7 @@ def test_a_write_on_some_windows_never_shortens_the_items_life(new_client: Clien
     assert used(state, [month], five_days_on) == [{REQUESTS: 1, TOKENS: 10}]
 
 
+@pytest.mark.parametrize("new_client", ["boto3_in_process", "boto3_server"], indirect=True)  # an operator's run
 def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
     new_client: ClientFactory, table: str
 ) -> None:
@@ -389,8 +390,6 @@ def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
     instead of from zero. Windows no load reads any more are left to their TTL; a second run
     counts nothing twice."""
     client = new_client()
-    if not hasattr(client, "scan"):
-        pytest.skip("the fold is an operator's run: boto3's client")
     state = shared(client, table)
     month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
     day_start, month_start = DAY.limit.period.start(NOW), CALENDAR_MONTH.start(NOW)
