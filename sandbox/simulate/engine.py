@@ -325,8 +325,9 @@ class Simulation:
             self.outcomes.append(outcome)
 
     def _limits(self, user: int) -> UserLimits | None:
-        """The user's key policy, on the user's own counter, as `Tenancy.limits_for` builds it; its
-        refusals are reported against the virtual clock."""
+        """The user's key policy on the user's own counter, as `Tenancy.limits_for` builds it for
+        a key without end users and a gateway without a daily spend cap; its refusals are reported
+        against the virtual clock."""
         policy = self.workload.user_policy
         if policy is None:
             return None

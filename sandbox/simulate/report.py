@@ -5,8 +5,10 @@ the simulated providers saw, never from the gateway's own bookkeeping.
 Definitions (requests = every request simulated):
 - free_tier_share: answered requests served by a free-tier model / answered requests
 - caller_limit_rate: requests refused by the user's own key policy (a workload's `users.policy`:
-  429 `user_rate_limited` or `budget_exceeded`) / requests. The operator's limits working as set,
-  not the gateway failing: they are kept out of the two figures below.
+  429 `user_rate_limited` or `budget_exceeded`, 403 `model_not_allowed`) / requests. The
+  operator's limits working as set, not the gateway failing: they are kept out of
+  user_rate_limit_error_rate, availability and selection_success_rate (they stay in
+  user_error_rate, errors and users_with_an_error).
 - user_rate_limit_error_rate: requests answered any other 429 / requests
 - user_error_rate: requests answered with any error (4xx or 5xx) / requests
 - availability: answered requests / requests not refused by the caller's own policy
@@ -16,7 +18,8 @@ Definitions (requests = every request simulated):
 - selection_p95_ms: 95th percentile over requests of the real CPU time of selection (preparation,
   token count, state load from the in-memory store, ranking; every plan of the request). The
   only figure that differs between runs of the same seed.
-- selection_success_rate: requests whose first selected model answered / requests
+- selection_success_rate: requests whose first selected model answered / requests not refused by
+  the caller's own policy
 - failover_rate: answered requests that needed more than one provider call / requests
 - provider_limit_violations: calls a simulated provider refused because one of its limits was full
   (the gateway must never send one)
@@ -31,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from llm_gateway.selection.planner import BUDGET_EXCEEDED, USER_RATE_LIMITED
+from llm_gateway.tenancy.limits import MODEL_NOT_ALLOWED
 from sandbox.simulate.engine import PROVIDERS, SimResult
 
-CALLER_LIMITS = frozenset({USER_RATE_LIMITED, BUDGET_EXCEEDED})  # codes of the caller's own policy's refusals
+CALLER_LIMITS = frozenset({USER_RATE_LIMITED, BUDGET_EXCEEDED, MODEL_NOT_ALLOWED})  # the key policy's refusals
 
 # The seed's success metrics that a simulated day can speak to: (key, target, comparison, label).
 TARGETS: tuple[tuple[str, float, str, str], ...] = (
@@ -88,7 +92,7 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "baseline_total_cost_usd": round(baseline, 6),
         "selection_p50_ms": round(_percentile([o.selection_ms for o in outcomes], 0.50), 3),
         "selection_p95_ms": round(_percentile([o.selection_ms for o in outcomes], 0.95), 3),
-        "selection_success_rate": round(first_ok / total, 6),
+        "selection_success_rate": round(first_ok / max(1, len(outcomes) - own), 6),
         "failover_rate": round(sum(1 for o in served if o.attempts > 1) / total, 6),
         "provider_shares": {p: round(by_provider.get(p, 0) / n_served, 6) for p in PROVIDERS},
         "errors": dict(sorted(errors.items())),

@@ -39,6 +39,7 @@ from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import CounterAdd, Item, ModelKey
 from tests.unit.routing.harness import (
+    EPOCH,
     FAST_RETRY,
     KEYS,
     MODELS,
@@ -201,6 +202,40 @@ def test_another_container_continues_the_streak_after_the_mark_ran_out() -> None
     assert next(s.key.provider for s in first.router.plan(chat()).steps) == "groq"
 
 
+def test_an_answer_after_a_streak_starts_every_container_over() -> None:
+    """Groq failed twice in a row in the first container (its mark holds 60 s), then answers
+    again there. A second container that meets one more 503 must not continue the old streak
+    (120 s for everyone): the first container shared that groq answered, so the second's mark
+    holds 30 s, and the first ranks groq first again once that has passed."""
+    first = rig(breakers=never_open())
+    first.fleet.set("groq", status(503))
+    for _ in range(2):
+        first.router.complete(chat())
+        first.clock.advance(first.core.failures.merged({})["groq"].until - first.clock.wall() + 1)
+    assert first.core.failures.merged({})["groq"].streak == 2
+    first.fleet.set("groq", answer())
+    assert first.router.complete(chat()).provider == "groq"
+    second = rig(store=first.store, clock=first.clock, breakers=never_open())
+    second.fleet.set("groq", status(503))
+    second.router.complete(chat())
+    first.clock.advance(31.0)
+    assert next(s.key.provider for s in first.router.plan(chat()).steps) == "groq"
+
+
+def test_a_call_begun_while_the_mark_held_does_not_grow_the_streak() -> None:
+    """A request pinned to groq starts 20 s into groq's 30 s mark and times out after it ran out:
+    that is the same incident (the call was not a probe sent after the mark ended), so the mark
+    keeps streak 1 and holds 30 s from this failure, not 60."""
+    r = rig(breakers=never_open())
+    r.fleet.set("groq", status(503))
+    r.router.complete(chat())
+    r.clock.advance(20.0)
+    r.fleet.set("groq", hang())
+    failing(lambda: r.router.complete(pinned("groq")))
+    mark = r.core.failures.merged({})["groq"]
+    assert r.clock.wall() > EPOCH + 0.1 + 30 and (mark.streak, mark.until - mark.at) == (1, 30.0)
+
+
 def test_a_provider_error_the_caller_s_request_caused_is_not_held_against_the_provider() -> None:
     """A 400 for one caller's malformed request (or a context-length or content-filter refusal)
     says nothing of the provider: the status page's passive health and failure memory keep no
@@ -352,13 +387,25 @@ def test_a_moment_s_wait_for_a_free_tier_comes_before_a_paid_model(free_wait_s: 
 
 
 def test_no_wait_for_a_free_tier_that_frees_later_than_the_free_wait() -> None:
-    """A free tier full for longer than LLM_GATEWAY_FREE_WAIT_S (Mistral at 1 request per 2 s
-    here, as if two had just gone) is not waited for: the paid model serves at once."""
+    """A free tier full for longer than LLM_GATEWAY_FREE_WAIT_S (0.3 s here; Mistral's 1 request/s
+    frees about a second after its last request) is not waited for: the paid model serves at once."""
     r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",), LLM_GATEWAY_FREE_WAIT_S="0.3")
     assert r.router.complete(chat()).provider == "mistral"
     r.clock.advance(0.2)  # Mistral frees about a second from now: longer than 0.3 s
     assert r.router.complete(chat()).provider == "openai"
     assert r.clock.sleeps == []
+
+
+def test_no_wait_for_a_free_tier_whose_provider_just_failed() -> None:
+    """Mistral answered 500 (its 1 request/s is counted: it saw the call) and openai served. The
+    next request does not wait for Mistral's next second: a provider that just failed would rank
+    behind the paid model anyway, so the wait would buy nothing."""
+    r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",))
+    r.fleet.set("mistral", status(500))
+    assert r.router.complete(chat()).provider == "openai"
+    slept = list(r.clock.sleeps)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.clock.sleeps == slept
 
 
 def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> None:

@@ -16,12 +16,13 @@ so one hanging provider costs a few seconds, not the whole attempt budget, befor
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llm_gateway.retry.classifier import ErrorClass
-from llm_gateway.state.items import FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S, FailureMark
+from llm_gateway.state.items import ANSWERED, FAILURE_MEMORY_S, STREAK_GRACE_S, FailureMark, standing_mark
 from llm_gateway.state.metering import AUDIO_SECONDS, TOKENS, Amounts
 
 # What counts as "the provider just failed": capacity and health failures, not the caller's.
@@ -35,62 +36,73 @@ SHARE_EVERY_S = 5.0  # one shared write per provider per this many seconds is en
 class FailureMemory:
     """This container's recent failures per provider, merged with what other containers saw."""
 
-    def __init__(self, memory_s: float = FAILURE_MEMORY_S) -> None:
-        self.memory_s = memory_s
+    def __init__(self) -> None:
         self._marks: dict[str, FailureMark] = {}
         self._answered: dict[str, float] = {}  # provider → last success, this container
         self._shared: Mapping[str, FailureMark] = {}  # other containers' marks, as last read
         self._lock = threading.Lock()
 
-    def succeeded(self, provider: str, now: float) -> None:
+    def succeeded(self, provider: str, now: float) -> FailureMark | None:
+        """Remember an answer; a mark saying so when it ends a streak other containers know of
+        (two failures or more): one write per recovery, so no container goes on ranking a
+        provider that is back behind the others for minutes."""
         self._answered[provider] = now  # a plain dict store: atomic under the GIL, no lock needed
+        latest = self._latest(provider)
+        if latest is None or latest.answered or latest.streak < 2 or latest.at >= now:
+            return None
+        with self._lock:
+            mark = self._marks[provider] = FailureMark(provider, now, ANSWERED, 0)
+        return mark
 
     def standing(self, provider: str, now: float) -> int:
         """0: answered lately and not failed since; 1: not heard from lately; 2: failed lately."""
         if self.recent(provider, now):
             return 2
         answered = self._answered.get(provider)
-        return 0 if answered is not None and now - answered < self.memory_s else 1
+        return 0 if answered is not None and now - answered < FAILURE_MEMORY_S else 1
 
-    def record(self, provider: str, kind: str, now: float) -> FailureMark | None:
-        """Remember a failure; the mark when it is news worth sharing with other containers.
+    def record(self, provider: str, kind: str, now: float, started: float) -> FailureMark | None:
+        """Remember a failure of a call begun at `started`; the mark when it is news worth sharing
+        with other containers.
 
-        A failure right after the provider's last mark ran out, with no answer from it since,
-        means the outage (or the 429 storm) goes on: the streak grows and the provider stays
-        behind the others twice as long (`FailureMark.until`), so a long outage takes a request
-        every few minutes, not every 30 s. Failures while the mark still holds (a burst of
-        concurrent calls, a fallback) are one incident and keep the streak."""
+        A call begun after the provider's last mark ran out (within `STREAK_GRACE_S`) that fails,
+        with no answer from the provider since, means the outage (or the 429 storm) goes on: the
+        streak grows and the provider stays behind the others twice as long (`FailureMark.until`),
+        so a long outage takes a request every few minutes, not every 30 s. Calls begun while the
+        mark held (a burst of concurrent calls, a fallback, a long answer still running) are the
+        same incident and keep the streak."""
         with self._lock:
             previous = self._latest(provider)
             streak = 1
-            if previous is not None and self._answered.get(provider, float("-inf")) < previous.at:
-                if now < previous.until:
+            if previous is not None and not previous.answered and self._answered.get(provider, -math.inf) < previous.at:
+                if started < previous.until:
                     streak = previous.streak
-                elif now < previous.until + FAILURE_MEMORY_MAX_S:
+                elif started < previous.until + STREAK_GRACE_S:
                     streak = previous.streak + 1
             mark = self._marks[provider] = FailureMark(provider, now, kind, streak)
-        news = previous is None or now - previous.at >= SHARE_EVERY_S or streak > previous.streak
+        news = previous is None or previous.answered or now - previous.at >= SHARE_EVERY_S
         return mark if news else None
 
     def _latest(self, provider: str) -> FailureMark | None:
         own, seen = self._marks.get(provider), self._shared.get(provider)
-        if own is None or (seen is not None and seen.until > own.until):
-            return seen
-        return own
+        if own is None or seen is None:
+            return own or seen
+        return standing_mark(own, seen)
 
     def merged(self, shared: Mapping[str, FailureMark]) -> dict[str, FailureMark]:
-        """The mark per provider that holds longest, ours or another container's (those are kept,
-        so a failure here continues another container's streak)."""
-        self._shared = shared
+        """The mark that stands per provider (`standing_mark`), ours or another container's; the
+        shared ones are kept, so a failure here continues another container's streak."""
         with self._lock:
+            self._shared = shared
             out = dict(self._marks)
         for provider, mark in shared.items():
-            if provider not in out or mark.until > out[provider].until:
-                out[provider] = mark
+            own = out.get(provider)
+            out[provider] = mark if own is None else standing_mark(own, mark)
         return out
 
     def recent(self, provider: str, now: float) -> bool:
-        mark = self._marks.get(provider)
+        """Whether the provider failed lately, here or (as last read) in another container."""
+        mark = self._latest(provider)
         return mark is not None and now < mark.until
 
 

@@ -143,7 +143,7 @@ class Outcomes:
         # A timeout the request deadline caused says nothing about the provider: no failure mark.
         says_something = not error.request_caused
         if says_something and error_class in FAILURE_CLASSES:
-            mark = self.failures.record(step.key.provider, str(error_class), now)
+            mark = self.failures.record(step.key.provider, str(error_class), now, started=now - latency_s)
             if mark is not None and not _gone(deadline, "mark_failure"):
                 self.guarded("mark_failure", self.state.mark_failure, mark, now)
         if says_something and error_class not in CALLER_CAUSED:

@@ -3,7 +3,8 @@
 plan: one state load (windows, cooldowns, headers, breakers, recent failures in one BatchGetItem)
 → blocked = open breakers + providers with rejected keys → rank (planner, balancer as the
 tie-breaker) → when nothing has capacity now but something will within `max_wait_s` (and inside
-the deadline), wait and plan again rather than refuse.
+the deadline), wait and plan again rather than refuse; so too when the plan starts with a paid
+model and a free tier frees within `free_wait_s` (counted as a capacity wait too).
 
 run: for each step, within `max_attempts` and the deadline: reserve (a conditional write per counter item; a
 step that would overflow a limit is skipped) → call through the breakers with a timeout that
@@ -77,8 +78,8 @@ class Served(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
-    max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
-    free_wait_s: float = 0.0  # wait this long at most for a free tier rather than pay (within max_wait_s)
+    max_wait_s: float  # wait this long at most for capacity rather than answer 429
+    free_wait_s: float  # wait this long at most for a free tier rather than pay (within max_wait_s)
 
 
 class _NoStepLeft(Exception):
@@ -256,8 +257,10 @@ class FailoverRunner:
                 raise
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
-            self.failures.succeeded(step.key.provider, self._wall())
             now = self._wall()
+            recovered = self.failures.succeeded(step.key.provider, now)
+            if recovered is not None:  # it answered after a streak: every container starts over
+                self.outcomes.guarded("mark_failure", self.state.mark_failure, recovered, now)
             if result.actual is not None:
                 self.outcomes.success(run, step, reservation, result.actual, result.rate_limits, latency, now,
                                       deadline=ctx.deadline)

@@ -344,7 +344,8 @@ class Planner:
         free_waits: list[float] = []
         paid_first = bool(steps) and not steps[0].free
         for key, checked, state, amounts, free in full:
-            if paid_first and free and (wait := free_again_in(checked, state, amounts, now)) is not None:
+            if (paid_first and free and not recently_failed(key.provider, failures, now)
+                    and (wait := free_again_in(checked, state, amounts, now)) is not None):
                 free_waits.append(wait)
             if steps and state is None and all(u.meter.limit.period.seconds == 1
                                                for u in checked if u.fits(amounts) is not None):

@@ -123,9 +123,12 @@ def _token_room(meters: tuple[Meter, ...]) -> int | None:
 def _expected_output(prompt: int, output_cap: int, room: int | None) -> int:
     """The output to reserve for a caller who set no max_tokens: `DEFAULT_EXPECTED_OUTPUT`, but
     no more than the model's smallest token window leaves beside the prompt. A long prompt to a
-    small free tier (11,000 tokens to Groq's 12,000 a minute) is served as the provider itself
-    would serve it, counting what the answer really used after, instead of a 413 for an answer
-    length the caller never asked for (found by `llm-gateway simulate`)."""
+    small free tier (11,000 tokens to Groq's 12,000 a minute) is sent, not refused 413 for an
+    answer length the caller never asked for (found by `llm-gateway simulate`, whose providers
+    admit a call on its prompt and count the answer after). What the answer really used is
+    counted after it, and may take the window past its limit until it slides; a provider that
+    counts an unset max_tokens at admission answers the 413 itself (neither Groq's nor the
+    others' documentation says which they do)."""
     output = min(DEFAULT_EXPECTED_OUTPUT, output_cap)
     if room is not None and prompt + output > room:
         return max(1, room - prompt)

@@ -59,10 +59,14 @@ from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState 
 PK = "pk"  # the table's partition key
 EXPIRES = "expires_at"
 FAILURE_MEMORY_S = 30.0  # how long a provider that just failed ranks behind the others
-# A provider that fails again as soon as its memory ends (a probe into an outage or a 429 storm)
-# is remembered twice as long each time, up to this: as Envoy's outlier detection lengthens an
-# ejection by the number of times a host was ejected (base 30 s, max 300 s).
+# A provider that fails again once its memory ends (a probe into an outage or a 429 storm) is
+# remembered twice as long each time, up to this (Envoy's outlier detection lengthens an ejection
+# with each one too, linearly, to the same 300 s default cap).
 FAILURE_MEMORY_MAX_S = 300.0
+# A failure of a call begun this long after the last mark ran out still continues its streak: a
+# quiet provider is not probed at once, and sparse traffic must not start an outage over at 30 s.
+STREAK_GRACE_S = 300.0
+ANSWERED = "answered"  # the kind of a mark that ends a streak: the provider answered again
 # How long a conversation's next turn prefers the model that answered it: long enough for a tool
 # to run or a user to type, short enough that the table holds only conversations in progress.
 AFFINITY_TTL_S = 900.0
@@ -393,17 +397,32 @@ class HeaderSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class FailureMark:
-    """A provider's latest failure (5xx, timeout, reset, 429), shared by every container."""
+    """A provider's latest failure (5xx, timeout, reset, 429), shared by every container; or,
+    with streak 0, that it answered again after a streak (so every container starts over)."""
 
     provider: str
     at: float
     kind: str
-    streak: int = 1  # failures in a row, each right after the previous one's memory ended
+    streak: int = 1  # failures in a row, each of a call begun after the previous one's memory ended
+
+    @property
+    def answered(self) -> bool:
+        return self.streak == 0
 
     @property
     def until(self) -> float:
         """When the provider stops ranking behind the others: the memory doubles per streak."""
+        if self.streak == 0:
+            return self.at
         return self.at + min(FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S * 2.0 ** min(self.streak - 1, 16))
+
+
+def standing_mark(a: FailureMark, b: FailureMark) -> FailureMark:
+    """Which of two marks of one provider stands: the later, if either says it answered; else the
+    one that holds longer (an older mark of a longer streak outlasts a new first failure)."""
+    if a.answered or b.answered:
+        return a if a.at >= b.at else b
+    return a if a.until >= b.until else b
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from llm_gateway.tenancy.policy import Policy
 
 USER_PREFIX = "user#"
 GLOBAL_SPEND_COUNTER = "gateway#spend"  # the gateway-wide daily spend cap's counter
+MODEL_NOT_ALLOWED = "model_not_allowed"  # the 403 code when the key's policy allows none of the models
 MICROS = 1_000_000
 
 
@@ -195,7 +196,7 @@ def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
         message = "None of the models that could serve this request is allowed for this key."
     rules = ("free tiers only" if policy.free_only else "") + (
         f"{'; ' if policy.free_only else ''}allowed: {', '.join(policy.models)}" if policy.models else "")
-    return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code="model_not_allowed")
+    return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code=MODEL_NOT_ALLOWED)
 
 
 def _seconds_to_reset(period: str, now: float) -> float:
