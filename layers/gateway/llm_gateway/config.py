@@ -31,7 +31,7 @@ from llm_gateway.config_check import (
     check_transcription_limits,
 )
 from llm_gateway.providers.base import ProviderConfig
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.registry import PROVIDERS, key_variables, provider_spec
 from llm_gateway.selection.catalog import Catalog
 
 DEFAULT_DEV_KEY = "local-dev-key"
@@ -192,9 +192,10 @@ def _key_cache_s(env: Mapping[str, str]) -> float:
 def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
     """One config per provider kind whose key is set, plus every declared OpenAI-compatible endpoint."""
     configs: list[ProviderConfig] = []
-    for kind, spec in provider_specs().items():
-        key = env.get(spec.key_env, "").strip() if spec.key_env else ""
-        if not key:
+    for kind, (_, key_env) in PROVIDERS.items():
+        key = env.get(key_env, "").strip() if key_env else ""
+        spec = provider_spec(kind) if key else None
+        if spec is None:
             continue
         base_url = env.get(spec.base_url_env, "").strip() or spec.default_base_url
         # No list = every catalog model of this provider; `<KIND>_MODELS` narrows it.
@@ -242,7 +243,7 @@ def _check_endpoint(index: int, entry: object) -> None:
     for required in ("name", "base_url"):
         if not isinstance(entry.get(required), str) or not entry[required].strip():
             raise ConfigError(f"{where} needs a {required!r} (a non-empty string)")
-    if entry["name"] in provider_specs():
+    if entry["name"] in PROVIDERS:
         raise ConfigError(f"{where} is named {entry['name']!r}, a built-in provider; choose another name")
     models = entry.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
@@ -282,7 +283,7 @@ def _key_list(env: Mapping[str, str], name: str) -> frozenset[str]:
 def _provider_key_names(env: Mapping[str, str]) -> frozenset[str]:
     """The names a provider secret may supply: every provider's key variable, and the `api_key_env`
     of each OpenAI-compatible endpoint the environment declares."""
-    names = {spec.key_env for spec in provider_specs().values() if spec.key_env}
+    names = set(key_variables())
     try:
         declared = json.loads(env.get("LLM_GATEWAY_OPENAI_COMPATIBLE", "").strip() or "[]")
     except ValueError:

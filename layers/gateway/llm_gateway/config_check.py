@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llm_gateway.providers.base import ProviderConfig
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.registry import provider_spec
 from llm_gateway.selection.catalog import (
     BUILTIN_PATH,
     OVERRIDES_ENV,
@@ -167,7 +167,7 @@ def _check_disable(disable: Iterable[str], models: set[tuple[str, str]]) -> None
 
 def _check_served(config: ProviderConfig, catalog: Catalog) -> None:
     """Every id a provider's model list names is a catalog model of it, and something is left to serve."""
-    spec = provider_specs().get(config.kind)
+    spec = provider_spec(config.kind)
     source = spec.models_env if spec is not None and spec.key_env else f"{COMPATIBLE_ENV} endpoint {config.name!r}"
     ours = {m.model: m for m in catalog.data.models if m.provider == config.name}
     for model in config.models:
