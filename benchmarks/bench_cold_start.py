@@ -242,7 +242,8 @@ atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)  # the warmed bytec
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The chat function's environment: one provider key, one client key, nothing else of ours.
+    """The chat function's environment: one provider key, one client key, and of template.yaml's
+    globals the two that change a cold start (the metrics namespace; pydantic's plugin search off).
 
     Every child reads and writes compiled bytecode in one private cache (`PYTHONPYCACHEPREFIX`),
     warmed by a discarded first run: otherwise a module without a usable `.pyc` (our editable
@@ -253,7 +254,7 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_GATEWAY_", "POWERTOOLS_"))
            and not k.endswith(("_API_KEY", "_BASE_URL", "_MODELS")) and k != "PYTHONDONTWRITEBYTECODE"}
     ours = {"OPENAI_API_KEY": "bench-provider-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
-            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway"}
+            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway", "PYDANTIC_DISABLE_PLUGINS": "__all__"}  # as template.yaml
     if AS_LAMBDA_PATH:  # a built layer (+ a runtime dir with boto3), read-only: no bytecode written
         env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
         return {**env, **ours, "PYTHONPATH": AS_LAMBDA_PATH, "PYTHONDONTWRITEBYTECODE": "1", **extra}
