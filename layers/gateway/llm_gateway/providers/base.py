@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.selection.catalog import AudioTraits
-from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:  # annotations only: a chat container never loads the transcript types
+    from llm_gateway.transcription.transcript import Transcript
 
 # Transport-level failures carry one of these in `ProviderError.transport`.
 TRANSPORT_TIMEOUT = "timeout"

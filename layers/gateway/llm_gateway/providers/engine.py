@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -44,7 +44,9 @@ from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
 from llm_gateway.providers.headers import FoldedHeaders
 from llm_gateway.providers.sse import iter_sse
 from llm_gateway.selection.catalog import AudioTraits
-from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:  # annotations only: a chat container never loads the transcript types
+    from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
 
