@@ -68,6 +68,8 @@ class Clocks:
 
 @dataclass(frozen=True)
 class Core:
+    """What every capability's gateway shares in a container: settings, keys, catalog, state, breakers."""
+
     settings: Settings
     keys: KeySource
     catalog: Catalog

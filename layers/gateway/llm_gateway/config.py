@@ -79,6 +79,8 @@ class AwsAccess:
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything the gateway is configured with, read once per container by `load_settings`."""
+
     providers: tuple[ProviderConfig, ...] = ()
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     admin_keys: frozenset[str] = field(default=frozenset(), repr=False)  # may read /v1/status

@@ -142,6 +142,8 @@ class HttpRequestSpec:
 
 @dataclass(frozen=True, slots=True)
 class SSEEvent:
+    """One server-sent event of a provider's stream: its data, and its event name when it has one."""
+
     data: str
     event: str | None = None
 

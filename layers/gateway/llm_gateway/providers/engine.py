@@ -69,6 +69,8 @@ BodyParser = Callable[[bytes, Mapping[str, str]], T]  # (body, response headers)
 
 @dataclass(frozen=True, slots=True)
 class ProviderReply(Generic[T]):
+    """A provider's parsed answer, with the rate limits its headers announced."""
+
     value: T
     rate_limits: RateLimitInfo | None
 

@@ -77,6 +77,8 @@ class Served(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
+    """How long a request may wait for capacity before it is answered 429."""
+
     max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
 
 

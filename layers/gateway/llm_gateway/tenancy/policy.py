@@ -26,6 +26,8 @@ from llm_gateway.selection.catalog import ModelEntry
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """What one key's user may use, and how much of it (see the module docstring)."""
+
     rpm: int | None = None
     rpd: int | None = None
     tpm: int | None = None
