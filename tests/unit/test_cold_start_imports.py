@@ -68,7 +68,7 @@ def test_memory_state_container_serves_without_boto3_or_tiktoken_tables() -> Non
     assert "llm_gateway.providers.openai" in seen["modules"]
     assert not others & set(seen["modules"]), seen["modules"]
     # Nor transcription's types and helpers: a chat request needs none.
-    assert not [m for m in seen["modules"] if m.startswith(("llm_gateway.transcription", "llm_gateway.providers.transcripts"))], \
+    assert not [m for m in seen["modules"] if m.startswith(("llm_gateway.transcription", "llm_gateway.providers.transcri"))], \
         seen["modules"]
 
 

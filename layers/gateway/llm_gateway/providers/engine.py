@@ -32,12 +32,9 @@ from llm_gateway.providers.base import (
     TRANSPORT_TIMEOUT,
     ChatAdapter,
     HttpRequestSpec,
-    Poll,
     ProviderError,
     RateLimitInfo,
     StreamState,
-    TranscriptionAdapter,
-    TranscriptionCall,
     WireAdapter,
 )
 from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
@@ -45,7 +42,8 @@ from llm_gateway.providers.headers import FoldedHeaders
 from llm_gateway.providers.sse import iter_sse
 from llm_gateway.selection.catalog import AudioTraits
 
-if TYPE_CHECKING:  # annotations only: a chat container never loads the transcript types
+if TYPE_CHECKING:  # annotations only: a chat container never loads transcription's types
+    from llm_gateway.providers.transcription import TranscriptionAdapter, TranscriptionCall
     from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
@@ -144,6 +142,8 @@ class ProviderEngine:
     ) -> ProviderReply[Transcript]:
         """One transcription within `timeout_s` of wall-clock time, polling while the provider
         answers "not ready yet" (Replicate); a poll that would outlive the budget is a timeout."""
+        from llm_gateway.providers.transcription import Poll  # not with the module: see its docstring
+
         at = time.monotonic() + max(0.0, timeout_s)
         spec = adapter.build_transcription(call, model, traits, timeout_s)
         while True:

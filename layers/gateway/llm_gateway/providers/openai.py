@@ -28,13 +28,13 @@ from llm_gateway.providers.base import (
     RateLimitInfo,
     SSEEvent,
     StreamState,
-    TranscriptionCall,
 )
 from llm_gateway.providers.headers import header, header_int, parse_duration, parse_retry_after
 from llm_gateway.providers.registry import ProviderSpec
 from llm_gateway.selection.catalog import AudioTraits
 
 if TYPE_CHECKING:
+    from llm_gateway.providers.transcription import TranscriptionCall
     from llm_gateway.transcription.transcript import Transcript
 
 _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
