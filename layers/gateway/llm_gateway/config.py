@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -341,6 +342,32 @@ def secret_fetch(access: AwsAccess | None, endpoint: str | None = None) -> Secre
     return fetch
 
 
+def _read_both(fetch: SecretFetch, first: str, second: str, ttl: int) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """Two secrets read at once, the first on a thread: each read is a round trip to Secrets
+    Manager that a cold start waited for in turn. Only over the gateway's own client (`aws_client`
+    reads on any thread; boto3's default session, which Powertools' own provider builds clients
+    from, does not promise that). A failure is raised as the reads in turn raised it: the first
+    secret's before the second's."""
+    found: list[Mapping[str, str]] = []
+    failed: list[BaseException] = []
+
+    def read_first() -> None:
+        try:
+            found.append(fetch(first, ttl))
+        except BaseException as exc:  # raised on the caller's thread below
+            failed.append(exc)
+
+    reader = threading.Thread(target=read_first, name="secret-read", daemon=True)
+    reader.start()
+    try:
+        other = fetch(second, ttl)
+    finally:
+        reader.join()
+        if failed:
+            raise failed[0]
+    return found[0], other
+
+
 def provider_configs(env: Mapping[str, str], provider_values: Mapping[str, str] | None) -> tuple[ProviderConfig, ...]:
     """Provider configs from the provider secret's allow-listed keys with the environment over them."""
     return tuple(_providers({**_from_secrets(env, provider_values, None), **env}))
@@ -429,6 +456,10 @@ def load_settings(
     if env.get(PROVIDER_SECRET_ENV) or env.get(CLIENT_KEY_SECRET_ENV):
         # AWS's own variables for another endpoint (local runs, tests against moto's server)
         fetch = secret_fetch(aws, _aws_endpoint(env, "SECRETS_MANAGER"))
+    if secret_values is None and client_secret_values is None and aws is not None \
+            and env.get(PROVIDER_SECRET_ENV) and env.get(CLIENT_KEY_SECRET_ENV):
+        assert fetch is not None
+        secret_values, client_secret_values = _read_both(fetch, env[PROVIDER_SECRET_ENV], env[CLIENT_KEY_SECRET_ENV], ttl)
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
         assert fetch is not None
         secret_values = fetch(env[PROVIDER_SECRET_ENV], ttl)
