@@ -38,6 +38,23 @@ its DynamoDB client and real HTTP round trips to moto. The production row adds w
 function reads at a cold start on AWS besides: its two Secrets Manager secrets (provider keys,
 client keys), from a second moto server (`AWS_ENDPOINT_URL_SECRETS_MANAGER`). The AppConfig
 rollout flag, read on the first request in production, has no local stand-in and is not in it.
+
+Last timed (2026-11-30, branch cold5 on main 458a178 against main 458a178, each run as Lambda
+runs it: the Makefile's layer byte-compiled by python3.13, boto3 from a runtime dir;
+`BENCH_COLD_RUNS=7`, two rounds, the trees taking turns, at load average 4.1-4.5 from other jobs
+on this 2-core machine, where single pairs spread by 0.2x and medians by 0.05x between rounds):
+
+| x baseline, wall (CPU) | cold5, round 1 | cold5, round 2 | main, round 1 | main, round 2 |
+|---|---|---|---|---|
+| memory state | 1.35 (1.29) | 1.29 (1.28) | 1.40 (1.38) | 1.29 (1.36) |
+| DynamoDB state | 1.45 (1.33) | 1.39 (1.32) | 1.47 (1.42) | 1.38 (1.42) |
+| DynamoDB + both secrets | 1.47 (1.38) | 1.42 (1.36) | 1.55 (1.44) | 1.51 (1.47) |
+
+Peak RSS 48.9-49.8 MiB (main 49.4-50.3). In this Python 3.11 venv, one round at load 5.2-5.6:
+memory state 1.40 (1.42), DynamoDB 1.54 (1.46), both secrets 1.48 (1.53); main 1.49 (1.53), 1.50
+(1.59), 1.60 (1.60). Two more rounds at load 9-11 were thrown away (wall ratios from 0.95 to 1.95).
+At such load only the instruction counts (`bench_instructions.py`, which holds the last ones)
+separate one tree from another.
 """
 
 from __future__ import annotations
@@ -242,7 +259,8 @@ atexit.register(shutil.rmtree, _PYCACHE, ignore_errors=True)  # the warmed bytec
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The chat function's environment: one provider key, one client key, nothing else of ours.
+    """The chat function's environment: one provider key, one client key, and of template.yaml's
+    globals the two that change a cold start (the metrics namespace; pydantic's plugin search off).
 
     Every child reads and writes compiled bytecode in one private cache (`PYTHONPYCACHEPREFIX`),
     warmed by a discarded first run: otherwise a module without a usable `.pyc` (our editable
@@ -253,7 +271,7 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_GATEWAY_", "POWERTOOLS_"))
            and not k.endswith(("_API_KEY", "_BASE_URL", "_MODELS")) and k != "PYTHONDONTWRITEBYTECODE"}
     ours = {"OPENAI_API_KEY": "bench-provider-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
-            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway"}
+            "POWERTOOLS_METRICS_NAMESPACE": "LlmGateway", "PYDANTIC_DISABLE_PLUGINS": "__all__"}  # as template.yaml
     if AS_LAMBDA_PATH:  # a built layer (+ a runtime dir with boto3), read-only: no bytecode written
         env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
         return {**env, **ours, "PYTHONPATH": AS_LAMBDA_PATH, "PYTHONDONTWRITEBYTECODE": "1", **extra}

@@ -13,6 +13,20 @@ instructions valgrind (`--tool=cachegrind --cache-sim=no`) counts in a fresh int
   less one serving the warm-up only, divided by N.
 
 Needs valgrind on the PATH: `.venv/bin/python -m benchmarks.bench_instructions [cold|request]`.
+
+Last `cold` run (2026-11-30, branch cold5 on main 458a178, one run each; main 458a178 run the same
+way before it, in brackets):
+
+| | Python 3.13, the Makefile's layer, boto3 from a runtime dir | Python 3.11, this venv |
+|---|---|---|
+| baseline | 1.064 G (1.060 G) | 0.969 G (0.976 G) |
+| memory state | 1.419 G, 1.333x (1.544 G, 1.456x) | 1.397 G, 1.442x (1.532 G, 1.569x) |
+| DynamoDB state | 1.445 G, 1.357x (1.570 G, 1.481x) | 1.426 G, 1.472x (1.557 G, 1.595x) |
+| DynamoDB + both secrets | 1.456 G, 1.368x (1.581 G, 1.491x) | 1.434 G, 1.481x (1.569 G, 1.607x) |
+
+Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
+of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
+in for every import on both sides), so compare ratios.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 from llm_gateway.api.audio_schemas import TranscriptionRequest
 from llm_gateway.api.schemas import ChatCompletionRequest
-from llm_gateway.providers.base import TranscriptionCall
+from llm_gateway.providers.transcription import TranscriptionCall
 from sandbox.simulate.workload import SimRequest
 
 PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAA"

@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from llm_gateway.api.errors import GatewayError
-from llm_gateway.tenancy.policy import Policy, parse_policy
+from llm_gateway.tenancy.policy import Policy
+from llm_gateway.tenancy.policy_input import parse_policy
 
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent / "workloads"
 CHAT, STREAM, TRANSCRIPTION = "chat", "stream", "transcription"

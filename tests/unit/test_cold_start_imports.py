@@ -3,7 +3,8 @@
 Not timed (timings live in `benchmarks/bench_cold_start.py`); these pin the structural wins so
 a later import cannot quietly undo them: no boto3 (about 100 ms; with a state table and
 secrets neither, `tests/integration/test_cold_start_production_imports.py`), no tiktoken `Encoding` for an ordinary request (about 60 ms and 20 MiB), no `regex` module for
-an ASCII prompt, no tenacity until a request needs a retry, and the first request still answers.
+an ASCII prompt, no tenacity until a request needs a retry, no module of a provider without a key
+nor transcription's, and the first request still answers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from llm_gateway.providers.registry import PROVIDERS
 from tests.gateway_env import without_gateway_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +40,8 @@ class Context:
         return 29_000
 status = app.lambda_handler(event, Context())["statusCode"]
 modules = sorted(m for m in sys.modules
-                 if m.split(".")[0] in ("boto3", "botocore", "s3transfer", "tiktoken", "regex", "tenacity"))
+                 if m.split(".")[0] in ("boto3", "botocore", "s3transfer", "tiktoken", "regex", "tenacity")
+                 or m.startswith(("llm_gateway.providers.", "llm_gateway.transcription")))
 from llm_gateway.selection.tokens import cl100k_encoding
 print(json.dumps({{"status": status, "modules": modules, "encoding_built": cl100k_encoding.cache_info().currsize}}))
 """
@@ -60,6 +63,13 @@ def test_memory_state_container_serves_without_boto3_or_tiktoken_tables() -> Non
     assert seen["encoding_built"] == 0
     assert not [m for m in seen["modules"] if m.startswith(("tiktoken", "regex"))], seen["modules"]  # ASCII prompt
     assert not [m for m in seen["modules"] if m.startswith("tenacity")], seen["modules"]  # no retry was needed
+    # Only the configured provider's module (OpenAI's key is set), none of the other six.
+    others = {f"llm_gateway.providers.{kind}" for kind in PROVIDERS if kind != "openai"}
+    assert "llm_gateway.providers.openai" in seen["modules"]
+    assert not others & set(seen["modules"]), seen["modules"]
+    # Nor transcription's types and helpers: a chat request needs none.
+    assert not [m for m in seen["modules"] if m.startswith(("llm_gateway.transcription", "llm_gateway.providers.transcri"))], \
+        seen["modules"]
 
 
 def test_deferred_powertools_package_still_offers_its_dynamodb_layer() -> None:

@@ -370,3 +370,31 @@ def test_log_info_never_fails_a_request_on_a_line_it_cannot_format(monkeypatch):
     monkeypatch.setattr(RedactingFormatter, "format_fields", choke)
     log_info(logger, "request served", {"user": "u4"})  # must not raise
     assert json.loads(stream.getvalue())["user"] == "u4"  # written the standard way
+
+
+# --- the two secrets of a cold start are read at once ----------------------------------------------
+def test_both_secrets_are_read_at_once_and_a_failure_is_raised_as_reads_in_turn_raised_it():
+    import threading
+
+    from llm_gateway.config import _read_both
+
+    both_waiting = threading.Barrier(2, timeout=5)  # each read waits for the other: they must overlap
+
+    def overlapping(name: str, max_age_s: int) -> dict[str, str]:
+        both_waiting.wait()
+        return {"secret": name, "ttl": str(max_age_s)}
+
+    assert _read_both(overlapping, "providers", "clients", 120) == (
+        {"secret": "providers", "ttl": "120"}, {"secret": "clients", "ttl": "120"})
+
+    def failing(*names: str):
+        def fetch(name: str, max_age_s: int) -> dict[str, str]:
+            if name in names:
+                raise LookupError(name)
+            return {}
+        return fetch
+
+    for broken, raised in ((("providers", "clients"), "providers"), (("clients",), "clients"),
+                           (("providers",), "providers")):
+        with pytest.raises(LookupError, match=f"^{raised}$"):
+            _read_both(failing(*broken), "providers", "clients", 120)

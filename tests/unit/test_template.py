@@ -83,6 +83,7 @@ def test_globals(template):
     assert set(env) >= REQUIRED_ENV
     assert env["POWERTOOLS_SERVICE_NAME"] == "llm-gateway"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LlmGateway"
+    assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__"  # the layer ships none (layers/gateway/Makefile)
     assert ref_name(env["LLM_GATEWAY_STATE_TABLE"]) == "StateTable"
 
 

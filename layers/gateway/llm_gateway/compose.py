@@ -23,7 +23,7 @@ from llm_gateway.config import Settings, fetch_secret_values
 from llm_gateway.keys import KeySource
 from llm_gateway.observability.logging import build_logger
 from llm_gateway.observability.metrics import STATE_DEGRADED, EmfMetrics, Metrics
-from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, TranscriptionAdapter
+from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.providers.pool import AdapterPool
 from llm_gateway.retry.handler import RetryHandler, RetrySettings
@@ -51,6 +51,7 @@ from llm_gateway.tenancy.service import Tenancy
 from llm_gateway.tenancy.usage import UsageLedger
 
 if TYPE_CHECKING:  # the chat Lambda never builds transcription (its modules: about 5 ms of a cold start)
+    from llm_gateway.providers.transcription import TranscriptionAdapter
     from llm_gateway.routing.transcription import TranscriptionRouter
 
 HEALTH_CACHE_S = 60.0
@@ -68,6 +69,8 @@ class Clocks:
 
 @dataclass(frozen=True)
 class Core:
+    """What every capability's gateway shares in a container: settings, keys, catalog, state, breakers."""
+
     settings: Settings
     keys: KeySource
     catalog: Catalog

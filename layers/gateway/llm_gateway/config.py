@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +32,7 @@ from llm_gateway.config_check import (
     check_transcription_limits,
 )
 from llm_gateway.providers.base import ProviderConfig
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.registry import PROVIDERS, key_variables, provider_spec
 from llm_gateway.selection.catalog import Catalog
 
 DEFAULT_DEV_KEY = "local-dev-key"
@@ -79,6 +80,8 @@ class AwsAccess:
 
 @dataclass(frozen=True)
 class Settings:
+    """Everything the gateway is configured with, read once per container by `load_settings`."""
+
     providers: tuple[ProviderConfig, ...] = ()
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     admin_keys: frozenset[str] = field(default=frozenset(), repr=False)  # may read /v1/status
@@ -193,9 +196,10 @@ def _key_cache_s(env: Mapping[str, str]) -> float:
 def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
     """One config per provider kind whose key is set, plus every declared OpenAI-compatible endpoint."""
     configs: list[ProviderConfig] = []
-    for kind, spec in provider_specs().items():
-        key = env.get(spec.key_env, "").strip() if spec.key_env else ""
-        if not key:
+    for kind, (_, key_env) in PROVIDERS.items():
+        key = env.get(key_env, "").strip() if key_env else ""
+        spec = provider_spec(kind) if key else None
+        if spec is None:
             continue
         base_url = env.get(spec.base_url_env, "").strip() or spec.default_base_url
         # No list = every catalog model of this provider; `<KIND>_MODELS` narrows it.
@@ -243,7 +247,7 @@ def _check_endpoint(index: int, entry: object) -> None:
     for required in ("name", "base_url"):
         if not isinstance(entry.get(required), str) or not entry[required].strip():
             raise ConfigError(f"{where} needs a {required!r} (a non-empty string)")
-    if entry["name"] in provider_specs():
+    if entry["name"] in PROVIDERS:
         raise ConfigError(f"{where} is named {entry['name']!r}, a built-in provider; choose another name")
     models = entry.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
@@ -283,7 +287,7 @@ def _key_list(env: Mapping[str, str], name: str) -> frozenset[str]:
 def _provider_key_names(env: Mapping[str, str]) -> frozenset[str]:
     """The names a provider secret may supply: every provider's key variable, and the `api_key_env`
     of each OpenAI-compatible endpoint the environment declares."""
-    names = {spec.key_env for spec in provider_specs().values() if spec.key_env}
+    names = set(key_variables())
     try:
         declared = json.loads(env.get("LLM_GATEWAY_OPENAI_COMPATIBLE", "").strip() or "[]")
     except ValueError:
@@ -337,6 +341,32 @@ def secret_fetch(access: AwsAccess | None, endpoint: str | None = None) -> Secre
         return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
 
     return fetch
+
+
+def _read_both(fetch: SecretFetch, first: str, second: str, ttl: int) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """Two secrets read at once, the first on a thread: each read is a round trip to Secrets
+    Manager that a cold start waited for in turn. Only over the gateway's own client (`aws_client`
+    reads on any thread; boto3's default session, which Powertools' own provider builds clients
+    from, does not promise that). A failure is raised as the reads in turn raised it: the first
+    secret's before the second's."""
+    found: list[Mapping[str, str]] = []
+    failed: list[BaseException] = []
+
+    def read_first() -> None:
+        try:
+            found.append(fetch(first, ttl))
+        except BaseException as exc:  # raised on the caller's thread below
+            failed.append(exc)
+
+    reader = threading.Thread(target=read_first, name="secret-read", daemon=True)
+    reader.start()
+    try:
+        other = fetch(second, ttl)
+    finally:
+        reader.join()
+        if failed:
+            raise failed[0]
+    return found[0], other
 
 
 def provider_configs(env: Mapping[str, str], provider_values: Mapping[str, str] | None) -> tuple[ProviderConfig, ...]:
@@ -427,6 +457,10 @@ def load_settings(
     if env.get(PROVIDER_SECRET_ENV) or env.get(CLIENT_KEY_SECRET_ENV):
         # AWS's own variables for another endpoint (local runs, tests against moto's server)
         fetch = secret_fetch(aws, _aws_endpoint(env, "SECRETS_MANAGER"))
+    if secret_values is None and client_secret_values is None and aws is not None \
+            and env.get(PROVIDER_SECRET_ENV) and env.get(CLIENT_KEY_SECRET_ENV):
+        assert fetch is not None
+        secret_values, client_secret_values = _read_both(fetch, env[PROVIDER_SECRET_ENV], env[CLIENT_KEY_SECRET_ENV], ttl)
     if secret_values is None and env.get(PROVIDER_SECRET_ENV):
         assert fetch is not None
         secret_values = fetch(env[PROVIDER_SECRET_ENV], ttl)

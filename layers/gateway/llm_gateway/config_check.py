@@ -9,7 +9,6 @@ surface as failing requests; here each becomes one line naming the variable and 
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llm_gateway.providers.base import ProviderConfig
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.registry import provider_spec
 from llm_gateway.selection.catalog import (
     BUILTIN_PATH,
     OVERRIDES_ENV,
@@ -167,7 +166,7 @@ def _check_disable(disable: Iterable[str], models: set[tuple[str, str]]) -> None
 
 def _check_served(config: ProviderConfig, catalog: Catalog) -> None:
     """Every id a provider's model list names is a catalog model of it, and something is left to serve."""
-    spec = provider_specs().get(config.kind)
+    spec = provider_spec(config.kind)
     source = spec.models_env if spec is not None and spec.key_env else f"{COMPATIBLE_ENV} endpoint {config.name!r}"
     ours = {m.model: m for m in catalog.data.models if m.provider == config.name}
     for model in config.models:
@@ -188,6 +187,8 @@ def _check_served(config: ProviderConfig, catalog: Catalog) -> None:
 
 
 def _did_you_mean(value: str, candidates: Iterable[object]) -> str:
+    import difflib  # only for a setting already found wrong: not at every cold start (3.6 M instructions)
+
     names = [c if isinstance(c, str) else "/".join(c) for c in candidates]  # type: ignore[arg-type]
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""

@@ -18,6 +18,8 @@ from llm_gateway.providers.base import ProviderConfig
 
 @dataclass(frozen=True, slots=True)
 class Keys:
+    """The keys in force: the providers' (with their configs) and the clients' and admins'."""
+
     providers: tuple[ProviderConfig, ...]
     clients: frozenset[str]
     admins: frozenset[str] = frozenset()

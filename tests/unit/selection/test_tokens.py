@@ -66,16 +66,16 @@ def test_any_text_matches_tiktoken(text: str) -> None:
 
 def test_packed_ranks_are_the_bundled_files(tmp_path: Path) -> None:
     """The stored dict is exactly what parsing the hash-checked tiktoken file gives, byte for byte
-    (rebuild it with `write_packed_ranks()` and update PACKED_RANKS_SHA256 if this fails)."""
+    (rebuild it with `write_packed_ranks()` and update PACKED_RANKS_CRC32 if this fails)."""
     from llm_gateway.selection.tokens import (
+        PACKED_RANKS_CRC32,
         PACKED_RANKS_PATH,
-        PACKED_RANKS_SHA256,
         parse_bundled_ranks,
         write_packed_ranks,
     )
 
     rebuilt = tmp_path / "ranks.marshal"
-    assert write_packed_ranks(rebuilt) == PACKED_RANKS_SHA256
+    assert write_packed_ranks(rebuilt) == PACKED_RANKS_CRC32
     assert rebuilt.read_bytes() == PACKED_RANKS_PATH.read_bytes()
     assert cl100k_ranks() == parse_bundled_ranks()
 

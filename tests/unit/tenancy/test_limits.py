@@ -13,7 +13,8 @@ from llm_gateway.api.errors import CallerLimited, PermissionDenied
 from llm_gateway.state.items import meter_pk, windows_of
 from llm_gateway.state.metering import CALENDAR_DAY, CALENDAR_MONTH, USD_MICROS, usd_micros
 from llm_gateway.tenancy.limits import GLOBAL_SPEND_COUNTER, UserLimits, user_counter
-from llm_gateway.tenancy.policy import Policy, parse_policy
+from llm_gateway.tenancy.policy import Policy
+from llm_gateway.tenancy.policy_input import parse_policy
 from tests.unit.routing.harness import EPOCH, MODELS, answer, chat, pinned, rig
 
 

@@ -16,7 +16,7 @@ from llm_gateway.api.errors import GatewayError
 from llm_gateway.compose import Core, build_core, build_transcription
 from llm_gateway.config import load_settings
 from llm_gateway.observability.metrics import RecordingMetrics
-from llm_gateway.providers.base import TranscriptionCall
+from llm_gateway.providers.transcription import TranscriptionCall
 from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import default_catalog

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
 
@@ -32,19 +32,19 @@ from llm_gateway.providers.base import (
     TRANSPORT_TIMEOUT,
     ChatAdapter,
     HttpRequestSpec,
-    Poll,
     ProviderError,
     RateLimitInfo,
     StreamState,
-    TranscriptionAdapter,
-    TranscriptionCall,
     WireAdapter,
 )
 from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
 from llm_gateway.providers.headers import FoldedHeaders
 from llm_gateway.providers.sse import iter_sse
 from llm_gateway.selection.catalog import AudioTraits
-from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:  # annotations only: a chat container never loads transcription's types
+    from llm_gateway.providers.transcription import TranscriptionAdapter, TranscriptionCall
+    from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -67,6 +67,8 @@ BodyParser = Callable[[bytes, Mapping[str, str]], T]  # (body, response headers)
 
 @dataclass(frozen=True, slots=True)
 class ProviderReply(Generic[T]):
+    """A provider's parsed answer, with the rate limits its headers announced."""
+
     value: T
     rate_limits: RateLimitInfo | None
 
@@ -140,6 +142,8 @@ class ProviderEngine:
     ) -> ProviderReply[Transcript]:
         """One transcription within `timeout_s` of wall-clock time, polling while the provider
         answers "not ready yet" (Replicate); a poll that would outlive the budget is a timeout."""
+        from llm_gateway.providers.transcription import Poll  # not with the module: see its docstring
+
         at = time.monotonic() + max(0.0, timeout_s)
         spec = adapter.build_transcription(call, model, traits, timeout_s)
         while True:

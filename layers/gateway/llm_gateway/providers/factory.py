@@ -10,15 +10,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from llm_gateway.providers.base import ProviderConfig
-from llm_gateway.providers.registry import provider_specs
+from llm_gateway.providers.registry import provider_spec
 
 
 def build_adapters(providers: Iterable[ProviderConfig], capability: str) -> dict[str, Any]:
     """Provider name → its adapter for `capability`, for every configured provider serving it."""
-    specs = provider_specs()
     out: dict[str, Any] = {}
     for config in providers:
-        spec = specs.get(config.kind)
+        spec = provider_spec(config.kind)
         make = spec.adapters.get(capability) if spec is not None else None
         if make is not None:
             out[config.name] = make(config)

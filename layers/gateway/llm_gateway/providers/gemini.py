@@ -19,7 +19,7 @@ import json
 import mimetypes
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.api.schemas import (
     AssistantMessage,
@@ -40,7 +40,6 @@ from llm_gateway.providers.base import (
     RateLimitInfo,
     SSEEvent,
     StreamState,
-    TranscriptionCall,
 )
 from llm_gateway.providers.content import parse_data_url, text_of
 from llm_gateway.providers.headers import bounded_count, parse_duration, parse_retry_after
@@ -49,6 +48,9 @@ from llm_gateway.providers.registry import ProviderSpec
 from llm_gateway.providers.transcripts import inline
 from llm_gateway.selection.catalog import AudioTraits
 from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:  # annotations only: a chat container never builds transcription's types
+    from llm_gateway.providers.transcription import TranscriptionCall
 
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")

@@ -5,9 +5,14 @@ Base URL is the root (`https://api.groq.com`), as the official `groq` SDK takes 
 
 from __future__ import annotations
 
-from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, ProviderConfig, TranscriptionAdapter
+from typing import TYPE_CHECKING
+
+from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter, ProviderConfig
 from llm_gateway.providers.openai import AudioDialect, Dialect, OpenAIAdapter, OpenAITranscriptionAdapter
 from llm_gateway.providers.registry import ProviderSpec
+
+if TYPE_CHECKING:  # annotations only: a chat container never builds transcription's types
+    from llm_gateway.providers.transcription import TranscriptionAdapter
 
 GROQ_DIALECT = Dialect(
     chat_path="/openai/v1/chat/completions",

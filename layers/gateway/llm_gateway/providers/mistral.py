@@ -16,7 +16,7 @@ import json
 import re
 import string
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.providers.base import (
@@ -30,8 +30,6 @@ from llm_gateway.providers.base import (
     RateLimitInfo,
     SSEEvent,
     StreamState,
-    TranscriptionAdapter,
-    TranscriptionCall,
 )
 from llm_gateway.providers.headers import header_int, parse_retry_after
 from llm_gateway.providers.openai import Dialect, OpenAIAdapter, _error_fields
@@ -39,6 +37,9 @@ from llm_gateway.providers.registry import ProviderSpec
 from llm_gateway.providers.transcripts import inline, openai_transcript
 from llm_gateway.selection.catalog import AudioTraits
 from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:  # annotations only: a chat container never builds transcription's types
+    from llm_gateway.providers.transcription import TranscriptionAdapter, TranscriptionCall
 
 MISTRAL_DIALECT = Dialect(
     chat_path="/v1/chat/completions",

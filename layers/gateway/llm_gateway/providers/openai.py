@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.api.schemas import (
     ChatCompletion,
@@ -28,13 +28,14 @@ from llm_gateway.providers.base import (
     RateLimitInfo,
     SSEEvent,
     StreamState,
-    TranscriptionCall,
 )
 from llm_gateway.providers.headers import header, header_int, parse_duration, parse_retry_after
 from llm_gateway.providers.registry import ProviderSpec
-from llm_gateway.providers.transcripts import inline, openai_transcript
 from llm_gateway.selection.catalog import AudioTraits
-from llm_gateway.transcription.transcript import Transcript
+
+if TYPE_CHECKING:
+    from llm_gateway.providers.transcription import TranscriptionCall
+    from llm_gateway.transcription.transcript import Transcript
 
 _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
 _FINISH_ALIASES = {"model_length": "length", "eos": "stop", "end_turn": "stop", "tool_use": "tool_calls"}
@@ -295,6 +296,8 @@ class OpenAITranscriptionAdapter(OpenAIAdapter):
             fields["prompt"] = call.prompt
         if call.temperature is not None:
             fields["temperature"] = repr(call.temperature)
+        from llm_gateway.providers.transcripts import inline  # see parse_transcription
+
         files: dict[str, MultipartFile]
         if inline(call, traits.max_upload_bytes) or self.audio.url_field is None:
             files = {"file": (call.filename, call.audio, call.mime_type)}
@@ -307,6 +310,10 @@ class OpenAITranscriptionAdapter(OpenAIAdapter):
 
     def parse_transcription(self, body: bytes, headers: Mapping[str, str], call: TranscriptionCall,
                             model: str) -> Transcript:
+        # Imported here, not with the module: chat containers (which import this module for
+        # OpenAIAdapter) then never load the transcript types, three dataclasses and their helpers.
+        from llm_gateway.providers.transcripts import openai_transcript
+
         return openai_transcript(json.loads(body))
 
 

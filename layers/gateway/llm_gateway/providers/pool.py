@@ -23,6 +23,8 @@ A = TypeVar("A")
 
 @dataclass(frozen=True, slots=True)
 class PoolView(Generic[A]):
+    """The adapters of one capability as configured right now, and the catalog models they serve."""
+
     configs: tuple[ProviderConfig, ...]
     adapters: Mapping[str, A]
     available: frozenset[ModelKey]  # catalog models of this capability a configured provider serves

@@ -23,15 +23,14 @@ from typing import Any
 from llm_gateway.providers.base import (
     TRANSCRIPTION,
     HttpRequestSpec,
-    Poll,
     ProviderConfig,
     ProviderError,
     RateLimitInfo,
-    TranscriptionCall,
 )
 from llm_gateway.providers.headers import parse_retry_after
 from llm_gateway.providers.openai import _error_fields
 from llm_gateway.providers.registry import ProviderSpec
+from llm_gateway.providers.transcription import Poll, TranscriptionCall
 from llm_gateway.providers.transcripts import data_url, inline, segments_from
 from llm_gateway.selection.catalog import AudioTraits
 from llm_gateway.transcription.transcript import Transcript

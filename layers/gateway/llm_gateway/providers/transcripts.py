@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from llm_gateway.providers.base import TranscriptionCall
+from llm_gateway.providers.transcription import TranscriptionCall
 from llm_gateway.transcription.transcript import Segment, Transcript, Word
 
 

@@ -61,6 +61,8 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What to do about one failed attempt: its class, the action, and which breaker it counts for."""
+
     error_class: ErrorClass
     action: Action
     counts_for_circuit: bool

@@ -88,6 +88,8 @@ class Deadline:
 
 @dataclass(frozen=True, slots=True)
 class AttemptContext:
+    """What an attempt function is told: its number, its timeout and the request's deadline."""
+
     number: int  # 1-based
     timeout_s: float
     deadline: Deadline

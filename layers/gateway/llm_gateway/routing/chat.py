@@ -50,6 +50,8 @@ from llm_gateway.state.store import ModelKey
 
 @dataclass
 class RoutedCompletion:
+    """A whole answer, with who served it, every attempt made and what it cost."""
+
     completion: ChatCompletion
     provider: str
     model: str
@@ -75,6 +77,8 @@ class RoutedStream:
 
 @dataclass(frozen=True, slots=True)
 class _Opened:
+    """A provider stream whose first chunk has arrived: that chunk, and the rest to come."""
+
     stream: ProviderStream
     first: ChatCompletionChunk
     rest: Iterator[ChatCompletionChunk]

@@ -117,6 +117,8 @@ class HealthView:
 
 @dataclass
 class PassiveStats:
+    """One model's recent outcomes in this container, as requests saw them."""
+
     last_error_class: str | None = None
     last_error_at: float | None = None
     last_success_at: float | None = None

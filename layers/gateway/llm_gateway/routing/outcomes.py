@@ -52,6 +52,8 @@ def attempt_outcome(error_class: ErrorClass | None, request_caused: bool = False
 
 @dataclass
 class Outcomes:
+    """Where each attempt's outcome is recorded: shared state, metrics, health, failure memory."""
+
     state: SharedState
     metrics: Metrics
     passive: PassiveHealth

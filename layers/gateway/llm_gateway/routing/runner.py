@@ -78,6 +78,8 @@ class Served(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
+    """How long a request may wait for capacity (or a free tier) before it is answered 429 (or paid)."""
+
     max_wait_s: float  # wait this long at most for capacity rather than answer 429
     free_wait_s: float  # wait this long at most for a free tier rather than pay (within max_wait_s)
 

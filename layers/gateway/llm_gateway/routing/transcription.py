@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 
 from llm_gateway.api.audio_schemas import TranscriptionRequest
-from llm_gateway.providers.base import TranscriptionAdapter, TranscriptionCall
 from llm_gateway.providers.engine import ProviderEngine
 from llm_gateway.providers.pool import AdapterPool
+from llm_gateway.providers.transcription import TranscriptionAdapter, TranscriptionCall
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.run import AttemptRecord
 from llm_gateway.routing.runner import CallerLimits, CallResult, FailoverRunner

@@ -87,6 +87,8 @@ def find_cue(text: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
+    """What a request asks for: its category, the capabilities it needs, and the rule that decided."""
+
     category: str
     needs_tools: bool
     needs_vision: bool

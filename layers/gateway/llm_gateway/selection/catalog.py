@@ -17,7 +17,8 @@ The result is validated with pydantic once, at cold start, so a bad override fai
 instead of misrouting traffic later.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` (see api/schemas.py): pydantic would compile every
+# field's annotation from its string.
 
 import json
 from collections.abc import Collection, Iterable, Mapping
@@ -175,14 +176,14 @@ class ModelEntry(_Frozen):
     notes: str | None = None
 
     @model_validator(mode="after")
-    def _traits(self) -> ModelEntry:
+    def _traits(self) -> "ModelEntry":
         if CHAT in self.serves and (self.context_window is None or self.max_output is None):
             raise ValueError(f"chat model {self.provider}/{self.model} needs context_window and max_output")
         if TRANSCRIPTION in self.serves and self.audio is None:
             raise ValueError(f"transcription model {self.provider}/{self.model} needs an audio block")
         return self
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ModelEntry:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "ModelEntry":
         """A validated copy. Pydantic's copies the instance dict, and with it the cached
         properties below, so a copy with other limits would keep the original's."""
         data = {**self.model_dump(by_alias=True), **(update or {})}
@@ -224,7 +225,7 @@ class CatalogData(_Frozen):
     models: tuple[ModelEntry, ...]
 
     @model_validator(mode="after")
-    def _consistent(self) -> CatalogData:
+    def _consistent(self) -> "CatalogData":
         seen: set[tuple[str, str]] = set()
         for entry in self.models:
             ident = (entry.provider, entry.model)
@@ -300,7 +301,7 @@ class Catalog:
         return info.token_factor if info is not None else 1.0
 
     @classmethod
-    def from_entries(cls, entries: Iterable[ModelEntry], providers: Mapping[str, ProviderInfo]) -> Catalog:
+    def from_entries(cls, entries: Iterable[ModelEntry], providers: Mapping[str, ProviderInfo]) -> "Catalog":
         """For tests and benchmarks that build synthetic catalogs."""
         data = CatalogData(version="synthetic", providers=dict(providers), models=tuple(entries))
         return cls(data)

@@ -24,6 +24,8 @@ PER_TOKEN = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """What a call cost in USD, whether it was free, and whether the cost is an estimate."""
+
     usd: float
     free: bool
     estimated: bool

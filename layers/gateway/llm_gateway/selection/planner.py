@@ -111,6 +111,8 @@ class Preparation:
 
 @dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class PlanStep:
+    """One model to try, with what it would use and the windows a reservation for it writes."""
+
     key: ModelKey
     free: bool
     entry: ModelEntry
@@ -143,6 +145,8 @@ class CallerRefusal:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """The models to try in order, and why every other candidate was dropped."""
+
     label: str
     steps: tuple[PlanStep, ...]
     dropped: tuple[Dropped, ...]

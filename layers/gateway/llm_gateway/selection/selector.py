@@ -39,6 +39,8 @@ CATEGORY_FALLBACK: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class Needs:
+    """The capabilities and parameters a model must support to serve the request."""
+
     tools: bool = False
     vision: bool = False
     json: bool = False

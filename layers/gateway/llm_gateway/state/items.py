@@ -385,12 +385,16 @@ def legacy_window(pk: str, item: Item, now: float) -> tuple[str, dict[str, int],
 # --- typed values ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Cooldown:
+    """A model kept out of selection until `until` (time.time), and why."""
+
     until: float
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class HeaderSnapshot:
+    """A provider's last rate-limit headers for a model, and when they were seen."""
+
     info: RateLimitInfo
     observed_at: float
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, NotFound
 from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyStore, issue, revise
-from llm_gateway.tenancy.policy import parse_policy
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")
 KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
@@ -49,6 +48,10 @@ class KeyAdmin:
         if user in RESERVED_USERS:
             raise InvalidRequest(f"'{user}' is reserved: choose another user id.", param="user", code="invalid_value")
         name = _text(body, "name") or ""
+        # Here, not with the module: chat containers build a KeyAdmin but seldom call it, and
+        # need not build the policy input model at their cold start (see policy_input.py).
+        from llm_gateway.tenancy.policy_input import parse_policy
+
         policy = parse_policy({k: v for k, v in body.items() if k not in {"user", "name"}})
         key, record = issue(self.store, user, policy, name, self._clock())
         return {**record.public(), "key": key}
@@ -69,6 +72,8 @@ class KeyAdmin:
         if "user" in body:
             raise InvalidRequest("A key's user cannot change: create a key for the other user.", param="user",
                                  code="invalid_value")
+        from llm_gateway.tenancy.policy_input import parse_policy  # see create
+
         policy = parse_policy({k: v for k, v in body.items() if k != "name"}, record.policy)
         changed = revise(self.store, record, self._clock(), policy=policy, name=name)
         self._forget(changed)

@@ -48,6 +48,8 @@ def looks_issued(token: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
+    """A stored gateway key: its user and policy, the key's digest (never the key), its history."""
+
     id: str
     user: str
     policy: Policy

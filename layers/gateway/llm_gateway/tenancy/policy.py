@@ -18,24 +18,16 @@ request's `user` field) when `per_end_user` is set, for apps that put many users
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from llm_gateway.api.errors import InvalidRequest, from_validation_error
 from llm_gateway.selection.catalog import ModelEntry
-
-MAX_LIMIT = 10**12
-MAX_BUDGET_USD = 1_000_000.0
-MAX_MODELS = 200
-_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*(/([A-Za-z0-9._:@+\-/]+|\*))?$")
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """What one key's user may use, and how much of it (see the module docstring)."""
+
     rpm: int | None = None
     rpd: int | None = None
     tpm: int | None = None
@@ -74,51 +66,3 @@ class Policy:
         if "models" in values:
             values["models"] = tuple(values["models"] or ())
         return cls(**values)
-
-
-class PolicyInput(BaseModel):
-    """A policy as sent to the admin API: every field optional, unknown fields refused, `null`
-    clears a limit (in a PATCH, fields not sent are left as they are)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    rpm: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    rpd: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    tpm: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    audio_seconds_per_day: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    daily_budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
-    monthly_budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
-    free_only: bool | None = None
-    models: list[str] | None = Field(default=None, max_length=MAX_MODELS)
-    admin: bool | None = None
-    per_end_user: bool | None = None
-
-    @field_validator("models")
-    @classmethod
-    def _model_rules(cls, value: list[str] | None) -> list[str] | None:
-        for rule in value or []:
-            if len(rule) > 200 or not _MODEL_PATTERN.match(rule):
-                raise ValueError(f"{rule[:50]!r} is not a model rule (use provider/model, a model id or provider/*)")
-        return value
-
-    def onto(self, base: Policy) -> Policy:
-        """`base` with the fields this input set (a PATCH); `null` clears a limit."""
-        changes: dict[str, Any] = {}
-        for name in self.model_fields_set:
-            value = getattr(self, name)
-            if name == "models":
-                value = tuple(dict.fromkeys(value or ()))
-            elif name in {"free_only", "admin", "per_end_user"}:
-                value = bool(value)
-            changes[name] = value
-        return replace(base, **changes)
-
-
-def parse_policy(body: Mapping[str, Any], base: Policy | None = None) -> Policy:
-    """A policy from an admin request body (a 400 naming the field when it is wrong)."""
-    try:
-        return PolicyInput.model_validate(dict(body)).onto(base or Policy())
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"Invalid policy: {exc}", code="invalid_policy") from None

@@ -33,6 +33,8 @@ _WINDOW_NAMES = {"60": "minute", "day": "day", "month": "month"}
 
 @dataclass
 class Tenancy:
+    """Users, keys and usage: the stores and services behind per-user limits and the admin API."""
+
     keys: KeyStore
     directory: KeyDirectory
     admin: KeyAdmin

@@ -27,7 +27,7 @@ from llm_gateway.compose import Core, build_core, build_transcription
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.providers.base import TranscriptionCall
+from llm_gateway.providers.transcription import TranscriptionCall
 from llm_gateway.retry.handler import request_budget
 from llm_gateway.routing.transcription import RoutedTranscript, TranscriptionRouter
 from llm_gateway.tenancy.limits import model_not_allowed
