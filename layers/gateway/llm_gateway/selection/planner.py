@@ -341,9 +341,10 @@ class Planner:
             if steps and state is None and all(u.meter.limit.period.seconds == 1
                                                for u in checked if u.fits(amounts) is not None):
                 continue  # only a 1-second window stops it: it frees within a second or so
-            wait = free_again_in(checked, state, amounts, now)
-            if wait is not None:
-                waits.append(wait)
+            if not steps:  # when the first capacity frees matters only to an empty plan
+                wait = free_again_in(checked, state, amounts, now)
+                if wait is not None:
+                    waits.append(wait)
             # When the model takes *any* request again, not this caller's: `frees_at` is what the
             # container remembers as used up for everyone, and one large ask must not set it.
             smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now)

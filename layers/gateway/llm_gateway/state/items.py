@@ -324,10 +324,42 @@ def _locate(key: str) -> tuple[str, str] | None:
     return found
 
 
+Decoded = tuple[dict[str, Any], dict[str, int], float | None]  # a window: long names, totals, stamp
+_VIEWS: dict[str, tuple[Item, dict[str, Decoded | None]]] = {}  # item pk → (the item, its windows by prefix)
+_VIEWS_MAX = 1024
+
+
+def _view(pk: str, item: Item) -> dict[str, Decoded | None]:
+    """The windows decoded so far from the meter item `pk` while it is equal to `item`: most items
+    a request reads have not changed since the last load (free tiers used up, models ranked below
+    the one that served), and comparing an item (in C) costs a fraction of decoding its windows
+    again. A copy of the item is kept, so no later change to the loaded one can go unseen."""
+    cached = _VIEWS.get(pk)
+    if cached is not None and cached[0] == item:
+        return cached[1]
+    if len(_VIEWS) >= _VIEWS_MAX:
+        _VIEWS.clear()
+    decoded: dict[str, Decoded | None] = {}
+    _VIEWS[pk] = (dict(item), decoded)
+    return decoded
+
+
+def _decode(item: Item, prefix: str) -> Decoded | None:
+    """One window of a meter item (None: it holds nothing of it)."""
+    window = _window_in(item, prefix)
+    if not window:
+        return None
+    stamp = window.get(LAST_AT)
+    return (window, {unit: int(window[unit]) for unit in _CODES if unit in window},
+            None if stamp is None else float(stamp))
+
+
 def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
           stamps: dict[str, float], windows: dict[str, Item]) -> None:
     """Decode, from their counters' items, the windows the meters read at `now` (by name: the
-    items are never scanned) into a snapshot's window-keyed maps."""
+    items are never scanned; a window decoded from an equal item before is reused, `_view`) into
+    a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
+    views: dict[str, dict[str, Decoded | None]] = {}
     for meter in meters:
         period = meter.limit.period
         for start in window_starts(period, now):
@@ -338,12 +370,18 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
             item = meter_items.get(where[0]) if where is not None else None
             if item is None or where is None:
                 break  # no item for the counter: none of its windows
-            window = _window_in(item, where[1])
-            if window:
-                windows[key] = window
-                counters[key] = {unit: int(window[unit]) for unit in _CODES if unit in window}
-                if LAST_AT in window:
-                    stamps[key] = float(window[LAST_AT])
+            pk, prefix = where
+            view = views.get(pk)
+            if view is None:
+                view = views[pk] = _view(pk, item)
+            if prefix in view:
+                found = view[prefix]
+            else:
+                found = view[prefix] = _decode(item, prefix)
+            if found is not None:
+                windows[key], counters[key], stamp = found
+                if stamp is not None:
+                    stamps[key] = stamp
 
 
 def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
