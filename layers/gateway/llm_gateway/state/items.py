@@ -541,8 +541,9 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
             affinities[pk] = preferred
     models = {}
     for key in keys:
-        cooldown = decode_cooldown(items.get(cooldown_pk(key)), now)
-        headers = decode_headers(items.get(header_pk(key)), now)
+        header, cooling, _, _ = _model_pks(key)
+        cooldown = decode_cooldown(items.get(cooling), now)
+        headers = _headers(header, items.get(header), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     counters: dict[str, Amounts] = {}
@@ -556,6 +557,25 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
                          degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows,
                          meter_items=meter_items, decoded=decoded)
+
+
+_HEADERS: dict[str, tuple[Item, HeaderSnapshot]] = {}  # hdr# pk → (the item, as decoded)
+
+
+def _headers(pk: str, item: Item | None, now: float) -> HeaderSnapshot | None:
+    """`decode_headers`, reused while the item is unchanged (a snapshot is replaced only when a
+    response's headers are worth recording: most loads read the same one again)."""
+    if item is None:
+        return None
+    cached = _HEADERS.get(pk)
+    if cached is not None and cached[0] == item and "observed_at" in item:  # else it depends on `now`
+        return cached[1]
+    decoded = decode_headers(item, now)
+    assert decoded is not None
+    if len(_HEADERS) >= _VIEWS_MAX:
+        _HEADERS.clear()
+    _HEADERS[pk] = (dict(item), decoded)
+    return decoded
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:
