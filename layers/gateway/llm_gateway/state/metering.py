@@ -231,24 +231,30 @@ class Earlier:
         less than a length and the stamp's slack before `t` (an upper bound, to a slot's width);
         what the item counts without slots (written before slots were) by the linear overlap
         estimate; nothing once `t` is a length and the slack past the window's last reservation."""
+        return self.carry_of(unit, self.slot_counts(unit), seconds, slack, t)
+
+    def slot_counts(self, unit: str) -> list[int] | None:
+        """What each slot (tenth) of the window counted of `unit` (None: the item has no slots
+        for it, or was not read): read once where `carry` is asked at many moments."""
+        keys = _SLOT_KEYS.get(unit)
+        item = self.item
+        if not item or keys is None:
+            return None
+        get = item.get
+        return [get(key) or 0 for key in keys]
+
+    def carry_of(self, unit: str, counts: list[int] | None, seconds: int, slack: float, t: float) -> int:
+        """`carry` with the window's `slot_counts(unit)` already read."""
         total = self.used.get(unit, 0)
         if total <= 0 or (self.last_at is not None and t >= self.last_at + seconds + slack):
             return 0
         overlap = 2.0 - (t - self.start) / seconds  # of the window right before `t`'s
-        keys = _SLOT_KEYS.get(unit)
-        item = self.item
-        if not item or keys is None:
+        if counts is None:
             return math.ceil(total * overlap) if overlap > 0 else 0
         gone = (t - self.start - seconds - slack) * SLOTS / seconds  # slots that ended before this are out
         first = int(gone) if gone > 0 else 0
-        slotted = live = 0
-        for index, key in enumerate(keys):
-            n = item.get(key)
-            if n:
-                slotted += n
-                if index >= first:
-                    live += n
-        unknown = total - slotted
+        live = sum(counts[first:])
+        unknown = total - sum(counts)
         if unknown > 0 and overlap > 0:
             live += math.ceil(unknown * overlap)
         return max(0, min(total, live))
@@ -345,12 +351,12 @@ class WindowUsage:
         slack = stamp_slack_s(seconds)
         own = Earlier(self.start, self.used, self.item, self.last_at)
         if own.sliced(unit):
-            sources = (own, *self.earlier)
+            sources = [(e, e.slot_counts(unit)) for e in (own, *self.earlier)]
             moments = [closes, *own.expiries(seconds, slack)]
             if self.last_at is not None:
                 moments.append(self.last_at + seconds + slack)  # all gone by then
             for t in sorted(moments):
-                if t >= closes and sum(e.carry(unit, seconds, slack, t) for e in sources) <= room:
+                if t >= closes and sum(e.carry_of(unit, counts, seconds, slack, t) for e, counts in sources) <= room:
                     return t
             return closes + seconds + slack
         if self.last_at is not None:
@@ -365,8 +371,9 @@ class WindowUsage:
         if any(e.sliced(unit) for e in self.earlier):
             moments = sorted({t for e in self.earlier for t in e.expiries(seconds, slack) if t > now}
                              | {e.last_at + seconds + slack for e in self.earlier if e.last_at is not None})
+            sources = [(e, e.slot_counts(unit)) for e in self.earlier]
             for t in moments:
-                if t > now and sum(e.carry(unit, seconds, slack, t) for e in self.earlier) <= room:
+                if t > now and sum(e.carry_of(unit, counts, seconds, slack, t) for e, counts in sources) <= room:
                     return t
             return float(self.meter.limit.period.end(self.start))
         carried = self.carried.get(unit, 0)
