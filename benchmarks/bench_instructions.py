@@ -9,8 +9,11 @@ instructions valgrind (`--tool=cachegrind --cache-sim=no`) counts in a fresh int
   bytecode and once under valgrind; printed with their ratio to the baseline. Honours
   `BENCH_COLD_AS_LAMBDA` / `BENCH_COLD_PYTHON` as that benchmark does.
 - `request`: instructions per request of `bench_overhead.py`'s rows (the bare adapter + engine
-  call, the gateway pinned and `auto`, and `wide`: `auto` with five providers): a process serving 60 warm-up requests and then N more,
-  less one serving the warm-up only, divided by N.
+  call, the gateway pinned and `auto`, and `wide`: `auto` with five providers): a process
+  serving 60 warm-up requests and then N more, less one serving the warm-up only, divided by N. The gateways run on a virtual clock (50 ms a
+  request from a fixed moment), so their windows fill and roll over alike in every run: on the
+  real clock, how far a run under valgrind got into the next minute changed the count (the
+  five-provider row by about 10 %, run to run).
 
 Needs valgrind on the PATH: `.venv/bin/python -m benchmarks.bench_instructions [cold|request]`.
 """
@@ -41,16 +44,25 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.compose import Clocks
+moment = [1_764_000_030.0]  # a fixed virtual clock, 50 ms a request: windows fill and roll alike every run
+
+
+def sleep(seconds):
+    moment[0] += seconds
+
+
+clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=sleep, rand=lambda: 0.5)
 client = httpx.Client(transport=b._recorded_transport())
 env = {{"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}
-gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
+gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client, clocks=clocks)
 caller = gateway.authenticate(f"Bearer {{b.CLIENT_KEY}}")
 adapter = gateway.router.adapters.current().adapters["openai"]
 engine = ProviderEngine(client)
 request = ChatCompletionRequest.model_validate(b.BODY)
 every = {{f"{{name.upper()}}_API_KEY": "bench-key" for name in b.PROVIDERS}}
 wide = build_gateway(load_settings({{**every, "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}), metrics=RecordingMetrics(),
-                     http_client=httpx.Client(transport=b._five_provider_transport()))
+                     http_client=httpx.Client(transport=b._five_provider_transport()), clocks=clocks)
 rows = {{"bare": lambda: engine.complete(adapter, request, "gpt-4o-mini", 10),
         "pinned": lambda: gateway.chat(ChatCompletionRequest.model_validate(b.BODY), caller, "b"),
         "auto": lambda: gateway.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b"),
@@ -59,6 +71,7 @@ serve = rows[{row!r}]
 with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
     for _ in range(60 + {n}):
         serve()
+        moment[0] += 0.05
 """
 
 

@@ -354,6 +354,20 @@ def _decode(item: Item, prefix: str) -> Decoded | None:
             None if stamp is None else float(stamp))
 
 
+_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str] | None], ...]] = {}
+
+
+def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str] | None], ...]:
+    """(window key, `_locate` of it) of each of the meter's windows starting at `starts`: the same
+    until a window rolls over, for every request of every model that counts on the meter."""
+    found = _READ.get((meter, starts))
+    if found is None:
+        if len(_READ) >= 8192:
+            _READ.clear()
+        found = _READ[(meter, starts)] = tuple((key, _locate(key)) for key in map(meter.pk, starts))
+    return found
+
+
 def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
           stamps: dict[str, float], windows: dict[str, Item]) -> None:
     """Decode, from their counters' items, the windows the meters read at `now` (by name: the
@@ -361,12 +375,9 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
     a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
     views: dict[str, dict[str, Decoded | None]] = {}
     for meter in meters:
-        period = meter.limit.period
-        for start in window_starts(period, now):
-            key = meter.pk(start)
+        for key, where in _windows_read(meter, window_starts(meter.limit.period, now)):
             if key in windows:
                 continue
-            where = _locate(key)
             item = meter_items.get(where[0]) if where is not None else None
             if item is None or where is None:
                 break  # no item for the counter: none of its windows
@@ -494,7 +505,13 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
     for meter in meters:  # one item per counter, however many windows its meters have
-        pks[meter_pk(meter.counter)] = None
+        counter = meter.counter
+        pk = _COUNTER_PKS.get(counter)
+        if pk is None:
+            if len(_COUNTER_PKS) >= 4096:
+                _COUNTER_PKS.clear()
+            pk = _COUNTER_PKS[counter] = meter_pk(counter)
+        pks[pk] = None
     named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
     for header, cooldown, _, _ in named:
         pks[header] = None
@@ -507,6 +524,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     return list(pks)
 
 
+_COUNTER_PKS: dict[str, str] = {}  # counter → its item's pk (`meter_pk`), formatted once
 _MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
 
 
