@@ -346,7 +346,22 @@ class WindowUsage:
 
     def _reopens(self, unit: str, room: int, closes: float) -> float:
         """When, after this window closes, its carry (and what is left of the one before) has
-        decayed to `room`."""
+        decayed to `room`. It depends on the windows' counts and stamps alone, not on the moment
+        asked: a window a load decoded from an unchanged item (the same `used` and `item` objects,
+        `items._view`) is worked out once, not on every plan that finds it full."""
+        earlier = tuple((e.start, id(e.used), id(e.item), e.last_at) for e in self.earlier)
+        key = (self.meter, self.start, unit, room, id(self.used), id(self.item), self.last_at, earlier)
+        found = _REOPENS.get(key)
+        if found is not None:
+            return found[0]
+        at = self._reopens_at(unit, room, closes)
+        if len(_REOPENS) >= _REOPENS_MAX:
+            _REOPENS.clear()
+        # the objects named by id are kept with the answer, so no other object can take their ids
+        _REOPENS[key] = (at, (self.used, self.item, *((e.used, e.item) for e in self.earlier)))
+        return at
+
+    def _reopens_at(self, unit: str, room: int, closes: float) -> float:
         seconds = self.meter.limit.period.seconds
         slack = stamp_slack_s(seconds)
         own = Earlier(self.start, self.used, self.item, self.last_at)
@@ -384,6 +399,10 @@ class WindowUsage:
         if previous_at is not None:  # every request of it was at or before its stamp: none left after
             decayed = min(decayed, previous_at + seconds + slack)
         return decayed
+
+
+_REOPENS: dict[tuple[Any, ...], tuple[float, tuple[Any, ...]]] = {}  # `WindowUsage._reopens`, by its inputs
+_REOPENS_MAX = 4096
 
 
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
