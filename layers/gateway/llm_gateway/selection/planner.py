@@ -338,8 +338,7 @@ class Planner:
         frees: list[tuple[ModelKey, float]] = []
         waits: list[float] = []
         for key, checked, state, amounts in full:
-            if steps and state is None and all(u.meter.limit.period.seconds == 1
-                                               for u in checked if u.fits(amounts) is not None):
+            if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):
                 continue  # only a 1-second window stops it: it frees within a second or so
             if not steps:  # when the first capacity frees matters only to an empty plan
                 wait = free_again_in(checked, state, amounts, now)
@@ -374,8 +373,25 @@ class Planner:
         return steps
 
 
-def _above_a_limit(meters: Sequence[Meter], amounts: Amounts) -> str | None:
-    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used."""
+def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
+    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used.
+    It depends on the model's meters and the ask alone, and every plan asks it of each model it
+    finds full: answered once per (meters, ask)."""
+    key = (meters, tuple(amounts.items()))
+    try:
+        return _ABOVE[key]
+    except KeyError:
+        pass
+    if len(_ABOVE) >= 4096:
+        _ABOVE.clear()
+    found = _ABOVE[key] = _above(meters, amounts)
+    return found
+
+
+_ABOVE: dict[tuple[tuple[Meter, ...], tuple[tuple[str, int], ...]], str | None] = {}
+
+
+def _above(meters: Sequence[Meter], amounts: Amounts) -> str | None:
     for meter in meters:
         if meter.scope == CALLER_SCOPE:
             continue

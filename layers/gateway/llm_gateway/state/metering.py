@@ -310,6 +310,17 @@ class WindowUsage:
                         f"needs {ask}")
         return None
 
+    def takes(self, amounts: Amounts) -> bool:
+        """Whether `amounts` fits now: `fits(amounts) is None`, without composing the reason."""
+        maxima, used, carried = self.meter.limit.maxima, self.used, self.carried
+        for unit, ask in amounts.items():
+            if ask <= 0:
+                continue
+            ceiling = maxima.get(unit)
+            if ceiling is not None and (ask > ceiling or ceiling - used.get(unit, 0) - carried.get(unit, 0) < ask):
+                return False
+        return True
+
     def short_of(self, amounts: Amounts) -> str | None:
         """The first unit `amounts` does not fit in now (None = it fits)."""
         for unit, ask in amounts.items():

@@ -71,7 +71,7 @@ def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amoun
     if state is not None and state.cooldown is not None and state.cooldown.until > now:
         waits.append(state.cooldown.until - now)
     for usage in usages:
-        if usage.fits(amounts) is None:
+        if usage.takes(amounts):
             continue
         at = usage.free_again_at(amounts, now)
         if at is None:
