@@ -47,14 +47,16 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
         why = usage.fits(amounts)
         if why is not None:
             return Capacity(False, why, usage.remaining(REQUESTS), usage.remaining(TOKENS))
-        maxima = usage.meter.limit.maxima
-        if REQUESTS in maxima:
-            left = usage.remaining(REQUESTS)
-            if left is not None and (left_requests is None or left < left_requests):
+        maxima, used, carried = usage.meter.limit.maxima, usage.used, usage.carried
+        ceiling = maxima.get(REQUESTS)
+        if ceiling is not None:  # `usage.remaining(REQUESTS)`, inlined
+            left = max(0, ceiling - used.get(REQUESTS, 0) - carried.get(REQUESTS, 0))
+            if left_requests is None or left < left_requests:
                 left_requests = left
-        if TOKENS in maxima:
-            left = usage.remaining(TOKENS)
-            if left is not None and (left_tokens is None or left < left_tokens):
+        ceiling = maxima.get(TOKENS)
+        if ceiling is not None:
+            left = max(0, ceiling - used.get(TOKENS, 0) - carried.get(TOKENS, 0))
+            if left_tokens is None or left < left_tokens:
                 left_tokens = left
     hdr_requests, hdr_tokens = header_remaining(state.headers if state is not None else None, now)
     tokens = amounts.get(TOKENS, 0)
