@@ -430,15 +430,19 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     minutes later, when the provider still counted all of it).
     """
     period = meter.limit.period
-    start = period.start(now)
+    seconds = period.seconds
+    if seconds == MONTH:
+        start = period.start(now)
+    else:  # `period.start(now)`, inlined: this runs for every meter of every candidate of every plan
+        whole = int(now)
+        start = whole - whole % seconds
     prefix = meter._prefix
     current = f"{prefix}{start}"
     used = counters.get(current, {})
     last_at = stamps.get(current) if stamps else None
     item = items.get(current) if items else None
-    if not period.sliding:
+    if seconds == MONTH or period.fixed:  # not `period.sliding`
         return WindowUsage(meter, start, used, last_at=last_at, item=item)
-    seconds = period.seconds
     earlier: list[Earlier] = []
     for back in (1, 2):  # the one before the previous is read only in a window's first moments
         pk = f"{prefix}{start - back * seconds}"
