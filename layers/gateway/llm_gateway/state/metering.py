@@ -416,6 +416,16 @@ _REOPENS: dict[tuple[Any, ...], tuple[float, tuple[Any, ...]]] = {}  # `WindowUs
 _REOPENS_MAX = 4096
 
 
+# Per meter object (by id: each entry holds its meter, so no other object can take that id): its
+# current window's keys in a snapshot, and its last usage that carried nothing over. A window
+# without carry-over does not depend on the moment within it, and its counts, decoded from an
+# unchanged item, are the very same objects (`items._view`): such a usage is handed out again,
+# and what is worked out from it (`rate_limits.capacity`) can be too.
+_KEYS: dict[int, tuple[Meter, int, str, str, str]] = {}
+_PLAIN: dict[int, WindowUsage] = {}
+_MEMO_MAX = 4096
+
+
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
              stamps: Mapping[str, float] | None = None,
              items: Mapping[str, Mapping[str, Any]] | None = None) -> WindowUsage:
@@ -436,29 +446,42 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     else:  # `period.start(now)`, inlined: this runs for every meter of every candidate of every plan
         whole = int(now)
         start = whole - whole % seconds
-    prefix = meter._prefix
-    current = f"{prefix}{start}"
-    used = counters.get(current, {})
+    keys = _KEYS.get(id(meter))
+    if keys is None or keys[0] is not meter or keys[1] != start:
+        prefix = meter._prefix
+        if len(_KEYS) >= _MEMO_MAX:
+            _KEYS.clear()
+        keys = _KEYS[id(meter)] = (meter, start, f"{prefix}{start}", f"{prefix}{start - seconds}",
+                                   f"{prefix}{start - 2 * seconds}")
+    current = keys[2]
+    used = counters.get(current)
     last_at = stamps.get(current) if stamps else None
     item = items.get(current) if items else None
-    if seconds == MONTH or period.fixed:  # not `period.sliding`
-        return WindowUsage(meter, start, used, last_at=last_at, item=item)
     earlier: list[Earlier] = []
-    for back in (1, 2):  # the one before the previous is read only in a window's first moments
-        pk = f"{prefix}{start - back * seconds}"
-        stamp = stamps.get(pk) if stamps else None
-        before = counters.get(pk)
-        if before:
-            earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
+    if seconds != MONTH and not period.fixed:  # `period.sliding`
+        for back, pk in ((1, keys[3]), (2, keys[4])):  # the one before the previous: only in a window's first moments
+            stamp = stamps.get(pk) if stamps else None
+            before = counters.get(pk)
+            if before:
+                earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
     if not earlier:
-        return WindowUsage(meter, start, used, {}, last_at, (), item)
+        if used is None:
+            return WindowUsage(meter, start, {}, {}, last_at, (), item)
+        known = _PLAIN.get(id(meter))
+        if known is not None and known.start == start and known.used is used and known.item is item \
+                and known.last_at == last_at:
+            return known  # nothing carried: the same counts make the same (never changed) usage
+        if len(_PLAIN) >= _MEMO_MAX:
+            _PLAIN.clear()
+        known = _PLAIN[id(meter)] = WindowUsage(meter, start, used, {}, last_at, (), item)
+        return known
     slack = stamp_slack_s(seconds)
     carried: dict[str, int] = {}
     for unit in {unit for e in earlier for unit in e.used}:
         n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
         if n > 0:
             carried[unit] = n
-    return WindowUsage(meter, start, used, carried, last_at, tuple(earlier), item)
+    return WindowUsage(meter, start, {} if used is None else used, carried, last_at, tuple(earlier), item)
 
 
 def window_starts(period: Period, now: float) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
@@ -37,7 +38,29 @@ def _lower(a: int | None, b: int | None) -> int | None:
 
 
 def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
-    """Can one more request asking `amounts` start now?"""
+    """Can one more request asking `amounts` start now?
+
+    Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
+    alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
+    nothing, decoded from unchanged items) it is worked out once, not on every plan."""
+    if state is not None:
+        return _capacity(usages, state, amounts, now)
+    key = (*map(id, usages), *amounts.items())
+    found = _ROOMS.get(key)
+    if found is not None:
+        return found[1]
+    room = _capacity(usages, None, amounts, now)
+    if len(_ROOMS) >= _ROOMS_MAX:
+        _ROOMS.clear()
+    _ROOMS[key] = (tuple(usages), room)  # the usages are kept, so no other object can take their ids
+    return room
+
+
+_ROOMS: dict[tuple[Any, ...], tuple[tuple[WindowUsage, ...], Capacity]] = {}
+_ROOMS_MAX = 4096
+
+
+def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
     if state is not None and state.cooling(now):
         assert state.cooldown is not None
         return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
