@@ -375,23 +375,38 @@ class Planner:
 
 def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
     """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used.
-    It depends on the model's meters and the ask alone, and every plan asks it of each model it
-    finds full: answered once per (meters, ask)."""
-    key = (meters, tuple(amounts.items()))
-    try:
-        return _ABOVE[key]
-    except KeyError:
-        pass
-    if len(_ABOVE) >= 4096:
-        _ABOVE.clear()
-    found = _ABOVE[key] = _above(meters, amounts)
-    return found
+    Every plan asks it of each model it finds full: an ask within the lowest ceiling of each unit
+    (worked out once per meters tuple) fits them all, and only one above looks for which."""
+    lowest = _LOWEST.get(id(meters))
+    if lowest is None or lowest[0] is not meters:
+        if len(_LOWEST) >= 4096:
+            _LOWEST.clear()
+        lowest = _LOWEST[id(meters)] = (meters, _lowest_ceilings(meters))
+    ceilings = lowest[1]
+    for unit, ask in amounts.items():
+        ceiling = ceilings.get(unit)
+        if ceiling is not None and ask > ceiling:
+            return _above(meters, amounts)
+    return None
 
 
-_ABOVE: dict[tuple[tuple[Meter, ...], tuple[tuple[str, int], ...]], str | None] = {}
+# id of a meters tuple → (the tuple, kept so no other object takes its id; each unit's lowest ceiling)
+_LOWEST: dict[int, tuple[tuple[Meter, ...], dict[str, int]]] = {}
+
+
+def _lowest_ceilings(meters: Sequence[Meter]) -> dict[str, int]:
+    lowest: dict[str, int] = {}
+    for meter in meters:
+        if meter.scope == CALLER_SCOPE:
+            continue
+        for unit, ceiling in meter.limit.maxima.items():
+            if unit not in lowest or ceiling < lowest[unit]:
+                lowest[unit] = ceiling
+    return lowest
 
 
 def _above(meters: Sequence[Meter], amounts: Amounts) -> str | None:
+    """`_above_a_limit`'s reason: the first of the model's own limits the ask is above."""
     for meter in meters:
         if meter.scope == CALLER_SCOPE:
             continue

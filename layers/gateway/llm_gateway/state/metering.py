@@ -426,6 +426,12 @@ _PLAIN: dict[int, WindowUsage] = {}
 _MEMO_MAX = 4096
 
 
+def handed_out_again(usage: WindowUsage) -> bool:
+    """Whether `usage_of` hands this very usage out while its window's counts stay the same
+    objects (so what is worked out from it alone may be kept with it)."""
+    return _PLAIN.get(id(usage.meter)) is usage
+
+
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
              stamps: Mapping[str, float] | None = None,
              items: Mapping[str, Mapping[str, Any]] | None = None) -> WindowUsage:

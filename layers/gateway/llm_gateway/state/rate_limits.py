@@ -15,7 +15,14 @@ from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
-from llm_gateway.state.metering import PROVIDER_SCOPE, REQUESTS, TOKENS, Amounts, WindowUsage
+from llm_gateway.state.metering import (
+    PROVIDER_SCOPE,
+    REQUESTS,
+    TOKENS,
+    Amounts,
+    WindowUsage,
+    handed_out_again,
+)
 
 MAX_COOLDOWN_S = 86_400.0
 NEAR_MISS_SHARE = 0.1  # a window left with less than this share of a limit is a near miss
@@ -43,7 +50,7 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
     Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
     alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
     nothing, decoded from unchanged items) it is worked out once, not on every plan."""
-    if state is not None:
+    if state is not None or not all(map(handed_out_again, usages)):
         return _capacity(usages, state, amounts, now)
     key = (*map(id, usages), *amounts.items())
     found = _ROOMS.get(key)
