@@ -37,6 +37,7 @@ from llm_gateway.routing.transcription import TranscriptionRouter
 from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.speech import job_settings
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.tenancy.limits import UserLimits, user_counter
 from sandbox.simulate.clock import VirtualClock, powertools_on
 from sandbox.simulate.providers import SimulatedProviders
 from sandbox.simulate.requests import RequestFactory
@@ -280,10 +281,12 @@ class Simulation:
         self._selection[key] = 0.0
         kind = sim.kind if sim.capability != TRANSCRIPTION else ("audio_job" if job else "audio")
         outcome = Outcome(sim.at, sim.capability, kind, not sim.model.startswith("auto"), sim.user)
+        limits = self._limits(sim.user)
         try:
             if sim.capability == TRANSCRIPTION:
                 request, call = self.factory.transcription(sim)
-                routed = container.transcription.transcribe(request, call, container.core.runner.retry.deadline())
+                routed = container.transcription.transcribe(request, call, container.core.runner.retry.deadline(),
+                                                           limits=limits)
                 outcome.provider, outcome.model, outcome.free = routed.provider, routed.model, routed.free
                 outcome.cost_usd, attempts = routed.cost_usd, routed.attempts
             elif sim.capability == STREAM:
@@ -291,7 +294,7 @@ class Simulation:
                 # Adapter: `Gateway.chat(live=True)`): sent as it comes, within the stream deadline,
                 # its first chunk within the attempt's timeout, failover only before it.
                 stream = container.chat.stream(self.factory.chat(sim), self._chat_deadline(container, stream=True),
-                                               buffered=False)
+                                               buffered=False, limits=limits)
                 for _chunk in stream.chunks:
                     pass
                 outcome.provider, outcome.model, outcome.free = stream.provider, stream.model, stream.free
@@ -300,7 +303,7 @@ class Simulation:
                 # Sent whole on the same streaming invocation, as production does: read from the
                 # provider as a stream, within the stream's idle timeout (`chat_deadline`).
                 routed_chat = container.chat.complete_streamed(self.factory.chat(sim), self._chat_deadline(
-                    container, stream=False), limits=None, spent=lambda _cut: None)
+                    container, stream=False), limits=limits, spent=lambda _cut: None)
                 outcome.provider, outcome.model, outcome.free = routed_chat.provider, routed_chat.model, routed_chat.free
                 outcome.cost_usd, attempts = routed_chat.cost_usd, routed_chat.attempts
             outcome.attempts = len(attempts)
@@ -320,6 +323,14 @@ class Simulation:
             outcome.latency_s = self.clock.now - sim.at
             outcome.baseline_usd = self._baseline_cost(sim)
             self.outcomes.append(outcome)
+
+    def _limits(self, user: int) -> UserLimits | None:
+        """The user's key policy, on the user's own counter, as `Tenancy.limits_for` builds it; its
+        refusals are reported against the virtual clock."""
+        policy = self.workload.user_policy
+        if policy is None:
+            return None
+        return UserLimits(policy, user_counter(f"sim-{user}"), wall=self.clock.wall())
 
     def _chat_deadline(self, container: Container, *, stream: bool) -> Deadline:
         budget = chat_deadline(self.settings.deadline_s, self.settings.stream_deadline_s, live=True, stream=stream)

@@ -4,9 +4,12 @@ the simulated providers saw, never from the gateway's own bookkeeping.
 
 Definitions (requests = every request simulated):
 - free_tier_share: answered requests served by a free-tier model / answered requests
-- user_rate_limit_error_rate: requests answered 429 / requests
+- caller_limit_rate: requests refused by the user's own key policy (a workload's `users.policy`:
+  429 `user_rate_limited` or `budget_exceeded`) / requests. The operator's limits working as set,
+  not the gateway failing: they are kept out of the two figures below.
+- user_rate_limit_error_rate: requests answered any other 429 / requests
 - user_error_rate: requests answered with any error (4xx or 5xx) / requests
-- availability: answered requests / requests
+- availability: answered requests / requests not refused by the caller's own policy
 - avg_cost_usd: total cost / requests; baseline_avg_cost_usd: the same requests all sent to the
   workload's baseline model (chat) and baseline transcription model
 - cost_reduction: 1 - cost / baseline cost
@@ -27,7 +30,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from llm_gateway.selection.planner import BUDGET_EXCEEDED, USER_RATE_LIMITED
 from sandbox.simulate.engine import PROVIDERS, SimResult
+
+CALLER_LIMITS = frozenset({USER_RATE_LIMITED, BUDGET_EXCEEDED})  # codes of the caller's own policy's refusals
 
 # The seed's success metrics that a simulated day can speak to: (key, target, comparison, label).
 TARGETS: tuple[tuple[str, float, str, str], ...] = (
@@ -54,6 +60,7 @@ def summarize(result: SimResult) -> dict[str, Any]:
     outcomes = result.outcomes
     total = len(outcomes) or 1
     served = [o for o in outcomes if o.status == 200]
+    own = sum(1 for o in outcomes if o.code in CALLER_LIMITS)
     n_served = len(served) or 1
     cost = sum(o.cost_usd for o in outcomes)
     baseline = sum(o.baseline_usd for o in outcomes)
@@ -67,9 +74,11 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "requests_per_day": result.workload.requests_per_day,
         "simulated_hours": result.workload.hours,
         "free_tier_share": round(sum(1 for o in served if o.free) / n_served, 6),
-        "user_rate_limit_error_rate": round(sum(1 for o in outcomes if o.status == 429) / total, 6),
+        "caller_limit_rate": round(own / total, 6),
+        "user_rate_limit_error_rate": round(sum(1 for o in outcomes if o.status == 429 and o.code not in CALLER_LIMITS)
+                                            / total, 6),
         "user_error_rate": round(sum(1 for o in outcomes if o.status != 200) / total, 6),
-        "availability": round(len(served) / total, 6),
+        "availability": round(len(served) / max(1, len(outcomes) - own), 6),
         "avg_cost_usd": round(cost / total, 8),
         "baseline_avg_cost_usd": round(baseline / total, 8),
         "baseline_models": {"chat": result.workload.baseline_chat,
@@ -87,7 +96,8 @@ def summarize(result: SimResult) -> dict[str, Any]:
             f"{o.status} {o.code}" for o in outcomes if o.status != 200 and o.pinned).items())),
         "user_error_rate_auto": round(sum(1 for o in outcomes if o.status != 200 and not o.pinned)
                                       / max(1, sum(1 for o in outcomes if not o.pinned)), 6),
-        "user_rate_limit_error_rate_auto": round(sum(1 for o in outcomes if o.status == 429 and not o.pinned)
+        "user_rate_limit_error_rate_auto": round(sum(1 for o in outcomes if o.status == 429 and not o.pinned
+                                                     and o.code not in CALLER_LIMITS)
                                                  / max(1, sum(1 for o in outcomes if not o.pinned)), 6),
         "users_with_an_error": len({o.user for o in outcomes if o.status != 200}),
         "latency_p50_s": round(_percentile([o.latency_s for o in served], 0.50), 3),
@@ -104,6 +114,11 @@ def summarize(result: SimResult) -> dict[str, Any]:
     }
     summary["targets"] = {key: _verdict(summary[key], target, op) for key, target, op, _ in TARGETS}
     return summary
+
+
+def _own_limits(summary: dict[str, Any]) -> str:
+    rate = summary["caller_limit_rate"]
+    return f" ({rate * 100:.2f} % of requests refused by the users' own key policy)" if rate else ""
 
 
 def _verdict(value: float, target: float, op: str) -> dict[str, Any]:
@@ -241,7 +256,7 @@ Made by `{command}`. {summary['requests']:,} requests over {result.workload.hour
 Also: user error rate {summary['user_error_rate'] * 100:.3f} %, failover rate {summary['failover_rate'] * 100:.2f} %,
 average cost ${summary['avg_cost_usd']:.6f} against ${summary['baseline_avg_cost_usd']:.6f} for the baseline,
 selection p50 {summary['selection_p50_ms']:.2f} ms, answer latency p50 {summary['latency_p50_s']} s / p95 {summary['latency_p95_s']} s,
-{summary['users_with_an_error']} users saw at least one error. Served by: {shares}.
+{summary['users_with_an_error']} users saw at least one error{_own_limits(summary)}. Served by: {shares}.
 
 Selection times are real CPU time measured in this run (they vary between runs; every other
 figure is the same for the same seed). They exclude DynamoDB's round trip (the simulation's

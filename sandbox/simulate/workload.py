@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from llm_gateway.api.errors import GatewayError
+from llm_gateway.tenancy.policy import Policy, parse_policy
+
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent / "workloads"
 CHAT, STREAM, TRANSCRIPTION = "chat", "stream", "transcription"
 KINDS = ("plain", "reasoning", "tools", "json", "vision")
@@ -83,6 +86,8 @@ class Workload:
     baseline_chat: str
     baseline_transcription: str
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    # every user's key policy (limits, budgets, allow-list), as the admin API takes it; None: none
+    user_policy: Policy | None = None
 
     @property
     def total_requests(self) -> int:
@@ -168,12 +173,25 @@ def parse_workload(raw: Mapping[str, Any], default_name: str = "workload") -> Wo
         baseline_chat=str(baseline.get("chat", "openai/gpt-4.1-mini")),
         baseline_transcription=str(baseline.get("transcription", "openai/whisper-1")),
         raw=raw,
+        user_policy=_policy(users.get("policy")),
     )
     if workload.pinned_share and not workload.pinned_models:
         raise ValueError("chat.pinned.share needs chat.pinned.models")
     if not 0 < workload.hours <= 24:
         raise ValueError("hours: expected a number in (0, 24]")
     return workload
+
+
+def _policy(raw: Any) -> Policy | None:
+    """`users.policy`: validated as the admin API validates a key's policy."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError("users.policy: expected a mapping of policy fields (rpm, tpm, daily_budget_usd, ...)")
+    try:
+        return parse_policy(raw)
+    except GatewayError as exc:
+        raise ValueError(f"users.policy: {exc.message}") from None
 
 
 def _shares(raw: Any, names: tuple[str, ...], where: str, *, whole: bool) -> dict[str, float]:

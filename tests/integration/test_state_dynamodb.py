@@ -24,7 +24,15 @@ from moto.server import ThreadedMotoServer
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.dynamodb import DynamoStateStore, create_table
-from llm_gateway.state.items import AFFINITY_TTL_S, affinity_pk, cooldown_pk, meter_pk, window_ref, windows_of
+from llm_gateway.state.items import (
+    AFFINITY_TTL_S,
+    FailureMark,
+    affinity_pk,
+    cooldown_pk,
+    meter_pk,
+    window_ref,
+    windows_of,
+)
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
     REQUESTS,
@@ -156,7 +164,7 @@ def test_two_instances_share_usage_and_state_survives_restart(new_client: Client
     assert second.reserve(windows(second, [MINUTE, DAY]), ask(50), NOW) is not None
     second.cool_down(KEY, NOW + 30, "429", NOW)
     first.record_headers(KEY, RateLimitInfo(remaining_requests=7, reset_requests_s=20, requests_window_s=86_400), NOW)
-    first.mark_failure("groq", "server_error", NOW)
+    first.mark_failure(FailureMark("groq", NOW, "server_error"), NOW)
     restarted = shared(new_client(), table)  # a new container, same table
     for state in (first, second, restarted):
         assert used(state, [MINUTE, DAY], NOW + 1) == [{REQUESTS: 2, TOKENS: 150}] * 2
@@ -373,6 +381,7 @@ def test_a_write_on_some_windows_never_shortens_the_items_life(new_client: Clien
     assert used(state, [month], five_days_on) == [{REQUESTS: 1, TOKENS: 10}]
 
 
+@pytest.mark.parametrize("new_client", ["boto3_in_process", "boto3_server"], indirect=True)  # an operator's run
 def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
     new_client: ClientFactory, table: str
 ) -> None:
@@ -381,8 +390,6 @@ def test_windows_counted_in_the_old_layout_are_folded_into_the_counters_items(
     instead of from zero. Windows no load reads any more are left to their TTL; a second run
     counts nothing twice."""
     client = new_client()
-    if not hasattr(client, "scan"):
-        pytest.skip("the fold is an operator's run: boto3's client")
     state = shared(client, table)
     month = Meter(COUNTER, WindowLimit(CALENDAR_MONTH, {REQUESTS: 1000}))
     day_start, month_start = DAY.limit.period.start(NOW), CALENDAR_MONTH.start(NOW)

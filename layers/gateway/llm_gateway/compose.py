@@ -123,7 +123,7 @@ def build_core(
         state=shared, planner=Planner(), breakers=breakers, health=health, balancer=CapacityBalancer(),
         outcomes=Outcomes(shared, metrics, passive, failures, retry_handler.settings.backoff), failures=failures,
         timeouts=AdaptiveTimeouts(), retry=retry_handler, metrics=metrics,
-        settings=RunnerSettings(max_wait_s=settings.max_wait_s), wall=clocks.wall, sleep=clocks.sleep,
+        settings=RunnerSettings(max_wait_s=settings.max_wait_s, free_wait_s=settings.free_wait_s), wall=clocks.wall, sleep=clocks.sleep,
         rand=clocks.rand, exhausted=ExhaustedMemory(), tracing=build_tracing(settings.tracing),
     )
     engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)

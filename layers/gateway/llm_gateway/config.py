@@ -96,6 +96,7 @@ class Settings:
     local_mode: bool = False
     status_cache_s: float = 5.0  # GET /v1/status answers at most this stale
     max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
+    free_wait_s: float = 1.5  # wait this long at most for a free tier rather than pay
     max_containers: int = 2  # how many containers may run at once: each one's share while degraded
     provider_secret: str | None = None
     client_key_secret: str | None = None
@@ -451,6 +452,7 @@ def load_settings(
         local_mode=local_mode,
         status_cache_s=_float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0, zero_ok=True),
         max_wait_s=_float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0, zero_ok=True),
+        free_wait_s=_float(env, "LLM_GATEWAY_FREE_WAIT_S", 1.5, zero_ok=True),
         max_containers=_int(env, "LLM_GATEWAY_MAX_CONTAINERS", 2),
         provider_secret=env.get(PROVIDER_SECRET_ENV),
         client_key_secret=env.get(CLIENT_KEY_SECRET_ENV),

@@ -9,7 +9,6 @@ deployments so `status` reads back what was deployed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
 from llm_gateway.rollout.flag import LocalRollout, flag_document
 from llm_gateway.rollout.rollback import roll_back
 from sandbox import rollout_cli
+from sandbox.apigw import load_handler_module
 
 REPO = Path(__file__).resolve().parents[3]
 EVENT = json.loads((REPO / "events" / "rollback_alarm.json").read_text())
@@ -138,10 +138,7 @@ def test_the_handler_reads_its_targets_from_the_template_environment(aws: Any, m
     for name, value in (("APPLICATION", target.application), ("ENVIRONMENT", target.environment),
                         ("PROFILE", target.profile), ("STRATEGY", "immediate")):
         monkeypatch.setenv(f"LLM_GATEWAY_ROLLOUT_APPCONFIG_{name}", value)
-    spec = importlib.util.spec_from_file_location("rollback_app", REPO / "functions" / "rollback" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_handler_module("rollback")
     monkeypatch.setattr(module.boto3, "client", lambda service, **kw: client if service == "appconfig" else boto3.client(service, **kw))
     assert module.lambda_handler(EVENT, None)["rolled_back"]
     assert client.deployments[-1]["DeploymentStrategyId"] == "immediate"

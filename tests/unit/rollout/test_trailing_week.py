@@ -3,9 +3,7 @@ week before, read from CloudWatch (moto) and published for `TrailingWeekAlarm`."
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -14,9 +12,9 @@ from moto import mock_aws
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.rollout.trailing_week import HOUR, WEEK, CloudWatchAverages, compare, run
+from sandbox.apigw import load_handler_module
 
 NOW = datetime(2026, 12, 8, 15, 0, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[3]
 
 
 class Hours:
@@ -85,9 +83,6 @@ def test_cloudwatch_averages_read_the_gateway_cohort_series_of_each_hour(monkeyp
     assert found is not None
     assert found.cost_increase_percent == pytest.approx(100.0) and found.latency_ratio == pytest.approx(0.9)
 
-    spec = importlib.util.spec_from_file_location("trailing_week_app", REPO / "functions" / "trailing_week" / "app.py")
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_handler_module("trailing_week")
     answer = app.lambda_handler({"time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "detail-type": "Scheduled Event"}, None)
     assert answer == {"compared": True, "cost_increase_percent": pytest.approx(100.0), "latency_ratio": pytest.approx(0.9)}

@@ -27,6 +27,7 @@ from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.breaker_store import MemoryBreakerPersistence
 from llm_gateway.routing.circuit_breaker import (
     BreakerOpen,
+    BreakerSettings,
     CircuitBreakers,
     provider_circuit,
     reset_local_counters,
@@ -145,6 +146,78 @@ def test_another_container_ranks_the_failed_provider_last_after_one_read() -> No
     assert [s.key.provider for s in second.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
 
 
+def never_open() -> CircuitBreakers:
+    return CircuitBreakers(MemoryBreakerPersistence(), BreakerSettings(failure_threshold=10**6))
+
+
+def test_a_provider_that_keeps_failing_is_called_every_few_minutes_not_every_30_s() -> None:
+    """Groq is down for ten minutes and a request arrives every 5 s. Each time its failure mark
+    runs out, one request tries it again and fails; the mark then holds twice as long (30, 60,
+    120, 240, then 300 s), so groq takes 5 requests, not the 18 a fixed 30 s memory sends it.
+    (Breakers that never open: Powertools' run on the real clock, and this is failure memory.)"""
+    r = rig(breakers=never_open())
+    r.fleet.set("groq", status(503))
+    before = len(r.fleet.calls)
+    for _ in range(120):
+        assert r.router.complete(chat()).provider != "groq"
+        r.clock.advance(5.0)
+    groq = [call.at for call in r.fleet.calls[before:] if call.provider == "groq"]
+    assert len(groq) == 5, groq
+    gaps = [round(b - a) for a, b in itertools.pairwise(groq)]
+    assert gaps == [30, 60, 120, 240], gaps  # each mark's memory (requests come on its last second)
+
+
+def test_an_answer_between_two_failures_starts_the_memory_again_at_30_s() -> None:
+    """A provider that answered since its last failure is not in an outage: its next failure is
+    remembered 30 s, however long the streak before was."""
+    r = rig(breakers=never_open())
+    r.fleet.set("groq", status(503))
+    for _ in range(3):  # three failures in a row: the mark now holds 120 s
+        r.router.complete(chat())
+        r.clock.advance(r.core.failures.merged({})["groq"].until - r.clock.wall() + 1)
+    assert r.core.failures.merged({})["groq"].streak == 3
+    r.fleet.set("groq", answer())
+    assert r.router.complete(chat()).provider == "groq"
+    r.fleet.set("groq", status(503))
+    r.router.complete(chat())
+    mark = r.core.failures.merged({})["groq"]
+    assert (mark.streak, mark.until - mark.at) == (1, 30.0)
+
+
+def test_another_container_continues_the_streak_after_the_mark_ran_out() -> None:
+    """The first container's mark ran out before the second container ever read it; when the
+    second then fails groq, the shared item (kept past its memory's end) tells it this is the
+    same outage: its mark holds 60 s, and the first container reads that."""
+    first = rig()
+    first.fleet.set("groq", status(503))
+    first.router.complete(chat())
+    first.clock.advance(31.0)
+    second = rig(store=first.store, clock=first.clock)
+    second.fleet.set("groq", status(503))
+    second.router.complete(chat())
+    first.clock.advance(45.0)
+    assert [s.key.provider for s in first.router.plan(chat()).steps] == ["openai", "mistral", "groq"]
+    first.clock.advance(16.0)
+    assert next(s.key.provider for s in first.router.plan(chat()).steps) == "groq"
+
+
+def test_a_provider_error_the_caller_s_request_caused_is_not_held_against_the_provider() -> None:
+    """A 400 for one caller's malformed request (or a context-length or content-filter refusal)
+    says nothing of the provider: the status page's passive health and failure memory keep no
+    failure for it, so one caller's mistakes never make a provider look unhealthy to operators;
+    a 500 is recorded."""
+    r = rig()
+    r.fleet.set("groq", status(400, message="invalid request: bad tool schema"))
+    failing(lambda: r.router.complete(pinned("groq")))
+    stats = r.core.passive.snapshot().get(ModelKey("groq", MODELS["groq"]), {})
+    assert stats.get("failures", 0) == 0 and stats.get("last_error_class") is None, stats
+    assert not r.core.failures.recent("groq", r.clock.wall())
+    r.fleet.set("groq", status(500))
+    r.router.complete(chat())
+    stats = r.core.passive.snapshot()[ModelKey("groq", MODELS["groq"])]
+    assert (stats["failures"], stats["last_error_class"]) == (1, "server_error")
+
+
 def test_after_a_failure_a_provider_that_just_answered_is_tried_before_an_unknown_one() -> None:
     """Mistral (last in plan order) answered a moment ago; openai has not been heard from. When
     groq fails, the request's next attempt goes to mistral, not to openai: a provider that is
@@ -261,6 +334,33 @@ def test_pinned_one_request_per_second_waits_on_the_fake_clock_and_succeeds() ->
     assert time.monotonic() - real < 1.0
 
 
+@pytest.mark.parametrize("free_wait_s", [None, "0"], ids=["default", "0"])
+def test_a_moment_s_wait_for_a_free_tier_comes_before_a_paid_model(free_wait_s: str | None) -> None:
+    """Mistral (free, 1 request/s for the organisation) has just served a request; the next one
+    could go to openai (paid) at once. By default (LLM_GATEWAY_FREE_WAIT_S=1.5) it waits on the
+    fake clock for Mistral's next second and is served free; with 0 it pays at once."""
+    env = {} if free_wait_s is None else {"LLM_GATEWAY_FREE_WAIT_S": free_wait_s}
+    r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",), **env)
+    assert r.router.complete(chat()).provider == "mistral"
+    second = r.router.complete(chat())
+    if free_wait_s is None:
+        assert second.provider == "mistral" and not second.cost_usd
+        assert len(r.clock.sleeps) == 1 and 0 < r.clock.sleeps[0] <= 1.5
+        assert r.fleet.calls[1].at - r.fleet.calls[0].at >= 1.0
+    else:
+        assert second.provider == "openai" and r.clock.sleeps == []
+
+
+def test_no_wait_for_a_free_tier_that_frees_later_than_the_free_wait() -> None:
+    """A free tier full for longer than LLM_GATEWAY_FREE_WAIT_S (Mistral at 1 request per 2 s
+    here, as if two had just gone) is not waited for: the paid model serves at once."""
+    r = rig(providers=("openai", "mistral"), mistral_rps=1, paid=("openai",), LLM_GATEWAY_FREE_WAIT_S="0.3")
+    assert r.router.complete(chat()).provider == "mistral"
+    r.clock.advance(0.2)  # Mistral frees about a second from now: longer than 0.3 s
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.clock.sleeps == []
+
+
 def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> None:
     """Found by `llm-gateway simulate` (full size: a fifth of the day's requests paid while free
     tiers had capacity): state is read for as many candidates as one read holds, best static rank
@@ -309,6 +409,21 @@ def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:
     fits = ChatCompletionRequest.model_validate(
         {"model": "groq/llama-3.1-8b-instant", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]})
     assert r.router.complete(fits).provider == "groq"
+
+
+def test_a_long_prompt_without_max_tokens_is_served_by_a_small_token_window_it_fits() -> None:
+    """Found by `llm-gateway simulate`: 11,000 prompt tokens pinned to Groq's 12,000 a minute,
+    no max_tokens, were answered 413 because the gateway reserved 1,024 output tokens the caller
+    never asked for. The provider would serve it (it admits the prompt, counts the answer after),
+    so the gateway reserves only what the window leaves beside the prompt; a prompt above the
+    window itself is still 413, and so is a max_tokens that does not fit."""
+    r = rig(limits={"groq": Limits(rpm=100, tpm=1_000)})
+    prompt = "word " * 900  # about 900 tokens: the default 1,024 output would not fit 1,000
+    assert r.router.complete(chat("groq/llama-3.1-8b-instant", prompt)).provider == "groq"
+    assert failing(lambda: r.router.complete(chat("groq/llama-3.1-8b-instant", "word " * 1_100))).status == 413
+    request = ChatCompletionRequest.model_validate({"model": "groq/llama-3.1-8b-instant", "max_tokens": 200,
+                                                    "messages": [{"role": "user", "content": prompt}]})
+    assert failing(lambda: r.router.complete(request)).status == 413
 
 
 def test_a_wait_longer_than_max_wait_answers_429_with_retry_after() -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from llm_gateway.selection.catalog import Catalog, FreeTier, ModelEntry
 from llm_gateway.selection.planner import Planner, Preparation
 from llm_gateway.selection.selector import DEFAULT_EXPECTED_OUTPUT, ChatPreparer
-from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.selection.tokens import TokenEstimator, scaled
 from llm_gateway.state.items import Cooldown, ModelState, StateSnapshot
 from llm_gateway.state.metering import REQUESTS, TOKENS, usage_of
 from llm_gateway.state.rate_limits import capacity
@@ -93,12 +93,18 @@ def test_plan_properties(scenario: Scenario, max_tokens: int | None) -> None:
     chosen = [step.key for step in plan.steps]
     by_key = {e.key: e for e in entries}
 
-    # 1. context: prompt (provider-scaled) + output fits every chosen model
+    # 1. context: prompt (provider-scaled) + output fits every chosen model; without max_tokens
+    #    the output reserved is the default, cut to what the smallest token window leaves
     for step in plan.steps:
         e = by_key[step.key]
+        prompt = scaled(prep.detail.prompt_tokens, cat.token_factor(e))
         output = max_tokens if max_tokens else min(DEFAULT_EXPECTED_OUTPUT, e.output_cap)
-        prompt = step.amounts[TOKENS] - output
+        room = min((n for m in cat.meters(e) if (n := m.limit.max_of(TOKENS)) is not None), default=None)
+        if not max_tokens and room is not None and prompt + output > room:
+            output = max(1, room - prompt)
+        assert step.amounts[TOKENS] == prompt + output
         assert prompt >= prep.detail.prompt_tokens
+        assert prompt + min(DEFAULT_EXPECTED_OUTPUT, e.output_cap) <= e.window or max_tokens
         assert prompt + output <= e.window
         assert step.amounts[REQUESTS] == 1
 

@@ -209,3 +209,26 @@ def test_the_numbers_do_not_depend_on_how_fast_the_simulation_runs(monkeypatch: 
     slow = simulate(workload(scenario=outage), 1)
     assert sum(1 for c in fast.providers.calls if c.outcome == "outage") > 5
     assert calls(slow) == calls(fast)
+
+
+def test_users_key_policies_are_enforced_by_the_gateway_s_own_meters() -> None:
+    """`users.policy` gives every simulated user a key policy, applied as production's tenancy
+    applies it (`UserLimits` on the user's counter): three users at 2 requests a minute, the
+    heaviest asking about twice that. Its refusals are the caller's own 429s, counted apart from
+    the rate-limit errors the seed's target is about; no user ever gets a third request served
+    within a minute, and `free_only` keeps every answer on a free tier."""
+    result = simulate(workload(users={"count": 3, "skew": 1.0, "policy": {"rpm": 2, "free_only": True}},
+                               mix={"chat": 1.0}), 5)
+    summary = summarize(result)
+    assert summary["errors"].keys() == {"429 user_rate_limited"}, summary["errors"]
+    assert summary["caller_limit_rate"] > 0.1
+    assert summary["user_rate_limit_error_rate"] == 0 and summary["availability"] == 1.0
+    assert summary["provider_shares"]["openai"] == 0 and summary["free_tier_share"] == 1.0
+    for user in range(3):
+        served = sorted(o.at for o in result.outcomes if o.user == user and o.status == 200)
+        assert all(later - first >= 60 for first, later in zip(served, served[2:], strict=False)), user
+
+
+def test_a_workload_s_user_policy_is_validated_as_the_admin_api_validates_it() -> None:
+    with pytest.raises(ValueError, match=r"users\.policy"):
+        workload(users={"count": 3, "policy": {"rpm": -1}})

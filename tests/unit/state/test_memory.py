@@ -7,7 +7,7 @@ import threading
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import memory
-from llm_gateway.state.items import FAILURE_MEMORY_S
+from llm_gateway.state.items import FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S, FailureMark
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit, model_counter, usage_of
 from llm_gateway.state.shared import SharedState
@@ -156,10 +156,10 @@ def test_headers_expire_and_breakers_and_failures_are_returned() -> None:
     state.store.put("cb#other", {"state": "open"}, int(NOW) + 10, NOW)
     assert state.load([], [KEY], NOW).breakers == {"cb#groq": {"state": "open"}}  # only this request's circuits
     assert state.load([], [KEY], NOW + 11).breakers == {}
-    state.mark_failure("groq", "server_error", NOW)
+    state.mark_failure(FailureMark("groq", NOW, "server_error"), NOW)
     mark = state.load([], [KEY], NOW + 1).failures["groq"]
     assert (mark.provider, mark.at, mark.kind) == ("groq", NOW, "server_error")
-    assert state.load([], [KEY], NOW + FAILURE_MEMORY_S + 2).failures == {}
+    assert state.load([], [KEY], NOW + FAILURE_MEMORY_S + FAILURE_MEMORY_MAX_S + 2).failures == {}
     assert not state.load([], [KEY], NOW).degraded
 
 
@@ -192,3 +192,13 @@ def test_dead_put_items_are_purged_too() -> None:
         store.put(f"aff#{n}", {"provider": "p", "model": "m"}, expires_at=10, now=0.0)
     store.put("aff#last", {"provider": "p", "model": "m"}, expires_at=1000, now=100.0)
     assert list(store._items) == ["aff#last"]
+
+
+def test_a_failure_mark_is_read_for_a_while_after_its_memory_ends_and_never_holds_past_the_cap() -> None:
+    """Past its memory's end the mark no longer ranks the provider last, but other containers
+    still read it to continue the streak; a long streak holds at most FAILURE_MEMORY_MAX_S."""
+    state = shared()
+    state.mark_failure(FailureMark("groq", NOW, "overloaded", streak=2), NOW)
+    mark = state.load([], [KEY], NOW + 2 * FAILURE_MEMORY_S + 1).failures["groq"]
+    assert (mark.streak, mark.until) == (2, NOW + 2 * FAILURE_MEMORY_S)
+    assert FailureMark("groq", NOW, "overloaded", streak=5000).until == NOW + FAILURE_MEMORY_MAX_S

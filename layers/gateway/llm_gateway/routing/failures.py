@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from llm_gateway.retry.classifier import ErrorClass
-from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark
+from llm_gateway.state.items import FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S, FailureMark
 from llm_gateway.state.metering import AUDIO_SECONDS, TOKENS, Amounts
 
 # What counts as "the provider just failed": capacity and health failures, not the caller's.
@@ -39,6 +39,7 @@ class FailureMemory:
         self.memory_s = memory_s
         self._marks: dict[str, FailureMark] = {}
         self._answered: dict[str, float] = {}  # provider → last success, this container
+        self._shared: Mapping[str, FailureMark] = {}  # other containers' marks, as last read
         self._lock = threading.Lock()
 
     def succeeded(self, provider: str, now: float) -> None:
@@ -51,25 +52,46 @@ class FailureMemory:
         answered = self._answered.get(provider)
         return 0 if answered is not None and now - answered < self.memory_s else 1
 
-    def record(self, provider: str, kind: str, now: float) -> bool:
-        """Remember a failure; True when it is news worth sharing with other containers."""
+    def record(self, provider: str, kind: str, now: float) -> FailureMark | None:
+        """Remember a failure; the mark when it is news worth sharing with other containers.
+
+        A failure right after the provider's last mark ran out, with no answer from it since,
+        means the outage (or the 429 storm) goes on: the streak grows and the provider stays
+        behind the others twice as long (`FailureMark.until`), so a long outage takes a request
+        every few minutes, not every 30 s. Failures while the mark still holds (a burst of
+        concurrent calls, a fallback) are one incident and keep the streak."""
         with self._lock:
-            previous = self._marks.get(provider)
-            self._marks[provider] = FailureMark(provider, now, kind)
-        return previous is None or now - previous.at >= SHARE_EVERY_S
+            previous = self._latest(provider)
+            streak = 1
+            if previous is not None and self._answered.get(provider, float("-inf")) < previous.at:
+                if now < previous.until:
+                    streak = previous.streak
+                elif now < previous.until + FAILURE_MEMORY_MAX_S:
+                    streak = previous.streak + 1
+            mark = self._marks[provider] = FailureMark(provider, now, kind, streak)
+        news = previous is None or now - previous.at >= SHARE_EVERY_S or streak > previous.streak
+        return mark if news else None
+
+    def _latest(self, provider: str) -> FailureMark | None:
+        own, seen = self._marks.get(provider), self._shared.get(provider)
+        if own is None or (seen is not None and seen.until > own.until):
+            return seen
+        return own
 
     def merged(self, shared: Mapping[str, FailureMark]) -> dict[str, FailureMark]:
-        """The latest mark per provider, ours or another container's."""
+        """The mark per provider that holds longest, ours or another container's (those are kept,
+        so a failure here continues another container's streak)."""
+        self._shared = shared
         with self._lock:
             out = dict(self._marks)
         for provider, mark in shared.items():
-            if provider not in out or mark.at > out[provider].at:
+            if provider not in out or mark.until > out[provider].until:
                 out[provider] = mark
         return out
 
     def recent(self, provider: str, now: float) -> bool:
         mark = self._marks.get(provider)
-        return mark is not None and now - mark.at < self.memory_s
+        return mark is not None and now < mark.until
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
 _PROVIDER_FAULT = frozenset({ErrorClass.OVERLOADED, ErrorClass.SERVER_ERROR, ErrorClass.TIMEOUT,
                              ErrorClass.CONNECTION, ErrorClass.AUTH})
 OK, FAILED, LIMITED, REFUSED = "ok", "failed", "limited", "refused"
+# What the request itself caused: held against nobody's provider (passive health, failure memory).
+CALLER_CAUSED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.CONTEXT_LENGTH, ErrorClass.CONTENT_FILTER})
 
 
 def attempt_outcome(error_class: ErrorClass | None, request_caused: bool = False) -> str:
@@ -140,11 +142,11 @@ class Outcomes:
             self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
         # A timeout the request deadline caused says nothing about the provider: no failure mark.
         says_something = not error.request_caused
-        if (says_something and error_class in FAILURE_CLASSES
-                and self.failures.record(step.key.provider, str(error_class), now)
-                and not _gone(deadline, "mark_failure")):
-            self.guarded("mark_failure", self.state.mark_failure, step.key.provider, str(error_class), now)
-        if says_something:
+        if says_something and error_class in FAILURE_CLASSES:
+            mark = self.failures.record(step.key.provider, str(error_class), now)
+            if mark is not None and not _gone(deadline, "mark_failure"):
+                self.guarded("mark_failure", self.state.mark_failure, mark, now)
+        if says_something and error_class not in CALLER_CAUSED:
             self.passive.record(step.key, str(error_class), now)
         provider, model = step.key
         self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)

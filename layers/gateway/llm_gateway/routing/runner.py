@@ -78,6 +78,7 @@ class Served(Generic[T]):
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
     max_wait_s: float = 2.0  # wait this long at most for capacity rather than answer 429
+    free_wait_s: float = 0.0  # wait this long at most for a free tier rather than pay (within max_wait_s)
 
 
 class _NoStepLeft(Exception):
@@ -157,15 +158,22 @@ class FailoverRunner:
 
     def _plan_or_wait(self, prep: Preparation, deadline: Deadline, waited: float) -> tuple[Plan, float]:
         """Plan; when only capacity stops every candidate and one frees within what is left of
-        `max_wait_s` (and the deadline still leaves an attempt after it), wait and plan again.
+        `max_wait_s` (and the deadline still leaves an attempt after it), wait and plan again. So
+        too when the plan would start with a paid model while a free tier frees within
+        `free_wait_s`: a moment's wait for Mistral's next free second is cheaper than a paid call.
         Returns the plan and the total waited so far."""
         for _ in range(MAX_WAIT_ROUNDS):
             plan, _snapshot = self.plan(prep)
-            wait = plan.free_again_in_s
-            if plan.steps or not plan.capacity_only or wait is None:
+            if plan.steps:
+                wait, most = plan.free_tier_in_s, min(self.settings.free_wait_s, self.settings.max_wait_s)
+            elif plan.capacity_only:
+                wait, most = plan.free_again_in_s, self.settings.max_wait_s
+            else:
+                wait = None
+            if wait is None:
                 return plan, waited
             wait += WAIT_MARGIN_S
-            if waited + wait > self.settings.max_wait_s or wait > self.retry.wait_budget(deadline):
+            if waited + wait > most or wait > self.retry.wait_budget(deadline):
                 return plan, waited
             self.metrics.count(m.CAPACITY_WAITS)
             self._sleep(wait)

@@ -59,7 +59,8 @@ def build_status(core: Any, available: Collection[ModelKey], now: float | None =
             "available": name not in unavailable,
             "health": unavailable.get(name),
             "breaker": _breaker(items, provider_circuit(name), moment, recovery),
-            "last_failure": None if mark is None else {"at": mark.at, "kind": mark.kind},
+            "last_failure": None if mark is None else {"at": mark.at, "kind": mark.kind, "streak": mark.streak,
+                                                       "ranked_last_until": mark.until},
             "models": {},
         }
     for key in keys:

@@ -8,7 +8,8 @@ ranks statically. `Planner.plan` then ranks what is left against the loaded stat
 
 Ranking, in order:
 1. **No recent failure** first: a provider that just failed (5xx, timeout, reset, 429) in any
-   container goes behind every provider that did not, until `FAILURE_MEMORY_S` has passed.
+   container goes behind every provider that did not, until its mark's memory ends
+   (`FailureMark.until`: 30 s, doubled for each failure right after the last one's memory ended).
 2. **Free tier with capacity** before any paid model (paid models follow as fallbacks).
 3. **The preferred model** the preparation names through a state item (chat: the model that
    served the previous turn of the same conversation), so a conversation stays on one model
@@ -33,7 +34,7 @@ from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.selection.catalog import Catalog, ModelEntry
-from llm_gateway.state.items import FAILURE_MEMORY_S, FailureMark, StateSnapshot, pks_for
+from llm_gateway.state.items import FailureMark, StateSnapshot, pks_for
 from llm_gateway.state.metering import (
     CALLER_SCOPE,
     USD_MICROS,
@@ -155,6 +156,9 @@ class Plan:
     # every drop after preparation asked more than one of the model's limits allows at all: no
     # wait makes it fit (413, not 429)
     too_large: bool = False
+    # a plan that starts with a paid model while a free tier is full only for now: when the first
+    # such free tier takes this request again (the runner may wait for it rather than pay)
+    free_tier_in_s: float | None = None
 
 
 TieBreaker = Callable[[list[PlanStep], StateSnapshot, float], list[PlanStep]]
@@ -258,7 +262,7 @@ def nothing_fits(dropped: Sequence[Dropped]) -> InvalidRequest:
 
 def recently_failed(provider: str, failures: Mapping[str, FailureMark], now: float) -> bool:
     mark = failures.get(provider)
-    return mark is not None and now - mark.at < FAILURE_MEMORY_S
+    return mark is not None and now < mark.until
 
 
 class Planner:
@@ -282,7 +286,7 @@ class Planner:
         failures = failures if failures is not None else snapshot.failures
         dropped = list(prep.dropped)
         ranked: list[tuple[tuple[Any, ...], PlanStep]] = []
-        full: list[tuple[ModelKey, tuple[WindowUsage, ...], Any, Amounts]] = []  # dropped for capacity
+        full: list[tuple[ModelKey, tuple[WindowUsage, ...], Any, Amounts, bool]] = []  # dropped for capacity (free?)
         capacity_only = True
         too_large = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
@@ -319,7 +323,7 @@ class Planner:
                 above = _above_a_limit(prep.meters[key], candidate.amounts)
                 dropped.append((key, above or room.reason))
                 too_large = too_large and above is not None
-                full.append((key, checked, state, candidate.amounts))
+                full.append((key, checked, state, candidate.amounts, candidate.entry.is_free))
                 continue
             failed = recently_failed(key.provider, failures, now)
             kept = key == preferred
@@ -337,7 +341,11 @@ class Planner:
         nothing = not steps and bool(prep.candidates)
         frees: list[tuple[ModelKey, float]] = []
         waits: list[float] = []
-        for key, checked, state, amounts in full:
+        free_waits: list[float] = []
+        paid_first = bool(steps) and not steps[0].free
+        for key, checked, state, amounts, free in full:
+            if paid_first and free and (wait := free_again_in(checked, state, amounts, now)) is not None:
+                free_waits.append(wait)
             if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):
                 continue  # only a 1-second window stops it: it frees within a second or so
             if not steps:  # when the first capacity frees matters only to an empty plan
@@ -352,7 +360,7 @@ class Planner:
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
                     min(waits) if waits and not steps else None, capacity_only and not steps,
                     tuple(refused), too_large=too_large and nothing and not _any_fits(prep.rest, prep.meters),
-                    frees_at=tuple(frees))
+                    frees_at=tuple(frees), free_tier_in_s=min(free_waits) if free_waits else None)
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,

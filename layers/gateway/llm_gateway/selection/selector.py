@@ -8,7 +8,7 @@ missing capability (tools, vision, JSON, streaming, an optional parameter such a
 the model does not list), context too small, `max_tokens` above the
 model's max output. What a call consumes is one request plus prompt tokens (scaled by the
 provider's tokenizer factor) plus expected output (the caller's `max_tokens`, else
-`DEFAULT_EXPECTED_OUTPUT`). Static rank: category distance (`CATEGORY_FALLBACK`), then cost.
+`DEFAULT_EXPECTED_OUTPUT`, cut to what the model's smallest token window leaves beside the prompt). Static rank: category distance (`CATEGORY_FALLBACK`), then cost.
 """
 
 from __future__ import annotations
@@ -115,6 +115,24 @@ def _size_drop(entry: ModelEntry, prompt: int, cap: int | None) -> str | None:
     return None
 
 
+def _token_room(meters: tuple[Meter, ...]) -> int | None:
+    """The fewest tokens one of the model's own windows holds (None: no token limit)."""
+    ceilings = [c for meter in meters if (c := meter.limit.max_of(TOKENS)) is not None]
+    return min(ceilings) if ceilings else None
+
+
+def _expected_output(prompt: int, output_cap: int, room: int | None) -> int:
+    """The output to reserve for a caller who set no max_tokens: `DEFAULT_EXPECTED_OUTPUT`, but
+    no more than the model's smallest token window leaves beside the prompt. A long prompt to a
+    small free tier (11,000 tokens to Groq's 12,000 a minute) is served as the provider itself
+    would serve it, counting what the answer really used after, instead of a 413 for an answer
+    length the caller never asked for (found by `llm-gateway simulate`)."""
+    output = min(DEFAULT_EXPECTED_OUTPUT, output_cap)
+    if room is not None and prompt + output > room:
+        return max(1, room - prompt)
+    return output
+
+
 def _est_cost(entry: ModelEntry, prompt: int, output: int) -> float:
     if entry.is_free or entry.price is None:
         return 0.0
@@ -130,6 +148,7 @@ class ChatPreparer:
         self.entries = catalog.for_capability(CHAT)
         self._factor = {entry.key: catalog.token_factor(entry) for entry in self.entries}
         self._meters = {entry.key: catalog.meters(entry) for entry in self.entries}
+        self._token_room = {key: _token_room(meters) for key, meters in self._meters.items()}
         # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names)
         self._needs_drops: dict[Needs, dict[ModelKey, str | None]] = {}
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
@@ -173,7 +192,7 @@ class ChatPreparer:
                 dropped.append((key, why))
                 continue
             output_cap = entry.output_cap
-            output = cap if cap is not None else min(DEFAULT_EXPECTED_OUTPUT, output_cap)
+            output = cap if cap is not None else _expected_output(prompt, output_cap, self._token_room.get(key))
             category = entry.category
             distance = order.index(category) if category in order else len(order)
             cost = _est_cost(entry, prompt, output)

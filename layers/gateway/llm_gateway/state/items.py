@@ -9,7 +9,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `rl#{counter}` | every window of a counter (a model, a provider organisation, a user): per window `{period}:{index}:` a number per unit, per unit and tenth of a sliding window (`t3`), its latest reservation (`l`); see "meter items" | `METER_KEEP_S` past its last write |
 | `hdr#{provider}#{model}` | the provider's last rate-limit headers | their reset |
 | `cd#{provider}#{model}` | a cooldown: `until`, `reason` | `until` |
-| `fail#{provider}` | the provider's latest failure: `at`, `kind` | `at` + `FAILURE_MEMORY_S` |
+| `fail#{provider}` | the provider's latest failure: `at`, `kind`, `streak` | `FAILURE_MEMORY_MAX_S` past its memory's end (`FailureMark.until`) |
 | `cb#{provider}` / `cb#{provider}#{model}` | a Powertools circuit-breaker record: `state`, `failure_count`, `opened_at`, `half_open_owner`, `probe_lease_expiry` | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`): `available`, `reason`, `fingerprint`, `checked_at`, `error_class` | `HEALTH_TTL_S` |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
@@ -59,6 +59,10 @@ from aws_lambda_powertools.utilities.circuit_breaker.states import CircuitState 
 PK = "pk"  # the table's partition key
 EXPIRES = "expires_at"
 FAILURE_MEMORY_S = 30.0  # how long a provider that just failed ranks behind the others
+# A provider that fails again as soon as its memory ends (a probe into an outage or a 429 storm)
+# is remembered twice as long each time, up to this: as Envoy's outlier detection lengthens an
+# ejection by the number of times a host was ejected (base 30 s, max 300 s).
+FAILURE_MEMORY_MAX_S = 300.0
 # How long a conversation's next turn prefers the model that answered it: long enough for a tool
 # to run or a user to type, short enough that the table holds only conversations in progress.
 AFFINITY_TTL_S = 900.0
@@ -443,6 +447,12 @@ class FailureMark:
     provider: str
     at: float
     kind: str
+    streak: int = 1  # failures in a row, each right after the previous one's memory ended
+
+    @property
+    def until(self) -> float:
+        """When the provider stops ranking behind the others: the memory doubles per streak."""
+        return self.at + min(FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S * 2.0 ** min(self.streak - 1, 16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,7 +564,8 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         elif pk.startswith("cb#"):
             breakers[pk] = item
         elif pk.startswith("fail#"):
-            failures[pk[5:]] = FailureMark(pk[5:], float(item["at"]), str(item.get("kind", "")))
+            failures[pk[5:]] = FailureMark(pk[5:], float(item["at"]), str(item.get("kind", "")),
+                                           int(item.get("streak", 1)))
         elif pk.startswith("aff#") and (preferred := decode_affinity(item, now)) is not None:
             affinities[pk] = preferred
     models = {}
@@ -662,8 +673,8 @@ def header_item(info: RateLimitInfo, now: float) -> dict[str, Any]:
     return item
 
 
-def failure_item(at: float, kind: str) -> dict[str, Any]:
-    return {"at": float(at), "kind": kind}
+def failure_item(mark: FailureMark) -> dict[str, Any]:
+    return {"at": float(mark.at), "kind": mark.kind, "streak": mark.streak}
 
 
 def affinity_item(key: ModelKey, now: float) -> dict[str, Any]:

@@ -197,9 +197,11 @@ class SharedState:
         """The model that answered a conversation's turn, for its next turn (`items.affinity_pk`)."""
         self.store.put(pk, items.affinity_item(key, now), int(now + items.AFFINITY_TTL_S) + 1, now)
 
-    def mark_failure(self, provider: str, kind: str, now: float) -> None:
-        self.store.put(items.failure_pk(provider), items.failure_item(now, kind),
-                       int(now + items.FAILURE_MEMORY_S) + 1, now)
+    def mark_failure(self, mark: items.FailureMark, now: float) -> None:
+        """Kept past its memory's end, so a container that fails the provider soon after continues
+        the streak (`FailureMemory.record`) even if it never saw the mark while it held."""
+        self.store.put(items.failure_pk(mark.provider), items.failure_item(mark),
+                       int(mark.until + items.FAILURE_MEMORY_MAX_S) + 1, now)
 
 
 def _merge(into: dict[str, int], more: Mapping[str, int]) -> None:
