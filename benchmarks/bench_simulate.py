@@ -42,7 +42,9 @@ together; load average at the start and at each one's end in brackets):
   simulation gains less because its requests spend more outside planning: in a 5,000-request day
   (cProfile, own time by function) planning is about a fifth, the state load an eighth,
   preparation a tenth, reading and folding the provider's stream an eighth, httpx and the
-  adapters most of the rest. The 60 s target is not met.
+  adapters most of the rest. The 60 s target is not met. After merging main at 1e924f1 (waiting
+  for a free tier, failure streaks), the same pair at 20,000: 48.1 -> 45.0 s CPU (0.94x), 103.8 ->
+  99.4 s wall, figures identical (free_tier_share 0.930142, user_error_rate 0.02015).
   Two things to know when comparing runs: the simulated figures depend on the hash seed (two runs
   of the same code without PYTHONHASHSEED differ; with it fixed they agree), and on the venv (the
   same code in main's older venv and in a fresh one gave different figures at 2,000 requests):
