@@ -9,8 +9,11 @@ instructions valgrind (`--tool=cachegrind --cache-sim=no`) counts in a fresh int
   bytecode and once under valgrind; printed with their ratio to the baseline. Honours
   `BENCH_COLD_AS_LAMBDA` / `BENCH_COLD_PYTHON` as that benchmark does.
 - `request`: instructions per request of `bench_overhead.py`'s rows (the bare adapter + engine
-  call, the gateway pinned and `auto`): a process serving 60 warm-up requests and then N more,
-  less one serving the warm-up only, divided by N.
+  call, the gateway pinned and `auto`, and `wide`: `auto` with five providers): a process
+  serving 60 warm-up requests and then N more, less one serving the warm-up only, divided by N. The gateways run on a virtual clock (50 ms a
+  request from a fixed moment), so their windows fill and roll over alike in every run: on the
+  real clock, how far a run under valgrind got into the next minute changed the count (the
+  five-provider row by about 10 %, run to run).
 
 Needs valgrind on the PATH: `.venv/bin/python -m benchmarks.bench_instructions [cold|request]`.
 
@@ -55,20 +58,34 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
 from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.compose import Clocks
+moment = [1_764_000_030.0]  # a fixed virtual clock, 50 ms a request: windows fill and roll alike every run
+
+
+def sleep(seconds):
+    moment[0] += seconds
+
+
+clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=sleep, rand=lambda: 0.5)
 client = httpx.Client(transport=b._recorded_transport())
 env = {{"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}
-gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
+gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client, clocks=clocks)
 caller = gateway.authenticate(f"Bearer {{b.CLIENT_KEY}}")
 adapter = gateway.router.adapters.current().adapters["openai"]
 engine = ProviderEngine(client)
 request = ChatCompletionRequest.model_validate(b.BODY)
+every = {{f"{{name.upper()}}_API_KEY": "bench-key" for name in b.PROVIDERS}}
+wide = build_gateway(load_settings({{**every, "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}), metrics=RecordingMetrics(),
+                     http_client=httpx.Client(transport=b._five_provider_transport()), clocks=clocks)
 rows = {{"bare": lambda: engine.complete(adapter, request, "gpt-4o-mini", 10),
         "pinned": lambda: gateway.chat(ChatCompletionRequest.model_validate(b.BODY), caller, "b"),
-        "auto": lambda: gateway.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b")}}
+        "auto": lambda: gateway.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b"),
+        "wide": lambda: wide.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b")}}
 serve = rows[{row!r}]
 with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
     for _ in range(60 + {n}):
         serve()
+        moment[0] += 0.05
 """
 
 
@@ -118,7 +135,7 @@ def per_request() -> None:
     print(f"\nInstructions per request (valgrind; ({60 + REQUESTS} requests) - (60 requests), / {REQUESTS})")
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    for row in ("bare", "pinned", "auto"):
+    for row in ("bare", "pinned", "auto", "wide"):
         warm, full = (_script(PER_REQUEST.format(root=str(ROOT), row=row, n=n)) for n in (0, REQUESTS))
         subprocess.run([sys.executable, warm], capture_output=True, env=env, cwd=ROOT, check=True)  # bytecode
         per = (instructions([sys.executable, full], env) - instructions([sys.executable, warm], env)) / REQUESTS

@@ -92,7 +92,7 @@ class MistralAdapter(OpenAIAdapter):
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> list[ChatCompletionChunk]:
         if event.data.strip() != "[DONE]":
-            return super().parse_stream_event(_fix_stream_payload(event, state, self, state.model), state)
+            return self.stream_chunks(_fix_stream_payload(event, state, self, state.model), state)
         return super().parse_stream_event(event, state)
 
     def _generation_failed(self, model: str | None) -> ProviderError:
@@ -186,8 +186,9 @@ def _index_stream_calls(calls: list[dict[str, Any]], state: StreamState) -> list
     return fixed
 
 
-def _fix_stream_payload(event: SSEEvent, state: StreamState, adapter: MistralAdapter, model: str) -> SSEEvent:
-    """Flatten chunk content, re-index complete tool calls across chunks, fail on finish_reason=error."""
+def _fix_stream_payload(event: SSEEvent, state: StreamState, adapter: MistralAdapter, model: str) -> Any:
+    """The event's JSON with chunk content flattened and complete tool calls re-indexed across
+    chunks; raises on finish_reason=error."""
     payload = json.loads(event.data)
     for choice in payload.get("choices") or [] if isinstance(payload, dict) else []:
         if choice.get("finish_reason") == "error":
@@ -197,7 +198,7 @@ def _fix_stream_payload(event: SSEEvent, state: StreamState, adapter: MistralAda
             delta["content"] = _flatten(delta["content"])
         if delta.get("tool_calls"):
             delta["tool_calls"] = _index_stream_calls(delta["tool_calls"], state)
-    return SSEEvent(data=json.dumps(payload), event=event.event)
+    return payload
 
 
 class MistralTranscriptionAdapter(MistralAdapter):

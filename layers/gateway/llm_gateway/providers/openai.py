@@ -179,7 +179,11 @@ class OpenAIAdapter:
         if data == "[DONE]":
             state.done = True
             return []
-        payload = json.loads(data)
+        return self.stream_chunks(json.loads(data), state)
+
+    def stream_chunks(self, payload: Any, state: StreamState) -> list[ChatCompletionChunk]:
+        """The chunks of one stream event's parsed JSON (an adapter that rewrites the payload
+        first hands it on here, rather than writing it out as JSON to be read again)."""
         if isinstance(payload, dict) and "error" in payload:
             raise self._stream_error(payload, state.model)
         groq_error = (payload.get("x_groq") or {}).get("error")

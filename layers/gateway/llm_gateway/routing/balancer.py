@@ -32,10 +32,10 @@ def remaining_fraction(step: PlanStep, snapshot: StateSnapshot, now: float) -> f
         return 0.0
     fractions: list[float] = []
     for usage in step.usages:
+        used, carried = usage.used, usage.carried
         for unit, ceiling in usage.meter.limit.maxima.items():
-            left = usage.remaining(unit)
-            if ceiling and left is not None:
-                fractions.append(left / ceiling)
+            if ceiling:  # `usage.remaining(unit)`, inlined: this runs for every step of every tie
+                fractions.append(max(0, ceiling - used.get(unit, 0) - carried.get(unit, 0)) / ceiling)
     if state is not None and state.headers is not None:
         info = state.headers.info
         for left, limit in ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens)):

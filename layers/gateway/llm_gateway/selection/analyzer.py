@@ -77,7 +77,7 @@ def find_cue(text: str) -> str | None:
     """
     if text.isascii():
         lowered = text.lower()
-        if not any(cue in lowered for cue in REASONING_CUES):
+        if not any(map(lowered.__contains__, REASONING_CUES)):  # no generator frame per cue
             return None
         found = _LOWER_CUE_RE.search(lowered)
     else:

@@ -351,12 +351,12 @@ class Planner:
             if (paid_first and free and not recently_failed(key.provider, failures, now)
                     and (wait := free_again_in(checked, state, amounts, now)) is not None):
                 free_waits.append(wait)
-            if steps and state is None and all(u.meter.limit.period.seconds == 1
-                                               for u in checked if u.fits(amounts) is not None):
+            if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):
                 continue  # only a 1-second window stops it: it frees within a second or so
-            wait = free_again_in(checked, state, amounts, now)
-            if wait is not None:
-                waits.append(wait)
+            if not steps:  # when the first capacity frees matters only to an empty plan
+                wait = free_again_in(checked, state, amounts, now)
+                if wait is not None:
+                    waits.append(wait)
             # When the model takes *any* request again, not this caller's: `frees_at` is what the
             # container remembers as used up for everyone, and one large ask must not set it.
             smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now)
@@ -386,8 +386,40 @@ class Planner:
         return steps
 
 
-def _above_a_limit(meters: Sequence[Meter], amounts: Amounts) -> str | None:
-    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used."""
+def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
+    """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used.
+    Every plan asks it of each model it finds full: an ask within the lowest ceiling of each unit
+    (worked out once per meters tuple) fits them all, and only one above looks for which."""
+    lowest = _LOWEST.get(id(meters))
+    if lowest is None or lowest[0] is not meters:
+        if len(_LOWEST) >= 4096:
+            _LOWEST.clear()
+        lowest = _LOWEST[id(meters)] = (meters, _lowest_ceilings(meters))
+    ceilings = lowest[1]
+    for unit, ask in amounts.items():
+        ceiling = ceilings.get(unit)
+        if ceiling is not None and ask > ceiling:
+            return _above(meters, amounts)
+    return None
+
+
+# id of a meters tuple → (the tuple, kept so no other object takes its id; each unit's lowest ceiling)
+_LOWEST: dict[int, tuple[tuple[Meter, ...], dict[str, int]]] = {}
+
+
+def _lowest_ceilings(meters: Sequence[Meter]) -> dict[str, int]:
+    lowest: dict[str, int] = {}
+    for meter in meters:
+        if meter.scope == CALLER_SCOPE:
+            continue
+        for unit, ceiling in meter.limit.maxima.items():
+            if unit not in lowest or ceiling < lowest[unit]:
+                lowest[unit] = ceiling
+    return lowest
+
+
+def _above(meters: Sequence[Meter], amounts: Amounts) -> str | None:
+    """`_above_a_limit`'s reason: the first of the model's own limits the ask is above."""
     for meter in meters:
         if meter.scope == CALLER_SCOPE:
             continue

@@ -13,6 +13,7 @@ provider's tokenizer factor) plus expected output (the caller's `max_tokens`, el
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -245,6 +246,23 @@ def _fee(entry: ModelEntry) -> float:
 
 
 def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
+    """The static part of a plan step's reason. Built for every candidate of every request, and
+    the same for a free model whatever the prompt (its cost is 0): formatted once per value."""
+    if cost or math.copysign(1.0, cost) < 0:  # a paid model's cost follows the prompt: not worth keeping
+        return _format_reason(category, pinned, entry, distance, cost)
+    key = (category, pinned, entry.key, entry.is_free, entry.category, distance)
+    found = _REASONS.get(key)
+    if found is None:
+        if len(_REASONS) >= 4096:
+            _REASONS.clear()
+        found = _REASONS[key] = _format_reason(category, pinned, entry, distance, cost)
+    return found
+
+
+_REASONS: dict[tuple[str, ModelKey | None, ModelKey, bool, str, int], str] = {}
+
+
+def _format_reason(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
     tier = "free tier with capacity" if entry.is_free else "paid fallback"
     if pinned is not None:
         tier = f"pinned, {'free tier' if entry.is_free else 'paid'}"

@@ -99,6 +99,10 @@ PY_MAX_PIECE_BYTES = 256  # a longer piece (a run of letters with no space) goes
 # Characters a TokenEstimator counts on `SortedRanks` before it builds the dict (about 8 ms, what
 # some 30,000 bisections cost more than dict lookups: about 100,000 characters of text).
 DICT_AFTER_CHARS = 100_000
+# Counts of messages' texts kept per container, up to this many characters of text in all: a
+# conversation sends its earlier turns and its system prompt again with every turn, and a dict
+# lookup (the text's hash, computed once per string) costs a fraction of counting it again.
+KNOWN_CHARS = 1_000_000
 _NO_MERGE = 1 << 62  # rank of a pair that is not a token: never the lowest
 # OpenAI cookbook constants for tool definitions with cl100k (gpt-4; the o200k models use FUNC_INIT 7).
 FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 10, 3, 3, -3, 3, 12
@@ -311,6 +315,8 @@ class TokenEstimator:
         self._counted = 0  # characters counted on `SortedRanks`; past DICT_AFTER_CHARS, on the dict
         self._lock = threading.Lock()
         self.exact_chars = exact_chars
+        self._known: dict[str, int] = {}  # text → its count (`KNOWN_CHARS`)
+        self._known_chars = 0
         roles = ("system", "developer", "user", "assistant", "tool")
         self._role_tokens = {role: self._exact(role) for role in roles}
 
@@ -341,15 +347,29 @@ class TokenEstimator:
         head = self._exact(text[: self.exact_chars])
         return -(-head * len(text) // self.exact_chars)
 
+    def _message_text(self, text: str) -> int:
+        """`count_text` of a message's text, looked up when this container counted it before
+        (within `KNOWN_CHARS`)."""
+        known = self._known.get(text)
+        if known is not None:
+            return known
+        counted = self.count_text(text)
+        if self._known_chars + len(text) > KNOWN_CHARS:  # a budget, not a cache policy: start afresh
+            self._known.clear()
+            self._known_chars = 0
+        self._known[text] = counted
+        self._known_chars += len(text)
+        return counted
+
     def _content(self, content: Any) -> int:
         if content is None:
             return 0
         if isinstance(content, str):
-            return self.count_text(content)
+            return self._message_text(content)
         total = 0
         for part in content:
             if isinstance(part, TextPart):
-                total += self.count_text(part.text)
+                total += self._message_text(part.text)
             elif isinstance(part, ImagePart):
                 low = part.image_url.detail == "low"
                 total += IMAGE_LOW_TOKENS if low else IMAGE_DEFAULT_TOKENS

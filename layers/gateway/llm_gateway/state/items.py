@@ -332,26 +332,75 @@ def _locate(key: str) -> tuple[str, str] | None:
     return found
 
 
+Decoded = tuple[dict[str, Any], dict[str, int], float | None]  # a window: long names, totals, stamp
+_VIEWS: dict[str, tuple[Item, dict[str, Decoded | None]]] = {}  # item pk → (the item, its windows by prefix)
+_VIEWS_MAX = 1024
+
+
+def _view(pk: str, item: Item) -> dict[str, Decoded | None]:
+    """The windows decoded so far from the meter item `pk` while it is equal to `item`: most items
+    a request reads have not changed since the last load (free tiers used up, models ranked below
+    the one that served), and comparing an item (in C) costs a fraction of decoding its windows
+    again. A copy of the item is kept, so no later change to the loaded one can go unseen."""
+    cached = _VIEWS.get(pk)
+    if cached is not None and cached[0] == item:
+        return cached[1]
+    if len(_VIEWS) >= _VIEWS_MAX:
+        _VIEWS.clear()
+    decoded: dict[str, Decoded | None] = {}
+    _VIEWS[pk] = (dict(item), decoded)
+    return decoded
+
+
+def _decode(item: Item, prefix: str) -> Decoded | None:
+    """One window of a meter item (None: it holds nothing of it)."""
+    window = _window_in(item, prefix)
+    if not window:
+        return None
+    stamp = window.get(LAST_AT)
+    return (window, {unit: int(window[unit]) for unit in _CODES if unit in window},
+            None if stamp is None else float(stamp))
+
+
+_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str] | None], ...]] = {}
+
+
+def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str] | None], ...]:
+    """(window key, `_locate` of it) of each of the meter's windows starting at `starts`: the same
+    until a window rolls over, for every request of every model that counts on the meter."""
+    found = _READ.get((meter, starts))
+    if found is None:
+        if len(_READ) >= 8192:
+            _READ.clear()
+        found = _READ[(meter, starts)] = tuple((key, _locate(key)) for key in map(meter.pk, starts))
+    return found
+
+
 def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
           stamps: dict[str, float], windows: dict[str, Item]) -> None:
     """Decode, from their counters' items, the windows the meters read at `now` (by name: the
-    items are never scanned) into a snapshot's window-keyed maps."""
+    items are never scanned; a window decoded from an equal item before is reused, `_view`) into
+    a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
+    views: dict[str, dict[str, Decoded | None]] = {}
     for meter in meters:
-        period = meter.limit.period
-        for start in window_starts(period, now):
-            key = meter.pk(start)
+        for key, where in _windows_read(meter, window_starts(meter.limit.period, now)):
             if key in windows:
                 continue
-            where = _locate(key)
             item = meter_items.get(where[0]) if where is not None else None
             if item is None or where is None:
                 break  # no item for the counter: none of its windows
-            window = _window_in(item, where[1])
-            if window:
-                windows[key] = window
-                counters[key] = {unit: int(window[unit]) for unit in _CODES if unit in window}
-                if LAST_AT in window:
-                    stamps[key] = float(window[LAST_AT])
+            pk, prefix = where
+            view = views.get(pk)
+            if view is None:
+                view = views[pk] = _view(pk, item)
+            if prefix in view:
+                found = view[prefix]
+            else:
+                found = view[prefix] = _decode(item, prefix)
+            if found is not None:
+                windows[key], counters[key], stamp = found
+                if stamp is not None:
+                    stamps[key] = stamp
 
 
 def windows_of(items: Mapping[str, Item]) -> dict[str, dict[str, Any]]:
@@ -489,7 +538,13 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
     for meter in meters:  # one item per counter, however many windows its meters have
-        pks[meter_pk(meter.counter)] = None
+        counter = meter.counter
+        pk = _COUNTER_PKS.get(counter)
+        if pk is None:
+            if len(_COUNTER_PKS) >= 4096:
+                _COUNTER_PKS.clear()
+            pk = _COUNTER_PKS[counter] = meter_pk(counter)
+        pks[pk] = None
     named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
     for header, cooldown, _, _ in named:
         pks[header] = None
@@ -502,6 +557,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     return list(pks)
 
 
+_COUNTER_PKS: dict[str, str] = {}  # counter → its item's pk (`meter_pk`), formatted once
 _MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
 
 
@@ -537,8 +593,9 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
             affinities[pk] = preferred
     models = {}
     for key in keys:
-        cooldown = decode_cooldown(items.get(cooldown_pk(key)), now)
-        headers = decode_headers(items.get(header_pk(key)), now)
+        header, cooling, _, _ = _model_pks(key)
+        cooldown = decode_cooldown(items.get(cooling), now)
+        headers = _headers(header, items.get(header), now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     counters: dict[str, Amounts] = {}
@@ -552,6 +609,25 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
     return StateSnapshot(counters=counters, stamps=stamps, models=models, breakers=breakers, failures=failures,
                          degraded=degraded, limit_scale=limit_scale, affinities=affinities, windows=windows,
                          meter_items=meter_items, decoded=decoded)
+
+
+_HEADERS: dict[str, tuple[Item, HeaderSnapshot]] = {}  # hdr# pk → (the item, as decoded)
+
+
+def _headers(pk: str, item: Item | None, now: float) -> HeaderSnapshot | None:
+    """`decode_headers`, reused while the item is unchanged (a snapshot is replaced only when a
+    response's headers are worth recording: most loads read the same one again)."""
+    if item is None:
+        return None
+    cached = _HEADERS.get(pk)
+    if cached is not None and cached[0] == item and "observed_at" in item:  # else it depends on `now`
+        return cached[1]
+    decoded = decode_headers(item, now)
+    assert decoded is not None
+    if len(_HEADERS) >= _VIEWS_MAX:
+        _HEADERS.clear()
+    _HEADERS[pk] = (dict(item), decoded)
+    return decoded
 
 
 def decode_cooldown(item: Item | None, now: float) -> Cooldown | None:

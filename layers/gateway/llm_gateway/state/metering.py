@@ -231,24 +231,30 @@ class Earlier:
         less than a length and the stamp's slack before `t` (an upper bound, to a slot's width);
         what the item counts without slots (written before slots were) by the linear overlap
         estimate; nothing once `t` is a length and the slack past the window's last reservation."""
+        return self.carry_of(unit, self.slot_counts(unit), seconds, slack, t)
+
+    def slot_counts(self, unit: str) -> list[int] | None:
+        """What each slot (tenth) of the window counted of `unit` (None: the item has no slots
+        for it, or was not read): read once where `carry` is asked at many moments."""
+        keys = _SLOT_KEYS.get(unit)
+        item = self.item
+        if not item or keys is None:
+            return None
+        get = item.get
+        return [get(key) or 0 for key in keys]
+
+    def carry_of(self, unit: str, counts: list[int] | None, seconds: int, slack: float, t: float) -> int:
+        """`carry` with the window's `slot_counts(unit)` already read."""
         total = self.used.get(unit, 0)
         if total <= 0 or (self.last_at is not None and t >= self.last_at + seconds + slack):
             return 0
         overlap = 2.0 - (t - self.start) / seconds  # of the window right before `t`'s
-        keys = _SLOT_KEYS.get(unit)
-        item = self.item
-        if not item or keys is None:
+        if counts is None:
             return math.ceil(total * overlap) if overlap > 0 else 0
         gone = (t - self.start - seconds - slack) * SLOTS / seconds  # slots that ended before this are out
         first = int(gone) if gone > 0 else 0
-        slotted = live = 0
-        for index, key in enumerate(keys):
-            n = item.get(key)
-            if n:
-                slotted += n
-                if index >= first:
-                    live += n
-        unknown = total - slotted
+        live = sum(counts[first:])
+        unknown = total - sum(counts)
         if unknown > 0 and overlap > 0:
             live += math.ceil(unknown * overlap)
         return max(0, min(total, live))
@@ -304,6 +310,17 @@ class WindowUsage:
                         f"needs {ask}")
         return None
 
+    def takes(self, amounts: Amounts) -> bool:
+        """Whether `amounts` fits now: `fits(amounts) is None`, without composing the reason."""
+        maxima, used, carried = self.meter.limit.maxima, self.used, self.carried
+        for unit, ask in amounts.items():
+            if ask <= 0:
+                continue
+            ceiling = maxima.get(unit)
+            if ceiling is not None and (ask > ceiling or ceiling - used.get(unit, 0) - carried.get(unit, 0) < ask):
+                return False
+        return True
+
     def short_of(self, amounts: Amounts) -> str | None:
         """The first unit `amounts` does not fit in now (None = it fits)."""
         for unit, ask in amounts.items():
@@ -340,17 +357,32 @@ class WindowUsage:
 
     def _reopens(self, unit: str, room: int, closes: float) -> float:
         """When, after this window closes, its carry (and what is left of the one before) has
-        decayed to `room`."""
+        decayed to `room`. It depends on the windows' counts and stamps alone, not on the moment
+        asked: a window a load decoded from an unchanged item (the same `used` and `item` objects,
+        `items._view`) is worked out once, not on every plan that finds it full."""
+        earlier = tuple((e.start, id(e.used), id(e.item), e.last_at) for e in self.earlier)
+        key = (self.meter, self.start, unit, room, id(self.used), id(self.item), self.last_at, earlier)
+        found = _REOPENS.get(key)
+        if found is not None:
+            return found[0]
+        at = self._reopens_at(unit, room, closes)
+        if len(_REOPENS) >= _REOPENS_MAX:
+            _REOPENS.clear()
+        # the objects named by id are kept with the answer, so no other object can take their ids
+        _REOPENS[key] = (at, (self.used, self.item, *((e.used, e.item) for e in self.earlier)))
+        return at
+
+    def _reopens_at(self, unit: str, room: int, closes: float) -> float:
         seconds = self.meter.limit.period.seconds
         slack = stamp_slack_s(seconds)
         own = Earlier(self.start, self.used, self.item, self.last_at)
         if own.sliced(unit):
-            sources = (own, *self.earlier)
+            sources = [(e, e.slot_counts(unit)) for e in (own, *self.earlier)]
             moments = [closes, *own.expiries(seconds, slack)]
             if self.last_at is not None:
                 moments.append(self.last_at + seconds + slack)  # all gone by then
             for t in sorted(moments):
-                if t >= closes and sum(e.carry(unit, seconds, slack, t) for e in sources) <= room:
+                if t >= closes and sum(e.carry_of(unit, counts, seconds, slack, t) for e, counts in sources) <= room:
                     return t
             return closes + seconds + slack
         if self.last_at is not None:
@@ -365,8 +397,9 @@ class WindowUsage:
         if any(e.sliced(unit) for e in self.earlier):
             moments = sorted({t for e in self.earlier for t in e.expiries(seconds, slack) if t > now}
                              | {e.last_at + seconds + slack for e in self.earlier if e.last_at is not None})
+            sources = [(e, e.slot_counts(unit)) for e in self.earlier]
             for t in moments:
-                if t > now and sum(e.carry(unit, seconds, slack, t) for e in self.earlier) <= room:
+                if t > now and sum(e.carry_of(unit, counts, seconds, slack, t) for e, counts in sources) <= room:
                     return t
             return float(self.meter.limit.period.end(self.start))
         carried = self.carried.get(unit, 0)
@@ -377,6 +410,26 @@ class WindowUsage:
         if previous_at is not None:  # every request of it was at or before its stamp: none left after
             decayed = min(decayed, previous_at + seconds + slack)
         return decayed
+
+
+_REOPENS: dict[tuple[Any, ...], tuple[float, tuple[Any, ...]]] = {}  # `WindowUsage._reopens`, by its inputs
+_REOPENS_MAX = 4096
+
+
+# Per meter object (by id: each entry holds its meter, so no other object can take that id): its
+# current window's keys in a snapshot, and its last usage that carried nothing over. A window
+# without carry-over does not depend on the moment within it, and its counts, decoded from an
+# unchanged item, are the very same objects (`items._view`): such a usage is handed out again,
+# and what is worked out from it (`rate_limits.capacity`) can be too.
+_KEYS: dict[int, tuple[Meter, int, str, str, str]] = {}
+_PLAIN: dict[int, WindowUsage] = {}
+_MEMO_MAX = 4096
+
+
+def handed_out_again(usage: WindowUsage) -> bool:
+    """Whether `usage_of` hands this very usage out while its window's counts stay the same
+    objects (so what is worked out from it alone may be kept with it)."""
+    return _PLAIN.get(id(usage.meter)) is usage
 
 
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
@@ -393,31 +446,48 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     minutes later, when the provider still counted all of it).
     """
     period = meter.limit.period
-    start = period.start(now)
-    prefix = meter._prefix
-    current = f"{prefix}{start}"
-    used = counters.get(current, {})
+    seconds = period.seconds
+    if seconds == MONTH:
+        start = period.start(now)
+    else:  # `period.start(now)`, inlined: this runs for every meter of every candidate of every plan
+        whole = int(now)
+        start = whole - whole % seconds
+    keys = _KEYS.get(id(meter))
+    if keys is None or keys[0] is not meter or keys[1] != start:
+        prefix = meter._prefix
+        if len(_KEYS) >= _MEMO_MAX:
+            _KEYS.clear()
+        keys = _KEYS[id(meter)] = (meter, start, f"{prefix}{start}", f"{prefix}{start - seconds}",
+                                   f"{prefix}{start - 2 * seconds}")
+    current = keys[2]
+    used = counters.get(current)
     last_at = stamps.get(current) if stamps else None
     item = items.get(current) if items else None
-    if not period.sliding:
-        return WindowUsage(meter, start, used, last_at=last_at, item=item)
-    seconds = period.seconds
     earlier: list[Earlier] = []
-    for back in (1, 2):  # the one before the previous is read only in a window's first moments
-        pk = f"{prefix}{start - back * seconds}"
-        stamp = stamps.get(pk) if stamps else None
-        before = counters.get(pk)
-        if before:
-            earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
+    if seconds != MONTH and not period.fixed:  # `period.sliding`
+        for back, pk in ((1, keys[3]), (2, keys[4])):  # the one before the previous: only in a window's first moments
+            stamp = stamps.get(pk) if stamps else None
+            before = counters.get(pk)
+            if before:
+                earlier.append(Earlier(start - back * seconds, before, items.get(pk) if items else None, stamp))
     if not earlier:
-        return WindowUsage(meter, start, used, {}, last_at, (), item)
+        if used is None:
+            return WindowUsage(meter, start, {}, {}, last_at, (), item)
+        known = _PLAIN.get(id(meter))
+        if known is not None and known.start == start and known.used is used and known.item is item \
+                and known.last_at == last_at:
+            return known  # nothing carried: the same counts make the same (never changed) usage
+        if len(_PLAIN) >= _MEMO_MAX:
+            _PLAIN.clear()
+        known = _PLAIN[id(meter)] = WindowUsage(meter, start, used, {}, last_at, (), item)
+        return known
     slack = stamp_slack_s(seconds)
     carried: dict[str, int] = {}
     for unit in {unit for e in earlier for unit in e.used}:
         n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
         if n > 0:
             carried[unit] = n
-    return WindowUsage(meter, start, used, carried, last_at, tuple(earlier), item)
+    return WindowUsage(meter, start, {} if used is None else used, carried, last_at, tuple(earlier), item)
 
 
 def window_starts(period: Period, now: float) -> tuple[int, ...]:

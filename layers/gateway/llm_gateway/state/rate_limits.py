@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
-from llm_gateway.state.metering import PROVIDER_SCOPE, REQUESTS, TOKENS, Amounts, WindowUsage
+from llm_gateway.state.metering import (
+    PROVIDER_SCOPE,
+    REQUESTS,
+    TOKENS,
+    Amounts,
+    WindowUsage,
+    handed_out_again,
+)
 
 MAX_COOLDOWN_S = 86_400.0
 NEAR_MISS_SHARE = 0.1  # a window left with less than this share of a limit is a near miss
@@ -37,7 +45,29 @@ def _lower(a: int | None, b: int | None) -> int | None:
 
 
 def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
-    """Can one more request asking `amounts` start now?"""
+    """Can one more request asking `amounts` start now?
+
+    Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
+    alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
+    nothing, decoded from unchanged items) it is worked out once, not on every plan."""
+    if state is not None or not all(map(handed_out_again, usages)):
+        return _capacity(usages, state, amounts, now)
+    key = (*map(id, usages), *amounts.items())
+    found = _ROOMS.get(key)
+    if found is not None:
+        return found[1]
+    room = _capacity(usages, None, amounts, now)
+    if len(_ROOMS) >= _ROOMS_MAX:
+        _ROOMS.clear()
+    _ROOMS[key] = (tuple(usages), room)  # the usages are kept, so no other object can take their ids
+    return room
+
+
+_ROOMS: dict[tuple[Any, ...], tuple[tuple[WindowUsage, ...], Capacity]] = {}
+_ROOMS_MAX = 4096
+
+
+def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
     if state is not None and state.cooling(now):
         assert state.cooldown is not None
         return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
@@ -47,14 +77,16 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
         why = usage.fits(amounts)
         if why is not None:
             return Capacity(False, why, usage.remaining(REQUESTS), usage.remaining(TOKENS))
-        maxima = usage.meter.limit.maxima
-        if REQUESTS in maxima:
-            left = usage.remaining(REQUESTS)
-            if left is not None and (left_requests is None or left < left_requests):
+        maxima, used, carried = usage.meter.limit.maxima, usage.used, usage.carried
+        ceiling = maxima.get(REQUESTS)
+        if ceiling is not None:  # `usage.remaining(REQUESTS)`, inlined
+            left = max(0, ceiling - used.get(REQUESTS, 0) - carried.get(REQUESTS, 0))
+            if left_requests is None or left < left_requests:
                 left_requests = left
-        if TOKENS in maxima:
-            left = usage.remaining(TOKENS)
-            if left is not None and (left_tokens is None or left < left_tokens):
+        ceiling = maxima.get(TOKENS)
+        if ceiling is not None:
+            left = max(0, ceiling - used.get(TOKENS, 0) - carried.get(TOKENS, 0))
+            if left_tokens is None or left < left_tokens:
                 left_tokens = left
     hdr_requests, hdr_tokens = header_remaining(state.headers if state is not None else None, now)
     tokens = amounts.get(TOKENS, 0)
@@ -71,7 +103,7 @@ def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amoun
     if state is not None and state.cooldown is not None and state.cooldown.until > now:
         waits.append(state.cooldown.until - now)
     for usage in usages:
-        if usage.fits(amounts) is None:
+        if usage.takes(amounts):
             continue
         at = usage.free_again_at(amounts, now)
         if at is None:
