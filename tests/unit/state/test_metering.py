@@ -8,6 +8,7 @@ import pytest
 
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
+    CALLER_SCOPE,
     DAY,
     MINUTE,
     REQUESTS,
@@ -21,6 +22,7 @@ from llm_gateway.state.metering import (
     model_counter,
     provider_counter,
     scale_limit,
+    scaled_meter,
     usage_of,
 )
 
@@ -175,3 +177,15 @@ def test_a_stamped_previous_window_stops_carrying_one_length_after_its_last_requ
     assert held.free_again_at({REQUESTS: 1}, START + 0.005) == pytest.approx(START + 0.26)
     unstamped = usage_of(one_rps, counters, START + 0.5)
     assert unstamped.fits({REQUESTS: 1}) is not None  # without a stamp the estimate stays conservative
+
+
+def test_a_degraded_container_s_share_of_a_meter_is_one_object_and_keeps_the_meter_s_scope() -> None:
+    """While the store is down every plan checks each meter at this container's share: the same
+    Meter each time (a new one per check defeated the per-meter caches and filled them), and a
+    caller's own limit stays the caller's (it was checked as a provider's limit, so the planner
+    did not see the caller's refusal)."""
+    provider = Meter(model_counter("groq", "m"), WindowLimit(MINUTE, {REQUESTS: 10}))
+    caller = Meter("user#u", WindowLimit(MINUTE, {REQUESTS: 10}), CALLER_SCOPE)
+    assert scaled_meter(provider, 0.5) is scaled_meter(provider, 0.5)
+    assert scaled_meter(provider, 0.5).limit.maxima == {REQUESTS: 5}
+    assert (scaled_meter(caller, 0.5).scope, scaled_meter(provider, 0.5).scope) == (CALLER_SCOPE, provider.scope)

@@ -41,7 +41,7 @@ from llm_gateway.state.metering import (
     Amounts,
     Meter,
     WindowUsage,
-    scale_limit,
+    scaled_meter,
 )
 from llm_gateway.state.rate_limits import capacity, free_again_in
 from llm_gateway.state.store import ModelKey
@@ -313,7 +313,7 @@ class Planner:
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
             checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                snapshot.usage(m, now, scale_limit(m.limit, snapshot.limit_scale)) for m in prep.meters[key])
+                snapshot.usage(m, now, scaled_meter(m, snapshot.limit_scale)) for m in prep.meters[key])
             own = caller_refusal(checked, candidate.amounts, now)
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))

@@ -103,6 +103,7 @@ DICT_AFTER_CHARS = 100_000
 # conversation sends its earlier turns and its system prompt again with every turn, and a dict
 # lookup (the text's hash, computed once per string) costs a fraction of counting it again.
 KNOWN_CHARS = 1_000_000
+KNOWN_TEXT_MAX = KNOWN_CHARS // 100  # longer texts are counted each time, not kept
 _NO_MERGE = 1 << 62  # rank of a pair that is not a token: never the lowest
 # OpenAI cookbook constants for tool definitions with cl100k (gpt-4; the o200k models use FUNC_INIT 7).
 FUNC_INIT, PROP_INIT, PROP_KEY, ENUM_INIT, ENUM_ITEM, FUNC_END = 10, 3, 3, -3, 3, 12
@@ -354,11 +355,14 @@ class TokenEstimator:
         if known is not None:
             return known
         counted = self.count_text(text)
-        if self._known_chars + len(text) > KNOWN_CHARS:  # a budget, not a cache policy: start afresh
-            self._known.clear()
-            self._known_chars = 0
-        self._known[text] = counted
-        self._known_chars += len(text)
+        if len(text) > KNOWN_TEXT_MAX:  # one long document would take the room of a hundred turns
+            return counted
+        with self._lock:  # handler threads share the container's estimator: keep the budget exact
+            if self._known_chars + len(text) > KNOWN_CHARS:  # a budget, not a cache policy: start afresh
+                self._known.clear()
+                self._known_chars = 0
+            self._known[text] = counted
+            self._known_chars += len(text)
         return counted
 
     def _content(self, content: Any) -> int:

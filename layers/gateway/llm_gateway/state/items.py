@@ -42,7 +42,6 @@ from llm_gateway.state.metering import (
     Amounts,
     Meter,
     Period,
-    WindowLimit,
     WindowUsage,
     usage_of,
     window_starts,
@@ -519,17 +518,14 @@ class StateSnapshot:
     decoded: set[tuple[Meter, float]] = field(default_factory=set, repr=False, compare=False)  # (meter, now)
     # pairs whose windows are in `counters`, `stamps` and `windows`
 
-    def usage(self, meter: Meter, now: float, limit: WindowLimit | None = None) -> WindowUsage:
-        """The meter's window at `now` as this load saw it (carry-over included); `limit`, when
-        given, replaces the meter's own (a degraded container's share of it, checked as a
-        provider's limit)."""
+    def usage(self, meter: Meter, now: float, scaled: Meter | None = None) -> WindowUsage:
+        """The meter's window at `now` as this load saw it (carry-over included); `scaled`, when
+        given, is the meter with a degraded container's share of its limit (`scaled_meter`)."""
         if self.meter_items and (meter, now) not in self.decoded:  # a meter the load was not told of
             assert isinstance(self.counters, dict) and isinstance(self.stamps, dict) and isinstance(self.windows, dict)
             _fill(self.meter_items, (meter,), now, self.counters, self.stamps, self.windows)
             self.decoded.add((meter, now))
-        if limit is not None:
-            meter = Meter(meter.counter, limit)
-        return usage_of(meter, self.counters, now, self.stamps, self.windows)
+        return usage_of(scaled or meter, self.counters, now, self.stamps, self.windows)
 
 
 # --- what to read ------------------------------------------------------------------------------------

@@ -522,3 +522,20 @@ def share_of(amount: int, fraction: float) -> int:
 def scale_limit(limit: WindowLimit, fraction: float) -> WindowLimit:
     """A container's share of every maximum of a limit (see `share_of`)."""
     return WindowLimit(limit.period, {u: share_of(n, fraction) for u, n in limit.maxima.items()})
+
+
+_SCALED: dict[tuple[Meter, float], Meter] = {}
+_SCALED_MAX = 4096
+
+
+def scaled_meter(meter: Meter, fraction: float) -> Meter:
+    """The meter with a container's share of its limit (while degraded), with its scope: the same
+    object for the same meter and share, so the per-meter caches below keep hitting while the
+    store is down (a new Meter per check filled and cleared them on every request)."""
+    key = (meter, fraction)
+    found = _SCALED.get(key)
+    if found is None:
+        if len(_SCALED) >= _SCALED_MAX:
+            _SCALED.clear()
+        found = _SCALED[key] = Meter(meter.counter, scale_limit(meter.limit, fraction), meter.scope)
+    return found
