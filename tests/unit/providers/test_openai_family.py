@@ -7,6 +7,7 @@ import json
 import pytest
 
 from llm_gateway.providers.base import ProviderError, SSEEvent, StreamState
+from llm_gateway.retry.classifier import ErrorClass, classify
 from tests.unit.providers.helpers import (
     PNG_DATA_URL,
     TOOL_CALL_ID,
@@ -150,6 +151,23 @@ def test_error_event_mid_stream_raises(p: str) -> None:
     with pytest.raises(ProviderError) as info:
         adapter(p).parse_stream_event(event, state)
     assert info.value.code == "overloaded"
+
+
+@pytest.mark.parametrize("where", ["error", "x_groq"])
+@pytest.mark.parametrize("code", ["tool_use_failed", "json_validate_failed", "some_new_code"])
+def test_a_request_s_own_error_reported_mid_stream_is_the_caller_s_not_the_provider_s(where: str, code: str) -> None:
+    """An answer sent whole is read as a stream, so a 400 the caller's request causes (Groq: the
+    model failed to call the caller's tools, or to produce the caller's JSON schema) can arrive
+    inside the stream, with no HTTP status. Classified as a server error, it opened breakers and
+    ranked the provider last for every caller; OpenAI's `type` says whose error it is."""
+    error = {"message": "Failed to call a function.", "type": "invalid_request_error", "code": code}
+    payload = {"error": error} if where == "error" else {
+        "id": "r", "object": "chat.completion.chunk", "choices": [], "x_groq": {"error": error}}
+    state = StreamState(model="m", response_id="r", created=1)
+    with pytest.raises(ProviderError) as info:
+        adapter("groq").parse_stream_event(SSEEvent(data=json.dumps(payload)), state)
+    assert classify(info.value).error_class is ErrorClass.BAD_REQUEST
+    assert not classify(info.value).counts_for_circuit
 
 
 # --- errors and limits ---------------------------------------------------------------------------------

@@ -217,9 +217,14 @@ class OpenAIAdapter:
         )
 
     def _stream_error(self, payload: Mapping[str, Any], model: str) -> ProviderError:
+        """An error event inside a stream: no HTTP status, so OpenAI's `type` stands in for one
+        where it names the caller's request (`invalid_request_error`: a 400), or a caller's bad
+        tool call or schema (Groq's `tool_use_failed`) would count as the provider failing."""
         error = payload.get("error") or {}
         code = error.get("code") or error.get("type") if isinstance(error, dict) else None
         status = error.get("status") if isinstance(error, dict) and isinstance(error.get("status"), int) else None
+        if status is None and isinstance(error, dict) and error.get("type") == "invalid_request_error":
+            status = 400
         return ProviderError(
             f"{self.name} reported an error mid-stream" + (f" ({code})" if code else ""),
             provider=self.name, model=model, status=status, code=str(code) if code else None,
