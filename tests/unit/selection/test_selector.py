@@ -7,12 +7,13 @@ import pytest
 
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
 from llm_gateway.providers.base import RateLimitInfo
+from llm_gateway.selection import planner as planner_module
 from llm_gateway.selection.catalog import FreeTier, load_catalog
 from llm_gateway.selection.planner import LOAD_ITEM_BUDGET, MIN_LOADED_PAID, Planner, PlanStep, Preparation
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.state.items import Cooldown, FailureMark, HeaderSnapshot, ModelState, StateSnapshot, pks_for
-from llm_gateway.state.metering import REQUESTS, TOKENS
+from llm_gateway.state.metering import CALLER_SCOPE, MINUTE, REQUESTS, TOKENS, Meter, WindowLimit
 from llm_gateway.state.store import ModelKey
 
 from .builders import catalog, entry, request
@@ -417,3 +418,17 @@ def test_what_the_plan_remembers_as_used_up_does_not_depend_on_one_callers_ask()
     assert key not in dict(plan.frees_at)  # but the model is not used up for the next caller
     spent = StateSnapshot(counters={pk: {REQUESTS: 40, TOKENS: 10_000}})
     assert key in dict(sel.plan(big, spent, NOW).frees_at)
+
+
+def test_a_models_lowest_ceilings_are_worked_out_once_for_equal_meters() -> None:
+    """A caller with limits gets a new meters tuple per request (the model's meters and the
+    caller's): the planner's lowest-ceiling cache is keyed by the meters, not by the tuple's
+    identity, so it does not grow (and clear) with every such request; the caller's own limit
+    never counts as the model's."""
+    model = Meter("p#m", WindowLimit(MINUTE, {TOKENS: 1_000}))
+    caller = Meter("user#u", WindowLimit(MINUTE, {TOKENS: 10}), CALLER_SCOPE)
+    planner_module._LOWEST.clear()
+    for _ in range(3):
+        assert planner_module._above_a_limit(tuple([model, caller]), {TOKENS: 500}) is None
+    assert len(planner_module._LOWEST) == 1
+    assert planner_module._above_a_limit((model, caller), {TOKENS: 1_500}) is not None

@@ -389,13 +389,12 @@ class Planner:
 def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
     """Why `amounts` can never fit one of the model's own (provider) limits, whatever is used.
     Every plan asks it of each model it finds full: an ask within the lowest ceiling of each unit
-    (worked out once per meters tuple) fits them all, and only one above looks for which."""
-    lowest = _LOWEST.get(id(meters))
-    if lowest is None or lowest[0] is not meters:
+    (worked out once per set of meters) fits them all, and only one above looks for which."""
+    ceilings = _LOWEST.get(meters)
+    if ceilings is None:
         if len(_LOWEST) >= 4096:
             _LOWEST.clear()
-        lowest = _LOWEST[id(meters)] = (meters, _lowest_ceilings(meters))
-    ceilings = lowest[1]
+        ceilings = _LOWEST[meters] = _lowest_ceilings(meters)
     for unit, ask in amounts.items():
         ceiling = ceilings.get(unit)
         if ceiling is not None and ask > ceiling:
@@ -403,8 +402,9 @@ def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
     return None
 
 
-# id of a meters tuple → (the tuple, kept so no other object takes its id; each unit's lowest ceiling)
-_LOWEST: dict[int, tuple[tuple[Meter, ...], dict[str, int]]] = {}
+# a model's meters (by value: a caller with limits gets a new tuple per request, with the same
+# meters) → each unit's lowest ceiling among the provider's own limits
+_LOWEST: dict[tuple[Meter, ...], dict[str, int]] = {}
 
 
 def _lowest_ceilings(meters: Sequence[Meter]) -> dict[str, int]:
