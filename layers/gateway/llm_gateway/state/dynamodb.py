@@ -8,7 +8,8 @@ provider organisation's another), in a fixed order, the ones already made undone
 is refused. The condition (`attribute_not_exists(n) OR n <= ceiling - ask`, for every window's
 limited units at once) is evaluated by DynamoDB atomically, so no number of concurrent
 containers can push a window past its limit. The same UpdateExpression sets the windows' stamps
-and REMOVEs the attributes of windows no load reads any more.
+and, when the reserving container finds some (a window rolled over, or one its load shows it
+holds no longer needed), REMOVEs the attributes of windows no load reads any more.
 
 Not a TransactWriteItems: every request of a model writes the same item, and DynamoDB
 cancels a transaction (TransactionConflict) whenever another one touches the same item at the

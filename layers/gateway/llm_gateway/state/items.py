@@ -503,7 +503,8 @@ class ModelState:
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
-    """One load, decoded: window counters by pk, model states, breaker records and failures."""
+    """One load, decoded: window counters by window key (`Meter.pk`), model states, breaker
+    records and failures."""
 
     counters: Mapping[str, Amounts] = field(default_factory=dict)  # window key (`Meter.pk`) → its totals
     stamps: Mapping[str, float] = field(default_factory=dict)  # window key → its latest reservation time

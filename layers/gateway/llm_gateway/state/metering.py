@@ -312,20 +312,17 @@ class WindowUsage:
 
     def takes(self, amounts: Amounts) -> bool:
         """Whether `amounts` fits now: `fits(amounts) is None`, without composing the reason."""
+        return self.short_of(amounts) is None
+
+    def short_of(self, amounts: Amounts) -> str | None:
+        """The first unit `amounts` does not fit in now (None = it fits); `remaining`, inlined: the
+        planner asks it of every full model on every plan."""
         maxima, used, carried = self.meter.limit.maxima, self.used, self.carried
         for unit, ask in amounts.items():
             if ask <= 0:
                 continue
             ceiling = maxima.get(unit)
-            if ceiling is not None and (ask > ceiling or ceiling - used.get(unit, 0) - carried.get(unit, 0) < ask):
-                return False
-        return True
-
-    def short_of(self, amounts: Amounts) -> str | None:
-        """The first unit `amounts` does not fit in now (None = it fits)."""
-        for unit, ask in amounts.items():
-            left = self.remaining(unit)
-            if ask > 0 and left is not None and left < ask:
+            if ceiling is not None and ceiling - used.get(unit, 0) - carried.get(unit, 0) < ask:
                 return unit
         return None
 
