@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sandbox.simulate import cli
-from sandbox.simulate.engine import simulate
+from sandbox.simulate.engine import PROVIDERS, simulate
 from sandbox.simulate.report import TARGETS, summarize, write_report
 from sandbox.simulate.sweep import parse_sweep
 from sandbox.simulate.workload import generate, load_workload, parse_workload
@@ -96,15 +96,20 @@ def test_a_slow_failover_never_passes_a_one_request_per_second_limit() -> None:
     assert result.providers.violations == []
 
 
+def _long_answers(mix: dict[str, float]) -> Any:
+    """A quarter hour of 4,000-token answers without max_tokens: every provider takes about 40 s
+    to write one (no jitter, no background errors)."""
+    slow = {p: {"first_token_s": 0.5, "per_token_s": 0.01} for p in PROVIDERS}
+    return simulate(workload(requests_per_day=2_000, hours=0.25, mix=mix, chat={"output_tokens": 4000, "prompt_tokens": 50},
+                             providers={"default": {"error_rate": 0.0, "jitter": 0.0}, **slow}), 1)
+
+
 def test_streamed_requests_are_served_live_within_the_stream_deadline() -> None:
     """Production's chat function sends `stream: true` answers as they come (Lambda Web Adapter),
     within LLM_GATEWAY_STREAM_DEADLINE_S, not whole within the 25 s deadline: the simulator did the
     latter, and every streamed answer longer than the deadline ended 503. Here every provider
     takes about 40 s to write 4,000 tokens, and every streamed request is served."""
-    slow = {p: {"first_token_s": 0.5, "per_token_s": 0.01} for p in ("groq", "gemini", "cohere", "mistral", "openai")}
-    result = simulate(workload(requests_per_day=2_000, hours=0.25, mix={"stream": 1.0},
-                               chat={"output_tokens": 4000, "prompt_tokens": 50},
-                               providers={"default": {"error_rate": 0.0, "jitter": 0.0}, **slow}), 1)
+    result = _long_answers({"stream": 1.0})
     summary = summarize(result)
     assert summary["requests"] > 10 and summary["availability"] == 1.0, summary["errors"]
     assert min(o.latency_s for o in result.outcomes) > 25  # really longer than a buffered answer may take
@@ -115,10 +120,7 @@ def test_answers_sent_whole_are_read_as_streams_and_may_take_longer_than_api_gat
     max_tokens is asked of the provider as a stream, its first chunk within the attempt's timeout,
     the whole within the stream deadline (capped at 285 s). It was a timeout at the first provider
     and a 503/504 at 25 s."""
-    slow = {p: {"first_token_s": 0.5, "per_token_s": 0.01} for p in ("groq", "gemini", "cohere", "mistral", "openai")}
-    result = simulate(workload(requests_per_day=2_000, hours=0.25, mix={"chat": 1.0},
-                               chat={"output_tokens": 4000, "prompt_tokens": 50},
-                               providers={"default": {"error_rate": 0.0, "jitter": 0.0}, **slow}), 1)
+    result = _long_answers({"chat": 1.0})
     summary = summarize(result)
     assert summary["requests"] > 10 and summary["availability"] == 1.0, summary["errors"]
     assert summary["selection_success_rate"] == 1.0  # no first choice timed out
