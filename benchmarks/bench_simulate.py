@@ -45,10 +45,10 @@ together; load average at the start and at each one's end in brackets):
   adapters most of the rest. The 60 s target is not met. After merging main at 1e924f1 (waiting
   for a free tier, failure streaks), the same pair at 20,000: 48.1 -> 45.0 s CPU (0.94x), 103.8 ->
   99.4 s wall, figures identical (free_tier_share 0.930142, user_error_rate 0.02015).
-  Two things to know when comparing runs: the simulated figures depend on the hash seed (two runs
-  of the same code without PYTHONHASHSEED differ; with it fixed they agree), and on the venv (the
-  same code in main's older venv and in a fresh one gave different figures at 2,000 requests):
-  compare runs made with both the same.
+  When comparing runs: on perf5's branch two runs of the same code without PYTHONHASHSEED gave
+  different figures; on main after the merge they do not (hash seeds 0, 1, 2 agree at 2,000
+  requests, 0, 1, 7 at 8,000, 0 and 5 at 20,000). The same code in main's older venv and in a fresh one gave
+  different figures at 2,000 requests (not traced to a package): compare runs made in one venv.
 """
 
 from __future__ import annotations
