@@ -5,9 +5,10 @@ import json
 import logging
 
 import pytest
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 
 from llm_gateway.api.errors import Unauthorized
-from llm_gateway.config import DEFAULT_DEV_KEY, load_settings
+from llm_gateway.config import DEFAULT_DEV_KEY, ConfigError, _secret_values, load_settings
 from llm_gateway.gateway import Caller, build_gateway
 from llm_gateway.observability.logging import REDACTED, build_logger
 from llm_gateway.observability.metrics import RecordingMetrics
@@ -398,3 +399,25 @@ def test_both_secrets_are_read_at_once_and_a_failure_is_raised_as_reads_in_turn_
                            (("providers",), "providers")):
         with pytest.raises(LookupError, match=f"^{raised}$"):
             _read_both(failing(*broken), "providers", "clients", 120)
+
+
+def test_a_secret_that_is_not_json_is_named_without_its_text_or_cause() -> None:
+    """Powertools chains the JSON parse error to its TransformParameterError, and that error holds
+    the whole secret string (`JSONDecodeError.doc`): an error report walking the chain would print
+    the keys. The gateway's error names the secret and nothing else, with no chain."""
+    text = "GROQ_API_KEY=gsk_this-must-never-leave-the-secret"
+
+    def read() -> object:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TransformParameterError(str(exc)) from exc
+        raise AssertionError("unreachable")
+
+    with pytest.raises(ConfigError) as caught:
+        _secret_values("gateway/providers", read)
+    error = caught.value
+    assert "gateway/providers" in str(error) and error.__cause__ is None and error.__context__ is None
+    assert "gsk_" not in repr(error)
+    with pytest.raises(ConfigError):
+        _secret_values("gateway/providers", lambda: ["not", "an", "object"])

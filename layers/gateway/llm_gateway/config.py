@@ -321,7 +321,26 @@ def fetch_secret_values(secret_name: str, max_age_s: int = 120) -> dict[str, str
     """A secret holding a JSON object, as a flat mapping; Powertools caches it for `max_age_s`."""
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_name, transform="json", max_age=max_age_s)
+    return _secret_values(secret_name, lambda: parameters.get_secret(secret_name, transform="json", max_age=max_age_s))
+
+
+def _secret_values(secret_name: str, read: Callable[[], Any]) -> dict[str, str]:
+    """A secret read as JSON, flattened to strings. A value that is not a JSON object is named
+    without its text or cause: the parse error Powertools chains holds the whole secret string
+    (`JSONDecodeError.doc`), and no error report may carry it."""
+    value: Any = None
+    unreadable = False
+    try:
+        value = read()
+    except Exception as exc:
+        from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+
+        if not isinstance(exc, TransformParameterError):
+            raise
+        unreadable = True
+    # raised outside the handler, so not even `__context__` keeps the parse error
+    if unreadable or (value is not None and not isinstance(value, dict)):
+        raise ConfigError(f"secret {secret_name!r} is not a JSON object")
     return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
 
 
@@ -337,8 +356,7 @@ def secret_fetch(access: AwsAccess | None, endpoint: str | None = None) -> Secre
     provider = secrets_provider(access, endpoint)
 
     def fetch(secret_name: str, max_age_s: int = 120) -> dict[str, str]:
-        value = provider.get(secret_name, max_age=max_age_s, transform="json")
-        return {str(k): str(v) for k, v in (value or {}).items() if v is not None}
+        return _secret_values(secret_name, lambda: provider.get(secret_name, max_age=max_age_s, transform="json"))
 
     return fetch
 
