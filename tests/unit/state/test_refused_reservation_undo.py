@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError
 
 from llm_gateway.state.dynamodb import DynamoStateStore
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit
+from llm_gateway.state.resilient import ResilientStore
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd
 
@@ -66,8 +68,6 @@ class Failing(MemoryStore):
 
 
 def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
-    from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit
-
     store = Failing()
     state = SharedState(store, fold_reconcile=True)
     meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
@@ -85,3 +85,49 @@ def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
     assert reserve(100) is not None
     used = state.load([meter], [], now).usage(meter, now).used[TOKENS]
     assert used == 1000 + 100 + 100  # what was truly used: the correction delivered once (-2,800 before)
+
+
+class FailingOnce(MemoryStore):
+    """A primary whose next `add` is applied and then answers with a throttling error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
+        if self.fail_next:
+            self.fail_next = False
+            super().add(adds, now)
+            raise _error("ThrottlingException")
+        return super().add(adds, now)
+
+
+class Refusing(MemoryStore):
+    """An in-container fallback whose windows are full (its share of the limits used up)."""
+
+    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
+        return False
+
+
+def test_a_write_that_failed_over_to_a_refusing_fallback_keeps_no_correction() -> None:
+    """Found in the last read: in production the state store is resilient, so a primary write that
+    errs after DynamoDB applied it is retried on the in-container fallback, and when that refuses
+    (its share of the limits used up), the container saw a plain refusal and kept the -1,500 correction it had
+    folded into the applied write: delivered again once the table was back, the window held 1,500
+    tokens less than were used. A refusal that came with the store turning degraded keeps none."""
+    primary = FailingOnce()
+    state = SharedState(ResilientStore(primary, Refusing(), on_degraded=lambda _op, _exc: None,
+                                       fraction=0.5, retry_after_s=5.0), fold_reconcile=True)
+    meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
+    now = 1_000_020.0
+
+    def reserve(tokens: int, at: float) -> Any:
+        return state.reserve([state.load([meter], [], at).usage(meter, at)], {REQUESTS: 1, TOKENS: tokens}, at)
+
+    first = reserve(2000, now)
+    state.reconcile(first, {REQUESTS: 1, TOKENS: 500}, now)  # 1,500 over: held for the next write
+    primary.fail_next = True
+    assert reserve(5400, now) is None  # applied on the table, then refused by the fallback
+    assert reserve(100, now + 6) is not None  # the table is back
+    total = state.load([meter], [], now + 6).usage(meter, now + 6).used[TOKENS]
+    assert total == 500 + 5400 + 100  # the correction delivered once (4,500 before)

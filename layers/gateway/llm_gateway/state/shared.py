@@ -138,9 +138,12 @@ class SharedState:
         # Refused: nothing was written, so the corrections are kept for the next reservation. An
         # error: they may have been written (a timeout after DynamoDB applied the update, a give-
         # back that failed), and delivering them twice would under-count: they are dropped, an
-        # over-count at worst (capacity left unused, never a limit passed).
+        # over-count at worst (capacity left unused, never a limit passed). A resilient store turns
+        # such an error into the fallback's answer: a refusal that came with the store turning
+        # degraded is that error, not a clean refusal.
+        degraded = _degraded(self.store, now)
         written = self.store.add(writes, now)
-        if not written:
+        if not written and _degraded(self.store, now) == degraded:
             with self._lock:
                 for pk, kept in folded.items():
                     for key, (correction, closes) in kept.items():
