@@ -133,6 +133,26 @@ def test_an_answer_cut_with_no_second_chance_is_a_502_in_openai_s_shape(threshol
     assert metrics.total(m.USER_VISIBLE_ERRORS) == 1
 
 
+def test_a_paid_answer_cut_twice_is_a_502_and_its_cost_one_ledger_entry() -> None:
+    """The failed request's cut answers were billed: their estimated cost goes to the provider's
+    cost series and, as one request of the user's, to the ledger (`Gateway._spent`)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=_Body(_parts(8), fail_after=3))
+
+    gateway, core, metrics = _gateway(handler, failure_threshold=3, provider="openai", model="gpt-4o-mini")
+    recorded: list[ServedRequest] = []
+    record = core.tenancy.record
+    core.tenancy.record = lambda served: (recorded.append(served), record(served))[-1]  # type: ignore[method-assign]
+    request = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "write an essay"}]})
+    with pytest.raises(GatewayError) as failed:
+        gateway.chat(request, Caller(), "r1", live=True)
+    assert failed.value.status == 502
+    assert len(recorded) == 1 and recorded[0].cost_usd > 0 and not recorded[0].free
+    assert metrics.total(m.COST_USD, provider="openai") == pytest.approx(recorded[0].cost_usd)
+
+
 def test_the_deadline_of_each_kind_of_chat_answer() -> None:
     settings = load_settings({"LLM_GATEWAY_STREAM_DEADLINE_S": "600", "LLM_GATEWAY_FUNCTION_TIMEOUT_S": "610"})
     args = (settings.deadline_s, settings.stream_deadline_s)
