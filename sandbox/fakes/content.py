@@ -63,15 +63,22 @@ class Reply:
     completion_tokens: int
     finish: str  # "stop" | "length" | "tool_calls" (normalized; wires map to their own words)
     audio_tokens: int = 0  # of prompt_tokens, those for audio
+    # Words per stream delta; 0 streams the text as one delta. The simulator (`sandbox/simulate`)
+    # asks for one: its answers' text is a few dozen characters whatever their token count, so
+    # their deltas model nothing, and no simulated figure depends on how many there are.
+    piece_words: int = 2
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def pieces(self, words_per_piece: int = 2) -> list[str]:
+    def pieces(self, words_per_piece: int | None = None) -> list[str]:
         """The text split into a few stream deltas that concatenate back to the text."""
         if not self.text:
             return []
+        words_per_piece = self.piece_words if words_per_piece is None else words_per_piece
+        if words_per_piece <= 0:
+            return [self.text]
         words = self.text.split(" ")
         out = []
         for i in range(0, len(words), words_per_piece):

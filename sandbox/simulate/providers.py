@@ -236,6 +236,7 @@ class SimulatedProviders:
         self.limiter.charge(entry, {TOKENS: completion}, now)
         reply = make_reply(provider, req, lambda name, i: wire.call_id(ctx, name, i))
         reply.prompt_tokens, reply.completion_tokens = prompt, completion
+        reply.piece_words = 0  # the text in one delta: the timing is `_latency`'s, whatever the deltas
         if reply.finish == "stop" and req.max_tokens and asked_out > req.max_tokens:
             reply.finish = "length"
         snap = self.limiter.snapshot(entry, now)
