@@ -16,10 +16,12 @@ body or server-sent events); only httpx's client plumbing around the transport i
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,7 +369,7 @@ class Simulation:
     # --- the run ------------------------------------------------------------------------------------
     def run(self) -> SimResult:
         started, cpu = time.perf_counter(), time.process_time()
-        with powertools_on(self.clock):
+        with powertools_on(self.clock), _young_collections():
             self._sample()
             for sim in generate(self.workload, self.seed):
                 self.clock.at(sim.at, self._serve, sim)
@@ -375,6 +377,22 @@ class Simulation:
         return SimResult(self.workload, self.seed, self.scenario, self.outcomes, self.fleet, self.metrics,
                          self.samples, self.built, time.perf_counter() - started, time.process_time() - cpu,
                          self.bugs)
+
+
+@contextlib.contextmanager
+def _young_collections() -> Iterator[None]:
+    """The cyclic garbage collector without its full collections for the length of a run (put
+    back after). A day leaves little in cycles (about 13,000 objects in 10,000 requests), but its
+    heap grows with every request (outcomes, provider calls, the table's items) and each full
+    collection walks all of it: with the default thresholds, about 7 % of a 10,000-request day's
+    CPU, to free no more memory than a run without any collection keeps (190 MB at its peak
+    either way). Young collections, rarer, still free what dies young."""
+    saved = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 1_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 def simulate(workload: Workload, seed: int = 1, **options: Any) -> SimResult:
