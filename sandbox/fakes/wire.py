@@ -45,14 +45,25 @@ class Ctx:
     model: str
     route: Route
     extra: dict[str, Any] = field(default_factory=dict)
+    # ids already derived (every chunk of a stream repeats its response's id): one hash each
+    _ids: dict[tuple[str, str, int], str] = field(default_factory=dict, repr=False, compare=False)
 
     def hex_id(self, salt: str = "", length: int = 24) -> str:
-        return hashlib.sha1(f"{self.provider}:{self.seq}:{salt}".encode()).hexdigest()[:length]
+        key = ("hex", salt, length)
+        found = self._ids.get(key)
+        if found is None:
+            digest = hashlib.sha1(f"{self.provider}:{self.seq}:{salt}".encode()).hexdigest()
+            found = self._ids[key] = digest[:length]
+        return found
 
     def alnum_id(self, salt: str, length: int) -> str:
-        digest = hashlib.sha256(f"{self.provider}:{self.seq}:{salt}".encode()).digest()
-        alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+        key = ("alnum", salt, length)
+        found = self._ids.get(key)
+        if found is None:
+            digest = hashlib.sha256(f"{self.provider}:{self.seq}:{salt}".encode()).digest()
+            alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+            found = self._ids[key] = "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+        return found
 
 
 @dataclass

@@ -42,6 +42,7 @@ class VirtualClock:
         self._queue: list[tuple[float, int, Any, Any]] = []
         self._seq = itertools.count()
         self._hub: greenlet.greenlet | None = None
+        self.scope = GreenletScope()
 
     # --- the clock, as the gateway sees it ------------------------------------------------------
     def monotonic(self) -> float:
@@ -60,7 +61,9 @@ class VirtualClock:
             self.now += max(0.0, seconds)
             return
         self._push(self.now + max(0.0, seconds), current, None)
+        scope, at = self.scope, self.scope.at
         self._hub.switch()
+        scope.at = at  # this greenlet's scope back, whatever the others left in it
 
     def clocks(self) -> Clocks:
         return Clocks(monotonic=self.monotonic, wall=self.wall, sleep=self.sleep, rand=self.rand)
@@ -87,6 +90,7 @@ class VirtualClock:
                 if isinstance(target, greenlet.greenlet):
                     target.switch()
                 else:
+                    self.scope.at = None  # a new greenlet starts without a scope
                     greenlet.greenlet(target, parent=self._hub).switch(arg)
         finally:
             self._hub = None
@@ -124,28 +128,21 @@ class _VirtualTimeModule:
         return getattr(_real_time, name)
 
 
-class _GreenletLocal:
+class GreenletScope:
     """`threading.local` for greenlets, for the engine's deadline scope (`deadline_io._SCOPE`,
     whose one attribute is `at`): the simulation's requests all run in one thread, each in its own
     greenlet, switching while a call is in flight (one request's scope must not leak into
-    another's). A greenlet without a scope reads `at` as None, which is what the engine's
-    `getattr(_SCOPE, "at", None)` makes of a thread without one (without raising and catching an
-    AttributeError on every call)."""
+    another's). Greenlets switch only in the clock (`VirtualClock.sleep` parks one, `run` starts
+    or resumes one), so the running greenlet's value is a plain attribute the clock swaps: a parked
+    greenlet keeps its own on its stack and puts it back when it resumes, a new one starts with
+    None (what the engine's `getattr(_SCOPE, "at", None)` makes of a thread without one). The
+    engine reads its scope a few dozen times a request; a dict keyed by the current greenlet cost
+    a lookup and a `greenlet.getcurrent()` each time."""
+
+    __slots__ = ("at",)
 
     def __init__(self) -> None:
-        self._values: dict[int, float] = {}
-
-    @property
-    def at(self) -> float | None:
-        return self._values.get(id(greenlet.getcurrent()))
-
-    @at.setter
-    def at(self, value: float | None) -> None:
-        key = id(greenlet.getcurrent())
-        if value is None:
-            self._values.pop(key, None)  # a scope set back to None: nothing to keep for a finished greenlet
-        else:
-            self._values[key] = value
+        self.at: float | None = None
 
 
 @contextlib.contextmanager
@@ -177,7 +174,7 @@ def powertools_on(clock: VirtualClock) -> Iterator[None]:
              (breaker_store, "dt", breaker_store.dt), (base, "_probe_owner_id", base._probe_owner_id),
              (deadline_io, "_SCOPE", deadline_io._SCOPE), (provider_engine, "time", provider_engine.time),
              (chat_router, "time", chat_router.time)]
-    deadline_io._SCOPE = _GreenletLocal()  # type: ignore[assignment]
+    deadline_io._SCOPE = clock.scope  # type: ignore[assignment]
     provider_engine.time = chat_router.time = _VirtualTimeModule(clock)  # type: ignore[assignment]
     base.dt = fake  # type: ignore[assignment]
     persistence_base.dt = fake  # type: ignore[assignment]

@@ -65,14 +65,26 @@ class SimClient(httpx.Client):
         super().__init__(transport=httpx.MockTransport(handler))
         self._handler = handler
         self._urls: dict[str, httpx.URL] = {}
+        self._defaults = list(self.headers.multi_items())  # the client's own headers (User-Agent, Accept...)
+        self._default_names = {name.lower() for name, _ in self._defaults}
 
-    def build_request(self, method: str, url: httpx.URL | str, **options: Any) -> httpx.Request:
+    def build_request(self, method: str, url: httpx.URL | str, *, headers: Any = None, params: Any = None,
+                      timeout: Any = httpx.USE_CLIENT_DEFAULT, **options: Any) -> httpx.Request:
+        """`httpx.Client.build_request`, the request it builds included (same URL, headers in the
+        same order, body and timeouts), without re-merging what this client does not have: a base
+        URL, cookies or query parameters of its own (the `Headers` copy and update alone were
+        about a third of its time). Anything else goes the client's own way."""
         if isinstance(url, str):
             parsed = self._urls.get(url)
             if parsed is None:
                 parsed = self._urls[url] = httpx.URL(url)
             url = parsed
-        return super().build_request(method, url, **options)
+        if (url.is_relative_url or options.get("cookies") or options.get("extensions") or not isinstance(headers, dict)
+                or any(name.lower() in self._default_names for name in headers)):
+            return super().build_request(method, url, headers=headers, params=params, timeout=timeout, **options)
+        limits = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
+        return httpx.Request(method, url, params=params, headers=[*self._defaults, *headers.items()],
+                             extensions={"timeout": limits.as_dict()}, **options)
 
     def send(self, request: httpx.Request, *, stream: bool = False, **_options: Any) -> httpx.Response:
         request.read()

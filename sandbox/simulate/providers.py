@@ -245,7 +245,13 @@ class SimulatedProviders:
         self._record(provider, model, "ok", "chat", started)
         if req.stream:
             events = b"".join(data for data, _ in wire.stream(req, reply, ctx)) + (wire.sentinel or b"")
-            return httpx.Response(200, headers={**headers, "content-type": "text/event-stream"}, content=events)
+            # As a provider streams: no Content-Length (a real stream is chunked), and text in UTF-8,
+            # which is what httpx would make of a content type without a charset; set here, it is
+            # not worked out again from the header (with `email.message`) for every answer.
+            response = httpx.Response(200, headers={**headers, "content-type": "text/event-stream"},
+                                      stream=httpx.ByteStream(events))
+            response.encoding = "utf-8"
+            return response
         return httpx.Response(200, headers=headers, json=wire.completion(req, reply, ctx))
 
     # --- transcription ------------------------------------------------------------------------------

@@ -234,3 +234,37 @@ def test_users_key_policies_are_enforced_by_the_gateway_s_own_meters() -> None:
 def test_a_workload_s_user_policy_is_validated_as_the_admin_api_validates_it() -> None:
     with pytest.raises(ValueError, match=r"users\.policy"):
         workload(users={"count": 3, "policy": {"rpm": -1}})
+
+
+def test_the_simulated_client_builds_the_requests_httpx_s_client_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SimClient.build_request` skips merges its client has nothing for; every request of a run
+    (chat and transcription, every provider) is still the one `httpx.Client.build_request` builds:
+    method, URL, headers in order, body (multipart boundaries aside: they are random) and timeouts."""
+    import re
+
+    import httpx
+
+    from sandbox.simulate.engine import SimClient
+
+    plain = httpx.Client()
+    built = SimClient.build_request
+    seen: set[tuple[str, str]] = set()
+
+    def unbounded(request: httpx.Request) -> tuple[Any, ...]:
+        body = request.read()
+        found = re.search(rb"boundary=([0-9a-f]+)", request.headers.get("content-type", "").encode())
+        if found:
+            body = body.replace(found.group(1), b"B")
+        headers = [(k, re.sub(r"boundary=[0-9a-f]+", "boundary=B", v)) for k, v in request.headers.multi_items()]
+        return request.method, str(request.url), headers, body, request.extensions
+
+    def both(self: SimClient, method: str, url: Any, **options: Any) -> httpx.Request:
+        ours = built(self, method, url, **options)
+        assert unbounded(ours) == unbounded(plain.build_request(method, url, **options))
+        seen.add((ours.url.host, "multipart" if options.get("files") else "json" if options.get("json") else "other"))
+        return ours
+
+    monkeypatch.setattr(SimClient, "build_request", both)
+    simulate(workload(hours=0.25, mix={"chat": 0.6, "stream": 0.1, "transcription": 0.3}), 2)
+    assert {host for host, _ in seen} >= {"api.groq.com", "generativelanguage.googleapis.com", "api.mistral.ai"}
+    assert {kind for _, kind in seen} >= {"json", "multipart"}
