@@ -65,8 +65,7 @@ class SimClient(httpx.Client):
         super().__init__(transport=httpx.MockTransport(handler))
         self._handler = handler
         self._urls: dict[str, httpx.URL] = {}
-        self._defaults = list(self.headers.multi_items())  # the client's own headers (User-Agent, Accept...)
-        self._default_names = {name.lower() for name, _ in self._defaults}
+        self._defaults = self.headers.raw  # the client's own headers (User-Agent, Accept...), as it keeps them
 
     def build_request(self, method: str, url: httpx.URL | str, *, headers: Any = None, params: Any = None,
                       timeout: Any = httpx.USE_CLIENT_DEFAULT, **options: Any) -> httpx.Request:
@@ -79,12 +78,15 @@ class SimClient(httpx.Client):
             if parsed is None:
                 parsed = self._urls[url] = httpx.URL(url)
             url = parsed
-        if (url.is_relative_url or options.get("cookies") or options.get("extensions") or not isinstance(headers, dict)
-                or any(name.lower() in self._default_names for name in headers)):
+        if url.is_relative_url or options.get("cookies") or options.get("extensions") or not isinstance(headers, dict):
             return super().build_request(method, url, headers=headers, params=params, timeout=timeout, **options)
+        # `Headers.update`: the client's headers but those the request names (any case), then the request's
+        names = {name.lower().encode() for name in headers}
+        merged: list[tuple[Any, Any]] = [pair for pair in self._defaults if pair[0].lower() not in names]
+        merged.extend(headers.items())
         limits = self.timeout if timeout is httpx.USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
-        return httpx.Request(method, url, params=params, headers=[*self._defaults, *headers.items()],
-                             extensions={"timeout": limits.as_dict()}, **options)
+        return httpx.Request(method, url, params=params, headers=merged, extensions={"timeout": limits.as_dict()},
+                             **options)
 
     def send(self, request: httpx.Request, *, stream: bool = False, **_options: Any) -> httpx.Response:
         request.read()
