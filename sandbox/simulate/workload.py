@@ -10,6 +10,7 @@ revoked key) and the simulated providers' latency live in the same file (`scenar
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Iterator, Mapping
@@ -39,8 +40,8 @@ class Spread:
     low: float = 1
     high: float = 1e9
 
-    @property
-    def sigma(self) -> float:
+    @functools.cached_property
+    def sigma(self) -> float:  # cached: a day draws two or three a request
         return math.log(self.p90 / self.median) / _Z90 if self.p90 > self.median else 0.0
 
     def draw(self, rng: random.Random) -> float:
