@@ -268,3 +268,32 @@ def test_the_simulated_client_builds_the_requests_httpx_s_client_builds(monkeypa
     simulate(workload(hours=0.25, mix={"chat": 0.6, "stream": 0.1, "transcription": 0.3}), 2)
     assert {host for host, _ in seen} >= {"api.groq.com", "generativelanguage.googleapis.com", "api.mistral.ai"}
     assert {kind for _, kind in seen} >= {"json", "multipart"}
+
+
+def test_each_greenlet_keeps_its_own_deadline_scope_across_the_clock_s_switches() -> None:
+    """The engine's deadline scope is one attribute the clock swaps when it parks and resumes a
+    greenlet: a request that set one finds it again after others ran (and set theirs), and a
+    request that starts finds none."""
+    from sandbox.simulate.clock import VirtualClock
+
+    clock = VirtualClock(0.0, lambda: 0.5)
+    seen: list[tuple[str, float | None]] = []
+
+    def request(name: str) -> None:
+        seen.append((name, clock.scope.at))
+        clock.scope.at = {"a": 1.0, "b": 2.0, "c": 3.0}[name]
+        clock.sleep(1.0 if name == "a" else 0.5)
+        seen.append((name, clock.scope.at))
+
+    for at, name in ((0.0, "a"), (0.1, "b"), (0.2, "c")):
+        clock.at(at, request, name)
+    clock.run()
+    assert seen == [("a", None), ("b", None), ("c", None), ("b", 2.0), ("c", 3.0), ("a", 1.0)]
+
+
+def test_a_run_puts_the_garbage_collector_s_thresholds_back() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    simulate(workload(hours=0.05), 1)
+    assert gc.get_threshold() == before
