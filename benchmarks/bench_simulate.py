@@ -55,22 +55,22 @@ together; load average at the start and at each one's end in brackets):
   13 containers [0.8 -> 1.4]. 100,000 requests (this module's computation, with the figures of
   `report.summarize` printed too): 275.2 -> 238.3 s CPU (2.75 -> 2.38 ms a request: 0.87x), 356.6
   -> 323.0 s wall, selection 170.2 -> 154.0 s CPU, 28 containers, peak RSS 551 -> 552 MB [5.6 ->
-  2.4-2.9, the other runs on the machine]. Every simulated figure identical at 2,000, 5,000, 10,000,
-  20,000 and 100,000 requests. What it cut, outside the gateway: a simulated answer's text is one
-  stream delta (about 0.91x alone: the gateway read and folded ~11 chunks an answer, now 4-5; no
-  figure depends on them, the answer arrives whole at the moment `_latency` gives), no full garbage
-  collections during a run (about 0.93x: each walked the whole growing heap), and plumbing around
-  the real code (the deadline scope swapped by the clock instead of looked up per greenlet, ids
-  hashed once a response, streamed answers without a Content-Length and with their encoding given,
-  `SimClient.build_request` without merges the client has nothing for): about 0.98x together. The
-  60 s target is not met, and the simulator is no longer where the time is: of a request's ~1.9 ms
+  2.4-2.9, with other work on the machine]. Every simulated figure identical at 2,000, 20,000 and
+  100,000 requests (and at 5,000 and 10,000 after the changes measured there). What it cut, all
+  outside the gateway: a simulated answer's text is one stream delta (about 0.91x alone: the
+  gateway read and folded ~11 events an answer, now 1 to 5; no figure depends on them, the answer
+  arrives whole at the moment `_latency` gives), no full garbage collections during a run (about
+  0.95x: each walked the whole growing heap), and plumbing around the real code (the deadline
+  scope swapped by the clock instead of looked up per greenlet, ids hashed once a response,
+  streamed answers without a Content-Length and with their encoding given, `SimClient.
+  build_request` without merges the client has nothing for): about 0.98x together. The 60 s
+  target is not met, and the simulator is no longer where the time goes: of a request's ~1.85 ms
   at 20,000, selection is 1.1 ms and the rest of the gateway (the attempt, reading the answer,
-  settling) most of what is left. Selection grows with the day's volume (1.08 ms a request at
-  20,000, 1.54 ms at 100,000 under that load: twice as many containers, each with more to decode
-  when it loads the shared state). Two cores would not help faithfully: every request reads and
-  writes the one shared table and the simulated providers' windows at zero simulated latency, so
-  no two requests can run ahead of each other; only state-free work (token counts, ~5 % of a
-  request) could move to a second process.
+  settling) most of what is left. Selection per request grows with the day's volume: 1.08 ms at
+  20,000 (load 1), 1.54 ms at 100,000 (load 3-6; twice the containers, not traced further). Two
+  cores would not help faithfully: every request reads and writes the one shared table and the
+  simulated providers' windows at zero simulated latency, so no request can run ahead of another;
+  only state-free work (token counts, about 5 % of a request) could move to a second process.
 """
 
 from __future__ import annotations
