@@ -20,6 +20,7 @@ from llm_gateway.config import load_settings
 from llm_gateway.gateway import Caller
 from llm_gateway.observability import metrics as m
 from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, chat_deadline
+from llm_gateway.routing.chat import RoutedStream
 from llm_gateway.routing.whole_answer import fold
 from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.state.store import ModelKey
@@ -259,3 +260,20 @@ def test_an_answer_whose_provider_reported_no_usage_shows_none_as_unstreamed() -
     assert body is not None and body["usage"]["cost_estimated"] is True
     assert "total_tokens" not in body["usage"]
 
+
+
+def test_a_failed_request_whose_paid_answer_was_cut_before_a_free_one_is_booked_paid() -> None:
+    """The ledger entry of a failed request's cuts is paid whenever any cut cost something, and
+    names the model that cost the most: booking it on the last cut said `free` with a cost when
+    a paid answer was cut and then a free one."""
+    gateway, core, metrics = _gateway(lambda _r: httpx.Response(500), provider="openai", model="gpt-4o-mini")
+    recorded: list[ServedRequest] = []
+    core.tenancy.record = recorded.append  # type: ignore[method-assign]
+    paid = RoutedStream("openai", "gpt-4o-mini", [], iter(()), cost_usd=0.002, free=False)
+    free = RoutedStream("groq", MODEL, [], iter(()), cost_usd=0.0, free=True)
+    total = gateway._spent(Caller(), "stable", [paid, free], failed=True)
+    assert total == pytest.approx(0.002)
+    assert len(recorded) == 1
+    assert (recorded[0].provider, recorded[0].model, recorded[0].free) == ("openai", "gpt-4o-mini", False)
+    assert recorded[0].cost_usd == pytest.approx(0.002)
+    assert metrics.total(m.COST_USD, provider="openai") == pytest.approx(0.002)

@@ -196,9 +196,9 @@ class Gateway:
                 self.metrics.count(m.COST_USD_TOTAL, cut.cost_usd)
                 self.metrics.count(m.REQUEST_COST_USD, cut.cost_usd, cohort=cohort)
             total += cut.cost_usd
-        if failed and total:
-            last = cuts[-1]
-            self.core.tenancy.record(ServedRequest(caller.user, last.provider, last.model, last.free, total))
+        if failed and total:  # something was paid: the entry is paid, on the model that cost most
+            costliest = max(cuts, key=lambda cut: cut.cost_usd)
+            self.core.tenancy.record(ServedRequest(caller.user, costliest.provider, costliest.model, False, total))
         return total
 
     def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
