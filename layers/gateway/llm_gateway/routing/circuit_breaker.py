@@ -103,6 +103,8 @@ def blocked_keys(
     """The selector's `blocked` map: a model is blocked by its own or its provider's circuit."""
     circuits = blocked_from(items, now, recovery_timeout_s)
     out: dict[ModelKey, str] = {}
+    if not circuits:  # the usual case: no circuit open, no name to format per key
+        return out
     for key in keys:
         reason = circuits.get(provider_circuit(key.provider)) or circuits.get(model_circuit(key))
         if reason:
