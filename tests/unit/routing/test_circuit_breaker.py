@@ -136,3 +136,33 @@ def test_blocked_from_default_recovery_is_thirty_seconds() -> None:
     now = 1_000_000.0
     items = {"cb#a": {"state": "OPEN", "opened_at": now - 29}, "cb#b": {"state": "OPEN", "opened_at": now - 31}}
     assert set(blocked_from(items, now)) == {"cb#a"}
+
+
+def test_a_success_here_ends_a_streak_another_container_of_the_process_counted() -> None:
+    """Powertools counts failures per process (module-level, by circuit name), so the simulator's
+    containers share them: a success in one container resets a streak another counted, even on
+    the path that skips Powertools' handlers while nothing is counted."""
+    persistence = MemoryBreakerPersistence()
+    settings = BreakerSettings(failure_threshold=3, recovery_timeout_s=1)
+    one, other = CircuitBreakers(persistence, settings), CircuitBreakers(persistence, settings)
+    assert other.call(KEY, lambda: "warm") == "warm"  # `other` has run through Powertools before
+    for _ in range(3):
+        for _ in range(2):
+            with pytest.raises(ProviderError):
+                one.call(KEY, failing(503))
+        assert other.call(KEY, lambda: "ok") == "ok"
+    assert one.call(KEY, lambda: "closed") == "closed"
+
+
+def test_failures_on_the_quiet_path_count_toward_tripping() -> None:
+    """Calls that skip Powertools' handlers (closed circuits, nothing counted) still have their
+    failures counted through them: the third in a row opens the circuit."""
+    cb, metrics = breakers(threshold=3)
+    for _ in range(5):
+        assert cb.call(KEY, lambda: "ok") == "ok"
+    for _ in range(3):
+        with pytest.raises(ProviderError):
+            cb.call(KEY, failing(500))
+    with pytest.raises(BreakerOpen):
+        cb.call(KEY, lambda: "no")
+    assert metrics.total(BREAKER_TRANSITIONS, circuit=model_circuit(KEY), to_state="OPEN") == 1
