@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aws_lambda_powertools.utilities.circuit_breaker import (
     CircuitBreakerConfig,
@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.circuit_breaker import (
     circuit_breaker,
 )
 from aws_lambda_powertools.utilities.circuit_breaker import base as _powertools_base
+from aws_lambda_powertools.utilities.circuit_breaker.base import CircuitBreakerHandler
 
 from llm_gateway.observability.metrics import BREAKER_TRANSITIONS, Metrics
 from llm_gateway.providers.base import ProviderError
@@ -197,25 +198,32 @@ class CircuitBreakers:
 
         Raises `BreakerOpen` if either rejects the call, or the original `ProviderError`.
 
-        When both circuits are closed with no failure streak (nearly every call), Powertools'
-        handlers would change nothing on success, so `fn` runs without them (two handlers cost
-        about a tenth of what the gateway adds to a request); a failure is then replayed through
-        them, which counts it exactly as if it had run inside (see `_quiet`).
+        When both circuits are closed with no failure counted (nearly every call), `fn` runs
+        without Powertools' two handlers (they cost about a tenth of what the gateway adds to a
+        request), and what they would have done after it is done here: a success ends any
+        streak counted meanwhile (another thread's failure), a failure is counted by the
+        handlers' closed-circuit step on the state the call was admitted on (`_closed_failure`).
         """
-        if self._quiet(key):
-            try:
-                return fn()
-            except ProviderError as error:
-                self.record_failure(key, error)
-                raise
-        return self._through(key, fn)
+        if not self._quiet(key):
+            return self._through(key, fn)
+        try:
+            result = fn()
+        except ProviderError as error:
+            self._closed_failure(key, error)
+            raise
+        failures = _powertools_base._LOCAL_FAILURES
+        for name in (provider_circuit(key.provider), model_circuit(key)):
+            if failures.get(name):
+                with _powertools_base._COUNTERS_LOCK:
+                    failures[name] = 0
+        return result
 
     def _quiet(self, key: ModelKey) -> bool:
         """Whether Powertools, asked to run a call on both circuits of `key`, would run it as a
-        closed circuit's call whose success leaves every counter as it is: each circuit has been
-        through Powertools here before (so its settings are bound), its last observed state and
-        its state now are CLOSED, and no failure is counted toward tripping it. Its per-process
-        counters are read as they are (another container of the simulation shares them)."""
+        closed circuit's call (`_call_closed`): each circuit has been through Powertools here
+        before (so its settings are bound), its last observed state and its state now are
+        CLOSED, and no failure is counted toward tripping it. Powertools' per-process counters
+        are read as they are (the simulator's containers share them, as Powertools keeps them)."""
         failures, observed = _powertools_base._LOCAL_FAILURES, _powertools_base._LAST_OBSERVED_STATE
         for name in (provider_circuit(key.provider), model_circuit(key)):
             if (name not in self._bound or failures.get(name, 0) or observed.get(name, CircuitState.CLOSED)
@@ -223,18 +231,40 @@ class CircuitBreakers:
                 return False
         return True
 
-    def _through(self, key: ModelKey, fn: Callable[[], T]) -> T:
-        """`fn` through Powertools' provider breaker, then its model breaker."""
+    def _closed_failure(self, key: ModelKey, error: ProviderError) -> None:
+        """Count `error` as the two handlers count a failure of a call they admitted on closed
+        circuits: their closed-circuit step, without reading the state again (a state read after
+        a slow call could find the circuit opened meanwhile and make this failure its probe)."""
 
-        def innermost() -> T:
+        def replay() -> NoReturn:
+            raise error
+
+        def handler(function: Callable[[], Any], name: str, config: CircuitBreakerConfig) -> CircuitBreakerHandler:
+            return CircuitBreakerHandler(function=function, name=name, config=config,
+                                         persistence_store=self.persistence, on_transition=self._on_transition)
+
+        model = handler(self._scoped(replay), model_circuit(key), self._model_config)
+        with contextlib.suppress(ProviderError, CountedFailure):
+            handler(model._call_closed, provider_circuit(key.provider), self._provider_config)._call_closed()
+
+    def _scoped(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """`fn`, its counted failures raised as the exception only their scope's breaker handles."""
+
+        def scoped() -> T:
             try:
                 return fn()
             except ProviderError as error:
                 decision = self._classify(error)
                 if not decision.counts_for_circuit:
                     raise
-                scoped = ProviderScopedFailure if decision.circuit_scope is Scope.PROVIDER else ModelScopedFailure
-                raise scoped(error, decision) from error
+                failure = ProviderScopedFailure if decision.circuit_scope is Scope.PROVIDER else ModelScopedFailure
+                raise failure(error, decision) from error
+
+        return scoped
+
+    def _through(self, key: ModelKey, fn: Callable[[], T]) -> T:
+        """`fn` through Powertools' provider breaker, then its model breaker."""
+        innermost = self._scoped(fn)
 
         def model_level() -> T:
             return self._guard(model_circuit(key), innermost, self._model_config)
