@@ -432,22 +432,3 @@ def test_a_models_lowest_ceilings_are_worked_out_once_for_equal_meters() -> None
         assert planner_module._above_a_limit(tuple([model, caller]), {TOKENS: 500}) is None
     assert len(planner_module._LOWEST) == 1
     assert planner_module._above_a_limit((model, caller), {TOKENS: 1_500}) is not None
-
-
-def test_a_request_shape_ranks_the_same_candidates_until_the_available_set_is_replaced() -> None:
-    """Preparation keeps the ranked candidates of a request's shape (model, prompt tokens, needs,
-    max_tokens, category) for the `available` set it saw: the same shape reuses them, another
-    prompt length or a new set (keys changed) ranks afresh, and what a request adds (its dropped
-    list) never reaches the kept copy."""
-    sel = make()
-    every = frozenset(keys(sel))
-    first = sel.prepare(request(), every)
-    again = sel.prepare(request(), every)
-    assert again.candidates == first.candidates and again.dropped == first.dropped
-    assert all(a is b for a, b in zip(again.candidates, first.candidates, strict=True))
-    longer = sel.prepare(request("hello " * 50), every)
-    assert longer.candidates[0].amounts[TOKENS] > first.candidates[0].amounts[TOKENS]
-    fewer = frozenset(k for k in every if k.provider != "p0")
-    narrowed = sel.prepare(request(), fewer)
-    assert {c.key for c in narrowed.candidates} == {c.key for c in first.candidates} - {ModelKey("p0", "free-a")}
-    assert sel.prepare(request(), every).candidates == first.candidates

@@ -21,7 +21,7 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import CHAT, Catalog, ModelEntry
 from llm_gateway.selection.conversation import turn_key
-from llm_gateway.selection.planner import Candidate, Dropped, Preparation, bounded, nothing_fits, resolve
+from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
 from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter
@@ -189,8 +189,6 @@ class ChatPreparer:
         self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
         # What `prepare` reads of each model on every request, read once (the entries' cached
         # properties and price fields are each an attribute lookup or two per candidate).
-        self._shapes: dict[tuple[object, ...], tuple[Collection[ModelKey], ModelKey | None, tuple[Candidate, ...],
-                                                      tuple[Dropped, ...], dict[ModelKey, tuple[Meter, ...]]]] = {}
         self._static = {entry.key: _Static.of(entry, self._factor[entry.key], self._token_room[entry.key])
                         for entry in self.entries}
 
@@ -209,35 +207,11 @@ class ChatPreparer:
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
                       requested_params(request), sets_sampling(request))
+        pinned, pool = self._resolve(request.model, available)
         cap = request.output_limit
-        shape = (request.model, base, needs, cap, analysis.category)
-        found = self._shapes.get(shape)
-        if found is not None and found[0] is available:
-            _, pinned, kept, ruled_out, meters = found
-        else:
-            pinned, kept, ruled_out, meters = self._rank(request.model, available, base, needs, cap, analysis.category)
-            if isinstance(available, frozenset):  # replaced, never changed: its identity names its contents
-                if len(self._shapes) >= _SHAPES_MAX:
-                    self._shapes.clear()
-                self._shapes[shape] = (available, pinned, kept, ruled_out, meters)
-        prefer = _affinity(request, pinned)
-        loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
-        dropped = [*ruled_out, *((c.key, "not loaded: ranked below the best candidates") for c in beyond)]
-        return Preparation(
-            label=analysis.category, candidates=tuple(loaded), dropped=tuple(dropped),
-            meters=meters, pinned=pinned, detail=ChatDetail(analysis, needs, base), prefer=prefer,
-            rest=tuple(beyond),
-        )
-
-    def _rank(self, model: str, available: Collection[ModelKey], base: int, needs: Needs, cap: int | None,
-              category: str) -> tuple[ModelKey | None, tuple[Candidate, ...], tuple[Dropped, ...],
-                                      dict[ModelKey, tuple[Meter, ...]]]:
-        """(pinned, the candidates in static rank order, the models ruled out with why, each
-        candidate's meters): a function of the request's shape alone (`prepare` keeps it per shape)."""
-        pinned, pool = self._resolve(model, available)
         kept: list[Candidate] = []
-        dropped: list[Dropped] = []
-        order = CATEGORY_FALLBACK.get(category, (category,))
+        dropped = []
+        order = CATEGORY_FALLBACK.get(analysis.category, (analysis.category,))
         drops = self._needs_drops.get(needs)
         if drops is None:
             if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
@@ -260,8 +234,8 @@ class ChatPreparer:
                 continue
             output_cap = static.output_cap
             output = cap if cap is not None else _expected_output(prompt, output_cap, static.room)
-            own_category = static.category
-            distance = order.index(own_category) if own_category in order else len(order)
+            category = static.category
+            distance = order.index(category) if category in order else len(order)
             if static.priced:  # `_est_cost`, inlined
                 cost = (prompt * static.price_in + output * static.price_out) / 1_000_000
                 ceiling = cap if cap is not None else max(output, min(output_cap, static.window - prompt))
@@ -271,7 +245,7 @@ class ChatPreparer:
                 most = 0.0 if static.free else static.fee
             kept.append(Candidate(
                 entry, {REQUESTS: 1, TOKENS: prompt + output}, (distance, cost, static.provider, static.model), cost,
-                _reason_head(category, pinned, entry, distance, cost), slow, most,
+                _reason_head(analysis.category, pinned, entry, distance, cost), slow, most,
             ))
         if not kept:
             raise nothing_fits(dropped)
@@ -282,15 +256,17 @@ class ChatPreparer:
             key = c.entry.key
             found = own.get(key)
             meters[key] = found if found is not None else self.catalog.meters(c.entry)
-        return pinned, tuple(kept), tuple(dropped), meters
+        prefer = _affinity(request, pinned)
+        loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
+        dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
+        return Preparation(
+            label=analysis.category, candidates=tuple(loaded), dropped=tuple(dropped),
+            meters=meters, pinned=pinned, detail=ChatDetail(analysis, needs, base), prefer=prefer,
+            rest=tuple(beyond),
+        )
 
 
 _NEEDS_CACHE_MAX = 256
-# Request shapes (model, prompt tokens, needs, max_tokens, category) whose ranked candidates are
-# kept: the same shape against the same `available` set ranks the same candidates (values, never
-# changed), and a client sending one kind of request (a benchmark, a batch job) recomputed them
-# on every request. A shape with another prompt length is another entry: bounded, cleared when full.
-_SHAPES_MAX = 1024
 
 
 def _affinity(request: ChatCompletionRequest, pinned: ModelKey | None) -> str | None:
