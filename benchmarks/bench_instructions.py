@@ -32,6 +32,25 @@ row with LLM_GATEWAY_FREE_WAIT_S=0): bare 1.173 M, pinned 2.369 M, auto 2.736 M,
 (branch perf5 before/after, before the free-tier wait: pinned 2.460/2.405, auto 2.808/2.752, wide
 9.67/6.51 M; with free-tier waits the wide row counts 7.58 M, a review found).
 
+Branch core6 (per-request CPU in the core library), 2026-11-30, the same command before (main at
+4d8ad8f) and after, PYTHONHASHSEED=0, the `wide` row with LLM_GATEWAY_FREE_WAIT_S=0: bare 1.174 /
+1.172 M, pinned 2.405 / 2.315 M, auto 2.765 / 2.477 M (added by the gateway 1.591 -> 1.305 M,
+0.82x), wide 6.794 / 5.596 M (0.82x). What it cut: chat preparation ranks a request shape's
+candidates once per available set (removed since, see below) and reads each model's static fields once; token counting asked
+pydantic for fields a message's role lacks (an AttributeError raised and caught per message); a plan
+step's reason is formatted only when read; breaker names come from a per-model cache; a window's carry
+decay sums each earlier window's slots once (`metering._Carry`); log lines reuse one JSONEncoder.
+`make bench-litellm` after it, three runs at load 3.2-4.6 (other processes on the 2 cores): like for
+like 7.6x, 8.3x, 7.9x (LiteLLM 2.26-2.30 ms, ours without HTTP 0.28-0.30 ms): the 10x target is not met.
+
+Then on `main` (d11dab7: core6 merged, and a call on two quiet closed circuits runs without
+Powertools' two handlers), the same command: bare 1.174 M, pinned 2.190 M, auto 2.357 M (added by
+the gateway 1.183 M), wide 5.493 M. A review then found that core6's cache of ranked candidates per
+request shape hit only because these rows repeat one request (its key holds the exact prompt token
+count; varied traffic almost never hits it) and held ~21 MB when full: removed. Without it (main
+at 5136bcd): bare 1.175 M, pinned 2.233 M, auto 2.498 M (added by the gateway 1.323 M: 0.83x of
+main's 1.591 M before core6), wide 6.123 M (0.90x of 6.794 M).
+
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
 of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
 in for every import on both sides), so compare ratios.

@@ -15,11 +15,12 @@ import httpx
 import pytest
 
 from llm_gateway.api.errors import GatewayError
-from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest
+from llm_gateway.api.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import Caller
 from llm_gateway.observability import metrics as m
 from llm_gateway.retry.handler import API_GATEWAY_STREAM_IDLE_S, IDLE_MARGIN_S, chat_deadline
+from llm_gateway.routing.chat import RoutedCompletion, RoutedStream
 from llm_gateway.routing.whole_answer import fold
 from llm_gateway.selection.catalog import Catalog, default_catalog
 from llm_gateway.state.store import ModelKey
@@ -259,3 +260,41 @@ def test_an_answer_whose_provider_reported_no_usage_shows_none_as_unstreamed() -
     assert body is not None and body["usage"]["cost_estimated"] is True
     assert "total_tokens" not in body["usage"]
 
+
+
+def test_a_failed_request_whose_paid_answer_was_cut_before_a_free_one_is_booked_paid() -> None:
+    """The ledger entry of a failed request's cuts is paid whenever any cut cost something, and
+    names the model that cost the most: booking it on the last cut said `free` with a cost when
+    a paid answer was cut and then a free one."""
+    gateway, core, metrics = _gateway(lambda _r: httpx.Response(500), provider="openai", model="gpt-4o-mini")
+    recorded: list[ServedRequest] = []
+    core.tenancy.record = recorded.append  # type: ignore[method-assign]
+    paid = RoutedStream("openai", "gpt-4o-mini", [], iter(()), cost_usd=0.002, free=False)
+    free = RoutedStream("groq", MODEL, [], iter(()), cost_usd=0.0, free=True)
+    total = gateway._spent(Caller(), "stable", [paid, free], failed=True)
+    assert total == pytest.approx(0.002)
+    assert len(recorded) == 1
+    assert (recorded[0].provider, recorded[0].model, recorded[0].free) == ("openai", "gpt-4o-mini", False)
+    assert recorded[0].cost_usd == pytest.approx(0.002)
+    assert metrics.total(m.COST_USD, provider="openai") == pytest.approx(0.002)
+
+
+def test_a_free_answer_after_a_paid_cut_is_booked_paid_with_both_costs() -> None:
+    """A request served free after a paid answer was cut cost the cut's price: the ledger says
+    paid, with that cost (it said free with a cost)."""
+    gateway, core, _metrics = _gateway(lambda _r: httpx.Response(500))
+    recorded: list[ServedRequest] = []
+    core.tenancy.record = recorded.append  # type: ignore[method-assign]
+    completion = ChatCompletion.model_validate(ANSWER)
+
+    def complete_streamed(request, deadline, *, limits, spent):  # type: ignore[no-untyped-def]
+        spent(RoutedStream("openai", "gpt-4o-mini", [], iter(()), cost_usd=0.002, free=False))
+        return RoutedCompletion(completion, "groq", MODEL, [], cost_usd=0.0, free=True)
+
+    gateway.router.complete_streamed = complete_streamed  # type: ignore[method-assign]
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert outcome.status == 200 and outcome.json_body is not None
+    assert outcome.json_body["usage"]["cost_usd"] == pytest.approx(0.002)
+    assert len(recorded) == 1
+    assert (recorded[0].provider, recorded[0].free) == ("groq", False)
+    assert recorded[0].cost_usd == pytest.approx(0.002)

@@ -167,7 +167,8 @@ class Gateway:
             exc.headers = {**exc.headers, "x-gateway-cohort": cohort}
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code, "cohort": cohort})
             raise
-        cost = routed.cost_usd + self._spent(caller, cohort, cuts, failed=False)  # what the request cost, cuts too
+        cut_cost = self._spent(caller, cohort, cuts, failed=False)
+        cost = routed.cost_usd + cut_cost  # what the request cost, cuts too
         estimated = routed.cost_estimated or bool(cuts)
         body = routed.completion.model_dump(exclude_none=True)
         body.setdefault("usage", {})
@@ -175,7 +176,7 @@ class Gateway:
         if estimated:
             body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
-        self._record(caller, routed, routed.completion.usage, cohort, cost_usd=cost)
+        self._record(caller, routed, routed.completion.usage, cohort, cost_usd=cost, free=routed.free and not cut_cost)
         self._latency(started, cohort)
         headers = served_headers(routed.provider, routed.model, len(routed.attempts), cost, estimated, request_id,
                                  cohort)
@@ -196,9 +197,9 @@ class Gateway:
                 self.metrics.count(m.COST_USD_TOTAL, cut.cost_usd)
                 self.metrics.count(m.REQUEST_COST_USD, cut.cost_usd, cohort=cohort)
             total += cut.cost_usd
-        if failed and total:
-            last = cuts[-1]
-            self.core.tenancy.record(ServedRequest(caller.user, last.provider, last.model, last.free, total))
+        if failed and total:  # something was paid: the entry is paid, on the model that cost most
+            costliest = max(cuts, key=lambda cut: cut.cost_usd)
+            self.core.tenancy.record(ServedRequest(caller.user, costliest.provider, costliest.model, False, total))
         return total
 
     def _chat_stream(self, request: ChatCompletionRequest, deadline: Deadline, request_id: str, caller: Caller,
@@ -313,10 +314,11 @@ class Gateway:
         self.metrics.timing(m.REQUEST_LATENCY_MS, (self.core.runner.retry.clock() - started) * 1000, cohort=cohort)
 
     def _record(self, caller: Caller, routed: RoutedCompletion | RoutedStream, usage: Usage | None,
-                cohort: str, *, cost_usd: float | None = None) -> None:
-        """The served request in the user's ledger, and its summary log line."""
+                cohort: str, *, cost_usd: float | None = None, free: bool | None = None) -> None:
+        """The served request in the user's ledger, and its summary log line; `cost_usd` and
+        `free` when the request cost more than its answer (a paid answer cut before it)."""
         cost = routed.cost_usd if cost_usd is None else cost_usd
-        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free, cost,
+        served = ServedRequest(caller.user, routed.provider, routed.model, routed.free if free is None else free, cost,
                                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
         self.core.tenancy.record(served)
         log_served(self.logger, caller, "chat", served, routed.attempts, cohort=cohort)

@@ -136,3 +136,72 @@ def test_blocked_from_default_recovery_is_thirty_seconds() -> None:
     now = 1_000_000.0
     items = {"cb#a": {"state": "OPEN", "opened_at": now - 29}, "cb#b": {"state": "OPEN", "opened_at": now - 31}}
     assert set(blocked_from(items, now)) == {"cb#a"}
+
+
+def test_a_success_here_ends_a_streak_another_container_of_the_process_counted() -> None:
+    """Powertools counts failures per process (module-level, by circuit name), so the simulator's
+    containers share them: a success in one container resets a streak another counted, even on
+    the path that skips Powertools' handlers while nothing is counted."""
+    persistence = MemoryBreakerPersistence()
+    settings = BreakerSettings(failure_threshold=3, recovery_timeout_s=1)
+    one, other = CircuitBreakers(persistence, settings), CircuitBreakers(persistence, settings)
+    assert other.call(KEY, lambda: "warm") == "warm"  # `other` has run through Powertools before
+    for _ in range(3):
+        for _ in range(2):
+            with pytest.raises(ProviderError):
+                one.call(KEY, failing(503))
+        assert other.call(KEY, lambda: "ok") == "ok"
+    assert one.call(KEY, lambda: "closed") == "closed"
+
+
+def test_failures_on_the_quiet_path_count_toward_tripping() -> None:
+    """Calls that skip Powertools' handlers (closed circuits, nothing counted) still have their
+    failures counted through them: the third in a row opens the circuit."""
+    cb, metrics = breakers(threshold=3)
+    for _ in range(5):
+        assert cb.call(KEY, lambda: "ok") == "ok"
+    for _ in range(3):
+        with pytest.raises(ProviderError):
+            cb.call(KEY, failing(500))
+    with pytest.raises(BreakerOpen):
+        cb.call(KEY, lambda: "no")
+    assert metrics.total(BREAKER_TRANSITIONS, circuit=model_circuit(KEY), to_state="OPEN") == 1
+
+
+def test_a_failure_on_a_circuit_opened_while_the_call_ran_is_not_made_its_probe() -> None:
+    """Powertools reads a circuit's state once, before the call: a call admitted on a closed
+    circuit that fails is counted as a closed circuit's failure, even if another container opened
+    the circuit meanwhile and its recovery time has passed since. Counting it on a state read
+    after the call made the failure the probe: the circuit reopened for another recovery period."""
+    metrics, store = RecordingMetrics(), MemoryBreakerPersistence()
+    cb = CircuitBreakers(store, BreakerSettings(failure_threshold=3, recovery_timeout_s=30, local_cache_max_age_s=0),
+                         metrics=metrics)
+    assert cb.call(KEY, lambda: "warm") == "warm"
+    opened_long_ago = int(time.time()) - 60
+
+    def fails_after_another_container_opened_the_circuit():
+        store.save_open(model_circuit(KEY), failure_count=3, opened_at=opened_long_ago)
+        failing(500)()
+
+    with pytest.raises(ProviderError):
+        cb.call(KEY, fails_after_another_container_opened_the_circuit)
+    assert metrics.total(BREAKER_TRANSITIONS, circuit=model_circuit(KEY), to_state="HALF_OPEN") == 0
+    assert store.get_state(model_circuit(KEY)).opened_at == opened_long_ago  # still probe-eligible
+
+
+def test_a_success_ends_a_streak_counted_while_it_ran() -> None:
+    """Powertools resets a circuit's streak when a call succeeds, whatever failed while it ran
+    (another thread's call): two more failures do not trip a threshold of three."""
+    cb, _ = breakers(threshold=3, recovery=30)
+    assert cb.call(KEY, lambda: "warm") == "warm"
+
+    def succeeds_while_another_call_fails():
+        with pytest.raises(ProviderError):
+            cb.call(KEY, failing(500))
+        return "ok"
+
+    assert cb.call(KEY, succeeds_while_another_call_fails) == "ok"
+    for _ in range(2):
+        with pytest.raises(ProviderError):
+            cb.call(KEY, failing(500))
+    assert cb.call(KEY, lambda: "still closed") == "still closed"

@@ -22,7 +22,8 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -104,6 +105,10 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     def __init__(self, secrets: Iterable[str], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.add_secrets(secrets)
+        # Powertools' serializer is `partial(json.dumps, **options)`, which builds a JSONEncoder
+        # for every line: the line path encodes with one built once from the same options.
+        self._serializer = self.json_serializer
+        self._encode = _encoder_of(self._serializer)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         _SECRETS.add(secrets)
@@ -147,7 +152,21 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         if self.serialize_stacktrace:
             formatted["stack_trace"] = None  # what Powertools gives a record without exception info
         formatted["xray_trace_id"] = self._get_latest_trace_id()
-        return redact(self.serialize({k: v for k, v in formatted.items() if v is not None}))
+        kept = {k: v for k, v in formatted.items() if v is not None}
+        encode = self._encode
+        return redact(encode(kept) if encode is not None and self.json_serializer is self._serializer else
+                      self.serialize(kept))
+
+
+def _encoder_of(serializer: object) -> Callable[[Any], str] | None:
+    """`serializer` as one JSONEncoder's `encode` when it is `partial(json.dumps, **options)` with
+    options a JSONEncoder takes (what `json.dumps` itself does with them, once); else None."""
+    if not isinstance(serializer, partial) or serializer.func is not json.dumps or serializer.args:
+        return None
+    options = dict(serializer.keywords)
+    if set(options) - {"default", "separators", "indent", "ensure_ascii"}:
+        return None
+    return json.JSONEncoder(**options).encode
 
 
 class _Stamp:

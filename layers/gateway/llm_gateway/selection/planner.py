@@ -118,13 +118,28 @@ class PlanStep:
     entry: ModelEntry
     amounts: Amounts
     usages: tuple[WindowUsage, ...]  # the windows a reservation writes, with their ceilings
-    reason: str
+    reason_head: str  # the reason, or its static part when `tail` is given
     est_cost_usd: float = 0.0
     slow_by_request: bool = False  # a timeout is the request's doing: full budget, no penalty
     # The moment the plan found `capacity(usages, ...)` ok against its snapshot (None: not checked
     # on these usages, e.g. a degraded container checks scaled ones), so the tie-breaker, handed
     # the same snapshot and moment, need not check it again.
     room_at: float | None = None
+    # The rest of the reason, formatted only when it is read (`llm-gateway plan`; a request uses
+    # one step of many and never reads one): (requests left, tokens left, failed recently, the
+    # conversation's previous model).
+    tail: tuple[int | None, int | None, bool, bool] | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the step is where it is: its static reason, what is left, recent failure, affinity."""
+        tail = self.tail
+        if tail is None:
+            return self.reason_head
+        requests, tokens, failed, kept = tail
+        return (self.reason_head + _describe_left(requests, tokens)
+                + ("; provider failed recently" if failed else "")
+                + ("; served this conversation's previous turn" if kept else ""))
 
 
 USER_RATE_LIMITED = "user_rate_limited"
@@ -296,25 +311,31 @@ class Planner:
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
+        meters_of = prep.meters
+        scale = snapshot.limit_scale
+        models = snapshot.models
         for candidate in prep.candidates:
-            key = candidate.key
+            entry = candidate.entry
+            key = entry.key
             if key in blocked:
                 dropped.append((key, f"blocked: {blocked[key]}"))
                 capacity_only = too_large = False
                 continue
+            meters = meters_of[key]
             seen: list[WindowUsage] = []
-            for meter in prep.meters[key]:
+            for meter in meters:
                 usage = windows.get(id(meter))
                 if usage is None:
                     usage = windows[id(meter)] = snapshot.usage(meter, now)
                 seen.append(usage)
             usages = tuple(seen)
-            state = snapshot.models.get(key)
+            state = models.get(key)
             # While degraded, this container may use only its share of each limit; the write
             # scales its ceilings itself, so the step keeps the unscaled usages.
-            checked = usages if snapshot.limit_scale >= 1.0 else tuple(
-                snapshot.usage(m, now, scaled_meter(m, snapshot.limit_scale)) for m in prep.meters[key])
-            own = caller_refusal(checked, candidate.amounts, now)
+            checked = usages if scale >= 1.0 else tuple(
+                snapshot.usage(m, now, scaled_meter(m, scale)) for m in meters)
+            amounts = candidate.amounts
+            own = caller_refusal(checked, amounts, now)
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))
                 refused.append(own)
@@ -322,24 +343,20 @@ class Planner:
                     capacity_only = False
                 too_large = False
                 continue
-            room = capacity(checked, state, candidate.amounts, now)
+            room = capacity(checked, state, amounts, now)
+            free = entry.is_free
             if not room.ok:
-                above = _above_a_limit(prep.meters[key], candidate.amounts)
+                above = _above_a_limit(meters, amounts)
                 dropped.append((key, above or room.reason))
                 too_large = too_large and above is not None
-                full.append((key, checked, state, candidate.amounts, candidate.entry.is_free))
+                full.append((key, checked, state, amounts, free))
                 continue
-            failed = recently_failed(key.provider, failures, now)
+            failed = recently_failed(key.provider, failures, now) if failures else False
             kept = key == preferred
-            step = PlanStep(
-                key=key, free=candidate.entry.is_free, entry=candidate.entry, amounts=candidate.amounts,
-                usages=usages, est_cost_usd=candidate.est_cost_usd, slow_by_request=candidate.slow_by_request,
-                room_at=now if checked is usages else None,
-                reason=candidate.reason + _describe_left(room.remaining_requests, room.remaining_tokens)
-                + ("; provider failed recently" if failed else "")
-                + ("; served this conversation's previous turn" if kept else ""),
-            )
-            ranked.append(((failed, not candidate.entry.is_free, not kept, *candidate.rank), step))
+            step = PlanStep(key, free, entry, amounts, usages, candidate.reason, candidate.est_cost_usd,
+                            candidate.slow_by_request, now if checked is usages else None,
+                            (room.remaining_requests, room.remaining_tokens, failed, kept))
+            ranked.append(((failed, not free, not kept, *candidate.rank), step))
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         nothing = not steps and bool(prep.candidates)

@@ -22,7 +22,7 @@ from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import CHAT, Catalog, ModelEntry
 from llm_gateway.selection.conversation import turn_key
 from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
-from llm_gateway.selection.tokens import TokenEstimator, scaled
+from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter
 from llm_gateway.state.store import ModelKey
@@ -138,6 +138,34 @@ def _expected_output(prompt: int, output_cap: int, room: int | None) -> int:
     return output
 
 
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What `ChatPreparer.prepare` reads of a model for every request, read from it once."""
+
+    entry: ModelEntry
+    key: ModelKey
+    provider: str
+    model: str
+    factor: float  # the tokenizer factor (`Catalog.token_factor`)
+    room: int | None  # `_token_room` of its meters
+    output_cap: int
+    window: int
+    category: str
+    free: bool
+    priced: bool  # a paid model with a price: `_est_cost` is not 0
+    price_in: float
+    price_out: float
+    fee: float  # `_fee`
+
+    @staticmethod
+    def of(entry: ModelEntry, factor: float, room: int | None) -> _Static:
+        price = entry.price
+        priced = not entry.is_free and price is not None
+        return _Static(entry, entry.key, entry.provider, entry.model, factor, room, entry.output_cap, entry.window,
+                       entry.category, entry.is_free, priced, (price.input or 0.0) if price is not None else 0.0,
+                       (price.output or 0.0) if price is not None else 0.0, _fee(entry))
+
+
 def _est_cost(entry: ModelEntry, prompt: int, output: int) -> float:
     if entry.is_free or entry.price is None:
         return 0.0
@@ -159,6 +187,10 @@ class ChatPreparer:
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
         # changed, when keys change): every `auto` request filtered the whole catalog again.
         self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
+        # What `prepare` reads of each model on every request, read once (the entries' cached
+        # properties and price fields are each an attribute lookup or two per candidate).
+        self._static = {entry.key: _Static.of(entry, self._factor[entry.key], self._token_room[entry.key])
+                        for entry in self.entries}
 
     def _resolve(self, model: str, available: Collection[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
         cached = self._alias_pool
@@ -185,29 +217,35 @@ class ChatPreparer:
             if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
                 self._needs_drops.clear()
             drops = self._needs_drops[needs] = {e.key: _needs_drop(e, needs) for e in self.entries}
-        factors = self._factor
+        statics = self._static
         slow = cap is not None and cap >= LONG_ANSWER_TOKENS
         for entry in pool:
-            key = entry.key
-            prompt = scaled(base, factors[key])
+            static = statics.get(entry.key)
+            if static is None or static.entry is not entry:  # an entry not among the catalog's chat models
+                static = _Static.of(entry, self.catalog.token_factor(entry), None)
+            key = static.key
+            factor = static.factor
+            prompt = base if factor == 1.0 else -(-int(base * factor * 1000) // 1000)  # `tokens.scaled`, inlined
             why = drops[key] if key in drops else _needs_drop(entry, needs)
             if why is None:
                 why = _size_drop(entry, prompt, cap)
             if why is not None:
                 dropped.append((key, why))
                 continue
-            output_cap = entry.output_cap
-            output = cap if cap is not None else _expected_output(prompt, output_cap, self._token_room.get(key))
-            category = entry.category
+            output_cap = static.output_cap
+            output = cap if cap is not None else _expected_output(prompt, output_cap, static.room)
+            category = static.category
             distance = order.index(category) if category in order else len(order)
-            cost = _est_cost(entry, prompt, output)
-            ceiling = cap if cap is not None else max(output, min(output_cap, entry.window - prompt))
+            if static.priced:  # `_est_cost`, inlined
+                cost = (prompt * static.price_in + output * static.price_out) / 1_000_000
+                ceiling = cap if cap is not None else max(output, min(output_cap, static.window - prompt))
+                most = (prompt * static.price_in + ceiling * static.price_out) / 1_000_000 + static.fee
+            else:
+                cost = 0.0
+                most = 0.0 if static.free else static.fee
             kept.append(Candidate(
-                entry=entry, amounts={REQUESTS: 1, TOKENS: prompt + output},
-                rank=(distance, cost, entry.provider, entry.model), est_cost_usd=cost,
-                reason=_reason_head(analysis.category, pinned, entry, distance, cost),
-                slow_by_request=slow,
-                max_cost_usd=0.0 if entry.is_free else _est_cost(entry, prompt, ceiling) + _fee(entry),
+                entry, {REQUESTS: 1, TOKENS: prompt + output}, (distance, cost, static.provider, static.model), cost,
+                _reason_head(analysis.category, pinned, entry, distance, cost), slow, most,
             ))
         if not kept:
             raise nothing_fits(dropped)

@@ -60,6 +60,7 @@ from llm_gateway.api.schemas import (
     ImagePart,
     TextPart,
     Tool,
+    ToolMessage,
 )
 
 if TYPE_CHECKING:
@@ -389,14 +390,16 @@ class TokenEstimator:
         for message in request.messages:
             total += TOKENS_PER_MESSAGE + self._role_tokens[message.role]
             total += self._content(message.content)
-            name = getattr(message, "name", None)
+            # Every role but `tool` has a name and only `tool` a tool_call_id: asked of a model
+            # without the field, pydantic raises (and getattr catches) an AttributeError.
+            name = None if isinstance(message, ToolMessage) else message.name
             if name:
                 total += self.count_text(name) + TOKENS_PER_NAME
             if isinstance(message, AssistantMessage) and message.tool_calls:
                 for call in message.tool_calls:
                     total += self.count_text(call.function.name) + self.count_text(call.function.arguments)
                     total += TOKENS_PER_MESSAGE
-            tool_call_id = getattr(message, "tool_call_id", None)
+            tool_call_id = message.tool_call_id if isinstance(message, ToolMessage) else None
             if tool_call_id:
                 total += self.count_text(tool_call_id)
         return total

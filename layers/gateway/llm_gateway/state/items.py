@@ -98,9 +98,10 @@ def model_circuit(key: ModelKey) -> str:
 
 def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
     ids: dict[str, None] = {}
-    for key in keys:
-        ids[provider_circuit(key.provider)] = None
-        ids[model_circuit(key)] = None
+    for key in keys:  # each model's names formatted once (`_model_pks`): this runs on every request
+        _, _, provider_cb, model_cb = _model_pks(key)
+        ids[provider_cb] = None
+        ids[model_cb] = None
     return list(ids)
 
 
