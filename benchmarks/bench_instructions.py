@@ -48,7 +48,7 @@ Powertools' two handlers), the same command: bare 1.174 M, pinned 2.190 M, auto 
 the gateway 1.183 M), wide 5.493 M. A review then found that core6's cache of ranked candidates per
 request shape hit only because these rows repeat one request (its key holds the exact prompt token
 count; varied traffic almost never hits it) and held ~21 MB when full: removed. Without it (main
-at 5136bcd): bare 1.175 M, pinned 2.233 M, auto 2.498 M (added by the gateway 1.323 M: 0.83x of
+at e09089a): bare 1.175 M, pinned 2.233 M, auto 2.498 M (added by the gateway 1.323 M: 0.83x of
 main's 1.591 M before core6), wide 6.123 M (0.90x of 6.794 M).
 
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths

@@ -9,12 +9,32 @@ in-memory recorder in the first rows; the last row has the EMF lines Lambda writ
 /dev/null here). The five-provider row answers each provider from its own fixture response;
 its free tiers run out over the run, as under load, so it mostly plans past exhausted windows.
 Cold start is `bench_cold_start.py`.
+
+Last run (2026-11-30, `main` at 65ee46a, load average 1.8), as printed:
+
+measurement                                              p50     p95     p99  p50 / baseline
+baseline: adapter + engine, no gateway                 0.202   0.263   0.397           1.00x
+gateway, model pinned                                  0.451   0.606   0.902           2.23x
+gateway, model auto (5 candidates)                     0.501   0.637   0.969           2.47x
+gateway, auto, 5 providers (27 models)                 0.997   1.276   1.682           4.93x
+gateway, model pinned, EMF metrics to stdout           0.516   0.615   0.932           2.55x
+added by the gateway, model pinned                     0.249   0.343   0.505
+added by the gateway, model auto (5 candidates)        0.298   0.374   0.572
+added by the gateway, auto, 5 providers (27 models)    0.795   1.013   1.284
+added by the gateway, model pinned, EMF metrics to stdout   0.314   0.352   0.535
+
+`steps` (the same day, main at 65ee46a plus this mode, load 0.2-1.0, stdout to a file; p50 µs):
+gateway.chat 401.9 = router.complete 323.1 (preparation 36.3; runner.run 275.9: runner.plan 39.8
+with the state load 10.7 and planning 17.5, reservation 1.7, breakers + provider call 193.6 of
+which the provider call 178.9, outcomes 13.6) + usage record 11.0 + the `request served` log line
+35.2 (66.4 with stdout a pipe) + what no timer covers; request validation 7.5 outside it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,8 +138,85 @@ def request_overhead() -> None:
           f"{_pct(base, .5):.3f} ms")
 
 
+def steps(runs: int = 4000) -> None:
+    """Where an `auto` request's time goes, step by step: each step's own p50 with a timer around
+    it in place (inside real requests, so its caches are as warm as in the gateway, not as in a
+    loop of that step alone). Timers nest: an outer step's figure holds its inner ones. The timers
+    cost about half a microsecond each, so the figures are a little high; they are an inventory,
+    not the overhead (that is `request_overhead`'s difference of two rows)."""
+    env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
+    gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=httpx.Client(
+        transport=_recorded_transport()))
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    router, runner = gateway.router, gateway.router.runner
+    spent: dict[str, list[float]] = {}
+
+    def timed(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+        samples = spent.setdefault(label, [])
+        clock = time.perf_counter
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            started = clock()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                samples.append((clock() - started) * 1e6)
+
+        setattr(owner, name, wrapper)
+
+    for owner, name, label in (
+        (gateway, "chat", "gateway.chat (all below)"), (router, "complete", "  router.complete"),
+        (router.preparer, "prepare", "    preparation (token count, ranking)"),
+        (runner, "run", "    runner.run"), (runner, "plan", "      runner.plan"),
+        (runner.state, "load", "        state load"), (runner.planner, "plan", "        planning"),
+        (runner.state, "reserve", "      reservation"), (runner.breakers, "call", "      breakers + provider call"),
+        (router.engine, "complete", "        provider call (the bare row's work)"),
+        (runner.outcomes, "success", "      outcomes"), (gateway.core.tenancy, "record", "  usage record"),
+    ):
+        timed(owner, name, label)
+    served = _served_line_timer(spent)
+    body = {**BODY, "model": "auto"}
+    validation = spent.setdefault("request validation (outside gateway.chat)", [])
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        for _ in range(runs):
+            started = time.perf_counter()
+            request = ChatCompletionRequest.model_validate(body)
+            validation.append((time.perf_counter() - started) * 1e6)
+            gateway.chat(request, caller, "b")
+    served()
+    print(f"\nWhere an `auto` request's time goes, in place: p50 of each step, {runs} requests (µs)")
+    for label, samples in spent.items():
+        samples = sorted(samples[runs // 10:])  # the first tenth warms up
+        print(f"{label:<52}{samples[len(samples) // 2]:8.1f}")
+
+
+def _served_line_timer(spent: dict[str, list[float]]) -> Callable[[], None]:
+    """Time the `request served` log line where the gateway writes it; returns the undo."""
+    import llm_gateway.gateway as gateway_module
+
+    inner = gateway_module.log_served
+    samples = spent.setdefault("  the `request served` log line", [])
+
+    def wrapper(*args: object, **kwargs: object) -> None:
+        started = time.perf_counter()
+        inner(*args, **kwargs)  # type: ignore[arg-type]
+        samples.append((time.perf_counter() - started) * 1e6)
+
+    gateway_module.log_served = wrapper  # type: ignore[assignment]
+
+    def undo() -> None:
+        gateway_module.log_served = inner
+
+    return undo
+
+
 def main() -> None:
-    request_overhead()
+    """`python -m benchmarks.bench_overhead [steps]`: the overhead rows, or the steps' inventory."""
+    if "steps" in sys.argv[1:]:
+        steps()
+    else:
+        request_overhead()
 
 
 if __name__ == "__main__":
