@@ -78,7 +78,7 @@ class SimClient(httpx.Client):
             if parsed is None:
                 parsed = self._urls[url] = httpx.URL(url)
             url = parsed
-        if url.is_relative_url or options.get("cookies") or options.get("extensions") or not isinstance(headers, dict):
+        if url.is_relative_url or options.get("cookies") or "extensions" in options or not isinstance(headers, dict):
             return super().build_request(method, url, headers=headers, params=params, timeout=timeout, **options)
         # `Headers.update`: the client's headers but those the request names (any case), then the request's
         names = {name.lower().encode() for name in headers}

@@ -270,6 +270,20 @@ def test_the_simulated_client_builds_the_requests_httpx_s_client_builds(monkeypa
     assert {kind for _, kind in seen} >= {"json", "multipart"}
 
 
+def test_the_simulated_client_takes_httpx_s_way_for_explicit_extensions() -> None:
+    """A request naming `extensions` (even empty) is built by httpx's own client: the short path
+    sets extensions itself and passed them twice (a TypeError)."""
+    import httpx
+
+    from sandbox.simulate.engine import SimClient
+
+    client = SimClient(lambda _request: httpx.Response(200))
+    for extensions in (None, {}, {"trace": None}):
+        request = client.build_request("POST", "https://api.groq.com/v1/x", headers={"a": "b"}, json={},
+                                       extensions=extensions)
+        assert request.extensions["timeout"] == httpx.Client().build_request("POST", "https://x").extensions["timeout"]
+
+
 def test_each_greenlet_keeps_its_own_deadline_scope_across_the_clock_s_switches() -> None:
     """The engine's deadline scope is one attribute the clock swaps when it parks and resumes a
     greenlet: a request that set one finds it again after others ran (and set theirs), and a
