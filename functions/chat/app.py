@@ -126,8 +126,8 @@ def retrieve_model() -> Response:
 
 @app.get("/v1/status")
 def status() -> Response:
-    """Operators only (admin keys), and cached: see api/admin.py and api/cache.py."""
-    require_admin(gateway.core.keys.current(), app.current_event.headers.get("authorization"))
+    """Operators only (admin keys, static or issued), and cached: see api/admin.py and api/cache.py."""
+    _admin()
     return _json(200, status_cache.get(gateway.status))
 
 

@@ -180,3 +180,15 @@ def test_the_plaintext_key_is_in_no_log_line_and_no_error(chat, caplog, capsys) 
     made_store = chat.gateway.core.tenancy.keys
     stored = json.dumps([r.item() for r in made_store.list()])
     assert key not in stored
+
+
+def test_status_takes_issued_admin_keys_and_refuses_issued_client_keys_with_403(chat) -> None:
+    """`/v1/status` is for operators: an issued key whose policy says admin reads it, as it
+    administers keys; an issued client key is refused 403 (it was 401 for both: the status route
+    did not consult the key directory)."""
+    operator = create(chat, user="ops", admin=True)["key"]
+    user = create(chat, user="bob")["key"]
+    status, body, _ = call(chat, "GET", "/v1/status", operator)
+    assert status == 200 and body["providers"]
+    status, body, _ = call(chat, "GET", "/v1/status", user)
+    assert status == 403 and body["error"]["code"] == "admin_key_required"
