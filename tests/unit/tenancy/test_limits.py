@@ -53,7 +53,10 @@ def test_per_end_user_limits_count_each_end_user_apart() -> None:
     assert "end-1" not in user_counter("app", "end-1")  # the caller's free text never shapes a key
 
 
-def test_a_budget_leaves_free_tiers_serving_and_refuses_paid_with_reset_time() -> None:
+def test_a_budget_leaves_free_tiers_serving_and_refuses_paid_above_it_without_a_reset_time() -> None:
+    """A request whose most it may cost is above the whole budget is refused as such: no reset
+    makes it fit, so neither a reset time nor a `Retry-After` until then (both were given, and
+    the message said the budget was spent when nothing was)."""
     r = rig(paid=("openai",))
     poor = limits(r.clock, daily_budget_usd=0.0)
     assert r.router.complete(chat(), limits=poor).provider == "groq"  # free tier: a budget never stops it
@@ -61,10 +64,22 @@ def test_a_budget_leaves_free_tiers_serving_and_refuses_paid_with_reset_time() -
         r.router.complete(pinned("openai"), limits=poor)
     error = refused.value
     assert error.code == "budget_exceeded" and error.status == 429
-    day_end = CALENDAR_DAY.end(CALENDAR_DAY.start(r.clock.wall()))
-    assert int(error.headers["Retry-After"]) == pytest.approx(day_end - r.clock.wall(), abs=1)
-    assert error.extra["resets_at"].endswith("T00:00:00Z")
+    assert "Retry-After" not in error.headers and "resets_at" not in error.extra
+    assert "above your whole daily budget" in error.message and "max_tokens" in error.message
+    assert "spent" not in error.message
     assert [c.provider for c in r.fleet.calls] == ["groq"]
+
+
+def test_a_first_request_above_a_small_budget_is_told_to_set_max_tokens_and_then_fits() -> None:
+    # 5 prompt + 8192 max output tokens at $1/$2 per 1M: up to ~$0.0164 without max_tokens
+    r = rig(providers=("openai",), paid=("openai",))
+    small = limits(r.clock, daily_budget_usd=0.001)
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(pinned("openai"), limits=small)
+    assert "above your whole daily budget ($0.001)" in refused.value.message
+    assert "Retry-After" not in refused.value.headers
+    bounded = pinned("openai").model_copy(update={"max_tokens": 100})
+    assert r.router.complete(bounded, limits=small).provider == "openai"
 
 
 def test_budget_reserves_the_maximum_then_settles_the_real_cost() -> None:
@@ -93,6 +108,11 @@ def test_a_budget_stops_paid_calls_at_the_limit() -> None:
     assert refused.value.code == "budget_exceeded"
     spent = served * 0.000009
     assert spent <= 0.05 and spent > 0.05 - 0.0165  # stopped when the next maximum did not fit
+    # spent: it frees when the day resets, and says so
+    assert "is spent" in refused.value.message
+    day_end = CALENDAR_DAY.end(CALENDAR_DAY.start(r.clock.wall()))
+    assert int(refused.value.headers["Retry-After"]) == pytest.approx(day_end - r.clock.wall(), abs=1)
+    assert refused.value.extra["resets_at"].endswith("T00:00:00Z")
 
 
 def test_global_spend_cap_makes_everyone_free_tier_only() -> None:

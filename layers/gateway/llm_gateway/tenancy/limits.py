@@ -170,14 +170,14 @@ class UserLimits:
 
     def _over_budget(self, refusal: CallerRefusal, plan: Plan, now: float) -> GatewayError:
         resets_in = refusal.free_again_in_s
+        if resets_in is None:  # the most this call may cost is above the whole budget: a reset does not help
+            return self._above_budget(refusal, plan)
         if refusal.counter == GLOBAL_SPEND_COUNTER:
             what = "The gateway's daily spend cap is reached: only free tiers serve until 00:00 UTC"
         elif refusal.period == "month":
             what = f"Your monthly budget (${self.policy.monthly_budget_usd:g}) is spent"
         else:
             what = f"Your daily budget (${self.policy.daily_budget_usd:g}) is spent"
-        if resets_in is None:  # one call costs more than the whole budget: it resets, and still will not fit
-            resets_in = _seconds_to_reset(refusal.period, now)
         waits = [resets_in] + ([plan.free_again_in_s] if plan.free_again_in_s is not None else [])
         retry = max(1, math.ceil(min(waits)))
         resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + resets_in))
@@ -185,6 +185,25 @@ class UserLimits:
             f"{what}, and no free tier can serve this request now. The budget resets at {resets_at}.",
             code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers={"Retry-After": str(retry)},
             extra={"resets_at": resets_at},
+        )
+
+
+    def _above_budget(self, refusal: CallerRefusal, plan: Plan) -> GatewayError:
+        """The most this request may cost (its `max_tokens`, or the model's longest answer when
+        unset) is above the whole budget, spent or not: no reset makes it fit, so no reset time is
+        given; a `Retry-After` only when a free tier that could serve it frees soon."""
+        if refusal.counter == GLOBAL_SPEND_COUNTER:
+            what = "The most this request may cost is above the gateway's whole daily spend cap"
+        elif refusal.period == "month":
+            what = f"The most this request may cost is above your whole monthly budget (${self.policy.monthly_budget_usd:g})"
+        else:
+            what = f"The most this request may cost is above your whole daily budget (${self.policy.daily_budget_usd:g})"
+        wait = plan.free_again_in_s
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+        return CallerLimited(
+            f"{what}, and no free tier can serve it now. Set max_tokens lower (what a request may cost is "
+            "worked out from it, or from the model's longest answer when it is unset), or use a free model.",
+            code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers=headers,
         )
 
 
@@ -197,11 +216,6 @@ def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
     rules = ("free tiers only" if policy.free_only else "") + (
         f"{'; ' if policy.free_only else ''}allowed: {', '.join(policy.models)}" if policy.models else "")
     return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code=MODEL_NOT_ALLOWED)
-
-
-def _seconds_to_reset(period: str, now: float) -> float:
-    window = CALENDAR_MONTH if period == "month" else CALENDAR_DAY
-    return window.end(window.start(now)) - now
 
 
 def _plain(reason: str) -> str:
