@@ -90,6 +90,9 @@ class GeminiWire(Wire):
         problem = gemini_strict.turn_order_error(contents) if isinstance(contents, list) else None
         if problem:
             raise BadRequest(problem)
+        if isinstance(contents, list) and gemini_strict.has_empty_text(contents):
+            raise BadRequest("Unable to submit request because it has an empty text parameter. Add a value to the "
+                             "parameter and try again.")
 
     def parse_chat(self, body: dict[str, Any], route: Route) -> ChatRequest:
         contents = _get(body, "contents")

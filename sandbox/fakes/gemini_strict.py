@@ -88,3 +88,11 @@ def _empty_objects(schema: Any, path: str) -> Iterator[str]:
     yield from _empty_objects(schema.get("items"), f"{path}.items")
     for index, branch in enumerate(proto_field(schema, "anyOf") or []):
         yield from _empty_objects(branch, f"{path}.any_of[{index}]")
+
+
+def has_empty_text(contents: list[Any]) -> bool:
+    """Whether a turn holds a text part with no text: Gemini refuses it ("Unable to submit request
+    because it has an empty text parameter", reported by several OpenAI-to-Gemini proxies)."""
+    return any(isinstance(part, dict) and part.get("text") == ""
+               for turn in contents if isinstance(turn, dict)
+               for part in (turn.get("parts") or []))

@@ -107,6 +107,22 @@ def test_plain_stream(provider: str, fakes: FakeFleet, engine: ProviderEngine) -
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("messages", [
+    [{"role": "system", "content": "Say hi."}],
+    [{"role": "user", "content": ""}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": []}],
+], ids=["system_only", "empty_user", "system_and_empty_parts"])
+def test_conversations_openai_accepts_without_user_text(provider: str, messages: list[dict[str, object]],
+                                                       fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
+    """OpenAI answers a system-only conversation and an empty user message; so must every
+    provider behind `auto` (Gemini answered 400 `contents is not specified`: its adapter sent
+    no turn at all, and Gemini refuses empty text parts too)."""
+    req = ChatCompletionRequest.model_validate({"model": "auto", "messages": messages})
+    reply = engine.complete(adapter_for(fakes, provider), req, MODELS[provider], TIMEOUT_S)
+    assert reply.value.choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_tools_required(provider: str, fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     reply = engine.complete(adapter_for(fakes, provider), request("tools"), MODELS[provider], TIMEOUT_S)
     choice = reply.value.choices[0]

@@ -162,3 +162,10 @@ def test_strict_false_accepts_what_strict_mode_rejects() -> None:
         assert gemini(fleet["gemini"], declaring({"type": "OBJECT"})).status_code == 200
     with pytest.raises(ValueError, match="strict"):
         start_fakes({"providers": {"mistral": {"strict": "no"}}})
+
+
+def test_gemini_refuses_an_empty_text_part(fakes: FakeFleet) -> None:
+    resp = gemini(fakes["gemini"], {"contents": [user("")]})
+    assert resp.status_code == 400
+    assert "empty text parameter" in resp.text
+    assert gemini(fakes["gemini"], {"contents": [user(" ")]}).status_code == 200

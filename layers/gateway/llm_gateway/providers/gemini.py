@@ -115,7 +115,11 @@ class GeminiAdapter:
     def build_body(self, request: ChatCompletionRequest) -> dict[str, Any]:
         system = [m for m in request.messages if isinstance(m, SystemMessage)]
         others = [m for m in request.messages if isinstance(m, UserMessage | AssistantMessage | ToolMessage)]
-        body: dict[str, Any] = {"contents": contents_from_messages(others)}
+        # Gemini refuses a request with no turn (`contents is not specified`) and empty text parts
+        # alike, where OpenAI answers a system-only conversation or an empty user message: such a
+        # conversation gets one user turn of a single space (what the OpenAI-to-Gemini proxies
+        # send as the least valid content), its system text staying the instruction.
+        body: dict[str, Any] = {"contents": contents_from_messages(others) or [{"role": "user", "parts": [{"text": " "}]}]}
         if system:
             body["systemInstruction"] = {"parts": [{"text": text_of(m.content)} for m in system]}
         if request.tools:
