@@ -208,7 +208,7 @@ def test_no_key_is_a_401(rig):
      form_body({"model": "auto"}, ("a.wav", "audio/wav", b"abc"))[:-20], "invalid_multipart"),
     (f"multipart/form-data; boundary={BOUNDARY}", form_body({"model": "auto"}, None), "missing_file"),
     (f"multipart/form-data; boundary={BOUNDARY}", form_body({"model": "auto"}, ("a.wav", "audio/wav", b"")),
-     "empty_file"),
+     "audio_empty"),  # the code the README documents for empty audio (it was `empty_file`)
     (f"multipart/form-data; boundary={BOUNDARY}",
      form_body({"model": "auto", "file_id": "file-" + "A" * 32}, ("a.wav", "audio/wav", b"x")), "invalid_value"),
     (f"multipart/form-data; boundary={BOUNDARY}", form_body({}, ("a.wav", "audio/wav", b"x")), None),
