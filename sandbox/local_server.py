@@ -87,8 +87,14 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _handle(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
+        if body is None:
+            error = {"message": "The body's length (Content-Length, or a chunk's size) is not a byte count.",
+                     "type": "invalid_request_error",
+                     "param": None, "code": "invalid_content_length"}
+            self.close_connection = True  # where the body ends is unknown: nothing more can be read
+            self._send(400, {"content-type": "application/json"}, json.dumps({"error": error}).encode())
+            return
         path = self.path.partition("?")[0]
         if path == STATS_PATH and self.command == "GET":  # about the API; not one of its requests
             self._send(200, {"content-type": "application/json"}, json.dumps(self.server.stats()).encode())
@@ -97,6 +103,28 @@ class _Handler(BaseHTTPRequestHandler):
                 self._serve(path, body)
         if self.server.draining:
             self.close_connection = True
+
+    def _body(self) -> bytes | None:
+        """The request body: chunked (as httpx sends a generator), or `Content-Length` bytes; None
+        when the length (or a chunk's size) is not a count."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            parts: list[bytes] = []
+            while True:
+                try:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    return None
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers, then the blank line
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        text = (self.headers.get("content-length") or "0").strip()
+        if not text.isdigit():
+            return None
+        length = int(text)
+        return self.rfile.read(length) if length else b""
 
     def _serve(self, path: str, body: bytes) -> None:
         began = time.monotonic()
@@ -141,7 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.draining:
             self.send_header("connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":  # a HEAD answer is a GET's headers without its body
+            self.wfile.write(payload)
 
     def _send_live(self, live: LiveResponse) -> None:
         """Chunked, each chunk as soon as the container sends it. If the client has gone, the
@@ -149,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not send_live(self, live):
             self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
 
 def start_server(port: int = 0, containers: int = 4) -> tuple[LocalGatewayServer, threading.Thread]:
