@@ -22,6 +22,7 @@ def entry(
     tools: bool = True,
     vision: bool = False,
     params: tuple[str, ...] = (),
+    **capabilities: bool,
 ) -> ModelEntry:
     return ModelEntry(
         provider=provider,
@@ -29,7 +30,7 @@ def entry(
         category=category,  # type: ignore[arg-type]
         context_window=context,
         max_output=max_output,
-        capabilities=Capabilities(tools=tools, vision=vision, json_mode=True, params=params),
+        capabilities=Capabilities(tools=tools, vision=vision, json_mode=True, params=params, **capabilities),
         free_tier=free,
         price=Pricing(input=price[0], output=price[1]) if price else None,
     )

@@ -19,6 +19,8 @@ Needs (hard requirements; a model lacking one is never chosen):
 - **tools**: the request declares tools (and `tool_choice` is not `"none"`), or its history
   holds tool calls or tool results (providers reject those on models without tool support).
 - **vision**: any user message carries an `image_url` part.
+- **audio input**: any user message carries an `input_audio` part.
+- **file input**: any user message carries a `file` part.
 - **json**: `response_format` is `json_object` or `json_schema`.
 
 `auto` (or any non-alias model name) goes through rules 2-4; for a pinned model the category is
@@ -32,7 +34,9 @@ from dataclasses import dataclass
 
 from llm_gateway.api.schemas import (
     AssistantMessage,
+    AudioPart,
     ChatCompletionRequest,
+    FilePart,
     ImagePart,
     TextPart,
     ToolMessage,
@@ -95,6 +99,8 @@ class Analysis:
     needs_json: bool
     rule: str  # which rule decided the category, for `llm-gateway plan`
     alias: str | None = None  # "auto" / "auto:small" ... when the model field was an alias
+    needs_audio: bool = False  # an `input_audio` part
+    needs_file: bool = False  # a `file` part
 
 
 def is_alias(model: str) -> bool:
@@ -120,12 +126,20 @@ def _needs_tools(request: ChatCompletionRequest) -> bool:
     return False
 
 
-def _needs_vision(request: ChatCompletionRequest) -> bool:
+def _part_kinds(request: ChatCompletionRequest) -> tuple[bool, bool, bool]:
+    """Whether any user message carries an image, an audio and a file part (in that order)."""
+    image = audio = file = False
     for message in request.messages:
         content = message.content if isinstance(message, UserMessage) else None
-        if isinstance(content, list) and any(isinstance(part, ImagePart) for part in content):
-            return True
-    return False
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, ImagePart):
+                    image = True
+                elif isinstance(part, AudioPart):
+                    audio = True
+                elif isinstance(part, FilePart):
+                    file = True
+    return image, audio, file
 
 
 def _last_user_text(request: ChatCompletionRequest) -> str:
@@ -157,10 +171,13 @@ def _category(request: ChatCompletionRequest, prompt_tokens: int) -> tuple[str, 
 def analyze(request: ChatCompletionRequest, prompt_tokens: int) -> Analysis:
     """Classify a request; `prompt_tokens` is the estimate from `tokens.py` (cl100k)."""
     fmt = request.response_format.type if request.response_format is not None else None
+    image, audio, file = _part_kinds(request)
     needs = {
         "needs_tools": _needs_tools(request),
-        "needs_vision": _needs_vision(request),
+        "needs_vision": image,
         "needs_json": fmt in ("json_object", "json_schema"),
+        "needs_audio": audio,
+        "needs_file": file,
     }
     model = request.model
     if model in ALIASES:

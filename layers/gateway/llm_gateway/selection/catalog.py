@@ -75,7 +75,13 @@ class Capabilities(_Frozen):
     """Chat traits a request may need."""
 
     tools: bool = False
-    vision: bool = False
+    vision: bool = False  # `image_url` parts
+    # `input_audio` and `file` parts. Declare one only where the provider reads that input and
+    # the model's adapter sends the part in the provider's own format: an adapter that drops it
+    # (Cohere) or passes OpenAI's shape to a provider that does not take it (Groq, Mistral) would
+    # answer without the caller's audio or file. Today: Gemini (both become `inlineData`).
+    audio_input: bool = False
+    file_input: bool = False
     json_mode: bool = Field(default=False, alias="json")
     streaming: bool = True
     # Sampling controls (temperature, top_p, presence/frequency penalties) other than their

@@ -4,7 +4,7 @@ The capability-specific half of selection (`planner.py` is the shared half). Fro
 and the catalog alone: classify it (`analyzer`), count its prompt tokens (`tokens`), resolve
 `model` (aliases `auto`, `auto:small|large|reasoning`; `provider/model` or a bare id to pin),
 and drop models that could never serve it, with the reason:
-missing capability (tools, vision, JSON, streaming, an optional parameter such as `logprobs`
+missing capability (tools, vision, audio or file input, JSON, streaming, an optional parameter such as `logprobs`
 the model does not list), context too small, `max_tokens` above the
 model's max output. What a call consumes is one request plus prompt tokens (scaled by the
 provider's tokenizer factor) plus expected output (the caller's `max_tokens`, else
@@ -48,6 +48,8 @@ class Needs:
     streaming: bool = False
     params: frozenset[str] = frozenset()  # optional parameters the request sets (catalog `params`)
     sampling: bool = False  # the request sets a sampling control to something but its default
+    audio: bool = False  # an `input_audio` part (catalog `audio_input`)
+    file: bool = False  # a `file` part (catalog `file_input`)
 
 
 def sets_sampling(request: ChatCompletionRequest) -> bool:
@@ -95,6 +97,10 @@ def _needs_drop(entry: ModelEntry, needs: Needs) -> str | None:
         return "no tools support"
     if needs.vision and not caps.vision:
         return "no vision support"
+    if needs.audio and not caps.audio_input:
+        return "does not accept audio input"
+    if needs.file and not caps.file_input:
+        return "does not accept file input"
     if needs.json and not caps.json_mode:
         return "no JSON mode support"
     if needs.streaming and not caps.streaming:
@@ -206,7 +212,7 @@ class ChatPreparer:
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
         needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
-                      requested_params(request), sets_sampling(request))
+                      requested_params(request), sets_sampling(request), analysis.needs_audio, analysis.needs_file)
         pinned, pool = self._resolve(request.model, available)
         cap = request.output_limit
         kept: list[Candidate] = []
