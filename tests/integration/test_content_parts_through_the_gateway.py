@@ -23,8 +23,9 @@ _instances = iter(range(10**6))
 
 
 def _chat(fakes: Any, monkeypatch: pytest.MonkeyPatch, *, without_gemini: bool) -> ModuleType:
-    if without_gemini:  # Gemini not configured: the only provider whose adapter sends audio and files today
-        fakes = SimpleNamespace(providers={name: fake for name, fake in fakes.providers.items() if name != "gemini"})
+    if without_gemini:  # neither Gemini (audio and files) nor OpenAI (PDF files) configured
+        fakes = SimpleNamespace(providers={name: fake for name, fake in fakes.providers.items()
+                                           if name not in ("gemini", "openai")})
     return chat_handler_on_fakes(fakes, monkeypatch, f"parts_{next(_instances)}")
 
 
@@ -40,9 +41,12 @@ def test_auto_without_a_model_that_reads_the_part_is_no_model_fits(fakes, clean_
     assert error["code"] == "no_model_fits" and missing in error["message"], error
 
 
-@pytest.mark.parametrize("model", ["cohere/command-r7b-12-2024", "groq/llama-3.1-8b-instant", "openai/gpt-4o-mini",
-                                   "mistral/mistral-small-latest"])
-@pytest.mark.parametrize("part,missing", [(AUDIO, "does not accept audio input"), (FILE, "does not accept file input")])
+@pytest.mark.parametrize(("model", "part", "missing"), [
+    *((m, AUDIO, "does not accept audio input") for m in ("cohere/command-r7b-12-2024", "groq/llama-3.1-8b-instant",
+                                                           "openai/gpt-4o-mini", "mistral/mistral-small-latest")),
+    *((m, FILE, "does not accept file input") for m in ("cohere/command-r7b-12-2024", "groq/llama-3.1-8b-instant",
+                                                         "mistral/mistral-small-latest")),
+])
 def test_pinned_to_a_model_that_cannot_read_the_part_is_no_model_fits(fakes, clean_gateway_env, model, part, missing):
     chat = _chat(fakes, clean_gateway_env, without_gemini=False)
     error = assert_clean_400(*call(chat, body(part, model)))
@@ -54,3 +58,11 @@ def test_auto_sends_audio_to_a_model_that_hears_it(fakes, clean_gateway_env):
     status, answer = call(chat, body(AUDIO))
     assert status == 200, answer
     assert answer["model"].startswith("gemini"), answer["model"]
+
+
+def test_a_pdf_pinned_to_an_openai_vision_model_is_sent_as_is(fakes, clean_gateway_env):
+    """OpenAI's vision models read PDF `file` parts in Chat Completions (its file-inputs guide), in
+    the very shape the caller sent."""
+    chat = _chat(fakes, clean_gateway_env, without_gemini=False)
+    status, answer = call(chat, body(FILE, "openai/gpt-4o-mini"))
+    assert status == 200, answer

@@ -97,6 +97,8 @@ def test_the_built_in_catalog_sends_audio_only_to_models_that_hear_it() -> None:
         with pytest.raises(InvalidRequest) as error:
             prep.prepare(req(AUDIO, model=pinned), keys)
         assert error.value.code == "no_model_fits" and "does not accept audio input" in error.value.message
+    # OpenAI's vision models read PDF file parts (its file-inputs guide); its text-only ones do not
+    assert prep.prepare(req(FILE, model="openai/gpt-4o-mini"), keys).candidates
 
 
 def _body(provider: str, model: str, request: ChatCompletionRequest) -> str:
