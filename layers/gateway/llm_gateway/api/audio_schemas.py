@@ -4,7 +4,9 @@ Transcription requests arrive as multipart form data: every field is a string (o
 `timestamp_granularities[]`), so `TranscriptionRequest.from_form` maps the form onto the model and
 pydantic does the rest. Unknown fields (the SDK's `stream`, `include[]`, `chunking_strategy`) are
 ignored as OpenAI's own server tolerates them; `stream=true` is refused because no answer here
-streams.
+streams. Form values are text, so that model parses numbers and booleans from text
+(`temperature=0.2`, `stream=false`, as the SDK sends them); the JSON bodies (uploads, jobs) are
+typed strictly instead, as `api/schemas.py` explains: `"translate": "yes"` is a 400.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 Granularity = Literal["word", "segment"]
@@ -64,7 +66,7 @@ class UploadRequest(_Edge):
     """`POST /v1/audio/uploads`: announce a file too large to send through API Gateway."""
 
     filename: str = Field(min_length=1, max_length=255)
-    bytes: int = Field(gt=0, le=MAX_UPLOAD_BYTES)
+    bytes: StrictInt = Field(gt=0, le=MAX_UPLOAD_BYTES)
     content_type: str = Field(default="application/octet-stream", max_length=128)
 
 
@@ -76,9 +78,9 @@ class TranscriptionJobRequest(_Edge):
     response_format: ResponseFormat = "json"
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$")
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    temperature: float | None = Field(default=None, ge=0, le=1)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=1)
     timestamp_granularities: tuple[Granularity, ...] = ()
-    translate: bool = False
+    translate: StrictBool = False
     user: str | None = Field(default=None, max_length=256)  # the end user, as on a synchronous request
 
     def transcription(self) -> TranscriptionRequest:

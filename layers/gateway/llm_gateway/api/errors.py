@@ -113,12 +113,14 @@ def _loc_to_param(loc: tuple[Any, ...]) -> str:
     """`('messages', 0, 'user', 'content')` → `messages[0].content` (union tags dropped)."""
     out = ""
     for i, part in enumerate(loc):
-        if 0 < i < len(loc) - 1 and isinstance(loc[i - 1], int) and loc[i + 1] == part:
-            continue  # a content part's type tag (`[1].image_url.image_url.url`) named twice
+        if 0 < i < len(loc) - 1 and loc[i + 1] == part:
+            continue  # a union's tag named like the field it holds (`[1].image_url.image_url.url`)
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"system", "developer", "user", "assistant", "tool", "str", "list"} or "[" in str(part):
-            continue  # discriminator tags and union branch names carry no meaning for the caller
+        elif i > 0 and isinstance(loc[i - 1], int) and part in {"system", "developer", "user", "assistant", "tool"}:
+            continue  # a message's role tag (not the top-level field `user`)
+        elif part in {"str", "list"} or "[" in str(part):
+            continue  # union branch names carry no meaning for the caller
         else:
             out += f".{part}" if out else str(part)
     return out or "body"
@@ -132,11 +134,33 @@ def from_validation_error(exc: ValidationError) -> InvalidRequest:
     first = max(errors, key=lambda e: len(e.get("loc", ()))) if errors else {"loc": (), "msg": "invalid request"}
     param = _loc_to_param(tuple(first.get("loc", ())))
     kind = str(first.get("type"))
-    template, code = _MESSAGES.get(kind, ("Invalid value for '{param}': {msg}", "invalid_value"))
-    message = template.format(param=param, msg=first.get("msg", "invalid"))
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    more = len(errors) - 1
+    if kind in _EXPECTED:
+        # A value of the wrong JSON type, worded as OpenAI words it. For a field that takes either
+        # of two types (`content`: a string or an array) pydantic reports one error per branch.
+        branches = [e for e in errors if e.get("type") in _EXPECTED and _loc_to_param(tuple(e.get("loc", ()))) == param]
+        expected = " or ".join(dict.fromkeys(_EXPECTED[str(e["type"])] for e in branches))
+        message, code = f"Invalid type for '{param}': expected {expected}.", "invalid_type"
+        more -= len(branches) - 1
+    else:
+        template, code = _MESSAGES.get(kind, ("Invalid value for '{param}': {msg}", "invalid_value"))
+        message = template.format(param=param, msg=first.get("msg", "invalid"))
+    if more > 0:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return InvalidRequest(message, param=param, code=code)
+
+
+# Pydantic's errors for a value of the wrong JSON type (request fields are strict, see
+# `api/schemas.py`): OpenAI answers these `invalid_type`, saying what was expected.
+_EXPECTED: dict[str, str] = {
+    "bool_type": "a boolean",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
 
 
 # Error types with their own wording and `code`: our validators' (PydanticCustomError), and an

@@ -3,6 +3,12 @@
 Every adapter translates to and from these, so they double as the gateway's internal types.
 Requests are validated strictly at the edge (bad input never reaches a provider); responses are
 built by our own code and so are declared loosely enough to carry provider extras.
+
+Request fields are typed as JSON types, as OpenAI checks them: a boolean is a JSON boolean, an
+integer a JSON integer (not a string, a boolean or a number written with a decimal point, 7.0
+included), a number any JSON number (`temperature: 1` is fine). Pydantic's lax mode would read
+`"stream": "yes"` as True and `"max_tokens": true` as 1; the `Strict*` types make those 400s.
+Strings need nothing more: pydantic never makes a string of a JSON number or boolean.
 """
 
 # No `from __future__ import annotations` here: pydantic would read every field's annotation
@@ -17,6 +23,9 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -179,7 +188,7 @@ class FunctionDef(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
     _parameters_bounded = field_validator("parameters")(_bounded_schema)
 
@@ -205,7 +214,7 @@ class JsonSchemaFormat(_Strict):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -231,7 +240,7 @@ ResponseFormat = Annotated[
 
 
 class StreamOptions(_Strict):
-    include_usage: bool | None = None
+    include_usage: StrictBool | None = None
 
 
 # --- request parameters no route honours -------------------------------------------------------------
@@ -255,7 +264,7 @@ REFUSED_PARAMETERS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "prompt_cache_retention": ("only OpenAI has it", ()),
 }
 TOKEN_ID = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]
-BIAS = Annotated[float, Field(ge=-100, le=100)]
+BIAS = Annotated[StrictFloat, Field(ge=-100, le=100)]
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -277,23 +286,23 @@ class ChatCompletionRequest(_Strict):
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     response_format: ResponseFormat | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: StrictInt | None = None
     user: str | None = Field(default=None, max_length=256)
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: int | None = Field(default=None, ge=1, le=1)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    n: StrictInt | None = Field(default=None, ge=1, le=1)
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
     # Honoured by some models only: a hard need in selection (see the class docstring).
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
     logit_bias: dict[TOKEN_ID, BIAS] | None = Field(default=None, max_length=1024)
     reasoning_effort: Literal["low", "medium", "high"] | None = None  # the values every such model takes
     # Refused unless they ask for nothing (REFUSED_PARAMETERS).

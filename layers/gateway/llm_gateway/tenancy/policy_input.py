@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from llm_gateway.api.errors import InvalidRequest, from_validation_error
 from llm_gateway.tenancy.policy import Policy
@@ -25,20 +34,21 @@ _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*(/([A-Za-z0-9._:@+\
 
 class PolicyInput(BaseModel):
     """A policy as sent to the admin API: every field optional, unknown fields refused, `null`
-    clears a limit (in a PATCH, fields not sent are left as they are)."""
+    clears a limit (in a PATCH, fields not sent are left as they are). Typed as JSON types
+    (`api/schemas.py`): `"admin": "yes"` or `"rpm": true` is a 400, not an admin key or rpm 1."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rpm: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    rpd: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    tpm: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    audio_seconds_per_day: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
-    daily_budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
-    monthly_budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
-    free_only: bool | None = None
+    rpm: StrictInt | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    rpd: StrictInt | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    tpm: StrictInt | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    audio_seconds_per_day: StrictInt | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    daily_budget_usd: StrictFloat | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    monthly_budget_usd: StrictFloat | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    free_only: StrictBool | None = None
     models: list[str] | None = Field(default=None, max_length=MAX_MODELS)
-    admin: bool | None = None
-    per_end_user: bool | None = None
+    admin: StrictBool | None = None
+    per_end_user: StrictBool | None = None
 
     @field_validator("models")
     @classmethod
