@@ -110,7 +110,9 @@ def test_budget_exhausted_on_paid_only_model_is_budget_exceeded(chat, fakes) -> 
     key = create(chat, user="dave", daily_budget_usd=0, models=["openai/*"])["key"]
     status, body, headers = ask(chat, key)
     assert status == 429 and body["error"]["code"] == "budget_exceeded"
-    assert body["error"]["resets_at"].endswith("T00:00:00Z") and int(headers["retry-after"]) >= 1
+    # a budget of 0 is below what any paid request may cost: no reset time, which would not help
+    assert "resets_at" not in body["error"] and "retry-after" not in headers
+    assert "max_tokens" in body["error"]["message"]
 
 
 def test_policy_change_and_revocation_apply_without_a_redeploy(chat) -> None:
