@@ -111,7 +111,10 @@ def test_plain_stream(provider: str, fakes: FakeFleet, engine: ProviderEngine) -
     [{"role": "system", "content": "Say hi."}],
     [{"role": "user", "content": ""}],
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": []}],
-], ids=["system_only", "empty_user", "system_and_empty_parts"])
+    [{"role": "user", "content": [{"type": "text", "text": ""}]}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+     {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "again"}]}],
+], ids=["system_only", "empty_user", "system_and_empty_parts", "empty_text_part", "empty_part_beside_text"])
 def test_conversations_openai_accepts_without_user_text(provider: str, messages: list[dict[str, object]],
                                                        fakes: FakeFleet, engine: ProviderEngine) -> None:  # noqa: F811
     """OpenAI answers a system-only conversation and an empty user message; so must every

@@ -307,7 +307,8 @@ def _user_parts(message: UserMessage) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for part in message.content:
         if part.type == "text":
-            parts.append({"text": part.text})
+            if part.text:  # Gemini refuses an empty text part
+                parts.append({"text": part.text})
         elif part.type == "image_url":
             parts.append(_media(part.image_url.url, "image/jpeg"))
         elif part.type == "input_audio":
