@@ -12,6 +12,7 @@ invocations executing now and at their peak, and where the stand-ins run.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -79,6 +80,9 @@ class LocalGatewayServer(ThreadingHTTPServer):
         return self.in_flight.wait_idle(timeout_s)
 
 
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: LocalGatewayServer
     protocol_version = "HTTP/1.1"
@@ -110,18 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             parts: list[bytes] = []
             while True:
-                try:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                except ValueError:
+                size = _CHUNK_SIZE.fullmatch(self.rfile.readline().split(b";")[0].strip())
+                if size is None:  # blank, negative or not hexadecimal: where the body ends is unknown
                     return None
-                if size == 0:
+                if int(size[0], 16) == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers, then the blank line
                         pass
                     return b"".join(parts)
-                parts.append(self.rfile.read(size))
+                parts.append(self.rfile.read(int(size[0], 16)))
                 self.rfile.readline()
         text = (self.headers.get("content-length") or "0").strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             return None
         length = int(text)
         return self.rfile.read(length) if length else b""

@@ -91,12 +91,16 @@ def test_the_front_reads_chunked_bodies_refuses_bad_lengths_and_answers_every_me
                                b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n")
         assert chunked.startswith(b"HTTP/1.1 200")
         assert json.loads(chunked.split(b"\r\n\r\n", 1)[1])["body"] == '{"a": 1}'
-        for length in (b"abc", b"-5"):
+        for length in (b"abc", b"-5", "\u00b2".encode()):
             bad = _raw(server, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                                b"Content-Length: " + length + b"\r\n\r\n{}")
             assert bad.startswith(b"HTTP/1.1 400")
             error = json.loads(bad.split(b"\r\n\r\n", 1)[1])["error"]
             assert error["type"] == "invalid_request_error" and error["code"] == "invalid_content_length"
+        for size in (b"-1", b"", b"zz"):  # a chunk size that is no count: 400, never a hang or a second request
+            bad = _raw(server, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               + size + b"\r\n{}\r\n0\r\n\r\n")
+            assert bad.startswith(b"HTTP/1.1 400") and bad.count(b"HTTP/1.1") == 1, bad
         options = _raw(server, b"OPTIONS /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert options.startswith(b"HTTP/1.1 200") and b'"OPTIONS"' in options
         head = _raw(server, b"HEAD /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
