@@ -112,7 +112,7 @@ def test_budget_exhausted_on_paid_only_model_is_budget_exceeded(chat, fakes) -> 
     assert status == 429 and body["error"]["code"] == "budget_exceeded"
     # a budget of 0 is below what any paid request may cost: no reset time, which would not help
     assert "resets_at" not in body["error"] and "retry-after" not in headers
-    assert "max_tokens" in body["error"]["message"]
+    assert "no budget for paid models" in body["error"]["message"]
 
 
 def test_policy_change_and_revocation_apply_without_a_redeploy(chat) -> None:

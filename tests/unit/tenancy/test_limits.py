@@ -65,8 +65,8 @@ def test_a_budget_leaves_free_tiers_serving_and_refuses_paid_above_it_without_a_
     error = refused.value
     assert error.code == "budget_exceeded" and error.status == 429
     assert "Retry-After" not in error.headers and "resets_at" not in error.extra
-    assert "above your whole daily budget" in error.message and "max_tokens" in error.message
-    assert "spent" not in error.message
+    assert "above your whole daily budget" in error.message and "no budget for paid models" in error.message
+    assert "spent" not in error.message and "max_tokens" not in error.message  # no max_tokens fits a budget of 0
     assert [c.provider for c in r.fleet.calls] == ["groq"]
 
 
@@ -76,7 +76,7 @@ def test_a_first_request_above_a_small_budget_is_told_to_set_max_tokens_and_then
     small = limits(r.clock, daily_budget_usd=0.001)
     with pytest.raises(CallerLimited) as refused:
         r.router.complete(pinned("openai"), limits=small)
-    assert "above your whole daily budget ($0.001)" in refused.value.message
+    assert "above your whole daily budget ($0.001)" in refused.value.message and "max_tokens" in refused.value.message
     assert "Retry-After" not in refused.value.headers
     bounded = pinned("openai").model_copy(update={"max_tokens": 100})
     assert r.router.complete(bounded, limits=small).provider == "openai"

@@ -200,11 +200,14 @@ class UserLimits:
             what = f"The most this request may cost is above your whole daily budget (${self.policy.daily_budget_usd:g})"
         wait = plan.free_again_in_s
         headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
-        return CallerLimited(
-            f"{what}, and no free tier can serve it now. Set max_tokens lower (what a request may cost is "
-            "worked out from it, or from the model's longest answer when it is unset), or use a free model.",
-            code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers=headers,
-        )
+        budget = (self.policy.monthly_budget_usd if refusal.period == "month" else self.policy.daily_budget_usd)
+        if refusal.counter != GLOBAL_SPEND_COUNTER and not budget:  # a budget of 0: no max_tokens helps
+            advice = "This key has no budget for paid models: use a free model."
+        else:
+            advice = ("Set max_tokens lower (what a request may cost is worked out from it, or from the model's "
+                      "longest answer when it is unset), or use a free model.")
+        return CallerLimited(f"{what}, and no free tier can serve it now. {advice}",
+                             code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers=headers)
 
 
 def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
