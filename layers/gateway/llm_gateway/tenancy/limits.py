@@ -172,12 +172,9 @@ class UserLimits:
         resets_in = refusal.free_again_in_s
         if resets_in is None:  # the most this call may cost is above the whole budget: a reset does not help
             return self._above_budget(refusal, plan)
-        if refusal.counter == GLOBAL_SPEND_COUNTER:
-            what = "The gateway's daily spend cap is reached: only free tiers serve until 00:00 UTC"
-        elif refusal.period == "month":
-            what = f"Your monthly budget (${self.policy.monthly_budget_usd:g}) is spent"
-        else:
-            what = f"Your daily budget (${self.policy.daily_budget_usd:g}) is spent"
+        budget = self._budget_named(refusal)
+        what = ("The gateway's daily spend cap is reached: only free tiers serve until 00:00 UTC" if budget is None
+                else f"Your {budget[0]} (${budget[1]:g}) is spent")
         waits = [resets_in] + ([plan.free_again_in_s] if plan.free_again_in_s is not None else [])
         retry = max(1, math.ceil(min(waits)))
         resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + resets_in))
@@ -187,27 +184,30 @@ class UserLimits:
             extra={"resets_at": resets_at},
         )
 
-
     def _above_budget(self, refusal: CallerRefusal, plan: Plan) -> GatewayError:
         """The most this request may cost (its `max_tokens`, or the model's longest answer when
         unset) is above the whole budget, spent or not: no reset makes it fit, so no reset time is
         given; a `Retry-After` only when a free tier that could serve it frees soon."""
-        if refusal.counter == GLOBAL_SPEND_COUNTER:
-            what = "The most this request may cost is above the gateway's whole daily spend cap"
-        elif refusal.period == "month":
-            what = f"The most this request may cost is above your whole monthly budget (${self.policy.monthly_budget_usd:g})"
-        else:
-            what = f"The most this request may cost is above your whole daily budget (${self.policy.daily_budget_usd:g})"
-        wait = plan.free_again_in_s
-        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
-        budget = (self.policy.monthly_budget_usd if refusal.period == "month" else self.policy.daily_budget_usd)
-        if refusal.counter != GLOBAL_SPEND_COUNTER and not budget:  # a budget of 0: no max_tokens helps
+        budget = self._budget_named(refusal)
+        what = ("The most this request may cost is above the gateway's whole daily spend cap" if budget is None
+                else f"The most this request may cost is above your whole {budget[0]} (${budget[1]:g})")
+        if budget is not None and not budget[1]:  # a budget of 0: no max_tokens helps
             advice = "This key has no budget for paid models: use a free model."
         else:
             advice = ("Set max_tokens lower (what a request may cost is worked out from it, or from the model's "
                       "longest answer when it is unset), or use a free model.")
+        wait = plan.free_again_in_s
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
         return CallerLimited(f"{what}, and no free tier can serve it now. {advice}",
                              code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers=headers)
+
+    def _budget_named(self, refusal: CallerRefusal) -> tuple[str, float] | None:
+        """The caller's budget that refused, as its name and amount (None: the gateway's spend cap)."""
+        if refusal.counter == GLOBAL_SPEND_COUNTER:
+            return None
+        if refusal.period == "month":
+            return "monthly budget", self.policy.monthly_budget_usd or 0.0
+        return "daily budget", self.policy.daily_budget_usd or 0.0
 
 
 def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
