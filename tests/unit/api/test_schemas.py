@@ -134,7 +134,7 @@ def test_bad_values_of_honoured_parameters_name_them(fields, param):
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 3}, "temperature"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "body"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "tool_choice"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}],
           "response_format": {"type": "yaml"}}, "response_format"),
     ],

@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 Granularity = Literal["word", "segment"]
@@ -40,13 +49,21 @@ class TranscriptionRequest(_Edge):
     user: str | None = Field(default=None, max_length=256)
     stream: bool = False
 
-    @model_validator(mode="after")
-    def _consistent(self) -> TranscriptionRequest:
-        if self.timestamp_granularities and self.response_format != "verbose_json":
+    # Rules between fields are checked on the field to change, so the error names it.
+    @field_validator("timestamp_granularities")
+    @classmethod
+    def _granularities_need_verbose_json(cls, value: tuple[Granularity, ...],
+                                         info: ValidationInfo) -> tuple[Granularity, ...]:
+        if value and info.data.get("response_format", "verbose_json") != "verbose_json":  # absent: its own error
             raise ValueError("timestamp_granularities needs response_format=verbose_json")
-        if self.stream:
+        return value
+
+    @field_validator("stream")
+    @classmethod
+    def _not_streamed(cls, value: bool) -> bool:
+        if value:
             raise ValueError("stream=true is not supported for transcriptions; send stream=false")
-        return self
+        return value
 
     @property
     def wants_words(self) -> bool:

@@ -342,15 +342,19 @@ class ChatCompletionRequest(_Strict):
             raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed")
         return value
 
-    @model_validator(mode="after")
-    def _tool_choice_needs_tools(self) -> "ChatCompletionRequest":
-        if self.tool_choice not in (None, "none", "auto") and not self.tools:
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice_needs_tools(cls, value: ToolChoice | None, info: ValidationInfo) -> ToolChoice | None:
+        """A rule between two fields, checked on `tool_choice` so the error names it (`tools` comes
+        first; when it is invalid itself, its own error is the one to report)."""
+        if "tools" not in info.data:
+            return value
+        tools = info.data["tools"]
+        if value not in (None, "none", "auto") and not tools:
             raise ValueError("tool_choice requires tools")
-        if isinstance(self.tool_choice, NamedToolChoice) and self.tools:
-            names = {tool.function.name for tool in self.tools}
-            if self.tool_choice.function.name not in names:
-                raise ValueError(f"tool_choice names unknown function {self.tool_choice.function.name!r}")
-        return self
+        if isinstance(value, NamedToolChoice) and tools and value.function.name not in {t.function.name for t in tools}:
+            raise ValueError(f"tool_choice names unknown function {value.function.name!r}")
+        return value
 
     @property
     def output_limit(self) -> int | None:
