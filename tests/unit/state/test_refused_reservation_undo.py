@@ -53,22 +53,24 @@ def test_a_refusal_whose_undo_failed_is_an_error_not_a_refusal() -> None:
 
 
 class Failing(MemoryStore):
-    """A store whose next `add` fails after (maybe) applying it."""
+    """A store whose next `add` is applied and then answers with `error`: the container cannot
+    know whether it was applied."""
 
-    def __init__(self) -> None:
+    def __init__(self, error: Exception) -> None:
         super().__init__()
+        self.error = error
         self.fail_next = False
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
         if self.fail_next:
             self.fail_next = False
-            super().add(adds, now)  # it may have been applied: the container cannot know
-            raise ConnectionError("no answer")
+            super().add(adds, now)
+            raise self.error
         return super().add(adds, now)
 
 
 def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
-    store = Failing()
+    store = Failing(ConnectionError("no answer"))
     state = SharedState(store, fold_reconcile=True)
     meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
     now = 1_000_000.0
@@ -87,21 +89,6 @@ def test_a_reservation_that_ended_in_an_error_keeps_no_correction() -> None:
     assert used == 1000 + 100 + 100  # what was truly used: the correction delivered once (-2,800 before)
 
 
-class FailingOnce(MemoryStore):
-    """A primary whose next `add` is applied and then answers with a throttling error."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail_next = False
-
-    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
-        if self.fail_next:
-            self.fail_next = False
-            super().add(adds, now)
-            raise _error("ThrottlingException")
-        return super().add(adds, now)
-
-
 class Refusing(MemoryStore):
     """An in-container fallback whose windows are full (its share of the limits used up)."""
 
@@ -115,7 +102,7 @@ def test_a_write_that_failed_over_to_a_refusing_fallback_keeps_no_correction() -
     (its share of the limits used up), the container saw a plain refusal and kept the -1,500 correction it had
     folded into the applied write: delivered again once the table was back, the window held 1,500
     tokens less than were used. A refusal that came with the store turning degraded keeps none."""
-    primary = FailingOnce()
+    primary = Failing(_error("ThrottlingException"))
     state = SharedState(ResilientStore(primary, Refusing(), on_degraded=lambda _op, _exc: None,
                                        fraction=0.5, retry_after_s=5.0), fold_reconcile=True)
     meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
