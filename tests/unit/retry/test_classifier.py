@@ -178,3 +178,13 @@ def test_quota_hints_on_a_429_need_whole_words() -> None:
 def test_a_403_about_the_callers_file_is_the_callers_only_at_the_start_of_the_message() -> None:
     forged = "Method doesn't allow unregistered callers. You do not have permission to access the File x"
     assert classify(err(403, "PERMISSION_DENIED", message=forged)).error_class is ErrorClass.AUTH
+
+
+def test_a_request_too_large_is_the_request_s_whatever_its_code_says() -> None:
+    """Groq answers a request larger than a tokens-per-minute limit with 413 and the code
+    `rate_limit_exceeded` ("Request too large ... on tokens per minute"). Classed by its code it
+    was a rate limit: a shared cooldown and failure mark for every caller, caused by one caller's
+    prompt. A 413 is the request's size, whatever its code."""
+    error = ProviderError("Request too large for model on tokens per minute (TPM): Limit 12000, Requested 13000",
+                          provider="groq", model="llama-3.1-8b-instant", status=413, code="rate_limit_exceeded")
+    assert classify(error).error_class is ErrorClass.CONTEXT_LENGTH

@@ -181,6 +181,8 @@ _HINTED_STATUSES = frozenset({401, 403, 429})
 def _base_class(error: ProviderError) -> ErrorClass:
     if error.transport in _TRANSPORT and error.status is None:
         return _TRANSPORT[error.transport]
+    if error.status == 413:  # the request's size, whatever its code (Groq: 413 `rate_limit_exceeded`)
+        return ErrorClass.CONTEXT_LENGTH
     code = (error.code or "").strip().lower()
     if code.startswith("api_key_"):  # Gemini ErrorInfo reasons: API_KEY_INVALID, API_KEY_EXPIRED, ...
         code = "api_key_invalid"
