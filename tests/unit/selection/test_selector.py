@@ -432,3 +432,9 @@ def test_a_models_lowest_ceilings_are_worked_out_once_for_equal_meters() -> None
         assert planner_module._above_a_limit(tuple([model, caller]), {TOKENS: 500}) is None
     assert len(planner_module._LOWEST) == 1
     assert planner_module._above_a_limit((model, caller), {TOKENS: 1_500}) is not None
+    # per-end-user keys: every end user's own meter is another caller meter, and must not make
+    # another entry (a caller cycling `user` ids would otherwise clear the cache for everyone)
+    for end_user in range(50):
+        own = Meter(f"user#u#{end_user}", WindowLimit(MINUTE, {TOKENS: 10}), CALLER_SCOPE)
+        assert planner_module._above_a_limit((model, own), {TOKENS: 500}) is None
+    assert len(planner_module._LOWEST) == 1

@@ -409,9 +409,14 @@ def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
     (worked out once per set of meters) fits them all, and only one above looks for which."""
     ceilings = _LOWEST.get(meters)
     if ceilings is None:
-        if len(_LOWEST) >= 4096:
-            _LOWEST.clear()
-        ceilings = _LOWEST[meters] = _lowest_ceilings(meters)
+        # keyed by the model's own meters: a caller's meter never counts here, and per-end-user
+        # keys (a meter per `user` id) must not let one caller grow and clear it for everyone
+        own = tuple(m for m in meters if m.scope != CALLER_SCOPE)
+        ceilings = _LOWEST.get(own)
+        if ceilings is None:
+            if len(_LOWEST) >= _LOWEST_MAX:
+                _LOWEST.clear()
+            ceilings = _LOWEST[own] = _lowest_ceilings(own)
     for unit, ask in amounts.items():
         ceiling = ceilings.get(unit)
         if ceiling is not None and ask > ceiling:
@@ -419,16 +424,14 @@ def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:
     return None
 
 
-# a model's meters (by value: a caller with limits gets a new tuple per request, with the same
-# meters) → each unit's lowest ceiling among the provider's own limits
+# a model's own (provider-scope) meters → each unit's lowest ceiling among them
 _LOWEST: dict[tuple[Meter, ...], dict[str, int]] = {}
+_LOWEST_MAX = 4096
 
 
 def _lowest_ceilings(meters: Sequence[Meter]) -> dict[str, int]:
     lowest: dict[str, int] = {}
-    for meter in meters:
-        if meter.scope == CALLER_SCOPE:
-            continue
+    for meter in meters:  # the model's own: `_above_a_limit` leaves the caller's out
         for unit, ceiling in meter.limit.maxima.items():
             if unit not in lowest or ceiling < lowest[unit]:
                 lowest[unit] = ceiling
