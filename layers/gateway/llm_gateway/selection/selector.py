@@ -158,7 +158,7 @@ class _Static:
     window: int
     category: str
     free: bool
-    priced: bool  # a paid model with a price: `_est_cost` is not 0
+    priced: bool  # a paid model with a price: its estimated cost is not 0
     price_in: float
     price_out: float
     fee: float  # `_fee`
@@ -170,12 +170,6 @@ class _Static:
         return _Static(entry, entry.key, entry.provider, entry.model, factor, room, entry.output_cap, entry.window,
                        entry.category, entry.is_free, priced, (price.input or 0.0) if price is not None else 0.0,
                        (price.output or 0.0) if price is not None else 0.0, _fee(entry))
-
-
-def _est_cost(entry: ModelEntry, prompt: int, output: int) -> float:
-    if entry.is_free or entry.price is None:
-        return 0.0
-    return (prompt * (entry.price.input or 0.0) + output * (entry.price.output or 0.0)) / 1_000_000
 
 
 class ChatPreparer:
@@ -242,7 +236,7 @@ class ChatPreparer:
             output = cap if cap is not None else _expected_output(prompt, output_cap, static.room)
             category = static.category
             distance = order.index(category) if category in order else len(order)
-            if static.priced:  # `_est_cost`, inlined
+            if static.priced:  # the estimated cost at the model's per-million prices
                 cost = (prompt * static.price_in + output * static.price_out) / 1_000_000
                 ceiling = cap if cap is not None else max(output, min(output_cap, static.window - prompt))
                 most = (prompt * static.price_in + ceiling * static.price_out) / 1_000_000 + static.fee
