@@ -15,7 +15,7 @@ from llm_gateway.api.audio_schemas import TranscriptionRequest
 from llm_gateway.api.auth import Caller
 from llm_gateway.api.errors import InvalidRequest
 from llm_gateway.api.forms import FILE_FIELD, FilePart
-from llm_gateway.audio.errors import AUDIO_EMPTY
+from llm_gateway.audio.errors import empty as empty_audio
 from llm_gateway.transcription.gateway import AudioInput, TranscriptionOutcome
 from llm_gateway.uploads.service import Uploads
 
@@ -49,7 +49,7 @@ class TranscriptionDesk:
                                  param=FILE_FIELD, code="missing_file")
         if file is not None:
             if not file.data:
-                raise InvalidRequest("The uploaded 'file' is empty.", param=FILE_FIELD, code=AUDIO_EMPTY)
+                raise empty_audio()
             audio = AudioInput(data=file.data, filename=file.filename)
         else:
             audio = self.uploads.audio(str(request.file_id), user=caller.user)
