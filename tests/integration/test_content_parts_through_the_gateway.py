@@ -61,8 +61,9 @@ def test_auto_sends_audio_to_a_model_that_hears_it(fakes, clean_gateway_env):
 
 
 def test_a_pdf_pinned_to_an_openai_vision_model_is_sent_as_is(fakes, clean_gateway_env):
-    """OpenAI's vision models read PDF `file` parts in Chat Completions (its file-inputs guide), in
-    the very shape the caller sent."""
+    """OpenAI's vision models read PDF `file` parts in Chat Completions (its file-inputs guide): such
+    a request pinned to one is sent and answered, not refused (that the part reaches the provider
+    unchanged is `tests/unit/selection/test_content_parts.py`'s adapter check)."""
     chat = _chat(fakes, clean_gateway_env, without_gemini=False)
     status, answer = call(chat, body(FILE, "openai/gpt-4o-mini"))
     assert status == 200, answer

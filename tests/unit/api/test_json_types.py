@@ -63,8 +63,8 @@ def _refusal(model: Any, body: dict[str, Any]) -> GatewayError:
         ({"top_p": "1"}, "top_p"),
         ({"presence_penalty": False}, "presence_penalty"),
         ({"frequency_penalty": "0"}, "frequency_penalty"),
-        ({"logit_bias": {"1734": "5"}}, "logit_bias"),
-        ({"logit_bias": {"1734": True}}, "logit_bias"),
+        ({"logit_bias": {"1734": "5"}}, "logit_bias.1734"),
+        ({"logit_bias": {"1734": True}}, "logit_bias.1734"),
         ({"stream": True, "stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
         ({"stream": True, "stream_options": {"include_usage": 1}}, "stream_options.include_usage"),
         ({"tools": [{"type": "function", "function": {"name": "f", "strict": "yes"}}]}, "tools[0].function.strict"),
@@ -78,9 +78,9 @@ def _refusal(model: Any, body: dict[str, Any]) -> GatewayError:
 def test_a_wrong_json_type_in_a_chat_request_is_a_400_naming_the_field(fields, param):
     error = _refusal(ChatCompletionRequest, {**CHAT, **fields})
     assert error.status == 400
-    assert error.param is not None and error.param.startswith(param)
+    assert error.param == param
     assert error.code == "invalid_type"
-    assert error.message.startswith(f"Invalid type for '{error.param}'")
+    assert error.message.startswith(f"Invalid type for '{param}'")
 
 
 @pytest.mark.parametrize(
@@ -98,10 +98,6 @@ def test_right_json_types_still_parse(fields):
     request = ChatCompletionRequest.model_validate({**CHAT, **fields})
     for name, value in fields.items():
         assert getattr(request, name) == value
-
-
-def test_a_float_field_keeps_a_json_integer_as_a_number():
-    assert ChatCompletionRequest.model_validate({**CHAT, "temperature": 1}).temperature == 1.0
 
 
 # --- what the official SDK sends still validates -------------------------------------------------
@@ -219,7 +215,7 @@ def test_audio_json_bodies_of_the_right_types_parse():
 def test_a_wrong_json_type_in_a_key_policy_is_a_400_naming_the_field(body, param):
     with pytest.raises(GatewayError) as info:
         parse_policy(body)
-    assert (info.value.status, info.value.param) == (400, param)
+    assert (info.value.status, info.value.param, info.value.code) == (400, param, "invalid_type")
 
 
 def test_a_key_policy_of_the_right_types_parses():
