@@ -27,7 +27,7 @@ way before it, in brackets):
 | DynamoDB state | 1.445 G, 1.357x (1.570 G, 1.481x) | 1.426 G, 1.472x (1.557 G, 1.595x) |
 | DynamoDB + both secrets | 1.456 G, 1.368x (1.581 G, 1.491x) | 1.434 G, 1.481x (1.569 G, 1.607x) |
 
-Last `request` run (2026-11-30, `main` after every merge of the day, PYTHONHASHSEED=0; the `wide`
+An earlier `request` run (2026-11-30, `main` after the fifth pass's merges, PYTHONHASHSEED=0; the `wide`
 row with LLM_GATEWAY_FREE_WAIT_S=0): bare 1.173 M, pinned 2.369 M, auto 2.736 M, wide 6.729 M
 (branch perf5 before/after, before the free-tier wait: pinned 2.460/2.405, auto 2.808/2.752, wide
 9.67/6.51 M; with free-tier waits the wide row counts 7.58 M, a review found).
