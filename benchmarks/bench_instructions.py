@@ -81,7 +81,7 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
-from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.providers.engine import ProviderEngine, build_http_client
 from llm_gateway.compose import Clocks
 moment = [1_764_000_030.0]  # a fixed virtual clock, 50 ms a request: windows fill and roll alike every run
 
@@ -91,7 +91,7 @@ def sleep(seconds):
 
 
 clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=sleep, rand=lambda: 0.5)
-client = httpx.Client(transport=b._recorded_transport())
+client = build_http_client(b._recorded_transport())
 env = {{"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}
 gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client, clocks=clocks)
 caller = gateway.authenticate(f"Bearer {{b.CLIENT_KEY}}")
@@ -102,7 +102,7 @@ every = {{f"{{name.upper()}}_API_KEY": "bench-key" for name in b.PROVIDERS}}
 # no free-tier waits: the row counts the gateway's work, not its waits for Mistral's next second
 wide = build_gateway(load_settings({{**every, "LLM_GATEWAY_FREE_WAIT_S": "0", "LLM_GATEWAY_API_KEYS": b.CLIENT_KEY}}),
                      metrics=RecordingMetrics(),
-                     http_client=httpx.Client(transport=b._five_provider_transport()), clocks=clocks)
+                     http_client=build_http_client(b._five_provider_transport()), clocks=clocks)
 rows = {{"bare": lambda: engine.complete(adapter, request, "gpt-4o-mini", 10),
         "pinned": lambda: gateway.chat(ChatCompletionRequest.model_validate(b.BODY), caller, "b"),
         "auto": lambda: gateway.chat(ChatCompletionRequest.model_validate({{**b.BODY, "model": "auto"}}), caller, "b"),

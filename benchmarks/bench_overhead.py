@@ -45,7 +45,7 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import EmfMetrics, RecordingMetrics
-from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.providers.engine import ProviderEngine, build_http_client
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "providers"
 
@@ -98,7 +98,7 @@ def _five_provider_transport() -> httpx.MockTransport:
 
 def request_overhead() -> None:
     """Gateway vs bare adapter call on the same in-process transport: the difference is ours."""
-    client = httpx.Client(transport=_recorded_transport())
+    client = build_http_client(_recorded_transport())
     env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
     caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
@@ -110,7 +110,7 @@ def request_overhead() -> None:
     # together fill Mistral's 1 request/s at once, and each would wait up to 1.5 s for the next.
     no_free_wait = {"LLM_GATEWAY_FREE_WAIT_S": "0"}
     wide = build_gateway(load_settings({**every, **no_free_wait, "LLM_GATEWAY_API_KEYS": CLIENT_KEY}),
-                         metrics=RecordingMetrics(), http_client=httpx.Client(transport=_five_provider_transport()))
+                         metrics=RecordingMetrics(), http_client=build_http_client(_five_provider_transport()))
     models = len(wide.router.available())
     emf = build_gateway(load_settings(env), metrics=EmfMetrics(), http_client=client)  # what Lambda runs
     names = ["baseline: adapter + engine, no gateway", "gateway, model pinned", "gateway, model auto (5 candidates)",
@@ -145,8 +145,8 @@ def steps(runs: int = 4000) -> None:
     cost about half a microsecond each, so the figures are a little high; they are an inventory,
     not the overhead (that is `request_overhead`'s difference of two rows)."""
     env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
-    gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=httpx.Client(
-        transport=_recorded_transport()))
+    gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=build_http_client(
+        _recorded_transport()))
     caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
     router, runner = gateway.router, gateway.router.runner
     spent: dict[str, list[float]] = {}

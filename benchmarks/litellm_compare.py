@@ -42,14 +42,12 @@ import subprocess
 import sys
 import tempfile
 
-import httpx
-
 from benchmarks.bench_overhead import BODY, _interleaved, _pct, _recorded_transport
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
-from llm_gateway.providers.engine import ProviderEngine
+from llm_gateway.providers.engine import ProviderEngine, build_http_client
 
 RUNS = int(os.environ.get("BENCH_OVERHEAD_RUNS", "400"))
 _PYCACHE = tempfile.mkdtemp(prefix="bench-litellm-pycache-")
@@ -90,7 +88,7 @@ def ours(theirs: subprocess.Popen[str]) -> tuple[dict[str, float], dict[str, flo
     child and this process take turns, a block of calls each, so load from other processes on
     the machine falls on both alike; within ours the gateway and the bare call alternate."""
     assert theirs.stdin is not None and theirs.stdout is not None
-    client = httpx.Client(transport=_recorded_transport())
+    client = build_http_client(_recorded_transport())
     env = {"OPENAI_API_KEY": "bench-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY}
     gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), http_client=client)
     caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")

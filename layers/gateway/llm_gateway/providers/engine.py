@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import httpx
@@ -49,12 +50,49 @@ if TYPE_CHECKING:  # annotations only: a chat container never loads transcriptio
 CONNECT_TIMEOUT_S = 3.0
 
 
-def build_http_client() -> httpx.Client:
+class _NoJar(CookieJar):
+    """A jar nothing can be put in."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """Cookies that stay empty: what a response sets is not even read."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class _CookielessClient(httpx.Client):
+    """An httpx client without a cookie jar. One client serves every caller of a container, so a
+    cookie a provider set in one caller's answer (a sticky session, a bot-management cookie)
+    would be sent with every later caller's request to that host; providers authenticate by
+    key and need none back. Reading every answer's `Set-Cookie` was also about a sixth of the
+    client's own work a call."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, _cookies: object) -> None:
+        return None
+
+
+def build_http_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """Created once per container at cold start and reused by every request (keep-alive pool);
-    its transport enforces the engine's wall-clock deadlines (see `deadline_io.py`)."""
+    its transport enforces the engine's wall-clock deadlines (see `deadline_io.py`); it keeps
+    no cookies (`_CookielessClient`). `transport`: an in-process provider instead (benchmarks)."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60)
-    return httpx.Client(
-        transport=deadline_transport(limits),
+    return _CookielessClient(
+        transport=transport or deadline_transport(limits),
         timeout=httpx.Timeout(30.0, connect=CONNECT_TIMEOUT_S),
         follow_redirects=False,
         trust_env=False,
