@@ -138,8 +138,50 @@ def litellm(python: str) -> tuple[subprocess.Popen[str], float]:
     return child, float(ready["ready_s"])
 
 
+LITELLM_CALLS = """
+import sys
+from litellm import Router
+router = Router(model_list=[{{"model_name": "auto", "litellm_params": {{"model": "openai/gpt-4o-mini", "api_key": "x"}}}}])
+messages = [{{"role": "user", "content": "Say hello in five words."}}]
+for _ in range(60 + {n}):
+    router.completion(model="auto", messages=messages, mock_response="hi there")
+import time
+time.sleep(0.5)  # LiteLLM logs each call on a worker thread: let it finish
+"""
+
+
+def instruction_ratio(python: str) -> None:
+    """The same comparison in instructions (valgrind: the whole process, the calls' threads too),
+    which the machine's load does not move: each side's (60 + N calls) - (60 calls), / N. Ours
+    are `bench_instructions`' rows; LiteLLM's Router gets the call `ours` times, in its own venv."""
+    from benchmarks.bench_instructions import PER_REQUEST, REQUESTS, ROOT, _script, instructions
+
+    def per_call(command: list[str], template: str, env: dict[str, str], **fields: str) -> float:
+        warm, full = (_script(template.format(n=n, **fields)) for n in (0, REQUESTS))
+        subprocess.run([*command, warm], capture_output=True, env=env, check=True)  # bytecode, caches
+        return (instructions([*command, full], env) - instructions([*command, warm], env)) / REQUESTS
+
+    ours_env = {**_env(), "PYTHONHASHSEED": "0"}
+    theirs_env = {**_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR"), "PYTHONHASHSEED": "0"}
+    theirs = per_call([python], LITELLM_CALLS, theirs_env)
+    rows = {row: per_call([sys.executable], PER_REQUEST, ours_env, root=str(ROOT), row=row)
+            for row in ("bare", "pinned", "auto")}
+    print(f"\nIn instructions per request (valgrind, {REQUESTS} calls each side)")
+    print(f"{'LiteLLM Router':<44}{theirs / 1e6:13.2f} M")
+    for row, name in (("pinned", "model pinned (one model, as LiteLLM's one deployment)"),
+                      ("auto", "model auto (5 candidates)")):
+        whole, routing = rows[row], rows[row] - rows["bare"]
+        print(f"{'this gateway, ' + name:<44}")
+        print(f"{'  whole':<44}{whole / 1e6:13.2f} M{theirs / whole:9.1f}x")
+        print(f"{'  without its HTTP call':<44}{routing / 1e6:13.2f} M{theirs / routing:9.1f}x")
+    print(f"{'(bare adapter + engine)':<44}{rows['bare'] / 1e6:13.2f} M")
+
+
 def main() -> None:
     python = os.environ.get("LITELLM_PYTHON", ".venv-litellm/bin/python")
+    if "instructions" in sys.argv[1:]:
+        instruction_ratio(python)
+        return
     child, ready_s = litellm(python)
     theirs, mine, bare = ours(child)
     theirs["ready_s"] = ready_s
