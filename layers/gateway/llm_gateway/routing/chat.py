@@ -59,6 +59,7 @@ class RoutedCompletion:
     cost_usd: float = 0.0
     free: bool = False
     cost_estimated: bool = False
+    estimate: Usage | None = None  # the usage an estimated cost was priced on (the ledger's tokens)
 
 
 @dataclass
@@ -126,7 +127,7 @@ class ChatRouter:
             estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
         cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
-                                cost.usd, cost.free, cost.estimated)
+                                cost.usd, cost.free, cost.estimated, estimate)
 
     def complete_streamed(self, request: ChatCompletionRequest, deadline: Deadline, *, limits: CallerLimits | None,
                           spent: Callable[[RoutedStream], None]) -> RoutedCompletion:
@@ -166,10 +167,11 @@ class ChatRouter:
                 continue
             finally:
                 routed.chunks.close()
+            estimate = None
             if routed.cost_estimated:  # the provider reported no usage: as unstreamed, none is shown
-                completion.usage = None
+                estimate, completion.usage = completion.usage, None
             return RoutedCompletion(completion, routed.provider, routed.model, earlier + routed.attempts,
-                                    routed.cost_usd, routed.free, routed.cost_estimated)
+                                    routed.cost_usd, routed.free, routed.cost_estimated, estimate)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
@@ -256,13 +258,14 @@ class ChatRouter:
         estimate = self._estimate(prep.detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
-        self.runner.settle(served, consumed(routed.usage or estimate, cost.usd), clock() - served.started)
+        routed.usage = routed.usage or estimate  # what the cost was priced on: the ledger counts these tokens
+        self.runner.settle(served, consumed(routed.usage, cost.usd), clock() - served.started)
         tool_calls = [ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
                       for _, c in sorted(calls.items())]
         self._remember(prep, request, served.step.key, "".join(texts) or None, tool_calls)
         yield ChatCompletionChunk(id=last.id, created=last.created, model=last.model,
                                   system_fingerprint=last.system_fingerprint, choices=[],
-                                  usage=routed.usage or estimate)
+                                  usage=routed.usage)
 
     def _settle_partial(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,
                         texts: list[str]) -> None:
@@ -270,7 +273,7 @@ class ChatRouter:
         is reconciled with our estimate of what it produced until then, and that is its cost."""
         estimate = self._estimate(prep.detail, texts)
         cost = request_cost(served.step.entry.price, estimate, free=served.step.free, estimate=estimate)
-        routed.usage = None
+        routed.usage = estimate  # what the cost was priced on: the ledger counts these tokens
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
         self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started)
 
