@@ -113,8 +113,10 @@ class ChatRouter:
 
         def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
             reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
-            usage = reply.value.usage
-            cost = request_cost(step.entry.price, usage, free=step.free).usd if usage is not None else 0.0
+            usage = reply.value.usage or self._whole_estimate(prep, reply.value)
+            cost = request_cost(step.entry.price, usage, free=step.free).usd
+            # Never None: None would tell the runner the call is settled later (a stream), and an
+            # answer without usage would then count no attempt and keep its reservation's maximum.
             return CallResult(reply.value, reply.rate_limits, consumed(usage, cost))
 
         served = self.runner.run(prep, call, deadline, limits=limits)
@@ -124,7 +126,7 @@ class ChatRouter:
             self._remember(prep, request, served.step.key, message.content, message.tool_calls)
         estimate = None
         if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
-            estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
+            estimate = self._whole_estimate(prep, completion)
         cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated, estimate)
@@ -276,6 +278,10 @@ class ChatRouter:
         routed.usage = estimate  # what the cost was priced on: the ledger counts these tokens
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
         self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started)
+
+    def _whole_estimate(self, prep: Preparation, completion: ChatCompletion) -> Usage:
+        """Our estimate of a whole answer's usage, for a provider that reported none."""
+        return self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
