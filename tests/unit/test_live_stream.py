@@ -134,3 +134,20 @@ def test_a_stream_deadline_that_cannot_work_is_refused(env, fragment) -> None:
 def test_stream_deadline_defaults() -> None:
     settings = load_settings({"LLM_GATEWAY_FUNCTION_TIMEOUT_S": "310"})
     assert settings.deadline_s < settings.stream_deadline_s == 300.0 < settings.function_timeout_s == 310.0
+
+
+def test_a_stream_the_caller_abandons_keeps_its_estimated_tokens_in_the_ledger(monkeypatch) -> None:
+    """The cost of an abandoned stream is our estimate (the prompt plus the text sent); the ledger's
+    tokens in and out must be that same estimate, not 0, or `/v1/usage` loses what was used."""
+    body = _Body(_body_parts(50))
+    gateway, core, _metrics = _serve(body)
+    recorded = []
+    monkeypatch.setattr(core.tenancy, "record", recorded.append)
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert outcome.sse_stream is not None
+    for _ in range(3):
+        next(outcome.sse_stream)
+    outcome.sse_stream.close()
+    assert len(recorded) == 1
+    served = recorded[0]
+    assert served.tokens_in > 0 and served.tokens_out > 0

@@ -176,7 +176,7 @@ class Gateway:
         if estimated:
             body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
-        self._record(caller, routed, routed.completion.usage, cohort, cost_usd=cost, free=routed.free and not cut_cost)
+        self._record(caller, routed, routed.completion.usage or routed.estimate, cohort, cost_usd=cost, free=routed.free and not cut_cost)
         self._latency(started, cohort)
         headers = served_headers(routed.provider, routed.model, len(routed.attempts), cost, estimated, request_id,
                                  cohort)

@@ -137,6 +137,11 @@ def test_bad_values_of_honoured_parameters_name_them(fields, param):
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}, "tool_choice"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}],
           "response_format": {"type": "yaml"}}, "response_format"),
+        # OpenAI: "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}],
+          "stream_options": {"include_usage": True}}, "stream_options"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "stream": False,
+          "stream_options": {"include_usage": True}}, "stream_options"),
     ],
 )
 def test_validation_errors_name_the_field(payload, param):

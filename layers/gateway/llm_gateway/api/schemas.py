@@ -335,6 +335,15 @@ class ChatCompletionRequest(_Strict):
             raise ValueError("top_logprobs requires logprobs: true")
         return value
 
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        """As OpenAI: options of a stream on a request that does not stream are a 400, not ignored
+        (`include_usage` would otherwise be dropped without a word). An invalid `stream` has its own error."""
+        if value is not None and "stream" in info.data and info.data["stream"] is not True:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _few_stops(cls, value: str | list[str] | None) -> str | list[str] | None:

@@ -59,6 +59,7 @@ class RoutedCompletion:
     cost_usd: float = 0.0
     free: bool = False
     cost_estimated: bool = False
+    estimate: Usage | None = None  # the usage an estimated cost was priced on (the ledger's tokens)
 
 
 @dataclass
@@ -112,8 +113,10 @@ class ChatRouter:
 
         def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
             reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
-            usage = reply.value.usage
-            cost = request_cost(step.entry.price, usage, free=step.free).usd if usage is not None else 0.0
+            usage = reply.value.usage or self._whole_estimate(prep, reply.value)
+            cost = request_cost(step.entry.price, usage, free=step.free).usd
+            # Never None: None would tell the runner the call is settled later (a stream), and an
+            # answer without usage would then count no attempt and keep its reservation's maximum.
             return CallResult(reply.value, reply.rate_limits, consumed(usage, cost))
 
         served = self.runner.run(prep, call, deadline, limits=limits)
@@ -123,10 +126,10 @@ class ChatRouter:
             self._remember(prep, request, served.step.key, message.content, message.tool_calls)
         estimate = None
         if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
-            estimate = self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
+            estimate = self._whole_estimate(prep, completion)
         cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
-                                cost.usd, cost.free, cost.estimated)
+                                cost.usd, cost.free, cost.estimated, estimate)
 
     def complete_streamed(self, request: ChatCompletionRequest, deadline: Deadline, *, limits: CallerLimits | None,
                           spent: Callable[[RoutedStream], None]) -> RoutedCompletion:
@@ -166,10 +169,11 @@ class ChatRouter:
                 continue
             finally:
                 routed.chunks.close()
+            estimate = None
             if routed.cost_estimated:  # the provider reported no usage: as unstreamed, none is shown
-                completion.usage = None
+                estimate, completion.usage = completion.usage, None
             return RoutedCompletion(completion, routed.provider, routed.model, earlier + routed.attempts,
-                                    routed.cost_usd, routed.free, routed.cost_estimated)
+                                    routed.cost_usd, routed.free, routed.cost_estimated, estimate)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stream(self, request: ChatCompletionRequest, deadline: Deadline | None = None, *,
@@ -256,13 +260,14 @@ class ChatRouter:
         estimate = self._estimate(prep.detail, texts) if routed.usage is None else None  # used only without usage
         cost = request_cost(served.step.entry.price, routed.usage, free=served.step.free, estimate=estimate)
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, cost.estimated
-        self.runner.settle(served, consumed(routed.usage or estimate, cost.usd), clock() - served.started)
+        routed.usage = routed.usage or estimate  # what the cost was priced on: the ledger counts these tokens
+        self.runner.settle(served, consumed(routed.usage, cost.usd), clock() - served.started)
         tool_calls = [ToolCall(id=c["id"], function=FunctionCall(name=c["name"], arguments=c["arguments"]))
                       for _, c in sorted(calls.items())]
         self._remember(prep, request, served.step.key, "".join(texts) or None, tool_calls)
         yield ChatCompletionChunk(id=last.id, created=last.created, model=last.model,
                                   system_fingerprint=last.system_fingerprint, choices=[],
-                                  usage=routed.usage or estimate)
+                                  usage=routed.usage)
 
     def _settle_partial(self, served: Served[_Opened], routed: RoutedStream, prep: Preparation,
                         texts: list[str]) -> None:
@@ -270,9 +275,13 @@ class ChatRouter:
         is reconciled with our estimate of what it produced until then, and that is its cost."""
         estimate = self._estimate(prep.detail, texts)
         cost = request_cost(served.step.entry.price, estimate, free=served.step.free, estimate=estimate)
-        routed.usage = None
+        routed.usage = estimate  # what the cost was priced on: the ledger counts these tokens
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
         self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started)
+
+    def _whole_estimate(self, prep: Preparation, completion: ChatCompletion) -> Usage:
+        """Our estimate of a whole answer's usage, for a provider that reported none."""
+        return self._estimate(prep.detail, [c.message.content or "" for c in completion.choices])
 
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
