@@ -19,6 +19,7 @@ import pytest
 
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
+from llm_gateway.compose import Clocks
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability import metrics as m
@@ -104,3 +105,68 @@ def test_a_provider_reason_that_echoes_our_key_never_reaches_the_caller():
     assert provider_key not in rendered and quote(provider_key, safe="") not in rendered
     assert "e" * 24 not in rendered
     client.close()
+
+
+POISON = "a prompt this provider chokes on"
+
+
+def _chokes_on_one_prompt(request: httpx.Request) -> httpx.Response:
+    """A healthy provider that answers 500 to one prompt, every time it is sent."""
+    if POISON in request.content.decode():
+        return httpx.Response(500, json={"error": {"message": "The server had an error while processing your "
+                                                   "request.", "type": "server_error", "code": None}})
+    return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
+                          headers={"content-type": "application/json"})
+
+
+def _ask(text: str, model: str = "openai/gpt-4o-mini") -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"model": model, "messages": [{"role": "user", "content": text}]})
+
+
+def test_a_request_retried_by_its_caller_cannot_keep_a_provider_behind_the_others():
+    """An SDK retries a 5xx (OpenAI's twice by default) and an app's own loop may go on retrying:
+    the same request failing the same way on a provider that answers everyone else is the
+    request's doing. Its first failure counts (nothing yet tells it from an outage); a repeat
+    after the provider has answered others since counts against neither the model's circuit nor
+    the provider's standing. Before, each repeat marked the provider failed again, so one
+    caller retrying every 20 s kept it ranked behind every other provider for everyone."""
+    reset_local_counters()
+    moment = [1_764_000_000.0]
+    clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=lambda s: None, rand=lambda: 0.5)
+    client = httpx.Client(transport=httpx.MockTransport(_chokes_on_one_prompt))
+    settings = load_settings({"OPENAI_API_KEY": "sk-openai-test-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    gateway = build_gateway(settings, metrics=RecordingMetrics(), http_client=client, clocks=clocks)
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    try:
+        for _ in range(4):  # at 0, 20, 40 and 60 s, each followed by another caller's request
+            with pytest.raises(GatewayError) as info:
+                gateway.chat(_ask(POISON), caller, "req-poison")
+            assert info.value.status >= 500
+            served = gateway.chat(_ask("an ordinary question"), caller, "req-other")
+            assert served.status == 200 and served.headers["x-gateway-model"] == "gpt-4o-mini"
+            moment[0] += 20
+        moment[0] -= 15  # 65 s: the first failure's mark (30 s) is over; one from the repeat at 60 s would not be
+        assert not gateway.core.failures.recent("openai", moment[0])
+        assert "OPEN" not in json.dumps(gateway.status()).upper().replace("OPENAI", "")
+    finally:
+        client.close()
+        reset_local_counters()
+
+
+def test_the_same_request_failing_while_the_provider_answers_no_one_still_counts():
+    """An outage fails every request, identical ones too (a canary's fixed prompt): with no answer
+    from the provider in between, each failure counts and the circuit opens as before."""
+    reset_local_counters()
+    client = httpx.Client(transport=httpx.MockTransport(
+        lambda _request: httpx.Response(500, json={"error": {"message": "down", "type": "server_error"}})))
+    settings = load_settings({"OPENAI_API_KEY": "sk-openai-test-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    gateway = build_gateway(settings, metrics=RecordingMetrics(), http_client=client)
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    try:
+        for _ in range(3):
+            with pytest.raises(GatewayError):
+                gateway.chat(_ask("the canary's question"), caller, "req-canary")
+        assert "OPEN" in json.dumps(gateway.status()).upper().replace("OPENAI", "")
+    finally:
+        client.close()
+        reset_local_counters()

@@ -17,10 +17,12 @@ connection dropped) and the reservation is reconciled with what was sent until t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import (
@@ -119,7 +121,7 @@ class ChatRouter:
             # answer without usage would then count no attempt and keep its reservation's maximum.
             return CallResult(reply.value, reply.rate_limits, consumed(usage, cost))
 
-        served = self.runner.run(prep, call, deadline, limits=limits)
+        served = self.runner.run(prep, call, deadline, limits=limits, fingerprint=partial(fingerprint, request))
         completion = served.value
         if completion.choices:
             message = completion.choices[0].message
@@ -194,7 +196,7 @@ class ChatRouter:
                 opened = self.engine.open_stream(adapter, request, step.key.model, max(timeout, deadline.remaining()))
                 return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
 
-        served = self.runner.run(prep, call, deadline, limits=limits)
+        served = self.runner.run(prep, call, deadline, limits=limits, fingerprint=partial(fingerprint, request))
         step = served.step
         routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, _no_chunks(), free=step.free)
         routed.chunks = self._drain(served, routed, prep, request)
@@ -322,3 +324,10 @@ def _first_chunk(opened: ProviderStream, step: PlanStep, buffered: bool) -> _Ope
 
 
 __all__ = ["ChatRouter", "RoutedCompletion", "RoutedStream"]
+
+
+def fingerprint(request: ChatCompletionRequest) -> str:
+    """What tells this request from others to a provider: everything it is sent but whether it
+    streams and for which end user (a prompt a provider chokes on chokes it either way)."""
+    body = request.model_dump_json(exclude={"stream", "stream_options", "user"}, exclude_none=True)
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()

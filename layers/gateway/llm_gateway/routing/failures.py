@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llm_gateway.retry.classifier import ErrorClass
@@ -31,6 +31,11 @@ FAILURE_CLASSES = frozenset({
     ErrorClass.TIMEOUT, ErrorClass.CONNECTION,
 })
 SHARE_EVERY_S = 5.0  # one shared write per provider per this many seconds is enough
+# Failures the request itself may provoke (a prompt a provider chokes on, one it cannot finish in
+# time): the same request failing again, while the provider answers others, is the request's doing.
+PAYLOAD_PROVOKED = frozenset({ErrorClass.SERVER_ERROR, ErrorClass.TIMEOUT})
+REPEAT_MEMORY_S = 600.0  # a request its caller sends again within this long is known again
+_REPEATS_KEPT = 4096
 
 
 class FailureMemory:
@@ -40,7 +45,47 @@ class FailureMemory:
         self._marks: dict[str, FailureMark] = {}
         self._answered: dict[str, float] = {}  # provider → last success, this container
         self._shared: Mapping[str, FailureMark] = {}  # other containers' marks, as last read
+        # (provider, model) → request fingerprint → when its failure there counted
+        self._failed_requests: dict[tuple[str, str], dict[str, float]] = {}
         self._lock = threading.Lock()
+
+    def repeated(self, provider: str, model: str, request: str, now: float) -> bool:
+        """Whether a failure of the request fingerprinted `request` on this model repeats one
+        already counted, after which the provider has answered other requests: the request's
+        doing (a caller, or its SDK, retrying a prompt the provider chokes on), to be held
+        against neither the provider's standing nor the model's circuit. Otherwise the failure
+        is remembered and counts: a first failure looks like any outage, and so does one repeated
+        while the provider answers no one (an outage failing a canary's fixed prompt)."""
+        with self._lock:
+            failed = self._failed_requests.setdefault((provider, model), {})
+            counted = failed.get(request)
+            if counted is not None and now - counted < REPEAT_MEMORY_S and self._answered.get(provider, -math.inf) >= counted:
+                return True
+            if sum(len(requests) for requests in self._failed_requests.values()) >= _REPEATS_KEPT:
+                self._forget_failed_before(now - REPEAT_MEMORY_S)
+                failed = self._failed_requests.setdefault((provider, model), {})
+            failed[request] = now
+            return False
+
+    def answered_request(self, provider: str, model: str, request: Callable[[], str]) -> None:
+        """The request (its fingerprint, asked only when this model has failed requests on record)
+        was answered here: a failure of it earlier was not its own doing after all."""
+        if not self._failed_requests.get((provider, model)):  # the usual case: nothing to ask
+            return
+        fingerprint = request()
+        with self._lock:
+            failed = self._failed_requests.get((provider, model))
+            if failed:
+                failed.pop(fingerprint, None)
+
+    def _forget_failed_before(self, moment: float) -> None:
+        """Drop requests too old to be known again; all of them, if a flood of distinct failing
+        requests left nothing that old (the memory stays bounded either way)."""
+        kept = {model: {r: at for r, at in requests.items() if at >= moment}
+                for model, requests in self._failed_requests.items()}
+        if sum(len(requests) for requests in kept.values()) >= _REPEATS_KEPT:
+            kept = {}
+        self._failed_requests = {model: requests for model, requests in kept.items() if requests}
 
     def succeeded(self, provider: str, now: float) -> FailureMark | None:
         """Remember an answer; a mark saying so when it ends a streak other containers know of

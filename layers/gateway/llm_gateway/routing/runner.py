@@ -31,12 +31,12 @@ from llm_gateway.providers.base import TRANSPORT_TIMEOUT, ProviderError, RateLim
 from llm_gateway.retry.aggregate import aggregate_error
 from llm_gateway.retry.backoff import retry_delay, retry_hint_s
 from llm_gateway.retry.caller_error import caller_error
-from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify
+from llm_gateway.retry.classifier import Action, ErrorClass, Scope, classify, classify_class
 from llm_gateway.retry.handler import AttemptContext, AttemptFailed, Deadline, DeadlineExhausted, RetryHandler
 from llm_gateway.routing.balancer import CapacityBalancer
 from llm_gateway.routing.circuit_breaker import BreakerOpen, CircuitBreakers
 from llm_gateway.routing.exhausted import ExhaustedMemory
-from llm_gateway.routing.failures import AdaptiveTimeouts, FailureMemory, work_size
+from llm_gateway.routing.failures import PAYLOAD_PROVOKED, AdaptiveTimeouts, FailureMemory, work_size
 from llm_gateway.routing.health import HealthView
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.run import RequestRun
@@ -185,7 +185,10 @@ class FailoverRunner:
 
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
-            *, limits: CallerLimits | None = None) -> Served[T]:
+            *, limits: CallerLimits | None = None, fingerprint: Callable[[], str] | None = None) -> Served[T]:
+        """`fingerprint`: what tells this request from others (asked only when an attempt fails), so
+        a caller retrying a request a provider chokes on is not taken for an outage
+        (`FailureMemory.repeated`)."""
         prep = self.exhausted.reorder(prep, self._wall())
         if limits is not None:
             prep = limits.apply(prep)
@@ -197,7 +200,7 @@ class FailoverRunner:
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()),
                              pace=self.timeouts.pace)
             try:
-                return self.retry.run(partial(self._attempt, run, call=call), deadline)
+                return self.retry.run(partial(self._attempt, run, call=call, fingerprint=fingerprint), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
@@ -211,7 +214,8 @@ class FailoverRunner:
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0], limits)
 
-    def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]]) -> Served[T]:
+    def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]],
+                 fingerprint: Callable[[], str] | None = None) -> Served[T]:
         """Find the next step that can be called and call it; skipping a step costs no attempt."""
         while True:
             step = run.next_step()
@@ -247,7 +251,8 @@ class FailoverRunner:
             started = self.retry.clock()
             try:
                 result = self.breakers.call(step.key, self.tracing.wrap(step.key.provider, step.key.model,
-                                                                        partial(_marked, call, step, timeout, cut_short)))
+                                                                        partial(_marked, call, step, timeout, cut_short,
+                                                                                self._repeats(fingerprint))))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")
@@ -260,6 +265,8 @@ class FailoverRunner:
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             now = self._wall()
+            if fingerprint is not None:
+                self.failures.answered_request(step.key.provider, step.key.model, fingerprint)
             recovered = self.failures.succeeded(step.key.provider, now)
             if recovered is not None:  # it answered after a streak: every container starts over
                 self.outcomes.guarded("mark_failure", self.state.mark_failure, recovered, now)
@@ -269,6 +276,17 @@ class FailoverRunner:
             else:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
             return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
+
+    def _repeats(self, fingerprint: Callable[[], str] | None) -> Callable[[PlanStep, ProviderError], bool] | None:
+        """Whether a failure repeats the same request's after the provider answered others since."""
+        if fingerprint is None:
+            return None
+
+        def repeated(step: PlanStep, error: ProviderError) -> bool:
+            return classify_class(error) in PAYLOAD_PROVOKED and self.failures.repeated(
+                step.key.provider, step.key.model, fingerprint(), self._wall())
+
+        return repeated
 
     def _current(self, step: PlanStep, now: float) -> tuple[WindowUsage, ...]:
         """The step's windows as of `now`. The plan computed them when it was made; a step reached
@@ -347,12 +365,15 @@ class FailoverRunner:
         return error
 
 
-def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool) -> CallResult[T]:
-    """Call; a timeout of a call whose budget the request deadline cut short is marked
-    `request_caused` *before* the breakers classify it, so it counts against neither."""
+def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool,
+            repeated: Callable[[PlanStep, ProviderError], bool] | None = None) -> CallResult[T]:
+    """Call; a timeout of a call whose budget the request deadline cut short, and a failure that
+    `repeated` says is the request's doing, are marked `request_caused` *before* the breakers
+    classify them, so they count against neither the circuits nor the provider's standing."""
     try:
         return call(step, timeout)
     except ProviderError as error:
-        if cut_short and error.transport == TRANSPORT_TIMEOUT:
+        cut = cut_short and error.transport == TRANSPORT_TIMEOUT
+        if cut or (repeated is not None and not error.request_caused and repeated(step, error)):
             error.request_caused = True
         raise

@@ -9,8 +9,10 @@ token-metered model reported.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import partial
 
 from llm_gateway.api.audio_schemas import TranscriptionRequest
 from llm_gateway.providers.engine import ProviderEngine
@@ -108,9 +110,17 @@ class TranscriptionRouter:
             cost, _ = transcript_cost(step, call.duration_s, reply.value)
             return CallResult(reply.value, reply.rate_limits, consumed(traits, call.duration_s, reply.value, cost))
 
-        served = self.runner.run(prep, attempt, deadline, limits=limits)
+        served = self.runner.run(prep, attempt, deadline, limits=limits, fingerprint=partial(fingerprint, call))
         step, transcript = served.step, served.value
         billed = billed_seconds(_traits(step.entry), call.duration_s)
         cost, estimated = transcript_cost(step, call.duration_s, transcript)
         return RoutedTranscript(transcript, step.key.provider, step.key.model, served.run.attempts, billed, cost,
                                 step.free, cost_estimated=estimated)
+
+
+def fingerprint(call: TranscriptionCall) -> str:
+    """What tells this transcription from others to a provider: its audio and options (a file a
+    provider chokes on chokes it whoever sends it again)."""
+    digest = hashlib.blake2b(call.audio, digest_size=16)
+    digest.update(repr((call.translate, call.language, call.prompt, call.temperature, call.words)).encode())
+    return digest.hexdigest()

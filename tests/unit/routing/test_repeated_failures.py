@@ -1,0 +1,57 @@
+"""`FailureMemory.repeated`: which failures of one request are its own doing (see
+`tests/integration/test_caller_errors_stay_with_the_caller.py` for the gateway-level cases)."""
+
+from __future__ import annotations
+
+from llm_gateway.routing import failures as f
+from llm_gateway.routing.failures import REPEAT_MEMORY_S, FailureMemory
+
+
+def test_a_repeat_is_the_requests_doing_only_after_the_provider_answered_since() -> None:
+    memory = FailureMemory()
+    assert not memory.repeated("groq", "m", "req-a", 100.0)  # a first failure counts
+    assert not memory.repeated("groq", "m", "req-a", 101.0)  # the provider answered no one since: counts
+    memory.succeeded("groq", 102.0)
+    assert memory.repeated("groq", "m", "req-a", 103.0)  # answered others since: the request's doing
+    assert memory.repeated("groq", "m", "req-a", 150.0)
+    assert not memory.repeated("groq", "other-model", "req-a", 150.0)  # per model
+    assert not memory.repeated("groq", "m", "req-b", 150.0)  # per request
+
+
+def test_a_repeat_long_after_counts_again() -> None:
+    memory = FailureMemory()
+    memory.repeated("groq", "m", "req-a", 100.0)
+    memory.succeeded("groq", 101.0)
+    assert not memory.repeated("groq", "m", "req-a", 100.0 + REPEAT_MEMORY_S)
+
+
+def test_a_request_answered_after_its_failure_is_not_held_to_it() -> None:
+    """Its retry was answered: the failure was the provider's after all, so a later failure of the
+    same request (with others answered in between) counts again."""
+    memory = FailureMemory()
+    asked: list[int] = []
+
+    def fingerprint() -> str:
+        asked.append(1)
+        return "req-a"
+
+    memory.answered_request("groq", "m", fingerprint)
+    assert asked == []  # nothing on record for the model: the fingerprint is not even computed
+    memory.repeated("groq", "m", "req-a", 100.0)
+    memory.answered_request("groq", "m", fingerprint)
+    memory.succeeded("groq", 100.5)
+    assert asked == [1]
+    assert not memory.repeated("groq", "m", "req-a", 101.0)
+
+
+def test_the_memory_stays_bounded_under_a_flood_of_distinct_failing_requests(monkeypatch) -> None:
+    monkeypatch.setattr(f, "_REPEATS_KEPT", 50)
+    memory = FailureMemory()
+    for i in range(500):
+        memory.repeated("groq", "m", f"req-{i}", 100.0 + i * 0.001)
+        assert sum(len(r) for r in memory._failed_requests.values()) <= 50
+    memory.repeated("groq", "m", "old", 0.0)
+    memory.succeeded("groq", 1.0)
+    for i in range(60):  # entries older than the memory go first
+        memory.repeated("groq", "m", f"new-{i}", REPEAT_MEMORY_S + 10 + i)
+    assert "old" not in memory._failed_requests.get(("groq", "m"), {})
