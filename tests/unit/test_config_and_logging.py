@@ -421,3 +421,25 @@ def test_a_secret_that_is_not_json_is_named_without_its_text_or_cause() -> None:
     assert "gsk_" not in repr(error)
     with pytest.raises(ConfigError):
         _secret_values("gateway/providers", lambda: ["not", "an", "object"])
+
+
+@pytest.mark.parametrize("options", [{}, {"utc": True}, {"use_rfc3339": True}, {"datefmt": "%H:%M:%S.%F"},
+                                     {"use_rfc3339": True, "utc": True}])
+def test_the_redacting_formatter_stamps_lines_as_powertools_does(options):
+    """Its per-second timestamp text gives Powertools' own stamp at every instant: across
+    milliseconds, seconds, minutes and a year's turn, in local time and UTC, whatever was stamped
+    before (the cache is per second)."""
+    import random
+
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    from llm_gateway.observability.logging import RedactingFormatter
+
+    ours, theirs = RedactingFormatter((), **options), LambdaPowertoolsFormatter(**options)
+    rand = random.Random(7)
+    instants = [1_767_225_599.0 + i * 0.0137 for i in range(300)]  # through 2026-01-01T00:00:00Z
+    instants += [rand.uniform(0, 2_000_000_000) for _ in range(300)] + [1_790_000_000.999999, 1_790_000_000.0005]
+    for created in instants + instants[::-1]:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert ours.formatTime(record) == theirs.formatTime(record), created

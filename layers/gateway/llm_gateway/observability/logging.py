@@ -109,9 +109,27 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         # for every line: the line path encodes with one built once from the same options.
         self._serializer = self.json_serializer
         self._encode = _encoder_of(self._serializer)
+        # (second, converter, format, text before the milliseconds, text after) of the last stamp
+        self._second: tuple[int, object, str, str, str] = (-1, None, "", "", "")
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         _SECRETS.add(secrets)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """Powertools' default timestamp (`2021-05-03 10:20:19,650+0200`) with the text around the
+        milliseconds composed once per second: `strftime` and the time-zone lookup were about a
+        sixth of a line's cost. Any other format takes Powertools' own path."""
+        if (self.use_rfc3339_iso8601 or datefmt or self.datefmt
+                or self.converter not in (time.localtime, time.gmtime)):
+            return str(super().formatTime(record, datefmt))
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second or cached[1] is not self.converter or cached[2] != self.default_time_format:
+            head, _, tail = self.default_time_format.partition(self.custom_ms_time_directive)
+            moment = self.converter(record.created)
+            cached = self._second = (second, self.converter, self.default_time_format,
+                                     time.strftime(head, moment), time.strftime(tail, moment) if tail else "")
+        return f"{cached[3]}{int(record.msecs):03d}{cached[4]}"
 
     def _extract_log_message(self, log_record: logging.LogRecord) -> Any:
         """Powertools' own, without its failing `json.loads` for a plain-text message (the result
