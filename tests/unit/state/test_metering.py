@@ -189,3 +189,20 @@ def test_a_degraded_container_s_share_of_a_meter_is_one_object_and_keeps_the_met
     assert scaled_meter(provider, 0.5) is scaled_meter(provider, 0.5)
     assert scaled_meter(provider, 0.5).limit.maxima == {REQUESTS: 5}
     assert (scaled_meter(caller, 0.5).scope, scaled_meter(provider, 0.5).scope) == (CALLER_SCOPE, provider.scope)
+
+
+def test_a_refusal_names_its_window_as_a_caller_reads_it() -> None:
+    """`60s`, `day`, `month`: a user's daily limit read "1 of 25 audio_seconds per days left"."""
+    from llm_gateway.state.metering import (
+        AUDIO_SECONDS,
+        CALENDAR_DAY,
+        CALENDAR_MONTH,
+        Meter,
+        WindowLimit,
+        WindowUsage,
+    )
+
+    for period, label in ((CALENDAR_DAY, "day"), (CALENDAR_MONTH, "month"), (Period(60), "60s")):
+        usage = WindowUsage(Meter("user#u", WindowLimit(period, {AUDIO_SECONDS: 25})), 0, {AUDIO_SECONDS: 24})
+        assert usage.fits({AUDIO_SECONDS: 3}) == f"1 of 25 audio_seconds per {label} left on user#u, needs 3"
+        assert usage.fits({AUDIO_SECONDS: 30}) == f"needs 30 audio_seconds > 25 per {label} window"

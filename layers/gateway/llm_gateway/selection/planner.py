@@ -447,7 +447,7 @@ def _above(meters: Sequence[Meter], amounts: Amounts) -> str | None:
         for unit, ask in amounts.items():
             ceiling = limit.max_of(unit)
             if ceiling is not None and ask > ceiling:
-                return (f"needs {ask} {unit}, more than its limit of {ceiling} per {limit.period.name}s window "
+                return (f"needs {ask} {unit}, more than its limit of {ceiling} per {limit.period.label} window "
                         f"on {meter.counter} allows at all")
     return None
 

@@ -114,6 +114,13 @@ class Period:
         return ("day" if self.seconds == 86_400 else f"{self.seconds}f") if self.fixed else str(self.seconds)
 
     @property
+    def label(self) -> str:
+        """The window as messages name it: `60s`, `day`, `month`."""
+        if self.seconds == MONTH:
+            return "month"
+        return "day" if self.fixed and self.seconds == 86_400 else f"{self.seconds}s"
+
+    @property
     def sliding(self) -> bool:
         return self.seconds != MONTH and not self.fixed
 
@@ -313,10 +320,10 @@ class WindowUsage:
             if ceiling is None:
                 continue
             if ask > ceiling:
-                return f"needs {ask} {unit} > {ceiling} per {limit.period.name}s window"
+                return f"needs {ask} {unit} > {ceiling} per {limit.period.label} window"
             left = ceiling - used.get(unit, 0) - carried.get(unit, 0)
             if left < ask:
-                return (f"{max(0, left)} of {ceiling} {unit} per {limit.period.name}s left on {self.meter.counter}, "
+                return (f"{max(0, left)} of {ceiling} {unit} per {limit.period.label} left on {self.meter.counter}, "
                         f"needs {ask}")
         return None
 
