@@ -238,7 +238,7 @@ def test_a_call_begun_while_the_mark_held_does_not_grow_the_streak() -> None:
 
 def test_a_provider_error_the_caller_s_request_caused_is_not_held_against_the_provider() -> None:
     """A 400 for one caller's malformed request (context-length and content-filter refusals are
-    in the same `CALLER_CAUSED` set; a mid-stream one is in the OpenAI-family adapter tests) says
+    the request's own doing in the same way, `Decision.caller_caused`; a mid-stream one is in the OpenAI-family adapter tests) says
     nothing of the provider: the status page's passive health and failure memory keep no
     failure for it, so one caller's mistakes never make a provider look unhealthy to operators;
     a 500 is recorded."""

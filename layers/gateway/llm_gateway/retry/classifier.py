@@ -61,33 +61,38 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do about one failed attempt: its class, the action, and which breaker it counts for."""
+    """What to do about one failed attempt: its class, the action, which breaker it counts for, and
+    whether it was the request's own doing (held against no provider: not its circuit, its health
+    or its standing)."""
 
     error_class: ErrorClass
     action: Action
     counts_for_circuit: bool
     circuit_scope: Scope
+    caller_caused: bool = False
 
 
-# Per class: (action, counts against a breaker, breaker scope). Why each:
+# Per class: (action, counts against a breaker, breaker scope, the request's own doing). Why each:
 # - rate limits and exhausted quotas are capacity, not health: cool the model down instead;
 # - 5xx, overload, timeouts and broken streams say the model is unhealthy right now;
 # - a dropped connection or a rejected key concerns the whole provider;
 # - the caller's own mistakes (bad request, content filter) would fail anywhere: return them;
 # - a context overflow or unknown model may succeed on another model: move on, no penalty
 #   for context (the request caused it), a penalty for a model the catalog wrongly lists.
-_POLICY: dict[ErrorClass, tuple[Action, bool, Scope]] = {
-    ErrorClass.RATE_LIMITED: (Action.NEXT_MODEL, False, Scope.MODEL),
-    ErrorClass.QUOTA_EXHAUSTED: (Action.NEXT_MODEL, False, Scope.MODEL),
-    ErrorClass.OVERLOADED: (Action.NEXT_MODEL, True, Scope.MODEL),
-    ErrorClass.SERVER_ERROR: (Action.NEXT_MODEL, True, Scope.MODEL),
-    ErrorClass.TIMEOUT: (Action.NEXT_MODEL, True, Scope.MODEL),
-    ErrorClass.CONNECTION: (Action.RETRY_SAME, True, Scope.PROVIDER),
-    ErrorClass.AUTH: (Action.NEXT_MODEL, True, Scope.PROVIDER),
-    ErrorClass.BAD_REQUEST: (Action.RETURN, False, Scope.MODEL),
-    ErrorClass.CONTEXT_LENGTH: (Action.NEXT_MODEL, False, Scope.MODEL),
-    ErrorClass.CONTENT_FILTER: (Action.RETURN, False, Scope.MODEL),
-    ErrorClass.MODEL_NOT_FOUND: (Action.NEXT_MODEL, True, Scope.MODEL),
+# The request's own doing: the caller's mistakes and a context overflow; any other class can be
+# too, for one request (`ProviderError.request_caused`: its deadline, a repeat of its failure).
+_POLICY: dict[ErrorClass, tuple[Action, bool, Scope, bool]] = {
+    ErrorClass.RATE_LIMITED: (Action.NEXT_MODEL, False, Scope.MODEL, False),
+    ErrorClass.QUOTA_EXHAUSTED: (Action.NEXT_MODEL, False, Scope.MODEL, False),
+    ErrorClass.OVERLOADED: (Action.NEXT_MODEL, True, Scope.MODEL, False),
+    ErrorClass.SERVER_ERROR: (Action.NEXT_MODEL, True, Scope.MODEL, False),
+    ErrorClass.TIMEOUT: (Action.NEXT_MODEL, True, Scope.MODEL, False),
+    ErrorClass.CONNECTION: (Action.RETRY_SAME, True, Scope.PROVIDER, False),
+    ErrorClass.AUTH: (Action.NEXT_MODEL, True, Scope.PROVIDER, False),
+    ErrorClass.BAD_REQUEST: (Action.RETURN, False, Scope.MODEL, True),
+    ErrorClass.CONTEXT_LENGTH: (Action.NEXT_MODEL, False, Scope.MODEL, True),
+    ErrorClass.CONTENT_FILTER: (Action.RETURN, False, Scope.MODEL, True),
+    ErrorClass.MODEL_NOT_FOUND: (Action.NEXT_MODEL, True, Scope.MODEL, False),
 }
 
 # Provider codes (lower-cased) → class. OpenAI/Groq/Mistral `code`/`type`, Gemini `status`,
@@ -236,8 +241,8 @@ def classify_class(error: ProviderError) -> ErrorClass:
 def classify(error: ProviderError) -> Decision:
     """Decide what a failure means for this request and for the provider's circuit."""
     error_class = classify_class(error)
-    action, counts, scope = _POLICY[error_class]
-    if error.request_caused:
-        counts = False  # the request caused it (its deadline, its content), not the provider
-    return Decision(error_class, action, counts, scope)
+    action, counts, scope, caller_caused = _POLICY[error_class]
+    if error.request_caused:  # the request caused it (its deadline, its content), not the provider
+        counts, caller_caused = False, True
+    return Decision(error_class, action, counts, scope, caller_caused)
 

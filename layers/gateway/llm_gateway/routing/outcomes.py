@@ -35,8 +35,6 @@ _RATE = (ErrorClass.RATE_LIMITED, ErrorClass.QUOTA_EXHAUSTED)
 _PROVIDER_FAULT = frozenset({ErrorClass.OVERLOADED, ErrorClass.SERVER_ERROR, ErrorClass.TIMEOUT,
                              ErrorClass.CONNECTION, ErrorClass.AUTH})
 OK, FAILED, LIMITED, REFUSED = "ok", "failed", "limited", "refused"
-# What the request itself caused: held against nobody's provider (passive health, failure memory).
-CALLER_CAUSED = frozenset({ErrorClass.BAD_REQUEST, ErrorClass.CONTEXT_LENGTH, ErrorClass.CONTENT_FILTER})
 
 
 def attempt_outcome(error_class: ErrorClass | None, request_caused: bool = False) -> str:
@@ -142,13 +140,13 @@ class Outcomes:
         if wait is not None:
             reason = f"{error_class} ({error.status or error.code or 'no status'})"
             self.guarded("cool_down", self.state.cool_down, step.key, now + wait, reason, now)
-        # A timeout the request deadline caused says nothing about the provider: no failure mark.
-        says_something = not error.request_caused
+        # What the request caused (its content, its deadline) says nothing about the provider.
+        says_something = not decision.caller_caused
         if says_something and error_class in FAILURE_CLASSES:
             mark = self.failures.record(step.key.provider, str(error_class), now, started=now - latency_s)
             if mark is not None and not _gone(deadline, "mark_failure"):
                 self.guarded("mark_failure", self.state.mark_failure, mark, now)
-        if says_something and error_class not in CALLER_CAUSED:
+        if says_something:
             self.passive.record(step.key, str(error_class), now)
         provider, model = step.key
         self.metrics.count(m.PROVIDER_ERRORS, error_class=str(error_class), provider=provider, model=model)
