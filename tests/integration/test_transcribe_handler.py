@@ -440,6 +440,19 @@ def test_bad_job_requests_are_400(rig, body):
     assert_error(status, answer, 400)
 
 
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/audio/jobs", {"file_id": "f", "respone_format": "text"}, "respone_format"),
+    ("/v1/audio/jobs", {"file_id": "f", "stream": True}, "stream"),
+    ("/v1/audio/uploads", {"filename": "a.mp3", "bytes": 10, "purpose": "x"}, "purpose"),
+])
+def test_a_field_the_gateways_own_json_api_does_not_know_is_a_400_naming_it(rig, path, body, field):
+    """Jobs and uploads are the gateway's own JSON API (no SDK adds fields to them): a misspelt
+    `respone_format` was accepted with 202 and the job ran with the default format."""
+    status, _, answer = rig.post_json(path, body)
+    error = assert_error(status, answer, 400, "unknown_parameter")
+    assert error["param"] == field
+
+
 def test_job_runner_events_with_junk_ids_do_nothing(rig):
     for junk in ("", "job-../../x", "job-" + "D" * 32):
         assert rig.run_job(junk)["status"] == "skipped"

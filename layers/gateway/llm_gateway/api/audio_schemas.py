@@ -79,7 +79,14 @@ class TranscriptionRequest(_Edge):
         return cls.model_validate(data)
 
 
-class UploadRequest(_Edge):
+class _OwnJson(BaseModel):
+    """A JSON body of the gateway's own API (no SDK adds fields to it): a field it does not know,
+    a misspelt `respone_format` say, is a 400 naming it rather than a job run with the default."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class UploadRequest(_OwnJson):
     """`POST /v1/audio/uploads`: announce a file too large to send through API Gateway."""
 
     filename: str = Field(min_length=1, max_length=255)
@@ -87,7 +94,7 @@ class UploadRequest(_Edge):
     content_type: str = Field(default="application/octet-stream", max_length=128)
 
 
-class TranscriptionJobRequest(_Edge):
+class TranscriptionJobRequest(_OwnJson):
     """`POST /v1/audio/jobs`: transcribe an uploaded file in the background (long audio)."""
 
     file_id: str = Field(min_length=1, max_length=128)
