@@ -22,7 +22,7 @@ from llm_gateway.selection.analyzer import Analysis, analyze, is_alias
 from llm_gateway.selection.catalog import CHAT, Catalog, ModelEntry
 from llm_gateway.selection.conversation import turn_key
 from llm_gateway.selection.planner import Candidate, Preparation, bounded, nothing_fits, resolve
-from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.selection.tokens import TokenEstimator, scaled
 from llm_gateway.state.items import affinity_pk
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter
 from llm_gateway.state.store import ModelKey
@@ -225,7 +225,7 @@ class ChatPreparer:
                 static = _Static.of(entry, self.catalog.token_factor(entry), None)
             key = static.key
             factor = static.factor
-            prompt = base if factor == 1.0 else -(-int(base * factor * 1000) // 1000)  # `tokens.scaled`, inlined
+            prompt = base if factor == 1.0 else scaled(base, factor)
             why = drops[key] if key in drops else _needs_drop(entry, needs)
             if why is None:
                 why = _size_drop(entry, prompt, cap)
