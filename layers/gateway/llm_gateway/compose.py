@@ -44,7 +44,6 @@ from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.state.memory import MemoryStore
-from llm_gateway.state.metering import NANOS_PER_USD
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import ModelKey, StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
@@ -145,7 +144,7 @@ def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Cl
     directory = KeyDirectory(key_store, ttl_s=settings.key_cache_s)
     cap = settings.daily_spend_cap_usd
     return Tenancy(key_store, directory, KeyAdmin(key_store, directory, clocks.wall), UsageLedger(store), store,
-                   cap_nanos=None if cap is None else round(cap * NANOS_PER_USD), wall=clocks.wall)
+                   cap_micros=None if cap is None else round(cap * 1_000_000), wall=clocks.wall)
 
 
 def build_chat(core: Core) -> ChatRouter:

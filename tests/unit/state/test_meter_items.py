@@ -14,16 +14,14 @@ from llm_gateway.state.items import (
     meter_pk,
     pks_for,
     split_meter_item,
-    window_ref,
     windows_of,
 )
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
-    LEGACY_USD_MICROS,
     REQUESTS,
     TOKENS,
-    USD_NANOS,
+    USD_MICROS,
     Meter,
     Period,
     WindowLimit,
@@ -32,7 +30,7 @@ from llm_gateway.state.metering import (
     slot_of,
 )
 from llm_gateway.state.shared import SharedState
-from llm_gateway.state.store import CounterAdd, ModelKey
+from llm_gateway.state.store import ModelKey
 from tests.unit.state.test_shared import Recording as SharedRecording
 
 KEY = ModelKey("groq", "m")
@@ -202,15 +200,15 @@ def test_a_folded_correction_rides_on_the_next_reservation_of_the_item() -> None
 def test_a_budget_and_a_minute_of_a_user_share_one_item() -> None:
     user = "user#alice"
     minute = Meter(user, WindowLimit.of(60, requests=10))
-    budget = Meter(user, WindowLimit(CALENDAR_MONTH, {USD_NANOS: 1_000}))
+    budget = Meter(user, WindowLimit(CALENDAR_MONTH, {USD_MICROS: 1_000}))
     store = Recording()
     state = SharedState(store, fold_reconcile=True)
-    reservation = reserve(state, [minute, budget], {REQUESTS: 1, USD_NANOS: 900}, T0)
+    reservation = reserve(state, [minute, budget], {REQUESTS: 1, USD_MICROS: 900}, T0)
     assert reservation is not None and [add.pk for add in store.calls[0]] == [meter_pk(user)]
-    state.reconcile(reservation, {REQUESTS: 1, USD_NANOS: 30}, T0 + 1)  # money is given back at once
+    state.reconcile(reservation, {REQUESTS: 1, USD_MICROS: 30}, T0 + 1)  # money is given back at once
     assert len(store.calls) == 2
     snapshot = decode_snapshot(store.inner.load([meter_pk(user)], T0 + 1), (), T0 + 1)
-    assert snapshot.usage(budget, T0 + 1).used == {REQUESTS: 1, USD_NANOS: 30}
+    assert snapshot.usage(budget, T0 + 1).used == {REQUESTS: 1, USD_MICROS: 30}
 
 
 def test_degraded_state_counts_one_item_per_counter_at_its_share() -> None:
@@ -229,23 +227,3 @@ def test_degraded_state_counts_one_item_per_counter_at_its_share() -> None:
     windows = windows_of(fallback.load([meter_pk(COUNTER)], T0 + 3))
     assert set(windows) == {minute.pk(T0), DAY.pk(DAY.limit.period.start(T0))}
     assert windows[minute.pk(T0)][REQUESTS] == windows[DAY.pk(DAY.limit.period.start(T0))][REQUESTS] == 2
-
-
-def test_a_budget_window_written_in_micro_dollars_counts_as_spent_in_nano_dollars() -> None:
-    """Budgets counted whole micro-dollars before they counted nano-dollars: a window a deploy
-    finds half spent in the old unit is read as spent (1,000 nano-dollars each), by the plan and
-    by the conditional write alike, so the change of unit never lets a budget be spent twice."""
-    user = "user#alice"
-    budget = Meter(user, WindowLimit(CALENDAR_MONTH, {USD_NANOS: 1_000_000}))  # $0.001
-    store = Recording()
-    state = SharedState(store, fold_reconcile=True)
-    start = CALENDAR_MONTH.start(T0)
-    legacy = window_ref(budget, start).attrs({LEGACY_USD_MICROS: 600})  # $0.0006 spent the old way
-    store.inner.add([CounterAdd(meter_pk(user), legacy, int(T0) + 86_400 * 40)], T0)
-    usage = state.load([budget], (), T0).usage(budget, T0)
-    assert usage.remaining(USD_NANOS) == 400_000
-    assert reserve(state, [budget], {USD_NANOS: 400_001}, T0) is None  # the write's ceiling knows it too
-    assert usage.ceilings() == {USD_NANOS: 400_000}
-    assert reserve(state, [budget], {USD_NANOS: 400_000}, T0) is not None
-    after = state.load([budget], (), T0 + 1).usage(budget, T0 + 1)
-    assert after.remaining(USD_NANOS) == 0 and after.used[USD_NANOS] == 400_000

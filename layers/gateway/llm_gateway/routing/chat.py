@@ -46,7 +46,7 @@ from llm_gateway.selection.cost import request_cost
 from llm_gateway.selection.planner import Plan, PlanStep, Preparation
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
 from llm_gateway.state.items import affinity_pk
-from llm_gateway.state.metering import REQUESTS, TOKENS, USD_NANOS, Amounts, usd_nanos
+from llm_gateway.state.metering import REQUESTS, TOKENS, USD_MICROS, Amounts, usd_micros
 from llm_gateway.state.store import ModelKey
 
 
@@ -89,7 +89,7 @@ class _Opened:
 
 def consumed(usage: Usage | None, cost_usd: float = 0.0) -> Amounts | None:
     """What a call used: one request, its tokens and its cost (which settles a budget's reservation)."""
-    return None if usage is None else {REQUESTS: 1, TOKENS: usage.total_tokens, USD_NANOS: usd_nanos(cost_usd)}
+    return None if usage is None else {REQUESTS: 1, TOKENS: usage.total_tokens, USD_MICROS: usd_micros(cost_usd)}
 
 
 class ChatRouter:

@@ -23,7 +23,7 @@ from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.planner import PlanStep
-from llm_gateway.state.metering import CALLER_SCOPE, REQUESTS, USD_NANOS, Amounts, usd_of
+from llm_gateway.state.metering import CALLER_SCOPE, REQUESTS, USD_MICROS, Amounts
 from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, window_near_miss, worth_recording
 from llm_gateway.state.shared import Reservation, SharedState
 
@@ -104,20 +104,20 @@ class Outcomes:
         (an alarm notifies operators within minutes) and logged with whose budget, once per
         crossing. Worked out from the window the plan read and what the call cost, so it adds no
         I/O; two calls crossing at once in different containers may both report it."""
-        spent = actual.get(USD_NANOS, 0)
+        spent = actual.get(USD_MICROS, 0)
         if spent <= 0:
             return
         for usage in step.usages:
-            ceiling = usage.meter.limit.max_of(USD_NANOS)
+            ceiling = usage.meter.limit.max_of(USD_MICROS)
             if usage.meter.scope != CALLER_SCOPE or not ceiling:
                 continue
-            before = usage.used.get(USD_NANOS, 0) + usage.carried.get(USD_NANOS, 0)
+            before = usage.used.get(USD_MICROS, 0) + usage.carried.get(USD_MICROS, 0)
             threshold = ceiling * BUDGET_WARNING_SHARE
             if before < threshold <= before + spent:
                 self.metrics.count(m.BUDGET_WARNINGS)
                 LOG.warning("budget threshold passed", extra={
                     "counter": usage.meter.counter, "window": usage.meter.limit.period.name,
-                    "spent_usd": usd_of(before + spent), "budget_usd": usd_of(ceiling),
+                    "spent_usd": (before + spent) / 1_000_000, "budget_usd": ceiling / 1_000_000,
                     "share": BUDGET_WARNING_SHARE})
 
     def failure(

@@ -30,7 +30,7 @@ from llm_gateway.selection.transcription import (
     audio_tokens,
     billed_seconds,
 )
-from llm_gateway.state.metering import AUDIO_SECONDS, REQUESTS, TOKENS, USD_NANOS, Amounts, usd_nanos
+from llm_gateway.state.metering import AUDIO_SECONDS, REQUESTS, TOKENS, USD_MICROS, Amounts, usd_micros
 from llm_gateway.state.store import ModelKey
 from llm_gateway.transcription.transcript import Transcript
 
@@ -55,7 +55,7 @@ def _traits(entry: ModelEntry) -> AudioTraits:
 def consumed(traits: AudioTraits, duration_s: float, transcript: Transcript, cost_usd: float = 0.0) -> Amounts:
     """What a call used: one request, its billed audio seconds, tokens where metered, and its cost
     (which settles a budget's reservation)."""
-    used = {REQUESTS: 1, AUDIO_SECONDS: math.ceil(billed_seconds(traits, duration_s)), USD_NANOS: usd_nanos(cost_usd)}
+    used = {REQUESTS: 1, AUDIO_SECONDS: math.ceil(billed_seconds(traits, duration_s)), USD_MICROS: usd_micros(cost_usd)}
     if traits.tokens_per_second is not None:
         reported = (transcript.input_tokens, transcript.output_tokens)
         tokens = reported if None not in reported else audio_tokens(traits, duration_s)

@@ -37,7 +37,7 @@ from llm_gateway.selection.catalog import Catalog, ModelEntry
 from llm_gateway.state.items import FailureMark, StateSnapshot, pks_for
 from llm_gateway.state.metering import (
     CALLER_SCOPE,
-    USD_NANOS,
+    USD_MICROS,
     Amounts,
     Meter,
     WindowUsage,
@@ -149,7 +149,7 @@ BUDGET_EXCEEDED = "budget_exceeded"
 @dataclass(frozen=True, slots=True)
 class CallerRefusal:
     """A candidate the caller's own limit stopped: `code` is `USER_RATE_LIMITED` (requests,
-    tokens, audio seconds) or `BUDGET_EXCEEDED` (a budget in `USD_NANOS`)."""
+    tokens, audio seconds) or `BUDGET_EXCEEDED` (a budget in `USD_MICROS`)."""
 
     code: str
     reason: str
@@ -467,7 +467,7 @@ def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) 
         if unit is None:
             continue
         at = usage.free_again_at(amounts, now)
-        code = BUDGET_EXCEEDED if unit == USD_NANOS else USER_RATE_LIMITED
+        code = BUDGET_EXCEEDED if unit == USD_MICROS else USER_RATE_LIMITED
         return CallerRefusal(code, usage.fits(amounts) or f"{unit} limit reached", usage.meter.counter,
                              usage.meter.limit.period.name, None if at is None else max(0.0, at - now))
     return None

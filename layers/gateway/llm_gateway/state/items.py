@@ -13,8 +13,8 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `cb#{provider}` / `cb#{provider}#{model}` | a Powertools circuit-breaker record: `state`, `failure_count`, `opened_at`, `half_open_owner`, `probe_lease_expiry` | Powertools' |
 | `health#{provider}` | the scheduled check's verdict (`routing/health.py`): `available`, `reason`, `fingerprint`, `checked_at`, `error_class` | `HEALTH_TTL_S` |
 | `aff#{sha256}` | the model that answered a conversation's last turn: `provider`, `model`, `at` | `at` + `AFFINITY_TTL_S` |
-| `rl#user#{user}[#eu#{hash}]` | a user's (or end user's) windows: requests, tokens, audio seconds, `usd_nanos` (`usd_micros` before; read as spent) | as `rl#` |
-| `rl#gateway#spend` | the gateway-wide daily spend (`usd_nanos`), when a cap is set | as `rl#` |
+| `rl#user#{user}[#eu#{hash}]` | a user's (or end user's) windows: requests, tokens, audio seconds, `usd_micros` | as `rl#` |
+| `rl#gateway#spend` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
 | `key#{sha256}` | a gateway key: `id`, `user`, `name`, `policy` (JSON), `created_at`, `revoked_at` (never the key) | never |
 | `keys#index` | one attribute per key: its id → its sha256 (the admin list; no Scan) | never |
 | `usage#{user}#{YYYY-MM-DD}` | a user's day: totals and `{field}@{provider}/{model}` counters (`tenancy/usage.py`) | `USAGE_KEEP_S` |
@@ -34,12 +34,11 @@ from llm_gateway.state.metering import (
     AUDIO_SECONDS,
     CALENDAR_DAY,
     CALENDAR_MONTH,
-    LEGACY_USD_MICROS,
     MONTH,
     REQUESTS,
     SLOTS,
     TOKENS,
-    USD_NANOS,
+    USD_MICROS,
     Amounts,
     Meter,
     Period,
@@ -137,7 +136,7 @@ def affinity_pk(digest: str) -> str:
 # conditional UpdateItem, however many windows (second … calendar month) its limits have. A
 # window's attributes are named `{period}:{index}:{code}`: the period (`Period.name`), the
 # window's index (its start over its length; a calendar month's, over a day) and a short code
-# (`r` requests, `t` tokens, `a` audio seconds, `n` usd_nanos, `u` usd_micros (legacy), `t3` the tokens of the fourth
+# (`r` requests, `t` tokens, `a` audio seconds, `u` usd_micros, `t3` the tokens of the fourth
 # tenth, `l` the latest reservation's time). Short, because an UpdateItem costs a write unit per
 # KB of the item. A snapshot sees each window as before, keyed by `Meter.pk(start)`
 # (`rl#{counter}#{period}#{start}`, the item's pk plus `#{period}#{start}`) with the long names
@@ -146,7 +145,7 @@ def affinity_pk(digest: str) -> str:
 # or finds one of them, so an item holds the windows a load reads: two per period, three in a
 # sliding window's first moments (and `CLOCK_SKEW_S` more for clock skew).
 LAST_AT = "last_at"
-_CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_NANOS: "n", LEGACY_USD_MICROS: "u"}
+_CODES = {REQUESTS: "r", TOKENS: "t", AUDIO_SECONDS: "a", USD_MICROS: "u"}
 _SHORT: dict[str, str] = {LAST_AT: "l"}
 for _unit, _code in _CODES.items():
     _SHORT[_unit] = _code

@@ -33,12 +33,8 @@ from typing import Any
 REQUESTS = "requests"
 TOKENS = "tokens"
 AUDIO_SECONDS = "audio_seconds"
-USD_NANOS = "usd_nanos"  # budgets: a call's cost in billionths of a dollar (0 on a free tier)
-NANOS_PER_USD = 1_000_000_000
-# Budgets counted whole micro-dollars before: a call of $0.0000013 spent $0.000002 of its budget.
-# Windows written then are read as a fixed amount already spent (`usage_of`), never written again.
-LEGACY_USD_MICROS = "usd_micros"
-UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_NANOS)
+USD_MICROS = "usd_micros"  # budgets: a call's cost in millionths of a dollar (0 on a free tier)
+UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_MICROS)
 MONTH = 0  # `Period.seconds` of a calendar month
 # A stamp is taken when the reservation is written, a little before the provider counts the
 # request (the write's round trip, a new TLS connection, completion tokens counted at the answer's
@@ -85,15 +81,9 @@ def with_slot(amounts: Amounts, slot: int | None, units: Collection[str]) -> dic
     return out
 
 
-def usd_nanos(usd: float) -> int:
-    """A cost in whole nano-dollars (`USD_NANOS`), rounded up: a budget never under-counts, and
-    by at most a billionth of a dollar a call."""
-    return max(0, math.ceil(usd * NANOS_PER_USD - 1e-6))
-
-
-def usd_of(nanos: float) -> float:
-    """Nano-dollars (`USD_NANOS`) as dollars."""
-    return nanos / NANOS_PER_USD
+def usd_micros(usd: float) -> int:
+    """A cost in whole micro-dollars (`USD_MICROS`), rounded up: a budget never under-counts."""
+    return max(0, math.ceil(usd * 1_000_000 - 1e-6))
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,9 +518,6 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
     if not earlier:
         if used is None:
             return WindowUsage(meter, start, {}, {}, last_at, (), item)
-        legacy = used.get(LEGACY_USD_MICROS)
-        if legacy:  # what the window spent in micro-dollars, before budgets counted nano-dollars
-            return WindowUsage(meter, start, used, {USD_NANOS: legacy * 1000}, last_at, (), item)
         known = _PLAIN.get(id(meter))
         if known is not None and known.start == start and known.used is used and known.item is item \
                 and known.last_at == last_at:

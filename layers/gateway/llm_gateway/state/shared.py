@@ -18,7 +18,7 @@ window closes before this container reserves on it again is dropped: what is los
 over-count, capacity left unused, never a limit passed. An *under*-estimate (the model wrote more
 than expected) is written at once, unconditionally, so other containers see the true count: one
 write, only when the estimate was too low. Within a memory store every correction is applied at
-once, since it costs nothing. Budgets (`USD_NANOS`) are the exception: a paid call reserves its
+once, since it costs nothing. Budgets (`USD_MICROS`) are the exception: a paid call reserves its
 *maximum* cost, so the over-estimate is given back at once, in one write after a paid call.
 """
 
@@ -30,13 +30,13 @@ from dataclasses import dataclass, replace
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
-from llm_gateway.state.metering import USD_NANOS, Amounts, Meter, WindowUsage, slot_of, with_slot
+from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage, slot_of, with_slot
 from llm_gateway.state.rate_limits import snapshot_expiry
 from llm_gateway.state.store import CounterAdd, Item, ModelKey, StateStore
 
 COOLDOWN_MARGIN_S = 60
 LOADED_KEPT = 4096  # counter items remembered from the last load (the roll-over's removal reads them)
-SETTLED_AT_ONCE = frozenset({USD_NANOS})  # units whose over-estimates are never folded
+SETTLED_AT_ONCE = frozenset({USD_MICROS})  # units whose over-estimates are never folded
 
 
 @dataclass(frozen=True, slots=True)

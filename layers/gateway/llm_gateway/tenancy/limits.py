@@ -7,7 +7,7 @@ between a capability's preparation and planning:
 
 - candidates outside the key's allow-list (`models`, `free_only`) are dropped; a pinned model the
   key may not use, or nothing it may use, is a 403 `model_not_allowed`;
-- each paid candidate's `amounts` gain its *maximum* cost in nano-dollars (`USD_NANOS`) when a
+- each paid candidate's `amounts` gain its *maximum* cost in micro-dollars (`USD_MICROS`) when a
   budget applies, so a user at budget is left with free tiers, and one paid call can pass a
   budget only by what its prompt was under-estimated by (output is reserved at its cap);
 - the caller's meters are added to each candidate they concern (a window is added only where
@@ -44,15 +44,14 @@ from llm_gateway.state.metering import (
     CALENDAR_MONTH,
     CALLER_SCOPE,
     MINUTE,
-    NANOS_PER_USD,
     REQUESTS,
     TOKENS,
-    USD_NANOS,
+    USD_MICROS,
     Amounts,
     Meter,
     Period,
     WindowLimit,
-    usd_nanos,
+    usd_micros,
 )
 from llm_gateway.state.store import ModelKey
 from llm_gateway.tenancy.policy import Policy
@@ -60,10 +59,11 @@ from llm_gateway.tenancy.policy import Policy
 USER_PREFIX = "user#"
 GLOBAL_SPEND_COUNTER = "gateway#spend"  # the gateway-wide daily spend cap's counter
 MODEL_NOT_ALLOWED = "model_not_allowed"  # the 403 code when the key's policy allows none of the models
+MICROS = 1_000_000
 
 
-def nanos(usd: float | None) -> int | None:
-    return None if usd is None else round(usd * NANOS_PER_USD)
+def micros(usd: float | None) -> int | None:
+    return None if usd is None else round(usd * MICROS)
 
 
 def user_counter(user: str, end_user: str | None = None) -> str:
@@ -75,22 +75,22 @@ def user_counter(user: str, end_user: str | None = None) -> str:
 
 
 @lru_cache(maxsize=4096)
-def caller_meters(counter: str, policy: Policy, cap_nanos: int | None) -> tuple[Meter, ...]:
+def caller_meters(counter: str, policy: Policy, cap_micros: int | None) -> tuple[Meter, ...]:
     """The policy's windows on `counter`, plus the gateway-wide cap. Cached: the same objects for
     the same key, so the planner reads each window once per request."""
     windows: tuple[tuple[Period, dict[str, int | None]], ...] = (
         (MINUTE, {REQUESTS: policy.rpm, TOKENS: policy.tpm}),
         (CALENDAR_DAY, {REQUESTS: policy.rpd, AUDIO_SECONDS: policy.audio_seconds_per_day,
-                        USD_NANOS: nanos(policy.daily_budget_usd)}),
-        (CALENDAR_MONTH, {USD_NANOS: nanos(policy.monthly_budget_usd)}),
+                        USD_MICROS: micros(policy.daily_budget_usd)}),
+        (CALENDAR_MONTH, {USD_MICROS: micros(policy.monthly_budget_usd)}),
     )
     meters = []
     for period, maxima in windows:
         kept = {unit: n for unit, n in maxima.items() if n is not None}
         if kept:
             meters.append(Meter(counter, WindowLimit(period, kept), CALLER_SCOPE))
-    if cap_nanos is not None:
-        meters.append(Meter(GLOBAL_SPEND_COUNTER, WindowLimit(CALENDAR_DAY, {USD_NANOS: cap_nanos}), CALLER_SCOPE))
+    if cap_micros is not None:
+        meters.append(Meter(GLOBAL_SPEND_COUNTER, WindowLimit(CALENDAR_DAY, {USD_MICROS: cap_micros}), CALLER_SCOPE))
     return tuple(meters)
 
 
@@ -109,12 +109,12 @@ class UserLimits:
 
     policy: Policy
     counter: str
-    cap_nanos: int | None = None
+    cap_micros: int | None = None
     wall: float | None = None  # the time refusals are reported against (tests); None = now
 
     @property
     def meters(self) -> tuple[Meter, ...]:
-        return caller_meters(self.counter, self.policy, self.cap_nanos)
+        return caller_meters(self.counter, self.policy, self.cap_micros)
 
     def apply(self, prep: Preparation) -> Preparation:
         pool = (*prep.candidates, *prep.rest)
@@ -124,7 +124,7 @@ class UserLimits:
         meters = self.meters
         if not meters and len(allowed) == len(pool):
             return prep  # nothing to narrow, nothing to add: the request costs nothing more
-        budgeted = any(USD_NANOS in m.limit.maxima for m in meters)
+        budgeted = any(USD_MICROS in m.limit.maxima for m in meters)
         priced = sorted((self._priced(c) if budgeted else c for c in allowed), key=_rank)
         extra = [*prep.state_pks, *pks_for(meters, (), 0.0)]
         loaded, beyond = bounded(priced, prep.meters, extra)
@@ -143,7 +143,7 @@ class UserLimits:
         if candidate.entry.is_free:
             return candidate
         most = candidate.max_cost_usd if candidate.max_cost_usd is not None else candidate.est_cost_usd
-        return replace(candidate, amounts={**candidate.amounts, USD_NANOS: usd_nanos(most)})
+        return replace(candidate, amounts={**candidate.amounts, USD_MICROS: usd_micros(most)})
 
     def _not_allowed(self, prep: Preparation) -> GatewayError:
         return model_not_allowed(self.policy, prep.pinned)

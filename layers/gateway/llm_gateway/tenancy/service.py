@@ -16,9 +16,8 @@ from llm_gateway.api.errors import InvalidRequest, PermissionDenied
 from llm_gateway.state.items import StateSnapshot, decode_snapshot, pks_for
 from llm_gateway.state.metering import (
     CALENDAR_MONTH,
-    USD_NANOS,
+    USD_MICROS,
     Meter,
-    usd_of,
 )
 from llm_gateway.state.store import StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
@@ -41,14 +40,14 @@ class Tenancy:
     admin: KeyAdmin
     ledger: UsageLedger
     store: StateStore
-    cap_nanos: int | None = None
+    cap_micros: int | None = None
     wall: Callable[[], float] = time.time
 
     def limits_for(self, user: str, policy: Policy, end_user: str | None) -> UserLimits:
         """The runner's view of this request's caller (per end user when the policy says so and
         the request names one)."""
         per_end_user = end_user if policy.per_end_user and end_user else None
-        return UserLimits(policy, user_counter(user, per_end_user), self.cap_nanos)
+        return UserLimits(policy, user_counter(user, per_end_user), self.cap_micros)
 
     def record(self, served: ServedRequest) -> None:
         self.ledger.record(served, self.wall())
@@ -85,7 +84,7 @@ class Tenancy:
         return sorted({*STATIC_USERS, *self.admin.users()})
 
     def _limits(self, user: str, policy: Policy, admin: bool, now: float) -> list[dict[str, Any]]:
-        meters = [m for m in caller_meters(user_counter(user), policy, self.cap_nanos)
+        meters = [m for m in caller_meters(user_counter(user), policy, self.cap_micros)
                   if admin or m.counter != GLOBAL_SPEND_COUNTER]
         pks = pks_for(meters, (), now)
         snapshot = decode_snapshot(self.store.load(pks, now) if pks else {}, (), now, meters)
@@ -103,8 +102,8 @@ def _limit_rows(meter: Meter, snapshot: StateSnapshot, now: float) -> list[dict[
             "used": maximum - remaining, "remaining": remaining,
             "resets_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(period.end(window.start))),
         }
-        if unit == USD_NANOS:
-            row.update(unit="usd", limit=usd_of(maximum), used=usd_of(maximum - remaining), remaining=usd_of(remaining))
+        if unit == USD_MICROS:
+            row.update(unit="usd", limit=maximum / 1e6, used=(maximum - remaining) / 1e6, remaining=remaining / 1e6)
         if meter.counter == GLOBAL_SPEND_COUNTER:
             row["scope"] = "gateway"
         rows.append(row)
