@@ -187,7 +187,10 @@ def test_a_callers_own_429_is_not_a_user_visible_error() -> None:
     "state/metering.py usd_micros rounds each call's settled cost UP to a whole micro-dollar, so a "
     "budget counts more than the ledger: at gpt-4.1-nano's price a call of 5 + 2 tokens costing "
     "$0.0000013 spends $0.000002 of the budget (54 % more; a call of $0.00000001 would spend 100x its cost). "
-    "The fix (finer USD units in the meters) is in state/, which this branch does not edit."))
+    "Finer units (nano-dollars) were tried and reverted: a deploy runs the old version beside the new "
+    "(canary, rollback), and the old one reads only its micro-dollar counters, so it would not see what "
+    "the new one spent. Counting never less than the cost keeps every budget; the fix needs both units "
+    "written for a release."))
 def test_a_budget_spends_what_the_calls_cost_not_each_rounded_up_to_a_micro_dollar(monkeypatch) -> None:
     import tests.unit.routing.harness as harness
     from llm_gateway.selection.catalog import Pricing
