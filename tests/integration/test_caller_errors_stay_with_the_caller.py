@@ -170,3 +170,69 @@ def test_the_same_request_failing_while_the_provider_answers_no_one_still_counts
     finally:
         client.close()
         reset_local_counters()
+
+
+def _gateway_on(transport: httpx.MockTransport, moment: list[float]):
+    clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=lambda s: None, rand=lambda: 0.5)
+    settings = load_settings({"OPENAI_API_KEY": "sk-openai-test-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY})
+    return build_gateway(settings, metrics=RecordingMetrics(), http_client=httpx.Client(transport=transport),
+                         clocks=clocks)
+
+
+def test_a_model_down_while_its_provider_answers_other_models_still_opens_its_circuit():
+    """Found in review: a canary's fixed prompt on a dead model, while the provider's other models
+    answer, was taken for the request's doing (answers were counted per provider)."""
+    reset_local_counters()
+
+    def one_model_down(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["model"] == "gpt-4o-mini":
+            return httpx.Response(500, json={"error": {"message": "down", "type": "server_error"}})
+        return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
+                              headers={"content-type": "application/json"})
+
+    moment = [1_764_000_000.0]
+    gateway = _gateway_on(httpx.MockTransport(one_model_down), moment)
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    try:
+        for _ in range(6):
+            with pytest.raises(GatewayError):
+                gateway.chat(_ask("ping"), caller, "canary")
+            assert gateway.chat(_ask("ping", "openai/gpt-4.1-nano"), caller, "other").status == 200
+            moment[0] += 20
+        assert "OPEN" in json.dumps(gateway.status()).upper().replace("OPENAI", "")
+    finally:
+        reset_local_counters()
+
+
+def test_a_repeat_still_gets_its_same_model_retry_and_counts_as_a_failed_attempt():
+    """Found in review: a provider failing calls at random (1, 2 and 4 here), not the prompt. The
+    caller's request fails twice, another is answered, the caller sends its request again: its
+    failure is taken for the request's doing as far as the circuit goes, but the request keeps
+    its one retry on the same model (call 5 answers it) and the failure is counted for the
+    provider-failing alarm as any other."""
+    from llm_gateway.observability import metrics as m
+
+    reset_local_counters()
+    calls = [0]
+
+    def flaky(_request: httpx.Request) -> httpx.Response:
+        calls[0] += 1
+        if calls[0] in (1, 2, 4):
+            return httpx.Response(500, json={"error": {"message": "oops", "type": "server_error"}})
+        return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
+                              headers={"content-type": "application/json"})
+
+    moment = [1_764_000_000.0]
+    gateway = _gateway_on(httpx.MockTransport(flaky), moment)
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    try:
+        with pytest.raises(GatewayError):
+            gateway.chat(_ask("mine"), caller, "r1")  # calls 1 and 2
+        moment[0] += 1
+        assert gateway.chat(_ask("someone else's"), caller, "r2").status == 200  # call 3
+        moment[0] += 1
+        served = gateway.chat(_ask("mine"), caller, "r3")  # call 4 fails (a repeat), call 5 answers
+        assert served.status == 200 and served.headers["x-gateway-attempts"] == "2"
+        assert gateway.metrics.total(m.PROVIDER_ATTEMPTS, outcome="failed") == 3
+    finally:
+        reset_local_counters()

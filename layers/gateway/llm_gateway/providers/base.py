@@ -97,6 +97,10 @@ class ProviderError(Exception):
         # (the runner), or content the provider refused to process (an adapter). It says nothing
         # about the provider: no breaker count, no failure mark, no passive-health record.
         self.request_caused = False
+        # Set on a failure that repeats the same request's on a model that answered other requests
+        # since (the runner, `FailureMemory.repeated`): taken for the request's doing as far as the
+        # model's circuit and the provider's standing go, but retried and counted as any failure.
+        self.repeated = False
 
     @property
     def retry_after_s(self) -> float | None:

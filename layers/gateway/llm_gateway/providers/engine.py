@@ -122,7 +122,8 @@ class ProviderEngine:
         self._client = client
         self._sleep = sleep
         # Each endpoint's URL parsed once: parsing was about a tenth of the client's work a call.
-        # The URLs come from the catalog's providers and models, not from callers: a few dozen.
+        # The URLs come from the catalog's providers and models (and Replicate's prediction ids), not
+        # from what callers send: a few dozen, and bounded.
         self._urls: dict[str, httpx.URL] = {}
 
     def _url(self, url: str) -> httpx.URL:

@@ -242,7 +242,7 @@ def classify(error: ProviderError) -> Decision:
     """Decide what a failure means for this request and for the provider's circuit."""
     error_class = classify_class(error)
     action, counts, scope, caller_caused = _POLICY[error_class]
-    if error.request_caused:  # the request caused it (its deadline, its content), not the provider
+    if error.request_caused or error.repeated:  # the request caused it (its deadline, its content), not the provider
         counts, caller_caused = False, True
     return Decision(error_class, action, counts, scope, caller_caused)
 

@@ -113,9 +113,13 @@ class ChatRouter:
         view = self.adapters.current()
         prep = self.preparer.prepare(request, view.available)
 
+        estimates: dict[int, Usage] = {}  # answer (by id) → our estimate of its usage, where it reported none
+
         def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
             reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
-            usage = reply.value.usage or self._whole_estimate(prep, reply.value)
+            usage = reply.value.usage
+            if usage is None:
+                usage = estimates[id(reply.value)] = self._whole_estimate(prep, reply.value)
             cost = request_cost(step.entry.price, usage, free=step.free).usd
             # Never None: None would tell the runner the call is settled later (a stream), and an
             # answer without usage would then count no attempt and keep its reservation's maximum.
@@ -128,7 +132,7 @@ class ChatRouter:
             self._remember(prep, request, served.step.key, message.content, message.tool_calls)
         estimate = None
         if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
-            estimate = self._whole_estimate(prep, completion)
+            estimate = estimates[id(completion)]
         cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated, estimate)

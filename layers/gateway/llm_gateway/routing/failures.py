@@ -45,47 +45,63 @@ class FailureMemory:
         self._marks: dict[str, FailureMark] = {}
         self._answered: dict[str, float] = {}  # provider → last success, this container
         self._shared: Mapping[str, FailureMark] = {}  # other containers' marks, as last read
-        # (provider, model) → request fingerprint → when its failure there counted
-        self._failed_requests: dict[tuple[str, str], dict[str, float]] = {}
+        # Per (provider, model): when it last answered, and each failed request's fingerprint → when
+        # its failure there counted, with the newest of those (the map is dropped once that is old).
+        self._model_answered: dict[tuple[str, str], float] = {}
+        self._failed_requests: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}
         self._lock = threading.Lock()
 
     def repeated(self, provider: str, model: str, request: str, now: float) -> bool:
         """Whether a failure of the request fingerprinted `request` on this model repeats one
-        already counted, after which the provider has answered other requests: the request's
-        doing (a caller, or its SDK, retrying a prompt the provider chokes on), to be held
-        against neither the provider's standing nor the model's circuit. Otherwise the failure
-        is remembered and counts: a first failure looks like any outage, and so does one repeated
-        while the provider answers no one (an outage failing a canary's fixed prompt)."""
+        already counted, after which the *model* has answered other requests: most likely the
+        request's doing (a caller, or its SDK, or another caller sending the very same request,
+        retrying a prompt the model chokes on), to be held against neither the model's circuit
+        nor the provider's standing. Otherwise the failure is remembered and counts: a first
+        failure looks like any outage, and so does one repeated while the model answers no one
+        (an outage failing a canary's fixed prompt, even while the provider's other models answer)."""
+        key = (provider, model)
         with self._lock:
-            failed = self._failed_requests.setdefault((provider, model), {})
+            newest, failed = self._failed_requests.get(key, (now, {}))
             counted = failed.get(request)
-            if counted is not None and now - counted < REPEAT_MEMORY_S and self._answered.get(provider, -math.inf) >= counted:
+            if (counted is not None and now - counted < REPEAT_MEMORY_S
+                    and self._model_answered.get(key, -math.inf) >= counted):
                 return True
-            if sum(len(requests) for requests in self._failed_requests.values()) >= _REPEATS_KEPT:
-                self._forget_failed_before(now - REPEAT_MEMORY_S)
-                failed = self._failed_requests.setdefault((provider, model), {})
             failed[request] = now
+            self._failed_requests[key] = (max(newest, now), failed)
+            if sum(len(requests) for _, requests in self._failed_requests.values()) > _REPEATS_KEPT:
+                self._forget_failed_before(now - REPEAT_MEMORY_S)
             return False
 
-    def answered_request(self, provider: str, model: str, request: Callable[[], str]) -> None:
-        """The request (its fingerprint, asked only when this model has failed requests on record)
-        was answered here: a failure of it earlier was not its own doing after all."""
-        if not self._failed_requests.get((provider, model)):  # the usual case: nothing to ask
+    def answered(self, provider: str, model: str, now: float, request: Callable[[], str] | None) -> None:
+        """The model answered the request (its fingerprint asked only while the model has failed
+        requests on record from the last `REPEAT_MEMORY_S`): a failure of that request there
+        earlier was not its own doing after all."""
+        key = (provider, model)
+        self._model_answered[key] = now  # a plain dict store: atomic under the GIL
+        found = self._failed_requests.get(key)
+        if found is None:
+            return
+        if now - found[0] >= REPEAT_MEMORY_S:  # all too old to be known again: nothing to ask
+            with self._lock:
+                if self._failed_requests.get(key) is found:
+                    del self._failed_requests[key]
+            return
+        if request is None:
             return
         fingerprint = request()
         with self._lock:
-            failed = self._failed_requests.get((provider, model))
-            if failed:
-                failed.pop(fingerprint, None)
+            current = self._failed_requests.get(key)
+            if current is not None:
+                current[1].pop(fingerprint, None)
 
     def _forget_failed_before(self, moment: float) -> None:
         """Drop requests too old to be known again; all of them, if a flood of distinct failing
         requests left nothing that old (the memory stays bounded either way)."""
-        kept = {model: {r: at for r, at in requests.items() if at >= moment}
-                for model, requests in self._failed_requests.items()}
-        if sum(len(requests) for requests in kept.values()) >= _REPEATS_KEPT:
+        kept = {key: (newest, {r: at for r, at in requests.items() if at >= moment})
+                for key, (newest, requests) in self._failed_requests.items() if newest >= moment}
+        if sum(len(requests) for _, requests in kept.values()) > _REPEATS_KEPT:
             kept = {}
-        self._failed_requests = {model: requests for model, requests in kept.items() if requests}
+        self._failed_requests = {key: found for key, found in kept.items() if found[1]}
 
     def succeeded(self, provider: str, now: float) -> FailureMark | None:
         """Remember an answer; a mark saying so when it ends a streak other containers know of

@@ -188,7 +188,9 @@ class FailoverRunner:
             *, limits: CallerLimits | None = None, fingerprint: Callable[[], str] | None = None) -> Served[T]:
         """`fingerprint`: what tells this request from others (asked only when an attempt fails), so
         a caller retrying a request a provider chokes on is not taken for an outage
-        (`FailureMemory.repeated`)."""
+        (`FailureMemory.repeated`); worked out once a request, however many attempts ask."""
+        if fingerprint is not None:
+            fingerprint = _Once(fingerprint)
         prep = self.exhausted.reorder(prep, self._wall())
         if limits is not None:
             prep = limits.apply(prep)
@@ -265,8 +267,7 @@ class FailoverRunner:
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             now = self._wall()
-            if fingerprint is not None:
-                self.failures.answered_request(step.key.provider, step.key.model, fingerprint)
+            self.failures.answered(step.key.provider, step.key.model, now, fingerprint)
             recovered = self.failures.succeeded(step.key.provider, now)
             if recovered is not None:  # it answered after a streak: every container starts over
                 self.outcomes.guarded("mark_failure", self.state.mark_failure, recovered, now)
@@ -365,15 +366,32 @@ class FailoverRunner:
         return error
 
 
+class _Once:
+    """`fn()`, computed at the first call and kept."""
+
+    __slots__ = ("_fn", "_value")
+
+    def __init__(self, fn: Callable[[], str]) -> None:
+        self._fn: Callable[[], str] | None = fn
+        self._value = ""
+
+    def __call__(self) -> str:
+        if self._fn is not None:
+            self._value, self._fn = self._fn(), None
+        return self._value
+
+
 def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool,
             repeated: Callable[[PlanStep, ProviderError], bool] | None = None) -> CallResult[T]:
     """Call; a timeout of a call whose budget the request deadline cut short, and a failure that
     `repeated` says is the request's doing, are marked `request_caused` *before* the breakers
-    classify them, so they count against neither the circuits nor the provider's standing."""
+    classify them, so they count against neither the circuits nor the provider's standing (a
+    repeat is still retried and counted as a failure: the request's doing is only a guess)."""
     try:
         return call(step, timeout)
     except ProviderError as error:
-        cut = cut_short and error.transport == TRANSPORT_TIMEOUT
-        if cut or (repeated is not None and not error.request_caused and repeated(step, error)):
+        if cut_short and error.transport == TRANSPORT_TIMEOUT:
             error.request_caused = True
+        elif repeated is not None and not error.request_caused and repeated(step, error):
+            error.repeated = True
         raise

@@ -105,10 +105,12 @@ class Period:
 
     @property
     def label(self) -> str:
-        """The window as messages name it: `60s`, `day`, `month`."""
+        """The window as messages name it: `60s`, `day`, `month` (`3600s fixed` for another fixed one)."""
         if self.seconds == MONTH:
             return "month"
-        return "day" if self.fixed and self.seconds == 86_400 else f"{self.seconds}s"
+        if self.fixed:
+            return "day" if self.seconds == 86_400 else f"{self.seconds}s fixed"
+        return f"{self.seconds}s"
 
     @property
     def sliding(self) -> bool:
