@@ -110,13 +110,18 @@ def test_a_provider_reason_that_echoes_our_key_never_reaches_the_caller():
 POISON = "a prompt this provider chokes on"
 
 
-def _chokes_on_one_prompt(request: httpx.Request) -> httpx.Response:
-    """A healthy provider that answers 500 to one prompt, every time it is sent."""
-    if POISON in request.content.decode():
+def _answer(*, failing: bool) -> httpx.Response:
+    """OpenAI's 500, or its fixture answer."""
+    if failing:
         return httpx.Response(500, json={"error": {"message": "The server had an error while processing your "
                                                    "request.", "type": "server_error", "code": None}})
     return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
                           headers={"content-type": "application/json"})
+
+
+def _chokes_on_one_prompt(request: httpx.Request) -> httpx.Response:
+    """A healthy provider that answers 500 to one prompt, every time it is sent."""
+    return _answer(failing=POISON in request.content.decode())
 
 
 def _ask(text: str, model: str = "openai/gpt-4o-mini") -> ChatCompletionRequest:
@@ -185,10 +190,7 @@ def test_a_model_down_while_its_provider_answers_other_models_still_opens_its_ci
     reset_local_counters()
 
     def one_model_down(request: httpx.Request) -> httpx.Response:
-        if json.loads(request.content)["model"] == "gpt-4o-mini":
-            return httpx.Response(500, json={"error": {"message": "down", "type": "server_error"}})
-        return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
-                              headers={"content-type": "application/json"})
+        return _answer(failing=json.loads(request.content)["model"] == "gpt-4o-mini")
 
     moment = [1_764_000_000.0]
     gateway = _gateway_on(httpx.MockTransport(one_model_down), moment)
@@ -217,10 +219,7 @@ def test_a_repeat_still_gets_its_same_model_retry_and_counts_as_a_failed_attempt
 
     def flaky(_request: httpx.Request) -> httpx.Response:
         calls[0] += 1
-        if calls[0] in (1, 2, 4):
-            return httpx.Response(500, json={"error": {"message": "oops", "type": "server_error"}})
-        return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes(),
-                              headers={"content-type": "application/json"})
+        return _answer(failing=calls[0] in (1, 2, 4))
 
     moment = [1_764_000_000.0]
     gateway = _gateway_on(httpx.MockTransport(flaky), moment)
