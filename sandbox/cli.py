@@ -47,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `llm-gateway plan r.json | head`: the reader left, not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        if not _is_aws_error(exc):
+            raise
+        # no region, no credentials, an endpoint that does not answer, an AWS error answer: what the
+        # operator's shell or account lacks, said in one line (botocore's messages carry no secret)
+        print(f"llm-gateway {name}: AWS: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_aws_error(exc: BaseException) -> bool:
+    """botocore's own errors (NoRegionError, NoCredentialsError, EndpointConnectionError, ClientError, ...),
+    recognised without importing botocore, which most commands never load."""
+    return any(cls.__module__.startswith("botocore.") for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

@@ -133,5 +133,8 @@ def main(argv: list[str], *, session: Any = None) -> int:
     except ValueError as exc:
         print(f"llm-gateway rollout: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a flag file that cannot be written (a folder, a read-only place)
+        print(f"llm-gateway rollout: cannot write the flag file: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2))
     return 0

@@ -27,29 +27,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: object) -> int:
+    print(f"llm-gateway simulate: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         workload = load_workload(args.workload)
-        if args.requests_per_day:
+        if args.requests_per_day is not None:
             workload = workload.with_volume(args.requests_per_day)
-        if args.hours:
+        if args.hours is not None:
             workload = workload.with_hours(args.hours)
     except (ValueError, OSError) as exc:
-        print(f"llm-gateway simulate: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc)
+    if args.out:  # before the run, which may take minutes: a folder that cannot be made is said at once
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return _fail(f"--out {str(args.out)!r}: cannot make that folder ({exc.strerror or exc})")
     command = "llm-gateway simulate " + shlex.join(argv if argv is not None else sys.argv[2:])
     if args.sweep:
         from sandbox.simulate.sweep import parse_sweep, run_sweep, sweep_table
 
         try:
             _, values = parse_sweep(args.sweep)
-        except ValueError as exc:
-            print(f"llm-gateway simulate: {exc}", file=sys.stderr)
-            return 2
-        result = run_sweep(workload, values, args.seed, args.hours)
+            result = run_sweep(workload, values, args.seed, args.hours)
+        except ValueError as exc:  # a workload the engine refuses (a baseline model not in the catalog)
+            return _fail(exc)
         if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
             (args.out / "sweep.md").write_text(f"# Sweep of `{workload.name}`\n\nMade by `{command}`.\n\n"
                                                + sweep_table(result) + "\n", encoding="utf-8")
@@ -58,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.simulate.engine import simulate
     from sandbox.simulate.report import TARGETS, summarize, write_report
 
-    simulated = simulate(workload, args.seed)
+    try:
+        simulated = simulate(workload, args.seed)
+    except ValueError as exc:  # a workload the engine refuses (a baseline model not in the catalog)
+        return _fail(exc)
     summary = summarize(simulated)
     if args.out:
         write_report(simulated, summary, args.out, command)

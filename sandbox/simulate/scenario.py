@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.simulate.inputs import number
+
 EVENT_TYPES = ("outage", "rate_limit_storm", "slow", "key_revoked")
 OUTAGE_MODES = ("503", "500", "timeout", "refused")
 
@@ -85,6 +87,9 @@ def parse_scenario(providers: Any, events: Any) -> Scenario:
     providers = providers or {}
     if not isinstance(providers, Mapping):
         raise ValueError("providers: expected a mapping of provider (or `default`) to latency settings")
+    for name, own in providers.items():
+        if own is not None and not isinstance(own, Mapping):
+            raise ValueError(f"providers.{name}: expected a mapping of {', '.join(sorted(_LATENCY_KEYS))}")
     default = dict(providers.get("default") or {})
     latency: dict[str, Latency] = {}
     for name in {*DEFAULT_LATENCY, *providers} - {"default"}:
@@ -94,7 +99,10 @@ def parse_scenario(providers: Any, events: Any) -> Scenario:
         unknown -= _LATENCY_KEYS
         if unknown:
             raise ValueError(f"providers.{name}: unknown keys {sorted(unknown)}; expected some of {sorted(_LATENCY_KEYS)}")
-        latency[name] = Latency(**{k: float(v) for k, v in merged.items()})
+        latency[name] = Latency(**{k: number(v, f"providers.{name}.{k}", at_least=0,
+                                             at_most=1 if k == "error_rate" else None) for k, v in merged.items()})
+    if events is not None and not isinstance(events, list):
+        raise ValueError(f"scenario: expected a list of events ({', '.join(EVENT_TYPES)}), got {events!r}")
     parsed: list[Event] = []
     for i, raw in enumerate(events or []):
         where = f"scenario[{i}]"
@@ -106,13 +114,16 @@ def parse_scenario(providers: Any, events: Any) -> Scenario:
         kind = str(raw.get("type"))
         if kind not in EVENT_TYPES:
             raise ValueError(f"{where}.type: expected one of {', '.join(EVENT_TYPES)}, got {kind!r}")
+        if not isinstance(raw.get("provider"), str) or not raw["provider"]:
+            raise ValueError(f"{where}.provider: expected a provider name, got {raw.get('provider')!r}")
         mode = str(raw.get("mode", "503"))
         if mode not in OUTAGE_MODES:
             raise ValueError(f"{where}.mode: expected one of {', '.join(OUTAGE_MODES)}")
-        start = float(raw.get("at_h", 0)) * 3600
+        start = number(raw.get("at_h", 0), f"{where}.at_h", at_least=0) * 3600
         hours = raw.get("hours")
-        end = start + float(hours) * 3600 if hours is not None else 1e13
-        parsed.append(Event(kind, str(raw["provider"]), start, end, share=float(raw.get("share", 1.0)),
-                            factor=float(raw.get("factor", 1.0)), mode=mode,
-                            retry_after_s=float(raw.get("retry_after_s", 20.0))))
+        end = start + number(hours, f"{where}.hours", above=0) * 3600 if hours is not None else 1e13
+        parsed.append(Event(kind, raw["provider"], start, end, share=number(raw.get("share", 1.0), f"{where}.share",
+                                                                             at_least=0, at_most=1),
+                            factor=number(raw.get("factor", 1.0), f"{where}.factor", above=0), mode=mode,
+                            retry_after_s=number(raw.get("retry_after_s", 20.0), f"{where}.retry_after_s", at_least=0)))
     return Scenario(latency, tuple(parsed))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.simulate.engine import simulate
+from sandbox.simulate.inputs import number
 from sandbox.simulate.report import summarize
 from sandbox.simulate.workload import Workload
 
@@ -20,9 +21,9 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
     if name != "requests_per_day" or not spec:
         raise ValueError("--sweep: expected requests_per_day=LOW:HIGH[:STEPS] or requests_per_day=A,B,C")
     if "," in spec:
-        values = sorted({int(v) for v in spec.split(",")})
+        values = sorted({_volume(v) for v in spec.split(",")})
     else:
-        parts = [int(float(v)) for v in spec.split(":")]
+        parts = [_volume(v) for v in spec.split(":")]
         if len(parts) not in (2, 3) or parts[0] <= 0 or parts[1] < parts[0]:
             raise ValueError("--sweep: expected LOW:HIGH[:STEPS] with 0 < LOW <= HIGH")
         low, high = parts[0], parts[1]
@@ -35,6 +36,14 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
     if not values or min(values) <= 0:
         raise ValueError("--sweep: volumes must be positive")
     return name, values
+
+
+def _volume(text: str) -> int:
+    try:
+        return int(number(text.strip(), "--sweep", whole=False))
+    except ValueError:
+        raise ValueError(f"--sweep: {text.strip()!r} is not a number; expected requests_per_day=LOW:HIGH[:STEPS] "
+                         "or requests_per_day=A,B,C") from None
 
 
 def run_sweep(workload: Workload, values: list[int], seed: int, hours: float | None = None) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import yaml
 from llm_gateway.api.errors import GatewayError
 from llm_gateway.tenancy.policy import Policy
 from llm_gateway.tenancy.policy_input import parse_policy
+from sandbox.simulate.inputs import number
+from sandbox.simulate.scenario import parse_scenario
 
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent / "workloads"
 CHAT, STREAM, TRANSCRIPTION = "chat", "stream", "transcription"
@@ -50,15 +52,30 @@ class Spread:
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> Spread:
-        if isinstance(raw, int | float):
-            return cls(float(raw), float(raw), float(raw), float(raw))
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            value = number(raw, where, above=0)
+            return cls(value, value, value, value)
         if not isinstance(raw, Mapping) or "median" not in raw:
             raise ValueError(f"{where}: expected a number or {{median, p90, min, max}}")
         unknown = set(raw) - {"median", "p90", "min", "max"}
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-        median = float(raw["median"])
-        return cls(median, float(raw.get("p90", median)), float(raw.get("min", 1)), float(raw.get("max", 1e9)))
+        median = number(raw["median"], f"{where}.median", above=0)
+        p90 = number(raw.get("p90", median), f"{where}.p90", at_least=median)
+        low = number(raw.get("min", 1), f"{where}.min", at_least=0)
+        high = number(raw.get("max", 1e9), f"{where}.max", at_least=low)
+        return cls(median, p90, low, high)
+
+
+def _share(raw: Any, where: str) -> float:
+    return number(raw, where, at_least=0, at_most=1)
+
+
+def _section(raw: Mapping[str, Any], key: str, where: str | None = None) -> Mapping[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where or key}: expected a mapping, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -100,10 +117,11 @@ class Workload:
         return round(self.requests_per_day * covered / whole)
 
     def with_volume(self, requests_per_day: int) -> Workload:
-        return replace(self, requests_per_day=requests_per_day)
+        return replace(self, requests_per_day=int(number(requests_per_day, "--requests-per-day", at_least=1,
+                                                         whole=True)))
 
     def with_hours(self, hours: float) -> Workload:
-        return replace(self, hours=hours)
+        return replace(self, hours=number(hours, "--hours", above=0, at_most=24))
 
 
 def workload_path(name_or_path: str) -> Path:
@@ -121,7 +139,12 @@ def load_workload(name_or_path: str) -> Workload:
     path = workload_path(name_or_path)
     if not path.exists():
         raise ValueError(f"no workload {name_or_path!r}: expected a YAML file or one of {', '.join(available())}")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return parse_workload(raw, path.stem)
@@ -135,52 +158,65 @@ def parse_workload(raw: Mapping[str, Any], default_name: str = "workload") -> Wo
     unknown = set(raw) - _TOP
     if unknown:
         raise ValueError(f"unknown workload keys {sorted(unknown)}; expected some of {sorted(_TOP)}")
-    hourly = tuple(float(v) for v in raw.get("hourly_profile", [1.0] * 24))
-    if len(hourly) != 24 or min(hourly) < 0 or sum(hourly) <= 0:
+    profile = raw.get("hourly_profile", [1.0] * 24)
+    if not isinstance(profile, list) or len(profile) != 24:
+        raise ValueError("hourly_profile: expected 24 non-negative numbers, not all zero")
+    hourly = tuple(number(v, f"hourly_profile[{h}]", at_least=0) for h, v in enumerate(profile))
+    if sum(hourly) <= 0:
         raise ValueError("hourly_profile: expected 24 non-negative numbers, not all zero")
     mix = _shares(raw.get("mix", {CHAT: 1.0}), (CHAT, STREAM, TRANSCRIPTION), "mix", whole=True)
-    chat = raw.get("chat", {}) or {}
+    chat = _section(raw, "chat")
     users = raw.get("users", {}) or {}
-    if isinstance(users, int):
+    if isinstance(users, int) and not isinstance(users, bool):
         users = {"count": users}
+    if not isinstance(users, Mapping):
+        raise ValueError(f"users: expected a count or a mapping, got {users!r}")
     kinds = _shares(chat.get("kinds", {}), KINDS[1:], "chat.kinds", whole=False)
     aliases = _shares(chat.get("aliases", {"auto": 1.0}), ("auto", "auto:small", "auto:large", "auto:reasoning"),
                       "chat.aliases", whole=True)
-    pinned = chat.get("pinned", {}) or {}
-    audio = raw.get("transcription", {}) or {}
-    baseline = raw.get("baseline", {}) or {}
+    pinned = _section(chat, "pinned", "chat.pinned")
+    pinned_models = pinned.get("models", [])
+    if not isinstance(pinned_models, list) or not all(isinstance(m, str) and "/" in m for m in pinned_models):
+        raise ValueError(f"chat.pinned.models: expected a list of provider/model ids, got {pinned_models!r}")
+    audio = _section(raw, "transcription")
+    baseline = _section(raw, "baseline")
     start = raw.get("start", "2026-12-01T00:00:00Z")
-    start_ts = datetime.fromisoformat(str(start).replace("Z", "+00:00")).astimezone(UTC).timestamp()
+    try:
+        start_ts = datetime.fromisoformat(str(start).replace("Z", "+00:00")).astimezone(UTC).timestamp()
+    except ValueError:
+        raise ValueError(f"start: expected a UTC time like 2026-12-01T00:00:00Z, got {start!r}") from None
     workload = Workload(
         name=str(raw.get("name", default_name)),
         description=str(raw.get("description", "")).strip(),
-        requests_per_day=int(raw.get("requests_per_day", 10_000)),
+        requests_per_day=int(number(raw.get("requests_per_day", 10_000), "requests_per_day", at_least=1, whole=True)),
         start=start_ts,
-        hours=float(raw.get("hours", 24)),
+        hours=number(raw.get("hours", 24), "hours", above=0, at_most=24),
         hourly=hourly,
-        users=int(users.get("count", 100)),
-        user_skew=float(users.get("skew", 1.0)),
+        users=int(number(users.get("count", 100), "users.count", at_least=1, whole=True)),
+        user_skew=number(users.get("skew", 1.0), "users.skew", at_least=0),
         mix=mix,
         kinds=kinds,
         aliases=aliases,
-        pinned_share=float(pinned.get("share", 0.0)),
-        pinned_models=tuple(str(m) for m in pinned.get("models", ())),
-        follow_up_share=float(chat.get("follow_up_share", 0.0)),
+        pinned_share=_share(pinned.get("share", 0.0), "chat.pinned.share"),
+        pinned_models=tuple(pinned_models),
+        follow_up_share=_share(chat.get("follow_up_share", 0.0), "chat.follow_up_share"),
         prompt_tokens=Spread.parse(chat.get("prompt_tokens", {"median": 300, "p90": 2000}), "chat.prompt_tokens"),
         output_tokens=Spread.parse(chat.get("output_tokens", {"median": 200, "p90": 800}), "chat.output_tokens"),
-        max_tokens_share=float(chat.get("max_tokens_share", 0.0)),
+        max_tokens_share=_share(chat.get("max_tokens_share", 0.0), "chat.max_tokens_share"),
         audio_seconds=Spread.parse(audio.get("audio_seconds", {"median": 60, "p90": 300}), "transcription.audio_seconds"),
-        translate_share=float(audio.get("translate_share", 0.0)),
-        job_over_s=float(audio["job_over_s"]) if audio.get("job_over_s") is not None else None,
+        translate_share=_share(audio.get("translate_share", 0.0), "transcription.translate_share"),
+        job_over_s=number(audio["job_over_s"], "transcription.job_over_s", above=0)
+        if audio.get("job_over_s") is not None else None,
         baseline_chat=str(baseline.get("chat", "openai/gpt-4.1-mini")),
         baseline_transcription=str(baseline.get("transcription", "openai/whisper-1")),
         raw=raw,
         user_policy=_policy(users.get("policy")),
     )
+    # the scenario and the simulated providers' latency are read by the engine; checked here, so a
+    # mistake in them is reported with the rest of the file's, before anything runs
+    parse_scenario(raw.get("providers"), raw.get("scenario"))
     if workload.pinned_share and not workload.pinned_models:
         raise ValueError("chat.pinned.share needs chat.pinned.models")
-    if not 0 < workload.hours <= 24:
-        raise ValueError("hours: expected a number in (0, 24]")
     return workload
 
 
@@ -202,7 +238,7 @@ def _shares(raw: Any, names: tuple[str, ...], where: str, *, whole: bool) -> dic
     unknown = set(raw) - set(names)
     if unknown:
         raise ValueError(f"{where}: unknown {sorted(unknown)}; expected some of {', '.join(names)}")
-    out = {str(k): float(v) for k, v in raw.items()}
+    out = {str(k): number(v, f"{where}.{k}") for k, v in raw.items()}
     total = sum(out.values())
     if any(v < 0 for v in out.values()) or total > 1.0 + 1e-9 or (whole and abs(total - 1.0) > 1e-6):
         raise ValueError(f"{where}: shares must be >= 0 and add up to {'1' if whole else 'at most 1'}")

@@ -148,3 +148,45 @@ def test_the_catalog_load_settings_validated_is_the_one_the_gateway_routes_on(mo
 
     monkeypatch.setattr(compose, "load_catalog", second_load)
     assert compose.build_core(settings).catalog is settings.catalog
+
+
+# Settings that loaded and then failed every request (a base URL without its scheme answered 503
+# "connection" to every call), or failed the start far from the variable (an unknown log level
+# was Python's "Unknown level: 'LOUD'" from inside Powertools; a baseline model outside the
+# catalog was a ConfigError only once the chat handler was built, a traceback under `invoke`).
+BAD_AT_LOAD = {
+    "provider base URL without a scheme": ({**KEYS, "GROQ_BASE_URL": "api.groq.com"}, ["GROQ_BASE_URL", "api.groq.com"]),
+    "provider base URL not http": ({**KEYS, "GROQ_BASE_URL": "ftp://api.groq.com"}, ["GROQ_BASE_URL", "http"]),
+    "endpoint base URL without a scheme": (
+        {"LLM_GATEWAY_OPENAI_COMPATIBLE": _endpoint(base_url="127.0.0.1:8000/v1")},
+        ["LLM_GATEWAY_OPENAI_COMPATIBLE", "base_url", "127.0.0.1:8000/v1"]),
+    "DynamoDB endpoint without a scheme": ({"LLM_GATEWAY_DYNAMODB_ENDPOINT": "localhost:8000"},
+                                           ["LLM_GATEWAY_DYNAMODB_ENDPOINT", "localhost:8000"]),
+    "S3 endpoint not a URL": ({"LLM_GATEWAY_S3_ENDPOINT": "not a url"}, ["LLM_GATEWAY_S3_ENDPOINT"]),
+    "state table not a table name": ({"LLM_GATEWAY_STATE_TABLE": "llm gateway state"},
+                                     ["LLM_GATEWAY_STATE_TABLE", "llm gateway state"]),
+    "log level unknown": ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, ["POWERTOOLS_LOG_LEVEL", "LOUD"]),
+    "baseline model not in the catalog": ({"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-minii"},
+                                          ["LLM_GATEWAY_BASELINE_MODEL", "openai/gpt-4o-minii"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AT_LOAD))
+def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming_it(case):
+    env, needles = BAD_AT_LOAD[case]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("env", [
+    {**KEYS, "GROQ_BASE_URL": "http://127.0.0.1:9"}, {**KEYS, "GROQ_BASE_URL": "https://proxy.example.com/groq/"},
+    {"LLM_GATEWAY_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000"}, {"POWERTOOLS_LOG_LEVEL": "debug"},
+    {"POWERTOOLS_LOG_LEVEL": "WARNING"}, {"LLM_GATEWAY_STATE_TABLE": "llm-gateway_state.v2"},
+    {"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini"},
+])
+def test_well_formed_urls_levels_tables_and_baselines_load(env):
+    load_settings(env)

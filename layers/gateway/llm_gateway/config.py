@@ -26,10 +26,14 @@ from typing import Any
 from llm_gateway.config_check import (
     COMPATIBLE_ENV,
     ConfigError,
+    check_baseline,
     check_bucket_name,
     check_catalog,
+    check_log_level,
     check_stream_deadline,
+    check_table_name,
     check_transcription_limits,
+    check_url,
 )
 from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import PROVIDERS, key_variables, provider_spec
@@ -202,6 +206,7 @@ def _providers(env: Mapping[str, str]) -> list[ProviderConfig]:
         if spec is None:
             continue
         base_url = env.get(spec.base_url_env, "").strip() or spec.default_base_url
+        check_url(spec.base_url_env, base_url)
         # No list = every catalog model of this provider; `<KIND>_MODELS` narrows it.
         models = tuple(m.strip() for m in env.get(spec.models_env, "").split(",") if m.strip())
         configs.append(ProviderConfig(name=kind, kind=kind, base_url=base_url, api_key=key, models=models))
@@ -247,6 +252,7 @@ def _check_endpoint(index: int, entry: object) -> None:
     for required in ("name", "base_url"):
         if not isinstance(entry.get(required), str) or not entry[required].strip():
             raise ConfigError(f"{where} needs a {required!r} (a non-empty string)")
+    check_url(f"{where}.base_url", entry["base_url"])
     if entry["name"] in PROVIDERS:
         raise ConfigError(f"{where} is named {entry['name']!r}, a built-in provider; choose another name")
     models = entry.get("models", [])
@@ -519,6 +525,16 @@ def load_settings(
         aws=aws,
         secret_fetch=fetch,
     )
-    settings = replace(settings, catalog=check_catalog(settings.catalog_overrides, settings.providers))
+    catalog = check_catalog(settings.catalog_overrides, settings.providers)
+    check_baseline(settings.rollout.baseline_model, catalog)
+    settings = replace(settings, catalog=catalog)
+    check_log_level(env)
+    dynamodb_from = "LLM_GATEWAY_DYNAMODB_ENDPOINT" if env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") else \
+        "AWS_ENDPOINT_URL_DYNAMODB (or AWS_ENDPOINT_URL)"
+    for variable, url in ((dynamodb_from, settings.dynamodb_endpoint), ("LLM_GATEWAY_S3_ENDPOINT", settings.s3_endpoint)):
+        if url is not None:
+            check_url(variable, url)
+    if settings.state_table is not None:
+        check_table_name("LLM_GATEWAY_STATE_TABLE", settings.state_table)
     check_stream_deadline(settings.stream_deadline_s, settings.deadline_s, settings.function_timeout_s)
     return settings

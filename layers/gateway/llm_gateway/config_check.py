@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -21,6 +22,7 @@ from llm_gateway.providers.base import ProviderConfig
 from llm_gateway.providers.registry import provider_spec
 from llm_gateway.selection.catalog import (
     BUILTIN_PATH,
+    CHAT,
     OVERRIDES_ENV,
     Catalog,
     CatalogData,
@@ -225,6 +227,42 @@ MAX_JOB_DEADLINE_S = 890.0  # Lambda's 900 s timeout, less the time to write the
 def check_bucket_name(variable: str, name: str) -> None:
     if not _BUCKET.match(name) or ".." in name:
         raise ConfigError(f"{variable}={name!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+
+
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+
+
+def check_url(variable: str, url: str) -> None:
+    """A base URL or endpoint: http(s) with a host, as httpx and botocore need it (without a scheme
+    every call fails as a connection error, so every request would)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigError(f"{variable}={url!r} is not an http(s) URL; give it as http://host[:port][/path]")
+
+
+def check_table_name(variable: str, name: str) -> None:
+    if not _TABLE.match(name):
+        raise ConfigError(f"{variable}={name!r} is not a DynamoDB table name (3-255 letters, digits, _ . -)")
+
+
+def check_log_level(env: Mapping[str, str]) -> None:
+    """`POWERTOOLS_LOG_LEVEL` as Powertools' Logger takes it (any case); anything else stopped the
+    handler's import inside Powertools with no variable named."""
+    level = env.get("POWERTOOLS_LOG_LEVEL")
+    if level and level.upper() not in _LOG_LEVELS:
+        raise ConfigError(f"POWERTOOLS_LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING, ERROR "
+                          "or CRITICAL")
+
+
+def check_baseline(baseline: str | None, catalog: Catalog) -> None:
+    """The rollout's baseline model must be a chat model of the catalog: every request of the
+    baseline cohort is pinned to it."""
+    if baseline is None:
+        return
+    provider, _, model = baseline.partition("/")
+    if not any(e.provider == provider and e.model == model for e in catalog.for_capability(CHAT)):
+        raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
 
 
 def check_transcription_limits(values: Mapping[str, Any]) -> None:

@@ -184,7 +184,7 @@ def test_the_composition_root_gives_each_container_its_share(monkeypatch: pytest
     from llm_gateway.config import load_settings
     from llm_gateway.observability.metrics import RecordingMetrics
 
-    settings = load_settings({"LLM_GATEWAY_STATE_TABLE": "t", "LLM_GATEWAY_MAX_CONTAINERS": "20",
+    settings = load_settings({"LLM_GATEWAY_STATE_TABLE": "state", "LLM_GATEWAY_MAX_CONTAINERS": "20",
                               "AWS_DEFAULT_REGION": "us-east-1"})
     core = build_core(settings, metrics=RecordingMetrics(), dynamodb_client=object())
     assert isinstance(core.state.store, ResilientStore) and core.state.store.fraction == pytest.approx(1 / 20)

@@ -63,7 +63,11 @@ def write_file(path: str | os.PathLike[str], percent: float) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(flag_document(percent)) + "\n", encoding="utf-8")
-    partial.replace(target)
+    try:
+        partial.replace(target)
+    except OSError:  # the target is a folder, say: leave no partial file beside it
+        partial.unlink(missing_ok=True)
+        raise
 
 
 class Rollout:

@@ -1,0 +1,77 @@
+"""The operator commands given what an operator's shell often has wrong: no AWS region or
+credentials, an unreachable endpoint, an event file that is missing or not an event, a flag file
+path that is a folder. Each is a short message and a non-zero exit status, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gateway_env import without_gateway_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "sandbox.cli"]
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _assert_clean_failure(done: subprocess.CompletedProcess[str], *named: str) -> None:
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    assert lines and len(lines[-1]) < 400, done.stderr
+    for text in named:
+        assert text in done.stderr, done.stderr
+
+
+AWS_COMMANDS = {
+    "fold-windows": ["fold-windows", "--table", "state", "--endpoint-url", NOWHERE],
+    "keys list --table": ["keys", "list", "--table", "state", "--endpoint-url", NOWHERE],
+    "report --table": ["report", "--date", "2026-01-01", "--table", "state", "--endpoint-url", NOWHERE],
+    "plan --state-table": ["plan", "sandbox/requests/hello.json", "--state-table", "state", "--endpoint-url", NOWHERE],
+    "rollout --stack": ["rollout", "status", "--stack", "llm-gateway"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(AWS_COMMANDS))
+@pytest.mark.parametrize("shell", ["no region", "no credentials", "nothing listening"])
+def test_a_command_on_aws_says_what_is_missing_in_one_line(command: str, shell: str) -> None:
+    """Each was a botocore traceback (NoRegionError, NoCredentialsError, EndpointConnectionError)."""
+    env = without_gateway_settings(drop_aws=True)
+    env.update({"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"})
+    if shell != "no region":
+        env["AWS_DEFAULT_REGION"] = "us-east-1"
+    if shell == "nothing listening":
+        env.update({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-key-0123456789",
+                    "AWS_ENDPOINT_URL": NOWHERE})
+    done = _run(AWS_COMMANDS[command], env)
+    _assert_clean_failure(done, f"llm-gateway {AWS_COMMANDS[command][0]}")
+    assert "not-a-real-secret-key-0123456789" not in done.stderr + done.stdout
+
+
+def test_invoke_names_the_functions_when_given_one_that_does_not_exist() -> None:
+    done = _run(["invoke", "nosuch", "events/chat.json"], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "nosuch", "chat", "transcribe")
+
+
+@pytest.mark.parametrize("content", [None, "{bad", "[1]", '{"model": "auto", "messages": []}'])
+def test_invoke_says_what_is_wrong_with_the_event_file(content: str | None, tmp_path: Path) -> None:
+    """A missing file, a file that is not JSON, not an object, or a request body instead of an API
+    Gateway event: each was a traceback (FileNotFoundError, JSONDecodeError, TypeError, KeyError)."""
+    event = tmp_path / "event.json"
+    if content is not None:
+        event.write_text(content, encoding="utf-8")
+    done = _run(["invoke", "chat", str(event)], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway invoke", str(event))
+
+
+def test_rollout_set_on_a_flag_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    done = _run(["rollout", "set", "5", "--file", str(tmp_path)], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway rollout", str(tmp_path))

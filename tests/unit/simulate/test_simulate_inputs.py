@@ -1,0 +1,94 @@
+"""`llm-gateway simulate` with inputs an operator gets wrong: a workload file that is not YAML, a
+section of the wrong type, a number out of range, a bad scenario, a zero or negative volume, an
+`--out` that cannot be a folder. Each is one line naming what is wrong and exit status 2, before
+any simulation runs; none is a traceback, a silently empty day, or the default day instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.simulate import cli
+from sandbox.simulate.sweep import parse_sweep
+
+TINY = "name: tiny\nrequests_per_day: 40\nhours: 0.25\n"
+
+BAD_WORKLOADS = {
+    "not yaml": ("foo: [1, 2\n", "YAML"),
+    "requests_per_day null": (TINY + "requests_per_day: null\n", "requests_per_day"),
+    "requests_per_day negative": ("requests_per_day: -5\nhours: 0.25\n", "requests_per_day"),
+    "requests_per_day zero": ("requests_per_day: 0\nhours: 0.25\n", "requests_per_day"),
+    "requests_per_day text": ("requests_per_day: lots\n", "requests_per_day"),
+    "hourly_profile a number": (TINY + "hourly_profile: 5\n", "hourly_profile"),
+    "chat a list": (TINY + "chat: [1]\n", "chat"),
+    "users zero": (TINY + "users: {count: 0}\n", "users.count"),
+    "start not a time": (TINY + "start: yesterday\n", "start"),
+    "median zero below p90": (TINY + "chat: {prompt_tokens: {median: 0, p90: 10}}\n", "chat.prompt_tokens"),
+    "median negative": (TINY + "chat: {prompt_tokens: {median: -5}}\n", "chat.prompt_tokens"),
+    "share above 1": (TINY + "chat: {follow_up_share: 2}\n", "chat.follow_up_share"),
+    "pinned models a string": (TINY + "chat: {pinned: {share: 0.1, models: groq/x}}\n", "chat.pinned.models"),
+    "scenario a number": (TINY + "scenario: 5\n", "scenario"),
+    "scenario bad number": (TINY + "scenario: [{type: outage, provider: gemini, at_h: x}]\n", "scenario[0].at_h"),
+    "scenario unknown type": (TINY + "scenario: [{type: meteor, provider: gemini}]\n", "scenario[0].type"),
+    "scenario without provider": (TINY + "scenario: [{type: outage}]\n", "scenario[0].provider"),
+    "latency unknown key": (TINY + "providers: {groq: {bogus: 1}}\n", "providers.groq"),
+    "latency negative": (TINY + "providers: {groq: {first_token_s: -1}}\n", "providers.groq.first_token_s"),
+    "baseline unknown": (TINY + "baseline: {chat: nosuch/model}\n", "baseline"),
+}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WORKLOADS))
+def test_a_malformed_workload_file_is_one_line_naming_what_is_wrong(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, named = BAD_WORKLOADS[case]
+    path = tmp_path / "w.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, "--workload", str(path), "--json")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llm-gateway simulate: ") and named in lines[0], err
+
+
+@pytest.mark.parametrize("option", [["--requests-per-day", "0"], ["--requests-per-day", "-10"], ["--hours", "0"],
+                                    ["--hours", "-1"], ["--hours", "25"], ["--hours", "nan"]])
+def test_a_volume_or_span_out_of_range_is_refused_not_read_as_the_default(
+        option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--requests-per-day 0` and `--hours 0` ran the workload's own day (0 read as "not given");
+    a negative volume ran a day of no requests and exited 0; `--hours -1` was a ZeroDivisionError."""
+    path = tmp_path / "w.yaml"
+    path.write_text(TINY, encoding="utf-8")
+    code, err = _run(capsys, "--workload", str(path), "--json", *option)
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: ") and option[0] in err, err
+
+
+@pytest.mark.parametrize("sweep", ["requests_per_day=1000:1e400", "requests_per_day=a,b", "requests_per_day=nan:5",
+                                   "requests_per_day=10:20:x"])
+def test_a_bad_sweep_is_one_line_naming_the_option(sweep: str) -> None:
+    with pytest.raises(ValueError, match="--sweep"):
+        parse_sweep(sweep)
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_the_day_is_simulated(
+        sweep: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file where the folder should be was a FileExistsError traceback, after the whole run."""
+    import sandbox.simulate.engine as engine
+
+    path = tmp_path / "w.yaml"
+    path.write_text(TINY, encoding="utf-8")
+    taken = tmp_path / "taken"
+    taken.write_text("", encoding="utf-8")
+    monkeypatch.setattr(engine, "simulate", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated before --out"))
+    extra = ["--sweep", "requests_per_day=10,20"] if sweep else []
+    code, err = _run(capsys, "--workload", str(path), "--out", str(taken), *extra)
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: --out") and str(taken) in err, err
