@@ -168,6 +168,9 @@ BAD_AT_LOAD = {
     "log level unknown": ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, ["POWERTOOLS_LOG_LEVEL", "LOUD"]),
     "baseline model not in the catalog": ({"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-minii"},
                                           ["LLM_GATEWAY_BASELINE_MODEL", "openai/gpt-4o-minii"]),
+    # a yes/no that is neither read as "off" (local mode, and its dev key, silently not on)
+    "local mode neither yes nor no": ({"LLM_GATEWAY_LOCAL": "maybe"}, ["LLM_GATEWAY_LOCAL", "maybe"]),
+    "trace switch neither yes nor no": ({"POWERTOOLS_TRACE_DISABLED": "ture"}, ["POWERTOOLS_TRACE_DISABLED", "ture"]),
 }
 
 
@@ -186,7 +189,8 @@ def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming
     {**KEYS, "GROQ_BASE_URL": "http://127.0.0.1:9"}, {**KEYS, "GROQ_BASE_URL": "https://proxy.example.com/groq/"},
     {"LLM_GATEWAY_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000"}, {"POWERTOOLS_LOG_LEVEL": "debug"},
     {"POWERTOOLS_LOG_LEVEL": "WARNING"}, {"LLM_GATEWAY_STATE_TABLE": "llm-gateway_state.v2"},
-    {"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini"},
+    {"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini"}, {"LLM_GATEWAY_LOCAL": "0"}, {"LLM_GATEWAY_LOCAL": "No"},
+    {"LLM_GATEWAY_LOCAL": " TRUE "}, {"POWERTOOLS_TRACE_DISABLED": "false"}, {"LLM_GATEWAY_LOCAL": ""},
 ])
 def test_well_formed_urls_levels_tables_and_baselines_load(env):
     load_settings(env)

@@ -45,6 +45,18 @@ CLIENT_KEY_SECRET_ENV = "LLM_GATEWAY_CLIENT_KEY_SECRET"
 CLIENT_KEY_NAMES = ("LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS")
 MIN_CLIENT_KEY_CHARS = 32
 _TRUE = {"1", "true", "yes"}
+_FALSE = {"", "0", "false", "no"}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no variable: a value that is neither (`maybe`, a typo) stops the load, naming it,
+    rather than silently reading as off."""
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/true/yes or 0/false/no (or unset), got {env[name]!r}")
 ENDPOINT_FIELDS = ("name", "base_url", "api_key", "api_key_env", "models", "options")
 
 
@@ -264,7 +276,7 @@ def _check_endpoint(index: int, entry: object) -> None:
 
 def _local_mode(env: Mapping[str, str]) -> bool:
     """Local mode (the well-known dev key) comes from the environment only and never inside Lambda."""
-    if env.get("LLM_GATEWAY_LOCAL", "").strip().lower() not in _TRUE:
+    if not _flag(env, "LLM_GATEWAY_LOCAL"):
         return False
     if env.get("AWS_LAMBDA_FUNCTION_NAME"):
         raise ConfigError(
@@ -520,7 +532,7 @@ def load_settings(
         key_cache_s=_key_cache_s(env),
         **_transcription(env),
         rollout=_rollout(env),
-        tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in _TRUE,
+        tracing=not _flag(env, "POWERTOOLS_TRACE_DISABLED") and bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         environment=env,
         aws=aws,
         secret_fetch=fetch,
