@@ -171,6 +171,10 @@ BAD_AT_LOAD = {
     # a yes/no that is neither read as "off" (local mode, and its dev key, silently not on)
     "local mode neither yes nor no": ({"LLM_GATEWAY_LOCAL": "maybe"}, ["LLM_GATEWAY_LOCAL", "maybe"]),
     "trace switch neither yes nor no": ({"POWERTOOLS_TRACE_DISABLED": "ture"}, ["POWERTOOLS_TRACE_DISABLED", "ture"]),
+    # sizes a typo made huge: a billion attempts, a body no Lambda receives, a key never re-read
+    "attempts beyond reason": ({"LLM_GATEWAY_MAX_ATTEMPTS": "1e9"}, ["LLM_GATEWAY_MAX_ATTEMPTS", "at most 10"]),
+    "body above Lambda's payload": ({"LLM_GATEWAY_MAX_BODY_BYTES": "1e30"}, ["LLM_GATEWAY_MAX_BODY_BYTES", "at most"]),
+    "secrets never re-read": ({"LLM_GATEWAY_SECRET_TTL_S": "86400"}, ["LLM_GATEWAY_SECRET_TTL_S", "at most 3600"]),
 }
 
 
@@ -191,6 +195,8 @@ def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming
     {"POWERTOOLS_LOG_LEVEL": "WARNING"}, {"LLM_GATEWAY_STATE_TABLE": "llm-gateway_state.v2"},
     {"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini"}, {"LLM_GATEWAY_LOCAL": "0"}, {"LLM_GATEWAY_LOCAL": "No"},
     {"LLM_GATEWAY_LOCAL": " TRUE "}, {"POWERTOOLS_TRACE_DISABLED": "false"}, {"LLM_GATEWAY_LOCAL": ""},
+    {"LLM_GATEWAY_MAX_ATTEMPTS": "10"}, {"LLM_GATEWAY_MAX_BODY_BYTES": str(6 * 1024 * 1024)},
+    {"LLM_GATEWAY_SECRET_TTL_S": "3600"},
 ])
 def test_well_formed_urls_levels_tables_and_baselines_load(env):
     load_settings(env)

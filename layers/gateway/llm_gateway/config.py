@@ -165,9 +165,11 @@ def _aws_access(env: Mapping[str, str]) -> AwsAccess | None:
     return AwsAccess(region, key_id, secret, env.get("AWS_SESSION_TOKEN") or None)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, zero_ok: bool = False) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = False, zero_ok: bool = False,
+            most: float | None = None) -> float:
     """Every numeric setting's one parser: the default when unset; otherwise a finite number
-    above 0 (or 0 too where 0 means "off"), or, `whole`, a whole number of at least 1."""
+    above 0 (or 0 too where 0 means "off"), or, `whole`, a whole number of at least 1; at most
+    `most` where more would be a typo's doing."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
@@ -181,6 +183,8 @@ def _number(env: Mapping[str, str], name: str, default: float, *, whole: bool = 
         raise ConfigError(f"{name} must be at least 1, got {raw!r}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         raise ConfigError(f"{name} must be {'0 or more' if zero_ok else 'greater than 0'}, got {raw!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most:g}, got {raw!r}")
     return value
 
 
@@ -189,9 +193,14 @@ def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool =
     return _number(env, name, default, zero_ok=zero_ok)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, most: int | None = None) -> int:
     """A count or a size: a whole number of at least 1 (see `_number`)."""
-    return int(_number(env, name, default, whole=True))
+    return int(_number(env, name, default, whole=True, most=most))
+
+
+MAX_ATTEMPTS_MOST = 10  # each is a provider call, perhaps paid; the deadline ends a request long before
+MAX_BODY_BYTES_MOST = 6 * 1024 * 1024  # Lambda's synchronous payload limit: a larger body never arrives
+SECRET_TTL_MOST_S = 3600  # a rotated or newly filled key must work within the hour
 
 
 def _cap(env: Mapping[str, str]) -> float | None:
@@ -487,7 +496,7 @@ def load_settings(
     name one.
     """
     env = {k: v for k, v in dict(os.environ if env is None else env).items() if v != ""}
-    ttl = _int(env, "LLM_GATEWAY_SECRET_TTL_S", 120)
+    ttl = _int(env, "LLM_GATEWAY_SECRET_TTL_S", 120, most=SECRET_TTL_MOST_S)
     aws = _aws_access(env)
     fetch = None
     if env.get(PROVIDER_SECRET_ENV) or env.get(CLIENT_KEY_SECRET_ENV):
@@ -513,12 +522,12 @@ def load_settings(
         deadline_s=_float(env, "LLM_GATEWAY_DEADLINE_S", 25.0),
         stream_deadline_s=_float(env, "LLM_GATEWAY_STREAM_DEADLINE_S", 300.0),
         function_timeout_s=_float(env, "LLM_GATEWAY_FUNCTION_TIMEOUT_S", 0.0, zero_ok=True) or None,
-        max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3),
+        max_attempts=_int(env, "LLM_GATEWAY_MAX_ATTEMPTS", 3, most=MAX_ATTEMPTS_MOST),
         attempt_timeout_s=_float(env, "LLM_GATEWAY_ATTEMPT_TIMEOUT_S", 20.0),
         state_table=env.get("LLM_GATEWAY_STATE_TABLE") or None,
         dynamodb_endpoint=env.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or _aws_endpoint(env, "DYNAMODB"),
         catalog_overrides=env.get("LLM_GATEWAY_CATALOG_OVERRIDES") or None,
-        max_body_bytes=_int(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
+        max_body_bytes=_int(env, "LLM_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024, most=MAX_BODY_BYTES_MOST),
         local_mode=local_mode,
         status_cache_s=_float(env, "LLM_GATEWAY_STATUS_CACHE_S", 5.0, zero_ok=True),
         max_wait_s=_float(env, "LLM_GATEWAY_MAX_WAIT_S", 2.0, zero_ok=True),
