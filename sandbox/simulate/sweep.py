@@ -28,6 +28,8 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
             raise ValueError("--sweep: expected LOW:HIGH[:STEPS] with 0 < LOW <= HIGH")
         low, high = parts[0], parts[1]
         steps = parts[2] if len(parts) == 3 else 8
+        if len(parts) == 3 and (steps < 1 or spec.split(":")[2].strip() != str(steps)):
+            raise ValueError(f"--sweep: STEPS must be a whole number of at least 1, got {spec.split(':')[2].strip()!r}")
         if steps < 2:
             values = [low]
         else:

@@ -180,6 +180,10 @@ def test_the_sweep_and_workload_files_are_checked() -> None:
     assert steps[0] == 1000 and steps[-1] == 200000 and len(steps) == 4
     with pytest.raises(ValueError, match="requests_per_day"):
         parse_sweep("users=1:2")
+    for steps in ("0", "-3", "2.5"):  # ran one step, silently (explore8)
+        with pytest.raises(ValueError, match="STEPS"):
+            parse_sweep(f"requests_per_day=10:20:{steps}")
+    assert parse_sweep("requests_per_day=10:20:1") == ("requests_per_day", [10])
     with pytest.raises(ValueError, match="unknown workload keys"):
         parse_workload({"requests_per_dya": 5})
     with pytest.raises(ValueError, match="mix"):
