@@ -10,7 +10,44 @@ process, a block of calls each, so load from other processes falls on both alike
 each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import litellm` +
 `Router(...)`; ours: imports + `build_gateway`), with LiteLLM's remote cost-map fetch disabled.
 
-Last runs (2026-11-30, `main` at 65ee46a, three in a row, load average 1.8-2.6), as printed:
+`python -m benchmarks.litellm_compare instructions` (about 6 minutes under valgrind) makes the same
+comparison in instructions per request, which the machine's load does not move: LiteLLM's whole
+process is counted, the worker thread it logs each call on included (CPU a Lambda pays for too).
+
+Runs of 2026-11-30 afternoon (`main` at d5792f7 and 9642283; the provider client keeps no cookies
+and parses each URL once since 9996322/b5f26a8, which cut the bare call 1.175 -> 0.812 M
+instructions), as printed. Instructions (d5792f7):
+
+LiteLLM Router                                      12.00 M
+this gateway, model pinned (one model, as LiteLLM's one deployment)
+  whole                                              1.89 M      6.4x
+  without its HTTP call                              1.07 M     11.2x
+this gateway, model auto (5 candidates)
+  whole                                              2.14 M      5.6x
+  without its HTTP call                              1.33 M      9.0x
+(bare adapter + engine)                              0.81 M
+
+Timed, three in a row (9642283, load average 0.8-1.1, a review helper running tests beside):
+
+LiteLLM Router                                       2.64 ms   5.05 ms         3561 ms
+this gateway                                         0.53 ms   1.46 ms          325 ms
+ratio LiteLLM / ours                                    5.0x      3.5x           11.0x
+this gateway without its HTTP call                   0.36 ms   1.16 ms   (bare adapter + engine: 0.17 / 0.30 ms)
+ratio LiteLLM / ours without HTTP                       7.3x      4.4x
+
+LiteLLM Router                                       2.68 ms   6.35 ms         3611 ms
+this gateway                                         0.52 ms   1.50 ms          328 ms
+ratio LiteLLM / ours                                    5.1x      4.2x           11.0x
+this gateway without its HTTP call                   0.36 ms   1.18 ms   (bare adapter + engine: 0.17 / 0.32 ms)
+ratio LiteLLM / ours without HTTP                       7.5x      5.4x
+
+LiteLLM Router                                       2.88 ms   5.31 ms         3860 ms
+this gateway                                         0.58 ms   1.71 ms          408 ms
+ratio LiteLLM / ours                                    5.0x      3.1x            9.5x
+this gateway without its HTTP call                   0.39 ms   1.36 ms   (bare adapter + engine: 0.18 / 0.34 ms)
+ratio LiteLLM / ours without HTTP                       7.3x      3.9x
+
+Earlier runs (2026-11-30 morning, `main` at 65ee46a, three in a row, load average 1.8-2.6), as printed:
 
                                              per request p50       p95  ready to route
 LiteLLM Router                                       2.04 ms   3.42 ms         2483 ms
