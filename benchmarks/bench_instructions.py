@@ -51,6 +51,12 @@ count; varied traffic almost never hits it) and held ~21 MB when full: removed. 
 at e09089a): bare 1.175 M, pinned 2.233 M, auto 2.498 M (added by the gateway 1.323 M: 0.83x of
 main's 1.591 M before core6), wide 6.123 M (0.90x of 6.794 M).
 
+2026-11-30 afternoon (main at ba2c857: the provider client keeps no cookies and parses each
+endpoint URL once, both in the bare call too; the rows now use `build_http_client` on the in-process
+transport, as production's class): bare 0.812 M, pinned 1.879 M, auto 2.137 M (added by the
+gateway 1.325 M), wide 5.816 M. The bare call alone: 1.175 M before, 0.913 M without the cookie jar,
+0.812 M with the URLs parsed once.
+
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
 of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
 in for every import on both sides), so compare ratios.
