@@ -23,6 +23,20 @@ added by the gateway, model auto (5 candidates)        0.298   0.374   0.572
 added by the gateway, auto, 5 providers (27 models)    0.795   1.013   1.284
 added by the gateway, model pinned, EMF metrics to stdout   0.314   0.352   0.535
 
+Afternoon run (2026-11-30, `main` at 7f12f82, load average 0.6-0.7 with a review helper running
+tests; the machine ran slower than in the morning: LiteLLM's router took 2.6-2.9 ms against
+2.0-2.1 ms, and the instruction counts of what the gateway adds did not change), as printed:
+
+baseline: adapter + engine, no gateway                 0.179   0.309   0.377           1.00x
+gateway, model pinned                                  0.485   0.703   0.843           2.71x
+gateway, model auto (5 candidates)                     0.531   0.778   0.976           2.96x
+gateway, auto, 5 providers (27 models)                 1.230   1.876   2.153           6.86x
+gateway, model pinned, EMF metrics to stdout           0.551   0.777   0.933           3.07x
+added by the gateway, model pinned                     0.306   0.394   0.466
+added by the gateway, model auto (5 candidates)        0.352   0.469   0.599
+added by the gateway, auto, 5 providers (27 models)    1.051   1.567   1.775
+added by the gateway, model pinned, EMF metrics to stdout   0.372   0.467   0.556
+
 `steps` (the same day, main at 65ee46a plus this mode, load 0.2-1.0, stdout to a file; p50 µs):
 gateway.chat 401.9 = router.complete 323.1 (preparation 36.3; runner.run 275.9: runner.plan 39.8
 with the state load 10.7 and planning 17.5, reservation 1.7, breakers + provider call 193.6 of
