@@ -93,6 +93,7 @@ def test_invalid_configuration_fails_at_load_with_one_line_naming_it(case):
         load_settings(env)
     message = str(caught.value)
     assert "\n" not in message, message
+    assert "secret" not in message, message  # a credential written into a URL is not repeated
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
 
@@ -163,6 +164,8 @@ BAD_AT_LOAD = {
     "DynamoDB endpoint without a scheme": ({"LLM_GATEWAY_DYNAMODB_ENDPOINT": "localhost:8000"},
                                            ["LLM_GATEWAY_DYNAMODB_ENDPOINT", "localhost:8000"]),
     "S3 endpoint not a URL": ({"LLM_GATEWAY_S3_ENDPOINT": "not a url"}, ["LLM_GATEWAY_S3_ENDPOINT"]),
+    "base URL with a credential and no scheme": ({**KEYS, "GROQ_BASE_URL": "user:sk-in-url-secret@api.groq.com/v1?key=q-secret"},
+                                                  ["GROQ_BASE_URL", "api.groq.com/v1"]),
     "state table not a table name": ({"LLM_GATEWAY_STATE_TABLE": "llm gateway state"},
                                      ["LLM_GATEWAY_STATE_TABLE", "llm gateway state"]),
     "log level unknown": ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, ["POWERTOOLS_LOG_LEVEL", "LOUD"]),
@@ -185,6 +188,7 @@ def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming
         load_settings(env)
     message = str(caught.value)
     assert "\n" not in message, message
+    assert "secret" not in message, message  # a credential written into a URL is not repeated
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
 
@@ -196,6 +200,9 @@ def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming
     {"LLM_GATEWAY_BASELINE_MODEL": "openai/gpt-4o-mini"}, {"LLM_GATEWAY_LOCAL": "0"}, {"LLM_GATEWAY_LOCAL": "No"},
     {"LLM_GATEWAY_LOCAL": " TRUE "}, {"POWERTOOLS_TRACE_DISABLED": "false"}, {"LLM_GATEWAY_LOCAL": ""},
     {"LLM_GATEWAY_MAX_ATTEMPTS": "10"}, {"LLM_GATEWAY_MAX_BODY_BYTES": str(6 * 1024 * 1024)},
+    # the words Powertools itself reads a yes/no with (review: `off` had stopped the load)
+    *({"POWERTOOLS_TRACE_DISABLED": word} for word in ("on", "off", "y", "n", "t", "f", "TRUE", "0")),
+    {"POWERTOOLS_LOG_LEVEL": "fatal"}, {"POWERTOOLS_LOG_LEVEL": "NOTSET"}, {"POWERTOOLS_LOG_LEVEL": "warn"},
     {"LLM_GATEWAY_SECRET_TTL_S": "3600"},
 ])
 def test_well_formed_urls_levels_tables_and_baselines_load(env):

@@ -44,19 +44,19 @@ PROVIDER_SECRET_ENV = "LLM_GATEWAY_PROVIDER_SECRET"
 CLIENT_KEY_SECRET_ENV = "LLM_GATEWAY_CLIENT_KEY_SECRET"
 CLIENT_KEY_NAMES = ("LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS")
 MIN_CLIENT_KEY_CHARS = 32
-_TRUE = {"1", "true", "yes"}
-_FALSE = {"", "0", "false", "no"}
-
-
 def _flag(env: Mapping[str, str], name: str) -> bool:
-    """A yes/no variable: a value that is neither (`maybe`, a typo) stops the load, naming it,
-    rather than silently reading as off."""
-    value = env.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
+    """A yes/no variable, read with Powertools' own words for them (`1 y yes t true on`, `0 n no f
+    false off`, any case; unset is no), so one variable reads the same here and in Powertools; a
+    value that is neither (`maybe`, a typo) stops the load, naming it, rather than reading as no."""
+    from aws_lambda_powertools.shared.functions import strtobool
+
+    value = env.get(name, "").strip()
+    if not value:
         return False
-    raise ConfigError(f"{name} must be one of 1/true/yes or 0/false/no (or unset), got {env[name]!r}")
+    try:
+        return strtobool(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be yes or no (1/true/yes/on or 0/false/no/off), got {env[name]!r}") from None
 ENDPOINT_FIELDS = ("name", "base_url", "api_key", "api_key_env", "models", "options")
 
 

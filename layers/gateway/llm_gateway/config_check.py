@@ -230,15 +230,19 @@ def check_bucket_name(variable: str, name: str) -> None:
 
 
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL", "NOTSET")  # `logging`'s names
 
 
 def check_url(variable: str, url: str) -> None:
     """A base URL or endpoint: http(s) with a host, as httpx and botocore need it (without a scheme
-    every call fails as a connection error, so every request would)."""
+    every call fails as a connection error, so every request would). The message names the
+    value without what could be a credential in it (`user:key@`, a query)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ConfigError(f"{variable}={url!r} is not an http(s) URL; give it as http://host[:port][/path]")
+        shown = url.split("?", 1)[0]
+        if "@" in shown:
+            shown = "…@" + shown.rsplit("@", 1)[1]
+        raise ConfigError(f"{variable}={shown!r} is not an http(s) URL; give it as http://host[:port][/path]")
 
 
 def check_table_name(variable: str, name: str) -> None:
