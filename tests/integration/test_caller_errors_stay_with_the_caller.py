@@ -233,5 +233,49 @@ def test_a_repeat_still_gets_its_same_model_retry_and_counts_as_a_failed_attempt
         served = gateway.chat(_ask("mine"), caller, "r3")  # call 4 fails (a repeat), call 5 answers
         assert served.status == 200 and served.headers["x-gateway-attempts"] == "2"
         assert gateway.metrics.total(m.PROVIDER_ATTEMPTS, outcome="failed") == 3
+        # and it was taken for a repeat: the provider's standing still dates from the first request
+        assert gateway.core.failures._latest("openai").at == moment[0] - 2
+    finally:
+        reset_local_counters()
+
+
+def test_a_stream_cut_after_its_first_chunk_is_no_answer_that_hides_a_repeat():
+    """Found in review: a model in trouble answers whole requests 500 and breaks streams after
+    their first chunk. The stream's first chunk recorded the model as having answered, so the
+    retry of the earlier 500 was taken for the request's doing and marked nothing. A stream
+    answers only once it ends."""
+    first_events = (FIXTURES / "stream_text.sse").read_bytes().split(b"\n\n")[:2]
+
+    class CutAfterFirstChunk(httpx.SyncByteStream):
+        def __iter__(self):
+            for event in first_events:
+                yield event + b"\n\n"
+            raise httpx.ReadError("connection reset mid-stream")
+
+    def in_trouble(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=CutAfterFirstChunk())
+        return _answer(failing=True)
+
+    reset_local_counters()
+    moment = [1_764_000_000.0]
+    clocks = Clocks(monotonic=lambda: moment[0], wall=lambda: moment[0], sleep=lambda s: None, rand=lambda: 0.5)
+    settings = load_settings({"OPENAI_API_KEY": "sk-openai-test-key", "LLM_GATEWAY_API_KEYS": CLIENT_KEY,
+                              "LLM_GATEWAY_MAX_ATTEMPTS": "1"})
+    gateway = build_gateway(settings, metrics=RecordingMetrics(), clocks=clocks,
+                            http_client=httpx.Client(transport=httpx.MockTransport(in_trouble)))
+    caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+    streamed = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "someone else's"}]})
+    try:
+        with pytest.raises(GatewayError):
+            gateway.chat(_ask("mine"), caller, "r1")
+        moment[0] += 1
+        outcome = gateway.chat(streamed, caller, "r2", live=True)
+        assert b"stream_interrupted" in b"".join(outcome.sse_stream or ())  # cut after its first chunk
+        moment[0] += 1
+        with pytest.raises(GatewayError):
+            gateway.chat(_ask("mine"), caller, "r3")  # the retry: the model has answered no one whole
+        assert gateway.core.failures._latest("openai").at == moment[0]  # counted: marked at the retry
     finally:
         reset_local_counters()

@@ -70,8 +70,22 @@ def test_the_memory_stays_bounded_under_a_flood_of_distinct_failing_requests(mon
     for i in range(500):
         memory.repeated("groq", "m", f"req-{i}", 100.0 + i * 0.001)
         assert sum(len(r) for _, r in memory._failed_requests.values()) <= 51
+
+    memory = FailureMemory()  # entries older than the memory go first; recent ones stay
     memory.repeated("groq", "m", "old", 0.0)
-    memory.answered("groq", "m", 1.0, None)
-    for i in range(60):  # entries older than the memory go first
-        memory.repeated("groq", "m", f"new-{i}", REPEAT_MEMORY_S + 10 + i)
-    assert "old" not in memory._failed_requests.get(("groq", "m"), (0, {}))[1]
+    for i in range(49):
+        memory.repeated("groq", "m", f"recent-{i}", REPEAT_MEMORY_S + 10 + i * 0.01)
+    memory.repeated("groq", "m", "newest", REPEAT_MEMORY_S + 11)  # the 51st: a prune
+    kept = memory._failed_requests[("groq", "m")][1]
+    assert "old" not in kept and "newest" in kept and len(kept) == 50
+
+
+def test_once_every_failed_request_was_answered_answers_stop_fingerprinting() -> None:
+    """Found in review: an emptied record kept every answer of the model fingerprinting its
+    request for ten minutes."""
+    memory = FailureMemory()
+    memory.repeated("groq", "m", "req-a", 100.0)
+    memory.answered("groq", "m", 101.0, lambda: "req-a")
+    asked: list[int] = []
+    memory.answered("groq", "m", 102.0, lambda: asked.append(1) or "other")
+    assert asked == []

@@ -80,7 +80,8 @@ class Decision:
 # - a context overflow or unknown model may succeed on another model: move on, no penalty
 #   for context (the request caused it), a penalty for a model the catalog wrongly lists.
 # The request's own doing: the caller's mistakes and a context overflow; any other class can be
-# too, for one request (`ProviderError.request_caused`: its deadline, a repeat of its failure).
+# too, for one request (`ProviderError.request_caused`: its deadline; `.repeated`: a repeat of its
+# failure on a model that answers others).
 _POLICY: dict[ErrorClass, tuple[Action, bool, Scope, bool]] = {
     ErrorClass.RATE_LIMITED: (Action.NEXT_MODEL, False, Scope.MODEL, False),
     ErrorClass.QUOTA_EXHAUSTED: (Action.NEXT_MODEL, False, Scope.MODEL, False),

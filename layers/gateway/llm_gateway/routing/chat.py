@@ -283,7 +283,8 @@ class ChatRouter:
         cost = request_cost(served.step.entry.price, estimate, free=served.step.free, estimate=estimate)
         routed.usage = estimate  # what the cost was priced on: the ledger counts these tokens
         routed.cost_usd, routed.free, routed.cost_estimated = cost.usd, cost.free, True
-        self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started)
+        self.runner.settle(served, consumed(estimate, cost.usd), self.runner.retry.clock() - served.started,
+                           ended=False)
 
     def _whole_estimate(self, prep: Preparation, completion: ChatCompletion) -> Usage:
         """Our estimate of a whole answer's usage, for a provider that reported none."""

@@ -79,7 +79,7 @@ class FailureMemory:
         key = (provider, model)
         self._model_answered[key] = now  # a plain dict store: atomic under the GIL
         found = self._failed_requests.get(key)
-        if found is None:
+        if found is None or not found[1]:  # no failed request on record (or all answered since)
             return
         if now - found[0] >= REPEAT_MEMORY_S:  # all too old to be known again: nothing to ask
             with self._lock:
@@ -93,6 +93,8 @@ class FailureMemory:
             current = self._failed_requests.get(key)
             if current is not None:
                 current[1].pop(fingerprint, None)
+                if not current[1]:
+                    del self._failed_requests[key]
 
     def _forget_failed_before(self, moment: float) -> None:
         """Drop requests too old to be known again; all of them, if a flood of distinct failing

@@ -74,6 +74,7 @@ class Served(Generic[T]):
     started: float
     deadline: Deadline | None = None
     cut_short: bool = False  # the request deadline, not the provider's timeout, bounds this call
+    fingerprint: Callable[[], str] | None = None  # the request's (`FailureMemory.answered` when a stream ends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,8 @@ class FailoverRunner:
             latency = self.retry.clock() - started
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             now = self._wall()
-            self.failures.answered(step.key.provider, step.key.model, now, fingerprint)
+            if result.actual is not None:  # a whole answer; a stream has answered only once it ends (`settle`)
+                self.failures.answered(step.key.provider, step.key.model, now, fingerprint)
             recovered = self.failures.succeeded(step.key.provider, now)
             if recovered is not None:  # it answered after a streak: every container starts over
                 self.outcomes.guarded("mark_failure", self.state.mark_failure, recovered, now)
@@ -276,10 +278,10 @@ class FailoverRunner:
                                       deadline=ctx.deadline)
             else:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
-            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short)
+            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short, fingerprint)
 
     def _repeats(self, fingerprint: Callable[[], str] | None) -> Callable[[PlanStep, ProviderError], bool] | None:
-        """Whether a failure repeats the same request's after the provider answered others since."""
+        """Whether a failure repeats the same request's after the model answered others since."""
         if fingerprint is None:
             return None
 
@@ -325,8 +327,13 @@ class FailoverRunner:
         raise AttemptFailed(error, retry=True)
 
     # --- settling what ends after the call returned (streams) ----------------------------------------
-    def settle(self, served: Served[T], actual: Amounts | None, latency_s: float) -> None:
-        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, self._wall(),
+    def settle(self, served: Served[T], actual: Amounts | None, latency_s: float, *, ended: bool = True) -> None:
+        """A stream's end: `ended`, the provider sent it whole (not: the caller left first, so
+        whether the model would have finished is not known, and it is not taken to have answered)."""
+        now = self._wall()
+        if ended:
+            self.failures.answered(served.step.key.provider, served.step.key.model, now, served.fingerprint)
+        self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, now,
                               deadline=served.deadline)
 
     def prefer_next(self, pk: str, key: ModelKey) -> None:
@@ -383,10 +390,11 @@ class _Once:
 
 def _marked(call: Callable[[PlanStep, float], CallResult[T]], step: PlanStep, timeout: float, cut_short: bool,
             repeated: Callable[[PlanStep, ProviderError], bool] | None = None) -> CallResult[T]:
-    """Call; a timeout of a call whose budget the request deadline cut short, and a failure that
-    `repeated` says is the request's doing, are marked `request_caused` *before* the breakers
-    classify them, so they count against neither the circuits nor the provider's standing (a
-    repeat is still retried and counted as a failure: the request's doing is only a guess)."""
+    """Call; a timeout of a call whose budget the request deadline cut short is marked
+    `request_caused`, and a failure that `repeated` says is the request's doing `repeated`, both
+    *before* the breakers classify them, so they count against neither the circuits nor the
+    provider's standing (a repeat is still retried and counted as a failure: the request's doing
+    is only a guess)."""
     try:
         return call(step, timeout)
     except ProviderError as error:
