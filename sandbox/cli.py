@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_aws_error(exc: BaseException) -> bool:
-    """botocore's own errors (NoRegionError, NoCredentialsError, EndpointConnectionError, ClientError, ...),
-    recognised without importing botocore, which most commands never load."""
-    return any(cls.__module__.startswith("botocore.") for cls in type(exc).__mro__)
+    """The AWS SDK's own errors (botocore's NoRegionError, NoCredentialsError, EndpointConnectionError,
+    ClientError, ...; boto3's and s3transfer's), recognised without importing them, as most
+    commands never load them."""
+    return any(cls.__module__.startswith(("botocore.", "boto3.", "s3transfer.")) for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

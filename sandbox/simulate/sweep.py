@@ -27,9 +27,13 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
         if len(parts) not in (2, 3) or parts[0] <= 0 or parts[1] < parts[0]:
             raise ValueError("--sweep: expected LOW:HIGH[:STEPS] with 0 < LOW <= HIGH")
         low, high = parts[0], parts[1]
-        steps = parts[2] if len(parts) == 3 else 8
-        if len(parts) == 3 and (steps < 1 or spec.split(":")[2].strip() != str(steps)):
-            raise ValueError(f"--sweep: STEPS must be a whole number of at least 1, got {spec.split(':')[2].strip()!r}")
+        steps = 8
+        if len(parts) == 3:
+            raw = spec.split(":")[2].strip()
+            try:
+                steps = int(number(raw, "--sweep STEPS", at_least=1, whole=True))
+            except ValueError:
+                raise ValueError(f"--sweep: STEPS must be a whole number of at least 1, got {raw!r}") from None
         if steps < 2:
             values = [low]
         else:
