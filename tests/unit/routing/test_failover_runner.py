@@ -792,3 +792,41 @@ def test_a_longer_answer_gets_a_longer_timeout_than_short_ones_taught() -> None:
     served = r.router.complete(long_request)
     assert served.provider == "groq" and len(served.attempts) == 1
     assert r.fleet.calls[-1].timeout_s > 6.0 and r.fleet.calls[-1].timeout_s > short
+
+
+def _stream_answer(first_chunk_s: float) -> Any:
+    """A stream whose first chunk comes after `first_chunk_s` fake seconds (the rest at once)."""
+
+    def behaviour(request: httpx.Request, fleet: Any) -> httpx.Response:
+        fleet.clock.advance(first_chunk_s)
+        model = json.loads(request.content)["model"]
+        head = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}]}
+        end = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+               "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+        body = f"data: {json.dumps(head)}\n\ndata: {json.dumps(end)}\n\ndata: [DONE]\n\n"
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+
+    return behaviour
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Found 2026-11-30, not mended: AdaptiveTimeouts learns one pace per provider from every attempt, "
+    "and a stream's attempt ends at its first chunk. Learning the two kinds apart fixes this, but it "
+    "changed the CI-size simulation (a groq timeout, selection success 99.05 -> 98.85 %, under the "
+    "seed's 99 %): the simulator sends a stream's text as one delta at the end, so its first chunks "
+    "are whole answers. Both need changing together."))
+def test_streams_first_chunks_do_not_teach_the_timeout_of_whole_answers() -> None:
+    """A stream's attempt ends at its first chunk (0.3 s here); a whole answer's at its last (5 s
+    for this one). Learned together, a provider serving many streams gave a whole answer the
+    2 s floor: cut at 2 s, paid for, and sent elsewhere. Each kind learns its own."""
+    r = rig()
+    r.fleet.set("groq", _stream_answer(0.3))
+    streamed = ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    for _ in range(12):
+        list(r.router.stream(streamed, buffered=True).chunks)
+    assert r.fleet.calls[-1].timeout_s < 4.0  # streams learned their first chunk's pace
+    r.fleet.set("groq", answer(after_s=5.0))
+    r.router.complete(short())
+    assert r.fleet.calls[-1].provider == "groq" and r.fleet.calls[-1].timeout_s == FAST_BUDGET
