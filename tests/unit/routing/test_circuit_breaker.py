@@ -110,7 +110,9 @@ def test_open_half_open_probe_closes_on_success_and_reopens_on_failure() -> None
 
 
 def test_record_failure_replays_a_mid_stream_break() -> None:
-    cb, _ = breakers(threshold=2)
+    # 30 s to recover, not the helper's 1 s of real time: under a loaded machine a second passed
+    # between the failures and the check, and the call became the half-open probe (seen once)
+    cb, _ = breakers(threshold=2, recovery=30)
     error = ProviderError("cut", provider="groq", model="llama", transport="stream_cut")
     cb.record_failure(KEY, error)
     cb.record_failure(KEY, error)
