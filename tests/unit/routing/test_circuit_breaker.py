@@ -40,7 +40,7 @@ def failing(status=500, code=None, transport=None):
 
 def breakers(**kw) -> tuple[CircuitBreakers, RecordingMetrics]:
     metrics = RecordingMetrics()
-    settings = BreakerSettings(failure_threshold=kw.pop("threshold", 3), recovery_timeout_s=kw.pop("recovery", 1))
+    settings = BreakerSettings(failure_threshold=kw.pop("threshold", 3), recovery_timeout_s=kw.pop("recovery", 30))  # tests of recovery pass their own
     return CircuitBreakers(MemoryBreakerPersistence(), settings, metrics=metrics), metrics
 
 
