@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from llm_gateway.api.errors import CallerLimited, PermissionDenied
+from llm_gateway.api.errors import CallerLimited, GatewayError, PermissionDenied
 from llm_gateway.state.items import meter_pk, windows_of
 from llm_gateway.state.metering import CALENDAR_DAY, CALENDAR_MONTH, USD_MICROS, usd_micros
 from llm_gateway.tenancy.limits import GLOBAL_SPEND_COUNTER, UserLimits, user_counter
 from llm_gateway.tenancy.policy import Policy
 from llm_gateway.tenancy.policy_input import parse_policy
-from tests.unit.routing.harness import EPOCH, MODELS, answer, chat, pinned, rig
+from tests.unit.routing.harness import EPOCH, MODELS, answer, chat, pinned, rig, status
 
 
 def limits(clock, **policy) -> UserLimits:
@@ -204,3 +204,28 @@ def test_a_budget_spends_what_the_calls_cost_not_each_rounded_up_to_a_micro_doll
     items = windows_of(r.store.load([meter_pk("user#alice")], now))
     spent_micros = items[f"rl#user#alice#day#{CALENDAR_DAY.start(now)}"][USD_MICROS]
     assert spent_micros <= sum(costs) * 1_000_000 + 1  # what the ledger says, give or take one micro-dollar in all
+
+
+def test_a_request_that_fails_over_counts_once_in_the_keys_request_window() -> None:
+    """`rpm` counts the caller's requests, not the provider calls the gateway made for them: a
+    request served after its first provider answered 500 (another model answered) is one request
+    of the key's minute. Each failed attempt kept its request on the caller's windows, so a key
+    with rpm=2 was refused its second request after one failover (found over HTTP: one request
+    whose two attempts both failed used 2 of a key's 5)."""
+    r = rig()
+    r.fleet.then("groq", status(500))
+    first = r.router.complete(chat(), limits=limits(r.clock, rpm=2))
+    assert first.provider != "groq" and len(first.attempts) == 2
+    r.router.complete(chat(), limits=limits(r.clock, rpm=2))  # the key's second request is served
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(chat(), limits=limits(r.clock, rpm=2))
+    assert refused.value.code == "user_rate_limited"
+
+
+def test_a_request_no_provider_could_serve_takes_nothing_from_the_keys_request_window() -> None:
+    r = rig(providers=("openai",))
+    r.fleet.then("openai", status(500), status(500))
+    with pytest.raises(GatewayError) as failed:
+        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
+    assert failed.value.status == 503 and len(r.fleet.calls) == 2
+    assert r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1)).provider == "openai"

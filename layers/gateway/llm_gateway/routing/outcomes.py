@@ -17,12 +17,13 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
-from llm_gateway.retry.classifier import Decision, ErrorClass, classify
+from llm_gateway.retry.classifier import Action, Decision, ErrorClass, classify
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
 from llm_gateway.routing.run import AttemptRecord, RequestRun
 from llm_gateway.selection.planner import PlanStep
+from llm_gateway.state.items import window_ref
 from llm_gateway.state.metering import CALLER_SCOPE, REQUESTS, USD_MICROS, Amounts
 from llm_gateway.state.rate_limits import cooldown_from_headers, near_miss, window_near_miss, worth_recording
 from llm_gateway.state.shared import Reservation, SharedState
@@ -135,6 +136,8 @@ class Outcomes:
             # windows below the provider's own count, and later calls passed its limits).
             counted = {REQUESTS: reservation.amounts[REQUESTS]} if REQUESTS in reservation.amounts else {}
             self.guarded("reconcile", self.state.reconcile, reservation, counted, now)
+        if reservation is not None and decision.action is not Action.RETURN:
+            self._request_back_to_caller(step, reservation, now)
         self.headers(step, error.rate_limit, now, deadline=deadline)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:
@@ -158,6 +161,17 @@ class Outcomes:
             AttemptRecord(step.key.provider, step.key.model, str(error_class), error.status, latency_s * 1000, wait)
         )
         return decision
+
+    def _request_back_to_caller(self, step: PlanStep, reservation: Reservation, now: float) -> None:
+        """A failed attempt that the request goes on from (to another model, or to its error) is
+        not one more request of the caller's: its request goes back on the caller's windows (a
+        key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them; the
+        provider's windows keep it). A request no provider could serve is counted in none of them;
+        one refused as the caller's own mistake keeps its request."""
+        asked = reservation.amounts.get(REQUESTS)
+        keys = {window_ref(u.meter, u.start).key for u in step.usages if u.meter.scope == CALLER_SCOPE}
+        if asked and keys:
+            self.guarded("give_back", self.state.give_back, reservation, {REQUESTS: asked}, keys, now)
 
     def failover(self, run: RequestRun, step: PlanStep) -> None:
         """Count a move to another model after a failure (what the user never sees)."""

@@ -188,6 +188,14 @@ class SharedState:
         if give_back and (writes := reservation.writes(give_back, now)):
             self.store.add(writes, now)
 
+    def give_back(self, reservation: Reservation, amounts: Amounts, keys: Collection[str], now: float) -> None:
+        """Give `amounts` back at once, on the reservation's windows named in `keys` only (a
+        failed attempt's request, on the caller's windows: see `Outcomes.failure`)."""
+        windows = tuple(held for held in reservation.windows if held.window.key in keys)
+        give = {unit: -n for unit, n in amounts.items() if n}
+        if windows and give and (writes := replace(reservation, windows=windows).writes(give, now)):
+            self.store.add(writes, now)
+
     # --- what the selector should know -----------------------------------------------------------------
     def cool_down(self, key: ModelKey, until: float, reason: str, now: float) -> None:
         self.store.extend(items.cooldown_pk(key), items.cooldown_item(until, reason), until,
