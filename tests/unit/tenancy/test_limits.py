@@ -222,10 +222,16 @@ def test_a_request_that_fails_over_counts_once_in_the_keys_request_window() -> N
     assert refused.value.code == "user_rate_limited"
 
 
-def test_a_request_no_provider_could_serve_takes_nothing_from_the_keys_request_window() -> None:
+def test_a_request_no_provider_could_serve_counts_once_in_the_keys_request_window() -> None:
+    """Its two attempts (a 500, the same model's one retry) took two of the key's minute; it is
+    one request of the caller's, so it takes one: a caller whose requests a provider fails on is
+    not let past its limit either."""
     r = rig(providers=("openai",))
     r.fleet.then("openai", status(500), status(500))
     with pytest.raises(GatewayError) as failed:
-        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
+        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=2))
     assert failed.value.status == 503 and len(r.fleet.calls) == 2
-    assert r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1)).provider == "openai"
+    assert r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=2)).provider == "openai"
+    with pytest.raises(CallerLimited) as refused:
+        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=2))
+    assert refused.value.code == "user_rate_limited"

@@ -17,7 +17,7 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.base import ProviderError, RateLimitInfo
 from llm_gateway.retry.backoff import BackoffPolicy, cooldown_s
-from llm_gateway.retry.classifier import Action, Decision, ErrorClass, classify
+from llm_gateway.retry.classifier import Decision, ErrorClass, classify
 from llm_gateway.retry.handler import Deadline
 from llm_gateway.routing.failures import FAILURE_CLASSES, FailureMemory
 from llm_gateway.routing.health import PassiveHealth
@@ -136,8 +136,6 @@ class Outcomes:
             # windows below the provider's own count, and later calls passed its limits).
             counted = {REQUESTS: reservation.amounts[REQUESTS]} if REQUESTS in reservation.amounts else {}
             self.guarded("reconcile", self.state.reconcile, reservation, counted, now)
-        if reservation is not None and decision.action is not Action.RETURN:
-            self._request_back_to_caller(step, reservation, now)
         self.headers(step, error.rate_limit, now, deadline=deadline)
         wait = cooldown_s(error, error_class, self.policy)
         if wait is not None:
@@ -162,16 +160,21 @@ class Outcomes:
         )
         return decision
 
-    def _request_back_to_caller(self, step: PlanStep, reservation: Reservation, now: float) -> None:
-        """A failed attempt that the request goes on from (to another model, or to its error) is
-        not one more request of the caller's: its request goes back on the caller's windows (a
-        key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them; the
-        provider's windows keep it). A request no provider could serve is counted in none of them;
-        one refused as the caller's own mistake keeps its request."""
-        asked = reservation.amounts.get(REQUESTS)
-        keys = {window_ref(u.meter, u.start).key for u in step.usages if u.meter.scope == CALLER_SCOPE}
+    def counted_once(self, run: RequestRun, step: PlanStep, reservation: Reservation, now: float) -> None:
+        """A key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them:
+        when an attempt has been made, the request counted by the request's previous attempt (a
+        failure it moved on from) goes back on the caller's windows, so the request counts once,
+        on its latest attempt's windows; the provider's windows keep every call. A request that
+        failed everywhere still counts once (a caller sending requests a provider fails on is not
+        let past its limit)."""
+        previous, run.counted = run.counted, (step, reservation)
+        if previous is None:
+            return
+        before_step, before = previous
+        asked = before.amounts.get(REQUESTS)
+        keys = {window_ref(u.meter, u.start).key for u in before_step.usages if u.meter.scope == CALLER_SCOPE}
         if asked and keys:
-            self.guarded("give_back", self.state.give_back, reservation, {REQUESTS: asked}, keys, now)
+            self.guarded("give_back", self.state.give_back, before, {REQUESTS: asked}, keys, now)
 
     def failover(self, run: RequestRun, step: PlanStep) -> None:
         """Count a move to another model after a failure (what the user never sees)."""

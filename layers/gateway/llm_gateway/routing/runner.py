@@ -261,11 +261,13 @@ class FailoverRunner:
                 run.skipped.append(f"{step.key}: {rejected}")
                 continue
             except ProviderError as error:
+                self.outcomes.counted_once(run, step, reservation, self._wall())
                 self._failed(run, step, reservation, error, started, ctx)
             except BaseException:  # a bug (or an interrupt): the reservation must not leak with it
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise
             latency = self.retry.clock() - started
+            self.outcomes.counted_once(run, step, reservation, self._wall())
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             now = self._wall()
             if result.actual is not None:  # a whole answer; a stream has answered only once it ends (`settle`)
