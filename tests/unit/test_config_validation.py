@@ -88,14 +88,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_invalid_configuration_fails_at_load_with_one_line_naming_it(case):
-    env, needles = BAD[case]
-    with pytest.raises(ConfigError) as caught:
-        load_settings(env)
-    message = str(caught.value)
-    assert "\n" not in message, message
-    assert "secret" not in message, message  # a credential written into a URL is not repeated
-    for needle in needles:
-        assert needle in message, f"{needle!r} not in {message!r}"
+    _refused_in_one_line_naming(*BAD[case])
 
 
 GOOD = {
@@ -183,7 +176,10 @@ BAD_AT_LOAD = {
 
 @pytest.mark.parametrize("case", list(BAD_AT_LOAD))
 def test_a_setting_that_fails_every_request_or_the_handler_stops_the_load_naming_it(case):
-    env, needles = BAD_AT_LOAD[case]
+    _refused_in_one_line_naming(*BAD_AT_LOAD[case])
+
+
+def _refused_in_one_line_naming(env: dict[str, str], needles: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(env)
     message = str(caught.value)
