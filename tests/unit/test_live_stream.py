@@ -151,3 +151,19 @@ def test_a_stream_the_caller_abandons_keeps_its_estimated_tokens_in_the_ledger(m
     assert len(recorded) == 1
     served = recorded[0]
     assert served.tokens_in > 0 and served.tokens_out > 0
+
+
+def test_a_stream_closed_before_its_first_event_was_sent_is_still_settled_and_charged(monkeypatch) -> None:
+    """The caller left before the host wrote anything (it closes the events unread). A generator
+    closed before it started runs none of its code, so the provider's stream stayed open, its
+    reservation held its maximum and the ledger never heard of a call the provider was paid for
+    (found in the cost audit). The events now start with the gateway: closing them settles."""
+    body = _Body(_body_parts(50))
+    gateway, core, _metrics = _serve(body)
+    recorded = []
+    monkeypatch.setattr(core.tenancy, "record", recorded.append)
+    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
+    assert outcome.sse_stream is not None
+    outcome.sse_stream.close()  # nothing was read
+    assert body.closed
+    assert len(recorded) == 1 and recorded[0].tokens_in > 0

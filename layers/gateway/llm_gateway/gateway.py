@@ -6,6 +6,7 @@ everything the Gateway uses is passed in, so tests can assemble one from in-memo
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -222,7 +223,9 @@ class Gateway:
                    if not k.startswith("x-gateway-cost")}
         # the serving attempt is recorded when its stream is settled, at the end: count it now
         headers["x-gateway-attempts"] = str(len(routed.attempts) + 1)
-        return ChatOutcome(200, headers, sse_stream=self._live_events(routed, request, caller, cohort))
+        events = self._live_events(routed, request, caller, cohort)
+        next(events)  # started: a caller gone before the first write still closes (and settles) it
+        return ChatOutcome(200, headers, sse_stream=events)
 
     def _live_events(self, routed: RoutedStream, request: ChatCompletionRequest,
                      caller: Caller, cohort: str) -> Generator[bytes, None, None]:
@@ -232,8 +235,21 @@ class Gateway:
         the provider's stream; the router reconciles what was used."""
         want_usage = request.wants_usage_in_stream
         ended = False
+        chunks = routed.chunks
         try:
-            for chunk in routed.chunks:
+            # Both generators are started before the events are handed over (`_chat_live` takes
+            # this first, empty step): one closed before it started would run none of its code,
+            # and a caller gone before the first write left the provider's stream open, its
+            # reservation at its maximum and the call out of the ledger.
+            early: ProviderError | None = None
+            try:
+                first = next(chunks, None)  # read by the router already: no wait
+            except ProviderError as exc:  # answered below, as any failure after the first chunk
+                first, early = None, exc
+            yield b""
+            if early is not None:
+                raise early
+            for chunk in itertools.chain(() if first is None else (first,), chunks):
                 for event in _render_chunk(chunk, want_usage, routed):
                     yield event.encode()
             ended = True
