@@ -235,3 +235,37 @@ def test_a_request_no_provider_could_serve_counts_once_in_the_keys_request_windo
     with pytest.raises(CallerLimited) as refused:
         r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=2))
     assert refused.value.code == "user_rate_limited"
+
+
+@pytest.mark.parametrize("policy", [{"rpm": 1}, {"rpd": 1}])
+def test_a_request_at_the_keys_last_allowed_request_still_fails_over(policy) -> None:
+    """Found in review: the next attempt's reservation is checked against the caller's own limit;
+    with the previous attempt's request still counted there, a key at its last request of the
+    minute (or day) could not fail over and got a 503 for a request within its limit."""
+    r = rig()
+    r.fleet.then("groq", status(500))
+    served = r.router.complete(chat(), limits=limits(r.clock, **policy))
+    assert served.provider != "groq" and len(served.attempts) == 2
+    with pytest.raises(CallerLimited):  # and it counted once: the limit is reached
+        r.router.complete(chat(), limits=limits(r.clock, **policy))
+
+
+def test_a_request_at_the_keys_last_allowed_request_still_gets_its_same_model_retry() -> None:
+    r = rig(providers=("openai",))
+    r.fleet.then("openai", status(500))
+    served = r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
+    assert served.provider == "openai" and len(served.attempts) == 2
+
+
+def test_a_request_counted_once_leaves_no_negative_count_in_any_window() -> None:
+    r = rig(providers=("groq", "openai"))
+    r.fleet.then("groq", status(500))
+    assert r.router.complete(chat(), limits=limits(r.clock, rpm=5, rpd=5)).provider == "openai"  # a failover
+    r.fleet.set("groq", status(500))
+    r.fleet.set("openai", status(500))
+    with pytest.raises(GatewayError):  # failed everywhere
+        r.router.complete(chat(), limits=limits(r.clock, rpm=5, rpd=5))
+    now = r.clock.wall()
+    windows = windows_of(r.store.load([meter_pk("user#alice")], now))
+    counts = [w.get("requests", 0) for w in windows.values()]
+    assert counts and all(n >= 0 for n in counts) and max(counts) == 2  # the two requests, once each

@@ -160,21 +160,31 @@ class Outcomes:
         )
         return decision
 
-    def counted_once(self, run: RequestRun, step: PlanStep, reservation: Reservation, now: float) -> None:
-        """A key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them:
-        when an attempt has been made, the request counted by the request's previous attempt (a
-        failure it moved on from) goes back on the caller's windows, so the request counts once,
-        on its latest attempt's windows; the provider's windows keep every call. A request that
-        failed everywhere still counts once (a caller sending requests a provider fails on is not
-        let past its limit)."""
-        previous, run.counted = run.counted, (step, reservation)
-        if previous is None:
-            return
-        before_step, before = previous
-        asked = before.amounts.get(REQUESTS)
-        keys = {window_ref(u.meter, u.start).key for u in before_step.usages if u.meter.scope == CALLER_SCOPE}
+    # A key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them: a
+    # request counts once, on the caller's windows of its latest attempt (the provider's windows
+    # keep every call). Before another attempt reserves, the previous attempt's request goes back
+    # on the caller's windows (so a caller at its last request can still fail over); an attempt
+    # made counts it; a request that ends with no attempt counting it has the last one's counted
+    # again (a caller whose requests a provider fails on is not let past its limit).
+    def before_next_attempt(self, run: RequestRun, now: float) -> None:
+        if run.counted is not None:
+            self._caller_requests(run.counted, -1, now)
+            run.uncounted, run.counted = run.counted, None
+
+    def attempt_made(self, run: RequestRun, step: PlanStep, reservation: Reservation) -> None:
+        run.counted, run.uncounted = (step, reservation), None
+
+    def request_ended(self, run: RequestRun, now: float) -> None:
+        if run.counted is None and run.uncounted is not None:
+            self._caller_requests(run.uncounted, 1, now)
+            run.counted, run.uncounted = run.uncounted, None
+
+    def _caller_requests(self, attempt: tuple[PlanStep, Reservation], sign: int, now: float) -> None:
+        step, reservation = attempt
+        asked = reservation.amounts.get(REQUESTS)
+        keys = {window_ref(u.meter, u.start).key for u in step.usages if u.meter.scope == CALLER_SCOPE}
         if asked and keys:
-            self.guarded("give_back", self.state.give_back, before, {REQUESTS: asked}, keys, now)
+            self.guarded("adjust", self.state.adjust, reservation, {REQUESTS: sign * asked}, keys, now)
 
     def failover(self, run: RequestRun, step: PlanStep) -> None:
         """Count a move to another model after a failure (what the user never sees)."""

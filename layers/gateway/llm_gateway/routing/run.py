@@ -54,7 +54,10 @@ class RequestRun:
     _again: PlanStep | None = None
     _retried: set[ModelKey] = field(default_factory=set)
     _shunned: set[str] = field(default_factory=set)
-    counted: tuple[PlanStep, Any] | None = None  # the attempt (step, reservation) whose request the caller's windows count
+    # The attempt (step, reservation) whose request the caller's windows count now, and the one
+    # whose request went back for another attempt that has not counted it yet (`Outcomes`).
+    counted: tuple[PlanStep, Any] | None = None
+    uncounted: tuple[PlanStep, Any] | None = None
 
     def next_step(self) -> PlanStep | None:
         """The same step again if a retry was asked for; else the best untried, unshunned step:

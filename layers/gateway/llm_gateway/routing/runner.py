@@ -207,6 +207,7 @@ class FailoverRunner:
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
+                self.outcomes.request_ended(run, self._wall())
                 cause = failed.cause
                 if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
                     raise caller_error(cause, decision.error_class) from cause
@@ -214,6 +215,7 @@ class FailoverRunner:
                 out_of_time = failed.retry and self.retry.attempt_timeout(deadline) is None
                 raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
+                self.outcomes.request_ended(run, self._wall())
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0], limits)
 
@@ -228,6 +230,7 @@ class FailoverRunner:
             current = self._current(step, now)
             if current is not step.usages:  # later windows: what the outcomes judge (near misses, budgets) too
                 step = replace(step, usages=current)
+            self.outcomes.before_next_attempt(run, now)
             reservation = self.state.reserve(current, step.amounts, now)
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
@@ -261,13 +264,13 @@ class FailoverRunner:
                 run.skipped.append(f"{step.key}: {rejected}")
                 continue
             except ProviderError as error:
-                self.outcomes.counted_once(run, step, reservation, self._wall())
+                self.outcomes.attempt_made(run, step, reservation)
                 self._failed(run, step, reservation, error, started, ctx)
             except BaseException:  # a bug (or an interrupt): the reservation must not leak with it
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 raise
             latency = self.retry.clock() - started
-            self.outcomes.counted_once(run, step, reservation, self._wall())
+            self.outcomes.attempt_made(run, step, reservation)
             self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
             now = self._wall()
             if result.actual is not None:  # a whole answer; a stream has answered only once it ends (`settle`)

@@ -188,12 +188,13 @@ class SharedState:
         if give_back and (writes := reservation.writes(give_back, now)):
             self.store.add(writes, now)
 
-    def give_back(self, reservation: Reservation, amounts: Amounts, keys: Collection[str], now: float) -> None:
-        """Give `amounts` back at once, on the reservation's windows named in `keys` only (a
-        failed attempt's request, on the caller's windows: see `Outcomes.failure`)."""
+    def adjust(self, reservation: Reservation, amounts: Amounts, keys: Collection[str], now: float) -> None:
+        """Add `amounts` (negative: give back) at once, unconditionally, on the reservation's
+        windows named in `keys` only (a request moved between attempts on the caller's windows:
+        see `Outcomes.before_next_attempt`)."""
         windows = tuple(held for held in reservation.windows if held.window.key in keys)
-        give = {unit: -n for unit, n in amounts.items() if n}
-        if windows and give and (writes := replace(reservation, windows=windows).writes(give, now)):
+        delta = {unit: n for unit, n in amounts.items() if n}
+        if windows and delta and (writes := replace(reservation, windows=windows).writes(delta, now)):
             self.store.add(writes, now)
 
     # --- what the selector should know -----------------------------------------------------------------
