@@ -14,6 +14,9 @@ from sandbox.simulate.workload import Workload
 FREE_TARGET = 0.90
 
 
+MAX_STEPS = 50  # each step is a whole simulated day
+
+
 def parse_sweep(text: str) -> tuple[str, list[int]]:
     """`requests_per_day=1000:200000` (log-spaced steps, 8 by default), `...=1000:200000:5`
     (that many steps) or `...=1000,5000,20000` (those values)."""
@@ -31,9 +34,9 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
         if len(parts) == 3:
             raw = spec.split(":")[2].strip()
             try:
-                steps = int(number(raw, "--sweep STEPS", at_least=1, whole=True))
+                steps = int(number(raw, "--sweep STEPS", at_least=1, at_most=MAX_STEPS, whole=True))
             except ValueError:
-                raise ValueError(f"--sweep: STEPS must be a whole number of at least 1, got {raw!r}") from None
+                raise ValueError(f"--sweep: STEPS must be a whole number from 1 to {MAX_STEPS}, got {raw!r}") from None
         if steps < 2:
             values = [low]
         else:
@@ -46,7 +49,7 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
 
 def _volume(text: str) -> int:
     try:
-        return int(number(text.strip(), "--sweep", whole=False))
+        return int(number(text.strip(), "--sweep", whole=True))
     except ValueError:
         raise ValueError(f"--sweep: {text.strip()!r} is not a number; expected requests_per_day=LOW:HIGH[:STEPS] "
                          "or requests_per_day=A,B,C") from None

@@ -239,9 +239,10 @@ def check_url(variable: str, url: str) -> None:
     value without what could be a credential in it (`user:key@`, a query)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        shown = url.split("?", 1)[0]
-        if "@" in shown:
+        shown = url
+        if "@" in shown:  # userinfo first: a password may hold a `?`
             shown = "…@" + shown.rsplit("@", 1)[1]
+        shown = shown.split("?", 1)[0]
         raise ConfigError(f"{variable}={shown!r} is not an http(s) URL; give it as http://host[:port][/path]")
 
 
@@ -255,8 +256,8 @@ def check_log_level(env: Mapping[str, str]) -> None:
     handler's import inside Powertools with no variable named."""
     level = env.get("POWERTOOLS_LOG_LEVEL")
     if level and level.upper() not in _LOG_LEVELS:
-        raise ConfigError(f"POWERTOOLS_LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING, ERROR "
-                          "or CRITICAL")
+        raise ConfigError(f"POWERTOOLS_LOG_LEVEL={level!r} is not a log level; use DEBUG, INFO, WARNING, ERROR, "
+                          "CRITICAL, FATAL or NOTSET")
 
 
 def check_baseline(baseline: str | None, catalog: Catalog) -> None:

@@ -184,6 +184,9 @@ def test_the_sweep_and_workload_files_are_checked() -> None:
         with pytest.raises(ValueError, match="STEPS"):
             parse_sweep(f"requests_per_day=10:20:{steps}")
     assert parse_sweep("requests_per_day=10:20:1") == ("requests_per_day", [10])
+    for bad in ("requests_per_day=10:20:1e8", "requests_per_day=1000.9:2000"):  # a hang; a volume cut short
+        with pytest.raises(ValueError):
+            parse_sweep(bad)
     for steps in ("08", "+8", "8.0"):  # spellings of 8 (review)
         assert len(parse_sweep(f"requests_per_day=1000:200000:{steps}")[1]) == 8
     with pytest.raises(ValueError, match="unknown workload keys"):
