@@ -159,7 +159,7 @@ BAD_AT_LOAD = {
     "S3 endpoint not a URL": ({"LLM_GATEWAY_S3_ENDPOINT": "not a url"}, ["LLM_GATEWAY_S3_ENDPOINT"]),
     "base URL with a credential and no scheme": ({**KEYS, "GROQ_BASE_URL": "user:sk-in-url-secret@api.groq.com/v1?key=q-secret"},
                                                   ["GROQ_BASE_URL", "api.groq.com/v1"]),
-    "base URL with a password holding a ?": ({**KEYS, "GROQ_BASE_URL": "https://key:abc?secret-part@api.groq.com "},
+    "base URL with a password holding a ?": ({**KEYS, "GROQ_BASE_URL": "key:abc?secret-part@api.groq.com/v1"},
                                              ["GROQ_BASE_URL", "api.groq.com"]),
     "state table not a table name": ({"LLM_GATEWAY_STATE_TABLE": "llm gateway state"},
                                      ["LLM_GATEWAY_STATE_TABLE", "llm gateway state"]),
