@@ -139,15 +139,7 @@ def test_stream_deadline_defaults() -> None:
 def test_a_stream_the_caller_abandons_keeps_its_estimated_tokens_in_the_ledger(monkeypatch) -> None:
     """The cost of an abandoned stream is our estimate (the prompt plus the text sent); the ledger's
     tokens in and out must be that same estimate, not 0, or `/v1/usage` loses what was used."""
-    body = _Body(_body_parts(50))
-    gateway, core, _metrics = _serve(body)
-    recorded = []
-    monkeypatch.setattr(core.tenancy, "record", recorded.append)
-    outcome = gateway.chat(_request(), Caller(), "r1", live=True)
-    assert outcome.sse_stream is not None
-    for _ in range(3):
-        next(outcome.sse_stream)
-    outcome.sse_stream.close()
+    body, recorded = _abandoned_after(3, monkeypatch)
     assert len(recorded) == 1
     served = recorded[0]
     assert served.tokens_in > 0 and served.tokens_out > 0
@@ -158,12 +150,21 @@ def test_a_stream_closed_before_its_first_event_was_sent_is_still_settled_and_ch
     closed before it started runs none of its code, so the provider's stream stayed open, its
     reservation held its maximum and the ledger never heard of a call the provider was paid for
     (found in the cost audit). The events now start with the gateway: closing them settles."""
+    body, recorded = _abandoned_after(0, monkeypatch)  # nothing was read
+    assert body.closed
+    assert len(recorded) == 1 and recorded[0].tokens_in > 0
+
+
+def _abandoned_after(events: int, monkeypatch: pytest.MonkeyPatch) -> tuple[_Body, list]:
+    """A live stream of 50 pieces whose caller read `events` events and left; (the provider's
+    body, what the ledger was given)."""
     body = _Body(_body_parts(50))
     gateway, core, _metrics = _serve(body)
-    recorded = []
+    recorded: list = []
     monkeypatch.setattr(core.tenancy, "record", recorded.append)
     outcome = gateway.chat(_request(), Caller(), "r1", live=True)
     assert outcome.sse_stream is not None
-    outcome.sse_stream.close()  # nothing was read
-    assert body.closed
-    assert len(recorded) == 1 and recorded[0].tokens_in > 0
+    for _ in range(events):
+        next(outcome.sse_stream)
+    outcome.sse_stream.close()
+    return body, recorded
