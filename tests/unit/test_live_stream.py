@@ -139,7 +139,7 @@ def test_stream_deadline_defaults() -> None:
 def test_a_stream_the_caller_abandons_keeps_its_estimated_tokens_in_the_ledger(monkeypatch) -> None:
     """The cost of an abandoned stream is our estimate (the prompt plus the text sent); the ledger's
     tokens in and out must be that same estimate, not 0, or `/v1/usage` loses what was used."""
-    body, recorded = _abandoned_after(3, monkeypatch)
+    _body, recorded = _abandoned_after(3, monkeypatch)
     assert len(recorded) == 1
     served = recorded[0]
     assert served.tokens_in > 0 and served.tokens_out > 0
