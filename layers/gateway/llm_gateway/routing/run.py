@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.selection.planner import PlanStep
 from llm_gateway.state.store import ModelKey
+
+if TYPE_CHECKING:
+    from llm_gateway.state.shared import Reservation
 
 TIMEOUT = "timeout"  # `ErrorClass.TIMEOUT` as an attempt records it
 
@@ -56,8 +59,8 @@ class RequestRun:
     _shunned: set[str] = field(default_factory=set)
     # The attempt (step, reservation) whose request the caller's windows count now, and the one
     # whose request went back for another attempt that has not counted it yet (`Outcomes`).
-    counted: tuple[PlanStep, Any] | None = None
-    uncounted: tuple[PlanStep, Any] | None = None
+    counted: tuple[PlanStep, Reservation] | None = None
+    uncounted: tuple[PlanStep, Reservation] | None = None
 
     def next_step(self) -> PlanStep | None:
         """The same step again if a retry was asked for; else the best untried, unshunned step:

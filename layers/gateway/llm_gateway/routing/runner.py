@@ -192,6 +192,7 @@ class FailoverRunner:
         (`FailureMemory.repeated`); worked out once a request, however many attempts ask."""
         if fingerprint is not None:
             fingerprint = _Once(fingerprint)
+        repeated = self._repeats(fingerprint)
         prep = self.exhausted.reorder(prep, self._wall())
         if limits is not None:
             prep = limits.apply(prep)
@@ -203,7 +204,8 @@ class FailoverRunner:
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()),
                              pace=self.timeouts.pace)
             try:
-                return self.retry.run(partial(self._attempt, run, call=call, fingerprint=fingerprint), deadline)
+                return self.retry.run(partial(self._attempt, run, call=call, fingerprint=fingerprint,
+                                              repeated=repeated), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
@@ -220,7 +222,8 @@ class FailoverRunner:
         raise self._nothing_to_try(self.plan(prep)[0], limits)
 
     def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]],
-                 fingerprint: Callable[[], str] | None = None) -> Served[T]:
+                 fingerprint: Callable[[], str] | None = None,
+                 repeated: Callable[[PlanStep, ProviderError], bool] | None = None) -> Served[T]:
         """Find the next step that can be called and call it; skipping a step costs no attempt."""
         while True:
             step = run.next_step()
@@ -258,7 +261,7 @@ class FailoverRunner:
             try:
                 result = self.breakers.call(step.key, self.tracing.wrap(step.key.provider, step.key.model,
                                                                         partial(_marked, call, step, timeout, cut_short,
-                                                                                self._repeats(fingerprint))))
+                                                                                repeated)))
             except BreakerOpen as rejected:
                 self.outcomes.guarded("release", self.state.release, reservation, self._wall())
                 run.skipped.append(f"{step.key}: {rejected}")

@@ -225,7 +225,7 @@ class ChatPreparer:
                 static = _Static.of(entry, self.catalog.token_factor(entry), None)
             key = static.key
             factor = static.factor
-            prompt = base if factor == 1.0 else scaled(base, factor)
+            prompt = scaled(base, factor)
             why = drops[key] if key in drops else _needs_drop(entry, needs)
             if why is None:
                 why = _size_drop(entry, prompt, cap)

@@ -184,17 +184,20 @@ class SharedState:
         """The call was never made: give back everything the reservation took, at once and to
         every container (folding it would keep a small window full for the others until this
         container reserves on it again)."""
-        give_back = {unit: -asked for unit, asked in reservation.amounts.items() if asked}
-        if give_back and (writes := reservation.writes(give_back, now)):
-            self.store.add(writes, now)
+        self._add_now(reservation, {unit: -asked for unit, asked in reservation.amounts.items()}, now)
 
     def adjust(self, reservation: Reservation, amounts: Amounts, keys: Collection[str], now: float) -> None:
         """Add `amounts` (negative: give back) at once, unconditionally, on the reservation's
         windows named in `keys` only (a request moved between attempts on the caller's windows:
         see `Outcomes.before_next_attempt`)."""
         windows = tuple(held for held in reservation.windows if held.window.key in keys)
+        if windows:
+            self._add_now(replace(reservation, windows=windows), amounts, now)
+
+    def _add_now(self, reservation: Reservation, amounts: Amounts, now: float) -> None:
+        """Write `amounts` to the reservation's windows at once, with no condition."""
         delta = {unit: n for unit, n in amounts.items() if n}
-        if windows and delta and (writes := replace(reservation, windows=windows).writes(delta, now)):
+        if delta and (writes := reservation.writes(delta, now)):
             self.store.add(writes, now)
 
     # --- what the selector should know -----------------------------------------------------------------
