@@ -10,7 +10,7 @@ in-memory recorder in the first rows; the last row has the EMF lines Lambda writ
 its free tiers run out over the run, as under load, so it mostly plans past exhausted windows.
 Cold start is `bench_cold_start.py`.
 
-Last run (2026-11-30, `main` at 65ee46a, load average 1.8), as printed:
+Morning run (2026-11-30, `main` at 65ee46a, load average 1.8), as printed:
 
 measurement                                              p50     p95     p99  p50 / baseline
 baseline: adapter + engine, no gateway                 0.202   0.263   0.397           1.00x
