@@ -269,3 +269,13 @@ def test_a_request_counted_once_leaves_no_negative_count_in_any_window() -> None
     windows = windows_of(r.store.load([meter_pk("user#alice")], now))
     counts = [w.get("requests", 0) for w in windows.values()]
     assert counts and all(n >= 0 for n in counts) and max(counts) == 2  # the two requests, once each
+
+
+def test_a_request_refused_as_the_callers_own_mistake_counts_once() -> None:
+    r = rig(providers=("openai",))
+    r.fleet.then("openai", status(400, message="invalid request: bad tool schema"))
+    with pytest.raises(GatewayError) as refused:
+        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
+    assert refused.value.status == 400 and len(r.fleet.calls) == 1
+    with pytest.raises(CallerLimited):  # the key's one request of the minute was that one
+        r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
