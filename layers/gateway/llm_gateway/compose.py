@@ -38,14 +38,13 @@ from llm_gateway.routing.health import DynamoHealthStore, HealthView, MemoryHeal
 from llm_gateway.routing.outcomes import Outcomes
 from llm_gateway.routing.runner import FailoverRunner, RunnerSettings
 from llm_gateway.routing.tracing import build_tracing
-from llm_gateway.selection.catalog import CHAT as CHAT_CAPABILITY
 from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
-from llm_gateway.state.store import ModelKey, StateStore
+from llm_gateway.state.store import StateStore
 from llm_gateway.tenancy.admin import KeyAdmin
 from llm_gateway.tenancy.service import Tenancy
 from llm_gateway.tenancy.usage import UsageLedger
@@ -161,13 +160,11 @@ def build_rollout(core: Core, *, appconfig_client: Any = None) -> Rollout:
     baseline = settings.baseline_model
     if baseline is None:
         return Rollout(None, fallback=100.0)
-    from llm_gateway.config_check import ConfigError
+    from llm_gateway.config_check import check_baseline
     from llm_gateway.observability.metrics import ROLLOUT_PERCENT
     from llm_gateway.rollout.stores import build_rollout as build
 
-    provider, _, model = baseline.partition("/")
-    if ModelKey(provider, model) not in {entry.key for entry in core.catalog.for_capability(CHAT_CAPABILITY)}:
-        raise ConfigError(f"LLM_GATEWAY_BASELINE_MODEL names {baseline!r}, which is no chat model of the catalog")
+    check_baseline(baseline, core.catalog)  # the catalog this core routes on (a test may pass its own)
     return build(settings, cache_s=settings.cache_s, appconfig_client=appconfig_client, aws=core.settings.aws,
                  clock=core.runner.retry.clock,
                  on_read=lambda percent: core.metrics.count(ROLLOUT_PERCENT, percent))
