@@ -181,7 +181,8 @@ def usage() -> Response:
 # GatewayCohortErrorRateAlarm) read; a bug before the cohort is known (body parsing,
 # authentication) is held against the gateway cohort, the new code.
 register_error_handlers(app, _json, lambda: gateway.metrics, logger,
-                        dimensions=lambda: {"cohort": app.context.get("cohort", GATEWAY)})
+                        dimensions=lambda: {"cohort": app.context.get("cohort", GATEWAY)},
+                        headers=lambda: {"x-gateway-cohort": app.context["cohort"]} if "cohort" in app.context else {})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

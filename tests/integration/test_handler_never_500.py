@@ -158,6 +158,34 @@ def test_an_unexpected_exception_is_a_counted_500(chat, monkeypatch):
     assert [r.dimensions for r in recorded] == [(("cohort", "gateway"),)]
 
 
+def test_a_500_after_the_cohort_is_chosen_says_which_cohort(chat, monkeypatch):
+    """Every chat error once a cohort is chosen carries `x-gateway-cohort`, a bug's 500 too (an
+    operator comparing the cohorts' errors during a rollout reads it); one before the cohort is
+    known (here: authentication) carries none, as the README says."""
+    def explode(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug the tests did not foresee")
+
+    def answer() -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {DEV_KEY}", "content-type": "application/json"}
+        event = make_event("POST", "/v1/chat/completions", headers, json.dumps(chat_body()).encode())
+        return chat.lambda_handler(event, LocalContext(function_name="chat"))
+
+    monkeypatch.setattr(chat.gateway, "chat", explode)
+    result = answer()
+    assert result["statusCode"] == 500
+    assert _headers(result).get("x-gateway-cohort") == ["gateway"], result
+    monkeypatch.setattr(chat.gateway, "authenticate", explode)
+    result = answer()
+    assert result["statusCode"] == 500
+    assert "x-gateway-cohort" not in _headers(result)
+
+
+def _headers(result: dict[str, Any]) -> dict[str, list[str]]:
+    """A Lambda proxy result's headers, single- and multi-valued alike, as lists."""
+    single = {k: [v] for k, v in (result.get("headers") or {}).items()}
+    return {**single, **(result.get("multiValueHeaders") or {})}
+
+
 def test_a_provider_body_with_an_infinite_number_is_a_provider_failure_not_a_crash():
     """`1e999` in a provider's usage parses as inf and int(inf) raises OverflowError: that is an
     unreadable provider response (fail over, count against the provider), not a gateway crash."""

@@ -18,10 +18,13 @@ AnswerJson = Callable[[int, dict[str, Any], dict[str, str] | None], Response]
 
 
 def register_error_handlers(app: APIGatewayRestResolver, answer: AnswerJson, metrics: Callable[[], Metrics],
-                            logger: Any, dimensions: Callable[[], dict[str, str]] | None = None) -> None:
+                            logger: Any, dimensions: Callable[[], dict[str, str]] | None = None,
+                            headers: Callable[[], dict[str, str]] | None = None) -> None:
     """`answer(status, body, headers)` renders a JSON response the handler's way (its
     redaction, its request id); `metrics()` is read at failure time (tests swap the sink);
-    `dimensions()` too: what a bug is counted with besides {service} (chat: the request's cohort)."""
+    `dimensions()` too: what a bug is counted with besides {service} (chat: the request's cohort);
+    `headers()`, what a bug's 500 carries as every other error of the route does (chat: the
+    cohort, once one is chosen)."""
 
     @app.exception_handler(GatewayError)
     def handle_gateway_error(exc: GatewayError) -> Response:
@@ -45,4 +48,4 @@ def register_error_handlers(app: APIGatewayRestResolver, answer: AnswerJson, met
         metrics().count(m.USER_VISIBLE_ERRORS, 1.0, **(dimensions() if dimensions is not None else {}))
         logger.exception("unhandled error")
         error = GatewayError("The gateway hit an internal error. It has been logged.", code="internal_error")
-        return answer(error.status, error.body(), None)
+        return answer(error.status, error.body(), headers() if headers is not None else None)
