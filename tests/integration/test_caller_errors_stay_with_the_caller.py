@@ -234,7 +234,7 @@ def test_a_repeat_still_gets_its_same_model_retry_and_counts_as_a_failed_attempt
         assert served.status == 200 and served.headers["x-gateway-attempts"] == "2"
         assert gateway.metrics.total(m.PROVIDER_ATTEMPTS, outcome="failed") == 3
         # and it was taken for a repeat: the provider's standing still dates from the first request
-        assert gateway.core.failures._latest("openai").at == moment[0] - 2
+        assert gateway.core.failures.latest("openai").at == moment[0] - 2
     finally:
         reset_local_counters()
 
@@ -276,7 +276,7 @@ def test_a_stream_cut_after_its_first_chunk_is_no_answer_that_hides_a_repeat():
         moment[0] += 1
         with pytest.raises(GatewayError):
             gateway.chat(_ask("mine"), caller, "r3")  # the retry: the model has answered no one whole
-        assert gateway.core.failures._latest("openai").at == moment[0]  # counted: marked at the retry
+        assert gateway.core.failures.latest("openai").at == moment[0]  # counted: marked at the retry
     finally:
         reset_local_counters()
 

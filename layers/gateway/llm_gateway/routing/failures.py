@@ -110,7 +110,7 @@ class FailureMemory:
         (two failures or more): one write per recovery, so no container goes on ranking a
         provider that is back behind the others for minutes."""
         self._answered[provider] = now  # a plain dict store: atomic under the GIL, no lock needed
-        latest = self._latest(provider)
+        latest = self.latest(provider)
         if latest is None or latest.answered or latest.streak < 2 or latest.at >= now:
             return None
         with self._lock:
@@ -135,7 +135,7 @@ class FailureMemory:
         mark held (a burst of concurrent calls, a fallback, a long answer still running) are the
         same incident and keep the streak."""
         with self._lock:
-            previous = self._latest(provider)
+            previous = self.latest(provider)
             streak = 1
             if previous is not None and not previous.answered and self._answered.get(provider, -math.inf) < previous.at:
                 if started < previous.until:
@@ -146,7 +146,9 @@ class FailureMemory:
         news = previous is None or previous.answered or now - previous.at >= SHARE_EVERY_S
         return mark if news else None
 
-    def _latest(self, provider: str) -> FailureMark | None:
+    def latest(self, provider: str) -> FailureMark | None:
+        """The provider's standing mark, this container's or another's as last read (`standing_mark`):
+        the one its ranking and its next failure's streak go by."""
         own, seen = self._marks.get(provider), self._shared.get(provider)
         if own is None or seen is None:
             return own or seen
@@ -165,7 +167,7 @@ class FailureMemory:
 
     def recent(self, provider: str, now: float) -> bool:
         """Whether the provider failed lately, here or (as last read) in another container."""
-        mark = self._latest(provider)
+        mark = self.latest(provider)
         return mark is not None and now < mark.until
 
 
