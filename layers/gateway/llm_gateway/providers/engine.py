@@ -300,6 +300,8 @@ class _translated:
             kind, what = TRANSPORT_TIMEOUT, "timed out"
         elif isinstance(exc, httpx.TransportError | httpx.StreamError):
             kind, what = self.broken, "connection failed" if self.broken == TRANSPORT_CONNECTION else "stream was cut"
+        elif isinstance(exc, httpx.DecodingError):  # a RequestError, not a TransportError: a body that says
+            kind, what = TRANSPORT_MALFORMED, "sent a body that could not be decoded"  # gzip and is not
         else:
             return
         raise ProviderError(
