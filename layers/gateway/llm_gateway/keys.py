@@ -4,16 +4,24 @@ A stack deployed before its secret was filled, or a rotated key, works within `s
 in every warm container: Powertools Parameters caches the secret for that long, then fetches it
 again. What is derived from it (provider configs, client keys) is recomputed only when the
 secret's values changed, and new values are added to log redaction before any use.
+
+A re-read that fails (Secrets Manager throttled, down or slow) keeps the keys in force and is not
+tried again for `RETRY_FAILED_READ_S` (at most the TTL): each read can wait for the client's
+timeouts, and a request asks for the keys several times, so retrying on every ask would hold
+every request while Secrets Manager is out.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llm_gateway.config import SecretFetch, Settings, client_keys, provider_configs
 from llm_gateway.providers.base import ProviderConfig
+
+RETRY_FAILED_READ_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +40,16 @@ class Keys:
 
 class KeySource:
     def __init__(self, settings: Settings, fetch: SecretFetch | None,
-                 on_new_secrets: Callable[[tuple[str, ...]], None]) -> None:
+                 on_new_secrets: Callable[[tuple[str, ...]], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._fetch = fetch if (settings.provider_secret or settings.client_key_secret) else None
         self._on_new_secrets = on_new_secrets
         self._values: tuple[Mapping[str, str] | None, Mapping[str, str] | None] | None = None
         self._keys = Keys(settings.providers, settings.api_keys, settings.admin_keys)
         self._lock = threading.Lock()
+        self._clock = clock
+        self._next_read = float("-inf")  # after a failed read: when to try again
 
     def _read(self, name: str | None) -> Mapping[str, str] | None:
         assert self._fetch is not None
@@ -47,9 +58,13 @@ class KeySource:
     def current(self) -> Keys:
         if self._fetch is None:
             return self._keys
+        now = self._clock()
+        if now < self._next_read:
+            return self._keys
         try:
             values = (self._read(self._settings.provider_secret), self._read(self._settings.client_key_secret))
         except Exception:  # a failed refresh keeps the keys we have; never fail a request on it
+            self._next_read = now + min(RETRY_FAILED_READ_S, float(self._settings.secret_ttl_s))
             return self._keys
         if values == self._values:
             return self._keys

@@ -49,6 +49,10 @@ if TYPE_CHECKING:  # annotations only: a chat container never loads transcriptio
 
 CONNECT_TIMEOUT_S = 3.0
 _URLS_KEPT = 1024
+# What parsing a body of the wrong shape raises: JSON that is not an object where one is expected
+# (`[]`, `null`, a string: AttributeError on `.get`), a field of the wrong type, nesting deeper
+# than the parser's recursion limit (RecursionError). Such an answer is malformed, the provider's.
+_UNREADABLE = (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError, RecursionError)
 
 
 class _NoJar(CookieJar):
@@ -155,7 +159,7 @@ class ProviderEngine:
             raise adapter.parse_error(response.status_code, headers, response.content, model)
         try:
             value = parse(response.content, headers)
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        except _UNREADABLE as exc:
             raise ProviderError(
                 f"{adapter.name} returned a response the gateway could not read",
                 provider=adapter.name, model=model, status=response.status_code,
@@ -267,7 +271,7 @@ class ProviderStream:
                     chunks = self.adapter.parse_stream_event(event, self.state)
                 except ProviderError:
                     raise
-                except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+                except _UNREADABLE as exc:
                     raise ProviderError(
                         f"{name} sent a stream event the gateway could not read", provider=name,
                         model=model, transport=TRANSPORT_MALFORMED,
@@ -300,6 +304,8 @@ class _translated:
             kind, what = TRANSPORT_TIMEOUT, "timed out"
         elif isinstance(exc, httpx.TransportError | httpx.StreamError):
             kind, what = self.broken, "connection failed" if self.broken == TRANSPORT_CONNECTION else "stream was cut"
+        elif isinstance(exc, httpx.DecodingError):  # a RequestError, not a TransportError: a body that says
+            kind, what = TRANSPORT_MALFORMED, "sent a body that could not be decoded"  # gzip and is not
         else:
             return
         raise ProviderError(

@@ -87,9 +87,9 @@ class S3AudioObjects:
         if size != announced or size > max_bytes:
             raise ObjectRejected(f"{size} bytes stored, {announced} announced, {max_bytes} at most")
         body = self._call(self._s3.get_object, Bucket=self._bucket, Key=key, Range=f"bytes=0-{max_bytes}")["Body"]
-        data = body.read(max_bytes + 1)
-        if len(data) != size:
-            raise ObjectRejected(f"{len(data)} bytes read, {size} expected")
+        data = _read_body(body, max_bytes + 1)
+        if len(data) != size:  # the HEAD showed the object whole: a body cut short is S3's (or the network's)
+            raise StorageUnavailable(f"S3 sent {len(data)} of the object's {size} bytes")
         content_type = str(head.get("ContentType") or "application/octet-stream")
         return StoredAudio(data, unquote(metadata.get("filename", "")) or "audio", content_type, _owner(metadata))
 
@@ -111,7 +111,7 @@ class S3AudioObjects:
 
     def read_result(self, job_id: str) -> bytes:
         response = self._call(self._s3.get_object, Bucket=self._bucket, Key=RESULT_PREFIX + job_id)
-        return bytes(response["Body"].read())
+        return _read_body(response["Body"])
 
     @staticmethod
     def _call(operation: Callable[..., Any], **kwargs: Any) -> Any:
@@ -124,6 +124,15 @@ class S3AudioObjects:
             raise StorageUnavailable(f"S3 {error.get('Code', 'error')}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from exc
+
+
+def _read_body(body: Any, limit: int | None = None) -> bytes:
+    """A GET's body; a connection that drops or times out after the headers (botocore raises
+    that from `read`, after the call returned) is the store unavailable, as a failed call is."""
+    try:
+        return bytes(body.read(limit) if limit is not None else body.read())
+    except (BotoCoreError, OSError) as exc:
+        raise StorageUnavailable(f"S3 body read failed: {type(exc).__name__}") from exc
 
 
 def _owner(metadata: dict[str, str]) -> str | None:
