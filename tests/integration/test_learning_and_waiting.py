@@ -95,7 +95,8 @@ def test_four_of_five_failing_burst_of_200_sees_no_error(remote_fleet, routers) 
 
 def test_pinned_one_request_per_second_back_to_back_both_succeed(routers) -> None:
     """Mistral's free tier allows 1 request/s for the whole organisation (the built-in catalog)."""
-    router = routers(("mistral",), LLM_GATEWAY_MAX_WAIT_S="2")
+    metrics = RecordingMetrics()
+    router = routers(("mistral",), metrics=metrics, LLM_GATEWAY_MAX_WAIT_S="2")
     request = ChatCompletionRequest.model_validate(
         {"model": "mistral/mistral-small-latest", "messages": [{"role": "user", "content": "hi"}]})
     first = router.complete(request)
@@ -103,4 +104,7 @@ def test_pinned_one_request_per_second_back_to_back_both_succeed(routers) -> Non
     second = router.complete(request)
     waited = time.monotonic() - started
     assert first.provider == second.provider == "mistral"
-    assert 0.0 < waited <= 1.5  # it waited about a second (the provider's window), not 429, not two
+    # it waited for the provider's window, once (a count, not a time: a loaded machine stretches
+    # the wait's own length), and within the 2 s most it may wait
+    assert metrics.total(m.CAPACITY_WAITS) == 1
+    assert 0.0 < waited < 2.0 + 1.0
