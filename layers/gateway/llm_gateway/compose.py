@@ -42,6 +42,7 @@ from llm_gateway.selection.catalog import Catalog, load_catalog
 from llm_gateway.selection.planner import Planner
 from llm_gateway.selection.selector import ChatPreparer
 from llm_gateway.selection.tokens import TokenEstimator
+from llm_gateway.state.items import is_usage_pk
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import StateStore
@@ -197,7 +198,7 @@ def _stores(settings: Settings, metrics: Metrics, store: StateStore | None,
         store = ResilientStore(
             DynamoStateStore(client, table), MemoryStore(),
             on_degraded=lambda operation, _error: metrics.count(STATE_DEGRADED, operation=operation),
-            fraction=1.0 / settings.max_containers,
+            durable=is_usage_pk, fraction=1.0 / settings.max_containers,
         )
     return store, DynamoDBBreakerPersistence(table, client), DynamoHealthStore(client, table), client
 

@@ -19,7 +19,7 @@ from llm_gateway.state.aws_client import (
     error_code,
     is_aws_failure,
 )
-from llm_gateway.state.resilient import is_outage
+from llm_gateway.state.resilient import is_outage, not_applied
 
 ACCESS = AwsAccess("eu-west-1", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-value")
 
@@ -237,6 +237,27 @@ def test_an_update_that_may_have_been_applied_is_not_sent_twice(failure: Any) ->
     assert len(calls) == 1 and is_outage(caught.value)
     throttled = [httpx.Response(400, json={"__type": "x#ThrottlingException"}), httpx.Response(200, json={})]
     assert client(lambda request: throttled.pop(0)).update_item(TableName="t") == {}
+
+
+@pytest.mark.parametrize(("failure", "applied_maybe"), [
+    (httpx.ConnectError("refused"), False),
+    (httpx.ConnectTimeout("no route"), False),
+    (httpx.ReadTimeout("slow"), True),
+    (httpx.RemoteProtocolError("reset mid-answer"), True),
+    (httpx.Response(500, json={"__type": "InternalServerError"}), True),
+    (httpx.Response(400, json={"__type": "x#ThrottlingException"}), False),
+], ids=["connect-refused", "connect-timeout", "read-timeout", "reset", "500", "throttled-twice"])
+def test_a_failed_update_says_whether_it_may_have_been_applied(failure: Any, applied_maybe: bool) -> None:
+    """What lets the degraded store write a usage record again later (`resilient.not_applied`):
+    only a write that cannot have landed, so none counts twice."""
+    def fail(request: httpx.Request) -> httpx.Response:
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    with pytest.raises((AwsError, AwsUnreachable)) as caught:
+        client(fail).update_item(TableName="t", Key={}, UpdateExpression="ADD #n :v")
+    assert is_outage(caught.value) and not_applied(caught.value) is not applied_maybe
 
 
 @pytest.mark.parametrize("answer", [

@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from llm_gateway.state.dynamodb import DynamoStateStore
+from llm_gateway.state.items import is_usage_pk
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit
 from llm_gateway.state.resilient import ResilientStore
@@ -104,7 +105,7 @@ def test_a_write_that_failed_over_to_a_refusing_fallback_keeps_no_correction() -
     tokens less than were used. A refusal that came with the store turning degraded keeps none."""
     primary = Failing(_error("ThrottlingException"))
     state = SharedState(ResilientStore(primary, Refusing(), on_degraded=lambda _op, _exc: None,
-                                       fraction=0.5, retry_after_s=5.0), fold_reconcile=True)
+                                       durable=is_usage_pk, fraction=0.5, retry_after_s=5.0), fold_reconcile=True)
     meter = Meter("groq#m", WindowLimit.of(60, requests=100, tokens=10_000))
     now = 1_000_020.0
 

@@ -9,12 +9,14 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from llm_gateway.providers.base import RateLimitInfo
-from llm_gateway.state.items import meter_pk, windows_of
+from llm_gateway.state.aws_client import AwsError, AwsUnreachable
+from llm_gateway.state.items import is_usage_pk, meter_pk, windows_of
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS, Meter, WindowLimit, model_counter, slot_of, usage_of
-from llm_gateway.state.resilient import ResilientStore, is_outage
+from llm_gateway.state.resilient import ResilientStore, is_outage, not_applied
 from llm_gateway.state.shared import SharedState
 from llm_gateway.state.store import CounterAdd, ModelKey, StateUnavailable
+from llm_gateway.tenancy.usage import ServedRequest, UsageLedger
 
 KEY = ModelKey("groq", "m")
 METER = Meter(model_counter("groq", "m"), WindowLimit.of(60, requests=10))
@@ -65,7 +67,7 @@ THROTTLED = client_error("ProvisionedThroughputExceededException", "BatchGetItem
 
 def resilient(primary: Any, seen: list[str] | None = None, **kwargs: Any) -> ResilientStore:
     return ResilientStore(primary, MemoryStore(), on_degraded=lambda op, exc: (seen if seen is not None else []).append(op),
-                          **kwargs)
+                          durable=is_usage_pk, **kwargs)
 
 
 def window(state: SharedState, now: float = NOW) -> list:
@@ -188,3 +190,107 @@ def test_the_composition_root_gives_each_container_its_share(monkeypatch: pytest
                               "AWS_DEFAULT_REGION": "us-east-1"})
     core = build_core(settings, metrics=RecordingMetrics(), dynamodb_client=object())
     assert isinstance(core.state.store, ResilientStore) and core.state.store.fraction == pytest.approx(1 / 20)
+
+
+# --- the usage ledger through an outage: nothing lost, nothing counted twice ---------------------------
+def _ledger_usage(primary: Any, user: str, day: str = "2023-11-14") -> dict[str, Any]:
+    return dict(MemoryStore.load(primary, [f"usage#{user}#{day}"], NOW).get(f"usage#{user}#{day}", {}))
+
+
+def _served(user: str, cost: float = 0.001) -> ServedRequest:
+    return ServedRequest(user, "groq", "m", free=False, cost_usd=cost, tokens_in=10, tokens_out=5)
+
+
+@pytest.mark.parametrize("error", [
+    client_error("ThrottlingException"), client_error("ProvisionedThroughputExceededException"),
+    EndpointConnectionError(endpoint_url="http://x"), AwsUnreachable("UpdateItem: ConnectError", sent=False),
+])
+def test_usage_records_the_table_refused_or_never_got_reach_it_once_it_answers(error: Exception) -> None:
+    """Found by a failure-injection pass: a record whose write failed (or was skipped while the
+    store was degraded) stayed in the container's memory only, missing from `/v1/usage` and the
+    reports for good. Writes that cannot have been applied are kept and written later."""
+    primary = Switchable()
+    store = resilient(primary, retry_after_s=30)
+    ledger = UsageLedger(store)
+    primary.error = error
+    ledger.record(_served("ann"), NOW)  # refused: the store degrades
+    primary.error = None
+    ledger.record(_served("ann"), NOW + 1)  # degraded: the primary is not asked
+    ledger.record(_served("bob"), NOW + 2)
+    assert _ledger_usage(primary, "ann") == {}
+    ledger.record(_served("ann"), NOW + 31)  # the primary again: ann's three in one write, then bob's
+    assert _ledger_usage(primary, "ann")["requests"] == 3
+    assert _ledger_usage(primary, "ann")["cost_e8"] == 300_000
+    assert _ledger_usage(primary, "bob")["requests"] == 1
+    assert len(store.deferred) == 0
+
+
+def test_a_backlog_drains_one_item_a_write() -> None:
+    primary = Switchable()
+    store = resilient(primary, retry_after_s=30)
+    ledger = UsageLedger(store)
+    primary.error = client_error("ThrottlingException")
+    for user in ("a", "b", "c"):
+        ledger.record(_served(user), NOW)
+    primary.error = None
+    ledger.record(_served("d"), NOW + 31)
+    assert [bool(_ledger_usage(primary, u)) for u in "abcd"] == [True, False, False, True]
+    ledger.record(_served("d"), NOW + 32)
+    ledger.record(_served("d"), NOW + 33)
+    assert [_ledger_usage(primary, u).get("requests") for u in "abcd"] == [1, 1, 1, 3]
+
+
+@pytest.mark.parametrize("error", [ReadTimeoutError(endpoint_url="http://x"), client_error("InternalServerError"),
+                                   AwsUnreachable("UpdateItem: ReadTimeout", sent=True)])
+def test_a_usage_write_that_may_have_landed_is_logged_not_sent_again(error: Exception,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A timeout or a 5xx may have been applied: writing it again could count it twice. It is
+    logged whole (item and amounts) for the operator instead."""
+    primary = Switchable()
+    store = resilient(primary, retry_after_s=30)
+    ledger = UsageLedger(store)
+    primary.error = error
+    with caplog.at_level("ERROR", logger="llm_gateway.state"):
+        ledger.record(_served("ann"), NOW)
+    primary.error = None
+    ledger.record(_served("ann"), NOW + 31)
+    assert _ledger_usage(primary, "ann")["requests"] == 1
+    logged = [r for r in caplog.records if "may or may not have landed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].pk == "usage#ann#2023-11-14" and logged[0].amounts["requests"] == 1
+
+
+def test_other_adds_are_not_deferred() -> None:
+    """Windows and give-backs are not kept through an outage: a window written late would count
+    against a later window's requests (the fallback's scaled limits already held the outage's)."""
+    primary = Switchable()
+    store = resilient(primary, retry_after_s=30)
+    primary.error = client_error("ThrottlingException")
+    store.add([CounterAdd(meter_pk(METER), {"requests": 1}, int(NOW) + 60)], NOW)
+    assert len(store.deferred) == 0
+
+
+def test_deferred_adds_are_bounded_and_what_is_past_the_bound_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    primary = Switchable()
+    store = resilient(primary, retry_after_s=30)
+    store.deferred.limit = 2
+    ledger = UsageLedger(store)
+    primary.error = client_error("ThrottlingException")
+    with caplog.at_level("WARNING", logger="llm_gateway.state"):
+        for user in ("a", "b", "c", "a"):
+            ledger.record(_served(user), NOW)
+    assert len(store.deferred) == 2
+    lost = [r for r in caplog.records if "lost to the table" in r.getMessage()]
+    assert [r.pk for r in lost] == ["usage#c#2023-11-14"]
+    deferred = [r.pk for r in caplog.records if "deferred until" in r.getMessage()]
+    assert deferred == ["usage#a#2023-11-14", "usage#b#2023-11-14", "usage#a#2023-11-14"]
+
+
+def test_not_applied_tells_refusals_from_writes_that_may_have_landed() -> None:
+    assert not_applied(client_error("ThrottlingException"))
+    assert not_applied(AwsError("ProvisionedThroughputExceededException", "", 400))
+    assert not_applied(AwsUnreachable("x", sent=False))
+    assert not_applied(EndpointConnectionError(endpoint_url="http://x"))
+    assert not not_applied(AwsError("InternalServerError", "", 500))
+    assert not not_applied(AwsUnreachable("x", sent=True))
+    assert not not_applied(ReadTimeoutError(endpoint_url="http://x"))
+    assert not not_applied(client_error("ValidationException"))

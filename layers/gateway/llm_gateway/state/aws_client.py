@@ -69,7 +69,12 @@ class AwsError(Exception):
 
 
 class AwsUnreachable(OSError):
-    """No answer from AWS: connection refused or reset, or a timeout."""
+    """No answer from AWS: connection refused or reset, or a timeout. `sent`: whether the request
+    may have reached AWS (False only when no connection was made, so nothing can have been applied)."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -128,13 +133,15 @@ class AwsClient:
              repeatable: bool = True) -> httpx.Response:
         """The 2xx answer; `AwsError` or `AwsUnreachable` after one retry. `repeatable`: the call
         may be sent again when it may already have been applied (not an UpdateItem's ADD)."""
+        sent = False  # whether an attempt so far may have reached AWS
         for attempt in (0, 1):
             try:
                 response = self.http.request(method, self.endpoint + path, content=content, headers=headers,
                                              params=params, auth=self._auth)
             except httpx.TransportError as exc:
+                sent = sent or not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if attempt or not repeatable:
-                    raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}") from exc
+                    raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}", sent=sent) from exc
             else:
                 if response.is_success:
                     return response

@@ -126,6 +126,12 @@ def usage_pk(user: str, day: str) -> str:
     return f"usage#{user}#{day}"
 
 
+def is_usage_pk(pk: str) -> bool:
+    """The usage ledger's items: records that must never be lost (`resilient.py` defers their
+    writes through an outage)."""
+    return pk.startswith("usage#")
+
+
 def affinity_pk(digest: str) -> str:
     """The item of one conversation turn, keyed by its hash (`selection/conversation.py`)."""
     return f"aff#{digest}"

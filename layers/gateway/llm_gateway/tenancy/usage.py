@@ -4,8 +4,8 @@ One item per user and day, `usage#{user}#{YYYY-MM-DD}` (`state/items.py`), holdi
 the same counters per model (`{field}@{provider}/{model}`). Recording a request is one
 unconditional UpdateItem (`ADD`), the one write a served request adds to the round trips the
 caller waits for; it is guarded (a failed write is logged, never fails the request) and, while
-the table is unreachable, lands in the container's memory only (those requests are missing from
-usage and reports, never counted twice).
+the table is unreachable, kept by the degraded store and written once the table answers, or
+logged whole when it may have landed (`state/resilient.py`: never lost, never counted twice).
 
 Cost is kept in units of 1e-8 USD, the precision of the `x-gateway-cost-usd` header, taken from
 the header's own digits: a user's usage total is exactly the sum of the headers they received.
