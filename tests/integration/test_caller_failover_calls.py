@@ -115,7 +115,7 @@ def test_a_failover_costs_one_read_and_the_attempts_conditional_writes_only(aws:
     assert requests_counted(r) == 1
 
 
-def test_a_request_that_failed_everywhere_counts_once_with_no_write_after_its_last_attempt(aws: None) -> None:
+def test_a_request_that_failed_everywhere_moves_its_count_inside_each_reservation_and_counts_once(aws: None) -> None:
     log: list[str] = []
     r = logged_rig(log)
     for name in ("groq", "openai", "mistral"):
