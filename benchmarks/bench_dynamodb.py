@@ -20,13 +20,36 @@ takes more (the provider counted more than we estimated: Cohere's
 fixture answer bills 503 prompt tokens for a 9-token prompt) is written at once, so other
 containers see it. An unpinned answer also writes the conversation's affinity item.
 
-Two runs: every first attempt answers; and one where the provider planned first answers 503.
-Its first failure writes the provider's failure mark (one PutItem, shared with every container
-for `FAILURE_MEMORY_S`), after which plans put it last, so later requests need one attempt.
+Three runs: every first attempt answers; one where the provider planned first answers 503 (its
+first failure writes the provider's failure mark, one PutItem shared with every container for
+`FAILURE_MEMORY_S`, after which plans put it last, so later requests need one attempt); and the
+same with a key of its own `rpm`/`rpd` limits, whose windows (the user's counter item) every
+attempt reserves on too, and whose request counts once in them however many attempts it made.
+For the first request that failed over, the calls are also printed in order around its provider
+calls (`call`): what the caller waits for before each attempt.
 
 After each run the counter items are sized as DynamoDB sizes an item (attribute names and values,
 numbers at a byte per two digits plus one): an UpdateItem costs a write unit per KB of the larger
 of the item before and after it.
+
+What it printed (2026-11-30, 40 requests a run; which of Mistral, Groq and Cohere answer depends
+on Mistral's 1 request/s against the wall clock, so the splits move a little between runs):
+
+| calls | every first attempt answers | first provider answers 503 | a key with rpm/rpd, first provider answers 503 |
+|---|---|---|---|
+| BatchGetItem, state load | 40 (1.00 per request) | 40 | 40 |
+| UpdateItem, reservation (conditional) | 50 (1.25 per attempt) | 42 (1.02 per attempt) | 83 (2.02 per attempt: the model's item and the user's) |
+| UpdateItem, reconciliation | 20 (0.50 per attempt) | 0 | 0 |
+| UpdateItem, counter with no condition | 0 | 0 | 0 (1 before the caller's request moved inside the next reservation: its give-back before the next attempt) |
+| PutItem, failure mark | 0 | 1 | 1 |
+| UpdateItem, usage record | 40 | 40 | 40 |
+| all but the health read, per request | 3.75 | 3.08 | 4.10 (4.12 before) |
+
+The failover of the key with limits, in order: BatchGetItem; the conditional UpdateItems of
+Cohere's organisation, its model and the user; Cohere's call (503); the failure mark's PutItem;
+the conditional UpdateItems of Gemini's model and the user; Gemini's call; the usage record.
+Before the move rode on the reservation, an unconditional UpdateItem of the user's item came
+between the failure mark and Gemini's reservation.
 """
 
 from __future__ import annotations
@@ -53,21 +76,32 @@ HOSTS = {"api.groq.com": "groq", "generativelanguage.googleapis.com": "gemini", 
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 64}
 
 
-def _transport(failing: set[str]) -> httpx.MockTransport:
+class _Transport(httpx.MockTransport):
+    trace: list[str] | None = None  # where each provider call is noted (`call {provider}`), when set
+
+
+def _transport(failing: set[str]) -> _Transport:
     """Each host answers its provider's fixture response; providers in `failing` answer 503."""
     bodies = {name: (FIXTURES / name / "chat_text.json").read_bytes() for name in set(HOSTS.values())}
 
     def answer(request: httpx.Request) -> httpx.Response:
         provider = HOSTS[request.url.host]
+        if transport.trace is not None:
+            transport.trace.append(f"call {provider}")
         if provider in failing:
             return httpx.Response(503, json={"error": {"message": "overloaded"}})
         return httpx.Response(200, content=bodies[provider], headers={"content-type": "application/json"})
 
-    return httpx.MockTransport(answer)
+    transport = _Transport(answer)
+    return transport
 
 
-def run(failing_first: bool) -> dict[str, Any]:
-    """Serve REQUESTS requests on a fresh table; calls by operation, requests and attempts."""
+LIMITED_KEY = {"user": "bench", "rpm": 1000, "rpd": 100_000}  # limits that count every request, never refuse
+
+
+def run(failing_first: bool, limited: bool = False) -> dict[str, Any]:
+    """Serve REQUESTS requests on a fresh table (with a key of `LIMITED_KEY`'s limits when
+    `limited`); calls by operation, requests and attempts."""
     import boto3
     from moto import mock_aws
     from moto.moto_server.werkzeug_app import create_backend_app
@@ -83,14 +117,18 @@ def run(failing_first: bool) -> dict[str, Any]:
         client = DynamoDBClient(httpx.Client(transport=httpx.WSGITransport(app=create_backend_app("dynamodb"))),
                                 AwsAccess("us-east-1", "testing", "testing"), endpoint="http://dynamodb.us-east-1.amazonaws.com")
         failing: set[str] = set()
+        transport = _transport(failing)
         gateway = build_gateway(load_settings(env), metrics=RecordingMetrics(), dynamodb_client=client,
-                                http_client=httpx.Client(transport=_transport(failing)))
-        caller = gateway.authenticate(f"Bearer {CLIENT_KEY}")
+                                http_client=httpx.Client(transport=transport))
+        key = gateway.core.tenancy.admin.create(LIMITED_KEY)["key"] if limited else CLIENT_KEY
+        caller = gateway.authenticate(f"Bearer {key}")
         if failing_first:  # whichever provider the plan puts first answers 503 from now on
             first = gateway.router.plan(ChatCompletionRequest.model_validate(BODY)).steps[0].key.provider
             failing.add(first)
         counts: Counter[str] = Counter()
         phase = ["request"]  # what the runner is doing when a call goes out
+        trace: list[str] = []  # this request's calls in order, provider calls as `call`
+        transport.trace = trace
 
         call = client.call
 
@@ -101,11 +139,14 @@ def run(failing_first: bool) -> dict[str, Any]:
             if operation == "BatchGetItem":
                 what = "health read" if keys and all(k.startswith("health#") for k in keys) else "state load"
             elif pk.startswith("rl#"):
-                what = "reconciliation" if phase[0] == "reconcile" else "reservation"
+                what = ("reconciliation" if phase[0] == "reconcile" else
+                        "reservation" if "ConditionExpression" in params else "counter, no condition")
             else:
-                what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot",
+                what = {"aff#": "affinity", "fail#": "failure mark", "hdr#": "header snapshot", "key#": "key read",
                         "cd#": "cooldown", "cb#": "breaker", "usage#": "usage record"}.get(pk.split("#", 1)[0] + "#", "other")
             counts[f"{operation} ({what})"] += 1
+            if what != "health read":
+                trace.append(f"{operation} ({what}{' ' + pk if pk.startswith('rl#') else ''})")
             return call(operation, params, **options)
 
         client.call = count  # type: ignore[method-assign]
@@ -113,9 +154,9 @@ def run(failing_first: bool) -> dict[str, Any]:
         reserve, reconcile = state.reserve, state.reconcile
         reservations: list[int] = []
 
-        def counted_reserve(usages: Any, amounts: Any, now: float) -> Any:
+        def counted_reserve(usages: Any, amounts: Any, now: float, moved: Any = None) -> Any:
             """Attempts on a metered model reserve; paid models without limits write nothing."""
-            reservation = reserve(usages, amounts, now)
+            reservation = reserve(usages, amounts, now, moved)
             if reservation is not None and reservation.adds:
                 reservations.append(len(reservation.adds))
             return reservation
@@ -130,15 +171,20 @@ def run(failing_first: bool) -> dict[str, Any]:
         state.reserve, state.reconcile = counted_reserve, counted_reconcile  # type: ignore[method-assign]
         attempts = 0
         served: Counter[str] = Counter()
+        failover: list[str] = []
         for _ in range(REQUESTS):
+            trace.clear()
             outcome = gateway.chat(ChatCompletionRequest.model_validate(BODY), caller, "bench")
-            attempts += int(outcome.headers["x-gateway-attempts"])
+            made = int(outcome.headers["x-gateway-attempts"])
+            attempts += made
             served[outcome.headers["x-gateway-provider"]] += 1
+            if made > 1 and not failover:
+                failover = list(trace)
         scan = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=TABLE)["Items"]
         sizes = [item_size(item) for item in scan if item["pk"]["S"].startswith("rl#")]
     return {"counts": dict(counts), "requests": REQUESTS, "attempts": attempts, "failing": sorted(failing),
             "reservations": len(reservations), "windows": sum(reservations), "served": dict(served),
-            "sizes": sizes}
+            "sizes": sizes, "failover": failover}
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -161,8 +207,11 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     print(f"\nDynamoDB calls through the whole gateway (moto, {REQUESTS} requests each; "
           f"{', '.join(sorted(set(HOSTS.values())))} configured)")
-    for label, failing_first in (("every first attempt answers", False), ("first provider answers 503", True)):
-        result = run(failing_first)
+    runs = (("every first attempt answers", False, False), ("first provider answers 503", True, False),
+            (f"a key with rpm {LIMITED_KEY['rpm']} and rpd {LIMITED_KEY['rpd']}, first provider answers 503", True,
+             True))
+    for label, failing_first, limited in runs:
+        result = run(failing_first, limited)
         counts, requests, attempts = result["counts"], result["requests"], result["attempts"]
         reserved, windows = result["reservations"], result["windows"]
         failing = f" ({', '.join(result['failing'])} failing)" if result["failing"] else ""
@@ -181,6 +230,10 @@ def main() -> None:
         print(f"    counter items: {len(sizes)}, largest {max(sizes, default=0)} bytes, mean "
               f"{sum(sizes) / max(len(sizes), 1):.0f} bytes ({math.ceil(max(sizes, default=0) / 1024)} write unit(s) "
               "per UpdateItem on the largest)")
+        if result["failover"]:
+            print("    the first request that failed over, in order:")
+            for call in result["failover"]:
+                print(f"      {call}")
 
 if __name__ == "__main__":
     main()

@@ -24,8 +24,11 @@ def _load(fakes, monkeypatch, **env: str) -> ModuleType:
         if name in specs:
             monkeypatch.setenv(specs[name].key_env, "sandbox-fake-key")
             monkeypatch.setenv(specs[name].base_url_env, fake.base_url)
-    # the e2e session (same xdist worker) leaves local mode and a 0 s status cache in os.environ
-    for ambient in ("LLM_GATEWAY_LOCAL", "LLM_GATEWAY_STATUS_CACHE_S", "LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS"):
+    # the e2e session (same xdist worker) leaves local mode, a 0 s status cache and its embedded
+    # DynamoDB's table in os.environ; that table lives in moto's in-process backend, which any
+    # test's `mock_aws` resets on exit (the status read then met ResourceNotFoundException)
+    for ambient in ("LLM_GATEWAY_LOCAL", "LLM_GATEWAY_STATUS_CACHE_S", "LLM_GATEWAY_API_KEYS", "LLM_GATEWAY_ADMIN_KEYS",
+                    "LLM_GATEWAY_STATE_TABLE"):
         monkeypatch.delenv(ambient, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -279,3 +279,25 @@ def test_a_request_refused_as_the_callers_own_mistake_counts_once() -> None:
     assert refused.value.status == 400 and len(r.fleet.calls) == 1
     with pytest.raises(CallerLimited):  # the key's one request of the minute was that one
         r.router.complete(pinned("openai"), limits=limits(r.clock, rpm=1))
+
+
+@pytest.mark.parametrize("providers", [("groq", "openai", "mistral"), ("groq", "openai")], ids=["served", "failed"])
+def test_a_request_whose_next_reservation_is_released_still_counts_once(providers) -> None:
+    """The request moves to the next attempt inside that attempt's reservation; OpenAI's breaker
+    then rejects the call, and the release's own write puts the request back on the Groq
+    attempt's windows: served by Mistral or failed everywhere, it counts once, never below zero."""
+    from tests.unit.routing.test_failover_runner import RejectingBreakers
+
+    breakers = RejectingBreakers("openai")
+    r = rig(providers=providers, breakers=breakers)
+    r.fleet.then("groq", status(500))
+    if "mistral" in providers:
+        assert r.router.complete(chat(), limits=limits(r.clock, rpm=1)).provider == "mistral"
+    else:
+        with pytest.raises(GatewayError):
+            r.router.complete(chat(), limits=limits(r.clock, rpm=1))
+    assert breakers.rejected == 1
+    counts = [w.get("requests", 0) for w in windows_of(r.store.load([meter_pk("user#alice")], r.clock.wall())).values()]
+    assert counts and min(counts) >= 0 and max(counts) == 1
+    with pytest.raises(CallerLimited):
+        r.router.complete(chat(), limits=limits(r.clock, rpm=1))

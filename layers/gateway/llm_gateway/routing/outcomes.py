@@ -160,31 +160,19 @@ class Outcomes:
         )
         return decision
 
-    # A key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them: a
-    # request counts once, on the caller's windows of its latest attempt (the provider's windows
-    # keep every call). Before another attempt reserves, the previous attempt's request goes back
-    # on the caller's windows (so a caller at its last request can still fail over); an attempt
-    # made counts it; a request that ends with no attempt counting it has the last one's counted
-    # again (a caller whose requests a provider fails on is not let past its limit).
-    def before_next_attempt(self, run: RequestRun, now: float) -> None:
-        if run.counted is not None:
-            self._caller_requests(run.counted, -1, now)
-            run.uncounted, run.counted = run.counted, None
-
     def attempt_made(self, run: RequestRun, step: PlanStep, reservation: Reservation) -> None:
-        run.counted, run.uncounted = (step, reservation), None
-
-    def request_ended(self, run: RequestRun, now: float) -> None:
-        if run.counted is None and run.uncounted is not None:
-            self._caller_requests(run.uncounted, 1, now)
-            run.counted, run.uncounted = run.uncounted, None
-
-    def _caller_requests(self, attempt: tuple[PlanStep, Reservation], sign: int, now: float) -> None:
-        step, reservation = attempt
+        """A key's `rpm`/`rpd` count the caller's requests, not the provider calls made for them:
+        a request counts once, on the caller's windows of its latest attempt (the provider's
+        windows keep every call). What this attempt counted there is what the next attempt's
+        reservation takes over (`run.counted`, `SharedState.reserve`'s `moved`): given back in
+        that reservation's own conditional write, so a caller at its last request can still fail
+        over, and a failover costs no write of its own. A next reservation refused, or released
+        without its call, leaves it counted here: a request that ends with no later attempt made
+        (one that failed everywhere) has counted once, with no write after its last attempt."""
         asked = reservation.amounts.get(REQUESTS)
         keys = {window_ref(u.meter, u.start).key for u in step.usages if u.meter.scope == CALLER_SCOPE}
-        if asked and keys:
-            self.guarded("adjust", self.state.adjust, reservation, {REQUESTS: sign * asked}, keys, now)
+        windows = tuple(held for held in reservation.windows if held.window.key in keys)
+        run.counted = Reservation((), {REQUESTS: asked}, windows) if asked and windows else None
 
     def failover(self, run: RequestRun, step: PlanStep) -> None:
         """Count a move to another model after a failure (what the user never sees)."""

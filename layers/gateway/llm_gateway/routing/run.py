@@ -57,10 +57,8 @@ class RequestRun:
     _again: PlanStep | None = None
     _retried: set[ModelKey] = field(default_factory=set)
     _shunned: set[str] = field(default_factory=set)
-    # The attempt (step, reservation) whose request the caller's windows count now, and the one
-    # whose request went back for another attempt that has not counted it yet (`Outcomes`).
-    counted: tuple[PlanStep, Reservation] | None = None
-    uncounted: tuple[PlanStep, Reservation] | None = None
+    # The request as the caller's windows count it now: on the latest attempt's (`Outcomes.attempt_made`).
+    counted: Reservation | None = None
 
     def next_step(self) -> PlanStep | None:
         """The same step again if a retry was asked for; else the best untried, unshunned step:

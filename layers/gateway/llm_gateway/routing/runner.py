@@ -209,7 +209,6 @@ class FailoverRunner:
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
-                self.outcomes.request_ended(run, self._wall())
                 cause = failed.cause
                 if isinstance(cause, ProviderError) and (decision := classify(cause)).action is Action.RETURN:
                     raise caller_error(cause, decision.error_class) from cause
@@ -217,7 +216,6 @@ class FailoverRunner:
                 out_of_time = failed.retry and self.retry.attempt_timeout(deadline) is None
                 raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
-                self.outcomes.request_ended(run, self._wall())
                 raise self._aggregate(run, timed_out=True) from None
         raise self._nothing_to_try(self.plan(prep)[0], limits)
 
@@ -233,8 +231,7 @@ class FailoverRunner:
             current = self._current(step, now)
             if current is not step.usages:  # later windows: what the outcomes judge (near misses, budgets) too
                 step = replace(step, usages=current)
-            self.outcomes.before_next_attempt(run, now)
-            reservation = self.state.reserve(current, step.amounts, now)
+            reservation = self.state.reserve(current, step.amounts, now, run.counted)
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue

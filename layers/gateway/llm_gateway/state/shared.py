@@ -20,6 +20,13 @@ than expected) is written at once, unconditionally, so other containers see the 
 write, only when the estimate was too low. Within a memory store every correction is applied at
 once, since it costs nothing. Budgets (`USD_MICROS`) are the exception: a paid call reserves its
 *maximum* cost, so the over-estimate is given back at once, in one write after a paid call.
+
+A count that moves from one reservation to the next (a caller's request, counted once on its
+latest attempt's windows: `Outcomes.attempt_made`) rides on the next reservation's write too
+(`reserve`'s `moved`): given back in the same conditional UpdateItem on the caller's item, so a
+failover costs no write of its own, the condition checks the sum (a caller at its last request
+can fail over), and the count is never given back without being taken again. A reservation
+released without its call takes it back in the release's own write.
 """
 
 from __future__ import annotations
@@ -58,11 +65,13 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Capacity held for one attempt: the writes made (one per meter item) and its windows."""
+    """Capacity held for one attempt: the writes made (one per meter item) and its windows;
+    `moved`, what it took over from an earlier reservation (`SharedState.reserve`)."""
 
     adds: tuple[CounterAdd, ...]
     amounts: Amounts
     windows: tuple[Held, ...] = ()
+    moved: Reservation | None = None
 
     def writes(self, amounts: Amounts, now: float) -> list[CounterAdd]:
         """`amounts` on every window of the reservation a load still reads: one unconditional add
@@ -98,9 +107,16 @@ class SharedState:
         return snapshot
 
     # --- counters ------------------------------------------------------------------------------------
-    def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float) -> Reservation | None:
+    def reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float,
+                moved: Reservation | None = None) -> Reservation | None:
         """Take `amounts` in every window or none (None: a window would pass its limit): one
-        conditional write per meter item, its condition checking every window's ceiling."""
+        conditional write per meter item, its condition checking every window's ceiling.
+
+        `moved` (amounts on some windows of an earlier reservation, `Outcomes.attempt_made`) goes
+        back from its windows in the same writes, all or nothing with the new ask: on an item this
+        reservation writes, inside its conditional UpdateItem (the condition checks the sum, so
+        what goes back makes room for what is taken); on another item, in an unconditional one
+        of the same all-or-nothing `add`. Refused, nothing of it went back."""
         held: dict[str, Held] = {}
         ceilings: dict[str, dict[str, int]] = {}
         for u in usages:
@@ -120,7 +136,8 @@ class SharedState:
             ceilings[ref.key] = own
             held[ref.key] = Held(ref, tuple(own), slot, period.end(u.start))
         windows = tuple(held.values())
-        if not windows:
+        back = moved.writes({unit: -n for unit, n in moved.amounts.items()}, now) if moved is not None else []
+        if not windows and not back:
             return Reservation((), dict(amounts))
         adds: dict[str, CounterAdd] = {}
         for one in windows:
@@ -133,8 +150,8 @@ class SharedState:
             self._prune(now)
             folded = {pk: self._pending.pop(pk) for pk in adds if pk in self._pending}
             loaded = {pk: self._loaded.get(pk) for pk in adds}
-        writes = [_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
-                  for add in adds.values()]
+        writes = _merged([*(_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
+                            for add in adds.values()), *back])
         # Refused: nothing was written, so the corrections are kept for the next reservation. An
         # error: they may have been written (a timeout after DynamoDB applied the update, a give-
         # back that failed), and delivering them twice would under-count: they are dropped, an
@@ -148,7 +165,7 @@ class SharedState:
                 for pk, kept in folded.items():
                     for key, (correction, closes) in kept.items():
                         self._keep(pk, key, correction, closes)
-        return Reservation(tuple(adds.values()), dict(amounts), windows) if written else None
+        return Reservation(tuple(adds.values()), dict(amounts), windows, moved) if written else None
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
         """Replace the estimate with what was really used (see the module docstring for when)."""
@@ -183,21 +200,12 @@ class SharedState:
     def release(self, reservation: Reservation, now: float) -> None:
         """The call was never made: give back everything the reservation took, at once and to
         every container (folding it would keep a small window full for the others until this
-        container reserves on it again)."""
-        self._add_now(reservation, {unit: -asked for unit, asked in reservation.amounts.items()}, now)
-
-    def adjust(self, reservation: Reservation, amounts: Amounts, keys: Collection[str], now: float) -> None:
-        """Add `amounts` (negative: give back) at once, unconditionally, on the reservation's
-        windows named in `keys` only (a request moved between attempts on the caller's windows:
-        see `Outcomes.before_next_attempt`)."""
-        windows = tuple(held for held in reservation.windows if held.window.key in keys)
-        if windows:
-            self._add_now(replace(reservation, windows=windows), amounts, now)
-
-    def _add_now(self, reservation: Reservation, amounts: Amounts, now: float) -> None:
-        """Write `amounts` to the reservation's windows at once, with no condition."""
-        delta = {unit: n for unit, n in amounts.items() if n}
-        if delta and (writes := reservation.writes(delta, now)):
+        container reserves on it again), and take back what it took over (`moved`) in the same
+        writes: the earlier reservation counts it again."""
+        writes = reservation.writes({unit: -asked for unit, asked in reservation.amounts.items() if asked}, now)
+        if reservation.moved is not None:
+            writes = _merged([*writes, *reservation.moved.writes(reservation.moved.amounts, now)])
+        if writes:
             self.store.add(writes, now)
 
     # --- what the selector should know -----------------------------------------------------------------
@@ -222,6 +230,23 @@ class SharedState:
 def _merge(into: dict[str, int], more: Mapping[str, int]) -> None:
     for unit, n in more.items():
         into[unit] = into.get(unit, 0) + n
+
+
+def _merged(writes: Sequence[CounterAdd]) -> list[CounterAdd]:
+    """One write per item: the amounts of the writes on an item added up (its condition then
+    checks the sum), their ceilings, stamps and removals kept (a removal only of what no write
+    counts on: DynamoDB refuses an attribute both added and removed)."""
+    by_pk: dict[str, CounterAdd] = {}
+    for add in writes:
+        known = by_pk.get(add.pk)
+        if known is not None:
+            amounts = dict(known.amounts)
+            _merge(amounts, add.amounts)
+            add = CounterAdd(add.pk, amounts, max(known.expires_at, add.expires_at), {**add.ceilings, **known.ceilings},
+                             {**add.stamps, **known.stamps},
+                             tuple(name for name in dict.fromkeys((*known.removes, *add.removes)) if name not in amounts))
+        by_pk[add.pk] = add
+    return list(by_pk.values())
 
 
 def _with_correction(add: CounterAdd, kept: Mapping[str, tuple[dict[str, int], int]] | None,
