@@ -63,9 +63,10 @@ class Reply:
     completion_tokens: int
     finish: str  # "stop" | "length" | "tool_calls" (normalized; wires map to their own words)
     audio_tokens: int = 0  # of prompt_tokens, those for audio
-    # Words per stream delta; 0 streams the text as one delta. The simulator (`sandbox/simulate`)
-    # asks for one: its answers' text is a few dozen characters whatever their token count, so
-    # their deltas model nothing, and no simulated figure depends on how many there are.
+    # Words per stream delta; 0 streams the text as one delta. The simulator asks for two
+    # (`sandbox/simulate/streams.py`): its answers' text is a few dozen characters whatever their
+    # token count, so deltas model only when the first content comes (at the first token) and
+    # when the rest does (at the end), and no simulated figure depends on how many there are.
     piece_words: int = 2
 
     @property

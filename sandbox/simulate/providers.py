@@ -13,7 +13,10 @@ to send one, so any violation is a gateway bug (or a scenario's storm, which is 
 What a request consumes is stated inside its prompt by the simulator (`[sim in=N out=M]`): the
 provider counts N x its catalog token factor prompt tokens, writes M tokens (at most max_tokens),
 and takes `first_token_s + M x per_token_s` (x a log-normal jitter, x a slow scenario's factor) to
-answer; a call the gateway gave less time than that times out after the time it was given.
+answer; a call the gateway gave less time than that times out after the time it was given. A
+stream sends its first delta of content after `first_token_s` (same factors) and ends when the
+whole answer is written (`streams.py`); a stream that starts in time but outlasts the time given
+to the whole is cut then.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from sandbox.fakes.limits import (
 )
 from sandbox.fakes.registry import FAKES
 from sandbox.fakes.wire import BadRequest, Ctx, ErrorInfo, Route, Wire
+from sandbox.simulate import streams
 from sandbox.simulate.clock import VirtualClock
 from sandbox.simulate.scenario import Scenario
 
@@ -224,32 +228,35 @@ class SimulatedProviders:
         started = self.clock.now
         first, latency = self._latency(provider, tokens=completion)
         first_budget, whole_budget = _budgets(request, self.clock)
-        if not req.stream:
-            first = latency  # a body sent whole: its first byte is its last
-        if first > first_budget or latency > whole_budget:
-            timeout = first_budget if first > first_budget else whole_budget
-            self.clock.sleep(timeout)
-            self._record(provider, model, "timeout", "chat", started)
-            raise httpx.ReadTimeout(f"no answer within {timeout:.1f} s", request=request)
-        self.clock.sleep(latency)
-        now = self.clock.wall()
-        self.limiter.charge(entry, {TOKENS: completion}, now)
         reply = make_reply(provider, req, lambda name, i: wire.call_id(ctx, name, i))
         reply.prompt_tokens, reply.completion_tokens = prompt, completion
-        reply.piece_words = 0  # the text in one delta: the timing is `_latency`'s, whatever the deltas
+        reply.piece_words = streams.two_deltas(reply.text)  # the timing is `_latency`'s, whatever the deltas
         if reply.finish == "stop" and req.max_tokens and asked_out > req.max_tokens:
             reply.finish = "length"
+        head, tail = streams.split(wire.stream(req, reply, ctx), wire.sentinel) if req.stream else (b"", b"")
+        if not tail:
+            first = latency  # a body sent whole (or a stream its first content ends): its first byte is its last
+        if first > first_budget:
+            self.clock.sleep(first_budget)
+            self._record(provider, model, "timeout", "chat", started)
+            raise httpx.ReadTimeout(f"no answer within {first_budget:.1f} s", request=request)
+        cut = latency > whole_budget  # a stream that starts in time but outlasts the time it was given
+        self.clock.sleep(first)
+        now = self.clock.wall()
+        if not cut:  # charged as the answer starts: the headers sent with its first byte count it
+            self.limiter.charge(entry, {TOKENS: completion}, now)
         snap = self.limiter.snapshot(entry, now)
         snap.cost = reply.total_tokens
         headers = {**wire.response_headers(ctx), **wire.limit_headers(snap)}
-        self._record(provider, model, "ok", "chat", started)
+        self._record(provider, model, "timeout" if cut else "ok", "chat", started)
         if req.stream:
-            events = b"".join(data for data, _ in wire.stream(req, reply, ctx)) + (wire.sentinel or b"")
-            # As a provider streams: no Content-Length (a real stream is chunked), and text in UTF-8,
-            # which is what httpx would make of a content type without a charset; set here, it is
-            # not worked out again from the header (with `email.message`) for every answer.
-            response = httpx.Response(200, headers={**headers, "content-type": "text/event-stream"},
-                                      stream=httpx.ByteStream(events))
+            # The first content at the first token, the rest when the whole answer is written
+            # (`streams.py`). As a provider streams: no Content-Length (a real stream is chunked),
+            # and text in UTF-8, which is what httpx would make of a content type without a
+            # charset; set here, it is not worked out again from the header for every answer.
+            rest_s = (whole_budget if cut else latency) - first
+            body = streams.PacedBody(head, tail, sleep=self.clock.sleep, rest_s=rest_s, cut=request if cut else None)
+            response = httpx.Response(200, headers={**headers, "content-type": "text/event-stream"}, stream=body)
             response.encoding = "utf-8"
             return response
         return httpx.Response(200, headers=headers, json=wire.completion(req, reply, ctx))

@@ -15,6 +15,7 @@ openai (large), then mistral (reasoning). No ties means the balancer never reord
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.compose import Clocks, Core, build_chat, build_core
 from llm_gateway.config import load_settings
 from llm_gateway.observability.metrics import RecordingMetrics
+from llm_gateway.providers import deadline_io
 from llm_gateway.retry.backoff import BackoffPolicy
 from llm_gateway.retry.handler import RetrySettings
 from llm_gateway.routing.chat import ChatRouter
@@ -84,12 +86,17 @@ class FakeClock:
 
 @dataclass(frozen=True)
 class Call:
-    """One request that reached a fake provider: who, when (fake seconds) and its read timeout."""
+    """One request that reached a fake provider: who, when (fake seconds), its read timeout and
+    the time it was given for its first byte (`first_byte_s`): the read timeout, or what is left
+    of the engine's deadline scope if that ends sooner, as it does for a stream sent live, whose
+    read timeout is the stream's deadline and whose scope is the attempt's timeout. (Scopes are
+    on the real monotonic clock, which the fake providers do not move.)"""
 
     provider: str
     model: str
     at: float
     timeout_s: float
+    first_byte_s: float
 
 
 Behaviour = Callable[[httpx.Request, "Fleet"], httpx.Response]
@@ -117,8 +124,10 @@ class Fleet:
     def handle(self, request: httpx.Request) -> httpx.Response:
         provider = HOSTS[request.url.host]
         body = json.loads(request.content or b"{}")
-        timeout = request.extensions.get("timeout", {}).get("read")
-        self.calls.append(Call(provider, str(body.get("model")), self.clock.now, float(timeout or 0.0)))
+        timeout = float(request.extensions.get("timeout", {}).get("read") or 0.0)
+        scope: float | None = getattr(deadline_io._SCOPE, "at", None)
+        first_byte = timeout if scope is None else min(timeout, scope - time.monotonic())
+        self.calls.append(Call(provider, str(body.get("model")), self.clock.now, timeout, first_byte))
         queue = self.queued.get(provider)
         behaviour = queue.pop(0) if queue else self.behaviours.get(provider, answer())
         return behaviour(request, self)

@@ -794,8 +794,26 @@ def test_a_longer_answer_gets_a_longer_timeout_than_short_ones_taught() -> None:
     assert r.fleet.calls[-1].timeout_s > 6.0 and r.fleet.calls[-1].timeout_s > short
 
 
-def _stream_answer(first_chunk_s: float) -> Any:
-    """A stream whose first chunk comes after `first_chunk_s` fake seconds (the rest at once)."""
+def _streamed() -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"model": "auto", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+
+
+class _Rest(httpx.SyncByteStream):
+    """A stream body whose first event comes at once and the rest `rest_s` fake seconds later."""
+
+    def __init__(self, head: bytes, rest: bytes, clock: Any, rest_s: float) -> None:
+        self.head, self.rest, self.clock, self.rest_s = head, rest, clock, rest_s
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        self.clock.advance(self.rest_s)
+        yield self.rest
+
+
+def _stream_answer(first_chunk_s: float, whole_s: float | None = None) -> Any:
+    """A stream whose first chunk comes after `first_chunk_s` fake seconds and whose end after
+    `whole_s` (at once after the first chunk if not given)."""
 
     def behaviour(request: httpx.Request, fleet: Any) -> httpx.Response:
         fleet.clock.advance(first_chunk_s)
@@ -804,29 +822,70 @@ def _stream_answer(first_chunk_s: float) -> Any:
                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}]}
         end = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
-        body = f"data: {json.dumps(head)}\n\ndata: {json.dumps(end)}\n\ndata: [DONE]\n\n"
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+        first, rest = f"data: {json.dumps(head)}\n\n", f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n"
+        body = _Rest(first.encode(), rest.encode(), fleet.clock, max(0.0, (whole_s or first_chunk_s) - first_chunk_s))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
 
     return behaviour
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Found 2026-11-30, not mended: AdaptiveTimeouts learns one pace per provider from every attempt, "
-    "and a stream's attempt ends at its first chunk. Learning the two kinds apart fixes this, but it "
-    "changed the CI-size simulation (a groq timeout, selection success 99.05 -> 98.85 %, under the "
-    "seed's 99 %): the simulator sends a stream's text as one delta at the end, so its first chunks "
-    "are whole answers. Both need changing together."))
+def _answer_within(after_s: float) -> Any:
+    """A whole answer after `after_s` fake seconds, or a read timeout if the call was given less."""
+
+    def behaviour(request: httpx.Request, fleet: Any) -> httpx.Response:
+        if fleet.calls[-1].first_byte_s < after_s:
+            return hang()(request, fleet)
+        return answer(after_s=after_s)(request, fleet)
+
+    return behaviour
+
+
 def test_streams_first_chunks_do_not_teach_the_timeout_of_whole_answers() -> None:
-    """A stream's attempt ends at its first chunk (0.3 s here); a whole answer's at its last (5 s
-    for this one). Learned together, a provider serving many streams gave a whole answer the
-    2 s floor: cut at 2 s, paid for, and sent elsewhere. Each kind learns its own."""
+    """A live stream's attempt ends at its first chunk (0.3 s here), its answer 5 s after it
+    began; a whole answer's attempt at its last byte (5 s too). Learned together, the first
+    chunks gave groq's whole answers the 2 s floor: cut at 2 s, paid for, and sent elsewhere.
+    Each kind learns its own: the streams' first chunks their timeout (the floor), and their
+    whole 5 s, learned when each stream ended, the whole answers' timeout, so groq serves one."""
     r = rig()
-    r.fleet.set("groq", _stream_answer(0.3))
-    streamed = ChatCompletionRequest.model_validate(
-        {"model": "auto", "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    r.fleet.set("groq", _stream_answer(0.3, whole_s=5.0))
     for _ in range(12):
-        list(r.router.stream(streamed, buffered=True).chunks)
-    assert r.fleet.calls[-1].timeout_s < 4.0  # streams learned their first chunk's pace
-    r.fleet.set("groq", answer(after_s=5.0))
-    r.router.complete(short())
-    assert r.fleet.calls[-1].provider == "groq" and r.fleet.calls[-1].timeout_s == FAST_BUDGET
+        list(r.router.stream(_streamed(), buffered=False).chunks)
+    assert r.fleet.calls[-1].first_byte_s == pytest.approx(TimeoutPolicy().floor_s, abs=0.1)
+    r.fleet.set("groq", _answer_within(5.0))
+    served = r.router.complete(short())
+    assert served.provider == "groq" and len(served.attempts) == 1
+    assert 5.0 < r.fleet.calls[-1].timeout_s < FAST_BUDGET  # learned, not the budget of a provider never seen
+
+
+def test_a_buffered_stream_is_given_a_whole_answer_s_timeout_and_teaches_no_first_chunk() -> None:
+    """A buffered stream (sent whole to its caller) is read to its end inside the attempt, and its
+    timeout bounds all of it: it is given the whole answers' timeout (groq's live streams took
+    3 s each, their first chunks 0.3 s), not the first chunks' 2 s floor, and what it took
+    teaches live streams' first chunks nothing."""
+    r = rig()
+    r.fleet.set("groq", _stream_answer(0.3, whole_s=3.0))
+    for _ in range(12):
+        list(r.router.stream(_streamed(), buffered=False).chunks)
+    live = r.fleet.calls[-1].first_byte_s
+    assert live == pytest.approx(TimeoutPolicy().floor_s, abs=0.1)
+    for _ in range(3):
+        routed = r.router.stream(_streamed(), buffered=True)
+        list(routed.chunks)
+        assert routed.provider == "groq" and r.fleet.calls[-1].first_byte_s > 3.0
+    list(r.router.stream(_streamed(), buffered=False).chunks)
+    assert r.fleet.calls[-1].first_byte_s == pytest.approx(live, abs=0.1)
+
+
+def test_a_stream_the_caller_left_teaches_whole_answers_nothing() -> None:
+    """A stream whose caller stopped reading after its first chunk did not show how long its
+    answer takes: whole answers learn nothing from it (a provider never answered whole keeps
+    the whole budget)."""
+    r = rig()
+    r.fleet.set("groq", _stream_answer(0.3, whole_s=0.4))
+    for _ in range(12):
+        routed = r.router.stream(_streamed(), buffered=False)
+        next(routed.chunks)
+        routed.chunks.close()
+    r.fleet.set("groq", answer())
+    assert r.router.complete(short()).provider == "groq"
+    assert r.fleet.calls[-1].timeout_s == FAST_BUDGET

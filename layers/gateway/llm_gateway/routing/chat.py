@@ -200,7 +200,10 @@ class ChatRouter:
                 opened = self.engine.open_stream(adapter, request, step.key.model, max(timeout, deadline.remaining()))
                 return CallResult(_first_chunk(opened, step, buffered), opened.rate_limits, None)
 
-        served = self.runner.run(prep, call, deadline, limits=limits, fingerprint=partial(fingerprint, request))
+        # Buffered, the attempt reads (and its timeout bounds) the whole stream: a whole answer's
+        # time; live, it returns at the first chunk, and learns and is given a first chunk's.
+        served = self.runner.run(prep, call, deadline, limits=limits, fingerprint=partial(fingerprint, request),
+                                 first_chunk=not buffered)
         step = served.step
         routed = RoutedStream(step.key.provider, step.key.model, served.run.attempts, _no_chunks(), free=step.free)
         routed.chunks = self._drain(served, routed, prep, request)

@@ -12,6 +12,8 @@ timeout, and a request should not spend its last attempt finding that out.
 retransmission timer does (RFC 6298: smoothed latency plus four deviations), between a floor and
 the configured attempt timeout. A provider never seen yet borrows the estimate of all providers,
 so one hanging provider costs a few seconds, not the whole attempt budget, before failover.
+Attempts that end at the answer's first chunk and attempts that end with the whole answer are
+learned apart (a first chunk says nothing of how long a whole answer takes).
 """
 
 from __future__ import annotations
@@ -188,38 +190,64 @@ class _Estimate:
         self.smoothed += gain * (sample - self.smoothed)
 
 
+class _Estimates:
+    """One kind of attempt's estimates: per provider, and of all providers together (what a
+    provider never seen yet borrows)."""
+
+    __slots__ = ("overall", "per_provider")
+
+    def __init__(self) -> None:
+        self.per_provider: dict[str, _Estimate] = {}
+        self.overall: _Estimate | None = None
+
+    def add(self, provider: str, sample: float, gain: float) -> None:
+        for estimate, store in ((self.per_provider.get(provider), provider), (self.overall, None)):
+            if estimate is None:
+                fresh = _Estimate(sample, sample / 2)
+                if store is None:
+                    self.overall = fresh
+                else:
+                    self.per_provider[store] = fresh
+            else:
+                estimate.update(sample, gain)
+
+
 class AdaptiveTimeouts:
+    """Attempt timeouts learned from attempts of the same kind, under one policy. An attempt that
+    returns at the answer's first chunk (a stream sent live, or an answer sent whole but read as
+    one: `first_chunk`) is timed to that chunk; one that returns the whole answer, to its last
+    byte. A provider serving many streams answers their first chunks in a fraction of a second,
+    and a timeout learned from them cut its whole answers (paid for, then failed over): each kind
+    learns apart. Whole answers also learn from streams once they end (`FailoverRunner.settle`),
+    so they are judged by every whole answer the provider gave, streamed or not."""
+
     def __init__(self, policy: TimeoutPolicy | None = None) -> None:
         self.policy = policy or TimeoutPolicy()
-        self._per_provider: dict[str, _Estimate] = {}
-        self._overall: _Estimate | None = None
+        self._whole = _Estimates()
+        self._first_chunk = _Estimates()
         self._lock = threading.Lock()
 
-    def observe(self, provider: str, seconds: float, size: float = 1.0) -> None:
+    def _kind(self, first_chunk: bool) -> _Estimates:
+        return self._first_chunk if first_chunk else self._whole
+
+    def observe(self, provider: str, seconds: float, size: float = 1.0, *, first_chunk: bool = False) -> None:
         """A successful attempt's duration, for a request of `size` (`work_size`): the estimate
         is of seconds per unit of size, so a long answer is not judged by short ones."""
-        seconds = seconds / max(size, 1.0)
         with self._lock:
-            for estimate, store in ((self._per_provider.get(provider), provider), (self._overall, None)):
-                if estimate is None:
-                    fresh = _Estimate(seconds, seconds / 2)
-                    if store is None:
-                        self._overall = fresh
-                    else:
-                        self._per_provider[store] = fresh
-                else:
-                    estimate.update(seconds, self.policy.gain)
+            self._kind(first_chunk).add(provider, seconds / max(size, 1.0), self.policy.gain)
 
     def pace(self, provider: str) -> float | None:
-        """The provider's smoothed seconds per unit of work (None: no answer seen yet)."""
-        estimate = self._per_provider.get(provider)
+        """How fast the provider writes: its whole answers' smoothed seconds per unit of work
+        (None: no whole answer seen yet)."""
+        estimate = self._whole.per_provider.get(provider)
         return estimate.smoothed if estimate is not None else None
 
-    def timeout_for(self, provider: str, budget_s: float, size: float = 1.0) -> float:
+    def timeout_for(self, provider: str, budget_s: float, size: float = 1.0, *, first_chunk: bool = False) -> float:
         """The attempt's timeout for a request of `size`: the provider's (or everyone's) estimate
-        per unit of size, times the size, within [floor, budget]."""
+        per unit of size for attempts of this kind, times the size, within [floor, budget]."""
+        kind = self._kind(first_chunk)
         with self._lock:
-            estimate = self._per_provider.get(provider) or self._overall
+            estimate = kind.per_provider.get(provider) or kind.overall
         if estimate is None:
             return budget_s
         wanted = (estimate.smoothed + self.policy.deviations * estimate.deviation) * max(size, 1.0)

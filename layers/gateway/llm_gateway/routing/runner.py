@@ -11,7 +11,8 @@ step that would overflow a limit is skipped) → call through the breakers with 
 fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metrics) → the next
 step, preferring providers without a recent failure → or the aggregated error.
 
-A capability supplies only `call(step, timeout_s) -> CallResult`; chat adds streaming on top.
+A capability supplies only `call(step, timeout_s) -> CallResult` (and `first_chunk` when the
+call returns at the answer's first chunk: its timeouts are learned apart); chat adds streaming on top.
 Who is calling enters as `limits` (`CallerLimits`, built by `llm_gateway.tenancy`): one step
 between preparation and planning that narrows the candidates to what the caller may use and adds
 the caller's own windows and budgets as more meters, so every capability gets them unchanged.
@@ -75,6 +76,7 @@ class Served(Generic[T]):
     deadline: Deadline | None = None
     cut_short: bool = False  # the request deadline, not the provider's timeout, bounds this call
     fingerprint: Callable[[], str] | None = None  # the request's (`FailureMemory.answered` when a stream ends)
+    first_chunk: bool = False  # the call returned at the first chunk: the whole is timed when it ends (`settle`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +188,14 @@ class FailoverRunner:
 
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
-            *, limits: CallerLimits | None = None, fingerprint: Callable[[], str] | None = None) -> Served[T]:
+            *, limits: CallerLimits | None = None, fingerprint: Callable[[], str] | None = None,
+            first_chunk: bool = False) -> Served[T]:
         """`fingerprint`: what tells this request from others (asked only when an attempt fails), so
         a caller retrying a request a provider chokes on is not taken for an outage
-        (`FailureMemory.repeated`); worked out once a request, however many attempts ask."""
+        (`FailureMemory.repeated`); worked out once a request, however many attempts ask.
+        `first_chunk`: `call` returns at the answer's first chunk (a stream sent live), so its
+        timeout and latency are of that chunk, learned apart from whole answers' (`AdaptiveTimeouts`);
+        the stream's whole time is learned with whole answers' when it ends (`settle`)."""
         if fingerprint is not None:
             fingerprint = _Once(fingerprint)
         repeated = self._repeats(fingerprint)
@@ -205,7 +211,7 @@ class FailoverRunner:
                              pace=self.timeouts.pace)
             try:
                 return self.retry.run(partial(self._attempt, run, call=call, fingerprint=fingerprint,
-                                              repeated=repeated), deadline)
+                                              repeated=repeated, first_chunk=first_chunk), deadline)
             except AttemptFailed as failed:
                 if isinstance(failed.cause, _NoStepLeft) and not run.attempts:
                     continue  # others took the capacity between plan and reserve: plan (and wait) again
@@ -221,7 +227,8 @@ class FailoverRunner:
 
     def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]],
                  fingerprint: Callable[[], str] | None = None,
-                 repeated: Callable[[PlanStep, ProviderError], bool] | None = None) -> Served[T]:
+                 repeated: Callable[[PlanStep, ProviderError], bool] | None = None,
+                 first_chunk: bool = False) -> Served[T]:
         """Find the next step that can be called and call it; skipping a step costs no attempt."""
         while True:
             step = run.next_step()
@@ -249,7 +256,7 @@ class FailoverRunner:
             size = work_size(step.amounts)
             whole = (step.slow_by_request or run.timed_out() or not run.has_untried()
                      or ctx.number >= self.retry.settings.max_attempts)
-            own = full if whole else self.timeouts.timeout_for(step.key.provider, full, size)
+            own = full if whole else self.timeouts.timeout_for(step.key.provider, full, size, first_chunk=first_chunk)
             budget = min(budget, ctx.timeout_s)
             timeout = min(own, budget)
             cut_short = budget < own or step.slow_by_request
@@ -271,7 +278,8 @@ class FailoverRunner:
                 raise
             latency = self.retry.clock() - started
             self.outcomes.attempt_made(run, step, reservation)
-            self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size)
+            self.timeouts.observe(step.key.provider, latency, work_size(result.actual) if result.actual else size,
+                                  first_chunk=first_chunk)
             now = self._wall()
             if result.actual is not None:  # a whole answer; a stream has answered only once it ends (`settle`)
                 self.failures.answered(step.key.provider, step.key.model, now, fingerprint)
@@ -283,7 +291,8 @@ class FailoverRunner:
                                       deadline=ctx.deadline)
             else:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
-            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short, fingerprint)
+            return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short, fingerprint,
+                          first_chunk)
 
     def _repeats(self, fingerprint: Callable[[], str] | None) -> Callable[[PlanStep, ProviderError], bool] | None:
         """Whether a failure repeats the same request's after the model answered others since."""
@@ -334,10 +343,16 @@ class FailoverRunner:
     # --- settling what ends after the call returned (streams) ----------------------------------------
     def settle(self, served: Served[T], actual: Amounts | None, latency_s: float, *, ended: bool = True) -> None:
         """A stream's end: `ended`, the provider sent it whole (not: the caller left first, so
-        whether the model would have finished is not known, and it is not taken to have answered)."""
+        whether the model would have finished is not known, and it is not taken to have answered).
+        A stream whose attempt returned at its first chunk has now shown how long its whole answer
+        took (`latency_s`, from the attempt's start): whole answers' timeouts and the providers'
+        pace learn it, as they learn an answer read whole inside its attempt."""
         now = self._wall()
         if ended:
             self.failures.answered(served.step.key.provider, served.step.key.model, now, served.fingerprint)
+            if served.first_chunk:
+                self.timeouts.observe(served.step.key.provider, latency_s,
+                                      work_size(actual) if actual else work_size(served.step.amounts))
         self.outcomes.success(served.run, served.step, served.reservation, actual, None, latency_s, now,
                               deadline=served.deadline)
 
