@@ -10,9 +10,7 @@ every request with one such body, buffered and as a stream's event.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from sandbox.apigw import LocalContext, load_handler_module, make_event
 from tests.conftest import chat_handler_on_fakes
+from tests.loopback import QuietHandler, serving
 
 DEV_KEY = "local-dev-key"
 _instances = iter(range(10**6))
@@ -29,7 +28,7 @@ WRONG_SHAPES = [b"[]", b"null", b'"ok"', b'{"choices": [1]}', b'{"candidates": [
                 b'"stop"}], "usage": 5}', b"[" * 100_000 + b"]" * 100_000]
 
 
-class _WrongShape(BaseHTTPRequestHandler):
+class _WrongShape(QuietHandler):
     protocol_version = "HTTP/1.1"
     body = b"[]"
 
@@ -43,18 +42,11 @@ class _WrongShape(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def wrong_shape() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _WrongShape)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_WrongShape) as url:
+        yield url
 
 
 @pytest.fixture

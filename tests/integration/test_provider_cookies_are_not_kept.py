@@ -5,16 +5,15 @@ Providers authenticate by key; nothing of theirs needs a cookie back."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from llm_gateway.providers.engine import build_http_client
+from tests.loopback import QuietHandler, serving
 
 
-class _SetsCookies(BaseHTTPRequestHandler):
+class _SetsCookies(QuietHandler):
     seen: list[str | None] = []
 
     def do_GET(self) -> None:
@@ -28,19 +27,12 @@ class _SetsCookies(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def provider() -> Iterator[str]:
     _SetsCookies.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SetsCookies)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
-    server.shutdown()
-    server.server_close()
+    with serving(_SetsCookies) as url:
+        yield url + "/v1/chat/completions"
 
 
 def test_a_cookie_one_answer_set_is_not_sent_on_the_next_request(provider: str) -> None:

@@ -16,10 +16,8 @@ is asked.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -28,13 +26,14 @@ from aws_lambda_powertools.utilities import parameters
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import build_gateway
 from llm_gateway.observability.metrics import RecordingMetrics
+from tests.loopback import QuietHandler, serving
 
 CLIENT_KEY = "client-key-for-outage-" + "c" * 24
 PROVIDER_KEY = "sk-provider-for-outage-" + "p" * 16
 TTL_S = 1
 
 
-class _SecretsManager(BaseHTTPRequestHandler):
+class _SecretsManager(QuietHandler):
     """`GetSecretValue` for two secrets; `down` answers 503 instead (as a brownout does)."""
 
     protocol_version = "HTTP/1.1"
@@ -61,20 +60,13 @@ class _SecretsManager(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def secrets_manager() -> Iterator[str]:
     _SecretsManager.down, _SecretsManager.asked = False, 0
     parameters.clear_caches()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SecretsManager)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_SecretsManager) as url:
+        yield url
     parameters.clear_caches()
 
 

@@ -10,9 +10,7 @@ httpx raises `DecodingError` for such a body, which is a `RequestError` but not 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 
@@ -22,12 +20,13 @@ from llm_gateway.observability import metrics as m
 from llm_gateway.observability.metrics import RecordingMetrics
 from sandbox.apigw import LocalContext, load_handler_module, make_event
 from tests.conftest import chat_handler_on_fakes
+from tests.loopback import QuietHandler, serving
 
 DEV_KEY = "local-dev-key"
 _instances = iter(range(10**6))
 
 
-class _NotGzip(BaseHTTPRequestHandler):
+class _NotGzip(QuietHandler):
     """Answers every request 200 with a body that says it is gzip and is not."""
 
     protocol_version = "HTTP/1.1"
@@ -43,18 +42,11 @@ class _NotGzip(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def not_gzip() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotGzip)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(_NotGzip) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ cuts every GET's body in half.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -33,6 +31,7 @@ from tests.integration.test_transcribe_handler import (
     Rig,
     assert_error,
 )
+from tests.loopback import QuietHandler, serving
 from tests.transcribe_helpers import FakeTranscriber, tone_wav
 
 BUCKET = "audio"
@@ -40,7 +39,7 @@ AUDIO = tone_wav()
 _instances = iter(range(10**6))
 
 
-class _CutS3(BaseHTTPRequestHandler):
+class _CutS3(QuietHandler):
     """HEAD: an upload of `AUDIO` owned by the static user; GET: its headers, then half its body."""
 
     protocol_version = "HTTP/1.1"
@@ -67,18 +66,11 @@ class _CutS3(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    def log_message(self, *_args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def cut_s3() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CutS3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_CutS3) as url:
+        yield url
 
 
 @pytest.fixture
