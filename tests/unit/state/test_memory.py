@@ -202,3 +202,16 @@ def test_a_failure_mark_is_read_for_a_while_after_its_memory_ends_and_never_hold
     mark = state.load([], [KEY], NOW + 2 * FAILURE_MEMORY_S + 1).failures["groq"]
     assert (mark.streak, mark.until) == (2, NOW + 2 * FAILURE_MEMORY_S)
     assert FailureMark("groq", NOW, "overloaded", streak=5000).until == NOW + FAILURE_MEMORY_MAX_S
+
+
+def test_two_adds_to_one_item_as_one_write() -> None:
+    """`CounterAdd.plus`: what a reservation folding a moved count, and the degraded store's
+    deferred usage records, write as one add."""
+    first = CounterAdd("rl#u", {"requests": 1, "tokens": 10}, 100, {"requests": 5}, {"last_at": 7.0}, ("old", "x"))
+    then = CounterAdd("rl#u", {"requests": -1, "x": 2}, 90, {"tokens": 50}, {"last_at": 3.0, "b": 1.0}, ("gone",))
+    both = first.plus(then)
+    assert both == CounterAdd("rl#u", {"requests": 0, "tokens": 10, "x": 2}, 100, {"tokens": 50, "requests": 5},
+                              {"last_at": 7.0, "b": 1.0}, ("old", "gone"))
+    store = MemoryStore()
+    assert store.add([both], 0.0)
+    assert store.load(["rl#u"], 0.0)["rl#u"] == {"requests": 0, "tokens": 10, "x": 2, "last_at": 7.0, "b": 1.0}

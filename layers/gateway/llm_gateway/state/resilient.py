@@ -200,7 +200,7 @@ class DeferredAdds:
         """`add` with what is deferred for its item (no longer deferred: the caller writes it)."""
         with self._lock:
             kept = self._adds.pop(add.pk, None)
-        return add if kept is None else _merged(kept, add)
+        return add if kept is None else kept.plus(add)
 
     def keep(self, add: CounterAdd) -> bool:
         """Defer `add` (merged with its item's); False when the bound is reached (logged whole)."""
@@ -210,7 +210,7 @@ class DeferredAdds:
                 LOG.error("a counter write is lost to the table (too many deferred): add it by hand",
                           extra={"pk": add.pk, "amounts": dict(add.amounts)})
                 return False
-            self._adds[add.pk] = add if kept is None else _merged(kept, add)
+            self._adds[add.pk] = add if kept is None else kept.plus(add)
             return True
 
     def oldest(self) -> CounterAdd | None:
@@ -220,15 +220,3 @@ class DeferredAdds:
                 return None
             pk = next(iter(self._adds))
             return self._adds.pop(pk)
-
-
-def _merged(first: CounterAdd, then: CounterAdd) -> CounterAdd:
-    """Two unconditional adds to one item as one: amounts summed, the later expiry and stamps."""
-    amounts = dict(first.amounts)
-    for unit, n in then.amounts.items():
-        amounts[unit] = amounts.get(unit, 0) + n
-    stamps = dict(first.stamps)
-    for name, at in then.stamps.items():
-        stamps[name] = max(at, stamps.get(name, at))
-    return CounterAdd(first.pk, amounts, max(first.expires_at, then.expires_at), stamps=stamps,
-                      removes=tuple(dict.fromkeys((*first.removes, *then.removes))))

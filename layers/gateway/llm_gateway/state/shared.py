@@ -233,19 +233,11 @@ def _merge(into: dict[str, int], more: Mapping[str, int]) -> None:
 
 
 def _merged(writes: Sequence[CounterAdd]) -> list[CounterAdd]:
-    """One write per item: the amounts of the writes on an item added up (its condition then
-    checks the sum), their ceilings, stamps and removals kept (a removal only of what no write
-    counts on: DynamoDB refuses an attribute both added and removed)."""
+    """One write per item (`CounterAdd.plus`)."""
     by_pk: dict[str, CounterAdd] = {}
     for add in writes:
         known = by_pk.get(add.pk)
-        if known is not None:
-            amounts = dict(known.amounts)
-            _merge(amounts, add.amounts)
-            add = CounterAdd(add.pk, amounts, max(known.expires_at, add.expires_at), {**add.ceilings, **known.ceilings},
-                             {**add.stamps, **known.stamps},
-                             tuple(name for name in dict.fromkeys((*known.removes, *add.removes)) if name not in amounts))
-        by_pk[add.pk] = add
+        by_pk[add.pk] = add if known is None else known.plus(add)
     return list(by_pk.values())
 
 
