@@ -15,10 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
+from llm_gateway.rollout.appconfig import RUNNING, AppConfigRollout, AppConfigTarget
 from llm_gateway.rollout.flag import LocalRollout, flag_document
 from llm_gateway.rollout.rollback import roll_back
 from sandbox import rollout_cli
@@ -49,16 +50,22 @@ class DeploymentsOnMoto:
         return {"Items": [dict(d) for d in self.deployments]}
 
     def stop_deployment(self, **params: Any) -> dict[str, Any]:
+        """As the API reference says: without AllowRevert only a DEPLOYING deployment stops
+        (BadRequestException otherwise); with it, one in progress is ROLLED_BACK."""
         self._check("StopDeployment", params)
+        (deployment,) = [d for d in self.deployments if d["DeploymentNumber"] == params["DeploymentNumber"]]
+        if deployment["State"] != "DEPLOYING" and not params.get("AllowRevert"):
+            raise ClientError({"Error": {"Code": "BadRequestException",
+                                         "Message": "only a DEPLOYING deployment can be stopped"}}, "StopDeployment")
         self.stopped.append(params["DeploymentNumber"])
-        for deployment in self.deployments:
-            if deployment["DeploymentNumber"] == params["DeploymentNumber"]:
-                deployment["State"] = "ROLLED_BACK"
+        deployment["State"] = "ROLLED_BACK" if deployment["State"] in RUNNING else "REVERTED"
         return {}
 
     def start_deployment(self, **params: Any) -> dict[str, Any]:
         self._check("StartDeployment", params)
-        assert not any(d["State"] in {"DEPLOYING", "BAKING"} for d in self.deployments), "ConflictException"
+        if any(d["State"] in RUNNING | {"ROLLING_BACK"} for d in self.deployments):
+            raise ClientError({"Error": {"Code": "ConflictException", "Message": "a deployment is in progress"}},
+                              "StartDeployment")
         number = len(self.deployments) + 1
         self.deployments.append({"DeploymentNumber": number, "ConfigurationProfileId": params["ConfigurationProfileId"],
                                  "ConfigurationVersion": params["ConfigurationVersion"],
@@ -210,3 +217,15 @@ def test_rehearse_sets_the_rollback_alarm_and_waits_for_the_flag_at_0(aws: Any, 
     assert set_states[0]["AlarmName"] == "gw-rollback" and set_states[0]["StateValue"] == "ALARM"
     result = json.loads(capsys.readouterr().out)
     assert result["rehearsal"] == "passed" and result["before"] == 25 and rollout.status()["percent"] == 0
+
+
+def test_the_rollback_lambda_stops_a_step_still_baking_under_the_alarm(aws: Any) -> None:
+    """The case the automatic rollback exists for: `set 25` is baking (10 minutes under the alarm)
+    when a trigger fires. StopDeployment refuses a BAKING deployment unless AllowRevert is given."""
+    rollout, client = _flag(5)
+    rollout.set(25, description="week 2")
+    client.deployments[-1]["State"] = "BAKING"
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["percent"] == 0
+    assert client.stopped == [2] and client.deployments[1]["State"] == "ROLLED_BACK"
+    assert rollout.status() == {"percent": 0, "version": 3, "deploying": None}
