@@ -229,3 +229,37 @@ def test_the_rollback_lambda_stops_a_step_still_baking_under_the_alarm(aws: Any)
     assert result["rolled_back"] and result["percent"] == 0
     assert client.stopped == [2] and client.deployments[1]["State"] == "ROLLED_BACK"
     assert rollout.status() == {"percent": 0, "version": 3, "deploying": None}
+
+
+def _deploy_raw(rollout: AppConfigRollout, client: DeploymentsOnMoto, content: bytes) -> None:
+    """A version deployed by hand (console, CLI) that the gateway's own `set` would have refused."""
+    version = client.create_hosted_configuration_version(
+        ApplicationId=rollout.target.application, ConfigurationProfileId=rollout.target.profile,
+        Content=content, ContentType="application/json")["VersionNumber"]
+    client.start_deployment(ApplicationId=rollout.target.application, EnvironmentId=rollout.target.environment,
+                            DeploymentStrategyId="strat12", ConfigurationProfileId=rollout.target.profile,
+                            ConfigurationVersion=str(version))
+
+
+@pytest.mark.parametrize("content", [b'{"rollout_percent": {"default": "25", "boolean_type": false}}', b"not json"])
+def test_a_flag_document_that_does_not_parse_never_stops_the_rollback(aws: Any, content: bytes) -> None:
+    """What the environment held before is only reported: a document it cannot read (a string
+    percentage, broken JSON) must not keep the rollout where it is."""
+    rollout, client = _flag(25)
+    _deploy_raw(rollout, client, content)
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["percent"] == 0 and result["previous"] is None
+    assert rollout.status()["percent"] == 0
+
+
+def test_a_failing_status_read_never_stops_the_rollback(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollout, client = _flag(25)
+
+    def denied(**_params: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                          "GetHostedConfigurationVersion")
+
+    monkeypatch.setattr(client, "get_hosted_configuration_version", denied, raising=False)
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["previous"] is None
+    assert client.deployments[-1]["ConfigurationVersion"] == "2"
