@@ -263,3 +263,17 @@ def test_a_failing_status_read_never_stops_the_rollback(aws: Any, monkeypatch: p
     result = roll_back(EVENT, rollout)
     assert result["rolled_back"] and result["previous"] is None
     assert client.deployments[-1]["ConfigurationVersion"] == "2"
+
+
+def test_a_notification_delivered_twice_leaves_the_rollback_alone(aws: Any) -> None:
+    """SNS and Lambda's asynchronous retries deliver at least once: a second run while the first
+    one's 0 % is still deploying must not stop it (a stopped deployment rolls the environment back
+    to the percentage it left), and once 0 % is in force there is nothing to deploy again."""
+    rollout, client = _flag(25)
+    assert roll_back(EVENT, rollout)["rolled_back"]
+    client.deployments[-1]["State"] = "DEPLOYING"
+    again = roll_back(EVENT, rollout)
+    assert not again["rolled_back"] and client.stopped == [] and len(client.deployments) == 2
+    client.deployments[-1]["State"] = "COMPLETE"
+    assert not roll_back(EVENT, rollout)["rolled_back"] and len(client.deployments) == 2
+    assert rollout.status() == {"percent": 0, "version": 2, "deploying": None}

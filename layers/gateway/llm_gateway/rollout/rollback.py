@@ -6,7 +6,8 @@ to 0 % at once (AppConfig, the immediate strategy, stopping any deployment still
 publishes what it did on the alarm topic; OK and INSUFFICIENT_DATA notifications change nothing
 (going forward again is an operator's decision). What the environment held before is read only
 to be reported: a read that fails (a document deployed by hand that does not parse, AppConfig
-refusing the read) is logged and the rollback goes on.
+refusing the read) is logged and the rollback goes on. A notification delivered again (SNS and
+Lambda's retries are at least once) finds 0 % in force or deploying and leaves it alone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def roll_back(event: dict[str, Any], rollout: AppConfigRollout, *, sns: Any = No
             LOG.info("alarm %s is %s: nothing to do", name, alarm.get("NewStateValue"))
             continue
         before = _status_before(rollout)
+        deploying = before.get("deploying") or {}
+        if deploying.get("percent") == 0 or (before.get("percent") == 0 and not deploying):
+            # delivered again (SNS, Lambda retries): stopping a 0 % still deploying would put the
+            # environment back where it was, and 0 % in force needs no new version
+            LOG.warning("alarm %s in ALARM: the rollout is already at 0 %% or on its way there", name)
+            return {"rolled_back": False, "alarm": name, "reason": "the rollout is already at 0 % or deploying it"}
         started = rollout.set(0, description=f"automatic rollback: {name} in ALARM")
         reason = str(alarm.get("NewStateReason", ""))[:500]
         summary = (f"llm-gateway rollout set to 0% (was {before.get('percent')}%) because {name} is in ALARM. "
