@@ -939,3 +939,23 @@ def test_the_rollback_role_holds_exactly_the_appconfig_calls_the_code_makes(temp
                   if isinstance(p, dict) for s in p.get("Statement", [])]
     actions = {a for s in statements for a in s["Action"] if a.startswith("appconfig:")}
     assert actions == {"appconfig:" + "".join(part.capitalize() for part in op.split("_")) for op in calls}
+
+
+@pytest.mark.parametrize("function", ["RollbackFunction", "TrailingWeekFunction"])
+def test_a_failing_rollback_or_trailing_week_function_is_told_on_the_alarm_topic(template, function):
+    """The automatic path has no caller to see it fail: a rollback Lambda that AppConfig refuses
+    leaves the rollout where it was while the composite alarm says ALARM, and a trailing-week
+    function that fails publishes nothing, which its alarms treat as not breaching (no trigger at
+    100 %). Each one's Lambda Errors notify the alarm topic."""
+    found = []
+    for name, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+        if props.get("Namespace") == "AWS/Lambda" and props.get("MetricName") == "Errors" \
+                and dims == {"FunctionName": {"Ref": function}}:
+            found.append(name)
+            assert props["Statistic"] == "Sum" and props["Threshold"] == 1
+            assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            assert props["TreatMissingData"] == "notBreaching"
+            assert {"Ref": "AlarmTopic"} in props["AlarmActions"]
+    assert len(found) == 1, found

@@ -154,6 +154,41 @@ def test_a_paid_answer_cut_twice_is_a_502_and_its_cost_one_ledger_entry() -> Non
     assert metrics.total(m.COST_USD, provider="openai") == pytest.approx(recorded[0].cost_usd)
 
 
+
+def test_a_request_with_a_cut_answer_is_one_cost_per_request_data_point() -> None:
+    """`RequestCostUSD` is one data point per request (its Average is the cost per request the
+    cohort cost alarm and the trailing-week trigger compare): a paid answer cut and asked again is
+    one data point of the whole request's cost, not one for the cut and one for the answer, which
+    halved that request's weight in the average."""
+    bodies = [_Body(_parts(8), fail_after=3), _Body(_parts(2))]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=bodies.pop(0))
+
+    gateway, _core, metrics = _gateway(handler, failure_threshold=3, provider="openai", model="gpt-4o-mini")
+    request = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "write an essay"}]})
+    outcome = gateway.chat(request, Caller(), "r1", live=True)
+    points = [r for r in metrics.records if r.name == m.REQUEST_COST_USD]
+    assert len(points) == 1 and points[0].dimensions == (("cohort", "gateway"),)
+    assert points[0].value == pytest.approx(float(outcome.headers["x-gateway-cost-usd"]))
+
+
+def test_a_failed_request_whose_cut_answers_cost_something_is_one_cost_data_point() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=_Body(_parts(8), fail_after=3))
+
+    gateway, _core, metrics = _gateway(handler, failure_threshold=3, provider="openai", model="gpt-4o-mini")
+    request = ChatCompletionRequest.model_validate(
+        {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "write an essay"}]})
+    with pytest.raises(GatewayError):
+        gateway.chat(request, Caller(), "r1", live=True)
+    points = [r for r in metrics.records if r.name == m.REQUEST_COST_USD]
+    spent = metrics.total(m.COST_USD, provider="openai")
+    assert spent > 0 and len(points) == 1 and points[0].value == pytest.approx(spent)
+
+
 def test_the_deadline_of_each_kind_of_chat_answer() -> None:
     settings = load_settings({"LLM_GATEWAY_STREAM_DEADLINE_S": "600", "LLM_GATEWAY_FUNCTION_TIMEOUT_S": "610"})
     args = (settings.deadline_s, settings.stream_deadline_s)

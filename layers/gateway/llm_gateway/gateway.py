@@ -176,7 +176,7 @@ class Gateway:
         body["usage"]["cost_usd"] = cost
         if estimated:
             body["usage"]["cost_estimated"] = True
-        self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort)
+        self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort, request_cost=cost)
         self._record(caller, routed, routed.completion.usage or routed.estimate, cohort, cost_usd=cost, free=routed.free and not cut_cost)
         self._latency(started, cohort)
         headers = served_headers(routed.provider, routed.model, len(routed.attempts), cost, estimated, request_id,
@@ -187,18 +187,18 @@ class Gateway:
     def _spent(self, caller: Caller, cohort: str, cuts: list[RoutedStream], *, failed: bool) -> float:
         """Answers a provider cut after their first chunk (each re-routed): what they cost (our
         estimate of what was produced) stays spent. It goes to each one's provider's cost series
-        (not its request counts: those answers served no one), and to the user's ledger: in the
-        served request's cost, or, when the request failed, as a request of its own that cost
-        that much. Returns the total."""
+        (not its request counts: those answers served no one), and to the user's ledger and the
+        request's `RequestCostUSD`: in the served request's cost, or, when the request failed, as
+        a request of its own that cost that much. Returns the total."""
         total = 0.0
         for cut in cuts:
             self.logger.warning("answer cut after first chunk", extra={"provider": cut.provider, "model": cut.model})
             if cut.cost_usd:
                 self.metrics.count(m.COST_USD, cut.cost_usd, provider=cut.provider)
                 self.metrics.count(m.COST_USD_TOTAL, cut.cost_usd)
-                self.metrics.count(m.REQUEST_COST_USD, cut.cost_usd, cohort=cohort)
             total += cut.cost_usd
         if failed and total:  # something was paid: the entry is paid, on the model that cost most
+            self.metrics.count(m.REQUEST_COST_USD, total, cohort=cohort)  # one data point a request
             costliest = max(cuts, key=lambda cut: cut.cost_usd)
             self.core.tenancy.record(ServedRequest(caller.user, costliest.provider, costliest.model, False, total))
         return total
@@ -320,9 +320,13 @@ class Gateway:
         return served_headers(routed.provider, routed.model, len(routed.attempts), routed.cost_usd,
                               routed.cost_estimated, request_id, cohort)
 
-    def _account(self, provider: str, model: str, free: bool, cost: float, cohort: str) -> None:
+    def _account(self, provider: str, model: str, free: bool, cost: float, cohort: str, *,
+                 request_cost: float | None = None) -> None:
+        """The served answer's provider series, and the request's one `RequestCostUSD` data point
+        (`request_cost`: the answer's cost plus answers cut before it, which `_spent` counted in
+        the provider series only)."""
         count_served(self.metrics, provider, free, cost)
-        self.metrics.count(m.REQUEST_COST_USD, cost, cohort=cohort)
+        self.metrics.count(m.REQUEST_COST_USD, cost if request_cost is None else request_cost, cohort=cohort)
 
     def _latency(self, started: float, cohort: str) -> None:
         """A chat answer sent whole (JSON, or a buffered SSE body), served or failed: the rollback

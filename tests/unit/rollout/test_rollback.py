@@ -15,10 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
+from llm_gateway.rollout.appconfig import RUNNING, AppConfigRollout, AppConfigTarget
 from llm_gateway.rollout.flag import LocalRollout, flag_document
 from llm_gateway.rollout.rollback import roll_back
 from sandbox import rollout_cli
@@ -49,16 +50,22 @@ class DeploymentsOnMoto:
         return {"Items": [dict(d) for d in self.deployments]}
 
     def stop_deployment(self, **params: Any) -> dict[str, Any]:
+        """As the API reference says: without AllowRevert only a DEPLOYING deployment stops
+        (BadRequestException otherwise); with it, one in progress is ROLLED_BACK."""
         self._check("StopDeployment", params)
+        (deployment,) = [d for d in self.deployments if d["DeploymentNumber"] == params["DeploymentNumber"]]
+        if deployment["State"] != "DEPLOYING" and not params.get("AllowRevert"):
+            raise ClientError({"Error": {"Code": "BadRequestException",
+                                         "Message": "only a DEPLOYING deployment can be stopped"}}, "StopDeployment")
         self.stopped.append(params["DeploymentNumber"])
-        for deployment in self.deployments:
-            if deployment["DeploymentNumber"] == params["DeploymentNumber"]:
-                deployment["State"] = "ROLLED_BACK"
+        deployment["State"] = "ROLLED_BACK" if deployment["State"] in RUNNING else "REVERTED"
         return {}
 
     def start_deployment(self, **params: Any) -> dict[str, Any]:
         self._check("StartDeployment", params)
-        assert not any(d["State"] in {"DEPLOYING", "BAKING"} for d in self.deployments), "ConflictException"
+        if any(d["State"] in RUNNING | {"ROLLING_BACK"} for d in self.deployments):
+            raise ClientError({"Error": {"Code": "ConflictException", "Message": "a deployment is in progress"}},
+                              "StartDeployment")
         number = len(self.deployments) + 1
         self.deployments.append({"DeploymentNumber": number, "ConfigurationProfileId": params["ConfigurationProfileId"],
                                  "ConfigurationVersion": params["ConfigurationVersion"],
@@ -210,3 +217,63 @@ def test_rehearse_sets_the_rollback_alarm_and_waits_for_the_flag_at_0(aws: Any, 
     assert set_states[0]["AlarmName"] == "gw-rollback" and set_states[0]["StateValue"] == "ALARM"
     result = json.loads(capsys.readouterr().out)
     assert result["rehearsal"] == "passed" and result["before"] == 25 and rollout.status()["percent"] == 0
+
+
+def test_the_rollback_lambda_stops_a_step_still_baking_under_the_alarm(aws: Any) -> None:
+    """The case the automatic rollback exists for: `set 25` is baking (10 minutes under the alarm)
+    when a trigger fires. StopDeployment refuses a BAKING deployment unless AllowRevert is given."""
+    rollout, client = _flag(5)
+    rollout.set(25, description="week 2")
+    client.deployments[-1]["State"] = "BAKING"
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["percent"] == 0
+    assert client.stopped == [2] and client.deployments[1]["State"] == "ROLLED_BACK"
+    assert rollout.status() == {"percent": 0, "version": 3, "deploying": None}
+
+
+def _deploy_raw(rollout: AppConfigRollout, client: DeploymentsOnMoto, content: bytes) -> None:
+    """A version deployed by hand (console, CLI) that the gateway's own `set` would have refused."""
+    version = client.create_hosted_configuration_version(
+        ApplicationId=rollout.target.application, ConfigurationProfileId=rollout.target.profile,
+        Content=content, ContentType="application/json")["VersionNumber"]
+    client.start_deployment(ApplicationId=rollout.target.application, EnvironmentId=rollout.target.environment,
+                            DeploymentStrategyId="strat12", ConfigurationProfileId=rollout.target.profile,
+                            ConfigurationVersion=str(version))
+
+
+@pytest.mark.parametrize("content", [b'{"rollout_percent": {"default": "25", "boolean_type": false}}', b"not json"])
+def test_a_flag_document_that_does_not_parse_never_stops_the_rollback(aws: Any, content: bytes) -> None:
+    """What the environment held before is only reported: a document it cannot read (a string
+    percentage, broken JSON) must not keep the rollout where it is."""
+    rollout, client = _flag(25)
+    _deploy_raw(rollout, client, content)
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["percent"] == 0 and result["previous"] is None
+    assert rollout.status()["percent"] == 0
+
+
+def test_a_failing_status_read_never_stops_the_rollback(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollout, client = _flag(25)
+
+    def denied(**_params: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}},
+                          "GetHostedConfigurationVersion")
+
+    monkeypatch.setattr(client, "get_hosted_configuration_version", denied, raising=False)
+    result = roll_back(EVENT, rollout)
+    assert result["rolled_back"] and result["previous"] is None
+    assert client.deployments[-1]["ConfigurationVersion"] == "2"
+
+
+def test_a_notification_delivered_twice_leaves_the_rollback_alone(aws: Any) -> None:
+    """SNS and Lambda's asynchronous retries deliver at least once: a second run while the first
+    one's 0 % is still deploying must not stop it (a stopped deployment rolls the environment back
+    to the percentage it left), and once 0 % is in force there is nothing to deploy again."""
+    rollout, client = _flag(25)
+    assert roll_back(EVENT, rollout)["rolled_back"]
+    client.deployments[-1]["State"] = "DEPLOYING"
+    again = roll_back(EVENT, rollout)
+    assert not again["rolled_back"] and client.stopped == [] and len(client.deployments) == 2
+    client.deployments[-1]["State"] = "COMPLETE"
+    assert not roll_back(EVENT, rollout)["rolled_back"] and len(client.deployments) == 2
+    assert rollout.status() == {"percent": 0, "version": 2, "deploying": None}

@@ -3,8 +3,11 @@
 Setting a percentage is two AppConfig calls: a new hosted configuration version holding the
 feature-flags document (`flag.flag_document`), then a deployment of it to the environment the
 chat function reads. A deployment still running (baking) for the environment would refuse a new
-one, so it is stopped first: a rollback must never wait. Reading is the newest deployment's
-version, and a running one is reported too.
+one, so it is stopped first: a rollback must never wait. StopDeployment stops only a DEPLOYING
+deployment unless `AllowRevert` is given (the API reference); a step forward spends its 10
+minutes BAKING, exactly when a rollback comes, so it is stopped with `AllowRevert` (an
+in-progress deployment then ends ROLLED_BACK, as a plain stop would). Reading is the newest
+deployment's version, and a running one is reported too.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ class AppConfigRollout:
         raw = content.read() if hasattr(content, "read") else content
         return percent_in(json.loads(raw))
 
+    def _revert_allowed(self) -> dict[str, Any]:
+        """`AllowRevert=True` when this botocore knows it (a runtime's older one would refuse the
+        unknown parameter; the service then still stops a DEPLOYING deployment)."""
+        try:
+            members = self.appconfig.meta.service_model.operation_model("StopDeployment").input_shape.members
+        except AttributeError:  # not a botocore client (a stand-in): give it
+            return {"AllowRevert": True}
+        return {"AllowRevert": True} if "AllowRevert" in members else {}
+
     def status(self) -> dict[str, Any]:
         """{"percent": what the environment holds (None: never deployed), "deploying": a running
         deployment's number, state and target percentage, or None}."""
@@ -75,8 +87,9 @@ class AppConfigRollout:
         for deployment in self._deployments():
             if deployment.get("State") in RUNNING:
                 self.appconfig.stop_deployment(ApplicationId=self.target.application,
-                                            EnvironmentId=self.target.environment,
-                                            DeploymentNumber=deployment["DeploymentNumber"])
+                                               EnvironmentId=self.target.environment,
+                                               DeploymentNumber=deployment["DeploymentNumber"],
+                                               **self._revert_allowed())
         version = self.appconfig.create_hosted_configuration_version(
             ApplicationId=self.target.application, ConfigurationProfileId=self.target.profile,
             Content=json.dumps(document).encode(), ContentType=CONTENT_TYPE, Description=description[:1024],
