@@ -36,9 +36,6 @@ def stack_target(outputs: dict[str, str], stack: str) -> AppConfigTarget:
     return AppConfigTarget(**{field: outputs[name] for field, name in STACK_OUTPUTS.items()})
 
 
-STEP_STRATEGY_OUTPUT = "RolloutStepStrategyId"  # steps forward bake 10 minutes under the rollback alarm
-
-
 def _session(region: str | None, session: Any = None) -> Any:
     import boto3
 
@@ -50,10 +47,9 @@ def _outputs(stack: str, session: Any) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
-def _stack_rollout(stack: str, region: str | None, session: Any = None) -> tuple[AppConfigRollout, str | None]:
+def _stack_rollout(stack: str, region: str | None, session: Any = None) -> AppConfigRollout:
     session = _session(region, session)
-    outputs = _outputs(stack, session)
-    return AppConfigRollout(session.client("appconfig"), stack_target(outputs, stack)), outputs.get(STEP_STRATEGY_OUTPUT)
+    return AppConfigRollout(session.client("appconfig"), stack_target(_outputs(stack, session), stack))
 
 
 def rehearse(stack: str, session: Any, *, wait_s: float = 180.0, sleep: Callable[[float], None] = time.sleep,
@@ -108,7 +104,6 @@ def main(argv: list[str], *, session: Any = None) -> int:
         parser.error("set needs a percentage: llm-gateway rollout set 5")
     if args.action != "set" and args.percent is not None:
         parser.error(f"{args.action} takes no percentage")
-    step_strategy = None
     if args.action == "rehearse":
         if not args.stack:
             parser.error("rehearse needs --stack: it proves the deployed automatic path")
@@ -116,7 +111,7 @@ def main(argv: list[str], *, session: Any = None) -> int:
         print(json.dumps(result, indent=2))
         return 0 if result["rehearsal"] == "passed" else 1
     if args.stack:
-        control, step_strategy = _stack_rollout(args.stack, args.region, session)
+        control = _stack_rollout(args.stack, args.region, session)
     elif args.file:
         control = LocalRollout(args.file)
     else:
@@ -127,9 +122,7 @@ def main(argv: list[str], *, session: Any = None) -> int:
     percent = 0.0 if args.action == "rollback" else float(args.percent)
     why = args.reason or ("manual rollback" if args.action == "rollback" else f"rollout to {percent:g}%")
     try:
-        # forward steps bake under the rollback alarm (AppConfig reverts them itself); rollbacks are immediate
-        strategy = step_strategy if args.action == "set" and percent > 0 else None
-        result = control.set(percent, description=f"llm-gateway rollout: {why}", strategy=strategy)
+        result = control.set(percent, description=f"llm-gateway rollout: {why}")
     except ValueError as exc:
         print(f"llm-gateway rollout: {exc}", file=sys.stderr)
         return 2

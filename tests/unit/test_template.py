@@ -924,11 +924,16 @@ def test_the_flag_lives_in_appconfig_and_the_chat_function_reads_it(template):
                   for s in p.get("Statement", [])]
     reads = next(s for s in statements if s.get("Sid") == "RolloutFlagRead")
     assert set(reads["Action"]) == {"appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"}
-    assert res["RolloutEnvironment"]["Properties"]["Monitors"][0]["AlarmArn"] == {"Fn::GetAtt": ["RollbackAlarm", "Arn"]}
+    # No AppConfig monitor: it would roll back any deployment made while the rollback alarm is in
+    # ALARM, the rollback Lambda's 0 % included; the Lambda alone rolls back, and is alarmed.
+    assert "Monitors" not in res["RolloutEnvironment"]["Properties"]
+    assert res["RollbackFunctionErrorsAlarm"]["Properties"]["Dimensions"][0]["Value"] == {"Ref": "RollbackFunction"}
+    strategies = [r["Properties"] for r in res.values() if r["Type"] == "AWS::AppConfig::DeploymentStrategy"]
+    assert [(s["DeploymentDurationInMinutes"], s["FinalBakeTimeInMinutes"]) for s in strategies] == [(0, 0)]
     outputs = template["Outputs"]
-    from sandbox.rollout_cli import STACK_OUTPUTS, STEP_STRATEGY_OUTPUT
+    from sandbox.rollout_cli import STACK_OUTPUTS
 
-    assert set(STACK_OUTPUTS.values()) | {STEP_STRATEGY_OUTPUT, "RollbackAlarmName"} <= set(outputs)
+    assert set(STACK_OUTPUTS.values()) | {"RollbackAlarmName"} <= set(outputs)
 
 
 def test_the_rollback_role_holds_exactly_the_appconfig_calls_the_code_makes(template):

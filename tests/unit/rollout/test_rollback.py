@@ -155,8 +155,7 @@ def test_the_handler_reads_its_targets_from_the_template_environment(aws: Any, m
 def test_the_cli_finds_a_stack_through_its_outputs(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     rollout, client = _flag(5)
     outputs = {"RolloutApplicationId": rollout.target.application, "RolloutEnvironmentId": "env1234",
-               "RolloutProfileId": rollout.target.profile, "RolloutImmediateStrategyId": "strat12",
-               "RolloutStepStrategyId": "step34"}
+               "RolloutProfileId": rollout.target.profile, "RolloutImmediateStrategyId": "strat12"}
 
     class Session:
         def client(self, service: str) -> Any:
@@ -168,7 +167,7 @@ def test_the_cli_finds_a_stack_through_its_outputs(aws: Any, capsys: pytest.Capt
 
     assert rollout_cli.main(["set", "25", "--stack", "gw"], session=Session()) == 0
     assert rollout.status()["percent"] == 25
-    assert client.deployments[-1]["DeploymentStrategyId"] == "step34"  # a step forward bakes under the alarm
+    assert client.deployments[-1]["DeploymentStrategyId"] == "strat12"  # a step forward is immediate: nothing bakes
     assert rollout_cli.main(["rollback", "--stack", "gw"], session=Session()) == 0
     assert rollout.status()["percent"] == 0
     assert client.deployments[-1]["DeploymentStrategyId"] == "strat12"  # a rollback is immediate

@@ -4,10 +4,10 @@ Setting a percentage is two AppConfig calls: a new hosted configuration version 
 feature-flags document (`flag.flag_document`), then a deployment of it to the environment the
 chat function reads. A deployment still running (baking) for the environment would refuse a new
 one, so it is stopped first: a rollback must never wait. StopDeployment stops only a DEPLOYING
-deployment unless `AllowRevert` is given (the API reference); a step forward spends its 10
-minutes BAKING, exactly when a rollback comes, so it is stopped with `AllowRevert` (an
-in-progress deployment then ends ROLLED_BACK, as a plain stop would). Reading is the newest
-deployment's version, and a running one is reported too.
+deployment unless `AllowRevert` is given (the API reference); the stack's own strategy bakes
+nothing, but a deployment started by hand with another one may be BAKING when a rollback comes,
+so it is stopped with `AllowRevert` (an in-progress deployment then ends ROLLED_BACK, as a plain
+stop would). Reading is the newest deployment's version, and a running one is reported too.
 """
 
 from __future__ import annotations
