@@ -86,3 +86,36 @@ def test_cloudwatch_averages_read_the_gateway_cohort_series_of_each_hour(monkeyp
     app = load_handler_module("trailing_week")
     answer = app.lambda_handler({"time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "detail-type": "Scheduled Event"}, None)
     assert answer == {"compared": True, "cost_increase_percent": pytest.approx(100.0), "latency_ratio": pytest.approx(0.9)}
+
+
+class ClockAlignedCloudWatch:
+    """GetMetricData as CloudWatch may answer an hour that does not start on the hour: buckets
+    aligned to the clock's hours, newest first (its default order)."""
+
+    def __init__(self, points: list[tuple[datetime, float]]) -> None:
+        self.points = points
+
+    def get_metric_data(self, MetricDataQueries: list[dict], StartTime: datetime, EndTime: datetime) -> dict:
+        results = []
+        for query in MetricDataQueries:
+            stat, period = query["MetricStat"]["Stat"], query["MetricStat"]["Period"]
+            buckets: dict[int, list[float]] = {}
+            for at, value in self.points:
+                if StartTime <= at < EndTime:
+                    buckets.setdefault(int(at.timestamp()) // period, []).append(value)
+            reduce = {"Sum": sum, "SampleCount": len, "Minimum": min, "Maximum": max,
+                      "Average": lambda v: sum(v) / len(v)}[stat]
+            results.append({"Id": query["Id"], "Values": [reduce(buckets[k]) for k in sorted(buckets, reverse=True)]})
+        return {"MetricDataResults": results}
+
+
+def test_an_hour_off_the_clock_is_read_whole_not_its_newest_bucket() -> None:
+    """Found in the rollout audit: the statistic was the first value returned, and an hour from
+    10:17 to 11:17 may come back as two clock-aligned buckets, newest (11:00-11:17) first."""
+    end = datetime(2026, 12, 8, 11, 17, tzinfo=UTC)
+    points = [(end - timedelta(minutes=50), 10.0), (end - timedelta(minutes=40), 20.0),
+              (end - timedelta(minutes=30), 30.0), (end - timedelta(minutes=5), 100.0)]
+    averages = CloudWatchAverages(ClockAlignedCloudWatch(points))
+    assert averages.statistic(m.REQUEST_COST_USD, {}, "Average", end - HOUR, end) == pytest.approx(40.0)
+    assert averages.statistic(m.ROLLOUT_PERCENT, {}, "Minimum", end - HOUR, end) == 10.0
+    assert averages.statistic(m.ROLLOUT_PERCENT, {}, "Minimum", end - 3 * HOUR, end - 2 * HOUR) is None

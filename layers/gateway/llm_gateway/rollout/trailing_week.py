@@ -11,6 +11,7 @@ of users from one week to the next, and the cohort alarms are the right judge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -67,7 +68,11 @@ def publish(comparison: WeekComparison | None, metrics: Metrics) -> None:
 
 
 class CloudWatchAverages:
-    """`Averages` over CloudWatch GetMetricData (one call per statistic; four to six an hour)."""
+    """`Averages` over CloudWatch GetMetricData (one call per statistic; four to six an hour).
+
+    An hour that does not start on the hour may come back as two buckets (CloudWatch may align
+    them to the clock, newest first), so no statistic is read off one bucket: an average is the
+    hour's sum over its sample count, a minimum or maximum the lowest or highest of the buckets."""
 
     def __init__(self, cloudwatch: Any, namespace: str = m.NAMESPACE, service: str = m.SERVICE) -> None:
         self.cloudwatch = cloudwatch
@@ -76,16 +81,31 @@ class CloudWatchAverages:
 
     def statistic(self, metric: str, dimensions: dict[str, str], stat: str,
                   start: datetime, end: datetime) -> float | None:
+        if stat == "Average":
+            sums, counts = self._buckets(metric, dimensions, ("Sum", "SampleCount"), start, end)
+            samples = sum(counts)
+            return sum(sums) / samples if samples else None
+        if stat not in _COMBINE:
+            raise ValueError(f"no way to combine {stat} over buckets")
+        (values,) = self._buckets(metric, dimensions, (stat,), start, end)
+        return _COMBINE[stat](values) if values else None
+
+    def _buckets(self, metric: str, dimensions: dict[str, str], stats: tuple[str, ...],
+                 start: datetime, end: datetime) -> list[list[float]]:
+        """Each statistic's values over [start, end), every bucket CloudWatch returns."""
         dims = [{"Name": "service", "Value": self.service}]
         dims += [{"Name": name, "Value": value} for name, value in dimensions.items()]
         period = int((end - start).total_seconds())
         answer = self.cloudwatch.get_metric_data(
-            MetricDataQueries=[{"Id": "q", "ReturnData": True, "MetricStat": {
+            MetricDataQueries=[{"Id": f"q{i}", "ReturnData": True, "MetricStat": {
                 "Metric": {"Namespace": self.namespace, "MetricName": metric, "Dimensions": dims},
-                "Period": period, "Stat": stat}}],
+                "Period": period, "Stat": stat}} for i, stat in enumerate(stats)],
             StartTime=start, EndTime=end)
-        values = [v for result in answer["MetricDataResults"] for v in result.get("Values", [])]
-        return float(values[0]) if values else None
+        by_id = {result["Id"]: [float(v) for v in result.get("Values", [])] for result in answer["MetricDataResults"]}
+        return [by_id.get(f"q{i}", []) for i in range(len(stats))]
+
+
+_COMBINE: dict[str, Callable[[list[float]], float]] = {"Minimum": min, "Maximum": max, "Sum": sum, "SampleCount": sum}
 
 
 def run(averages: Averages, metrics: Metrics, now: datetime) -> dict[str, Any]:
