@@ -29,15 +29,14 @@ def main(argv: list[str]) -> int:
 
     from llm_gateway.state.dynamodb import DynamoStateStore
     from llm_gateway.tenancy.keys import DynamoKeyStore
-    from llm_gateway.tenancy.report import build_report, previous_day, summary_text, to_csv
+    from llm_gateway.tenancy.report import build_report, checked_day, previous_day, summary_text, to_csv
     from llm_gateway.tenancy.usage import UsageLedger
 
     now = time.time()
-    day = args.date or previous_day(now)
     try:
-        time.strptime(day, "%Y-%m-%d")
-    except ValueError:
-        print(f"llm-gateway report: --date must be YYYY-MM-DD, got {day!r}", file=sys.stderr)
+        day = checked_day(args.date) if args.date else previous_day(now)
+    except ValueError as exc:
+        print(f"llm-gateway report: --date: {exc}", file=sys.stderr)
         return 2
     client = boto3.client("dynamodb", endpoint_url=args.endpoint_url)
     report = build_report(UsageLedger(DynamoStateStore(client, args.table)), DynamoKeyStore(client, args.table).list(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import calendar
 import os
-import re
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ import boto3
 from llm_gateway.state.dynamodb import DynamoStateStore, client_config
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.tenancy.keys import DynamoKeyStore, KeyStore, MemoryKeyStore
-from llm_gateway.tenancy.report import previous_day, run_report
+from llm_gateway.tenancy.report import checked_day, previous_day, run_report
 from llm_gateway.tenancy.usage import UsageLedger
 
 TABLE = os.environ.get("LLM_GATEWAY_STATE_TABLE")
@@ -28,13 +27,12 @@ if TABLE:
     _dynamodb = boto3.client("dynamodb", endpoint_url=os.environ.get("LLM_GATEWAY_DYNAMODB_ENDPOINT") or None,
                              config=client_config())
     _ledger, _keys = UsageLedger(DynamoStateStore(_dynamodb, TABLE)), DynamoKeyStore(_dynamodb, TABLE)
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _day(event: dict[str, Any], now: float) -> str:
-    asked = str((event or {}).get("date") or "")
-    if _DAY.match(asked):
-        return asked
+    asked = (event or {}).get("date")
+    if asked:  # a day asked for by hand: that day or a clear error, never another day's report
+        return checked_day(str(asked))
     scheduled = str((event or {}).get("time") or "")
     if scheduled:
         return previous_day(calendar.timegm(time.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ")))

@@ -94,3 +94,13 @@ def test_llm_gateway_report_builds_the_same_report_locally(aws, tmp_path, capsys
     local = json.loads((tmp_path / f"{DAY}.json").read_text())
     assert local["totals"]["requests"] == 3 and (tmp_path / f"{DAY}.csv").read_text().startswith("date,user,model")
     assert report_cli.main(["--date", "yesterday-ish", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("asked", ["2026-13-45", "2026-1-5", "yesterday", "2026-02-30"])
+def test_a_day_asked_for_that_is_no_day_is_a_clear_error_not_another_days_report(aws, asked) -> None:
+    """Found in the rollout audit: `2026-13-45` failed with a traceback, and a day the pattern did
+    not match (`2026-1-5`) silently reported the day before the invocation instead."""
+    module = load_handler_module("cost_report", instance=f"report_bad_day_{asked}")
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        module.lambda_handler({"date": asked}, LocalContext(function_name="cost_report"))
+    assert report_cli.main(["--date", asked]) == 2

@@ -42,6 +42,17 @@ def previous_day(now: float) -> str:
     return _day(now - 86_400)
 
 
+def checked_day(text: str) -> str:
+    """`text` if it is a real UTC day written as the ledger's items name it (`YYYY-MM-DD`), else
+    ValueError: a day written otherwise (`2026-1-5`) would find no items and report nothing."""
+    try:
+        if len(text) == 10 and _day(_epoch(text)) == text:
+            return text
+    except ValueError:
+        pass
+    raise ValueError(f"a day must be a real date written YYYY-MM-DD, got {text[:40]!r}")
+
+
 def build_report(ledger: UsageLedger, records: Sequence[KeyRecord], day: str, now: float,
                  static_users: Iterable[str] = ("static",)) -> dict[str, Any]:
     """The report of UTC day `day` (YYYY-MM-DD)."""
