@@ -11,15 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from llm_gateway.config import load_settings
-from llm_gateway.observability.logging import build_logger
+from llm_gateway.observability.logging import build_logger, redact_into
 from llm_gateway.routing.health import health_dependencies, run_active_checks
 
 settings = load_settings()  # provider keys only: this function's role cannot read client keys
 logger = build_logger(settings.secrets)
-adapters, engine, store = health_dependencies(settings=settings)  # once per container, like the chat handler
+# once per container, like the chat handler; the adapters follow the provider secret's TTL
+adapters, engine, store = health_dependencies(settings, on_new_secrets=redact_into(logger))
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = run_active_checks(adapters, engine, store)
+    result = run_active_checks(adapters(), engine, store)
     logger.info("active health checks done", extra={"result": result})
     return result

@@ -95,3 +95,28 @@ def test_with_lambdas_credentials_the_secrets_are_read_without_boto3(monkeypatch
             gateway.authenticate(f"Bearer {OLD}")
     finally:
         secrets.stop()
+
+
+def test_the_health_check_checks_the_provider_key_in_force_not_the_one_it_started_with(secrets) -> None:
+    """Found in the rollout audit: the health function built its provider clients once per
+    container, so after a rotation it went on checking the old key (a bad new key went unseen
+    until the container was recycled)."""
+    from llm_gateway.providers.engine import ProviderEngine
+    from llm_gateway.routing.health import health_dependencies, run_active_checks
+
+    seen: list[str] = []
+
+    def models(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json={"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
+
+    secrets.put_secret_value(SecretId="providers", SecretString=json.dumps({"OPENAI_API_KEY": "sk-before-rotation"}))
+    settings = load_settings({"LLM_GATEWAY_PROVIDER_SECRET": "providers", "LLM_GATEWAY_SECRET_TTL_S": str(TTL_S),
+                              "AWS_DEFAULT_REGION": "us-east-1"})
+    adapters, _engine, store = health_dependencies(settings=settings)  # once per container, as the function does
+    engine = ProviderEngine(httpx.Client(transport=httpx.MockTransport(models)))
+    assert run_active_checks(adapters(), engine, store)["providers"]["openai"]["available"]
+    secrets.put_secret_value(SecretId="providers", SecretString=json.dumps({"OPENAI_API_KEY": "sk-after-rotation"}))
+    time.sleep(TTL_S + 0.1)
+    run_active_checks(adapters(), engine, store)
+    assert seen == ["Bearer sk-before-rotation", "Bearer sk-after-rotation"]

@@ -21,7 +21,7 @@ import httpx
 
 from llm_gateway.config import Settings, fetch_secret_values
 from llm_gateway.keys import KeySource
-from llm_gateway.observability.logging import build_logger
+from llm_gateway.observability.logging import build_logger, redact_into
 from llm_gateway.observability.metrics import STATE_DEGRADED, EmfMetrics, Metrics
 from llm_gateway.providers.base import CHAT, TRANSCRIPTION, ChatAdapter
 from llm_gateway.providers.engine import ProviderEngine, build_http_client
@@ -105,7 +105,7 @@ def build_core(
     clocks = clocks or Clocks()
     metrics = metrics or EmfMetrics()
     logger = build_logger(settings.secrets)
-    keys = KeySource(settings, settings.secret_fetch or fetch_secret_values, on_new_secrets=_redact_into(logger))
+    keys = KeySource(settings, settings.secret_fetch or fetch_secret_values, on_new_secrets=redact_into(logger))
     catalog = catalog or settings.catalog or load_catalog(settings.catalog_overrides)
     chat_adapters: AdapterPool[ChatAdapter] = AdapterPool(CHAT, catalog, keys.providers)
     state_store, breaker_persistence, health_store, dynamodb_client = _stores(settings, metrics, store, dynamodb_client)
@@ -214,13 +214,3 @@ def _dynamodb_client(settings: Settings) -> Any:
     from llm_gateway.state.dynamodb import boto3_client
 
     return boto3_client(settings.dynamodb_endpoint)
-
-
-def _redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:
-    def add(secrets: tuple[str, ...]) -> None:
-        for handler in logger.handlers:
-            adder = getattr(handler.formatter, "add_secrets", None)
-            if adder is not None:
-                adder(secrets)
-
-    return add

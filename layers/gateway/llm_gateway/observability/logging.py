@@ -326,3 +326,15 @@ def build_logger(secrets: Iterable[str], service: str = SERVICE_NAME) -> Logger:
             handler.setFormatter(RedactingFormatter(secrets))
     redact_all_handlers()
     return logger
+
+
+def redact_into(logger: Any) -> Callable[[tuple[str, ...]], None]:
+    """What tells `logger`'s redacting formatters of secrets read after it was built (a rotated
+    or newly filled key): added before any use of them."""
+    def add(secrets: tuple[str, ...]) -> None:
+        for handler in logger.handlers:
+            adder = getattr(handler.formatter, "add_secrets", None)
+            if adder is not None:
+                adder(secrets)
+
+    return add

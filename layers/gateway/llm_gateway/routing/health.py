@@ -171,7 +171,8 @@ def run_active_checks(
 ) -> dict[str, Any]:
     """Check every configured provider; built from settings when called by the scheduled Lambda."""
     if adapters is None or engine is None or store is None:
-        adapters, engine, store = health_dependencies(adapters, engine, store)
+        current, engine, store = health_dependencies()
+        adapters = current()
     moment = time.time() if now is None else now
     results: dict[str, Any] = {}
     for name, adapter in adapters.items():
@@ -182,25 +183,38 @@ def run_active_checks(
 
 
 def health_dependencies(
-    adapters: Any = None, engine: Any = None, store: Any = None, settings: Any = None
-) -> tuple[Any, Any, Any]:
-    """Cold-start composition for the scheduled Lambda: build once per container, pass to every run.
+    settings: Any = None, on_new_secrets: Callable[[tuple[str, ...]], None] | None = None,
+) -> tuple[Callable[[], Mapping[str, ChatAdapter]], Any, HealthStore]:
+    """Cold-start composition for the scheduled Lambda, built once per container: the providers'
+    adapters *as configured now* (the keys are re-read on the chat function's TTL, so a rotated
+    key is the one checked; `on_new_secrets` hears of new values first, for log redaction), the
+    engine and the store.
 
     Imports stay local: the request path never needs them.
     """
     import boto3
 
-    from llm_gateway.config import load_settings
+    from llm_gateway.config import fetch_secret_values, load_settings
+    from llm_gateway.keys import KeySource
     from llm_gateway.providers.base import CHAT
     from llm_gateway.providers.engine import ProviderEngine, build_http_client
     from llm_gateway.providers.factory import build_adapters
     from llm_gateway.state.dynamodb import client_config
 
     settings = settings if settings is not None else load_settings()
-    adapters = adapters if adapters is not None else build_adapters(settings.providers, CHAT)
-    engine = engine if engine is not None else ProviderEngine(build_http_client())
-    if store is None:
-        table = settings.state_table
+    keys = KeySource(settings, settings.secret_fetch or fetch_secret_values, on_new_secrets or (lambda _secrets: None))
+    built: list[tuple[tuple[Any, ...], Mapping[str, ChatAdapter]]] = []
+
+    def adapters() -> Mapping[str, ChatAdapter]:
+        configs = tuple(keys.current().providers)
+        if not built or built[0][0] != configs:
+            built[:] = [(configs, build_adapters(configs, CHAT))]
+        return built[0][1]
+
+    engine = ProviderEngine(build_http_client())
+    table = settings.state_table
+    store: HealthStore = MemoryHealthStore()
+    if table:
         client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, config=client_config())
-        store = DynamoHealthStore(client, table) if table else MemoryHealthStore()
+        store = DynamoHealthStore(client, table)
     return adapters, engine, store
