@@ -242,11 +242,12 @@ def test_an_update_that_may_have_been_applied_is_not_sent_twice(failure: Any) ->
 @pytest.mark.parametrize(("failure", "applied_maybe"), [
     (httpx.ConnectError("refused"), False),
     (httpx.ConnectTimeout("no route"), False),
+    (httpx.PoolTimeout("no connection free"), False),
     (httpx.ReadTimeout("slow"), True),
     (httpx.RemoteProtocolError("reset mid-answer"), True),
     (httpx.Response(500, json={"__type": "InternalServerError"}), True),
     (httpx.Response(400, json={"__type": "x#ThrottlingException"}), False),
-], ids=["connect-refused", "connect-timeout", "read-timeout", "reset", "500", "throttled-twice"])
+], ids=["connect-refused", "connect-timeout", "pool-timeout", "read-timeout", "reset", "500", "throttled-twice"])
 def test_a_failed_update_says_whether_it_may_have_been_applied(failure: Any, applied_maybe: bool) -> None:
     """What lets the degraded store write a usage record again later (`resilient.not_applied`):
     only a write that cannot have landed, so none counts twice."""

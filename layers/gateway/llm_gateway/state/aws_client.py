@@ -68,6 +68,10 @@ class AwsError(Exception):
                                          "ResponseMetadata": {"HTTPStatusCode": status}}
 
 
+# transport failures before the request left: no connection made, or none free in the pool
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 class AwsUnreachable(OSError):
     """No answer from AWS: connection refused or reset, or a timeout. `sent`: whether the request
     may have reached AWS (False only when no connection was made, so nothing can have been applied)."""
@@ -139,7 +143,7 @@ class AwsClient:
                 response = self.http.request(method, self.endpoint + path, content=content, headers=headers,
                                              params=params, auth=self._auth)
             except httpx.TransportError as exc:
-                sent = sent or not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                sent = sent or not isinstance(exc, _NOT_SENT)
                 if attempt or not repeatable:
                     raise AwsUnreachable(f"{operation}: {type(exc).__name__}: {exc}", sent=sent) from exc
             else:
