@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from llm_gateway.state.items import KEY_INDEX_PK, key_pk
 from llm_gateway.tenancy.policy import Policy
@@ -178,13 +178,24 @@ class KeyDirectory:
         self.store = store
         self.ttl_s = ttl_s
         self._clock = clock
-        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        # Keys found and keys not found are cached apart, each bounded and emptied when full:
+        # anyone can send made-up keys, and their misses must never push a real key out (it
+        # would need the table again, and during an outage its caller would be refused).
+        self._found: dict[str, tuple[KeyRecord, float]] = {}
+        self._missing: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def _cached(self, key_digest: str) -> tuple[KeyRecord | None, float] | None:
+        found = self._found.get(key_digest)
+        if found is not None:
+            return found
+        missed_at = self._missing.get(key_digest)
+        return None if missed_at is None else (None, missed_at)
 
     def lookup(self, key: str) -> KeyRecord | None:
         key_digest = digest(key)
         now = self._clock()
-        cached = self._cache.get(key_digest)
+        cached = self._cached(key_digest)
         if cached is not None and now - cached[1] < self.ttl_s:
             return _live(cached[0])
         try:
@@ -194,15 +205,28 @@ class KeyDirectory:
                 return _live(cached[0])
             raise KeyUnavailable("the key table could not be read") from exc
         with self._lock:
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[key_digest] = (record, now)
+            if record is None:
+                self._found.pop(key_digest, None)
+                _bounded_put(self._missing, key_digest, now)
+            else:
+                self._missing.pop(key_digest, None)
+                _bounded_put(self._found, key_digest, (record, now))
         return _live(record)
 
     def forget(self, key_digest: str) -> None:
         """Drop a cached record (this container's own admin change applies at once)."""
         with self._lock:
-            self._cache.pop(key_digest, None)
+            self._found.pop(key_digest, None)
+            self._missing.pop(key_digest, None)
+
+
+V = TypeVar("V")
+
+
+def _bounded_put(cache: dict[str, V], key: str, value: V) -> None:
+    if key not in cache and len(cache) >= MAX_CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 def _live(record: KeyRecord | None) -> KeyRecord | None:

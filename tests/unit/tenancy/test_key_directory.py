@@ -1,0 +1,41 @@
+"""The request path's key lookup and its cache (`tenancy/keys.py KeyDirectory`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.tenancy import keys
+from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyUnavailable, MemoryKeyStore, issue
+from llm_gateway.tenancy.policy import Policy
+
+
+class Outage(MemoryKeyStore):
+    """A key table that can stop answering."""
+
+    down = False
+
+    def get(self, key_digest: str) -> KeyRecord | None:
+        if self.down:
+            raise OSError("the table is unreachable")
+        return super().get(key_digest)
+
+
+def test_a_flood_of_unknown_keys_cannot_push_a_real_key_out_of_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the security audit: misses were cached beside real keys in one bounded cache
+    that empties when full, so anyone sending made-up keys (each costs a read) emptied it, and a
+    real key then needed the table: during an outage its caller got 503 `key_store_unavailable`
+    though the key had been seen seconds before (a cached record serves for 60 s)."""
+    monkeypatch.setattr(keys, "MAX_CACHED", 50)
+    moment = [1000.0]
+    store = Outage()
+    key, _ = issue(store, "alice", Policy(), "laptop", moment[0])
+    directory = KeyDirectory(store, ttl_s=5.0, clock=lambda: moment[0])
+    assert directory.lookup(key) is not None
+    for n in range(200):  # a flood of made-up keys
+        assert directory.lookup(f"gk-made-up-{n:040d}") is None
+    moment[0] += 10  # past the 5 s cache: the table is asked again, and is down
+    store.down = True
+    record = directory.lookup(key)
+    assert record is not None and record.user == "alice"
+    with pytest.raises(KeyUnavailable):
+        directory.lookup("gk-made-up-" + "9" * 40 + "x")
