@@ -294,3 +294,51 @@ def test_not_applied_tells_refusals_from_writes_that_may_have_landed() -> None:
     assert not not_applied(AwsUnreachable("x", sent=True))
     assert not not_applied(ReadTimeoutError(endpoint_url="http://x"))
     assert not not_applied(client_error("ValidationException"))
+
+
+class FailsOn(Switchable):
+    """A primary whose add of one item raises `error` (the others are written)."""
+
+    def __init__(self, pk: str, error: Exception) -> None:
+        super().__init__()
+        self.pk, self.failing = pk, error
+
+    def add(self, adds: Any, now: float) -> bool:
+        if any(add.pk == self.pk for add in adds):
+            raise self.failing
+        return super().add(adds, now)
+
+
+def test_deferred_records_a_write_that_is_not_an_outage_failed_are_logged_whole(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A write that fails with an error that is not an outage (refused access, a validation
+    error) is raised, but the records deferred for its item that it carried are no longer kept:
+    they are logged whole with it, or they would be lost with nothing but the earlier 'deferred'
+    warnings (which say they would be written) to find them by."""
+    primary = FailsOn("usage#ann#2023-11-14", client_error("ThrottlingException"))
+    store = resilient(primary, retry_after_s=30)
+    ledger = UsageLedger(store)
+    ledger.record(_served("ann"), NOW)  # throttled: deferred
+    assert len(store.deferred) == 1
+    primary.failing = client_error("AccessDeniedException")
+    with caplog.at_level("ERROR", logger="llm_gateway.state"):
+        ledger.record(_served("ann"), NOW + 31)  # refused for good: the deferred one goes with it
+    assert len(store.deferred) == 0
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "pk", None) == primary.pk]
+    assert len(logged) == 1 and logged[0].amounts["requests"] == 2
+
+
+def test_a_backlog_item_whose_write_is_not_an_outage_is_logged_whole(caplog: pytest.LogCaptureFixture) -> None:
+    """The same for the backlog item written after a record: and that record, which the table
+    took, is not reported as failed."""
+    primary = FailsOn("usage#ann#2023-11-14", client_error("ThrottlingException"))
+    store = resilient(primary, retry_after_s=30)
+    ledger = UsageLedger(store)
+    ledger.record(_served("ann"), NOW)
+    primary.failing = client_error("AccessDeniedException")
+    with caplog.at_level("WARNING"):
+        ledger.record(_served("bob"), NOW + 31)  # bob's written, then ann's backlog item refused
+    assert _ledger_usage(primary, "bob")["requests"] == 1 and len(store.deferred) == 0
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "pk", None) == primary.pk]
+    assert len(logged) == 1 and logged[0].amounts["requests"] == 1
+    assert not [r for r in caplog.records if "usage write failed" in r.getMessage()]

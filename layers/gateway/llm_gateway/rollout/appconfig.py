@@ -81,7 +81,7 @@ class AppConfigRollout:
                                    "percent": self._percent_of(running["ConfigurationVersion"])}
         return status
 
-    def set(self, percent: float, *, description: str, strategy: str | None = None) -> dict[str, Any]:
+    def set(self, percent: float, *, description: str) -> dict[str, Any]:
         """Deploy `percent` now (stopping a deployment still running). Returns what was started."""
         document = flag_document(percent)  # refuses a bad percentage before any call
         for deployment in self._deployments():
@@ -96,7 +96,7 @@ class AppConfigRollout:
         )["VersionNumber"]
         started = self.appconfig.start_deployment(
             ApplicationId=self.target.application, EnvironmentId=self.target.environment,
-            DeploymentStrategyId=strategy or self.target.strategy, ConfigurationProfileId=self.target.profile,
+            DeploymentStrategyId=self.target.strategy, ConfigurationProfileId=self.target.profile,
             ConfigurationVersion=str(version), Description=description[:1024],
         )
         return {"percent": percent_in(document), "version": int(version),

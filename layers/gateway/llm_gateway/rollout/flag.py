@@ -132,6 +132,6 @@ class LocalRollout:
             percent = None
         return {"percent": percent, "file": str(self.path), "deploying": None}
 
-    def set(self, percent: float, *, description: str = "", strategy: str | None = None) -> dict[str, Any]:
+    def set(self, percent: float, *, description: str = "") -> dict[str, Any]:
         write_file(self.path, percent)
         return {"percent": check_percent(percent), "file": str(self.path)}

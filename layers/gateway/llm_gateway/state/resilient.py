@@ -25,6 +25,7 @@ twice, and is logged whole instead, so nothing is lost either.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -160,14 +161,21 @@ class ResilientStore:
             return True
         backlog = self.deferred.oldest()
         if backlog is not None:
-            self._write_durable(backlog, now)
+            with contextlib.suppress(Exception):  # logged whole with its traceback; this add was written
+                self._write_durable(backlog, now)
         return True
 
     def _write_durable(self, write: CounterAdd, now: float) -> bool | str:
         """True when the primary took `write`; else `DEFERRED` (it cannot have been applied: kept
         for a later write) or `UNKNOWN` (it may have been: logged whole, never sent again)."""
         failures: list[BaseException] = []
-        ok, _ = self._try("add", now, lambda: self.primary.add([write], now), failures.append)
+        try:
+            ok, _ = self._try("add", now, lambda: self.primary.add([write], now), failures.append)
+        except Exception:  # not an outage: raised, but `write` may carry deferred adds kept nowhere else
+            LOG.error("a counter write failed and is not kept: check the item and add what it lacks "
+                      "(it holds any write deferred for the item before)",
+                      extra={"pk": write.pk, "amounts": dict(write.amounts)}, exc_info=True)
+            raise
         if ok:
             return True
         if not failures or not_applied(failures[0]):
