@@ -13,6 +13,7 @@ every request while Secrets Manager is out.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from llm_gateway.config import SecretFetch, Settings, client_keys, provider_configs
 from llm_gateway.providers.base import ProviderConfig
 
+LOG = logging.getLogger("llm_gateway.keys")
 RETRY_FAILED_READ_S = 30.0
 
 
@@ -63,8 +65,10 @@ class KeySource:
             return self._keys
         try:
             values = (self._read(self._settings.provider_secret), self._read(self._settings.client_key_secret))
-        except Exception:  # a failed refresh keeps the keys we have; never fail a request on it
+        except Exception as exc:  # a failed refresh keeps the keys we have; never fail a request on it
             self._next_read = now + min(RETRY_FAILED_READ_S, float(self._settings.secret_ttl_s))
+            LOG.warning("secret re-read failed (%s); the keys in force stay, tried again in %.0f s",
+                        type(exc).__name__, self._next_read - now)
             return self._keys
         if values == self._values:
             return self._keys
@@ -72,7 +76,9 @@ class KeySource:
         try:
             clients, admins = client_keys(env, values[1])
             keys = Keys(provider_configs(env, values[0]), clients, admins)
-        except ValueError:  # a bad value in a rotated secret keeps the keys we have (and is logged by the caller)
+        except ValueError:  # a bad value in a rotated secret keeps the keys we have
+            # the error's text may quote the value: only that it happened is logged
+            LOG.error("a secret holds a value that is not a valid key configuration; the keys in force stay")
             return self._keys
         self._on_new_secrets(keys.secrets)
         with self._lock:

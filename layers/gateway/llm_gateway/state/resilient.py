@@ -61,8 +61,8 @@ def not_applied(exc: BaseException) -> bool:
         return code in _REFUSED_CODES and _status(exc) < 500
     if isinstance(exc, AwsUnreachable):
         return not exc.sent
-    botocore = sys.modules.get("botocore.exceptions")  # its ConnectionErrors: no connection was made
-    return botocore is not None and isinstance(exc, botocore.ConnectionError)
+    botocore = sys.modules.get("botocore.exceptions")  # no connection made (not its SSLError: that may come mid-read)
+    return botocore is not None and isinstance(exc, (botocore.EndpointConnectionError, botocore.ConnectTimeoutError))
 
 
 _REFUSED_CODES = (RETRY_CODES - {"InternalServerError", "ServiceUnavailable"}) | {"TransactionConflictException"}
