@@ -48,6 +48,11 @@ if TYPE_CHECKING:  # annotations only: a chat container never loads transcriptio
     from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
+# The most of one answer read, after decoding. A chat answer is kilobytes and a transcript of the
+# longest audio a provider takes a few megabytes; what is past this is a provider (or an endpoint
+# an operator misconfigured) answering something else, and reading it would cost the container's
+# memory. A stream's lines are not bounded here: its deadline bounds them.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _URLS_KEPT = 1024
 # What parsing a body of the wrong shape raises: JSON that is not an object where one is expected
 # (`[]`, `null`, a string: AttributeError on `.get`), a field of the wrong type, nesting deeper
@@ -152,13 +157,14 @@ class ProviderEngine:
         every failure becomes a `ProviderError`."""
         at = time.monotonic() + max(0.0, timeout_s)
         with _translated(adapter.name, model), deadline_scope(at):
-            response = self._send(spec, timeout_s, stream=False)
+            response = self._send(spec, timeout_s, stream=True)
+            body = _read_bounded(response, adapter.name, model)
         headers = FoldedHeaders.of(response.headers)
         rate_limits = adapter.parse_rate_limits(headers)
         if response.status_code >= 400:
-            raise adapter.parse_error(response.status_code, headers, response.content, model)
+            raise adapter.parse_error(response.status_code, headers, body, model)
         try:
-            value = parse(response.content, headers)
+            value = parse(body, headers)
         except _UNREADABLE as exc:
             raise ProviderError(
                 f"{adapter.name} returned a response the gateway could not read",
@@ -183,11 +189,8 @@ class ProviderEngine:
         headers = FoldedHeaders.of(response.headers)
         rate_limits = adapter.parse_rate_limits(headers)
         if response.status_code >= 400:
-            try:
-                with _translated(adapter.name, model), deadline_scope(deadline):
-                    body = response.read()
-            finally:
-                response.close()
+            with _translated(adapter.name, model), deadline_scope(deadline):
+                body = _read_bounded(response, adapter.name, model)
             raise adapter.parse_error(response.status_code, headers, body, model)
         return ProviderStream(adapter, model, response, rate_limits, deadline)
 
@@ -216,6 +219,34 @@ class ProviderEngine:
     def list_models(self, adapter: ChatAdapter, timeout_s: float = 5.0) -> list[str]:
         return self.call(adapter, adapter.models_request(), "", timeout_s,
                          lambda body, _: adapter.parse_models(json.loads(body))).value
+
+
+def _read_bounded(response: httpx.Response, provider: str, model: str) -> bytes:
+    """The answer's body (decoded) up to `MAX_ANSWER_BYTES`, the response closed either way. An
+    error answer past the bound is cut there (its text is only a reason); any other is refused
+    as malformed, as soon as its length says so or its bytes pass the bound."""
+    limit = MAX_ANSWER_BYTES
+    try:
+        declared = response.headers.get("content-length")
+        if response.status_code < 400 and declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(provider, model, response.status_code)
+        parts: list[bytes] = []
+        size = 0
+        for part in response.iter_bytes():
+            parts.append(part)
+            size += len(part)
+            if size > limit:
+                if response.status_code >= 400:
+                    return b"".join(parts)[:limit]
+                raise _too_large(provider, model, response.status_code)
+        return b"".join(parts)
+    finally:
+        response.close()
+
+
+def _too_large(provider: str, model: str, status: int) -> ProviderError:
+    return ProviderError(f"{provider} sent an answer larger than the gateway reads ({MAX_ANSWER_BYTES} bytes)",
+                         provider=provider, model=model, status=status, transport=TRANSPORT_MALFORMED)
 
 
 class ProviderStream:
