@@ -164,15 +164,9 @@ def check_provider(engine: Any, adapter: ChatAdapter, now: float, timeout_s: flo
 
 
 def run_active_checks(
-    adapters: Mapping[str, ChatAdapter] | None = None,
-    engine: Any = None,
-    store: HealthStore | None = None,
-    now: float | None = None,
+    adapters: Mapping[str, ChatAdapter], engine: Any, store: HealthStore, now: float | None = None,
 ) -> dict[str, Any]:
-    """Check every configured provider; built from settings when called by the scheduled Lambda."""
-    if adapters is None or engine is None or store is None:
-        current, engine, store = health_dependencies()
-        adapters = current()
+    """Check every configured provider (the scheduled Lambda passes what `health_dependencies` built)."""
     moment = time.time() if now is None else now
     results: dict[str, Any] = {}
     for name, adapter in adapters.items():
