@@ -154,7 +154,6 @@ def test_a_paid_answer_cut_twice_is_a_502_and_its_cost_one_ledger_entry() -> Non
     assert metrics.total(m.COST_USD, provider="openai") == pytest.approx(recorded[0].cost_usd)
 
 
-
 def test_a_request_with_a_cut_answer_is_one_cost_per_request_data_point() -> None:
     """`RequestCostUSD` is one data point per request (its Average is the cost per request the
     cohort cost alarm and the trailing-week trigger compare): a paid answer cut and asked again is
@@ -294,7 +293,6 @@ def test_an_answer_whose_provider_reported_no_usage_shows_none_as_unstreamed() -
     body = gateway.chat(_request(), Caller(), "r1", live=True).json_body
     assert body is not None and body["usage"]["cost_estimated"] is True
     assert "total_tokens" not in body["usage"]
-
 
 
 def test_a_failed_request_whose_paid_answer_was_cut_before_a_free_one_is_booked_paid() -> None:

@@ -282,7 +282,7 @@ def test_a_request_refused_as_the_callers_own_mistake_counts_once() -> None:
 
 
 @pytest.mark.parametrize("providers", [("groq", "openai", "mistral"), ("groq", "openai")], ids=["served", "failed"])
-def test_a_request_whose_next_reservation_is_released_still_counts_once(providers) -> None:
+def test_a_request_whose_next_reservation_is_released_still_counts_once(providers: tuple[str, ...]) -> None:
     """The request moves to the next attempt inside that attempt's reservation; OpenAI's breaker
     then rejects the call, and the release's own write puts the request back on the Groq
     attempt's windows: served by Mistral or failed everywhere, it counts once, never below zero."""
