@@ -91,7 +91,11 @@ def test_budget_and_free_tiers_and_usage_equal_to_the_cost_headers(gateway_url: 
     client = sdk(gateway_url, made["key"])
     costs = []
     for model in ("auto", "openai/gpt-4o-mini", "auto", "openai/gpt-4o-mini"):
-        costs.append(Decimal(ask(client, model).headers["x-gateway-cost-usd"]))
+        raw = ask(client, model)
+        costs.append(Decimal(raw.headers["x-gateway-cost-usd"]))
+        usage = raw.parse().usage
+        assert usage is not None and usage.model_extra is not None
+        assert Decimal(str(usage.model_extra["cost_usd"])) == costs[-1]  # the body tells the header's cost
     usage = httpx.get(f"{gateway_url}/v1/usage", headers={"Authorization": f"Bearer {made['key']}"},
                       trust_env=False, timeout=30).json()
     assert Decimal(str(usage["today"]["cost_usd"])) == sum(costs) and sum(costs) > 0
@@ -110,6 +114,25 @@ def test_budget_and_free_tiers_and_usage_equal_to_the_cost_headers(gateway_url: 
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert ask(client).headers["x-gateway-cost-usd"] == "0.00000000"
+
+
+def test_usage_equals_the_costs_live_streams_told_in_their_usage_chunks(gateway_url: str) -> None:
+    """The README said no test compared a live stream's final `usage.cost_usd` with the ledger:
+    three streams (paid, free, auto) with `include_usage`, then `/v1/usage` for that user."""
+    made = admin(gateway_url, "POST", body={"user": "e2e-stella"}).json()
+    client = sdk(gateway_url, made["key"])
+    told = []
+    for model in ("openai/gpt-4o-mini", "groq/llama-3.1-8b-instant", "auto"):
+        chunks = list(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=16, stream=True,
+            stream_options={"include_usage": True}))
+        usage = chunks[-1].usage
+        assert usage is not None and usage.model_extra is not None
+        told.append(Decimal(str(usage.model_extra["cost_usd"])))
+    ledger = httpx.get(f"{gateway_url}/v1/usage", headers={"Authorization": f"Bearer {made['key']}"},
+                       trust_env=False, timeout=30).json()
+    assert ledger["today"]["requests"] == 3
+    assert Decimal(str(ledger["today"]["cost_usd"])) == sum(told) and told[0] > 0
 
 
 def test_the_plaintext_key_is_nowhere_in_the_table(gateway_url: str) -> None:

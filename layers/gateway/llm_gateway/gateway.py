@@ -15,7 +15,7 @@ from typing import Any
 from llm_gateway.api.auth import STATIC_USER, Caller, authenticate
 from llm_gateway.api.errors import GatewayError, NotFound
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList, Usage
-from llm_gateway.api.served import count_failure, count_served, log_served, served_headers
+from llm_gateway.api.served import count_failure, count_served, log_served, served_headers, told_usd
 from llm_gateway.compose import Core, build_chat, build_core, build_rollout
 from llm_gateway.config import Settings
 from llm_gateway.observability import metrics as m
@@ -173,7 +173,7 @@ class Gateway:
         estimated = routed.cost_estimated or bool(cuts)
         body = routed.completion.model_dump(exclude_none=True)
         body.setdefault("usage", {})
-        body["usage"]["cost_usd"] = cost
+        body["usage"]["cost_usd"] = told_usd(cost)
         if estimated:
             body["usage"]["cost_estimated"] = True
         self._account(routed.provider, routed.model, routed.free, routed.cost_usd, cohort, request_cost=cost)
@@ -358,7 +358,7 @@ def _render_chunk(chunk: ChatCompletionChunk, want_usage: bool, routed: RoutedSt
     if not want_usage:
         return
     payload = chunk.model_dump(exclude_none=True)
-    payload["usage"]["cost_usd"] = routed.cost_usd
+    payload["usage"]["cost_usd"] = told_usd(routed.cost_usd)
     if routed.cost_estimated:
         payload["usage"]["cost_estimated"] = True
     yield encode_sse(json.dumps(payload))

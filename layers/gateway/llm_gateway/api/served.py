@@ -12,6 +12,13 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.tenancy.usage import ServedRequest
 
 
+def told_usd(cost_usd: float) -> float:
+    """A cost as the caller is told it everywhere: `x-gateway-cost-usd`'s 8 decimals, in the
+    body's and the stream's `usage.cost_usd` too, so what a user adds up of what they were told
+    is exactly what the ledger (kept in the header's digits) says they spent."""
+    return float(f"{max(0.0, cost_usd):.8f}")
+
+
 def served_headers(provider: str, model: str, attempts: int, cost_usd: float, cost_estimated: bool,
                    request_id: str, cohort: str | None = None) -> dict[str, str]:
     estimated = {"x-gateway-cost-estimated": "true"} if cost_estimated else {}

@@ -21,6 +21,7 @@ from llm_gateway.api.served import (
     failure_kind,
     log_served,
     served_headers,
+    told_usd,
 )
 from llm_gateway.audio import check_duration, probe
 from llm_gateway.compose import Core, build_core, build_transcription
@@ -136,7 +137,7 @@ class Transcriber:
 
 def _usage(routed: RoutedTranscript) -> dict[str, Any]:
     """OpenAI's duration usage (whole seconds billed), with the cost as chat answers carry it."""
-    usage: dict[str, Any] = {"type": "duration", "seconds": math.ceil(routed.billed_s), "cost_usd": routed.cost_usd}
+    usage: dict[str, Any] = {"type": "duration", "seconds": math.ceil(routed.billed_s), "cost_usd": told_usd(routed.cost_usd)}
     if routed.cost_estimated:
         usage["cost_estimated"] = True
     return usage
