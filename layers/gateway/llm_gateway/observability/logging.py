@@ -309,8 +309,10 @@ def log_info(logger: Logger, message: str, extra: Mapping[str, object]) -> None:
         return
     with handler.lock:  # type: ignore[union-attr]  # StreamHandler.emit, under the lock Handler.handle takes
         try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            if stream and hasattr(stream, "flush"):  # StreamHandler.flush's body: its lock is the one held
+                stream.flush()
         except RecursionError:
             raise
         except Exception:
