@@ -57,6 +57,18 @@ transport, as production's class): bare 0.812 M, pinned 1.879 M, auto 2.137 M (a
 gateway 1.325 M), wide 5.816 M. The bare call alone: 1.175 M before, 0.913 M without the cookie jar,
 0.812 M with the URLs parsed once.
 
+Branch perf8 (2026-11-30, late afternoon; on `main` at be53685, after it at 25adf13), the same
+command: bare 0.810 / 0.810 M, pinned 1.948 / 1.834 M, auto 2.188 / 2.087 M (added by the gateway
+1.378 -> 1.277 M), wide 5.858 / 5.772 M. The `auto` row run with production's metrics
+(`EmfMetrics`, stdout to /dev/null) instead of the in-memory recorder: 2.216 / 2.096 M, that is
+0.028 M (before) and 0.009 M (after) a request more than the row counts. What it cut: the
+answer's body built from the completion's fields (`api/response_body.py`, 78 -> 39 k), one C JSON
+encoder per log formatter and no None-dropping copy of the line (the line 134 -> 112 k), a whole
+answer priced once (23 k), the frozen dataclasses made per request or attempt (`ServedRequest`,
+`AttemptRecord`, `AttemptContext`) as NamedTuples (about 9, 8 and 3 k), EMF's kept-line path
+without a call, a model's circuit names formatted once, headers built in place. The rows move by
+a few thousand instructions between runs of the same code (`auto` 2.106 and 2.110 M at 0a9a657).
+
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
 of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
 in for every import on both sides), so compare ratios.

@@ -14,6 +14,40 @@ each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import
 comparison in instructions per request, which the machine's load does not move: LiteLLM's whole
 process is counted, the worker thread it logs each call on included (CPU a Lambda pays for too).
 
+Runs of 2026-11-30, late afternoon (branch perf8 at 25adf13, on `main` at be53685: the gateway's
+share of a request cut from 1.378 to 1.277 M instructions in the bench's `auto` row, see
+bench_instructions), as printed; LiteLLM 1.110.2 in a fresh `.venv-litellm`. Instructions:
+
+LiteLLM Router                                      11.99 M
+this gateway, model pinned (one model, as LiteLLM's one deployment)
+  whole                                              1.83 M      6.6x
+  without its HTTP call                              1.02 M     11.8x
+this gateway, model auto (5 candidates)
+  whole                                              2.08 M      5.8x
+  without its HTTP call                              1.27 M      9.4x
+(bare adapter + engine)                              0.81 M
+
+The 10x target for `auto` is still not met: at 11.99 M it needs the gateway's share at or under
+1.20 M. Timed, three in a row (25adf13, load average 0.7-0.9):
+
+LiteLLM Router                                       2.66 ms   4.93 ms         3666 ms
+this gateway                                         0.52 ms   1.48 ms          330 ms
+ratio LiteLLM / ours                                    5.1x      3.3x           11.1x
+this gateway without its HTTP call                   0.35 ms   1.18 ms   (bare adapter + engine: 0.17 / 0.30 ms)
+ratio LiteLLM / ours without HTTP                       7.5x      4.2x
+
+LiteLLM Router                                       2.62 ms   4.85 ms         3559 ms
+this gateway                                         0.51 ms   1.66 ms          311 ms
+ratio LiteLLM / ours                                    5.2x      2.9x           11.5x
+this gateway without its HTTP call                   0.34 ms   1.33 ms   (bare adapter + engine: 0.17 / 0.32 ms)
+ratio LiteLLM / ours without HTTP                       7.7x      3.6x
+
+LiteLLM Router                                       2.64 ms   5.08 ms         3586 ms
+this gateway                                         0.50 ms   1.65 ms          304 ms
+ratio LiteLLM / ours                                    5.3x      3.1x           11.8x
+this gateway without its HTTP call                   0.34 ms   1.35 ms   (bare adapter + engine: 0.17 / 0.30 ms)
+ratio LiteLLM / ours without HTTP                       7.9x      3.8x
+
 Runs of 2026-11-30 afternoon (`main` at d5792f7 and 9642283; the provider client keeps no cookies
 and parses each URL once since 9996322/b5f26a8, which cut the bare call 1.175 -> 0.812 M
 instructions), as printed. Instructions (d5792f7):

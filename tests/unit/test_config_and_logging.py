@@ -6,6 +6,8 @@ import logging
 
 import pytest
 from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llm_gateway.api.errors import Unauthorized
 from llm_gateway.config import DEFAULT_DEV_KEY, ConfigError, _secret_values, load_settings
@@ -317,6 +319,95 @@ def test_log_info_writes_the_very_line_logger_info_writes(monkeypatch, options, 
     slow_line, fast_line = stream.getvalue().splitlines()
     assert fast_line == slow_line
     assert "sk-fast-path-secret-1" not in fast_line and json.loads(fast_line)["user"] == "u1"
+
+
+_SCALARS = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=5)
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+    st.text(max_size=3), inner, max_size=2), max_leaves=4)
+# keys Powertools and this formatter treat apart, and keys of neither; an extra may reuse any but
+# the record's own (`level`, `timestamp`: `log_info` leaves those to `logger.info`)
+_EXTRA_KEYS = st.sampled_from(["service", "sampling_rate", "exception", "exception_name", "exception_notes",
+                               "stack_trace", "xray_trace_id", "cold_start", "a", "b", "é"])
+_TEMPLATES = st.sampled_from(["%(levelname)s", "%(asctime)s", "at %(funcName)s:%(lineno)d", "plain", "", None])
+_KEYS = st.builds(lambda own, record: {**own, **record}, st.dictionaries(_EXTRA_KEYS, _VALUES, max_size=3),
+                  st.dictionaries(st.sampled_from(["level", "timestamp"]), _TEMPLATES, max_size=2))
+_FAST_LINE_LOGGER: list[object] = []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(appended=_KEYS, context=_KEYS,
+       extra=st.dictionaries(_EXTRA_KEYS, _VALUES, max_size=5), trace=st.booleans(), stacktrace=st.booleans())
+def test_log_info_writes_the_very_line_for_any_keys_and_values(appended, context, extra, trace, stacktrace):
+    """Generated: keys appended to the formatter, context keys and extra keys, each may reuse
+    another's key or a key Powertools sets itself (the exception keys, `stack_trace`, the trace
+    id), with None, nested and non-finite values; the short path's line is `logger.info`'s."""
+    import os
+    from unittest import mock
+
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.formatter import clear_context_keys, set_context_keys
+
+    from llm_gateway.observability.logging import RedactingFormatter
+
+    if not _FAST_LINE_LOGGER:
+        _FAST_LINE_LOGGER.append(Logger(service="test-fast-line-generated",
+                                        logger_formatter=RedactingFormatter(["sk-fast-path-secret-1"])))
+    logger = _FAST_LINE_LOGGER[0]
+    formatter = logger.registered_formatter
+    saved, saved_stack = dict(formatter.log_format), formatter.serialize_stacktrace
+    stream = io.StringIO()
+    env = {"_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"} if trace else {}
+    try:
+        with (mock.patch.object(logging.root, "handlers", []), mock.patch("time.time", lambda: 1_790_000_000.123456),
+              mock.patch("time.time_ns", lambda: 1_790_000_000_123_456_789), mock.patch.dict(os.environ, env),
+              mock.patch.object(logger.handlers[0], "stream", stream)):
+            if not trace:
+                os.environ.pop("_X_AMZN_TRACE_ID", None)
+            formatter.serialize_stacktrace = stacktrace
+            logger.append_keys(**appended)
+            set_context_keys(**context)
+            made: list[int] = []
+            with mock.patch.object(logging.Logger, "makeRecord", _counting(logging.Logger.makeRecord, made)):
+                _emit(logger, False, "request served", extra)
+                assert made
+                made.clear()
+                _emit(logger, True, "request served", extra)
+                assert not made  # the short path wrote it
+    finally:
+        formatter.log_format, formatter.serialize_stacktrace = saved, saved_stack
+        clear_context_keys()
+    slow_line, fast_line, end = stream.getvalue().split("\n")  # one line each (splitlines would split at U+0085)
+    assert fast_line == slow_line and not end
+
+
+def test_the_line_encoder_writes_what_json_dumps_writes():
+    """Made once from Powertools' serializer options, it gives `json.dumps`'s text for whatever a
+    line may hold; a structure holding itself still fails (and the line is then written the
+    standard way, whose `json.dumps` raises into the handler's `handleError`)."""
+    import math
+    from functools import partial
+
+    from llm_gateway.observability.logging import _encoder_of
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd \u00e9"
+
+    samples = [{}, {"a": 1, "b": None, "c": [1.5, math.nan, -math.inf, {"d": True}], "é": "\x00\"\u2028"},
+               {1: "int key", 2.5: "float key", None: "none key", False: "bool key"}, {"o": Odd(), "t": (1, 2)},
+               {"big": 10**30, "neg": -0.0, "s": "sk-gw-" + "x" * 20}]
+    for options in ({"default": str, "separators": (",", ":"), "indent": None, "ensure_ascii": False},
+                    {"default": str, "ensure_ascii": True}, {"default": str, "separators": (", ", ": ")}):
+        encode = _encoder_of(partial(json.dumps, **options))
+        assert encode is not None
+        for sample in samples:
+            assert encode(sample) == json.dumps(sample, **options)
+        looped: dict[str, object] = {}
+        looped["self"] = looped
+        with pytest.raises((ValueError, RecursionError)):
+            encode(looped)
+        assert encode({"after": "a failure"}) == json.dumps({"after": "a failure"}, **options)
+    assert _encoder_of(partial(json.dumps, sort_keys=True)) is None  # options it does not mirror: the serializer
 
 
 def _counting(make_record, made):

@@ -65,3 +65,24 @@ def test_values_that_compare_equal_but_print_differently_are_not_confused(capsys
     for value in (1, True, 1.0, "1"):
         metrics.count("StateDegraded", 1.0, operation=value)  # type: ignore[arg-type]
     assert [json.loads(line)["operation"] for line in capsys.readouterr().out.splitlines()] == ["1", "True", "1.0", "1"]
+
+
+@pytest.mark.parametrize("call", ["count", "timing"])
+def test_every_line_of_a_kept_series_is_powertools_line(capsys: pytest.CaptureFixture[str], call: str) -> None:
+    """`count` and `timing` write a kept series' lines themselves: each is still Powertools' line,
+    whatever the value (int, float, non-finite: those are composed afresh) and dimensions."""
+    unit = "Count" if call == "count" else "Milliseconds"
+    metrics = EmfMetrics()
+    series = [(1, {}), (2.5, {}), (12.345678, {"provider": "openai"}), (0.0, {"provider": "openai"}),
+              (float("inf"), {"provider": "openai"}), (3, {"provider": "openai", "model": "m"}),
+              (7.25, {"provider": "openai", "model": "m"}), (float("nan"), {}), (1e-7, {})]
+    for value, dimensions in series * 2:
+        _print_powertools_line("ProviderLatencyMs", unit, value, dimensions)
+        theirs = capsys.readouterr().out
+        getattr(metrics, call)("ProviderLatencyMs", value, **dimensions)
+        ours = capsys.readouterr().out
+        if value != value or value in (float("inf"),):  # Powertools refuses non-finite values its own way
+            continue
+        timestamp = str(json.loads(theirs)["_aws"]["Timestamp"])
+        assert ours.replace(str(json.loads(ours)["_aws"]["Timestamp"]), timestamp, 1) == theirs
+    assert len(metrics._lines) == 3

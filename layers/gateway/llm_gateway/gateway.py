@@ -14,6 +14,7 @@ from typing import Any
 
 from llm_gateway.api.auth import STATIC_USER, Caller, authenticate
 from llm_gateway.api.errors import GatewayError, NotFound
+from llm_gateway.api.response_body import completion_body
 from llm_gateway.api.schemas import ChatCompletionChunk, ChatCompletionRequest, ModelCard, ModelList, Usage
 from llm_gateway.api.served import count_failure, count_served, log_served, served_headers, told_usd
 from llm_gateway.compose import Core, build_chat, build_core, build_rollout
@@ -171,7 +172,7 @@ class Gateway:
         cut_cost = self._spent(caller, cohort, cuts, failed=False)
         cost = routed.cost_usd + cut_cost  # what the request cost, cuts too
         estimated = routed.cost_estimated or bool(cuts)
-        body = routed.completion.model_dump(exclude_none=True)
+        body = completion_body(routed.completion)  # model_dump(exclude_none=True), built directly
         body.setdefault("usage", {})
         body["usage"]["cost_usd"] = told_usd(cost)
         if estimated:

@@ -34,3 +34,22 @@ def test_day_of_is_the_utc_date_at_every_moment_around_midnight() -> None:
     for now in (midnight - 86_400.5, midnight - 0.001, midnight, midnight + 0.001, midnight - 1e-6, midnight + 86_399.9,
                 midnight + 86_400, 0.0, 1.5, midnight - 0.5, midnight + 3 * 86_400 + 7):
         assert day_of(now) == time.strftime("%Y-%m-%d", time.gmtime(now)), now
+
+
+def test_a_served_request_is_an_immutable_value() -> None:
+    """What the ledger and the log read of it: its fields (with their defaults), none of which can
+    be set once made; equal and hashed by its fields, as the frozen dataclass it was."""
+    import pytest
+
+    served = ServedRequest("u", "openai", "gpt-4o-mini", False, 0.5, 3)
+    assert (served.user, served.provider, served.model, served.free, served.cost_usd, served.tokens_in,
+            served.tokens_out, served.audio_seconds) == ("u", "openai", "gpt-4o-mini", False, 0.5, 3, 0, 0.0)
+    for name in ("user", "cost_usd", "tokens_in", "audio_seconds"):
+        with pytest.raises(AttributeError):
+            setattr(served, name, None)
+    with pytest.raises(AttributeError):
+        served.other = 1  # type: ignore[attr-defined]
+    same = ServedRequest(user="u", provider="openai", model="gpt-4o-mini", free=False, cost_usd=0.5, tokens_in=3)
+    assert served == same and hash(served) == hash(same) and served != served._replace(tokens_out=1)
+    assert repr(served) == ("ServedRequest(user='u', provider='openai', model='gpt-4o-mini', free=False, "
+                            "cost_usd=0.5, tokens_in=3, tokens_out=0, audio_seconds=0.0)")

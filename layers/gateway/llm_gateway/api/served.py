@@ -21,17 +21,15 @@ def told_usd(cost_usd: float) -> float:
 
 def served_headers(provider: str, model: str, attempts: int, cost_usd: float, cost_estimated: bool,
                    request_id: str, cohort: str | None = None) -> dict[str, str]:
-    estimated = {"x-gateway-cost-estimated": "true"} if cost_estimated else {}
+    headers = {"x-gateway-cost-estimated": "true"} if cost_estimated else {}
     if cohort is not None:
-        estimated["x-gateway-cohort"] = cohort
-    return {
-        **estimated,
-        "x-gateway-provider": provider,
-        "x-gateway-model": model,
-        "x-gateway-attempts": str(attempts),
-        "x-gateway-cost-usd": f"{cost_usd:.8f}",
-        "x-request-id": request_id,
-    }
+        headers["x-gateway-cohort"] = cohort
+    headers["x-gateway-provider"] = provider
+    headers["x-gateway-model"] = model
+    headers["x-gateway-attempts"] = str(attempts)
+    headers["x-gateway-cost-usd"] = f"{cost_usd:.8f}"
+    headers["x-request-id"] = request_id
+    return headers
 
 
 def count_served(metrics: Metrics, provider: str, free: bool, cost_usd: float) -> None:

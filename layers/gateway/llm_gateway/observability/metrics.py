@@ -167,8 +167,27 @@ class EmfMetrics:
         return ('{"_aws":{"Timestamp":',
                 f',"CloudWatchMetrics":{json.dumps(directive, separators=compact)}}},"service":{json.dumps(self._service)}')
 
+    # `count` and `timing` write a line whose constant text is kept themselves (the line of every
+    # request but a container's first few): through `_emit` it cost a call more, about a tenth of
+    # a data point. `value - value == 0.0` is `math.isfinite` for a float, without the call.
     def count(self, name: str, value: float = 1.0, **dimensions: str) -> None:
-        self._emit(name, value, "Count", dimensions)
+        value = float(value)
+        try:
+            parts = self._lines.get((name, "Count", *dimensions.items())) if value - value == 0.0 else None
+        except TypeError:  # an unhashable dimension value
+            parts = None
+        if parts is None:
+            self._emit(name, value, "Count", dimensions)
+            return
+        sys.stdout.write(f"{parts[0]}{int(time.time() * 1000)}{parts[1]}{value!r}]}}\n")  # as `_emit` writes it
 
     def timing(self, name: str, ms: float, **dimensions: str) -> None:
-        self._emit(name, ms, "Milliseconds", dimensions)
+        value = float(ms)
+        try:
+            parts = self._lines.get((name, "Milliseconds", *dimensions.items())) if value - value == 0.0 else None
+        except TypeError:
+            parts = None
+        if parts is None:
+            self._emit(name, value, "Milliseconds", dimensions)
+            return
+        sys.stdout.write(f"{parts[0]}{int(time.time() * 1000)}{parts[1]}{value!r}]}}\n")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from llm_gateway.retry.backoff import BackoffPolicy
 
@@ -86,9 +86,10 @@ class Deadline:
         return self.at - self._clock()
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
-    """What an attempt function is told: its number, its timeout and the request's deadline."""
+class AttemptContext(NamedTuple):
+    """What an attempt function is told: its number, its timeout and the request's deadline
+    (immutable; a NamedTuple rather than a frozen dataclass, made for every attempt in half the
+    instructions)."""
 
     number: int  # 1-based
     timeout_s: float

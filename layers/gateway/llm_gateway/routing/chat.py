@@ -42,7 +42,7 @@ from llm_gateway.routing.run import AttemptRecord
 from llm_gateway.routing.runner import CallerLimits, CallResult, FailoverRunner, Served
 from llm_gateway.routing.whole_answer import fold
 from llm_gateway.selection.conversation import next_turn_key
-from llm_gateway.selection.cost import request_cost
+from llm_gateway.selection.cost import Cost, request_cost
 from llm_gateway.selection.planner import Plan, PlanStep, Preparation
 from llm_gateway.selection.selector import ChatDetail, ChatPreparer
 from llm_gateway.state.items import affinity_pk
@@ -114,16 +114,19 @@ class ChatRouter:
         prep = self.preparer.prepare(request, view.available)
 
         estimates: dict[int, Usage] = {}  # answer (by id) → our estimate of its usage, where it reported none
+        # answer (by id) → (it, the step that produced it, its cost as priced for the runner)
+        priced: dict[int, tuple[ChatCompletion, PlanStep, Cost]] = {}
 
         def call(step: PlanStep, timeout: float) -> CallResult[ChatCompletion]:
             reply = self.engine.complete(view.adapters[step.key.provider], request, step.key.model, timeout)
             usage = reply.value.usage
             if usage is None:
                 usage = estimates[id(reply.value)] = self._whole_estimate(prep, reply.value)
-            cost = request_cost(step.entry.price, usage, free=step.free).usd
+            cost = request_cost(step.entry.price, usage, free=step.free)
+            priced[id(reply.value)] = (reply.value, step, cost)
             # Never None: None would tell the runner the call is settled later (a stream), and an
             # answer without usage would then count no attempt and keep its reservation's maximum.
-            return CallResult(reply.value, reply.rate_limits, consumed(usage, cost))
+            return CallResult(reply.value, reply.rate_limits, consumed(usage, cost.usd))
 
         served = self.runner.run(prep, call, deadline, limits=limits, fingerprint=partial(fingerprint, request))
         completion = served.value
@@ -133,7 +136,7 @@ class ChatRouter:
         estimate = None
         if completion.usage is None:  # only then is the estimate priced (counting costs tokenizing the answer)
             estimate = estimates[id(completion)]
-        cost = request_cost(served.step.entry.price, completion.usage, free=served.step.free, estimate=estimate)
+        cost = _served_cost(priced.get(id(completion)), completion, served.step, estimate)
         return RoutedCompletion(completion, served.step.key.provider, served.step.key.model, served.run.attempts,
                                 cost.usd, cost.free, cost.estimated, estimate)
 
@@ -296,6 +299,18 @@ class ChatRouter:
     def _estimate(self, detail: ChatDetail, texts: list[str]) -> Usage:
         """Usage to price when a provider reports none: our prompt estimate + the text it sent."""
         return Usage.of(detail.prompt_tokens, self.preparer.tokens.count_text("".join(texts)))
+
+
+def _served_cost(priced: tuple[ChatCompletion, PlanStep, Cost] | None, completion: ChatCompletion, step: PlanStep,
+                 estimate: Usage | None) -> Cost:
+    """`request_cost(step.entry.price, completion.usage, free=step.free, estimate=estimate)`, taken
+    from the price the call put on this very answer when it has one (pricing cost about 23,000
+    instructions): the same function of the same price, usage and tier, except that an answer
+    without usage was priced on its estimate then, and is now said to be estimated."""
+    if priced is None or priced[0] is not completion or priced[1] is not step:
+        return request_cost(step.entry.price, completion.usage, free=step.free, estimate=estimate)
+    cost = priced[2]
+    return cost if completion.usage is not None else Cost(usd=cost.usd, free=cost.free, estimated=True)
 
 
 def _add_call_deltas(calls: dict[int, dict[str, str]], chunk: ChatCompletionChunk) -> None:

@@ -157,6 +157,7 @@ class CircuitBreakers:
         self._model_config = self._config(ModelScopedFailure)
         self._protected: dict[tuple[str, int], Callable[[Callable[[], Any]], Any]] = {}
         self._bound: set[str] = set()  # circuits Powertools has configured on the persistence
+        self._names: dict[ModelKey, tuple[str, str]] = {}  # a model's (provider, model) circuit names
 
     def _config(self, handled: type[CountedFailure]) -> CircuitBreakerConfig:
         """A breaker that counts only failures of its own scope (see the module docstring)."""
@@ -204,7 +205,12 @@ class CircuitBreakers:
         streak counted meanwhile (another thread's failure), a failure is counted by the
         handlers' closed-circuit step on the state the call was admitted on (`_closed_failure`).
         """
-        if not self._quiet(key):
+        names = self._names.get(key)
+        if names is None:  # each model's two circuit names formatted once (this runs on every attempt)
+            if len(self._names) >= 4096:
+                self._names.clear()
+            names = self._names[key] = (provider_circuit(key.provider), model_circuit(key))
+        if not self._quiet(names):
             return self._through(key, fn)
         try:
             result = fn()
@@ -212,20 +218,20 @@ class CircuitBreakers:
             self._closed_failure(key, error)
             raise
         failures = _powertools_base._LOCAL_FAILURES
-        for name in (provider_circuit(key.provider), model_circuit(key)):
+        for name in names:
             if failures.get(name):
                 with _powertools_base._COUNTERS_LOCK:
                     failures[name] = 0
         return result
 
-    def _quiet(self, key: ModelKey) -> bool:
-        """Whether Powertools, asked to run a call on both circuits of `key`, would run it as a
-        closed circuit's call (`_call_closed`): each circuit has been through Powertools here
-        before (so its settings are bound), its last observed state and its state now are
-        CLOSED, and no failure is counted toward tripping it. Powertools' per-process counters
+    def _quiet(self, names: tuple[str, str]) -> bool:
+        """Whether Powertools, asked to run a call on both circuits `names` (a model's provider and
+        model circuits), would run it as a closed circuit's call (`_call_closed`): each circuit has
+        been through Powertools here before (so its settings are bound), its last observed state
+        and its state now are CLOSED, and no failure is counted toward tripping it. Powertools' per-process counters
         are read as they are (the simulator's containers share them, as Powertools keeps them)."""
         failures, observed = _powertools_base._LOCAL_FAILURES, _powertools_base._LAST_OBSERVED_STATE
-        for name in (provider_circuit(key.provider), model_circuit(key)):
+        for name in names:
             if (name not in self._bound or failures.get(name, 0) or observed.get(name, CircuitState.CLOSED)
                     is not CircuitState.CLOSED or self.persistence.get_state(name).state is not CircuitState.CLOSED):
                 return False
