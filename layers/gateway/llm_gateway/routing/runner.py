@@ -54,7 +54,7 @@ WAIT_MARGIN_S = 0.02  # past the computed instant, so the window has really move
 MAX_WAIT_ROUNDS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class CallResult(Generic[T]):
     """What a capability's call returns: the value, the provider's rate-limit headers, and what
     was really used (`actual`; None while unknown, e.g. a stream still running)."""
@@ -64,7 +64,7 @@ class CallResult(Generic[T]):
     actual: Amounts | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Served(Generic[T]):
     """A successful attempt, with what a caller needs to settle it later (streams)."""
 

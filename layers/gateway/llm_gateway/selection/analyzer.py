@@ -89,7 +89,7 @@ def find_cue(text: str) -> str | None:
     return found.group(1).lower() if found else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Analysis:
     """What a request asks for: its category, the capabilities it needs, and the rule that decided."""
 

@@ -22,7 +22,7 @@ from llm_gateway.selection.catalog import Pricing
 PER_TOKEN = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Cost:
     """What a call cost in USD, whether it was free, and whether the cost is an estimate."""
 

@@ -79,7 +79,7 @@ class Candidate:
         return self.entry.key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Preparation:
     """Everything decidable before state is loaded."""
 
@@ -158,7 +158,7 @@ class CallerRefusal:
     free_again_in_s: float | None  # None: never (one call costs more than the whole budget)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Plan:
     """The models to try in order, and why every other candidate was dropped."""
 

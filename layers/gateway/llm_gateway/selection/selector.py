@@ -38,7 +38,7 @@ CATEGORY_FALLBACK: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Needs:
     """The capabilities and parameters a model must support to serve the request."""
 
@@ -81,7 +81,7 @@ def _describe_param(param: str) -> str:
     return "parallel_tool_calls=false" if param == "parallel_tool_calls" else param
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class ChatDetail:
     """What chat preparation learnt, for the router (cost estimates) and `llm-gateway plan`."""
 

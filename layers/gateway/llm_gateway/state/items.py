@@ -508,7 +508,7 @@ class ModelState:
         return self.cooldown is not None and self.cooldown.until > now
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class StateSnapshot:
     """One load, decoded: window counters by window key (`Meter.pk`), model states, breaker
     records and failures."""

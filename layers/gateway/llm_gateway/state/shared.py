@@ -63,7 +63,7 @@ class Held:
         return self.window.attrs(with_slot(amounts, self.slot, self.limited))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class Reservation:
     """Capacity held for one attempt: the writes made (one per meter item) and its windows;
     `moved`, what it took over from an earlier reservation (`SharedState.reserve`)."""

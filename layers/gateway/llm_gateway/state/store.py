@@ -40,7 +40,7 @@ class ModelKey(NamedTuple):
         return f"{self.provider}/{self.model}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class CounterAdd:
     """Add `amounts` (attribute → n) to the counters of item `pk`.
 

@@ -102,7 +102,7 @@ def _rank(candidate: Candidate) -> tuple[object, ...]:
     return (not candidate.entry.is_free, *candidate.rank)  # the preparers' order
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
 class UserLimits:
     """One request's caller: its policy, the counter its windows are kept on, and the
     gateway-wide daily spend cap (micro-dollars, None = none)."""
