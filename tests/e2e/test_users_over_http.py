@@ -118,11 +118,12 @@ def test_budget_and_free_tiers_and_usage_equal_to_the_cost_headers(gateway_url: 
 
 def test_usage_equals_the_costs_live_streams_told_in_their_usage_chunks(gateway_url: str) -> None:
     """The README said no test compared a live stream's final `usage.cost_usd` with the ledger:
-    three streams (paid, free, auto) with `include_usage`, then `/v1/usage` for that user."""
+    three streams (paid, then `auto` twice: a free tier while one has room; a pinned free model
+    could be rate limited by the session's other tests) with `include_usage`, then `/v1/usage`."""
     made = admin(gateway_url, "POST", body={"user": "e2e-stella"}).json()
     client = sdk(gateway_url, made["key"])
     told = []
-    for model in ("openai/gpt-4o-mini", "groq/llama-3.1-8b-instant", "auto"):
+    for model in ("openai/gpt-4o-mini", "auto", "auto"):
         chunks = list(client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=16, stream=True,
             stream_options={"include_usage": True}))
