@@ -14,6 +14,26 @@ each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import
 comparison in instructions per request, which the machine's load does not move: LiteLLM's whole
 process is counted, the worker thread it logs each call on included (CPU a Lambda pays for too).
 
+Last instruction run (2026-11-30, `main` at fa9975a, after the per-request values stopped being
+frozen dataclasses), as printed:
+
+LiteLLM Router                                      11.92 M
+this gateway, model pinned (one model, as LiteLLM's one deployment)
+  whole                                              1.75 M      6.8x
+  without its HTTP call                              0.92 M     13.0x
+this gateway, model auto (5 candidates)
+  whole                                              2.02 M      5.9x
+  without its HTTP call                              1.19 M     10.1x
+(bare adapter + engine)                              0.83 M
+
+Timed at fa9975a, one run (`make bench-litellm`, nothing else running), as printed:
+
+LiteLLM Router                                       2.81 ms   5.82 ms         3397 ms
+this gateway                                         0.53 ms   1.35 ms          318 ms
+ratio LiteLLM / ours                                    5.3x      4.3x           10.7x
+this gateway without its HTTP call                   0.35 ms   0.98 ms   (bare adapter + engine: 0.18 / 0.37 ms)
+ratio LiteLLM / ours without HTTP                       8.0x      6.0x
+
 Runs of 2026-11-30, late afternoon (branch perf8 at 25adf13, on `main` at be53685: the gateway's
 share of a request cut from 1.378 to 1.277 M instructions in the bench's `auto` row, see
 bench_instructions), as printed; LiteLLM 1.110.2 in a fresh `.venv-litellm`. Instructions:
