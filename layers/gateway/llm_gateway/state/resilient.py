@@ -153,7 +153,7 @@ class ResilientStore:
         primary took it, one more deferred item (a backlog drains by one write a request, never
         a burst the caller waits for)."""
         written = self._write_durable(self.deferred.take(add), now)
-        if written is not True:
+        if written is not WRITTEN:
             self.fallback.add([add], now)  # this container's degraded reads still see it
             if written is DEFERRED:  # logged as it is: what is merged with it was logged before
                 LOG.warning("counter write deferred until the state table answers",
@@ -165,8 +165,8 @@ class ResilientStore:
                 self._write_durable(backlog, now)
         return True
 
-    def _write_durable(self, write: CounterAdd, now: float) -> bool | str:
-        """True when the primary took `write`; else `DEFERRED` (it cannot have been applied: kept
+    def _write_durable(self, write: CounterAdd, now: float) -> str:
+        """`WRITTEN` when the primary took `write`; else `DEFERRED` (it cannot have been applied: kept
         for a later write) or `UNKNOWN` (it may have been: logged whole, never sent again)."""
         failures: list[BaseException] = []
         try:
@@ -177,7 +177,7 @@ class ResilientStore:
                       extra={"pk": write.pk, "amounts": dict(write.amounts)}, exc_info=True)
             raise
         if ok:
-            return True
+            return WRITTEN
         if not failures or not_applied(failures[0]):
             return DEFERRED if self.deferred.keep(write) else UNKNOWN
         LOG.error("a counter write may or may not have landed; it is not sent again (it would count twice): "
@@ -186,8 +186,7 @@ class ResilientStore:
         return UNKNOWN
 
 
-DEFERRED = "deferred"
-UNKNOWN = "unknown"
+WRITTEN, DEFERRED, UNKNOWN = "written", "deferred", "unknown"  # what became of a durable write
 
 
 class DeferredAdds:
@@ -206,6 +205,8 @@ class DeferredAdds:
 
     def take(self, add: CounterAdd) -> CounterAdd:
         """`add` with what is deferred for its item (no longer deferred: the caller writes it)."""
+        if not self._adds:  # the usual case, on every served request: no lock taken
+            return add
         with self._lock:
             kept = self._adds.pop(add.pk, None)
         return add if kept is None else kept.plus(add)
@@ -223,6 +224,8 @@ class DeferredAdds:
 
     def oldest(self) -> CounterAdd | None:
         """The item deferred longest (no longer deferred: the caller writes it)."""
+        if not self._adds:
+            return None
         with self._lock:
             if not self._adds:
                 return None
