@@ -137,6 +137,23 @@ def test_a_schema_bomb_is_a_fast_400(chat, where):
     assert error["code"] == "schema_too_large"
 
 
+@pytest.mark.parametrize("where", ["tools", "response_format"])
+@pytest.mark.parametrize("schema", [{"type": 5}, {"$defs": "x"}, {"type": "object", "properties": {"a": {}}, "required": [{}]}])
+def test_a_malformed_schema_is_a_400_naming_the_field(chat, where, schema):
+    """A schema whose `type`, `$defs` or `required` has the wrong JSON type crashed the Gemini
+    translation that validation runs (TypeError): a 500 counted in UserVisibleErrors, so one
+    caller's typo could count toward rolling a canary back."""
+    if where == "tools":
+        body = chat_body(tools=[{"type": "function", "function": {"name": "f", "parameters": schema}}])
+        param = "tools[0].function.parameters"
+    else:
+        body = chat_body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+        param = "response_format.json_schema.schema"
+    error = assert_clean_400(*call(chat, json.dumps(body)))
+    assert (error["code"], error["param"]) == ("invalid_schema", param)
+    assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
+
+
 def test_refused_media_reference_is_a_400(chat):
     part = {"type": "image_url", "image_url": {"url": "files/made-up-file"}}
     body = chat_body(model="gemini/gemini-2.5-flash",

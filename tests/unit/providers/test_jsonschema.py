@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
@@ -139,3 +141,47 @@ def test_ordinary_shared_definitions_still_translate() -> None:
 
     out = to_gemini_schema(_bomb(6, description="a level"))
     assert out["properties"]["root"]["properties"]["a"]["description"] == "a level"
+
+
+# --- malformed schemas: the caller's mistake is a 400, never an exception the handler answers 500 ---
+@pytest.mark.parametrize("schema", [
+    {"type": 5},
+    {"type": True},
+    {"type": "object", "properties": {"a": {"type": {"nested": "object"}}}},
+    {"$defs": "x"},
+    {"definitions": [1]},
+    {"type": "object", "properties": {"a": {"type": "string"}}, "required": 5},
+    {"type": "object", "properties": {"a": {"type": "string"}}, "required": [1, {}]},
+])
+def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> None:
+    """Each of these raised TypeError inside the translation (`{**"x"}`, iterating an int, an
+    unhashable `required` entry), which validation does not turn into a 400: the handler's last
+    resort answered 500 and counted it where the rollback alarms look."""
+    from llm_gateway.providers.jsonschema import SchemaInvalid, check_schema
+
+    with pytest.raises(SchemaInvalid):
+        check_schema(schema)
+
+
+def test_no_json_value_makes_the_translation_raise_anything_but_its_own_errors() -> None:
+    """Property: whatever JSON a caller sends as a schema, the translation ends in a Schema or in
+    one of the two errors validation turns into a 400."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from llm_gateway.providers.jsonschema import SchemaInvalid, SchemaTooLarge, to_gemini_schema
+
+    keys = st.sampled_from(["type", "properties", "required", "items", "anyOf", "oneOf", "allOf", "enum", "const",
+                            "$ref", "$defs", "definitions", "format", "description", "nullable"])
+    leaf = (st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+            | st.sampled_from(["object", "string", "array", "null", "#/$defs/a", "#/definitions/a", "a"]))
+    values = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(keys | st.text(max_size=3), inner, max_size=4), max_leaves=12)
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.dictionaries(keys, values, max_size=5))
+    def translate(schema: dict) -> None:
+        with contextlib.suppress(SchemaInvalid, SchemaTooLarge):
+            to_gemini_schema(schema)
+
+    translate()

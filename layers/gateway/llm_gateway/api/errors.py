@@ -167,6 +167,7 @@ _EXPECTED: dict[str, str] = {
 # unknown top-level field, worded as OpenAI words it.
 _MESSAGES: dict[str, tuple[str, str]] = {
     "schema_too_large": ("Invalid value for '{param}': {msg}", "schema_too_large"),
+    "invalid_schema": ("Invalid value for '{param}': {msg}", "invalid_schema"),
     "unsupported_parameter": ("Unsupported parameter '{param}': {msg}", "unsupported_parameter"),
     "extra_forbidden": ("Unrecognized request argument supplied: {param}", "unknown_parameter"),
 }

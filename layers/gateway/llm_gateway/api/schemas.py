@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from llm_gateway.api.media import check_file_data, check_image_url
-from llm_gateway.providers.jsonschema import SchemaTooLarge, check_schema
+from llm_gateway.providers.jsonschema import SchemaInvalid, SchemaTooLarge, check_schema
 
 MAX_MESSAGES = 2048
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -175,13 +175,15 @@ Message = Annotated[
 
 # --- tools and output format ----------------------------------------------------------------------
 def _bounded_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A schema the gateway can translate within its caps (`providers/jsonschema.py`), else a 400."""
+    """A schema the gateway can translate within its caps and read (`providers/jsonschema.py`), else a 400."""
     if schema is None:
         return None
     try:
         return check_schema(schema)
     except SchemaTooLarge as exc:
         raise PydanticCustomError("schema_too_large", "schema too large: {why}", {"why": str(exc)}) from None
+    except SchemaInvalid as exc:
+        raise PydanticCustomError("invalid_schema", "invalid JSON Schema: {why}", {"why": str(exc)}) from None
 
 
 class FunctionDef(_Strict):

@@ -30,6 +30,13 @@ class SchemaTooLarge(ValueError):
     """The schema would expand past the caps once its `$ref`s are inlined."""
 
 
+class SchemaInvalid(ValueError):
+    """A keyword the translation reads has a value JSON Schema does not allow and that cannot be
+    read past: a `type` that is neither a name nor a list of names, `$defs`/`definitions` that are
+    not an object, a `required` that is not a list of names. Validation runs the same translation,
+    so the caller gets a 400 saying which; before, each was a TypeError, answered 500."""
+
+
 class _Budget:
     """Counts what one translation produces; raises as soon as a cap is passed."""
 
@@ -63,12 +70,13 @@ def to_gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Translate one JSON Schema document (with its own `$defs`) into a Gemini `Schema`.
 
     Raises `SchemaTooLarge` when the expansion would pass the caps."""
-    defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
+    defs = {**_definitions(schema, "definitions"), **_definitions(schema, "$defs")}
     return _translate(schema, defs, depth=0, seen=(), budget=_Budget())
 
 
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """Validation-time check: the schema can be translated within the caps (else SchemaTooLarge)."""
+    """Validation-time check: the schema can be translated within the caps (else SchemaTooLarge)
+    and reads as JSON Schema where the translation looks (else SchemaInvalid)."""
     to_gemini_schema(schema)
     return schema
 
@@ -78,6 +86,14 @@ def is_empty_object(schema: dict[str, Any] | None) -> bool:
     if not schema:
         return True
     return schema.get("type") in ("OBJECT", "object") and not schema.get("properties")
+
+
+def _definitions(schema: dict[str, Any], key: str) -> dict[str, Any]:
+    """`$defs` or `definitions`: an object of named schemas (absent or empty: none)."""
+    found = schema.get(key) or {}
+    if not isinstance(found, dict):
+        raise SchemaInvalid(f"'{key}' must be an object of named schemas")
+    return found
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any], seen: tuple[str, ...]) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -149,6 +165,8 @@ def _type_of(node: dict[str, Any]) -> tuple[str | None, bool]:
     """(Gemini TYPE, nullable) from `type` given as a string or a list like `["string", "null"]`."""
     raw = node.get("type")
     nullable = bool(node.get("nullable"))
+    if raw is not None and not isinstance(raw, str | list):
+        raise SchemaInvalid("'type' must be a type name or an array of type names")
     names = [raw] if isinstance(raw, str) else [t for t in raw or [] if isinstance(t, str)]
     names = [t.lower() for t in names if t.lower() in _TYPES]
     if "null" in names and len(names) > 1:
@@ -200,7 +218,7 @@ def _copy_children(
         kept = {name: sub for name, sub in translated.items() if not _indescribable(sub)}
         if kept:
             out["properties"] = kept
-        required = [name for name in node.get("required") or [] if name in kept]
+        required = [name for name in _required(node) if name in kept]
         if required:
             out["required"] = required
     items = node.get("items")
@@ -214,6 +232,14 @@ def _copy_children(
     if isinstance(any_of, list) and any_of:
         branches = [_translate(branch, defs, depth + 1, seen, budget) for branch in any_of]
         out["anyOf"] = [branch for branch in branches if not _indescribable(branch)]
+
+
+def _required(node: dict[str, Any]) -> list[str]:
+    """`required`: a list of property names (absent: none)."""
+    names = node.get("required") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise SchemaInvalid("'required' must be an array of property names")
+    return names
 
 
 def _indescribable(schema: dict[str, Any]) -> bool:
