@@ -115,6 +115,28 @@ def test_budget_exhausted_on_paid_only_model_is_budget_exceeded(chat, fakes) -> 
     assert "no budget for paid models" in body["error"]["message"]
 
 
+def test_a_per_end_user_key_keeps_one_budget_whatever_end_users_it_names(chat) -> None:
+    """`per_end_user` splits a key's rate windows among its end users; its budget stays the user's.
+    The budgets were kept per end user too, so naming a new `user` in each request gave a fresh
+    budget every time: a $0.00003 daily budget let 8 paid requests spend more than twice it."""
+    budget = 0.00003
+    key = create(chat, user="hank", per_end_user=True, daily_budget_usd=budget)["key"]
+    told, refused = [], []
+    for n in range(8):
+        status, body, headers = call(chat, "POST", "/v1/chat/completions", key, {
+            "model": "openai/gpt-4o-mini", "user": f"end-user-{n}", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}]})
+        if status == 200:
+            told.append(float(headers["x-gateway-cost-usd"]))
+        else:
+            assert status == 429 and body["error"]["code"] == "budget_exceeded", body
+            refused.append(n)
+    assert refused and 0 < sum(told) <= budget
+    status, usage, _ = call(chat, "GET", "/v1/usage", key)
+    spent = {(row["window"], row["unit"]): row for row in usage["limits"]}[("day", "usd")]
+    assert spent["used"] >= sum(told) - 1e-9  # the budget row is the user's, not that of requests naming no one
+
+
 def test_policy_change_and_revocation_apply_without_a_redeploy(chat) -> None:
     made = create(chat, user="erin", rpm=1)
     key = made["key"]

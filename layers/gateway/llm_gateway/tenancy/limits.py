@@ -1,7 +1,8 @@
 """A caller's limits and budgets as more meters on the shared machinery. Pure.
 
 Nothing here is a second rate limiter: a user's windows are `Meter`s of `CALLER_SCOPE` on a
-counter `user#{id}` (or `user#{id}#eu#{hash}` per end user), and the runner reserves them with
+counter `user#{id}` (its rate windows on `user#{id}#eu#{hash}` per end user; budgets stay on the
+user's), and the runner reserves them with
 the same conditional write on the counter's item as a provider's. `UserLimits.apply` is the one step
 between a capability's preparation and planning:
 
@@ -75,20 +76,27 @@ def user_counter(user: str, end_user: str | None = None) -> str:
 
 
 @lru_cache(maxsize=4096)
-def caller_meters(counter: str, policy: Policy, cap_micros: int | None) -> tuple[Meter, ...]:
+def caller_meters(counter: str, policy: Policy, cap_micros: int | None,
+                  budget_counter: str | None = None) -> tuple[Meter, ...]:
     """The policy's windows on `counter`, plus the gateway-wide cap. Cached: the same objects for
-    the same key, so the planner reads each window once per request."""
-    windows: tuple[tuple[Period, dict[str, int | None]], ...] = (
-        (MINUTE, {REQUESTS: policy.rpm, TOKENS: policy.tpm}),
-        (CALENDAR_DAY, {REQUESTS: policy.rpd, AUDIO_SECONDS: policy.audio_seconds_per_day,
-                        USD_MICROS: micros(policy.daily_budget_usd)}),
-        (CALENDAR_MONTH, {USD_MICROS: micros(policy.monthly_budget_usd)}),
+    the same key, so the planner reads each window once per request.
+
+    `budget_counter`: where the budgets are kept when that is not `counter`. A `per_end_user`
+    key's rate windows are each end user's, but its budgets are its user's: the end user is the
+    request's free text, so budgets kept per end user capped nothing (a new `user` value, a new
+    budget)."""
+    budgets = budget_counter or counter
+    windows: tuple[tuple[str, Period, dict[str, int | None]], ...] = (
+        (counter, MINUTE, {REQUESTS: policy.rpm, TOKENS: policy.tpm}),
+        (counter, CALENDAR_DAY, {REQUESTS: policy.rpd, AUDIO_SECONDS: policy.audio_seconds_per_day}),
+        (budgets, CALENDAR_DAY, {USD_MICROS: micros(policy.daily_budget_usd)}),
+        (budgets, CALENDAR_MONTH, {USD_MICROS: micros(policy.monthly_budget_usd)}),
     )
     meters = []
-    for period, maxima in windows:
+    for on, period, maxima in windows:
         kept = {unit: n for unit, n in maxima.items() if n is not None}
         if kept:
-            meters.append(Meter(counter, WindowLimit(period, kept), CALLER_SCOPE))
+            meters.append(Meter(on, WindowLimit(period, kept), CALLER_SCOPE))
     if cap_micros is not None:
         meters.append(Meter(GLOBAL_SPEND_COUNTER, WindowLimit(CALENDAR_DAY, {USD_MICROS: cap_micros}), CALLER_SCOPE))
     return tuple(meters)
@@ -111,10 +119,11 @@ class UserLimits:
     counter: str
     cap_micros: int | None = None
     wall: float | None = None  # the time refusals are reported against (tests); None = now
+    budget_counter: str | None = None  # the budgets' counter when not `counter` (per end user: the user's)
 
     @property
     def meters(self) -> tuple[Meter, ...]:
-        return caller_meters(self.counter, self.policy, self.cap_micros)
+        return caller_meters(self.counter, self.policy, self.cap_micros, self.budget_counter)
 
     def apply(self, prep: Preparation) -> Preparation:
         pool = (*prep.candidates, *prep.rest)

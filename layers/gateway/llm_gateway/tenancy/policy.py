@@ -2,8 +2,9 @@
 
 Every field is optional; a key without a limit is never refused for it (a key with no budget
 never gets `budget_exceeded`). Limits are counted per user (all keys of one user share the
-counters; each request is checked against its own key's numbers), or per end user (the
-request's `user` field) when `per_end_user` is set, for apps that put many users behind one key.
+counters; each request is checked against its own key's numbers). When `per_end_user` is set,
+for apps that put many users behind one key, the rate windows are counted per end user (the
+request's `user` field) and the budgets still per user: the end user is the request's free text.
 
 | field | meaning | window |
 |---|---|---|

@@ -44,10 +44,13 @@ class Tenancy:
     wall: Callable[[], float] = time.time
 
     def limits_for(self, user: str, policy: Policy, end_user: str | None) -> UserLimits:
-        """The runner's view of this request's caller (per end user when the policy says so and
-        the request names one)."""
+        """The runner's view of this request's caller: its rate windows per end user when the
+        policy says so and the request names one; its budgets always the user's."""
         per_end_user = end_user if policy.per_end_user and end_user else None
-        return UserLimits(policy, user_counter(user, per_end_user), self.cap_micros)
+        if per_end_user is None:
+            return UserLimits(policy, user_counter(user), self.cap_micros)
+        return UserLimits(policy, user_counter(user, per_end_user), self.cap_micros,
+                          budget_counter=user_counter(user))
 
     def record(self, served: ServedRequest) -> None:
         self.ledger.record(served, self.wall())
