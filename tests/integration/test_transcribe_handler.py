@@ -324,6 +324,26 @@ def test_bad_upload_announcements(rig, body, status, code):
     assert_error(got, answer, status, code)
 
 
+@pytest.mark.parametrize("content_type", ["audio/mpeg\r\nX-Evil: 1", "", " ", "audio/mp\u00e9g", "audio/mpeg\u0000",
+                                          "mpeg", "audio/"])
+def test_an_upload_content_type_no_http_header_can_carry_is_a_400(rig, content_type):
+    """The answer's `headers` must be sent as they are and are signed into the URL: a value with a
+    line break, a control or non-ASCII character, or no `type/subtype` at all, cannot be sent (or
+    is dropped, as curl drops an empty header), so the upload could only fail at S3. It was a 200."""
+    got, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "a.mp3", "bytes": 10,
+                                                         "content_type": content_type})
+    assert_error(got, answer, 400)
+    assert answer["error"]["param"] == "content_type"
+
+
+@pytest.mark.parametrize("content_type", ["audio/mpeg", "audio/webm;codecs=opus", 'audio/ogg; codecs="opus"',
+                                          "application/octet-stream", "audio/x-m4a"])
+def test_ordinary_upload_content_types_are_accepted(rig, content_type):
+    got, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "a.mp3", "bytes": 10,
+                                                         "content_type": content_type})
+    assert got == 200 and answer["headers"]["Content-Type"] == content_type
+
+
 def test_upload_body_must_be_json(rig):
     status, _, body = rig.call("POST", "/v1/audio/uploads", b"not json", "application/json")
     assert_error(status, body, 400, "invalid_json")

@@ -11,6 +11,7 @@ typed strictly instead, as `api/schemas.py` explains: `"translate": "yes"` is a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -30,6 +31,10 @@ Granularity = Literal["word", "segment"]
 RESPONSE_FORMATS: tuple[ResponseFormat, ...] = ("json", "text", "srt", "vtt", "verbose_json")
 MAX_PROMPT_CHARS = 4_000
 MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # what `POST /v1/audio/uploads` may announce at most (1 GiB)
+# A media type as an HTTP header carries it (RFC 9110 §8.3.1: `type/subtype`, tokens, then
+# parameters in visible ASCII and spaces): the upload answer's `Content-Type` is signed into its URL
+# and must be sent as it is, so a value no header can carry would only fail at S3.
+MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;[\x20-\x7e]*)?")
 
 
 class _Edge(BaseModel):
@@ -92,6 +97,14 @@ class UploadRequest(_OwnJson):
     filename: str = Field(min_length=1, max_length=255)
     bytes: StrictInt = Field(gt=0, le=MAX_UPLOAD_BYTES)
     content_type: str = Field(default="application/octet-stream", max_length=128)
+
+    @field_validator("content_type")
+    @classmethod
+    def _a_header_value(cls, value: str) -> str:
+        if MEDIA_TYPE.fullmatch(value) is None:
+            raise ValueError("expected a media type such as 'audio/mpeg', in printable ASCII: "
+                             "it is the upload's Content-Type header")
+        return value
 
 
 class TranscriptionJobRequest(_OwnJson):
