@@ -45,6 +45,18 @@ def test_a_file_in_another_field_is_refused():
         parse_form(body, CT, max_bytes=10_000)
 
 
+@pytest.mark.parametrize(("charset", "text"), [("undefined", b"auto"), ("punycode", b"u"), ("idna", b"xn--abc-"),
+                                               ("utf-8", b"\xff"), ("no-such-charset", b"auto"), ("hex", b"61")])
+def test_a_field_its_charset_cannot_decode_is_a_400(charset, text):
+    """A part's `charset` names any Python codec: `undefined`, `punycode` and `idna` fail with a
+    UnicodeError that is not a UnicodeDecodeError, which was not caught (a 500)."""
+    body = form_body({"model": "placeholder"}, None).replace(
+        b'name="model"\r\n\r\nplaceholder',
+        b'name="model"\r\nContent-Type: text/plain; charset=' + charset.encode() + b"\r\n\r\n" + text)
+    with pytest.raises(InvalidRequest, match=f"'model' is not text in the charset its part names \\('{charset}'\\)"):
+        parse_form(body, CT, max_bytes=10_000)
+
+
 def test_too_many_parts_is_a_400():
     with pytest.raises(InvalidRequest, match="too many parts"):
         parse_form(form_body({f"f{i}": "x" for i in range(100)}, None), CT, max_bytes=100_000)

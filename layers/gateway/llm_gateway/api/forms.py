@@ -129,8 +129,9 @@ def _collect(parts: list[tuple[MultipartSegment, bytearray]]) -> Form:
                                  param=name[:64] or None, code="field_too_large")
         try:
             text = data.decode(segment.charset or "utf-8")
-        except (UnicodeDecodeError, LookupError):
-            raise InvalidRequest(f"The form field '{name[:64]}' is not UTF-8 text.", param=name[:64] or None,
+        except (UnicodeError, LookupError):  # UnicodeError: a codec such as idna, punycode or undefined
+            encoding = f"text in the charset its part names ({segment.charset[:40]!r})" if segment.charset else "UTF-8 text"
+            raise InvalidRequest(f"The form field '{name[:64]}' is not {encoding}.", param=name[:64] or None,
                                  code="invalid_multipart") from None
         fields.setdefault(name, []).append(text)
     return Form(fields=fields, file=file)
