@@ -97,3 +97,25 @@ def test_the_lambda_deadline_from_lwa_bounds_the_request(lwa_url, fakes) -> None
     assert time.monotonic() - began < 3.0
     assert "[DONE]" not in events
     assert json.loads(events[-1])["error"]["code"] == "stream_deadline"
+
+
+def test_a_head_request_leaves_the_connection_usable_for_the_next_invocation(lwa_url) -> None:
+    """The chat function's catch-all route takes every method, HEAD included. The server wrote the
+    handler's JSON body after a HEAD response's headers; a client that reads no body after HEAD
+    (as HTTP says, and as LWA's pooled connection to this server does) then read those bytes as
+    the next response's status line: one caller's HEAD broke the next invocation of the container."""
+    import http.client
+
+    host, port = lwa_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("HEAD", "/v1/models", headers=_lwa_headers("apigw-head-1", 300))
+        head = connection.getresponse()
+        head.read()
+        assert head.status == 404  # GET routes only: HEAD is an unknown route, as before
+        connection.request("GET", "/v1/models", headers=_lwa_headers("apigw-head-2", 300))
+        after = connection.getresponse()
+        assert after.status == 200 and after.getheader("x-request-id") == "apigw-head-2"
+        assert any(card["id"] == "auto" for card in json.loads(after.read())["data"])
+    finally:
+        connection.close()

@@ -144,7 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 def send_live(handler: BaseHTTPRequestHandler, response: LiveResponse) -> bool:
     """Write `response` chunked, each chunk as soon as the body yields it; False (and the body
-    closed) if the peer went away first."""
+    closed) if the peer went away first.
+
+    The answer to a HEAD request is its headers alone (RFC 9110 §9.3.2): its client reads no body,
+    so a body written after it would be read as the status line of the connection's next response
+    (LWA keeps its connection to this server from one invocation to the next)."""
     try:
         handler.send_response(response.status)
         for key, value in response.headers.items():
@@ -152,11 +156,12 @@ def send_live(handler: BaseHTTPRequestHandler, response: LiveResponse) -> bool:
                 handler.send_header(key, value)
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
-        for chunk in response.body:
-            if chunk:
-                handler.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
-                handler.wfile.flush()
-        handler.wfile.write(b"0\r\n\r\n")
+        if handler.command != "HEAD":
+            for chunk in response.body:
+                if chunk:
+                    handler.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+                    handler.wfile.flush()
+            handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
         return True
     except OSError:
