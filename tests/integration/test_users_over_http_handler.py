@@ -216,3 +216,22 @@ def test_status_takes_issued_admin_keys_and_refuses_issued_client_keys_with_403(
     assert status == 200 and body["providers"]
     status, body, _ = call(chat, "GET", "/v1/status", user)
     assert status == 403 and body["error"]["code"] == "admin_key_required"
+
+
+def test_usage_for_a_user_id_no_key_can_have_is_a_400_naming_the_parameter(chat) -> None:
+    """An admin's `?user=` is read as part of a state key: one no user id can be (3,000
+    characters: DynamoDB refuses key values over 2,048 bytes, so the read failed on AWS, a 500) is
+    refused as key creation refuses it, before any read."""
+    for wanted in ("u" * 3000, "bad user", "-dash-first", "%0A"):
+        status, body, _ = call(chat, "GET", f"/v1/usage?user={wanted}", ADMIN)
+        assert status == 400, (wanted, status, body)
+        assert body["error"]["param"] == "user" and body["error"]["code"] == "invalid_value"
+    assert call(chat, "GET", "/v1/usage?user=frank.o%2Bx%40example.com", ADMIN)[0] == 200  # any user id keys may have
+    assert call(chat, "GET", "/v1/usage?user=*", ADMIN)[0] == 200
+
+
+def test_a_user_id_with_a_trailing_newline_is_refused(chat) -> None:
+    """`$` in the user id pattern matched before a trailing newline, so "alice\\n" was a valid
+    user id: a name that is not the one shown, written into log lines and state keys."""
+    status, body, _ = call(chat, "POST", "/v1/admin/keys", ADMIN, {"user": "alice\n"})
+    assert status == 400 and body["error"]["param"] == "user", body

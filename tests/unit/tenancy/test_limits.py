@@ -168,6 +168,14 @@ def test_policy_parsing_refuses_nonsense_as_400s() -> None:
     assert EPOCH  # the harness's clock starts on a whole second
 
 
+def test_an_allow_list_rule_with_a_trailing_newline_is_a_400() -> None:
+    """The rule pattern's `$` matched before a trailing newline: "groq/*\n" was kept as a rule."""
+    with pytest.raises(Exception) as bad:
+        parse_policy({"models": ["groq/*\n"]})
+    assert getattr(bad.value, "status", None) == 400
+    assert parse_policy({"models": ["groq/*"]}).models == ("groq/*",)
+
+
 def test_a_callers_own_429_is_not_a_user_visible_error() -> None:
     from llm_gateway.api.served import count_failure
     from llm_gateway.observability import metrics as m

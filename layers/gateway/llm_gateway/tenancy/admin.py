@@ -17,8 +17,8 @@ from typing import Any
 from llm_gateway.api.errors import InvalidRequest, NotFound
 from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyStore, issue, revise
 
-USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}$")
-KEY_ID = re.compile(r"^key_[0-9a-f]{16}$")
+USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")  # whole value (fullmatch): `$` let "x\n" pass
+KEY_ID = re.compile(r"key_[0-9a-f]{16}")
 RESERVED_USERS = frozenset({"static", "*"})
 
 
@@ -29,7 +29,7 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False, pattern
         if required:
             raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
         return None
-    if not isinstance(value, str) or len(value) > max_len or (pattern is not None and not pattern.match(value)):
+    if not isinstance(value, str) or len(value) > max_len or (pattern is not None and not pattern.fullmatch(value)):
         hint = " (letters, digits and . _ @ + -, up to 128)" if pattern is USER_ID else ""
         raise InvalidRequest(f"Invalid value for '{name}'{hint}.", param=name, code="invalid_value")
     return value
@@ -61,7 +61,7 @@ class KeyAdmin:
         return {"object": "list", "data": [r.public() for r in records]}
 
     def get(self, key_id: str) -> KeyRecord:
-        record = self.store.find(key_id) if KEY_ID.match(key_id) else None
+        record = self.store.find(key_id) if KEY_ID.fullmatch(key_id) else None
         if record is None:
             raise NotFound(f"No key with id '{key_id[:40]}'.", param="id", code="key_not_found")
         return record

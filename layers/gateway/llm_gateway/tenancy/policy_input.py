@@ -54,7 +54,7 @@ class PolicyInput(BaseModel):
     @classmethod
     def _model_rules(cls, value: list[str] | None) -> list[str] | None:
         for rule in value or []:
-            if len(rule) > 200 or not _MODEL_PATTERN.match(rule):
+            if len(rule) > 200 or not _MODEL_PATTERN.fullmatch(rule):
                 raise ValueError(f"{rule[:50]!r} is not a model rule (use provider/model, a model id or provider/*)")
         return value
 

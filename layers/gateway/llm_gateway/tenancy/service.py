@@ -20,7 +20,7 @@ from llm_gateway.state.metering import (
     Meter,
 )
 from llm_gateway.state.store import StateStore
-from llm_gateway.tenancy.admin import KeyAdmin
+from llm_gateway.tenancy.admin import USER_ID, KeyAdmin
 from llm_gateway.tenancy.keys import KeyDirectory, KeyStore
 from llm_gateway.tenancy.limits import GLOBAL_SPEND_COUNTER, UserLimits, caller_meters, user_counter
 from llm_gateway.tenancy.policy import Policy
@@ -64,6 +64,9 @@ class Tenancy:
         if wanted != user and not admin:
             raise PermissionDenied("Only admin keys may read another user's usage.", param="user",
                                    code="admin_key_required")
+        if wanted != user and wanted != "*" and not USER_ID.fullmatch(wanted):  # read as part of state keys
+            raise InvalidRequest("Invalid value for 'user' (a user id: letters, digits and . _ @ + -, up to 128; "
+                                 "or * for every user).", param="user", code="invalid_value")
         days = _days(query.get("days"))
         users = self._all_users() if wanted == "*" else [wanted]
         today = day_of(now)
