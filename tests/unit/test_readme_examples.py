@@ -80,3 +80,97 @@ def test_nothing_points_at_files_outside_the_repository():
     for text in (README, json.loads(BUILTIN_PATH.read_text(encoding="utf-8"))["about"]):
         for gone in ("DESIGN.md", "seed plan", "/work/"):
             assert gone not in text
+
+
+# ---- the configuration table against the code and the template ---------------------------------
+
+CONFIG_PY = REPO / "layers" / "gateway" / "llm_gateway" / "config.py"
+SOURCES = [*(REPO / "layers").rglob("*.py"), *(REPO / "functions").rglob("*.py"), *(REPO / "sandbox").rglob("*.py"),
+           *(REPO / "functions").rglob("*.sh")]
+
+
+def _configuration_rows() -> dict[str, str]:
+    """Every variable named in the first cell of a row of README's configuration table → its default cell."""
+    rows = {}
+    for line in _section("## Configuration").splitlines():
+        if not line.startswith("| `"):
+            continue
+        names, default = line.split(" | ")[:2]
+        names = re.sub(r"\(e\.g\. [^)]*\)", "", names)  # `<PROVIDER>_MODELS` (e.g. `GROQ_MODELS`)
+        for name in re.findall(r"`([A-Z<][A-Z0-9_<>]*)`", names):
+            rows[name] = default
+    return rows
+
+
+def _template_variables() -> set[str]:
+    """The names template.yaml sets in any function's (or the globals') `Environment: Variables:`."""
+    names, indent = set(), None
+    for line in (REPO / "template.yaml").read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped == "Variables:":
+            indent = len(line) - len(line.lstrip())
+            continue
+        if indent is not None:
+            if stripped.startswith("#") or not stripped:
+                continue
+            if len(line) - len(line.lstrip()) <= indent:
+                indent = None
+                continue
+            names.add(stripped.split(":", 1)[0])
+    return names
+
+
+def _numeric_defaults() -> dict[str, float]:
+    """`_float(env, "NAME", default)` / `_int(...)` / `_number(...)` calls in config.py: name → default."""
+    import ast
+
+    def value(node: ast.expr) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            return value(node.left) * value(node.right)
+        raise ValueError(ast.dump(node))
+
+    found = {}
+    for node in ast.walk(ast.parse(CONFIG_PY.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_float", "_int", "_number")
+                and len(node.args) >= 3 and isinstance(node.args[1], ast.Constant)):
+            found[node.args[1].value] = value(node.args[2])
+    return found
+
+
+def test_every_variable_the_template_sets_is_in_the_configuration_table():
+    missing = _template_variables() - set(_configuration_rows())
+    assert not missing, f"set by template.yaml but not in README's configuration table: {sorted(missing)}"
+
+
+def test_every_variable_config_reads_is_in_the_configuration_table_with_its_default():
+    rows = _configuration_rows()
+    source = CONFIG_PY.read_text(encoding="utf-8")
+    read = set(re.findall(r'"((?:LLM_GATEWAY|POWERTOOLS|AWS)_[A-Z0-9_]+)"', source))
+    assert not read - set(rows), f"read by config.py but not in the table: {sorted(read - set(rows))}"
+    defaults = _numeric_defaults()
+    assert len(defaults) >= 20, defaults
+    for name, default in defaults.items():
+        if default == 0:  # 0 stands for "unset" (the function timeout, the spend cap): the cell says what sets it
+            continue
+        assert f"`{int(default) if default.is_integer() else default}`" in rows[name], (name, default, rows[name])
+
+
+def test_every_variable_in_the_configuration_table_is_read_or_set():
+    """The reverse: no row for a variable nothing reads (a renamed or removed setting)."""
+    from llm_gateway.providers.registry import key_variables, provider_specs
+
+    code = "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)
+    template = _template_variables()
+    for name in _configuration_rows():
+        if name.startswith("<PROVIDER>_"):
+            suffix = name.removeprefix("<PROVIDER>")
+            assert all(getattr(spec, f"{suffix.strip('_').lower()}_env") == f"{spec.kind.upper()}{suffix}"
+                       for spec in provider_specs().values()), name
+        elif name in key_variables() or name in template:
+            continue
+        elif name.startswith("AWS_ENDPOINT_URL_"):  # read as botocore reads them: `AWS_ENDPOINT_URL_<SERVICE>`
+            assert f'"{name.removeprefix("AWS_ENDPOINT_URL_")}"' in code, name
+        else:
+            assert f'"{name}"' in code, f"README's configuration table names {name}, which no code reads"

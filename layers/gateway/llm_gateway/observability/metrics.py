@@ -51,7 +51,8 @@ REQUEST_COST_USD = "RequestCostUSD"  # per served chat request, 0 included: its 
 REQUEST_LATENCY_MS = "RequestLatencyMs"  # a chat answer sent whole (not streamed live), served or failed
 ROLLOUT_PERCENT = "RolloutPercent"  # the percentage a container read from the flag, at each read
 # At 100 % (no baseline cohort left): the gateway cohort's last hour against the same hour a week
-# before, published by the trailing-week function (rollout/trailing_week.py) for TrailingWeekAlarm.
+# before, published by the trailing-week function (rollout/trailing_week.py) for TrailingWeekCostAlarm and
+# TrailingWeekLatencyAlarm.
 COST_INCREASE_VS_LAST_WEEK_PERCENT = "CostIncreaseVsLastWeekPercent"
 LATENCY_VS_LAST_WEEK_RATIO = "LatencyVsLastWeekRatio"
 # Every provider call (dimensions provider, outcome: ok | failed | limited | refused), so a
