@@ -73,6 +73,10 @@ class Candidate:
     # The most the call can cost (chat: output at max_tokens or the model's output cap), reserved
     # against a caller's budget before the call; None = `est_cost_usd` is already an upper bound.
     max_cost_usd: float | None = None
+    # The reason goes on with the estimated cost (`est. $0.000123; `), formatted only when a plan
+    # step's reason is read (`PlanStep.reason`): a request reads none, and formatting a float for
+    # each candidate of each request cost more than the rest of its reason.
+    reason_cost: bool = False
 
     @property
     def key(self) -> ModelKey:
@@ -129,15 +133,17 @@ class PlanStep:
     # one step of many and never reads one): (requests left, tokens left, failed recently, the
     # conversation's previous model).
     tail: tuple[int | None, int | None, bool, bool] | None = None
+    reason_cost: bool = False  # `reason_head` goes on with `est_cost_usd` (`Candidate.reason_cost`)
 
     @property
     def reason(self) -> str:
         """Why the step is where it is: its static reason, what is left, recent failure, affinity."""
+        head = (self.reason_head + f"est. ${self.est_cost_usd:.6f}; ") if self.reason_cost else self.reason_head
         tail = self.tail
         if tail is None:
-            return self.reason_head
+            return head
         requests, tokens, failed, kept = tail
-        return (self.reason_head + _describe_left(requests, tokens)
+        return (head + _describe_left(requests, tokens)
                 + ("; provider failed recently" if failed else "")
                 + ("; served this conversation's previous turn" if kept else ""))
 
@@ -355,7 +361,7 @@ class Planner:
             kept = key == preferred
             step = PlanStep(key, free, entry, amounts, usages, candidate.reason, candidate.est_cost_usd,
                             candidate.slow_by_request, now if checked is usages else None,
-                            (room.remaining_requests, room.remaining_tokens, failed, kept))
+                            (room.remaining_requests, room.remaining_tokens, failed, kept), candidate.reason_cost)
             ranked.append(((failed, not free, not kept, *candidate.rank), step))
         ranked.sort(key=lambda pair: pair[0])
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
