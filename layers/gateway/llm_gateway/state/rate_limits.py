@@ -151,8 +151,12 @@ def cooldown_from_headers(info: RateLimitInfo, now: float) -> Cooldown | None:
 
 def near_miss(info: RateLimitInfo, fraction: float = NEAR_MISS_SHARE) -> bool:
     """Remaining below `fraction` of the limit (feeds the RateLimitNearMiss metric)."""
-    pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
-    return any(rem is not None and lim and rem < lim * fraction for rem, lim in pairs)
+    # the two (remaining, limit) pairs, written out: this runs after every attempt with headers
+    rem, lim = info.remaining_requests, info.limit_requests
+    if rem is not None and lim and rem < lim * fraction:
+        return True
+    rem, lim = info.remaining_tokens, info.limit_tokens
+    return bool(rem is not None and lim and rem < lim * fraction)
 
 
 def window_near_miss(usages: Sequence[WindowUsage], amounts: Amounts, fraction: float = NEAR_MISS_SHARE) -> bool:
@@ -179,6 +183,11 @@ def worth_recording(info: RateLimitInfo, fraction: float = 0.5) -> bool:
     half is left our own windows decide, so writing the snapshot would be a DynamoDB write per
     request for nothing.
     """
-    pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
-    known = [(rem, lim) for rem, lim in pairs if rem is not None]
-    return bool(info.retry_after_s) or any(not lim or rem < lim * fraction for rem, lim in known)
+    if info.retry_after_s:
+        return True
+    # the two (remaining, limit) pairs, written out: this runs after every attempt with headers
+    rem, lim = info.remaining_requests, info.limit_requests
+    if rem is not None and (not lim or rem < lim * fraction):
+        return True
+    rem, lim = info.remaining_tokens, info.limit_tokens
+    return rem is not None and (not lim or rem < lim * fraction)
