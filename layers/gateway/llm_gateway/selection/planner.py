@@ -341,7 +341,7 @@ class Planner:
             checked = usages if scale >= 1.0 else tuple(
                 snapshot.usage(m, now, scaled_meter(m, scale)) for m in meters)
             amounts = candidate.amounts
-            own = caller_refusal(checked, amounts, now)
+            own = caller_refusal(checked, amounts, now) if checked else None
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))
                 refused.append(own)
@@ -363,7 +363,7 @@ class Planner:
                             candidate.slow_by_request, now if checked is usages else None,
                             (room.remaining_requests, room.remaining_tokens, failed, kept), candidate.reason_cost)
             ranked.append(((failed, not free, not kept, *candidate.rank), step))
-        ranked.sort(key=lambda pair: pair[0])
+        ranked.sort(key=operator.itemgetter(0))
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         nothing = not steps and bool(prep.candidates)
         frees: list[tuple[ModelKey, float]] = []
@@ -397,16 +397,30 @@ class Planner:
         """Reorder each group of equal rank (tie_breaker or rotation); groups keep their order."""
         turn = next(self._turn)
         steps: list[PlanStep] = []
-        for _, group_iter in itertools.groupby(ranked, key=lambda pair: pair[0][:-2]):  # all but provider/model
-            group = [step for _, step in group_iter]
-            if len(group) > 1:
-                if tie_breaker is not None:
-                    group = list(tie_breaker(group, snapshot, now))
-                else:
-                    offset = turn % len(group)
-                    group = group[offset:] + group[:offset]
-            steps.extend(group)
+        group: list[PlanStep] = []
+        tied: tuple[Any, ...] | None = None
+        # groups of consecutive steps equal in all of their rank but provider/model (`itertools.groupby`,
+        # written out: no key function called per step, and most groups are of one step)
+        for rank, step in ranked:
+            head = rank[:-2]
+            if head != tied:
+                steps += self._reordered(group, turn, snapshot, now, tie_breaker)
+                group, tied = [step], head
+            else:
+                group.append(step)
+        steps += self._reordered(group, turn, snapshot, now, tie_breaker)
         return steps
+
+    @staticmethod
+    def _reordered(group: list[PlanStep], turn: int, snapshot: StateSnapshot, now: float,
+                   tie_breaker: TieBreaker | None) -> list[PlanStep]:
+        """One group of equal rank in its turn's order (the tie-breaker's, or rotated)."""
+        if len(group) < 2:
+            return group
+        if tie_breaker is not None:
+            return list(tie_breaker(group, snapshot, now))
+        offset = turn % len(group)
+        return group[offset:] + group[:offset]
 
 
 def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:

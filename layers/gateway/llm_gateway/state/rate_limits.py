@@ -49,7 +49,10 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
 
     Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
     alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
-    nothing, decoded from unchanged items) it is worked out once, not on every plan."""
+    nothing, decoded from unchanged items) it is worked out once, not on every plan; a model
+    with neither windows nor state (no limits known: most paid models) always has room."""
+    if state is None and not usages:
+        return _UNLIMITED
     if state is not None or not all(map(handed_out_again, usages)):
         return _capacity(usages, state, amounts, now)
     key = (*map(id, usages), *amounts.items())
@@ -64,6 +67,7 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
 
 
 _ROOMS: dict[tuple[Any, ...], tuple[tuple[WindowUsage, ...], Capacity]] = {}
+_UNLIMITED = Capacity(True, "has capacity")  # `_capacity((), None, amounts, now)`, whatever the ask
 _ROOMS_MAX = 4096
 
 
