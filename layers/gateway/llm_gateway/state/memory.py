@@ -45,11 +45,8 @@ class MemoryStore:
                             return False
             for add in adds:
                 found = stored.get(add.pk)
-                if found is None:
-                    item, expires = {}, max(add.expires_at, 0)
-                else:
-                    item = found[0] if found[1] > now else {}
-                    expires = max(add.expires_at, found[1])
+                item: dict[str, Any] = found[0] if found is not None and found[1] > now else {}
+                expires: float = max(add.expires_at, found[1] if found is not None else 0)
                 for name in add.removes:
                     item.pop(name, None)
                 for unit, amount in add.amounts.items():
