@@ -164,6 +164,18 @@ class _Static:
     default_output: int  # `min(DEFAULT_EXPECTED_OUTPUT, output_cap)`: the output a request without max_tokens asks
     # its category distance (`CATEGORY_FALLBACK`) from each category a request can be of
     distances: dict[str, int]
+    # (the request's category, the pinned key) → the static part of its plan steps' reason (few:
+    # a model is pinned as itself or not at all), formatted once each
+    reasons: dict[tuple[str, ModelKey | None], str]
+
+    def reason_head(self, category: str, pinned: ModelKey | None, distance: int) -> str:
+        """`_format_reason` for this model, kept (at most `_REASONS_MAX` per model)."""
+        found = self.reasons.get((category, pinned))
+        if found is None:
+            if len(self.reasons) >= _REASONS_MAX:
+                self.reasons.clear()
+            found = self.reasons[(category, pinned)] = _format_reason(category, pinned, self.entry, distance)
+        return found
 
     @staticmethod
     def of(entry: ModelEntry, factor: float, room: int | None) -> _Static:
@@ -174,7 +186,7 @@ class _Static:
         return _Static(entry, entry.key, entry.provider, entry.model, factor, room, entry.output_cap, entry.window,
                        entry.category, entry.is_free, priced, (price.input or 0.0) if price is not None else 0.0,
                        (price.output or 0.0) if price is not None else 0.0, _fee(entry),
-                       min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap), distances)
+                       min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap), distances, {})
 
 
 class ChatPreparer:
@@ -187,8 +199,10 @@ class ChatPreparer:
         self._factor = {entry.key: catalog.token_factor(entry) for entry in self.entries}
         self._meters = {entry.key: catalog.meters(entry) for entry in self.entries}
         self._token_room = {key: _token_room(meters) for key, meters in self._meters.items()}
-        # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names)
-        self._needs_drops: dict[Needs, dict[ModelKey, str | None]] = {}
+        # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names),
+        # keyed by its fields as a tuple
+        self._needs_drops: dict[tuple[bool, bool, bool, bool, frozenset[str], bool, bool, bool],
+                                dict[ModelKey, str | None]] = {}
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
         # changed, when keys change): every `auto` request filtered the whole catalog again.
         self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
@@ -210,18 +224,21 @@ class ChatPreparer:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
-        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
-                      requested_params(request), sets_sampling(request), analysis.needs_audio, analysis.needs_file)
+        # the needs as a plain tuple too: the key of `_needs_drops`, hashed and compared in C (a
+        # `Needs` key took its dataclass `__hash__` and `__eq__`, two Python calls, per request)
+        wanted = (analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
+                  requested_params(request), sets_sampling(request), analysis.needs_audio, analysis.needs_file)
+        needs = Needs(*wanted)
         pinned, pool = self._resolve(request.model, available)
         cap = request.output_limit
         kept: list[Candidate] = []
         dropped = []
         order = CATEGORY_FALLBACK.get(analysis.category, (analysis.category,))
-        drops = self._needs_drops.get(needs)
+        drops = self._needs_drops.get(wanted)
         if drops is None:
             if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
                 self._needs_drops.clear()
-            drops = self._needs_drops[needs] = {e.key: _needs_drop(e, needs) for e in self.entries}
+            drops = self._needs_drops[wanted] = {e.key: _needs_drop(e, needs) for e in self.entries}
         statics = self._static
         slow = cap is not None and cap >= LONG_ANSWER_TOKENS
         category = analysis.category
@@ -266,7 +283,7 @@ class ChatPreparer:
                 most = 0.0 if static.free else static.fee
             kept.append(Candidate(
                 entry, {REQUESTS: 1, TOKENS: prompt + output}, (distance, cost, static.provider, static.model), cost,
-                _reason_head(category, pinned, entry, distance), slow, most, reason_cost=True,
+                static.reason_head(category, pinned, distance), slow, most, reason_cost=True,
             ))
             ranks.append((not static.free, distance, cost, static.provider, static.model))
             found = own.get(key)
@@ -303,23 +320,13 @@ def _fee(entry: ModelEntry) -> float:
     return 0.0 if entry.is_free or entry.price is None else entry.price.request or 0.0
 
 
-def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int) -> str:
-    """The static part of a plan step's reason, before its estimated cost (which the step formats
-    when its reason is read: `Candidate.reason_cost`). Built for every candidate of every request,
-    and the same for every prompt: formatted once per value."""
-    key = (category, pinned, entry.key, entry.is_free, entry.category, distance)
-    found = _REASONS.get(key)
-    if found is None:
-        if len(_REASONS) >= 4096:
-            _REASONS.clear()
-        found = _REASONS[key] = _format_reason(category, pinned, entry, distance)
-    return found
-
-
-_REASONS: dict[tuple[str, ModelKey | None, ModelKey, bool, str, int], str] = {}
+_REASONS_MAX = 64
 
 
 def _format_reason(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int) -> str:
+    """The static part of a plan step's reason, before its estimated cost (which the step formats
+    when its reason is read: `Candidate.reason_cost`). Built for every candidate of every request,
+    and the same for every prompt: kept per model (`_Static.reason_head`)."""
     tier = "free tier with capacity" if entry.is_free else "paid fallback"
     if pinned is not None:
         tier = f"pinned, {'free tier' if entry.is_free else 'paid'}"
