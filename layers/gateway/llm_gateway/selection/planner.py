@@ -102,7 +102,7 @@ class Preparation:
 
     @property
     def keys(self) -> tuple[ModelKey, ...]:
-        return tuple(c.key for c in self.candidates)
+        return tuple(c.entry.key for c in self.candidates)
 
     @property
     def state_pks(self) -> tuple[str, ...]:
@@ -110,7 +110,7 @@ class Preparation:
         return (self.prefer,) if self.prefer is not None else ()
 
     def all_meters(self) -> list[Meter]:
-        return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
+        return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.entry.key]))
 
 
 @dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
@@ -222,7 +222,7 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     # compares catalog entries field by field) and each model's item keys come from a cache.
     # The choice depends only on the candidates' keys, their meters (compared by identity: the
     # catalog's tuples) and how many extra items there are, and few such lists recur: cached.
-    keys = tuple(c.key for c in ranked)
+    keys = tuple(c.entry.key for c in ranked)  # `c.key`, without a property call each
     tuples = tuple(meters[key] for key in keys)
     sized = (len(extra), len(set(extra)))
     cached = _BOUNDED.get((sized, keys))

@@ -636,8 +636,12 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         elif pk.startswith("aff#") and (preferred := decode_affinity(item, now)) is not None:
             affinities[pk] = preferred
     models = {}
-    named = _candidate_items(keys).states if type(keys) is tuple else [
-        (key, header, cooling) for key in keys for header, cooling, _, _ in (_model_pks(key),)]
+    if not items:  # nothing was found (no model has a cooldown or headers on record): nothing to look up
+        named: Iterable[tuple[ModelKey, str, str]] = ()
+    elif type(keys) is tuple:
+        named = _candidate_items(keys).states
+    else:
+        named = [(key, header, cooling) for key in keys for header, cooling, _, _ in (_model_pks(key),)]
     for key, header, cooling in named:
         cooling_raw, header_raw = items.get(cooling), items.get(header)
         if cooling_raw is None and header_raw is None:  # most models, most requests: nothing to decode
