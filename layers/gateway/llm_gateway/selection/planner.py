@@ -102,7 +102,7 @@ class Preparation:
 
     @property
     def keys(self) -> tuple[ModelKey, ...]:
-        return tuple(c.entry.key for c in self.candidates)
+        return tuple([c.entry.key for c in self.candidates])  # a list first: no generator resumed per item
 
     @property
     def state_pks(self) -> tuple[str, ...]:
@@ -110,7 +110,8 @@ class Preparation:
         return (self.prefer,) if self.prefer is not None else ()
 
     def all_meters(self) -> list[Meter]:
-        return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.entry.key]))
+        meters = self.meters
+        return list(dict.fromkeys([m for c in self.candidates for m in meters[c.entry.key]]))
 
 
 @dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
@@ -222,8 +223,8 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     # compares catalog entries field by field) and each model's item keys come from a cache.
     # The choice depends only on the candidates' keys, their meters (compared by identity: the
     # catalog's tuples) and how many extra items there are, and few such lists recur: cached.
-    keys = tuple(c.entry.key for c in ranked)  # `c.key`, without a property call each
-    tuples = tuple(meters[key] for key in keys)
+    keys = tuple([c.entry.key for c in ranked])  # `c.key`, without a property call or a generator resumed each
+    tuples = tuple([meters[key] for key in keys])
     sized = (len(extra), len(set(extra)))
     cached = _BOUNDED.get((sized, keys))
     if cached is not None and all(map(operator.is_, cached[0], tuples)):  # same keys: same length
@@ -396,13 +397,15 @@ class Planner:
     ) -> list[PlanStep]:
         """Reorder each group of equal rank (tie_breaker or rotation); groups keep their order."""
         turn = next(self._turn)
+        heads = [rank[:-2] for rank, _ in ranked]  # all but provider/model
+        if len(set(heads)) == len(heads):  # no two equal (the usual case: paid models differ in cost)
+            return [step for _, step in ranked]
         steps: list[PlanStep] = []
         group: list[PlanStep] = []
         tied: tuple[Any, ...] | None = None
         # groups of consecutive steps equal in all of their rank but provider/model (`itertools.groupby`,
-        # written out: no key function called per step, and most groups are of one step)
-        for rank, step in ranked:
-            head = rank[:-2]
+        # written out: no key function called per step)
+        for head, (_, step) in zip(heads, ranked, strict=True):
             if head != tied:
                 steps += self._reordered(group, turn, snapshot, now, tie_breaker)
                 group, tied = [step], head
