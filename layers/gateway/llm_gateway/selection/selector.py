@@ -245,9 +245,10 @@ class ChatPreparer:
         own = self._meters
         meters: dict[ModelKey, tuple[Meter, ...]] = {}
         ranks: list[tuple[bool, int, float, str, str]] = []  # the sort key of each kept candidate
-        # The same steps as `_size_drop`, `_expected_output`, `scaled` and the category distance,
-        # taken inline on values read once per model (`_Static`): this loop runs for every
-        # candidate of every request, and each of those calls cost more than its arithmetic.
+        # `_size_drop`, `_expected_output` and `scaled` are called only when they change something
+        # (a drop, an output cut to a token window, a tokenizer factor), and the category distance
+        # is read from the model's static values: this loop runs for every candidate of every
+        # request, and each of those calls cost more than its arithmetic.
         for entry in pool:
             static = statics.get(entry.key)
             if static is None or static.entry is not entry:  # an entry not among the catalog's chat models
@@ -262,8 +263,8 @@ class ChatPreparer:
                 if why is None and prompt + output > static.window:
                     why = _size_drop(entry, prompt, cap)
                 room = static.room
-                if room is not None and prompt + output > room:  # `_expected_output`
-                    output = max(1, room - prompt)
+                if room is not None and prompt + output > room:  # its smallest token window is short of it
+                    output = _expected_output(prompt, output_cap, room)
             else:
                 output = cap
                 if why is None and (cap > output_cap or prompt + cap > static.window):
