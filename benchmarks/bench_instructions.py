@@ -69,6 +69,34 @@ answer priced once (23 k), the frozen dataclasses made per request or attempt (`
 without a call, a model's circuit names formatted once, headers built in place. The rows move by
 a few thousand instructions between runs of the same code (`auto` 2.106 and 2.110 M at 0a9a657).
 
+Branch perf9 (2026-11-30, evening; before: `main` at 5e21c47, after: 28d370e), the same command
+run back to back in one tree (the old code checked out into it for the first): bare 0.830 /
+0.824 M, pinned 1.756 / 1.664 M (added by the gateway 0.926 -> 0.840 M), auto 2.016 / 1.802 M
+(added by the gateway 1.186 -> 0.978 M, 0.82x), wide 5.665 / 5.117 M. The bare call's 6 k is
+`RateLimitInfo.is_empty` written without a generator, which both sides ask. What it cut, in
+`auto`'s instructions (each the `auto` row alone before and after, 400 requests as here, one run
+each, minutes apart):
+a plan step's estimated cost formatted into its reason only when the reason is read (-24 k); the
+preparation's candidate loop on per-model values read once, sorted by keys made in the loop (-27 k,
+with `analyze` passing no `**needs` dict and a key with no allow-list asking no `allows` per
+candidate); a reservation with no windows not reconciled, the header checks without generators,
+the memory store's add looking each item up once (-23 k); a candidate set's state items listed
+once per set (a cache keyed by the keys tuple, bounded), decode skipping models with no item,
+`capacity` of a model with neither windows nor state answered at once, ties looked for without
+`groupby` (-94 k: the largest); fast paths for what is usually absent (a load that found nothing,
+no window, a first turn, no answer cut, and in the in-memory stores these rows run on, not
+production's DynamoDB, no item and no breaker record stored: about -30 k); a log line's formatter
+keys filled in once per call site (-78 opcodes, about -5 k); the needs-drop cache keyed by a plain
+tuple and reason heads kept per model (-101 opcodes). Opcode counts (a tracer counting bytecodes
+per function, deterministic) guided the small ones: these rows move by up to 10 k from run to run
+of the same code under load (suspected, not proven: paths that read the real clock, such as the
+log stamp and Powertools' breaker cache), which is the size of several of the steps above.
+
+`capacity` had a cache (`_ROOMS`, from da476ac) keyed by the usages' ids and the exact ask
+(prompt + expected output tokens): the rows hit it because they repeat one request. The common
+case it served here (no window, no state) is now answered without it; for models with windows it
+still keys on the exact token count, which real traffic seldom repeats.
+
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
 of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
 in for every import on both sides), so compare ratios.

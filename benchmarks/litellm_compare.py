@@ -14,6 +14,57 @@ each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import
 comparison in instructions per request, which the machine's load does not move: LiteLLM's whole
 process is counted, the worker thread it logs each call on included (CPU a Lambda pays for too).
 
+Runs of 2026-11-30, evening (branch perf9 at 28d370e, on `main` at 5e21c47: the gateway's share
+of the bench's `auto` request cut from 1.186 to 0.978 M instructions, see bench_instructions), as
+printed; LiteLLM from `main`'s `.venv-litellm` (LITELLM_PYTHON). Instructions:
+
+LiteLLM Router                                      11.99 M
+this gateway, model pinned (one model, as LiteLLM's one deployment)
+  whole                                              1.67 M      7.2x
+  without its HTTP call                              0.85 M     14.1x
+this gateway, model auto (5 candidates)
+  whole                                              1.80 M      6.7x
+  without its HTTP call                              0.97 M     12.3x
+(bare adapter + engine)                              0.82 M
+
+Timed, three in a row at 28d370e (load average 0.8-1.5), then two of 5e21c47 (the code before the
+branch, checked out into the same tree) right after (load average 1.5-1.7):
+
+LiteLLM Router                                       2.76 ms   3.36 ms         3365 ms
+this gateway                                         0.44 ms   1.32 ms          294 ms
+ratio LiteLLM / ours                                    6.3x      2.6x           11.5x
+this gateway without its HTTP call                   0.27 ms   1.07 ms   (bare adapter + engine: 0.17 / 0.25 ms)
+ratio LiteLLM / ours without HTTP                      10.0x      3.1x
+
+LiteLLM Router                                       2.85 ms   3.50 ms         3438 ms
+this gateway                                         0.42 ms   1.54 ms          290 ms
+ratio LiteLLM / ours                                    6.8x      2.3x           11.8x
+this gateway without its HTTP call                   0.26 ms   1.23 ms   (bare adapter + engine: 0.16 / 0.30 ms)
+ratio LiteLLM / ours without HTTP                      11.1x      2.8x
+
+LiteLLM Router                                       2.74 ms   3.25 ms         3124 ms
+this gateway                                         0.41 ms   1.48 ms          282 ms
+ratio LiteLLM / ours                                    6.7x      2.2x           11.1x
+this gateway without its HTTP call                   0.25 ms   1.18 ms   (bare adapter + engine: 0.16 / 0.29 ms)
+ratio LiteLLM / ours without HTTP                      11.1x      2.7x
+
+5e21c47, same session:
+
+LiteLLM Router                                       2.68 ms   3.16 ms         3375 ms
+this gateway                                         0.49 ms   1.57 ms          283 ms
+ratio LiteLLM / ours                                    5.5x      2.0x           11.9x
+this gateway without its HTTP call                   0.31 ms   1.28 ms   (bare adapter + engine: 0.17 / 0.29 ms)
+ratio LiteLLM / ours without HTTP                       8.6x      2.5x
+
+LiteLLM Router                                       2.70 ms   3.22 ms         3210 ms
+this gateway                                         0.50 ms   1.48 ms          287 ms
+ratio LiteLLM / ours                                    5.4x      2.2x           11.2x
+this gateway without its HTTP call                   0.33 ms   1.22 ms   (bare adapter + engine: 0.17 / 0.27 ms)
+ratio LiteLLM / ours without HTTP                       8.3x      2.6x
+
+The like-for-like p50 passes 10x in these runs (10.0x, 11.1x, 11.1x); p95 is far from it (2.7-3.1x:
+our tail is the in-process HTTP call and the machine, LiteLLM's is flatter).
+
 Last instruction run (2026-11-30, `main` at fa9975a, after the per-request values stopped being
 frozen dataclasses), as printed:
 

@@ -380,6 +380,34 @@ def test_log_info_writes_the_very_line_for_any_keys_and_values(appended, context
     assert fast_line == slow_line and not end
 
 
+def test_log_info_follows_the_formatter_keys_as_they_change_between_lines(monkeypatch):
+    """A call site's filled-in keys are kept between lines (`RedactingFormatter._site`): a key
+    appended, changed to an equal value of another type (1, then True), or removed between two
+    lines from the very same call site still gives `logger.info`'s line each time."""
+    from aws_lambda_powertools import Logger
+
+    from llm_gateway.observability.logging import RedactingFormatter
+
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr("time.time", lambda: 1_790_000_000.123456)
+    monkeypatch.setattr("time.time_ns", lambda: 1_790_000_000_123_456_789)
+    logger = Logger(service="test-fast-line-sites", logger_formatter=RedactingFormatter(["sk-fast-path-secret-1"]))
+    stream = io.StringIO()
+    for handler in logger.handlers:
+        handler.stream = stream  # type: ignore[attr-defined]
+    changes = [lambda: None, lambda: logger.append_keys(flag=1), lambda: logger.append_keys(flag=True),
+               lambda: logger.append_keys(flag="1"), lambda: logger.remove_keys(["flag"])]
+    for change in changes:
+        change()
+        for fast in (False, True):
+            _emit(logger, fast, "request served", SERVED)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 * len(changes)
+    for slow_line, fast_line in zip(lines[::2], lines[1::2], strict=True):
+        assert fast_line == slow_line
+    assert '"flag":true' in lines[5] and '"flag":1' in lines[3] and "flag" not in lines[9]
+
+
 def test_the_line_encoder_writes_what_json_dumps_writes():
     """Made once from Powertools' serializer options, it gives `json.dumps`'s text for whatever a
     line may hold; a structure holding itself still fails (and the line is then written the

@@ -169,7 +169,7 @@ class Gateway:
             exc.headers = {**exc.headers, "x-gateway-cohort": cohort}
             self.logger.warning("request failed", extra={"status": exc.status, "code": exc.code, "cohort": cohort})
             raise
-        cut_cost = self._spent(caller, cohort, cuts, failed=False)
+        cut_cost = self._spent(caller, cohort, cuts, failed=False) if cuts else 0.0
         cost = routed.cost_usd + cut_cost  # what the request cost, cuts too
         estimated = routed.cost_estimated or bool(cuts)
         body = completion_body(routed.completion)  # model_dump(exclude_none=True), built directly

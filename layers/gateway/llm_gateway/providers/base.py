@@ -40,18 +40,11 @@ class RateLimitInfo:
 
     @property
     def is_empty(self) -> bool:
-        return all(
-            value is None
-            for value in (
-                self.limit_requests,
-                self.remaining_requests,
-                self.reset_requests_s,
-                self.limit_tokens,
-                self.remaining_tokens,
-                self.reset_tokens_s,
-                self.retry_after_s,
-            )
-        )
+        """No figure given (the windows' lengths are defaults, not figures). Asked of every
+        response and again of every attempt's outcome: one expression, no generator."""
+        return (self.limit_requests is None and self.remaining_requests is None and self.reset_requests_s is None
+                and self.limit_tokens is None and self.remaining_tokens is None and self.reset_tokens_s is None
+                and self.retry_after_s is None)
 
     def cooldown_s(self) -> float | None:
         """How long to leave this model alone after a 429: the longest hint given."""

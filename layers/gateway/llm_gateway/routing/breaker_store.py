@@ -98,7 +98,10 @@ class MemoryBreakerPersistence(BreakerStore):
         self._store_lock = threading.Lock()
 
     def read_items(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        names = names if isinstance(names, list | tuple) else list(names)  # read twice below
         with self._store_lock:
+            if self._items.keys().isdisjoint(names):  # no circuit of these has a record (asked in C): the usual case
+                return {}
             return {name: breaker_item(self._items[name]) for name in names if name in self._items}
 
     def _get_record(self, name: str) -> CircuitStateRecord | None:

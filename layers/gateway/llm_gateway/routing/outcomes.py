@@ -90,10 +90,12 @@ class Outcomes:
         self, run: RequestRun, step: PlanStep, reservation: Reservation, actual: Amounts | None,
         info: RateLimitInfo | None, latency_s: float, now: float, *, deadline: Deadline | None = None,
     ) -> None:
+        usages = step.usages  # none: a model and caller without limits (no budget, no window to miss)
         if actual is not None:
             self.guarded("reconcile", self.state.reconcile, reservation, actual, now)
-            self._budget_warnings(step, actual)
-        near = window_near_miss(step.usages, reservation.amounts if actual is None else actual)
+            if usages:
+                self._budget_warnings(step, actual)
+        near = bool(usages) and window_near_miss(usages, reservation.amounts if actual is None else actual)
         self.headers(step, info, now, deadline=deadline, near_own_limit=near)
         self.passive.record(step.key, None, now)
         self.metrics.timing(m.PROVIDER_LATENCY_MS, latency_s * 1000, provider=step.key.provider)
@@ -169,6 +171,9 @@ class Outcomes:
         over, and a failover costs no write of its own. A next reservation refused, or released
         without its call, leaves it counted here: a request that ends with no later attempt made
         (one that failed everywhere) has counted once, with no write after its last attempt."""
+        if not reservation.windows:  # it counted on no window (a model and caller without limits)
+            run.counted = None
+            return
         asked = reservation.amounts.get(REQUESTS)
         keys = {window_ref(u.meter, u.start).key for u in step.usages if u.meter.scope == CALLER_SCOPE}
         windows = tuple(held for held in reservation.windows if held.window.key in keys)

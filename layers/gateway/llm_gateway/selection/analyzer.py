@@ -172,15 +172,11 @@ def analyze(request: ChatCompletionRequest, prompt_tokens: int) -> Analysis:
     """Classify a request; `prompt_tokens` is the estimate from `tokens.py` (cl100k)."""
     fmt = request.response_format.type if request.response_format is not None else None
     image, audio, file = _part_kinds(request)
-    needs = {
-        "needs_tools": _needs_tools(request),
-        "needs_vision": image,
-        "needs_json": fmt in ("json_object", "json_schema"),
-        "needs_audio": audio,
-        "needs_file": file,
-    }
+    tools, json_ = _needs_tools(request), fmt in ("json_object", "json_schema")  # no `**needs` dict to unpack
     model = request.model
     if model in ALIASES:
-        return Analysis(ALIASES[model], rule=f"alias {model}", alias=model, **needs)
+        return Analysis(ALIASES[model], needs_tools=tools, needs_vision=image, needs_json=json_, rule=f"alias {model}",
+                        alias=model, needs_audio=audio, needs_file=file)
     category, rule = _category(request, prompt_tokens)
-    return Analysis(category, rule=rule, alias=AUTO if model == AUTO else None, **needs)
+    return Analysis(category, needs_tools=tools, needs_vision=image, needs_json=json_, rule=rule,
+                    alias=AUTO if model == AUTO else None, needs_audio=audio, needs_file=file)

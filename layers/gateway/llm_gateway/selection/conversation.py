@@ -35,6 +35,8 @@ def turn_key(messages: Sequence[Message]) -> str | None:
     end = len(messages)
     while end and isinstance(messages[end - 1], _LATEST_TURN):
         end -= 1
+    if not end:  # only user and tool turns: a first turn (the usual one-shot request)
+        return None
     prefix = messages[:end]
     if not any(isinstance(message, AssistantMessage) for message in prefix):
         return None

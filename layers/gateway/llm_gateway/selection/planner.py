@@ -73,6 +73,10 @@ class Candidate:
     # The most the call can cost (chat: output at max_tokens or the model's output cap), reserved
     # against a caller's budget before the call; None = `est_cost_usd` is already an upper bound.
     max_cost_usd: float | None = None
+    # The reason goes on with the estimated cost (`est. $0.000123; `), formatted only when a plan
+    # step's reason is read (`PlanStep.reason`): a request reads none, and formatting a float for
+    # each candidate of each request cost more than the rest of its reason.
+    reason_cost: bool = False
 
     @property
     def key(self) -> ModelKey:
@@ -98,7 +102,7 @@ class Preparation:
 
     @property
     def keys(self) -> tuple[ModelKey, ...]:
-        return tuple(c.key for c in self.candidates)
+        return tuple([c.entry.key for c in self.candidates])  # a list first: no generator resumed per item
 
     @property
     def state_pks(self) -> tuple[str, ...]:
@@ -106,7 +110,8 @@ class Preparation:
         return (self.prefer,) if self.prefer is not None else ()
 
     def all_meters(self) -> list[Meter]:
-        return list(dict.fromkeys(m for c in self.candidates for m in self.meters[c.key]))
+        meters = self.meters
+        return list(dict.fromkeys([m for c in self.candidates for m in meters[c.entry.key]]))
 
 
 @dataclass(slots=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
@@ -129,15 +134,17 @@ class PlanStep:
     # one step of many and never reads one): (requests left, tokens left, failed recently, the
     # conversation's previous model).
     tail: tuple[int | None, int | None, bool, bool] | None = None
+    reason_cost: bool = False  # `reason_head` goes on with `est_cost_usd` (`Candidate.reason_cost`)
 
     @property
     def reason(self) -> str:
         """Why the step is where it is: its static reason, what is left, recent failure, affinity."""
+        head = (self.reason_head + f"est. ${self.est_cost_usd:.6f}; ") if self.reason_cost else self.reason_head
         tail = self.tail
         if tail is None:
-            return self.reason_head
+            return head
         requests, tokens, failed, kept = tail
-        return (self.reason_head + _describe_left(requests, tokens)
+        return (head + _describe_left(requests, tokens)
                 + ("; provider failed recently" if failed else "")
                 + ("; served this conversation's previous turn" if kept else ""))
 
@@ -216,8 +223,8 @@ def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, 
     # compares catalog entries field by field) and each model's item keys come from a cache.
     # The choice depends only on the candidates' keys, their meters (compared by identity: the
     # catalog's tuples) and how many extra items there are, and few such lists recur: cached.
-    keys = tuple(c.key for c in ranked)
-    tuples = tuple(meters[key] for key in keys)
+    keys = tuple([c.entry.key for c in ranked])  # `c.key`, without a property call or a generator resumed each
+    tuples = tuple([meters[key] for key in keys])
     sized = (len(extra), len(set(extra)))
     cached = _BOUNDED.get((sized, keys))
     if cached is not None and all(map(operator.is_, cached[0], tuples)):  # same keys: same length
@@ -335,7 +342,7 @@ class Planner:
             checked = usages if scale >= 1.0 else tuple(
                 snapshot.usage(m, now, scaled_meter(m, scale)) for m in meters)
             amounts = candidate.amounts
-            own = caller_refusal(checked, amounts, now)
+            own = caller_refusal(checked, amounts, now) if checked else None
             if own is not None:
                 dropped.append((key, f"your limit: {own.reason}"))
                 refused.append(own)
@@ -355,9 +362,9 @@ class Planner:
             kept = key == preferred
             step = PlanStep(key, free, entry, amounts, usages, candidate.reason, candidate.est_cost_usd,
                             candidate.slow_by_request, now if checked is usages else None,
-                            (room.remaining_requests, room.remaining_tokens, failed, kept))
+                            (room.remaining_requests, room.remaining_tokens, failed, kept), candidate.reason_cost)
             ranked.append(((failed, not free, not kept, *candidate.rank), step))
-        ranked.sort(key=lambda pair: pair[0])
+        ranked.sort(key=operator.itemgetter(0))
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         nothing = not steps and bool(prep.candidates)
         frees: list[tuple[ModelKey, float]] = []
@@ -390,17 +397,33 @@ class Planner:
     ) -> list[PlanStep]:
         """Reorder each group of equal rank (tie_breaker or rotation); groups keep their order."""
         turn = next(self._turn)
+        heads = [rank[:-2] for rank, _ in ranked]  # all but provider/model
+        if len(set(heads)) == len(heads):  # no two equal (the usual case: paid models differ in cost)
+            return [step for _, step in ranked]
         steps: list[PlanStep] = []
-        for _, group_iter in itertools.groupby(ranked, key=lambda pair: pair[0][:-2]):  # all but provider/model
-            group = [step for _, step in group_iter]
-            if len(group) > 1:
-                if tie_breaker is not None:
-                    group = list(tie_breaker(group, snapshot, now))
-                else:
-                    offset = turn % len(group)
-                    group = group[offset:] + group[:offset]
-            steps.extend(group)
+        group: list[PlanStep] = []
+        tied: tuple[Any, ...] | None = None
+        # groups of consecutive steps equal in all of their rank but provider/model (`itertools.groupby`,
+        # written out: no key function called per step)
+        for head, (_, step) in zip(heads, ranked, strict=True):
+            if head != tied:
+                steps += self._reordered(group, turn, snapshot, now, tie_breaker)
+                group, tied = [step], head
+            else:
+                group.append(step)
+        steps += self._reordered(group, turn, snapshot, now, tie_breaker)
         return steps
+
+    @staticmethod
+    def _reordered(group: list[PlanStep], turn: int, snapshot: StateSnapshot, now: float,
+                   tie_breaker: TieBreaker | None) -> list[PlanStep]:
+        """One group of equal rank in its turn's order (the tie-breaker's, or rotated)."""
+        if len(group) < 2:
+            return group
+        if tie_breaker is not None:
+            return list(tie_breaker(group, snapshot, now))
+        offset = turn % len(group)
+        return group[offset:] + group[:offset]
 
 
 def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:

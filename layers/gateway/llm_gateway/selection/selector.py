@@ -13,7 +13,6 @@ provider's tokenizer factor) plus expected output (the caller's `max_tokens`, el
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -162,14 +161,32 @@ class _Static:
     price_in: float
     price_out: float
     fee: float  # `_fee`
+    default_output: int  # `min(DEFAULT_EXPECTED_OUTPUT, output_cap)`: the output a request without max_tokens asks
+    # its category distance (`CATEGORY_FALLBACK`) from each category a request can be of
+    distances: dict[str, int]
+    # (the request's category, the pinned key) → the static part of its plan steps' reason (few:
+    # a model is pinned as itself or not at all), formatted once each
+    reasons: dict[tuple[str, ModelKey | None], str]
+
+    def reason_head(self, category: str, pinned: ModelKey | None, distance: int) -> str:
+        """`_format_reason` for this model, kept (at most `_REASONS_MAX` per model)."""
+        found = self.reasons.get((category, pinned))
+        if found is None:
+            if len(self.reasons) >= _REASONS_MAX:
+                self.reasons.clear()
+            found = self.reasons[(category, pinned)] = _format_reason(category, pinned, self.entry, distance)
+        return found
 
     @staticmethod
     def of(entry: ModelEntry, factor: float, room: int | None) -> _Static:
         price = entry.price
         priced = not entry.is_free and price is not None
+        distances = {wanted: order.index(entry.category) if entry.category in order else len(order)
+                     for wanted, order in CATEGORY_FALLBACK.items()}
         return _Static(entry, entry.key, entry.provider, entry.model, factor, room, entry.output_cap, entry.window,
                        entry.category, entry.is_free, priced, (price.input or 0.0) if price is not None else 0.0,
-                       (price.output or 0.0) if price is not None else 0.0, _fee(entry))
+                       (price.output or 0.0) if price is not None else 0.0, _fee(entry),
+                       min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap), distances, {})
 
 
 class ChatPreparer:
@@ -182,8 +199,10 @@ class ChatPreparer:
         self._factor = {entry.key: catalog.token_factor(entry) for entry in self.entries}
         self._meters = {entry.key: catalog.meters(entry) for entry in self.entries}
         self._token_room = {key: _token_room(meters) for key, meters in self._meters.items()}
-        # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names)
-        self._needs_drops: dict[Needs, dict[ModelKey, str | None]] = {}
+        # `_needs_drop` per model for each distinct `Needs` seen (few: flags and parameter names),
+        # keyed by its fields as a tuple
+        self._needs_drops: dict[tuple[bool, bool, bool, bool, frozenset[str], bool, bool, bool],
+                                dict[ModelKey, str | None]] = {}
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
         # changed, when keys change): every `auto` request filtered the whole catalog again.
         self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
@@ -205,37 +224,57 @@ class ChatPreparer:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
         base = self.tokens.estimate(request)
         analysis = analyze(request, base)
-        needs = Needs(analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
-                      requested_params(request), sets_sampling(request), analysis.needs_audio, analysis.needs_file)
+        # the needs as a plain tuple too: the key of `_needs_drops`, hashed and compared in C (a
+        # `Needs` key took its dataclass `__hash__` and `__eq__`, two Python calls, per request)
+        wanted = (analysis.needs_tools, analysis.needs_vision, analysis.needs_json, request.stream,
+                  requested_params(request), sets_sampling(request), analysis.needs_audio, analysis.needs_file)
+        needs = Needs(*wanted)
         pinned, pool = self._resolve(request.model, available)
         cap = request.output_limit
         kept: list[Candidate] = []
         dropped = []
         order = CATEGORY_FALLBACK.get(analysis.category, (analysis.category,))
-        drops = self._needs_drops.get(needs)
+        drops = self._needs_drops.get(wanted)
         if drops is None:
             if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
                 self._needs_drops.clear()
-            drops = self._needs_drops[needs] = {e.key: _needs_drop(e, needs) for e in self.entries}
+            drops = self._needs_drops[wanted] = {e.key: _needs_drop(e, needs) for e in self.entries}
         statics = self._static
         slow = cap is not None and cap >= LONG_ANSWER_TOKENS
+        category = analysis.category
+        own = self._meters
+        meters: dict[ModelKey, tuple[Meter, ...]] = {}
+        ranks: list[tuple[bool, int, float, str, str]] = []  # the sort key of each kept candidate
+        # `_size_drop`, `_expected_output` and `scaled` are called only when they change something
+        # (a drop, an output cut to a token window, a tokenizer factor), and the category distance
+        # is read from the model's static values: this loop runs for every candidate of every
+        # request, and each of those calls cost more than its arithmetic.
         for entry in pool:
             static = statics.get(entry.key)
             if static is None or static.entry is not entry:  # an entry not among the catalog's chat models
                 static = _Static.of(entry, self.catalog.token_factor(entry), None)
             key = static.key
             factor = static.factor
-            prompt = scaled(base, factor)
+            prompt = base if factor == 1.0 else scaled(base, factor)
             why = drops[key] if key in drops else _needs_drop(entry, needs)
-            if why is None:
-                why = _size_drop(entry, prompt, cap)
+            output_cap = static.output_cap
+            if cap is None:
+                output = static.default_output
+                if why is None and prompt + output > static.window:
+                    why = _size_drop(entry, prompt, cap)
+                room = static.room
+                if room is not None and prompt + output > room:  # its smallest token window is short of it
+                    output = _expected_output(prompt, output_cap, room)
+            else:
+                output = cap
+                if why is None and (cap > output_cap or prompt + cap > static.window):
+                    why = _size_drop(entry, prompt, cap)
             if why is not None:
                 dropped.append((key, why))
                 continue
-            output_cap = static.output_cap
-            output = cap if cap is not None else _expected_output(prompt, output_cap, static.room)
-            category = static.category
-            distance = order.index(category) if category in order else len(order)
+            distance = static.distances.get(category)
+            if distance is None:  # a category `CATEGORY_FALLBACK` does not name
+                distance = order.index(static.category) if static.category in order else len(order)
             if static.priced:  # the estimated cost at the model's per-million prices
                 cost = (prompt * static.price_in + output * static.price_out) / 1_000_000
                 ceiling = cap if cap is not None else max(output, min(output_cap, static.window - prompt))
@@ -245,17 +284,16 @@ class ChatPreparer:
                 most = 0.0 if static.free else static.fee
             kept.append(Candidate(
                 entry, {REQUESTS: 1, TOKENS: prompt + output}, (distance, cost, static.provider, static.model), cost,
-                _reason_head(analysis.category, pinned, entry, distance, cost), slow, most,
+                static.reason_head(category, pinned, distance), slow, most, reason_cost=True,
             ))
+            ranks.append((not static.free, distance, cost, static.provider, static.model))
+            found = own.get(key)
+            meters[key] = found if found is not None else self.catalog.meters(entry)
         if not kept:
             raise nothing_fits(dropped)
-        kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))
-        own = self._meters
-        meters: dict[ModelKey, tuple[Meter, ...]] = {}
-        for c in kept:
-            key = c.entry.key
-            found = own.get(key)
-            meters[key] = found if found is not None else self.catalog.meters(c.entry)
+        # free first, then the static rank: sorted by the keys made above (stable, as a sort by
+        # `(not c.entry.is_free, *c.rank)` is), without a Python call per comparison key
+        kept = [kept[i] for i in sorted(range(len(kept)), key=ranks.__getitem__)]
         prefer = _affinity(request, pinned)
         loaded, beyond = bounded(kept, meters, (prefer,) if prefer else ())
         dropped += [(c.key, "not loaded: ranked below the best candidates") for c in beyond]
@@ -283,26 +321,15 @@ def _fee(entry: ModelEntry) -> float:
     return 0.0 if entry.is_free or entry.price is None else entry.price.request or 0.0
 
 
-def _reason_head(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
-    """The static part of a plan step's reason. Built for every candidate of every request, and
-    the same for a free model whatever the prompt (its cost is 0): formatted once per value."""
-    if cost or math.copysign(1.0, cost) < 0:  # a paid model's cost follows the prompt: not worth keeping
-        return _format_reason(category, pinned, entry, distance, cost)
-    key = (category, pinned, entry.key, entry.is_free, entry.category, distance)
-    found = _REASONS.get(key)
-    if found is None:
-        if len(_REASONS) >= 4096:
-            _REASONS.clear()
-        found = _REASONS[key] = _format_reason(category, pinned, entry, distance, cost)
-    return found
+_REASONS_MAX = 64
 
 
-_REASONS: dict[tuple[str, ModelKey | None, ModelKey, bool, str, int], str] = {}
-
-
-def _format_reason(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int, cost: float) -> str:
+def _format_reason(category: str, pinned: ModelKey | None, entry: ModelEntry, distance: int) -> str:
+    """The static part of a plan step's reason, before its estimated cost (which the step formats
+    when its reason is read: `Candidate.reason_cost`). Built for every candidate of every request,
+    and the same for every prompt: kept per model (`_Static.reason_head`)."""
     tier = "free tier with capacity" if entry.is_free else "paid fallback"
     if pinned is not None:
         tier = f"pinned, {'free tier' if entry.is_free else 'paid'}"
     match = "category match" if distance == 0 else f"category {entry.category} (wanted {category})"
-    return f"{tier}; {match}; est. ${cost:.6f}; "
+    return f"{tier}; {match}; "

@@ -97,6 +97,8 @@ def model_circuit(key: ModelKey) -> str:
 
 
 def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
+    if type(keys) is tuple:  # a request's candidates (`Preparation.keys`): worked out once per set
+        return list(_candidate_items(keys).circuits)
     ids: dict[str, None] = {}
     for key in keys:  # each model's names formatted once (`_model_pks`): this runs on every request
         _, _, provider_cb, model_cb = _model_pks(key)
@@ -549,6 +551,17 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
                 _COUNTER_PKS.clear()
             pk = _COUNTER_PKS[counter] = meter_pk(counter)
         pks[pk] = None
+    if type(keys) is tuple:  # a request's candidates (`Preparation.keys`): their items listed once per set
+        pks.update(_candidate_items(keys).pks)
+        return list(pks)
+    pks.update(_models_pks(keys))
+    return list(pks)
+
+
+def _models_pks(keys: Collection[ModelKey]) -> dict[str, None]:
+    """The items of these models, in `pks_for`'s order: each one's header and cooldown, each
+    one's circuits (`circuit_ids`' order), each provider's failure mark."""
+    pks: dict[str, None] = {}
     named = [_model_pks(key) for key in keys]  # per model, built once: this runs on every request
     for header, cooldown, _, _ in named:
         pks[header] = None
@@ -558,7 +571,34 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
         pks[model_cb] = None
     for provider in {key.provider for key in keys}:
         pks[failure_pk(provider)] = None
-    return list(pks)
+    return pks
+
+
+@dataclass(frozen=True, slots=True)
+class _CandidateItems:
+    """What one set of candidates reads and decodes on every request, worked out once per set."""
+
+    pks: dict[str, None]  # `_models_pks` (never changed once made)
+    circuits: tuple[str, ...]  # `circuit_ids`
+    states: tuple[tuple[ModelKey, str, str], ...]  # each model with its header and cooldown items
+
+
+def _candidate_items(keys: tuple[ModelKey, ...]) -> _CandidateItems:
+    """Per set of candidate models (few recur: the catalog's models a request shape can use,
+    less those a key's allow-list excludes), cached by the tuple, at most `_CANDIDATES_MAX`."""
+    found = _CANDIDATES.get(keys)
+    if found is None:
+        if len(_CANDIDATES) >= _CANDIDATES_MAX:
+            _CANDIDATES.clear()
+        named = [(key, *_model_pks(key)) for key in keys]
+        circuits = dict.fromkeys(pk for _, _, _, provider_cb, model_cb in named for pk in (provider_cb, model_cb))
+        found = _CANDIDATES[keys] = _CandidateItems(_models_pks(keys), tuple(circuits),
+                                                    tuple((key, header, cooling) for key, header, cooling, _, _ in named))
+    return found
+
+
+_CANDIDATES: dict[tuple[ModelKey, ...], _CandidateItems] = {}
+_CANDIDATES_MAX = 1024
 
 
 _COUNTER_PKS: dict[str, str] = {}  # counter → its item's pk (`meter_pk`), formatted once
@@ -596,10 +636,18 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         elif pk.startswith("aff#") and (preferred := decode_affinity(item, now)) is not None:
             affinities[pk] = preferred
     models = {}
-    for key in keys:
-        header, cooling, _, _ = _model_pks(key)
-        cooldown = decode_cooldown(items.get(cooling), now)
-        headers = _headers(header, items.get(header), now)
+    if not items:  # nothing was found (no model has a cooldown or headers on record): nothing to look up
+        named: Iterable[tuple[ModelKey, str, str]] = ()
+    elif type(keys) is tuple:
+        named = _candidate_items(keys).states
+    else:
+        named = [(key, header, cooling) for key in keys for header, cooling, _, _ in (_model_pks(key),)]
+    for key, header, cooling in named:
+        cooling_raw, header_raw = items.get(cooling), items.get(header)
+        if cooling_raw is None and header_raw is None:  # most models, most requests: nothing to decode
+            continue
+        cooldown = decode_cooldown(cooling_raw, now)
+        headers = _headers(header, header_raw, now)
         if cooldown is not None or headers is not None:
             models[key] = ModelState(key, cooldown, headers)
     counters: dict[str, Amounts] = {}

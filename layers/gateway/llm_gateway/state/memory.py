@@ -30,29 +30,33 @@ class MemoryStore:
         return found[0] if found is not None and found[1] > now else None
 
     def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
+        pks = pks if isinstance(pks, list | tuple) else list(pks)  # read twice below
         stored = self._items
         with self._lock:  # `_live` inlined: a load reads up to a hundred items on every request
+            if stored.keys().isdisjoint(pks):  # none of them stored (asked in C): the usual miss of most
+                return {}
             return {pk: dict(found[0]) for pk in pks if (found := stored.get(pk)) is not None and found[1] > now}
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
-        with self._lock:
+        stored = self._items
+        with self._lock:  # `_live` inlined, and each item looked up once per add: this runs on every request
             for add in adds:
-                current = self._live(add.pk, now) or {}
-                for unit, ceiling in add.ceilings.items():
-                    if current.get(unit, 0) + add.amounts.get(unit, 0) > ceiling:
-                        return False
+                if add.ceilings:  # an unconditional add (the usage ledger's) has nothing to check
+                    current = self._live(add.pk, now) or {}
+                    for unit, ceiling in add.ceilings.items():
+                        if current.get(unit, 0) + add.amounts.get(unit, 0) > ceiling:
+                            return False
             for add in adds:
-                item = self._live(add.pk, now)
-                if item is None:
-                    item = {}
-                expires = max(add.expires_at, self._items[add.pk][1] if add.pk in self._items else 0)
+                found = stored.get(add.pk)
+                item: dict[str, Any] = found[0] if found is not None and found[1] > now else {}
+                expires: float = max(add.expires_at, found[1] if found is not None else 0)
                 for name in add.removes:
                     item.pop(name, None)
                 for unit, amount in add.amounts.items():
                     item[unit] = item.get(unit, 0) + amount
                 for name, stamp in add.stamps.items():
                     item[name] = max(float(item.get(name, 0.0)), stamp)
-                self._items[add.pk] = (item, expires)
+                stored[add.pk] = (item, expires)
             self._after_write(now)
         return True
 

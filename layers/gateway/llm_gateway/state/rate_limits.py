@@ -49,7 +49,10 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
 
     Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
     alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
-    nothing, decoded from unchanged items) it is worked out once, not on every plan."""
+    nothing, decoded from unchanged items) it is worked out once, not on every plan; a model
+    with neither windows nor state (no limits known: most paid models) always has room."""
+    if state is None and not usages:
+        return _UNLIMITED
     if state is not None or not all(map(handed_out_again, usages)):
         return _capacity(usages, state, amounts, now)
     key = (*map(id, usages), *amounts.items())
@@ -64,6 +67,7 @@ def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: A
 
 
 _ROOMS: dict[tuple[Any, ...], tuple[tuple[WindowUsage, ...], Capacity]] = {}
+_UNLIMITED = Capacity(True, "has capacity")  # `_capacity((), None, amounts, now)`, whatever the ask
 _ROOMS_MAX = 4096
 
 
@@ -151,8 +155,12 @@ def cooldown_from_headers(info: RateLimitInfo, now: float) -> Cooldown | None:
 
 def near_miss(info: RateLimitInfo, fraction: float = NEAR_MISS_SHARE) -> bool:
     """Remaining below `fraction` of the limit (feeds the RateLimitNearMiss metric)."""
-    pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
-    return any(rem is not None and lim and rem < lim * fraction for rem, lim in pairs)
+    # the two (remaining, limit) pairs, written out: this runs after every attempt with headers
+    rem, lim = info.remaining_requests, info.limit_requests
+    if rem is not None and lim and rem < lim * fraction:
+        return True
+    rem, lim = info.remaining_tokens, info.limit_tokens
+    return bool(rem is not None and lim and rem < lim * fraction)
 
 
 def window_near_miss(usages: Sequence[WindowUsage], amounts: Amounts, fraction: float = NEAR_MISS_SHARE) -> bool:
@@ -179,6 +187,11 @@ def worth_recording(info: RateLimitInfo, fraction: float = 0.5) -> bool:
     half is left our own windows decide, so writing the snapshot would be a DynamoDB write per
     request for nothing.
     """
-    pairs = ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens))
-    known = [(rem, lim) for rem, lim in pairs if rem is not None]
-    return bool(info.retry_after_s) or any(not lim or rem < lim * fraction for rem, lim in known)
+    if info.retry_after_s:
+        return True
+    # the two (remaining, limit) pairs, written out: this runs after every attempt with headers
+    rem, lim = info.remaining_requests, info.limit_requests
+    if rem is not None and (not lim or rem < lim * fraction):
+        return True
+    rem, lim = info.remaining_tokens, info.limit_tokens
+    return rem is not None and (not lim or rem < lim * fraction)

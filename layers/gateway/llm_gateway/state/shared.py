@@ -169,6 +169,8 @@ class SharedState:
 
     def reconcile(self, reservation: Reservation, actual: Amounts, now: float) -> None:
         """Replace the estimate with what was really used (see the module docstring for when)."""
+        if not reservation.windows:  # no window counted it (a model without limits): nothing to correct
+            return
         delta = {unit: actual.get(unit, 0) - asked for unit, asked in reservation.amounts.items()}
         delta = {unit: n for unit, n in delta.items() if n}
         if not delta:
