@@ -468,17 +468,10 @@ _REOPENS_MAX = 4096
 # Per meter object (by id: each entry holds its meter, so no other object can take that id): its
 # current window's keys in a snapshot, and its last usage that carried nothing over. A window
 # without carry-over does not depend on the moment within it, and its counts, decoded from an
-# unchanged item, are the very same objects (`items._view`): such a usage is handed out again,
-# and what is worked out from it (`rate_limits.capacity`) can be too.
+# unchanged item, are the very same objects (`items._view`): such a usage is handed out again.
 _KEYS: dict[int, tuple[Meter, int, str, str, str]] = {}
 _PLAIN: dict[int, WindowUsage] = {}
 _MEMO_MAX = 4096
-
-
-def handed_out_again(usage: WindowUsage) -> bool:
-    """Whether `usage_of` hands this very usage out while its window's counts stay the same
-    objects (so what is worked out from it alone may be kept with it)."""
-    return _PLAIN.get(id(usage.meter)) is usage
 
 
 def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,

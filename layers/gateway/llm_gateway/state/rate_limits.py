@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
@@ -21,7 +20,6 @@ from llm_gateway.state.metering import (
     TOKENS,
     Amounts,
     WindowUsage,
-    handed_out_again,
 )
 
 MAX_COOLDOWN_S = 86_400.0
@@ -45,30 +43,14 @@ def _lower(a: int | None, b: int | None) -> int | None:
 
 
 def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
-    """Can one more request asking `amounts` start now?
-
-    Without a cooldown or headers (`state` None) the answer depends on the windows and the ask
-    alone, not on `now`: for usages handed out again (`metering.usage_of`: windows that carry
-    nothing, decoded from unchanged items) it is worked out once, not on every plan; a model
-    with neither windows nor state (no limits known: most paid models) always has room."""
+    """Can one more request asking `amounts` start now? A model with neither windows nor state
+    (no limits known: most paid models) always has room."""
     if state is None and not usages:
         return _UNLIMITED
-    if state is not None or not all(map(handed_out_again, usages)):
-        return _capacity(usages, state, amounts, now)
-    key = (*map(id, usages), *amounts.items())
-    found = _ROOMS.get(key)
-    if found is not None:
-        return found[1]
-    room = _capacity(usages, None, amounts, now)
-    if len(_ROOMS) >= _ROOMS_MAX:
-        _ROOMS.clear()
-    _ROOMS[key] = (tuple(usages), room)  # the usages are kept, so no other object can take their ids
-    return room
+    return _capacity(usages, state, amounts, now)
 
 
-_ROOMS: dict[tuple[Any, ...], tuple[tuple[WindowUsage, ...], Capacity]] = {}
 _UNLIMITED = Capacity(True, "has capacity")  # `_capacity((), None, amounts, now)`, whatever the ask
-_ROOMS_MAX = 4096
 
 
 def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
