@@ -112,3 +112,23 @@ def test_form_fields_map_onto_the_request() -> None:
         TranscriptionRequest.from_form({"model": ["auto"], "timestamp_granularities[]": ["word"]})
     with pytest.raises(ValueError):
         TranscriptionRequest.from_form({"model": ["auto"], "response_format": ["mp3"]})
+
+
+def test_a_model_of_the_other_capability_is_named_as_such_not_as_missing() -> None:
+    """`/v1/models` lists chat and speech models together, so a caller who sends one to the other's
+    endpoint was told it "does not exist": the answer says which endpoint serves it (still a 400
+    `model_not_found`)."""
+    from llm_gateway.selection.planner import resolve
+
+    chat_keys = frozenset(e.key for e in CATALOG.for_capability("chat"))
+    for model in ("groq/llama-3.1-8b-instant", "llama-3.1-8b-instant"):
+        with pytest.raises(ModelNotFound) as wrong:
+            TranscriptionPreparer(CATALOG).prepare(TranscriptionRequest(model=model), WAV_2S, ALL, translate=False)
+        assert "chat model" in wrong.value.message and "/v1/chat/completions" in wrong.value.message, model
+    for model in ("groq/whisper-large-v3", "whisper-large-v3"):
+        with pytest.raises(ModelNotFound) as wrong:
+            resolve(model, CATALOG.for_capability("chat"), CATALOG, chat_keys | ALL, lambda m: m == "auto", "chat")
+        assert "transcription model" in wrong.value.message and "/v1/audio/transcriptions" in wrong.value.message
+    with pytest.raises(ModelNotFound) as missing:
+        resolve("nobody/nothing", CATALOG.for_capability("chat"), CATALOG, chat_keys, lambda m: m == "auto", "chat")
+    assert "does not exist" in missing.value.message

@@ -90,8 +90,9 @@ class ModelNotFound(GatewayError):
     status = 400
     error_type = "invalid_request_error"
 
-    def __init__(self, model: str, hint: str = "") -> None:
-        message = f"The model '{model}' does not exist or no configured provider serves it."
+    def __init__(self, model: str, hint: str = "", *, message: str | None = None) -> None:
+        """`message`: instead of "does not exist", when the model exists but serves another endpoint."""
+        message = message or f"The model '{model}' does not exist or no configured provider serves it."
         super().__init__(message + (f" {hint}" if hint else ""), param="model", code="model_not_found")
 
 

@@ -52,6 +52,7 @@ CATEGORIES: tuple[Category, ...] = ("small", "large", "reasoning")
 Capability = Literal["chat", "transcription"]
 CHAT: Capability = "chat"
 TRANSCRIPTION: Capability = "transcription"
+ENDPOINTS: dict[Capability, str] = {CHAT: "/v1/chat/completions", TRANSCRIPTION: "/v1/audio/transcriptions"}
 # Shorthand of the catalog's limit blocks: field → (unit, window). The names follow the
 # providers' own (RPM, TPD, Groq's ASH/ASD for audio seconds per hour/day).
 LIMIT_FIELDS: dict[str, tuple[str, Period]] = {

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_gateway.api.errors import InvalidRequest, ModelNotFound
-from llm_gateway.selection.catalog import Catalog, ModelEntry
+from llm_gateway.selection.catalog import ENDPOINTS, Catalog, ModelEntry
 from llm_gateway.state.items import FailureMark, StateSnapshot, pks_for
 from llm_gateway.state.metering import (
     CALLER_SCOPE,
@@ -211,8 +211,23 @@ def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available:
             return entry.key, [entry]
     matches = [e for e in catalog.by_model_id(model) if e.key in available and capability in e.serves]
     if not matches:
-        raise ModelNotFound(model, "Use 'auto' or 'provider/model' (GET /v1/models lists them).")
+        raise _served_elsewhere(model, catalog, capability) or ModelNotFound(
+            model, "Use 'auto' or 'provider/model' (GET /v1/models lists them).")
     return (matches[0].key if len(matches) == 1 else None), matches
+
+
+def _served_elsewhere(model: str, catalog: Catalog, capability: str) -> ModelNotFound | None:
+    """The error for a model the catalog has that serves only other endpoints (`/v1/models`
+    lists chat and speech models together, so a caller may send one to the wrong endpoint),
+    naming the endpoint that serves it; None when the catalog has no such model."""
+    provider, _, name = model.partition("/")
+    entry = catalog.get(ModelKey(provider, name)) if name else None
+    entries = [entry] if entry is not None else catalog.by_model_id(model)
+    if not entries or any(capability in e.serves for e in entries):
+        return None
+    other = entries[0].serves[0]
+    return ModelNotFound(model, message=f"The model '{model}' is a {other} model, not a {capability} model: "
+                                        f"send it to {ENDPOINTS[other]}.")
 
 
 def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]],
