@@ -56,7 +56,7 @@ def test_no_per_site_work_is_redone_on_every_lambda_invocation(monkeypatch):
     stay `logger.info`'s; whatever is kept per call site is built once, not per invocation."""
     from llm_gateway.observability.logging import RedactingFormatter
 
-    logger, formatter, stream = _logger(monkeypatch, "rev9-lambda")
+    logger, _, stream = _logger(monkeypatch, "rev9-lambda")
     built: list[tuple[object, ...]] = []
     if hasattr(RedactingFormatter, "_site"):  # perf9's per-site cache
         real = RedactingFormatter._site
