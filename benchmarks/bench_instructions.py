@@ -98,6 +98,13 @@ traffic seldom does. Removed after the merge (main at 65f5824 + this change, the
 bare 0.829 M, pinned 1.663 M, auto 1.802 M (the gateway's share 0.973 M), wide 5.160 M: `auto`
 and pinned as with it, `wide` +43 k (5.117 M with it, perf9's run).
 
+Review rev9 (after aaa92a7): perf9's per-call-site log keys (`_Site`, 7e0fa82) are reverted. They
+held only while the formatter's keys stayed equal and all str: these rows call `gateway.chat`
+without `inject_lambda_context`, so they always hit (about -4 k a line); in Lambda and `make dev`
+that decorator appends a bool `cold_start` and a new `function_request_id` every invocation, so
+the site was never kept and was built and thrown away on every line: +22 k instructions a
+`request served` line against 5e21c47 (valgrind, a line with Lambda's keys appended per line).
+
 Baselines differ by up to 0.7 % between the two trees' runs (their children's scripts hold paths
 of other lengths; main's 3.11 run had its checkout first on PYTHONPATH, one more directory looked
 in for every import on both sides), so compare ratios.

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from aws_lambda_powertools import Logger
@@ -111,43 +111,9 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         self._encode = _encoder_of(self._serializer)
         # (second, converter, format, text before the milliseconds, text after) of the last stamp
         self._second: tuple[int, object, str, str, str] = (-1, None, "", "", "")
-        self._sites: dict[tuple[str, str, int], _Site] = {}  # `_site` by (level, function, line)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         _SECRETS.add(secrets)
-
-    def _site(self, levelname: str, func: str, lineno: int) -> _Site:
-        """The formatter's keys for a line of this level from this call site, filled in as
-        `format_fields` fills them (a record template of a reserved key formatted), kept while the
-        formatter's keys stay equal (`append_keys` changes them). A template that reads the time
-        (or is not a str) is formatted again for every line (`_Site.timed`). Kept only while every
-        key's value is a str or None: equal values then write the same JSON (1 == True does not)."""
-        log_format = dict(self.log_format)
-        keys: dict[str, Any] | None = {}
-        nulls: list[str] = []
-        timed: list[tuple[str, Any]] = []
-        fields = {"levelname": levelname, "funcName": func, "lineno": lineno, "asctime": ""}
-        reserved = _powertools_formatter.RESERVED_LOG_ATTRS
-        try:
-            for key, value in log_format.items():
-                if value is None:
-                    nulls.append(key)
-                if value and key in reserved:
-                    assert keys is not None
-                    keys[key] = value % fields
-                    if type(value) is not str or "asctime" in value:  # formatted with the line's stamp
-                        timed.append((key, value))
-                else:
-                    assert keys is not None
-                    keys[key] = value
-        except (KeyError, TypeError, ValueError):
-            keys = None
-        site = _Site(log_format, keys, tuple(nulls), tuple(timed))
-        if all(value is None or type(value) is str for value in log_format.values()):
-            if len(self._sites) >= _SITES_MAX:
-                self._sites.clear()
-            self._sites[(levelname, func, lineno)] = site
-        return site
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """Powertools' default timestamp (`2021-05-03 10:20:19,650+0200`) with the text around the
@@ -204,17 +170,14 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         stamp = self._stamp(created, msecs) if self._stamps_cached() else self.formatTime(
             _Stamp(created, msecs))  # type: ignore[arg-type]
         fields = {"levelname": levelname, "funcName": func, "lineno": lineno, "asctime": stamp}
-        site = self._sites.get((levelname, func, lineno))
-        if site is None or site.log_format != self.log_format:
-            site = self._site(levelname, func, lineno)
-        if site.keys is None:  # a template names a record attribute not given here
-            return None
-        formatted: dict[str, Any] = site.keys.copy()
-        nulls: list[str] = list(site.nulls)  # keys set to None on the way: dropped at the end unless set again
+        formatted: dict[str, Any] = {}
+        nulls: list[str] = []  # keys set to None on the way: dropped at the end unless set again
         reserved = _powertools_formatter.RESERVED_LOG_ATTRS
         try:
-            for key, template in site.timed:
-                formatted[key] = template % fields
+            for key, value in self.log_format.items():
+                if value is None:
+                    nulls.append(key)
+                formatted[key] = value % fields if value and key in reserved else value
             for key, value in _powertools_formatter._get_context().get().items():
                 if value is None:
                     nulls.append(key)
@@ -241,18 +204,6 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 
 _CONVERTERS = (time.localtime, time.gmtime)
-_SITES_MAX = 256  # call sites of `log_info`: a handful
-
-
-class _Site(NamedTuple):
-    """`RedactingFormatter._site`: the formatter's keys as they were (`log_format`), filled in for
-    one level and call site (`keys`, None when a template cannot be filled without a record), the
-    keys among them that were None (`nulls`), and the templates that read the time (`timed`)."""
-
-    log_format: dict[str, Any]
-    keys: dict[str, Any] | None
-    nulls: tuple[str, ...]
-    timed: tuple[tuple[str, Any], ...]
 
 
 def _encoder_of(serializer: object) -> Callable[[Any], str] | None:
