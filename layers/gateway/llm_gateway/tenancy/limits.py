@@ -128,8 +128,7 @@ class UserLimits:
     def apply(self, prep: Preparation) -> Preparation:
         pool = (*prep.candidates, *prep.rest)
         policy = self.policy
-        # a key with no allow-list and not free-only allows every model: no call per candidate
-        allowed = [c for c in pool if policy.allows(c.entry)] if policy.free_only or policy.models else list(pool)
+        allowed = [c for c in pool if policy.allows(c.entry)] if policy.restricts else list(pool)
         if not allowed:
             raise self._not_allowed(prep)
         meters = self.meters

@@ -40,6 +40,12 @@ class Policy:
     admin: bool = False
     per_end_user: bool = False
 
+    @property
+    def restricts(self) -> bool:
+        """Whether `allows` can say no to any model (so a caller may skip asking it per model):
+        kept beside `allows`, which it must follow."""
+        return self.free_only or bool(self.models)
+
     def allows(self, entry: ModelEntry) -> bool:
         """Whether this key may use the model (allow-list and `free_only`)."""
         if self.free_only and not entry.is_free:
