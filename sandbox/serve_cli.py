@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import signal
 import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 
 from llm_gateway.config import ConfigError, load_settings
 from sandbox.child import ChildFailed, ChildProcess
@@ -29,6 +27,7 @@ from sandbox.local_env import LocalEnvironment, configured_env, plan_local_env, 
 from sandbox.local_server import LocalGatewayServer
 from sandbox.request_log import print_line
 from sandbox.served import describe_served, served_models
+from sandbox.stop_signals import StopSignals
 
 PROG = "llm-gateway serve"
 DEFAULT_CONTAINERS = 32
@@ -147,17 +146,7 @@ def _banner(local: LocalEnvironment, server: LocalGatewayServer, containers: int
 
 
 def _serve(server: LocalGatewayServer, hosts: list[ChildProcess], drain_s: float) -> int:
-    stop = threading.Event()
-    signals = {"count": 0}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        signals["count"] += 1
-        if signals["count"] > 1:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals(second_raises=True).install()  # a second Ctrl-C: stop now
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     while not stop.wait(0.5):

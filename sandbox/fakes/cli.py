@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
-from types import FrameType
 
 from sandbox.fakes import FAKES, start_fakes
+from sandbox.stop_signals import StopSignals
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,13 +28,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     fleet = start_fakes(args.config, providers)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = StopSignals().install()
     try:
         if args.json:
             print(json.dumps(fleet.describe()), flush=True)
@@ -44,7 +36,7 @@ def main(argv: list[str]) -> int:
             for name, info in fleet.describe().items():
                 print(f"{name:<8} {info['base_url']:<32} {', '.join(info['models'])}", flush=True)
             print("fake providers running; Ctrl-C to stop", flush=True)
-        while not done.wait(0.5):
+        while not stop.wait(0.5):
             pass
     finally:
         fleet.stop()
