@@ -9,7 +9,7 @@ from typing import Any
 from sandbox.simulate.engine import simulate
 from sandbox.simulate.inputs import number
 from sandbox.simulate.report import summarize
-from sandbox.simulate.workload import Workload
+from sandbox.simulate.workload import MAX_REQUESTS_PER_DAY, Workload
 
 FREE_TARGET = 0.90
 
@@ -44,6 +44,9 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
             values = sorted({int(round(low * ratio**i, -2 if low * ratio**i >= 1000 else 0)) for i in range(steps)})
     if not values or min(values) <= 0:
         raise ValueError("--sweep: volumes must be positive")
+    if max(values) > MAX_REQUESTS_PER_DAY:
+        raise ValueError(f"--sweep: volumes must be at most {MAX_REQUESTS_PER_DAY:,} requests a day (each is a whole "
+                         "simulated day, made in memory before it runs)")
     return name, values
 
 

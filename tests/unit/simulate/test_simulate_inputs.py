@@ -69,8 +69,33 @@ def test_a_volume_or_span_out_of_range_is_refused_not_read_as_the_default(
     assert err.startswith("llm-gateway simulate: ") and option[0] in err, err
 
 
+HUGE = {
+    "requests_per_day": (["--workload", "{w}"], "requests_per_day: 1000000000000\nhours: 0.25\n", "requests_per_day"),
+    "users.count": (["--workload", "{w}"], TINY + "users: {count: 1000000000000}\n", "users.count"),
+    "--requests-per-day": (["--workload", "{w}", "--requests-per-day", "1000000000000"], TINY, "--requests-per-day"),
+    "--sweep": (["--workload", "{w}", "--sweep", "requests_per_day=1:1e30"], TINY, "--sweep"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE))
+def test_a_day_too_large_to_simulate_is_refused_before_it_runs(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A volume or user count with a few zeros too many was accepted, and the simulation's memory
+    then grew by about a GB every 20 s on the shared machine until something killed it."""
+    import sandbox.simulate.engine as engine
+
+    monkeypatch.setattr(engine, "simulate", lambda *a, **k: pytest.fail("simulated a day too large to hold"))
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated a day too large"))
+    argv, text, named = HUGE[case]
+    path = tmp_path / "w.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, *(a.format(w=path) for a in argv), "--json")
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: ") and named in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("sweep", ["requests_per_day=1000:1e400", "requests_per_day=a,b", "requests_per_day=nan:5",
-                                   "requests_per_day=10:20:x"])
+                                   "requests_per_day=10:20:x", "requests_per_day=1:1e30", "requests_per_day=5,1e15"])
 def test_a_bad_sweep_is_one_line_naming_the_option(sweep: str) -> None:
     with pytest.raises(ValueError, match="--sweep"):
         parse_sweep(sweep)
