@@ -120,7 +120,8 @@ def _on_table(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 def render_keys(answer: dict[str, Any]) -> str:
     rows = [["ID", "USER", "NAME", "STATE", "POLICY"]]
     for key in answer.get("data", [answer]):
-        policy = {k: v for k, v in key["policy"].items() if v not in (None, False, [])}
+        # unset, off or empty; `not in (None, False, [])` also dropped a limit of 0 (0 == False)
+        policy = {k: v for k, v in key["policy"].items() if v is not None and v is not False and v != []}
         rows.append([key["id"], key["user"], key.get("name") or "-", "revoked" if key["revoked"] else "active",
                      ", ".join(f"{k}={v}" for k, v in policy.items()) or "no limits"])
     return _table(rows)
