@@ -75,3 +75,15 @@ def test_invoke_says_what_is_wrong_with_the_event_file(content: str | None, tmp_
 def test_rollout_set_on_a_flag_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
     done = _run(["rollout", "set", "5", "--file", str(tmp_path)], without_gateway_settings(drop_aws=True))
     _assert_clean_failure(done, "llm-gateway rollout", str(tmp_path))
+
+
+@pytest.mark.parametrize("command", sorted(AWS_COMMANDS))
+def test_a_command_given_an_endpoint_that_is_no_url_says_so_in_one_line(command: str) -> None:
+    """`--endpoint-url notaurl` was botocore's ValueError("Invalid endpoint: notaurl") as a traceback."""
+    env = without_gateway_settings(drop_aws=True)
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-key-0123456789", "AWS_ENDPOINT_URL": "notaurl"})
+    args = ["notaurl" if arg == NOWHERE else arg for arg in AWS_COMMANDS[command]]
+    done = _run(args, env)
+    _assert_clean_failure(done, f"llm-gateway {args[0]}", "notaurl")
+
