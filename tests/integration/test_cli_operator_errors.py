@@ -87,3 +87,26 @@ def test_a_command_given_an_endpoint_that_is_no_url_says_so_in_one_line(command:
     done = _run(args, env)
     _assert_clean_failure(done, f"llm-gateway {args[0]}", "notaurl")
 
+
+UNWRITABLE = Path("/proc/self")  # a folder no one may create files in, root included
+
+
+@pytest.mark.parametrize("out", ["a file", "an unwritable folder"])
+def test_report_with_an_out_it_cannot_write_says_so_before_reading_the_table(out: str, tmp_path: Path) -> None:
+    """Both were tracebacks (FileExistsError, PermissionError), and only after the table was read."""
+    if out == "a file":
+        target = tmp_path / "taken"
+        target.write_text("", encoding="utf-8")
+    else:
+        if not UNWRITABLE.is_dir():
+            pytest.skip("no /proc here")
+        target = UNWRITABLE
+    done = _run(["report", "--date", "2026-01-01", "--table", "state", "--endpoint-url", NOWHERE, "--out", str(target)],
+                without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway report: --out", str(target))
+
+
+def test_report_with_an_empty_date_is_refused_not_read_as_yesterday() -> None:
+    done = _run(["report", "--date", "", "--table", "state", "--endpoint-url", NOWHERE],
+                without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway report: --date")

@@ -117,3 +117,19 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_the_day_is_simulated(
     code, err = _run(capsys, "--workload", str(path), "--out", str(taken), *extra)
     assert code == 2, err
     assert err.startswith("llm-gateway simulate: --out") and str(taken) in err, err
+
+
+def test_an_out_folder_it_cannot_write_in_is_refused_before_the_day_is_simulated(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing folder with no write permission was a PermissionError traceback after the run."""
+    import sandbox.simulate.engine as engine
+
+    unwritable = Path("/proc/self")  # no one may create files there, root included
+    if not unwritable.is_dir():
+        pytest.skip("no /proc here")
+    path = tmp_path / "w.yaml"
+    path.write_text(TINY, encoding="utf-8")
+    monkeypatch.setattr(engine, "simulate", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    code, err = _run(capsys, "--workload", str(path), "--out", str(unwritable))
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: --out") and str(unwritable) in err, err
