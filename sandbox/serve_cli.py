@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from llm_gateway.config import ConfigError, load_settings
 from sandbox.child import ChildFailed, ChildProcess
 from sandbox.dispatch import ProcessDispatcher
+from sandbox.fakes.config import FakesConfigError, load_raw, provider_configs
 from sandbox.local_env import LocalEnvironment, configured_env, plan_local_env, prepare_local_env
 from sandbox.local_server import LocalGatewayServer
 from sandbox.request_log import print_line
@@ -107,6 +108,12 @@ def main(argv: list[str]) -> int:
         return 2
     workers = min(args.containers, args.workers or os.cpu_count() or 1)
     plan = plan_local_env(os.environ, args.state)
+    if args.fakes_config and plan.fakes:  # the whole file, before anything starts
+        try:
+            provider_configs(load_raw(args.fakes_config))
+        except FakesConfigError as exc:
+            _say(f"--fakes-config {args.fakes_config}: {exc}")
+            return 2
     try:
         load_settings(configured_env(os.environ, plan, args.fakes_config))
     except ConfigError as exc:

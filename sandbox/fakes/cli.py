@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sandbox.fakes import FAKES, start_fakes
+from sandbox.fakes.config import FakesConfigError
 from sandbox.stop_signals import StopSignals
 
 
@@ -27,7 +29,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    fleet = start_fakes(args.config, providers)
+    try:
+        fleet = start_fakes(args.config, providers)
+    except FakesConfigError as exc:
+        where = f"--config {args.config}: " if args.config else ""
+        print(f"llm-gateway fakes: {where}{exc}", file=sys.stderr)
+        return 2
     stop = StopSignals().install()
     try:
         if args.json:
@@ -44,6 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

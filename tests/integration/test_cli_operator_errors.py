@@ -110,3 +110,36 @@ def test_report_with_an_empty_date_is_refused_not_read_as_yesterday() -> None:
     done = _run(["report", "--date", "", "--table", "state", "--endpoint-url", NOWHERE],
                 without_gateway_settings(drop_aws=True))
     _assert_clean_failure(done, "llm-gateway report: --date")
+
+
+BAD_FAKES_CONFIGS = {
+    "missing file": (None, "nosuch.yaml"),
+    "not YAML": ("providers: {groq: [1, 2\n", "YAML"),
+    "unknown provider": ("providers: {nosuch: {}}\n", "nosuch"),
+    "unknown fault": ("providers: {groq: {faults: [{fault: bogus}]}}\n", "bogus"),
+    "bad limit": ("providers: {groq: {limits: {default: {rpm: nan}}}}\n", "rpm"),
+    "latency not a number": ("providers: {groq: {latency_ms: slow}}\n", "latency_ms"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FAKES_CONFIGS))
+@pytest.mark.parametrize("command", ["fakes", "serve"])
+def test_a_fakes_config_that_cannot_work_is_one_line_before_anything_starts(
+        command: str, case: str, tmp_path: Path) -> None:
+    """Each was a traceback (FileNotFoundError, yaml's ParserError, ValueError): from `fakes`
+    itself, and from `serve` or from the fakes process it had started."""
+    content, named = BAD_FAKES_CONFIGS[case]
+    config = tmp_path / "nosuch.yaml"
+    if content is not None:
+        config = tmp_path / "fakes.yaml"
+        config.write_text(content, encoding="utf-8")
+    args = ["fakes", "--config", str(config)] if command == "fakes" else \
+        ["serve", "--port", "0", "--containers", "1", "--workers", "1", "--fakes-config", str(config)]
+    done = _run(args, without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, f"llm-gateway {command}", str(config), named)
+    assert "Traceback" not in done.stdout, done.stdout
+
+
+def test_fakes_with_a_provider_the_config_does_not_have_says_so() -> None:
+    done = _run(["fakes", "--providers", "nosuch"], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway fakes", "nosuch")
