@@ -106,6 +106,9 @@ def main(argv: list[str]) -> int:
     if args.containers < 1 or (args.workers is not None and args.workers < 1):
         _say("--containers and --workers must be at least 1")
         return 2
+    if not 0 <= args.port <= 65535:  # bind() raises OverflowError for it, a traceback
+        _say(f"--port must be from 0 to 65535 (0: any free port), got {args.port}")
+        return 2
     workers = min(args.containers, args.workers or os.cpu_count() or 1)
     plan = plan_local_env(os.environ, args.state)
     if args.fakes_config and plan.fakes:  # the whole file, before anything starts

@@ -143,3 +143,11 @@ def test_a_fakes_config_that_cannot_work_is_one_line_before_anything_starts(
 def test_fakes_with_a_provider_the_config_does_not_have_says_so() -> None:
     done = _run(["fakes", "--providers", "nosuch"], without_gateway_settings(drop_aws=True))
     _assert_clean_failure(done, "llm-gateway fakes", "nosuch")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_on_a_port_that_does_not_exist_says_so(port: str) -> None:
+    """Both were an OverflowError traceback from bind()."""
+    done = _run(["serve", "--port", port, "--containers", "1", "--workers", "1"], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway serve", "--port")
+
