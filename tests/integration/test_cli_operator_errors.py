@@ -151,3 +151,10 @@ def test_serve_on_a_port_that_does_not_exist_says_so(port: str) -> None:
     done = _run(["serve", "--port", port, "--containers", "1", "--workers", "1"], without_gateway_settings(drop_aws=True))
     _assert_clean_failure(done, "llm-gateway serve", "--port")
 
+
+def test_plan_of_a_file_that_is_not_text_says_so(tmp_path: Path) -> None:
+    """A UnicodeDecodeError traceback (invoke already said it in one line)."""
+    body = tmp_path / "body.json"
+    body.write_bytes(b"\xff\xfe{}")
+    done = _run(["plan", str(body)], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway plan", str(body))
