@@ -31,6 +31,8 @@ from typing import Any
 
 import httpx
 
+from sandbox.cli_args import gateway_url
+
 DEFAULT_BODY: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "Say hello"}]}
 KINDS = ("chat", "stream", "transcription")
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio"
@@ -272,7 +274,8 @@ def _read_bodies(parser: argparse.ArgumentParser, paths: list[str]) -> list[dict
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway loadgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:3000", help="gateway base URL (without /v1)")
+    parser.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url,
+                        help="gateway base URL (without /v1)")
     parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
     parser.add_argument("--requests", type=_at_least_one, default=500)
     parser.add_argument("--concurrency", type=_at_least_one, default=50)

@@ -18,19 +18,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-POLICY_FLAGS: dict[str, type] = {
+from sandbox.cli_args import finite_number, gateway_url
+
+POLICY_FLAGS: dict[str, Callable[[str], Any]] = {
     "rpm": int, "rpd": int, "tpm": int, "audio_seconds_per_day": int,
-    "daily_budget_usd": float, "monthly_budget_usd": float,
+    "daily_budget_usd": finite_number, "monthly_budget_usd": finite_number,
 }
 SWITCHES = ("free_only", "admin", "per_end_user")
 
 
 def _connection(parser: argparse.ArgumentParser, table: bool) -> None:
-    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"),
+    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"), type=gateway_url,
                         help="gateway base URL (without /v1)")
     parser.add_argument("--key", default=os.environ.get("LLM_GATEWAY_ADMIN_KEY", "local-dev-key"),
                         help="an admin key (default: $LLM_GATEWAY_ADMIN_KEY, else the local dev key)")

@@ -158,3 +158,20 @@ def test_plan_of_a_file_that_is_not_text_says_so(tmp_path: Path) -> None:
     body.write_bytes(b"\xff\xfe{}")
     done = _run(["plan", str(body)], without_gateway_settings(drop_aws=True))
     _assert_clean_failure(done, "llm-gateway plan", str(body))
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["usage"], ["status"], ["loadgen", "--requests", "1"],
+                                     ["rollout", "status"]])
+def test_a_url_that_is_no_url_is_one_line(command: list[str]) -> None:
+    """httpx.InvalidURL is no httpx.HTTPError, so `--url http://[::1` got past the commands'
+    "could not reach" message as a traceback."""
+    done = _run([*command, "--url", "http://[::1"], without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, f"llm-gateway {command[0]}", "--url")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_keys_create_with_a_budget_that_is_no_number_is_refused(value: str) -> None:
+    """Over HTTP it was a traceback (JSON cannot carry NaN or Infinity); on the table, a 400."""
+    done = _run(["keys", "create", "--user", "dave", "--daily-budget-usd", value, "--url", NOWHERE],
+                without_gateway_settings(drop_aws=True))
+    _assert_clean_failure(done, "llm-gateway keys", "--daily-budget-usd")
