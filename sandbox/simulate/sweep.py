@@ -59,11 +59,13 @@ def _volume(text: str) -> int:
 
 
 def run_sweep(workload: Workload, values: list[int], seed: int, hours: float | None = None) -> dict[str, Any]:
+    shapes = [workload.with_volume(volume) for volume in values]
+    if hours is not None:
+        shapes = [shaped.with_hours(hours) for shaped in shapes]
+    for shaped in shapes:  # every step, before the first whole day is simulated
+        shaped.check_holds_requests()
     rows = []
-    for volume in values:
-        shaped = workload.with_volume(volume)
-        if hours is not None:
-            shaped = shaped.with_hours(hours)
+    for shaped in shapes:
         summary = summarize(simulate(shaped, seed))
         rows.append({key: summary[key] for key in (
             "requests_per_day", "requests", "free_tier_share", "user_error_rate", "user_rate_limit_error_rate",

@@ -121,6 +121,14 @@ class Workload:
         covered = sum(self.hourly[h] * min(1.0, max(0.0, hours - h)) for h in range(24))
         return round(self.requests_per_day * covered / whole)
 
+    def check_holds_requests(self) -> None:
+        """ValueError unless the simulated span holds a request. A span with none divided by zero
+        (hours the profile gives no traffic) or reported 0 requests as failed targets."""
+        if self.total_requests < 1:
+            raise ValueError(f"the first {self.hours:g} h of {self.name!r} at {self.requests_per_day:,} requests a day "
+                             "hold no request (its hourly profile's share of them rounds to none): "
+                             "raise --requests-per-day or --hours")
+
     def with_volume(self, requests_per_day: int) -> Workload:
         return replace(self, requests_per_day=int(number(requests_per_day, "--requests-per-day", at_least=1,
                                                          at_most=MAX_REQUESTS_PER_DAY, whole=True)))

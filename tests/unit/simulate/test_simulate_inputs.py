@@ -133,3 +133,27 @@ def test_an_out_folder_it_cannot_write_in_is_refused_before_the_day_is_simulated
     code, err = _run(capsys, "--workload", str(path), "--out", str(unwritable))
     assert code == 2, err
     assert err.startswith("llm-gateway simulate: --out") and str(unwritable) in err, err
+
+
+QUIET_FIRST_HOUR = "name: quiet\nrequests_per_day: 1000\nhourly_profile: [0" + ", 1" * 23 + "]\n"
+SPANS_WITHOUT_A_REQUEST = {
+    "hours with no traffic in the profile": (QUIET_FIRST_HOUR, ["--hours", "1"]),
+    "too few a day for the hours": (TINY, ["--requests-per-day", "1", "--hours", "0.01"]),
+    "a sweep volume too small for the hours": (TINY, ["--hours", "0.01", "--sweep", "requests_per_day=1,5000"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPANS_WITHOUT_A_REQUEST))
+def test_a_span_that_holds_no_request_is_refused_not_reported(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hours the hourly profile gives no traffic were a ZeroDivisionError traceback; a span too
+    short for its volume simulated 0 requests and reported availability 0.0 and free-tier share 0.0
+    as FAIL verdicts, exit 0, as if the gateway had failed them. A sweep checks every volume
+    before it simulates the first."""
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated no request"))
+    text, options = SPANS_WITHOUT_A_REQUEST[case]
+    path = tmp_path / "w.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, "--workload", str(path), "--json", *options)
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: ") and "no request" in err and len(err.strip().splitlines()) == 1, err
