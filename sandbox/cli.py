@@ -13,7 +13,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("sandbox.serve_cli", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
     "invoke": ("sandbox.invoke", "run a Lambda handler on an API Gateway event file, like `sam local invoke`"),
-    "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
+    "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs (--json: as one JSON line)"),
     "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
     "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
     "keys": ("sandbox.users_cli", "create, list, update and revoke gateway keys (admin key, or --table)"),

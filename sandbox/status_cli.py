@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway status", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url,
                         help="gateway base URL (without /v1)")
-    parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
+    parser.add_argument("--key", default="local-dev-key",
+                        help="an admin key (a client key gets 403; default: the local dev key)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/") + "/v1/status"
