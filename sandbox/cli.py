@@ -13,7 +13,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("sandbox.serve_cli", "run the gateway locally on 127.0.0.1 (what `make dev` runs)"),
     "invoke": ("sandbox.invoke", "run a Lambda handler on an API Gateway event file, like `sam local invoke`"),
-    "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs as JSON"),
+    "fakes": ("sandbox.fakes.cli", "start the fake providers and print their base URLs (--json: as one JSON line)"),
     "plan": ("sandbox.plan_cli", "print the selection plan for a request file, with reasons"),
     "status": ("sandbox.status_cli", "print breaker, cooldown and capacity state per provider and model"),
     "keys": ("sandbox.users_cli", "create, list, update and revoke gateway keys (admin key, or --table)"),
@@ -57,11 +57,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+AWS_MODULES = ("botocore.", "boto3.", "s3transfer.")
+
+
 def _is_aws_error(exc: BaseException) -> bool:
     """The AWS SDK's own errors (botocore's NoRegionError, NoCredentialsError, EndpointConnectionError,
     ClientError, ...; boto3's and s3transfer's), recognised without importing them, as most
-    commands never load them."""
-    return any(cls.__module__.startswith(("botocore.", "boto3.", "s3transfer.")) for cls in type(exc).__mro__)
+    commands never load them; and a built-in error the SDK raised itself about what it was given
+    (botocore's ValueError("Invalid endpoint: notaurl") for an --endpoint-url that is no URL)."""
+    if any(cls.__module__.startswith(AWS_MODULES) for cls in type(exc).__mro__):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return isinstance(exc, ValueError) and tb is not None \
+        and str(tb.tb_frame.f_globals.get("__name__", "")).startswith(AWS_MODULES)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,17 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from sandbox.cli_args import gateway_url
 
 DEFAULT_BODY: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "Say hello"}]}
 KINDS = ("chat", "stream", "transcription")
@@ -227,13 +231,55 @@ async def run(url: str, key: str, requests: int, concurrency: int,
         return Report(list(results), time.monotonic() - began)
 
 
+def _at_least_one(text: str) -> int:
+    """A count of requests: a whole number of at least 1 (a semaphore of 0 waits forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
+
+
+def _seconds(*, zero: bool) -> Callable[[str], float]:
+    """A finite number of seconds, above 0 (or at least 0 when `zero`): nan and inf mean nothing here."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"expected a finite number of seconds {'>= 0' if zero else '> 0'}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
+def _read_bodies(parser: argparse.ArgumentParser, paths: list[str]) -> list[dict[str, Any]]:
+    """Each --body file as a JSON object, or the parser's one-line error naming the file."""
+    bodies = []
+    for path in paths:
+        try:
+            body = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            parser.error(f"--body {path}: cannot read it ({exc.strerror or exc})")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            parser.error(f"--body {path}: not a JSON request body ({exc})")
+        if not isinstance(body, dict):
+            parser.error(f"--body {path}: holds JSON {type(body).__name__}; a chat request body is an object")
+        bodies.append(body)
+    return bodies
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway loadgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:3000", help="gateway base URL (without /v1)")
+    parser.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url,
+                        help="gateway base URL (without /v1)")
     parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--ramp", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--requests", type=_at_least_one, default=500)
+    parser.add_argument("--concurrency", type=_at_least_one, default=50)
+    parser.add_argument("--ramp", type=_seconds(zero=True), default=0.0, metavar="SECONDS",
                         help="spread the requests' starts over this many seconds (default: all at once)")
     parser.add_argument("--body", nargs="+", metavar="FILE",
                         help="chat request body JSON files, used in turn (default: a short 'auto' chat)")
@@ -243,15 +289,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--audio", nargs="+", metavar="FILE",
                         help=f"audio files for transcriptions, used in turn (default: {', '.join(DEFAULT_AUDIO)} "
                              "from tests/fixtures/audio)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="per request")
+    parser.add_argument("--timeout", type=_seconds(zero=False), default=60.0, metavar="SECONDS", help="per request")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    body = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.body] if args.body else None
+    body = _read_bodies(parser, args.body) if args.body else None
     try:
         mix = parse_mix(args.mix) if args.mix else None
     except ValueError as exc:
         parser.error(str(exc))
     audio = [Path(p) for p in args.audio] if args.audio else None
+    for clip in audio or []:
+        if not clip.is_file():
+            parser.error(f"--audio {clip}: no such file")
     report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body, timeout_s=args.timeout,
                              ramp_s=args.ramp, mix=mix, audio=audio))
     print(json.dumps(report.as_json()) if args.json else report.summary())

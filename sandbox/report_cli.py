@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from sandbox.out_folder import writable_folder
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway report", description=__doc__.splitlines()[0])
@@ -33,15 +35,18 @@ def main(argv: list[str]) -> int:
     from llm_gateway.tenancy.usage import UsageLedger
 
     now = time.time()
-    try:
-        day = checked_day(args.date) if args.date else previous_day(now)
+    try:  # `--date ""` is a date given wrong, not the default day
+        day = checked_day(args.date) if args.date is not None else previous_day(now)
     except ValueError as exc:
         print(f"llm-gateway report: --date: {exc}", file=sys.stderr)
+        return 2
+    problem = writable_folder(args.out)  # before the table is read
+    if problem:
+        print(f"llm-gateway report: --out {str(args.out)!r}: {problem}", file=sys.stderr)
         return 2
     client = boto3.client("dynamodb", endpoint_url=args.endpoint_url)
     report = build_report(UsageLedger(DynamoStateStore(client, args.table)), DynamoKeyStore(client, args.table).list(),
                           day, now)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{day}.json").write_text(json.dumps(report, indent=2))
     (args.out / f"{day}.csv").write_text(to_csv(report))
     print(summary_text(report))

@@ -25,6 +25,8 @@ def read_request(source: str) -> dict[str, Any]:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise RequestInputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # a JSON file is UTF-8 text
+        raise RequestInputError(f"{source} is not UTF-8 text, so not a JSON request: {exc.reason}") from exc
     data = _json(text, source)
     if _is_event(data):
         data = _body_of_event(data, source)

@@ -24,6 +24,7 @@ from typing import Any
 
 from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
 from llm_gateway.rollout.flag import LocalRollout
+from sandbox.cli_args import gateway_url
 
 STACK_OUTPUTS = {"application": "RolloutApplicationId", "environment": "RolloutEnvironmentId",
                  "profile": "RolloutProfileId", "strategy": "RolloutImmediateStrategyId"}
@@ -94,7 +95,7 @@ def main(argv: list[str], *, session: Any = None) -> int:
     parser.add_argument("action", choices=["status", "set", "rollback", "rehearse"])
     parser.add_argument("percent", nargs="?", type=float, help="with set: 0 to 100")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", default="http://127.0.0.1:3000", help="a running make dev (default)")
+    where.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url, help="a running make dev (default)")
     where.add_argument("--file", help="a local flag file")
     where.add_argument("--stack", help="a deployed stack: AppConfig through its outputs")
     parser.add_argument("--region", help="with --stack: the stack's region (default: the AWS configuration's)")

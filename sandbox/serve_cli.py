@@ -15,20 +15,20 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import signal
 import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
 
 from llm_gateway.config import ConfigError, load_settings
 from sandbox.child import ChildFailed, ChildProcess
 from sandbox.dispatch import ProcessDispatcher
+from sandbox.fakes.config import FakesConfigError, load_raw, provider_configs
 from sandbox.local_env import LocalEnvironment, configured_env, plan_local_env, prepare_local_env
 from sandbox.local_server import LocalGatewayServer
 from sandbox.request_log import print_line
 from sandbox.served import describe_served, served_models
+from sandbox.stop_signals import StopSignals
 
 PROG = "llm-gateway serve"
 DEFAULT_CONTAINERS = 32
@@ -106,8 +106,17 @@ def main(argv: list[str]) -> int:
     if args.containers < 1 or (args.workers is not None and args.workers < 1):
         _say("--containers and --workers must be at least 1")
         return 2
+    if not 0 <= args.port <= 65535:  # bind() raises OverflowError for it, a traceback
+        _say(f"--port must be from 0 to 65535 (0: any free port), got {args.port}")
+        return 2
     workers = min(args.containers, args.workers or os.cpu_count() or 1)
     plan = plan_local_env(os.environ, args.state)
+    if args.fakes_config and plan.fakes:  # the whole file, before anything starts
+        try:
+            provider_configs(load_raw(args.fakes_config))
+        except FakesConfigError as exc:
+            _say(f"--fakes-config {args.fakes_config}: {exc}")
+            return 2
     try:
         load_settings(configured_env(os.environ, plan, args.fakes_config))
     except ConfigError as exc:
@@ -147,17 +156,7 @@ def _banner(local: LocalEnvironment, server: LocalGatewayServer, containers: int
 
 
 def _serve(server: LocalGatewayServer, hosts: list[ChildProcess], drain_s: float) -> int:
-    stop = threading.Event()
-    signals = {"count": 0}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        signals["count"] += 1
-        if signals["count"] > 1:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals(second_raises=True).install()  # a second Ctrl-C: stop now
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     while not stop.wait(0.5):

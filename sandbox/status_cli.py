@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from sandbox.cli_args import gateway_url
+
 
 def _until(value: float | None, now: float) -> str:
     return "-" if value is None else f"{max(0.0, value - now):.0f}s"
@@ -64,8 +66,10 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway status", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:3000", help="gateway base URL (without /v1)")
-    parser.add_argument("--key", default="local-dev-key", help="a gateway API key")
+    parser.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url,
+                        help="gateway base URL (without /v1)")
+    parser.add_argument("--key", default="local-dev-key",
+                        help="an admin key (a client key gets 403; default: the local dev key)")
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
     args = parser.parse_args(argv)
     url = args.url.rstrip("/") + "/v1/status"

@@ -18,19 +18,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-POLICY_FLAGS: dict[str, type] = {
+from sandbox.cli_args import finite_number, gateway_url
+
+POLICY_FLAGS: dict[str, Callable[[str], Any]] = {
     "rpm": int, "rpd": int, "tpm": int, "audio_seconds_per_day": int,
-    "daily_budget_usd": float, "monthly_budget_usd": float,
+    "daily_budget_usd": finite_number, "monthly_budget_usd": finite_number,
 }
 SWITCHES = ("free_only", "admin", "per_end_user")
 
 
 def _connection(parser: argparse.ArgumentParser, table: bool) -> None:
-    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"),
+    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"), type=gateway_url,
                         help="gateway base URL (without /v1)")
     parser.add_argument("--key", default=os.environ.get("LLM_GATEWAY_ADMIN_KEY", "local-dev-key"),
                         help="an admin key (default: $LLM_GATEWAY_ADMIN_KEY, else the local dev key)")
@@ -120,7 +123,8 @@ def _on_table(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 def render_keys(answer: dict[str, Any]) -> str:
     rows = [["ID", "USER", "NAME", "STATE", "POLICY"]]
     for key in answer.get("data", [answer]):
-        policy = {k: v for k, v in key["policy"].items() if v not in (None, False, [])}
+        # unset, off or empty; `not in (None, False, [])` also dropped a limit of 0 (0 == False)
+        policy = {k: v for k, v in key["policy"].items() if v is not None and v is not False and v != []}
         rows.append([key["id"], key["user"], key.get("name") or "-", "revoked" if key["revoked"] else "active",
                      ", ".join(f"{k}={v}" for k, v in policy.items()) or "no limits"])
     return _table(rows)

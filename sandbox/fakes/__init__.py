@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sandbox.fakes.config import load_raw, provider_configs
+from sandbox.fakes.config import FakesConfigError, load_raw, provider_configs
 from sandbox.fakes.engine import FakeProvider
 from sandbox.fakes.registry import FAKES, FakeSpec, spec_of
 
@@ -60,7 +60,7 @@ def start_fakes(
     configs = provider_configs(raw)
     missing = [p for p in (providers or []) if p not in configs]
     if missing:
-        raise ValueError(f"provider(s) {missing} not in the config; it has {list(configs)}")
+        raise FakesConfigError(f"provider(s) {missing} not in the config; it has {list(configs)}")
     wanted = list(providers or configs)
     started: dict[str, FakeProvider] = {}
     try:

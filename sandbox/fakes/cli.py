@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
-from types import FrameType
+import sys
 
 from sandbox.fakes import FAKES, start_fakes
+from sandbox.fakes.config import FakesConfigError
+from sandbox.stop_signals import StopSignals
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,14 +29,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    fleet = start_fakes(args.config, providers)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    try:
+        fleet = start_fakes(args.config, providers)
+    except FakesConfigError as exc:
+        where = f"--config {args.config}: " if args.config else ""
+        print(f"llm-gateway fakes: {where}{exc}", file=sys.stderr)
+        return 2
+    stop = StopSignals().install()
     try:
         if args.json:
             print(json.dumps(fleet.describe()), flush=True)
@@ -44,7 +43,7 @@ def main(argv: list[str]) -> int:
             for name, info in fleet.describe().items():
                 print(f"{name:<8} {info['base_url']:<32} {', '.join(info['models'])}", flush=True)
             print("fake providers running; Ctrl-C to stop", flush=True)
-        while not done.wait(0.5):
+        while not stop.wait(0.5):
             pass
     finally:
         fleet.stop()
@@ -52,6 +51,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -15,8 +15,14 @@ import yaml
 
 from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
 from sandbox.fakes.registry import FAKES, spec_of
+from sandbox.fakes.state import Fault
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+class FakesConfigError(ValueError):
+    """A fakes config that cannot work (no such file, not YAML, a value of the wrong kind): the
+    message names what, in one line, so the commands can say it before starting anything."""
 
 
 @dataclass
@@ -37,9 +43,19 @@ def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     spelled out under `providers:` (to be edited); str/Path → that YAML file; dict → itself."""
     if isinstance(config, dict):
         return config
-    data = yaml.safe_load(Path(config or DEFAULT_CONFIG).read_text(encoding="utf-8")) or {}
+    path = Path(config or DEFAULT_CONFIG)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise FakesConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FakesConfigError(f"{path}: not text ({exc.reason})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise FakesConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{config}: expected a mapping at the top level")
+        raise FakesConfigError(f"{config}: expected a mapping at the top level")
     if config is None:
         data.setdefault("providers", {name: spec.settings() for name, spec in FAKES.items()})
     return data
@@ -47,7 +63,18 @@ def load_raw(config: str | Path | dict[str, Any] | None) -> dict[str, Any]:
 
 def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
     """One ProviderConfig per provider named under `providers:` (all registered fakes if there is
-    no such section); fields a provider does not set take the registry's or the global defaults."""
+    no such section); fields a provider does not set take the registry's or the global defaults.
+    Startup faults are checked here too, so a config that cannot work fails before any fake
+    starts (FakesConfigError)."""
+    try:
+        return _provider_configs(raw)
+    except FakesConfigError:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:  # a list where a mapping goes, a bad number
+        raise FakesConfigError(str(exc)) from None
+
+
+def _provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
     seed = int(raw.get("seed", 1234))
     strict = _flag(raw.get("strict", True), "strict")
     providers = raw.get("providers", dict.fromkeys(FAKES))
@@ -59,18 +86,33 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
             raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(FAKES)}")
         conf = conf or {}
         defaults = spec_of(name).settings()
+        faults = list(conf.get("faults") or [])
+        for fault in faults:
+            try:
+                Fault.from_dict(fault)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(f"providers.{name}.faults: {exc}") from None
         out[name] = ProviderConfig(
             models=[str(m) for m in conf.get("models") or defaults["models"]],
             limits=parse_model_limits(conf.get("limits", defaults["limits"]), f"providers.{name}.limits"),
             org_limits=parse_dimensions(conf.get("org_limits"), f"providers.{name}.org_limits"),
-            latency_ms=float(conf.get("latency_ms", 0)),
-            chunk_delay_ms=float(conf.get("chunk_delay_ms", 0)),
-            faults=list(conf.get("faults") or []),
+            latency_ms=_number(conf, "latency_ms", 0.0, name),
+            chunk_delay_ms=_number(conf, "chunk_delay_ms", 0.0, name),
+            faults=faults,
             seed=int(conf.get("seed", seed)),
             strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
-            job_seconds_per_audio_second=float(conf.get("job_seconds_per_audio_second", 0.0)),
+            job_seconds_per_audio_second=_number(conf, "job_seconds_per_audio_second", 0.0, name),
         )
     return out
+
+
+def _number(conf: dict[str, Any], key: str, default: float, provider: str) -> float:
+    """A provider's number setting, or ValueError naming it (float's own message names nothing)."""
+    value = conf.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"providers.{provider}.{key}: expected a number, got {value!r}") from None
 
 
 def _flag(value: Any, where: str) -> bool:

@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from sandbox.out_folder import writable_folder
 from sandbox.simulate.workload import available, load_workload
 
 
@@ -42,11 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             workload = workload.with_hours(args.hours)
     except (ValueError, OSError) as exc:
         return _fail(exc)
-    if args.out:  # before the run, which may take minutes: a folder that cannot be made is said at once
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return _fail(f"--out {str(args.out)!r}: cannot make that folder ({exc.strerror or exc})")
+    if args.out:  # before the run, which may take minutes: a folder that cannot be written is said at once
+        problem = writable_folder(args.out)
+        if problem:
+            return _fail(f"--out {str(args.out)!r}: {problem}")
     command = "llm-gateway simulate " + shlex.join(argv if argv is not None else sys.argv[2:])
     if args.sweep:
         from sandbox.simulate.sweep import parse_sweep, run_sweep, sweep_table

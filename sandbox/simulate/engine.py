@@ -198,6 +198,7 @@ class Simulation:
         self._texts: dict[int, tuple[str, int, float]] = {}
         self._credit: dict[int, float] = {}
         self._baseline = self._baseline_prices()
+        workload.check_holds_requests()
 
     # --- containers -------------------------------------------------------------------------------
     def _container(self, *, job: bool = False) -> Container:

@@ -20,7 +20,13 @@ def number(raw: Any, where: str, *, at_least: float | None = None, above: float 
         raise ValueError(f"{where}: expected a {'whole ' if whole else ''}number, got {raw!r}")
     if (at_least is not None and value < at_least) or (above is not None and value <= above) \
             or (at_most is not None and value > at_most):
-        bounds = [f">= {at_least:g}" if at_least is not None else "", f"> {above:g}" if above is not None else "",
-                  f"<= {at_most:g}" if at_most is not None else ""]
+        bounds = [f">= {_shown(at_least)}" if at_least is not None else "",
+                  f"> {_shown(above)}" if above is not None else "",
+                  f"<= {_shown(at_most)}" if at_most is not None else ""]
         raise ValueError(f"{where}: expected a number {' and '.join(b for b in bounds if b)}, got {raw!r}")
     return value
+
+
+def _shown(bound: float) -> str:
+    """A bound as an operator types it: 1,000,000 rather than :g's 1e+06."""
+    return f"{bound:,.0f}" if abs(bound) >= 1e6 and float(bound).is_integer() else f"{bound:g}"

@@ -9,7 +9,7 @@ from typing import Any
 from sandbox.simulate.engine import simulate
 from sandbox.simulate.inputs import number
 from sandbox.simulate.report import summarize
-from sandbox.simulate.workload import Workload
+from sandbox.simulate.workload import MAX_REQUESTS_PER_DAY, Workload
 
 FREE_TARGET = 0.90
 
@@ -44,6 +44,9 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
             values = sorted({int(round(low * ratio**i, -2 if low * ratio**i >= 1000 else 0)) for i in range(steps)})
     if not values or min(values) <= 0:
         raise ValueError("--sweep: volumes must be positive")
+    if max(values) > MAX_REQUESTS_PER_DAY:
+        raise ValueError(f"--sweep: volumes must be at most {MAX_REQUESTS_PER_DAY:,} requests a day (each is a whole "
+                         "simulated day, made in memory before it runs)")
     return name, values
 
 
@@ -56,11 +59,13 @@ def _volume(text: str) -> int:
 
 
 def run_sweep(workload: Workload, values: list[int], seed: int, hours: float | None = None) -> dict[str, Any]:
+    shapes = [workload.with_volume(volume) for volume in values]
+    if hours is not None:
+        shapes = [shaped.with_hours(hours) for shaped in shapes]
+    for shaped in shapes:  # every step, before the first whole day is simulated
+        shaped.check_holds_requests()
     rows = []
-    for volume in values:
-        shaped = workload.with_volume(volume)
-        if hours is not None:
-            shaped = shaped.with_hours(hours)
+    for shaped in shapes:
         summary = summarize(simulate(shaped, seed))
         rows.append({key: summary[key] for key in (
             "requests_per_day", "requests", "free_tier_share", "user_error_rate", "user_rate_limit_error_rate",

@@ -28,6 +28,11 @@ from sandbox.simulate.inputs import number
 from sandbox.simulate.scenario import parse_scenario
 
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent / "workloads"
+# The most a day may hold: every request and user is made in memory before the day runs, and a
+# few zeros too many grew the process by a GB every 20 s. 1,000,000 requests is ten times the
+# largest day measured (100,000 in about 200 s of CPU), so about half an hour.
+MAX_REQUESTS_PER_DAY = 1_000_000
+MAX_USERS = 1_000_000
 CHAT, STREAM, TRANSCRIPTION = "chat", "stream", "transcription"
 KINDS = ("plain", "reasoning", "tools", "json", "vision")
 _Z90 = 1.2815515655446004  # the standard normal's 90th percentile
@@ -116,9 +121,17 @@ class Workload:
         covered = sum(self.hourly[h] * min(1.0, max(0.0, hours - h)) for h in range(24))
         return round(self.requests_per_day * covered / whole)
 
+    def check_holds_requests(self) -> None:
+        """ValueError unless the simulated span holds a request. A span with none divided by zero
+        (hours the profile gives no traffic) or reported 0 requests as failed targets."""
+        if self.total_requests < 1:
+            raise ValueError(f"the first {self.hours:g} h of {self.name!r} at {self.requests_per_day:,} requests a day "
+                             "hold no request (its hourly profile's share of them rounds to none): "
+                             "raise --requests-per-day or --hours")
+
     def with_volume(self, requests_per_day: int) -> Workload:
         return replace(self, requests_per_day=int(number(requests_per_day, "--requests-per-day", at_least=1,
-                                                         whole=True)))
+                                                         at_most=MAX_REQUESTS_PER_DAY, whole=True)))
 
     def with_hours(self, hours: float) -> Workload:
         return replace(self, hours=number(hours, "--hours", above=0, at_most=24))
@@ -188,11 +201,12 @@ def parse_workload(raw: Mapping[str, Any], default_name: str = "workload") -> Wo
     workload = Workload(
         name=str(raw.get("name", default_name)),
         description=str(raw.get("description", "")).strip(),
-        requests_per_day=int(number(raw.get("requests_per_day", 10_000), "requests_per_day", at_least=1, whole=True)),
+        requests_per_day=int(number(raw.get("requests_per_day", 10_000), "requests_per_day", at_least=1,
+                                    at_most=MAX_REQUESTS_PER_DAY, whole=True)),
         start=start_ts,
         hours=number(raw.get("hours", 24), "hours", above=0, at_most=24),
         hourly=hourly,
-        users=int(number(users.get("count", 100), "users.count", at_least=1, whole=True)),
+        users=int(number(users.get("count", 100), "users.count", at_least=1, at_most=MAX_USERS, whole=True)),
         user_skew=number(users.get("skew", 1.0), "users.skew", at_least=0),
         mix=mix,
         kinds=kinds,

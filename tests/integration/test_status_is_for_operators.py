@@ -78,3 +78,19 @@ def test_status_is_cached_for_a_few_seconds(chat, monkeypatch):
     assert _get(chat, ADMIN)[0] == 200
     assert len(calls) == 2
     assert 1 <= chat.status_cache.ttl_s <= 10
+
+
+def test_status_shows_the_speech_to_text_models_too(chat):
+    """Transcription fails over like chat, on models with their own breakers, cooldowns and audio
+    windows (Groq's 7,200 audio seconds an hour), but status listed the chat models alone: Groq's
+    and OpenAI's Whisper, Mistral's Voxtral were missing and Replicate (speech only) entirely,
+    so an operator could not see why a transcription failed over. It lists what /v1/models lists."""
+    status, body = _get(chat, ADMIN)
+    assert status == 200
+    _, models = _get(chat, CLIENT, "/v1/models")
+    listed = {m["id"] for m in models["data"]} - {"auto", "auto:small", "auto:large", "auto:reasoning"}
+    shown = {f"{p}/{m}" for p, info in body["providers"].items() for m in info["models"]}
+    assert shown == listed
+    whisper = body["providers"]["groq"]["models"]["whisper-large-v3-turbo"]
+    assert any(w.get("max_audio_seconds") for w in whisper["windows"]), whisper["windows"]
+    assert "replicate" in body["providers"] and "openai/whisper" in body["providers"]["replicate"]["models"]

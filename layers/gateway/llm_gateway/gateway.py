@@ -123,7 +123,7 @@ class Gateway:
     def status(self) -> dict[str, Any]:
         from llm_gateway.routing.status import build_status
 
-        return build_status(self.core, self.router.available())
+        return build_status(self.core, self.listed())  # chat and speech-to-text models alike
 
     def chat(self, request: ChatCompletionRequest, caller: Caller, request_id: str,
              remaining_s: float | None = None, *, live: bool = False, cohort: str | None = None) -> ChatOutcome:

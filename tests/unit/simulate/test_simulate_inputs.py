@@ -69,8 +69,33 @@ def test_a_volume_or_span_out_of_range_is_refused_not_read_as_the_default(
     assert err.startswith("llm-gateway simulate: ") and option[0] in err, err
 
 
+HUGE = {
+    "requests_per_day": (["--workload", "{w}"], "requests_per_day: 1000000000000\nhours: 0.25\n", "requests_per_day"),
+    "users.count": (["--workload", "{w}"], TINY + "users: {count: 1000000000000}\n", "users.count"),
+    "--requests-per-day": (["--workload", "{w}", "--requests-per-day", "1000000000000"], TINY, "--requests-per-day"),
+    "--sweep": (["--workload", "{w}", "--sweep", "requests_per_day=1:1e30"], TINY, "--sweep"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE))
+def test_a_day_too_large_to_simulate_is_refused_before_it_runs(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A volume or user count with a few zeros too many was accepted, and the simulation's memory
+    then grew by about a GB every 20 s on the shared machine until something killed it."""
+    import sandbox.simulate.engine as engine
+
+    monkeypatch.setattr(engine, "simulate", lambda *a, **k: pytest.fail("simulated a day too large to hold"))
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated a day too large"))
+    argv, text, named = HUGE[case]
+    path = tmp_path / "w.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, *(a.format(w=path) for a in argv), "--json")
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: ") and named in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("sweep", ["requests_per_day=1000:1e400", "requests_per_day=a,b", "requests_per_day=nan:5",
-                                   "requests_per_day=10:20:x"])
+                                   "requests_per_day=10:20:x", "requests_per_day=1:1e30", "requests_per_day=5,1e15"])
 def test_a_bad_sweep_is_one_line_naming_the_option(sweep: str) -> None:
     with pytest.raises(ValueError, match="--sweep"):
         parse_sweep(sweep)
@@ -92,3 +117,43 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_the_day_is_simulated(
     code, err = _run(capsys, "--workload", str(path), "--out", str(taken), *extra)
     assert code == 2, err
     assert err.startswith("llm-gateway simulate: --out") and str(taken) in err, err
+
+
+def test_an_out_folder_it_cannot_write_in_is_refused_before_the_day_is_simulated(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing folder with no write permission was a PermissionError traceback after the run."""
+    import sandbox.simulate.engine as engine
+
+    unwritable = Path("/proc/self")  # no one may create files there, root included
+    if not unwritable.is_dir():
+        pytest.skip("no /proc here")
+    path = tmp_path / "w.yaml"
+    path.write_text(TINY, encoding="utf-8")
+    monkeypatch.setattr(engine, "simulate", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    code, err = _run(capsys, "--workload", str(path), "--out", str(unwritable))
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: --out") and str(unwritable) in err, err
+
+
+QUIET_FIRST_HOUR = "name: quiet\nrequests_per_day: 1000\nhourly_profile: [0" + ", 1" * 23 + "]\n"
+SPANS_WITHOUT_A_REQUEST = {
+    "hours with no traffic in the profile": (QUIET_FIRST_HOUR, ["--hours", "1"]),
+    "too few a day for the hours": (TINY, ["--requests-per-day", "1", "--hours", "0.01"]),
+    "a sweep volume too small for the hours": (TINY, ["--hours", "0.01", "--sweep", "requests_per_day=1,5000"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPANS_WITHOUT_A_REQUEST))
+def test_a_span_that_holds_no_request_is_refused_not_reported(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hours the hourly profile gives no traffic were a ZeroDivisionError traceback; a span too
+    short for its volume simulated 0 requests and reported availability 0.0 and free-tier share 0.0
+    as FAIL verdicts, exit 0, as if the gateway had failed them. A sweep checks every volume
+    before it simulates the first."""
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated no request"))
+    text, options = SPANS_WITHOUT_A_REQUEST[case]
+    path = tmp_path / "w.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, err = _run(capsys, "--workload", str(path), "--json", *options)
+    assert code == 2, err
+    assert err.startswith("llm-gateway simulate: ") and "no request" in err and len(err.strip().splitlines()) == 1, err
