@@ -14,6 +14,45 @@ each stack's fresh-interpreter cost of becoming ready to route (LiteLLM: `import
 comparison in instructions per request, which the machine's load does not move: LiteLLM's whole
 process is counted, the worker thread it logs each call on included (CPU a Lambda pays for too).
 
+Last runs (2026-11-30, evening, `main` at 8443cdd: perf9 merged, then its per-call-site log-key
+cache reverted by review, as it cost about 22 k instructions a line in Lambda while saving 4 k
+here, and `capacity`'s cache on the exact ask removed; LiteLLM 1.110.2), as printed. Some of
+perf9's cuts help only the in-memory state and breaker stores these rows run on (no item stored:
+answered at once), not production's DynamoDB; `bench_instructions` says which. Instructions:
+
+LiteLLM Router                                      11.91 M
+this gateway, model pinned (one model, as LiteLLM's one deployment)
+  whole                                              1.67 M      7.1x
+  without its HTTP call                              0.85 M     14.0x
+this gateway, model auto (5 candidates)
+  whole                                              1.81 M      6.6x
+  without its HTTP call                              0.99 M     12.0x
+(bare adapter + engine)                              0.82 M
+
+Timed (`make bench-litellm`), three in a row at load average 0.7-0.9, as printed (the ratio row
+without our HTTP call is the like-for-like one; counting it, 6.3-6.4x):
+
+LiteLLM Router                                       2.68 ms   4.98 ms         3390 ms
+this gateway                                         0.42 ms   1.26 ms          301 ms
+ratio LiteLLM / ours                                    6.3x      4.0x           11.3x
+this gateway without its HTTP call                   0.26 ms   0.98 ms   (bare adapter + engine: 0.16 / 0.28 ms)
+ratio LiteLLM / ours without HTTP                      10.2x      5.1x
+
+LiteLLM Router                                       2.77 ms   5.38 ms         3331 ms
+this gateway                                         0.44 ms   1.35 ms          356 ms
+ratio LiteLLM / ours                                    6.3x      4.0x            9.4x
+this gateway without its HTTP call                   0.28 ms   1.07 ms   (bare adapter + engine: 0.17 / 0.28 ms)
+ratio LiteLLM / ours without HTTP                      10.1x      5.0x
+
+LiteLLM Router                                       2.72 ms   4.82 ms         3634 ms
+this gateway                                         0.43 ms   1.36 ms          300 ms
+ratio LiteLLM / ours                                    6.4x      3.5x           12.1x
+this gateway without its HTTP call                   0.26 ms   1.08 ms   (bare adapter + engine: 0.16 / 0.29 ms)
+ratio LiteLLM / ours without HTTP                      10.2x      4.5x
+
+(Two runs earlier the same evening at 65f5824, before the revert, load average about 3: 10.7x and
+10.4x without HTTP, 6.7x and 6.6x with it.)
+
 Runs of 2026-11-30, evening (branch perf9 at 28d370e, on `main` at 5e21c47: the gateway's share
 of the bench's `auto` request cut from 1.186 to 0.978 M instructions, see bench_instructions), as
 printed; LiteLLM from `main`'s `.venv-litellm` (LITELLM_PYTHON). Instructions:
