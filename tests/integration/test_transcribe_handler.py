@@ -325,7 +325,8 @@ def test_bad_upload_announcements(rig, body, status, code):
 
 
 @pytest.mark.parametrize("content_type", ["audio/mpeg\r\nX-Evil: 1", "", " ", "audio/mp\u00e9g", "audio/mpeg\u0000",
-                                          "mpeg", "audio/"])
+                                          "mpeg", "audio/", "audio/mpeg\r\n;X-Evil: 1", "audio/mpeg\n;a=b",
+                                          "audio/mpeg\u2028;a=b", "audio/mpeg\u00a0;a=b"])
 def test_an_upload_content_type_no_http_header_can_carry_is_a_400(rig, content_type):
     """The answer's `headers` must be sent as they are and are signed into the URL: a value with a
     line break, a control or non-ASCII character, or no `type/subtype` at all, cannot be sent (or

@@ -57,6 +57,16 @@ def test_a_field_its_charset_cannot_decode_is_a_400(charset, text):
         parse_form(body, CT, max_bytes=10_000)
 
 
+def test_a_charset_the_codec_lookup_cannot_take_is_a_400():
+    """A quoted charset holding NUL makes the codec lookup raise ValueError ("embedded null
+    character"), neither UnicodeError nor LookupError: it was a 500."""
+    body = form_body({"model": "placeholder"}, None).replace(
+        b'name="model"\r\n\r\nplaceholder',
+        b'name="model"\r\nContent-Type: text/plain; charset="utf-8\x00"\r\n\r\nauto')
+    with pytest.raises(InvalidRequest, match="'model' is not text in the charset its part names"):
+        parse_form(body, CT, max_bytes=10_000)
+
+
 def test_too_many_parts_is_a_400():
     with pytest.raises(InvalidRequest, match="too many parts"):
         parse_form(form_body({f"f{i}": "x" for i in range(100)}, None), CT, max_bytes=100_000)

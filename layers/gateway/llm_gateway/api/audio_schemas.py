@@ -34,7 +34,9 @@ MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # what `POST /v1/audio/uploads` may annou
 # A media type as an HTTP header carries it (RFC 9110 §8.3.1: `type/subtype`, tokens, then
 # parameters in visible ASCII and spaces): the upload answer's `Content-Type` is signed into its URL
 # and must be sent as it is, so a value no header can carry would only fail at S3.
-MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;[\x20-\x7e]*)?")
+# The whitespace before `;` is OWS (space or tab), not `\s`: that also matched CR, LF and Unicode
+# spaces, so "audio/mpeg\r\n;X-Evil: 1" passed.
+MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+([ \t]*;[\x20-\x7e]*)?")
 
 
 class _Edge(BaseModel):

@@ -129,7 +129,9 @@ def _collect(parts: list[tuple[MultipartSegment, bytearray]]) -> Form:
                                  param=name[:64] or None, code="field_too_large")
         try:
             text = data.decode(segment.charset or "utf-8")
-        except (UnicodeError, LookupError):  # UnicodeError: a codec such as idna, punycode or undefined
+        # ValueError: UnicodeError (a codec such as idna, punycode or undefined) and a charset
+        # the codec lookup cannot take at all (a quoted one holding NUL: "embedded null character")
+        except (ValueError, LookupError):
             encoding = f"text in the charset its part names ({segment.charset[:40]!r})" if segment.charset else "UTF-8 text"
             raise InvalidRequest(f"The form field '{name[:64]}' is not {encoding}.", param=name[:64] or None,
                                  code="invalid_multipart") from None
