@@ -112,8 +112,8 @@ def to_csv(report: Mapping[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in report["rows"]:
-        writer.writerow(row)
+    for row in report["rows"]:  # costs as the header tells them (8 decimals), not float repr's `8.75e-05`
+        writer.writerow({**row, "cost_usd": f"{row['cost_usd']:.8f}"})
     return out.getvalue()
 
 

@@ -1,0 +1,21 @@
+"""The cost report's CSV as a spreadsheet reads it."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from llm_gateway.tenancy.report import CSV_COLUMNS, to_csv
+
+
+def test_costs_are_written_in_the_headers_eight_decimals_not_in_e_notation() -> None:
+    """A model's day that cost $0.0000875 was written `8.75e-05` (Python's float repr): some
+    spreadsheets read that as text. Costs go out as `x-gateway-cost-usd` tells them: 8 decimals."""
+    row = dict.fromkeys(CSV_COLUMNS, 0) | {"date": "2026-11-30", "user": "ann", "model": "groq/x", "requests": 3,
+                                           "cost_usd": 0.0000875}
+    big = row | {"user": "bob", "cost_usd": 12.5}
+    text = to_csv({"rows": [row, big]})
+    assert "e-0" not in text
+    read = list(csv.DictReader(io.StringIO(text)))
+    assert [r["cost_usd"] for r in read] == ["0.00008750", "12.50000000"]
+    assert read[0]["requests"] == "3"
