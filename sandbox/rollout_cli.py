@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from llm_gateway.rollout.appconfig import AppConfigRollout, AppConfigTarget
@@ -114,6 +115,9 @@ def main(argv: list[str], *, session: Any = None) -> int:
     if args.stack:
         control = _stack_rollout(args.stack, args.region, session)
     elif args.file:
+        if args.action == "status" and not Path(args.file).is_file():  # a mistyped path is no unset rollout
+            print(f"llm-gateway rollout: no flag file at {args.file} (`set N --file` writes one)", file=sys.stderr)
+            return 2
         control = LocalRollout(args.file)
     else:
         control = _local_rollout(args.url)

@@ -185,6 +185,17 @@ def test_the_cli_sets_a_local_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert LocalRollout(path).status()["percent"] == 0
 
 
+def test_status_of_a_flag_file_that_is_not_there_is_an_error_not_a_null_percent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped `--file` printed `"percent": null` and exited 0, as if the rollout were merely
+    unset: it is one line on stderr and exit 2 (`set` still creates the file)."""
+    missing = tmp_path / "nope.json"
+    assert rollout_cli.main(["status", "--file", str(missing)]) == 2
+    assert "no flag file" in capsys.readouterr().err
+    assert rollout_cli.main(["set", "5", "--file", str(missing)]) == 0
+    assert rollout_cli.main(["status", "--file", str(missing)]) == 0
+
+
 def test_rehearse_sets_the_rollback_alarm_and_waits_for_the_flag_at_0(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """On AWS the alarm's action runs the rollback Lambda; here setting the alarm state delivers
     the same SNS notification to `roll_back` (what the Lambda runs), so the CLI's wiring is proven:
