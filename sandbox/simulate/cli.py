@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             return _fail(f"--out {str(args.out)!r}: {problem}")
     command = "llm-gateway simulate " + shlex.join(argv if argv is not None else sys.argv[2:])
-    if args.sweep:
+    if args.sweep is not None:  # `--sweep ''` is a bad sweep, not no sweep
         from sandbox.simulate.sweep import parse_sweep, run_sweep, sweep_table
 
         try:

@@ -19,11 +19,11 @@ MAX_STEPS = 50  # each step is a whole simulated day
 
 def parse_sweep(text: str) -> tuple[str, list[int]]:
     """`requests_per_day=1000:200000` (log-spaced steps, 8 by default), `...=1000:200000:5`
-    (that many steps) or `...=1000,5000,20000` (those values)."""
+    (that many steps) or `...=1000,5000,20000` (those values; one value is a sweep of one)."""
     name, _, spec = text.partition("=")
     if name != "requests_per_day" or not spec:
         raise ValueError("--sweep: expected requests_per_day=LOW:HIGH[:STEPS] or requests_per_day=A,B,C")
-    if "," in spec:
+    if "," in spec or ":" not in spec:
         values = sorted({_volume(v) for v in spec.split(",")})
     else:
         parts = [_volume(v) for v in spec.split(":")]

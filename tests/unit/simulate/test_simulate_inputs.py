@@ -101,6 +101,16 @@ def test_a_bad_sweep_is_one_line_naming_the_option(sweep: str) -> None:
         parse_sweep(sweep)
 
 
+def test_an_empty_sweep_is_refused_and_one_volume_is_a_sweep_of_one(capsys, monkeypatch) -> None:
+    """`--sweep ''` ran the plain day as if no sweep were asked (an empty string is falsy), and
+    `requests_per_day=100` was refused with the LOW:HIGH message although it names one volume."""
+    monkeypatch.setattr("sandbox.simulate.sweep.simulate", lambda *a, **k: pytest.fail("simulated"))
+    monkeypatch.setattr("sandbox.simulate.engine.simulate", lambda *a, **k: pytest.fail("simulated the plain day"))
+    code, err = _run(capsys, "--sweep", "", "--json")
+    assert code == 2 and "--sweep" in err, err
+    assert parse_sweep("requests_per_day=100") == ("requests_per_day", [100])
+
+
 @pytest.mark.parametrize("sweep", [False, True])
 def test_an_out_that_cannot_be_a_folder_is_refused_before_the_day_is_simulated(
         sweep: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
