@@ -25,3 +25,21 @@ def test_status_help_asks_for_an_admin_key(capsys: pytest.CaptureFixture[str]) -
     text = _help(capsys, status_cli.main, ["--help"])
     assert "admin key" in text, text
 
+
+
+def test_status_talks_to_the_gateway_and_key_the_environment_names(monkeypatch, capsys) -> None:
+    """`keys` and `usage` take their gateway and admin key from LLM_GATEWAY_URL and
+    LLM_GATEWAY_ADMIN_KEY; `status` ignored both and asked the local dev gateway with the dev key."""
+    import httpx
+
+    seen: list[tuple[str, str]] = []
+
+    def get(url: str, headers: dict[str, str], **_: object) -> httpx.Response:
+        seen.append((url, headers["Authorization"]))
+        return httpx.Response(200, json={"providers": []})
+
+    monkeypatch.setattr(httpx, "get", get)
+    monkeypatch.setenv("LLM_GATEWAY_URL", "https://gw.example.com/prod")
+    monkeypatch.setenv("LLM_GATEWAY_ADMIN_KEY", "ops-key-" + "o" * 32)
+    assert status_cli.main(["--json"]) == 0
+    assert seen == [("https://gw.example.com/prod/v1/status", "Bearer ops-key-" + "o" * 32)]
