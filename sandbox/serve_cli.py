@@ -101,13 +101,29 @@ def _start_hosts(workers: int, containers: int) -> list[ChildProcess]:
     return hosts
 
 
+# Each container holds a built gateway (about 10 MB) and each worker is a process (about 90 MB):
+# a mistyped count (32000) would take the machine's memory before serving anything.
+MAX_CONTAINERS = 1000
+MAX_WORKERS = 64
+
+
+def argument_problem(containers: int, workers: int | None, port: int) -> str | None:
+    """What is wrong with these counts and port, before anything starts (None: nothing)."""
+    if containers < 1 or (workers is not None and workers < 1):
+        return "--containers and --workers must be at least 1"
+    if containers > MAX_CONTAINERS or (workers is not None and workers > MAX_WORKERS):
+        return (f"--containers may be at most {MAX_CONTAINERS} and --workers at most {MAX_WORKERS} "
+                f"(got {containers} and {workers})")
+    if not 0 <= port <= 65535:  # bind() raises OverflowError for it, a traceback
+        return f"--port must be from 0 to 65535 (0: any free port), got {port}"
+    return None
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.containers < 1 or (args.workers is not None and args.workers < 1):
-        _say("--containers and --workers must be at least 1")
-        return 2
-    if not 0 <= args.port <= 65535:  # bind() raises OverflowError for it, a traceback
-        _say(f"--port must be from 0 to 65535 (0: any free port), got {args.port}")
+    problem = argument_problem(args.containers, args.workers, args.port)
+    if problem:
+        _say(problem)
         return 2
     workers = min(args.containers, args.workers or os.cpu_count() or 1)
     plan = plan_local_env(os.environ, args.state)

@@ -24,3 +24,18 @@ def test_the_containers_are_told_how_many_share_each_limit():
 def test_an_operators_own_setting_is_kept():
     env = host_env({"LLM_GATEWAY_MAX_CONTAINERS": "500"}, containers=32)
     assert env["LLM_GATEWAY_MAX_CONTAINERS"] == "500"
+
+
+def test_serve_refuses_counts_that_would_take_the_machines_memory_before_starting() -> None:
+    """`--containers 32000` (a typo) started a gateway per container, about 10 MB each, and
+    `--workers 500` a process each, about 90 MB: refused before anything starts, as a count below
+    1 and a port that does not exist are."""
+    from sandbox.serve_cli import MAX_CONTAINERS, MAX_WORKERS, argument_problem
+
+    assert argument_problem(32, None, 3000) is None
+    assert argument_problem(260, 2, 0) is None  # the load test's
+    assert argument_problem(MAX_CONTAINERS, MAX_WORKERS, 3000) is None
+    assert "--containers" in (argument_problem(32000, None, 3000) or "")
+    assert "--workers" in (argument_problem(32, 500, 3000) or "")
+    assert "at least 1" in (argument_problem(0, None, 3000) or "")
+    assert "--port" in (argument_problem(32, None, 70000) or "")
