@@ -50,7 +50,7 @@ ratio LiteLLM / ours                                    6.4x      3.5x          
 this gateway without its HTTP call                   0.26 ms   1.08 ms   (bare adapter + engine: 0.16 / 0.29 ms)
 ratio LiteLLM / ours without HTTP                      10.2x      4.5x
 
-(Two runs earlier the same evening at 65f5824, before the revert, load average about 3: 10.7x and
+(Two runs earlier the same evening at aaa92a7 (perf9 merged, before the revert), load average about 3: 10.7x and
 10.4x without HTTP, 6.7x and 6.6x with it.)
 
 Runs of 2026-11-30, evening (branch perf9 at 28d370e, on `main` at 5e21c47: the gateway's share
