@@ -97,14 +97,9 @@ def model_circuit(key: ModelKey) -> str:
 
 
 def circuit_ids(keys: Iterable[ModelKey]) -> list[str]:
-    if type(keys) is tuple:  # a request's candidates (`Preparation.keys`): worked out once per set
-        return list(_candidate_items(keys).circuits)
-    ids: dict[str, None] = {}
-    for key in keys:  # each model's names formatted once (`_model_pks`): this runs on every request
-        _, _, provider_cb, model_cb = _model_pks(key)
-        ids[provider_cb] = None
-        ids[model_cb] = None
-    return list(ids)
+    """Each model's provider and model circuits, in order (worked out once per set of models:
+    this runs on every request, `_candidate_items`)."""
+    return list(_candidate_items(tuple(keys)).circuits)
 
 
 def health_pk(provider: str) -> str:
@@ -551,10 +546,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
                 _COUNTER_PKS.clear()
             pk = _COUNTER_PKS[counter] = meter_pk(counter)
         pks[pk] = None
-    if type(keys) is tuple:  # a request's candidates (`Preparation.keys`): their items listed once per set
-        pks.update(_candidate_items(keys).pks)
-        return list(pks)
-    pks.update(_models_pks(keys))
+    pks.update(_candidate_items(tuple(keys)).pks)  # the models' items, listed once per set of models
     return list(pks)
 
 
@@ -584,8 +576,9 @@ class _CandidateItems:
 
 
 def _candidate_items(keys: tuple[ModelKey, ...]) -> _CandidateItems:
-    """Per set of candidate models (few recur: the catalog's models a request shape can use,
-    less those a key's allow-list excludes), cached by the tuple, at most `_CANDIDATES_MAX`."""
+    """Per set of models (few recur: the catalog's models a request shape can use, less those a
+    key's allow-list excludes; one model, for the planner's item counts), cached by the tuple, at
+    most `_CANDIDATES_MAX`."""
     found = _CANDIDATES.get(keys)
     if found is None:
         if len(_CANDIDATES) >= _CANDIDATES_MAX:
@@ -636,12 +629,8 @@ def decode_snapshot(items: Mapping[str, Item], keys: Collection[ModelKey], now: 
         elif pk.startswith("aff#") and (preferred := decode_affinity(item, now)) is not None:
             affinities[pk] = preferred
     models = {}
-    if not items:  # nothing was found (no model has a cooldown or headers on record): nothing to look up
-        named: Iterable[tuple[ModelKey, str, str]] = ()
-    elif type(keys) is tuple:
-        named = _candidate_items(keys).states
-    else:
-        named = [(key, header, cooling) for key in keys for header, cooling, _, _ in (_model_pks(key),)]
+    # nothing found: no model has a cooldown or headers on record, nothing to look up
+    named = _candidate_items(tuple(keys)).states if items else ()
     for key, header, cooling in named:
         cooling_raw, header_raw = items.get(cooling), items.get(header)
         if cooling_raw is None and header_raw is None:  # most models, most requests: nothing to decode
