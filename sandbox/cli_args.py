@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import httpx
 
@@ -31,3 +32,18 @@ def finite_number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def connection_args(parser: argparse.ArgumentParser, *, table: bool = False) -> None:
+    """`--url`, `--key` (an admin key) and `--json`, defaulting to `LLM_GATEWAY_URL` and
+    `LLM_GATEWAY_ADMIN_KEY` (else the local `make dev`); with `table`, `--table` and
+    `--endpoint-url` to work on a state table directly."""
+    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"), type=gateway_url,
+                        help="gateway base URL, without /v1 (default: $LLM_GATEWAY_URL, else the local one)")
+    parser.add_argument("--key", default=os.environ.get("LLM_GATEWAY_ADMIN_KEY", "local-dev-key"),
+                        help="an admin key (a client key gets 403; default: $LLM_GATEWAY_ADMIN_KEY, else the local "
+                             "dev key)")
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    if table:
+        parser.add_argument("--table", help="work on this DynamoDB state table directly (AWS credentials)")
+        parser.add_argument("--endpoint-url", help="DynamoDB endpoint (the embedded one of `make dev`)")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
 import httpx
 
-from sandbox.cli_args import gateway_url
+from sandbox.cli_args import connection_args
 
 
 def _until(value: float | None, now: float) -> str:
@@ -67,11 +66,7 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway status", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"), type=gateway_url,
-                        help="gateway base URL, without /v1 (default: $LLM_GATEWAY_URL, else the local one)")
-    parser.add_argument("--key", default=os.environ.get("LLM_GATEWAY_ADMIN_KEY", "local-dev-key"),
-                        help="an admin key (a client key gets 403; default: $LLM_GATEWAY_ADMIN_KEY, else the local dev key)")
-    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    connection_args(parser)
     args = parser.parse_args(argv)
     url = args.url.rstrip("/") + "/v1/status"
     try:

@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from sandbox.cli_args import finite_number, gateway_url
+from sandbox.cli_args import connection_args, finite_number
 
 POLICY_FLAGS: dict[str, Callable[[str], Any]] = {
     "rpm": int, "rpd": int, "tpm": int, "audio_seconds_per_day": int,
     "daily_budget_usd": finite_number, "monthly_budget_usd": finite_number,
 }
 SWITCHES = ("free_only", "admin", "per_end_user")
-
-
-def _connection(parser: argparse.ArgumentParser, table: bool) -> None:
-    parser.add_argument("--url", default=os.environ.get("LLM_GATEWAY_URL", "http://127.0.0.1:3000"), type=gateway_url,
-                        help="gateway base URL (without /v1)")
-    parser.add_argument("--key", default=os.environ.get("LLM_GATEWAY_ADMIN_KEY", "local-dev-key"),
-                        help="an admin key (default: $LLM_GATEWAY_ADMIN_KEY, else the local dev key)")
-    parser.add_argument("--json", action="store_true", help="print the raw JSON")
-    if table:
-        parser.add_argument("--table", help="work on this DynamoDB state table directly (AWS credentials)")
-        parser.add_argument("--endpoint-url", help="DynamoDB endpoint (the embedded one of `make dev`)")
 
 
 def _policy_args(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="revoke a key (refused everywhere within a minute)")
     revoke.add_argument("id")
     for sub in (create, listing, update, revoke):
-        _connection(sub, table=True)
+        connection_args(sub, table=True)
     return top
 
 
@@ -185,7 +173,7 @@ def usage_main(argv: list[str]) -> int:
     top = argparse.ArgumentParser(prog="llm-gateway usage", description="a user's usage (GET /v1/usage) as a table")
     top.add_argument("--user", help="another user (admin keys), or '*' for every user")
     top.add_argument("--days", type=int, help="also one row per day for the last N days")
-    _connection(top, table=False)
+    connection_args(top)
     args = top.parse_args(argv)
     params = {k: str(v) for k, v in (("user", args.user), ("days", args.days)) if v is not None}
     url = args.url.rstrip("/") + "/v1/usage"
