@@ -381,9 +381,9 @@ def test_log_info_writes_the_very_line_for_any_keys_and_values(appended, context
 
 
 def test_log_info_follows_the_formatter_keys_as_they_change_between_lines(monkeypatch):
-    """A call site's filled-in keys are kept between lines (`RedactingFormatter._site`): a key
-    appended, changed to an equal value of another type (1, then True), or removed between two
-    lines from the very same call site still gives `logger.info`'s line each time."""
+    """A key appended, changed to an equal value of another type (1, then True), or removed
+    between two lines from the very same call site still gives `logger.info`'s line each time
+    (a per-call-site cache of the filled-in keys got the type change wrong; it was reverted)."""
     from aws_lambda_powertools import Logger
 
     from llm_gateway.observability.logging import RedactingFormatter
