@@ -9,14 +9,13 @@ from typing import Any
 from llm_gateway.observability import metrics as m
 from llm_gateway.observability.logging import log_info
 from llm_gateway.observability.metrics import Metrics
-from llm_gateway.tenancy.usage import ServedRequest
+from llm_gateway.tenancy.usage import ServedRequest, usd_text
 
 
 def told_usd(cost_usd: float) -> float:
-    """A cost as the caller is told it everywhere: `x-gateway-cost-usd`'s 8 decimals, in the
-    body's and the stream's `usage.cost_usd` too, so what a user adds up of what they were told
-    is exactly what the ledger (kept in the header's digits) says they spent."""
-    return float(f"{max(0.0, cost_usd):.8f}")
+    """`usd_text` as a JSON number (the body's and the stream's `usage.cost_usd`), so what a user
+    adds up of what they were told is exactly what the ledger says they spent."""
+    return float(usd_text(cost_usd))
 
 
 def served_headers(provider: str, model: str, attempts: int, cost_usd: float, cost_estimated: bool,
@@ -27,7 +26,7 @@ def served_headers(provider: str, model: str, attempts: int, cost_usd: float, co
     headers["x-gateway-provider"] = provider
     headers["x-gateway-model"] = model
     headers["x-gateway-attempts"] = str(attempts)
-    headers["x-gateway-cost-usd"] = f"{cost_usd:.8f}"
+    headers["x-gateway-cost-usd"] = usd_text(cost_usd)
     headers["x-request-id"] = request_id
     return headers
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from llm_gateway.state.store import Item
 from llm_gateway.tenancy.keys import KeyRecord
-from llm_gateway.tenancy.usage import UsageLedger, summarize
+from llm_gateway.tenancy.usage import UsageLedger, summarize, usd_text
 
 NEAR_BUDGET = 0.8
 CSV_COLUMNS = ("date", "user", "model", "requests", "free_requests", "free_share", "tokens_in", "tokens_out",
@@ -112,8 +112,8 @@ def to_csv(report: Mapping[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in report["rows"]:  # costs as the header tells them (8 decimals), not float repr's `8.75e-05`
-        writer.writerow({**row, "cost_usd": f"{row['cost_usd']:.8f}"})
+    for row in report["rows"]:  # costs as the header tells them, not float repr's `8.75e-05`
+        writer.writerow({**row, "cost_usd": usd_text(row["cost_usd"])})
     return out.getvalue()
 
 

@@ -42,9 +42,15 @@ def day_of(now: float) -> str:
     return text
 
 
+def usd_text(cost_usd: float) -> str:
+    """A cost as the caller is told it everywhere (`x-gateway-cost-usd`, the bodies' and streams'
+    `usage.cost_usd`, the cost report): 8 decimals, never below zero; the ledger keeps these digits."""
+    return f"{max(0.0, cost_usd):.8f}"
+
+
 def cost_e8(cost_usd: float) -> int:
-    """The cost as the `x-gateway-cost-usd` header writes it (8 decimals), in units of 1e-8 USD."""
-    return int(f"{max(0.0, cost_usd):.8f}".replace(".", ""))
+    """The cost as the `x-gateway-cost-usd` header writes it (`usd_text`), in units of 1e-8 USD."""
+    return int(usd_text(cost_usd).replace(".", ""))
 
 
 class ServedRequest(NamedTuple):
