@@ -16,6 +16,7 @@ import yaml
 from sandbox.fakes.limits import DEFAULT_LIMITS, parse_dimensions, parse_model_limits
 from sandbox.fakes.registry import FAKES, spec_of
 from sandbox.fakes.state import Fault
+from sandbox.simulate.inputs import number
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -75,7 +76,7 @@ def provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
 
 
 def _provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
-    seed = int(raw.get("seed", 1234))
+    seed = int(number(raw.get("seed", 1234), "seed", whole=True))
     strict = _flag(raw.get("strict", True), "strict")
     providers = raw.get("providers", dict.fromkeys(FAKES))
     if not isinstance(providers, dict):
@@ -99,7 +100,7 @@ def _provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
             latency_ms=_number(conf, "latency_ms", 0.0, name),
             chunk_delay_ms=_number(conf, "chunk_delay_ms", 0.0, name),
             faults=faults,
-            seed=int(conf.get("seed", seed)),
+            seed=int(number(conf.get("seed", seed), f"providers.{name}.seed", whole=True)),
             strict=_flag(conf.get("strict", strict), f"providers.{name}.strict"),
             job_seconds_per_audio_second=_number(conf, "job_seconds_per_audio_second", 0.0, name),
         )
@@ -107,12 +108,8 @@ def _provider_configs(raw: dict[str, Any]) -> dict[str, ProviderConfig]:
 
 
 def _number(conf: dict[str, Any], key: str, default: float, provider: str) -> float:
-    """A provider's number setting, or ValueError naming it (float's own message names nothing)."""
-    value = conf.get(key, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"providers.{provider}.{key}: expected a number, got {value!r}") from None
+    """A provider's number setting (finite, not negative), or ValueError naming it."""
+    return number(conf.get(key, default), f"providers.{provider}.{key}", at_least=0)
 
 
 def _flag(value: Any, where: str) -> bool:
