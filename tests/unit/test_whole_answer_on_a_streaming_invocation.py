@@ -331,3 +331,14 @@ def test_a_free_answer_after_a_paid_cut_is_booked_paid_with_both_costs() -> None
     assert len(recorded) == 1
     assert (recorded[0].provider, recorded[0].free) == ("groq", False)
     assert recorded[0].cost_usd == pytest.approx(0.002)
+
+
+def test_a_providers_own_cost_estimated_never_reaches_the_callers_usage() -> None:
+    """`usage.cost_usd` and `usage.cost_estimated` are the gateway's: a provider's usage that
+    carries its own must not reach the caller (a review suspected it did; it does not, the
+    adapters keep only the usage fields they know: this holds it so)."""
+    echoed = {**ANSWER, "usage": {**ANSWER["usage"], "cost_estimated": True, "cost_usd": 99.0}}
+    gateway, _core, _metrics = _gateway(lambda request: httpx.Response(200, json=echoed))
+    body = gateway.chat(_request(), Caller(), "r1").json_body
+    assert body is not None and "cost_estimated" not in body["usage"]
+    assert body["usage"]["cost_usd"] != 99.0
