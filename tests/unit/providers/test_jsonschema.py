@@ -152,6 +152,10 @@ def test_ordinary_shared_definitions_still_translate() -> None:
     {"definitions": [1]},
     {"type": "object", "properties": {"a": {"type": "string"}}, "required": 5},
     {"type": "object", "properties": {"a": {"type": "string"}}, "required": [1, {}]},
+    {"required": 5},  # without `properties` (it was read only beside them)
+    {"type": "object", "required": 5},
+    {"type": [5]},  # an array holding no type name (its non-names were dropped silently)
+    {"type": ["string", 5]},
 ])
 def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> None:
     """Each of these raised TypeError inside the translation (`{**"x"}`, iterating an int, an

@@ -119,6 +119,8 @@ def _translate(
     node = _flatten_combinators(node)
     node, seen = _resolve(node, defs, seen)  # a merged `anyOf: [{$ref}, null]` branch
     out: dict[str, Any] = {}
+    if "required" in node:  # checked wherever it stands, not only beside `properties`
+        _required(node)
     kind, nullable = _type_of(node)
     if kind:
         out["type"] = kind
@@ -165,9 +167,9 @@ def _type_of(node: dict[str, Any]) -> tuple[str | None, bool]:
     """(Gemini TYPE, nullable) from `type` given as a string or a list like `["string", "null"]`."""
     raw = node.get("type")
     nullable = bool(node.get("nullable"))
-    if raw is not None and not isinstance(raw, str | list):
+    if raw is not None and not (isinstance(raw, str) or (isinstance(raw, list) and all(isinstance(t, str) for t in raw))):
         raise SchemaInvalid("'type' must be a type name or an array of type names")
-    names = [raw] if isinstance(raw, str) else [t for t in raw or [] if isinstance(t, str)]
+    names = [raw] if isinstance(raw, str) else list(raw or [])
     names = [t.lower() for t in names if t.lower() in _TYPES]
     if "null" in names and len(names) > 1:
         nullable = True
