@@ -132,3 +132,21 @@ def test_a_model_of_the_other_capability_is_named_as_such_not_as_missing() -> No
     with pytest.raises(ModelNotFound) as missing:
         resolve("nobody/nothing", CATALOG.for_capability("chat"), CATALOG, chat_keys, lambda m: m == "auto", "chat")
     assert "does not exist" in missing.value.message
+
+
+def test_a_model_of_the_other_capability_whose_provider_is_not_configured_says_so_at_once() -> None:
+    """Sent to the other endpoint, such a model would only be refused there as not configured: the
+    first answer says both (two round trips of trial and error before)."""
+    from llm_gateway.selection.planner import resolve
+
+    chat_keys = frozenset(e.key for e in CATALOG.for_capability("chat"))
+    without_groq = frozenset(k for k in chat_keys | ALL if k.provider != "groq")
+    with pytest.raises(ModelNotFound) as wrong:
+        resolve("groq/whisper-large-v3", CATALOG.for_capability("chat"), CATALOG, without_groq,
+                lambda m: m == "auto", "chat")
+    message = wrong.value.message
+    assert "transcription model" in message and "not configured" in message and "groq" in message
+    with pytest.raises(ModelNotFound) as configured:  # configured: no word of it
+        resolve("groq/whisper-large-v3", CATALOG.for_capability("chat"), CATALOG, chat_keys | ALL,
+                lambda m: m == "auto", "chat")
+    assert "not configured" not in configured.value.message

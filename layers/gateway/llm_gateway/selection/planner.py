@@ -211,23 +211,33 @@ def resolve(model: str, pool: Sequence[ModelEntry], catalog: Catalog, available:
             return entry.key, [entry]
     matches = [e for e in catalog.by_model_id(model) if e.key in available and capability in e.serves]
     if not matches:
-        raise _served_elsewhere(model, catalog, capability) or ModelNotFound(
+        raise _served_elsewhere(model, catalog, capability, available) or ModelNotFound(
             model, "Use 'auto' or 'provider/model' (GET /v1/models lists them).")
     return (matches[0].key if len(matches) == 1 else None), matches
 
 
-def _served_elsewhere(model: str, catalog: Catalog, capability: str) -> ModelNotFound | None:
+def _served_elsewhere(model: str, catalog: Catalog, capability: str,
+                      available: Collection[ModelKey]) -> ModelNotFound | None:
     """The error for a model the catalog has that serves only other endpoints (`/v1/models`
     lists chat and speech models together, so a caller may send one to the wrong endpoint),
-    naming the endpoint that serves it; None when the catalog has no such model."""
+    naming the endpoint that serves it, and saying so when its provider is not configured (the
+    other endpoint would only refuse it for that); None when the catalog has no such model.
+    `available` holds this capability's models only: a provider counts as not configured when
+    it serves this capability too and none of its models here is available."""
     provider, _, name = model.partition("/")
     entry = catalog.get(ModelKey(provider, name)) if name else None
     entries = [entry] if entry is not None else catalog.by_model_id(model)
     if not entries or any(capability in e.serves for e in entries):
         return None
     other = entries[0].serves[0]
-    return ModelNotFound(model, message=f"The model '{model}' is a {other} model, not a {capability} model: "
-                                        f"send it to {ENDPOINTS[other]}.")
+    message = f"The model '{model}' is a {other} model, not a {capability} model: send it to {ENDPOINTS[other]}."
+    configured = {key.provider for key in available}
+    serving_here = {e.provider for e in catalog.for_capability(capability)}
+    unconfigured = sorted({e.provider for e in entries if e.provider in serving_here} - configured)
+    if unconfigured and len(unconfigured) == len({e.provider for e in entries}):
+        names = ", ".join(f"'{p}'" for p in unconfigured)
+        message += f" Its provider ({names}) is not configured on this gateway."
+    return ModelNotFound(model, message=message)
 
 
 def bounded(ranked: Sequence[Candidate], meters: Mapping[ModelKey, tuple[Meter, ...]],
