@@ -11,7 +11,8 @@ Definitions (requests = every request simulated):
   user_error_rate, errors and users_with_an_error).
 - user_rate_limit_error_rate: requests answered any other 429 / requests
 - user_error_rate: requests answered with any error (4xx or 5xx) / requests
-- availability: answered requests / requests not refused by the caller's own policy
+- availability: answered requests / requests not refused by the caller's own policy (1 when
+  the policy refused them all: nothing was left for the gateway to fail)
 - avg_cost_usd: total cost / requests; baseline_avg_cost_usd: the same requests all sent to the
   workload's baseline model (chat) and baseline transcription model
 - cost_reduction: 1 - cost / baseline cost
@@ -19,7 +20,7 @@ Definitions (requests = every request simulated):
   token count, state load from the in-memory store, ranking; every plan of the request). The
   only figure that differs between runs of the same seed.
 - selection_success_rate: requests whose first selected model answered / requests not refused by
-  the caller's own policy
+  the caller's own policy (1 when it refused them all, as availability)
 - failover_rate: answered requests that needed more than one provider call / requests
 - provider_limit_violations: calls a simulated provider refused because one of its limits was full
   (the gateway must never send one)
@@ -71,6 +72,7 @@ def summarize(result: SimResult) -> dict[str, Any]:
     by_provider = Counter(o.provider for o in served)
     errors = Counter(f"{o.status} {o.code}" for o in outcomes if o.status != 200)
     first_ok = sum(1 for o in served if o.failed_attempts == 0)
+    to_serve = len(outcomes) - own  # what the gateway had to serve: none left is no failure
     summary: dict[str, Any] = {
         "workload": result.workload.name,
         "seed": result.seed,
@@ -82,7 +84,7 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "user_rate_limit_error_rate": round(sum(1 for o in outcomes if o.status == 429 and o.code not in CALLER_LIMITS)
                                             / total, 6),
         "user_error_rate": round(sum(1 for o in outcomes if o.status != 200) / total, 6),
-        "availability": round(len(served) / max(1, len(outcomes) - own), 6),
+        "availability": round(len(served) / to_serve, 6) if to_serve else 1.0,
         "avg_cost_usd": round(cost / total, 8),
         "baseline_avg_cost_usd": round(baseline / total, 8),
         "baseline_models": {"chat": result.workload.baseline_chat,
@@ -92,7 +94,7 @@ def summarize(result: SimResult) -> dict[str, Any]:
         "baseline_total_cost_usd": round(baseline, 6),
         "selection_p50_ms": round(_percentile([o.selection_ms for o in outcomes], 0.50), 3),
         "selection_p95_ms": round(_percentile([o.selection_ms for o in outcomes], 0.95), 3),
-        "selection_success_rate": round(first_ok / max(1, len(outcomes) - own), 6),
+        "selection_success_rate": round(first_ok / to_serve, 6) if to_serve else 1.0,
         "failover_rate": round(sum(1 for o in served if o.attempts > 1) / total, 6),
         "provider_shares": {p: round(by_provider.get(p, 0) / n_served, 6) for p in PROVIDERS},
         "errors": dict(sorted(errors.items())),

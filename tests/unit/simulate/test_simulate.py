@@ -240,6 +240,17 @@ def test_users_key_policies_are_enforced_by_the_gateway_s_own_meters() -> None:
         assert all(later - first >= 60 for first, later in zip(served, served[2:], strict=False)), user
 
 
+def test_a_day_its_users_own_policy_refuses_whole_fails_no_gateway_target() -> None:
+    """Availability and selection success are of the requests the gateway had to serve: when the
+    users' own key policy refuses every one (`rpm: 0`), nothing was left to fail, and the report
+    said availability 0 and FAIL."""
+    summary = summarize(simulate(workload(users={"count": 3, "skew": 1.0, "policy": {"rpm": 0}},
+                                          mix={"chat": 1.0}), 5))
+    assert summary["caller_limit_rate"] == 1.0, summary["errors"]
+    assert summary["availability"] == 1.0 and summary["selection_success_rate"] == 1.0
+    assert summary["targets"]["availability"]["pass"] and summary["targets"]["selection_success_rate"]["pass"]
+
+
 def test_a_workload_s_user_policy_is_validated_as_the_admin_api_validates_it() -> None:
     with pytest.raises(ValueError, match=r"users\.policy"):
         workload(users={"count": 3, "policy": {"rpm": -1}})
