@@ -39,3 +39,20 @@ def test_a_flood_of_unknown_keys_cannot_push_a_real_key_out_of_the_cache(monkeyp
     assert record is not None and record.user == "alice"
     with pytest.raises(KeyUnavailable):
         directory.lookup("gk-made-up-" + "9" * 40 + "x")
+
+
+def test_while_the_table_cannot_be_read_a_key_read_under_a_minute_ago_serves_then_503() -> None:
+    """What the README promises for revocations during an outage: a container that cannot read
+    the table keeps a key record it read less than 60 s before (a key revoked meanwhile may serve
+    that long there), and after that answers 503, never a pass."""
+    moment = [1000.0]
+    store = Outage()
+    key, _ = issue(store, "alice", Policy(), "laptop", moment[0])
+    directory = KeyDirectory(store, ttl_s=5.0, clock=lambda: moment[0])
+    assert directory.lookup(key) is not None
+    store.down = True
+    moment[0] += keys.STALE_OK_S - 1
+    assert directory.lookup(key) is not None
+    moment[0] += 1
+    with pytest.raises(KeyUnavailable):
+        directory.lookup(key)
