@@ -196,21 +196,23 @@ async def _transcription(client: httpx.AsyncClient, url: str, audio: Path, data:
 
 async def run(url: str, key: str, requests: int, concurrency: int,
               body: dict[str, Any] | list[dict[str, Any]] | None = None, timeout_s: float = 60.0,
-              ramp_s: float = 0.0, mix: dict[str, int] | None = None, audio: list[Path] | None = None) -> Report:
+              ramp_s: float = 0.0, mix: dict[str, int] | None = None,
+              audio: list[tuple[Path, bytes]] | None = None) -> Report:
     """Send `requests` requests, at most `concurrency` open at once, each on its own connection.
 
     With `ramp_s`, request i is not sent before i * ramp_s / requests seconds: arrivals at a steady
     rate, as traffic ramps up, instead of one instant in which every request hits the same state.
     `mix` (kind → weight, see `parse_mix`) interleaves chat, streamed chat and transcriptions;
     without it every request is a chat completion. `body` may be a list of chat bodies, used in
-    turn by chat and streamed requests (a streamed one gets `stream: true` added)."""
+    turn by chat and streamed requests (a streamed one gets `stream: true` added); `audio`, the
+    clips (name and bytes) transcriptions send in turn, by default the repository's fixtures."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
     base = url.rstrip("/")
     bodies = body if isinstance(body, list) else [body or DEFAULT_BODY]
     next_body = itertools.cycle(bodies)
     kinds = plan_kinds(requests, mix)
-    clips = [(p, p.read_bytes()) for p in (audio or [FIXTURES / name for name in DEFAULT_AUDIO])] \
+    clips = (audio or [(p, p.read_bytes()) for p in (FIXTURES / name for name in DEFAULT_AUDIO)]) \
         if "transcription" in kinds else []
     next_clip = itertools.cycle(clips)
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, limits=limits,
@@ -272,6 +274,19 @@ def _read_bodies(parser: argparse.ArgumentParser, paths: list[str]) -> list[dict
     return bodies
 
 
+def _read_audio(parser: argparse.ArgumentParser, paths: list[str]) -> list[tuple[Path, bytes]]:
+    """Each --audio file with its bytes, or the parser's one-line error naming the file."""
+    clips = []
+    for path in map(Path, paths):
+        if not path.exists():
+            parser.error(f"--audio {path}: no such file")
+        try:
+            clips.append((path, path.read_bytes()))
+        except OSError as exc:  # a directory, no permission, a read error
+            parser.error(f"--audio {path}: cannot read it ({exc.strerror or exc})")
+    return clips
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llm-gateway loadgen", description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000", type=gateway_url,
@@ -297,10 +312,7 @@ def main(argv: list[str]) -> int:
         mix = parse_mix(args.mix) if args.mix else None
     except ValueError as exc:
         parser.error(str(exc))
-    audio = [Path(p) for p in args.audio] if args.audio else None
-    for clip in audio or []:
-        if not clip.is_file():
-            parser.error(f"--audio {clip}: no such file")
+    audio = _read_audio(parser, args.audio) if args.audio else None
     report = asyncio.run(run(args.url, args.key, args.requests, args.concurrency, body, timeout_s=args.timeout,
                              ramp_s=args.ramp, mix=mix, audio=audio))
     print(json.dumps(report.as_json()) if args.json else report.summary())

@@ -172,7 +172,11 @@ def _banner(local: LocalEnvironment, server: LocalGatewayServer, containers: int
 
 
 def _serve(server: LocalGatewayServer, hosts: list[ChildProcess], drain_s: float) -> int:
-    stop = StopSignals(second_raises=True).install()  # a second Ctrl-C: stop now
+    """Serve until a stop signal, then drain; a second signal stops at once. The signal handler
+    only counts (it raised KeyboardInterrupt for the second one, which printed a traceback when it
+    came before the drain's `try` or during `main`'s cleanup after this returns): the drain runs
+    in a thread of its own, and this one polls the count."""
+    stop = StopSignals().install()
     thread = threading.Thread(target=server.serve_forever, name="local-gateway", daemon=True)
     thread.start()
     while not stop.wait(0.5):
@@ -181,13 +185,15 @@ def _serve(server: LocalGatewayServer, hosts: list[ChildProcess], drain_s: float
             _say(f"{dead[0].name} exited with code {dead[0].process.returncode}; stopping")
             server.drain(0)
             return 1
-    try:
-        open_now = server.in_flight.current
-        if open_now:
-            print(f"stopping: letting {open_now} request{'' if open_now == 1 else 's'} in flight finish "
-                  "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-        drained = server.drain(drain_s)
-    except KeyboardInterrupt:
-        drained = False
-    print("stopped" if drained else "stopped (requests still in flight were cut)", file=sys.stderr, flush=True)
+    open_now = server.in_flight.current
+    if open_now:
+        print(f"stopping: letting {open_now} request{'' if open_now == 1 else 's'} in flight finish "
+              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+    drained: list[bool] = []
+    drainer = threading.Thread(target=lambda: drained.append(server.drain(drain_s)), name="drain", daemon=True)
+    drainer.start()
+    while drainer.is_alive() and stop.count < 2:
+        drainer.join(0.1)
+    ok = bool(drained and drained[0])
+    print("stopped" if ok else "stopped (requests still in flight were cut)", file=sys.stderr, flush=True)
     return 0

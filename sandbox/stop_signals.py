@@ -15,12 +15,12 @@ from types import FrameType
 
 
 class StopSignals:
-    """Counts SIGINT and SIGTERM once installed; with `second_raises`, a second one raises
-    KeyboardInterrupt in the main thread (a second Ctrl-C: stop now)."""
+    """Counts SIGINT and SIGTERM once installed, and does nothing else: a command that stops at
+    a second one polls `count` (a handler that raised, wherever the main thread happened to be,
+    printed tracebacks and cut cleanups short)."""
 
-    def __init__(self, *, second_raises: bool = False) -> None:
+    def __init__(self) -> None:
         self.count = 0
-        self._second_raises = second_raises
 
     def install(self) -> StopSignals:
         signal.signal(signal.SIGINT, self._on_signal)
@@ -29,8 +29,6 @@ class StopSignals:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
-        if self.count > 1 and self._second_raises:
-            raise KeyboardInterrupt
 
     def wait(self, timeout_s: float) -> bool:
         """True as soon as a stop signal has come, else False after `timeout_s`."""

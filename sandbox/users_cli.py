@@ -10,12 +10,16 @@ for `keys`, directly against the state table with AWS credentials (`--table NAME
     llm-gateway keys update key_0123456789abcdef --rpm 120 --clear daily_budget_usd
     llm-gateway keys revoke key_0123456789abcdef
     llm-gateway usage [--user alice | --user '*'] [--days 7] [--json]
+
+Options the admin API refuses (a 400: a `--models` rule that matches no catalog model, a bad user
+id) exit 2 with its message, as argparse's own errors do; any other failure exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -91,11 +95,23 @@ def _over_http(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
 def _on_table(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     import boto3
 
-    from llm_gateway.api.errors import GatewayError
+    from llm_gateway.api.errors import GatewayError, InvalidRequest
+    from llm_gateway.selection.catalog import OVERRIDES_ENV, Catalog, load_catalog
     from llm_gateway.tenancy.admin import KeyAdmin
     from llm_gateway.tenancy.keys import DynamoKeyStore
 
-    admin = KeyAdmin(DynamoKeyStore(boto3.client("dynamodb", endpoint_url=args.endpoint_url), args.table))
+    def catalog() -> Catalog:
+        """`--models` rules are checked against the catalog with this shell's overrides: set
+        LLM_GATEWAY_CATALOG_OVERRIDES as the deployment does to name a model only they add."""
+        try:
+            return load_catalog(os.environ.get(OVERRIDES_ENV))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError and JSONDecodeError are ValueErrors
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise InvalidRequest(f"{OVERRIDES_ENV} does not load, so --models cannot be checked: {why}",
+                                 param="models", code="invalid_catalog_overrides") from None
+
+    admin = KeyAdmin(DynamoKeyStore(boto3.client("dynamodb", endpoint_url=args.endpoint_url), args.table),
+                     catalog=catalog)
     try:
         if args.command == "create":
             return 201, admin.create(_body(args))
@@ -132,7 +148,7 @@ def keys_main(argv: list[str]) -> int:
         return 1
     if status >= 400:
         print(f"HTTP {status}: {answer.get('error', {}).get('message', answer)}", file=sys.stderr)
-        return 1
+        return 2 if status == 400 else 1  # 400: the options given were refused, as argparse's own errors exit
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.command == "create":

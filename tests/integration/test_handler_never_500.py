@@ -138,7 +138,8 @@ def test_a_schema_bomb_is_a_fast_400(chat, where):
 
 
 @pytest.mark.parametrize("where", ["tools", "response_format"])
-@pytest.mark.parametrize("schema", [{"type": 5}, {"$defs": "x"}, {"type": "object", "properties": {"a": {}}, "required": [{}]}])
+@pytest.mark.parametrize("schema", [{"type": 5}, {"$defs": "x"}, {"type": "object", "properties": {"a": {}}, "required": [{}]},
+                                    {"properties": 5}, {"items": 5}])
 def test_a_malformed_schema_is_a_400_naming_the_field(chat, where, schema):
     """A schema whose `type`, `$defs` or `required` has the wrong JSON type crashed the Gemini
     translation that validation runs (TypeError): a 500 counted in UserVisibleErrors, so one

@@ -218,6 +218,9 @@ def test_no_key_is_a_401(rig):
      form_body({"model": "auto", "stream": "true"}, ("a.wav", "audio/wav", b"x")), None),
     (f"multipart/form-data; boundary={BOUNDARY}",
      form_body({"model": "auto", "temperature": "hot"}, ("a.wav", "audio/wav", b"x")), None),
+    (f"multipart/form-data; boundary={BOUNDARY}",  # utf-7 read "+AGE-uto" as "auto"
+     form_body({"model": "+AGE-uto"}, ("a.wav", "audio/wav", b"x")).replace(
+         b'name="model"\r\n', b'name="model"\r\nContent-Type: text/plain; charset=utf-7\r\n'), "unsupported_charset"),
 ])
 def test_bad_multipart_is_a_clean_400(rig, content_type, body, code):
     status, headers, answer = rig.call("POST", "/v1/audio/transcriptions", body, content_type)

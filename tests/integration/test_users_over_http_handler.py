@@ -80,9 +80,17 @@ def test_admin_creates_a_key_shown_once_and_listed_without_it(chat) -> None:
 def test_admin_api_refuses_bad_input_with_400s_never_500s(chat) -> None:
     for body in ({}, {"user": ""}, {"user": "a b"}, {"user": "x", "rpm": -1}, {"user": "x", "rpm": "many"},
                  {"user": "x", "bogus": 1}, {"user": "x", "models": ["no spaces allowed"]}, {"user": "static"},
-                 {"user": "x", "daily_budget_usd": 1e999}):
+                 {"user": "x", "daily_budget_usd": 1e999}, {"user": "x", "models": ["nosuch/*"]},
+                 {"user": "x", "models": ["groq/*", "groq/no-such-model"]}):
         status, answer, _ = call(chat, "POST", "/v1/admin/keys", ADMIN, body)
         assert status == 400, (body, answer)
+        assert set(answer["error"]) == {"message", "type", "param", "code"}, answer
+    status, answer, _ = call(chat, "POST", "/v1/admin/keys", ADMIN, {"user": "x", "models": ["groq/*", "nosuch/*"]})
+    assert (answer["error"]["code"], answer["error"]["param"]) == ("invalid_value", "models[1]"), answer
+    assert "'nosuch/*'" in answer["error"]["message"]
+    made = create(chat, user="x", models=["groq/*"])
+    status, answer, _ = call(chat, "PATCH", f"/v1/admin/keys/{made['id']}", ADMIN, {"models": ["nosuch/*"]})
+    assert (status, answer["error"]["param"]) == (400, "models[0]"), answer
     assert call(chat, "PATCH", "/v1/admin/keys/key_0000000000000000", ADMIN, {"rpm": 1})[0] == 404
     assert call(chat, "DELETE", "/v1/admin/keys/nonsense", ADMIN)[0] == 404
 

@@ -2,11 +2,15 @@
 message naming the option and exit status 2, before any request is sent. `--concurrency 0` hung
 forever (a semaphore of 0), a negative one and `--timeout nan` were tracebacks, `--requests 0`
 reported an empty run as a success, and a missing or malformed `--body` or `--audio` file was a
-traceback (FileNotFoundError, JSONDecodeError, AttributeError on a JSON list)."""
+traceback (FileNotFoundError, JSONDecodeError, AttributeError on a JSON list); an `--audio` file
+that exists but cannot be read (permission denied) was a traceback from inside the run, and a
+directory was called "no such file"."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +59,34 @@ def test_an_audio_file_that_cannot_be_read_is_refused(tmp_path: Path, capsys: py
     missing = tmp_path / "nosuch.wav"
     err = _refused(capsys, "--mix", "transcription=1", "--audio", str(missing))
     assert "--audio" in err and str(missing) in err, err
+
+
+def test_an_audio_directory_is_refused_as_unreadable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refused(capsys, "--mix", "transcription=1", "--audio", str(tmp_path))
+    assert f"--audio {tmp_path}: cannot read it (Is a directory)" in err, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_audio_file_without_read_permission_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clip = tmp_path / "locked.wav"
+    clip.write_bytes(b"RIFF")
+    clip.chmod(0)
+    err = _refused(capsys, "--mix", "transcription=1", "--audio", str(clip))
+    assert f"--audio {clip}: cannot read it (Permission denied)" in err, err
+
+
+def test_an_audio_file_that_fails_to_read_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same as permission denied, where the tests run as root: the read itself fails."""
+    clip = tmp_path / "locked.wav"
+    clip.write_bytes(b"RIFF")
+    real_open = Path.open
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == clip:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    err = _refused(capsys, "--mix", "transcription=1", "--audio", str(clip))
+    assert f"--audio {clip}: cannot read it (Permission denied)" in err, err

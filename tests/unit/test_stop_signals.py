@@ -76,3 +76,58 @@ def test_a_stop_signal_while_the_wait_holds_its_lock_stops_the_command(program: 
         pytest.fail("the command hung on a stop signal")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+# `serve`'s second signal. It raised KeyboardInterrupt from the signal handler wherever the main
+# thread was: caught while draining, but not if it came before the drain's `try` (two signals in
+# quick succession, while the serving loop waited) nor after `_serve` returned, while `main`
+# stopped the hosts and the local environment: a traceback each time, and the cleanup cut short.
+SERVE_TWICE = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import sandbox.serve_cli as serve
+
+    DRAIN_S = float(sys.argv[1])
+    WHEN = sys.argv[2]
+
+    class Server:
+        def serve_forever(self):
+            threading.Event().wait()
+        def drain(self, seconds):
+            time.sleep(min(seconds, DRAIN_S))  # requests in flight, finishing
+            return DRAIN_S <= seconds
+        class in_flight:
+            current = 1
+
+    def twice():  # two signal numbers: two of one number pending at once are handled once
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+
+    if WHEN == "at-once":  # both while the serving loop waits: before the drain's `try`
+        threading.Timer(0.3, twice).start()
+    elif WHEN == "while-draining":  # the second stops a long drain at once
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    else:  # one to stop, then more during the cleanup that follows (main's `finally`)
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    code = serve._serve(Server(), [], 30.0)
+    if WHEN == "during-cleanup":
+        twice()
+        time.sleep(0.3)  # stopping hosts and the local environment
+        print("cleanup finished", file=sys.stderr)
+    print(f"took {time.monotonic() - started:.1f}", file=sys.stderr)
+    sys.exit(code)
+""")
+
+
+@pytest.mark.parametrize(("when", "drain_s", "says"), [
+    ("at-once", 0.0, "stopped"),
+    ("while-draining", 60.0, "stopped (requests still in flight were cut)"),
+    ("during-cleanup", 0.0, "cleanup finished"),
+])
+def test_a_second_stop_signal_never_prints_a_traceback(when: str, drain_s: float, says: str) -> None:
+    done = subprocess.run([sys.executable, "-c", SERVE_TWICE, str(drain_s), when], cwd=REPO, capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert "Traceback" not in done.stderr and done.returncode == 0, done.stderr[-2000:]
+    assert says in done.stderr, done.stderr[-2000:]
+    assert float(done.stderr.rsplit("took ", 1)[1]) < 10, done.stderr  # the second one stops at once

@@ -45,26 +45,54 @@ def test_a_file_in_another_field_is_refused():
         parse_form(body, CT, max_bytes=10_000)
 
 
-@pytest.mark.parametrize(("charset", "text"), [("undefined", b"auto"), ("punycode", b"u"), ("idna", b"xn--abc-"),
-                                               ("utf-8", b"\xff"), ("no-such-charset", b"auto"), ("hex", b"61")])
-def test_a_field_its_charset_cannot_decode_is_a_400(charset, text):
-    """A part's `charset` names any Python codec: `undefined`, `punycode` and `idna` fail with a
-    UnicodeError that is not a UnicodeDecodeError, which was not caught (a 500)."""
-    body = form_body({"model": "placeholder"}, None).replace(
+def _with_charset(charset: bytes, text: bytes) -> bytes:
+    """A form whose `model` part names `charset` in its Content-Type and holds `text`."""
+    return form_body({"model": "placeholder"}, None).replace(
         b'name="model"\r\n\r\nplaceholder',
-        b'name="model"\r\nContent-Type: text/plain; charset=' + charset.encode() + b"\r\n\r\n" + text)
-    with pytest.raises(InvalidRequest, match=f"'model' is not text in the charset its part names \\('{charset}'\\)"):
+        b'name="model"\r\nContent-Type: text/plain; charset=' + charset + b"\r\n\r\n" + text)
+
+
+@pytest.mark.parametrize(("charset", "text"), [
+    # Python text codecs a client could name: each decoded these to "auto" (or a surprise)
+    ("utf-7", b"+AGE-uto"), ("unicode_escape", b"\\u0061uto"), ("raw_unicode_escape", b"\\u0061uto"),
+    ("rot13", b"nhgb"), ("utf-16", b"\xff\xfea\x00u\x00t\x00o\x00"), ("cp1252", b"auto"), ("koi8-r", b"auto"),
+    # and the ones that fail oddly: `undefined`, `punycode`, `idna` (a UnicodeError that is no
+    # UnicodeDecodeError, once a 500), an unknown name, a bytes-to-bytes codec
+    ("undefined", b"auto"), ("punycode", b"u"), ("idna", b"xn--abc-"), ("no-such-charset", b"auto"), ("hex", b"61"),
+])
+def test_a_charset_outside_the_ones_clients_send_is_a_400_naming_it(charset, text):
+    """A part's `charset` named any Python codec, so `utf-7` and `unicode_escape` turned other
+    bytes into `auto`: only UTF-8, US-ASCII and ISO-8859-1 (by their usual labels) are read."""
+    with pytest.raises(InvalidRequest, match=f"'model' names charset '{charset}'; send UTF-8") as refused:
+        parse_form(_with_charset(charset.encode(), text), CT, max_bytes=10_000)
+    assert (refused.value.param, refused.value.code) == ("model", "unsupported_charset")
+
+
+@pytest.mark.parametrize(("charset", "text", "expected"), [
+    ("utf-8", "élan".encode(), "élan"), ("UTF-8", "élan".encode(), "élan"), ("utf8", b"auto", "auto"),
+    ('"utf-8"', "élan".encode(), "élan"), ("us-ascii", b"auto", "auto"), ("US-ASCII", b"auto", "auto"),
+    ("ascii", b"auto", "auto"), ("iso-8859-1", b"\xe9lan", "élan"), ("ISO-8859-1", b"\xe9lan", "élan"),
+    ("latin1", b"\xe9lan", "élan"), ("latin-1", b"\xe9lan", "élan"), ("iso8859-1", b"\xe9lan", "élan"),
+    ("iso_8859-1", b"\xe9lan", "élan"),
+])
+def test_the_charsets_clients_send_are_read(charset, text, expected):
+    assert parse_form(_with_charset(charset.encode(), text), CT, max_bytes=10_000).fields["model"] == [expected]
+
+
+@pytest.mark.parametrize(("charset", "text"), [("utf-8", b"\xff"), ("us-ascii", b"\xe9"), (None, b"\xff")])
+def test_a_field_its_charset_cannot_decode_is_a_400(charset, text):
+    body = _with_charset(charset.encode(), text) if charset else form_body({"model": "x"}, None).replace(b"\r\n\r\nx", b"\r\n\r\n" + text)
+    encoding = f"text in the charset its part names \\('{charset}'\\)" if charset else "UTF-8 text"
+    with pytest.raises(InvalidRequest, match=f"'model' is not {encoding}"):
         parse_form(body, CT, max_bytes=10_000)
 
 
 def test_a_charset_the_codec_lookup_cannot_take_is_a_400():
-    """A quoted charset holding NUL makes the codec lookup raise ValueError ("embedded null
-    character"), neither UnicodeError nor LookupError: it was a 500."""
-    body = form_body({"model": "placeholder"}, None).replace(
-        b'name="model"\r\n\r\nplaceholder',
-        b'name="model"\r\nContent-Type: text/plain; charset="utf-8\x00"\r\n\r\nauto')
-    with pytest.raises(InvalidRequest, match="'model' is not text in the charset its part names"):
-        parse_form(body, CT, max_bytes=10_000)
+    """A quoted charset holding NUL made the codec lookup raise ValueError ("embedded null
+    character"), neither UnicodeError nor LookupError: it was a 500. It is now no charset a
+    client sends, refused before any lookup."""
+    with pytest.raises(InvalidRequest, match="'model' names charset 'utf-8\\\\x00'; send UTF-8"):
+        parse_form(_with_charset(b'"utf-8\x00"', b"auto"), CT, max_bytes=10_000)
 
 
 def test_too_many_parts_is_a_400():

@@ -131,11 +131,13 @@ def build_core(
     )
     engine = ProviderEngine(http_client or build_http_client(), sleep=clocks.sleep)
     return Core(settings, keys, catalog, metrics, logger, engine, shared, breakers, passive, failures,
-                chat_adapters, health, runner, build_tenancy(settings, shared.store, dynamodb_client, clocks))
+                chat_adapters, health, runner,
+                build_tenancy(settings, shared.store, dynamodb_client, clocks, catalog))
 
 
-def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Clocks) -> Tenancy:
-    """Users: issued keys (in the state table when there is one), their limits, the usage ledger."""
+def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Clocks, catalog: Catalog) -> Tenancy:
+    """Users: issued keys (in the state table when there is one), their limits, the usage ledger.
+    Key allow-lists are checked against `catalog`, the one the gateway routes on."""
     from llm_gateway.tenancy.keys import DynamoKeyStore, KeyDirectory, KeyStore, MemoryKeyStore
 
     key_store: KeyStore = MemoryKeyStore()
@@ -143,7 +145,7 @@ def build_tenancy(settings: Settings, store: StateStore, client: Any, clocks: Cl
         key_store = DynamoKeyStore(client or _dynamodb_client(settings), settings.state_table)
     directory = KeyDirectory(key_store, ttl_s=settings.key_cache_s)
     cap = settings.daily_spend_cap_usd
-    return Tenancy(key_store, directory, KeyAdmin(key_store, directory, clocks.wall), UsageLedger(store), store,
+    return Tenancy(key_store, directory, KeyAdmin(key_store, directory, clocks.wall, catalog=lambda: catalog), UsageLedger(store), store,
                    cap_micros=None if cap is None else round(cap * 1_000_000), wall=clocks.wall)
 
 

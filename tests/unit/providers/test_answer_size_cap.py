@@ -77,3 +77,34 @@ def test_an_answer_within_the_bound_is_read_as_before() -> None:
                             content=gzip.compress(completion))
     reply = _engine(answer).complete(adapter("openai"), request("plain"), "gpt-4o-mini", 5.0)
     assert reply.value.choices[0].message.content == "hi"
+
+
+RATE_HEADERS = {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "3",
+                "x-ratelimit-reset-requests": "20s", "x-ratelimit-limit-tokens": "200000",
+                "x-ratelimit-remaining-tokens": "150", "x-ratelimit-reset-tokens": "6s"}
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_answer_past_the_bound_still_tells_its_rate_limits(declared: bool) -> None:
+    """The answer is refused as before, but the provider's remaining capacity in its headers is
+    kept on the error, as for any other failed answer: the bound was checked first and the
+    headers never read, so the container learnt nothing from a 200 that said 3 requests remain."""
+    body = Counted(b'{"id": "' + b"x" * (CAP * 8) + b'"}')
+    headers = {"content-type": "application/json", **RATE_HEADERS}
+    if declared:
+        headers["content-length"] = str(len(body.data))
+    with pytest.raises(ProviderError) as caught:
+        _engine(httpx.Response(200, headers=headers, stream=body)).complete(adapter("openai"), request("plain"),
+                                                                               "gpt-4o-mini", 5.0)
+    assert caught.value.transport == TRANSPORT_MALFORMED and "larger than" in str(caught.value)
+    told = caught.value.rate_limit
+    assert told is not None and (told.remaining_requests, told.remaining_tokens) == (3, 150), told
+    assert (told.reset_requests_s, told.reset_tokens_s) == (20.0, 6.0)
+
+
+def test_an_error_answer_past_the_bound_tells_its_rate_limits_too() -> None:
+    answer = httpx.Response(429, headers={**RATE_HEADERS, "retry-after": "7"}, stream=Counted(b"e" * (CAP * 8)))
+    with pytest.raises(ProviderError) as caught:
+        _engine(answer).complete(adapter("openai"), request("plain"), "gpt-4o-mini", 5.0)
+    assert caught.value.status == 429 and caught.value.rate_limit is not None
+    assert caught.value.rate_limit.remaining_requests == 3

@@ -156,6 +156,22 @@ def test_ordinary_shared_definitions_still_translate() -> None:
     {"type": "object", "required": 5},
     {"type": [5]},  # an array holding no type name (its non-names were dropped silently)
     {"type": ["string", 5]},
+    # `properties`, `items` and the combinators of the wrong JSON type were read past silently
+    {"properties": 5},
+    {"type": "object", "properties": ["a"]},
+    {"type": "object", "properties": {"a": 5}},
+    {"items": 5},
+    {"type": "array", "items": "string"},
+    {"type": "array", "items": [{"type": "string"}, 5]},
+    {"type": "object", "properties": {"a": {"type": "array", "items": 5}}},  # nested
+    {"type": "object", "properties": {"a": {"properties": 5}}},
+    {"anyOf": 5},
+    {"oneOf": {"type": "string"}},
+    {"allOf": "x"},
+    {"anyOf": [{"type": "string"}, 5]},
+    {"allOf": [{"properties": 5}]},  # merged into its parent
+    {"anyOf": [{"type": "null"}, {"items": 5}]},  # the single branch merged into its parent
+    {"$defs": {"A": {"properties": 5}}, "properties": {"a": {"$ref": "#/$defs/A"}}},  # through a $ref
 ])
 def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> None:
     """Each of these raised TypeError inside the translation (`{**"x"}`, iterating an int, an
@@ -165,6 +181,20 @@ def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> N
 
     with pytest.raises(SchemaInvalid):
         check_schema(schema)
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "array", "items": True},  # boolean schemas are JSON Schema too
+    {"type": "array", "items": False},
+    {"type": "object", "properties": {"a": True, "b": {"type": "string"}}},
+    {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},  # the tuple form of drafts 4-2019
+    {"anyOf": [{"type": "string"}, True]},
+    {"type": "object", "properties": {}},
+])
+def test_well_typed_keywords_are_accepted(schema: dict) -> None:
+    from llm_gateway.providers.jsonschema import check_schema
+
+    assert check_schema(schema) is schema
 
 
 def test_no_json_value_makes_the_translation_raise_anything_but_its_own_errors() -> None:

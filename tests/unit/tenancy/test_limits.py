@@ -7,6 +7,8 @@ provider's capacity, so the caller gets `user_rate_limited` / `budget_exceeded`,
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llm_gateway.api.errors import CallerLimited, GatewayError, PermissionDenied
@@ -108,11 +110,56 @@ def test_a_budget_stops_paid_calls_at_the_limit() -> None:
     assert refused.value.code == "budget_exceeded"
     spent = served * 0.000009
     assert spent <= 0.05 and spent > 0.05 - 0.0165  # stopped when the next maximum did not fit
-    # spent: it frees when the day resets, and says so
-    assert "is spent" in refused.value.message
+    # Not spent: what is left is less than the most the next call may cost. The message said the
+    # budget "is spent" (false: up to $0.0164 of it is left) and never how to fit in what is left.
+    message = refused.value.message
+    assert "spent" not in message, message
+    told = re.search(r"Your daily budget \(\$0\.05\) has \$([0-9.]+) left, less than the most this request may "
+                     r"cost \(\$([0-9.]+)\)", message)
+    assert told is not None, message
+    left, most = float(told[1]), float(told[2])
+    assert left == pytest.approx(0.05 - spent, abs=1e-6) and left < most <= 0.0165, message
+    assert "Set max_tokens lower" in message and "resets at" in message, message
+    # it frees when the day resets, and says so
     day_end = CALENDAR_DAY.end(CALENDAR_DAY.start(r.clock.wall()))
     assert int(refused.value.headers["Retry-After"]) == pytest.approx(day_end - r.clock.wall(), abs=1)
     assert refused.value.extra["resets_at"].endswith("T00:00:00Z")
+    # and a smaller max_tokens fits in what is left, as the message says
+    assert r.router.complete(pinned("openai").model_copy(update={"max_tokens": 100}), limits=tight).provider == "openai"
+
+
+@pytest.mark.parametrize(("counter", "period", "left", "says"), [
+    ("user#alice", "day", 0, "Your daily budget ($0.05) is spent"),
+    ("user#alice", "month", 0, "Your monthly budget ($2) is spent"),
+    (GLOBAL_SPEND_COUNTER, "day", 0, "The gateway's daily spend cap is reached"),
+    ("user#alice", "day", 1_500, "Your daily budget ($0.05) has $0.0015 left, less than the most this request "
+                                 "may cost ($0.0164)"),
+    (GLOBAL_SPEND_COUNTER, "day", 2, "The gateway's daily spend cap has $0.000002 left, less than the most this "
+                                     "request may cost ($0.0164)"),
+])
+def test_a_budget_refusal_says_spent_only_when_nothing_is_left(counter: str, period: str, left: int, says: str) -> None:
+    from llm_gateway.selection.planner import BUDGET_EXCEEDED, CallerRefusal, Plan
+
+    refusal = CallerRefusal(BUDGET_EXCEEDED, "why", counter, period, 3600.0, left=left, needs=16_400)
+    caller = UserLimits(Policy(daily_budget_usd=0.05, monthly_budget_usd=2.0), user_counter("alice"), wall=EPOCH)
+    error = caller.refusal(Plan("auto", (), (), refused=(refusal,)))
+    assert isinstance(error, CallerLimited) and error.code == "budget_exceeded", error
+    assert says in error.message and "resets at" in error.message, error.message
+    assert ("spent" in error.message or "reached" in error.message) == (left == 0), error.message
+    assert ("Set max_tokens lower" in error.message) == (left > 0), error.message
+
+
+@pytest.mark.parametrize("left", [1_500, None])  # short of what is left; above the whole budget
+def test_a_transcription_over_budget_is_not_told_to_set_max_tokens(left: int | None) -> None:
+    """A transcription's cost is set by its audio's duration: it has no max_tokens to lower."""
+    from llm_gateway.selection.planner import BUDGET_EXCEEDED, CallerRefusal, Plan
+
+    wait = None if left is None else 3600.0
+    refusal = CallerRefusal(BUDGET_EXCEEDED, "why", "user#alice", "day", wait, left=left, needs=16_400)
+    caller = UserLimits(Policy(daily_budget_usd=0.01), user_counter("alice"), wall=EPOCH)
+    error = caller.refusal(Plan("transcription", (), (), refused=(refusal,)))
+    assert isinstance(error, CallerLimited) and error.code == "budget_exceeded", error
+    assert "max_tokens" not in error.message and "shorter audio" in error.message, error.message
 
 
 def test_global_spend_cap_makes_everyone_free_tier_only() -> None:

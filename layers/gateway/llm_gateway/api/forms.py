@@ -33,6 +33,16 @@ MAX_FIELDS = 64  # the SDK sends fewer than ten; a form with hundreds of parts i
 MAX_FIELD_BYTES = 16 * 1024  # the longest text field is `prompt` (4,000 characters)
 MAX_BOUNDARY = 200  # RFC 2046 allows 70; clients stay well within
 MULTIPART = "multipart/form-data"
+# The charsets a text part may name, by the labels clients send: browsers' FormData and the
+# SDKs (httpx, requests) name none (UTF-8), curl's `-F 'x=y;type=text/plain;charset=…'` names
+# what its user writes, and these are the labels `multipart` itself knows without a codec lookup.
+# Any other name reached Python's codec registry, which holds `utf-7`, `unicode_escape`, `rot13`
+# and the like: text a client never means, read as something else (`\u0061uto` became `auto`).
+CHARSETS = {
+    "utf-8": "utf-8", "utf8": "utf-8",
+    "us-ascii": "ascii", "ascii": "ascii",
+    "iso-8859-1": "latin-1", "iso8859-1": "latin-1", "iso_8859-1": "latin-1", "latin1": "latin-1", "latin-1": "latin-1",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +137,14 @@ def _collect(parts: list[tuple[MultipartSegment, bytearray]]) -> Form:
         if len(data) > MAX_FIELD_BYTES:
             raise InvalidRequest(f"The form field '{name[:64]}' is longer than {MAX_FIELD_BYTES} bytes.",
                                  param=name[:64] or None, code="field_too_large")
+        codec = CHARSETS.get(segment.charset.strip().lower()) if segment.charset else "utf-8"
+        if codec is None:
+            raise InvalidRequest(f"The form field '{name[:64]}' names charset {segment.charset[:40]!r}; send UTF-8 "
+                                 "(or name utf-8, us-ascii or iso-8859-1).", param=name[:64] or None,
+                                 code="unsupported_charset")
         try:
-            text = data.decode(segment.charset or "utf-8")
-        # ValueError: UnicodeError (a codec such as idna, punycode or undefined) and a charset
-        # the codec lookup cannot take at all (a quoted one holding NUL: "embedded null character")
-        except (ValueError, LookupError):
+            text = data.decode(codec)
+        except UnicodeDecodeError:
             encoding = f"text in the charset its part names ({segment.charset[:40]!r})" if segment.charset else "UTF-8 text"
             raise InvalidRequest(f"The form field '{name[:64]}' is not {encoding}.", param=name[:64] or None,
                                  code="invalid_multipart") from None

@@ -158,9 +158,15 @@ class ProviderEngine:
         at = time.monotonic() + max(0.0, timeout_s)
         with _translated(adapter.name, model), deadline_scope(at):
             response = self._send(spec, timeout_s, stream=True)
-            body = _read_bounded(response, adapter.name, model)
-        headers = FoldedHeaders.of(response.headers)
-        rate_limits = adapter.parse_rate_limits(headers)
+            # The headers before the body: an answer refused for its size still tells the
+            # provider's remaining capacity, as any other failed answer does.
+            try:
+                headers = FoldedHeaders.of(response.headers)
+                rate_limits = adapter.parse_rate_limits(headers)
+            except BaseException:
+                response.close()
+                raise
+            body = _read_bounded(response, adapter.name, model, rate_limits)
         if response.status_code >= 400:
             raise adapter.parse_error(response.status_code, headers, body, model)
         try:
@@ -190,7 +196,7 @@ class ProviderEngine:
         rate_limits = adapter.parse_rate_limits(headers)
         if response.status_code >= 400:
             with _translated(adapter.name, model), deadline_scope(deadline):
-                body = _read_bounded(response, adapter.name, model)
+                body = _read_bounded(response, adapter.name, model, rate_limits)
             raise adapter.parse_error(response.status_code, headers, body, model)
         return ProviderStream(adapter, model, response, rate_limits, deadline)
 
@@ -221,15 +227,17 @@ class ProviderEngine:
                          lambda body, _: adapter.parse_models(json.loads(body))).value
 
 
-def _read_bounded(response: httpx.Response, provider: str, model: str) -> bytes:
+def _read_bounded(response: httpx.Response, provider: str, model: str,
+                  rate_limits: RateLimitInfo | None = None) -> bytes:
     """The answer's body (decoded) up to `MAX_ANSWER_BYTES`, the response closed either way. An
     error answer past the bound is cut there (its text is only a reason); any other is refused
-    as malformed, as soon as its length says so or its bytes pass the bound."""
+    as malformed, as soon as its length says so or its bytes pass the bound, the refusal carrying
+    `rate_limits` (what the answer's headers said)."""
     limit = MAX_ANSWER_BYTES
     try:
         declared = response.headers.get("content-length")
         if response.status_code < 400 and declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(provider, model, response.status_code)
+            raise _too_large(provider, model, response.status_code, rate_limits)
         parts: list[bytes] = []
         size = 0
         for part in response.iter_bytes():
@@ -238,15 +246,16 @@ def _read_bounded(response: httpx.Response, provider: str, model: str) -> bytes:
             if size > limit:
                 if response.status_code >= 400:
                     return b"".join(parts)[:limit]
-                raise _too_large(provider, model, response.status_code)
+                raise _too_large(provider, model, response.status_code, rate_limits)
         return b"".join(parts)
     finally:
         response.close()
 
 
-def _too_large(provider: str, model: str, status: int) -> ProviderError:
+def _too_large(provider: str, model: str, status: int, rate_limits: RateLimitInfo | None) -> ProviderError:
     return ProviderError(f"{provider} sent an answer larger than the gateway reads ({MAX_ANSWER_BYTES} bytes)",
-                         provider=provider, model=model, status=status, transport=TRANSPORT_MALFORMED)
+                         provider=provider, model=model, status=status, transport=TRANSPORT_MALFORMED,
+                         rate_limit=rate_limits)
 
 
 class ProviderStream:

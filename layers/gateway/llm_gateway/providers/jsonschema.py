@@ -33,8 +33,11 @@ class SchemaTooLarge(ValueError):
 class SchemaInvalid(ValueError):
     """A keyword the translation reads has a value JSON Schema does not allow and that cannot be
     read past: a `type` that is neither a name nor a list of names, `$defs`/`definitions` that are
-    not an object, a `required` that is not a list of names. Validation runs the same translation,
-    so the caller gets a 400 saying which; before, each was a TypeError, answered 500."""
+    not an object, a `required` that is not a list of names, `properties` that are not an object of
+    schemas, `items` that is neither a schema nor an array of schemas, an `anyOf`/`oneOf`/`allOf`
+    that is not an array of schemas (a schema: an object, or `true`/`false`). Validation runs the
+    same translation, so the caller gets a 400 saying which; before, the first three were a
+    TypeError, answered 500, and the others were read past silently."""
 
 
 class _Budget:
@@ -116,8 +119,10 @@ def _translate(
     if not isinstance(node, dict) or depth > MAX_DEPTH:
         return {"type": "STRING"} if depth > MAX_DEPTH else {}
     node, seen = _resolve(node, defs, seen)
+    _check_keywords(node)
     node = _flatten_combinators(node)
     node, seen = _resolve(node, defs, seen)  # a merged `anyOf: [{$ref}, null]` branch
+    _check_keywords(node)  # what `allOf` and a single `anyOf` branch merged into it
     out: dict[str, Any] = {}
     if "required" in node:  # checked wherever it stands, not only beside `properties`
         _required(node)
@@ -136,6 +141,28 @@ def _translate(
         budget.copied(value)
     _copy_children(node, out, defs, depth, seen, budget)
     return out
+
+
+def _is_schema(value: Any) -> bool:
+    """A JSON Schema: an object, or a boolean schema (`true` allows anything, `false` nothing)."""
+    return isinstance(value, dict | bool)
+
+
+def _check_keywords(node: dict[str, Any]) -> None:
+    """The keywords that hold schemas hold schemas, wherever the node stands: read past, a
+    `"properties": 5` or `"items": 5` would quietly leave its arguments out of what the model is
+    offered."""
+    if "properties" in node:
+        props = node["properties"]
+        if not isinstance(props, dict) or not all(_is_schema(sub) for sub in props.values()):
+            raise SchemaInvalid("'properties' must be an object of named schemas")
+    if "items" in node:
+        items = node["items"]
+        if not (_is_schema(items) or (isinstance(items, list) and all(_is_schema(sub) for sub in items))):
+            raise SchemaInvalid("'items' must be a schema or an array of schemas")
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node and not (isinstance(node[key], list) and all(_is_schema(sub) for sub in node[key])):
+            raise SchemaInvalid(f"'{key}' must be an array of schemas")
 
 
 def _flatten_combinators(node: dict[str, Any]) -> dict[str, Any]:

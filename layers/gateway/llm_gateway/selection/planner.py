@@ -163,6 +163,8 @@ class CallerRefusal:
     counter: str
     period: str  # the window's name: "60", "day", "month"
     free_again_in_s: float | None  # None: never (one call costs more than the whole budget)
+    left: int | None = None  # what the window had left of the unit it was short of, and what the call asked
+    needs: int | None = None
 
 
 @dataclass(slots=True, unsafe_hash=True)  # a value, never changed; not frozen: see FAST_VALUES in metering.py
@@ -517,7 +519,8 @@ def caller_refusal(usages: Sequence[WindowUsage], amounts: Amounts, now: float) 
         at = usage.free_again_at(amounts, now)
         code = BUDGET_EXCEEDED if unit == USD_MICROS else USER_RATE_LIMITED
         return CallerRefusal(code, usage.fits(amounts) or f"{unit} limit reached", usage.meter.counter,
-                             usage.meter.limit.period.name, None if at is None else max(0.0, at - now))
+                             usage.meter.limit.period.name, None if at is None else max(0.0, at - now),
+                             usage.remaining(unit), amounts[unit])
     return None
 
 

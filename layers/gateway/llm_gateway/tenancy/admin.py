@@ -3,7 +3,8 @@
 POST creates a key for a user with a policy and returns the key once; GET lists keys (never the
 key, never its hash); PATCH changes a policy or name; DELETE revokes (the record stays, listed as
 revoked, so usage and reports still name its user). Bad input is a 400 naming the field, an
-unknown id a 404.
+unknown id a 404. A `models` rule that matches no model of the catalog (chat or transcription)
+is bad input: stored, it would have the key refused (403) on every request.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import builtins
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.api.errors import InvalidRequest, NotFound
 from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyStore, issue, revise
+from llm_gateway.tenancy.policy import Policy
+
+if TYPE_CHECKING:
+    from llm_gateway.selection.catalog import Catalog
 
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")  # whole value (fullmatch): `$` let "x\n" pass
 KEY_ID = re.compile(r"key_[0-9a-f]{16}")
@@ -35,12 +40,23 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False, pattern
     return value
 
 
+def _builtin_catalog() -> Catalog:
+    from llm_gateway.selection.catalog import default_catalog
+
+    return default_catalog()
+
+
 class KeyAdmin:
+    """`catalog` gives the catalog `models` rules are checked against: the gateway passes the one
+    it routes on (with the operator's overrides); without it, the built-in catalog."""
+
     def __init__(self, store: KeyStore, directory: KeyDirectory | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 catalog: Callable[[], Catalog] = _builtin_catalog) -> None:
         self.store = store
         self.directory = directory
         self._clock = clock
+        self._catalog = catalog
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         user = _text(body, "user", required=True, pattern=USER_ID)
@@ -53,8 +69,25 @@ class KeyAdmin:
         from llm_gateway.tenancy.policy_input import parse_policy
 
         policy = parse_policy({k: v for k, v in body.items() if k not in {"user", "name"}})
+        self._check_models(body.get("models"))
         key, record = issue(self.store, user, policy, name, self._clock())
         return {**record.public(), "key": key}
+
+    def _check_models(self, rules: builtins.list[str] | None) -> None:
+        """Each allow-list rule (validated as text by `parse_policy`) lets at least one catalog
+        model through, as `Policy.allows` reads it."""
+        if not rules:
+            return
+        entries = self._catalog().entries
+        unmatched = [(i, rule) for i, rule in enumerate(rules)
+                     if not any(Policy(models=(rule,)).allows(entry) for entry in entries)]
+        if unmatched:
+            named = ", ".join(repr(rule) for _, rule in unmatched[:5])
+            raise InvalidRequest(
+                f"Invalid value for 'models': matches no model in the catalog: {named}. A rule is provider/model, "
+                "a model id or provider/* of a chat or transcription model the gateway's catalog holds; a key "
+                "allowed nothing else would be refused on every request.",
+                param=f"models[{unmatched[0][0]}]", code="invalid_value")
 
     def list(self, user: str | None = None) -> dict[str, Any]:
         records = [r for r in self.store.list() if user is None or r.user == user]
@@ -75,6 +108,7 @@ class KeyAdmin:
         from llm_gateway.tenancy.policy_input import parse_policy  # see create
 
         policy = parse_policy({k: v for k, v in body.items() if k != "name"}, record.policy)
+        self._check_models(body.get("models"))  # only rules this request sets: a stored one may predate a catalog change
         changed = revise(self.store, record, self._clock(), policy=policy, name=name)
         self._forget(changed)
         return changed.public()

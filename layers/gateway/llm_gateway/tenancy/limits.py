@@ -183,16 +183,24 @@ class UserLimits:
         if resets_in is None:  # the most this call may cost is above the whole budget: a reset does not help
             return self._above_budget(refusal, plan)
         budget = self._budget_named(refusal)
-        what = ("The gateway's daily spend cap is reached: only free tiers serve until 00:00 UTC" if budget is None
-                else f"Your {budget[0]} (${budget[1]:g}) is spent")
         waits = [resets_in] + ([plan.free_again_in_s] if plan.free_again_in_s is not None else [])
         retry = max(1, math.ceil(min(waits)))
         resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + resets_in))
-        return CallerLimited(
-            f"{what}, and no free tier can serve this request now. The budget resets at {resets_at}.",
-            code=BUDGET_EXCEEDED, error_type="insufficient_quota", headers={"Retry-After": str(retry)},
-            extra={"resets_at": resets_at},
-        )
+        left, needs = refusal.left, refusal.needs
+        if left and needs:  # not used up: the most this call may cost is more than what is left
+            whose = "The gateway's daily spend cap" if budget is None else f"Your {budget[0]} (${budget[1]:g})"
+            fit = ("Send shorter audio (its duration sets the cost)" if _is_audio(plan) else
+                   "Set max_tokens lower to fit what is left (what a request may cost is worked out from it, or from "
+                   "the model's longest answer when it is unset)")
+            message = (f"{whose} has ${_usd(left)} left, less than the most this request may cost (${_usd(needs)}), "
+                       f"and no free tier can serve it now. {fit}, use a free model, or wait: the budget resets "
+                       f"at {resets_at}.")
+        else:
+            what = ("The gateway's daily spend cap is reached: only free tiers serve until 00:00 UTC" if budget is None
+                    else f"Your {budget[0]} (${budget[1]:g}) is spent")
+            message = f"{what}, and no free tier can serve this request now. The budget resets at {resets_at}."
+        return CallerLimited(message, code=BUDGET_EXCEEDED, error_type="insufficient_quota",
+                             headers={"Retry-After": str(retry)}, extra={"resets_at": resets_at})
 
     def _above_budget(self, refusal: CallerRefusal, plan: Plan) -> GatewayError:
         """The most this request may cost (its `max_tokens`, or the model's longest answer when
@@ -203,6 +211,8 @@ class UserLimits:
                 else f"The most this request may cost is above your whole {budget[0]} (${budget[1]:g})")
         if budget is not None and not budget[1]:  # a budget of 0: no max_tokens helps
             advice = "This key has no budget for paid models: use a free model."
+        elif _is_audio(plan):  # no max_tokens: the audio's duration sets the cost
+            advice = "Send shorter audio (its duration sets the cost), or use a free model."
         else:
             advice = ("Set max_tokens lower (what a request may cost is worked out from it, or from the model's "
                       "longest answer when it is unset), or use a free model.")
@@ -229,6 +239,17 @@ def model_not_allowed(policy: Policy, pinned: ModelKey | None) -> GatewayError:
     rules = ("free tiers only" if policy.free_only else "") + (
         f"{'; ' if policy.free_only else ''}allowed: {', '.join(policy.models)}" if policy.models else "")
     return PermissionDenied(f"{message} ({rules})." if rules else message, param="model", code=MODEL_NOT_ALLOWED)
+
+
+def _is_audio(plan: Plan) -> bool:
+    """A transcription or translation plan (`selection/transcription.py`'s labels): its cost is
+    set by the audio's duration, not by a `max_tokens`."""
+    return plan.label in ("transcription", "translation")
+
+
+def _usd(micros: int) -> str:
+    """Micro-dollars as dollars, to the micro-dollar, without trailing zeros: 1500 → 0.0015."""
+    return f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
 
 
 def _plain(reason: str) -> str:
