@@ -191,3 +191,24 @@ def test_a_restamp_into_the_next_second_is_checked_there_without_its_own_carry(s
     assert other.reserve(seen, ONE, NOW + 4.3) is not None  # takes the next second
     assert state.restamp(late, usages_at(state, (MISTRAL,), NOW + 4.4), NOW + 4.4) is None
     assert second(store, NOW + 3)[REQUESTS] == 1 and second(store, NOW + 4)[REQUESTS] == 1
+    state.release(late, NOW + 4.45, late=True)  # what the runner does then: given back, stamped at the end
+    left = second(store, NOW + 3)
+    assert (left[REQUESTS], left[f"{REQUESTS}@9"], left["last_at"]) == (0, 0, NOW + 4), left
+    assert second(store, NOW + 4)[REQUESTS] == 1
+
+
+def test_a_late_writes_older_stamp_over_a_later_one_is_repaired_when_it_moves_on(store: Writes) -> None:
+    """Remotely the last writer's stamp stays: a write stamped at .2 s that lands after one
+    stamped at .5 s leaves .2 s on DynamoDB (the later one's call would be carried too short a
+    time); its restamp into the next second leaves the second it left stamped at its end."""
+    two = Meter(provider_counter("mistral"), WindowLimit.of(1, requests=2))
+    state, other = SharedState(store, fold_reconcile=True), SharedState(store, fold_reconcile=True)
+    seen = usages_at(state, (two,), NOW + 0.2)
+    assert other.reserve(usages_at(other, (two,), NOW + 0.5), ONE, NOW + 0.5) is not None
+    late = state.reserve(seen, ONE, NOW + 0.2)
+    assert late is not None
+    stamped = float(windows_of(store.load([meter_pk(two.counter)], NOW))[two.pk(int(NOW))]["last_at"])
+    assert stamped in (NOW + 0.2, NOW + 0.5)  # DynamoDB: the last writer's; memory: the latest
+    assert state.restamp(late, usages_at(state, (two,), NOW + 1.3), NOW + 1.3) is not None
+    left = windows_of(store.load([meter_pk(two.counter)], NOW))[two.pk(int(NOW))]
+    assert (left[REQUESTS], left["last_at"]) == (1, NOW + 1), left

@@ -36,10 +36,10 @@ def _fresh_breakers() -> Iterator[None]:
 
 
 class SlowWrites(MemoryStore):
-    """The shared table; its next reservation writes (the ones that stamp a window) answer as
-    late as `slow` queued, in fake seconds, each applied when it answers (a queued write: its
-    condition is checked then), after `during` (another container's request meanwhile) ran
-    `before` seconds into it. Every write is counted, and the reservations apart."""
+    """The shared table; its next reservation writes (the ones that take a count and stamp a
+    window) answer as late as `slow` queued, in fake seconds, each applied when it answers (a
+    queued write: its condition is checked then), after `during` (another container's request
+    meanwhile) ran `before` seconds into it. Every write is counted, and the reservations apart."""
 
     def __init__(self, clock: FakeClock) -> None:
         super().__init__()
@@ -56,7 +56,7 @@ class SlowWrites(MemoryStore):
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
         self.writes += 1
-        if any(add.stamps for add in adds):
+        if any(add.stamps and any(n > 0 for n in add.amounts.values()) for add in adds):
             self.reservations += 1
             if self.delays:
                 before, during, after = self.delays.pop(0)

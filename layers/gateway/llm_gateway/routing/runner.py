@@ -7,7 +7,8 @@ the deadline), wait and plan again rather than refuse; so too when the plan star
 model and a free tier frees within `free_wait_s` (counted as a capacity wait too).
 
 run: for each step, within `max_attempts` and the deadline: reserve (a conditional write per counter item; a
-step that would overflow a limit is skipped) → call through the breakers with a timeout that
+step that would overflow a limit is skipped; a reservation whose write answered too late for its
+stamp is stamped again, or released and the step skipped: `_stamped`) → call through the breakers with a timeout that
 fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metrics) → the next
 step, preferring providers without a recent failure → or the aggregated error.
 
@@ -321,10 +322,10 @@ class FailoverRunner:
             raise
         again = self.state.restamp(reservation, current, answered)
         if again is None:
-            self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+            self.outcomes.guarded("release", partial(self.state.release, late=True), reservation, self._wall())
             return None
         if again.late(answered, self._wall()):
-            self.outcomes.guarded("release", self.state.release, again, self._wall())
+            self.outcomes.guarded("release", partial(self.state.release, late=True), again, self._wall())
             return None
         return (step if current is step.usages else replace(step, usages=current)), again
 

@@ -17,6 +17,13 @@ audio-seconds-per-hour limit be passed when an hour's audio came in its last min
 written without tenths are still carried by that linear estimate. A calendar month resets at its
 boundary, as the provider's does, and carries nothing.
 
+The stamp (`last_at`, and the tenth a reservation counts in) is the moment taken before the
+reservation's write. The slack covers the time from it to the provider counting the call, the
+write's own time included: a write that answered later than `WRITE_SHARE` of it
+(`write_allowance_s`) is stamped again as of its answer before the call goes
+(`SharedState.restamp`), else another container could be admitted a window length after the
+stamp yet less than a length after the provider counted the call.
+
 Pure: no I/O, no clock; `now` is always passed in.
 """
 
@@ -36,11 +43,12 @@ AUDIO_SECONDS = "audio_seconds"
 USD_MICROS = "usd_micros"  # budgets: a call's cost in millionths of a dollar (0 on a free tier)
 UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_MICROS)
 MONTH = 0  # `Period.seconds` of a calendar month
-# A stamp is taken when the reservation is written, a little before the provider counts the
-# request (the write's round trip, a new TLS connection, completion tokens counted at the answer's
-# end): what a window counted is taken to stay in the provider's sliding window this fraction of
-# a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a 1-second window
-# is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by that).
+# A stamp is taken just before the reservation is written, a little before the provider counts
+# the request (the write's round trip, a new TLS connection, completion tokens counted at the
+# answer's end): what a window counted is taken to stay in the provider's sliding window this
+# fraction of a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a
+# 1-second window is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by
+# that). A write that takes longer than its share of it (WRITE_SHARE) is stamped again.
 STAMP_SLACK = 0.05
 MIN_STAMP_SLACK_S = 0.25
 # The stamp is taken before the reservation's write, so the write's own time is spent from that

@@ -27,6 +27,14 @@ latest attempt's windows: `Outcomes.attempt_made`) rides on the next reservation
 failover costs no write of its own, the condition checks the sum (a caller at its last request
 can fail over), and the count is never given back without being taken again. A reservation
 released without its call takes it back in the release's own write.
+
+A reservation is stamped with the moment taken before its write, and other containers carry what
+it counted until a window length and the stamp's slack past that stamp (`metering.py`). A write
+that answered later than the slack allows (`Reservation.late`, checked by the runner with its
+clock) is moved, before its call, to the moment it answered (`restamp`): the same `moved`
+mechanism gives its counts back from where they were and takes them in the tenth and window of
+that moment, with that stamp, in one conditional write per item. One more write, only after a
+late one; refused, nothing moved and the runner releases the reservation.
 """
 
 from __future__ import annotations
@@ -254,14 +262,19 @@ class SharedState:
             if not kept:
                 del self._pending[pk]
 
-    def release(self, reservation: Reservation, now: float) -> None:
+    def release(self, reservation: Reservation, now: float, *, late: bool = False) -> None:
         """The call was never made: give back everything the reservation took, at once and to
         every container (folding it would keep a small window full for the others until this
         container reserves on it again), and take back what it took over (`moved`) in the same
-        writes: the earlier reservation counts it again."""
+        writes: the earlier reservation counts it again. `late`: its write answered late
+        (`Reservation.late`), and its stamp, older than the moment it landed, may have been put
+        over a later one (remotely the last writer's stamp stays): its sliding windows get a
+        stamp no earlier than `now` (or their end) in the same writes, as a restamp's do."""
         writes = reservation.writes({unit: -asked for unit, asked in reservation.amounts.items() if asked}, now)
         if reservation.moved is not None:
             writes = _merged([*writes, *reservation.moved.writes(reservation.moved.amounts, now)])
+        if late:
+            writes = _merged([*writes, *_restamps(reservation, {}, now)])
         if writes:
             self.store.add(writes, now)
 
