@@ -7,7 +7,8 @@ the deadline), wait and plan again rather than refuse; so too when the plan star
 model and a free tier frees within `free_wait_s` (counted as a capacity wait too).
 
 run: for each step, within `max_attempts` and the deadline: reserve (a conditional write per counter item; a
-step that would overflow a limit is skipped) → call through the breakers with a timeout that
+step that would overflow a limit is skipped; a reservation whose write answered too late for its
+stamp is stamped again, or released and the step skipped: `_stamped`) → call through the breakers with a timeout that
 fits the provider → outcomes (reconcile, headers, cooldown, failure mark, metrics) → the next
 step, preferring providers without a recent failure → or the aggregated error.
 
@@ -242,6 +243,11 @@ class FailoverRunner:
             if reservation is None:
                 run.skipped.append(f"{step.key}: no capacity left at reserve time")
                 continue
+            stamped = self._stamped(step, reservation, now)
+            if stamped is None:
+                run.skipped.append(f"{step.key}: the state store answered too late to hold capacity for the call")
+                continue
+            step, reservation = stamped
             # What is left *now*, after the reservation write: the call's budget counts from here.
             budget = self.retry.attempt_timeout(ctx.deadline)
             if budget is None:
@@ -293,6 +299,35 @@ class FailoverRunner:
                 self.outcomes.headers(step, result.rate_limits, now, deadline=ctx.deadline)
             return Served(result.value, step, reservation, run, started, ctx.deadline, cut_short, fingerprint,
                           first_chunk)
+
+    def _stamped(self, step: PlanStep, reservation: Reservation,
+                 stamp: float) -> tuple[PlanStep, Reservation] | None:
+        """The step and its reservation as the call may go with them. Other containers take what a
+        window counted to last a window length and the stamp's slack past the reservation's stamp,
+        taken before its write; a write that answered later than its windows allow
+        (`Reservation.late`: a queued DynamoDB write, a throttled retry) would have the provider
+        count the call that much later, and another container admitted a length after the stamp
+        would reach the provider less than a length after it. Such a reservation is stamped again
+        as of the moment its write answered (`SharedState.restamp`: one more write, only then),
+        in that moment's windows (the step's windows follow). Refused, or late again, the step
+        is given up like a refused reservation (None), with nothing of it left counted: what was
+        reserved is released."""
+        answered = self._wall()
+        if not reservation.late(stamp, answered):
+            return step, reservation
+        try:
+            current = self._current(step, answered)
+        except BaseException:
+            self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+            raise
+        again = self.state.restamp(reservation, current, answered)
+        if again is None:
+            self.outcomes.guarded("release", partial(self.state.release, late=True), reservation, self._wall())
+            return None
+        if again.late(answered, self._wall()):
+            self.outcomes.guarded("release", partial(self.state.release, late=True), again, self._wall())
+            return None
+        return (step if current is step.usages else replace(step, usages=current)), again
 
     def _repeats(self, fingerprint: Callable[[], str] | None) -> Callable[[PlanStep, ProviderError], bool] | None:
         """Whether a failure repeats the same request's after the model answered others since."""

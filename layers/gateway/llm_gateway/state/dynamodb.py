@@ -182,7 +182,9 @@ class DynamoStateStore:
             if ceiling is not None:
                 values[f":c{index}"] = {"N": str(ceiling - amount)}
                 conditions.append(f"(attribute_not_exists(#u{index}) OR #u{index} <= :c{index})")
-        # last writer wins: containers' clocks disagree by more than two writes' order anyway
+        # last writer wins: containers' clocks disagree by more than two writes' order anyway (a
+        # write that answered late, whose stamp may be older than one it overwrote, is stamped
+        # again by its container before the call: `SharedState.restamp`)
         for index, (name, stamp) in enumerate(sorted(add.stamps.items())):
             names[f"#s{index}"] = name
             values[f":s{index}"] = {"N": repr(float(stamp))}

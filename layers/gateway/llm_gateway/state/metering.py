@@ -17,6 +17,13 @@ audio-seconds-per-hour limit be passed when an hour's audio came in its last min
 written without tenths are still carried by that linear estimate. A calendar month resets at its
 boundary, as the provider's does, and carries nothing.
 
+The stamp (`last_at`, and the tenth a reservation counts in) is the moment taken before the
+reservation's write. The slack covers the time from it to the provider counting the call, the
+write's own time included: a write that answered later than `WRITE_SHARE` of it
+(`write_allowance_s`) is stamped again as of its answer before the call goes
+(`SharedState.restamp`), else another container could be admitted a window length after the
+stamp yet less than a length after the provider counted the call.
+
 Pure: no I/O, no clock; `now` is always passed in.
 """
 
@@ -36,13 +43,20 @@ AUDIO_SECONDS = "audio_seconds"
 USD_MICROS = "usd_micros"  # budgets: a call's cost in millionths of a dollar (0 on a free tier)
 UNITS = (REQUESTS, TOKENS, AUDIO_SECONDS, USD_MICROS)
 MONTH = 0  # `Period.seconds` of a calendar month
-# A stamp is taken when the reservation is written, a little before the provider counts the
-# request (the write's round trip, a new TLS connection, completion tokens counted at the answer's
-# end): what a window counted is taken to stay in the provider's sliding window this fraction of
-# a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a 1-second window
-# is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by that).
+# A stamp is taken just before the reservation is written, a little before the provider counts
+# the request (the write's round trip, a new TLS connection, completion tokens counted at the
+# answer's end): what a window counted is taken to stay in the provider's sliding window this
+# fraction of a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a
+# 1-second window is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by
+# that). A write that takes longer than its share of it (WRITE_SHARE) is stamped again.
 STAMP_SLACK = 0.05
 MIN_STAMP_SLACK_S = 0.25
+# The stamp is taken before the reservation's write, so the write's own time is spent from that
+# slack. A write that answered later than this share of it (a queued DynamoDB write, a throttled
+# retry) would send the call too long after its stamp: the reservation is stamped again at the
+# moment it answered, before the call (`SharedState.restamp`, `FailoverRunner._attempt`), and the
+# rest of the slack is left for the call's connection.
+WRITE_SHARE = 0.5
 # A sliding window's item also counts what each tenth of the window took (`tokens@3`: the tokens
 # reserved in its fourth tenth), so an earlier window carries what is still inside the provider's
 # sliding window to a tenth of a window, however unevenly it was used.
@@ -64,6 +78,13 @@ _SLOT_KEYS: dict[str, tuple[str, ...]] = {unit: tuple(f"{unit}@{i}" for i in ran
 def stamp_slack_s(seconds: int) -> float:
     """How long past stamp + length a sliding window's count may still be in the provider's."""
     return max(MIN_STAMP_SLACK_S, STAMP_SLACK * seconds)
+
+
+def write_allowance_s(seconds: int) -> float:
+    """How long a reservation's write may take (from its stamp to its answer) before the call it
+    holds for is stamped again: `WRITE_SHARE` of the window's slack (0.125 s for a second, 1.5 s
+    for a minute)."""
+    return WRITE_SHARE * stamp_slack_s(seconds)
 
 
 def slot_of(period: Period, start: int, now: float) -> int:
@@ -336,6 +357,37 @@ class WindowUsage:
             if ceiling is not None and ceiling - used.get(unit, 0) - carried.get(unit, 0) < ask:
                 return unit
         return None
+
+    def without(self, start: int, slot: int | None, amounts: Amounts, sliced: Collection[str],
+                now: float) -> WindowUsage:
+        """This window at `now` as if `amounts`, counted in the earlier window starting at `start`
+        (in its tenth `slot` for the units in `sliced`), had never been counted: what the carry
+        would be once they are given back (a reservation restamped into a later window gives them
+        back in the same write that takes them there, so its own count must not hold it back).
+        The window itself, when `start` is its own, is left as it is."""
+        if not any(e.start == start for e in self.earlier):
+            return self
+        earlier: list[Earlier] = []
+        for e in self.earlier:
+            if e.start == start:
+                used = {unit: max(0, n - amounts.get(unit, 0)) for unit, n in e.used.items()}
+                item = None
+                if e.item is not None:
+                    item = dict(e.item)
+                    for unit, n in amounts.items():
+                        keys = _SLOT_KEYS.get(unit)
+                        if slot is not None and keys is not None and unit in sliced and keys[slot] in item:
+                            item[keys[slot]] = max(0, int(item[keys[slot]]) - n)
+                e = Earlier(e.start, used, item, e.last_at)
+            earlier.append(e)
+        seconds = self.meter.limit.period.seconds
+        slack = stamp_slack_s(seconds)
+        carried: dict[str, int] = {}
+        for unit in {unit for e in earlier for unit in e.used}:
+            n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
+            if n > 0:
+                carried[unit] = n
+        return WindowUsage(self.meter, self.start, self.used, carried, self.last_at, tuple(earlier), self.item)
 
     def free_again_at(self, amounts: Amounts, now: float) -> float | None:
         """When this window takes `amounts` (None: never, the ask is above the limit itself).

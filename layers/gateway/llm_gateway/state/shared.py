@@ -27,6 +27,14 @@ latest attempt's windows: `Outcomes.attempt_made`) rides on the next reservation
 failover costs no write of its own, the condition checks the sum (a caller at its last request
 can fail over), and the count is never given back without being taken again. A reservation
 released without its call takes it back in the release's own write.
+
+A reservation is stamped with the moment taken before its write, and other containers carry what
+it counted until a window length and the stamp's slack past that stamp (`metering.py`). A write
+that answered later than the slack allows (`Reservation.late`, checked by the runner with its
+clock) is moved, before its call, to the moment it answered (`restamp`): the same `moved`
+mechanism gives its counts back from where they were and takes them in the tenth and window of
+that moment, with that stamp, in one conditional write per item. One more write, only after a
+late one; refused, nothing moved and the runner releases the reservation.
 """
 
 from __future__ import annotations
@@ -37,7 +45,17 @@ from dataclasses import dataclass, replace
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import items
-from llm_gateway.state.metering import USD_MICROS, Amounts, Meter, WindowUsage, slot_of, with_slot
+from llm_gateway.state.metering import (
+    MIN_STAMP_SLACK_S,
+    USD_MICROS,
+    WRITE_SHARE,
+    Amounts,
+    Meter,
+    WindowUsage,
+    slot_of,
+    with_slot,
+    write_allowance_s,
+)
 from llm_gateway.state.rate_limits import snapshot_expiry
 from llm_gateway.state.store import CounterAdd, Item, ModelKey, StateStore
 
@@ -82,6 +100,16 @@ class Reservation:
                 by_item.setdefault(held.window.item, {}).update(held.counted(amounts))
         return [CounterAdd(pk, attrs, items.meter_expires(now)) for pk, attrs in by_item.items()]
 
+    def late(self, stamped: float, answered: float) -> bool:
+        """Whether its write, stamped at `stamped` and answered at `answered`, took longer than one
+        of its sliding windows allows (`metering.write_allowance_s`): the call would reach the
+        provider too long after the stamp that other containers' carry goes by."""
+        took = answered - stamped
+        if took <= WRITE_SHARE * MIN_STAMP_SLACK_S:  # the usual case: below every window's allowance
+            return False
+        return any(held.slot is not None and took > write_allowance_s(held.window.period.seconds)
+                   for held in self.windows)
+
 
 class SharedState:
     def __init__(self, store: StateStore, *, fold_reconcile: bool) -> None:
@@ -117,6 +145,36 @@ class SharedState:
         reservation writes, inside its conditional UpdateItem (the condition checks the sum, so
         what goes back makes room for what is taken); on another item, in an unconditional one
         of the same all-or-nothing `add`. Refused, nothing of it went back."""
+        return self._reserve(usages, amounts, now, moved)
+
+    def restamp(self, reservation: Reservation, usages: Sequence[WindowUsage], now: float) -> Reservation | None:
+        """`reservation` counted again as of `now` (its write answered too late for its stamp,
+        `Reservation.late`): its amounts taken in the windows of `now` (`usages`), in the tenth of
+        `now` and with `now` as their stamp, and given back where they were counted, in the same
+        conditional write per item (`reserve`'s `moved`). A window that the move does not raise
+        (the same window: a tenth moves, the total stays) is not checked again: the reservation
+        already holds its place there. A window it raises (the move crosses into the next one) is
+        checked as any reservation is, with the reservation's own count left out of the carry
+        (`WindowUsage.without`): it goes back in this write. The windows it leaves keep a stamp no
+        earlier than `now` (or their end): a remote stamp is the last writer's, and a write that
+        answered late may have put an earlier one over another container's later one.
+
+        The result takes over what `reservation` had taken over (its `moved`): releasing it gives
+        that back as releasing `reservation` would have. Refused (None), nothing was written and
+        `reservation` stands as it was: release it, or keep it."""
+        held = {h.window.key: h for h in reservation.windows}
+        own: list[WindowUsage] = []
+        for u in usages:
+            for e in u.earlier:
+                h = held.get(u.meter.pk(e.start))
+                if h is not None:
+                    u = u.without(e.start, h.slot, reservation.amounts, h.limited, now)
+            own.append(u)
+        again = self._reserve(own, reservation.amounts, now, replace(reservation, moved=None), restamp=True)
+        return None if again is None else replace(again, moved=reservation.moved)
+
+    def _reserve(self, usages: Sequence[WindowUsage], amounts: Amounts, now: float, moved: Reservation | None,
+                 *, restamp: bool = False) -> Reservation | None:
         held: dict[str, Held] = {}
         ceilings: dict[str, dict[str, int]] = {}
         for u in usages:
@@ -150,8 +208,13 @@ class SharedState:
             self._prune(now)
             folded = {pk: self._pending.pop(pk) for pk in adds if pk in self._pending}
             loaded = {pk: self._loaded.get(pk) for pk in adds}
+        if restamp and moved is not None:  # the windows it leaves: a stamp no earlier than their latest
+            back = [*back, *_restamps(moved, held, now)]
         writes = _merged([*(_with_correction(add, folded.get(add.pk), _stale(loaded[add.pk], windows, add.pk, now))
                             for add in adds.values()), *back])
+        if restamp:  # a window the move does not raise is not checked again (its place is held)
+            writes = [replace(add, ceilings={name: n for name, n in add.ceilings.items() if add.amounts.get(name, 0) > 0})
+                      for add in writes]
         # Refused: nothing was written, so the corrections are kept for the next reservation. An
         # error: they may have been written (a timeout after DynamoDB applied the update, a give-
         # back that failed), and delivering them twice would under-count: they are dropped, an
@@ -199,14 +262,19 @@ class SharedState:
             if not kept:
                 del self._pending[pk]
 
-    def release(self, reservation: Reservation, now: float) -> None:
+    def release(self, reservation: Reservation, now: float, *, late: bool = False) -> None:
         """The call was never made: give back everything the reservation took, at once and to
         every container (folding it would keep a small window full for the others until this
         container reserves on it again), and take back what it took over (`moved`) in the same
-        writes: the earlier reservation counts it again."""
+        writes: the earlier reservation counts it again. `late`: its write answered late
+        (`Reservation.late`), and its stamp, older than the moment it landed, may have been put
+        over a later one (remotely the last writer's stamp stays): its sliding windows get a
+        stamp no earlier than `now` (or their end) in the same writes, as a restamp's do."""
         writes = reservation.writes({unit: -asked for unit, asked in reservation.amounts.items() if asked}, now)
         if reservation.moved is not None:
             writes = _merged([*writes, *reservation.moved.writes(reservation.moved.amounts, now)])
+        if late:
+            writes = _merged([*writes, *_restamps(reservation, {}, now)])
         if writes:
             self.store.add(writes, now)
 
@@ -254,6 +322,18 @@ def _with_correction(add: CounterAdd, kept: Mapping[str, tuple[dict[str, int], i
         _merge(amounts, correction)
     removes = tuple(name for name in stale if name not in amounts and name not in add.stamps)
     return replace(add, amounts=amounts, removes=removes)
+
+
+def _restamps(moved: Reservation, held: Mapping[str, Held], now: float) -> list[CounterAdd]:
+    """Stamps for the sliding windows a restamped reservation leaves (`SharedState.restamp`), the
+    ones a load still reads: `now`, or the window's end if `now` is past it (no request of it came
+    later), never before any stamp it held when the late write landed."""
+    by_item: dict[str, dict[str, float]] = {}
+    for one in moved.windows:
+        ref = one.window
+        if one.slot is not None and ref.key not in held and ref.read(now):
+            by_item.setdefault(ref.item, {}).update(ref.attrs({items.LAST_AT: min(now, float(one.closes))}))
+    return [CounterAdd(pk, {}, items.meter_expires(now), {}, stamps) for pk, stamps in by_item.items()]
 
 
 def _stale(loaded: Item | None, windows: Sequence[Held], pk: str, now: float) -> Sequence[str]:

@@ -61,14 +61,14 @@ class CounterAdd:
     def plus(self, other: CounterAdd) -> CounterAdd:
         """This add and `other` (on the same item) as one write: amounts added up (a condition then
         checks the sum), ceilings, the later stamps and expiry kept, and a removal only of what
-        neither counts on (DynamoDB refuses an attribute both added and removed)."""
+        neither counts on nor stamps (DynamoDB refuses an attribute both set and removed)."""
         amounts = dict(self.amounts)
         for unit, n in other.amounts.items():
             amounts[unit] = amounts.get(unit, 0) + n
         stamps = dict(self.stamps)
         for name, at in other.stamps.items():
             stamps[name] = max(at, stamps.get(name, at))
-        removes = tuple(name for name in dict.fromkeys((*self.removes, *other.removes)) if name not in amounts)
+        removes = tuple(name for name in dict.fromkeys((*self.removes, *other.removes)) if name not in amounts and name not in stamps)
         return CounterAdd(self.pk, amounts, max(self.expires_at, other.expires_at), {**other.ceilings, **self.ceilings},
                           stamps, removes)
 
