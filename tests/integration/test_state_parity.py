@@ -54,8 +54,8 @@ class Writes:
         self.inner = inner
         self.log: list[list[str]] = []
 
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
-        return self.inner.load(pks, now)
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
+        return self.inner.load(pks, now, consistent=consistent)
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
         self.log.append(sorted(add.pk + (" if" if add.ceilings else "") for add in adds))

@@ -49,9 +49,9 @@ class Switchable(MemoryStore):
         if self.error is not None:
             raise self.error
 
-    def load(self, pks: Any, now: float) -> Any:
+    def load(self, pks: Any, now: float, *, consistent: bool = False) -> Any:
         self._check()
-        return super().load(pks, now)
+        return super().load(pks, now, consistent=consistent)
 
     def add(self, adds: Any, now: float) -> bool:
         self._check()

@@ -42,8 +42,8 @@ class Recording:
         self.inner = MemoryStore()
         self.calls: list[list[CounterAdd]] = []
 
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
-        return self.inner.load(pks, now)
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
+        return self.inner.load(pks, now, consistent=consistent)
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
         self.calls.append(list(adds))

@@ -311,14 +311,20 @@ class FailoverRunner:
         as of the moment its write answered (`SharedState.restamp`: one more write, only then),
         in that moment's windows (the step's windows follow). Refused, or late again, the step
         is given up like a refused reservation (None), with nothing of it left counted: what was
-        reserved is released."""
+        reserved is released. A restamp that raises (an error, not a refusal) is passed up
+        without a release: its write may have landed, and giving the count back then could give
+        it back twice (an over-count at worst, never a limit passed)."""
         answered = self._wall()
         if not reservation.late(stamp, answered):
             return step, reservation
         try:
-            current = self._current(step, answered)
+            # Strongly consistent: the restamp leaves its own count out of what the windows it
+            # leaves carry (`SharedState.restamp`), so the read must show its write; a replica a
+            # write behind made the carry one reservation short, and a third call went into a
+            # 2-requests-a-second window (tests/unit/routing/test_slow_reservation_writes.py).
+            current = self._current(step, answered, consistent=True)
         except BaseException:
-            self.outcomes.guarded("release", self.state.release, reservation, self._wall())
+            self.outcomes.guarded("release", partial(self.state.release, late=True), reservation, self._wall())
             raise
         again = self.state.restamp(reservation, current, answered)
         if again is None:
@@ -340,15 +346,17 @@ class FailoverRunner:
 
         return repeated
 
-    def _current(self, step: PlanStep, now: float) -> tuple[WindowUsage, ...]:
+    def _current(self, step: PlanStep, now: float, *, consistent: bool = False) -> tuple[WindowUsage, ...]:
         """The step's windows as of `now`. The plan computed them when it was made; a step reached
         after an attempt that took seconds may lie in later windows (a 1-second one surely), and
-        reserving in the plan's would count in a window that is over: read those again."""
+        reserving in the plan's would count in a window that is over: read those again
+        (`consistent`: strongly, when the read must show a write just made)."""
         usages = step.usages
         if all(u.meter.limit.period.start(now) == u.start for u in usages):
             return usages
         meters = [u.meter for u in usages]
-        snapshot = self.state.load(meters, (), now)  # the windows only: nothing else of the model is used
+        # the windows only: nothing else of the model is used
+        snapshot = self.state.load(meters, (), now, consistent=consistent)
         return tuple(snapshot.usage(meter, now) for meter in meters)
 
     def _failed(

@@ -148,13 +148,13 @@ class DynamoStateStore:
         self.table = table
         self.consistent_read = consistent_read
 
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
         """BatchGetItem in chunks of 100, retrying UnprocessedKeys with a short backoff."""
         found: dict[str, Item] = {}
         for offset in range(0, len(pks), BATCH_LIMIT):
             request: dict[str, Any] = {
                 self.table: {"Keys": [{"pk": {"S": pk}} for pk in pks[offset : offset + BATCH_LIMIT]],
-                             "ConsistentRead": self.consistent_read}
+                             "ConsistentRead": self.consistent_read or consistent}
             }
             for attempt in range(UNPROCESSED_RETRIES + 1):
                 response = self.client.batch_get_item(RequestItems=request)

@@ -29,7 +29,8 @@ class MemoryStore:
         found = self._items.get(pk)
         return found[0] if found is not None and found[1] > now else None
 
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
+        """Every read is consistent here (one dict)."""
         pks = pks if isinstance(pks, list | tuple) else list(pks)  # read twice below
         stored = self._items
         with self._lock:  # `_live` inlined: a load reads up to a hundred items on every request

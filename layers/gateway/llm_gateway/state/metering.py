@@ -54,7 +54,7 @@ MIN_STAMP_SLACK_S = 0.25
 # The stamp is taken before the reservation's write, so the write's own time is spent from that
 # slack. A write that answered later than this share of it (a queued DynamoDB write, a throttled
 # retry) would send the call too long after its stamp: the reservation is stamped again at the
-# moment it answered, before the call (`SharedState.restamp`, `FailoverRunner._attempt`), and the
+# moment it answered, before the call (`SharedState.restamp`, `FailoverRunner._stamped`), and the
 # rest of the slack is left for the call's connection.
 WRITE_SHARE = 0.5
 # A sliding window's item also counts what each tenth of the window took (`tokens@3`: the tokens

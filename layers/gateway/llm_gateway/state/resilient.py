@@ -122,8 +122,8 @@ class ResilientStore:
                 failed(exc)
             return False, None
 
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
-        ok, items = self._try("load", now, lambda: self.primary.load(pks, now))
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
+        ok, items = self._try("load", now, lambda: self.primary.load(pks, now, consistent=consistent))
         if ok and items is not None:
             return items
         return self.fallback.load(pks, now)

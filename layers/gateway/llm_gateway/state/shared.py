@@ -122,8 +122,11 @@ class SharedState:
 
     # --- reads ---------------------------------------------------------------------------------------
     def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float,
-             extra_pks: Collection[str] = ()) -> items.StateSnapshot:
-        raw = self.store.load(items.pks_for(meters, keys, now, extra_pks), now)
+             extra_pks: Collection[str] = (), *, consistent: bool = False) -> items.StateSnapshot:
+        """`consistent`: a strongly consistent read (`StateStore.load`), only where a write just
+        made must show (a restamp's windows)."""
+        pks = items.pks_for(meters, keys, now, extra_pks)
+        raw = self.store.load(pks, now, consistent=True) if consistent else self.store.load(pks, now)
         degraded = _degraded(self.store, now)
         scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
         snapshot = items.decode_snapshot(raw, keys, now, meters, degraded=degraded, limit_scale=scale)
@@ -161,7 +164,11 @@ class SharedState:
 
         The result takes over what `reservation` had taken over (its `moved`): releasing it gives
         that back as releasing `reservation` would have. Refused (None), nothing was written and
-        `reservation` stands as it was: release it, or keep it."""
+        `reservation` stands as it was: release it, or keep it. (Behind `ResilientStore`, a
+        restamp whose remote write failed as an outage is made on the local fallback instead,
+        which never held the original count: the table keeps it with its old stamp, an
+        over-count there, and the fallback counts the reservation short while it serves, the
+        bounded gap any release after a flip to degraded has.)"""
         held = {h.window.key: h for h in reservation.windows}
         own: list[WindowUsage] = []
         for u in usages:

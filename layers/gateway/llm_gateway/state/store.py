@@ -74,8 +74,11 @@ class CounterAdd:
 
 
 class StateStore(Protocol):
-    def load(self, pks: Sequence[str], now: float) -> dict[str, Item]:
-        """Every live item among `pks`, in one round trip (per 100 keys)."""
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
+        """Every live item among `pks`, in one round trip (per 100 keys). `consistent`: the read
+        must show every write that answered before it (DynamoDB's strongly consistent read; a
+        plain one may come from a replica a write behind), for the rare read that depends on a
+        write just made (`FailoverRunner._stamped`)."""
         ...
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
