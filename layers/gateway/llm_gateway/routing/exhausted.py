@@ -1,16 +1,24 @@
-"""Free tiers this container has seen used up for a while, so one state read holds others.
+"""Free tiers this container has seen used up for a while: neither read nor planned until then.
 
 State is read for as many candidates as one BatchGetItem holds, best static rank first
 (`planner.bounded`). When the best-ranked free tiers have used up a day's or a month's limit, a
 plan built on that read has no free step, and the request went to a paid model while free tiers
 ranked lower, never read, could serve (found by `llm-gateway simulate`: at the reference day's
 full size, a fifth of the requests). A plan says when each model it dropped for capacity fits
-again; one that will not for a while (`MIN_WAIT_S`) is remembered until then, and later reads
-load it after every other candidate (after the paid fallbacks too: it cannot serve before then).
+again; one that will not for a while (`MIN_WAIT_S`) is remembered until then, and a request's
+preparation leaves it out (dropped as `USED_UP`) so its read holds others in its place.
 
-Per container, like `FailureMemory`: no extra read or write. A model remembered too long is only
-read later than it could have been (what it frees early, from a reconciled over-estimate, waits
-for its time to pass); one that freed is read again from that time on.
+Left out, not only read last: a model remembered used up would be read, decoded and found full
+by every plan of every request until its time (at a 100,000-request day, a quarter of each
+plan's candidates), and it could not serve before then. A model remembered within the runner's
+longest wait (`horizon`) of its time is kept, so a wait for it is still seen; a pinned model is
+never left out; and a plan that comes out empty is made again with every candidate
+(`FailoverRunner`), so a 429's Retry-After, a 503 or a 413 are what the whole pool says.
+
+Per container, like `FailureMemory`: no extra read or write. A model remembered too long (what it
+frees early, from a reconciled over-estimate or a released reservation) serves again only from
+its remembered time on, unless a request finds nothing else; one that freed is read and planned
+again from that time on.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from llm_gateway.selection.planner import Candidate, Plan, Preparation, bounded
+from llm_gateway.selection.planner import Plan, Preparation, bounded
 from llm_gateway.state.store import ModelKey
 
 MIN_WAIT_S = 60.0  # shorter waits are a minute's window: the model serves again before it matters
@@ -43,22 +51,27 @@ class ExhaustedMemory:
             for key in [key for key, at in self._until.items() if at <= now]:
                 del self._until[key]
 
-    def reorder(self, prep: Preparation, now: float) -> Preparation:
-        """The preparation with its state read holding the models not remembered used up first."""
+    def narrow(self, prep: Preparation, now: float, horizon: float = 0.0) -> Preparation:
+        """The preparation without the models remembered used up past `now + horizon` (dropped
+        with `USED_UP`), its state read bounded again over the others; the same object when it
+        loads none of them (or when they are all it has: the plan then says what they say)."""
         if not self._until or prep.pinned is not None:
             return prep
         with self._lock:  # a snapshot: `note` may drop keys from another thread meanwhile
             until = dict(self._until)
-        pool = (*prep.candidates, *prep.rest)
-
-        def used_up(candidate: Candidate) -> bool:
-            return until.get(candidate.key, 0.0) > now
-
-        if not any(used_up(c) for c in prep.candidates):
+        later = now + horizon
+        get = until.get
+        if not any(get(c.entry.key, 0.0) > later for c in prep.candidates):
             return prep  # nothing read in vain
-        ordered = sorted(pool, key=lambda c: (used_up(c), not c.entry.is_free, *c.rank))
-        loaded, beyond = bounded(ordered, prep.meters, prep.state_pks)
-        moved = {c.key for c in pool}
+        pool = (*prep.candidates, *prep.rest)
+        kept = [c for c in pool if get(c.entry.key, 0.0) <= later]
+        if not kept:
+            return prep
+        used_up = [c.entry.key for c in pool if get(c.entry.key, 0.0) > later]
+        kept.sort(key=lambda c: (not c.entry.is_free, *c.rank))  # the preparers' order
+        loaded, beyond = bounded(kept, prep.meters, prep.state_pks)
+        moved = {c.entry.key for c in pool}
         dropped = [d for d in prep.dropped if d[0] not in moved]
-        dropped += [(c.key, USED_UP.format(at=until.get(c.key, now)) if used_up(c) else NOT_LOADED) for c in beyond]
+        dropped += [(key, USED_UP.format(at=until[key])) for key in used_up]
+        dropped += [(c.entry.key, NOT_LOADED) for c in beyond]
         return replace(prep, candidates=tuple(loaded), rest=tuple(beyond), dropped=tuple(dropped))
