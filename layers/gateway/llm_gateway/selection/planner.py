@@ -386,19 +386,21 @@ class Planner:
         waits: list[float] = []
         free_waits: list[float] = []
         paid_first = bool(steps) and not steps[0].free
+        # each window's answer, once a plan: a provider's shared window (Mistral's second) fills all its models
+        again: dict[tuple[Any, ...], float | None] = {}
         for key, checked, state, amounts, free in full:
             if (paid_first and free and not recently_failed(key.provider, failures, now)
-                    and (wait := free_again_in(checked, state, amounts, now)) is not None):
+                    and (wait := free_again_in(checked, state, amounts, now, again)) is not None):
                 free_waits.append(wait)
             if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):
                 continue  # only a 1-second window stops it: it frees within a second or so
             if not steps:  # when the first capacity frees matters only to an empty plan
-                wait = free_again_in(checked, state, amounts, now)
+                wait = free_again_in(checked, state, amounts, now, again)
                 if wait is not None:
                     waits.append(wait)
             # When the model takes *any* request again, not this caller's: `frees_at` is what the
             # container remembers as used up for everyone, and one large ask must not set it.
-            smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now)
+            smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now, again)
             if smallest:
                 frees.append((key, now + smallest))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
