@@ -443,14 +443,14 @@ def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> Non
     assert second.provider == "mistral" and second.free
 
 
-def _use_up_day(r: Rig, provider: str, requests: int) -> None:
-    """Count `requests` (negative: give them back) on the day window of `provider`'s model, as
-    another container's traffic (or a released reservation) would."""
+def _use_up_day(r: Rig, provider: str, requests: int, unit: str = REQUESTS) -> None:
+    """Count `requests` (or that many of `unit`; negative: give them back) on the day window of
+    `provider`'s model, as another container's traffic (or a released reservation) would."""
     entry = next(e for e in r.core.catalog.entries if e.provider == provider)
     [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
     now = r.clock.wall()
     window = window_ref(meter, meter.limit.period.start(now))
-    r.store.add([CounterAdd(window.item, window.attrs({REQUESTS: requests}), meter_expires(now))], now)
+    r.store.add([CounterAdd(window.item, window.attrs({unit: requests}), meter_expires(now))], now)
 
 
 def test_a_free_tier_seen_used_up_is_not_planned_until_its_remembered_time() -> None:
@@ -468,6 +468,28 @@ def test_a_free_tier_seen_used_up_is_not_planned_until_its_remembered_time() -> 
     assert r.router.complete(pinned("groq")).provider == "groq"
     r.clock.advance(86_400)
     assert r.router.complete(chat()).provider == "groq"
+
+
+def test_a_free_tier_seen_too_full_for_a_large_ask_is_not_planned_for_as_large_asks() -> None:
+    """A day's tokens nearly used up take a small request but not a large one: the container
+    remembers the model as used up for asks of that many tokens or more until the window frees
+    them (not for every request: a small one is still planned and served by it). A later large
+    request leaves it out of its read and plan even when tokens were given back meanwhile
+    (before: it was read, found full by every large request's plans, and served this one)."""
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, tpd=10_000)})
+
+    def asking(max_tokens: int) -> ChatCompletionRequest:
+        return ChatCompletionRequest.model_validate(
+            {"model": "auto", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]})
+
+    _use_up_day(r, "groq", 9_500, TOKENS)
+    assert r.router.complete(asking(4_000)).provider == "openai"  # 500 tokens left: remembered for 4,000
+    assert r.router.complete(asking(100)).provider == "groq"  # a small ask is still planned
+    _use_up_day(r, "groq", -9_500, TOKENS)  # freed early: given back
+    assert r.router.complete(asking(4_000)).provider == "openai"
+    assert r.router.complete(asking(3_000)).provider == "groq"  # asks less than the one remembered
+    r.clock.advance(2 * 86_400)
+    assert r.router.complete(asking(4_000)).provider == "groq"
 
 
 def test_a_plan_left_empty_by_the_used_up_memory_is_made_again_with_every_candidate() -> None:
