@@ -405,7 +405,8 @@ class Planner:
                 if wait is not None:
                     waits.append(wait)
             # When the model takes *any* request again, not this caller's: `frees_at` is what the
-            # container remembers as used up for everyone, and one large ask must not set it.
+            # container remembers as used up for everyone, and one large ask must not set it (a
+            # window that takes a small request but not this one's ask: `full_for`, for as large asks).
             smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now, again)
             if smallest:
                 frees.append((key, now + smallest))
