@@ -86,6 +86,29 @@ together; load average at the start and at each one's end in brackets):
   0.472203, user_error_rate 0.02254, 0 violations (the same figures as branch plan7's run, which
   took 299.7 s CPU at load 1.6 with its planner changes, not merged: -2 % instructions on the
   five-provider row, within noise at 20,000 requests).
+- branch perf10 (from main at 1941854; both versions in the branch's venv with PYTHONHASHSEED=0,
+  started together; load average at each one's start, machine shared with two other sessions'
+  work): 100,000 requests, 274.0 -> 199.3 s CPU (2.74 -> 1.99 ms a request: 0.73x), 491.8 ->
+  418.5 s wall, selection 165.5 -> 95.0 s CPU, 29 -> 31 containers [1.9 / 4.0]; 20,000 requests,
+  42.7 -> 37.5 s CPU (2.13 -> 1.87 ms: 0.88x), selection 23.2 -> 18.0 s [1.1], figures identical
+  (free_tier_share 0.931617, user_error_rate 0.0195, 0 violations). What it cut: at 100,000 a plan
+  had ~23 candidates, of which ~5.7 free tiers this container already remembered used up for the
+  day or month and ~4.7 Groq models whose day's tokens could not take the request's ask (though a
+  small one still fit, so they were never remembered); each was read, decoded, checked and asked
+  when it frees by every plan (2 a request). They are now left out of the read and the plan
+  (`routing/exhausted.py`: the first kind for any request, the second for asks at least as large
+  of the unit it was short of; a plan left empty is made again with every candidate), with each
+  window's `free_again_at` worked out once a plan (Mistral's one requests-per-second window was
+  worked out for each of its six models; not measured apart, within noise). The first kind with
+  that memo: 293.7 -> 256.7 s CPU at 100,000 (0.87x, an earlier pair at load 4.0-6.3); the second
+  kind, side by side with that on the day's first 9 hours: 33.5 -> 30.9 s CPU (the whole day's
+  0.73x is both). Figures at 100,000: the first change moved none (free_tier_share
+  0.48305, user_error_rate 0.0224, 0 violations, as main's); the second moved them to 0.482763 and
+  0.02246 (0 violations): a model left out until its window takes such an ask is not planned when
+  tokens reconciled back free it earlier (the same trade the used-up memory made for whole days).
+  Per plan, what is left: ~10 usages and 3.5 `free_again_in` (from 17 and 9.5), the state load and
+  decoding about a third of a plan; a request still plans about twice at 100,000 (it waits for
+  Mistral's next second and plans again). The 60 s target is not met (3.3x off).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ from llm_gateway.state.items import failure_pk, meter_expires, window_ref
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS, TOKENS
 from llm_gateway.state.store import CounterAdd, Item, ModelKey
+from llm_gateway.tenancy.limits import UserLimits, user_counter
+from llm_gateway.tenancy.policy import Policy
 from tests.unit.routing.harness import (
     EPOCH,
     FAST_RETRY,
@@ -439,6 +441,87 @@ def test_free_tiers_seen_used_up_make_room_in_the_state_read_for_others() -> Non
     second = r.router.complete(chat())
     assert first.provider == "openai" and not first.free  # the first plan saw only used-up free tiers
     assert second.provider == "mistral" and second.free
+
+
+def _use_up_day(r: Rig, provider: str, requests: int, unit: str = REQUESTS) -> None:
+    """Count `requests` (or that many of `unit`; negative: give them back) on the day window of
+    `provider`'s model, as another container's traffic (or a released reservation) would."""
+    entry = next(e for e in r.core.catalog.entries if e.provider == provider)
+    [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
+    now = r.clock.wall()
+    window = window_ref(meter, meter.limit.period.start(now))
+    r.store.add([CounterAdd(window.item, window.attrs({unit: requests}), meter_expires(now))], now)
+
+
+def test_a_free_tier_seen_used_up_is_not_planned_until_its_remembered_time() -> None:
+    """A container that found a free tier used up for the day leaves it out of the next requests'
+    state reads and plans until the day ends (it was read, decoded and found full by every plan of
+    every request: a quarter of each plan's candidates at a 100,000-request simulated day), even
+    if it frees early: here its day's count is given back, and the next `auto` request goes paid
+    rather than read it (before: served by it). A request pinned to it still is; the day over, it
+    is planned again."""
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, rpd=5)})
+    _use_up_day(r, "groq", 5)
+    assert r.router.complete(chat()).provider == "openai"  # groq's day is used up: remembered
+    _use_up_day(r, "groq", -5)  # it frees early (what another container reserved is given back)
+    assert r.router.complete(chat()).provider == "openai"
+    assert r.router.complete(pinned("groq")).provider == "groq"
+    r.clock.advance(86_400)
+    assert r.router.complete(chat()).provider == "groq"
+
+
+def test_a_free_tier_seen_too_full_for_a_large_ask_is_not_planned_for_as_large_asks() -> None:
+    """A day's tokens nearly used up take a small request but not a large one: the container
+    remembers the model as used up for asks of that many tokens or more until the window frees
+    them (not for every request: a small one is still planned and served by it). A later large
+    request leaves it out of its read and plan even when tokens were given back meanwhile
+    (before: it was read, found full by every large request's plans, and served this one)."""
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, tpd=10_000)})
+
+    def asking(max_tokens: int) -> ChatCompletionRequest:
+        return ChatCompletionRequest.model_validate(
+            {"model": "auto", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]})
+
+    _use_up_day(r, "groq", 9_500, TOKENS)
+    assert r.router.complete(asking(4_000)).provider == "openai"  # 500 tokens left: remembered for 4,000
+    assert r.router.complete(asking(100)).provider == "groq"  # a small ask is still planned
+    _use_up_day(r, "groq", -9_500, TOKENS)  # freed early: given back
+    assert r.router.complete(asking(4_000)).provider == "openai"
+    assert r.router.complete(asking(3_000)).provider == "groq"  # asks less than the one remembered
+    r.clock.advance(2 * 86_400)
+    assert r.router.complete(asking(4_000)).provider == "groq"
+
+
+def test_a_plan_left_empty_by_the_used_up_memory_is_made_again_with_every_candidate() -> None:
+    """When nothing but the free tiers this container remembers used up can serve, the request is
+    planned again with them: one that freed early serves (here groq, its day given back, while
+    mistral's minute is full); and with them still full, the 429 and its Retry-After are those of
+    the whole pool, as when they were planned every time."""
+    r = rig(providers=("groq", "mistral"), limits={"groq": Limits(rpm=1000, rpd=5), "mistral": Limits(rpm=1)})
+    _use_up_day(r, "groq", 5)
+    assert r.router.complete(chat()).provider == "mistral"  # groq remembered; mistral's minute now full
+    error = failing(lambda: r.router.complete(chat()))
+    assert error.status == 429 and any(s.startswith("groq/") and "per 86400s" in s for s in error.extra["skipped"])
+    retry_after = error.headers["Retry-After"]
+    _use_up_day(r, "groq", -5)
+    assert r.router.complete(chat()).provider == "groq"
+    _use_up_day(r, "groq", 5)
+    again = failing(lambda: r.router.complete(chat()))
+    assert again.status == 429 and again.headers["Retry-After"] == retry_after
+
+
+def test_a_key_allowed_only_free_tiers_seen_used_up_gets_their_answer_not_a_403() -> None:
+    """A key whose allow-list holds only a model this container remembers used up is not refused
+    as if it could use nothing: the request is planned with the model (the 429 of a full day),
+    and once the day's count is given back it is served by it."""
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, rpd=5)})
+    _use_up_day(r, "groq", 5)
+    assert r.router.complete(chat()).provider == "openai"  # groq's day is used up: remembered
+    only_groq = UserLimits(Policy(models=(f"groq/{MODELS['groq']}",)), user_counter("alice"), wall=r.clock.wall())
+    error = failing(lambda: r.router.complete(chat(), limits=only_groq))
+    assert error.status == 429, (error.status, error.code)
+    _use_up_day(r, "groq", -5)
+    assert r.router.complete(chat(), limits=only_groq).provider == "groq"
 
 
 def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:

@@ -416,6 +416,10 @@ def test_what_the_plan_remembers_as_used_up_does_not_depend_on_one_callers_ask()
     plan = sel.plan(big, nearly, NOW)
     assert key not in [step.key for step in plan.steps]  # this request does not fit today
     assert key not in dict(plan.frees_at)  # but the model is not used up for the next caller
+    # only for a caller asking as many tokens, until the day's window takes them
+    [(model, unit, ask, until)] = plan.full_for
+    ask_now = next(c.amounts for c in big.candidates if c.key == key)[TOKENS]
+    assert (model, unit, ask) == (key, TOKENS, ask_now) and until - NOW >= 3_600
     spent = StateSnapshot(counters={pk: {REQUESTS: 40, TOKENS: 10_000}})
     assert key in dict(sel.plan(big, spent, NOW).frees_at)
 

@@ -139,6 +139,32 @@ def test_free_again_in_is_the_latest_of_cooldown_and_windows() -> None:
     assert free_again_in([usage()], None, ask(1001), NOW) is None  # never fits this window
 
 
+def test_free_again_in_with_a_memo_works_a_shared_window_out_once_and_answers_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planner asks `free_again_in` of every model a provider's shared window fills (Mistral's
+    six models, one requests-per-second window), each with its own token ask: with a memo the
+    window is worked out once per part of the ask its limit counts, and every answer is the same
+    as without one (a token limit asked for different amounts is worked out for each)."""
+    second = Meter("mistral#*", WindowLimit.of(1, requests=1))
+    shared = WindowUsage(second, int(NOW), {REQUESTS: 1})
+    tokens = usage(requests=1, tokens=990)  # takes 10 tokens, not 20 or more
+    asks = [{REQUESTS: 1, TOKENS: n} for n in (5, 50, 500, 5)] + [{REQUESTS: 1, TOKENS: 2000}]
+    plain = [free_again_in([shared, tokens], None, a, NOW) for a in asks]
+    calls: list[WindowUsage] = []
+    real = WindowUsage.free_again_at
+
+    def counted(self: WindowUsage, amounts: dict[str, int], now: float) -> float | None:
+        calls.append(self)
+        return real(self, amounts, now)
+
+    monkeypatch.setattr(WindowUsage, "free_again_at", counted)
+    memo: dict[tuple[object, ...], float | None] = {}
+    assert [free_again_in([shared, tokens], None, a, NOW, memo) for a in asks] == plain
+    assert plain[-1] is None and plain[0] is not None and plain[0] > 0  # 2000 tokens never fit 1000
+    assert sum(c is shared for c in calls) == 1
+    assert sum(c is tokens for c in calls) == 3  # 50, 500 and 2000 tokens: 5 is asked again
+
+
 def test_near_miss() -> None:
     assert near_miss(RateLimitInfo(limit_requests=100, remaining_requests=5))
     assert not near_miss(RateLimitInfo(limit_requests=100, remaining_requests=50))

@@ -163,14 +163,19 @@ class FailoverRunner:
         self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
         return plan, snapshot
 
-    def _plan_or_wait(self, prep: Preparation, deadline: Deadline, waited: float) -> tuple[Plan, float]:
+    def _plan_or_wait(self, prep: Preparation, deadline: Deadline, waited: float,
+                      whole: Callable[[], Preparation] | None = None,
+                      ) -> tuple[Plan, float, Preparation, Callable[[], Preparation] | None]:
         """Plan; when only capacity stops every candidate and one frees within what is left of
         `max_wait_s` (and the deadline still leaves an attempt after it), wait and plan again. So
         too when the plan would start with a paid model while a free tier frees within
         `free_wait_s`: a moment's wait for Mistral's next free second is cheaper than a paid call.
-        Returns the plan and the total waited so far."""
+        `whole`: the preparation with the models `ExhaustedMemory` left out of `prep`, planned
+        instead once a plan of `prep` comes out empty (`_planned`).
+        Returns the plan, the total waited so far, the preparation planned and what is left of
+        `whole`."""
         for _ in range(MAX_WAIT_ROUNDS):
-            plan, _snapshot = self.plan(prep)
+            plan, prep, whole = self._planned(prep, whole)
             if plan.steps:
                 wait, most = plan.free_tier_in_s, min(self.settings.free_wait_s, self.settings.max_wait_s)
             elif plan.capacity_only:
@@ -178,14 +183,43 @@ class FailoverRunner:
             else:
                 wait = None
             if wait is None:
-                return plan, waited
+                return plan, waited, prep, whole
             wait += WAIT_MARGIN_S
             if waited + wait > most or wait > self.retry.wait_budget(deadline):
-                return plan, waited
+                return plan, waited, prep, whole
             self.metrics.count(m.CAPACITY_WAITS)
             self._sleep(wait)
             waited += wait
-        return self.plan(prep)[0], waited
+        plan, prep, whole = self._planned(prep, whole)
+        return plan, waited, prep, whole
+
+    def _planned(self, prep: Preparation, whole: Callable[[], Preparation] | None,
+                 ) -> tuple[Plan, Preparation, Callable[[], Preparation] | None]:
+        """`prep`'s plan; when it is empty and models were left out of `prep` as used up (`whole`
+        builds the preparation with them), the plan of every candidate instead: they may have
+        freed early, and when they have not, the refusal (429 and its Retry-After, 503, 413) is
+        the one the whole pool gives. Returns the plan, the preparation it was made from and
+        what is left of `whole` (None once used)."""
+        plan = self.plan(prep)[0]
+        if plan.steps or whole is None:
+            return plan, prep, whole
+        prep = whole()
+        return self.plan(prep)[0], prep, None
+
+    def _narrowed(self, prep: Preparation, limits: CallerLimits | None,
+                  ) -> tuple[Preparation, Callable[[], Preparation] | None]:
+        """The preparation to plan (the caller's `limits` applied), without the models this
+        container saw used up past the longest wait (`ExhaustedMemory.narrow`), and, when some
+        were left out, what builds it with them (`_planned`)."""
+        narrowed = self.exhausted.narrow(prep, self._wall(), self.settings.max_wait_s + MAX_WAIT_ROUNDS * WAIT_MARGIN_S)
+        if narrowed is prep:
+            return (limits.apply(prep) if limits is not None else prep), None
+        if limits is None:
+            return narrowed, lambda: prep
+        try:
+            return limits.apply(narrowed), partial(limits.apply, prep)
+        except GatewayError:  # all the key allows was left out: the whole pool's answer
+            return limits.apply(prep), None
 
     # --- running -------------------------------------------------------------------------------------
     def run(self, prep: Preparation, call: Callable[[PlanStep, float], CallResult[T]], deadline: Deadline,
@@ -200,12 +234,10 @@ class FailoverRunner:
         if fingerprint is not None:
             fingerprint = _Once(fingerprint)
         repeated = self._repeats(fingerprint)
-        prep = self.exhausted.reorder(prep, self._wall())
-        if limits is not None:
-            prep = limits.apply(prep)
+        prep, whole = self._narrowed(prep, limits)
         waited = 0.0
         for _ in range(MAX_WAIT_ROUNDS):
-            plan, waited = self._plan_or_wait(prep, deadline, waited)
+            plan, waited, prep, whole = self._plan_or_wait(prep, deadline, waited, whole)
             if not plan.steps:
                 raise self._nothing_to_try(plan, limits)
             run = RequestRun(list(plan.steps), standing=lambda provider: self.failures.standing(provider, self._wall()),
@@ -224,7 +256,7 @@ class FailoverRunner:
                 raise self._aggregate(run, timed_out=out_of_time) from None
             except DeadlineExhausted:
                 raise self._aggregate(run, timed_out=True) from None
-        raise self._nothing_to_try(self.plan(prep)[0], limits)
+        raise self._nothing_to_try(self._planned(prep, whole)[0], limits)
 
     def _attempt(self, run: RequestRun, ctx: AttemptContext, call: Callable[[PlanStep, float], CallResult[T]],
                  fingerprint: Callable[[], str] | None = None,

@@ -181,6 +181,11 @@ class Plan:
     # candidates dropped for capacity: when they fit again (all of them when the plan is empty; else
     # not those only a 1-second window stopped: working it out costs, and they free within a second)
     frees_at: tuple[tuple[ModelKey, float], ...] = ()
+    # the same candidates (less those taking any request already): (model, unit, ask, until), it
+    # takes no ask of at least `ask` of `unit` before `until`, as far as the windows' counts go
+    # (the window that stops this request, worked out for this request's ask of the unit it is
+    # short of: a later request that asks as much waits as long, unless counts are given back)
+    full_for: tuple[tuple[ModelKey, str, int, float], ...] = ()
     # every drop after preparation asked more than one of the model's limits allows at all: no
     # wait makes it fit (413, not 429)
     too_large: bool = False
@@ -395,28 +400,35 @@ class Planner:
         steps = self._break_ties(ranked, snapshot, now, tie_breaker)
         nothing = not steps and bool(prep.candidates)
         frees: list[tuple[ModelKey, float]] = []
+        full_for: list[tuple[ModelKey, str, int, float]] = []
         waits: list[float] = []
         free_waits: list[float] = []
         paid_first = bool(steps) and not steps[0].free
+        # each window's answer, once a plan: a provider's shared window (Mistral's second) fills all its models
+        again: dict[tuple[Any, ...], float | None] = {}
         for key, checked, state, amounts, free in full:
             if (paid_first and free and not recently_failed(key.provider, failures, now)
-                    and (wait := free_again_in(checked, state, amounts, now)) is not None):
+                    and (wait := free_again_in(checked, state, amounts, now, again)) is not None):
                 free_waits.append(wait)
             if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):
                 continue  # only a 1-second window stops it: it frees within a second or so
             if not steps:  # when the first capacity frees matters only to an empty plan
-                wait = free_again_in(checked, state, amounts, now)
+                wait = free_again_in(checked, state, amounts, now, again)
                 if wait is not None:
                     waits.append(wait)
             # When the model takes *any* request again, not this caller's: `frees_at` is what the
-            # container remembers as used up for everyone, and one large ask must not set it.
-            smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now)
+            # container remembers as used up for everyone, and one large ask must not set it (a
+            # window that takes a small request but not this one's ask: `full_for`, for as large asks).
+            smallest = free_again_in(checked, state, {unit: 1 for unit, n in amounts.items() if n > 0}, now, again)
             if smallest:
                 frees.append((key, now + smallest))
+            elif smallest is not None and (short := _short_until(checked, amounts, now, again)) is not None:
+                full_for.append((key, *short))
         return Plan(prep.label, tuple(steps), tuple(dropped), prep.pinned,
                     min(waits) if waits and not steps else None, capacity_only and not steps,
                     tuple(refused), too_large=too_large and nothing and not _any_fits(prep.rest, prep.meters),
-                    frees_at=tuple(frees), free_tier_in_s=min(free_waits) if free_waits else None)
+                    frees_at=tuple(frees), free_tier_in_s=min(free_waits) if free_waits else None,
+                    full_for=tuple(full_for))
 
     def _break_ties(
         self, ranked: list[tuple[tuple[Any, ...], PlanStep]], snapshot: StateSnapshot, now: float,
@@ -451,6 +463,29 @@ class Planner:
             return list(tie_breaker(group, snapshot, now))
         offset = turn % len(group)
         return group[offset:] + group[:offset]
+
+
+def _short_until(usages: Sequence[WindowUsage], amounts: Amounts, now: float,
+                 memo: dict[tuple[Any, ...], float | None]) -> tuple[str, int, float] | None:
+    """(unit, ask, until) of the window that stops `amounts` longest: it takes no ask of at least
+    `ask` of `unit` before `until` while its counts only grow (None: no window stops it, or one
+    never takes it)."""
+    latest: tuple[str, int, float] | None = None
+    for usage in usages:
+        unit = usage.short_of(amounts)
+        if unit is None:
+            continue
+        ask = amounts[unit]
+        key = (id(usage), (unit, ask))  # `free_again_in`'s memo key for this window and ask
+        if key in memo:
+            at = memo[key]
+        else:
+            at = memo[key] = usage.free_again_at({unit: ask}, now)
+        if at is None:
+            return None
+        if latest is None or at > latest[2]:
+            latest = (unit, ask, at)
+    return latest
 
 
 def _above_a_limit(meters: tuple[Meter, ...], amounts: Amounts) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state.items import Cooldown, HeaderSnapshot, ModelState
@@ -83,15 +84,29 @@ def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: 
     return Capacity(True, "has capacity", _lower(left_requests, hdr_requests), _lower(left_tokens, hdr_tokens))
 
 
-def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> float | None:
-    """Seconds until a request asking `amounts` fits again (None: never, as far as we know)."""
+def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float,
+                  memo: dict[tuple[Any, ...], float | None] | None = None) -> float | None:
+    """Seconds until a request asking `amounts` fits again (None: never, as far as we know).
+
+    `memo`: each window's answer, by the window (`id`: the caller keeps the usages alive while it
+    uses the memo) and the part of the ask its limit counts, for one moment `now`; a planner
+    asks it of every model a provider's shared window fills (Mistral's six models, one
+    requests-per-second window) and works that window out once."""
     waits = [0.0]
     if state is not None and state.cooldown is not None and state.cooldown.until > now:
         waits.append(state.cooldown.until - now)
     for usage in usages:
         if usage.takes(amounts):
             continue
-        at = usage.free_again_at(amounts, now)
+        if memo is None:
+            at = usage.free_again_at(amounts, now)
+        else:
+            maxima = usage.meter.limit.maxima  # `free_again_at` reads only the units limited and asked
+            key = (id(usage), *[(unit, ask) for unit, ask in amounts.items() if ask > 0 and unit in maxima])
+            if key in memo:
+                at = memo[key]
+            else:
+                at = memo[key] = usage.free_again_at(amounts, now)
         if at is None:
             return None
         waits.append(at - now)
