@@ -524,6 +524,58 @@ def test_a_key_allowed_only_free_tiers_seen_used_up_gets_their_answer_not_a_403(
     assert r.router.complete(chat(), limits=only_groq).provider == "groq"
 
 
+def test_a_wait_for_a_model_the_narrowed_read_holds_is_not_lost_to_the_whole_plan() -> None:
+    """24 free tiers whose day is used up fill the first state read; 6 Mistral models (one
+    1 request/s window between them) rank below it. Once the used-up ones are remembered, the read
+    holds Mistral; a request in the same second as Mistral's last waits for its next second and is
+    served. Found by review: the empty narrowed plan was replaced by the plan of the original
+    read, which holds only the used-up models, so the request was answered 429 with a Retry-After
+    of hours instead of waiting a second."""
+    day = Limits(rpm=1000, rpd=5)
+    entries = [ModelEntry(provider="groq", model=f"a{i:02}", category="small", context_window=128_000,
+                          max_output=8192, free_tier=day) for i in range(24)]
+    entries += [ModelEntry(provider="mistral", model=f"b{i:02}", category="small", context_window=128_000,
+                           max_output=8192, free_tier=Limits(rpm=1000)) for i in range(6)]
+    providers = {"groq": ProviderInfo(as_of="test", source="test"),
+                 "mistral": ProviderInfo(as_of="test", source="test", free_tier=Limits(rps=1))}
+    r = rig(providers=("groq", "mistral"), models=Catalog.from_entries(entries, providers))
+    prep = r.router.preparer.prepare(chat(), r.router.available())
+    assert not {c.key.provider for c in prep.candidates} & {"mistral"}  # the first read holds groq only
+    now = r.clock.wall()
+    for entry in entries[:24]:
+        [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 86_400]
+        window = window_ref(meter, meter.limit.period.start(now))
+        r.store.add([CounterAdd(window.item, window.attrs({REQUESTS: 5}), meter_expires(now))], now)
+    failing(lambda: r.router.complete(chat()))  # nothing remembered yet: its read holds used-up groq only
+    assert r.router.complete(chat()).provider == "mistral"  # groq remembered: the read holds mistral
+    served = r.router.complete(chat())  # mistral's second is taken: it frees within a second
+    assert served.provider == "mistral" and r.clock.sleeps, r.clock.sleeps
+
+
+class _Degradable(MemoryStore):
+    """A table this container sees as degraded while `on` (it may use its `fraction` of each limit)."""
+
+    fraction = 0.2
+    on = False
+
+    def degraded(self, now: float) -> bool:
+        return self.on
+
+
+def test_a_free_tier_found_used_up_of_a_degraded_share_is_planned_once_the_store_is_back() -> None:
+    """While degraded, a container checks only its share of each limit: a free tier whose share
+    is used up is not used up for the gateway, and must not be left out of reads and plans after
+    the store is back (found by review: groq, 4 of its 5 a day left, was left out until the
+    day's end and the request went paid)."""
+    store = _Degradable()
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, rpd=5)}, store=store)
+    store.on = True  # this container may use 1 of groq's 5 a day
+    assert r.router.complete(chat()).provider == "groq"
+    assert r.router.complete(chat()).provider == "openai"  # its share is used up
+    store.on = False
+    assert r.router.complete(chat()).provider == "groq"
+
+
 def test_a_request_larger_than_a_limit_itself_is_413_not_429() -> None:
     """Found by `llm-gateway simulate`: a request pinned to a model whose tokens-per-minute limit
     is below what the request needs (its prompt and the output it may write) can never be served

@@ -16,7 +16,10 @@ by every plan of every request until its time (at a 100,000-request day, a quart
 plan's candidates), and it could not serve before then. A model remembered within the runner's
 longest wait (`horizon`) of its time is kept, so a wait for it is still seen; a pinned model is
 never left out; and a plan that comes out empty is made again with every candidate
-(`FailoverRunner`), so a 429's Retry-After, a 503 or a 413 are what the whole pool says.
+(`FailoverRunner._planned`), so a 429's Retry-After, a 503 or a 413 are what the whole pool says
+(unless the narrowed read holds a model that frees sooner: that one is waited for, or told). A
+plan made while the container is degraded is not noted: it checks this container's share of
+each limit, used up for it but not for the gateway once the table answers again.
 
 Per container, like `FailureMemory`: no extra read or write. A model remembered too long (what it
 frees early, from a reconciled over-estimate or a released reservation) serves again only from

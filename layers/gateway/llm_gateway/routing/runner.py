@@ -159,7 +159,8 @@ class FailoverRunner:
             blocked.update({key: why for key in keys if key.provider == provider and key not in blocked})
         plan = self.planner.plan(prep, snapshot, now, blocked=blocked, failures=self.failures.merged(snapshot.failures),
                                  tie_breaker=self.balancer)
-        self.exhausted.note(plan, now)
+        if not snapshot.degraded:  # a degraded plan checks this container's share: used up for it, not for all
+            self.exhausted.note(plan, now)
         self.metrics.timing(m.SELECTION_LATENCY_MS, (clock() - loaded) * 1000)
         return plan, snapshot
 
@@ -198,13 +199,21 @@ class FailoverRunner:
         """`prep`'s plan; when it is empty and models were left out of `prep` as used up (`whole`
         builds the preparation with them), the plan of every candidate instead: they may have
         freed early, and when they have not, the refusal (429 and its Retry-After, 503, 413) is
-        the one the whole pool gives. Returns the plan, the preparation it was made from and
-        what is left of `whole` (None once used)."""
+        the one the whole pool gives. Unless the narrowed plan frees sooner: `whole` is bounded
+        to one read in plain rank order, so when the candidates do not all fit, its read may
+        hold the used-up models instead of those the narrowing moved in, and a wait of a second
+        for one of those would become a 429 of hours. Returns the plan, the preparation it was
+        made from and what is left of `whole` (None once used)."""
         plan = self.plan(prep)[0]
         if plan.steps or whole is None:
             return plan, prep, whole
-        prep = whole()
-        return self.plan(prep)[0], prep, None
+        every = whole()
+        other = self.plan(every)[0]
+        soon = plan.free_again_in_s
+        if (other.steps or soon is None or not plan.capacity_only
+                or (other.free_again_in_s is not None and other.free_again_in_s <= soon)):
+            return other, every, None
+        return plan, prep, None  # what frees first is in the narrowed read: wait for it (or its Retry-After)
 
     def _narrowed(self, prep: Preparation, limits: CallerLimits | None,
                   ) -> tuple[Preparation, Callable[[], Preparation] | None]:

@@ -181,7 +181,7 @@ class Plan:
     # candidates dropped for capacity: when they fit again (all of them when the plan is empty; else
     # not those only a 1-second window stopped: working it out costs, and they free within a second)
     frees_at: tuple[tuple[ModelKey, float], ...] = ()
-    # the same candidates (less those taking any request already): (model, unit, ask, until), it
+    # those of the same candidates that still take a small request: (model, unit, ask, until), it
     # takes no ask of at least `ask` of `unit` before `until`, as far as the windows' counts go
     # (the window that stops this request, worked out for this request's ask of the unit it is
     # short of: a later request that asks as much waits as long, unless counts are given back)
