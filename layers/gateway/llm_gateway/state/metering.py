@@ -380,13 +380,7 @@ class WindowUsage:
                             item[keys[slot]] = max(0, int(item[keys[slot]]) - n)
                 e = Earlier(e.start, used, item, e.last_at)
             earlier.append(e)
-        seconds = self.meter.limit.period.seconds
-        slack = stamp_slack_s(seconds)
-        carried: dict[str, int] = {}
-        for unit in {unit for e in earlier for unit in e.used}:
-            n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
-            if n > 0:
-                carried[unit] = n
+        carried = _carried(earlier, self.meter.limit.period.seconds, now)
         return WindowUsage(self.meter, self.start, self.used, carried, self.last_at, tuple(earlier), self.item)
 
     def free_again_at(self, amounts: Amounts, now: float) -> float | None:
@@ -575,13 +569,19 @@ def usage_of(meter: Meter, counters: Mapping[str, Amounts], now: float,
             _PLAIN.clear()
         known = _PLAIN[id(meter)] = WindowUsage(meter, start, used, {}, last_at, (), item)
         return known
+    return WindowUsage(meter, start, {} if used is None else used, _carried(earlier, seconds, now), last_at,
+                       tuple(earlier), item)
+
+
+def _carried(earlier: list[Earlier], seconds: int, now: float) -> dict[str, int]:
+    """What the earlier windows still carry into the current one at `now`, per unit (none: left out)."""
     slack = stamp_slack_s(seconds)
     carried: dict[str, int] = {}
     for unit in {unit for e in earlier for unit in e.used}:
         n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
         if n > 0:
             carried[unit] = n
-    return WindowUsage(meter, start, {} if used is None else used, carried, last_at, tuple(earlier), item)
+    return carried
 
 
 def window_starts(period: Period, now: float) -> tuple[int, ...]:
