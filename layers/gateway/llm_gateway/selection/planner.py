@@ -43,7 +43,7 @@ from llm_gateway.state.metering import (
     WindowUsage,
     scaled_meter,
 )
-from llm_gateway.state.rate_limits import capacity, free_again_in
+from llm_gateway.state.rate_limits import capacity, free_again_in, window_free_at
 from llm_gateway.state.store import ModelKey
 
 # State is loaded only for as many of the best candidates as one BatchGetItem can read, so one
@@ -476,11 +476,7 @@ def _short_until(usages: Sequence[WindowUsage], amounts: Amounts, now: float,
         if unit is None:
             continue
         ask = amounts[unit]
-        key = (id(usage), (unit, ask))  # `free_again_in`'s memo key for this window and ask
-        if key in memo:
-            at = memo[key]
-        else:
-            at = memo[key] = usage.free_again_at({unit: ask}, now)
+        at = window_free_at(usage, {unit: ask}, now, memo)  # the memo `free_again_in` shares
         if at is None:
             return None
         if latest is None or at > latest[2]:

@@ -84,6 +84,18 @@ def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: 
     return Capacity(True, "has capacity", _lower(left_requests, hdr_requests), _lower(left_tokens, hdr_tokens))
 
 
+def window_free_at(usage: WindowUsage, amounts: Amounts, now: float,
+                   memo: dict[tuple[Any, ...], float | None]) -> float | None:
+    """`usage.free_again_at(amounts, now)`, worked out once per window (`id`: the caller keeps the
+    usages alive while it uses the memo) and part of the ask its limit counts, for one `now`."""
+    maxima = usage.meter.limit.maxima  # `free_again_at` reads only the units limited and asked
+    key = (id(usage), *[(unit, ask) for unit, ask in amounts.items() if ask > 0 and unit in maxima])
+    if key in memo:
+        return memo[key]
+    at = memo[key] = usage.free_again_at(amounts, now)
+    return at
+
+
 def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float,
                   memo: dict[tuple[Any, ...], float | None] | None = None) -> float | None:
     """Seconds until a request asking `amounts` fits again (None: never, as far as we know).
@@ -98,15 +110,7 @@ def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amoun
     for usage in usages:
         if usage.takes(amounts):
             continue
-        if memo is None:
-            at = usage.free_again_at(amounts, now)
-        else:
-            maxima = usage.meter.limit.maxima  # `free_again_at` reads only the units limited and asked
-            key = (id(usage), *[(unit, ask) for unit, ask in amounts.items() if ask > 0 and unit in maxima])
-            if key in memo:
-                at = memo[key]
-            else:
-                at = memo[key] = usage.free_again_at(amounts, now)
+        at = usage.free_again_at(amounts, now) if memo is None else window_free_at(usage, amounts, now, memo)
         if at is None:
             return None
         waits.append(at - now)
