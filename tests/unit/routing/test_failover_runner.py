@@ -470,6 +470,23 @@ def test_a_free_tier_seen_used_up_is_not_planned_until_its_remembered_time() -> 
     assert r.router.complete(chat()).provider == "groq"
 
 
+def test_a_free_tier_remembered_used_up_is_waited_for_within_the_longest_wait_of_its_time() -> None:
+    """A model remembered used up until its month ends is kept in reads and plans once that end is
+    within the runner's longest wait: a request a second before it waits for the free tier (as
+    it would have with the model planned every time) instead of going paid."""
+    r = rig(providers=("groq", "openai"), paid=("openai",), limits={"groq": Limits(rpm=1000, rpmonth=5)})
+    entry = next(e for e in r.core.catalog.entries if e.provider == "groq")
+    [meter] = [m for m in r.core.catalog.meters(entry) if m.limit.period.seconds == 0]  # the calendar month
+    now = r.clock.wall()
+    start = meter.limit.period.start(now)
+    window = window_ref(meter, start)
+    r.store.add([CounterAdd(window.item, window.attrs({REQUESTS: 5}), meter_expires(now))], now)
+    assert r.router.complete(chat()).provider == "openai"  # used up: remembered until the month ends
+    ends = meter.limit.period.start(start + 40 * 86_400)
+    r.clock.advance(ends - r.clock.wall() - 1.0)
+    assert r.router.complete(chat()).provider == "groq" and r.clock.sleeps, r.clock.sleeps
+
+
 def test_a_free_tier_seen_too_full_for_a_large_ask_is_not_planned_for_as_large_asks() -> None:
     """A day's tokens nearly used up take a small request but not a large one: the container
     remembers the model as used up for asks of that many tokens or more until the window frees
