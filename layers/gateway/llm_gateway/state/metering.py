@@ -48,7 +48,7 @@ MONTH = 0  # `Period.seconds` of a calendar month
 # answer's end): what a window counted is taken to stay in the provider's sliding window this
 # fraction of a length past stamp + length, and never less than MIN_STAMP_SLACK_S (5 % of a
 # 1-second window is 50 ms, less than a cold connection takes: Mistral's 1 request/s was passed by
-# that). A write that takes longer than its share of it (WRITE_SHARE) is stamped again.
+# that).
 STAMP_SLACK = 0.05
 MIN_STAMP_SLACK_S = 0.25
 # The stamp is taken before the reservation's write, so the write's own time is spent from that

@@ -43,18 +43,14 @@ def _lower(a: int | None, b: int | None) -> int | None:
     return a if b is None else min(a, b)
 
 
+_UNLIMITED = Capacity(True, "has capacity")  # what `capacity` says of no windows and no state, whatever the ask
+
+
 def capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
     """Can one more request asking `amounts` start now? A model with neither windows nor state
     (no limits known: most paid models) always has room."""
     if state is None and not usages:
         return _UNLIMITED
-    return _capacity(usages, state, amounts, now)
-
-
-_UNLIMITED = Capacity(True, "has capacity")  # `_capacity((), None, amounts, now)`, whatever the ask
-
-
-def _capacity(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float) -> Capacity:
     if state is not None and state.cooling(now):
         assert state.cooldown is not None
         return Capacity(False, f"cooling down for {state.cooldown.until - now:.0f}s ({state.cooldown.reason})")
@@ -99,11 +95,8 @@ def window_free_at(usage: WindowUsage, amounts: Amounts, now: float,
 def free_again_in(usages: Sequence[WindowUsage], state: ModelState | None, amounts: Amounts, now: float,
                   memo: dict[tuple[Any, ...], float | None] | None = None) -> float | None:
     """Seconds until a request asking `amounts` fits again (None: never, as far as we know).
-
-    `memo`: each window's answer, by the window (`id`: the caller keeps the usages alive while it
-    uses the memo) and the part of the ask its limit counts, for one moment `now`; a planner
-    asks it of every model a provider's shared window fills (Mistral's six models, one
-    requests-per-second window) and works that window out once."""
+    `memo` (`window_free_at`): a planner asks this of every model a provider's shared window
+    fills (Mistral's six models, one requests-per-second window) and works that window out once."""
     waits = [0.0]
     if state is not None and state.cooldown is not None and state.cooldown.until > now:
         waits.append(state.cooldown.until - now)
