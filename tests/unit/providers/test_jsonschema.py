@@ -172,6 +172,12 @@ def test_ordinary_shared_definitions_still_translate() -> None:
     {"allOf": [{"properties": 5}]},  # merged into its parent
     {"anyOf": [{"type": "null"}, {"items": 5}]},  # the single branch merged into its parent
     {"$defs": {"A": {"properties": 5}}, "properties": {"a": {"$ref": "#/$defs/A"}}},  # through a $ref
+    # `$defs`/`definitions` anywhere, falsy ones too, and their entries (final read: all accepted)
+    {"$defs": 0},
+    {"definitions": False},
+    {"$defs": []},
+    {"$defs": {"x": 5}},
+    {"type": "object", "properties": {"a": {"type": "object", "$defs": 5}}},
 ])
 def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> None:
     """Each of these raised TypeError inside the translation (`{**"x"}`, iterating an int, an
@@ -190,6 +196,7 @@ def test_a_malformed_schema_is_refused_as_invalid_not_a_crash(schema: dict) -> N
     {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},  # the tuple form of drafts 4-2019
     {"anyOf": [{"type": "string"}, True]},
     {"type": "object", "properties": {}},
+    {"$defs": {}, "definitions": {"A": True}},
 ])
 def test_well_typed_keywords_are_accepted(schema: dict) -> None:
     from llm_gateway.providers.jsonschema import check_schema

@@ -33,7 +33,7 @@ class SchemaTooLarge(ValueError):
 class SchemaInvalid(ValueError):
     """A keyword the translation reads has a value JSON Schema does not allow and that cannot be
     read past: a `type` that is neither a name nor a list of names, `$defs`/`definitions` that are
-    not an object, a `required` that is not a list of names, `properties` that are not an object of
+    not an object of schemas (wherever they stand), a `required` that is not a list of names, `properties` that are not an object of
     schemas, `items` that is neither a schema nor an array of schemas, an `anyOf`/`oneOf`/`allOf`
     that is not an array of schemas (a schema: an object, or `true`/`false`). Validation runs the
     same translation, so the caller gets a 400 saying which; before, the first three were a
@@ -92,9 +92,9 @@ def is_empty_object(schema: dict[str, Any] | None) -> bool:
 
 
 def _definitions(schema: dict[str, Any], key: str) -> dict[str, Any]:
-    """`$defs` or `definitions`: an object of named schemas (absent or empty: none)."""
-    found = schema.get(key) or {}
-    if not isinstance(found, dict):
+    """`$defs` or `definitions`: an object of named schemas (absent: none)."""
+    found = schema.get(key, {})
+    if not isinstance(found, dict) or not all(_is_schema(sub) for sub in found.values()):
         raise SchemaInvalid(f"'{key}' must be an object of named schemas")
     return found
 
@@ -160,6 +160,9 @@ def _check_keywords(node: dict[str, Any]) -> None:
         items = node["items"]
         if not (_is_schema(items) or (isinstance(items, list) and all(_is_schema(sub) for sub in items))):
             raise SchemaInvalid("'items' must be a schema or an array of schemas")
+    for key in ("$defs", "definitions"):  # only the root's are read, but a nested one is as wrong
+        if key in node:
+            _definitions(node, key)
     for key in ("anyOf", "oneOf", "allOf"):
         if key in node and not (isinstance(node[key], list) and all(_is_schema(sub) for sub in node[key])):
             raise SchemaInvalid(f"'{key}' must be an array of schemas")
