@@ -205,3 +205,14 @@ def _refused_in_one_line_naming(env: dict[str, str], needles: list[str]) -> None
 ])
 def test_well_formed_urls_levels_tables_and_baselines_load(env):
     load_settings(env)
+
+
+def test_key_allow_lists_are_checked_against_the_catalog_the_gateway_routes_on() -> None:
+    """A model the operator added with LLM_GATEWAY_CATALOG_OVERRIDES may be named in a key's
+    allow-list through the built gateway's admin API (the composition root passes its catalog;
+    the built-in one, the admin's default, does not hold the model)."""
+    import llm_gateway.compose as compose
+
+    overrides = json.dumps({"providers": VLLM_PROVIDER, "models": [VLLM_ENTRY]})
+    admin = compose.build_core(load_settings({**KEYS, "LLM_GATEWAY_CATALOG_OVERRIDES": overrides})).tenancy.admin
+    assert admin.create({"user": "alice", "models": ["vllm/*"]})["policy"]["models"] == ["vllm/*"]

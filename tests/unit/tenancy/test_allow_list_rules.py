@@ -55,7 +55,7 @@ def test_every_rule_matches_as_the_policy_matches_requests() -> None:
 
 def test_the_gateways_own_catalog_is_the_one_checked() -> None:
     """A model an operator added with LLM_GATEWAY_CATALOG_OVERRIDES may be named; it is the
-    catalog the gateway routes on (compose passes it), not the built-in one."""
+    catalog the gateway routes on (compose passes it: `test_config_validation.py`), not the built-in one."""
     added = {"provider": "groq", "model": "my-finetune", "context_window": 8192, "max_output": 1024,
              "free_tier": {"rpm": 1}}
     catalog = load_catalog(json.dumps({"models": [added]}))
