@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from sandbox.cli_args import gateway_url
+from sandbox.request_input import RequestInputError, read_request
 
 DEFAULT_BODY: dict[str, Any] = {"model": "auto", "messages": [{"role": "user", "content": "Say hello"}]}
 KINDS = ("chat", "stream", "transcription")
@@ -259,18 +260,14 @@ def _seconds(*, zero: bool) -> Callable[[str], float]:
 
 
 def _read_bodies(parser: argparse.ArgumentParser, paths: list[str]) -> list[dict[str, Any]]:
-    """Each --body file as a JSON object, or the parser's one-line error naming the file."""
+    """Each --body file as a chat request (`request_input.read_request`: a body or an API Gateway
+    event holding one), or the parser's one-line error naming the file."""
     bodies = []
     for path in paths:
         try:
-            body = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            parser.error(f"--body {path}: cannot read it ({exc.strerror or exc})")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            parser.error(f"--body {path}: not a JSON request body ({exc})")
-        if not isinstance(body, dict):
-            parser.error(f"--body {path}: holds JSON {type(body).__name__}; a chat request body is an object")
-        bodies.append(body)
+            bodies.append(read_request(path))
+        except RequestInputError as exc:
+            parser.error(f"--body {path}: {exc}")
     return bodies
 
 
