@@ -37,6 +37,12 @@ added by the gateway, model auto (5 candidates)        0.352   0.469   0.599
 added by the gateway, auto, 5 providers (27 models)    1.051   1.567   1.775
 added by the gateway, model pinned, EMF metrics to stdout   0.372   0.467   0.556
 
+Evening run (2026-11-30, `main` at 9b5e7ad after the last performance pass, load average 0.6; the
+five-provider row with LLM_GATEWAY_FREE_WAIT_S=0): only the p50s were kept (the README's table),
+in ms: baseline 0.176; pinned 0.419 (2.38x); auto, 5 candidates 0.438 (2.49x); auto, 5 providers
+(27 models) 1.039 (5.90x); pinned, EMF metrics 0.479 (2.72x); added by the gateway 0.243, 0.262,
+0.863 and 0.303.
+
 `steps` (the same day, main at 65ee46a plus this mode, load 0.2-1.0, stdout to a file; p50 µs):
 gateway.chat 401.9 = router.complete 323.1 (preparation 36.3; runner.run 275.9: runner.plan 39.8
 with the state load 10.7 and planning 17.5, reservation 1.7, breakers + provider call 193.6 of
