@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from llm_gateway.selection.catalog import (
 from llm_gateway.state.items import pks_for, windows_of
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import counter_pks
-from llm_gateway.state.store import Item, StateStore
+from llm_gateway.state.store import CounterAdd, Item, StateStore
 
 EPOCH = 1_700_000_000.0  # wall time at fake t=0: a whole second, so 1-second windows start there
 HOSTS = {"api.groq.com": "groq", "api.openai.com": "openai", "api.mistral.ai": "mistral"}
@@ -254,3 +254,32 @@ def chat(model: str = "auto", text: str = "hi") -> ChatCompletionRequest:
 def pinned(provider: str) -> ChatCompletionRequest:
     return chat(f"{provider}/{MODELS[provider]}")
 
+
+class OneWriteBehind(MemoryStore):
+    """Plain loads from a replica that has not yet applied the last reservation write (its items
+    as they stood before it), as DynamoDB's eventually consistent reads may be right after a
+    write; a strongly consistent load (`consistent=True`) reads everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: dict[str, dict[str, object] | None] = {}
+        self.consistent_loads = 0
+
+    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
+        if any(add.stamps and any(n > 0 for n in add.amounts.values()) for add in adds):
+            current = super().load([add.pk for add in adds], now)
+            self.before = {add.pk: current.get(add.pk) for add in adds}
+        return super().add(adds, now)
+
+    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, dict[str, object]]:
+        self.consistent_loads += consistent
+        found = super().load(pks, now)
+        if consistent:
+            return found
+        for pk, item in self.before.items():
+            if pk in found:
+                if item is None:
+                    del found[pk]
+                else:
+                    found[pk] = dict(item)
+        return found

@@ -25,7 +25,7 @@ from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS
 from llm_gateway.state.store import CounterAdd
-from tests.unit.routing.harness import EPOCH, FakeClock, Rig, pinned, rig
+from tests.unit.routing.harness import EPOCH, FakeClock, OneWriteBehind, Rig, pinned, rig
 
 
 @pytest.fixture(autouse=True)
@@ -186,38 +186,8 @@ def test_a_restamp_that_answers_late_again_gives_everything_back_and_tries_afres
     assert_counted_as_called(one, calls)
 
 
-class _OneWriteBehind(MemoryStore):
-    """Plain loads from a replica that has not yet applied the last reservation write (its items
-    as they stood before it), as DynamoDB's eventually consistent reads may be right after a
-    write; a strongly consistent load (`consistent=True`) reads everything."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.before: dict[str, dict[str, object] | None] = {}
-        self.consistent_loads = 0
-
-    def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
-        if any(add.stamps and any(n > 0 for n in add.amounts.values()) for add in adds):
-            current = super().load([add.pk for add in adds], now)
-            self.before = {add.pk: current.get(add.pk) for add in adds}
-        return super().add(adds, now)
-
-    def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, dict[str, object]]:
-        self.consistent_loads += consistent
-        found = super().load(pks, now)
-        if consistent:
-            return found
-        for pk, item in self.before.items():
-            if pk in found:
-                if item is None:
-                    del found[pk]
-                else:
-                    found[pk] = dict(item)
-        return found
-
-
-class LaggingReads(SlowWrites, _OneWriteBehind):
-    """`SlowWrites` whose plain loads are one reservation write behind (`_OneWriteBehind`)."""
+class LaggingReads(SlowWrites, OneWriteBehind):
+    """`SlowWrites` whose plain loads are one reservation write behind (`OneWriteBehind`)."""
 
 
 def test_a_restamp_into_the_next_second_reads_its_windows_strongly_consistent() -> None:

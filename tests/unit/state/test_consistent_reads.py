@@ -1,6 +1,7 @@
-"""A strongly consistent read where one is asked for (`StateStore.load(consistent=True)`): the
-restamp of a late reservation reads its windows so (`FailoverRunner._stamped`), every other read
-stays as the table is set (eventually consistent by default: half the read capacity)."""
+"""A strongly consistent read where one is asked for (`StateStore.load(consistent=True)`), and the
+request path's state reads ask for one (`SharedState.load`: a plan's and a restamp's windows must
+show every reservation already written, tests/unit/routing/test_consistent_plan_reads.py); other
+reads stay as the table is set (eventually consistent by default: half the read capacity)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Any
 
 from llm_gateway.state.dynamodb import DynamoStateStore
 from llm_gateway.state.memory import MemoryStore
+from llm_gateway.state.metering import REQUESTS, Meter, Period, WindowLimit
 from llm_gateway.state.resilient import ResilientStore
+from llm_gateway.state.shared import SharedState
+from llm_gateway.state.store import ModelKey
 
 
 class Recording:
@@ -37,3 +41,11 @@ def test_the_resilient_store_passes_consistent_on_to_the_table() -> None:
     store.load(["a"], 0.0, consistent=True)
     store.load(["a"], 0.0)
     assert client.asked == [True, False]
+
+
+def test_the_request_paths_state_load_is_strongly_consistent() -> None:
+    client = Recording()
+    state = SharedState(DynamoStateStore(client, "state"), fold_reconcile=True)
+    meter = Meter("mistral#*", WindowLimit(Period(1), {REQUESTS: 1}))
+    state.load([meter], [ModelKey("mistral", "mistral-small-latest")], 1_700_000_000.5)
+    assert client.asked == [True]

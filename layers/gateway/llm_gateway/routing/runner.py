@@ -359,11 +359,12 @@ class FailoverRunner:
         if not reservation.late(stamp, answered):
             return step, reservation
         try:
-            # Strongly consistent: the restamp leaves its own count out of what the windows it
-            # leaves carry (`SharedState.restamp`), so the read must show its write; a replica a
-            # write behind made the carry one reservation short, and a third call went into a
-            # 2-requests-a-second window (tests/unit/routing/test_slow_reservation_writes.py).
-            current = self._current(step, answered, consistent=True)
+            # Strongly consistent, as every state read is (`SharedState.load`): the restamp leaves
+            # its own count out of what the windows it leaves carry (`SharedState.restamp`), so the
+            # read must show its write; a replica a write behind made the carry one reservation
+            # short, and a third call went into a 2-requests-a-second window
+            # (tests/unit/routing/test_slow_reservation_writes.py).
+            current = self._current(step, answered)
         except BaseException:
             self.outcomes.guarded("release", partial(self.state.release, late=True), reservation, self._wall())
             raise
@@ -387,17 +388,16 @@ class FailoverRunner:
 
         return repeated
 
-    def _current(self, step: PlanStep, now: float, *, consistent: bool = False) -> tuple[WindowUsage, ...]:
+    def _current(self, step: PlanStep, now: float) -> tuple[WindowUsage, ...]:
         """The step's windows as of `now`. The plan computed them when it was made; a step reached
         after an attempt that took seconds may lie in later windows (a 1-second one surely), and
-        reserving in the plan's would count in a window that is over: read those again
-        (`consistent`: strongly, when the read must show a write just made)."""
+        reserving in the plan's would count in a window that is over: read those again."""
         usages = step.usages
         if all(u.meter.limit.period.start(now) == u.start for u in usages):
             return usages
         meters = [u.meter for u in usages]
         # the windows only: nothing else of the model is used
-        snapshot = self.state.load(meters, (), now, consistent=consistent)
+        snapshot = self.state.load(meters, (), now)
         return tuple(snapshot.usage(meter, now) for meter in meters)
 
     def _failed(

@@ -122,11 +122,16 @@ class SharedState:
 
     # --- reads ---------------------------------------------------------------------------------------
     def load(self, meters: Collection[Meter], keys: Collection[ModelKey], now: float,
-             extra_pks: Collection[str] = (), *, consistent: bool = False) -> items.StateSnapshot:
-        """`consistent`: a strongly consistent read (`StateStore.load`), only where a write just
-        made must show (a restamp's windows)."""
+             extra_pks: Collection[str] = ()) -> items.StateSnapshot:
+        """Read strongly consistent (`StateStore.load`): a reservation's conditional write checks
+        only the window it writes, against a ceiling that leaves room for what the earlier
+        windows carry as this read saw them, so a read that missed another container's write of
+        a moment ago (DynamoDB's eventually consistent read, from a replica behind it) let one
+        call too many into a 1-second window (tests/unit/routing/test_consistent_plan_reads.py).
+        It doubles the read's units (about 20 a request), small beside what one call costs; so
+        does a restamp's read, which must show its own write."""
         pks = items.pks_for(meters, keys, now, extra_pks)
-        raw = self.store.load(pks, now, consistent=True) if consistent else self.store.load(pks, now)
+        raw = self.store.load(pks, now, consistent=True)
         degraded = _degraded(self.store, now)
         scale = float(getattr(self.store, "fraction", 1.0)) if degraded else 1.0
         snapshot = items.decode_snapshot(raw, keys, now, meters, degraded=degraded, limit_scale=scale)
