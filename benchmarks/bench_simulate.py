@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     selection_s = sum(o.selection_ms for o in result.outcomes) / 1000
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nsimulate: one day of the reference workload at {volume:,} requests/day (load average {load:.1f})")
+    # the interpreter's build moves every figure: this machine's pyenv CPython (`python3`, built
+    # without profile-guided optimisation) runs the day about 1.2x slower than Debian's
+    print(f"  on {os.path.realpath(sys.executable)} (Python {sys.version.split()[0]})")
     print(f"  {requests:,} requests in {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU "
           f"({result.cpu_s / requests * 1000:.2f} ms CPU per request; target: the day in < {TARGET_S:.0f} s: "
           f"{'met' if result.wall_s < TARGET_S else 'NOT met'})")
