@@ -284,12 +284,17 @@ def holds_unread(item: Item, window: WindowRef, now: float) -> bool:
     return False
 
 
+# per unit: (unit, its code, its tenths' (long name, short name)): what `_full_names` puts a prefix before
+_UNIT_NAMES = tuple((unit, code, tuple((f"{unit}@{i}", f"{code}{i}") for i in range(SLOTS))) for unit, code in _CODES.items())
+
+
 @lru_cache(maxsize=4096)
 def _full_names(prefix: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
     """A window's attributes per unit: (unit, its total's name in the item, its tenths' (long
-    name, name in the item)); the stamp's is `prefix + "l"`."""
-    return tuple((unit, prefix + code, tuple((f"{unit}@{i}", f"{prefix}{code}{i}") for i in range(SLOTS)))
-                 for unit, code in _CODES.items())
+    name, name in the item)); the stamp's is `prefix + "l"`. A 1-second window has a new prefix
+    every second (most requests ask for one), so the names are joined, not formatted anew."""
+    return tuple([(unit, prefix + code, tuple([(name, prefix + short) for name, short in slots]))
+                  for unit, code, slots in _UNIT_NAMES])
 
 
 def _window_in(item: Item, prefix: str) -> dict[str, Any]:
@@ -311,28 +316,6 @@ def _window_in(item: Item, prefix: str) -> dict[str, Any]:
     if stamp is not None:
         window[LAST_AT] = stamp
     return window
-
-
-_LOCATED: dict[str, tuple[str, str] | None] = {}
-
-
-def _locate(key: str) -> tuple[str, str] | None:
-    """A window key's item and attribute prefix (cached: the same windows are read by every
-    request until they roll over)."""
-    try:
-        return _LOCATED[key]
-    except KeyError:
-        pass
-    head, _, start = key.rpartition("#")
-    item_pk, _, name = head.rpartition("#")
-    period = _period_named(name)
-    found = None
-    if period is not None and start.isdigit() and item_pk.startswith("rl#"):
-        found = (item_pk, f"{period.name}:{int(start) // _index_width(period)}:")
-    if len(_LOCATED) >= 8192:
-        _LOCATED.clear()
-    _LOCATED[key] = found
-    return found
 
 
 Decoded = tuple[dict[str, Any], dict[str, int], float | None]  # a window: long names, totals, stamp
@@ -365,18 +348,25 @@ def _decode(item: Item, prefix: str) -> Decoded | None:
             None if stamp is None else float(stamp))
 
 
-_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str] | None], ...]] = {}
+_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str]], ...]] = {}
 
 
-def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str] | None], ...]:
-    """(window key, `_locate` of it) of each of the meter's windows starting at `starts`: the same
+def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str]], ...]:
+    """(window key, (its item, its prefix)) of each of the meter's windows starting at `starts`: the same
     until a window rolls over, for every request of every model that counts on the meter."""
     found = _READ.get((meter, starts))
     if found is None:
         if len(_READ) >= 8192:
             _READ.clear()
-        found = _READ[(meter, starts)] = tuple((key, _locate(key)) for key in map(meter.pk, starts))
+        found = _READ[(meter, starts)] = tuple([(meter.pk(start), _where(meter, start)) for start in starts])
     return found
+
+
+def _where(meter: Meter, start: int) -> tuple[str, str]:
+    """The item and attribute prefix of the meter's window starting at `start` (`window_ref`'s,
+    without building one: a 1-second window asks this for a new start every second)."""
+    period = meter.limit.period
+    return _counter_pk(meter.counter), f"{period.name}:{start // _index_width(period)}:"
 
 
 def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
@@ -386,13 +376,12 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
     a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
     views: dict[str, dict[str, Decoded | None]] = {}
     for meter in meters:
-        for key, where in _windows_read(meter, window_starts(meter.limit.period, now)):
+        for key, (pk, prefix) in _windows_read(meter, window_starts(meter.limit.period, now)):
             if key in windows:
                 continue
-            item = meter_items.get(where[0]) if where is not None else None
-            if item is None or where is None:
+            item = meter_items.get(pk)
+            if item is None:
                 break  # no item for the counter: none of its windows
-            pk, prefix = where
             view = views.get(pk)
             if view is None:
                 view = views[pk] = _view(pk, item)
@@ -539,13 +528,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
     for meter in meters:  # one item per counter, however many windows its meters have
-        counter = meter.counter
-        pk = _COUNTER_PKS.get(counter)
-        if pk is None:
-            if len(_COUNTER_PKS) >= 4096:
-                _COUNTER_PKS.clear()
-            pk = _COUNTER_PKS[counter] = meter_pk(counter)
-        pks[pk] = None
+        pks[_counter_pk(meter.counter)] = None
     pks.update(_candidate_items(tuple(keys)).pks)  # the models' items, listed once per set of models
     return list(pks)
 
@@ -595,6 +578,15 @@ _CANDIDATES_MAX = 1024
 
 
 _COUNTER_PKS: dict[str, str] = {}  # counter → its item's pk (`meter_pk`), formatted once
+
+
+def _counter_pk(counter: str) -> str:
+    pk = _COUNTER_PKS.get(counter)
+    if pk is None:
+        if len(_COUNTER_PKS) >= 4096:
+            _COUNTER_PKS.clear()
+        pk = _COUNTER_PKS[counter] = meter_pk(counter)
+    return pk
 _MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
 
 

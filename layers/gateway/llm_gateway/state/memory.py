@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from llm_gateway.state.store import CounterAdd, Item
@@ -18,7 +19,8 @@ PURGE_EVERY = 512
 
 
 class MemoryStore:
-    """Thread-safe dict of pk → (item, expires_at); expired items are invisible."""
+    """Thread-safe dict of pk → (item, expires_at); expired items are invisible. A stored item is
+    never changed in place: every write stores a new dict (see `load`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -30,13 +32,18 @@ class MemoryStore:
         return found[0] if found is not None and found[1] > now else None
 
     def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
-        """Every read is consistent here (one dict)."""
+        """Every read is consistent here (one dict). Each item comes as a read-only view of the
+        stored dict, not a copy: a stored dict is never changed once stored (`add` writes a new
+        one), so a view shows the item as loaded for as long as it is kept, as a copy would,
+        and a caller cannot change the table through it. (A load reads up to a hundred items on
+        every request: copying them was most of its time.)"""
         pks = pks if isinstance(pks, list | tuple) else list(pks)  # read twice below
         stored = self._items
-        with self._lock:  # `_live` inlined: a load reads up to a hundred items on every request
+        with self._lock:  # `_live` inlined
             if stored.keys().isdisjoint(pks):  # none of them stored (asked in C): the usual miss of most
                 return {}
-            return {pk: dict(found[0]) for pk in pks if (found := stored.get(pk)) is not None and found[1] > now}
+            return {pk: MappingProxyType(found[0]) for pk in pks
+                    if (found := stored.get(pk)) is not None and found[1] > now}
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
         stored = self._items
@@ -49,7 +56,8 @@ class MemoryStore:
                             return False
             for add in adds:
                 found = stored.get(add.pk)
-                item: dict[str, Any] = found[0] if found is not None and found[1] > now else {}
+                # a new dict, never the stored one changed in place: a load may have handed it out (`load`)
+                item: dict[str, Any] = dict(found[0]) if found is not None and found[1] > now else {}
                 expires: float = max(add.expires_at, found[1] if found is not None else 0)
                 for name in add.removes:
                     item.pop(name, None)
