@@ -319,30 +319,40 @@ def _window_in(item: Item, prefix: str) -> dict[str, Any]:
 
 
 Decoded = tuple[dict[str, Any], dict[str, int], float | None]  # a window: long names, totals, stamp
-_VIEWS: dict[str, tuple[Item, dict[str, Decoded | None]]] = {}  # item pk → (the item, its windows by prefix)
+Windows = dict[str, Decoded | None]  # an item's windows decoded so far, by prefix
+_VIEWS: dict[str, tuple[Item, Windows, Windows]] = {}  # item pk → (the item, its windows, those of the item before)
 _VIEWS_MAX = 1024
 
 
-def _view(pk: str, item: Item) -> dict[str, Decoded | None]:
+def _view(pk: str, item: Item) -> tuple[Windows, Windows]:
     """The windows decoded so far from the meter item `pk` while it is equal to `item`: most items
     a request reads have not changed since the last load (free tiers used up, models ranked below
     the one that served), and comparing an item (in C) costs a fraction of decoding its windows
-    again. A copy of the item is kept, so no later change to the loaded one can go unseen."""
+    again. A copy of the item is kept, so no later change to the loaded one can go unseen. With
+    them, those decoded from the item as it was before its last change (`_decode` hands out the
+    same objects again for a window that change left as it was)."""
     cached = _VIEWS.get(pk)
     if cached is not None and cached[0] == item:
-        return cached[1]
+        return cached[1], cached[2]
     if len(_VIEWS) >= _VIEWS_MAX:
         _VIEWS.clear()
-    decoded: dict[str, Decoded | None] = {}
-    _VIEWS[pk] = (dict(item), decoded)
-    return decoded
+    decoded: Windows = {}
+    before = cached[1] if cached is not None else {}
+    _VIEWS[pk] = (dict(item), decoded, before)
+    return decoded, before
 
 
-def _decode(item: Item, prefix: str) -> Decoded | None:
-    """One window of a meter item (None: it holds nothing of it)."""
+def _decode(item: Item, prefix: str, before: Decoded | None = None) -> Decoded | None:
+    """One window of a meter item (None: it holds nothing of it). `before`: the same window as
+    decoded from the item before its last change, handed out again when the window is equal: a
+    write changes an item's current windows, rarely the earlier ones, and a window decoded into
+    the very same objects keeps the caches keyed on them hitting (`metering._carry`, `_reopens`,
+    `usage_of`'s plain usages)."""
     window = _window_in(item, prefix)
     if not window:
         return None
+    if before is not None and before[0] == window:
+        return before
     stamp = window.get(LAST_AT)
     return (window, {unit: int(window[unit]) for unit in _CODES if unit in window},
             None if stamp is None else float(stamp))
@@ -374,7 +384,7 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
     """Decode, from their counters' items, the windows the meters read at `now` (by name: the
     items are never scanned; a window decoded from an equal item before is reused, `_view`) into
     a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
-    views: dict[str, dict[str, Decoded | None]] = {}
+    views: dict[str, tuple[Windows, Windows]] = {}
     for meter in meters:
         for key, (pk, prefix) in _windows_read(meter, window_starts(meter.limit.period, now)):
             if key in windows:
@@ -385,10 +395,11 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
             view = views.get(pk)
             if view is None:
                 view = views[pk] = _view(pk, item)
-            if prefix in view:
-                found = view[prefix]
+            decoded, before = view
+            if prefix in decoded:
+                found = decoded[prefix]
             else:
-                found = view[prefix] = _decode(item, prefix)
+                found = decoded[prefix] = _decode(item, prefix, before.get(prefix))
             if found is not None:
                 windows[key], counters[key], stamp = found
                 if stamp is not None:
