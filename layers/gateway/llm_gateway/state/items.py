@@ -288,22 +288,36 @@ def holds_unread(item: Item, window: WindowRef, now: float) -> bool:
 _UNIT_NAMES = tuple((unit, code, tuple((f"{unit}@{i}", f"{code}{i}") for i in range(SLOTS))) for unit, code in _CODES.items())
 
 
-@lru_cache(maxsize=4096)
-def _full_names(prefix: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+Names = tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]
+_NAMES: dict[str, Names] = {}  # `_full_names`, by prefix
+_NAMES_MAX = 4096
+
+
+def _full_names(prefix: str) -> Names:
     """A window's attributes per unit: (unit, its total's name in the item, its tenths' (long
     name, name in the item)); the stamp's is `prefix + "l"`. A 1-second window has a new prefix
     every second (most requests ask for one), so the names are joined, not formatted anew."""
-    return tuple([(unit, prefix + code, tuple([(name, prefix + short) for name, short in slots]))
-                  for unit, code, slots in _UNIT_NAMES])
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    names = _NAMES[prefix] = tuple([(unit, prefix + code, tuple([(name, prefix + short) for name, short in slots]))
+                                    for unit, code, slots in _UNIT_NAMES])
+    return names
 
 
 def _window_in(item: Item, prefix: str) -> dict[str, Any]:
     """One window of an item under its long names (`tokens`, `tokens@3`, `last_at`): what
     `metering.py` reads; looked up by name (a unit's tenths only where it has a total), never by
-    scanning the item."""
+    scanning the item. A window the item holds nothing of (a total or a stamp: `has_window`) is
+    empty: a load reads the current second, and often the one before, before anyone reserved
+    in them, and their names are not built for that."""
+    names = _NAMES.get(prefix)
+    if names is None:
+        if not has_window(item, prefix):
+            return {}
+        names = _full_names(prefix)
     get = item.get
     window: dict[str, Any] = {}
-    for unit, total, slots in _full_names(prefix):
+    for unit, total, slots in names:
         value = get(total)
         if value is not None:
             window[unit] = value
