@@ -75,7 +75,7 @@ def test_extend_only_lengthens() -> None:
 
 
 def test_loaded_items_cannot_change_the_table() -> None:
-    """Loaded items are read-only views (not copies): changing one fails, the table stays."""
+    """Loaded items are read-only (the stored ones, not copies): changing one fails, the table stays."""
     store = MemoryStore()
     store.put("hdr#x", {"observed_at": NOW}, int(NOW) + 60, NOW)
     with pytest.raises(TypeError):

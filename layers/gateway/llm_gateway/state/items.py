@@ -46,7 +46,7 @@ from llm_gateway.state.metering import (
     usage_of,
     window_starts,
 )
-from llm_gateway.state.store import Item, ModelKey
+from llm_gateway.state.store import FrozenItem, Item, ModelKey
 
 # Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
 # and its states are all the codec needs (see `lazy_packages.py`).
@@ -342,17 +342,18 @@ def _view(pk: str, item: Item) -> tuple[Windows, Windows]:
     """The windows decoded so far from the meter item `pk` while it is equal to `item`: most items
     a request reads have not changed since the last load (free tiers used up, models ranked below
     the one that served), and comparing an item (in C) costs a fraction of decoding its windows
-    again. A copy of the item is kept, so no later change to the loaded one can go unseen. With
+    again. A copy of the item is kept, so no later change to the loaded one can go unseen (a
+    `FrozenItem` itself: it never changes, and the same one again is told unchanged at once). With
     them, those decoded from the item as it was before its last change (`_decode` hands out the
     same objects again for a window that change left as it was)."""
     cached = _VIEWS.get(pk)
-    if cached is not None and cached[0] == item:
+    if cached is not None and (cached[0] is item or cached[0] == item):
         return cached[1], cached[2]
     if len(_VIEWS) >= _VIEWS_MAX:
         _VIEWS.clear()
     decoded: Windows = {}
     before = cached[1] if cached is not None else {}
-    _VIEWS[pk] = (dict(item), decoded, before)
+    _VIEWS[pk] = (item if isinstance(item, FrozenItem) else dict(item), decoded, before)
     return decoded, before
 
 
