@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from llm_gateway.providers.base import RateLimitInfo
 from llm_gateway.state import memory
 from llm_gateway.state.items import FAILURE_MEMORY_MAX_S, FAILURE_MEMORY_S, FailureMark
@@ -72,11 +74,28 @@ def test_extend_only_lengthens() -> None:
     assert store.load(["cd#x"], NOW)["cd#x"]["reason"] == "longer"
 
 
-def test_loaded_items_are_copies() -> None:
+def test_loaded_items_cannot_change_the_table() -> None:
+    """Loaded items are read-only (the stored ones, not copies): changing one fails, the table stays."""
     store = MemoryStore()
     store.put("hdr#x", {"observed_at": NOW}, int(NOW) + 60, NOW)
-    store.load(["hdr#x"], NOW)["hdr#x"]["observed_at"] = 0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        store.load(["hdr#x"], NOW)["hdr#x"]["observed_at"] = 0  # type: ignore[index]
     assert store.load(["hdr#x"], NOW)["hdr#x"] == {"observed_at": NOW}
+
+
+def test_a_loaded_item_stays_as_it_was_loaded() -> None:
+    """A later write stores a new item: one loaded before it is not changed under its holder (a
+    snapshot, the breakers and the roll-over's removal read items as loaded)."""
+    store = MemoryStore()
+    assert store.add([CounterAdd("rl#x", {REQUESTS: 1, "old": 5}, expires_at=int(NOW) + 60)], NOW)
+    loaded = store.load(["rl#x"], NOW)["rl#x"]
+    assert store.add([CounterAdd("rl#x", {REQUESTS: 2}, expires_at=int(NOW) + 60, removes=("old",))], NOW)
+    store.put("hdr#y", {"observed_at": NOW}, int(NOW) + 60, NOW)
+    header = store.load(["hdr#y"], NOW)["hdr#y"]
+    store.extend("hdr#y", {"observed_at": NOW + 1}, NOW + 30, int(NOW) + 90, NOW)
+    assert loaded == {REQUESTS: 1, "old": 5}
+    assert header == {"observed_at": NOW}
+    assert store.load(["rl#x"], NOW)["rl#x"] == {REQUESTS: 3}
 
 
 def test_dead_counters_are_purged_now_and_then() -> None:

@@ -125,6 +125,25 @@ def test_roll_over_carries_the_previous_window_and_removes_older_ones() -> None:
     assert window_starts_in(store.item(COUNTER, T0 + 3600), minute) == {T0 + 3600}
 
 
+def test_a_window_a_write_left_as_it_was_is_decoded_into_the_same_objects() -> None:
+    """A reservation changes the item's current window; the previous minute's, unchanged, comes
+    out of the next load as the very objects decoded before (the caches keyed on them keep
+    hitting: `metering._carry`), and the current one is decoded afresh."""
+    state = SharedState(MemoryStore(), fold_reconcile=False)
+    ask = {REQUESTS: 1, TOKENS: 100}
+    assert reserve(state, [MINUTE], ask, T0 + 50) is not None
+    assert reserve(state, [MINUTE], ask, T0 + 70) is not None
+    before = state.load([MINUTE], [KEY], T0 + 70)
+    assert reserve(state, [MINUTE], ask, T0 + 75) is not None
+    after = state.load([MINUTE], [KEY], T0 + 75)
+    previous, current = MINUTE.pk(T0), MINUTE.pk(T0 + 60)
+    assert after.windows[previous] is before.windows[previous]
+    assert after.counters[previous] is before.counters[previous] == {REQUESTS: 1, TOKENS: 100}
+    assert before.counters[current] == {REQUESTS: 1, TOKENS: 100}
+    assert after.counters[current] == {REQUESTS: 2, TOKENS: 200}
+    assert after.usage(MINUTE, T0 + 75).carried == before.usage(MINUTE, T0 + 70).carried == {REQUESTS: 1, TOKENS: 100}
+
+
 def test_an_item_stays_bounded_however_long_it_is_used() -> None:
     state = SharedState(MemoryStore(), fold_reconcile=True)
     store = state.store

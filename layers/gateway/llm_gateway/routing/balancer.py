@@ -13,6 +13,7 @@ which still spreads load because every container's weights come from the shared 
 
 from __future__ import annotations
 
+import math
 import threading
 
 from llm_gateway.selection.planner import PlanStep
@@ -30,18 +31,20 @@ def remaining_fraction(step: PlanStep, snapshot: StateSnapshot, now: float) -> f
     state = snapshot.models.get(step.key)
     if step.room_at != now and not capacity(step.usages, state, step.amounts, now).ok:
         return 0.0
-    fractions: list[float] = []
+    lowest = math.inf  # the lowest fraction so far (none yet: inf), kept as it goes rather than listed
     for usage in step.usages:
         used, carried = usage.used, usage.carried
         for unit, ceiling in usage.meter.limit.maxima.items():
             if ceiling:  # `usage.remaining(unit)`, inlined: this runs for every step of every tie
-                fractions.append(max(0, ceiling - used.get(unit, 0) - carried.get(unit, 0)) / ceiling)
+                fraction = max(0, ceiling - used.get(unit, 0) - carried.get(unit, 0)) / ceiling
+                if fraction < lowest:
+                    lowest = fraction
     if state is not None and state.headers is not None:
         info = state.headers.info
         for left, limit in ((info.remaining_requests, info.limit_requests), (info.remaining_tokens, info.limit_tokens)):
-            if left is not None and limit:
-                fractions.append(left / limit)
-    return max(0.0, min(fractions)) if fractions else 1.0
+            if left is not None and limit and left / limit < lowest:
+                lowest = left / limit
+    return 1.0 if lowest == math.inf else max(0.0, lowest)
 
 
 class CapacityBalancer:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from functools import lru_cache
 
 from llm_gateway.selection.planner import Candidate, Plan, Preparation, bounded
 from llm_gateway.state.store import ModelKey
@@ -106,6 +107,18 @@ class ExhaustedMemory:
 
 def _why(key: ModelKey, at: float, until: dict[ModelKey, float], short: dict[ModelKey, tuple[str, int, float]]) -> str:
     if until.get(key) == at:
-        return USED_UP.format(at=at)
+        return _used_up(at)
     unit, ask, _ = short[key]
+    return _used_up_for(ask, unit, at)
+
+
+# Every request a model stays remembered drops it with the same reason (the same moment): formatted
+# once per value, not per request (a float's formatting was most of `narrow`'s own time).
+@lru_cache(maxsize=1024)
+def _used_up(at: float) -> str:
+    return USED_UP.format(at=at)
+
+
+@lru_cache(maxsize=1024)
+def _used_up_for(ask: int, unit: str, at: float) -> str:
     return USED_UP_FOR.format(ask=ask, unit=unit, at=at)

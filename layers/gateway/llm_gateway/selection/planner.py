@@ -323,6 +323,12 @@ def recently_failed(provider: str, failures: Mapping[str, FailureMark], now: flo
     return mark is not None and now < mark.until
 
 
+def _failing(failures: Mapping[str, FailureMark], now: float) -> frozenset[str]:
+    """The providers `recently_failed` at `now`: worked out once a plan, not per candidate (a mark
+    is kept per provider, answered ones too, and its `until` is computed on each read)."""
+    return frozenset([provider for provider, mark in failures.items() if now < mark.until]) if failures else frozenset()
+
+
 class Planner:
     """Holds the round-robin counter (per container); everything else is passed in."""
 
@@ -348,6 +354,7 @@ class Planner:
         capacity_only = True
         too_large = True
         preferred = snapshot.affinities.get(prep.prefer) if prep.prefer is not None else None
+        failing = _failing(failures, now)
         windows: dict[int, WindowUsage] = {}  # by meter identity: a provider's shared meters are one object
         refused: list[CallerRefusal] = []
         meters_of = prep.meters
@@ -390,7 +397,7 @@ class Planner:
                 too_large = too_large and above is not None
                 full.append((key, checked, state, amounts, free))
                 continue
-            failed = recently_failed(key.provider, failures, now) if failures else False
+            failed = key.provider in failing
             kept = key == preferred
             step = PlanStep(key, free, entry, amounts, usages, candidate.reason, candidate.est_cost_usd,
                             candidate.slow_by_request, now if checked is usages else None,
@@ -407,7 +414,7 @@ class Planner:
         # each window's answer, once a plan: a provider's shared window (Mistral's second) fills all its models
         again: dict[tuple[Any, ...], float | None] = {}
         for key, checked, state, amounts, free in full:
-            if (paid_first and free and not recently_failed(key.provider, failures, now)
+            if (paid_first and free and key.provider not in failing
                     and (wait := free_again_in(checked, state, amounts, now, again)) is not None):
                 free_waits.append(wait)
             if steps and state is None and all(u.meter.limit.period.seconds == 1 or u.takes(amounts) for u in checked):

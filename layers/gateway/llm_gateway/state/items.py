@@ -46,7 +46,7 @@ from llm_gateway.state.metering import (
     usage_of,
     window_starts,
 )
-from llm_gateway.state.store import Item, ModelKey
+from llm_gateway.state.store import FrozenItem, Item, ModelKey
 
 # Powertools' breaker `persistence/__init__.py` imports its DynamoDB layer (boto3); the record
 # and its states are all the codec needs (see `lazy_packages.py`).
@@ -284,21 +284,40 @@ def holds_unread(item: Item, window: WindowRef, now: float) -> bool:
     return False
 
 
-@lru_cache(maxsize=4096)
-def _full_names(prefix: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+# per unit: (unit, its code, its tenths' (long name, short name)): what `_full_names` puts a prefix before
+_UNIT_NAMES = tuple((unit, code, tuple((f"{unit}@{i}", f"{code}{i}") for i in range(SLOTS))) for unit, code in _CODES.items())
+
+
+Names = tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]
+_NAMES: dict[str, Names] = {}  # `_full_names`, by prefix
+_NAMES_MAX = 4096
+
+
+def _full_names(prefix: str) -> Names:
     """A window's attributes per unit: (unit, its total's name in the item, its tenths' (long
-    name, name in the item)); the stamp's is `prefix + "l"`."""
-    return tuple((unit, prefix + code, tuple((f"{unit}@{i}", f"{prefix}{code}{i}") for i in range(SLOTS)))
-                 for unit, code in _CODES.items())
+    name, name in the item)); the stamp's is `prefix + "l"`. A 1-second window has a new prefix
+    every second (most requests ask for one), so the names are joined, not formatted anew."""
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    names = _NAMES[prefix] = tuple([(unit, prefix + code, tuple([(name, prefix + short) for name, short in slots]))
+                                    for unit, code, slots in _UNIT_NAMES])
+    return names
 
 
 def _window_in(item: Item, prefix: str) -> dict[str, Any]:
     """One window of an item under its long names (`tokens`, `tokens@3`, `last_at`): what
     `metering.py` reads; looked up by name (a unit's tenths only where it has a total), never by
-    scanning the item."""
+    scanning the item. A window the item holds nothing of (a total or a stamp: `has_window`) is
+    empty: a load reads the current second, and often the one before, before anyone reserved
+    in them, and their names are not built for that."""
+    names = _NAMES.get(prefix)
+    if names is None:
+        if not has_window(item, prefix):
+            return {}
+        names = _full_names(prefix)
     get = item.get
     window: dict[str, Any] = {}
-    for unit, total, slots in _full_names(prefix):
+    for unit, total, slots in names:
         value = get(total)
         if value is not None:
             window[unit] = value
@@ -313,70 +332,66 @@ def _window_in(item: Item, prefix: str) -> dict[str, Any]:
     return window
 
 
-_LOCATED: dict[str, tuple[str, str] | None] = {}
-
-
-def _locate(key: str) -> tuple[str, str] | None:
-    """A window key's item and attribute prefix (cached: the same windows are read by every
-    request until they roll over)."""
-    try:
-        return _LOCATED[key]
-    except KeyError:
-        pass
-    head, _, start = key.rpartition("#")
-    item_pk, _, name = head.rpartition("#")
-    period = _period_named(name)
-    found = None
-    if period is not None and start.isdigit() and item_pk.startswith("rl#"):
-        found = (item_pk, f"{period.name}:{int(start) // _index_width(period)}:")
-    if len(_LOCATED) >= 8192:
-        _LOCATED.clear()
-    _LOCATED[key] = found
-    return found
-
-
 Decoded = tuple[dict[str, Any], dict[str, int], float | None]  # a window: long names, totals, stamp
-_VIEWS: dict[str, tuple[Item, dict[str, Decoded | None]]] = {}  # item pk → (the item, its windows by prefix)
+Windows = dict[str, Decoded | None]  # an item's windows decoded so far, by prefix
+_VIEWS: dict[str, tuple[Item, Windows, Windows]] = {}  # item pk → (the item, its windows, those of the item before)
 _VIEWS_MAX = 1024
 
 
-def _view(pk: str, item: Item) -> dict[str, Decoded | None]:
+def _view(pk: str, item: Item) -> tuple[Windows, Windows]:
     """The windows decoded so far from the meter item `pk` while it is equal to `item`: most items
     a request reads have not changed since the last load (free tiers used up, models ranked below
     the one that served), and comparing an item (in C) costs a fraction of decoding its windows
-    again. A copy of the item is kept, so no later change to the loaded one can go unseen."""
+    again. A copy of the item is kept, so no later change to the loaded one can go unseen (a
+    `FrozenItem` itself: it never changes, and the same one again is told unchanged at once). With
+    them, those decoded from the item as it was before its last change (`_decode` hands out the
+    same objects again for a window that change left as it was)."""
     cached = _VIEWS.get(pk)
-    if cached is not None and cached[0] == item:
-        return cached[1]
+    if cached is not None and (cached[0] is item or cached[0] == item):
+        return cached[1], cached[2]
     if len(_VIEWS) >= _VIEWS_MAX:
         _VIEWS.clear()
-    decoded: dict[str, Decoded | None] = {}
-    _VIEWS[pk] = (dict(item), decoded)
-    return decoded
+    decoded: Windows = {}
+    before = cached[1] if cached is not None else {}
+    _VIEWS[pk] = (item if isinstance(item, FrozenItem) else dict(item), decoded, before)
+    return decoded, before
 
 
-def _decode(item: Item, prefix: str) -> Decoded | None:
-    """One window of a meter item (None: it holds nothing of it)."""
+def _decode(item: Item, prefix: str, before: Decoded | None = None) -> Decoded | None:
+    """One window of a meter item (None: it holds nothing of it). `before`: the same window as
+    decoded from the item before its last change, handed out again when the window is equal: a
+    write changes an item's current windows, rarely the earlier ones, and a window decoded into
+    the very same objects keeps the caches keyed on them hitting (`metering._carry`, `_reopens`,
+    `usage_of`'s plain usages)."""
     window = _window_in(item, prefix)
     if not window:
         return None
+    if before is not None and before[0] == window:
+        return before
     stamp = window.get(LAST_AT)
     return (window, {unit: int(window[unit]) for unit in _CODES if unit in window},
             None if stamp is None else float(stamp))
 
 
-_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str] | None], ...]] = {}
+_READ: dict[tuple[Meter, tuple[int, ...]], tuple[tuple[str, tuple[str, str]], ...]] = {}
 
 
-def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str] | None], ...]:
-    """(window key, `_locate` of it) of each of the meter's windows starting at `starts`: the same
+def _windows_read(meter: Meter, starts: tuple[int, ...]) -> tuple[tuple[str, tuple[str, str]], ...]:
+    """(window key, (its item, its prefix)) of each of the meter's windows starting at `starts`: the same
     until a window rolls over, for every request of every model that counts on the meter."""
     found = _READ.get((meter, starts))
     if found is None:
         if len(_READ) >= 8192:
             _READ.clear()
-        found = _READ[(meter, starts)] = tuple((key, _locate(key)) for key in map(meter.pk, starts))
+        found = _READ[(meter, starts)] = tuple([(meter.pk(start), _where(meter, start)) for start in starts])
     return found
+
+
+def _where(meter: Meter, start: int) -> tuple[str, str]:
+    """The item and attribute prefix of the meter's window starting at `start` (`window_ref`'s,
+    without building one: a 1-second window asks this for a new start every second)."""
+    period = meter.limit.period
+    return _counter_pk(meter.counter), f"{period.name}:{start // _index_width(period)}:"
 
 
 def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, counters: dict[str, Amounts],
@@ -384,22 +399,22 @@ def _fill(meter_items: Mapping[str, Item], meters: Iterable[Meter], now: float, 
     """Decode, from their counters' items, the windows the meters read at `now` (by name: the
     items are never scanned; a window decoded from an equal item before is reused, `_view`) into
     a snapshot's window-keyed maps. The decoded values are shared between snapshots: read only."""
-    views: dict[str, dict[str, Decoded | None]] = {}
+    views: dict[str, tuple[Windows, Windows]] = {}
     for meter in meters:
-        for key, where in _windows_read(meter, window_starts(meter.limit.period, now)):
+        for key, (pk, prefix) in _windows_read(meter, window_starts(meter.limit.period, now)):
             if key in windows:
                 continue
-            item = meter_items.get(where[0]) if where is not None else None
-            if item is None or where is None:
+            item = meter_items.get(pk)
+            if item is None:
                 break  # no item for the counter: none of its windows
-            pk, prefix = where
             view = views.get(pk)
             if view is None:
                 view = views[pk] = _view(pk, item)
-            if prefix in view:
-                found = view[prefix]
+            decoded, before = view
+            if prefix in decoded:
+                found = decoded[prefix]
             else:
-                found = view[prefix] = _decode(item, prefix)
+                found = decoded[prefix] = _decode(item, prefix, before.get(prefix))
             if found is not None:
                 windows[key], counters[key], stamp = found
                 if stamp is not None:
@@ -539,13 +554,7 @@ def pks_for(meters: Iterable[Meter], keys: Collection[ModelKey], now: float, ext
     capability asks for besides (chat: the conversation's affinity item)."""
     pks: dict[str, None] = dict.fromkeys(extra)
     for meter in meters:  # one item per counter, however many windows its meters have
-        counter = meter.counter
-        pk = _COUNTER_PKS.get(counter)
-        if pk is None:
-            if len(_COUNTER_PKS) >= 4096:
-                _COUNTER_PKS.clear()
-            pk = _COUNTER_PKS[counter] = meter_pk(counter)
-        pks[pk] = None
+        pks[_counter_pk(meter.counter)] = None
     pks.update(_candidate_items(tuple(keys)).pks)  # the models' items, listed once per set of models
     return list(pks)
 
@@ -595,6 +604,15 @@ _CANDIDATES_MAX = 1024
 
 
 _COUNTER_PKS: dict[str, str] = {}  # counter → its item's pk (`meter_pk`), formatted once
+
+
+def _counter_pk(counter: str) -> str:
+    pk = _COUNTER_PKS.get(counter)
+    if pk is None:
+        if len(_COUNTER_PKS) >= 4096:
+            _COUNTER_PKS.clear()
+        pk = _COUNTER_PKS[counter] = meter_pk(counter)
+    return pk
 _MODEL_PKS: dict[ModelKey, tuple[str, str, str, str]] = {}
 
 

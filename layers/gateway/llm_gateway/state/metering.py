@@ -451,7 +451,7 @@ class WindowUsage:
         if any(e.sliced(unit) for e in self.earlier):
             moments = sorted({t for e in self.earlier for t in e.expiries(seconds, slack) if t > now}
                              | {e.last_at + seconds + slack for e in self.earlier if e.last_at is not None})
-            carries = [_Carry(e, unit, seconds, slack) for e in self.earlier]
+            carries = [_carry(e, unit, seconds, slack) for e in self.earlier]
             for t in moments:
                 if t > now and sum(c.at(t) for c in carries) <= room:
                     return t
@@ -578,10 +578,30 @@ def _carried(earlier: list[Earlier], seconds: int, now: float) -> dict[str, int]
     slack = stamp_slack_s(seconds)
     carried: dict[str, int] = {}
     for unit in {unit for e in earlier for unit in e.used}:
-        n = sum(e.carry(unit, seconds, slack, now) for e in earlier)
+        n = sum([_carry(e, unit, seconds, slack).at(now) for e in earlier])
         if n > 0:
             carried[unit] = n
     return carried
+
+
+def _carry(earlier: Earlier, unit: str, seconds: int, slack: float) -> _Carry:
+    """`earlier.carry(unit, seconds, slack, t)` at any `t`, as a `_Carry` (the same arithmetic).
+    An earlier window decoded from an unchanged item has the very same `used` and `item` objects
+    on every load (`items._view`), and every plan of every request asks its carry at a new moment:
+    what does not depend on the moment (its slots read from the item, their sums) is worked out
+    once per window, not per usage. Keyed like `_reopens`: by those objects' ids, kept with the
+    answer so no other object can take their ids, and by the rest of what the carry reads."""
+    key = (id(earlier.used), id(earlier.item), earlier.last_at, earlier.start, unit, seconds, slack)
+    found = _CARRIES.get(key)
+    if found is None:
+        if len(_CARRIES) >= _CARRIES_MAX:
+            _CARRIES.clear()
+        found = _CARRIES[key] = (_Carry(earlier, unit, seconds, slack), earlier.used, earlier.item)
+    return found[0]
+
+
+_CARRIES: dict[tuple[Any, ...], tuple[_Carry, Amounts, Mapping[str, Any] | None]] = {}
+_CARRIES_MAX = 4096
 
 
 def window_starts(period: Period, now: float) -> tuple[int, ...]:

@@ -20,9 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 Item = Mapping[str, Any]  # plain Python values: str, int, float, bool (never DynamoDB's typed form)
+
+
+class FrozenItem(dict[str, Any]):
+    """An item a store hands out and never changes (`memory.MemoryStore`'s: each write stores a
+    new one): whoever holds it may keep it without a copy, and tell it unchanged by identity
+    (`items._view`). Changing it raises, so no caller can change the table through it."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a stored item is read-only: change a copy (dict(item))")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
 
 class StateUnavailable(Exception):
