@@ -200,7 +200,7 @@ class OpenAIAdapter:
                 "id": payload.get("id") or state.response_id,
                 "model": payload.get("model") or state.model,
                 "choices": choices,
-                "usage": self.parse_usage(usage) if usage else None,
+                "usage": self.usage_fields(usage) if usage else None,  # validated inside the chunk
             }
         )
         return [chunk]
