@@ -46,6 +46,9 @@ def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
                 yield SSEEvent(data="\n".join(data), event=event)
             data, event = [], None
             continue
+        if line.startswith("data: "):  # most lines of every stream: what the general case makes of it
+            data.append(line[6:])
+            continue
         if line.startswith(":"):
             continue
         name, _, value = line.partition(":")
