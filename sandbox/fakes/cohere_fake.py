@@ -60,10 +60,11 @@ class CohereWire(Wire):
         if not isinstance(messages, list) or not messages:
             raise BadRequest("invalid request: messages cannot be empty")
         req = ChatRequest(model=str(body["model"]), stream=bool(body.get("stream")), raw=body)
-        texts = [text_of(m.get("content")) for m in messages if isinstance(m, dict)]
+        turns = [m for m in messages if isinstance(m, dict)]
+        texts = [text_of(m.get("content")) for m in turns]
         req.prompt_text = "\n".join(texts) + json.dumps(body.get("tools") or "")
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        req.last_user_text = text_of(users[-1].get("content")) if users else ""
+        users = [text for m, text in zip(turns, texts, strict=True) if m.get("role") == "user"]
+        req.last_user_text = users[-1] if users else ""  # its text read once (a prompt may be long)
         if isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
             req.tool_result = text_of(messages[-1].get("content"))
         req.tools = [

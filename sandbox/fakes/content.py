@@ -157,11 +157,14 @@ def _canned(provider: str, req: ChatRequest) -> str:
 def _echo(text: str) -> str:
     """The first ECHO_CHARS characters of `text` with its whitespace runs collapsed. Collapsing a
     prefix gives a prefix of the collapsed whole, so a long text (a simulated prompt is up to
-    180,000 characters) is collapsed only as far as needed."""
-    head = " ".join(text[: ECHO_CHARS * 8].split())
-    if len(head) >= ECHO_CHARS or len(text) <= ECHO_CHARS * 8:
-        return head[:ECHO_CHARS]
-    return " ".join(text.split())[:ECHO_CHARS]
+    180,000 characters) is collapsed only as far as needed: a prefix twice as long as the echo
+    first (it almost always has enough words), eight times longer each time it has not."""
+    size = ECHO_CHARS * 2
+    while True:
+        head = " ".join(text[:size].split())
+        if len(head) >= ECHO_CHARS or len(text) <= size:
+            return head[:ECHO_CHARS]
+        size *= 8
 
 
 # --- JSON schema → example value ---------------------------------------------------------------

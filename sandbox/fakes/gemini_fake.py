@@ -116,8 +116,8 @@ class GeminiWire(Wire):
         if transcripts:
             req.transcript = " ".join(transcripts)
         req.prompt_text = "\n".join(texts) + json.dumps(_get(body, "tools") or "")
-        users = [c for c in contents if c.get("role", "user") == "user" and self._text(c)]
-        req.last_user_text = self._text(users[-1]) if users else ""
+        users = [text for c in contents if c.get("role", "user") == "user" and (text := self._text(c))]
+        req.last_user_text = users[-1] if users else ""  # each turn's text read once (a prompt may be long)
         responses = [
             _get(p, "functionResponse") for p in contents[-1].get("parts") or [] if isinstance(p, dict)
         ]

@@ -20,6 +20,7 @@ Requests are proto3 JSON, so every field may come in lowerCamelCase or snake_cas
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 VALID_ROLE = "Please use a valid role: user, model."
@@ -38,8 +39,14 @@ def proto_field(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
     """A request field in lowerCamelCase or its snake_case proto name."""
     if camel in obj:
         return obj[camel]
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
-    return obj.get(snake, default)
+    return obj.get(_snake(camel), default)
+
+
+@lru_cache(maxsize=64)
+def _snake(camel: str) -> str:
+    """`functionCall` → `function_call`. The names asked are this module's and the fake's own
+    (a few): each converted once, not for every part of every turn of every request."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
 
 
 def turn_order_error(contents: list[Any]) -> str | None:

@@ -142,17 +142,23 @@ class CalendarMonth:
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
         self._month: tuple[int, int] | None = None
+        # [start, end) of the month last seen, as timestamps: a time inside it is that month
+        # without a datetime made of it (every call on the window asks, several a request). A
+        # microsecond from either end, `datetime.fromtimestamp` is asked: it rounds to microseconds.
+        self._start, self._end = 0.0, 0.0
 
     def _roll(self, now: float) -> None:
+        if self._start + 1e-6 <= now < self._end - 1e-6:
+            return
         day = datetime.fromtimestamp(now, UTC)
         if (day.year, day.month) != self._month:
             self._month, self.used = (day.year, day.month), 0
+        self._start = datetime(day.year, day.month, 1, tzinfo=UTC).timestamp()
+        self._end = _next_month_start(day)
 
-    @staticmethod
-    def _until_next_month(now: float) -> float:
-        day = datetime.fromtimestamp(now, UTC)
-        year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-        return datetime(year, month, 1, tzinfo=UTC).timestamp() - now
+    def _until_next_month(self, now: float) -> float:
+        self._roll(now)
+        return self._end - now
 
     def fits_in(self, amount: int, now: float) -> float:
         self._roll(now)
@@ -169,6 +175,11 @@ class CalendarMonth:
     def reset_in(self, now: float) -> float:
         self._roll(now)
         return self._until_next_month(now) if self.used else 0.0
+
+
+def _next_month_start(day: datetime) -> float:
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC).timestamp()
 
 
 def make_window(key: str, limit: int) -> Window:

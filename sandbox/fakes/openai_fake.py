@@ -101,10 +101,11 @@ class OpenAIWire(Wire):
         if not isinstance(messages, list) or not messages:
             raise BadRequest("[] is too short - 'messages'")
         req = ChatRequest(model=str(body["model"]), stream=bool(body.get("stream")), raw=body)
-        texts = [text_of(m.get("content")) for m in messages if isinstance(m, dict)]
+        turns = [m for m in messages if isinstance(m, dict)]
+        texts = [text_of(m.get("content")) for m in turns]
         req.prompt_text = "\n".join(texts) + json.dumps(body.get("tools") or "")
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        req.last_user_text = text_of(users[-1].get("content")) if users else ""
+        users = [text for m, text in zip(turns, texts, strict=True) if m.get("role") == "user"]
+        req.last_user_text = users[-1] if users else ""  # its text read once (a prompt may be long)
         last = messages[-1] if isinstance(messages[-1], dict) else {}
         if last.get("role") in ("tool", "function"):
             req.tool_result = text_of(last.get("content"))

@@ -162,8 +162,13 @@ class Wire:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+# `json.dumps(obj, separators=(",", ":"))`, whose non-default separators build a new encoder for
+# every call: a stream's every event went through one.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def sse_data(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _COMPACT.encode(obj).encode() + b"\n\n"
 
 
 def sse_event(name: str, obj: Any) -> bytes:

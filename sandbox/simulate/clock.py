@@ -123,6 +123,7 @@ class _VirtualTimeModule:
 
     def __init__(self, clock: VirtualClock) -> None:
         self.monotonic = clock.monotonic
+        self.time = _real_time.time  # asked by every provider stream: no `__getattr__` round for it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_real_time, name)

@@ -145,9 +145,9 @@ class Limiter:
             if name not in DIMENSIONS:
                 continue
             counts = window.counts
-            state = WindowState(counts.limit, counts.remaining(now), counts.reset_in(now))
-            if name not in states or state.remaining < states[name].remaining:
-                states[name] = state
+            remaining = counts.remaining(now)
+            if name not in states or remaining < states[name].remaining:  # only a kept one is built
+                states[name] = WindowState(counts.limit, remaining, counts.reset_in(now))
         return LimitSnapshot(states, exceeded=exceeded)
 
     def remaining_share(self, provider: str, now: float) -> float:

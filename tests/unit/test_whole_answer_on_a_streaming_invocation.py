@@ -254,6 +254,17 @@ def test_fold_keeps_extra_fields_skips_nulls_and_drops_what_only_a_stream_has() 
     assert body["choices"][0]["stop_reason"] == "eos"
 
 
+def test_a_message_a_provider_sends_beside_the_delta_is_not_the_folded_answer() -> None:
+    """A stream choice may carry a `message` of its own beside its delta (some OpenAI-compatible
+    servers repeat the message so far): an extra field of the chunk's choice, which fold kept for
+    the answer's choice, where `message` is the folded one: building it raised a TypeError (two
+    values for `message`), not a provider failure, and the caller got a 500."""
+    chunks = [_chunk({"role": "assistant", "content": "Hel"}, message={"role": "assistant", "content": "Hel"}),
+              _chunk({"content": "lo"}, "stop", message={"role": "assistant", "content": "Hello"}, seen=1)]
+    body = fold(chunks).model_dump(exclude_none=True)
+    assert body["choices"][0]["message"]["content"] == "Hello" and body["choices"][0]["seen"] == 1
+
+
 def test_an_empty_answer_is_an_empty_string_and_a_tool_call_alone_has_no_content() -> None:
     empty = fold([_chunk({"role": "assistant", "content": ""}), _chunk({}, "stop")])
     assert empty.choices[0].message.content == ""

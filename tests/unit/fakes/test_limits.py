@@ -151,3 +151,21 @@ def test_limit_typos_are_errors_not_unlimited(bad: object) -> None:
         parse_dimensions(bad, "org_limits")
     with pytest.raises(ValueError):
         parse_model_limits({"default": bad})
+
+
+def test_calendar_month_window_at_its_edges_and_with_time_going_back() -> None:
+    """The window keeps its month's bounds (`CalendarMonth._roll`): the month is still worked out
+    from the time at either edge, and a time before the month kept is a month of its own again."""
+    from sandbox.fakes.limits import CalendarMonth
+
+    december = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+    window = CalendarMonth(100)
+    window.add(40, december - 10.0)
+    assert window.remaining(december - 10.0) == 60 and window.reset_in(december - 10.0) == 10.0
+    assert window.fits_in(70, december - 1e-3) == pytest.approx(1e-3, abs=1e-6)  # still November: wait for the 1st
+    assert window.fits_in(70, december - 1e-7) == 0.0  # rounds to the 1st (microseconds), as a datetime does
+    assert window.remaining(december) == 100  # the 1st, 00:00: everything freed
+    window.add(30, december + 5.0)
+    assert window.reset_in(december + 5.0) == datetime(2027, 1, 1, tzinfo=UTC).timestamp() - (december + 5.0)
+    assert window.remaining(december - 3600.0) == 100  # back in November: its count starts again
+    assert window.remaining(december + 5.0) == 100

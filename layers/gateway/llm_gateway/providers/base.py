@@ -7,6 +7,7 @@ do wrong becomes a `ProviderError` here, so retry and routing never see httpx or
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -141,15 +142,42 @@ class SSEEvent:
     event: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class StreamState:
-    """Per-stream scratch space for adapters whose chunks depend on earlier ones."""
+    """Per-stream scratch space for adapters whose chunks depend on earlier ones.
+
+    `response_id` is the id chunks get where the provider's carry none (Gemini's); without one
+    given, it is drawn when first asked for (`new_response_id`): OpenAI-dialect chunks carry their
+    own id, and a UUID drawn for every stream was a random read and a `uuid.UUID` built for nothing."""
 
     model: str
-    response_id: str
+    _response_id: str | None
     created: int
-    extra: dict[str, Any] = field(default_factory=dict)
-    done: bool = False
+    extra: dict[str, Any]
+    done: bool
+
+    def __init__(self, model: str, response_id: str | None = None, created: int = 0,
+                 extra: dict[str, Any] | None = None, done: bool = False) -> None:
+        self.model = model
+        self._response_id = response_id
+        self.created = created
+        self.extra = {} if extra is None else extra
+        self.done = done
+
+    @property
+    def response_id(self) -> str:
+        if self._response_id is None:
+            self._response_id = new_response_id()
+        return self._response_id
+
+    @response_id.setter
+    def response_id(self, value: str) -> None:
+        self._response_id = value
+
+
+def new_response_id() -> str:
+    """An id in OpenAI's shape (`chatcmpl-` and 24 hex digits) for a stream whose chunks carry none."""
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
@@ -40,7 +39,7 @@ from llm_gateway.providers.base import (
 )
 from llm_gateway.providers.deadline_io import deadline_scope, deadline_transport
 from llm_gateway.providers.headers import FoldedHeaders
-from llm_gateway.providers.sse import iter_sse
+from llm_gateway.providers.sse import iter_sse, sse_lines
 from llm_gateway.selection.catalog import AudioTraits
 
 if TYPE_CHECKING:  # annotations only: a chat container never loads transcription's types
@@ -274,7 +273,7 @@ class ProviderStream:
         self.rate_limits = rate_limits
         self._response = response
         self._deadline = deadline
-        self.state = StreamState(model=model, response_id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()))
+        self.state = StreamState(model=model, created=int(time.time()))  # its id drawn if a chunk needs one
 
     def __enter__(self) -> ProviderStream:
         return self
@@ -285,23 +284,25 @@ class ProviderStream:
     def close(self) -> None:
         self._response.close()
 
-    def _lines(self) -> Iterator[str]:
-        """The body's lines, each pulled inside the stream's deadline scope (whichever thread
-        iterates), so a provider trickling bytes is cut at the deadline, not after it."""
-        lines = self._response.iter_lines()
+    def _texts(self) -> Iterator[str]:
+        """The body's text as it arrives, each piece pulled inside the stream's deadline scope
+        (whichever thread iterates), so a provider trickling bytes is cut at the deadline, not
+        after it. Pieces, not lines: only a pull that may read the socket needs the scope, and a
+        piece holds several of a stream's lines (`sse_lines` splits them)."""
+        texts = self._response.iter_text()
         while True:
             with deadline_scope(self._deadline):
                 try:
-                    line = next(lines)
+                    text = next(texts)
                 except StopIteration:
                     return
-            yield line
+            yield text
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         name, model = self.adapter.name, self.model
         # A connection that dies once the body has started is a cut stream, not a failed connect.
         with _translated(name, model, broken=TRANSPORT_STREAM_CUT):
-            for event in iter_sse(self._lines()):
+            for event in iter_sse(sse_lines(self._texts())):
                 if time.monotonic() > self._deadline:
                     raise ProviderError(
                         f"{name} stream exceeded its time budget", provider=name, model=model,

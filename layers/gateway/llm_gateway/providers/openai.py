@@ -183,27 +183,22 @@ class OpenAIAdapter:
 
     def stream_chunks(self, payload: Any, state: StreamState) -> list[ChatCompletionChunk]:
         """The chunks of one stream event's parsed JSON (an adapter that rewrites the payload
-        first hands it on here, rather than writing it out as JSON to be read again)."""
+        first hands it on here, rather than writing it out as JSON to be read again). The payload
+        is this event's own, just parsed: it is made into the chunk's fields in place, not copied."""
         if isinstance(payload, dict) and "error" in payload:
             raise self._stream_error(payload, state.model)
-        groq_error = (payload.get("x_groq") or {}).get("error")
-        if groq_error:  # Groq reports a failure inside an otherwise normal chunk
-            raise self._stream_error({"error": groq_error}, state.model)
-        usage = payload.get("usage") or (payload.get("x_groq") or {}).get("usage")
-        choices = [
-            {**choice, "finish_reason": normalize_finish_reason(choice.get("finish_reason"))}
-            for choice in payload.get("choices") or []
-        ]
-        chunk = ChatCompletionChunk.model_validate(
-            {
-                **{k: v for k, v in payload.items() if k not in {"x_groq", "usage"}},
-                "id": payload.get("id") or state.response_id,
-                "model": payload.get("model") or state.model,
-                "choices": choices,
-                "usage": self.parse_usage(usage) if usage else None,
-            }
-        )
-        return [chunk]
+        groq = payload.pop("x_groq", None) or {}
+        if groq.get("error"):  # Groq reports a failure inside an otherwise normal chunk
+            raise self._stream_error({"error": groq["error"]}, state.model)
+        usage = payload.pop("usage", None) or groq.get("usage")
+        choices = payload.get("choices") or []
+        for choice in choices:
+            choice["finish_reason"] = normalize_finish_reason(choice.get("finish_reason"))
+        payload["id"] = payload.get("id") or state.response_id
+        payload["model"] = payload.get("model") or state.model
+        payload["choices"] = choices
+        payload["usage"] = self.usage_fields(usage) if usage else None  # validated inside the chunk
+        return [ChatCompletionChunk.model_validate(payload)]
 
     # --- errors and limits ---------------------------------------------------------------------------
     def parse_error(

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 from llm_gateway.providers.base import SSEEvent
+
+_END_OF_LINE = re.compile("\r\n|\r|\n")
+
+
+def sse_lines(texts: Iterable[str]) -> Iterator[str]:
+    """The lines of a stream's text, however it comes cut into pieces. A line ends at CRLF, LF or
+    CR alone, as server-sent events define it, and nowhere else: httpx's `iter_lines` also ends one
+    at what `str.splitlines` does (U+2028, U+2029, U+0085...), which JSON carries unescaped inside
+    a string, so an event whose text held one came as two broken lines. A CR that ends a piece
+    waits for the next: it may be the first half of a CRLF."""
+    pending = ""
+    for text in texts:
+        buffer = pending + text
+        whole = len(buffer) - 1 if buffer.endswith("\r") else len(buffer)
+        lines = buffer[:whole].split("\n") if "\r" not in buffer else _END_OF_LINE.split(buffer[:whole])
+        pending = lines.pop() + buffer[whole:]
+        yield from lines
+    if pending:
+        lines = _END_OF_LINE.split(pending)
+        last = lines.pop()
+        yield from lines
+        if last:
+            yield last
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
@@ -21,6 +45,9 @@ def iter_sse(lines: Iterable[str]) -> Iterator[SSEEvent]:
             if data:
                 yield SSEEvent(data="\n".join(data), event=event)
             data, event = [], None
+            continue
+        if line.startswith("data: "):  # most lines of every stream: what the general case makes of it
+            data.append(line[6:])
             continue
         if line.startswith(":"):
             continue

@@ -247,7 +247,8 @@ class ChatRouter:
             for chunk in itertools.chain((opened.first,), opened.rest):
                 if chunk.usage is not None:
                     routed.usage = chunk.usage
-                    chunk = chunk.model_copy(update={"usage": None})
+                    if chunk.choices:  # a chunk without choices is not sent on: no copy of it is needed
+                        chunk = chunk.model_copy(update={"usage": None})
                 if not chunk.choices:
                     continue  # a provider's own usage-only chunk: its usage goes out once, at the end
                 last = chunk

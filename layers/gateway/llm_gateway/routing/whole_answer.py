@@ -11,7 +11,8 @@ The caller still gets one `chat.completion`, folded as OpenAI's SDKs fold a stre
 refusal concatenated, tool calls assembled by index, the last finish reason and logprobs
 concatenated; a provider's extra fields are kept: on the delta (Groq's `reasoning`) text is
 concatenated, a list extended, a null skipped, anything else the last value; on the choice and
-the chunk, the last value (but `obfuscation`, which only a stream has). An answer with no text is
+the chunk, the last value (but `obfuscation`, which only a stream has, and a choice's `message` of
+the provider's own, which the folded one replaces). An answer with no text is
 `content: null` beside tool calls or a refusal and `""` without, as providers answer unstreamed. The usage is
 the router's final chunk's. Pure: chunks in, a completion out.
 """
@@ -85,6 +86,7 @@ def fold(chunks: Iterable[ChatCompletionChunk]) -> ChatCompletion:
     if head is None:  # the router never hands over a stream without a first chunk
         raise ValueError("a stream with no chunk")
     tool_calls = calls.done()
+    choice_extras.pop("message", None)  # a provider's own beside its deltas: the answer's is the folded one
     text = "".join(content) if content else (None if tool_calls or refusal else "")
     message = ResponseMessage(content=text, tool_calls=tool_calls, refusal="".join(refusal) if refusal else None,
                               **extras)
