@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 
-from llm_gateway.providers.jsonschema import is_empty_object, to_gemini_schema
+from llm_gateway.providers import jsonschema
+from llm_gateway.providers.jsonschema import SchemaInvalid, check_schema, is_empty_object, to_gemini_schema
 
 
 def test_drops_unsupported_keys_and_uppercases_types() -> None:
@@ -226,3 +227,27 @@ def test_no_json_value_makes_the_translation_raise_anything_but_its_own_errors()
             to_gemini_schema(schema)
 
     translate()
+
+
+def test_a_schema_that_passed_is_told_apart_from_one_that_differs_only_in_type() -> None:
+    """`check_schema` remembers schemas that passed by their repr: a tuple where a list was, or
+    `True` where `1` was, is another schema and is checked anew."""
+    listed = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    assert check_schema(listed) is listed
+    assert check_schema(dict(listed)) == listed  # remembered: the same verdict
+    with pytest.raises(SchemaInvalid, match="'required' must be an array"):
+        check_schema({**listed, "required": ("a",)})
+    with pytest.raises(SchemaInvalid, match="'type' must be"):
+        check_schema({"type": 1})
+    check_schema({"type": "string"})
+    with pytest.raises(SchemaInvalid):  # a failure is never remembered as a pass
+        check_schema({"type": 1})
+
+
+def test_remembered_passes_are_bounded() -> None:
+    for n in range(jsonschema._PASSED_MAX + 10):
+        check_schema({"type": "object", "properties": {f"p{n}": {"type": "string"}}})
+    assert len(jsonschema._PASSED) <= jsonschema._PASSED_MAX
+    huge = {"type": "object", "properties": {f"p{n}": {"type": "string"} for n in range(600)}}
+    check_schema(huge)
+    assert repr(huge) not in jsonschema._PASSED

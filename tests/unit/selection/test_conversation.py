@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from llm_gateway.api.schemas import ChatCompletionRequest, ToolCall
-from llm_gateway.selection.conversation import next_turn_key, turn_key
+from llm_gateway.selection.conversation import _json, next_turn_key, turn_key
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
 
@@ -53,3 +54,15 @@ def test_other_conversations_get_other_keys():
     assert next_turn_key(messages({"role": "user", "content": "Weather in Rome?"}), "It is sunny.", None) != base
     assert next_turn_key(messages(USER), "It is raining.", None) != base
     assert len(base) == 64 and int(base, 16) >= 0  # SHA-256, hex
+
+
+def test_the_canonical_json_is_written_as_the_non_ascii_encoder_writes_it() -> None:
+    """`_json` writes ASCII histories with the faster ASCII encoder: every key stays what
+    `json.dumps(..., ensure_ascii=False)` makes of the same messages, whatever they hold."""
+    texts = ["plain", "caf\u00e9", "emoji \U0001F600", "del \x7f", "bell \x07 tab \t nl \n", 'quote " and \\',
+             "a literal \\u00e9 typed out", "\\", "", "\u2028 line separator", "lone \ud800 surrogate"]
+    for text in texts:
+        for messages in ([{"role": "user", "content": text}],
+                         [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"arguments": text}}]}],
+                         [{"role": "user", "content": "ascii"}, {"role": "assistant", "content": text}]):
+            assert _json(messages) == json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

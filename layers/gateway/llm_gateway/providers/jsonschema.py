@@ -79,9 +79,28 @@ def to_gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def check_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """Validation-time check: the schema can be translated within the caps (else SchemaTooLarge)
-    and reads as JSON Schema where the translation looks (else SchemaInvalid)."""
+    and reads as JSON Schema where the translation looks (else SchemaInvalid).
+
+    A client sends the same tool definitions with every request of a conversation, and
+    translating one cost about ten times what spelling it out does: a schema that passed is
+    remembered by its `repr` (`_PASSED`). For the plain values a JSON body parses into (dicts,
+    lists, strings, numbers, booleans, null) the repr spells out every value and its type
+    (`1`, `1.0` and `True` apart), so an equal repr is an equal schema and the same verdict; the
+    verdict depends on nothing else. Failures are not kept: they are checked again each time."""
+    key = repr(schema)
+    if key in _PASSED:
+        return schema
     to_gemini_schema(schema)
+    if len(key) <= _PASSED_MAX_CHARS:
+        if len(_PASSED) >= _PASSED_MAX:  # a bound, not a cache policy: start afresh
+            _PASSED.clear()
+        _PASSED.add(key)
     return schema
+
+
+_PASSED: set[str] = set()  # reprs of schemas `check_schema` passed (per container)
+_PASSED_MAX = 256
+_PASSED_MAX_CHARS = 8_192  # a longer schema is checked every time (at most 2 MB kept)
 
 
 def is_empty_object(schema: dict[str, Any] | None) -> bool:

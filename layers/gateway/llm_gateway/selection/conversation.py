@@ -67,5 +67,21 @@ def _canonical(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _digest(messages: list[dict[str, Any]]) -> str:
-    text = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_json(messages).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _json(messages: list[dict[str, Any]]) -> str:
+    """The canonical JSON text: `json.dumps(..., ensure_ascii=False)`, written faster when it is ASCII.
+
+    CPython's encoder for `ensure_ascii=False` costs about 6.5 ns a character, its ASCII one 2.5:
+    a conversation's whole history is written on every turn (twice: `turn_key`, `next_turn_key`).
+    The two write every character below DEL (0x7f) the same way and every other one differently,
+    the ASCII one always as a `\\uXXXX` escape; so where its text holds no `\\u` at all, the
+    other's is the same text. Tried first when the messages' own strings are ASCII (checked in
+    constant time each); a `\\u` (or a backslash written before a `u`) means writing it again.
+    """
+    if all(value.isascii() for message in messages for value in message.values() if isinstance(value, str)):
+        text = json.dumps(messages, sort_keys=True, separators=(",", ":"))
+        if "\\u" not in text:
+            return text
+    return json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

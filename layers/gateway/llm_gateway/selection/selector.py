@@ -167,6 +167,10 @@ class _Static:
     # (the request's category, the pinned key) → the static part of its plan steps' reason (few:
     # a model is pinned as itself or not at all), formatted once each
     reasons: dict[tuple[str, ModelKey | None], str]
+    # that reason for each category a request can be of when nothing is pinned (nearly every
+    # request), formatted up front: read with one lookup, no call, no tuple key to hash
+    heads: dict[str, str]
+    meters: tuple[Meter, ...]  # `Catalog.meters`
 
     def reason_head(self, category: str, pinned: ModelKey | None, distance: int) -> str:
         """`_format_reason` for this model, kept (at most `_REASONS_MAX` per model)."""
@@ -178,15 +182,16 @@ class _Static:
         return found
 
     @staticmethod
-    def of(entry: ModelEntry, factor: float, room: int | None) -> _Static:
+    def of(entry: ModelEntry, factor: float, room: int | None, meters: tuple[Meter, ...]) -> _Static:
         price = entry.price
         priced = not entry.is_free and price is not None
         distances = {wanted: order.index(entry.category) if entry.category in order else len(order)
                      for wanted, order in CATEGORY_FALLBACK.items()}
+        heads = {wanted: _format_reason(wanted, None, entry, distance) for wanted, distance in distances.items()}
         return _Static(entry, entry.key, entry.provider, entry.model, factor, room, entry.output_cap, entry.window,
                        entry.category, entry.is_free, priced, (price.input or 0.0) if price is not None else 0.0,
                        (price.output or 0.0) if price is not None else 0.0, _fee(entry),
-                       min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap), distances, {})
+                       min(DEFAULT_EXPECTED_OUTPUT, entry.output_cap), distances, {}, heads, meters)
 
 
 class ChatPreparer:
@@ -204,21 +209,31 @@ class ChatPreparer:
         self._needs_drops: dict[tuple[bool, bool, bool, bool, frozenset[str], bool, bool, bool],
                                 dict[ModelKey, str | None]] = {}
         # `resolve` of an alias for the last `available` set seen (a frozenset, replaced, never
-        # changed, when keys change): every `auto` request filtered the whole catalog again.
-        self._alias_pool: tuple[frozenset[ModelKey], list[ModelEntry]] | None = None
+        # changed, when keys change), as its models' static values: every `auto` request filtered
+        # the whole catalog again.
+        self._alias_pool: tuple[frozenset[ModelKey], tuple[_Static, ...]] | None = None
         # What `prepare` reads of each model on every request, read once (the entries' cached
         # properties and price fields are each an attribute lookup or two per candidate).
-        self._static = {entry.key: _Static.of(entry, self._factor[entry.key], self._token_room[entry.key])
+        self._static = {entry.key: _Static.of(entry, self._factor[entry.key], self._token_room[entry.key],
+                                              self._meters[entry.key])
                         for entry in self.entries}
 
-    def _resolve(self, model: str, available: Collection[ModelKey]) -> tuple[ModelKey | None, list[ModelEntry]]:
+    def _resolve(self, model: str, available: Collection[ModelKey]) -> tuple[ModelKey | None, tuple[_Static, ...]]:
+        """`resolve`, as the static values of the models it leaves."""
         cached = self._alias_pool
         if cached is not None and cached[0] is available and is_alias(model):
-            return None, list(cached[1])
+            return None, cached[1]
         pinned, pool = resolve(model, self.entries, self.catalog, available, is_alias, CHAT)
+        statics = tuple([self._static_of(entry) for entry in pool])
         if isinstance(available, frozenset) and is_alias(model):
-            self._alias_pool = (available, list(pool))
-        return pinned, pool
+            self._alias_pool = (available, statics)
+        return pinned, statics
+
+    def _static_of(self, entry: ModelEntry) -> _Static:
+        static = self._static.get(entry.key)
+        if static is None or static.entry is not entry:  # an entry not among the catalog's chat models
+            static = _Static.of(entry, self.catalog.token_factor(entry), None, self.catalog.meters(entry))
+        return static
 
     def prepare(self, request: ChatCompletionRequest, available: Collection[ModelKey]) -> Preparation:
         """Everything decidable before state is loaded; raises for requests nothing can serve."""
@@ -239,23 +254,22 @@ class ChatPreparer:
             if len(self._needs_drops) >= _NEEDS_CACHE_MAX:
                 self._needs_drops.clear()
             drops = self._needs_drops[wanted] = {e.key: _needs_drop(e, needs) for e in self.entries}
-        statics = self._static
         slow = cap is not None and cap >= LONG_ANSWER_TOKENS
         category = analysis.category
-        own = self._meters
         meters: dict[ModelKey, tuple[Meter, ...]] = {}
         ranks: list[tuple[bool, int, float, str, str]] = []  # the sort key of each kept candidate
+        prompts = {1.0: base}  # the prompt scaled by each tokenizer factor met (few: one a provider)
         # `_size_drop`, `_expected_output` and `scaled` are called only when they change something
-        # (a drop, an output cut to a token window, a tokenizer factor), and the category distance
-        # is read from the model's static values: this loop runs for every candidate of every
-        # request, and each of those calls cost more than its arithmetic.
-        for entry in pool:
-            static = statics.get(entry.key)
-            if static is None or static.entry is not entry:  # an entry not among the catalog's chat models
-                static = _Static.of(entry, self.catalog.token_factor(entry), None)
+        # (a drop, an output cut to a token window, a factor not met before), and the category
+        # distance and reason are read from the model's static values: this loop runs for every
+        # candidate of every request, and each of those calls cost more than its arithmetic.
+        for static in pool:
+            entry = static.entry
             key = static.key
             factor = static.factor
-            prompt = base if factor == 1.0 else scaled(base, factor)
+            prompt = prompts.get(factor)
+            if prompt is None:
+                prompt = prompts[factor] = scaled(base, factor)
             why = drops[key] if key in drops else _needs_drop(entry, needs)
             output_cap = static.output_cap
             if cap is None:
@@ -282,13 +296,13 @@ class ChatPreparer:
             else:
                 cost = 0.0
                 most = 0.0 if static.free else static.fee
-            kept.append(Candidate(
-                entry, {REQUESTS: 1, TOKENS: prompt + output}, (distance, cost, static.provider, static.model), cost,
-                static.reason_head(category, pinned, distance), slow, most, reason_cost=True,
-            ))
+            head = static.heads.get(category) if pinned is None else None
+            if head is None:
+                head = static.reason_head(category, pinned, distance)
+            kept.append(Candidate(entry, {REQUESTS: 1, TOKENS: prompt + output},
+                                  (distance, cost, static.provider, static.model), cost, head, slow, most, True))
             ranks.append((not static.free, distance, cost, static.provider, static.model))
-            found = own.get(key)
-            meters[key] = found if found is not None else self.catalog.meters(entry)
+            meters[key] = static.meters
         if not kept:
             raise nothing_fits(dropped)
         # free first, then the static rank: sorted by the keys made above (stable, as a sort by
