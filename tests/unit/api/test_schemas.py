@@ -195,3 +195,17 @@ def test_files_are_accepted_only_inline():
                 {"file_data": "files/abc"}, {"file_data": "JVBERi0="}, {}):
         param = _param_of(_with_part({"type": "file", "file": bad}))
         assert param.startswith("messages[0].content[1].file"), (bad, param)
+
+
+def test_answer_models_keep_their_required_nulls_without_a_post_init_hook() -> None:
+    """`_required_nulls` is a class constant: assigned without its `ClassVar` annotation in a
+    subclass, pydantic gave every answer, choice and chunk a `model_post_init` call back into
+    Python (3 to 9 us a validation; a streamed answer makes one per chunk), and kept nothing."""
+    from llm_gateway.api import schemas
+
+    keeping = [cls for cls in vars(schemas).values()
+               if isinstance(cls, type) and issubclass(cls, schemas._KeepsRequiredNulls) and cls._required_nulls]
+    assert len(keeping) >= 3
+    for cls in keeping:
+        assert cls.__pydantic_post_init__ is None, cls
+        assert cls.__private_attributes__ == {}, cls

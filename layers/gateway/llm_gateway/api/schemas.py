@@ -437,7 +437,7 @@ class Usage(_Loose):
 
 
 class ResponseMessage(_KeepsRequiredNulls):
-    _required_nulls = ("content", "refusal")
+    _required_nulls: ClassVar[tuple[str, ...]] = ("content", "refusal")
 
     role: Literal["assistant"] = "assistant"
     content: str | None = None
@@ -449,7 +449,7 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "functi
 
 
 class Choice(_KeepsRequiredNulls):
-    _required_nulls = ("logprobs",)
+    _required_nulls: ClassVar[tuple[str, ...]] = ("logprobs",)
 
     index: int = 0
     message: ResponseMessage
@@ -487,7 +487,7 @@ class Delta(_Loose):
 
 
 class ChunkChoice(_KeepsRequiredNulls):
-    _required_nulls = ("finish_reason", "logprobs")  # finish_reason is required (null until the end)
+    _required_nulls: ClassVar[tuple[str, ...]] = ("finish_reason", "logprobs")  # finish_reason is required (null until the end)
 
     index: int = 0
     delta: Delta
