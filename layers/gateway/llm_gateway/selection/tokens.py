@@ -14,11 +14,9 @@ Python, by tiktoken's own algorithm on the same ranks: the cl100k split pattern 
 module, which tiktoken itself depends on), then each piece that is a token counts 1 and any other
 piece is merged pair by pair, lowest rank first, leftmost on ties, as tiktoken's
 `_byte_pair_merge` does. The count is identical (tests compare it with tiktoken on fixed and
-generated texts). ASCII text (split by the standard library's `re`) is counted so at any length,
-faster than tiktoken counts it. A longer text that is not all ASCII, or one holding a piece over
-`PY_MAX_PIECE_BYTES` (the merge loop is quadratic in a piece's length), builds tiktoken's
-`Encoding` from the same dict, once per container, and from then on tiktoken counts every text
-that is not all ASCII, being faster at those. The ranks load from
+generated texts). A longer text, or one holding a piece over `PY_MAX_PIECE_BYTES` (the merge loop
+is quadratic in a piece's length), builds tiktoken's `Encoding` from the same dict, once per
+container, and from then on tiktoken counts everything, being faster. The ranks load from
 `cl100k_ranks.marshal`, a stored copy checked against the bundled file by a test, as a table
 sorted by token (`SortedRanks`, looked up by bisection): the 100,256-entry dict is built only
 once a container has counted enough text for its faster lookups to repay it (`cl100k_ranks`).
@@ -97,7 +95,7 @@ IMAGE_LOW_TOKENS = 85
 IMAGE_DEFAULT_TOKENS = 765
 OPAQUE_PART_TOKENS = 256
 EXACT_CHARS = 65_536
-PY_EXACT_CHARS = 16_384  # texts up to this long are counted in Python; longer ones by tiktoken (but ASCII)
+PY_EXACT_CHARS = 16_384  # texts up to this long are counted in Python; longer ones by tiktoken
 PY_MAX_PIECE_BYTES = 256  # a longer piece (a run of letters with no space) goes to tiktoken too
 # Characters a TokenEstimator counts on `SortedRanks` before it builds the dict (about 8 ms, what
 # some 30,000 bisections cost more than dict lookups: about 100,000 characters of text).
@@ -309,8 +307,8 @@ def count_in_python(text: str, ranks: Ranks) -> int | None:
 class TokenEstimator:
     """Counts prompt tokens the way OpenAI's recipe does, with the cl100k_base vocabulary.
 
-    ASCII and short texts are counted in Python on the rank table; tiktoken is built only when a
-    text needs it (see the module docstring), or up front when an `encoding` is passed.
+    Short texts are counted in Python on the rank dict; tiktoken is built only when a text needs
+    it (see the module docstring), or up front when an `encoding` is passed.
     """
 
     def __init__(self, encoding: tiktoken.Encoding | None = None, exact_chars: int = EXACT_CHARS) -> None:
@@ -334,12 +332,7 @@ class TokenEstimator:
         return self._encoding
 
     def _exact(self, text: str) -> int:
-        # ASCII text of any length is counted in Python, before and after tiktoken is built: its
-        # split runs in the standard library's `re` on the bytes, and that count took half to two
-        # thirds of tiktoken's time at every length measured (20 to 40,000 characters of prose,
-        # and the simulator's prompts), beside saving a cold start the `Encoding` a long prompt
-        # built. Other text goes to tiktoken once it is long or built (`regex` is six times slower).
-        if self._ranks is not None and (text.isascii() or (self._encoding is None and len(text) <= PY_EXACT_CHARS)):
+        if self._encoding is None and self._ranks is not None and len(text) <= PY_EXACT_CHARS:
             if self._counted <= DICT_AFTER_CHARS:
                 self._counted += len(text)
                 if self._counted > DICT_AFTER_CHARS:
