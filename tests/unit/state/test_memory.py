@@ -234,3 +234,18 @@ def test_two_adds_to_one_item_as_one_write() -> None:
     store = MemoryStore()
     assert store.add([both], 0.0)
     assert store.load(["rl#u"], 0.0)["rl#u"] == {"requests": 0, "tokens": 10, "x": 2, "last_at": 7.0, "b": 1.0}
+
+
+def test_a_loaded_item_copies_and_pickles_as_a_plain_dict() -> None:
+    """A read-only item rebuilt by `copy`, `deepcopy` or `pickle` came through the refused
+    `__setitem__` and raised; a copy is the caller's to change."""
+    import copy
+    import pickle
+
+    store = MemoryStore()
+    store.put("pk1", {"n": 1, "nested": {"a": 1}}, 10, 0.0)
+    item = store.load(["pk1"], 0.0)["pk1"]
+    for copied in (copy.copy(item), copy.deepcopy(item), pickle.loads(pickle.dumps(item))):
+        assert type(copied) is dict and copied == {"n": 1, "nested": {"a": 1}}
+        copied["n"] = 2
+    assert store.load(["pk1"], 0.0)["pk1"]["n"] == 1

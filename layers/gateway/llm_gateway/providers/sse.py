@@ -15,16 +15,22 @@ def sse_lines(texts: Iterable[str]) -> Iterator[str]:
     CR alone, as server-sent events define it, and nowhere else: httpx's `iter_lines` also ends one
     at what `str.splitlines` does (U+2028, U+2029, U+0085...), which JSON carries unescaped inside
     a string, so an event whose text held one came as two broken lines. A CR that ends a piece
-    waits for the next: it may be the first half of a CRLF."""
-    pending = ""
+    waits for the next: it may be the first half of a CRLF. The pieces of an unfinished line are
+    kept apart and joined once it ends (joined with every piece, a long line cost its length
+    times its pieces)."""
+    pending: list[str] = []
     for text in texts:
-        buffer = pending + text
+        if "\n" not in text and "\r" not in text and not (pending and pending[-1].endswith("\r")):
+            pending.append(text)  # no line ends in it (nor at a CR held before it)
+            continue
+        buffer = "".join(pending) + text if pending else text
         whole = len(buffer) - 1 if buffer.endswith("\r") else len(buffer)
         lines = buffer[:whole].split("\n") if "\r" not in buffer else _END_OF_LINE.split(buffer[:whole])
-        pending = lines.pop() + buffer[whole:]
+        rest = lines.pop() + buffer[whole:]
+        pending = [rest] if rest else []
         yield from lines
     if pending:
-        lines = _END_OF_LINE.split(pending)
+        lines = _END_OF_LINE.split("".join(pending))
         last = lines.pop()
         yield from lines
         if last:

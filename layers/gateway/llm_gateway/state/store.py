@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol, SupportsIndex
 
 Item = Mapping[str, Any]  # plain Python values: str, int, float, bool (never DynamoDB's typed form)
 
@@ -36,6 +36,11 @@ class FrozenItem(dict[str, Any]):
         raise TypeError("a stored item is read-only: change a copy (dict(item))")
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        """A copy (`copy`, `deepcopy`) or a pickle is a plain dict: rebuilt as a `FrozenItem`, it
+        would be filled through the refused `__setitem__`."""
+        return dict, (dict(self),)
 
 
 class StateUnavailable(Exception):
@@ -90,8 +95,8 @@ class StateStore(Protocol):
     def load(self, pks: Sequence[str], now: float, *, consistent: bool = False) -> dict[str, Item]:
         """Every live item among `pks`, in one round trip (per 100 keys). `consistent`: the read
         must show every write that answered before it (DynamoDB's strongly consistent read; a
-        plain one may come from a replica a write behind), for the rare read that depends on a
-        write just made (`FailoverRunner._stamped`)."""
+        plain one may come from a replica a write behind), as the request path's every read
+        (`SharedState.load`: what earlier windows carry must count every reservation made)."""
         ...
 
     def add(self, adds: Sequence[CounterAdd], now: float) -> bool:
