@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from llm_gateway.api.errors import GatewayError
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.compose import Clocks, Core, build_chat, build_core
 from llm_gateway.config import load_settings
@@ -253,6 +254,16 @@ def chat(model: str = "auto", text: str = "hi") -> ChatCompletionRequest:
 
 def pinned(provider: str) -> ChatCompletionRequest:
     return chat(f"{provider}/{MODELS[provider]}")
+
+
+def served_or_refused(r: Rig) -> str | None:
+    """A request pinned to Mistral: the provider that served it, or None for a 429 (anything
+    else fails the test)."""
+    try:
+        return r.router.complete(pinned("mistral")).provider
+    except GatewayError as refused:
+        assert refused.status == 429, refused
+        return None
 
 
 class OneWriteBehind(MemoryStore):

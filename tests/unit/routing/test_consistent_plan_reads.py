@@ -16,9 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from llm_gateway.api.errors import GatewayError
 from llm_gateway.routing.circuit_breaker import reset_local_counters
-from tests.unit.routing.harness import FakeClock, OneWriteBehind, Rig, pinned, rig
+from tests.unit.routing.harness import FakeClock, OneWriteBehind, rig, served_or_refused
 
 
 @pytest.fixture(autouse=True)
@@ -26,14 +25,6 @@ def _fresh_breakers() -> Iterator[None]:
     reset_local_counters()
     yield
     reset_local_counters()
-
-
-def served_or_refused(r: Rig) -> str | None:
-    try:
-        return r.router.complete(pinned("mistral")).provider
-    except GatewayError as refused:
-        assert refused.status == 429, refused
-        return None
 
 
 @pytest.mark.parametrize("second_at", [1.05, 1.5, 1.9])

@@ -20,12 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from llm_gateway.api.errors import GatewayError
 from llm_gateway.routing.circuit_breaker import reset_local_counters
 from llm_gateway.state.memory import MemoryStore
 from llm_gateway.state.metering import REQUESTS
 from llm_gateway.state.store import CounterAdd
-from tests.unit.routing.harness import EPOCH, FakeClock, OneWriteBehind, Rig, pinned, rig
+from tests.unit.routing.harness import EPOCH, FakeClock, OneWriteBehind, Rig, rig, served_or_refused
 
 
 @pytest.fixture(autouse=True)
@@ -73,14 +72,6 @@ def containers(max_wait_s: float = 2.0) -> tuple[SlowWrites, Rig, Rig]:
     one = rig(providers=("mistral",), mistral_rps=1, max_wait_s=max_wait_s, store=store, clock=clock)
     two = rig(providers=("mistral",), mistral_rps=1, max_wait_s=max_wait_s, store=store, clock=clock)
     return store, one, two
-
-
-def served_or_refused(r: Rig) -> str | None:
-    try:
-        return r.router.complete(pinned("mistral")).provider
-    except GatewayError as refused:
-        assert refused.status == 429, refused
-        return None
 
 
 def calls_at(*rigs: Rig) -> list[float]:
