@@ -116,6 +116,21 @@ together; load average at the start and at each one's end in brackets):
   the machine's speed moves between runs (main at e202f23, which took 32.3 s at 20,000 when it
   was recorded above, took 57.4 s at 20,000 on 2026-11-30 evening in today's venv, beside this
   session's main at 47.8 s).
+- session 11 (2026-11-30 late evening, a new machine that ran about twice as slow; three helpers
+  cut the state load and planning (plan11), the provider path and the simulated providers
+  (wire11) and the chat preparation (prep11), each with every figure identical side by side):
+  main at bd758d5 against dc82e84, both in one Debian-CPython venv (`/usr/bin/python3.11`, 3.11.2)
+  with PYTHONHASHSEED=0, started together at load 2.0: 100,000 requests 334.8 -> 326.0 s CPU
+  (0.97x), 349.6 -> 344.7 s wall, selection 165.3 -> 165.5 s, 31 containers; 20,000 requests
+  86.4 -> 77.7 s CPU (0.90x) [1.5]; figures identical (100,000: free_tier_share 0.482763,
+  user_error_rate 0.02246, 0 violations; 20,000: 0.931617, 0.0195, 0). In instructions (wire11,
+  cachegrind, 300 to 1,500 requests) the provider path's cut is 8.27 -> 8.18 M a request. The
+  interpreter moves more than that: pyenv's CPython 3.11.7 (this machine's `python3`, built
+  without PGO, what `make` builds `.venv` from) against Debian's 3.11.2, main at 6068067, 20,000
+  requests side by side: 92.4 against 75.1 s CPU (1.23x), figures identical. Counted at 100,000
+  (a patched `FailoverRunner.plan`): 2.01 plans a request, 1.01 capacity waits (nearly every
+  request waits for Mistral's next free second; about half then get it), 12.5 candidates and 8.2
+  steps a plan. The 60 s target is not met (about 5x off on this machine, 3x on the last).
 """
 
 from __future__ import annotations
