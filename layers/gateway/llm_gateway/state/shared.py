@@ -128,8 +128,8 @@ class SharedState:
         windows carry as this read saw them, so a read that missed another container's write of
         a moment ago (DynamoDB's eventually consistent read, from a replica behind it) let one
         call too many into a 1-second window (tests/unit/routing/test_consistent_plan_reads.py).
-        It doubles the read's units (about 20 a request), small beside what one call costs; so
-        does a restamp's read, which must show its own write."""
+        It doubles the read's capacity units (one an item of up to 4 KB, not half), small beside
+        what one call costs; a restamp's read must show its own write anyway."""
         pks = items.pks_for(meters, keys, now, extra_pks)
         raw = self.store.load(pks, now, consistent=True)
         degraded = _degraded(self.store, now)
