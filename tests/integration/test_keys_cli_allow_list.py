@@ -19,9 +19,7 @@ TABLE = "state"
 
 @pytest.fixture
 def table(monkeypatch: pytest.MonkeyPatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
+    # fake AWS credentials and region: tests/conftest.py's session fixture sets them for every test
     monkeypatch.delenv("LLM_GATEWAY_CATALOG_OVERRIDES", raising=False)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

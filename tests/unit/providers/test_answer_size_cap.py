@@ -39,16 +39,23 @@ def small_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module, "MAX_ANSWER_BYTES", CAP)
 
 
-@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
-def test_an_answer_past_the_bound_is_a_malformed_answer_read_no_further(declared: bool) -> None:
+def _oversized(declared: bool, headers: dict[str, str]) -> tuple[ProviderError, Counted]:
+    """A 200 whose JSON body is eight times the bound (its length declared or chunked): the
+    error it is refused with, and how much of it was read."""
     body = Counted(b'{"id": "' + b"x" * (CAP * 8) + b'"}')
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **headers}
     if declared:
         headers["content-length"] = str(len(body.data))
     with pytest.raises(ProviderError) as caught:
         _engine(httpx.Response(200, headers=headers, stream=body)).complete(adapter("openai"), request("plain"),
                                                                                "gpt-4o-mini", 5.0)
     assert caught.value.transport == TRANSPORT_MALFORMED and "larger than" in str(caught.value)
+    return caught.value, body
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_answer_past_the_bound_is_a_malformed_answer_read_no_further(declared: bool) -> None:
+    _, body = _oversized(declared, {})
     assert body.read_bytes <= (0 if declared else CAP + 4096)
 
 
@@ -89,15 +96,7 @@ def test_an_answer_past_the_bound_still_tells_its_rate_limits(declared: bool) ->
     """The answer is refused as before, but the provider's remaining capacity in its headers is
     kept on the error, as for any other failed answer: the bound was checked first and the
     headers never read, so the container learnt nothing from a 200 that said 3 requests remain."""
-    body = Counted(b'{"id": "' + b"x" * (CAP * 8) + b'"}')
-    headers = {"content-type": "application/json", **RATE_HEADERS}
-    if declared:
-        headers["content-length"] = str(len(body.data))
-    with pytest.raises(ProviderError) as caught:
-        _engine(httpx.Response(200, headers=headers, stream=body)).complete(adapter("openai"), request("plain"),
-                                                                               "gpt-4o-mini", 5.0)
-    assert caught.value.transport == TRANSPORT_MALFORMED and "larger than" in str(caught.value)
-    told = caught.value.rate_limit
+    told = _oversized(declared, RATE_HEADERS)[0].rate_limit
     assert told is not None and (told.remaining_requests, told.remaining_tokens) == (3, 150), told
     assert (told.reset_requests_s, told.reset_tokens_s) == (20.0, 6.0)
 
