@@ -19,6 +19,7 @@ from llm_gateway.selection.tokens import (
     CL100K_SHA256,
     IMAGE_DEFAULT_TOKENS,
     IMAGE_LOW_TOKENS,
+    PY_COUNT_CHARS,
     PY_EXACT_CHARS,
     PY_MAX_PIECE_BYTES,
     TokenEstimator,
@@ -272,13 +273,38 @@ def test_the_sorted_table_answers_as_the_dict() -> None:
         assert table.get(absent, -1) == ranks.get(absent, -1)  # type: ignore[arg-type]
 
 
-def test_an_estimator_counts_the_same_before_and_after_it_builds_the_dict(reference: tiktoken.Encoding) -> None:
-    from llm_gateway.selection.tokens import DICT_AFTER_CHARS, SortedRanks
-
+def test_an_estimator_counts_the_same_before_and_after_it_builds_tiktoken(reference: tiktoken.Encoding) -> None:
     root = Path(__file__).resolve().parents[3]
     text = (root / "README.md").read_text(encoding="utf-8")[:PY_EXACT_CHARS]
     estimator = TokenEstimator()
-    assert isinstance(estimator._ranks, SortedRanks)
-    counts = [estimator.count_text(text) for _ in range(DICT_AFTER_CHARS // len(text) + 2)]
-    assert isinstance(estimator._ranks, dict)
+    counts = [estimator.count_text(text) for _ in range(PY_COUNT_CHARS // len(text) + 2)]
+    assert estimator._encoding is not None
     assert set(counts) == {len(reference.encode_ordinary(text))}
+
+
+def test_a_container_counts_a_bounded_amount_of_text_in_python(reference: tiktoken.Encoding, monkeypatch) -> None:
+    """Found in review: every text of up to 16,384 characters was counted in Python, however many
+    came. Runs of letters that are no token (pieces of up to 256 bytes, merged pair by pair) cost
+    about 4 us a character there against 0.15 in tiktoken: a 4 MB body of such texts held its
+    container for some 16 s of CPU. A container counts at most `PY_COUNT_CHARS` characters in
+    Python (at worst about a quarter of a second of them), then builds tiktoken and counts there."""
+    import random
+    import string
+
+    import llm_gateway.selection.tokens as tokens
+
+    seen: list[int] = []
+    python_count = tokens.count_in_python
+
+    def recorded(text: str, ranks: tokens.Ranks) -> int | None:
+        seen.append(len(text))
+        return python_count(text, ranks)
+
+    monkeypatch.setattr(tokens, "count_in_python", recorded)
+    rng = random.Random(7)
+    texts = ["".join(" " + "".join(rng.choices(string.ascii_lowercase, k=PY_MAX_PIECE_BYTES - 1))
+                     for _ in range(PY_EXACT_CHARS // PY_MAX_PIECE_BYTES)) for _ in range(12)]
+    estimator = TokenEstimator()
+    assert [estimator.count_text(text) for text in texts] == [len(reference.encode_ordinary(text)) for text in texts]
+    assert seen and sum(seen) <= PY_COUNT_CHARS < sum(map(len, texts)) // 2
+    assert estimator._encoding is not None

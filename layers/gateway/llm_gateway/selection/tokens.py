@@ -14,12 +14,13 @@ Python, by tiktoken's own algorithm on the same ranks: the cl100k split pattern 
 module, which tiktoken itself depends on), then each piece that is a token counts 1 and any other
 piece is merged pair by pair, lowest rank first, leftmost on ties, as tiktoken's
 `_byte_pair_merge` does. The count is identical (tests compare it with tiktoken on fixed and
-generated texts). A longer text, or one holding a piece over `PY_MAX_PIECE_BYTES` (the merge loop
-is quadratic in a piece's length), builds tiktoken's `Encoding` from the same dict, once per
-container, and from then on tiktoken counts everything, being faster. The ranks load from
-`cl100k_ranks.marshal`, a stored copy checked against the bundled file by a test, as a table
-sorted by token (`SortedRanks`, looked up by bisection): the 100,256-entry dict is built only
-once a container has counted enough text for its faster lookups to repay it (`cl100k_ranks`).
+generated texts). A longer text, one holding a piece over `PY_MAX_PIECE_BYTES` (the merge loop
+is quadratic in a piece's length), or any text once the container has counted `PY_COUNT_CHARS`
+characters in Python, builds tiktoken's `Encoding` (on the 100,256-entry dict, `cl100k_ranks`),
+once per container, and from then on tiktoken counts everything, being faster. Until then the
+ranks are read from `cl100k_ranks.marshal`, a stored copy checked against the bundled file by a
+test, as a table sorted by token (`SortedRanks`, looked up by bisection), so a cold start builds
+neither the dict nor tiktoken.
 
 Accuracy, stated honestly:
 - Text: identical to tiktoken's cl100k_base (tests assert token-for-token equality), up to
@@ -97,9 +98,12 @@ OPAQUE_PART_TOKENS = 256
 EXACT_CHARS = 65_536
 PY_EXACT_CHARS = 16_384  # texts up to this long are counted in Python; longer ones by tiktoken
 PY_MAX_PIECE_BYTES = 256  # a longer piece (a run of letters with no space) goes to tiktoken too
-# Characters a TokenEstimator counts on `SortedRanks` before it builds the dict (about 8 ms, what
-# some 30,000 bisections cost more than dict lookups: about 100,000 characters of text).
-DICT_AFTER_CHARS = 100_000
+# Characters a TokenEstimator counts in Python in all; past them it builds tiktoken's Encoding
+# (about 100 ms with the rank dict, once per process) and counts everything there. Prose costs
+# about 2 us a character in Python against 0.2 in tiktoken, so a container that counts this much
+# has paid for the build; text made to merge badly (long runs of letters that are no token) costs
+# about 4 us a character, so no caller can make a container count more than about 0.3 s of it.
+PY_COUNT_CHARS = 65_536
 # Counts of messages' texts kept per container, up to this many characters of text in all: a
 # conversation sends its earlier turns and its system prompt again with every turn, and a dict
 # lookup (the text's hash, computed once per string) costs a fraction of counting it again.
@@ -125,9 +129,9 @@ class SortedRanks:
     """The rank table as the stored file holds it: every token in byte order, and their ranks in
     the same order, looked up by bisection. Loading it costs about a fifth of building the dict
     (no hashing, no 100,256 inserts); a lookup costs a quarter of a microsecond more than a dict's.
-    `TokenEstimator` counts on it until it has counted `DICT_AFTER_CHARS` characters, then on the
-    dict (`cl100k_ranks`, built from the same data once per container), so a container that
-    counts little never builds the dict and one that counts much pays for it at most once."""
+    `TokenEstimator` counts on it until it has counted `PY_COUNT_CHARS` characters, then in
+    tiktoken (on the dict, `cl100k_ranks`, built from the same data once per container), so a
+    container that counts little builds neither and one that counts much pays for them once."""
 
     __slots__ = ("_keys", "_n", "_ranks")
 
@@ -176,7 +180,7 @@ def cl100k_sorted() -> SortedRanks:
 @cache
 def cl100k_ranks() -> dict[bytes, int]:
     """token bytes → rank, as a dict (tiktoken's `Encoding` takes one); built once per container
-    from `cl100k_sorted`, only when something needs it: about 8 ms."""
+    from `cl100k_sorted`, when tiktoken is: about 8 ms."""
     return cl100k_sorted().as_dict()
 
 
@@ -313,8 +317,8 @@ class TokenEstimator:
 
     def __init__(self, encoding: tiktoken.Encoding | None = None, exact_chars: int = EXACT_CHARS) -> None:
         self._encoding = encoding
-        self._ranks: Ranks | None = cl100k_sorted() if encoding is None else None
-        self._counted = 0  # characters counted on `SortedRanks`; past DICT_AFTER_CHARS, on the dict
+        self._ranks: SortedRanks | None = cl100k_sorted() if encoding is None else None
+        self._counted = 0  # characters counted in Python (`PY_COUNT_CHARS`)
         self._lock = threading.Lock()
         self.exact_chars = exact_chars
         self._known: dict[str, int] = {}  # text → its count (`KNOWN_CHARS`)
@@ -332,11 +336,9 @@ class TokenEstimator:
         return self._encoding
 
     def _exact(self, text: str) -> int:
-        if self._encoding is None and self._ranks is not None and len(text) <= PY_EXACT_CHARS:
-            if self._counted <= DICT_AFTER_CHARS:
-                self._counted += len(text)
-                if self._counted > DICT_AFTER_CHARS:
-                    self._ranks = cl100k_ranks()
+        if (self._encoding is None and self._ranks is not None and len(text) <= PY_EXACT_CHARS
+                and self._counted + len(text) <= PY_COUNT_CHARS):
+            self._counted += len(text)
             counted = count_in_python(text, self._ranks)
             if counted is not None:
                 return counted
