@@ -103,13 +103,16 @@ def _limit_rows(meter: Meter, snapshot: StateSnapshot, now: float) -> list[dict[
     rows = []
     for unit, maximum in sorted(meter.limit.maxima.items()):
         remaining = window.remaining(unit) or 0
+        # What the window counted, not limit - remaining: that stops at the limit, and a window
+        # can hold more (a limit lowered below today's use, a budget's bounded overshoot).
+        used = max(0, window.used.get(unit, 0) + window.carried.get(unit, 0))
         row: dict[str, Any] = {
             "window": _WINDOW_NAMES.get(period.name, period.name), "unit": unit, "limit": maximum,
-            "used": maximum - remaining, "remaining": remaining,
+            "used": used, "remaining": remaining,
             "resets_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(period.end(window.start))),
         }
         if unit == USD_MICROS:
-            row.update(unit="usd", limit=maximum / 1e6, used=(maximum - remaining) / 1e6, remaining=remaining / 1e6)
+            row.update(unit="usd", limit=maximum / 1e6, used=used / 1e6, remaining=remaining / 1e6)
         if meter.counter == GLOBAL_SPEND_COUNTER:
             row["scope"] = "gateway"
         rows.append(row)
