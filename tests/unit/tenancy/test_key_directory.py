@@ -56,3 +56,21 @@ def test_while_the_table_cannot_be_read_a_key_read_under_a_minute_ago_serves_the
     moment[0] += 1
     with pytest.raises(KeyUnavailable):
         directory.lookup(key)
+
+
+def test_a_key_created_after_a_miss_is_not_refused_as_invalid_while_the_table_cannot_be_read() -> None:
+    """A miss is cached for the cache time only: it says nothing of the key after that. A key
+    looked up before it was created (another container issued it a moment later) and sent again
+    once the table stopped answering got 401 `invalid_api_key` for up to a minute (the stale
+    allowance, meant for records read, served the cached miss too): a client told its key is
+    invalid stops, where the README promises a 503 for keys the container does not have."""
+    moment = [1000.0]
+    store = Outage()
+    key = keys.new_key()
+    directory = KeyDirectory(store, ttl_s=5.0, clock=lambda: moment[0])
+    assert directory.lookup(key) is None  # not issued yet: unknown, cached as a miss
+    store.save(KeyRecord(id=keys.new_key_id(), user="alice", policy=Policy(), digest=keys.digest(key)))
+    moment[0] += 10  # past the cache time: the table is asked again, and is down
+    store.down = True
+    with pytest.raises(KeyUnavailable):
+        directory.lookup(key)

@@ -201,7 +201,9 @@ class KeyDirectory:
         try:
             record = self.store.get(key_digest)
         except Exception as exc:
-            if cached is not None and now - cached[1] < STALE_OK_S:
+            # Only a record read serves stale: a cached miss is not evidence the key is invalid
+            # past the cache time (it may have been issued since), so it gets the 503, not a 401.
+            if cached is not None and cached[0] is not None and now - cached[1] < STALE_OK_S:
                 return _live(cached[0])
             raise KeyUnavailable("the key table could not be read") from exc
         with self._lock:
