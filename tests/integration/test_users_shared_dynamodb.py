@@ -127,3 +127,34 @@ def test_revocation_reaches_the_other_container_within_its_cache_time(aws) -> No
     assert refused.value.status == 401
     with contextlib.suppress(Exception):
         b.core.tenancy.directory._clock = real
+
+
+def test_a_revocation_landing_while_another_container_updates_the_key_stays(aws) -> None:
+    """Two admins on two containers: b revokes the key between a's read of it and a's write of
+    its update. a wrote back the record it had read, unrevoked, and the key served again; the
+    update is now written only over the item it read (a conditional put), else made again."""
+    from llm_gateway.tenancy.admin import KeyAdmin
+    from llm_gateway.tenancy.keys import DynamoKeyStore, KeyRecord
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+
+    class Racing(DynamoKeyStore):
+        race: Any = None
+
+        def save(self, record: KeyRecord, **kwargs: Any) -> Any:
+            race, self.race = self.race, None
+            if race is not None:
+                race()
+            return super().save(record, **kwargs)
+
+    store = Racing(client, TABLE)
+    one, other = KeyAdmin(store), KeyAdmin(DynamoKeyStore(boto3.client("dynamodb", region_name="us-east-1"), TABLE))
+    made = one.create({"user": "erin", "rpm": 10})
+    store.race = lambda: other.revoke(made["id"])
+    one.update(made["id"], {"rpm": 20})
+    stored = other.get(made["id"])
+    assert stored.revoked and stored.policy.rpm == 20
+    _, gateway = container(FakeClock())
+    with pytest.raises(GatewayError) as refused:
+        gateway.authenticate(f"Bearer {made['key']}")
+    assert refused.value.status == 401

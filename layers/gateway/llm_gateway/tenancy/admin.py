@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway.api.errors import InvalidRequest, NotFound
+from llm_gateway.api.errors import GatewayError, InvalidRequest, NotFound
 from llm_gateway.tenancy.keys import KeyDirectory, KeyRecord, KeyStore, issue, revise
 from llm_gateway.tenancy.policy import Policy
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,127}")  # whole value (fullmatch): `$` let "x\n" pass
 KEY_ID = re.compile(r"key_[0-9a-f]{16}")
 RESERVED_USERS = frozenset({"static", "*"})
+MAX_REVISIONS = 5  # reads and writes of one admin change racing others before it gives up (409)
 
 
 def _text(body: Mapping[str, Any], name: str, *, required: bool = False, pattern: re.Pattern[str] | None = None,
@@ -107,16 +108,27 @@ class KeyAdmin:
                                  code="invalid_value")
         from llm_gateway.tenancy.policy_input import parse_policy  # see create
 
-        policy = parse_policy({k: v for k, v in body.items() if k != "name"}, record.policy)
+        fields = {k: v for k, v in body.items() if k != "name"}
+        parse_policy(fields, record.policy)  # the body's mistakes are a 400 before anything is written
         self._check_models(body.get("models"))  # only rules this request sets: a stored one may predate a catalog change
-        changed = revise(self.store, record, self._clock(), policy=policy, name=name)
-        self._forget(changed)
-        return changed.public()
+        return self._revised(record, lambda now: revise(
+            self.store, now, self._clock(), policy=parse_policy(fields, now.policy), name=name)).public()
 
     def revoke(self, key_id: str) -> dict[str, Any]:
-        changed = revise(self.store, self.get(key_id), self._clock(), revoke=True)
-        self._forget(changed)
-        return changed.public()
+        return self._revised(self.get(key_id), lambda now: revise(self.store, now, self._clock(), revoke=True)).public()
+
+    def _revised(self, record: KeyRecord, change: Callable[[KeyRecord], KeyRecord | None]) -> KeyRecord:
+        """`change` made to the key as stored: made again to the key read anew when another change
+        landed between its read and its write (an update made from the record before a revocation
+        would otherwise un-revoke the key, and of two updates one would lose the other's fields)."""
+        for _ in range(MAX_REVISIONS):
+            changed = change(record)
+            if changed is not None:
+                self._forget(changed)
+                return changed
+            record = self.get(record.id)
+        raise GatewayError("The key kept changing while this change was made; try again.", code="key_changed",
+                           status=409, error_type="invalid_request_error")
 
     def users(self) -> builtins.list[str]:
         """Every user that holds or held a key (for usage across users and the daily report)."""

@@ -94,8 +94,10 @@ def _iso(at: float) -> str:
 class KeyStore(Protocol):
     def get(self, key_digest: str) -> KeyRecord | None: ...
 
-    def save(self, record: KeyRecord) -> None:
-        """Write the key's item and its entry in the index."""
+    def save(self, record: KeyRecord, *, over: KeyRecord | None = None) -> bool:
+        """Write the key's item and its entry in the index. `over`: the stored record this one
+        revises; then it is written only if the key's item is still that record (False: another
+        change came in between, and this one, made from the record before it, would undo it)."""
         ...
 
     def find(self, key_id: str) -> KeyRecord | None: ...
@@ -113,9 +115,12 @@ class MemoryKeyStore:
     def get(self, key_digest: str) -> KeyRecord | None:
         return self._by_digest.get(key_digest)
 
-    def save(self, record: KeyRecord) -> None:
+    def save(self, record: KeyRecord, *, over: KeyRecord | None = None) -> bool:
         with self._lock:
+            if over is not None and self._by_digest.get(record.digest) != over:
+                return False
             self._by_digest[record.digest] = record
+            return True
 
     def find(self, key_id: str) -> KeyRecord | None:
         return next((r for r in self._by_digest.values() if r.id == key_id), None)
@@ -142,15 +147,25 @@ class DynamoKeyStore:
         item = self._load([key_pk(key_digest)]).get(key_pk(key_digest))
         return None if item is None else KeyRecord.from_item(key_digest, dict(item))
 
-    def save(self, record: KeyRecord) -> None:
-        from llm_gateway.state.dynamodb import encode_value
+    def save(self, record: KeyRecord, *, over: KeyRecord | None = None) -> bool:
+        from llm_gateway.state.aws_client import error_code
+        from llm_gateway.state.dynamodb import CONDITION_FAILED, encode_value
 
         encoded = {name: encode_value(value) for name, value in record.item().items()}
-        self.client.put_item(TableName=self.table, Item={"pk": {"S": key_pk(record.digest)}, **encoded})
+        put: dict[str, Any] = {"TableName": self.table, "Item": {"pk": {"S": key_pk(record.digest)}, **encoded}}
+        if over is not None:
+            put.update(_unchanged(over, encode_value))
+        try:
+            self.client.put_item(**put)
+        except Exception as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False
+            raise
         self.client.update_item(
             TableName=self.table, Key={"pk": {"S": KEY_INDEX_PK}}, UpdateExpression="SET #id = :digest",
             ExpressionAttributeNames={"#id": record.id}, ExpressionAttributeValues={":digest": {"S": record.digest}},
         )
+        return True
 
     def _index(self) -> dict[str, str]:
         item = self._load([KEY_INDEX_PK]).get(KEY_INDEX_PK) or {}
@@ -165,6 +180,20 @@ class DynamoKeyStore:
         items = self._load([key_pk(d) for d in index.values()])
         records = [KeyRecord.from_item(d, dict(items[key_pk(d)])) for d in index.values() if key_pk(d) in items]
         return sorted(records, key=lambda r: (r.created_at, r.id))
+
+
+def _unchanged(record: KeyRecord, encode: Callable[[Any], Any]) -> dict[str, Any]:
+    """A put's condition that the key's item is still `record`: every revision sets the time of
+    its change (`updated_at`), and a revocation `revoked_at` too. The policy is not compared: a
+    newer version's fields, dropped when read here, would never match."""
+    names = {"#u": "updated_at", "#r": "revoked_at"}
+    values = {":u": encode(float(record.updated_at))}
+    revoked = "attribute_not_exists(#r)"
+    if record.revoked_at is not None:
+        values[":r"] = encode(float(record.revoked_at))
+        revoked = "#r = :r"
+    return {"ConditionExpression": f"#u = :u AND {revoked}", "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}
 
 
 class KeyUnavailable(Exception):
@@ -245,8 +274,10 @@ def issue(store: KeyStore, user: str, policy: Policy, name: str, now: float) -> 
 
 
 def revise(store: KeyStore, record: KeyRecord, now: float, *, policy: Policy | None = None,
-           name: str | None = None, revoke: bool = False) -> KeyRecord:
+           name: str | None = None, revoke: bool = False) -> KeyRecord | None:
+    """`record` changed and saved over itself; None when the stored key changed since `record`
+    was read (nothing written: read it again and revise that, or a revocation made meanwhile
+    would be undone by a change made from the record before it)."""
     changed = replace(record, policy=policy or record.policy, name=record.name if name is None else name,
                       updated_at=now, revoked_at=(record.revoked_at or now) if revoke else record.revoked_at)
-    store.save(changed)
-    return changed
+    return changed if store.save(changed, over=record) else None
