@@ -29,8 +29,10 @@ from llm_gateway.rollout.cohorts import BASELINE, GATEWAY, cohort_of, subject_of
 from llm_gateway.rollout.flag import Rollout
 from llm_gateway.routing.chat import ChatRouter, RoutedCompletion, RoutedStream
 from llm_gateway.selection.analyzer import AUTO_ALIASES
+from llm_gateway.selection.catalog import ModelEntry
 from llm_gateway.state.store import ModelKey
-from llm_gateway.tenancy.limits import UserLimits
+from llm_gateway.tenancy.limits import UserLimits, micros
+from llm_gateway.tenancy.policy import Policy
 from llm_gateway.tenancy.usage import ServedRequest
 
 # Lambda refuses a response payload over 6 MB (6,291,456 bytes) with an error the caller sees as a
@@ -74,12 +76,12 @@ class Gateway:
         """`gateway` (routed) or `baseline` (the old way: the one baseline model), by a stable hash
         of the caller's user, or of its end user for keys serving many (`rollout/cohorts.py`).
 
-        A key whose policy excludes the baseline model (an allow-list, `free_only`) stays routed:
-        the old system could not serve it at all (every request a 403), so a rollback must not
-        send it there."""
+        A key whose policy excludes the baseline model (an allow-list, `free_only`, a budget of 0
+        for a paid one) stays routed: the old system could not serve it at all (every request a
+        403, or a 429 `budget_exceeded`), so a rollback must not send it there."""
         if self.baseline_model is None:
             return GATEWAY
-        if self._baseline_entry is not None and not caller.policy.allows(self._baseline_entry):
+        if self._baseline_entry is not None and not _may_use(caller.policy, self._baseline_entry):
             return GATEWAY
         many = caller.policy.per_end_user or caller.user == STATIC_USER
         return cohort_of(subject_of(caller.user, request.user, many_users=many), self.rollout.percent())
@@ -343,6 +345,14 @@ class Gateway:
                                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
         self.core.tenancy.record(served)
         log_served(self.logger, caller, "chat", served, routed.attempts, cohort=cohort)
+
+
+def _may_use(policy: Policy, entry: ModelEntry) -> bool:
+    """Whether a key may ever be served by `entry`: its allow-list lets it, and, for a paid model,
+    no budget of 0 shuts it out (fixed in the policy like `free_only`, unlike a budget spent)."""
+    if not policy.allows(entry):
+        return False
+    return entry.is_free or 0 not in (micros(policy.daily_budget_usd), micros(policy.monthly_budget_usd))
 
 
 def _payload_bytes(event: str) -> int:

@@ -134,3 +134,17 @@ def test_a_key_the_baseline_model_cannot_serve_stays_on_the_gateway_at_0_percent
     assert outcome.status == 200 and outcome.headers["x-gateway-cohort"] == GATEWAY
     assert outcome.headers["x-gateway-provider"] in {"groq", "gemini"}
     assert gateway.chat(chat("auto"), _user(BASELINE, 0), "req").headers["x-gateway-cohort"] == BASELINE
+
+
+@pytest.mark.parametrize("policy", [Policy(daily_budget_usd=0.0), Policy(monthly_budget_usd=0.0)],
+                         ids=["daily", "monthly"])
+def test_a_key_with_a_zero_budget_stays_on_the_gateway_at_0_percent(tmp_path: Path, policy: Policy) -> None:
+    """A budget of 0 allows no paid call: the paid baseline model could never serve the key (every
+    request a 429 `budget_exceeded`, "use a free model"), as for `free_only`. It went to the
+    baseline all the same (the cohort asked only the allow-list), so at 0 % (a rollback) and for
+    the baseline share of a rollout such a key was refused every request free tiers serve."""
+    gateway, _rig, _ = _gateway(tmp_path, 0)
+    broke = Caller(user="erin", key_id="k-erin", policy=policy)
+    outcome = gateway.chat(chat("auto"), broke, "req")
+    assert outcome.status == 200 and outcome.headers["x-gateway-cohort"] == GATEWAY
+    assert outcome.headers["x-gateway-cost-usd"] == "0.00000000"
