@@ -158,3 +158,20 @@ def test_a_revocation_landing_while_another_container_updates_the_key_stays(aws)
     with pytest.raises(GatewayError) as refused:
         gateway.authenticate(f"Bearer {made['key']}")
     assert refused.value.status == 401
+
+
+def test_a_key_item_without_an_update_time_can_still_be_changed(aws) -> None:
+    """Found merging the conditional key writes: a key item with no `updated_at` (written by hand,
+    or by a version before it was stored) reads as updated at 0, and the condition `updated_at = 0`
+    never held, so every change of that key was a 409 `key_changed`."""
+    from llm_gateway.state.items import KEY_INDEX_PK, key_pk
+    from llm_gateway.tenancy.admin import KeyAdmin
+    from llm_gateway.tenancy.keys import DynamoKeyStore
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    admin = KeyAdmin(DynamoKeyStore(client, TABLE))
+    made = admin.create({"user": "frank", "rpm": 10})
+    digest = client.get_item(TableName=TABLE, Key={"pk": {"S": KEY_INDEX_PK}})["Item"][made["id"]]["S"]
+    client.update_item(TableName=TABLE, Key={"pk": {"S": key_pk(digest)}}, UpdateExpression="REMOVE updated_at")
+    assert admin.update(made["id"], {"rpm": 20})["policy"]["rpm"] == 20
+    assert admin.revoke(made["id"])["revoked"]

@@ -188,11 +188,13 @@ def _unchanged(record: KeyRecord, encode: Callable[[Any], Any]) -> dict[str, Any
     newer version's fields, dropped when read here, would never match."""
     names = {"#u": "updated_at", "#r": "revoked_at"}
     values = {":u": encode(float(record.updated_at))}
+    # An item without `updated_at` reads as 0 (`from_item`): one written so must still match.
+    updated = "(#u = :u OR attribute_not_exists(#u))" if not record.updated_at else "#u = :u"
     revoked = "attribute_not_exists(#r)"
     if record.revoked_at is not None:
         values[":r"] = encode(float(record.revoked_at))
         revoked = "#r = :r"
-    return {"ConditionExpression": f"#u = :u AND {revoked}", "ExpressionAttributeNames": names,
+    return {"ConditionExpression": f"{updated} AND {revoked}", "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values}
 
 
