@@ -40,6 +40,18 @@ def parse_json_body(raw: str, max_bytes: int) -> dict[str, Any]:
     return body
 
 
+def loads_embedded(text: str) -> Any:
+    """JSON a caller wrote inside a string (tool-call arguments, a tool's result), for a provider
+    that takes it as JSON: read as the body is, so what the body would refuse cannot reach the
+    provider call through a string. ValueError for text that is not such JSON."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        check_tree(value)
+    except (RecursionError, InvalidRequest) as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 def check_tree(value: Any, root: str = "") -> None:
     """Depth at most `MAX_JSON_DEPTH`, and every string and key encodable as UTF-8."""
     stack: list[tuple[Any, str, int]] = [(value, root, 1)]
