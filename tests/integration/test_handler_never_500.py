@@ -181,6 +181,21 @@ def test_json_text_inside_a_message_that_json_cannot_carry_is_sent_as_text(chat,
     assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
 
 
+@pytest.mark.parametrize("token", ["\udc80", "sk-gw-\udc80" + "a" * 43])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
+                                              ("GET", "/v1/status"), ("GET", "/v1/usage"), ("GET", "/v1/admin/keys")])
+def test_a_key_that_is_not_text_is_a_401(chat, token, method, path):
+    """An event's Authorization header holding a lone surrogate (an event file for
+    `llm-gateway invoke` or `sam local invoke`, written with a `\\udc80` escape) could be no key:
+    it was a 500 counted in UserVisibleErrors, since comparing it to the keys encodes it as UTF-8."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    event = make_event(method, path, headers, json.dumps(chat_body()).encode() if method == "POST" else b"")
+    result = chat.lambda_handler(event, LocalContext(function_name="chat"))
+    assert result["statusCode"] == 401, result["body"]
+    assert json.loads(result["body"])["error"]["code"] == "invalid_api_key"
+    assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
+
+
 def test_refused_media_reference_is_a_400(chat):
     part = {"type": "image_url", "image_url": {"url": "files/made-up-file"}}
     body = chat_body(model="gemini/gemini-2.5-flash",
