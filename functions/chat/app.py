@@ -13,7 +13,6 @@ import gc
 _GC_WAS_ENABLED = gc.isenabled()
 gc.disable()
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,6 +37,7 @@ from llm_gateway.api.errors import (
     InvalidRequest,
 )
 from llm_gateway.api.resolver_errors import register_error_handlers
+from llm_gateway.api.response_body import json_text
 from llm_gateway.api.schemas import ChatCompletionRequest
 from llm_gateway.config import load_settings
 from llm_gateway.gateway import ChatOutcome, build_gateway
@@ -60,7 +60,7 @@ def _request_id() -> str:
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    text = json.dumps(body)
+    text = json_text(body)
     if status >= 400:  # error text can quote what others sent us; no configured key leaves in it
         text = redact(text)
     return Response(

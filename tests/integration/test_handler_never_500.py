@@ -155,6 +155,47 @@ def test_a_malformed_schema_is_a_400_naming_the_field(chat, where, schema):
     assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
 
 
+_NOT_JSON_TEXT = ['{"a": NaN}', '{"a": 1e999}', '{"a": "\\ud800"}', '{"a": ' + "[" * 5000 + "]" * 5000 + "}"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("text", _NOT_JSON_TEXT, ids=["nan", "1e999", "surrogate", "deep"])
+@pytest.mark.parametrize("where", ["arguments", "tool_result"])
+def test_json_text_inside_a_message_that_json_cannot_carry_is_sent_as_text(chat, where, text, stream):
+    """Gemini takes tool-call arguments and tool results as JSON objects, so its adapter parses
+    the text the caller sent in them. `NaN` and `1e999` parsed to floats no JSON encoder takes, a
+    `\\ud800` escape to a string no UTF-8 encoder takes, 5,000 brackets overflowed the parser's
+    recursion: each a 500 counted in UserVisibleErrors. Such text is not JSON to send on: it
+    goes as text, as any other text that does not parse does."""
+    arguments, result = (text, "done") if where == "arguments" else ("{}", text)
+    body = chat_body(model="gemini/gemini-2.5-flash", stream=stream, messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "f", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": result}])
+    headers = {"authorization": f"Bearer {DEV_KEY}", "content-type": "application/json"}
+    event = make_event("POST", "/v1/chat/completions", headers, json.dumps(body).encode())
+    result = chat.lambda_handler(event, LocalContext(function_name="chat"))
+    assert result["statusCode"] == 200, result["body"][:300]
+    assert ("data: [DONE]" in result["body"]) if stream else json.loads(result["body"])["choices"]
+    assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
+
+
+@pytest.mark.parametrize("token", ["\udc80", "sk-gw-\udc80" + "a" * 43])
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
+                                              ("GET", "/v1/status"), ("GET", "/v1/usage"), ("GET", "/v1/admin/keys")])
+def test_a_key_that_is_not_text_is_a_401(chat, token, method, path):
+    """An event's Authorization header holding a lone surrogate (an event file for
+    `llm-gateway invoke` or `sam local invoke`, written with a `\\udc80` escape) could be no key:
+    it was a 500 counted in UserVisibleErrors, since comparing it to the keys encodes it as UTF-8."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    event = make_event(method, path, headers, json.dumps(chat_body()).encode() if method == "POST" else b"")
+    result = chat.lambda_handler(event, LocalContext(function_name="chat"))
+    assert result["statusCode"] == 401, result["body"]
+    assert json.loads(result["body"])["error"]["code"] == "invalid_api_key"
+    assert chat.gateway.metrics.total(m.USER_VISIBLE_ERRORS) == 0
+
+
 def test_refused_media_reference_is_a_400(chat):
     part = {"type": "image_url", "image_url": {"url": "files/made-up-file"}}
     body = chat_body(model="gemini/gemini-2.5-flash",

@@ -18,9 +18,19 @@ from llm_gateway.tenancy.keys import KeyDirectory, looks_issued
 
 
 def bearer(authorization: str | None) -> str | None:
+    """The bearer token, or None. A token that is not text (a lone surrogate, which only an event
+    written by hand carries) is none: every key is compared and hashed as its UTF-8 bytes."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    return token if scheme.lower() == "bearer" and token and _is_text(token) else None
+
+
+def _is_text(token: str) -> bool:
+    try:
+        token.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def matches(token: str, keys: Iterable[str]) -> bool:

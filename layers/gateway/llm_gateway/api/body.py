@@ -40,32 +40,64 @@ def parse_json_body(raw: str, max_bytes: int) -> dict[str, Any]:
     return body
 
 
+def loads_embedded(text: str) -> Any:
+    """JSON a caller wrote inside a string (tool-call arguments, a tool's result), for a provider
+    that takes it as JSON: read as the body is, so what the body would refuse cannot reach the
+    provider call through a string. ValueError for text that is not such JSON."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        check_tree(value)
+    except (RecursionError, InvalidRequest) as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+_Place = tuple[Any, str | int] | None  # (the parent's place, this node's key or index); None: the root
+
+
 def check_tree(value: Any, root: str = "") -> None:
-    """Depth at most `MAX_JSON_DEPTH`, and every string and key encodable as UTF-8."""
-    stack: list[tuple[Any, str, int]] = [(value, root, 1)]
+    """Depth at most `MAX_JSON_DEPTH`, and every string and key encodable as UTF-8.
+
+    A node's place is kept as (its parent's place, its key or index) and spelt out only for a
+    node refused: each name repeats its parent's, so names made for every node cost the body's
+    size times its keys' length (a 100 KB key over 5,000 zeros: 500 MB)."""
+    stack: list[tuple[Any, _Place, int]] = [(value, None, 1)]
     while stack:
-        node, path, depth = stack.pop()
+        node, place, depth = stack.pop()
         if isinstance(node, str):
-            _check_text(node, path)
+            _check_text(node, place, root)
             continue
         if not isinstance(node, dict | list):
             continue
         if depth > MAX_JSON_DEPTH:
-            raise _too_deep(path or "body")
+            raise _too_deep(_path(place, root) or "body")
         if isinstance(node, dict):
             for key, child in node.items():
-                _check_text(key, path or "body")
-                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+                _check_text(key, place, root, at_root="body")  # a key is reported at its object
+                stack.append((child, (place, key), depth + 1))
         else:
-            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node))
+            stack.extend((child, (place, i), depth + 1) for i, child in enumerate(node))
 
 
-def _check_text(text: str, path: str) -> None:
+def _path(place: _Place, root: str) -> str:
+    """`metadata.tags[3]` for a place."""
+    parts: list[str | int] = []
+    while place is not None:
+        place, part = place
+        parts.append(part)
+    path = root
+    for part in reversed(parts):
+        path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}" if path else part
+    return path
+
+
+def _check_text(text: str, place: _Place, root: str, at_root: str = "") -> None:
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        path = _path(place, root) or at_root
         raise InvalidRequest(
             f"Invalid value for '{path}': a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text.",
             param=path or None, code="invalid_unicode",

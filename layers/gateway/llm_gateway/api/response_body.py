@@ -19,6 +19,8 @@ ones, and fails if a schema change turns the fast path off.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from pydantic import BaseModel
@@ -67,6 +69,28 @@ def completion_body(completion: ChatCompletion) -> dict[str, Any]:
         except (_Unusual, RecursionError):
             pass
     return completion.model_dump(exclude_none=True)
+
+
+def json_text(body: Any) -> str:
+    """`body` as JSON every client parses. A provider's `NaN` or `-Infinity` (an OpenAI-compatible
+    server's logprob of a token it deems impossible) is read into a float that `json.dumps`
+    writes back as that bare token, which JSON has not (`JSON.parse` throws on the whole answer);
+    it is written null, as pydantic writes it in a stream chunk. The walk runs only for a body
+    that holds one."""
+    try:
+        return json.dumps(body, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(body))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 # The functions below are written out field by field, without a helper call per field: a Python

@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.api.body import loads_embedded
 from llm_gateway.api.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -281,7 +282,7 @@ def _assistant_parts(message: AssistantMessage, names: dict[str, str]) -> list[d
     for call in message.tool_calls or []:
         names[call.id] = call.function.name
         try:
-            args = json.loads(call.function.arguments or "{}")
+            args = loads_embedded(call.function.arguments or "{}")
         except ValueError:
             args = {"arguments": call.function.arguments}
         parts.append({"functionCall": {"name": call.function.name,
@@ -293,7 +294,7 @@ def _function_response(message: ToolMessage, names: dict[str, str]) -> dict[str,
     """`response` must be a JSON object: a JSON-object result goes as is, anything else is wrapped."""
     text = text_of(message.content)
     try:
-        value = json.loads(text)
+        value = loads_embedded(text)
     except ValueError:
         value = text
     response = value if isinstance(value, dict) else {"result": value}
