@@ -175,3 +175,31 @@ def test_a_key_item_without_an_update_time_can_still_be_changed(aws) -> None:
     client.update_item(TableName=TABLE, Key={"pk": {"S": key_pk(digest)}}, UpdateExpression="REMOVE updated_at")
     assert admin.update(made["id"], {"rpm": 20})["policy"]["rpm"] == 20
     assert admin.revoke(made["id"])["revoked"]
+
+
+def test_keys_made_once_the_index_item_is_full_are_kept_listed_and_served(aws) -> None:
+    """Every key's id went into the one `keys#index` item, and DynamoDB refuses an item over
+    400 KB: after about 4,800 keys ever made, every create answered a 500 (ValidationException).
+    Keys made once it is full go to `keys#index#{digit}` items, read with it."""
+    from llm_gateway.state.items import KEY_INDEX_PK, KEY_INDEX_SHARD_PKS
+    from llm_gateway.tenancy.admin import KeyAdmin
+    from llm_gateway.tenancy.keys import DynamoKeyStore
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    entries = 4_880  # 84 bytes each, as a key's id and digest are: as many as the item takes
+    while True:
+        try:
+            client.put_item(TableName=TABLE, Item={"pk": {"S": KEY_INDEX_PK}, **{
+                f"key_{n:016x}": {"S": f"{n:064x}"} for n in range(entries)}})
+            break
+        except client.exceptions.ClientError:
+            entries -= 4
+    admin = KeyAdmin(DynamoKeyStore(client, TABLE))
+    made = [admin.create({"user": f"user{n}", "rpm": 10}) for n in range(5)]  # 4 more did not fit
+    sharded = client.batch_get_item(RequestItems={TABLE: {"Keys": [{"pk": {"S": pk}} for pk in KEY_INDEX_SHARD_PKS]}})
+    assert sum(len(item) - 1 for item in sharded["Responses"][TABLE]) >= 2
+    assert {k["id"] for k in admin.list()["data"]} == {k["id"] for k in made}  # the filler's entries have no key items
+    assert admin.update(made[0]["id"], {"rpm": 20})["policy"]["rpm"] == 20
+    assert admin.revoke(made[1]["id"])["revoked"]
+    _, gateway = container(FakeClock())
+    assert gateway.authenticate(f"Bearer {made[4]['key']}").user == "user4"

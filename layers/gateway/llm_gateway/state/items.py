@@ -17,6 +17,7 @@ its edge. A request's items are decoded once, into a `StateSnapshot`, by `decode
 | `rl#gateway#spend` | the gateway-wide daily spend (`usd_micros`), when a cap is set | as `rl#` |
 | `key#{sha256}` | a gateway key: `id`, `user`, `name`, `policy` (JSON), `created_at`, `revoked_at` (never the key) | never |
 | `keys#index` | one attribute per key: its id → its sha256 (the admin list; no Scan) | never |
+| `keys#index#{0-f}` | the same, for keys made once `keys#index` was full (DynamoDB's 400 KB: about 4,800 keys), by the id's first hex digit | never |
 | `usage#{user}#{YYYY-MM-DD}` | a user's day: totals and `{field}@{provider}/{model}` counters (`tenancy/usage.py`) | `USAGE_KEEP_S` |
 """
 
@@ -110,7 +111,14 @@ HEALTH_TTL_S = 7 * 86_400  # a verdict is kept a week (the check runs every five
 
 
 KEY_INDEX_PK = "keys#index"
+KEY_INDEX_SHARD_PKS = tuple(f"{KEY_INDEX_PK}#{digit}" for digit in "0123456789abcdef")
 USAGE_KEEP_S = 400 * 86_400  # a user's daily usage is kept 400 days (this month against last year's)
+
+
+def key_index_shard_pk(key_id: str) -> str:
+    """The index item a key goes to once `keys#index` is full: by its id's first hex digit
+    (`key_` and 16 random ones), so each of the 16 holds about as many as `keys#index` did."""
+    return f"{KEY_INDEX_PK}#{key_id[4]}"
 
 
 def key_pk(digest: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from llm_gateway.state.items import KEY_INDEX_PK, key_pk
+from llm_gateway.state.items import KEY_INDEX_PK, KEY_INDEX_SHARD_PKS, key_index_shard_pk, key_pk
 from llm_gateway.tenancy.policy import Policy
 
 KEY_PREFIX = "sk-gw-"
@@ -130,8 +130,11 @@ class MemoryKeyStore:
 
 
 class DynamoKeyStore:
-    """Keys in the state table: `key#{sha256}` items and the `keys#index` item (strongly
-    consistent reads: an admin's change is read back at once)."""
+    """Keys in the state table: `key#{sha256}` items and the `keys#index` item, or once that is
+    full (an item holds at most 400 KB: about 4,800 keys) the `keys#index#{digit}` items, read
+    with it (strongly consistent reads: an admin's change is read back at once). `keys#index` is
+    written while it has room because a version before the shards reads only it: during a canary
+    or after a rollback that version still finds every key it could find before."""
 
     def __init__(self, client: Any, table: str) -> None:
         from llm_gateway.state.dynamodb import DynamoStateStore
@@ -161,18 +164,29 @@ class DynamoKeyStore:
             if error_code(exc) == CONDITION_FAILED:
                 return False
             raise
-        self.client.update_item(
-            TableName=self.table, Key={"pk": {"S": KEY_INDEX_PK}}, UpdateExpression="SET #id = :digest",
-            ExpressionAttributeNames={"#id": record.id}, ExpressionAttributeValues={":digest": {"S": record.digest}},
-        )
+        self._index_entry(record)
         return True
 
-    def _index(self) -> dict[str, str]:
-        item = self._load([KEY_INDEX_PK]).get(KEY_INDEX_PK) or {}
-        return {str(k): str(v) for k, v in item.items() if k.startswith("key_")}
+    def _index_entry(self, record: KeyRecord) -> None:
+        from llm_gateway.state.aws_client import error_code
+
+        entry = {"UpdateExpression": "SET #id = :digest", "ExpressionAttributeNames": {"#id": record.id},
+                 "ExpressionAttributeValues": {":digest": {"S": record.digest}}}
+        try:
+            self.client.update_item(TableName=self.table, Key={"pk": {"S": KEY_INDEX_PK}}, **entry)
+        except Exception as exc:
+            if error_code(exc) != "ValidationException":  # what DynamoDB answers an item grown past 400 KB
+                raise
+            self.client.update_item(TableName=self.table, Key={"pk": {"S": key_index_shard_pk(record.id)}}, **entry)
+
+    def _index(self, key_id: str | None = None) -> dict[str, str]:
+        """id → digest of every key, or of `key_id` (read from the two items that may hold it)."""
+        pks = [KEY_INDEX_PK, *(KEY_INDEX_SHARD_PKS if key_id is None else (key_index_shard_pk(key_id),))]
+        items = self._load(pks)
+        return {str(k): str(v) for pk in pks for k, v in (items.get(pk) or {}).items() if k.startswith("key_")}
 
     def find(self, key_id: str) -> KeyRecord | None:
-        found = self._index().get(key_id)
+        found = self._index(key_id).get(key_id)
         return None if found is None else self.get(found)
 
     def list(self) -> list[KeyRecord]:
