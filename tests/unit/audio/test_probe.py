@@ -183,3 +183,41 @@ def test_audio_info_is_frozen():
     info = probe(_read("tone.wav"))
     with pytest.raises(AttributeError):
         info.duration_s = 1.0  # type: ignore[misc]
+
+
+def _wav(tag: int, *, channels: int = 1, rate: int = 16_000, bits: int = 8, block_align: int | None = None,
+         byte_rate: int | None = None, data: bytes = b"\x80" * 32_000, fact: int | None = None,
+         data_size: int | None = None) -> bytes:
+    frame = channels * ((bits + 7) // 8)
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * frame if byte_rate is None else byte_rate,
+                      frame if block_align is None else block_align, bits)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if fact is not None:
+        chunks += b"fact" + struct.pack("<II", 4, fact)
+    chunks += b"data" + struct.pack("<I", len(data) if data_size is None else data_size) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_pcm_wav_length_comes_from_its_samples_not_its_block_align():
+    """Decoders count PCM samples by channels and bits; a block align of 200 (the true one is 1)
+    made the gateway measure 2 s of audio as 0.01 s, shrinking its limits and its cost 200-fold."""
+    assert probe(_wav(0x0001)).duration_s == pytest.approx(2.0)
+    assert probe(_wav(0x0001, block_align=200)).duration_s == pytest.approx(2.0)
+
+
+def test_pcm_wav_with_placeholder_sizes_ignores_its_byte_rate_field():
+    streaming = _wav(0x0001, byte_rate=3_200_000, data_size=0xFFFFFFFF)
+    assert probe(streaming).duration_s == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("tag", [0x0006, 0x0007])
+def test_g711_wav_length_comes_from_its_bytes_not_its_fact_chunk(tag):
+    """A-law and mu-law are one byte a sample: a fact chunk claiming 200 samples made 2 s read as
+    12.5 ms; one with no fact chunk (many writers leave it out) read as no audio and was refused."""
+    assert probe(_wav(tag, fact=200)).duration_s == pytest.approx(2.0)
+    assert probe(_wav(tag)).duration_s == pytest.approx(2.0)
+
+
+def test_pcm_wav_with_no_channels_or_sample_size_is_corrupt():
+    assert _error(_wav(0x0001, channels=0)).code == AUDIO_CORRUPT
+    assert _error(_wav(0x0001, bits=0)).code == AUDIO_CORRUPT

@@ -1,7 +1,8 @@
 """`probe(data)`: check an upload before any provider sees it, and read its duration.
 
 The container comes from the bytes (`sniff`), never the filename. The duration comes from
-tinytag for FLAC, MP4, Ogg and WAV, from counting every frame for MP3 (exact where tinytag
+tinytag for FLAC, MP4, Ogg and compressed WAV, from the samples of PCM and G.711 WAV (`riff`:
+whatever the redundant header fields say), from counting every frame for MP3 (exact where tinytag
 estimates, and the same walk finds garbage and truncation), and from our EBML walk for WebM. Where a file can
 tell that it was cut short (a WAV data chunk, an MP4 box or an Ogg page running past the end, an
 MP3 ending mid-frame or shorter than its Xing header, a WebM element running past the end) it is
@@ -56,8 +57,8 @@ def _probe(data: bytes) -> AudioInfo:
         duration = (tagged.duration_s if tagged else None) or 0.0
         if container == "mp4" and tagged:
             codec = mp4_codec(tagged.codec_hint)
-        elif container == "wav" and wave.streaming:
-            duration = wave.data_bytes / wave.byte_rate
+        elif container == "wav" and wave.duration_s is not None:
+            duration = wave.duration_s
         elif container == "mp3":
             # Every frame is counted (which also finds garbage and truncation), so a VBR file
             # without a Xing header, or one whose header lies, still gets its true length.
