@@ -451,6 +451,30 @@ def test_a_large_result_goes_to_the_object_store(rig):
     assert get_job(rig, job_id)["result"] == "word " * 100_000
 
 
+def test_a_stored_result_the_store_cannot_give_back_now_is_a_503_not_a_null_result(rig):
+    """A succeeded job whose transcript is in S3 read as `succeeded` with `result: null` while S3
+    was unreachable: a client takes that as the (empty) transcript and never asks again. It is a
+    retryable 503 now, and the same GET answers the transcript once S3 is back."""
+    import boto3
+    from botocore.config import Config
+
+    rig.fake.content_type = "text/plain"
+    rig.fake.text_body = "word " * 100_000
+    job_id = submit(rig, rig.upload(b"abc"), response_format="text")
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    uploads = rig.module.speech.uploads
+    reachable = uploads.objects
+    dead = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x",
+                        config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"max_attempts": 1}))
+    uploads.objects = S3AudioObjects(dead, rig.bucket, wall=rig.clock)
+    status, headers, body = rig.call("GET", f"/v1/audio/jobs/{job_id}")
+    assert_error(status, body, 503, "storage_unavailable")
+    assert headers["retry-after"]
+    uploads.objects = reachable
+    assert get_job(rig, job_id)["result"] == "word " * 100_000
+
+
 @pytest.mark.parametrize("job_id", ["job-nope", "job-" + "C" * 32, "file-" + "A" * 32])
 def test_unknown_jobs_are_404(rig, job_id):
     status, _, body = rig.call("GET", f"/v1/audio/jobs/{job_id}")
