@@ -88,6 +88,14 @@ def _ogg_headers() -> bytes:
     return opus[: opus.index(b"OggS", second + 4)]
 
 
+def _flac_frame_header() -> bytes:
+    """A valid 6-byte FLAC frame header (256 samples at 16 kHz, 16-bit mono; CRC-8 included)."""
+    from llm_gateway.audio.flac import _crc8
+
+    header = b"\xff\xf8\x85\x08\x00"
+    return header + bytes([_crc8(header, 0, len(header))])
+
+
 MB = 1024 * 1024
 # MPEG-2.5 Layer III, 8 kbit/s, 8 kHz, mono: the smallest frame there is (72 bytes)
 SMALLEST_MPEG_FRAME = b"\xff\xe3\x18\xc4" + b"\0" * 68
@@ -107,6 +115,8 @@ HOSTILE = {
     "WAV of empty chunks": b"RIFF\xff\xff\xff\xffWAVE" + b"JUNK\x00\x00\x00\x00" * (2 * MB // 8),
     "MP4 of empty boxes": b"\x00\x00\x00\x10ftypM4A \x00\x00\x00\x00" + b"\x00\x00\x00\x08free" * (2 * MB // 8),
     "FLAC with a huge comment count": b"fLaC\x84\x00\x00\x08" + b"\0\0\0\0\xff\xff\xff\xff" + b"\0" * (2 * MB),
+    "FLAC frame headers with nothing between": SAMPLES["tone.flac"][:SAMPLES["tone.flac"].index(b"\xff\xf8")]
+    + _flac_frame_header() * (2 * MB // 6),
     "random-looking bytes": bytes((i * 2654435761 >> 13) & 0xFF for i in range(2 * MB)),
 }
 

@@ -221,3 +221,33 @@ def test_g711_wav_length_comes_from_its_bytes_not_its_fact_chunk(tag):
 def test_pcm_wav_with_no_channels_or_sample_size_is_corrupt():
     assert _error(_wav(0x0001, channels=0)).code == AUDIO_CORRUPT
     assert _error(_wav(0x0001, bits=0)).code == AUDIO_CORRUPT
+
+
+def _flac_claiming(name: str, samples: int) -> bytes:
+    flac = bytearray(_read(name))
+    info = 8  # STREAMINFO's body, after "fLaC" and its 4-byte block header; total samples: bits 108-143
+    flac[info + 13] = (flac[info + 13] & 0xF0) | (samples >> 32)
+    flac[info + 14:info + 18] = (samples & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(flac)
+
+
+@pytest.mark.parametrize(("name", "seconds"), [("tone.flac", 2.0), ("speech_12s.flac", 12.0)])
+def test_flac_length_comes_from_its_frames_not_a_smaller_streaminfo_count(name, seconds):
+    """Decoders play every frame whatever STREAMINFO's total says: a total of 320 samples made the
+    gateway measure 2 s of audio as 0.02 s (and 12 s as 0.02 s), shrinking its limits and cost."""
+    assert probe(_flac_claiming(name, 320)).duration_s == pytest.approx(seconds)
+    assert probe(_read(name)).duration_s == pytest.approx(seconds)
+
+
+def test_a_flac_header_may_still_claim_more_than_its_frames():
+    """The larger of the two counts, as for WebM: a header can lengthen the audio, never shorten it."""
+    assert probe(_flac_claiming("tone.flac", 16_000 * 60)).duration_s == pytest.approx(60.0)
+
+
+def test_a_file_of_flac_sync_codes_is_refused_quickly():
+    from llm_gateway.audio import flac
+
+    head = _read("tone.flac")
+    start = flac.audio_start(head, 0)
+    error = _error(head[:start] + b"\xff\xf8" * (flac.MAX_CANDIDATES + 1))
+    assert error.code == AUDIO_CORRUPT and "frame headers" in error.message
