@@ -295,6 +295,25 @@ def test_the_presigned_put_signs_the_size_type_and_name(rig):
     assert answer["headers"]["Content-Length"] == "1234" and answer["expires_at"] == int(rig.clock.now) + 900
 
 
+def test_an_upload_url_writes_its_object_once(rig):
+    """A presigned PUT could be sent again, with the same signed size and headers, until it
+    expired: after the gateway had measured the audio and lent a provider a GET URL of it (every
+    upload over Replicate's 1 MB, Gemini's 14 MB or Groq's 25 MB inline limit is fetched by the
+    provider), the same key could be overwritten with other audio of the same size but far longer
+    (a lower bitrate), which the provider then transcribed and billed against the measured length.
+    The URL now signs `If-None-Match: *`: S3 refuses a second write of the key."""
+    status, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "talk.wav", "bytes": 3,
+                                                            "content_type": "audio/wav"})
+    assert status == 200
+    assert "if-none-match" in httpx.URL(answer["upload_url"]).params["X-Amz-SignedHeaders"].split(";")
+    assert answer["headers"]["If-None-Match"] == "*"
+    assert httpx.put(answer["upload_url"], headers=answer["headers"], content=b"abc").status_code == 200
+    again = httpx.put(answer["upload_url"], headers=answer["headers"], content=b"xyz")
+    assert again.status_code == 412
+    stored = rig.s3.get_object(Bucket=rig.bucket, Key=UPLOAD_PREFIX + answer["id"])["Body"].read()
+    assert stored == b"abc"
+
+
 def test_an_object_that_is_not_what_was_announced_is_refused(rig):
     # moto does not check signatures; S3 would refuse this PUT. The gateway checks again anyway.
     file_id = rig.upload(b"0123456789", put=b"0123456789-and-more")

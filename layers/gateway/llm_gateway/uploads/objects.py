@@ -1,8 +1,8 @@
 """Where uploaded audio (and large job results) live: a small protocol, S3 behind it in AWS.
 
-`presign_put` answers a URL the client PUTs the bytes to, with the size, the content type, the
-announced size and the owner (the user who asked for the URL) signed in (S3 refuses any other
-size, and the client cannot name another owner); `read` gives the bytes back, with their owner,
+`presign_put` answers a URL the client PUTs the bytes to, once, with the size, the content type,
+the announced size and the owner (the user who asked for the URL) signed in (S3 refuses any other
+size, and the client cannot name another owner, nor replace the bytes once written); `read` gives the bytes back, with their owner,
 only if they are what was announced and not older than `max_age_s` (the bucket's lifecycle
 deletes them within a day, lazily, so the age is checked here too); `owner` answers whose an
 uploaded object is (`ObjectMissing` if none is there); `presign_get` lends a provider a URL to
@@ -102,17 +102,20 @@ class MemoryAudioObjects:
         expires_at = int(self._wall()) + self._url_ttl_s
         with self._lock:
             self._objects[object_id] = _Announced(size, content_type, filename, owner, expires_at)
-        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        headers = {"Content-Type": content_type, "Content-Length": str(size), "If-None-Match": "*"}
         return PresignedPut(f"memory://{UPLOAD_PREFIX}{object_id}", headers, expires_at)
 
     def complete_upload(self, object_id: str, data: bytes) -> None:
-        """The client's PUT: refused (ValueError) as S3 would refuse it: late, or another size."""
+        """The client's PUT: refused (ValueError) as S3 would refuse it: late, another size, or a
+        second write (the URL signs `If-None-Match: *`)."""
         with self._lock:
             announced = self._objects.get(object_id)
             if announced is None or self._wall() > announced.url_expires_at:
                 raise ValueError("AccessDenied: the upload URL expired or was never issued")
             if len(data) != announced.size:
                 raise ValueError("SignatureDoesNotMatch: Content-Length differs from the signed one")
+            if announced.data is not None:
+                raise ValueError("PreconditionFailed: the object exists (If-None-Match: *)")
             announced.data, announced.stored_at = data, self._wall()
 
     def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
