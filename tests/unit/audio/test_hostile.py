@@ -96,6 +96,13 @@ def _flac_frame_header() -> bytes:
     return header + bytes([_crc8(header, 0, len(header))])
 
 
+def _ogg_page_of_tiny_packets() -> bytes:
+    """A page of tone.opus's stream holding 255 one-byte Opus packets (each a 20 ms CELT frame)."""
+    serial = _ogg_headers()[14:18]
+    return (b"OggS\x00\x00" + (10**6).to_bytes(8, "little") + serial + b"\0" * 8 + bytes([255]) + b"\x01" * 255
+            + b"\xfc" * 255)
+
+
 MB = 1024 * 1024
 # MPEG-2.5 Layer III, 8 kbit/s, 8 kHz, mono: the smallest frame there is (72 bytes)
 SMALLEST_MPEG_FRAME = b"\xff\xe3\x18\xc4" + b"\0" * 68
@@ -107,6 +114,7 @@ HOSTILE = {
     "all 0xFF after one MPEG header": _mp3_frame() + b"\xff" * (2 * MB),
     "MPEG headers, each followed by garbage": (_mp3_frame() + b"\x00" * 60) * (2 * MB // 64),
     "ID3 tags claiming huge sizes": b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + b"\0" * (2 * MB),
+    "Ogg Opus headers, then pages of 1-byte packets": _ogg_headers() + _ogg_page_of_tiny_packets() * (2 * MB // 537),
     "empty Ogg pages": (b"OggS\x00\x00" + b"\0" * 20 + b"\x00") * (2 * MB // 27),
     "WebM of 2-byte Void elements": EBML_WEBM + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"
     + b"\xec\x80" * MB,

@@ -251,3 +251,19 @@ def test_a_file_of_flac_sync_codes_is_refused_quickly():
     start = flac.audio_start(head, 0)
     error = _error(head[:start] + b"\xff\xf8" * (flac.MAX_CANDIDATES + 1))
     assert error.code == AUDIO_CORRUPT and "frame headers" in error.message
+
+
+def _opus_whose_last_granule_is(granule: int) -> bytes:
+    opus = bytearray(_read("tone.opus"))
+    last = opus.rindex(b"OggS")
+    opus[last + 6:last + 14] = granule.to_bytes(8, "little")  # the CRC is not checked, by us or tinytag
+    return bytes(opus)
+
+
+def test_ogg_opus_length_comes_from_its_packets_not_a_smaller_last_granule():
+    """A decoder plays every packet; the last page's granule position only trims the last one.
+    A granule claiming 10 ms made the gateway measure 2 s of Opus as 0.01 s."""
+    head = _read("tone.opus").index(b"OpusHead")
+    preskip = int.from_bytes(_read("tone.opus")[head + 10:head + 12], "little")
+    assert probe(_opus_whose_last_granule_is(preskip + 480)).duration_s == pytest.approx(2.0, abs=0.03)
+    assert probe(_read("tone.opus")).duration_s == pytest.approx(2.0, abs=0.03)

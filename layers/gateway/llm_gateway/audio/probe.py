@@ -1,7 +1,8 @@
 """`probe(data)`: check an upload before any provider sees it, and read its duration.
 
 The container comes from the bytes (`sniff`), never the filename. The duration comes from
-tinytag for MP4, Ogg and compressed WAV, from STREAMINFO or the frames for FLAC (`flac`: whichever is
+tinytag for MP4, Ogg Vorbis and FLAC and compressed WAV, from the granule or the packets for Ogg
+Opus (`ogg`: whichever is longer), from STREAMINFO or the frames for FLAC (`flac`: whichever is
 longer), from the samples of PCM and G.711 WAV (`riff`:
 whatever the redundant header fields say), from counting every frame for MP3 (exact where tinytag
 estimates, and the same walk finds garbage and truncation), and from our EBML walk for WebM. Where a file can
@@ -60,6 +61,8 @@ def _probe(data: bytes) -> AudioInfo:
             codec = mp4_codec(tagged.codec_hint)
         elif container == "wav" and wave.duration_s is not None:
             duration = wave.duration_s
+        elif container == "ogg" and codec == "opus" and duration:
+            duration = max(duration, ogg.opus_duration_s(data))  # a smaller last granule cannot shrink it
         elif container == "flac" and duration:
             # STREAMINFO's count is a header field decoders do not need: the frames decide, so a
             # smaller count cannot shrink the length (a larger one is believed, as for WebM).
