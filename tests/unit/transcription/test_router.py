@@ -319,3 +319,32 @@ def test_audio_gemini_will_not_transcribe_is_the_callers_not_gemini_s_failure() 
     assert blocked.value.request_caused
     decision = classify(blocked.value)
     assert decision.action is not Action.RETURN and not decision.counts_for_circuit
+
+
+def test_a_prediction_given_up_on_is_canceled_before_the_failover() -> None:
+    """A prediction still running when the attempt's budget ran out was left running: Replicate
+    bills it by the second until it ends, while the same audio went to the next provider. It is
+    canceled now (at our own base URL, whatever the answer's `urls` say)."""
+    from llm_gateway.providers.base import ProviderConfig, ProviderError
+    from llm_gateway.providers.engine import ProviderEngine
+    from llm_gateway.providers.replicate import ReplicateTranscriptionAdapter
+    from llm_gateway.state.store import ModelKey
+
+    seen: list[httpx.Request] = []
+    running = {"id": "abc123", "status": "processing", "urls": {"cancel": "https://evil.example/x"}}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201 if request.url.path == "/v1/predictions" else 200, json=running)
+
+    engine = ProviderEngine(httpx.Client(transport=httpx.MockTransport(handle)), sleep=lambda _: None)
+    adapter = ReplicateTranscriptionAdapter(ProviderConfig(name="replicate", kind="replicate", api_key="r8_test",
+                                                           base_url="https://api.replicate.com"))
+    traits = default_catalog().get(ModelKey("replicate", "openai/whisper")).audio
+    with pytest.raises(ProviderError) as raised:
+        engine.transcribe(adapter, call(), "openai/whisper", traits, timeout_s=0.2)  # less than one poll's wait
+    assert raised.value.transport == "timeout"
+    assert [(r.method, str(r.url)) for r in seen] == [
+        ("POST", "https://api.replicate.com/v1/predictions"),
+        ("POST", "https://api.replicate.com/v1/predictions/abc123/cancel")]
+    assert seen[-1].headers["authorization"] == "Bearer r8_test"
