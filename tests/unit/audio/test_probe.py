@@ -267,3 +267,15 @@ def test_ogg_opus_length_comes_from_its_packets_not_a_smaller_last_granule():
     preskip = int.from_bytes(_read("tone.opus")[head + 10:head + 12], "little")
     assert probe(_opus_whose_last_granule_is(preskip + 480)).duration_s == pytest.approx(2.0, abs=0.03)
     assert probe(_read("tone.opus")).duration_s == pytest.approx(2.0, abs=0.03)
+
+
+@pytest.mark.parametrize("name", ["tone.m4a", "tone.mp4"])
+def test_aac_in_mp4_length_comes_from_its_frames_not_a_smaller_movie_header(name):
+    """Decoders play every AAC frame (1,024 samples each); the movie header's duration is only a
+    summary. One claiming 10 ms made the gateway measure 2 s of AAC as 0.01 s."""
+    mp4 = bytearray(_read(name))
+    mvhd = mp4.index(b"mvhd") + 4  # version 0: flags, two times, then the timescale and duration
+    timescale = int.from_bytes(mp4[mvhd + 12:mvhd + 16], "big")
+    mp4[mvhd + 16:mvhd + 20] = (timescale // 100).to_bytes(4, "big")
+    assert probe(bytes(mp4)).duration_s == pytest.approx(2.0, abs=0.1)
+    assert probe(_read(name)).duration_s == pytest.approx(2.0)
