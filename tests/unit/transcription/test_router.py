@@ -145,7 +145,8 @@ def test_a_429_from_groq_fails_over_to_the_next_free_model_and_cools_groq_down()
     fields, files = form(r.fleet.seen[-1][1])
     assert r.fleet.seen[-1][1].url.path == "/v1/audio/transcriptions" and files == {"file": AUDIO}
     assert "prompt" not in fields and "response_format" not in fields  # Mistral refuses fields it does not know
-    assert fields["timestamp_granularities"] == ["segment"]
+    # json needs no timestamps, so the language hint goes (Mistral refuses the two together)
+    assert fields["language"] == ["en"] and "timestamp_granularities" not in fields
 
 
 def test_openai_is_priced_per_minute_and_whisper_gets_word_timestamps_when_asked() -> None:
@@ -348,3 +349,25 @@ def test_a_prediction_given_up_on_is_canceled_before_the_failover() -> None:
         ("POST", "https://api.replicate.com/v1/predictions"),
         ("POST", "https://api.replicate.com/v1/predictions/abc123/cancel")]
     assert seen[-1].headers["authorization"] == "Bearer r8_test"
+
+
+@pytest.mark.parametrize(("response_format", "sent_language", "sent_timestamps"),
+                         [("json", True, False), ("text", True, False), ("srt", False, True),
+                          ("verbose_json", False, True)])
+def test_mistral_never_gets_a_language_and_timestamps_together(response_format: str, sent_language: bool,
+                                                                sent_timestamps: bool) -> None:
+    """Mistral refuses `language` with `timestamp_granularities` (a 400: "cannot be combined"),
+    and a provider's 400 is the caller's error, not a failover: every request naming its language
+    that reached Voxtral was refused. The timestamps are asked for only when the format needs
+    them, the language hint only when they are not (Voxtral detects the language itself)."""
+    r = rig()
+    r.fleet.then("mistral", ok_json({"model": "voxtral-mini-latest", "text": "hello there", "language": "en",
+                                     "segments": [{"text": "hello there", "start": 0.0, "end": 2.0}],
+                                     "usage": {"prompt_audio_seconds": 2, "prompt_tokens": 4, "total_tokens": 10}}))
+    timed = response_format in ("srt", "vtt", "verbose_json")
+    sent = TranscriptionCall(audio=AUDIO, filename="talk.wav", container="wav", mime_type="audio/wav",
+                             duration_s=2.0, language="en", **({"timed": True} if timed else {}))
+    r.router.transcribe(request("mistral/voxtral-mini-latest", response_format=response_format), sent,
+                        r.core.runner.retry.deadline())
+    fields, _ = form(r.fleet.seen[-1][1])
+    assert ("language" in fields) is sent_language and ("timestamp_granularities" in fields) is sent_timestamps

@@ -34,6 +34,7 @@ class TranscriptionCall:
     prompt: str | None = None
     temperature: float | None = None
     words: bool = False  # word timestamps wanted
+    timed: bool = False  # the answer's format needs timestamps (srt, vtt, verbose_json)
 
     @property
     def size(self) -> int:
