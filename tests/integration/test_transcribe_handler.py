@@ -314,6 +314,17 @@ def test_an_upload_url_writes_its_object_once(rig):
     assert stored == b"abc"
 
 
+def test_a_filename_s3_cannot_keep_is_a_400_not_a_url_s3_refuses(rig):
+    """S3 keeps at most 2 KB of user metadata (keys and values, UTF-8), and the filename goes there
+    percent-encoded: 255 CJK characters are 2,295 bytes. The gateway answered 200 with an upload
+    URL that S3 then refused (400 MetadataTooLarge, XML) on every PUT; moto does not check it."""
+    status, _, body = rig.post_json("/v1/audio/uploads", {"filename": "語" * 255, "bytes": 3})
+    error = assert_error(status, body, 400, "filename_too_long")
+    assert error["param"] == "filename"
+    status, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "語" * 200 + ".wav", "bytes": 3})
+    assert status == 200, answer
+
+
 def test_an_object_that_is_not_what_was_announced_is_refused(rig):
     # moto does not check signatures; S3 would refuse this PUT. The gateway checks again anyway.
     file_id = rig.upload(b"0123456789", put=b"0123456789-and-more")

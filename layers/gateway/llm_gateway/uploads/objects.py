@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import quote
 
 UPLOAD_PREFIX = "uploads/"
 RESULT_PREFIX = "results/"
 DOWNLOAD_URL_TTL_S = 3600  # providers that fetch audio themselves may queue it for a while
+MAX_METADATA_BYTES = 2048  # S3's user metadata: its keys and values, UTF-8
 MAX_AGE_S = 86_400  # the bucket's lifecycle rule expires objects after 1 day
 
 
@@ -55,7 +57,9 @@ class StoredAudio:
 
 class AudioObjects(Protocol):
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
-                    owner: str) -> PresignedPut: ...
+                    owner: str) -> PresignedPut:
+        """`ObjectRejected` when the name and owner are more metadata than S3 keeps (2 KB)."""
+        ...
 
     def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
         """The object, if `owner` uploaded it (else `ObjectMissing`, checked before its size)."""
@@ -99,6 +103,7 @@ class MemoryAudioObjects:
 
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
+        check_metadata({"announced-bytes": str(size), "filename": quote(filename, safe=""), "owner": quote(owner, safe="")})
         expires_at = int(self._wall()) + self._url_ttl_s
         with self._lock:
             self._objects[object_id] = _Announced(size, content_type, filename, owner, expires_at)
@@ -158,6 +163,13 @@ class MemoryAudioObjects:
             if job_id not in self._results:
                 raise ObjectMissing(job_id)
             return self._results[job_id]
+
+
+def check_metadata(metadata: dict[str, str]) -> None:
+    """`ObjectRejected` for metadata larger than S3 keeps: S3 would refuse every PUT of the URL."""
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise ObjectRejected(f"its metadata would be {size} bytes once encoded; S3 keeps {MAX_METADATA_BYTES}")
 
 
 def owned_by(owner: str | None, user: str) -> bool:

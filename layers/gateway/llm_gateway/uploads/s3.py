@@ -33,6 +33,7 @@ from llm_gateway.uploads.objects import (
     PresignedPut,
     StorageUnavailable,
     StoredAudio,
+    check_metadata,
     owned_by,
 )
 
@@ -61,11 +62,13 @@ class S3AudioObjects:
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
         name, who = quote(filename, safe=""), quote(owner, safe="")
+        metadata = {"announced-bytes": str(size), "filename": name, "owner": who}
+        check_metadata(metadata)
         url = self._call(
             self._s3.generate_presigned_url, ClientMethod="put_object",
             Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id, "ContentLength": size,
                     "ContentType": content_type,
-                    "Metadata": {"announced-bytes": str(size), "filename": name, "owner": who},
+                    "Metadata": metadata,
                     "IfNoneMatch": "*"},
             ExpiresIn=self._url_ttl_s,
         )
