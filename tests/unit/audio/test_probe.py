@@ -279,3 +279,20 @@ def test_aac_in_mp4_length_comes_from_its_frames_not_a_smaller_movie_header(name
     mp4[mvhd + 16:mvhd + 20] = (timescale // 100).to_bytes(4, "big")
     assert probe(bytes(mp4)).duration_s == pytest.approx(2.0, abs=0.1)
     assert probe(_read(name)).duration_s == pytest.approx(2.0)
+
+
+def _ima_adpcm_wav(blocks: int, *, fact: int) -> bytes:
+    """Mono IMA ADPCM at 16 kHz in 256-byte blocks (505 samples each), with a fact chunk."""
+    fmt = struct.pack("<HHIIHHHH", 0x0011, 1, 16_000, 8_110, 256, 4, 2, 505)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, fact)
+    data = (b"\x00\x00\x00\x00" + b"\x77" * 252) * blocks
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_adpcm_wav_length_is_at_least_its_whole_blocks_not_a_smaller_fact_count():
+    """A decoder decodes every block of an ADPCM WAV (505 samples per 256 bytes here); the fact
+    chunk's count only trims the last. A count of 505 made 64 blocks (2.02 s) measure 0.03 s."""
+    honest = probe(_ima_adpcm_wav(64, fact=64 * 505 - 100))
+    assert honest.duration_s == pytest.approx((64 * 505 - 100) / 16_000)
+    assert probe(_ima_adpcm_wav(64, fact=505)).duration_s == pytest.approx(63 * 505 / 16_000)

@@ -1,7 +1,8 @@
 """`probe(data)`: check an upload before any provider sees it, and read its duration.
 
 The container comes from the bytes (`sniff`), never the filename. The duration comes from
-tinytag for MP4 (never less than its AAC frames: `isobmff`), Ogg Vorbis and FLAC and compressed WAV, from the granule or the packets for Ogg
+tinytag for MP4 (never less than its AAC frames: `isobmff`), Ogg Vorbis and FLAC and compressed WAV
+(never less than ADPCM's whole blocks: `riff`), from the granule or the packets for Ogg
 Opus (`ogg`: whichever is longer), from STREAMINFO or the frames for FLAC (`flac`: whichever is
 longer), from the samples of PCM and G.711 WAV (`riff`:
 whatever the redundant header fields say), from counting every frame for MP3 (exact where tinytag
@@ -63,6 +64,8 @@ def _probe(data: bytes) -> AudioInfo:
                 duration = max(duration, isobmff.aac_duration_s(data))
         elif container == "wav" and wave.duration_s is not None:
             duration = wave.duration_s
+        elif container == "wav" and duration:  # ADPCM: a smaller fact count cannot shrink it
+            duration = max(duration, wave.floor_s)
         elif container == "ogg" and codec == "opus" and duration:
             duration = max(duration, ogg.opus_duration_s(data))  # a smaller last granule cannot shrink it
         elif container == "flac" and duration:

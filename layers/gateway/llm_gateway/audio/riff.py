@@ -8,7 +8,10 @@ PCM, float, A-law and mu-law hold a fixed number of bytes a sample, and decoders
 by the channels and bits per sample alone: the fmt chunk's byte rate and block align, and the
 fact chunk's sample count, are redundant, and a file can set them to anything. The length is
 counted as the decoders count it, so those fields cannot shrink it (and the limits and the cost
-it drives); other codecs' lengths are left to their headers (`tags.py`).
+it drives). MS and IMA ADPCM are decoded block by block, each block's sample count set by the
+block align: the fact chunk's count may trim the last block, but no count makes the length less
+than the whole blocks before it (`Wave.floor_s`). Other codecs' lengths are left to their headers
+(`tags.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Wave:
     data_bytes: int  # of the data chunk, as present in the file
     streaming: bool  # the data chunk's size was a placeholder
     sample_frame_rate: int | None = None  # bytes a second as decoders play them (fixed-size samples only)
+    blocks: tuple[int, int, int] | None = None  # ADPCM: (block align, samples a block, sample rate)
 
     @property
     def duration_s(self) -> float | None:
@@ -40,11 +44,20 @@ class Wave:
             return self.data_bytes / self.sample_frame_rate
         return self.data_bytes / self.byte_rate if self.streaming else None
 
+    @property
+    def floor_s(self) -> float:
+        """ADPCM: the whole blocks but the last (which the fact chunk's count may trim), as a
+        decoder decodes them: no fact count can make the length shorter (0.0 for other codecs)."""
+        if self.blocks is None:
+            return 0.0
+        align, per_block, rate = self.blocks
+        return max(0, self.data_bytes // align - 1) * per_block / rate
+
 
 def read_wave(data: bytes) -> Wave:
     """Walk the chunks; raises InvalidAudio (audio_corrupt) for a damaged or truncated file."""
     pos, end = 12, len(data)
-    fmt: tuple[int, int, int | None] | None = None  # (format tag, byte rate, sample frame rate)
+    fmt: tuple[int, int, int | None, tuple[int, int, int] | None] | None = None  # (tag, byte rate, frame rate, blocks)
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > end:
             break
@@ -56,7 +69,8 @@ def read_wave(data: bytes) -> Wave:
             tag = int.from_bytes(data[body:body + 2], "little")
             if tag == _EXTENSIBLE and size >= 40 and body + 26 <= end:
                 tag = int.from_bytes(data[body + 24:body + 26], "little")
-            fmt = (tag, int.from_bytes(data[body + 8:body + 12], "little"), _sample_frame_rate(tag, data, body))
+            fmt = (tag, int.from_bytes(data[body + 8:body + 12], "little"), _sample_frame_rate(tag, data, body),
+                   _adpcm_blocks(tag, data, body))
         elif chunk_id == b"data":
             if fmt is None:
                 raise corrupt("wav", "its data comes before its format chunk")
@@ -66,7 +80,7 @@ def read_wave(data: bytes) -> Wave:
                 raise corrupt("wav", "it is shorter than its own header says, so it looks truncated")
             if fmt[1] <= 0:
                 raise corrupt("wav", "its format chunk gives no byte rate")
-            return Wave(_CODECS.get(fmt[0]), fmt[1], present if streaming else size, streaming, fmt[2])
+            return Wave(_CODECS.get(fmt[0]), fmt[1], present if streaming else size, streaming, fmt[2], fmt[3])
         pos = body + size + (size & 1)  # chunks are padded to an even size
     raise corrupt("wav", "it has no audio data chunk")
 
@@ -81,3 +95,17 @@ def _sample_frame_rate(tag: int, data: bytes, body: int) -> int | None:
     if not (channels and rate and bits):
         raise corrupt("wav", "its format chunk gives no channels, sample rate or sample size")
     return rate * channels * ((bits + 7) // 8)
+
+
+def _adpcm_blocks(tag: int, data: bytes, body: int) -> tuple[int, int, int] | None:
+    """(block align, samples a block, sample rate) of MS or IMA ADPCM, whose decoders decode
+    whole blocks; None for other codecs or a block too small to hold its own header."""
+    channels = int.from_bytes(data[body + 2:body + 4], "little")
+    rate = int.from_bytes(data[body + 4:body + 8], "little")
+    align = int.from_bytes(data[body + 12:body + 14], "little")
+    header = {0x0002: 7, 0x0011: 4}.get(tag)
+    if header is None or not channels or not rate or align <= header * channels:
+        return None
+    if tag == 0x0002:  # MS ADPCM: two samples in the header, then two a byte
+        return align, (align - header * channels) * 2 // channels + 2, rate
+    return align, (align - header * channels) * 2 // channels + 1, rate  # IMA: one in the header
