@@ -371,3 +371,22 @@ def test_mistral_never_gets_a_language_and_timestamps_together(response_format: 
                         r.core.runner.retry.deadline())
     fields, _ = form(r.fleet.seen[-1][1])
     assert ("language" in fields) is sent_language and ("timestamp_granularities" in fields) is sent_timestamps
+
+
+@pytest.mark.parametrize("reason", ["MAX_TOKENS", "SAFETY", "RECITATION", "OTHER"])
+def test_a_gemini_transcript_cut_short_is_not_served_as_the_whole(reason: str) -> None:
+    """Gemini ends a long transcript at its output limit (finishReason MAX_TOKENS: a few hours of
+    speech fill 65,536 tokens) or mid-way for its filters; the part it wrote was served as the
+    whole transcript, a 200 that lost the rest. It is a provider error now (a failover), not
+    counted against Gemini's circuit, and a transcript that ended normally is still served."""
+    r = rig()
+    r.fleet.then("gemini", ok_json({"candidates": [{"content": {"parts": [{"text": "the first half"}]},
+                                                    "finishReason": reason}],
+                                    "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 4}}))
+    with pytest.raises(GatewayError):
+        r.router.transcribe(request("gemini/gemini-2.5-flash-lite"), call(), r.core.runner.retry.deadline())
+    whole = rig()
+    whole.fleet.then("gemini", ok_json({"candidates": [{"content": {"parts": [{"text": "all of it"}]},
+                                                        "finishReason": "STOP"}]}))
+    served = whole.router.transcribe(request("gemini/gemini-2.5-flash-lite"), call(), whole.core.runner.retry.deadline())
+    assert served.transcript.text == "all of it"
