@@ -21,7 +21,8 @@ token limit is set; no reset header and no retry-after. Limits are per organisat
 Speech to text (wave2.md 2): `POST /v1/audio/transcriptions` (multipart, as mistralai 3.x
 `audio.transcriptions.complete` sends it), voxtral-mini-latest and voxtral-mini-2507; exactly one
 of `file` or `file_url` (data: or http(s), fetched; `file_id` needs the Files API, which the fake
-does not have: 400); `timestamp_granularities` `segment` only (`word` → 400); answer
+does not have: 400); `timestamp_granularities` `segment` only (`word` → 400), and not with
+`language` (400, as Mistral: "not compatible"); answer
 `{"model","text","language","segments":[{"text","start","end","type":"transcription_segment"}],
 "usage":{"prompt_audio_seconds","prompt_tokens","completion_tokens","total_tokens"}}` (segments
 only with `timestamp_granularities=segment`, else `[]`). No translations. The organisation's
@@ -67,6 +68,8 @@ class MistralWire(OpenAIWire):
             raise BadRequest("Word-level timestamps are not supported; use timestamp_granularities=segment")
         if any(g != "segment" for g in granularities):
             raise BadRequest(f"Invalid timestamp_granularities: {granularities}")
+        if granularities and form.get("language"):
+            raise BadRequest("timestamp_granularities cannot be combined with language; choose one of the two")
         data = upload.data if upload is not None else fetch_audio(str(url))
         info = heard(data)
         language = form.get("language")

@@ -214,11 +214,16 @@ def test_groq_free_tier_limits_are_the_whisper_defaults(fakes: FakeFleet) -> Non
 
 
 def test_mistral_voxtral_answer(fakes: FakeFleet) -> None:
-    resp = stt(fakes["mistral"], MISTRAL, WAV12, model="voxtral-mini-latest", timestamp_granularities="segment",
-               language="en")  # fmt: skip
+    resp = stt(fakes["mistral"], MISTRAL, WAV12, model="voxtral-mini-latest", timestamp_granularities="segment")
     body = resp.json()
     assert resp.status_code == 200, body
-    assert body["model"] == "voxtral-mini-latest" and body["language"] == "en"
+    assert body["model"] == "voxtral-mini-latest"
+    hinted = stt(fakes["mistral"], MISTRAL, WAV12, model="voxtral-mini-latest", language="en")
+    assert hinted.status_code == 200 and hinted.json()["language"] == "en" and hinted.json()["segments"] == []
+    # Mistral: "timestamp_granularities is currently not compatible with language" (docs.mistral.ai)
+    both = stt(fakes["mistral"], MISTRAL, WAV12, model="voxtral-mini-latest", timestamp_granularities="segment",
+               language="en")  # fmt: skip
+    assert both.status_code == 400 and both.json()["object"] == "error"
     assert [(s["start"], s["end"]) for s in body["segments"]] == [(0.0, 5.0), (5.0, 10.0), (10.0, 12.0)]
     usage = body["usage"]
     assert usage["prompt_audio_seconds"] == 12 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -84,9 +84,12 @@ def test_mistral_sdk(fakes: FakeFleet) -> None:
     client = Mistral(api_key="m-test", server_url=fakes["mistral"].root_url)
     result = client.audio.transcriptions.complete(
         model="voxtral-mini-latest", file={"file_name": "talk.wav", "content": WAV12},
-        timestamp_granularities=["segment"], language="en",
+        timestamp_granularities=["segment"],
     )  # fmt: skip
-    assert result.text.startswith("Fake transcript of 12.0 seconds") and result.language == "en"
+    assert result.text.startswith("Fake transcript of 12.0 seconds")
+    hinted = client.audio.transcriptions.complete(model="voxtral-mini-latest",
+                                                  file={"file_name": "talk.wav", "content": WAV12}, language="en")
+    assert hinted.language == "en"
     assert result.usage.prompt_audio_seconds == 12
     assert result.segments is not None and [s.end for s in result.segments] == [5.0, 10.0, 12.0]
     by_url = client.audio.transcriptions.complete(model="voxtral-mini-latest", file_url=data_url(WAV2))
@@ -95,6 +98,10 @@ def test_mistral_sdk(fakes: FakeFleet) -> None:
         client.audio.transcriptions.complete(model="voxtral-mini-latest", file={"file_name": "a.wav", "content": WAV2},
                                              timestamp_granularities=["word"])  # fmt: skip
     assert refused.value.status_code == 400
+    with pytest.raises(SDKError) as both:  # Mistral: timestamps are "not compatible with language"
+        client.audio.transcriptions.complete(model="voxtral-mini-latest", file={"file_name": "a.wav", "content": WAV2},
+                                             timestamp_granularities=["segment"], language="en")  # fmt: skip
+    assert both.value.status_code == 400
 
 
 @pytest.fixture(scope="module")

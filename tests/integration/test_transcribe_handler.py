@@ -295,6 +295,36 @@ def test_the_presigned_put_signs_the_size_type_and_name(rig):
     assert answer["headers"]["Content-Length"] == "1234" and answer["expires_at"] == int(rig.clock.now) + 900
 
 
+def test_an_upload_url_writes_its_object_once(rig):
+    """A presigned PUT could be sent again, with the same signed size and headers, until it
+    expired: after the gateway had measured the audio and lent a provider a GET URL of it (every
+    upload over Replicate's 1 MB, Gemini's 14 MB or Groq's 25 MB inline limit is fetched by the
+    provider), the same key could be overwritten with other audio of the same size but far longer
+    (a lower bitrate), which the provider then transcribed and billed against the measured length.
+    The URL now signs `If-None-Match: *`: S3 refuses a second write of the key."""
+    status, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "talk.wav", "bytes": 3,
+                                                            "content_type": "audio/wav"})
+    assert status == 200
+    assert "if-none-match" in httpx.URL(answer["upload_url"]).params["X-Amz-SignedHeaders"].split(";")
+    assert answer["headers"]["If-None-Match"] == "*"
+    assert httpx.put(answer["upload_url"], headers=answer["headers"], content=b"abc").status_code == 200
+    again = httpx.put(answer["upload_url"], headers=answer["headers"], content=b"xyz")
+    assert again.status_code == 412
+    stored = rig.s3.get_object(Bucket=rig.bucket, Key=UPLOAD_PREFIX + answer["id"])["Body"].read()
+    assert stored == b"abc"
+
+
+def test_a_filename_s3_cannot_keep_is_a_400_not_a_url_s3_refuses(rig):
+    """S3 keeps at most 2 KB of user metadata (keys and values, UTF-8), and the filename goes there
+    percent-encoded: 255 CJK characters are 2,295 bytes. The gateway answered 200 with an upload
+    URL that S3 then refused (400 MetadataTooLarge, XML) on every PUT; moto does not check it."""
+    status, _, body = rig.post_json("/v1/audio/uploads", {"filename": "語" * 255, "bytes": 3})
+    error = assert_error(status, body, 400, "filename_too_long")
+    assert error["param"] == "filename"
+    status, _, answer = rig.post_json("/v1/audio/uploads", {"filename": "語" * 200 + ".wav", "bytes": 3})
+    assert status == 200, answer
+
+
 def test_an_object_that_is_not_what_was_announced_is_refused(rig):
     # moto does not check signatures; S3 would refuse this PUT. The gateway checks again anyway.
     file_id = rig.upload(b"0123456789", put=b"0123456789-and-more")
@@ -448,6 +478,30 @@ def test_a_large_result_goes_to_the_object_store(rig):
     rig.fake.text_body = "word " * 100_000  # 500 KB: more than a DynamoDB item holds
     job_id = submit(rig, rig.upload(b"abc"), response_format="text")
     assert rig.run_job(job_id)["status"] == "succeeded"
+    assert get_job(rig, job_id)["result"] == "word " * 100_000
+
+
+def test_a_stored_result_the_store_cannot_give_back_now_is_a_503_not_a_null_result(rig):
+    """A succeeded job whose transcript is in S3 read as `succeeded` with `result: null` while S3
+    was unreachable: a client takes that as the (empty) transcript and never asks again. It is a
+    retryable 503 now, and the same GET answers the transcript once S3 is back."""
+    import boto3
+    from botocore.config import Config
+
+    rig.fake.content_type = "text/plain"
+    rig.fake.text_body = "word " * 100_000
+    job_id = submit(rig, rig.upload(b"abc"), response_format="text")
+    assert rig.run_job(job_id)["status"] == "succeeded"
+    uploads = rig.module.speech.uploads
+    reachable = uploads.objects
+    dead = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x",
+                        config=Config(connect_timeout=0.2, read_timeout=0.2, retries={"max_attempts": 1}))
+    uploads.objects = S3AudioObjects(dead, rig.bucket, wall=rig.clock)
+    status, headers, body = rig.call("GET", f"/v1/audio/jobs/{job_id}")
+    assert_error(status, body, 503, "storage_unavailable")
+    assert headers["retry-after"]
+    uploads.objects = reachable
     assert get_job(rig, job_id)["result"] == "word " * 100_000
 
 

@@ -88,6 +88,21 @@ def _ogg_headers() -> bytes:
     return opus[: opus.index(b"OggS", second + 4)]
 
 
+def _flac_frame_header() -> bytes:
+    """A valid 6-byte FLAC frame header (256 samples at 16 kHz, 16-bit mono; CRC-8 included)."""
+    from llm_gateway.audio.flac import _crc8
+
+    header = b"\xff\xf8\x85\x08\x00"
+    return header + bytes([_crc8(header, 0, len(header))])
+
+
+def _ogg_page_of_tiny_packets() -> bytes:
+    """A page of tone.opus's stream holding 255 one-byte Opus packets (each a 20 ms CELT frame)."""
+    serial = _ogg_headers()[14:18]
+    return (b"OggS\x00\x00" + (10**6).to_bytes(8, "little") + serial + b"\0" * 8 + bytes([255]) + b"\x01" * 255
+            + b"\xfc" * 255)
+
+
 MB = 1024 * 1024
 # MPEG-2.5 Layer III, 8 kbit/s, 8 kHz, mono: the smallest frame there is (72 bytes)
 SMALLEST_MPEG_FRAME = b"\xff\xe3\x18\xc4" + b"\0" * 68
@@ -99,6 +114,7 @@ HOSTILE = {
     "all 0xFF after one MPEG header": _mp3_frame() + b"\xff" * (2 * MB),
     "MPEG headers, each followed by garbage": (_mp3_frame() + b"\x00" * 60) * (2 * MB // 64),
     "ID3 tags claiming huge sizes": b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + b"\0" * (2 * MB),
+    "Ogg Opus headers, then pages of 1-byte packets": _ogg_headers() + _ogg_page_of_tiny_packets() * (2 * MB // 537),
     "empty Ogg pages": (b"OggS\x00\x00" + b"\0" * 20 + b"\x00") * (2 * MB // 27),
     "WebM of 2-byte Void elements": EBML_WEBM + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"
     + b"\xec\x80" * MB,
@@ -107,6 +123,8 @@ HOSTILE = {
     "WAV of empty chunks": b"RIFF\xff\xff\xff\xffWAVE" + b"JUNK\x00\x00\x00\x00" * (2 * MB // 8),
     "MP4 of empty boxes": b"\x00\x00\x00\x10ftypM4A \x00\x00\x00\x00" + b"\x00\x00\x00\x08free" * (2 * MB // 8),
     "FLAC with a huge comment count": b"fLaC\x84\x00\x00\x08" + b"\0\0\0\0\xff\xff\xff\xff" + b"\0" * (2 * MB),
+    "FLAC frame headers with nothing between": SAMPLES["tone.flac"][:SAMPLES["tone.flac"].index(b"\xff\xf8")]
+    + _flac_frame_header() * (2 * MB // 6),
     "random-looking bytes": bytes((i * 2654435761 >> 13) & 0xFF for i in range(2 * MB)),
 }
 

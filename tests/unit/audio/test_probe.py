@@ -183,3 +183,116 @@ def test_audio_info_is_frozen():
     info = probe(_read("tone.wav"))
     with pytest.raises(AttributeError):
         info.duration_s = 1.0  # type: ignore[misc]
+
+
+def _wav(tag: int, *, channels: int = 1, rate: int = 16_000, bits: int = 8, block_align: int | None = None,
+         byte_rate: int | None = None, data: bytes = b"\x80" * 32_000, fact: int | None = None,
+         data_size: int | None = None) -> bytes:
+    frame = channels * ((bits + 7) // 8)
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * frame if byte_rate is None else byte_rate,
+                      frame if block_align is None else block_align, bits)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if fact is not None:
+        chunks += b"fact" + struct.pack("<II", 4, fact)
+    chunks += b"data" + struct.pack("<I", len(data) if data_size is None else data_size) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_pcm_wav_length_comes_from_its_samples_not_its_block_align():
+    """Decoders count PCM samples by channels and bits; a block align of 200 (the true one is 1)
+    made the gateway measure 2 s of audio as 0.01 s, shrinking its limits and its cost 200-fold."""
+    assert probe(_wav(0x0001)).duration_s == pytest.approx(2.0)
+    assert probe(_wav(0x0001, block_align=200)).duration_s == pytest.approx(2.0)
+
+
+def test_pcm_wav_with_placeholder_sizes_ignores_its_byte_rate_field():
+    streaming = _wav(0x0001, byte_rate=3_200_000, data_size=0xFFFFFFFF)
+    assert probe(streaming).duration_s == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("tag", [0x0006, 0x0007])
+def test_g711_wav_length_comes_from_its_bytes_not_its_fact_chunk(tag):
+    """A-law and mu-law are one byte a sample: a fact chunk claiming 200 samples made 2 s read as
+    12.5 ms; one with no fact chunk (many writers leave it out) read as no audio and was refused."""
+    assert probe(_wav(tag, fact=200)).duration_s == pytest.approx(2.0)
+    assert probe(_wav(tag)).duration_s == pytest.approx(2.0)
+
+
+def test_pcm_wav_with_no_channels_or_sample_size_is_corrupt():
+    assert _error(_wav(0x0001, channels=0)).code == AUDIO_CORRUPT
+    assert _error(_wav(0x0001, bits=0)).code == AUDIO_CORRUPT
+
+
+def _flac_claiming(name: str, samples: int) -> bytes:
+    flac = bytearray(_read(name))
+    info = 8  # STREAMINFO's body, after "fLaC" and its 4-byte block header; total samples: bits 108-143
+    flac[info + 13] = (flac[info + 13] & 0xF0) | (samples >> 32)
+    flac[info + 14:info + 18] = (samples & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(flac)
+
+
+@pytest.mark.parametrize(("name", "seconds"), [("tone.flac", 2.0), ("speech_12s.flac", 12.0)])
+def test_flac_length_comes_from_its_frames_not_a_smaller_streaminfo_count(name, seconds):
+    """Decoders play every frame whatever STREAMINFO's total says: a total of 320 samples made the
+    gateway measure 2 s of audio as 0.02 s (and 12 s as 0.02 s), shrinking its limits and cost."""
+    assert probe(_flac_claiming(name, 320)).duration_s == pytest.approx(seconds)
+    assert probe(_read(name)).duration_s == pytest.approx(seconds)
+
+
+def test_a_flac_header_may_still_claim_more_than_its_frames():
+    """The larger of the two counts, as for WebM: a header can lengthen the audio, never shorten it."""
+    assert probe(_flac_claiming("tone.flac", 16_000 * 60)).duration_s == pytest.approx(60.0)
+
+
+def test_a_file_of_flac_sync_codes_is_refused_quickly():
+    from llm_gateway.audio import flac
+
+    head = _read("tone.flac")
+    start = flac.audio_start(head, 0)
+    error = _error(head[:start] + b"\xff\xf8" * (flac.MAX_CANDIDATES + 1))
+    assert error.code == AUDIO_CORRUPT and "frame headers" in error.message
+
+
+def _opus_whose_last_granule_is(granule: int) -> bytes:
+    opus = bytearray(_read("tone.opus"))
+    last = opus.rindex(b"OggS")
+    opus[last + 6:last + 14] = granule.to_bytes(8, "little")  # the CRC is not checked, by us or tinytag
+    return bytes(opus)
+
+
+def test_ogg_opus_length_comes_from_its_packets_not_a_smaller_last_granule():
+    """A decoder plays every packet; the last page's granule position only trims the last one.
+    A granule claiming 10 ms made the gateway measure 2 s of Opus as 0.01 s."""
+    head = _read("tone.opus").index(b"OpusHead")
+    preskip = int.from_bytes(_read("tone.opus")[head + 10:head + 12], "little")
+    assert probe(_opus_whose_last_granule_is(preskip + 480)).duration_s == pytest.approx(2.0, abs=0.03)
+    assert probe(_read("tone.opus")).duration_s == pytest.approx(2.0, abs=0.03)
+
+
+@pytest.mark.parametrize("name", ["tone.m4a", "tone.mp4"])
+def test_aac_in_mp4_length_comes_from_its_frames_not_a_smaller_movie_header(name):
+    """Decoders play every AAC frame (1,024 samples each); the movie header's duration is only a
+    summary. One claiming 10 ms made the gateway measure 2 s of AAC as 0.01 s."""
+    mp4 = bytearray(_read(name))
+    mvhd = mp4.index(b"mvhd") + 4  # version 0: flags, two times, then the timescale and duration
+    timescale = int.from_bytes(mp4[mvhd + 12:mvhd + 16], "big")
+    mp4[mvhd + 16:mvhd + 20] = (timescale // 100).to_bytes(4, "big")
+    assert probe(bytes(mp4)).duration_s == pytest.approx(2.0, abs=0.1)
+    assert probe(_read(name)).duration_s == pytest.approx(2.0)
+
+
+def _ima_adpcm_wav(blocks: int, *, fact: int) -> bytes:
+    """Mono IMA ADPCM at 16 kHz in 256-byte blocks (505 samples each), with a fact chunk."""
+    fmt = struct.pack("<HHIIHHHH", 0x0011, 1, 16_000, 8_110, 256, 4, 2, 505)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, fact)
+    data = (b"\x00\x00\x00\x00" + b"\x77" * 252) * blocks
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def test_adpcm_wav_length_is_at_least_its_whole_blocks_not_a_smaller_fact_count():
+    """A decoder decodes every block of an ADPCM WAV (505 samples per 256 bytes here); the fact
+    chunk's count only trims the last. A count of 505 made 64 blocks (2.02 s) measure 0.03 s."""
+    honest = probe(_ima_adpcm_wav(64, fact=64 * 505 - 100))
+    assert honest.duration_s == pytest.approx((64 * 505 - 100) / 16_000)
+    assert probe(_ima_adpcm_wav(64, fact=505)).duration_s == pytest.approx(63 * 505 / 16_000)

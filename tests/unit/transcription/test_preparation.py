@@ -150,3 +150,15 @@ def test_a_model_of_the_other_capability_whose_provider_is_not_configured_says_s
         resolve("groq/whisper-large-v3", CATALOG.for_capability("chat"), CATALOG, chat_keys | ALL,
                 lambda m: m == "auto", "chat")
     assert "not configured" not in configured.value.message
+
+
+def test_audio_longer_than_gpt_4o_transcribe_takes_never_goes_there() -> None:
+    """OpenAI's gpt-4o(-mini)-transcribe answer a 400 `invalid_value` to audio over 1,400 s ("audio
+    duration 1830.5 seconds is longer than 1400 seconds which is the maximum for this model"). A
+    400 is the caller's error, not a failover, so a 30-minute recording that reached the cheapest
+    paid model came back refused although whisper-1 takes it: it must be dropped before."""
+    prep = prepare(AudioFacts("mp3", 7_000_000, 1800.0, has_url=False))
+    why = dropped(prep)
+    assert "1400 s limit" in why["openai/gpt-4o-mini-transcribe"] and "1400 s limit" in why["openai/gpt-4o-transcribe"]
+    assert "openai/whisper-1" in keys(prep)
+    assert "openai/gpt-4o-mini-transcribe" in keys(prepare(AudioFacts("mp3", 5_000_000, 1400.0, has_url=False)))

@@ -145,7 +145,8 @@ def test_a_429_from_groq_fails_over_to_the_next_free_model_and_cools_groq_down()
     fields, files = form(r.fleet.seen[-1][1])
     assert r.fleet.seen[-1][1].url.path == "/v1/audio/transcriptions" and files == {"file": AUDIO}
     assert "prompt" not in fields and "response_format" not in fields  # Mistral refuses fields it does not know
-    assert fields["timestamp_granularities"] == ["segment"]
+    # json needs no timestamps, so the language hint goes (Mistral refuses the two together)
+    assert fields["language"] == ["en"] and "timestamp_granularities" not in fields
 
 
 def test_openai_is_priced_per_minute_and_whisper_gets_word_timestamps_when_asked() -> None:
@@ -319,3 +320,73 @@ def test_audio_gemini_will_not_transcribe_is_the_callers_not_gemini_s_failure() 
     assert blocked.value.request_caused
     decision = classify(blocked.value)
     assert decision.action is not Action.RETURN and not decision.counts_for_circuit
+
+
+def test_a_prediction_given_up_on_is_canceled_before_the_failover() -> None:
+    """A prediction still running when the attempt's budget ran out was left running: Replicate
+    bills it by the second until it ends, while the same audio went to the next provider. It is
+    canceled now (at our own base URL, whatever the answer's `urls` say)."""
+    from llm_gateway.providers.base import ProviderConfig, ProviderError
+    from llm_gateway.providers.engine import ProviderEngine
+    from llm_gateway.providers.replicate import ReplicateTranscriptionAdapter
+    from llm_gateway.state.store import ModelKey
+
+    seen: list[httpx.Request] = []
+    running = {"id": "abc123", "status": "processing", "urls": {"cancel": "https://evil.example/x"}}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201 if request.url.path == "/v1/predictions" else 200, json=running)
+
+    engine = ProviderEngine(httpx.Client(transport=httpx.MockTransport(handle)), sleep=lambda _: None)
+    adapter = ReplicateTranscriptionAdapter(ProviderConfig(name="replicate", kind="replicate", api_key="r8_test",
+                                                           base_url="https://api.replicate.com"))
+    traits = default_catalog().get(ModelKey("replicate", "openai/whisper")).audio
+    with pytest.raises(ProviderError) as raised:
+        engine.transcribe(adapter, call(), "openai/whisper", traits, timeout_s=0.2)  # less than one poll's wait
+    assert raised.value.transport == "timeout"
+    assert [(r.method, str(r.url)) for r in seen] == [
+        ("POST", "https://api.replicate.com/v1/predictions"),
+        ("POST", "https://api.replicate.com/v1/predictions/abc123/cancel")]
+    assert seen[-1].headers["authorization"] == "Bearer r8_test"
+
+
+@pytest.mark.parametrize(("response_format", "sent_language", "sent_timestamps"),
+                         [("json", True, False), ("text", True, False), ("srt", False, True),
+                          ("verbose_json", False, True)])
+def test_mistral_never_gets_a_language_and_timestamps_together(response_format: str, sent_language: bool,
+                                                                sent_timestamps: bool) -> None:
+    """Mistral refuses `language` with `timestamp_granularities` (a 400: "cannot be combined"),
+    and a provider's 400 is the caller's error, not a failover: every request naming its language
+    that reached Voxtral was refused. The timestamps are asked for only when the format needs
+    them, the language hint only when they are not (Voxtral detects the language itself)."""
+    r = rig()
+    r.fleet.then("mistral", ok_json({"model": "voxtral-mini-latest", "text": "hello there", "language": "en",
+                                     "segments": [{"text": "hello there", "start": 0.0, "end": 2.0}],
+                                     "usage": {"prompt_audio_seconds": 2, "prompt_tokens": 4, "total_tokens": 10}}))
+    timed = response_format in ("srt", "vtt", "verbose_json")
+    sent = TranscriptionCall(audio=AUDIO, filename="talk.wav", container="wav", mime_type="audio/wav",
+                             duration_s=2.0, language="en", **({"timed": True} if timed else {}))
+    r.router.transcribe(request("mistral/voxtral-mini-latest", response_format=response_format), sent,
+                        r.core.runner.retry.deadline())
+    fields, _ = form(r.fleet.seen[-1][1])
+    assert ("language" in fields) is sent_language and ("timestamp_granularities" in fields) is sent_timestamps
+
+
+@pytest.mark.parametrize("reason", ["MAX_TOKENS", "SAFETY", "RECITATION", "OTHER"])
+def test_a_gemini_transcript_cut_short_is_not_served_as_the_whole(reason: str) -> None:
+    """Gemini ends a long transcript at its output limit (finishReason MAX_TOKENS: a few hours of
+    speech fill 65,536 tokens) or mid-way for its filters; the part it wrote was served as the
+    whole transcript, a 200 that lost the rest. It is a provider error now (a failover), not
+    counted against Gemini's circuit, and a transcript that ended normally is still served."""
+    r = rig()
+    r.fleet.then("gemini", ok_json({"candidates": [{"content": {"parts": [{"text": "the first half"}]},
+                                                    "finishReason": reason}],
+                                    "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 4}}))
+    with pytest.raises(GatewayError):
+        r.router.transcribe(request("gemini/gemini-2.5-flash-lite"), call(), r.core.runner.retry.deadline())
+    whole = rig()
+    whole.fleet.then("gemini", ok_json({"candidates": [{"content": {"parts": [{"text": "all of it"}]},
+                                                        "finishReason": "STOP"}]}))
+    served = whole.router.transcribe(request("gemini/gemini-2.5-flash-lite"), call(), whole.core.runner.retry.deadline())
+    assert served.transcript.text == "all of it"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
-from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
@@ -37,12 +36,6 @@ MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # what `POST /v1/audio/uploads` may annou
 # and must be sent as it is, so a value no header can carry would only fail at S3.
 # The whitespace before `;` is OWS (space or tab), not `\s`: that also matched CR, LF and Unicode
 # spaces, so "audio/mpeg\r\n;X-Evil: 1" passed.
-# The file name is signed into the upload URL URL-encoded, as S3 metadata (`uploads/s3.py`), and S3
-# refuses a PUT whose metadata passes 2 KB (names and values, UTF-8). With the other two values at
-# their longest (the size, an owner of 128 characters encoded) and every name counted with its
-# `x-amz-meta-` prefix, 1,536 encoded characters still fit: 255 ASCII characters of any kind do,
-# 170 of three UTF-8 bytes (CJK), 128 emoji.
-MAX_ENCODED_FILENAME = 1536
 MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+([ \t]*;[\x20-\x7e]*)?")
 
 
@@ -106,14 +99,6 @@ class UploadRequest(_OwnJson):
     filename: str = Field(min_length=1, max_length=255)
     bytes: StrictInt = Field(gt=0, le=MAX_UPLOAD_BYTES)
     content_type: str = Field(default="application/octet-stream", max_length=128)
-
-    @field_validator("filename")
-    @classmethod
-    def _fits_the_upload_metadata(cls, value: str) -> str:
-        if len(quote(value, safe="", errors="surrogatepass")) > MAX_ENCODED_FILENAME:
-            raise ValueError(f"the name is too long for the upload's metadata: at most {MAX_ENCODED_FILENAME} "
-                             "characters once URL-encoded (255 ASCII characters, about 170 of CJK text)")
-        return value
 
     @field_validator("content_type")
     @classmethod

@@ -301,7 +301,7 @@ def _block(walk: _Walk, cluster_ticks: int, pos: int, size: int, duration_ticks:
     elif walk.audio is not None and walk.audio.default_duration_ns:
         length_ns = walk.audio.default_duration_ns
     elif walk.audio is not None and walk.audio.codec == "A_OPUS" and data[at + 2] & 0x06 == 0:
-        length_ns = _opus_packet_ns(data[at + 3:at + 5])  # unlaced: the frame is one Opus packet
+        length_ns = opus_packet_ns(data[at + 3:at + 5])  # unlaced: the frame is one Opus packet
     else:
         length_ns = 0
     walk.first_ns = start_ns if walk.first_ns is None else min(walk.first_ns, start_ns)
@@ -312,7 +312,7 @@ def _block(walk: _Walk, cluster_ticks: int, pos: int, size: int, duration_ticks:
 _OPUS_FRAME_US = (10_000, 20_000, 40_000, 60_000) * 3 + (10_000, 20_000) * 2 + (2_500, 5_000, 10_000, 20_000) * 4
 
 
-def _opus_packet_ns(toc: bytes) -> int:
+def opus_packet_ns(toc: bytes) -> int:
     if not toc:
         return 0
     frame_us = _OPUS_FRAME_US[toc[0] >> 3]

@@ -1,4 +1,12 @@
-"""MP4/M4A (ISO BMFF) top-level boxes: is the file all there, and does it have a `moov`."""
+"""MP4/M4A (ISO BMFF) boxes: is the file all there, does it have a `moov`, how long is its AAC.
+
+The movie header's duration (where tinytag reads the length) is a summary that decoders do not
+need: they decode every sample the sample table lists, and an AAC sample (an access unit) is
+1,024 samples of audio at the sample entry's rate (HE-AAC's doubled output rate doubles both).
+So a smaller `mvhd` duration would shrink the measured length, and the limits and the cost:
+`aac_duration_s` counts the sound tracks' AAC frames instead (`stsz`), less three (an encoder's
+priming and padding, which an honest edit list trims), so an honest file keeps its own length.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +43,56 @@ def check_boxes(data: bytes) -> None:
         pos += size
     if not moov:
         raise corrupt("mp4", "it has no 'moov' box describing the media")
+
+
+_CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl")
+_MAX_CHILDREN = 10_000  # boxes read at one level of the tree: a real moov has a handful
+AAC_FRAME_SAMPLES = 1024
+_TRIMMED_FRAMES = 3  # priming (2,112 samples) and the last frame's padding
+
+
+def _children(data: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, int]]]:
+    """The boxes directly inside [start, end): by type, their bodies' (start, end)."""
+    found: dict[bytes, list[tuple[int, int]]] = {}
+    pos = start
+    for _ in range(_MAX_CHILDREN):
+        if pos + 8 > end:
+            break
+        size, box, header = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8], 8
+        if size == 1:
+            size, header = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        found.setdefault(box, []).append((pos + header, pos + size))
+        pos += size
+    return found
+
+
+def _path(data: bytes, start: int, end: int, path: tuple[bytes, ...]) -> list[tuple[int, int]]:
+    """The bodies of every box at `path` below [start, end) (each container may repeat: `trak`)."""
+    bodies = [(start, end)]
+    for box in path:
+        bodies = [child for body in bodies for child in _children(data, *body).get(box, [])]
+    return bodies
+
+
+def aac_duration_s(data: bytes) -> float:
+    """Seconds of AAC in the longest sound track, counted in frames (0.0 when none is read)."""
+    longest = 0.0
+    for mdia in _path(data, 0, len(data), (b"moov", b"trak", b"mdia")):
+        boxes = _children(data, *mdia)
+        handler = boxes.get(b"hdlr", [(0, 0)])[0][0]
+        if data[handler + 8:handler + 12] != b"soun":
+            continue
+        stbl = _path(data, *mdia, (b"minf", b"stbl"))
+        tables = _children(data, *stbl[0]) if stbl else {}
+        if b"stsd" not in tables or b"stsz" not in tables:
+            continue
+        entry = tables[b"stsd"][0][0] + 8  # after version, flags and the entry count
+        rate = int.from_bytes(data[entry + 32:entry + 34], "big")  # AudioSampleEntry: 16.16 fixed point
+        frames = int.from_bytes(data[tables[b"stsz"][0][0] + 8:tables[b"stsz"][0][0] + 12], "big")
+        if data[entry + 4:entry + 8] == b"mp4a" and rate > 0:
+            longest = max(longest, max(0, frames - _TRIMMED_FRAMES) * AAC_FRAME_SAMPLES / rate)
+    return longest

@@ -1,7 +1,11 @@
 """`probe(data)`: check an upload before any provider sees it, and read its duration.
 
 The container comes from the bytes (`sniff`), never the filename. The duration comes from
-tinytag for FLAC, MP4, Ogg and WAV, from counting every frame for MP3 (exact where tinytag
+tinytag for MP4 (never less than its AAC frames: `isobmff`), Ogg Vorbis and FLAC and compressed WAV
+(never less than ADPCM's whole blocks: `riff`), from the granule or the packets for Ogg
+Opus (`ogg`: whichever is longer), from STREAMINFO or the frames for FLAC (`flac`: whichever is
+longer), from the samples of PCM and G.711 WAV (`riff`:
+whatever the redundant header fields say), from counting every frame for MP3 (exact where tinytag
 estimates, and the same walk finds garbage and truncation), and from our EBML walk for WebM. Where a file can
 tell that it was cut short (a WAV data chunk, an MP4 box or an Ogg page running past the end, an
 MP3 ending mid-frame or shorter than its Xing header, a WebM element running past the end) it is
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from llm_gateway.audio import ebml, isobmff, mpeg, ogg, riff
+from llm_gateway.audio import ebml, flac, isobmff, mpeg, ogg, riff
 from llm_gateway.audio.errors import AUDIO_TOO_LONG, InvalidAudio, corrupt, empty
 from llm_gateway.audio.info import MIME_TYPES, AudioInfo
 from llm_gateway.audio.sniff import sniff
@@ -56,8 +60,18 @@ def _probe(data: bytes) -> AudioInfo:
         duration = (tagged.duration_s if tagged else None) or 0.0
         if container == "mp4" and tagged:
             codec = mp4_codec(tagged.codec_hint)
-        elif container == "wav" and wave.streaming:
-            duration = wave.data_bytes / wave.byte_rate
+            if codec == "aac" and duration:  # a smaller movie header cannot shrink it
+                duration = max(duration, isobmff.aac_duration_s(data))
+        elif container == "wav" and wave.duration_s is not None:
+            duration = wave.duration_s
+        elif container == "wav" and duration:  # ADPCM: a smaller fact count cannot shrink it
+            duration = max(duration, wave.floor_s)
+        elif container == "ogg" and codec == "opus" and duration:
+            duration = max(duration, ogg.opus_duration_s(data))  # a smaller last granule cannot shrink it
+        elif container == "flac" and duration:
+            # STREAMINFO's count is a header field decoders do not need: the frames decide, so a
+            # smaller count cannot shrink the length (a larger one is believed, as for WebM).
+            duration = max(duration, flac.frames_duration(data, sniffed.audio_offset))
         elif container == "mp3":
             # Every frame is counted (which also finds garbage and truncation), so a VBR file
             # without a Xing header, or one whose header lies, still gets its true length.

@@ -32,7 +32,7 @@ from llm_gateway.transcription.gateway import TranscriptionOutcome
 from llm_gateway.uploads.desk import TranscriberLike
 from llm_gateway.uploads.ids import JOB_PREFIX, is_id, new_id
 from llm_gateway.uploads.objects import ObjectMissing, StorageUnavailable
-from llm_gateway.uploads.service import Uploads
+from llm_gateway.uploads.service import Uploads, storage_unavailable
 
 LOG = logging.getLogger("llm_gateway.jobs")
 
@@ -193,8 +193,10 @@ class JobService:
         if job.result_in_store and self.uploads.objects is not None:
             try:
                 text = self.uploads.objects.read_result(job.id).decode("utf-8")
-            except (ObjectMissing, StorageUnavailable):
+            except ObjectMissing:
                 text = None
+            except StorageUnavailable as exc:  # the result is there: "succeeded" with a null one would lose it
+                raise storage_unavailable() from exc
         if text is None:
             return None
         if (job.result_type or "").startswith("application/json"):

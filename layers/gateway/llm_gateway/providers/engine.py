@@ -15,6 +15,7 @@ deadline (`deadline_io.py`); streams also check the clock between events. A cut 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # annotations only: a chat container never loads transcriptio
     from llm_gateway.transcription.transcript import Transcript
 
 CONNECT_TIMEOUT_S = 3.0
+CANCEL_TIMEOUT_S = 1.0  # canceling work given up on (a Replicate prediction): brief, before the failover
 # The most of one answer read, after decoding. A chat answer is kilobytes and a transcript of the
 # longest audio a provider takes a few megabytes; what is past this is a provider (or an endpoint
 # an operator misconfigured) answering something else, and reading it would cost the container's
@@ -209,17 +211,29 @@ class ProviderEngine:
 
         at = time.monotonic() + max(0.0, timeout_s)
         spec = adapter.build_transcription(call, model, traits, timeout_s)
-        while True:
-            reply = self.call(adapter, spec, model, at - time.monotonic(),
-                              lambda body, headers: adapter.parse_transcription(body, headers, call, model))
-            value = reply.value
-            if not isinstance(value, Poll):
-                return ProviderReply(value, reply.rate_limits)
-            if time.monotonic() + value.after_s >= at:
-                raise ProviderError(f"{adapter.name} had not finished within the attempt's time budget",
-                                    provider=adapter.name, model=model, transport=TRANSPORT_TIMEOUT)
-            self._sleep(value.after_s)
-            spec = value.spec
+        cancel: HttpRequestSpec | None = None
+        try:
+            while True:
+                reply = self.call(adapter, spec, model, at - time.monotonic(),
+                                  lambda body, headers: adapter.parse_transcription(body, headers, call, model))
+                value = reply.value
+                if not isinstance(value, Poll):
+                    return ProviderReply(value, reply.rate_limits)
+                cancel = value.cancel
+                if time.monotonic() + value.after_s >= at:
+                    raise ProviderError(f"{adapter.name} had not finished within the attempt's time budget",
+                                        provider=adapter.name, model=model, transport=TRANSPORT_TIMEOUT)
+                self._sleep(value.after_s)
+                spec = value.spec
+        except ProviderError:
+            if cancel is not None:  # given up on (or lost track of) work that may still be running, and billed
+                self._cancel(adapter, cancel, model)
+            raise
+
+    def _cancel(self, adapter: WireAdapter, spec: HttpRequestSpec, model: str) -> None:
+        """Best effort, briefly: the failover that follows must not wait on it, nor fail for it."""
+        with contextlib.suppress(ProviderError):
+            self.call(adapter, spec, model, CANCEL_TIMEOUT_S, lambda body, headers: None)
 
     def list_models(self, adapter: ChatAdapter, timeout_s: float = 5.0) -> list[str]:
         return self.call(adapter, adapter.models_request(), "", timeout_s,

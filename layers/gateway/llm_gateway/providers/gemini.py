@@ -444,11 +444,20 @@ class GeminiTranscriptionAdapter(GeminiAdapter):
                                     model=model, status=502, code="no_candidates")
             blocked.request_caused = True
             raise blocked
+        finish = candidates[0].get("finishReason")
+        if finish not in _WHOLE:  # cut at the output limit or by a filter: part of a transcript is not one
+            early = ProviderError(f"{self.name} ended the transcript early ({finish})", provider=self.name,
+                                  model=model, status=502, code="transcript_incomplete", provider_message=str(finish))
+            early.request_caused = True  # this audio's length or content, not Gemini's health
+            raise early
         parts = (candidates[0].get("content") or {}).get("parts") or []
         text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought")).strip()
         usage = payload.get("usageMetadata") or {}
         return Transcript(text=text, input_tokens=_count(usage.get("promptTokenCount")),
                           output_tokens=_count(usage.get("candidatesTokenCount")))
+
+
+_WHOLE = frozenset({None, "STOP", "FINISH_REASON_UNSPECIFIED"})  # finish reasons of a transcript written to its end
 
 
 def _count(value: Any) -> int | None:

@@ -209,12 +209,14 @@ class MistralTranscriptionAdapter(MistralAdapter):
     def build_transcription(self, call: TranscriptionCall, model: str, traits: AudioTraits,
                             budget_s: float) -> HttpRequestSpec:
         fields: dict[str, str | list[str]] = {"model": model}
-        if call.language:
-            fields["language"] = call.language
         if call.temperature is not None:
             fields["temperature"] = repr(call.temperature)
-        if traits.timing != "none":
+        # Mistral refuses `language` with `timestamp_granularities` (a 400): the timestamps when
+        # the answer's format needs them (Voxtral detects the language), else the language hint.
+        if traits.timing != "none" and (call.timed or not call.language):
             fields["timestamp_granularities"] = ["segment"]
+        elif call.language:
+            fields["language"] = call.language
         files: dict[str, MultipartFile] = (
             {"file": (call.filename, call.audio, call.mime_type)} if inline(call, traits.max_upload_bytes)
             else {"file_url": (None, (call.url or "").encode())})

@@ -3,7 +3,9 @@
 Base URL is the API root (`https://api.replicate.com`), as the official `replicate` SDK takes it.
 A prediction is created with `Prefer: wait=N` (N inside the attempt's budget, at most 60), so a
 short clip usually answers in the one request; a prediction still `starting`/`processing` is
-polled at `GET /v1/predictions/{id}` by the engine until the budget runs out. The poll URL is
+polled at `GET /v1/predictions/{id}` by the engine until the budget runs out, and then canceled
+(`POST /v1/predictions/{id}/cancel`: a prediction is billed by the second while it runs, and the
+request fails over to another provider). The poll and cancel URLs are
 built from our own base URL and the prediction id, never taken from the answer, so the token
 only ever goes to the configured endpoint. `failed`/`canceled` predictions are provider errors
 (a failover); a failed one whose error names the input (`_THE_INPUTS_FAULT`) is the caller's and
@@ -84,9 +86,10 @@ class ReplicateTranscriptionAdapter:
         prediction = json.loads(body)
         status = prediction.get("status")
         if status in _PENDING:
-            poll = HttpRequestSpec("GET", self._url(f"/v1/predictions/{_safe_id(prediction['id'])}"),
-                                   {k: v for k, v in self._headers().items() if k != "Content-Type"})
-            return Poll(poll, POLL_EVERY_S)
+            at = f"/v1/predictions/{_safe_id(prediction['id'])}"
+            headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
+            return Poll(HttpRequestSpec("GET", self._url(at), headers), POLL_EVERY_S,
+                        cancel=HttpRequestSpec("POST", self._url(at + "/cancel"), headers))
         if status in _STOPPED:
             why = str(prediction.get("error") or "")
             stopped = ProviderError(f"{self.name} prediction {status}", provider=self.name, model=model, status=502,

@@ -34,6 +34,7 @@ class TranscriptionCall:
     prompt: str | None = None
     temperature: float | None = None
     words: bool = False  # word timestamps wanted
+    timed: bool = False  # the answer's format needs timestamps (srt, vtt, verbose_json)
 
     @property
     def size(self) -> int:
@@ -42,10 +43,13 @@ class TranscriptionCall:
 
 @dataclass(frozen=True, slots=True)
 class Poll:
-    """An answer that is not ready yet (Replicate predictions): ask `spec` again after `after_s`."""
+    """An answer that is not ready yet (Replicate predictions): ask `spec` again after `after_s`.
+    `cancel`: the request that stops the work, sent when the gateway gives up on it (a running
+    prediction is billed until it ends, and the audio is sent to another provider then)."""
 
     spec: HttpRequestSpec
     after_s: float = 0.5
+    cancel: HttpRequestSpec | None = None
 
 
 @runtime_checkable

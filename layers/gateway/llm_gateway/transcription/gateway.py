@@ -31,6 +31,7 @@ from llm_gateway.observability.metrics import Metrics
 from llm_gateway.providers.transcription import TranscriptionCall
 from llm_gateway.retry.handler import request_budget
 from llm_gateway.routing.transcription import RoutedTranscript, TranscriptionRouter
+from llm_gateway.selection.transcription import TIMED_FORMATS
 from llm_gateway.tenancy.limits import model_not_allowed
 from llm_gateway.tenancy.usage import ServedRequest
 from llm_gateway.transcription.render import render
@@ -110,6 +111,7 @@ class Transcriber:
             audio=audio.data, filename=audio.filename, container=info.container, mime_type=info.mime_type,
             duration_s=info.duration_s, url=audio.url, translate=translate, language=request.language,
             prompt=request.prompt, temperature=request.temperature, words=request.wants_words,
+            timed=request.response_format in TIMED_FORMATS,
         )
         caller = caller or Caller()
         limits = self.core.tenancy.limits_for(caller.user, caller.policy, request.user)

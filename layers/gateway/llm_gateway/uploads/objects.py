@@ -1,8 +1,8 @@
 """Where uploaded audio (and large job results) live: a small protocol, S3 behind it in AWS.
 
-`presign_put` answers a URL the client PUTs the bytes to, with the size, the content type, the
-announced size and the owner (the user who asked for the URL) signed in (S3 refuses any other
-size, and the client cannot name another owner); `read` gives the bytes back, with their owner,
+`presign_put` answers a URL the client PUTs the bytes to, once, with the size, the content type,
+the announced size and the owner (the user who asked for the URL) signed in (S3 refuses any other
+size, and the client cannot name another owner, nor replace the bytes once written); `read` gives the bytes back, with their owner,
 only if they are what was announced and not older than `max_age_s` (the bucket's lifecycle
 deletes them within a day, lazily, so the age is checked here too); `owner` answers whose an
 uploaded object is (`ObjectMissing` if none is there); `presign_get` lends a provider a URL to
@@ -19,10 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import quote
 
 UPLOAD_PREFIX = "uploads/"
 RESULT_PREFIX = "results/"
 DOWNLOAD_URL_TTL_S = 3600  # providers that fetch audio themselves may queue it for a while
+MAX_METADATA_BYTES = 2048  # S3's user metadata: its keys and values, UTF-8
+METADATA_PREFIX = "x-amz-meta-"  # counted with each key: the stricter reading of S3's rule
 MAX_AGE_S = 86_400  # the bucket's lifecycle rule expires objects after 1 day
 
 
@@ -55,7 +58,9 @@ class StoredAudio:
 
 class AudioObjects(Protocol):
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
-                    owner: str) -> PresignedPut: ...
+                    owner: str) -> PresignedPut:
+        """`ObjectRejected` when the name and owner are more metadata than S3 keeps (2 KB)."""
+        ...
 
     def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
         """The object, if `owner` uploaded it (else `ObjectMissing`, checked before its size)."""
@@ -99,20 +104,24 @@ class MemoryAudioObjects:
 
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
+        check_metadata({"announced-bytes": str(size), "filename": quote(filename, safe=""), "owner": quote(owner, safe="")})
         expires_at = int(self._wall()) + self._url_ttl_s
         with self._lock:
             self._objects[object_id] = _Announced(size, content_type, filename, owner, expires_at)
-        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        headers = {"Content-Type": content_type, "Content-Length": str(size), "If-None-Match": "*"}
         return PresignedPut(f"memory://{UPLOAD_PREFIX}{object_id}", headers, expires_at)
 
     def complete_upload(self, object_id: str, data: bytes) -> None:
-        """The client's PUT: refused (ValueError) as S3 would refuse it: late, or another size."""
+        """The client's PUT: refused (ValueError) as S3 would refuse it: late, another size, or a
+        second write (the URL signs `If-None-Match: *`)."""
         with self._lock:
             announced = self._objects.get(object_id)
             if announced is None or self._wall() > announced.url_expires_at:
                 raise ValueError("AccessDenied: the upload URL expired or was never issued")
             if len(data) != announced.size:
                 raise ValueError("SignatureDoesNotMatch: Content-Length differs from the signed one")
+            if announced.data is not None:
+                raise ValueError("PreconditionFailed: the object exists (If-None-Match: *)")
             announced.data, announced.stored_at = data, self._wall()
 
     def read(self, object_id: str, *, max_bytes: int, owner: str) -> StoredAudio:
@@ -155,6 +164,13 @@ class MemoryAudioObjects:
             if job_id not in self._results:
                 raise ObjectMissing(job_id)
             return self._results[job_id]
+
+
+def check_metadata(metadata: dict[str, str]) -> None:
+    """`ObjectRejected` for metadata larger than S3 keeps: S3 would refuse every PUT of the URL."""
+    size = sum(len(METADATA_PREFIX) + len(key.encode()) + len(value.encode()) for key, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise ObjectRejected(f"its metadata would be {size} bytes once encoded; S3 keeps {MAX_METADATA_BYTES}")
 
 
 def owned_by(owner: str | None, user: str) -> bool:

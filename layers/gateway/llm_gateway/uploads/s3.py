@@ -4,7 +4,10 @@ The PUT URL signs `Content-Length`, `Content-Type` and three metadata headers (`
 announced-bytes`, `x-amz-meta-filename`, `x-amz-meta-owner`), so a client can upload exactly the
 bytes it announced, as the user who asked for the URL, and nothing else: another size, type, name
 or owner breaks the signature (S3 refuses a signed request carrying a metadata header the
-signature does not cover, so one cannot be added either). `read` checks the stored
+signature does not cover, so one cannot be added either). It also signs `If-None-Match: *`, so
+the URL writes its key once: the bytes the gateway measured are the bytes a provider later
+fetches by URL (a second PUT of other audio of the same size, but longer, is refused with 412
+instead of replacing what was measured and billed). `read` checks the stored
 size against the announced one anyway (defence in depth) and refuses objects older than the
 bucket's lifecycle (S3 expires them lazily). The client variable is `s3`, never `client`: the
 template test derives the DynamoDB actions from `client.<operation>(` calls in the layer.
@@ -30,6 +33,7 @@ from llm_gateway.uploads.objects import (
     PresignedPut,
     StorageUnavailable,
     StoredAudio,
+    check_metadata,
     owned_by,
 )
 
@@ -58,15 +62,19 @@ class S3AudioObjects:
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
         name, who = quote(filename, safe=""), quote(owner, safe="")
+        metadata = {"announced-bytes": str(size), "filename": name, "owner": who}
+        check_metadata(metadata)
         url = self._call(
             self._s3.generate_presigned_url, ClientMethod="put_object",
             Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id, "ContentLength": size,
                     "ContentType": content_type,
-                    "Metadata": {"announced-bytes": str(size), "filename": name, "owner": who}},
+                    "Metadata": metadata,
+                    "IfNoneMatch": "*"},
             ExpiresIn=self._url_ttl_s,
         )
         headers = {"Content-Type": content_type, "Content-Length": str(size),
-                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who}
+                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who,
+                   "If-None-Match": "*"}
         return PresignedPut(url, headers, int(self._wall()) + self._url_ttl_s)
 
     def _head(self, object_id: str) -> tuple[dict[str, Any], dict[str, str]]:

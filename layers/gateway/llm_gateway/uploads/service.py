@@ -66,6 +66,9 @@ class Uploads:
                                     owner=owner)
         except StorageUnavailable as exc:
             raise storage_unavailable() from exc
+        except ObjectRejected as exc:  # S3 would refuse every PUT of its URL
+            raise InvalidRequest(f"The filename is too long to keep with the upload ({exc}); use a shorter one.",
+                                 param="filename", code="filename_too_long") from None
         return {"id": file_id, "object": "upload", "upload_url": put.url, "method": "PUT", "headers": put.headers,
                 "expires_at": put.expires_at, "bytes": request.bytes, "filename": request.filename}
 
