@@ -37,3 +37,21 @@ def test_text_json_and_verbose_json() -> None:
 def test_a_transcript_without_segments_becomes_one_cue_and_silence_none() -> None:
     assert srt(Transcript(text="hi"), 2.0) == "1\n00:00:00,000 --> 00:00:02,000\nhi\n"
     assert srt(Transcript(text="  "), 2.0) == "" and vtt(Transcript(text=""), 2.0) == "WEBVTT\n\n"
+
+
+def test_a_providers_non_finite_times_render_in_every_format() -> None:
+    """A provider's JSON may carry NaN or Infinity (Python's json reads both): a segment starting at
+    NaN made srt and vtt raise (`round(nan)`: a 500 after the provider was paid) and verbose_json
+    write a bare NaN, which JSON has not (`JSON.parse` throws). A time that is no number is 0."""
+    odd = Transcript(text="Hi.", segments=(Segment(0, float("nan"), float("inf"), " Hi."),),
+                     words=(Word("Hi", float("-inf"), float("nan")),))
+    assert srt(odd, 2.0) == "1\n00:00:00,000 --> 00:00:00,000\nHi.\n"
+    assert vtt(odd, 2.0) == "WEBVTT\n\n00:00:00.000 --> 00:00:00.000\nHi.\n"
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    body, _ = render(odd, "verbose_json", duration_s=2.0, usage=USAGE, task="transcribe", words=True)
+    verbose = json.loads(body, parse_constant=refuse)
+    assert (verbose["segments"][0]["start"], verbose["segments"][0]["end"]) == (0.0, 0.0)
+    assert verbose["words"] == [{"word": "Hi", "start": 0.0, "end": 0.0}]
