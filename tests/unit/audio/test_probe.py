@@ -218,6 +218,19 @@ def test_g711_wav_length_comes_from_its_bytes_not_its_fact_chunk(tag):
     assert probe(_wav(tag)).duration_s == pytest.approx(2.0)
 
 
+def test_a_second_format_chunk_does_not_shorten_a_wav():
+    """Decoders read the first `fmt ` chunk (ffmpeg's wavdec: "only parse the first 'fmt ' tag
+    found"); the last one was used, so a second claiming 48 kHz, 8 channels, 32-bit made 2 s of
+    8 kHz mono read as 2/192 s (found in review)."""
+    first = _wav(0x0001, rate=8_000, data=b"\x80" * 16_000)
+    second = struct.pack("<HHIIHH", 1, 8, 48_000, 48_000 * 32, 32, 32)
+    fmt_end = 12 + 8 + 16
+    doubled = first[:fmt_end] + b"fmt " + struct.pack("<I", len(second)) + second + first[fmt_end:]
+    doubled = doubled[:4] + struct.pack("<I", len(doubled) - 8) + doubled[8:]
+    assert probe(first).duration_s == pytest.approx(2.0)
+    assert probe(doubled).duration_s == pytest.approx(2.0)
+
+
 def test_pcm_wav_with_no_channels_or_sample_size_is_corrupt():
     assert _error(_wav(0x0001, channels=0)).code == AUDIO_CORRUPT
     assert _error(_wav(0x0001, bits=0)).code == AUDIO_CORRUPT
@@ -279,6 +292,33 @@ def test_aac_in_mp4_length_comes_from_its_frames_not_a_smaller_movie_header(name
     mp4[mvhd + 16:mvhd + 20] = (timescale // 100).to_bytes(4, "big")
     assert probe(bytes(mp4)).duration_s == pytest.approx(2.0, abs=0.1)
     assert probe(_read(name)).duration_s == pytest.approx(2.0)
+
+
+def test_filler_boxes_cannot_hide_an_mp4s_track():
+    """Boxes past the 10,000 read at one level were dropped without a word: a moov opening with
+    10,000 empty `free` boxes hid its track, the frame count was never made, and a movie header
+    claiming 0.2 s was believed (found in review: 2 s measured as 0.1 s). Such a file is refused."""
+    mp4 = bytearray(_read("tone.m4a"))
+    mvhd = mp4.index(b"mvhd") + 4
+    timescale = int.from_bytes(mp4[mvhd + 12:mvhd + 16], "big")
+    mp4[mvhd + 16:mvhd + 20] = (timescale // 10).to_bytes(4, "big")
+    moov = mp4.index(b"moov") - 4
+    size = int.from_bytes(mp4[moov:moov + 4], "big")
+    filler = b"\x00\x00\x00\x08free" * 10_000
+    padded = (mp4[:moov] + (size + len(filler)).to_bytes(4, "big") + b"moov" + filler
+              + mp4[moov + 8:moov + size] + mp4[moov + size:])
+    assert _error(bytes(padded)).code == AUDIO_CORRUPT
+
+
+def test_a_flac_whose_streaminfo_names_other_channels_is_still_measured_by_its_frames():
+    """Frames of another channel count than STREAMINFO's were not counted, so one flipped bit there
+    (and a small sample total) made 12 s measure 4 s (found in review). Decoders follow each
+    frame's own channel count; frames are counted whatever STREAMINFO says."""
+    flac = bytearray(_flac_claiming("speech_12s.flac", 32_000))
+    info = 8
+    packed = int.from_bytes(flac[info + 10:info + 13], "big") ^ (1 << 1)  # channels less one: bit 1 of these 24
+    flac[info + 10:info + 13] = packed.to_bytes(3, "big")
+    assert probe(bytes(flac)).duration_s == pytest.approx(12.0)
 
 
 def _ima_adpcm_wav(blocks: int, *, fact: int) -> bytes:

@@ -6,8 +6,10 @@ length, and with it the audio-second reservations and the cost, by up to the pla
 Every frame starts with a header (RFC 9639 §9.1: a 14-bit sync code, its block size and sample
 rate, a coded frame or sample number, and a CRC-8 over the header) that a decoder checks before it
 decodes the frame; so every frame a decoder plays has one that this scan finds and counts. A
-chance match inside compressed data (sync, valid fields, the stream's channel count and CRC-8
-together: roughly one in 400 million positions) can only add a block, never remove one.
+chance match inside compressed data (sync, valid fields and CRC-8 together: roughly one in 50
+million positions) can only add a block, never remove one. Frames are summed per channel count
+and the largest sum is the length: a decoder plays a frame whatever STREAMINFO's channel count
+says (ffmpeg's flacdec follows the frame's), so that field cannot hide the frames either.
 """
 
 from __future__ import annotations
@@ -50,37 +52,38 @@ def audio_start(data: bytes, offset: int) -> int:
 
 def frames_duration(data: bytes, offset: int) -> float:
     """Seconds of audio in every frame after the metadata ("fLaC" at `offset`)."""
-    rate, channels = _stream_info(data, offset)
-    samples: dict[int, int] = {}  # by sample rate: whole numbers, summed without rounding
+    rate = _stream_info(data, offset)
+    samples: dict[tuple[int, int], int] = {}  # by (channels, sample rate): whole numbers, summed without rounding
     for candidates, match in enumerate(_SYNC.finditer(data, audio_start(data, offset)), start=1):
         if candidates > MAX_CANDIDATES:
             raise corrupt("flac", "it has far more frame headers than any real recording")
-        frame = _frame(data, match.start(), rate, channels)
+        frame = _frame(data, match.start(), rate)
         if frame is not None:
-            samples[frame[1]] = samples.get(frame[1], 0) + frame[0]
-    return sum(count / frame_rate for frame_rate, count in samples.items())
+            block, frame_rate, channels = frame
+            samples[channels, frame_rate] = samples.get((channels, frame_rate), 0) + block
+    seconds: dict[int, float] = {}
+    for (channels, frame_rate), count in samples.items():
+        seconds[channels] = seconds.get(channels, 0.0) + count / frame_rate
+    return max(seconds.values(), default=0.0)
 
 
-def _stream_info(data: bytes, offset: int) -> tuple[int, int]:
-    """STREAMINFO's (sample rate, channels): the first metadata block, its 20 bits at byte 10 and
-    the 3 after them (channels less one)."""
+def _stream_info(data: bytes, offset: int) -> int:
+    """STREAMINFO's sample rate (for frames that defer to it): the first metadata block, its 20
+    bits at byte 10."""
     if data[offset + 4] & 0x7F != 0:
         raise corrupt("flac", "its first metadata block is not STREAMINFO")
-    packed = int.from_bytes(data[offset + 18:offset + 21], "big")
-    return packed >> 4, ((packed >> 1) & 0x07) + 1
+    return int.from_bytes(data[offset + 18:offset + 21], "big") >> 4
 
 
-def _frame(data: bytes, pos: int, stream_rate: int, stream_channels: int) -> tuple[int, int] | None:
-    """(samples, sample rate) of the frame whose header starts at `pos`; None if it is no valid
-    header, or one for another channel count than the stream's (which no encoder writes)."""
+def _frame(data: bytes, pos: int, stream_rate: int) -> tuple[int, int, int] | None:
+    """(samples, sample rate, channels) of the frame whose header starts at `pos`; None if it is
+    no valid header."""
     head = data[pos + 2:pos + 4]
     if len(head) < 2:
         return None
     size_code, rate_code = head[0] >> 4, head[0] & 0x0F
     channels, sample_size = head[1] >> 4, (head[1] >> 1) & 0x07
     if size_code == 0 or rate_code == 15 or channels > 10 or sample_size == 3 or head[1] & 1:
-        return None
-    if (channels + 1 if channels < 8 else 2) != stream_channels:
         return None
     end = _skip_number(data, pos + 4)
     if end is None:
@@ -92,7 +95,7 @@ def _frame(data: bytes, pos: int, stream_rate: int, stream_channels: int) -> tup
         return None
     block = _block_size(size_code, data[end:end + extra_size])
     rate = _sample_rate(rate_code, data[end + extra_size:crc_at], stream_rate)
-    return (block, rate) if rate > 0 else None
+    return (block, rate, channels + 1 if channels < 8 else 2) if rate > 0 else None
 
 
 def _skip_number(data: bytes, pos: int) -> int | None:

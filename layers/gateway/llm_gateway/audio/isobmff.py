@@ -67,6 +67,9 @@ def _children(data: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, 
             break
         found.setdefault(box, []).append((pos + header, pos + size))
         pos += size
+    else:
+        if pos + 8 <= end:  # boxes left unread could hide a track: decoders read them all
+            raise corrupt("mp4", "a box holds more boxes than any real file does")
     return found
 
 

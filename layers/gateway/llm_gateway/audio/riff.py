@@ -63,7 +63,7 @@ def read_wave(data: bytes) -> Wave:
             break
         chunk_id, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
         body = pos + 8
-        if chunk_id == b"fmt ":
+        if chunk_id == b"fmt " and fmt is None:  # decoders read the first (ffmpeg's wavdec): so do we
             if size < 16 or body + 16 > end:
                 raise corrupt("wav", "its format chunk is damaged")
             tag = int.from_bytes(data[body:body + 2], "little")
