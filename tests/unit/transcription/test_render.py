@@ -39,19 +39,19 @@ def test_a_transcript_without_segments_becomes_one_cue_and_silence_none() -> Non
     assert srt(Transcript(text="  "), 2.0) == "" and vtt(Transcript(text=""), 2.0) == "WEBVTT\n\n"
 
 
-def test_a_providers_non_finite_times_render_in_every_format() -> None:
-    """A provider's JSON may carry NaN or Infinity (Python's json reads both): a segment starting at
-    NaN made srt and vtt raise (`round(nan)`: a 500 after the provider was paid) and verbose_json
-    write a bare NaN, which JSON has not (`JSON.parse` throws). A time that is no number is 0."""
-    odd = Transcript(text="Hi.", segments=(Segment(0, float("nan"), float("inf"), " Hi."),),
-                     words=(Word("Hi", float("-inf"), float("nan")),))
-    assert srt(odd, 2.0) == "1\n00:00:00,000 --> 00:00:00,000\nHi.\n"
-    assert vtt(odd, 2.0) == "WEBVTT\n\n00:00:00.000 --> 00:00:00.000\nHi.\n"
+def test_a_provider_time_past_any_audio_is_a_malformed_answer_not_a_clock_that_overflows() -> None:
+    """Provider times are read by `providers/transcripts.py`, which refused NaN and Infinity but
+    took 1e306: srt and vtt then overflowed on `round(1e306 * 1000)`, a 500 after the provider was
+    paid (found in review). A time past any audio accepted is a malformed answer (a failover)."""
+    import pytest
 
-    def refuse(name: str) -> None:
-        raise AssertionError(f"{name} is not JSON")
+    from llm_gateway.audio.probe import MAX_PLAUSIBLE_S
+    from llm_gateway.providers.transcripts import segments_from, words_from
 
-    body, _ = render(odd, "verbose_json", duration_s=2.0, usage=USAGE, task="transcribe", words=True)
-    verbose = json.loads(body, parse_constant=refuse)
-    assert (verbose["segments"][0]["start"], verbose["segments"][0]["end"]) == (0.0, 0.0)
-    assert verbose["words"] == [{"word": "Hi", "start": 0.0, "end": 0.0}]
+    for bad in (1e306, MAX_PLAUSIBLE_S + 1, -1, "nan", "inf"):
+        with pytest.raises(ValueError):
+            segments_from([{"start": 0, "end": bad, "text": "x"}])
+        with pytest.raises(ValueError):
+            words_from([{"word": "x", "start": bad, "end": 1}])
+    (segment,) = segments_from([{"start": 0, "end": MAX_PLAUSIBLE_S, "text": "x"}]) or ()
+    assert srt(Transcript(text="x", segments=(segment,)), MAX_PLAUSIBLE_S).startswith("1\n00:00:00,000 --> 24:00:00,000")

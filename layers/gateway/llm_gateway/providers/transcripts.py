@@ -13,13 +13,16 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from llm_gateway.audio.probe import MAX_PLAUSIBLE_S
 from llm_gateway.providers.transcription import TranscriptionCall
 from llm_gateway.transcription.transcript import Segment, Transcript, Word
 
 
 def _seconds(value: Any) -> float:
+    """A time within any audio the gateway accepts: a larger one (1e306 is finite) made the
+    srt and vtt clocks overflow, a 500 after the provider was paid; here it is a failover."""
     number = float(value)
-    if not math.isfinite(number) or number < 0:
+    if not math.isfinite(number) or not 0 <= number <= MAX_PLAUSIBLE_S:
         raise ValueError(f"bad timestamp {value!r}")
     return number
 

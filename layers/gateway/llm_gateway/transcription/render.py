@@ -10,7 +10,6 @@ gateway's `x-gateway-*` headers say the same for every format.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from llm_gateway.transcription.transcript import Segment, Transcript
@@ -27,16 +26,10 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def _seconds(value: float) -> float:
-    """A provider's time, or 0 for one that is no number: its JSON may carry NaN or Infinity
-    (Python's json reads both), which no clock can show and JSON cannot carry."""
-    return value if math.isfinite(value) else 0.0
-
-
 def _segments(transcript: Transcript, duration_s: float) -> tuple[Segment, ...]:
     """The transcript's segments; one spanning the audio when a timed model returned none."""
     if transcript.segments:
-        return tuple(Segment(s.id, _seconds(s.start), _seconds(s.end), s.text) for s in transcript.segments)
+        return transcript.segments
     return (Segment(0, 0.0, duration_s, transcript.text),) if transcript.text.strip() else ()
 
 
@@ -73,6 +66,5 @@ def render(transcript: Transcript, response_format: str, *, duration_s: float, u
         "usage": usage,
     }
     if words:
-        body["words"] = [{"word": w.word, "start": _seconds(w.start), "end": _seconds(w.end)}
-                         for w in transcript.words or ()]
+        body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in transcript.words or ()]
     return json.dumps(body), content_type
