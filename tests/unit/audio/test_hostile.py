@@ -144,3 +144,21 @@ def test_hostile_megabytes_are_quick_and_small(name):
     # generous for a shared 2-core machine; on an idle one each takes well under a second
     assert elapsed < 5, f"{name}: {elapsed:.1f} s for {len(data) / MB:.0f} MiB"
     assert peak < 2 * len(data) + 8 * MB, f"{name}: peak {peak / MB:.0f} MiB for {len(data) / MB:.0f} MiB"
+
+
+def test_an_ogg_opus_stream_of_empty_packets_is_refused_past_its_packet_cap(monkeypatch):
+    """Each Opus packet is a Python step of the length count (`ogg.opus_duration_s`), and pages of
+    255 empty laces make one packet a byte: 8 MB took 3.7 s, a 200 MB upload minutes (found in
+    review). Past `MAX_PACKETS` (a day of 20 ms packets and more) the file is refused."""
+    from llm_gateway.audio import ogg
+    from llm_gateway.audio.errors import AUDIO_CORRUPT, InvalidAudio
+
+    monkeypatch.setattr(ogg, "MAX_PACKETS", 1_000)
+    serial = _ogg_headers()[14:18]
+    empty_laces = b"OggS\x00\x00" + (10**6).to_bytes(8, "little") + serial + b"\0" * 8 + bytes([255]) + b"\x00" * 255
+    data = _ogg_headers() + empty_laces * 8  # 2,040 packets
+    ogg.check_pages(data)
+    with pytest.raises(InvalidAudio) as refused:
+        ogg.opus_duration_s(data)
+    assert refused.value.code == AUDIO_CORRUPT
+    assert ogg.opus_duration_s(_ogg_headers() + empty_laces) == 0.0  # under the cap: read as before

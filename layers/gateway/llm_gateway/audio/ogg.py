@@ -15,6 +15,10 @@ _PAGE_HEADER = 27
 # A real 25 MB Ogg file has at most a few hundred thousand pages (one per 20 ms packet, as some
 # browsers write them); a file of empty 27-byte pages would have a million and cost seconds.
 MAX_PAGES = 500_000
+# Opus packets counted before the file is refused: a day (the plausibility cap) of the usual
+# 20 ms packets is 4.3 million; pages of 255 empty laces would be one packet a byte, and each
+# costs a Python step (an 8 MB file of them took 3.7 s).
+MAX_PACKETS = 5_000_000
 
 
 def check_pages(data: bytes) -> None:
@@ -52,6 +56,8 @@ def opus_duration_s(data: bytes) -> float:
             if mine:
                 if not continued:  # a packet starts here
                     packets, toc = packets + 1, b""
+                    if packets > MAX_PACKETS:
+                        raise corrupt("ogg", "it has far more packets than any real recording")
                 if len(toc) < 2:
                     toc += data[body:body + min(lace, 2 - len(toc))]
                 continued = lace == 255
