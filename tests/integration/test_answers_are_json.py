@@ -44,6 +44,18 @@ def chat(fakes, clean_gateway_env, monkeypatch):
     return module
 
 
+def _answer(chat: Any, request: dict[str, Any], live: bool) -> tuple[int, str]:
+    """(status, body) of `request` through the chat function: its streaming invocation (`live`,
+    as production serves chat) or the buffered one."""
+    event = make_event("POST", "/v1/chat/completions", {"authorization": "Bearer local-dev-key"},
+                       json.dumps(request).encode())
+    if live:
+        response = chat.stream_handler(event, LocalContext(function_name="chat"))
+        return response.status, b"".join(response.body).decode()
+    result = chat.lambda_handler(event, LocalContext(function_name="chat"))
+    return result["statusCode"], result["body"]
+
+
 def _strict(text: str) -> Any:
     def refuse(name: str) -> None:
         raise AssertionError(f"{name} is not JSON: {text[:300]}")
@@ -53,14 +65,7 @@ def _strict(text: str) -> Any:
 
 @pytest.mark.parametrize("live", [False, True], ids=["buffered", "streaming invocation"])
 def test_a_providers_non_finite_number_is_null_in_the_answer(chat, live):
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    event = make_event("POST", "/v1/chat/completions", {"authorization": "Bearer local-dev-key"}, body)
-    if live:
-        response = chat.stream_handler(event, LocalContext(function_name="chat"))
-        status, text = response.status, b"".join(response.body).decode()
-    else:
-        result = chat.lambda_handler(event, LocalContext(function_name="chat"))
-        status, text = result["statusCode"], result["body"]
+    status, text = _answer(chat, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}, live)
     assert status == 200, text
     answer = _strict(text)
     assert answer["choices"][0]["message"]["content"] == "hi"
@@ -70,15 +75,8 @@ def test_a_providers_non_finite_number_is_null_in_the_answer(chat, live):
 @pytest.mark.parametrize("live", [False, True], ids=["buffered", "streaming invocation"])
 def test_a_providers_non_finite_number_is_null_in_every_stream_event(chat, live):
     """As it already was in stream chunks: the whole answer above now agrees with them."""
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                       "stream_options": {"include_usage": True}}).encode()
-    event = make_event("POST", "/v1/chat/completions", {"authorization": "Bearer local-dev-key"}, body)
-    if live:
-        response = chat.stream_handler(event, LocalContext(function_name="chat"))
-        status, text = response.status, b"".join(response.body).decode()
-    else:
-        result = chat.lambda_handler(event, LocalContext(function_name="chat"))
-        status, text = result["statusCode"], result["body"]
+    status, text = _answer(chat, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                                  "stream_options": {"include_usage": True}}, live)
     assert status == 200, text
     events = [block.removeprefix("data: ") for block in text.split("\n\n") if block.strip()]
     assert events[-1] == "[DONE]"

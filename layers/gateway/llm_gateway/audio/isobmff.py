@@ -96,6 +96,59 @@ def aac_duration_s(data: bytes) -> float:
         entry = tables[b"stsd"][0][0] + 8  # after version, flags and the entry count
         rate = int.from_bytes(data[entry + 32:entry + 34], "big")  # AudioSampleEntry: 16.16 fixed point
         frames = int.from_bytes(data[tables[b"stsz"][0][0] + 8:tables[b"stsz"][0][0] + 12], "big")
-        if data[entry + 4:entry + 8] == b"mp4a" and rate > 0:
+        if data[entry + 4:entry + 8] != b"mp4a":
+            continue
+        # Decoders take the rate from the stream's own AudioSpecificConfig (in `esds`), not the
+        # entry's field: a raised field would shrink the count. The lower of the two (HE-AAC's
+        # entry gives the doubled output rate, its config the core rate its 1,024-sample frames run at).
+        size = int.from_bytes(data[entry:entry + 4], "big")
+        core = _config_rate(data, _children(data, entry + 36, min(entry + size, stbl[0][1])).get(b"esds", []))
+        rate = min(filter(None, (rate, core)), default=0)
+        if rate > 0:
             longest = max(longest, max(0, frames - _TRIMMED_FRAMES) * AAC_FRAME_SAMPLES / rate)
     return longest
+
+
+_AAC_RATES = (96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000, 7_350)
+
+
+def _descriptor(data: bytes, pos: int, end: int) -> tuple[int, int, int] | None:
+    """(tag, body start, body end) of the MPEG-4 descriptor at `pos` (its length: up to four
+    7-bit bytes, the high bit saying another follows)."""
+    if pos + 2 > end:
+        return None
+    tag, length, at = data[pos], 0, pos + 1
+    for _ in range(4):
+        if at >= end:
+            return None
+        length, at = (length << 7) | (data[at] & 0x7F), at + 1
+        if not data[at - 1] & 0x80:
+            break
+    return (tag, at, at + length) if at + length <= end else None
+
+
+def _config_rate(data: bytes, esds: list[tuple[int, int]]) -> int:
+    """The sampling rate in the AudioSpecificConfig of `esds` (ES_Descriptor → DecoderConfig →
+    DecoderSpecificInfo: ISO/IEC 14496-1 and -3), or 0 when there is none to read."""
+    if not esds:
+        return 0
+    start, end = esds[0]
+    es = _descriptor(data, start + 4, end)  # after the box's version and flags
+    if es is None or es[0] != 0x03 or es[1] + 3 > es[2]:
+        return 0
+    flags, pos = data[es[1] + 2], es[1] + 3
+    pos += 2 if flags & 0x80 else 0  # dependsOn_ES_ID
+    pos += 1 + data[pos] if flags & 0x40 and pos < es[2] else 0  # a URL
+    pos += 2 if flags & 0x20 else 0  # OCR_ES_Id
+    config = _descriptor(data, pos, es[2])
+    if config is None or config[0] != 0x04:
+        return 0
+    specific = _descriptor(data, config[1] + 13, config[2])  # after objectType, streamType, buffer and bitrates
+    if specific is None or specific[0] != 0x05 or specific[1] + 2 > specific[2]:
+        return 0
+    bits = int.from_bytes(data[specific[1]:specific[1] + 5].ljust(5, b"\0"), "big")  # 40 bits, MSB first
+    shift = 35 if bits >> 35 != 31 else 29  # the object type: 5 bits, or 31 and 6 more
+    index = (bits >> (shift - 4)) & 0x0F
+    if index == 0x0F:  # an explicit 24-bit rate
+        return (bits >> (shift - 28)) & 0xFFFFFF
+    return _AAC_RATES[index] if index < len(_AAC_RATES) else 0
