@@ -51,3 +51,17 @@ def test_names_that_fit_are_still_accepted(objects, filename):
     put = objects.presign_put("file-0123456789abcdef", request.bytes, request.content_type,
                               filename=request.filename, owner=LONGEST_OWNER)
     assert _metadata_bytes(put.headers) <= S3_METADATA_LIMIT
+
+
+def test_a_botocore_that_cannot_sign_if_none_match_still_makes_upload_urls(objects):
+    """The functions run on the Lambda runtime's boto3, and S3's conditional PUT (`IfNoneMatch`)
+    came in August 2024: a botocore without it refused the parameter, so every upload URL was a
+    503 (found in review). There the URL is signed without it (write-once is then not promised)."""
+    client = s3_client("http://127.0.0.1:9")
+    members = client.meta.service_model.operation_model("PutObject").input_shape.members
+    del members["IfNoneMatch"]  # as an older botocore's model is
+    put = S3AudioObjects(client, "audio-bucket").presign_put("file-0123456789abcdef", 3, "audio/wav",
+                                                             filename="a.wav", owner="alice")
+    assert "If-None-Match" not in put.headers and "if-none-match" not in put.url.lower()
+    assert "If-None-Match" in objects.presign_put("file-0123456789abcdef", 3, "audio/wav",
+                                                  filename="a.wav", owner="alice").headers

@@ -15,6 +15,7 @@ template test derives the DynamoDB actions from `client.<operation>(` calls in t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ from llm_gateway.uploads.objects import (
     owned_by,
 )
 
+LOG = logging.getLogger("llm_gateway.uploads")
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -58,23 +60,24 @@ class S3AudioObjects:
         self._url_ttl_s = url_ttl_s
         self._max_age_s = max_age_s
         self._wall = wall
+        self._write_once = _signs_if_none_match(s3)
 
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
         name, who = quote(filename, safe=""), quote(owner, safe="")
         metadata = {"announced-bytes": str(size), "filename": name, "owner": who}
         check_metadata(metadata)
+        once = {"IfNoneMatch": "*"} if self._write_once else {}
         url = self._call(
             self._s3.generate_presigned_url, ClientMethod="put_object",
             Params={"Bucket": self._bucket, "Key": UPLOAD_PREFIX + object_id, "ContentLength": size,
-                    "ContentType": content_type,
-                    "Metadata": metadata,
-                    "IfNoneMatch": "*"},
+                    "ContentType": content_type, "Metadata": metadata, **once},
             ExpiresIn=self._url_ttl_s,
         )
         headers = {"Content-Type": content_type, "Content-Length": str(size),
-                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who,
-                   "If-None-Match": "*"}
+                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who}
+        if once:
+            headers["If-None-Match"] = "*"
         return PresignedPut(url, headers, int(self._wall()) + self._url_ttl_s)
 
     def _head(self, object_id: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -132,6 +135,20 @@ class S3AudioObjects:
             raise StorageUnavailable(f"S3 {error.get('Code', 'error')}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 unreachable: {type(exc).__name__}") from exc
+
+
+def _signs_if_none_match(s3: Any) -> bool:
+    """Whether this botocore knows S3's conditional PUT (`IfNoneMatch`, from August 2024). The
+    functions use the Lambda runtime's boto3, not one of ours: on an older one the parameter is
+    refused on every upload URL (every upload a 503), so there URLs are signed without it, and an
+    upload URL could then be written more than once within its 15 minutes (logged at start)."""
+    try:
+        known = "IfNoneMatch" in s3.meta.service_model.operation_model("PutObject").input_shape.members
+    except AttributeError:  # not a botocore client
+        return False
+    if not known:
+        LOG.warning("this botocore cannot sign If-None-Match: upload URLs are not write-once")
+    return bool(known)
 
 
 def _read_body(body: Any, limit: int | None = None) -> bytes:
