@@ -351,6 +351,32 @@ def test_a_prediction_given_up_on_is_canceled_before_the_failover() -> None:
     assert seen[-1].headers["authorization"] == "Bearer r8_test"
 
 
+def test_a_prediction_that_already_stopped_is_not_canceled() -> None:
+    """The cancel went out for any failure after a poll, also when the prediction itself came back
+    `failed` (nothing left running): a POST for nothing before each such failover, up to 1 s
+    (found in review). A prediction the provider says has stopped is not canceled."""
+    from llm_gateway.providers.base import ProviderConfig, ProviderError
+    from llm_gateway.providers.engine import ProviderEngine
+    from llm_gateway.providers.replicate import ReplicateTranscriptionAdapter
+    from llm_gateway.state.store import ModelKey
+
+    seen: list[httpx.Request] = []
+    answers = iter([{"id": "abc123", "status": "processing"}, {"id": "abc123", "status": "failed", "error": "OOM"}])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201 if request.url.path == "/v1/predictions" else 200, json=next(answers, {}))
+
+    engine = ProviderEngine(httpx.Client(transport=httpx.MockTransport(handle)), sleep=lambda _: None)
+    adapter = ReplicateTranscriptionAdapter(ProviderConfig(name="replicate", kind="replicate", api_key="r8_test",
+                                                           base_url="https://api.replicate.com"))
+    traits = default_catalog().get(ModelKey("replicate", "openai/whisper")).audio
+    with pytest.raises(ProviderError) as raised:
+        engine.transcribe(adapter, call(), "openai/whisper", traits, timeout_s=30)
+    assert raised.value.code == "prediction_failed"
+    assert [(r.method, r.url.path) for r in seen] == [("POST", "/v1/predictions"), ("GET", "/v1/predictions/abc123")]
+
+
 @pytest.mark.parametrize(("response_format", "sent_language", "sent_timestamps"),
                          [("json", True, False), ("text", True, False), ("srt", False, True),
                           ("verbose_json", False, True)])

@@ -95,6 +95,9 @@ class ProviderError(Exception):
         # since (the runner, `FailureMemory.repeated`): taken for the request's doing as far as the
         # model's circuit and the provider's standing go, but retried and counted as any failure.
         self.repeated = False
+        # Set by an adapter when the provider says the work itself has stopped (a Replicate
+        # prediction `failed` or `canceled`): nothing is left running to cancel.
+        self.work_ended = False
 
     @property
     def retry_after_s(self) -> float | None:

@@ -225,8 +225,8 @@ class ProviderEngine:
                                         provider=adapter.name, model=model, transport=TRANSPORT_TIMEOUT)
                 self._sleep(value.after_s)
                 spec = value.spec
-        except ProviderError:
-            if cancel is not None:  # given up on (or lost track of) work that may still be running, and billed
+        except ProviderError as error:
+            if cancel is not None and not error.work_ended:  # given up on (or lost track of) work still billed
                 self._cancel(adapter, cancel, model)
             raise
 

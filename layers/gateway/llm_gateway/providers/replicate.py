@@ -99,6 +99,7 @@ class ReplicateTranscriptionAdapter:
             # open Replicate's circuit for everyone; any other, silent ones included, is Replicate's,
             # so a real outage still opens it.
             stopped.request_caused = status == "failed" and bool(_THE_INPUTS_FAULT.search(why))
+            stopped.work_ended = True
             raise stopped
         if status != "succeeded":
             raise ValueError(f"unknown prediction status {status!r}")
