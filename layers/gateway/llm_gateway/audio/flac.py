@@ -6,8 +6,8 @@ length, and with it the audio-second reservations and the cost, by up to the pla
 Every frame starts with a header (RFC 9639 §9.1: a 14-bit sync code, its block size and sample
 rate, a coded frame or sample number, and a CRC-8 over the header) that a decoder checks before it
 decodes the frame; so every frame a decoder plays has one that this scan finds and counts. A
-chance match inside compressed data (sync, valid fields and CRC-8 together: roughly one in 50
-million positions) can only add a block, never remove one. Frames are summed per channel count
+chance match inside compressed data (the sync code, valid fields and a matching CRC-8 together)
+can only add a block, never remove one. Frames are summed per channel count
 and the largest sum is the length: a decoder plays a frame whatever STREAMINFO's channel count
 says (ffmpeg's flacdec follows the frame's), so that field cannot hide the frames either.
 """

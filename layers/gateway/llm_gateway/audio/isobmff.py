@@ -2,7 +2,8 @@
 
 The movie header's duration (where tinytag reads the length) is a summary that decoders do not
 need: they decode every sample the sample table lists, and an AAC sample (an access unit) is
-1,024 samples of audio at the sample entry's rate (HE-AAC's doubled output rate doubles both).
+1,024 samples of audio at the rate of the stream's AudioSpecificConfig (`esds`; the sample
+entry's own rate field, which decoders ignore, only where it is lower).
 So a smaller `mvhd` duration would shrink the measured length, and the limits and the cost:
 `aac_duration_s` counts the sound tracks' AAC frames instead (`stsz`), less three (an encoder's
 priming and padding, which an honest edit list trims), so an honest file keeps its own length.
@@ -25,16 +26,10 @@ def check_boxes(data: bytes) -> None:
             break
         if boxes == _MAX_BOXES:
             raise corrupt("mp4", "it has far more boxes than any real file")
-        if pos + 8 > end:
+        head = _header(data, pos, end)
+        if head is None:
             raise corrupt("mp4", "it ends inside a box header, so it looks truncated")
-        size, box = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        header = 8
-        if size == 1:  # 64-bit size follows
-            if pos + 16 > end:
-                raise corrupt("mp4", "it ends inside a box header, so it looks truncated")
-            size, header = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
-        elif size == 0:  # runs to the end of the file
-            size = end - pos
+        box, header, size = head
         if size < header:
             raise corrupt("mp4", "a box has an impossible size")
         if pos + size > end:
@@ -45,7 +40,16 @@ def check_boxes(data: bytes) -> None:
         raise corrupt("mp4", "it has no 'moov' box describing the media")
 
 
-_CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl")
+def _header(data: bytes, pos: int, end: int) -> tuple[bytes, int, int] | None:
+    """(type, header length, size) of the box at `pos`; None when its header runs past `end`."""
+    if pos + 8 > end:
+        return None
+    size, box = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+    if size == 1:  # a 64-bit size follows
+        return (box, 16, int.from_bytes(data[pos + 8:pos + 16], "big")) if pos + 16 <= end else None
+    return box, 8, end - pos if size == 0 else size  # 0: it runs to the end
+
+
 _MAX_CHILDREN = 10_000  # boxes read at one level of the tree: a real moov has a handful
 AAC_FRAME_SAMPLES = 1024
 _TRIMMED_FRAMES = 3  # priming (2,112 samples) and the last frame's padding
@@ -56,13 +60,10 @@ def _children(data: bytes, start: int, end: int) -> dict[bytes, list[tuple[int, 
     found: dict[bytes, list[tuple[int, int]]] = {}
     pos = start
     for _ in range(_MAX_CHILDREN):
-        if pos + 8 > end:
+        head = _header(data, pos, end)
+        if head is None:
             break
-        size, box, header = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8], 8
-        if size == 1:
-            size, header = int.from_bytes(data[pos + 8:pos + 16], "big"), 16
-        elif size == 0:
-            size = end - pos
+        box, header, size = head
         if size < header or pos + size > end:
             break
         found.setdefault(box, []).append((pos + header, pos + size))

@@ -16,6 +16,7 @@ than the whole blocks before it (`Wave.floor_s`). Other codecs' lengths are left
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from llm_gateway.audio.errors import corrupt
@@ -69,8 +70,8 @@ def read_wave(data: bytes) -> Wave:
             tag = int.from_bytes(data[body:body + 2], "little")
             if tag == _EXTENSIBLE and size >= 40 and body + 26 <= end:
                 tag = int.from_bytes(data[body + 24:body + 26], "little")
-            fmt = (tag, int.from_bytes(data[body + 8:body + 12], "little"), _sample_frame_rate(tag, data, body),
-                   _adpcm_blocks(tag, data, body))
+            channels, rate, byte_rate, align, bits = struct.unpack_from("<HIIHH", data, body + 2)
+            fmt = (tag, byte_rate, _sample_frame_rate(tag, channels, rate, bits), _adpcm_blocks(tag, channels, rate, align))
         elif chunk_id == b"data":
             if fmt is None:
                 raise corrupt("wav", "its data comes before its format chunk")
@@ -85,24 +86,18 @@ def read_wave(data: bytes) -> Wave:
     raise corrupt("wav", "it has no audio data chunk")
 
 
-def _sample_frame_rate(tag: int, data: bytes, body: int) -> int | None:
+def _sample_frame_rate(tag: int, channels: int, rate: int, bits: int) -> int | None:
     """Bytes a second of fixed-size samples: sample rate x channels x whole bytes a sample."""
     if tag not in _FIXED_SIZE_SAMPLES:
         return None
-    channels = int.from_bytes(data[body + 2:body + 4], "little")
-    rate = int.from_bytes(data[body + 4:body + 8], "little")
-    bits = int.from_bytes(data[body + 14:body + 16], "little")
     if not (channels and rate and bits):
         raise corrupt("wav", "its format chunk gives no channels, sample rate or sample size")
     return rate * channels * ((bits + 7) // 8)
 
 
-def _adpcm_blocks(tag: int, data: bytes, body: int) -> tuple[int, int, int] | None:
+def _adpcm_blocks(tag: int, channels: int, rate: int, align: int) -> tuple[int, int, int] | None:
     """(block align, samples a block, sample rate) of MS or IMA ADPCM, whose decoders decode
     whole blocks; None for other codecs or a block too small to hold its own header."""
-    channels = int.from_bytes(data[body + 2:body + 4], "little")
-    rate = int.from_bytes(data[body + 4:body + 8], "little")
-    align = int.from_bytes(data[body + 12:body + 14], "little")
     header = {0x0002: 7, 0x0011: 4}.get(tag)
     if header is None or not channels or not rate or align <= header * channels:
         return None

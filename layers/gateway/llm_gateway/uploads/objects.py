@@ -104,7 +104,7 @@ class MemoryAudioObjects:
 
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
-        check_metadata({"announced-bytes": str(size), "filename": quote(filename, safe=""), "owner": quote(owner, safe="")})
+        check_metadata(upload_metadata(size, filename, owner))
         expires_at = int(self._wall()) + self._url_ttl_s
         with self._lock:
             self._objects[object_id] = _Announced(size, content_type, filename, owner, expires_at)
@@ -164,6 +164,12 @@ class MemoryAudioObjects:
             if job_id not in self._results:
                 raise ObjectMissing(job_id)
             return self._results[job_id]
+
+
+def upload_metadata(size: int, filename: str, owner: str) -> dict[str, str]:
+    """The S3 user metadata an upload URL signs in (names without `x-amz-meta-`): the announced
+    size, and the name and owner URL-encoded (metadata is sent as header text)."""
+    return {"announced-bytes": str(size), "filename": quote(filename, safe=""), "owner": quote(owner, safe="")}
 
 
 def check_metadata(metadata: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from llm_gateway.uploads.objects import (
     DOWNLOAD_URL_TTL_S,
     MAX_AGE_S,
+    METADATA_PREFIX,
     RESULT_PREFIX,
     UPLOAD_PREFIX,
     ObjectMissing,
@@ -36,6 +37,7 @@ from llm_gateway.uploads.objects import (
     StoredAudio,
     check_metadata,
     owned_by,
+    upload_metadata,
 )
 
 LOG = logging.getLogger("llm_gateway.uploads")
@@ -64,8 +66,7 @@ class S3AudioObjects:
 
     def presign_put(self, object_id: str, size: int, content_type: str, *, filename: str,
                     owner: str) -> PresignedPut:
-        name, who = quote(filename, safe=""), quote(owner, safe="")
-        metadata = {"announced-bytes": str(size), "filename": name, "owner": who}
+        metadata = upload_metadata(size, filename, owner)
         check_metadata(metadata)
         once = {"IfNoneMatch": "*"} if self._write_once else {}
         url = self._call(
@@ -75,7 +76,7 @@ class S3AudioObjects:
             ExpiresIn=self._url_ttl_s,
         )
         headers = {"Content-Type": content_type, "Content-Length": str(size),
-                   "x-amz-meta-announced-bytes": str(size), "x-amz-meta-filename": name, "x-amz-meta-owner": who}
+                   **{METADATA_PREFIX + key: value for key, value in metadata.items()}}
         if once:
             headers["If-None-Match"] = "*"
         return PresignedPut(url, headers, int(self._wall()) + self._url_ttl_s)
